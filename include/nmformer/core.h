@@ -1,0 +1,67 @@
+/* nmformer core: status codes, error detail, aligned allocation, CPU features, threads. */
+#ifndef NMFORMER_CORE_H
+#define NMFORMER_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Every library function that can fail returns an nmf_status. On failure a one-line detail
+ * ("pos_embed: shape [1,50,64] expected [1,17,64]") is kept per thread: nmf_last_error(). */
+typedef enum {
+    NMF_OK = 0,
+    NMF_ERR_INVALID_ARG,  /* caller passed something that cannot be right */
+    NMF_ERR_NOMEM,        /* allocation failed or a size overflowed */
+    NMF_ERR_IO,           /* open/read/write/fsync/rename failed */
+    NMF_ERR_FORMAT,       /* a file is truncated, corrupt or malformed */
+    NMF_ERR_UNSUPPORTED,  /* well formed, but a version/dtype/feature we do not handle */
+    NMF_ERR_CHECKSUM,     /* CRC mismatch */
+    NMF_ERR_SHAPE,        /* tensor shapes disagree */
+    NMF_ERR_NOT_FOUND,    /* a named tensor/model/key is missing */
+    NMF_ERR_NUMERIC,      /* NaN/Inf where a finite value is required */
+    NMF_STATUS_COUNT
+} nmf_status;
+
+const char *nmf_strerror(nmf_status status);
+
+/* Records a detail message for this thread and returns `status` unchanged, so that
+ * `return nmf_error(NMF_ERR_FORMAT, "%s: truncated", path);` reads naturally. */
+nmf_status nmf_error(nmf_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Detail of the last failure on this thread ("" if none). */
+const char *nmf_last_error(void);
+void nmf_clear_error(void);
+
+/* 64-byte aligned allocation (zeroed). Returns NULL on failure or overflow of count*size. */
+void *nmf_alloc(size_t count, size_t size);
+void nmf_free(void *p);
+/* a*b without overflow; returns 0 and sets *out on success, 1 on overflow. */
+int nmf_mul_overflow(size_t a, size_t b, size_t *out);
+int nmf_add_overflow(size_t a, size_t b, size_t *out);
+
+/* Instruction sets we have kernels for. Chosen once from cpuid+xgetbv; NMF_ISA=scalar|avx2|avx512
+ * forces one (forcing an ISA the CPU lacks falls back to the best available, with a warning). */
+typedef enum { NMF_ISA_SCALAR = 0, NMF_ISA_AVX2, NMF_ISA_AVX512, NMF_ISA_COUNT } nmf_isa;
+nmf_isa nmf_cpu_best_isa(void);      /* what the hardware + OS support */
+nmf_isa nmf_active_isa(void);        /* what the kernels use (honours NMF_ISA, nmf_set_isa) */
+void nmf_set_isa(nmf_isa isa);       /* for tests; clamps to nmf_cpu_best_isa() */
+const char *nmf_isa_name(nmf_isa isa);
+
+/* Threads for our own OpenMP loops; NMF_THREADS sets the default (else all cores).
+ * OpenBLAS is kept single-threaded inside our parallel regions (no oversubscription). */
+void nmf_set_threads(int n);
+int nmf_get_threads(void);
+
+/* Monotonic wall clock in seconds. */
+double nmf_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,102 @@
+/* File formats: .nmf family container, safetensors, .npy, and atomic writes.
+ * Every reader treats its input as hostile: sizes, offsets, counts and overflow are checked
+ * before use, and failures return a status with a detail naming the problem. */
+#ifndef NMFORMER_IO_H
+#define NMFORMER_IO_H
+
+#include "nmformer/config.h"
+#include "nmformer/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- atomic writes: temp file in the same directory, fsync, rename, fsync dir ---- */
+typedef struct nmf_atomic_file nmf_atomic_file;
+nmf_status nmf_atomic_open(const char *path, nmf_atomic_file **out);
+nmf_status nmf_atomic_write(nmf_atomic_file *f, const void *data, size_t size);
+/* fsync + rename over path; frees f. */
+nmf_status nmf_atomic_commit(nmf_atomic_file *f);
+/* removes the temp file; frees f. */
+void nmf_atomic_abort(nmf_atomic_file *f);
+/* Whole file into memory (malloc'd); refuses files over max_size. */
+nmf_status nmf_read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
+
+/* ---- .npy (float32, C order; versions 1.0, 2.0 read; 1.0 written) ---- */
+typedef struct {
+    int ndim;
+    int64_t shape[NMF_MAX_DIMS];
+    size_t numel;
+    float *data; /* malloc'd via nmf_alloc */
+} nmf_array;
+nmf_status nmf_npy_read(const char *path, nmf_array *out);
+nmf_status nmf_npy_write(const char *path, const float *data, int ndim, const int64_t *shape);
+void nmf_array_free(nmf_array *a);
+
+/* ---- safetensors (F32/F16/BF16 read; written as dtype chosen) ---- */
+nmf_status nmf_safetensors_read(const char *path, nmf_tensor_set *out);
+/* As nmf_safetensors_read; when dtypes is not NULL, *dtypes (malloc'd, caller frees) receives
+ * the stored dtype of each tensor, in the order of out->items. */
+nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes);
+/* Writes every tensor dense (N:M tensors unpacked, zeros where pruned) plus all metadata. */
+nmf_status nmf_safetensors_write(const char *path, const nmf_tensor_set *s, nmf_dtype dtype);
+
+/* ---- .nmf family container (docs/FORMAT.md) ---- */
+#define NMF_FAMILY_MAX_MODELS 64
+
+typedef struct {
+    char name[32];          /* "dense", "4:8", "2:8", ... */
+    nmf_tensor_set tensors; /* every tensor of that model; N:M weights held as nm */
+} nmf_candidate;
+
+typedef struct {
+    nmf_vit_config config;
+    nmf_candidate *models;
+    size_t count;
+} nmf_family;
+
+void nmf_family_init(nmf_family *f);
+void nmf_family_free(nmf_family *f);
+/* Adds a candidate (tensors moved in; caller's set is re-initialised). Names must be unique. */
+nmf_status nmf_family_add(nmf_family *f, const char *name, nmf_tensor_set *tensors);
+nmf_candidate *nmf_family_find(const nmf_family *f, const char *name);
+
+typedef struct {
+    nmf_dtype value_dtype; /* dtype of stored values (dense tensors and N:M kept values) */
+} nmf_write_options;
+
+/* Tensors with identical dtype, shape, pattern and bytes across candidates are stored once. */
+nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_write_options *opt);
+nmf_status nmf_family_read(const char *path, nmf_family *out);
+
+/* Where each tensor of a family file is stored (for `nmformer info`): one entry per
+ * (model, tensor), in file order. Entries with the same payload index share one payload. */
+typedef struct {
+    size_t model, tensor;  /* indices into nmf_family.models[model].tensors.items[tensor] */
+    nmf_dtype dtype;       /* stored value dtype */
+    nmf_pattern pattern;   /* {0, 0} for a dense payload */
+    uint64_t offset, size; /* payload bytes, offset relative to the data section */
+    size_t payload;        /* index of the distinct payload (0..payloads-1) */
+} nmf_stored_tensor;
+typedef struct {
+    nmf_stored_tensor *items;
+    size_t count;
+    size_t payloads;     /* distinct payloads */
+    uint32_t version;
+    uint64_t file_size, data_offset, data_size, json_size;
+} nmf_family_layout;
+/* nmf_family_read plus the layout (layout may be NULL). */
+nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout);
+void nmf_family_layout_free(nmf_family_layout *layout);
+
+/* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
+ * names) or .safetensors (name must be NULL or "dense"); config from the file, or from
+ * *fallback_config when the file has none (fallback may be NULL). Tensors are checked against the
+ * config (nmf_vit_check_tensors). */
+nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_config *fallback_config,
+                          nmf_vit_config *config, nmf_tensor_set *tensors);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

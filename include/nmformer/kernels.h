@@ -1,0 +1,50 @@
+/* The engine: one API for N:M-sparse x dense and dense x dense products.
+ *
+ * Activations are token-major, as in PyTorch: x is [tokens][in], y is [tokens][out].
+ * A linear layer holds W [out][in] either dense (products go through CBLAS/OpenBLAS) or N:M
+ * (products go through our kernels, in the layout they want, built once by nmf_linear_create_nm).
+ * Every kernel has a scalar reference; the ISA is chosen at run time (nmf_active_isa()). */
+#ifndef NMFORMER_KERNELS_H
+#define NMFORMER_KERNELS_H
+
+#include "nmformer/nm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { NMF_ACT_NONE = 0, NMF_ACT_GELU, NMF_ACT_COUNT } nmf_activation;
+
+typedef struct nmf_linear nmf_linear; /* opaque */
+
+/* Dense W [out][in] (copied). */
+nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out, size_t in);
+/* N:M W, repacked into the kernels' layout (the nmf_nm_matrix is not kept). */
+nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *w);
+void nmf_linear_free(nmf_linear *lin);
+size_t nmf_linear_out(const nmf_linear *lin);
+size_t nmf_linear_in(const nmf_linear *lin);
+/* {0,0} for dense. */
+nmf_pattern nmf_linear_pattern(const nmf_linear *lin);
+/* Bytes of weight data the kernels read per product (values + position metadata). */
+size_t nmf_linear_weight_bytes(const nmf_linear *lin);
+
+/* y[t][o] = act( sum_i x[t][i] * W[o][i] + bias[o] )      bias may be NULL
+ * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). */
+nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
+                              size_t tokens, nmf_activation act);
+/* dx[t][i] = sum_o dy[t][o] * W[o][i]    (training: gradient w.r.t. the input)
+ * dx (tokens, in), dy (tokens, out). Overwrites dx. */
+nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
+                                     size_t tokens);
+
+/* Dense x dense, row-major: C = alpha * op(A) op(B) + beta * C, op(X) = X or X^T.
+ * op(A) is [M][K], op(B) is [K][N], C is [M][N]. Goes to cblas_sgemm. */
+void nmf_gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+              const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+              size_t ldc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

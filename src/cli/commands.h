@@ -1,0 +1,19 @@
+/* One function per subcommand, each in its own cmd_<name>.c. argv[0] is the subcommand name.
+ * Return the process exit status: 0 success, 1 failure (one clear line already on stderr),
+ * 2 usage error. */
+#ifndef NMF_CLI_COMMANDS_H
+#define NMF_CLI_COMMANDS_H
+
+int cmd_convert(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_sim(int argc, char **argv);
+
+/* Prints "nmformer <cmd>: <what>: <status text> (<detail>)" to stderr and returns 1. */
+int cli_fail(const char *cmd, const char *what, int status);
+
+#endif

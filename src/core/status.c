@@ -1,0 +1,39 @@
+#include "nmformer/core.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const status_names[] = {
+    [NMF_OK] = "ok",
+    [NMF_ERR_INVALID_ARG] = "invalid argument",
+    [NMF_ERR_NOMEM] = "out of memory",
+    [NMF_ERR_IO] = "I/O error",
+    [NMF_ERR_FORMAT] = "malformed or corrupt file",
+    [NMF_ERR_UNSUPPORTED] = "unsupported",
+    [NMF_ERR_CHECKSUM] = "checksum mismatch",
+    [NMF_ERR_SHAPE] = "shape mismatch",
+    [NMF_ERR_NOT_FOUND] = "not found",
+    [NMF_ERR_NUMERIC] = "non-finite value",
+};
+static_assert(sizeof(status_names) / sizeof(status_names[0]) == NMF_STATUS_COUNT,
+              "status_names must name every nmf_status");
+
+const char *nmf_strerror(nmf_status status) {
+    if ((unsigned)status >= NMF_STATUS_COUNT) return "unknown status";
+    return status_names[status];
+}
+
+static _Thread_local char last_error[512];
+
+nmf_status nmf_error(nmf_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *nmf_last_error(void) { return last_error; }
+void nmf_clear_error(void) { last_error[0] = '\0'; }

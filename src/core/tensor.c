@@ -1,0 +1,213 @@
+/* Named tensor sets and dtype conversions. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "nmformer/tensor.h"
+
+static const char *const dtype_names[] = {"F32", "F16", "BF16"};
+static const size_t dtype_sizes[] = {4, 2, 2};
+_Static_assert(sizeof(dtype_names) / sizeof(dtype_names[0]) == NMF_DTYPE_COUNT, "dtype_names");
+_Static_assert(sizeof(dtype_sizes) / sizeof(dtype_sizes[0]) == NMF_DTYPE_COUNT, "dtype_sizes");
+
+const char *nmf_dtype_name(nmf_dtype t) {
+    return (unsigned)t < NMF_DTYPE_COUNT ? dtype_names[t] : "?";
+}
+size_t nmf_dtype_size(nmf_dtype t) { return (unsigned)t < NMF_DTYPE_COUNT ? dtype_sizes[t] : 0; }
+
+nmf_status nmf_dtype_parse(const char *s, nmf_dtype *out) {
+    for (int i = 0; i < NMF_DTYPE_COUNT; i++)
+        if (s && strcasecmp(s, dtype_names[i]) == 0) {
+            *out = (nmf_dtype)i;
+            return NMF_OK;
+        }
+    return nmf_error(NMF_ERR_UNSUPPORTED, "dtype '%s' not supported (F32, F16, BF16)",
+                     s ? s : "(null)");
+}
+
+static uint32_t f32_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+static float bits_f32(uint32_t u) {
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+uint16_t nmf_f32_to_bf16(float x) {
+    uint32_t u = f32_bits(x);
+    if (isnan(x)) return (uint16_t)((u >> 16) | 0x40); /* keep it a (quiet) NaN */
+    u += 0x7fff + ((u >> 16) & 1);                      /* round to nearest even */
+    return (uint16_t)(u >> 16);
+}
+
+float nmf_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+
+uint16_t nmf_f32_to_f16(float x) {
+    uint32_t u = f32_bits(x), sign = (u >> 16) & 0x8000;
+    uint32_t exp = (u >> 23) & 0xff, mant = u & 0x7fffff;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0)); /* inf / NaN */
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00); /* overflow -> inf */
+    if (e <= 0) {                                  /* subnormal half or zero */
+        if (e < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        int shift = 14 - e;
+        uint32_t half = mant >> shift, rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* carry may reach inf: correct */
+    return (uint16_t)half;
+}
+
+float nmf_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    if (exp == 0x1f) return bits_f32(sign | 0x7f800000 | (mant << 13));
+    if (exp == 0) {
+        if (mant == 0) return bits_f32(sign);
+        float v = ldexpf((float)mant, -24); /* subnormal: mant * 2^-24 */
+        return sign ? -v : v;
+    }
+    return bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+void nmf_tensors_init(nmf_tensor_set *s) { memset(s, 0, sizeof *s); }
+
+void nmf_tensors_free(nmf_tensor_set *s) {
+    for (size_t i = 0; i < s->count; i++) {
+        free(s->items[i].name);
+        nmf_free(s->items[i].data);
+        if (s->items[i].nm) {
+            nmf_nm_free(s->items[i].nm);
+            free(s->items[i].nm);
+        }
+    }
+    for (size_t i = 0; i < s->meta_count; i++) {
+        free(s->meta[i].key);
+        free(s->meta[i].value);
+    }
+    free(s->items);
+    free(s->meta);
+    memset(s, 0, sizeof *s);
+}
+
+nmf_tensor *nmf_tensors_find(const nmf_tensor_set *s, const char *name) {
+    for (size_t i = 0; i < s->count; i++)
+        if (strcmp(s->items[i].name, name) == 0) return &s->items[i];
+    return NULL;
+}
+
+static nmf_status push_tensor(nmf_tensor_set *s, const char *name, nmf_tensor **out) {
+    if (nmf_tensors_find(s, name))
+        return nmf_error(NMF_ERR_INVALID_ARG, "duplicate tensor name '%s'", name);
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        nmf_tensor *items = realloc(s->items, cap * sizeof *items);
+        if (!items) return nmf_error(NMF_ERR_NOMEM, "tensor table");
+        s->items = items;
+        s->cap = cap;
+    }
+    nmf_tensor *t = &s->items[s->count];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    if (!t->name) return nmf_error(NMF_ERR_NOMEM, "tensor name");
+    s->count++;
+    *out = t;
+    return NMF_OK;
+}
+
+nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, int ndim,
+                                 const int64_t *shape, const float *data, nmf_tensor **out) {
+    if (ndim < 0 || ndim > NMF_MAX_DIMS)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: %d dimensions (at most %d)", name, ndim,
+                         NMF_MAX_DIMS);
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0 || nmf_mul_overflow(numel, (size_t)shape[i], &numel) ||
+            numel > ((size_t)1 << 40))
+            return nmf_error(NMF_ERR_FORMAT, "%s: shape too large or negative", name);
+    float *copy = nmf_alloc(numel, sizeof(float));
+    if (!copy) return nmf_error(NMF_ERR_NOMEM, "%s: %zu values", name, numel);
+    if (data) memcpy(copy, data, numel * sizeof(float));
+    nmf_tensor *t = NULL;
+    nmf_status st = push_tensor(s, name, &t);
+    if (st != NMF_OK) {
+        nmf_free(copy);
+        return st;
+    }
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = numel;
+    t->data = copy;
+    if (out) *out = t;
+    return NMF_OK;
+}
+
+nmf_status nmf_tensors_add_nm(nmf_tensor_set *s, const char *name, nmf_nm_matrix *nm,
+                              nmf_tensor **out) {
+    nmf_nm_matrix *owned = malloc(sizeof *owned);
+    if (!owned) return nmf_error(NMF_ERR_NOMEM, "%s", name);
+    nmf_tensor *t = NULL;
+    nmf_status st = push_tensor(s, name, &t);
+    if (st != NMF_OK) {
+        free(owned);
+        return st;
+    }
+    *owned = *nm;
+    memset(nm, 0, sizeof *nm);
+    t->ndim = 2;
+    t->shape[0] = (int64_t)owned->rows;
+    t->shape[1] = (int64_t)owned->cols;
+    t->numel = owned->rows * owned->cols;
+    t->nm = owned;
+    if (out) *out = t;
+    return NMF_OK;
+}
+
+nmf_status nmf_tensor_dense(const nmf_tensor *t, float *out) {
+    if (t->data) {
+        memcpy(out, t->data, t->numel * sizeof(float));
+        return NMF_OK;
+    }
+    if (t->nm) return nmf_nm_unpack(out, t->nm);
+    return nmf_error(NMF_ERR_INVALID_ARG, "%s: tensor has no data", t->name);
+}
+
+nmf_status nmf_tensors_set_meta(nmf_tensor_set *s, const char *key, const char *value) {
+    for (size_t i = 0; i < s->meta_count; i++)
+        if (strcmp(s->meta[i].key, key) == 0) {
+            char *v = strdup(value);
+            if (!v) return nmf_error(NMF_ERR_NOMEM, "metadata");
+            free(s->meta[i].value);
+            s->meta[i].value = v;
+            return NMF_OK;
+        }
+    if (s->meta_count == s->meta_cap) {
+        size_t cap = s->meta_cap ? 2 * s->meta_cap : 8;
+        nmf_meta *meta = realloc(s->meta, cap * sizeof *meta);
+        if (!meta) return nmf_error(NMF_ERR_NOMEM, "metadata");
+        s->meta = meta;
+        s->meta_cap = cap;
+    }
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return nmf_error(NMF_ERR_NOMEM, "metadata");
+    }
+    s->meta[s->meta_count].key = k;
+    s->meta[s->meta_count].value = v;
+    s->meta_count++;
+    return NMF_OK;
+}
+
+const char *nmf_tensors_get_meta(const nmf_tensor_set *s, const char *key) {
+    for (size_t i = 0; i < s->meta_count; i++)
+        if (strcmp(s->meta[i].key, key) == 0) return s->meta[i].value;
+    return NULL;
+}
