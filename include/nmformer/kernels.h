@@ -29,6 +29,10 @@ nmf_pattern nmf_linear_pattern(const nmf_linear *lin);
 /* Bytes of weight data the kernels read per product (values + position metadata). */
 size_t nmf_linear_weight_bytes(const nmf_linear *lin);
 
+/* What runs this layer's products now: "openblas" for dense, else the N:M kernel set of the
+ * active ISA ("avx512", "avx2", "scalar"). */
+const char *nmf_linear_kernel_name(const nmf_linear *lin);
+
 /* y[t][o] = act( sum_i x[t][i] * W[o][i] + bias[o] )      bias may be NULL
  * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). */
 nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
@@ -37,6 +41,10 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
  * dx (tokens, in), dy (tokens, out). Overwrites dx. */
 nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
                                      size_t tokens);
+
+/* Makes OpenBLAS single-threaded (once per process): nmf_gemm and the layers thread with our
+ * own OpenMP instead, so nothing oversubscribes the cores. nmf_gemm calls it itself. */
+void nmf_blas_init(void);
 
 /* Dense x dense, row-major: C = alpha * op(A) op(B) + beta * C, op(X) = X or X^T.
  * op(A) is [M][K], op(B) is [K][N], C is [M][N]. Goes to cblas_sgemm. */

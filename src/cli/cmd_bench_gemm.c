@@ -1,9 +1,320 @@
-/* Placeholder until bench gemm lands: fails loudly rather than pretending. */
+/* nmformer bench gemm: N:M and dense linear products against OpenBLAS sgemm on the same shape,
+ * measured in the same run. Each cell is timed for about --time seconds (at least 3 reps, or
+ * exactly --reps); the median is reported. */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "nmformer/kernels.h"
+
+#define MAX_LIST 32
+#define MAX_REPS 10000
+
+typedef struct {
+    size_t out[MAX_LIST], in[MAX_LIST];
+    int nshapes;
+    size_t tokens[MAX_LIST];
+    int ntokens;
+    nmf_pattern pats[MAX_LIST]; /* {0,0} = dense */
+    int npats;
+    int threads, reps, json;
+    double target_s;
+} options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: nmformer bench gemm [--json] [--threads T] [--reps R] [--time S] [--quick]\n"
+            "                           [--shapes OUTxIN,...] [--tokens T,...] [--patterns P,...]\n"
+            "Times y = x W^T for W dense (through OpenBLAS) and N:M (our kernels) against\n"
+            "OpenBLAS cblas_sgemm on the same shape, in the same run.\n"
+            "  --shapes    out x in of W   (default 768x768,3072x768,768x3072,384x384,\n"
+            "              1536x384,384x1536,4096x4096)\n"
+            "  --tokens    rows of x       (default 1,16,128,512)\n"
+            "  --patterns  dense and/or N:M (default dense,2:4,1:4,4:8,2:8,1:8,1:16)\n"
+            "  --threads   threads for ours and for the baseline (default: NMF_THREADS or all\n"
+            "              cores); the baseline runs single-threaded OpenBLAS sgemm slabs on them\n"
+            "  --reps      fixed repetitions per cell (default: adaptive, ~--time s, >= 3)\n"
+            "  --time      seconds per cell when adaptive (default 0.2)\n"
+            "  --quick     a small sweep for smoke tests (384x384,768x768; 1,16; dense,2:4,1:8)\n"
+            "  --json      print a JSON array (keys out, in, tokens, pattern, threads, kernel, ms,\n"
+            "              gflops_dense_equiv, gflops_useful, blas_ms, speedup_vs_blas,\n"
+            "              weight_bytes, bytes_ratio; speedup_vs_dense when dense is listed first)\n"
+            "  bytes ratio = dense f32 weight bytes / bytes our kernel reads (values + positions)\n"
+            "Kernels follow NMF_ISA=scalar|avx2|avx512 (default: the best this CPU has).\n");
+}
+
+static int parse_size(const char *s, size_t *v) {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || end == s || *end || x == 0 || x > (1ull << 20) || s[0] == '-') return 0;
+    *v = (size_t)x;
+    return 1;
+}
+
+/* Splits a comma list in place, calling item() on each part; 0 on the first failure. */
+static int parse_list(char *text, int (*item)(const char *, options *), options *o) {
+    for (char *save = NULL, *p = strtok_r(text, ",", &save); p; p = strtok_r(NULL, ",", &save))
+        if (!item(p, o)) return 0;
+    return 1;
+}
+
+static int add_shape(const char *s, options *o) {
+    char buf[64];
+    if (o->nshapes >= MAX_LIST || strlen(s) >= sizeof buf) return 0;
+    strcpy(buf, s);
+    char *x = strchr(buf, 'x');
+    if (!x) return 0;
+    *x = 0;
+    if (!parse_size(buf, &o->out[o->nshapes]) || !parse_size(x + 1, &o->in[o->nshapes])) return 0;
+    o->nshapes++;
+    return 1;
+}
+
+static int add_tokens(const char *s, options *o) {
+    return o->ntokens < MAX_LIST && parse_size(s, &o->tokens[o->ntokens++]);
+}
+
+static int add_pattern(const char *s, options *o) {
+    if (o->npats >= MAX_LIST) return 0;
+    if (!strcmp(s, "dense")) {
+        o->pats[o->npats++] = (nmf_pattern){0, 0};
+        return 1;
+    }
+    return nmf_pattern_parse(s, &o->pats[o->npats++]) == NMF_OK;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median seconds of one call of fn(ctx). */
+typedef void (*bench_fn)(void *ctx);
+static double time_median(bench_fn fn, void *ctx, const options *o, double *samples) {
+    fn(ctx); /* warm up: caches, page faults, thread team */
+    double t0 = nmf_now();
+    fn(ctx);
+    double one = nmf_now() - t0;
+    int reps = o->reps;
+    if (reps <= 0) {
+        reps = one > 0 ? (int)(o->target_s / one) : MAX_REPS;
+        if (reps < 3) reps = 3;
+        if (reps > MAX_REPS) reps = MAX_REPS;
+    }
+    for (int r = 0; r < reps; r++) {
+        double s = nmf_now();
+        fn(ctx);
+        samples[r] = nmf_now() - s;
+    }
+    qsort(samples, (size_t)reps, sizeof *samples, cmp_double);
+    return reps % 2 ? samples[reps / 2] : 0.5 * (samples[reps / 2 - 1] + samples[reps / 2]);
+}
+
+typedef struct {
+    const float *x, *w;
+    float *y;
+    size_t out, in, tokens;
+    const nmf_linear *lin;
+} cell;
+
+/* The baseline: OpenBLAS cblas_sgemm on y = x W^T. With one thread it is called directly; with
+ * more, nmf_gemm splits it into single-threaded sgemm slabs on our OpenMP team (OpenBLAS's own
+ * thread pool next to ours spins and oversubscribes the cores). */
+static void run_blas(void *p) {
+    cell *c = p;
+    if (nmf_get_threads() == 1)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->tokens, (int)c->out,
+                    (int)c->in, 1.0f, c->x, (int)c->in, c->w, (int)c->in, 0.0f, c->y,
+                    (int)c->out);
+    else
+        nmf_gemm(0, 1, c->tokens, c->out, c->in, 1.0f, c->x, c->in, c->w, c->in, 0.0f, c->y,
+                 c->out);
+}
+
+static void run_linear(void *p) {
+    cell *c = p;
+    (void)nmf_linear_forward(c->y, c->x, c->lin, NULL, c->tokens, NMF_ACT_NONE);
+}
 
 int bench_gemm(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nmformer bench gemm: not implemented yet\n");
-    return 1;
+    static options o; /* large arrays: not on the stack */
+    memset(&o, 0, sizeof o);
+    o.target_s = 0.2;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char tmp[1024];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            o.json = 1;
+        } else if (!strcmp(a, "--quick")) {
+            quick = 1;
+        } else if (!v) {
+            fprintf(stderr, "nmformer bench gemm: %s needs a value (or unknown option)\n", a);
+            return 2;
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "--reps")) {
+            size_t n;
+            const size_t limit = a[2] == 't' ? 1024 : MAX_REPS;
+            if (!parse_size(v, &n) || n > limit) {
+                fprintf(stderr, "nmformer bench gemm: %s %s: expected an integer in 1..%zu\n", a,
+                        v, limit);
+                return 2;
+            }
+            if (a[2] == 't') o.threads = (int)n; else o.reps = (int)n;
+            i++;
+        } else if (!strcmp(a, "--time")) {
+            char *end;
+            o.target_s = strtod(v, &end);
+            if (*end || !(o.target_s > 0 && o.target_s <= 60)) {
+                fprintf(stderr, "nmformer bench gemm: --time %s: expected seconds in (0, 60]\n", v);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--shapes") || !strcmp(a, "--tokens") || !strcmp(a, "--patterns")) {
+            if (strlen(v) >= sizeof tmp) {
+                fprintf(stderr, "nmformer bench gemm: %s: list too long\n", a);
+                return 2;
+            }
+            strcpy(tmp, v);
+            int ok = a[2] == 's'   ? parse_list(tmp, add_shape, &o)
+                     : a[2] == 't' ? parse_list(tmp, add_tokens, &o)
+                                   : parse_list(tmp, add_pattern, &o);
+            if (!ok) {
+                fprintf(stderr, "nmformer bench gemm: %s %s: bad list (e.g. %s)\n", a, v,
+                        a[2] == 's' ? "768x768,3072x768" : a[2] == 't' ? "1,16,128" : "dense,2:4,1:8");
+                return 2;
+            }
+            i++;
+        } else {
+            fprintf(stderr, "nmformer bench gemm: unknown option %s (see --help)\n", a);
+            return 2;
+        }
+    }
+    char defaults[3][128];
+    strcpy(defaults[0], quick ? "384x384,768x768"
+                              : "768x768,3072x768,768x3072,384x384,1536x384,384x1536,4096x4096");
+    strcpy(defaults[1], quick ? "1,16" : "1,16,128,512");
+    strcpy(defaults[2], quick ? "dense,2:4,1:8" : "dense,2:4,1:4,4:8,2:8,1:8,1:16");
+    if (!o.nshapes) parse_list(defaults[0], add_shape, &o);
+    if (!o.ntokens) parse_list(defaults[1], add_tokens, &o);
+    if (!o.npats) parse_list(defaults[2], add_pattern, &o);
+    if (quick && o.reps == 0 && o.target_s == 0.2) o.target_s = 0.02;
+    if (o.threads) nmf_set_threads(o.threads);
+    const int threads = nmf_get_threads();
+    nmf_blas_init();
+
+    double *samples = malloc(MAX_REPS * sizeof *samples);
+    cJSON *arr = o.json ? cJSON_CreateArray() : NULL;
+    if (!samples || (o.json && !arr)) {
+        free(samples);
+        fprintf(stderr, "nmformer bench gemm: out of memory\n");
+        return 1;
+    }
+    if (!o.json)
+        printf("kernels: %s, threads: %d, baseline: OpenBLAS sgemm on %d thread(s)\n"
+               "%6s %6s %6s %-7s %-8s %10s %10s %10s %9s %9s %8s\n",
+               nmf_isa_name(nmf_active_isa()), threads, threads, "out", "in", "tokens",
+               "pattern", "kernel", "ms", "GFLOP/s", "useful", "vs BLAS", "vs dense", "bytes x");
+    int rc = 0;
+    unsigned long long seed = 0x2545F4914F6CDD1Dull;
+    for (int si = 0; si < o.nshapes && !rc; si++) {
+        const size_t out = o.out[si], in = o.in[si];
+        size_t maxT = 0;
+        for (int ti = 0; ti < o.ntokens; ti++) maxT = o.tokens[ti] > maxT ? o.tokens[ti] : maxT;
+        float *w = nmf_alloc(out * in, sizeof(float)), *x = nmf_alloc(maxT * in, sizeof(float));
+        float *y = nmf_alloc(maxT * out, sizeof(float));
+        if (!w || !x || !y) {
+            rc = cli_fail("bench gemm", "allocating the operands", NMF_ERR_NOMEM);
+        } else {
+            for (size_t i = 0; i < out * in; i++) { /* uniform [-1, 1): xorshift */
+                seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+                w[i] = (float)((seed >> 40) * (1.0 / 8388608.0)) - 1.0f;
+            }
+            for (size_t i = 0; i < maxT * in; i++) x[i] = w[(i * 7919) % (out * in)];
+        }
+        /* one linear per pattern, built once per shape */
+        nmf_linear *lins[MAX_LIST] = {0};
+        for (int pi = 0; pi < o.npats && !rc; pi++) {
+            nmf_status st;
+            if (o.pats[pi].n == 0) {
+                st = nmf_linear_create_dense(&lins[pi], w, out, in);
+            } else {
+                nmf_nm_matrix a;
+                st = nmf_nm_pack(&a, w, out, in, o.pats[pi], 1);
+                if (st == NMF_OK) {
+                    st = nmf_linear_create_nm(&lins[pi], &a);
+                    nmf_nm_free(&a);
+                }
+            }
+            if (st != NMF_OK) rc = cli_fail("bench gemm", "building the weight", st);
+        }
+        for (int ti = 0; ti < o.ntokens && !rc; ti++) {
+            cell c = {.x = x, .w = w, .y = y, .out = out, .in = in, .tokens = o.tokens[ti]};
+            const double blas_s = time_median(run_blas, &c, &o, samples);
+            double dense_s = 0; /* our dense row (sgemv at 1 token), when it is in the list */
+            const double dense_flop = 2.0 * (double)out * (double)in * (double)c.tokens;
+            for (int pi = 0; pi < o.npats; pi++) {
+                c.lin = lins[pi];
+                const double s = time_median(run_linear, &c, &o, samples);
+                const nmf_pattern p = o.pats[pi];
+                if (p.n == 0) dense_s = s;
+                const double density = p.n ? (double)p.n / p.m : 1.0;
+                char name[16];
+                if (p.n) nmf_pattern_format(p, name, sizeof name); else strcpy(name, "dense");
+                const size_t wb = nmf_linear_weight_bytes(c.lin);
+                const double ratio = (double)(out * in * sizeof(float)) / (double)wb;
+                if (o.json) {
+                    cJSON *e = cJSON_CreateObject();
+                    cJSON_AddNumberToObject(e, "out", (double)out);
+                    cJSON_AddNumberToObject(e, "in", (double)in);
+                    cJSON_AddNumberToObject(e, "tokens", (double)c.tokens);
+                    cJSON_AddStringToObject(e, "pattern", name);
+                    cJSON_AddNumberToObject(e, "threads", threads);
+                    cJSON_AddStringToObject(e, "kernel", nmf_linear_kernel_name(c.lin));
+                    cJSON_AddNumberToObject(e, "ms", s * 1e3);
+                    cJSON_AddNumberToObject(e, "gflops_dense_equiv", dense_flop / s * 1e-9);
+                    cJSON_AddNumberToObject(e, "gflops_useful", density * dense_flop / s * 1e-9);
+                    cJSON_AddNumberToObject(e, "blas_ms", blas_s * 1e3);
+                    cJSON_AddNumberToObject(e, "speedup_vs_blas", blas_s / s);
+                    if (dense_s > 0) cJSON_AddNumberToObject(e, "speedup_vs_dense", dense_s / s);
+                    cJSON_AddNumberToObject(e, "weight_bytes", (double)wb);
+                    cJSON_AddNumberToObject(e, "bytes_ratio", ratio);
+                    cJSON_AddItemToArray(arr, e);
+                } else {
+                    char vs_dense[16] = "-";
+                    if (dense_s > 0) snprintf(vs_dense, sizeof vs_dense, "%.2fx", dense_s / s);
+                    printf("%6zu %6zu %6zu %-7s %-8s %10.4f %10.1f %10.1f %8.2fx %9s %7.2fx\n",
+                           out, in, c.tokens, name, nmf_linear_kernel_name(c.lin), s * 1e3,
+                           dense_flop / s * 1e-9, density * dense_flop / s * 1e-9, blas_s / s,
+                           vs_dense, ratio);
+                    fflush(stdout);
+                }
+            }
+        }
+        for (int pi = 0; pi < o.npats; pi++) nmf_linear_free(lins[pi]);
+        nmf_free(w);
+        nmf_free(x);
+        nmf_free(y);
+    }
+    if (o.json && !rc) {
+        char *text = cJSON_Print(arr);
+        if (!text) {
+            rc = 1;
+            fprintf(stderr, "nmformer bench gemm: out of memory\n");
+        } else {
+            printf("%s\n", text);
+            cJSON_free(text);
+        }
+    }
+    cJSON_Delete(arr);
+    free(samples);
+    return rc;
 }

@@ -1,9 +1,409 @@
-/* Placeholder until bench model lands: fails loudly rather than pretending. */
+/* nmformer bench model MODEL | --shape NAME --pattern LIST   [--json] [options]
+ *
+ * For every candidate: median wall time of one forward pass for each (threads, batch), hence
+ * latency per image and images/s, plus the peak resident memory and the file size. Each candidate
+ * runs in its own forked child so that its peak RSS (getrusage) is its own and not the maximum
+ * over everything measured before it; the parent does no OpenMP work before forking. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/model_cli.h"
+#include "nmformer/io.h"
+#include "nmformer/model.h"
+
+static const char usage_text[] =
+    "usage: nmformer bench model MODEL [options]\n"
+    "       nmformer bench model --shape deit-tiny|deit-small|deit-base [--pattern LIST] [options]\n"
+    "  Latency and throughput of every candidate of a model file (or of the listed candidates),\n"
+    "  or of randomly initialised DeiT shapes (224x224x3, patch 16, 197 tokens).\n"
+    "  --model LIST      candidates of a family file to run (default: all)\n"
+    "  --pattern LIST    with --shape: dense and/or N:M patterns (default dense,2:8,1:8)\n"
+    "  --threads LIST    thread counts (default 1,2)\n"
+    "  --batch LIST      batch sizes (default 1,32)\n"
+    "  --reps N          timed forward passes per setting, median reported (default 5)\n"
+    "  --quick           smoke test: --reps 1 --batch 1,2 --threads 1 unless given\n"
+    "  --json            JSON array, one object per (candidate, threads, batch) with model,\n"
+    "                    candidate, threads, batch, latency_ms (one forward pass), ms_per_image,\n"
+    "                    images_per_s, peak_rss_mb, file_mb, weight_mb\n"
+    CLI_CONFIG_FLAGS_HELP;
+
+#define MAX_LIST 16
+#define MAX_CANDIDATES 64
+
+typedef struct {
+    char candidate[32];
+    int threads, batch;
+    double latency_ms, ms_per_image, images_per_s, peak_rss_mb, weight_mb;
+} bench_row;
+
+typedef struct {
+    const char *model_path, *shape;
+    int threads[MAX_LIST], nthreads;
+    int batch[MAX_LIST], nbatch;
+    int reps;
+    cli_config_flags flags; /* config for safetensors files without one */
+} bench_opts;
+
+static int parse_int_list(const char *text, int *out, int *count, long hi) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", text);
+    *count = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long v;
+        if (*count >= MAX_LIST || model_cli_int(tok, 1, hi, &v)) return 1;
+        out[(*count)++] = (int)v;
+    }
+    return *count == 0;
+}
+
+static int split_names(const char *text, char names[][32], int *count) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", text);
+    *count = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*count >= MAX_CANDIDATES || strlen(tok) >= 32) return 1;
+        snprintf(names[(*count)++], 32, "%s", tok);
+    }
+    return *count == 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int full_write(int fd, const void *data, size_t size) {
+    const char *p = data;
+    while (size) {
+        ssize_t w = write(fd, p, size);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return 1;
+        p += w;
+        size -= (size_t)w;
+    }
+    return 0;
+}
+
+static size_t full_read(int fd, void *data, size_t size) {
+    char *p = data;
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, p + got, size - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+/* Child: build one candidate, measure every (threads, batch), send rows, exit. */
+static int child_measure(const bench_opts *o, const char *candidate, int fd) {
+    nmf_vit *m = NULL;
+    nmf_status st;
+    if (o->shape) {
+        nmf_vit_config c;
+        nmf_pattern p = {0, 0};
+        st = nmf_vit_shape_config(o->shape, &c);
+        if (st == NMF_OK && strcmp(candidate, "dense")) st = nmf_pattern_parse(candidate, &p);
+        if (st == NMF_OK) st = nmf_vit_create_random(&m, &c, p, 42);
+    } else {
+        st = model_cli_load(&m, o->model_path, strcmp(candidate, "-") ? candidate : NULL,
+                            &o->flags);
+    }
+    if (st) return cli_fail("bench model", o->shape ? o->shape : o->model_path, st);
+    const nmf_vit_config *c = nmf_vit_get_config(m);
+    size_t per_image = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
+    int max_batch = 1;
+    for (int i = 0; i < o->nbatch; i++) max_batch = o->batch[i] > max_batch ? o->batch[i] : max_batch;
+    float *x = malloc((size_t)max_batch * per_image * sizeof(float));
+    float *logits = malloc((size_t)max_batch * (size_t)c->num_classes * sizeof(float));
+    double *times = malloc((size_t)o->reps * sizeof(double));
+    bench_row rows[MAX_LIST * MAX_LIST];
+    int nrows = 0;
+    if (!x || !logits || !times) st = nmf_error(NMF_ERR_NOMEM, "benchmark buffers");
+    uint64_t s = 12345;
+    for (size_t i = 0; x && i < (size_t)max_batch * per_image; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(s >> 40) / (double)(1ull << 24) * 4.0 - 2.0);
+    }
+    for (int ti = 0; st == NMF_OK && ti < o->nthreads; ti++) {
+        nmf_set_threads(o->threads[ti]);
+        for (int bi = 0; st == NMF_OK && bi < o->nbatch; bi++) {
+            size_t B = (size_t)o->batch[bi];
+            st = nmf_vit_forward(m, logits, x, B); /* warm-up: arena, caches, thread pool */
+            for (int r = 0; st == NMF_OK && r < o->reps; r++) {
+                double t0 = nmf_now();
+                st = nmf_vit_forward(m, logits, x, B);
+                times[r] = nmf_now() - t0;
+            }
+            if (st) break;
+            qsort(times, (size_t)o->reps, sizeof(double), cmp_double);
+            double med = o->reps % 2 ? times[o->reps / 2]
+                                     : 0.5 * (times[o->reps / 2 - 1] + times[o->reps / 2]);
+            bench_row *row = &rows[nrows++];
+            memset(row, 0, sizeof *row);
+            snprintf(row->candidate, sizeof row->candidate, "%s", candidate);
+            row->threads = o->threads[ti];
+            row->batch = (int)B;
+            row->latency_ms = 1e3 * med;
+            row->ms_per_image = 1e3 * med / (double)B;
+            row->images_per_s = (double)B / med;
+            row->weight_mb = (double)nmf_vit_weight_bytes(m) / (1024.0 * 1024.0);
+        }
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    for (int i = 0; i < nrows; i++) rows[i].peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
+    free(x);
+    free(logits);
+    free(times);
+    nmf_vit_free(m);
+    if (st) return cli_fail("bench model", candidate, st);
+    if (full_write(fd, &nrows, sizeof nrows) || full_write(fd, rows, (size_t)nrows * sizeof rows[0])) {
+        fprintf(stderr, "nmformer bench model: cannot send results to the parent process\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* Runs fn(o, candidate, fd) in a child; appends what it sends to rows. */
+static int run_child(const bench_opts *o, const char *candidate, bench_row *rows, int *nrows,
+                     int cap) {
+    int fds[2];
+    if (pipe(fds)) {
+        fprintf(stderr, "nmformer bench model: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "nmformer bench model: fork: %s\n", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return 1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        int rc = child_measure(o, candidate, fds[1]);
+        close(fds[1]);
+        fflush(NULL);
+        _exit(rc);
+    }
+    close(fds[1]);
+    int n = 0, failed = 0;
+    if (full_read(fds[0], &n, sizeof n) != sizeof n || n < 0 || *nrows + n > cap) failed = 1;
+    if (!failed && full_read(fds[0], rows + *nrows, (size_t)n * sizeof rows[0]) !=
+                       (size_t)n * sizeof rows[0])
+        failed = 1;
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFSIGNALED(status))
+            fprintf(stderr, "nmformer bench model: %s: killed by signal %d\n", candidate,
+                    WTERMSIG(status));
+        return 1;
+    }
+    if (failed) {
+        fprintf(stderr, "nmformer bench model: %s: no results from the measuring process\n", candidate);
+        return 1;
+    }
+    *nrows += n;
+    return 0;
+}
+
+/* Candidate names of a family file, read in a child (the parent stays small and OpenMP-free). */
+static int list_candidates(const char *path, char names[][32], int *count) {
+    int fds[2];
+    if (pipe(fds)) return 1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return 1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        nmf_family f;
+        nmf_family_init(&f);
+        nmf_status st = nmf_family_read(path, &f);
+        int rc = 0;
+        if (st) rc = cli_fail("bench model", path, st);
+        else {
+            int n = (int)(f.count < MAX_CANDIDATES ? f.count : MAX_CANDIDATES);
+            rc = full_write(fds[1], &n, sizeof n);
+            for (int i = 0; !rc && i < n; i++) rc = full_write(fds[1], f.models[i].name, 32);
+        }
+        nmf_family_free(&f);
+        close(fds[1]);
+        _exit(rc);
+    }
+    close(fds[1]);
+    int n = 0, bad = full_read(fds[0], &n, sizeof n) != sizeof n || n < 0 || n > MAX_CANDIDATES;
+    for (int i = 0; !bad && i < n; i++) {
+        bad = full_read(fds[0], names[i], 32) != 32;
+        names[i][31] = '\0';
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (bad || !WIFEXITED(status) || WEXITSTATUS(status)) return 1;
+    *count = n;
+    return 0;
+}
+
+static void print_rows(const bench_opts *o, const bench_row *rows, int n, int json, double file_mb) {
+    const char *label = o->shape ? o->shape : o->model_path;
+    if (!o->shape && strrchr(label, '/')) label = strrchr(label, '/') + 1;
+    if (json) {
+        printf("[\n");
+        for (int i = 0; i < n; i++) {
+            const bench_row *r = &rows[i];
+            char model[512];
+            snprintf(model, sizeof model, "%s/%s", label, r->candidate);
+            printf("  {\"framework\": \"nmformer\", \"model\": ");
+            model_cli_json_string(stdout, model);
+            printf(", \"candidate\": ");
+            model_cli_json_string(stdout, r->candidate);
+            printf(", \"threads\": %d, \"batch\": %d, \"latency_ms\": %.4f, \"ms_per_image\": %.4f, "
+                   "\"images_per_s\": %.3f, \"peak_rss_mb\": %.1f, ",
+                   r->threads, r->batch, r->latency_ms, r->ms_per_image, r->images_per_s,
+                   r->peak_rss_mb);
+            if (file_mb >= 0) printf("\"file_mb\": %.3f, ", file_mb);
+            else printf("\"file_mb\": null, ");
+            printf("\"weight_mb\": %.3f, \"isa\": \"%s\"}%s\n", r->weight_mb,
+                   nmf_isa_name(nmf_active_isa()), i + 1 < n ? "," : "");
+        }
+        printf("]\n");
+        return;
+    }
+    printf("%-28s %7s %5s %12s %12s %10s %11s %9s %9s\n", "model", "threads", "batch",
+           "latency_ms", "ms/image", "images/s", "peak_rss_mb", "file_mb", "weight_mb");
+    for (int i = 0; i < n; i++) {
+        const bench_row *r = &rows[i];
+        char model[512], file[32];
+        snprintf(model, sizeof model, "%s/%s", label, r->candidate);
+        if (file_mb >= 0) snprintf(file, sizeof file, "%.2f", file_mb);
+        else snprintf(file, sizeof file, "-");
+        printf("%-28s %7d %5d %12.3f %12.3f %10.2f %11.1f %9s %9.2f\n", model, r->threads, r->batch,
+               r->latency_ms, r->ms_per_image, r->images_per_s, r->peak_rss_mb, file, r->weight_mb);
+    }
+}
 
 int bench_model(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nmformer bench model: not implemented yet\n");
-    return 1;
+    bench_opts o;
+    memset(&o, 0, sizeof o);
+    const char *patterns = NULL, *models = NULL, *threads = NULL, *batches = NULL;
+    int json = 0, quick = 0;
+    long reps = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int took = cli_take_config_flag("bench model", argc, argv, &i, &o.flags);
+        if (took < 0) return 2;
+        if (took) continue;
+        int has_value = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--quick")) quick = 1;
+        else if (!strcmp(a, "--shape") && has_value) o.shape = argv[++i];
+        else if (!strcmp(a, "--pattern") && has_value) patterns = argv[++i];
+        else if (!strcmp(a, "--model") && has_value) models = argv[++i];
+        else if (!strcmp(a, "--threads") && has_value) threads = argv[++i];
+        else if (!strcmp(a, "--batch") && has_value) batches = argv[++i];
+        else if (!strcmp(a, "--reps") && has_value) {
+            if (model_cli_int(argv[++i], 1, 100000, &reps)) {
+                fprintf(stderr, "nmformer bench model: --reps wants an integer >= 1, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "nmformer bench model: unknown or incomplete option '%s' (see --help)\n", a);
+            return 2;
+        } else if (!o.model_path) o.model_path = a;
+        else {
+            fprintf(stderr, "nmformer bench model: unexpected argument '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!!o.model_path == !!o.shape) {
+        fprintf(stderr, "nmformer bench model: give either MODEL or --shape NAME (see --help)\n");
+        return 2;
+    }
+    if (o.shape) {
+        nmf_vit_config c;
+        nmf_status st = nmf_vit_shape_config(o.shape, &c);
+        if (st) return cli_fail("bench model", "--shape", st);
+        if (models) {
+            fprintf(stderr, "nmformer bench model: --model is for files; use --pattern with --shape\n");
+            return 2;
+        }
+    } else if (patterns) {
+        fprintf(stderr, "nmformer bench model: --pattern is for --shape; use --model with a file\n");
+        return 2;
+    }
+    if (parse_int_list(threads ? threads : quick ? "1" : "1,2", o.threads, &o.nthreads, 4096)) {
+        fprintf(stderr, "nmformer bench model: --threads wants a list like 1,2 (at most %d)\n", MAX_LIST);
+        return 2;
+    }
+    if (parse_int_list(batches ? batches : quick ? "1,2" : "1,32", o.batch, &o.nbatch, 4096)) {
+        fprintf(stderr, "nmformer bench model: --batch wants a list like 1,32 (at most %d)\n", MAX_LIST);
+        return 2;
+    }
+    o.reps = reps ? (int)reps : quick ? 1 : 5;
+
+    static char names[MAX_CANDIDATES][32];
+    int count = 0;
+    double file_mb = -1.0;
+    if (o.shape) {
+        if (split_names(patterns ? patterns : "dense,2:8,1:8", names, &count)) {
+            fprintf(stderr, "nmformer bench model: --pattern wants a list like dense,2:8,1:8\n");
+            return 2;
+        }
+        for (int i = 0; i < count; i++) {
+            nmf_pattern p;
+            if (strcmp(names[i], "dense") && nmf_pattern_parse(names[i], &p))
+                return cli_fail("bench model", "--pattern", NMF_ERR_INVALID_ARG);
+        }
+    } else {
+        struct stat sb;
+        if (stat(o.model_path, &sb)) {
+            fprintf(stderr, "nmformer bench model: %s: %s\n", o.model_path, strerror(errno));
+            return 1;
+        }
+        file_mb = (double)sb.st_size / (1024.0 * 1024.0);
+        size_t len = strlen(o.model_path);
+        int family = len > 4 && !strcmp(o.model_path + len - 4, ".nmf");
+        if (models) {
+            if (split_names(models, names, &count)) {
+                fprintf(stderr, "nmformer bench model: --model wants a list like dense,2:8\n");
+                return 2;
+            }
+        } else if (family) {
+            if (list_candidates(o.model_path, names, &count)) return 1;
+        } else {
+            snprintf(names[0], 32, "-"); /* the file's only model */
+            count = 1;
+        }
+    }
+    bench_row *rows = calloc((size_t)MAX_CANDIDATES * MAX_LIST * MAX_LIST, sizeof *rows);
+    if (!rows) return cli_fail("bench model", "results", nmf_error(NMF_ERR_NOMEM, "rows"));
+    int nrows = 0, rc = 0;
+    for (int i = 0; i < count && rc == 0; i++)
+        rc = run_child(&o, names[i], rows, &nrows, MAX_CANDIDATES * MAX_LIST * MAX_LIST);
+    if (rc == 0) {
+        for (int i = 0; i < nrows; i++)
+            if (!strcmp(rows[i].candidate, "-")) snprintf(rows[i].candidate, 32, "dense");
+        print_rows(&o, rows, nrows, json, file_mb);
+    }
+    free(rows);
+    return rc;
 }

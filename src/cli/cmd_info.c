@@ -1,11 +1,288 @@
-/* Placeholder until the info command lands: fails loudly rather than pretending. */
+/* nmformer info: what a model file holds and what it costs. Per model and per tensor: shape,
+ * pattern, stored dtype, index-code bits per group, bytes stored vs dense f32; totals; and, for a
+ * family, which payloads the candidates share and the bytes that sharing saves. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 
+static void usage(FILE *out) {
+    fprintf(out, "usage: nmformer info FILE [--json]\n"
+                 "\n"
+                 "Describes a .nmf family or a .safetensors model: per model and per tensor the\n"
+                 "shape, N:M pattern, stored dtype, index-code bits per group and bytes stored vs\n"
+                 "dense f32; totals; tensors shared between candidates and the bytes saved.\n"
+                 "\n"
+                 "options:\n"
+                 "  --json   machine-readable output on stdout\n"
+                 "  --help   this text\n");
+}
+
+/* One row of the report, whatever the file kind. */
+typedef struct {
+    size_t model;
+    const nmf_tensor *t;
+    nmf_dtype dtype;
+    nmf_pattern pattern;
+    uint64_t stored, dense; /* bytes */
+    size_t payload;         /* distinct payload id */
+    size_t refs;            /* how many entries use this payload */
+} row;
+
+static void shape_text(const nmf_tensor *t, char *buf, size_t size) {
+    size_t at = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < t->ndim && at < size; d++)
+        at += (size_t)snprintf(buf + at, size - at, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+    if (at < size) snprintf(buf + at, size - at, "]");
+}
+
+static void pattern_text(nmf_pattern p, char *buf, size_t size) {
+    if (p.n)
+        nmf_pattern_format(p, buf, size);
+    else
+        snprintf(buf, size, "dense");
+}
+
+static int report(const char *path, const char *kind, const nmf_family *fam, row *rows,
+                  size_t nrows, size_t npayloads, uint64_t file_size, int json) {
+    uint64_t payload_bytes = 0, referenced = 0;
+    {
+        uint8_t *seen = calloc(npayloads + 1, 1);
+        if (!seen) return cli_fail("info", path, NMF_ERR_NOMEM);
+        for (size_t i = 0; i < nrows; i++) {
+            referenced += rows[i].stored;
+            if (!seen[rows[i].payload]) payload_bytes += rows[i].stored;
+            seen[rows[i].payload] = 1;
+        }
+        free(seen);
+    }
+    char *cfg_json = nmf_vit_config_to_json(&fam->config);
+    if (json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "file", path);
+        cJSON_AddStringToObject(root, "format", kind);
+        cJSON_AddNumberToObject(root, "file_bytes", (double)file_size);
+        cJSON *cfg = cfg_json ? cJSON_Parse(cfg_json) : NULL;
+        if (cfg) cJSON_AddItemToObject(root, "config", cfg);
+        cJSON *models = cJSON_AddArrayToObject(root, "models");
+        for (size_t m = 0; m < fam->count; m++) {
+            cJSON *mo = cJSON_CreateObject();
+            cJSON_AddItemToArray(models, mo);
+            cJSON_AddStringToObject(mo, "name", fam->models[m].name);
+            cJSON *ts = cJSON_AddArrayToObject(mo, "tensors");
+            uint64_t st = 0, de = 0;
+            for (size_t i = 0; i < nrows; i++) {
+                if (rows[i].model != m) continue;
+                const row *r = &rows[i];
+                char pat[16];
+                pattern_text(r->pattern, pat, sizeof pat);
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddItemToArray(ts, e);
+                cJSON_AddStringToObject(e, "name", r->t->name);
+                cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+                for (int d = 0; d < r->t->ndim; d++)
+                    cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)r->t->shape[d]));
+                cJSON_AddStringToObject(e, "pattern", pat);
+                cJSON_AddStringToObject(e, "dtype", nmf_dtype_name(r->dtype));
+                if (r->pattern.n)
+                    cJSON_AddNumberToObject(e, "code_bits_per_group", nmf_nm_code_bits(r->pattern));
+                else
+                    cJSON_AddNullToObject(e, "code_bits_per_group");
+                cJSON_AddNumberToObject(e, "stored_bytes", (double)r->stored);
+                cJSON_AddNumberToObject(e, "dense_f32_bytes", (double)r->dense);
+                cJSON_AddNumberToObject(e, "payload", (double)r->payload);
+                cJSON *with = cJSON_AddArrayToObject(e, "shared_with");
+                for (size_t j = 0; j < nrows; j++)
+                    if (j != i && rows[j].payload == r->payload && rows[j].model != m)
+                        cJSON_AddItemToArray(with, cJSON_CreateString(fam->models[rows[j].model].name));
+                st += r->stored;
+                de += r->dense;
+            }
+            cJSON_AddNumberToObject(mo, "stored_bytes", (double)st);
+            cJSON_AddNumberToObject(mo, "dense_f32_bytes", (double)de);
+            cJSON_AddNumberToObject(mo, "ratio", de ? (double)st / (double)de : 0.0);
+        }
+        cJSON_AddNumberToObject(root, "payloads", (double)npayloads);
+        cJSON_AddNumberToObject(root, "payload_bytes", (double)payload_bytes);
+        cJSON_AddNumberToObject(root, "referenced_bytes", (double)referenced);
+        cJSON_AddNumberToObject(root, "bytes_saved_by_sharing", (double)(referenced - payload_bytes));
+        cJSON *shared = cJSON_AddArrayToObject(root, "shared");
+        for (size_t i = 0; i < nrows; i++) {
+            if (rows[i].refs < 2) continue;
+            int first = 1;
+            for (size_t j = 0; j < i && first; j++) first = rows[j].payload != rows[i].payload;
+            if (!first) continue;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddItemToArray(shared, e);
+            cJSON_AddStringToObject(e, "tensor", rows[i].t->name);
+            cJSON_AddNumberToObject(e, "payload", (double)rows[i].payload);
+            cJSON_AddNumberToObject(e, "bytes", (double)rows[i].stored);
+            cJSON *ms = cJSON_AddArrayToObject(e, "models");
+            for (size_t j = i; j < nrows; j++)
+                if (rows[j].payload == rows[i].payload)
+                    cJSON_AddItemToArray(ms, cJSON_CreateString(fam->models[rows[j].model].name));
+        }
+        char *text = cJSON_Print(root);
+        cJSON_Delete(root);
+        free(cfg_json);
+        if (!text) return cli_fail("info", path, NMF_ERR_NOMEM);
+        printf("%s\n", text);
+        free(text);
+        return 0;
+    }
+    printf("%s: %s, %llu bytes, %zu model%s\nconfig: %s\n", path, kind,
+           (unsigned long long)file_size, fam->count, fam->count == 1 ? "" : "s",
+           cfg_json ? cfg_json : "?");
+    free(cfg_json);
+    for (size_t m = 0; m < fam->count; m++) {
+        printf("\nmodel '%s'\n", fam->models[m].name);
+        printf("  %-28s %-14s %-7s %-5s %8s %10s %11s %7s  %s\n", "tensor", "shape", "pattern",
+               "dtype", "bits/grp", "stored B", "dense f32 B", "ratio", "shared");
+        uint64_t st = 0, de = 0;
+        for (size_t i = 0; i < nrows; i++) {
+            if (rows[i].model != m) continue;
+            const row *r = &rows[i];
+            char shape[64], pat[16], bits[16];
+            shape_text(r->t, shape, sizeof shape);
+            pattern_text(r->pattern, pat, sizeof pat);
+            if (r->pattern.n)
+                snprintf(bits, sizeof bits, "%d", nmf_nm_code_bits(r->pattern));
+            else
+                snprintf(bits, sizeof bits, "-");
+            printf("  %-28s %-14s %-7s %-5s %8s %10llu %11llu %7.3f  %s\n", r->t->name, shape, pat,
+                   nmf_dtype_name(r->dtype), bits, (unsigned long long)r->stored,
+                   (unsigned long long)r->dense, r->dense ? (double)r->stored / (double)r->dense : 0.0,
+                   r->refs > 1 ? "yes" : "");
+            st += r->stored;
+            de += r->dense;
+        }
+        printf("  total: %llu bytes stored vs %llu dense f32 (%.3fx, %.2f bits/weight)\n",
+               (unsigned long long)st, (unsigned long long)de, de ? (double)st / (double)de : 0.0,
+               de ? 32.0 * (double)st / (double)de : 0.0);
+    }
+    size_t nshared = 0;
+    for (size_t i = 0; i < nrows; i++) {
+        int first = 1;
+        for (size_t j = 0; j < i && first; j++) first = rows[j].payload != rows[i].payload;
+        if (first && rows[i].refs > 1) nshared++;
+    }
+    printf("\npayloads: %zu distinct, %llu bytes; the models reference %llu bytes; sharing saves "
+           "%llu bytes (%zu payloads shared)\n",
+           npayloads, (unsigned long long)payload_bytes, (unsigned long long)referenced,
+           (unsigned long long)(referenced - payload_bytes), nshared);
+    if (nshared) {
+        printf("shared tensors:\n");
+        for (size_t i = 0; i < nrows; i++) {
+            if (rows[i].refs < 2) continue;
+            int first = 1;
+            for (size_t j = 0; j < i && first; j++) first = rows[j].payload != rows[i].payload;
+            if (!first) continue;
+            printf("  %-28s %8llu bytes  models:", rows[i].t->name,
+                   (unsigned long long)rows[i].stored);
+            for (size_t j = i; j < nrows; j++)
+                if (rows[j].payload == rows[i].payload)
+                    printf(" %s", fam->models[rows[j].model].name);
+            printf("\n");
+        }
+    }
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nmformer info: not implemented yet\n");
-    return 1;
+    const char *path = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "nmformer info: unknown option '%s' (see --help)\n", argv[i]);
+            return 2;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "nmformer info: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "nmformer info: need FILE (see --help)\n");
+        return 2;
+    }
+    nmf_family fam;
+    nmf_family_init(&fam);
+    row *rows = NULL;
+    size_t nrows = 0, npayloads = 0;
+    uint64_t file_size = 0;
+    const char *kind;
+    nmf_status st;
+    nmf_family_layout lay = {0};
+    nmf_dtype *dtypes = NULL;
+    cli_file_kind k = cli_file_kind_of(path);
+    if (k == CLI_FILE_NMF) {
+        kind = "nmf";
+        st = nmf_family_read_layout(path, &fam, &lay);
+        if (st) return cli_fail("info", path, st);
+        rows = calloc(lay.count + 1, sizeof *rows);
+        if (!rows) {
+            nmf_family_free(&fam);
+            nmf_family_layout_free(&lay);
+            return cli_fail("info", path, NMF_ERR_NOMEM);
+        }
+        for (size_t i = 0; i < lay.count; i++) {
+            const nmf_stored_tensor *s = &lay.items[i];
+            const nmf_tensor *t = &fam.models[s->model].tensors.items[s->tensor];
+            rows[i] = (row){s->model, t, s->dtype, s->pattern, s->size, t->numel * 4, s->payload, 0};
+        }
+        nrows = lay.count;
+        npayloads = lay.payloads;
+        file_size = lay.file_size;
+    } else if (k == CLI_FILE_SAFETENSORS) {
+        kind = "safetensors";
+        nmf_tensor_set set;
+        st = nmf_safetensors_read_ex(path, &set, &dtypes);
+        if (st) return cli_fail("info", path, st);
+        const char *cj = nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY);
+        if (cj && nmf_vit_config_from_json(cj, &fam.config) != NMF_OK) nmf_vit_config_default(&fam.config);
+        st = nmf_family_add(&fam, "dense", &set);
+        if (st) {
+            nmf_tensors_free(&set);
+            free(dtypes);
+            return cli_fail("info", path, st);
+        }
+        const nmf_tensor_set *s = &fam.models[0].tensors;
+        rows = calloc(s->count + 1, sizeof *rows);
+        if (!rows) {
+            nmf_family_free(&fam);
+            free(dtypes);
+            return cli_fail("info", path, NMF_ERR_NOMEM);
+        }
+        for (size_t i = 0; i < s->count; i++) {
+            const nmf_tensor *t = &s->items[i];
+            rows[i] = (row){0, t, dtypes[i], (nmf_pattern){0, 0},
+                            t->numel * nmf_dtype_size(dtypes[i]), t->numel * 4, i, 0};
+            file_size += rows[i].stored;
+        }
+        nrows = s->count;
+        npayloads = s->count;
+        FILE *fp = fopen(path, "rb");
+        if (fp && fseek(fp, 0, SEEK_END) == 0) file_size = (uint64_t)ftell(fp);
+        if (fp) fclose(fp);
+    } else {
+        fprintf(stderr, "nmformer info: %s: unknown file type (want .nmf or .safetensors)\n", path);
+        return 2;
+    }
+    for (size_t i = 0; i < nrows; i++)
+        for (size_t j = 0; j < nrows; j++) rows[i].refs += rows[j].payload == rows[i].payload;
+    int rc = report(path, kind, &fam, rows, nrows, npayloads, file_size, json);
+    free(rows);
+    free(dtypes);
+    nmf_family_layout_free(&lay);
+    nmf_family_free(&fam);
+    return rc;
 }

@@ -1,11 +1,187 @@
-/* Placeholder until the prune command lands: fails loudly rather than pretending. */
+/* nmformer prune: one-shot magnitude pruning of every block linear to one or more N:M patterns.
+ * The result is a family file (dense + one candidate per pattern, sharing every tensor that
+ * pruning does not touch), or a single pruned model as safetensors. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: nmformer prune IN OUT --pattern N:M[,N:M...] [options]\n"
+            "\n"
+            "One-shot magnitude pruning: in every block linear (attn.qkv, attn.proj, mlp.fc1,\n"
+            "mlp.fc2 weights) keep the N largest |w| of each group of M consecutive inputs\n"
+            "(ties: lower index). IN is .safetensors or .nmf (its 'dense' model, or --model).\n"
+            "OUT .nmf: a family holding 'dense' and one candidate per pattern (named \"N:M\");\n"
+            "tensors the candidates have in common are stored once.\n"
+            "OUT .safetensors: one pattern only; the pruned model, dense with zeros.\n"
+            "\n"
+            "options:\n"
+            "  --pattern LIST    N:M patterns, comma separated (e.g. 4:8,2:8,1:8)\n"
+            "  --add             append the candidates to the existing family file OUT\n"
+            "                    (IN is then the dense source they are pruned from)\n"
+            "  --no-dense        do not store the dense model in a new family\n"
+            "  --model NAME      model of an .nmf IN to prune (default: dense)\n"
+            "  --dtype T         stored values: f32 (default, exact), f16 or bf16\n"
+            "  --help            this text\n" CLI_CONFIG_FLAGS_HELP);
+}
+
+#define MAX_PATTERNS 16
+
 int cmd_prune(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nmformer prune: not implemented yet\n");
-    return 1;
+    const char *in = NULL, *out = NULL, *patterns = NULL, *model = NULL, *dtype_s = NULL;
+    int add = 0, no_dense = 0;
+    cli_config_flags flags = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--pattern") || !strcmp(a, "--patterns")) {
+            if (!(patterns = cli_value("prune", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--model")) {
+            if (!(model = cli_value("prune", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--dtype")) {
+            if (!(dtype_s = cli_value("prune", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--add")) {
+            add = 1;
+        } else if (!strcmp(a, "--no-dense")) {
+            no_dense = 1;
+        } else if ((r = cli_take_config_flag("prune", argc, argv, &i, &flags)) != 0) {
+            if (r < 0) return 2;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "nmformer prune: unknown option '%s' (see --help)\n", a);
+            return 2;
+        } else if (!in) {
+            in = a;
+        } else if (!out) {
+            out = a;
+        } else {
+            fprintf(stderr, "nmformer prune: unexpected argument '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!in || !out || !patterns) {
+        fprintf(stderr, "nmformer prune: need IN, OUT and --pattern (see --help)\n");
+        return 2;
+    }
+    nmf_dtype dtype = NMF_DTYPE_F32;
+    if (dtype_s && nmf_dtype_parse(dtype_s, &dtype))
+        return cli_fail("prune", "--dtype", NMF_ERR_INVALID_ARG);
+
+    nmf_pattern pats[MAX_PATTERNS];
+    int npat = 0;
+    char list[256];
+    if (strlen(patterns) >= sizeof list) {
+        fprintf(stderr, "nmformer prune: --pattern list too long\n");
+        return 2;
+    }
+    strcpy(list, patterns);
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (npat >= MAX_PATTERNS) {
+            fprintf(stderr, "nmformer prune: at most %d patterns\n", MAX_PATTERNS);
+            return 2;
+        }
+        nmf_status st = nmf_pattern_parse(tok, &pats[npat]);
+        if (st) return cli_fail("prune", "--pattern", st);
+        for (int k = 0; k < npat; k++)
+            if (pats[k].n == pats[npat].n && pats[k].m == pats[npat].m) {
+                fprintf(stderr, "nmformer prune: pattern %s given twice\n", tok);
+                return 2;
+            }
+        npat++;
+    }
+    if (npat == 0) {
+        fprintf(stderr, "nmformer prune: --pattern needs at least one N:M\n");
+        return 2;
+    }
+    cli_file_kind out_kind = cli_file_kind_of(out);
+    if (out_kind == CLI_FILE_OTHER) {
+        fprintf(stderr, "nmformer prune: %s: output must be .nmf or .safetensors\n", out);
+        return 2;
+    }
+    if (out_kind == CLI_FILE_SAFETENSORS && (npat != 1 || add)) {
+        fprintf(stderr, "nmformer prune: a .safetensors output holds one pattern and no --add; "
+                        "use .nmf for a family\n");
+        return 2;
+    }
+
+    nmf_vit_config cfg;
+    nmf_tensor_set src;
+    const char *src_model = model;
+    if (!src_model && cli_file_kind_of(in) == CLI_FILE_NMF) src_model = "dense";
+    nmf_status st = cli_load_model(in, src_model, &flags, &cfg, &src);
+    if (st) return cli_fail("prune", in, st);
+
+    int rc = 0;
+    nmf_family fam;
+    nmf_family_init(&fam);
+    if (out_kind == CLI_FILE_SAFETENSORS) {
+        nmf_tensor_set pruned;
+        st = cli_prune_model(&cfg, &src, pats[0], &pruned);
+        if (!st) {
+            st = nmf_safetensors_write(out, &pruned, dtype);
+            nmf_tensors_free(&pruned);
+        }
+        rc = st ? cli_fail("prune", out, st) : 0;
+        goto done;
+    }
+    if (add) {
+        st = nmf_family_read(out, &fam);
+        if (st) {
+            rc = cli_fail("prune", out, st);
+            goto done;
+        }
+        char *a = nmf_vit_config_to_json(&fam.config), *b = nmf_vit_config_to_json(&cfg);
+        int same = a && b && !strcmp(a, b);
+        if (!same)
+            fprintf(stderr, "nmformer prune: %s: model config of %s differs from the family's (%s vs %s)\n",
+                    out, in, b ? b : "?", a ? a : "?");
+        free(a);
+        free(b);
+        if (!same) {
+            rc = 1;
+            goto done;
+        }
+    } else {
+        fam.config = cfg;
+        if (!no_dense) {
+            nmf_tensor_set copy;
+            st = cli_copy_dense(&src, &copy);
+            if (!st) st = nmf_family_add(&fam, "dense", &copy);
+            nmf_tensors_free(&copy);
+            if (st) {
+                rc = cli_fail("prune", "dense", st);
+                goto done;
+            }
+        }
+    }
+    for (int k = 0; k < npat; k++) {
+        char name[16];
+        nmf_pattern_format(pats[k], name, sizeof name);
+        if (nmf_family_find(&fam, name)) {
+            fprintf(stderr, "nmformer prune: %s already holds a model named '%s'\n", out, name);
+            rc = 1;
+            goto done;
+        }
+        nmf_tensor_set pruned;
+        st = cli_prune_model(&cfg, &src, pats[k], &pruned);
+        if (!st) st = nmf_family_add(&fam, name, &pruned);
+        nmf_tensors_free(&pruned);
+        if (st) {
+            rc = cli_fail("prune", name, st);
+            goto done;
+        }
+    }
+    nmf_write_options opt = {dtype};
+    st = nmf_family_write(out, &fam, &opt);
+    if (st) rc = cli_fail("prune", out, st);
+done:
+    nmf_family_free(&fam);
+    nmf_tensors_free(&src);
+    return rc;
 }

@@ -1,11 +1,543 @@
-/* Placeholder until the sim command lands: fails loudly rather than pretending. */
+/* nmformer sim: the STA accelerator simulator (docs/STA.md).
+ *
+ *   nmformer sim MODEL [--hw HW.ini] [--model NAME] [--tokens T] [--json] [--trace out.json]
+ *                [--functional | --no-functional] [--compare]
+ *   nmformer sim --shape deit-small [--pattern 2:8] [--hw HW.ini] ...                          */
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/model_cli.h"
+#include "nmformer/data.h"
+#include "nmformer/model.h"
+#include "nmformer/sta.h"
+
+static const char usage_text[] =
+    "usage: nmformer sim MODEL [options]\n"
+    "       nmformer sim --shape deit-tiny|deit-small|deit-base [--pattern N:M] [options]\n"
+    "  Runs every operation of the ViT through the simulated N:M sparse accelerator (STA) and\n"
+    "  reports cycles, time, useful MACs, MAC efficiency, DRAM stalls, DRAM bytes per tensor,\n"
+    "  buffer occupancy and an FPGA resource estimate (docs/STA.md).\n"
+    "  --hw PATH         design INI (configs/hw/*.ini); default: the built-in mid-size design\n"
+    "  --model NAME      candidate of a family file (dense, 2:8, ...)\n"
+    "  --shape NAME      synthetic model of a DeiT shape (no weights)\n"
+    "  --pattern N:M     with --shape: N:M of every block linear (default dense); with a\n"
+    "                    dense model file: pack its block linears to N:M by magnitude\n"
+    "  --tokens T        sequence length for timing (default: the model's)\n"
+    "  --json            one JSON object {config, model, ops, total, resources, ...}\n"
+    "  --trace PATH      Chrome-trace timeline (chrome://tracing, ui.perfetto.dev)\n"
+    "  --functional      run the fixed-point datapath and compare with the reference\n"
+    "                    (default on for models with weights and < 20M MACs per image)\n"
+    "  --no-functional   timing only\n"
+    "  --eval-images N   test images for the fixed-point accuracy (default 1000; 0: all)\n"
+    "  --data DIR        Fashion-MNIST IDX directory (default: $NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")\n"
+    "  --compare         simulated latency next to nmformer's and PyTorch's CPU latency\n"
+    "  --pytorch PATH    the PyTorch benchmark script (default: bench/pytorch_vit.py found\n"
+    "                    via $NMF_SOURCE_DIR, ./ or the executable's ../)\n"
+    "  --threads T       CPU threads for --compare and the f32 reference\n"
+    CLI_CONFIG_FLAGS_HELP;
+
+typedef struct {
+    const char *model_path, *name, *hw_path, *shape, *trace, *data_dir, *pytorch;
+    nmf_pattern pattern;
+    long tokens, eval_images, threads;
+    int json, functional, compare;
+    cli_config_flags flags;
+} sim_args;
+
+/* ---- functional mode ------------------------------------------------------------------------ */
+
+static uint64_t model_macs(const nmf_vit_config *v) {
+    uint64_t T = (uint64_t)nmf_vit_tokens(v), D = (uint64_t)v->dim, H = (uint64_t)nmf_vit_hidden(v);
+    return (uint64_t)v->depth * (T * (4 * D * D + 2 * D * H) + 2 * T * T * D);
+}
+
+static double gauss(uint64_t *s) {
+    double u = 0;
+    for (int i = 0; i < 12; i++) {
+        *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+        u += (double)(*s >> 11) / 9007199254740992.0;
+    }
+    return u - 6.0;
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* Quantises, runs the functional simulator and the reference on images, compares logits bit for
+ * bit, and on Fashion-MNIST reports accuracy next to f32. Adds "functional" to extra. */
+static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf_vit_config *v,
+                          const nmf_tensor_set *tensors, cJSON *extra, FILE *txt) {
+    const size_t img = (size_t)v->in_chans * (size_t)v->img_size * (size_t)v->img_size;
+    const int classes = v->num_classes;
+    int fmnist = v->in_chans == 1 && v->img_size == 28 && classes >= NMF_FASHION_MNIST_CLASSES;
+    nmf_dataset train = {0}, test = {0};
+    if (fmnist) {
+        if (nmf_dataset_load(&train, a->data_dir, NMF_SPLIT_TRAIN) ||
+            nmf_dataset_load(&test, a->data_dir, NMF_SPLIT_TEST)) {
+            fprintf(stderr, "nmformer sim: Fashion-MNIST not available (%s); calibrating on random "
+                            "images, no accuracy\n", nmf_last_error());
+            nmf_dataset_free(&train);
+            nmf_dataset_free(&test);
+            fmnist = 0;
+        }
+    }
+    size_t ncal = fmnist ? 256 : 16;
+    size_t neval = fmnist ? (a->eval_images > 0 ? (size_t)a->eval_images : test.n) : 4;
+    if (fmnist && neval > test.n) neval = test.n;
+    float *calib = malloc(ncal * img * sizeof(float)), *x = malloc(neval * img * sizeof(float));
+    int *labels = malloc(neval * sizeof(int));
+    float *lf32 = malloc(neval * (size_t)classes * sizeof(float)), *lfx = malloc((size_t)classes * sizeof(float));
+    int16_t *xq = malloc(img * sizeof(int16_t));
+    int64_t *lsim = malloc((size_t)classes * sizeof(int64_t)), *lref = malloc((size_t)classes * sizeof(int64_t));
+    int rc = 1;
+    nmf_fx_model q = {0};
+    nmf_vit *m = NULL;
+    nmf_status st = NMF_OK;
+    if (!calib || !x || !labels || !lf32 || !lfx || !xq || !lsim || !lref) {
+        st = nmf_error(NMF_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (fmnist) {
+        if ((st = nmf_dataset_batch(calib, NULL, &train, NULL, ncal, v->mean, v->std))) goto done;
+        if ((st = nmf_dataset_batch(x, labels, &test, NULL, neval, v->mean, v->std))) goto done;
+    } else {
+        uint64_t s = 0x1234567ULL;
+        for (size_t i = 0; i < ncal * img; i++) calib[i] = (float)gauss(&s);
+        for (size_t i = 0; i < neval * img; i++) x[i] = (float)gauss(&s);
+    }
+    double t0 = nmf_now();
+    if ((st = nmf_fx_quantize_model(&q, v, tensors, hw, calib, ncal))) goto done;
+    /* f32 reference: the model module's forward (include/nmformer/model.h) */
+    const char *f32_source = "nmf_vit_forward (model.h)";
+    if ((st = nmf_vit_create(&m, v, tensors))) goto done;
+    for (size_t b = 0; b < neval; b += 64) {
+        size_t n = neval - b < 64 ? neval - b : 64;
+        if ((st = nmf_vit_forward(m, lf32 + b * (size_t)classes, x + b * img, n))) goto done;
+    }
+    size_t mismatched = 0, correct_f32 = 0, correct_fx = 0, agree = 0;
+    double max_logit_err = 0;
+    for (size_t b = 0; b < neval; b++) {
+        nmf_fx_quantize_input(xq, x + b * img, img, &q);
+        if ((st = nmf_sta_functional_forward(lsim, xq, &q, hw))) goto done;
+        if ((st = nmf_fx_ref_forward(lref, xq, &q))) goto done;
+        if (memcmp(lsim, lref, (size_t)classes * sizeof *lsim)) mismatched++;
+        nmf_fx_logits_to_f32(lfx, lsim, &q);
+        const float *lf = lf32 + b * (size_t)classes;
+        for (int o = 0; o < classes; o++) {
+            double d = fabs((double)lfx[o] - lf[o]);
+            if (d > max_logit_err) max_logit_err = d;
+        }
+        int pf = argmax(lf, classes), px = argmax(lfx, classes);
+        agree += pf == px;
+        if (fmnist) {
+            correct_f32 += pf == labels[b];
+            correct_fx += px == labels[b];
+        }
+    }
+    double secs = nmf_now() - t0;
+    cJSON *f = cJSON_AddObjectToObject(extra, "functional");
+    cJSON_AddNumberToObject(f, "data_bits", hw->data_bits);
+    cJSON_AddNumberToObject(f, "acc_bits", hw->acc_bits);
+    cJSON_AddStringToObject(f, "weight_scale", nmf_sta_scale_name(hw->weight_scale));
+    cJSON_AddStringToObject(f, "inputs", fmnist ? "fashion-mnist test split" : "random N(0,1) images");
+    cJSON_AddNumberToObject(f, "images", (double)neval);
+    cJSON_AddNumberToObject(f, "calibration_images", (double)ncal);
+    cJSON_AddNumberToObject(f, "logits_mismatched_vs_reference", (double)mismatched);
+    cJSON_AddBoolToObject(f, "bit_identical", mismatched == 0);
+    cJSON_AddStringToObject(f, "f32_reference", f32_source);
+    cJSON_AddNumberToObject(f, "max_abs_logit_error_vs_f32", max_logit_err);
+    cJSON_AddNumberToObject(f, "top1_agreement_with_f32", (double)agree / (double)neval);
+    if (fmnist) {
+        cJSON_AddNumberToObject(f, "accuracy_f32", (double)correct_f32 / (double)neval);
+        cJSON_AddNumberToObject(f, "accuracy_fixed", (double)correct_fx / (double)neval);
+    }
+    cJSON_AddNumberToObject(f, "wall_s", secs);
+    if (txt) {
+        fprintf(txt, "functional (int%d, acc %d bits, %s scales): %zu images (%s), logits of the "
+                     "simulator vs the fixed-point reference: %s (%zu mismatched)\n",
+                hw->data_bits, hw->acc_bits, nmf_sta_scale_name(hw->weight_scale), neval,
+                fmnist ? "Fashion-MNIST test" : "random", mismatched ? "DIFFERENT" : "bit-identical",
+                mismatched);
+        if (fmnist)
+            fprintf(txt, "  accuracy: f32 %.2f%% (%s), fixed point %.2f%% (drop %.2f points); "
+                         "top-1 agreement %.2f%%, max |logit - f32| %.4f\n",
+                    100.0 * (double)correct_f32 / (double)neval, f32_source,
+                    100.0 * (double)correct_fx / (double)neval,
+                    100.0 * ((double)correct_f32 - (double)correct_fx) / (double)neval,
+                    100.0 * (double)agree / (double)neval, max_logit_err);
+        else
+            fprintf(txt, "  top-1 agreement with f32 %.2f%%, max |logit - f32| %.4f\n",
+                    100.0 * (double)agree / (double)neval, max_logit_err);
+    }
+    rc = mismatched ? 1 : 0;
+    if (mismatched)
+        fprintf(stderr, "nmformer sim: functional logits differ from the fixed-point reference on "
+                        "%zu of %zu images\n", mismatched, neval);
+done:
+    if (st) rc = cli_fail("sim", "functional mode", st);
+    nmf_vit_free(m);
+    nmf_fx_model_free(&q);
+    nmf_dataset_free(&train);
+    nmf_dataset_free(&test);
+    free(calib), free(x), free(labels), free(lf32), free(lfx), free(xq), free(lsim), free(lref);
+    return rc;
+}
+
+/* ---- --compare ---------------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static const char *find_pytorch_script(const sim_args *a, char *buf, size_t size) {
+    if (a->pytorch) return access(a->pytorch, R_OK) == 0 ? a->pytorch : NULL;
+    const char *root = getenv("NMF_SOURCE_DIR");
+    if (root) {
+        snprintf(buf, size, "%s/bench/pytorch_vit.py", root);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    snprintf(buf, size, "bench/pytorch_vit.py");
+    if (access(buf, R_OK) == 0) return buf;
+    char exe[3072];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(buf, size, "%s/../bench/pytorch_vit.py", exe);
+            if (access(buf, R_OK) == 0) return buf;
+        }
+    }
+    return NULL;
+}
+
+static void run_compare(const sim_args *a, const nmf_vit_config *v, const nmf_tensor_set *tensors,
+                        double sta_ms, cJSON *extra, FILE *txt) {
+    cJSON *c = cJSON_AddObjectToObject(extra, "compare");
+    cJSON_AddNumberToObject(c, "sta_ms", sta_ms);
+    int threads = nmf_get_threads();
+    cJSON_AddNumberToObject(c, "cpu_threads", threads);
+    /* nmformer on this CPU */
+    nmf_vit *m = NULL;
+    nmf_status st = tensors ? nmf_vit_create(&m, v, tensors)
+                            : nmf_vit_create_random(&m, v, a->pattern, 1);
+    double cpu_ms = -1;
+    char why[256] = "";
+    if (st) {
+        snprintf(why, sizeof why, "not measured: %s (%s)", nmf_strerror(st), nmf_last_error());
+    } else {
+        size_t img = (size_t)v->in_chans * (size_t)v->img_size * (size_t)v->img_size;
+        float *x = malloc(img * sizeof(float)), *y = malloc((size_t)v->num_classes * sizeof(float));
+        if (x && y) {
+            uint64_t s = 99;
+            for (size_t i = 0; i < img; i++) x[i] = (float)gauss(&s);
+            int reps = model_macs(v) > 500000000ULL ? 3 : 10;
+            double t[10];
+            st = nmf_vit_forward(m, y, x, 1); /* warm-up */
+            for (int r = 0; r < reps && !st; r++) {
+                double t0 = nmf_now();
+                st = nmf_vit_forward(m, y, x, 1);
+                t[r] = nmf_now() - t0;
+            }
+            if (!st) {
+                qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+                cpu_ms = 1e3 * t[reps / 2];
+            } else {
+                snprintf(why, sizeof why, "not measured: %s", nmf_last_error());
+            }
+        } else {
+            snprintf(why, sizeof why, "not measured: out of memory");
+        }
+        free(x);
+        free(y);
+        nmf_vit_free(m);
+    }
+    if (cpu_ms > 0) {
+        cJSON_AddNumberToObject(c, "nmformer_cpu_ms", cpu_ms);
+        cJSON_AddNumberToObject(c, "speedup_vs_nmformer_cpu", cpu_ms / sta_ms);
+    } else {
+        cJSON_AddStringToObject(c, "nmformer_cpu", why);
+    }
+    /* PyTorch on this CPU (dense; the benchmark script times the DeiT shapes) */
+    double torch_ms = -1;
+    char twhy[4800] = "";
+    char buf[4096];
+    const char *script = find_pytorch_script(a, buf, sizeof buf);
+    if (!a->shape) {
+        snprintf(twhy, sizeof twhy, "not measured: bench/pytorch_vit.py times only the DeiT shapes "
+                                    "(use --shape)");
+    } else if (access("/usr/bin/python3", X_OK) != 0) {
+        snprintf(twhy, sizeof twhy, "not measured: /usr/bin/python3 not installed");
+    } else if (!script) {
+        snprintf(twhy, sizeof twhy, "not measured: bench/pytorch_vit.py not found (--pytorch PATH)");
+    } else {
+        char cmd[4608];
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 '%s' --shape %s --threads %d --batch 1 --reps 3 --json 2>/dev/null",
+                 script, a->shape, threads);
+        FILE *p = popen(cmd, "r");
+        char *out = NULL;
+        size_t len = 0, cap = 0;
+        if (p) {
+            char chunk[4096];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) {
+                if (len + n + 1 > cap) {
+                    cap = (len + n + 1) * 2;
+                    char *t = realloc(out, cap);
+                    if (!t) break;
+                    out = t;
+                }
+                memcpy(out + len, chunk, n);
+                len += n;
+            }
+            int status = pclose(p);
+            if (out) out[len] = 0;
+            cJSON *j = (status == 0 && out) ? cJSON_Parse(out) : NULL;
+            cJSON *row = j ? cJSON_GetArrayItem(j, 0) : NULL;
+            cJSON *lat = row ? cJSON_GetObjectItemCaseSensitive(row, "latency_ms") : NULL;
+            if (cJSON_IsNumber(lat)) torch_ms = lat->valuedouble;
+            else
+                snprintf(twhy, sizeof twhy, "not measured: %s failed (python3-torch missing?)", script);
+            cJSON_Delete(j);
+        } else {
+            snprintf(twhy, sizeof twhy, "not measured: cannot start /usr/bin/python3");
+        }
+        free(out);
+    }
+    if (torch_ms > 0) {
+        cJSON_AddNumberToObject(c, "pytorch_cpu_ms", torch_ms);
+        cJSON_AddNumberToObject(c, "speedup_vs_pytorch_cpu", torch_ms / sta_ms);
+        cJSON_AddStringToObject(c, "pytorch_model", "dense (bench/pytorch_vit.py, random weights)");
+    } else {
+        cJSON_AddStringToObject(c, "pytorch_cpu", twhy);
+    }
+    if (txt) {
+        fprintf(txt, "compare (batch 1, %d CPU threads; CPU timings are medians on this machine):\n", threads);
+        fprintf(txt, "  STA (simulated)    %10.3f ms\n", sta_ms);
+        if (cpu_ms > 0) fprintf(txt, "  nmformer CPU       %10.3f ms   STA speedup %.2fx\n", cpu_ms, cpu_ms / sta_ms);
+        else fprintf(txt, "  nmformer CPU       %s\n", why);
+        if (torch_ms > 0)
+            fprintf(txt, "  PyTorch CPU        %10.3f ms   STA speedup %.2fx (PyTorch runs the dense model)\n",
+                    torch_ms, torch_ms / sta_ms);
+        else fprintf(txt, "  PyTorch CPU        %s\n", twhy);
+    }
+}
+
+/* ---- main --------------------------------------------------------------------------------- */
+
+static void add_resources(cJSON *extra, const nmf_sta_resources *r) {
+    cJSON *o = cJSON_AddObjectToObject(extra, "resources");
+    cJSON_AddStringToObject(o, "device", r->device->name);
+    cJSON_AddStringToObject(o, "family", r->device->family);
+    cJSON_AddNumberToObject(o, "dsp", (double)r->dsp);
+    cJSON_AddNumberToObject(o, "lut", (double)r->lut);
+    cJSON_AddNumberToObject(o, "ff", (double)r->ff);
+    cJSON_AddNumberToObject(o, "bram36", (double)r->bram36);
+    cJSON_AddNumberToObject(o, "uram", (double)r->uram);
+    cJSON *av = cJSON_AddObjectToObject(o, "available");
+    cJSON_AddNumberToObject(av, "dsp", r->device->dsp);
+    cJSON_AddNumberToObject(av, "lut", (double)r->device->lut);
+    cJSON_AddNumberToObject(av, "ff", (double)r->device->ff);
+    cJSON_AddNumberToObject(av, "bram36", r->device->bram36);
+    cJSON_AddNumberToObject(av, "uram", r->device->uram);
+    cJSON *b = cJSON_AddObjectToObject(o, "lut_breakdown");
+    cJSON_AddNumberToObject(b, "mux", (double)r->lut_mux);
+    cJSON_AddNumberToObject(b, "adder_tree", (double)r->lut_adder);
+    cJSON_AddNumberToObject(b, "accumulators_decode", (double)r->lut_acc);
+    cJSON_AddNumberToObject(b, "softmax", (double)r->lut_softmax);
+    cJSON_AddNumberToObject(b, "vector", (double)r->lut_vector);
+    cJSON_AddNumberToObject(b, "control", (double)r->lut_control);
+    cJSON_AddBoolToObject(o, "fits", r->fits);
+    cJSON_AddStringToObject(o, "over", r->over);
+}
+
+static void print_resources(FILE *f, const nmf_sta_resources *r) {
+    const nmf_sta_device *d = r->device;
+    fprintf(f, "resources on %s (%s): DSP %lld/%d (%.0f%%), LUT %lld/%lld (%.0f%%; mux %lld, adder "
+               "tree %lld), FF %lld/%lld (%.0f%%), BRAM36 %lld/%d (%.0f%%), URAM %lld/%d -> %s%s\n",
+            d->name, d->family, (long long)r->dsp, d->dsp, 100.0 * (double)r->dsp / d->dsp,
+            (long long)r->lut, (long long)d->lut, 100.0 * (double)r->lut / (double)d->lut,
+            (long long)r->lut_mux, (long long)r->lut_adder, (long long)r->ff, (long long)d->ff,
+            100.0 * (double)r->ff / (double)d->ff, (long long)r->bram36, d->bram36,
+            100.0 * (double)r->bram36 / d->bram36, (long long)r->uram, d->uram,
+            r->fits ? "fits" : "DOES NOT FIT: ", r->over);
+}
 
 int cmd_sim(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nmformer sim: not implemented yet\n");
-    return 1;
+    sim_args a;
+    memset(&a, 0, sizeof a);
+    a.functional = -1;
+    a.eval_images = 1000;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        int r = cli_take_config_flag("sim", argc, argv, &i, &a.flags);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        long *num = NULL;
+        long lo = 1;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(s, "--json")) a.json = 1;
+        else if (!strcmp(s, "--functional")) a.functional = 1;
+        else if (!strcmp(s, "--no-functional")) a.functional = 0;
+        else if (!strcmp(s, "--compare")) a.compare = 1;
+        else if (!strcmp(s, "--hw") || !strcmp(s, "--model") || !strcmp(s, "--shape") ||
+                 !strcmp(s, "--trace") || !strcmp(s, "--data") || !strcmp(s, "--pytorch") ||
+                 !strcmp(s, "--pattern")) {
+            const char *v = cli_value("sim", argc, argv, &i);
+            if (!v) return 2;
+            if (!strcmp(s, "--hw")) a.hw_path = v;
+            else if (!strcmp(s, "--model")) a.name = v;
+            else if (!strcmp(s, "--shape")) a.shape = v;
+            else if (!strcmp(s, "--trace")) a.trace = v;
+            else if (!strcmp(s, "--data")) a.data_dir = v;
+            else if (!strcmp(s, "--pytorch")) a.pytorch = v;
+            else if (nmf_pattern_parse(v, &a.pattern)) return cli_fail("sim", "--pattern", NMF_ERR_INVALID_ARG);
+        } else if (!strcmp(s, "--tokens")) {
+            num = &a.tokens;
+            lo = 2;
+        } else if (!strcmp(s, "--eval-images")) {
+            num = &a.eval_images;
+            lo = 0;
+        } else if (!strcmp(s, "--threads")) num = &a.threads;
+        else if (s[0] == '-' && s[1]) {
+            fprintf(stderr, "nmformer sim: unknown option '%s' (see --help)\n", s);
+            return 2;
+        } else if (!a.model_path) a.model_path = s;
+        else {
+            fprintf(stderr, "nmformer sim: unexpected argument '%s'\n", s);
+            return 2;
+        }
+        if (num) {
+            const char *v = cli_value("sim", argc, argv, &i);
+            if (!v) return 2;
+            if (model_cli_int(v, lo, 1L << 30, num)) {
+                fprintf(stderr, "nmformer sim: %s wants an integer >= %ld, got '%s'\n", s, lo, v);
+                return 2;
+            }
+        }
+    }
+    if (!a.model_path == !a.shape) {
+        fprintf(stderr, "nmformer sim: give either MODEL or --shape NAME (see --help)\n");
+        return 2;
+    }
+    if (a.threads) nmf_set_threads((int)a.threads);
+    nmf_sta_config hw;
+    nmf_sta_config_default(&hw);
+    nmf_status st;
+    if (a.hw_path && (st = nmf_sta_config_load(a.hw_path, &hw))) return cli_fail("sim", "--hw", st);
+    nmf_vit_config vit;
+    nmf_tensor_set tensors, packed;
+    nmf_tensors_init(&tensors);
+    nmf_tensors_init(&packed);
+    const nmf_tensor_set *weights = NULL;
+    nmf_sta_schedule sched;
+    memset(&sched, 0, sizeof sched);
+    nmf_sta_result res;
+    memset(&res, 0, sizeof res);
+    cJSON *extra = cJSON_CreateObject();
+    int rc = 0;
+    if (a.shape) {
+        if (a.flags.count) {
+            fprintf(stderr, "nmformer sim: config flags do not apply to --shape\n");
+            rc = 2;
+            goto out;
+        }
+        if ((st = nmf_sta_shape(a.shape, &vit))) {
+            rc = cli_fail("sim", "--shape", st);
+            goto out;
+        }
+        if (a.functional == 1) {
+            fprintf(stderr, "nmformer sim: --functional needs a model with weights (not --shape)\n");
+            rc = 2;
+            goto out;
+        }
+        a.functional = 0;
+        if ((st = nmf_sta_schedule_synthetic(&sched, &vit, a.pattern, (int)a.tokens))) {
+            rc = cli_fail("sim", a.shape, st);
+            goto out;
+        }
+    } else {
+        if ((st = cli_load_model(a.model_path, a.name, &a.flags, &vit, &tensors))) {
+            rc = cli_fail("sim", a.model_path, st);
+            goto out;
+        }
+        weights = &tensors;
+        if (a.pattern.n) {
+            if ((st = cli_prune_model(&vit, &tensors, a.pattern, &packed))) {
+                rc = cli_fail("sim", "--pattern", st);
+                goto out;
+            }
+            weights = &packed;
+        }
+        if ((st = nmf_sta_schedule_model(&sched, &vit, weights, (int)a.tokens))) {
+            rc = cli_fail("sim", a.model_path, st);
+            goto out;
+        }
+        if (a.functional < 0) a.functional = a.tokens == 0 && model_macs(&vit) < 20000000ULL;
+        if (a.functional && a.tokens && a.tokens != nmf_vit_tokens(&vit)) {
+            fprintf(stderr, "nmformer sim: --functional runs the model's own %d tokens, not --tokens %ld\n",
+                    nmf_vit_tokens(&vit), a.tokens);
+            rc = 2;
+            goto out;
+        }
+    }
+    double t0 = nmf_now();
+    if ((st = nmf_sta_simulate(&hw, &sched, a.trace != NULL, &res))) {
+        rc = cli_fail("sim", "simulation", st);
+        goto out;
+    }
+    double sim_s = nmf_now() - t0;
+    cJSON_AddNumberToObject(extra, "simulation_wall_s", sim_s);
+    nmf_sta_resources resources;
+    if ((st = nmf_sta_estimate_resources(&hw, &resources))) {
+        rc = cli_fail("sim", "resources", st);
+        goto out;
+    }
+    add_resources(extra, &resources);
+    FILE *txt = a.json ? NULL : stdout;
+    if (txt) {
+        if ((st = nmf_sta_report_text(stdout, &hw, &sched, &res))) {
+            rc = cli_fail("sim", "report", st);
+            goto out;
+        }
+        print_resources(stdout, &resources);
+        printf("simulated in %.6f s (wall)\n", sim_s);
+    }
+    if (a.functional) rc = run_functional(&a, &hw, &vit, weights, extra, txt);
+    if (a.compare) run_compare(&a, &vit, weights, res.total.time_ms, extra, txt);
+    if (a.trace && (st = nmf_sta_write_trace(a.trace, &hw, &sched, &res))) {
+        rc = cli_fail("sim", a.trace, st);
+        goto out;
+    }
+    if (a.json) {
+        char *text = nmf_sta_report_json(&hw, &sched, &res, extra);
+        if (!text) {
+            rc = cli_fail("sim", "json", NMF_ERR_NOMEM);
+            goto out;
+        }
+        puts(text);
+        free(text);
+    }
+out:
+    cJSON_Delete(extra);
+    nmf_sta_result_free(&res);
+    nmf_sta_schedule_free(&sched);
+    nmf_tensors_free(&packed);
+    nmf_tensors_free(&tensors);
+    return rc;
 }

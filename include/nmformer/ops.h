@@ -1,0 +1,74 @@
+/* Forward operators of a Transformer block besides the linears (those are in kernels.h):
+ * LayerNorm, exact (erf) GELU, and attention.
+ *
+ * Attention is fused: softmax(Q K^T * scale) V is computed tile by tile over the keys with a
+ * running max and a running sum per query (online softmax), so the Tq x Tk score matrix is never
+ * written to memory -- the software counterpart of STA's scalable softmax. A naive version that
+ * does materialise the scores is kept as the reference the tests compare against.
+ *
+ * Every operator has a scalar reference and SIMD versions picked by nmf_active_isa()
+ * (NMF_ISA=scalar forces the reference). Shapes are in comments as (rows, cols), row-major. */
+#ifndef NMFORMER_OPS_H
+#define NMFORMER_OPS_H
+
+#include "nmformer/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NMF_LAYERNORM_EPS 1e-6f /* timm ViT */
+
+/* y[t] = (x[t] - mean(x[t])) / sqrt(var(x[t]) + eps) * w + b      y, x (tokens, C); y may == x.
+ * Variance is the biased one (as torch.nn.LayerNorm). Threaded over tokens. */
+void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,
+                           size_t tokens, size_t C, float eps);
+
+/* y[i] = 0.5 x (1 + erf(x / sqrt(2)))      y may == x. Threaded for large n.
+ * The SIMD versions use the rational float erf of Eigen / XLA (|error| < 5e-7, so the GELU is
+ * within 2e-7 (1 + |x|) of exact); the scalar reference calls erff. */
+void nmf_gelu_forward(float *y, const float *x, size_t n);
+/* Scalar reference, always erff. */
+void nmf_gelu_forward_ref(float *y, const float *x, size_t n);
+
+/* One attention head. Query i reads q[i*ldq + 0..d), key j k[j*ldk + ...], value j v[j*ldv + ...];
+ * the output row i goes to out[i*ldo + 0..d).
+ *   out[i] = sum_j softmax_j(scale * q[i].k[j]) v[j]
+ * causal != 0 masks key j for query i when j > i + (Tk - Tq) (queries are the last Tq positions
+ * of the key sequence; Tq == Tk is ordinary causal self-attention), so causal needs Tk >= Tq.
+ * Scores as large as +-1e4 (and beyond) are fine: nothing is exponentiated without subtracting
+ * the running max first.
+ *
+ * work: scratch of nmf_attention_work_floats(Tk, d) floats, 64-byte aligned (nmf_alloc), or NULL
+ * (then allocated and freed inside). Single-threaded: callers parallelise over heads. */
+typedef struct {
+    size_t Tq, Tk, d;
+    size_t ldq, ldk, ldv, ldo;
+    float scale; /* usually 1/sqrt(d) */
+    int causal;
+} nmf_attention_shape;
+
+size_t nmf_attention_work_floats(size_t Tk, size_t d);
+nmf_status nmf_attention_forward(float *out, const float *q, const float *k, const float *v,
+                                 const nmf_attention_shape *s, float *work);
+/* Online-softmax scalar reference (what NMF_ISA=scalar runs). */
+nmf_status nmf_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
+                                     const nmf_attention_shape *s, float *work);
+/* Naive: writes the full Tq x Tk score matrix (allocated inside), softmax with max subtraction
+ * in double, then P V in double. Only for tests. */
+nmf_status nmf_attention_naive(float *out, const float *q, const float *k, const float *v,
+                               const nmf_attention_shape *s);
+
+/* Multi-head self-attention over a batch, timm layout: qkv (B, T, 3, heads, head_dim) as produced
+ * by the fused qkv linear, out (B, T, heads*head_dim). scale = 1/sqrt(head_dim). Threaded over
+ * (batch, head) pairs with up to nmf_get_threads() threads, fewer if work (work_floats floats,
+ * 64-byte aligned) holds scratch for fewer; work NULL: allocated inside.
+ * nmf_mhsa_work_floats gives the size for nmf_get_threads() threads. */
+size_t nmf_mhsa_work_floats(size_t T, size_t head_dim);
+nmf_status nmf_mhsa_forward(float *out, const float *qkv, size_t B, size_t T, size_t heads,
+                            size_t head_dim, int causal, float *work, size_t work_floats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

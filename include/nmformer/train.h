@@ -1,0 +1,234 @@
+/* Training: the timm ViT with backward passes (llm.c style), AdamW, SR-STE dynamic N:M pruning
+ * and IDP (sparsity inheritance) producing a family of N:M candidates.
+ *
+ * Layout (as llm.c's train_gpt2.c): all parameters live in one buffer, described by a struct of
+ * pointers (nmf_vit_params); gradients and the AdamW moments m, v are three more buffers with
+ * the same layout. Block tensors are stacked over layers, e.g. qkvw is (L, 3D, D). */
+#ifndef NMFORMER_TRAIN_H
+#define NMFORMER_TRAIN_H
+
+#include "nmformer/config.h"
+#include "nmformer/data.h"
+#include "nmformer/io.h"
+#include "nmformer/nm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- parameters ------------------------------------------------------------------------- */
+typedef enum {
+    NMF_VP_PATCH_W = 0, /* (D, C*P*P)  patch_embed.proj.weight (a conv, flattened) */
+    NMF_VP_PATCH_B,     /* (D) */
+    NMF_VP_CLS,         /* (D)         cls_token */
+    NMF_VP_POS,         /* (T, D)      pos_embed */
+    NMF_VP_LN1_W,       /* (L, D) */
+    NMF_VP_LN1_B,       /* (L, D) */
+    NMF_VP_QKV_W,       /* (L, 3D, D)  prunable */
+    NMF_VP_QKV_B,       /* (L, 3D) */
+    NMF_VP_PROJ_W,      /* (L, D, D)   prunable */
+    NMF_VP_PROJ_B,      /* (L, D) */
+    NMF_VP_LN2_W,       /* (L, D) */
+    NMF_VP_LN2_B,       /* (L, D) */
+    NMF_VP_FC1_W,       /* (L, H, D)   prunable */
+    NMF_VP_FC1_B,       /* (L, H) */
+    NMF_VP_FC2_W,       /* (L, D, H)   prunable */
+    NMF_VP_FC2_B,       /* (L, D) */
+    NMF_VP_NORM_W,      /* (D) */
+    NMF_VP_NORM_B,      /* (D) */
+    NMF_VP_HEAD_W,      /* (K, D) */
+    NMF_VP_HEAD_B,      /* (K) */
+    NMF_VP_COUNT
+} nmf_vit_param;
+
+typedef struct {
+    float *patch_w, *patch_b, *cls, *pos;
+    float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+    float *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    float *norm_w, *norm_b, *head_w, *head_b;
+} nmf_vit_params;
+
+/* "blocks.{i}.attn.qkv.weight" style suffix of a block tensor, or the full timm name. */
+const char *nmf_vit_param_name(nmf_vit_param p);
+int nmf_vit_param_is_block(nmf_vit_param p);
+int nmf_vit_param_prunable(nmf_vit_param p);
+/* Weight decay applies to matrices (not biases, norms, cls_token, pos_embed), as timm does. */
+int nmf_vit_param_decays(nmf_vit_param p);
+
+/* ---- the trainable model ---------------------------------------------------------------- */
+typedef struct nmf_vit_train nmf_vit_train; /* opaque */
+
+/* Allocates params/grads/m/v and activations for batches of up to max_batch examples.
+ * Parameters start at zero: call nmf_vit_train_init or nmf_vit_train_import. */
+nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, int max_batch);
+void nmf_vit_train_free(nmf_vit_train *m);
+const nmf_vit_config *nmf_vit_train_config(const nmf_vit_train *m);
+size_t nmf_vit_train_num_params(const nmf_vit_train *m);
+size_t nmf_vit_train_param_size(const nmf_vit_train *m, nmf_vit_param p);
+/* Pointers into the four buffers (same layout), and the flat buffers themselves. */
+nmf_vit_params *nmf_vit_train_params(nmf_vit_train *m);
+nmf_vit_params *nmf_vit_train_grads(nmf_vit_train *m);
+float *nmf_vit_train_param_mem(nmf_vit_train *m);
+float *nmf_vit_train_grad_mem(nmf_vit_train *m);
+float *nmf_vit_train_m_mem(nmf_vit_train *m);
+float *nmf_vit_train_v_mem(nmf_vit_train *m);
+/* Pointer to tensor p (of layer `layer` for block tensors) in the parameter buffer. */
+float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer);
+
+/* timm-style init from a seed: weights trunc_normal(std 0.02), biases 0, LayerNorm (1, 0),
+ * cls_token normal(std 1e-6), pos_embed trunc_normal(std 0.02). */
+void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed);
+
+/* ---- N:M state: the pattern of the prunable linears, their masks and masked copies ------- */
+/* {0,0} = dense. Setting a pattern recomputes the masks from the current weights. */
+nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p);
+nmf_pattern nmf_vit_train_pattern(const nmf_vit_train *m);
+/* SR-STE / ASP: mask = topN(|W|) per group of M along the input dimension, per prunable
+ * linear; also refreshes the masked copies. */
+nmf_status nmf_vit_train_update_masks(nmf_vit_train *m);
+/* Refreshes W*mask after the weights changed (masks kept). Cheap; done by the trainer after
+ * every optimizer step. */
+void nmf_vit_train_refresh_masked(nmf_vit_train *m);
+/* With a pattern set, run the masked linears' forward and input gradient through the N:M
+ * kernels (nmf_linear_*; default on) instead of dense BLAS on W*mask. Same math, fewer FLOPs. */
+void nmf_vit_train_use_nm_kernels(nmf_vit_train *m, int on);
+/* Mask of prunable tensor p in layer `layer` ((rows, cols) bytes, 1 = kept); NULL when dense. */
+uint8_t *nmf_vit_train_mask(nmf_vit_train *m, nmf_vit_param p, int layer);
+/* Sets every mask from caller data (same layout as nmf_vit_train_mask), e.g. a fixed mask. */
+size_t nmf_vit_train_mask_bytes(const nmf_vit_train *m);
+uint8_t *nmf_vit_train_mask_mem(nmf_vit_train *m);
+
+/* ---- forward / backward ------------------------------------------------------------------ */
+/* x (B, C, H, W) normalised images; labels (B) or NULL. Computes logits (and, with labels, the
+ * mean cross-entropy into *loss and the number of correct argmax predictions into *correct;
+ * either pointer may be NULL). B <= max_batch. */
+nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *labels, int B,
+                                 float *loss, int *correct);
+/* Logits of the last forward, (B, K). */
+const float *nmf_vit_train_logits(const nmf_vit_train *m);
+/* Gradients of the mean loss of the last forward (with labels) into the grad buffer
+ * (overwritten, not accumulated). For masked linears the weight gradient is the straight-
+ * through one, dL/d(W*mask). */
+nmf_status nmf_vit_train_backward(nmf_vit_train *m);
+/* SR-STE term: grad += lambda * (1 - mask) * W on the prunable weights (no-op when dense). */
+void nmf_vit_train_srste_decay(nmf_vit_train *m, float lambda);
+/* ASP: grad *= mask on the prunable weights, so pruned weights stay where they are. */
+void nmf_vit_train_mask_grads(nmf_vit_train *m);
+
+/* ---- optimizer ---------------------------------------------------------------------------- */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float grad_clip; /* max global L2 norm; <= 0: no clipping */
+} nmf_adamw_config;
+
+/* Clips (global norm, as torch.nn.utils.clip_grad_norm_: coef = clip / (norm + 1e-6)), then one
+ * AdamW step (decoupled weight decay, bias correction with step t >= 1) on every parameter;
+ * weight decay only where nmf_vit_param_decays. Returns the gradient norm before clipping. */
+float nmf_vit_train_adamw_step(nmf_vit_train *m, const nmf_adamw_config *c, int t);
+/* Zeroes m and v (new stage). */
+void nmf_vit_train_reset_optimizer(nmf_vit_train *m);
+
+/* Linear warm-up from 0 over `warmup` steps, then cosine from lr_max down to lr_min at `total`.
+ * step counts from 0. */
+float nmf_lr_cosine(int step, int total, int warmup, float lr_max, float lr_min);
+
+/* ---- tensors in and out (timm names) ------------------------------------------------------ */
+/* Copies every tensor of s (dense or nm) into the parameter buffer; shapes must match. */
+nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s);
+/* Writes the model as a tensor set in timm names; with pack_nm != 0 and a pattern set, prunable
+ * weights are stored as N:M tensors of W*mask (nmf_nm_pack_masked), else dense (masked). Adds
+ * the config metadata. */
+nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *out);
+
+/* Accuracy over examples idx[0..count) (or the first count when idx NULL) of ds, batched. */
+nmf_status nmf_vit_train_evaluate(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
+                                  size_t count, double *accuracy, double *mean_loss);
+
+/* ---- IDP and the baselines ---------------------------------------------------------------- */
+typedef enum {
+    NMF_METHOD_IDP = 0, /* dense -> p1 -> p2 -> ..., each stage from the previous (SR-STE) */
+    NMF_METHOD_SRSTE,   /* dense -> p for every p separately, SR-STE */
+    NMF_METHOD_ASP,     /* dense -> p: magnitude mask fixed once, then fine-tune */
+    NMF_METHOD_ONESHOT, /* dense -> p: magnitude pruning, no training */
+    NMF_METHOD_COUNT
+} nmf_train_method;
+const char *nmf_train_method_name(nmf_train_method m);
+nmf_status nmf_train_method_parse(const char *s, nmf_train_method *out);
+
+#define NMF_TRAIN_MAX_PATTERNS 16
+
+typedef struct {
+    nmf_vit_config model;
+    nmf_train_method method;
+    nmf_pattern patterns[NMF_TRAIN_MAX_PATTERNS];
+    int num_patterns;
+    const char *init_path; /* start from these dense weights (.nmf/.safetensors) or NULL */
+    const char *data_dir;  /* NULL: default */
+    int batch;
+    int dense_steps;   /* dense stage (0 with init_path: skip) */
+    int stage_steps;   /* each N:M stage */
+    float lr, stage_lr, lr_min_ratio;
+    int warmup, stage_warmup;
+    float weight_decay, beta1, beta2, eps, grad_clip;
+    float srste_lambda;
+    int mask_interval; /* recompute masks every k steps */
+    float ramp_frac;   /* fraction of a stage spent stepping N down where the chain skips */
+    int holdout;       /* last `holdout` training examples select checkpoints */
+    int eval_every;    /* held-out evaluation every k steps (and at the end of each stage) */
+    int augment;       /* random shift (+-2 px, zero fill) + horizontal flip */
+    uint64_t seed;
+    const char *checkpoint_path; /* NULL: none */
+    int checkpoint_every;
+    int resume;
+    int max_steps_this_run; /* for tests: stop (as if killed) after this many steps; 0 = off */
+    int test_limit;         /* test accuracy on the first N test images only; 0 = all 10k */
+} nmf_train_options;
+
+/* The pattern at `step` (0-based) of an N:M stage that goes from pattern `from` ({0,0}: dense) to
+ * `target` in `steps` steps: where the chain skips N values with the same M (4:8 -> 2:8), the
+ * first ramp_frac of the steps step N down one value at a time in equal parts (3:8), the rest
+ * trains at the target. From dense, or with a different M, the stage starts at the target. */
+nmf_pattern nmf_idp_stage_pattern(nmf_pattern from, nmf_pattern target, int steps, int step,
+                                  float ramp_frac);
+
+/* Named configs: "demo" (default) and "full". */
+nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name);
+
+typedef struct {
+    const char *stage;  /* "dense", "4:8", "3:8>2:8" while ramping */
+    int stage_index, num_stages;
+    int step, stage_total;        /* within the stage */
+    long long global_step, global_total;
+    float loss, acc, lr, grad_norm;
+    double heldout_acc;           /* < 0 when not evaluated at this step */
+    double elapsed_s, eta_s;
+    int stage_done;               /* 1 on the last report of a stage */
+} nmf_train_progress;
+
+typedef void (*nmf_train_callback)(const nmf_train_progress *p, void *user);
+
+typedef struct {
+    char name[32];
+    double heldout_acc, test_acc;
+    int best_step;
+    long long steps; /* training steps spent on this candidate's own stage(s) */
+} nmf_train_candidate_info;
+
+typedef struct {
+    nmf_train_candidate_info cand[NMF_TRAIN_MAX_PATTERNS + 1];
+    int count;
+    long long total_steps;
+    double seconds;
+    int stopped_early; /* max_steps_this_run hit: no family written */
+} nmf_train_result;
+
+/* Runs the whole method and writes the family (dense + every pattern) to out_path (atomic).
+ * progress may be NULL; it is called every `report_every` steps and at the end of each stage. */
+nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
+                         nmf_train_callback progress, int report_every, void *user,
+                         nmf_train_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Body of `make run`, the main job: Fashion-MNIST -> a family of N:M ViTs, measured.
+#   1. nmformer train --config demo --patterns 4:8,2:8,1:8   (IDP: dense -> 4:8 -> 2:8 -> 1:8)
+#   2. nmformer eval of every candidate (test split, 10k images)
+#   3. nmformer bench model of every candidate (latency of one image)
+#   4. one table + out/summary.json (model, accuracy, bytes, latency_ms, speedup per candidate)
+# usage: bash scripts/run_main.sh BUILD/nmformer
+# env:   NMF_OUT (default <repo>/out), NMF_THREADS (default: all cores), NMF_RESUME=1 to continue
+#        an interrupted run from out/train.ckpt, NMF_TRAIN_ARGS extra flags for `train`.
+set -euo pipefail
+cli=${1:?usage: bash scripts/run_main.sh PATH/TO/nmformer}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${NMF_OUT:-$root/out}
+threads=${NMF_THREADS:-$(nproc)}
+mkdir -p "$out"
+family="$out/family.nmf"
+ckpt="$out/train.ckpt"
+t0=$(date +%s)
+
+resume=()
+if [[ ${NMF_RESUME:-0} == 1 ]]; then resume=(--resume); else rm -f "$ckpt"; fi
+echo "== train --config demo --patterns 4:8,2:8,1:8 ($threads threads) -> $family"
+# shellcheck disable=SC2086
+"$cli" train --config demo --patterns 4:8,2:8,1:8 --out "$family" --threads "$threads" \
+  --checkpoint "$ckpt" --log "$out/train_metrics.jsonl" --summary "$out/train_summary.json" \
+  "${resume[@]}" ${NMF_TRAIN_ARGS:-}
+t_train=$(date +%s)
+
+models=(dense 4:8 2:8 1:8)
+declare -A acc bytes lat
+echo "== eval (test split) + bench model (batch 1, 1 thread, median of 50)"
+for m in "${models[@]}"; do
+  line=$("$cli" eval "$family" --model "$m" --threads "$threads" --json)
+  acc[$m]=$(grep -o '"top1": *[0-9.]*' <<<"$line" | grep -o '[0-9.]*$')
+done
+bench=$("$cli" bench model "$family" --threads 1 --batch 1 --reps 50 --json)
+for m in "${models[@]}"; do
+  lat[$m]=$(grep "\"candidate\": *\"$m\"" <<<"$bench" | grep -o '"latency_ms": *[0-9.]*' | head -1 |
+            grep -o '[0-9.]*$')
+done
+# bytes each candidate stores (its tensors in the family file), from `info --json`
+while read -r name b; do bytes[$name]=$b; done < <("$cli" info "$family" --json | awk '
+  /^\t\t\t"name":/ { gsub(/[",]/, "", $2); name = $2 }
+  /^\t\t\t"stored_bytes":/ { gsub(/,/, "", $2); print name, $2 }')
+file_bytes=$(stat -c %s "$family")
+
+printf '\n%-8s %10s %12s %12s %9s\n' candidate "test acc" bytes "latency ms" speedup
+json="["
+sep=""
+for m in "${models[@]}"; do
+  for v in "${acc[$m]:-}" "${lat[$m]:-}" "${bytes[$m]:-}"; do
+    [[ -n $v ]] || { echo "run_main: missing a measurement for $m" >&2; exit 1; }
+  done
+  speed=$(awk -v d="${lat[dense]}" -v x="${lat[$m]}" 'BEGIN { printf "%.2f", (x > 0 ? d / x : 0) }')
+  printf '%-8s %9.2f%% %12d %12.4f %8sx\n' "$m" "$(awk -v a="${acc[$m]}" 'BEGIN{print 100*a}')" \
+    "${bytes[$m]}" "${lat[$m]}" "$speed"
+  json+="$sep{\"model\": \"$m\", \"accuracy\": ${acc[$m]}, \"bytes\": ${bytes[$m]}, \"latency_ms\": ${lat[$m]}, \"speedup\": $speed}"
+  sep=", "
+done
+json+="]"
+t_end=$(date +%s)
+cat > "$out/summary.json" <<EOF
+{"family": "$family", "file_bytes": $file_bytes, "threads_train": $threads,
+ "train_seconds": $((t_train - t0)), "total_seconds": $((t_end - t0)),
+ "latency": "batch 1, 1 thread, median of 50 forward passes",
+ "candidates": $json}
+EOF
+echo
+echo "family file: $file_bytes bytes (shared tensors stored once); training $((t_train - t0)) s, total $((t_end - t0)) s"
+echo "summary: $out/summary.json   metrics: $out/train_metrics.jsonl"

@@ -1,0 +1,24 @@
+/* Helpers shared by the file-format readers and writers in src/io/. Not public API. */
+#ifndef NMF_IO_INTERNAL_H
+#define NMF_IO_INTERNAL_H
+
+#include <cjson/cJSON.h>
+
+#include "nmformer/io.h"
+
+/* 1 when v is a JSON number holding a natural number exactly (at most 2^53). */
+int nmf_io_json_uint(const cJSON *v, uint64_t *out);
+/* Parses a JSON array of natural numbers as a shape (at most NMF_MAX_DIMS entries, numel at most
+ * 2^40 so that numel * 4 never overflows). Errors name the file and the tensor. */
+nmf_status nmf_io_parse_shape(const char *path, const char *name, const cJSON *shape, int *ndim,
+                              int64_t *dims, size_t *numel);
+/* Little-endian stored values <-> f32. */
+void nmf_io_decode_values(float *out, const uint8_t *src, size_t count, nmf_dtype dtype);
+void nmf_io_encode_values(uint8_t *out, const float *src, size_t count, nmf_dtype dtype);
+
+/* Parses exactly one JSON value from text[0..len), allowing only whitespace after it. */
+cJSON *nmf_io_parse_json(const char *text, size_t len);
+/* zlib CRC-32 of p[0..n) continuing from crc (0 to start); handles n beyond zlib's uInt. */
+uint32_t nmf_crc32_update(uint32_t crc, const uint8_t *p, size_t n);
+
+#endif

@@ -1,0 +1,156 @@
+/* The in-memory family (candidates of one architecture) and nmf_load_model, the one entry point
+ * that `run`, `eval` and `sim` use to get a model from .nmf or .safetensors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/nmf_format.h"
+
+void nmf_family_init(nmf_family *f) {
+    memset(f, 0, sizeof *f);
+    nmf_vit_config_default(&f->config);
+}
+
+void nmf_family_free(nmf_family *f) {
+    for (size_t i = 0; i < f->count; i++) nmf_tensors_free(&f->models[i].tensors);
+    free(f->models);
+    memset(f, 0, sizeof *f);
+}
+
+nmf_candidate *nmf_family_find(const nmf_family *f, const char *name) {
+    for (size_t i = 0; i < f->count; i++)
+        if (!strcmp(f->models[i].name, name)) return &f->models[i];
+    return NULL;
+}
+
+nmf_status nmf_family_add(nmf_family *f, const char *name, nmf_tensor_set *tensors) {
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len >= sizeof f->models[0].name)
+        return nmf_error(NMF_ERR_INVALID_ARG, "model name '%s' must be 1..%zu bytes",
+                         name ? name : "", sizeof f->models[0].name - 1);
+    if (nmf_family_find(f, name))
+        return nmf_error(NMF_ERR_INVALID_ARG, "the family already has a model named '%s'", name);
+    if (f->count >= NMF_FAMILY_MAX_MODELS)
+        return nmf_error(NMF_ERR_INVALID_ARG, "a family holds at most %d models",
+                         NMF_FAMILY_MAX_MODELS);
+    nmf_candidate *m = realloc(f->models, (f->count + 1) * sizeof *m);
+    if (!m) return nmf_error(NMF_ERR_NOMEM, "family table");
+    f->models = m;
+    nmf_candidate *c = &m[f->count++];
+    memset(c, 0, sizeof *c);
+    memcpy(c->name, name, len + 1);
+    c->tensors = *tensors;
+    nmf_tensors_init(tensors);
+    return NMF_OK;
+}
+
+nmf_status nmf_payload_size(const nmf_payload_desc *d, size_t *values_bytes, size_t *codes_bytes) {
+    size_t es = nmf_dtype_size(d->dtype);
+    if (!es) return nmf_error(NMF_ERR_INVALID_ARG, "bad dtype");
+    if (d->pattern.n == 0) {
+        *codes_bytes = 0;
+        if (nmf_mul_overflow(d->numel, es, values_bytes))
+            return nmf_error(NMF_ERR_FORMAT, "tensor size overflows");
+        return NMF_OK;
+    }
+    if (d->ndim != 2) return nmf_error(NMF_ERR_FORMAT, "an N:M tensor must be 2-D [out, in]");
+    size_t rows = (size_t)d->shape[0], cols = (size_t)d->shape[1], groups, slots;
+    nmf_status st = nmf_nm_groups(cols, d->pattern, 1, &groups);
+    if (st) return st;
+    size_t row_bytes = nmf_nm_code_row_bytes(groups, d->pattern);
+    if (nmf_mul_overflow(rows, groups, &slots) || nmf_mul_overflow(slots, (size_t)d->pattern.n, &slots) ||
+        nmf_mul_overflow(slots, es, values_bytes) || nmf_mul_overflow(rows, row_bytes, codes_bytes))
+        return nmf_error(NMF_ERR_FORMAT, "N:M tensor size overflows");
+    return NMF_OK;
+}
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* "dense, 4:8, 2:8" into buf. */
+static void list_names(const nmf_family *f, char *buf, size_t size) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < f->count && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", f->models[i].name);
+}
+
+nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_config *fallback_config,
+                          nmf_vit_config *config, nmf_tensor_set *tensors) {
+    nmf_tensors_init(tensors);
+    nmf_status st;
+    if (has_suffix(path, ".nmf")) {
+        nmf_family fam;
+        st = nmf_family_read(path, &fam);
+        if (st) return st;
+        nmf_candidate *c = NULL;
+        char names[512];
+        list_names(&fam, names, sizeof names);
+        if (name) {
+            c = nmf_family_find(&fam, name);
+            if (!c) {
+                st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no model '%s' (available: %s)", path, name,
+                               names);
+                nmf_family_free(&fam);
+                return st;
+            }
+        } else if (fam.count == 1) {
+            c = &fam.models[0];
+        } else {
+            st = nmf_error(NMF_ERR_NOT_FOUND, "%s holds %zu models, pick one with --model (%s)",
+                           path, fam.count, names);
+            nmf_family_free(&fam);
+            return st;
+        }
+        *config = fam.config;
+        *tensors = c->tensors;
+        nmf_tensors_init(&c->tensors);
+        nmf_family_free(&fam);
+        char *json = nmf_vit_config_to_json(config);
+        if (!json) {
+            nmf_tensors_free(tensors);
+            return nmf_error(NMF_ERR_NOMEM, "config");
+        }
+        st = nmf_tensors_set_meta(tensors, NMF_CONFIG_META_KEY, json);
+        free(json);
+    } else if (has_suffix(path, ".safetensors")) {
+        if (name && strcmp(name, "dense") != 0)
+            return nmf_error(NMF_ERR_NOT_FOUND,
+                             "%s: a safetensors file holds one model ('dense'), not '%s'", path,
+                             name);
+        st = nmf_safetensors_read(path, tensors);
+        if (st) return st;
+        const char *json = nmf_tensors_get_meta(tensors, NMF_CONFIG_META_KEY);
+        if (json) {
+            nmf_vit_config_default(config);
+            st = nmf_vit_config_from_json(json, config);
+            if (st) {
+                char detail[400];
+                snprintf(detail, sizeof detail, "%s", nmf_last_error());
+                st = nmf_error(st, "%s: metadata %s: %s", path, NMF_CONFIG_META_KEY, detail);
+            }
+        } else if (fallback_config) {
+            *config = *fallback_config;
+        } else {
+            st = nmf_error(NMF_ERR_NOT_FOUND,
+                           "%s: no '%s' metadata; give the model config (--dim, --depth, ...)",
+                           path, NMF_CONFIG_META_KEY);
+        }
+    } else {
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: unknown model file type (want .nmf or .safetensors)",
+                         path);
+    }
+    if (!st) st = nmf_vit_config_validate(config);
+    if (!st) {
+        st = nmf_vit_check_tensors(config, tensors);
+        if (st) {
+            char detail[400];
+            snprintf(detail, sizeof detail, "%s", nmf_last_error());
+            st = nmf_error(st, "%s: %s", path, detail);
+        }
+    }
+    if (st) nmf_tensors_free(tensors);
+    return st;
+}

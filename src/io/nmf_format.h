@@ -1,0 +1,47 @@
+/* Constants and the tensor-descriptor type of the .nmf family container (docs/FORMAT.md).
+ * Shared by nmf_write.c and nmf_read.c; not public API. */
+#ifndef NMF_IO_NMF_FORMAT_H
+#define NMF_IO_NMF_FORMAT_H
+
+#include "nmformer/io.h"
+
+#define NMF_FILE_MAGIC "\x89NMF\r\n\x1a\n" /* 8 bytes; PNG-style: catches text-mode mangling */
+#define NMF_FILE_MAGIC_SIZE 8
+#define NMF_FILE_VERSION 1u
+#define NMF_FILE_HEADER_SIZE 32 /* magic, version, header_crc, json_size, data_size */
+#define NMF_FILE_ALIGN 64       /* data section and every payload start on 64 bytes */
+#define NMF_FILE_FORMAT_NAME "nmformer.family"
+#define NMF_FILE_MAX_SIZE ((size_t)1 << 36) /* readers refuse files over 64 GiB */
+#define NMF_FILE_MAX_JSON ((uint64_t)256 << 20)
+#define NMF_FILE_MAX_NAME 255 /* tensor names, bytes */
+
+static inline uint64_t nmf_align64(uint64_t x) { return (x + (NMF_FILE_ALIGN - 1)) & ~(uint64_t)(NMF_FILE_ALIGN - 1); }
+
+/* What a payload is: identical descriptors + identical bytes = one shared payload. */
+typedef struct {
+    nmf_dtype dtype;
+    nmf_pattern pattern; /* {0,0}: dense */
+    int ndim;
+    int64_t shape[NMF_MAX_DIMS];
+    size_t numel;
+} nmf_payload_desc;
+
+/* Bytes a payload of this descriptor occupies: dense numel*dtype_size; N:M (2-D [rows, cols])
+ * rows*groups*N*dtype_size values followed by rows*code_row_bytes codes, groups = ceil(cols/M).
+ * Fails on overflow or a non-2-D N:M shape. */
+nmf_status nmf_payload_size(const nmf_payload_desc *d, size_t *values_bytes, size_t *codes_bytes);
+
+static inline void nmf_put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void nmf_put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t nmf_get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t nmf_get_u64(const uint8_t *p) {
+    return (uint64_t)nmf_get_u32(p) | (uint64_t)nmf_get_u32(p + 4) << 32;
+}
+
+#endif

@@ -1,0 +1,282 @@
+/* safetensors: u64 LE header length, a JSON header, then one data buffer.
+ *
+ * Header: {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *          "__metadata__": {"key": "value", ...}}
+ * Offsets are relative to the start of the data buffer. As the format requires, the tensors must
+ * tile the buffer exactly: no overlap, no hole, nothing after the last one. Values are converted
+ * to f32 on read; writes use one dtype for every tensor. */
+#include "nmformer/io.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/io_internal.h"
+
+#define ST_MAX_FILE ((size_t)1 << 36)      /* 64 GiB */
+#define ST_MAX_HEADER ((uint64_t)100 << 20) /* the reference implementation's limit */
+
+typedef struct {
+    size_t begin, end, index; /* index into the tensor set */
+    const char *name;
+} st_region;
+
+static int region_cmp(const void *a, const void *b) {
+    const st_region *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* safetensors dtype names we know of but do not read, so the error can say what was found. */
+static const char *const st_other_dtypes[] = {"F64", "F8_E4M3", "F8_E5M2", "I64", "I32", "I16",
+                                              "I8",  "U64",     "U32",     "U16", "U8",  "BOOL"};
+
+static nmf_status parse_dtype(const char *path, const char *name, const cJSON *v, nmf_dtype *out) {
+    if (!cJSON_IsString(v))
+        return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s': dtype is not a string", path, name);
+    const char *s = v->valuestring;
+    for (int i = 0; i < NMF_DTYPE_COUNT; i++)
+        if (!strcmp(s, nmf_dtype_name((nmf_dtype)i))) {
+            *out = (nmf_dtype)i;
+            return NMF_OK;
+        }
+    for (size_t i = 0; i < sizeof st_other_dtypes / sizeof st_other_dtypes[0]; i++)
+        if (!strcmp(s, st_other_dtypes[i]))
+            return nmf_error(NMF_ERR_UNSUPPORTED,
+                             "%s: tensor '%s' has dtype %s (only F32, F16, BF16 are read)", path,
+                             name, s);
+    return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%.32s'", path, name, s);
+}
+
+nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out) {
+    nmf_tensors_init(out);
+    if (dtypes_out) *dtypes_out = NULL;
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    cJSON *root = NULL;
+    st_region *regions = NULL;
+    nmf_dtype *dtypes = NULL;
+    nmf_status st = nmf_read_file(path, ST_MAX_FILE, &buf, &size);
+    if (st) return st;
+    if (size < 8) {
+        st = nmf_error(NMF_ERR_FORMAT, "%s: truncated safetensors file (%zu bytes)", path, size);
+        goto fail;
+    }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    if (hlen > ST_MAX_HEADER || hlen > size - 8) {
+        st = nmf_error(NMF_ERR_FORMAT,
+                       "%s: safetensors header length %llu exceeds the file (%zu bytes)", path,
+                       (unsigned long long)hlen, size);
+        goto fail;
+    }
+    if (hlen < 2 || buf[8] != '{') {
+        st = nmf_error(NMF_ERR_FORMAT, "%s: safetensors header is not a JSON object", path);
+        goto fail;
+    }
+    const uint8_t *data = buf + 8 + hlen;
+    size_t data_size = size - 8 - (size_t)hlen;
+    root = nmf_io_parse_json((const char *)buf + 8, (size_t)hlen);
+    if (!root || !cJSON_IsObject(root)) {
+        st = nmf_error(NMF_ERR_FORMAT, "%s: safetensors header is not valid JSON", path);
+        goto fail;
+    }
+    int n = cJSON_GetArraySize(root);
+    regions = calloc((size_t)n + 1, sizeof *regions);
+    dtypes = calloc((size_t)n + 1, sizeof *dtypes);
+    if (!regions || !dtypes) {
+        st = nmf_error(NMF_ERR_NOMEM, "%s: header table", path);
+        goto fail;
+    }
+    size_t nreg = 0;
+    int have_meta = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root) {
+        const char *name = item->string;
+        if (!name) {
+            st = nmf_error(NMF_ERR_FORMAT, "%s: safetensors header entry without a name", path);
+            goto fail;
+        }
+        if (!strcmp(name, "__metadata__")) {
+            if (have_meta++ || !cJSON_IsObject(item)) {
+                st = nmf_error(NMF_ERR_FORMAT, "%s: __metadata__ must be one object", path);
+                goto fail;
+            }
+            const cJSON *kv;
+            cJSON_ArrayForEach(kv, item) {
+                if (!cJSON_IsString(kv)) {
+                    st = nmf_error(NMF_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string",
+                                   path, kv->string ? kv->string : "?");
+                    goto fail;
+                }
+                if (nmf_tensors_get_meta(out, kv->string)) {
+                    st = nmf_error(NMF_ERR_FORMAT, "%s: __metadata__ key '%s' appears twice", path,
+                                   kv->string);
+                    goto fail;
+                }
+                st = nmf_tensors_set_meta(out, kv->string, kv->valuestring);
+                if (st) goto fail;
+            }
+            continue;
+        }
+        if (!cJSON_IsObject(item)) {
+            st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s': entry is not an object", path, name);
+            goto fail;
+        }
+        if (nmf_tensors_find(out, name)) {
+            st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' appears twice", path, name);
+            goto fail;
+        }
+        nmf_dtype dt = NMF_DTYPE_F32;
+        st = parse_dtype(path, name, cJSON_GetObjectItemCaseSensitive(item, "dtype"), &dt);
+        if (st) goto fail;
+        int ndim;
+        int64_t dims[NMF_MAX_DIMS] = {0};
+        size_t numel;
+        st = nmf_io_parse_shape(path, name, cJSON_GetObjectItemCaseSensitive(item, "shape"), &ndim,
+                                dims, &numel);
+        if (st) goto fail;
+        const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
+        uint64_t begin, end;
+        if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
+            !nmf_io_json_uint(cJSON_GetArrayItem(offs, 0), &begin) ||
+            !nmf_io_json_uint(cJSON_GetArrayItem(offs, 1), &end)) {
+            st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s': data_offsets must be [begin, end]",
+                           path, name);
+            goto fail;
+        }
+        if (begin > end || end > data_size) {
+            st = nmf_error(NMF_ERR_FORMAT,
+                           "%s: tensor '%s': data_offsets [%llu, %llu] outside the data (%zu bytes)",
+                           path, name, (unsigned long long)begin, (unsigned long long)end,
+                           data_size);
+            goto fail;
+        }
+        size_t want = numel * nmf_dtype_size(dt); /* numel <= 2^40: no overflow */
+        if (end - begin != want) {
+            st = nmf_error(NMF_ERR_FORMAT,
+                           "%s: tensor '%s': %llu bytes stored, shape and dtype need %zu", path,
+                           name, (unsigned long long)(end - begin), want);
+            goto fail;
+        }
+        nmf_tensor *t;
+        st = nmf_tensors_add_dense(out, name, ndim, dims, NULL, &t);
+        if (st) goto fail;
+        nmf_io_decode_values(t->data, data + begin, numel, dt);
+        dtypes[out->count - 1] = dt;
+        regions[nreg++] = (st_region){(size_t)begin, (size_t)end, out->count - 1, NULL};
+    }
+    /* The tensors must tile the data buffer exactly. */
+    qsort(regions, nreg, sizeof *regions, region_cmp);
+    size_t at = 0;
+    for (size_t i = 0; i < nreg; i++) {
+        const char *name = out->items[regions[i].index].name;
+        if (regions[i].begin < at) {
+            st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' overlaps another tensor's data", path,
+                           name);
+            goto fail;
+        }
+        if (regions[i].begin > at) {
+            st = nmf_error(NMF_ERR_FORMAT, "%s: %zu bytes before tensor '%s' belong to no tensor",
+                           path, regions[i].begin - at, name);
+            goto fail;
+        }
+        at = regions[i].end;
+    }
+    if (at != data_size) {
+        st = nmf_error(NMF_ERR_FORMAT, "%s: %zu trailing bytes after the last tensor", path,
+                       data_size - at);
+        goto fail;
+    }
+    cJSON_Delete(root);
+    free(regions);
+    free(buf);
+    if (dtypes_out)
+        *dtypes_out = dtypes;
+    else
+        free(dtypes);
+    return NMF_OK;
+fail:
+    cJSON_Delete(root);
+    free(regions);
+    free(dtypes);
+    free(buf);
+    nmf_tensors_free(out);
+    return st;
+}
+
+nmf_status nmf_safetensors_read(const char *path, nmf_tensor_set *out) {
+    return nmf_safetensors_read_ex(path, out, NULL);
+}
+
+nmf_status nmf_safetensors_write(const char *path, const nmf_tensor_set *s, nmf_dtype dtype) {
+    if ((unsigned)dtype >= NMF_DTYPE_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "%s: bad dtype", path);
+    size_t esize = nmf_dtype_size(dtype);
+    cJSON *root = cJSON_CreateObject();
+    char *header = NULL;
+    float *tmp = NULL;
+    uint8_t *enc = NULL;
+    nmf_atomic_file *f = NULL;
+    nmf_status st = NMF_OK;
+    if (!root) return nmf_error(NMF_ERR_NOMEM, "%s: header", path);
+    if (s->meta_count) {
+        cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+        if (!meta) goto nomem;
+        for (size_t i = 0; i < s->meta_count; i++)
+            if (!cJSON_AddStringToObject(meta, s->meta[i].key, s->meta[i].value)) goto nomem;
+    }
+    size_t offset = 0, max_numel = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        const nmf_tensor *t = &s->items[i];
+        cJSON *e = cJSON_AddObjectToObject(root, t->name);
+        if (!e || !cJSON_AddStringToObject(e, "dtype", nmf_dtype_name(dtype))) goto nomem;
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        if (!shape) goto nomem;
+        for (int d = 0; d < t->ndim; d++)
+            if (!cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]))) goto nomem;
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        if (!offs) goto nomem;
+        size_t bytes = t->numel * esize;
+        if (!cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)offset)) ||
+            !cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(offset + bytes))))
+            goto nomem;
+        offset += bytes;
+        if (t->numel > max_numel) max_numel = t->numel;
+    }
+    header = cJSON_PrintUnformatted(root);
+    if (!header) goto nomem;
+    /* pad the header with spaces so the data starts 8-byte aligned (as the reference writer) */
+    size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8;
+    tmp = nmf_alloc(max_numel, sizeof(float));
+    enc = nmf_alloc(max_numel, esize);
+    if (!tmp || !enc) goto nomem;
+    st = nmf_atomic_open(path, &f);
+    if (st) goto done;
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    st = nmf_atomic_write(f, len8, 8);
+    if (!st) st = nmf_atomic_write(f, header, hlen);
+    if (!st && padded > hlen) st = nmf_atomic_write(f, "        ", padded - hlen);
+    for (size_t i = 0; !st && i < s->count; i++) {
+        const nmf_tensor *t = &s->items[i];
+        st = nmf_tensor_dense(t, tmp);
+        if (st) break;
+        nmf_io_encode_values(enc, tmp, t->numel, dtype);
+        st = nmf_atomic_write(f, enc, t->numel * esize);
+    }
+    if (st)
+        nmf_atomic_abort(f);
+    else
+        st = nmf_atomic_commit(f);
+    goto done;
+nomem:
+    st = nmf_error(NMF_ERR_NOMEM, "%s: out of memory building the header", path);
+done:
+    cJSON_Delete(root);
+    free(header);
+    nmf_free(tmp);
+    nmf_free(enc);
+    return st;
+}

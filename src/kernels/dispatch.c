@@ -1,0 +1,20 @@
+/* The one table of N:M kernels, indexed by instruction set (ggml style: a name per entry,
+ * checked against NMF_ISA_COUNT). nmf_active_isa() is decided once (cpuid + xgetbv, NMF_ISA);
+ * each product looks its entry up, so nmf_set_isa() in tests takes effect immediately. */
+#include "kernels/spmm.h"
+
+static const nmf_spmm_kernels table[] = {
+    [NMF_ISA_SCALAR] = {"scalar", nmf_spmm_forward_scalar, nmf_spmm_backward_scalar},
+    [NMF_ISA_AVX2] = {"avx2", nmf_spmm_forward_avx2, nmf_spmm_backward_avx2},
+    [NMF_ISA_AVX512] = {"avx512", nmf_spmm_forward_avx512, nmf_spmm_backward_avx512},
+};
+_Static_assert(sizeof table / sizeof table[0] == NMF_ISA_COUNT, "one kernel set per nmf_isa");
+
+const nmf_spmm_kernels *nmf_spmm_kernels_for(nmf_isa isa) {
+    nmf_isa best = nmf_cpu_best_isa();
+    if ((unsigned)isa >= NMF_ISA_COUNT || isa > best) isa = best; /* never run what the CPU lacks */
+    return &table[isa];
+}
+
+size_t nmf_spmm_panel_block = 0;
+void nmf_spmm_avx512_set_panel_block(size_t bytes) { nmf_spmm_panel_block = bytes; }

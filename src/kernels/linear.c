@@ -1,0 +1,298 @@
+/* nmf_linear: a weight W [out][in], dense (products through CBLAS, gemm.c) or N:M (products
+ * through our kernels, in the panel layout of spmm.h, built here once). Threads: output panels
+ * are split across nmf_get_threads() OpenMP threads for the forward product, token blocks for
+ * the backward one. */
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ops_internal.h"
+#include "kernels/spmm.h"
+
+struct nmf_linear {
+    size_t out, in;
+    nmf_pattern pattern; /* {0,0}: dense */
+    float *dense;        /* [out][in] when dense */
+    nmf_spmm_weights w;  /* when N:M; arrays in `storage` */
+    void *storage;
+    /* W^T for the backward product (spmm_backward.h), built on its first call: inference never
+     * pays its memory. The lock makes the lazy build safe from several threads. */
+    pthread_mutex_t transpose_lock;
+    void *transpose_storage;
+};
+
+size_t nmf_spmm_layout_bytes(size_t out, size_t groups, int n) {
+    size_t panels = (out + NMF_SPMM_ROWS - 1) / NMF_SPMM_ROWS;
+    return panels * NMF_SPMM_ROWS * groups * (size_t)n * (sizeof(float) + 1);
+}
+
+nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out, size_t in) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
+    *lin = NULL;
+    if (!w || out == 0 || in == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    if (out > INT32_MAX || in > INT32_MAX)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu exceeds BLAS int range", out, in);
+    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    float *d = nmf_alloc(out * in, sizeof(float)); /* nmf_alloc checks the product */
+    if (!l || !d) {
+        nmf_free(l);
+        nmf_free(d);
+        return nmf_error(NMF_ERR_NOMEM, "linear: dense %zu x %zu: out of memory", out, in);
+    }
+    memcpy(d, w, out * in * sizeof(float));
+    pthread_mutex_init(&l->transpose_lock, NULL);
+    l->out = out;
+    l->in = in;
+    l->dense = d;
+    l->storage = d;
+    *lin = l;
+    return NMF_OK;
+}
+
+nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
+    *lin = NULL;
+    if (!a || !a->values || !a->pos || a->rows == 0 || a->cols == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: empty N:M matrix");
+    nmf_status st = nmf_nm_validate(a);
+    if (st != NMF_OK) return st;
+    const size_t out = a->rows, in = a->cols, G = a->groups;
+    const size_t n = (size_t)a->pattern.n, m = (size_t)a->pattern.m;
+    if (out > INT32_MAX || in > INT32_MAX)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu too large", out, in);
+    const size_t panels = (out + NMF_SPMM_ROWS - 1) / NMF_SPMM_ROWS;
+    size_t slots, val_bytes;
+    if (nmf_mul_overflow(panels * NMF_SPMM_ROWS, G, &slots) || nmf_mul_overflow(slots, n, &slots) ||
+        nmf_mul_overflow(slots, sizeof(float), &val_bytes) || slots + val_bytes < slots)
+        return nmf_error(NMF_ERR_NOMEM, "linear: N:M %zu x %zu too large", out, in);
+    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    uint8_t *mem = nmf_alloc(val_bytes + slots, 1); /* values first: 64-byte aligned */
+    if (!l || !mem) {
+        nmf_free(l);
+        nmf_free(mem);
+        return nmf_error(NMF_ERR_NOMEM, "linear: N:M %zu x %zu: out of memory", out, in);
+    }
+    float *val = (float *)mem;
+    uint8_t *idx = mem + val_bytes;
+    /* canonical [row][g*n + k]  ->  panel [b][g][k][r]; padding rows stay 0 (nmf_alloc zeroes) */
+    const size_t row_slots = G * n;
+    for (size_t o = 0; o < out; o++) {
+        const size_t b = o / NMF_SPMM_ROWS, r = o % NMF_SPMM_ROWS;
+        const float *sv = a->values + o * row_slots;
+        const uint8_t *sp = a->pos + o * row_slots;
+        for (size_t g = 0; g < G; g++)
+            for (size_t k = 0; k < n; k++) {
+                const size_t j = g * n + k;
+                const size_t dst = ((b * G + g) * n + k) * NMF_SPMM_ROWS + r;
+                if (g * m + sp[j] < in) { /* a padding column is never read: value 0 at pos 0 */
+                    val[dst] = sv[j];
+                    idx[dst] = sp[j];
+                }
+            }
+    }
+    pthread_mutex_init(&l->transpose_lock, NULL);
+    l->out = out;
+    l->in = in;
+    l->pattern = a->pattern;
+    l->w = (nmf_spmm_weights){.out = out, .in = in, .groups = G, .n = (int)n, .m = (int)m,
+                              .panels = panels, .val = val, .idx = idx};
+    l->storage = mem;
+    *lin = l;
+    return NMF_OK;
+}
+
+void nmf_linear_free(nmf_linear *lin) {
+    if (!lin) return;
+    pthread_mutex_destroy(&lin->transpose_lock);
+    nmf_free(lin->transpose_storage);
+    nmf_free(lin->storage);
+    nmf_free(lin);
+}
+
+size_t nmf_linear_out(const nmf_linear *lin) { return lin ? lin->out : 0; }
+size_t nmf_linear_in(const nmf_linear *lin) { return lin ? lin->in : 0; }
+nmf_pattern nmf_linear_pattern(const nmf_linear *lin) {
+    return lin ? lin->pattern : (nmf_pattern){0, 0};
+}
+
+size_t nmf_linear_weight_bytes(const nmf_linear *lin) {
+    if (!lin) return 0;
+    if (lin->dense) return lin->out * lin->in * sizeof(float);
+    return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n);
+}
+
+const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin) {
+    return lin && !lin->dense ? &lin->w : NULL;
+}
+
+const char *nmf_linear_kernel_name(const nmf_linear *lin) {
+    if (!lin) return "none";
+    if (lin->dense) return "openblas";
+    return nmf_spmm_kernels_for(nmf_active_isa())->name;
+}
+
+static nmf_status check_args(const void *out, const void *in, const nmf_linear *lin,
+                             size_t tokens, const char *what) {
+    if (!lin || (tokens && (!out || !in)))
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear %s: NULL argument", what);
+    if (tokens > INT32_MAX)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear %s: %zu tokens too many", what, tokens);
+    return NMF_OK;
+}
+
+/* Threads for a product of `fmas` multiply-adds: small ones are not worth waking a team. */
+static int threads_for(double fmas, size_t units) {
+    int t = omp_in_parallel() ? 1 : nmf_get_threads();
+    if (fmas < 65536.0) t = 1;
+    if ((size_t)t > units) t = (int)units;
+    return t < 1 ? 1 : t;
+}
+
+nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
+                              size_t tokens, nmf_activation act) {
+    nmf_status st = check_args(y, x, lin, tokens, "forward");
+    if (st != NMF_OK) return st;
+    if ((unsigned)act >= NMF_ACT_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear forward: activation %d unknown", (int)act);
+    if (tokens == 0) return NMF_OK;
+    const size_t out = lin->out, in = lin->in;
+    if (lin->dense) {
+        nmf_gemm(0, 1, tokens, out, in, 1.0f, x, in, lin->dense, in, 0.0f, y, out); // (T,in)(in,out)
+        if (bias || act == NMF_ACT_GELU) {
+#pragma omp parallel for schedule(static) num_threads(threads_for((double)tokens * out, tokens))
+            for (size_t t = 0; t < tokens; t++) {
+                float *yt = y + t * out;
+                if (bias)
+                    for (size_t o = 0; o < out; o++) yt[o] += bias[o];
+                if (act == NMF_ACT_GELU) {
+                    switch (nmf_active_isa()) {
+                    case NMF_ISA_AVX512: nmf_gelu_avx512(yt, yt, out); break;
+                    case NMF_ISA_AVX2: nmf_gelu_avx2(yt, yt, out); break;
+                    default: nmf_gelu_forward_ref(yt, yt, out); break;
+                    }
+                }
+            }
+        }
+        return NMF_OK;
+    }
+    const nmf_spmm_kernels *k = nmf_spmm_kernels_for(nmf_active_isa());
+    const nmf_spmm_weights *w = &lin->w;
+    const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
+    const int threads = threads_for(fmas, w->panels);
+    /* x is read in place (ldx = in, no slack); the kernels copy what they need into small
+     * L1 tiles. (A padded copy of all of x, made here, was measured: slower for sparse
+     * patterns, where the copy is a large part of the work.) */
+    const float *xk = x;
+    const size_t ldx = in, slack = 0;
+    if (threads == 1) {
+        k->forward(y, xk, ldx, slack, w, bias, tokens, act, 0, w->panels);
+    } else {
+#pragma omp parallel num_threads(threads)
+        {
+            /* contiguous panel ranges: each thread streams only its own share of the weights */
+            const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+            const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
+            if (p1 > p0) k->forward(y, xk, ldx, slack, w, bias, tokens, act, p0, p1);
+        }
+    }
+    return NMF_OK;
+}
+
+/* Builds W^T (CSR by input column) from the panel layout, once. Zero weights are left out
+ * (padding rows and padding columns are stored as zeros). */
+static nmf_status build_transpose(nmf_linear *l) {
+    nmf_status st = NMF_OK;
+    pthread_mutex_lock(&l->transpose_lock);
+    if (l->w.tptr) goto done;
+    nmf_spmm_weights *w = &l->w;
+    const size_t in = w->in, out = w->out, G = w->groups, n = (size_t)w->n, m = (size_t)w->m;
+    const size_t slots = w->panels * G * n * NMF_SPMM_ROWS;
+    size_t nnz = 0;
+    for (size_t s = 0; s < slots; s++) nnz += w->val[s] != 0.0f;
+    size_t ptr_bytes, row_bytes, val_bytes, total;
+    if (nmf_mul_overflow(in + 1, sizeof(size_t), &ptr_bytes) ||
+        nmf_mul_overflow(nnz, sizeof(uint32_t), &row_bytes) ||
+        nmf_mul_overflow(nnz, sizeof(float), &val_bytes) ||
+        nmf_add_overflow(ptr_bytes, row_bytes, &total) || nmf_add_overflow(total, val_bytes, &total)) {
+        st = nmf_error(NMF_ERR_NOMEM, "linear backward: transpose of %zu x %zu too large", out, in);
+        goto done;
+    }
+    uint8_t *mem = nmf_alloc(total, 1);
+    if (!mem) {
+        st = nmf_error(NMF_ERR_NOMEM, "linear backward: transpose: out of memory");
+        goto done;
+    }
+    size_t *ptr = (size_t *)mem;             /* values first in each array: all aligned */
+    float *val = (float *)(mem + ptr_bytes);
+    uint32_t *row = (uint32_t *)(mem + ptr_bytes + val_bytes);
+    /* count per column, prefix sums, then fill in panel/row order (rows come out ascending) */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t s = 0;
+        for (size_t b = 0; b < w->panels; b++)
+            for (size_t g = 0; g < G; g++)
+                for (size_t k = 0; k < n; k++)
+                    for (size_t r = 0; r < NMF_SPMM_ROWS; r++, s++) {
+                        if (w->val[s] == 0.0f) continue;
+                        const size_t col = g * m + w->idx[s];
+                        if (pass == 0) {
+                            ptr[col + 1]++;
+                        } else {
+                            const size_t at = ptr[col]++;
+                            val[at] = w->val[s];
+                            row[at] = (uint32_t)(b * NMF_SPMM_ROWS + r);
+                        }
+                    }
+        if (pass == 0)
+            for (size_t i = 0; i < in; i++) ptr[i + 1] += ptr[i];
+    }
+    for (size_t i = in; i > 0; i--) ptr[i] = ptr[i - 1]; /* the fill advanced each start by its count */
+    ptr[0] = 0;
+    l->transpose_storage = mem;
+    w->tval = val;
+    w->trow = row;
+    w->tptr = ptr; /* last: the check above reads it */
+done:
+    pthread_mutex_unlock(&l->transpose_lock);
+    return st;
+}
+
+nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
+                                     size_t tokens) {
+    nmf_status st = check_args(dx, dy, lin, tokens, "backward");
+    if (st != NMF_OK) return st;
+    if (tokens == 0) return NMF_OK;
+    const size_t out = lin->out, in = lin->in;
+    if (lin->dense) {
+        nmf_gemm(0, 0, tokens, in, out, 1.0f, dy, out, lin->dense, in, 0.0f, dx, in); // (T,out)(out,in)
+        return NMF_OK;
+    }
+    /* the transpose is a cache: building it does not change what the layer computes */
+    st = build_transpose((nmf_linear *)lin);
+    if (st != NMF_OK) return st;
+    const nmf_spmm_kernels *k = nmf_spmm_kernels_for(nmf_active_isa());
+    const nmf_spmm_weights *w = &lin->w;
+    const size_t blocks = (tokens + NMF_SPMM_BWD_TOKENS - 1) / NMF_SPMM_BWD_TOKENS;
+    const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
+    const int threads = threads_for(fmas, blocks);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        const size_t b0 = blocks * id / nt, b1 = blocks * (id + 1) / nt;
+        if (b1 > b0) {
+            float *work = nmf_alloc(NMF_SPMM_BWD_WORK(in, out), sizeof(float));
+            if (!work) {
+                failed = 1;
+            } else {
+                const size_t t1 = b1 * NMF_SPMM_BWD_TOKENS < tokens ? b1 * NMF_SPMM_BWD_TOKENS : tokens;
+                k->backward_input(dx, dy, w, b0 * NMF_SPMM_BWD_TOKENS, t1, work);
+                nmf_free(work);
+            }
+        }
+    }
+    if (failed) return nmf_error(NMF_ERR_NOMEM, "linear backward: out of memory for work tiles");
+    return NMF_OK;
+}

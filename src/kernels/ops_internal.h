@@ -1,0 +1,33 @@
+/* Private: the ISA variants behind include/nmformer/ops.h, chosen at run time by the dispatchers
+ * in attention.c and act.c. Each *_avx512 / *_avx2 function lives in a file of that suffix
+ * (compiled with that ISA's flags only) and is called only when nmf_active_isa() allows it. */
+#ifndef NMF_KERNELS_OPS_INTERNAL_H
+#define NMF_KERNELS_OPS_INTERNAL_H
+
+#include "nmformer/ops.h"
+
+/* Tiling of the fused attention kernels; the work size formula (attention.c) covers all ISAs. */
+#define NMF_ATT_QB 6  /* queries per block: 6 rows x 4 vectors of scores fit in 24 zmm */
+#define NMF_ATT_KT 64 /* keys per tile */
+
+void nmf_gelu_avx512(float *y, const float *x, size_t n);
+void nmf_gelu_avx2(float *y, const float *x, size_t n);
+
+/* LayerNorm of one row (C) -> (C); y may == x. */
+void nmf_layernorm_row_ref(float *y, const float *x, const float *w, const float *b, size_t C,
+                           float eps);
+void nmf_layernorm_row_avx512(float *y, const float *x, const float *w, const float *b, size_t C,
+                              float eps);
+void nmf_layernorm_row_avx2(float *y, const float *x, const float *w, const float *b, size_t C,
+                            float eps);
+
+/* One head; s checked and work sized (nmf_attention_work_floats) by the caller. */
+void nmf_attention_avx512(float *out, const float *q, const float *k, const float *v,
+                          const nmf_attention_shape *s, float *work);
+void nmf_attention_avx2(float *out, const float *q, const float *k, const float *v,
+                        const nmf_attention_shape *s, float *work);
+
+/* Rounds n up to a multiple of m. */
+static inline size_t nmf_round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+#endif

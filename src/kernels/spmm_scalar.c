@@ -1,0 +1,37 @@
+/* Portable C kernels on the panel layout (NMF_ISA=scalar, and any CPU without AVX2). Same loop
+ * order as the SIMD kernels, one row of the panel at a time. */
+#include "kernels/ops_internal.h"
+#include "kernels/spmm.h"
+#include "kernels/spmm_backward.h"
+
+void nmf_spmm_forward_scalar(float *y, const float *x, size_t ldx, size_t x_slack,
+                             const nmf_spmm_weights *w, const float *bias, size_t tokens,
+                             nmf_activation act, size_t p0, size_t p1) {
+    (void)x_slack; /* reads only kept columns */
+    const size_t out = w->out, G = w->groups, n = (size_t)w->n, m = (size_t)w->m;
+    const size_t panel_slots = G * n * NMF_SPMM_ROWS;
+    for (size_t t = 0; t < tokens; t++) {
+        const float *xt = x + t * ldx; // (in)
+        for (size_t b = p0; b < p1; b++) {
+            const size_t r0 = b * NMF_SPMM_ROWS;
+            const size_t rows = out - r0 < NMF_SPMM_ROWS ? out - r0 : NMF_SPMM_ROWS;
+            float acc[NMF_SPMM_ROWS];
+            for (size_t r = 0; r < NMF_SPMM_ROWS; r++) acc[r] = (bias && r < rows) ? bias[r0 + r] : 0.0f;
+            const float *v = w->val + b * panel_slots;
+            const uint8_t *id = w->idx + b * panel_slots;
+            for (size_t g = 0; g < G; g++) {
+                const float *xg = xt + g * m;
+                for (size_t k = 0; k < n; k++, v += NMF_SPMM_ROWS, id += NMF_SPMM_ROWS)
+                    for (size_t r = 0; r < NMF_SPMM_ROWS; r++) acc[r] += v[r] * xg[id[r]];
+            }
+            float *yt = y + t * out + r0;
+            for (size_t r = 0; r < rows; r++) yt[r] = acc[r];
+            if (act == NMF_ACT_GELU) nmf_gelu_forward_ref(yt, yt, rows);
+        }
+    }
+}
+
+void nmf_spmm_backward_scalar(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,
+                              size_t t1, float *work) {
+    spmm_backward_impl(dx, dy, w, t0, t1, work);
+}

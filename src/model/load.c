@@ -1,0 +1,16 @@
+/* File -> ready-to-run model: load (io.h) then build (vit.c). */
+#include "nmformer/io.h"
+#include "nmformer/model.h"
+
+nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
+                        const nmf_vit_config *fallback_config) {
+    if (!out || !path) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_load: NULL argument");
+    *out = NULL;
+    nmf_vit_config config;
+    nmf_tensor_set tensors;
+    nmf_tensors_init(&tensors);
+    nmf_status st = nmf_load_model(path, name, fallback_config, &config, &tensors);
+    if (st == NMF_OK) st = nmf_vit_create(out, &config, &tensors);
+    nmf_tensors_free(&tensors);
+    return st;
+}

@@ -1,0 +1,136 @@
+/* ViT forward: patch embedding as a matmul over patches, pre-norm blocks, class-token head.
+ * Shapes in comments: B images, T = P + 1 tokens, D width, H MLP hidden, K = C*p*p. */
+#include <math.h>
+#include <string.h>
+
+#include "model/vit_internal.h"
+#include "nmformer/ops.h"
+
+/* Carves the arena for `batch` images; reallocates only when the batch or the thread count
+ * (attention scratch is per thread) grows. */
+static nmf_status arena_ensure(nmf_vit *m, size_t batch) {
+    nmf_vit_arena *a = &m->arena;
+    int threads = nmf_get_threads();
+    if (a->storage && batch <= a->batch && threads <= a->threads) return NMF_OK;
+    size_t bt, sizes[5], total = 0;
+    if (nmf_mul_overflow(batch, m->T, &bt))
+        return nmf_error(NMF_ERR_NOMEM, "batch %zu: activation size overflows", batch);
+    size_t work = nmf_mhsa_work_floats(m->T, m->head_dim);
+    int bad = nmf_mul_overflow(batch * m->P, m->K, &sizes[0]) | nmf_mul_overflow(bt, m->D, &sizes[1]) |
+              nmf_mul_overflow(bt, 3 * m->D, &sizes[2]) | nmf_mul_overflow(bt, m->H, &sizes[3]) |
+              nmf_mul_overflow(batch, m->D, &sizes[4]);
+    /* Buffers whose lifetimes do not overlap share memory:
+     *   patches (only before block 0) with hid (MLP hidden);
+     *   ln (read by qkv) with att (written after qkv has consumed ln). */
+    size_t hid = sizes[0] > sizes[3] ? sizes[0] : sizes[3];
+    size_t parts[] = {sizes[1] /* x */, sizes[1] /* ln, att */, sizes[2] /* qkv */,
+                      hid /* hid, patches */, sizes[1] /* tmp */, sizes[4] /* cls */, work};
+    /* every buffer rounded to 16 floats so that each starts 64-byte aligned */
+    for (size_t i = 0; !bad && i < sizeof parts / sizeof parts[0]; i++)
+        bad |= nmf_add_overflow(total, (parts[i] + 15) / 16 * 16, &total);
+    if (bad) return nmf_error(NMF_ERR_NOMEM, "batch %zu: activation size overflows", batch);
+    float *storage = nmf_alloc(total, sizeof(float));
+    if (!storage)
+        return nmf_error(NMF_ERR_NOMEM, "activation arena of %zu MB for batch %zu",
+                         total * sizeof(float) >> 20, batch);
+    nmf_free(a->storage);
+    a->storage = storage;
+    a->floats = total;
+    a->batch = batch;
+    a->threads = threads;
+    float *p = storage;
+    float **dst[] = {&a->x, &a->ln, &a->qkv, &a->hid, &a->tmp, &a->cls, &a->work};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        *dst[i] = p;
+        p += (parts[i] + 15) / 16 * 16;
+    }
+    a->att = a->ln;
+    a->patches = a->hid;
+    a->work_floats = work;
+    return NMF_OK;
+}
+
+/* patches (B*P, K) from images (B, C, S, S): row (b, gy, gx) = image[b][:, gy*p.., gx*p..]
+ * flattened as (c, ky, kx), the order of the conv weight (D, C, p, p). */
+static void im2patch(float *patches, const float *images, const nmf_vit *m, size_t B) {
+    const size_t C = (size_t)m->config.in_chans, S = (size_t)m->config.img_size;
+    const size_t p = (size_t)m->config.patch, G = m->grid;
+    const long rows = (long)(B * m->P);
+#pragma omp parallel for schedule(static) if (rows * (long)m->K >= 65536)
+    for (long r = 0; r < rows; r++) {
+        size_t b = (size_t)r / m->P, gy = (size_t)r % m->P / G, gx = (size_t)r % G;
+        float *row = patches + (size_t)r * m->K;
+        for (size_t c = 0; c < C; c++)
+            for (size_t ky = 0; ky < p; ky++)
+                memcpy(row + (c * p + ky) * p, images + ((b * C + c) * S + gy * p + ky) * S + gx * p,
+                       p * sizeof(float));
+    }
+}
+
+/* x += y over n floats. */
+static void residual_add(float *x, const float *y, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= (1u << 20)) /* below: not worth a barrier */
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static nmf_status block_forward(nmf_vit *m, const nmf_vit_block *k, size_t B) {
+    nmf_vit_arena *a = &m->arena;
+    const size_t BT = B * m->T, D = m->D;
+    nmf_status st;
+    nmf_layernorm_forward(a->ln, a->x, k->norm1_w, k->norm1_b, BT, D, NMF_LAYERNORM_EPS);
+    if ((st = nmf_linear_forward(a->qkv, a->ln, k->qkv, k->qkv_b, BT, NMF_ACT_NONE))) return st;
+    // (B,T,3,heads,hd) -> (B,T,D)
+    if ((st = nmf_mhsa_forward(a->att, a->qkv, B, m->T, m->heads, m->head_dim, 0, a->work,
+                               a->work_floats)))
+        return st;
+    if ((st = nmf_linear_forward(a->tmp, a->att, k->proj, k->proj_b, BT, NMF_ACT_NONE))) return st;
+    residual_add(a->x, a->tmp, BT * D);
+    nmf_layernorm_forward(a->ln, a->x, k->norm2_w, k->norm2_b, BT, D, NMF_LAYERNORM_EPS);
+    if ((st = nmf_linear_forward(a->hid, a->ln, k->fc1, k->fc1_b, BT, NMF_ACT_GELU))) return st;
+    if ((st = nmf_linear_forward(a->tmp, a->hid, k->fc2, k->fc2_b, BT, NMF_ACT_NONE))) return st;
+    residual_add(a->x, a->tmp, BT * D);
+    return NMF_OK;
+}
+
+nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_t B) {
+    if (!m || !logits || !images || B == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "vit forward: NULL argument or empty batch");
+    const nmf_vit_config *c = &m->config;
+    const size_t per_image = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
+    size_t n;
+    if (nmf_mul_overflow(B, per_image, &n))
+        return nmf_error(NMF_ERR_INVALID_ARG, "vit forward: batch %zu too large", B);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(images[i]))
+            return nmf_error(NMF_ERR_NUMERIC, "input image %zu has a non-finite value (%g) at "
+                             "channel %zu, pixel %zu", i / per_image, (double)images[i],
+                             i % per_image / ((size_t)c->img_size * (size_t)c->img_size),
+                             i % ((size_t)c->img_size * (size_t)c->img_size));
+    nmf_status st = arena_ensure(m, B);
+    if (st) return st;
+    nmf_vit_arena *a = &m->arena;
+    const size_t D = m->D, T = m->T, P = m->P;
+
+    // patch embedding: (B*P, K) x (D, K)^T -> (B*P, D), then tokens 1.. of x get bias + pos
+    im2patch(a->patches, images, m, B);
+    nmf_gemm(0, 1, B * P, D, m->K, 1.0f, a->patches, m->K, m->p.patch_w, m->K, 0.0f, a->tmp, D);
+    for (size_t b = 0; b < B; b++) {
+        float *xb = a->x + b * T * D; // (T, D)
+        for (size_t d = 0; d < D; d++) xb[d] = m->p.cls_token[d] + m->p.pos_embed[d];
+        for (size_t t = 1; t < T; t++) {
+            const float *e = a->tmp + (b * P + t - 1) * D, *pos = m->p.pos_embed + t * D;
+            for (size_t d = 0; d < D; d++) xb[t * D + d] = e[d] + m->p.patch_b[d] + pos[d];
+        }
+    }
+
+    for (int i = 0; i < c->depth; i++)
+        if ((st = block_forward(m, &m->blocks[i], B))) return st;
+
+    // final norm on the class tokens only (LayerNorm is per token), then the head
+    for (size_t b = 0; b < B; b++) memcpy(a->cls + b * D, a->x + b * T * D, D * sizeof(float));
+    nmf_layernorm_forward(a->cls, a->cls, m->p.norm_w, m->p.norm_b, B, D, NMF_LAYERNORM_EPS);
+    nmf_gemm(0, 1, B, m->classes, D, 1.0f, a->cls, D, m->p.head_w, D, 0.0f, logits, m->classes);
+    for (size_t b = 0; b < B; b++)
+        for (size_t k = 0; k < m->classes; k++) logits[b * m->classes + k] += m->p.head_b[k];
+    return NMF_OK;
+}

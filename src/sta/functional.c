@@ -1,0 +1,260 @@
+/* The simulator's functional datapath: the fixed-point values the accelerator computes, op by op
+ * over the same schedule the timing model runs, with the units' own data movement:
+ *   engine   output tiles of D rows; per token and step, a window register of gpc*M activation
+ *            columns (zeros past the end of the row) from which each multiplier's M:1 multiplexer
+ *            picks the column named by its weight's N:M position (sparse), or L consecutive
+ *            columns (dense); an adder tree sums the L products; the accumulator starts from the
+ *            bias and saturates to acc_bits on readout; the output stage requantises.
+ *   softmax  the running max is taken as the engine writes scores; then P lanes compute exp with
+ *            per-lane partial sums, one reciprocal per row, and a scale pass.
+ *   vector   LayerNorm from one pass of per-lane sums of x and x^2 (sum (Cx - S)^2 = C (C Q - S^2)),
+ *            GELU by table, residual add with one shared shift.
+ * fxp_ref.c computes the same numbers with plain dense loops; the tests require equality. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nmformer/sta.h"
+#include "sta/fx_internal.h"
+
+typedef struct {
+    const nmf_sta_config *hw;
+    int bits, acc_bits;
+    int64_t *acc;    /* [D] accumulators */
+    int16_t *win;    /* window register [L * max M] */
+} fx_engine;
+
+/* y[t][r] = requant(bias + sum W[r] . x[t]) for r in [0, rows); raw (if not NULL) receives the
+ * saturated accumulators instead. tok_bias: per (token, row) bias [T][rows] or NULL. */
+static nmf_status engine_linear(fx_engine *e, int16_t *y, int64_t *raw, const int16_t *x, int T,
+                                const nmf_fx_linear *L, const int64_t *tok_bias) {
+    const int D = e->hw->dpus, lanes = e->hw->lanes_per_dpu, K = L->cols;
+    const int sparse = L->pattern.n > 0 && L->values;
+    const int N = sparse ? L->pattern.n : 1, M = sparse ? L->pattern.m : 1;
+    if (sparse && (M > e->hw->max_m || N > lanes))
+        return nmf_error(NMF_ERR_INVALID_ARG, "engine.max_m/lanes_per_dpu: pattern %d:%d not supported", N, M);
+    const int gpc = lanes / N;
+    const int groups = sparse ? (int)L->groups : K;
+    for (int r0 = 0; r0 < L->rows; r0 += D) {
+        const int rn = L->rows - r0 < D ? L->rows - r0 : D;
+        for (int t = 0; t < T; t++) {
+            const int16_t *xr = x + (size_t)t * K;
+            for (int d = 0; d < rn; d++)
+                e->acc[d] = tok_bias ? tok_bias[(size_t)t * L->rows + r0 + d] : L->bias[r0 + d];
+            for (int g0 = 0; g0 < groups; g0 += gpc) {
+                const int g1 = g0 + gpc < groups ? g0 + gpc : groups;
+                /* window register: the columns of groups [g0, g1) */
+                const int wn = (g1 - g0) * M;
+                for (int w = 0; w < wn; w++) {
+                    int col = g0 * M + w;
+                    e->win[w] = col < K ? xr[col] : 0;
+                }
+                for (int d = 0; d < rn; d++) {
+                    const int r = r0 + d;
+                    int64_t tree = 0;
+                    if (sparse) {
+                        const size_t row = (size_t)r * L->groups * (size_t)N;
+                        for (int lane = 0; lane < (g1 - g0) * N; lane++) {
+                            const size_t idx = row + (size_t)g0 * N + (size_t)lane;
+                            const int sel = (lane / N) * M + L->pos[idx]; /* the M:1 mux */
+                            tree += (int64_t)L->values[idx] * e->win[sel];
+                        }
+                    } else {
+                        const int16_t *w = L->w + (size_t)r * K + g0;
+                        for (int lane = 0; lane < wn; lane++) tree += (int64_t)w[lane] * e->win[lane];
+                    }
+                    e->acc[d] += tree;
+                }
+            }
+            for (int d = 0; d < rn; d++) {
+                int64_t a = nmf_fx_sat(e->acc[d], e->acc_bits);
+                if (raw) raw[(size_t)t * L->rows + r0 + d] = a;
+                else y[(size_t)t * L->rows + r0 + d] = (int16_t)nmf_fx_requant(a, L->rq[r0 + d], e->bits);
+            }
+        }
+    }
+    return NMF_OK;
+}
+
+/* Attention of one block: per head, per tile of query rows held by the score buffer. */
+static nmf_status engine_attention(fx_engine *e, int16_t *out, const int16_t *qkv,
+                                   const nmf_fx_block *B, int T, int D, int heads) {
+    const nmf_sta_config *hw = e->hw;
+    const int dh = D / heads, lanes = hw->lanes_per_dpu, P = hw->softmax_lanes, Dp = hw->dpus;
+    const int64_t pmax = fx_pmax(e->bits);
+    int Tq = (int)((uint64_t)hw->score_buf_kib * 1024 / ((uint64_t)T * (uint64_t)((hw->acc_bits + 7) / 8)));
+    if (Tq < 1) return nmf_error(NMF_ERR_INVALID_ARG, "memory.score_buf_kib: too small for one row");
+    if (Tq > T) Tq = T;
+    int64_t *score = malloc((size_t)Tq * T * sizeof *score); /* the score buffer */
+    int64_t *rowmax = malloc((size_t)Tq * sizeof *rowmax);
+    int64_t *lsum = malloc((size_t)P * sizeof *lsum);
+    if (!score || !rowmax || !lsum) {
+        free(score);
+        free(rowmax);
+        free(lsum);
+        return nmf_error(NMF_ERR_NOMEM, "sta functional: out of memory");
+    }
+    for (int h = 0; h < heads; h++)
+        for (int q0 = 0; q0 < T; q0 += Tq) {
+            const int qn = T - q0 < Tq ? T - q0 : Tq;
+            /* engine, dense x dense: DPU j holds key row j; steps of L over the head dimension */
+            for (int i = 0; i < qn; i++) {
+                const int16_t *q = qkv + (size_t)(q0 + i) * 3 * D + h * dh;
+                for (int j0 = 0; j0 < T; j0 += Dp)
+                    for (int j = j0; j < T && j < j0 + Dp; j++) {
+                        const int16_t *k = qkv + (size_t)j * 3 * D + D + h * dh;
+                        int64_t acc = 0;
+                        for (int c0 = 0; c0 < dh; c0 += lanes) {
+                            int64_t tree = 0;
+                            for (int c = c0; c < dh && c < c0 + lanes; c++) tree += (int64_t)q[c] * k[c];
+                            acc += tree;
+                        }
+                        int64_t s = nmf_fx_sat(acc, e->acc_bits);
+                        score[(size_t)i * T + j] = s;
+                        if (j == 0 || s > rowmax[i]) rowmax[i] = s; /* max on the fly */
+                    }
+            }
+            /* softmax unit: P lanes, exp + partial sums, reciprocal, scale (in place) */
+            for (int i = 0; i < qn; i++) {
+                int64_t *row = score + (size_t)i * T;
+                memset(lsum, 0, (size_t)P * sizeof *lsum);
+                for (int c0 = 0; c0 < T; c0 += P)
+                    for (int l = 0; l < P && c0 + l < T; l++) {
+                        int64_t u = nmf_fx_requant(rowmax[i] - row[c0 + l], B->softmax_rq, 63);
+                        row[c0 + l] = nmf_fx_exp2_neg((uint64_t)u);
+                        lsum[l] += row[c0 + l];
+                    }
+                int64_t sum = 0;
+                for (int l = 0; l < P; l++) sum += lsum[l];
+                const int64_t recip = ((int64_t)1 << FX_RECIP_BITS) / sum;
+                for (int c0 = 0; c0 < T; c0 += P)
+                    for (int l = 0; l < P && c0 + l < T; l++)
+                        row[c0 + l] = nmf_fx_shift_round(row[c0 + l] * recip * pmax, FX_RECIP_BITS);
+            }
+            /* engine, dense x dense: DPU d holds column d of V; steps of L over the keys */
+            for (int i = 0; i < qn; i++) {
+                const int64_t *p = score + (size_t)i * T;
+                for (int d0 = 0; d0 < dh; d0 += Dp)
+                    for (int d = d0; d < dh && d < d0 + Dp; d++) {
+                        int64_t acc = 0;
+                        for (int j0 = 0; j0 < T; j0 += lanes) {
+                            int64_t tree = 0;
+                            for (int j = j0; j < T && j < j0 + lanes; j++)
+                                tree += p[j] * qkv[(size_t)j * 3 * D + 2 * D + h * dh + d];
+                            acc += tree;
+                        }
+                        out[(size_t)(q0 + i) * D + h * dh + d] =
+                            (int16_t)nmf_fx_requant(nmf_fx_sat(acc, e->acc_bits), B->av_rq, e->bits);
+                    }
+            }
+        }
+    free(score);
+    free(rowmax);
+    free(lsum);
+    return NMF_OK;
+}
+
+/* Vector unit LayerNorm: one pass of lane sums of x and x^2, then normalise. */
+static void vector_layernorm(int16_t *y, const int16_t *x, const nmf_fx_norm *n, int rows, int C,
+                             int V, int bits) {
+    for (int t = 0; t < rows; t++) {
+        const int16_t *xr = x + (size_t)t * C;
+        int64_t S = 0, Q = 0;
+        for (int c0 = 0; c0 < C; c0 += V) {
+            int64_t ls = 0, lq = 0; /* this cycle's lanes, reduced by a tree */
+            for (int c = c0; c < C && c < c0 + V; c++) {
+                ls += xr[c];
+                lq += (int64_t)xr[c] * xr[c];
+            }
+            S += ls;
+            Q += lq;
+        }
+        uint64_t var = (uint64_t)((int64_t)C * Q - S * S); /* = sum (C x - S)^2 / C */
+        int64_t den = (int64_t)nmf_fx_isqrt(var);
+        if (den < 1) den = 1;
+        for (int c = 0; c < C; c++) {
+            int64_t xc = (int64_t)xr[c] * C - S;
+            int64_t z = nmf_fx_div_round(xc * (1 << NMF_FX_LN_FRAC), den);
+            y[(size_t)t * C + c] = (int16_t)nmf_fx_requant(z * n->gamma[c] + n->beta[c], n->rq, bits);
+        }
+    }
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image, const nmf_fx_model *q,
+                                      const nmf_sta_config *hw) {
+    if (!logits || !image || !q || !hw || !q->blocks)
+        return nmf_error(NMF_ERR_INVALID_ARG, "sta functional: NULL argument");
+    if (hw->data_bits != q->data_bits || hw->acc_bits != q->acc_bits)
+        return nmf_error(NMF_ERR_INVALID_ARG,
+                         "sta functional: model quantised for %d/%d bits, design has %d/%d",
+                         q->data_bits, q->acc_bits, hw->data_bits, hw->acc_bits);
+    const nmf_vit_config *v = &q->vit;
+    nmf_sta_schedule s;
+    nmf_status st = nmf_sta_schedule_synthetic(&s, v, (nmf_pattern){0, 0}, 0);
+    if (st) return st;
+    const int T = s.tokens, D = v->dim, bits = q->data_bits, pk = v->in_chans * v->patch * v->patch;
+    int16_t **ten = calloc(s.tensor_count, sizeof *ten);
+    fx_engine e = {hw, bits, q->acc_bits, malloc((size_t)hw->dpus * sizeof(int64_t)),
+                   malloc((size_t)hw->lanes_per_dpu * NMF_NM_MAX_M * sizeof(int16_t))};
+    if (!ten || !e.acc || !e.win) goto nomem;
+    for (size_t i = 0; i < s.tensor_count; i++)
+        if (!(ten[i] = malloc((size_t)s.tensors[i].elems * sizeof **ten))) goto nomem;
+    for (size_t i = 0; i < s.op_count && !st; i++) {
+        const nmf_sta_op *op = &s.ops[i];
+        const nmf_fx_block *B = op->block >= 0 ? &q->blocks[op->block] : NULL;
+        int16_t *in0 = op->in[0] >= 0 ? ten[op->in[0]] : NULL, *in1 = op->in[1] >= 0 ? ten[op->in[1]] : NULL;
+        int16_t *out = op->out >= 0 ? ten[op->out] : NULL;
+        if (!strcmp(op->name, "patch_embed")) {
+            /* the host writes the patches of the image into the image tensor */
+            const int G = nmf_vit_grid(v), p = v->patch, C = v->in_chans, S = v->img_size;
+            for (int py = 0; py < G; py++)
+                for (int px = 0; px < G; px++)
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < p; ky++)
+                            for (int kx = 0; kx < p; kx++)
+                                in0[(size_t)(py * G + px) * pk + (c * p + ky) * p + kx] =
+                                    image[((size_t)c * S + (size_t)(py * p + ky)) * S + (size_t)(px * p + kx)];
+            memcpy(out, q->cls, (size_t)D * sizeof *out);
+            st = engine_linear(&e, out + D, NULL, in0, T - 1, &q->patch, q->patch_bias);
+        } else if (op->kind == NMF_STA_OP_VECTOR && op->vec == NMF_STA_VEC_LAYERNORM) {
+            const nmf_fx_norm *n = !B ? &q->norm : ends_with(op->name, "norm1") ? &B->norm1 : &B->norm2;
+            vector_layernorm(out, in0, n, (int)op->rows, D, hw->vector_lanes, bits);
+        } else if (op->kind == NMF_STA_OP_VECTOR && op->vec == NMF_STA_VEC_ADD) {
+            int first = ends_with(op->name, "add1");
+            nmf_fx_rq ma = first ? B->add1_a : B->add2_a, mb = first ? B->add1_b : B->add2_b;
+            for (size_t k = 0; k < (size_t)op->rows * (size_t)op->k; k++)
+                out[k] = (int16_t)fx_add(in0[k], ma, in1[k], mb, bits);
+        } else if (op->kind == NMF_STA_OP_VECTOR && op->vec == NMF_STA_VEC_GELU) {
+            for (size_t k = 0; k < (size_t)op->rows * (size_t)op->k; k++)
+                out[k] = B->gelu_lut[in0[k] + (1 << (bits - 1))];
+        } else if (op->attn_group >= 0) {
+            /* qk, softmax, av: run together, head-interleaved */
+            const nmf_sta_op *av = &s.ops[i + 2];
+            st = engine_attention(&e, ten[av->out], in0, B, T, D, v->heads);
+            i += 2;
+        } else if (!strcmp(op->name, "head")) {
+            st = engine_linear(&e, NULL, logits, in0, 1, &q->head, NULL);
+        } else {
+            const nmf_fx_linear *L = ends_with(op->name, "attn.qkv")    ? &B->qkv
+                                     : ends_with(op->name, "attn.proj") ? &B->proj
+                                     : ends_with(op->name, "mlp.fc1")   ? &B->fc1
+                                                                        : &B->fc2;
+            st = engine_linear(&e, out, NULL, in0, T, L, NULL);
+        }
+    }
+    goto out;
+nomem:
+    st = nmf_error(NMF_ERR_NOMEM, "sta functional: out of memory");
+out:
+    if (ten)
+        for (size_t i = 0; i < s.tensor_count; i++) free(ten[i]);
+    free(ten);
+    free(e.acc);
+    free(e.win);
+    nmf_sta_schedule_free(&s);
+    return st;
+}

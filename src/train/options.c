@@ -1,0 +1,80 @@
+/* Training methods and named configurations (presets). */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nmformer/train.h"
+
+static const char *const method_names[] = {
+    [NMF_METHOD_IDP] = "idp",
+    [NMF_METHOD_SRSTE] = "srste",
+    [NMF_METHOD_ASP] = "asp",
+    [NMF_METHOD_ONESHOT] = "oneshot",
+};
+static_assert(sizeof method_names / sizeof method_names[0] == NMF_METHOD_COUNT,
+              "method_names must name every nmf_train_method");
+
+const char *nmf_train_method_name(nmf_train_method m) {
+    return (unsigned)m < NMF_METHOD_COUNT ? method_names[m] : "?";
+}
+
+nmf_status nmf_train_method_parse(const char *s, nmf_train_method *out) {
+    for (int i = 0; i < NMF_METHOD_COUNT; i++)
+        if (s && !strcmp(s, method_names[i])) {
+            *out = (nmf_train_method)i;
+            return NMF_OK;
+        }
+    return nmf_error(NMF_ERR_INVALID_ARG, "unknown method '%s' (idp, srste, asp, oneshot)",
+                     s ? s : "");
+}
+
+/* demo: the `make run` job. Sized so that dense + 4:8 + 2:8 + 1:8 train in a few minutes on
+ * 2 cores (see docs/IDP.md for the measurements behind these numbers).
+ * full: a wider, deeper ViT with patch 4 (50 tokens) for the comparison table. */
+nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name) {
+    memset(o, 0, sizeof *o);
+    nmf_vit_config_default(&o->model);
+    o->method = NMF_METHOD_IDP;
+    o->num_patterns = 3;
+    o->patterns[0] = (nmf_pattern){4, 8};
+    o->patterns[1] = (nmf_pattern){2, 8};
+    o->patterns[2] = (nmf_pattern){1, 8};
+    o->batch = 128;
+    o->lr = 2e-3f;
+    o->stage_lr = 1e-3f;
+    o->lr_min_ratio = 0.01f;
+    o->warmup = 200;
+    o->stage_warmup = 50;
+    o->weight_decay = 0.05f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-8f;
+    o->grad_clip = 1.0f;
+    o->srste_lambda = 2e-4f;
+    o->mask_interval = 1;
+    o->ramp_frac = 0.3f;
+    o->holdout = 5000;
+    o->eval_every = 250;
+    o->augment = 0;
+    o->seed = 42;
+    o->checkpoint_every = 500;
+    if (!name || !strcmp(name, "demo")) {
+        o->dense_steps = 3000;
+        o->stage_steps = 500;
+        return NMF_OK;
+    }
+    if (!strcmp(name, "full")) {
+        o->model.patch = 4;
+        o->model.dim = 128;
+        o->model.depth = 6;
+        o->model.heads = 4;
+        o->model.mlp_ratio = 2.0f;
+        o->dense_steps = 20000;
+        o->stage_steps = 5000;
+        o->augment = 1;
+        o->eval_every = 1000;
+        o->checkpoint_every = 1000;
+        return NMF_OK;
+    }
+    return nmf_error(NMF_ERR_INVALID_ARG, "unknown config '%s' (demo, full)", name);
+}

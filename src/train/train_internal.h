@@ -1,0 +1,107 @@
+/* Internals of the trainable ViT shared by the files of src/train. */
+#ifndef NMF_TRAIN_INTERNAL_H
+#define NMF_TRAIN_INTERNAL_H
+
+#include "nmformer/kernels.h"
+#include "nmformer/train.h"
+
+/* Activation buffers (llm.c's ActivationTensors). Per-layer ones hold L copies. */
+enum {
+    ACT_PATCHES = 0, /* (B*NP, CPP) */
+    ACT_PE,          /* (B*NP, D) */
+    ACT_ENCODED,     /* (B, T, D) */
+    ACT_LN1,         /* (L, B, T, D) */
+    ACT_LN1_MEAN,    /* (L, B, T) */
+    ACT_LN1_RSTD,    /* (L, B, T) */
+    ACT_QKV,         /* (L, B, T, 3D) */
+    ACT_ATT,         /* (L, B, NH, T, T) */
+    ACT_ATTY,        /* (L, B, T, D) */
+    ACT_RES2,        /* (L, B, T, D) */
+    ACT_LN2,         /* (L, B, T, D) */
+    ACT_LN2_MEAN,    /* (L, B, T) */
+    ACT_LN2_RSTD,    /* (L, B, T) */
+    ACT_FCH,         /* (L, B, T, H) */
+    ACT_FCH_GELU,    /* (L, B, T, H) */
+    ACT_FCH_CDF,     /* (L, B, T, H) Phi(fch), for the GELU backward */
+    ACT_RES3,        /* (L, B, T, D) */
+    ACT_TMP,         /* (B, T, D) linear outputs added straight into the residual */
+    ACT_CLSX,        /* (B, D) */
+    ACT_LNF,         /* (B, D) */
+    ACT_LNF_MEAN,    /* (B) */
+    ACT_LNF_RSTD,    /* (B) */
+    ACT_LOGITS,      /* (B, K) */
+    ACT_PROBS,       /* (B, K) */
+    ACT_LOSSES,      /* (B) */
+    ACT_DLOGITS,     /* gradients: one layer's worth, reused */
+    ACT_DLNF,
+    ACT_DCLSX,
+    ACT_DRES,
+    ACT_DFCHG,
+    ACT_DFCH,
+    ACT_DLN2,
+    ACT_DATTY,
+    ACT_DQKV,
+    ACT_DLN1,
+    ACT_DPE,
+    ACT_COUNT
+};
+
+struct nmf_vit_train {
+    nmf_vit_config cfg;
+    int max_batch;
+    size_t sizes[NMF_VP_COUNT], offsets[NMF_VP_COUNT], num_params;
+    float *param_mem, *grad_mem, *m_mem, *v_mem;
+    nmf_vit_params params, grads;
+    /* N:M: pattern {0,0} when dense; masks and masked copies of the prunable tensors, stacked in
+     * enum order (offsets mask_offsets[p]); fw = the weights the passes use (masked or not). */
+    nmf_pattern pattern;
+    size_t mask_offsets[NMF_VP_COUNT], mask_total;
+    uint8_t *mask_mem;
+    float *masked_mem;
+    nmf_vit_params fw;
+    /* N:M kernels for the masked linears (forward and dx = dy W), rebuilt lazily from the masked
+     * weights whenever they changed (lin_dirty). lin[q][l] is NULL when not in use. */
+    int use_nm_kernels, lin_dirty;
+    nmf_linear **lin[NMF_VP_COUNT];
+    /* activations of the last forward */
+    float *act_mem, *act[ACT_COUNT];
+    size_t act_sizes[ACT_COUNT];
+    int B, has_labels;
+    int *labels;
+    float *scratch; /* attention: nscratch per-thread slices */
+    int nscratch;
+};
+
+/* ---- IDP run state (trainer.c), saved whole in checkpoints (checkpoint.c) ---- */
+typedef struct {
+    char name[32];
+    nmf_pattern pattern;      /* {0,0}: dense */
+    float *params;            /* num_params */
+    uint8_t *mask;            /* mask_total bytes (unused when dense) */
+    double heldout_acc;
+    int best_step;
+    long long steps;
+} nmf_run_candidate;
+
+typedef struct {
+    uint64_t fingerprint;     /* hash of everything that shapes the trajectory */
+    int stage;                /* current stage */
+    int step;                 /* next step to run within the stage */
+    int stage_started;        /* 0: the stage's initialisation has not run yet */
+    long long global_step;    /* steps run so far, all stages (drives data order + RNG) */
+    double elapsed_s;         /* wall time of previous runs */
+    double best_acc;          /* current stage: best held-out accuracy so far (-1: none) */
+    int best_step;
+    float *best_params;
+    uint8_t *best_mask;
+    int ncand;                /* completed candidates */
+    nmf_run_candidate cand[NMF_TRAIN_MAX_PATTERNS + 1];
+} nmf_run_state;
+
+/* Writes model (params, m, v, pattern, masks) + run state atomically to path. */
+nmf_status nmf_checkpoint_save(const char *path, nmf_vit_train *m, const nmf_run_state *rs);
+/* Reads a checkpoint back; refuses one whose fingerprint or sizes differ. rs buffers must be
+ * allocated already (best_params/best_mask and every cand[i] up to the capacity). */
+nmf_status nmf_checkpoint_load(const char *path, nmf_vit_train *m, nmf_run_state *rs);
+
+#endif

@@ -1,0 +1,711 @@
+/* The trainable ViT: parameter/gradient/AdamW buffers (one each, same layout), activations saved
+ * for backward, N:M masks, and the forward/backward passes built from layers.c. */
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nmformer/train.h"
+#include "train/layers.h"
+#include "train/rng.h"
+#include "train/train_internal.h"
+
+/* ---- names ---------------------------------------------------------------------------------- */
+static const struct {
+    const char *name; /* timm name; block tensors are "blocks.{i}." + name */
+    int block, prunable, decays;
+} param_info[] = {
+    [NMF_VP_PATCH_W] = {"patch_embed.proj.weight", 0, 0, 1},
+    [NMF_VP_PATCH_B] = {"patch_embed.proj.bias", 0, 0, 0},
+    [NMF_VP_CLS] = {"cls_token", 0, 0, 0},
+    [NMF_VP_POS] = {"pos_embed", 0, 0, 0},
+    [NMF_VP_LN1_W] = {"norm1.weight", 1, 0, 0},
+    [NMF_VP_LN1_B] = {"norm1.bias", 1, 0, 0},
+    [NMF_VP_QKV_W] = {"attn.qkv.weight", 1, 1, 1},
+    [NMF_VP_QKV_B] = {"attn.qkv.bias", 1, 0, 0},
+    [NMF_VP_PROJ_W] = {"attn.proj.weight", 1, 1, 1},
+    [NMF_VP_PROJ_B] = {"attn.proj.bias", 1, 0, 0},
+    [NMF_VP_LN2_W] = {"norm2.weight", 1, 0, 0},
+    [NMF_VP_LN2_B] = {"norm2.bias", 1, 0, 0},
+    [NMF_VP_FC1_W] = {"mlp.fc1.weight", 1, 1, 1},
+    [NMF_VP_FC1_B] = {"mlp.fc1.bias", 1, 0, 0},
+    [NMF_VP_FC2_W] = {"mlp.fc2.weight", 1, 1, 1},
+    [NMF_VP_FC2_B] = {"mlp.fc2.bias", 1, 0, 0},
+    [NMF_VP_NORM_W] = {"norm.weight", 0, 0, 0},
+    [NMF_VP_NORM_B] = {"norm.bias", 0, 0, 0},
+    [NMF_VP_HEAD_W] = {"head.weight", 0, 0, 1},
+    [NMF_VP_HEAD_B] = {"head.bias", 0, 0, 0},
+};
+static_assert(sizeof param_info / sizeof param_info[0] == NMF_VP_COUNT,
+              "param_info must describe every nmf_vit_param");
+static_assert(sizeof(nmf_vit_params) == NMF_VP_COUNT * sizeof(float *),
+              "nmf_vit_params must hold one pointer per nmf_vit_param, in enum order");
+
+const char *nmf_vit_param_name(nmf_vit_param p) {
+    return (unsigned)p < NMF_VP_COUNT ? param_info[p].name : "?";
+}
+int nmf_vit_param_is_block(nmf_vit_param p) { return (unsigned)p < NMF_VP_COUNT && param_info[p].block; }
+int nmf_vit_param_prunable(nmf_vit_param p) {
+    return (unsigned)p < NMF_VP_COUNT && param_info[p].prunable;
+}
+int nmf_vit_param_decays(nmf_vit_param p) { return (unsigned)p < NMF_VP_COUNT && param_info[p].decays; }
+
+static float **pp(nmf_vit_params *s, nmf_vit_param p) { return (float **)s + p; }
+
+/* rows/cols of one layer's 2-D view of tensor p (vectors are 1 x n) */
+static void param_dims(const nmf_vit_config *c, nmf_vit_param p, size_t *rows, size_t *cols) {
+    size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), K = (size_t)c->num_classes;
+    size_t T = (size_t)nmf_vit_tokens(c), CPP = (size_t)c->in_chans * c->patch * c->patch;
+    size_t r = 1, k = D;
+    switch (p) {
+    case NMF_VP_PATCH_W: r = D, k = CPP; break;
+    case NMF_VP_POS: r = T, k = D; break;
+    case NMF_VP_QKV_W: r = 3 * D, k = D; break;
+    case NMF_VP_QKV_B: k = 3 * D; break;
+    case NMF_VP_PROJ_W: r = D, k = D; break;
+    case NMF_VP_FC1_W: r = H, k = D; break;
+    case NMF_VP_FC1_B: k = H; break;
+    case NMF_VP_FC2_W: r = D, k = H; break;
+    case NMF_VP_HEAD_W: r = K, k = D; break;
+    case NMF_VP_HEAD_B: k = K; break;
+    default: break; /* D-vectors */
+    }
+    *rows = r;
+    *cols = k;
+}
+
+static size_t layer_numel(const nmf_vit_config *c, nmf_vit_param p) {
+    size_t r, k;
+    param_dims(c, p, &r, &k);
+    return r * k;
+}
+
+/* ---- create / free ------------------------------------------------------------------------ */
+nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, int max_batch) {
+    *out = NULL;
+    nmf_status st = nmf_vit_config_validate(cfg);
+    if (st != NMF_OK) return st;
+    if (max_batch < 1 || max_batch > 65536)
+        return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..65536", max_batch);
+    if (nmf_vit_tokens(cfg) > NMF_TRAIN_MAX_T)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%d tokens: training supports at most %d",
+                         nmf_vit_tokens(cfg), NMF_TRAIN_MAX_T);
+    nmf_vit_train *m = calloc(1, sizeof *m);
+    if (!m) return nmf_error(NMF_ERR_NOMEM, "nmf_vit_train_create");
+    m->cfg = *cfg;
+    m->max_batch = max_batch;
+    size_t L = (size_t)cfg->depth, total = 0, mtotal = 0;
+    for (int p = 0; p < NMF_VP_COUNT; p++) {
+        m->sizes[p] = layer_numel(cfg, (nmf_vit_param)p) * (param_info[p].block ? L : 1);
+        m->offsets[p] = total;
+        total += m->sizes[p];
+        if (param_info[p].prunable) {
+            m->mask_offsets[p] = mtotal;
+            mtotal += m->sizes[p];
+        }
+    }
+    m->num_params = total;
+    m->mask_total = mtotal;
+    m->param_mem = nmf_alloc(total, sizeof(float));
+    m->grad_mem = nmf_alloc(total, sizeof(float));
+    m->m_mem = nmf_alloc(total, sizeof(float));
+    m->v_mem = nmf_alloc(total, sizeof(float));
+    m->masked_mem = nmf_alloc(mtotal, sizeof(float));
+    m->mask_mem = nmf_alloc(mtotal, 1);
+    if (!m->param_mem || !m->grad_mem || !m->m_mem || !m->v_mem || !m->masked_mem ||
+        !m->mask_mem) {
+        nmf_vit_train_free(m);
+        return nmf_error(NMF_ERR_NOMEM, "training buffers for %zu parameters", total);
+    }
+    m->use_nm_kernels = 1;
+    for (int p = 0; p < NMF_VP_COUNT; p++)
+        if (param_info[p].prunable && !(m->lin[p] = calloc(L, sizeof(nmf_linear *)))) {
+            nmf_vit_train_free(m);
+            return nmf_error(NMF_ERR_NOMEM, "linear table");
+        }
+    for (int p = 0; p < NMF_VP_COUNT; p++) {
+        *pp(&m->params, p) = m->param_mem + m->offsets[p];
+        *pp(&m->grads, p) = m->grad_mem + m->offsets[p];
+    }
+    m->fw = m->params;
+
+    /* activations (llm.c ActivationTensors): one buffer, saved per layer where backward needs */
+    size_t B = (size_t)max_batch, T = (size_t)nmf_vit_tokens(cfg), D = (size_t)cfg->dim;
+    size_t H = (size_t)nmf_vit_hidden(cfg), K = (size_t)cfg->num_classes, NH = (size_t)cfg->heads;
+    size_t NP = T - 1, CPP = (size_t)cfg->in_chans * cfg->patch * cfg->patch, BT = B * T;
+    size_t asizes[ACT_COUNT] = {
+        [ACT_PATCHES] = B * NP * CPP, [ACT_PE] = B * NP * D,  [ACT_ENCODED] = BT * D,
+        [ACT_LN1] = L * BT * D,       [ACT_LN1_MEAN] = L * BT, [ACT_LN1_RSTD] = L * BT,
+        [ACT_QKV] = L * BT * 3 * D,   [ACT_ATT] = L * B * NH * T * T, [ACT_ATTY] = L * BT * D,
+        [ACT_RES2] = L * BT * D,      [ACT_LN2] = L * BT * D, [ACT_LN2_MEAN] = L * BT,
+        [ACT_LN2_RSTD] = L * BT,      [ACT_FCH] = L * BT * H, [ACT_FCH_GELU] = L * BT * H,
+        [ACT_FCH_CDF] = L * BT * H,
+        [ACT_RES3] = L * BT * D,      [ACT_TMP] = BT * D,     [ACT_CLSX] = B * D,
+        [ACT_LNF] = B * D,            [ACT_LNF_MEAN] = B,     [ACT_LNF_RSTD] = B,
+        [ACT_LOGITS] = B * K,         [ACT_PROBS] = B * K,    [ACT_LOSSES] = B,
+        /* gradient scratch, reused by every layer */
+        [ACT_DLOGITS] = B * K,        [ACT_DLNF] = B * D,     [ACT_DCLSX] = B * D,
+        [ACT_DRES] = BT * D,          [ACT_DFCHG] = BT * H,   [ACT_DFCH] = BT * H,
+        [ACT_DLN2] = BT * D,          [ACT_DATTY] = BT * D,   [ACT_DQKV] = BT * 3 * D,
+        [ACT_DLN1] = BT * D,          [ACT_DPE] = B * NP * D,
+    };
+    size_t atotal = 0;
+    for (int a = 0; a < ACT_COUNT; a++) atotal += asizes[a];
+    m->act_mem = nmf_alloc(atotal, sizeof(float));
+    m->labels = nmf_alloc(B, sizeof(int));
+    m->nscratch = nmf_get_threads();
+    m->scratch = nmf_alloc((size_t)m->nscratch * attention_scratch_floats((int)T, (int)D, (int)NH),
+                           sizeof(float));
+    if (!m->act_mem || !m->labels || !m->scratch) {
+        nmf_vit_train_free(m);
+        return nmf_error(NMF_ERR_NOMEM, "activations for batch %d (%zu floats)", max_batch, atotal);
+    }
+    float *a = m->act_mem;
+    for (int i = 0; i < ACT_COUNT; i++) {
+        m->act[i] = a;
+        m->act_sizes[i] = asizes[i];
+        a += asizes[i];
+    }
+    *out = m;
+    return NMF_OK;
+}
+
+static void free_linears(nmf_vit_train *m) {
+    for (int p = 0; p < NMF_VP_COUNT; p++)
+        for (int l = 0; m->lin[p] && l < m->cfg.depth; l++) {
+            nmf_linear_free(m->lin[p][l]);
+            m->lin[p][l] = NULL;
+        }
+}
+
+void nmf_vit_train_free(nmf_vit_train *m) {
+    if (!m) return;
+    free_linears(m);
+    for (int p = 0; p < NMF_VP_COUNT; p++) free(m->lin[p]);
+    nmf_free(m->param_mem);
+    nmf_free(m->grad_mem);
+    nmf_free(m->m_mem);
+    nmf_free(m->v_mem);
+    nmf_free(m->masked_mem);
+    nmf_free(m->mask_mem);
+    nmf_free(m->act_mem);
+    nmf_free(m->labels);
+    nmf_free(m->scratch);
+    free(m);
+}
+
+const nmf_vit_config *nmf_vit_train_config(const nmf_vit_train *m) { return &m->cfg; }
+size_t nmf_vit_train_num_params(const nmf_vit_train *m) { return m->num_params; }
+size_t nmf_vit_train_param_size(const nmf_vit_train *m, nmf_vit_param p) { return m->sizes[p]; }
+nmf_vit_params *nmf_vit_train_params(nmf_vit_train *m) { return &m->params; }
+nmf_vit_params *nmf_vit_train_grads(nmf_vit_train *m) { return &m->grads; }
+float *nmf_vit_train_param_mem(nmf_vit_train *m) { return m->param_mem; }
+float *nmf_vit_train_grad_mem(nmf_vit_train *m) { return m->grad_mem; }
+float *nmf_vit_train_m_mem(nmf_vit_train *m) { return m->m_mem; }
+float *nmf_vit_train_v_mem(nmf_vit_train *m) { return m->v_mem; }
+size_t nmf_vit_train_mask_bytes(const nmf_vit_train *m) { return m->mask_total; }
+uint8_t *nmf_vit_train_mask_mem(nmf_vit_train *m) { return m->mask_mem; }
+nmf_pattern nmf_vit_train_pattern(const nmf_vit_train *m) { return m->pattern; }
+const float *nmf_vit_train_logits(const nmf_vit_train *m) { return m->act[ACT_LOGITS]; }
+
+float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer) {
+    size_t per = layer_numel(&m->cfg, p);
+    return m->param_mem + m->offsets[p] + (param_info[p].block ? (size_t)layer * per : 0);
+}
+
+uint8_t *nmf_vit_train_mask(nmf_vit_train *m, nmf_vit_param p, int layer) {
+    if (!param_info[p].prunable || m->pattern.m == 0) return NULL;
+    return m->mask_mem + m->mask_offsets[p] + (size_t)layer * layer_numel(&m->cfg, p);
+}
+
+/* ---- init ---------------------------------------------------------------------------------- */
+void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed) {
+    uint64_t s = seed ^ 0x6E6D666F726D6572ull; /* "nmformer" */
+    memset(m->param_mem, 0, m->num_params * sizeof(float));
+    for (int p = 0; p < NMF_VP_COUNT; p++) {
+        float *w = m->param_mem + m->offsets[p];
+        size_t n = m->sizes[p];
+        switch (p) {
+        case NMF_VP_LN1_W: case NMF_VP_LN2_W: case NMF_VP_NORM_W:
+            for (size_t i = 0; i < n; i++) w[i] = 1.0f;
+            break;
+        case NMF_VP_CLS:
+            for (size_t i = 0; i < n; i++) w[i] = 1e-6f * nmf_rng_trunc_normal(&s);
+            break;
+        case NMF_VP_PATCH_W: case NMF_VP_POS: case NMF_VP_QKV_W: case NMF_VP_PROJ_W:
+        case NMF_VP_FC1_W: case NMF_VP_FC2_W: case NMF_VP_HEAD_W:
+            for (size_t i = 0; i < n; i++) w[i] = 0.02f * nmf_rng_trunc_normal(&s);
+            break;
+        default: break; /* biases 0 */
+        }
+    }
+    nmf_vit_train_refresh_masked(m);
+}
+
+/* ---- N:M masks ------------------------------------------------------------------------------ */
+nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p) {
+    m->lin_dirty = 1;
+    if (p.n == 0 && p.m == 0) {
+        m->pattern = p;
+        m->fw = m->params;
+        return NMF_OK;
+    }
+    if (!nmf_pattern_valid(p)) return nmf_error(NMF_ERR_INVALID_ARG, "invalid N:M pattern %d:%d", p.n, p.m);
+    if (m->cfg.dim % p.m || nmf_vit_hidden(&m->cfg) % p.m)
+        return nmf_error(NMF_ERR_SHAPE, "pattern %d:%d: dim %d and hidden %d must be multiples of %d",
+                         p.n, p.m, m->cfg.dim, nmf_vit_hidden(&m->cfg), p.m);
+    m->pattern = p;
+    for (int q = 0; q < NMF_VP_COUNT; q++)
+        if (param_info[q].prunable)
+            *pp(&m->fw, q) = m->masked_mem + m->mask_offsets[q];
+    return nmf_vit_train_update_masks(m);
+}
+
+nmf_status nmf_vit_train_update_masks(nmf_vit_train *m) {
+    if (m->pattern.m == 0) return NMF_OK;
+    for (int q = 0; q < NMF_VP_COUNT; q++) {
+        if (!param_info[q].prunable) continue;
+        size_t rows, cols;
+        param_dims(&m->cfg, q, &rows, &cols);
+        /* layers are stacked, so all layers form one (L*rows, cols) matrix */
+        nmf_status st = nmf_nm_mask(m->mask_mem + m->mask_offsets[q], m->param_mem + m->offsets[q],
+                                    rows * (size_t)m->cfg.depth, cols, m->pattern, 0);
+        if (st != NMF_OK) return st;
+    }
+    nmf_vit_train_refresh_masked(m);
+    return NMF_OK;
+}
+
+void nmf_vit_train_use_nm_kernels(nmf_vit_train *m, int on) {
+    m->use_nm_kernels = on != 0;
+    m->lin_dirty = 1;
+}
+
+/* Packs every masked linear for the N:M kernels (or frees them when not in use). */
+static nmf_status build_linears(nmf_vit_train *m) {
+    free_linears(m);
+    m->lin_dirty = 0;
+    if (m->pattern.m == 0 || !m->use_nm_kernels) return NMF_OK;
+    for (int q = 0; q < NMF_VP_COUNT; q++) {
+        if (!param_info[q].prunable) continue;
+        size_t rows, cols;
+        param_dims(&m->cfg, q, &rows, &cols);
+        for (int l = 0; l < m->cfg.depth; l++) {
+            size_t off = (size_t)l * rows * cols;
+            nmf_nm_matrix nm;
+            nmf_status st = nmf_nm_pack_masked(&nm, m->masked_mem + m->mask_offsets[q] + off,
+                                               m->mask_mem + m->mask_offsets[q] + off, rows, cols,
+                                               m->pattern, 0);
+            if (st != NMF_OK) return st;
+            st = nmf_linear_create_nm(&m->lin[q][l], &nm);
+            nmf_nm_free(&nm);
+            if (st != NMF_OK) return st;
+        }
+    }
+    return NMF_OK;
+}
+
+void nmf_vit_train_refresh_masked(nmf_vit_train *m) {
+    m->lin_dirty = 1;
+    if (m->pattern.m == 0) return;
+    for (int q = 0; q < NMF_VP_COUNT; q++) {
+        if (!param_info[q].prunable) continue;
+        const float *w = m->param_mem + m->offsets[q];
+        const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
+        float *o = m->masked_mem + m->mask_offsets[q];
+        for (size_t i = 0; i < m->sizes[q]; i++) o[i] = mk[i] ? w[i] : 0.0f;
+    }
+}
+
+void nmf_vit_train_srste_decay(nmf_vit_train *m, float lambda) {
+    if (m->pattern.m == 0 || lambda == 0.0f) return;
+    for (int q = 0; q < NMF_VP_COUNT; q++) {
+        if (!param_info[q].prunable) continue;
+        const float *w = m->param_mem + m->offsets[q];
+        const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
+        float *g = m->grad_mem + m->offsets[q];
+        for (size_t i = 0; i < m->sizes[q]; i++)
+            if (!mk[i]) g[i] += lambda * w[i];
+    }
+}
+
+void nmf_vit_train_mask_grads(nmf_vit_train *m) {
+    if (m->pattern.m == 0) return;
+    for (int q = 0; q < NMF_VP_COUNT; q++) {
+        if (!param_info[q].prunable) continue;
+        const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
+        float *g = m->grad_mem + m->offsets[q];
+        for (size_t i = 0; i < m->sizes[q]; i++)
+            if (!mk[i]) g[i] = 0.0f;
+    }
+}
+
+/* first failure wins; later calls still run (they only touch scratch) */
+static void keep(nmf_status *st, nmf_status s) {
+    if (*st == NMF_OK) *st = s;
+}
+
+/* ---- forward --------------------------------------------------------------------------------- */
+nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *labels, int B,
+                                 float *loss, int *correct) {
+    if (B < 1 || B > m->max_batch)
+        return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..%d", B, m->max_batch);
+    const nmf_vit_config *c = &m->cfg;
+    const int T = nmf_vit_tokens(c), NP = T - 1, L = c->depth, NH = c->heads, K = c->num_classes;
+    const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c);
+    const size_t CPP = (size_t)c->in_chans * c->patch * c->patch, BT = (size_t)B * T;
+    const nmf_vit_params *w = &m->fw;
+    float **a = m->act;
+    m->B = B;
+    m->has_labels = labels != NULL;
+    if (m->lin_dirty) {
+        nmf_status st = build_linears(m);
+        if (st != NMF_OK) return st;
+    }
+    nmf_linear **lq = m->lin[NMF_VP_QKV_W], **lp = m->lin[NMF_VP_PROJ_W];
+    nmf_linear **l1 = m->lin[NMF_VP_FC1_W], **l2 = m->lin[NMF_VP_FC2_W];
+    nmf_status lst = NMF_OK;
+
+    patchify(a[ACT_PATCHES], x, B, c->in_chans, c->img_size, c->patch);  // (B*NP, CPP)
+    matmul_forward(a[ACT_PE], a[ACT_PATCHES], w->patch_w, w->patch_b, (size_t)B * NP, CPP, D);
+    // encoded (B,T,D): [cls; patches] + pos
+    float *enc = a[ACT_ENCODED];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *src = t == 0 ? w->cls : a[ACT_PE] + ((size_t)b * NP + t - 1) * D;
+            const float *pos = w->pos + (size_t)t * D;
+            float *dst = enc + ((size_t)b * T + t) * D;
+            for (size_t i = 0; i < D; i++) dst[i] = src[i] + pos[i];
+        }
+
+    const float *residual = enc;
+    for (int l = 0; l < L; l++) {
+        float *ln1 = a[ACT_LN1] + l * BT * D, *ln1_mean = a[ACT_LN1_MEAN] + l * BT;
+        float *ln1_rstd = a[ACT_LN1_RSTD] + l * BT, *qkv = a[ACT_QKV] + l * BT * 3 * D;
+        float *att = a[ACT_ATT] + (size_t)l * B * NH * T * T, *atty = a[ACT_ATTY] + l * BT * D;
+        float *res2 = a[ACT_RES2] + l * BT * D, *ln2 = a[ACT_LN2] + l * BT * D;
+        float *ln2_mean = a[ACT_LN2_MEAN] + l * BT, *ln2_rstd = a[ACT_LN2_RSTD] + l * BT;
+        float *fch = a[ACT_FCH] + l * BT * H, *fchg = a[ACT_FCH_GELU] + l * BT * H;
+        float *res3 = a[ACT_RES3] + l * BT * D, *tmp = a[ACT_TMP];
+
+        layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, w->ln1_w + l * D, w->ln1_b + l * D, BT,
+                          D);
+        if (lq[l]) keep(&lst, nmf_linear_forward(qkv, ln1, lq[l],
+                                                 w->qkv_b + l * 3 * D, BT, NMF_ACT_NONE));
+        else matmul_forward(qkv, ln1, w->qkv_w + l * 3 * D * D, w->qkv_b + l * 3 * D, BT, D, 3 * D);
+        attention_forward(atty, att, qkv, B, T, (int)D, NH, m->scratch, m->nscratch); // (B,T,D)
+        if (lp[l]) keep(&lst, nmf_linear_forward(tmp, atty, lp[l],
+                                                 w->proj_b + l * D, BT, NMF_ACT_NONE));
+        else matmul_forward(tmp, atty, w->proj_w + l * D * D, w->proj_b + l * D, BT, D, D);
+        residual_forward(res2, residual, tmp, BT * D);
+        layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, w->ln2_w + l * D, w->ln2_b + l * D, BT,
+                          D);
+        if (l1[l]) keep(&lst, nmf_linear_forward(fch, ln2, l1[l],
+                                                 w->fc1_b + l * H, BT, NMF_ACT_NONE));
+        else matmul_forward(fch, ln2, w->fc1_w + l * H * D, w->fc1_b + l * H, BT, D, H);  // (B,T,H)
+        gelu_forward(fchg, a[ACT_FCH_CDF] + l * BT * H, fch, BT * H);
+        if (l2[l]) keep(&lst, nmf_linear_forward(tmp, fchg, l2[l],
+                                                 w->fc2_b + l * D, BT, NMF_ACT_NONE));
+        else matmul_forward(tmp, fchg, w->fc2_w + l * D * H, w->fc2_b + l * D, BT, H, D);
+        residual_forward(res3, res2, tmp, BT * D);
+        residual = res3;
+    }
+    if (lst != NMF_OK) return nmf_error(NMF_ERR_INVALID_ARG, "N:M linear forward failed: %s",
+                                        nmf_last_error());
+    // the class token of every example -> final norm -> head
+    float *clsx = a[ACT_CLSX];
+    for (int b = 0; b < B; b++) memcpy(clsx + b * D, residual + (size_t)b * T * D, D * sizeof(float));
+    layernorm_forward(a[ACT_LNF], a[ACT_LNF_MEAN], a[ACT_LNF_RSTD], clsx, w->norm_w, w->norm_b, B, D);
+    matmul_forward(a[ACT_LOGITS], a[ACT_LNF], w->head_w, w->head_b, (size_t)B, D, (size_t)K);
+
+    const float *logits = a[ACT_LOGITS];
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
+            if (!isfinite(logits[(size_t)b * K + k]))
+                return nmf_error(NMF_ERR_NUMERIC, "non-finite logit (example %d): training diverged",
+                                 b);
+    if (labels) {
+        for (int b = 0; b < B; b++) {
+            if (labels[b] < 0 || labels[b] >= K)
+                return nmf_error(NMF_ERR_INVALID_ARG, "label %d out of range 0..%d", labels[b], K - 1);
+            m->labels[b] = labels[b];
+        }
+        float l = crossentropy_forward(a[ACT_PROBS], a[ACT_LOSSES], logits, labels, B, K);
+        if (loss) *loss = l;
+    }
+    if (correct) {
+        int n = 0;
+        for (int b = 0; b < B && labels; b++) {
+            const float *z = logits + (size_t)b * K;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (z[k] > z[best]) best = k;
+            n += best == labels[b];
+        }
+        *correct = n;
+    }
+    return NMF_OK;
+}
+
+/* ---- backward -------------------------------------------------------------------------------- */
+nmf_status nmf_vit_train_backward(nmf_vit_train *m) {
+    if (!m->has_labels || m->B < 1)
+        return nmf_error(NMF_ERR_INVALID_ARG, "backward needs a forward with labels first");
+    const nmf_vit_config *c = &m->cfg;
+    const int B = m->B, T = nmf_vit_tokens(c), NP = T - 1, L = c->depth, NH = c->heads;
+    const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), K = (size_t)c->num_classes;
+    const size_t CPP = (size_t)c->in_chans * c->patch * c->patch, BT = (size_t)B * T;
+    const nmf_vit_params *w = &m->fw;
+    nmf_vit_params *g = &m->grads;
+    float **a = m->act;
+    nmf_linear **lq = m->lin[NMF_VP_QKV_W], **lp = m->lin[NMF_VP_PROJ_W];
+    nmf_linear **l1 = m->lin[NMF_VP_FC1_W], **l2 = m->lin[NMF_VP_FC2_W];
+    nmf_status lst = NMF_OK;
+#define ZERO(id, n) memset(a[id], 0, (n) * sizeof(float))
+/* dinp was zeroed just before, so the kernels' "dx = dy W" (overwrite) equals "dx += dy W" */
+#define LINEAR_BACKWARD(lin, dinp, dw, db, dout, inp, w_, N, C, OC)                      \
+    do {                                                                              \
+        if (lin) {                                                                    \
+            keep(&lst, nmf_linear_backward_input(dinp, dout, lin, N));                \
+            matmul_backward(NULL, dw, db, dout, inp, w_, N, C, OC);                   \
+        } else {                                                                      \
+            matmul_backward(dinp, dw, db, dout, inp, w_, N, C, OC);                   \
+        }                                                                             \
+    } while (0)
+
+    memset(m->grad_mem, 0, m->num_params * sizeof(float));
+    ZERO(ACT_DLOGITS, (size_t)B * K);
+    crossentropy_backward(a[ACT_DLOGITS], a[ACT_PROBS], m->labels, B, (int)K);
+    ZERO(ACT_DLNF, (size_t)B * D);
+    matmul_backward(a[ACT_DLNF], g->head_w, g->head_b, a[ACT_DLOGITS], a[ACT_LNF], w->head_w,
+                    (size_t)B, D, K);
+    ZERO(ACT_DCLSX, (size_t)B * D);
+    layernorm_backward(a[ACT_DCLSX], g->norm_w, g->norm_b, a[ACT_DLNF], a[ACT_CLSX], w->norm_w,
+                       a[ACT_LNF_MEAN], a[ACT_LNF_RSTD], (size_t)B, D);
+    // dres (B,T,D) = dL/d(output of the last block): only class-token rows are non-zero
+    float *dres = a[ACT_DRES];
+    ZERO(ACT_DRES, BT * D);
+    for (int b = 0; b < B; b++)
+        memcpy(dres + (size_t)b * T * D, a[ACT_DCLSX] + b * D, D * sizeof(float));
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float *residual = l == 0 ? a[ACT_ENCODED] : a[ACT_RES3] + (l - 1) * BT * D;
+        const float *ln1 = a[ACT_LN1] + l * BT * D, *ln1_mean = a[ACT_LN1_MEAN] + l * BT;
+        const float *ln1_rstd = a[ACT_LN1_RSTD] + l * BT, *qkv = a[ACT_QKV] + l * BT * 3 * D;
+        const float *att = a[ACT_ATT] + (size_t)l * B * NH * T * T;
+        const float *atty = a[ACT_ATTY] + l * BT * D, *res2 = a[ACT_RES2] + l * BT * D;
+        const float *ln2 = a[ACT_LN2] + l * BT * D, *ln2_mean = a[ACT_LN2_MEAN] + l * BT;
+        const float *ln2_rstd = a[ACT_LN2_RSTD] + l * BT, *fch = a[ACT_FCH] + l * BT * H;
+        const float *fchg = a[ACT_FCH_GELU] + l * BT * H;
+
+        // res3 = res2 + fc2(gelu(fc1(ln2(res2)))): dres passes through to res2 unchanged
+        ZERO(ACT_DFCHG, BT * H);
+        LINEAR_BACKWARD(l2[l], a[ACT_DFCHG], g->fc2_w + l * D * H, g->fc2_b + l * D, dres, fchg,
+                        w->fc2_w + l * D * H, BT, H, D);
+        ZERO(ACT_DFCH, BT * H);
+        gelu_backward(a[ACT_DFCH], fch, a[ACT_FCH_CDF] + l * BT * H, a[ACT_DFCHG], BT * H);
+        ZERO(ACT_DLN2, BT * D);
+        LINEAR_BACKWARD(l1[l], a[ACT_DLN2], g->fc1_w + l * H * D, g->fc1_b + l * H, a[ACT_DFCH],
+                        ln2, w->fc1_w + l * H * D, BT, D, H);
+        layernorm_backward(dres, g->ln2_w + l * D, g->ln2_b + l * D, a[ACT_DLN2], res2,
+                           w->ln2_w + l * D, ln2_mean, ln2_rstd, BT, D);
+        // res2 = residual + proj(attn(qkv(ln1(residual))))
+        ZERO(ACT_DATTY, BT * D);
+        LINEAR_BACKWARD(lp[l], a[ACT_DATTY], g->proj_w + l * D * D, g->proj_b + l * D, dres, atty,
+                        w->proj_w + l * D * D, BT, D, D);
+        ZERO(ACT_DQKV, BT * 3 * D);
+        attention_backward(a[ACT_DQKV], a[ACT_DATTY], qkv, att, B, T, (int)D, NH, m->scratch,
+                           m->nscratch);
+        ZERO(ACT_DLN1, BT * D);
+        LINEAR_BACKWARD(lq[l], a[ACT_DLN1], g->qkv_w + l * 3 * D * D, g->qkv_b + l * 3 * D,
+                        a[ACT_DQKV], ln1, w->qkv_w + l * 3 * D * D, BT, D, 3 * D);
+        layernorm_backward(dres, g->ln1_w + l * D, g->ln1_b + l * D, a[ACT_DLN1], residual,
+                           w->ln1_w + l * D, ln1_mean, ln1_rstd, BT, D);
+    }
+    // encoded = [cls; patch embeddings] + pos
+    float *dpe = a[ACT_DPE];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *d = dres + ((size_t)b * T + t) * D;
+            float *dpos = g->pos + (size_t)t * D;
+            for (size_t i = 0; i < D; i++) dpos[i] += d[i];
+            if (t == 0)
+                for (size_t i = 0; i < D; i++) g->cls[i] += d[i];
+            else
+                memcpy(dpe + ((size_t)b * NP + t - 1) * D, d, D * sizeof(float));
+        }
+    matmul_backward(NULL, g->patch_w, g->patch_b, dpe, a[ACT_PATCHES], w->patch_w, (size_t)B * NP,
+                    CPP, D);
+#undef ZERO
+#undef LINEAR_BACKWARD
+    if (lst != NMF_OK) return nmf_error(NMF_ERR_INVALID_ARG, "N:M linear backward failed: %s",
+                                        nmf_last_error());
+    return NMF_OK;
+}
+
+/* ---- optimizer ------------------------------------------------------------------------------- */
+float nmf_vit_train_adamw_step(nmf_vit_train *m, const nmf_adamw_config *c, int t) {
+    double sq = 0.0;
+    for (size_t i = 0; i < m->num_params; i++) sq += (double)m->grad_mem[i] * m->grad_mem[i];
+    float norm = (float)sqrt(sq);
+    float coef = 1.0f;
+    if (c->grad_clip > 0.0f) {
+        float k = c->grad_clip / (norm + 1e-6f);
+        if (k < 1.0f) coef = k;
+    }
+    /* torch.optim.AdamW's arithmetic, so 10 steps match PyTorch closely */
+    const double bc1 = 1.0 - pow(c->beta1, t), bc2 = 1.0 - pow(c->beta2, t);
+    const float step_size = (float)(c->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    for (int p = 0; p < NMF_VP_COUNT; p++) {
+        float *w = m->param_mem + m->offsets[p], *g = m->grad_mem + m->offsets[p];
+        float *mm = m->m_mem + m->offsets[p], *vv = m->v_mem + m->offsets[p];
+        const float decay = param_info[p].decays ? 1.0f - c->lr * c->weight_decay : 1.0f;
+        const size_t n = m->sizes[p];
+#pragma omp parallel for schedule(static) if (n > 16384)
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] * coef;
+            w[i] *= decay;
+            mm[i] = c->beta1 * mm[i] + (1.0f - c->beta1) * gi;
+            vv[i] = c->beta2 * vv[i] + (1.0f - c->beta2) * gi * gi;
+            float denom = sqrtf(vv[i]) / bc2_sqrt + c->eps;
+            w[i] -= step_size * mm[i] / denom;
+        }
+    }
+    nmf_vit_train_refresh_masked(m);
+    return norm;
+}
+
+void nmf_vit_train_reset_optimizer(nmf_vit_train *m) {
+    memset(m->m_mem, 0, m->num_params * sizeof(float));
+    memset(m->v_mem, 0, m->num_params * sizeof(float));
+}
+
+float nmf_lr_cosine(int step, int total, int warmup, float lr_max, float lr_min) {
+    if (warmup > 0 && step < warmup) return lr_max * (float)(step + 1) / (float)warmup;
+    if (total <= warmup) return lr_max;
+    double progress = (double)(step - warmup) / (double)(total - warmup);
+    if (progress > 1.0) progress = 1.0;
+    return lr_min + (lr_max - lr_min) * 0.5f * (float)(1.0 + cos(M_PI * progress));
+}
+
+/* ---- tensors in / out -------------------------------------------------------------------- */
+/* "blocks.3.mlp.fc1.weight" -> (NMF_VP_FC1_W, 3) */
+static int lookup(const nmf_vit_config *c, const char *name, nmf_vit_param *p, int *layer) {
+    int l = -1;
+    const char *rest = name;
+    if (!strncmp(name, "blocks.", 7)) {
+        char *end;
+        long v = strtol(name + 7, &end, 10);
+        if (end == name + 7 || *end != '.' || v < 0 || v >= c->depth) return 0;
+        l = (int)v;
+        rest = end + 1;
+    }
+    for (int q = 0; q < NMF_VP_COUNT; q++)
+        if (param_info[q].block == (l >= 0) && !strcmp(rest, param_info[q].name)) {
+            *p = (nmf_vit_param)q;
+            *layer = l < 0 ? 0 : l;
+            return 1;
+        }
+    return 0;
+}
+
+nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s) {
+    nmf_status st = nmf_vit_check_tensors(&m->cfg, s);
+    if (st != NMF_OK) return st;
+    for (size_t i = 0; i < s->count; i++) {
+        const nmf_tensor *t = &s->items[i];
+        nmf_vit_param p;
+        int layer;
+        if (!lookup(&m->cfg, t->name, &p, &layer))
+            return nmf_error(NMF_ERR_NOT_FOUND, "%s: not a tensor of this ViT", t->name);
+        if (t->numel != layer_numel(&m->cfg, p))
+            return nmf_error(NMF_ERR_SHAPE, "%s: %zu values, expected %zu", t->name, t->numel,
+                             layer_numel(&m->cfg, p));
+        st = nmf_tensor_dense(t, nmf_vit_train_param_ptr(m, p, layer));
+        if (st != NMF_OK) return st;
+    }
+    if (m->pattern.m) return nmf_vit_train_update_masks(m);
+    return NMF_OK;
+}
+
+nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *out) {
+    nmf_tensors_init(out);
+    nmf_tensor_spec *specs = NULL;
+    size_t count = 0;
+    nmf_status st = nmf_vit_tensor_specs(&m->cfg, &specs, &count);
+    if (st != NMF_OK) return st;
+    for (size_t i = 0; i < count && st == NMF_OK; i++) {
+        nmf_vit_param p;
+        int layer;
+        if (!lookup(&m->cfg, specs[i].name, &p, &layer)) {
+            st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no training tensor for this name", specs[i].name);
+            break;
+        }
+        const float *data = nmf_vit_train_param_ptr(m, p, layer);
+        uint8_t *mask = nmf_vit_train_mask(m, p, layer);
+        if (mask) {
+            size_t rows, cols;
+            param_dims(&m->cfg, p, &rows, &cols);
+            if (pack_nm) {
+                nmf_nm_matrix nm;
+                st = nmf_nm_pack_masked(&nm, data, mask, rows, cols, m->pattern, 0);
+                if (st == NMF_OK) {
+                    st = nmf_tensors_add_nm(out, specs[i].name, &nm, NULL);
+                    if (st != NMF_OK) nmf_nm_free(&nm);
+                }
+                continue;
+            }
+            /* dense but pruned: the masked copy */
+            data = m->masked_mem + m->mask_offsets[p] + (size_t)layer * rows * cols;
+        }
+        st = nmf_tensors_add_dense(out, specs[i].name, specs[i].ndim, specs[i].shape, data, NULL);
+    }
+    free(specs);
+    if (st == NMF_OK) {
+        char *json = nmf_vit_config_to_json(&m->cfg);
+        if (!json) st = nmf_error(NMF_ERR_NOMEM, "config JSON");
+        else {
+            st = nmf_tensors_set_meta(out, NMF_CONFIG_META_KEY, json);
+            free(json);
+        }
+    }
+    if (st != NMF_OK) nmf_tensors_free(out);
+    return st;
+}
+
+nmf_status nmf_vit_train_evaluate(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
+                                  size_t count, double *accuracy, double *mean_loss) {
+    const nmf_vit_config *c = &m->cfg;
+    if (ds->rows != c->img_size || ds->cols != c->img_size || c->in_chans != 1)
+        return nmf_error(NMF_ERR_SHAPE, "dataset images %dx%d (1 channel) do not fit the model "
+                         "(%d px, %d channels)", ds->rows, ds->cols, c->img_size, c->in_chans);
+    if (count == 0) return nmf_error(NMF_ERR_INVALID_ARG, "evaluate: no examples");
+    size_t pix = (size_t)ds->rows * ds->cols;
+    float *x = nmf_alloc((size_t)m->max_batch * pix, sizeof(float));
+    int *lab = nmf_alloc((size_t)m->max_batch, sizeof(int));
+    size_t *ix = nmf_alloc((size_t)m->max_batch, sizeof(size_t));
+    if (!x || !lab || !ix) {
+        nmf_free(x), nmf_free(lab), nmf_free(ix);
+        return nmf_error(NMF_ERR_NOMEM, "evaluate buffers");
+    }
+    nmf_status st = NMF_OK;
+    long long right = 0;
+    double loss_sum = 0.0;
+    for (size_t s = 0; s < count && st == NMF_OK; s += (size_t)m->max_batch) {
+        int B = (int)(count - s < (size_t)m->max_batch ? count - s : (size_t)m->max_batch);
+        for (int b = 0; b < B; b++) ix[b] = idx ? idx[s + b] : s + b;
+        st = nmf_dataset_batch(x, lab, ds, ix, (size_t)B, c->mean, c->std);
+        float loss = 0.0f;
+        int correct = 0;
+        if (st == NMF_OK) st = nmf_vit_train_forward(m, x, lab, B, &loss, &correct);
+        right += correct;
+        loss_sum += (double)loss * B;
+    }
+    m->has_labels = 0; /* evaluation batches are not for backward */
+    nmf_free(x), nmf_free(lab), nmf_free(ix);
+    if (st != NMF_OK) return st;
+    if (accuracy) *accuracy = (double)right / (double)count;
+    if (mean_loss) *mean_loss = loss_sum / (double)count;
+    return NMF_OK;
+}

@@ -1,0 +1,104 @@
+/* Scratch files for the I/O tests: a private temp directory, writing raw bytes, and checking that
+ * a call fails with a message naming the problem. */
+#ifndef NMF_IO_TEST_UTIL_H
+#define NMF_IO_TEST_UTIL_H
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nmformer/io.h"
+#include "test.h"
+
+static char io_test_dir[256];
+
+static inline const char *tmp_dir(void) {
+    if (!io_test_dir[0]) {
+        /* tmpfs when there is one: the hostile-input loops write thousands of small files */
+        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(io_test_dir, sizeof io_test_dir, "%s/nmf_io_test_XXXXXX", base);
+        if (!mkdtemp(io_test_dir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+    }
+    return io_test_dir;
+}
+
+/* Path of a scratch file (16 rotating static buffers: several may be live at once). */
+static inline const char *tmp_path(const char *name) {
+    static char bufs[16][512];
+    static int next;
+    char *b = bufs[next++ & 15];
+    snprintf(b, sizeof bufs[0], "%s/%s", tmp_dir(), name);
+    return b;
+}
+
+static inline void write_bytes(const char *path, const void *data, size_t size) {
+    /* A fresh file each time: truncating and rewriting one makes ext4 flush it on close
+     * (auto_da_alloc), which turns thousands of tiny writes into seconds of waiting. */
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f)) {
+        perror(path);
+        exit(1);
+    }
+}
+
+static inline uint8_t *read_bytes(const char *path, size_t *size) {
+    uint8_t *data;
+    if (nmf_read_file(path, (size_t)1 << 30, &data, size) != NMF_OK) {
+        fprintf(stderr, "%s: %s\n", path, nmf_last_error());
+        exit(1);
+    }
+    return data;
+}
+
+static inline int count_dir_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static inline void rm_tmp_dir(void) {
+    if (!io_test_dir[0]) return;
+    DIR *d = opendir(io_test_dir);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char p[800];
+            snprintf(p, sizeof p, "%s/%s", io_test_dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(io_test_dir);
+}
+
+/* The call must fail with `want` and a detail containing `needle` (case-sensitive). */
+#define CHECK_FAILS(expr, want, needle)                                                      \
+    do {                                                                                     \
+        nmf_clear_error();                                                                   \
+        nmf_status st2_ = (expr);                                                            \
+        CHECK_MSG(st2_ == (want) && strstr(nmf_last_error(), (needle)) != NULL,              \
+                  "got %s (%s), want %s mentioning '%s'", nmf_strerror(st2_),                \
+                  nmf_last_error(), nmf_strerror(want), (needle));                           \
+    } while (0)
+
+/* The call must fail (any status) with a non-empty detail. */
+#define CHECK_REJECTS(expr)                                                                  \
+    do {                                                                                     \
+        nmf_clear_error();                                                                   \
+        nmf_status st3_ = (expr);                                                            \
+        CHECK_MSG(st3_ != NMF_OK && nmf_last_error()[0], "accepted (or no detail): %s",      \
+                  nmf_strerror(st3_));                                                       \
+    } while (0)
+
+#endif

@@ -1,0 +1,40 @@
+#!/bin/bash
+# nmformer bench gemm: --help, --quick --json (keys present for every row), bad options.
+set -u
+cli="${NMF_CLI:?NMF_CLI not set}"
+fail() { echo "test_bench_cli: $*" >&2; exit 1; }
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+"$cli" bench gemm --help > "$tmp/help" || fail "--help exit status"
+grep -q -- "--json" "$tmp/help" || fail "--help does not mention --json"
+
+# tiny sweep: 2 shapes x 1 token count x 2 patterns = 4 rows
+"$cli" bench gemm --quick --json --reps 3 --threads 1 --tokens 3 --patterns dense,2:4 \
+    > "$tmp/out.json" 2> "$tmp/err" || { cat "$tmp/err" >&2; fail "--quick --json failed"; }
+rows=$(grep -c '"pattern":' "$tmp/out.json")
+[ "$rows" -eq 4 ] || fail "expected 4 rows, got $rows"
+for key in out in tokens pattern threads ms speedup_vs_blas gflops_dense_equiv gflops_useful \
+           weight_bytes bytes_ratio kernel; do
+    n=$(grep -c "\"$key\":" "$tmp/out.json")
+    [ "$n" -eq 4 ] || fail "key $key appears $n times, expected 4"
+done
+head -c 1 "$tmp/out.json" | grep -q '\[' || fail "output is not a JSON array"
+tail -n 1 "$tmp/out.json" | grep -q '\]' || fail "JSON array not closed"
+grep -q '"pattern":[[:space:]]*"2:4"' "$tmp/out.json" || fail "no 2:4 row"
+grep -q '"threads":[[:space:]]*1' "$tmp/out.json" || fail "threads not recorded"
+# every ms is a positive number
+if grep -E '"ms":[[:space:]]*(0[,}]|-|0\.0+[,}]|null)' "$tmp/out.json"; then fail "non-positive ms"; fi
+
+# the table form has a header and one line per row
+"$cli" bench gemm --shapes 32x64 --tokens 1,5 --patterns 1:4 --reps 3 > "$tmp/table" \
+    || fail "table run failed"
+[ "$(grep -c '1:4' "$tmp/table")" -eq 2 ] || fail "table rows"
+
+# bad input: one line on stderr, non-zero status
+for args in "--patterns 4:4" "--shapes 0x768" "--tokens abc" "--threads" "--bogus" \
+            "--shapes 768" "--reps -3"; do
+    if "$cli" bench gemm $args > /dev/null 2> "$tmp/err"; then fail "accepted: $args"; fi
+    [ "$(wc -l < "$tmp/err")" -ge 1 ] || fail "no message for: $args"
+done
+echo "test_bench_cli: ok"

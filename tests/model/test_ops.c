@@ -1,0 +1,83 @@
+/* LayerNorm and GELU, every ISA this CPU has, against double-precision references:
+ * widths below, at and above the SIMD widths, in place and out of place, large means. */
+#include "nmformer/ops.h"
+#include "test.h"
+
+static unsigned long long seed = 42;
+
+static void layernorm_case(size_t T, size_t C, float offset) {
+    float *x = malloc(T * C * sizeof(float)), *y = malloc(T * C * sizeof(float));
+    float *w = malloc(C * sizeof(float)), *b = malloc(C * sizeof(float));
+    for (size_t i = 0; i < T * C; i++) x[i] = offset + 3.0f * test_rand_float(&seed);
+    for (size_t c = 0; c < C; c++) {
+        w[c] = 1.0f + 0.5f * test_rand_float(&seed);
+        b[c] = 0.5f * test_rand_float(&seed);
+    }
+    nmf_layernorm_forward(y, x, w, b, T, C, NMF_LAYERNORM_EPS);
+    double maxerr = 0;
+    for (size_t t = 0; t < T; t++) {
+        const float *xt = x + t * C;
+        double mean = 0, var = 0;
+        for (size_t c = 0; c < C; c++) mean += xt[c];
+        mean /= (double)C;
+        for (size_t c = 0; c < C; c++) var += (xt[c] - mean) * (xt[c] - mean);
+        double rstd = 1.0 / sqrt(var / (double)C + 1e-6);
+        for (size_t c = 0; c < C; c++) {
+            double want = (xt[c] - mean) * rstd * w[c] + b[c];
+            double e = fabs(y[t * C + c] - want);
+            if (!(e <= maxerr)) maxerr = isnan(e) ? INFINITY : e;
+        }
+    }
+    /* relative to the O(1) normalised values; the offset costs float precision in x itself */
+    double tol = 2e-6 * (1.0 + fabs(offset) / 3.0);
+    CHECK_MSG(maxerr <= tol, "layernorm %s T=%zu C=%zu offset=%g: max err %.3g",
+              nmf_isa_name(nmf_active_isa()), T, C, offset, maxerr);
+    /* in place gives the same bits */
+    nmf_layernorm_forward(x, x, w, b, T, C, NMF_LAYERNORM_EPS);
+    CHECK(memcmp(x, y, T * C * sizeof(float)) == 0);
+    free(x);
+    free(y);
+    free(w);
+    free(b);
+}
+
+static void gelu_case(size_t n) {
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = 8.0f * test_rand_float(&seed);
+    if (n > 4) {
+        x[0] = 0.0f;
+        x[1] = -30.0f;
+        x[2] = 30.0f;
+        x[3] = 1e-20f;
+    }
+    nmf_gelu_forward(y, x, n);
+    double maxerr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double want = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+        /* the SIMD erf has |error| <= 1.5e-7 (A&S 7.1.26), scaled by |x|/2 in GELU */
+        double e = fabs(y[i] - want) / (1.0 + fabs(x[i]));
+        if (!(e <= maxerr)) maxerr = isnan(e) ? INFINITY : e;
+    }
+    CHECK_MSG(maxerr <= 4e-7, "gelu %s n=%zu: max err %.3g", nmf_isa_name(nmf_active_isa()), n, maxerr);
+    nmf_gelu_forward(x, x, n); /* in place */
+    CHECK(memcmp(x, y, n * sizeof(float)) == 0);
+    free(x);
+    free(y);
+}
+
+int main(void) {
+    nmf_isa best = nmf_cpu_best_isa();
+    for (int isa = NMF_ISA_SCALAR; isa <= (int)best; isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        const size_t Cs[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 384, 768};
+        for (size_t i = 0; i < sizeof Cs / sizeof Cs[0]; i++) {
+            layernorm_case(5, Cs[i], 0.0f);
+            layernorm_case(3, Cs[i], 100.0f);
+        }
+        layernorm_case(197, 384, 1.0f); /* the threaded path */
+        const size_t ns[] = {1, 7, 8, 9, 16, 17, 100, 40000};
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) gelu_case(ns[i]);
+    }
+    nmf_set_isa(best);
+    return test_finish("test_ops");
+}
