@@ -12,17 +12,20 @@
 #include "nmformer/train.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
+    fprintf(
+        f,
         "usage: nmformer train --out FAMILY.nmf [options]\n"
         "Trains a ViT on Fashion-MNIST: a dense stage, then one N:M stage per pattern (IDP: each\n"
         "stage starts from the previous one's weights; SR-STE masks recomputed from magnitudes).\n"
-        "The best held-out checkpoint of each stage becomes a candidate; all go into FAMILY.nmf.\n\n"
+        "The best held-out checkpoint of each stage becomes a candidate; all go into "
+        "FAMILY.nmf.\n\n"
         "  --config NAME          demo (default) or full; every value below overrides it\n"
         "  --patterns LIST        N:M chain, e.g. 4:8,2:8,1:8 (default)\n"
         "  --method M             idp (default) | srste | asp | oneshot\n"
         "  --init FILE            start from dense weights (.nmf / .safetensors); skips the dense\n"
         "                         stage unless --steps is given\n"
-        "  --data DIR             Fashion-MNIST IDX directory (default /usr/share/datasets/fashion-mnist)\n"
+        "  --data DIR             Fashion-MNIST IDX directory (default "
+        "/usr/share/datasets/fashion-mnist)\n"
         "  --steps N              dense stage steps          --stage-steps N  steps per N:M stage\n"
         "  --batch N              batch size                 --seed N         RNG seed\n"
         "  --lr X, --stage-lr X   peak learning rates        --lr-min-ratio X cosine floor / peak\n"
@@ -66,8 +69,8 @@ static void on_progress(const nmf_train_progress *p, void *user) {
             fprintf(u->log, ",\"loss\":%.9g,\"acc\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g", p->loss,
                     p->acc, p->lr, p->grad_norm);
         if (p->heldout_acc >= 0) fprintf(u->log, ",\"heldout_acc\":%.6g", p->heldout_acc);
-        fprintf(u->log, ",\"stage_done\":%s,\"elapsed_s\":%.3f}\n", p->stage_done ? "true" : "false",
-                p->elapsed_s);
+        fprintf(u->log, ",\"stage_done\":%s,\"elapsed_s\":%.3f}\n",
+                p->stage_done ? "true" : "false", p->elapsed_s);
         fflush(u->log);
     }
     if (u->quiet) return;
@@ -112,7 +115,8 @@ static int parse_patterns(const char *s, nmf_train_options *o) {
     if (strlen(s) >= sizeof buf) return 0;
     snprintf(buf, sizeof buf, "%s", s);
     o->num_patterns = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
         if (o->num_patterns >= NMF_TRAIN_MAX_PATTERNS) return 0;
         if (nmf_pattern_parse(tok, &o->patterns[o->num_patterns]) != NMF_OK) return 0;
         o->num_patterns++;
@@ -292,7 +296,8 @@ int cmd_train(int argc, char **argv) {
         /* appending keeps the first run's lines when resuming */
         u.log = fopen(log_path, o.resume ? "a+" : "w");
         if (!u.log) {
-            fprintf(stderr, "nmformer train: cannot open --log %s: %s\n", log_path, strerror(errno));
+            fprintf(stderr, "nmformer train: cannot open --log %s: %s\n", log_path,
+                    strerror(errno));
             return 1;
         }
         /* a killed run may have left half a line: end it so the next line stays parseable */
@@ -308,7 +313,8 @@ int cmd_train(int argc, char **argv) {
     if (u.log) fclose(u.log);
     if (st != NMF_OK) return cli_fail("train", "training failed", st);
     if (r.stopped_early) {
-        fprintf(stderr, "nmformer train: stopped after --max-steps-this-run; resume with --resume\n");
+        fprintf(stderr,
+                "nmformer train: stopped after --max-steps-this-run; resume with --resume\n");
         return 0;
     }
     if (!quiet) {

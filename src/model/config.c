@@ -64,7 +64,7 @@ static nmf_status get_float(const cJSON *root, const char *key, float *out) {
 }
 
 nmf_status nmf_vit_config_from_json(const char *json, nmf_vit_config *c) {
-    cJSON *root = cJSON_Parse(json);
+    cJSON *root = cJSON_ParseWithOpts(json, NULL, 1); /* trailing junk is an error */
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return nmf_error(NMF_ERR_FORMAT, "model config: not a JSON object");

@@ -148,7 +148,8 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
             for (int h = 0; h < NH; h++) {
                 const float *base = qkv + (size_t)b * T * C3;
                 for (int t2 = 0; t2 < T; t2++)
-                    for (int i = 0; i < hd; i++) kt[(size_t)i * T + t2] = base[(size_t)t2 * C3 + C + h * hd + i];
+                    for (int i = 0; i < hd; i++)
+                        kt[(size_t)i * T + t2] = base[(size_t)t2 * C3 + C + h * hd + i];
                 for (int t = 0; t < T; t++) {
                     const float *q = base + (size_t)t * C3 + h * hd;
                     float *a = att + (((size_t)b * NH + h) * T + t) * T;

@@ -141,7 +141,8 @@ static void augment(float *x, int B, int S, float fill, uint64_t seed, long long
             for (int xx = 0; xx < S; xx++) {
                 int sy = y + dy, sx = xx + dx;
                 if (flip) sx = S - 1 - sx;
-                tmp[y * S + xx] = (sy >= 0 && sy < S && sx >= 0 && sx < S) ? img[sy * S + sx] : fill;
+                tmp[y * S + xx] =
+                    (sy >= 0 && sy < S && sx >= 0 && sx < S) ? img[sy * S + sx] : fill;
             }
         memcpy(img, tmp, (size_t)S * S * sizeof(float));
     }
@@ -154,7 +155,8 @@ static void copy_state(float *dst_p, uint8_t *dst_m, nmf_vit_train *m) {
 }
 
 /* Loads params + mask + pattern (a candidate) into the model. */
-static nmf_status load_state(nmf_vit_train *m, const float *p, const uint8_t *mask, nmf_pattern pat) {
+static nmf_status load_state(nmf_vit_train *m, const float *p, const uint8_t *mask,
+                             nmf_pattern pat) {
     memcpy(m->param_mem, p, m->num_params * sizeof(float));
     nmf_status st = nmf_vit_train_set_pattern(m, pat);
     if (st != NMF_OK) return st;
@@ -222,8 +224,8 @@ static nmf_status check_options(const nmf_train_options *o) {
     if (!(o->lr > 0) || !(o->stage_lr > 0) || !(o->lr_min_ratio >= 0) || o->lr_min_ratio > 1)
         BAD("learning rates must be > 0 (lr-min-ratio in [0,1])");
     if (o->warmup < 0 || o->stage_warmup < 0) BAD("warm-up must be >= 0");
-    if (!(o->weight_decay >= 0) || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) ||
-        !(o->eps > 0))
+    if (!(o->weight_decay >= 0) || !(o->beta1 >= 0 && o->beta1 < 1) ||
+        !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0))
         BAD("AdamW: weight decay >= 0, betas in [0,1), eps > 0");
     if (!(o->srste_lambda >= 0)) BAD("--lambda must be >= 0");
     if (o->mask_interval < 1) BAD("--mask-interval must be >= 1");
@@ -231,8 +233,10 @@ static nmf_status check_options(const nmf_train_options *o) {
     if (o->holdout < 1) BAD("--holdout must be >= 1");
     if (o->eval_every < 1) BAD("--eval-every must be >= 1");
     if (o->checkpoint_every < 1) BAD("--checkpoint-every must be >= 1");
-    if (o->dense_steps == 0 && !o->init_path) BAD("no dense training and no --init: nothing to prune");
-    if (o->model.in_chans != 1) BAD("Fashion-MNIST has 1 channel (model in_chans %d)", o->model.in_chans);
+    if (o->dense_steps == 0 && !o->init_path)
+        BAD("no dense training and no --init: nothing to prune");
+    if (o->model.in_chans != 1)
+        BAD("Fashion-MNIST has 1 channel (model in_chans %d)", o->model.in_chans);
 #undef BAD
     return NMF_OK;
 }
@@ -325,7 +329,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             nmf_tensor_set s;
             /* a family: its dense model; a single model: that one */
             st = nmf_load_model(o->init_path, "dense", &o->model, &cfg, &s);
-            if (st == NMF_ERR_NOT_FOUND) st = nmf_load_model(o->init_path, NULL, &o->model, &cfg, &s);
+            if (st == NMF_ERR_NOT_FOUND)
+                st = nmf_load_model(o->init_path, NULL, &o->model, &cfg, &s);
             if (st != NMF_OK) goto done;
             if (memcmp(&cfg, &o->model, sizeof cfg) != 0 && (cfg.dim != o->model.dim ||
                 cfg.depth != o->model.depth || cfg.patch != o->model.patch ||
@@ -461,7 +466,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
         c->steps = sp->steps;
         if (rs.best_acc < 0) {
             /* no training step (one-shot, or dense from --init): the weights as they are */
-            if (sp->kind != STAGE_DENSE && (st = nmf_vit_train_set_pattern(m, sp->target)) != NMF_OK)
+            if (sp->kind != STAGE_DENSE &&
+                (st = nmf_vit_train_set_pattern(m, sp->target)) != NMF_OK)
                 goto done;
             if ((st = eval_heldout(m, &train, hold_start, (size_t)o->holdout, 1, mask_backup,
                                    &rs.best_acc)) != NMF_OK)

@@ -45,11 +45,15 @@ static_assert(sizeof(nmf_vit_params) == NMF_VP_COUNT * sizeof(float *),
 const char *nmf_vit_param_name(nmf_vit_param p) {
     return (unsigned)p < NMF_VP_COUNT ? param_info[p].name : "?";
 }
-int nmf_vit_param_is_block(nmf_vit_param p) { return (unsigned)p < NMF_VP_COUNT && param_info[p].block; }
+int nmf_vit_param_is_block(nmf_vit_param p) {
+    return (unsigned)p < NMF_VP_COUNT && param_info[p].block;
+}
 int nmf_vit_param_prunable(nmf_vit_param p) {
     return (unsigned)p < NMF_VP_COUNT && param_info[p].prunable;
 }
-int nmf_vit_param_decays(nmf_vit_param p) { return (unsigned)p < NMF_VP_COUNT && param_info[p].decays; }
+int nmf_vit_param_decays(nmf_vit_param p) {
+    return (unsigned)p < NMF_VP_COUNT && param_info[p].decays;
+}
 
 static float **pp(nmf_vit_params *s, nmf_vit_param p) { return (float **)s + p; }
 
@@ -251,10 +255,12 @@ nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p) {
         m->fw = m->params;
         return NMF_OK;
     }
-    if (!nmf_pattern_valid(p)) return nmf_error(NMF_ERR_INVALID_ARG, "invalid N:M pattern %d:%d", p.n, p.m);
+    if (!nmf_pattern_valid(p))
+        return nmf_error(NMF_ERR_INVALID_ARG, "invalid N:M pattern %d:%d", p.n, p.m);
     if (m->cfg.dim % p.m || nmf_vit_hidden(&m->cfg) % p.m)
-        return nmf_error(NMF_ERR_SHAPE, "pattern %d:%d: dim %d and hidden %d must be multiples of %d",
-                         p.n, p.m, m->cfg.dim, nmf_vit_hidden(&m->cfg), p.m);
+        return nmf_error(NMF_ERR_SHAPE,
+                         "pattern %d:%d: dim %d and hidden %d must be multiples of %d", p.n, p.m,
+                         m->cfg.dim, nmf_vit_hidden(&m->cfg), p.m);
     m->pattern = p;
     for (int q = 0; q < NMF_VP_COUNT; q++)
         if (param_info[q].prunable)
@@ -415,20 +421,23 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
                                         nmf_last_error());
     // the class token of every example -> final norm -> head
     float *clsx = a[ACT_CLSX];
-    for (int b = 0; b < B; b++) memcpy(clsx + b * D, residual + (size_t)b * T * D, D * sizeof(float));
-    layernorm_forward(a[ACT_LNF], a[ACT_LNF_MEAN], a[ACT_LNF_RSTD], clsx, w->norm_w, w->norm_b, B, D);
+    for (int b = 0; b < B; b++)
+        memcpy(clsx + b * D, residual + (size_t)b * T * D, D * sizeof(float));
+    layernorm_forward(a[ACT_LNF], a[ACT_LNF_MEAN], a[ACT_LNF_RSTD], clsx, w->norm_w, w->norm_b, B,
+                      D);
     matmul_forward(a[ACT_LOGITS], a[ACT_LNF], w->head_w, w->head_b, (size_t)B, D, (size_t)K);
 
     const float *logits = a[ACT_LOGITS];
     for (int b = 0; b < B; b++)
         for (int k = 0; k < K; k++)
             if (!isfinite(logits[(size_t)b * K + k]))
-                return nmf_error(NMF_ERR_NUMERIC, "non-finite logit (example %d): training diverged",
-                                 b);
+                return nmf_error(NMF_ERR_NUMERIC,
+                                 "non-finite logit (example %d): training diverged", b);
     if (labels) {
         for (int b = 0; b < B; b++) {
             if (labels[b] < 0 || labels[b] >= K)
-                return nmf_error(NMF_ERR_INVALID_ARG, "label %d out of range 0..%d", labels[b], K - 1);
+                return nmf_error(NMF_ERR_INVALID_ARG, "label %d out of range 0..%d", labels[b],
+                                 K - 1);
             m->labels[b] = labels[b];
         }
         float l = crossentropy_forward(a[ACT_PROBS], a[ACT_LOSSES], logits, labels, B, K);
@@ -639,7 +648,8 @@ nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *o
         nmf_vit_param p;
         int layer;
         if (!lookup(&m->cfg, specs[i].name, &p, &layer)) {
-            st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no training tensor for this name", specs[i].name);
+            st =
+                nmf_error(NMF_ERR_NOT_FOUND, "%s: no training tensor for this name", specs[i].name);
             break;
         }
         const float *data = nmf_vit_train_param_ptr(m, p, layer);

@@ -20,6 +20,7 @@ int main(void) {
     CHECK_STATUS(nmf_vit_config_from_json("{\"dim\": 1.5}", &d), NMF_ERR_FORMAT);
     CHECK_STATUS(nmf_vit_config_from_json("[1,2]", &d), NMF_ERR_FORMAT);
     CHECK_STATUS(nmf_vit_config_from_json("{\"dim\": ", &d), NMF_ERR_FORMAT);
+    CHECK_STATUS(nmf_vit_config_from_json("{\"dim\": 8} junk", &d), NMF_ERR_FORMAT);
     CHECK(d.dim == 96); /* failed parses change nothing */
     nmf_vit_config bad = c;
     bad.heads = 5;

@@ -172,7 +172,8 @@ int main(void) {
     }
 
     /* hostile-ish calls */
-    CHECK_STATUS(nmf_vit_train_forward(m, get("x")->data, NULL, 9, NULL, NULL), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_vit_train_forward(m, get("x")->data, NULL, 9, NULL, NULL),
+                 NMF_ERR_INVALID_ARG);
     CHECK_STATUS(nmf_vit_train_set_pattern(m, (nmf_pattern){1, 32}), NMF_ERR_SHAPE);
     nmf_vit_train_free(m);
     nmf_tensors_free(&fx);

@@ -38,7 +38,8 @@ static void check_masks(nmf_vit_train *m, nmf_pattern p) {
                 if (kept != p.n || min_kept < max_drop) bad++;
             }
         }
-    CHECK_MSG(bad == 0 && groups > 0, "%d of %d groups violate top-%d of %d", bad, groups, p.n, p.m);
+    CHECK_MSG(bad == 0 && groups > 0, "%d of %d groups violate top-%d of %d", bad, groups, p.n,
+              p.m);
 }
 
 static void test_masks_and_lambda(void) {
@@ -151,7 +152,8 @@ static void test_masks_and_lambda(void) {
         for (size_t i = 0; i < nmf_vit_train_param_size(m, NMF_VP_FC1_W) / 2; i++)
             diff += wr[i] != (mm[i] ? wm[i] : 0.0f);
         CHECK(diff == 0);
-        CHECK(!memcmp(nmf_vit_train_param_ptr(r, NMF_VP_POS, 0), nmf_vit_train_param_ptr(m, NMF_VP_POS, 0),
+        CHECK(!memcmp(nmf_vit_train_param_ptr(r, NMF_VP_POS, 0),
+                      nmf_vit_train_param_ptr(m, NMF_VP_POS, 0),
                       nmf_vit_train_param_size(m, NMF_VP_POS) * sizeof(float)));
         nmf_vit_train_free(r);
     }
