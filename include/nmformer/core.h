@@ -34,6 +34,13 @@ nmf_status nmf_error(nmf_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Puts context in front of this thread's current detail ("<context>: <detail>") and returns
+ * `status`: how a caller says where a failure from a callee happened. */
+nmf_status nmf_error_context(nmf_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 /* Detail of the last failure on this thread ("" if none). */
 const char *nmf_last_error(void);
 void nmf_clear_error(void);

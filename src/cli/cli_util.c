@@ -112,9 +112,7 @@ nmf_status cli_load_model(const char *path, const char *model, const cli_config_
     if (json) {
         st = nmf_vit_config_from_json(json, config);
         if (st) {
-            char detail[400];
-            snprintf(detail, sizeof detail, "%s", nmf_last_error());
-            st = nmf_error(st, "%s: metadata %s: %s", path, NMF_CONFIG_META_KEY, detail);
+            st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
         }
     } else if (!flags || !flags->count) {
         st = nmf_error(NMF_ERR_NOT_FOUND,
@@ -126,9 +124,7 @@ nmf_status cli_load_model(const char *path, const char *model, const cli_config_
     if (!st) {
         st = nmf_vit_check_tensors(config, tensors);
         if (st) {
-            char detail[400];
-            snprintf(detail, sizeof detail, "%s", nmf_last_error());
-            st = nmf_error(st, "%s: %s", path, detail);
+            st = nmf_error_context(st, "%s", path);
         }
     }
     if (!st) st = cli_set_config_meta(tensors, config);
@@ -187,9 +183,7 @@ nmf_status cli_prune_model(const nmf_vit_config *c, const nmf_tensor_set *dense,
         if (!st) {
             st = nmf_nm_pack(&m, tmp, (size_t)t->shape[0], (size_t)t->shape[1], p, 0);
             if (st) {
-                char detail[400];
-                snprintf(detail, sizeof detail, "%s", nmf_last_error());
-                st = nmf_error(st, "%s: %s", t->name, detail);
+                st = nmf_error_context(st, "%s", t->name);
             }
         }
         if (!st) {

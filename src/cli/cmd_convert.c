@@ -119,9 +119,7 @@ int cmd_convert(int argc, char **argv) {
         for (size_t i = 0; !st && i < fam.count; i++) {
             st = nmf_vit_check_tensors(&fam.config, &fam.models[i].tensors);
             if (st) {
-                char detail[400];
-                snprintf(detail, sizeof detail, "%s", nmf_last_error());
-                st = nmf_error(st, "model '%s': %s", fam.models[i].name, detail);
+                st = nmf_error_context(st, "model '%s'", fam.models[i].name);
             }
         }
         if (!st && model) {

@@ -35,5 +35,21 @@ nmf_status nmf_error(nmf_status status, const char *fmt, ...) {
     return status;
 }
 
+nmf_status nmf_error_context(nmf_status status, const char *fmt, ...) {
+    char detail[sizeof last_error];
+    memcpy(detail, last_error, sizeof detail);
+    va_list ap;
+    va_start(ap, fmt);
+    int used = vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    /* append ": <detail>", cut to fit (a detail is one line; losing its tail is acceptable) */
+    size_t at = used < 0 ? 0 : (size_t)used;
+    const char *parts[2] = {": ", detail};
+    for (int i = 0; i < 2 && detail[0]; i++)
+        for (const char *q = parts[i]; *q && at + 1 < sizeof last_error; q++) last_error[at++] = *q;
+    if (at < sizeof last_error) last_error[at] = '\0';
+    return status;
+}
+
 const char *nmf_last_error(void) { return last_error; }
 void nmf_clear_error(void) { last_error[0] = '\0'; }

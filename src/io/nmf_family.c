@@ -127,9 +127,7 @@ nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_conf
             nmf_vit_config_default(config);
             st = nmf_vit_config_from_json(json, config);
             if (st) {
-                char detail[400];
-                snprintf(detail, sizeof detail, "%s", nmf_last_error());
-                st = nmf_error(st, "%s: metadata %s: %s", path, NMF_CONFIG_META_KEY, detail);
+                st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
             }
         } else if (fallback_config) {
             *config = *fallback_config;
@@ -146,9 +144,7 @@ nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_conf
     if (!st) {
         st = nmf_vit_check_tensors(config, tensors);
         if (st) {
-            char detail[400];
-            snprintf(detail, sizeof detail, "%s", nmf_last_error());
-            st = nmf_error(st, "%s: %s", path, detail);
+            st = nmf_error_context(st, "%s", path);
         }
     }
     if (st) nmf_tensors_free(tensors);

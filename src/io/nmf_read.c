@@ -126,10 +126,8 @@ static nmf_status decode_entry(const char *path, const entry *e, const uint8_t *
     st = nmf_nm_decode_positions(&m, bytes + e->values_bytes, (size_t)e->size - e->values_bytes);
     if (!st) st = nmf_nm_validate(&m);
     if (st) {
-        char detail[400];
-        snprintf(detail, sizeof detail, "%s", nmf_last_error());
         nmf_nm_free(&m);
-        return nmf_error(st, "%s: tensor '%s': %s", path, e->name, detail);
+        return nmf_error_context(st, "%s: tensor '%s'", path, e->name);
     }
     st = nmf_tensors_add_nm(s, e->name, &m, NULL);
     if (st) nmf_nm_free(&m);
@@ -213,9 +211,7 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
     free(cfg_text);
     if (!st) st = nmf_vit_config_validate(&out->config);
     if (st) {
-        char detail[400];
-        snprintf(detail, sizeof detail, "%s", nmf_last_error());
-        st = nmf_error(st, "%s: config: %s", path, detail);
+        st = nmf_error_context(st, "%s: config", path);
         goto fail;
     }
     const cJSON *models = cJSON_GetObjectItemCaseSensitive(root, "models");
@@ -253,9 +249,7 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
         nmf_tensors_init(&empty);
         st = nmf_family_add(out, name->valuestring, &empty);
         if (st) {
-            char detail[400];
-            snprintf(detail, sizeof detail, "%s", nmf_last_error());
-            st = nmf_error(NMF_ERR_FORMAT, "%s: %s", path, detail);
+            st = nmf_error_context(NMF_ERR_FORMAT, "%s", path);
             goto fail;
         }
         nmf_candidate *c = &out->models[mi];

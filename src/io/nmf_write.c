@@ -164,9 +164,7 @@ nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_wri
             payload p;
             st = serialise(t, dtype, &p);
             if (st) {
-                char detail[400];
-                snprintf(detail, sizeof detail, "%s", nmf_last_error());
-                st = nmf_error(st, "%s: model '%s': %s", path, c->name, detail);
+                st = nmf_error_context(st, "%s: model '%s'", path, c->name);
                 goto fail_pend;
             }
             size_t idx = 0;

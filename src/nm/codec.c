@@ -1,7 +1,6 @@
 /* The index code: a group's kept subset {p0 < ... < p(N-1)} of {0..M-1} stored as its rank in the
  * combinatorial number system (colex order), rank = sum_k C(p_k, k+1), in ceil(log2 C(M,N)) bits.
  * That is the fewest bits that can tell C(M,N) subsets apart: 2:4 -> 3, 2:8 -> 5, 4:8 -> 7. */
-#include <stdio.h>
 #include <string.h>
 
 #include "nmformer/nm.h"
@@ -77,11 +76,7 @@ nmf_status nmf_nm_decode_positions(nmf_nm_matrix *a, const uint8_t *codes, size_
             size_t bit = g * (size_t)bits;
             for (int i = 0; i < bits; i++, bit++) code |= (uint32_t)(row[bit >> 3] >> (bit & 7) & 1u) << i;
             nmf_status st = nmf_nm_unrank(code, a->pattern, a->pos + (r * a->groups + g) * n);
-            if (st != NMF_OK) {
-                char detail[256];
-                snprintf(detail, sizeof detail, "%s", nmf_last_error());
-                return nmf_error(st, "row %zu group %zu: %s", r, g, detail);
-            }
+            if (st != NMF_OK) return nmf_error_context(st, "row %zu group %zu", r, g);
         }
         for (size_t bit = a->groups * (size_t)bits; bit < row_bytes * 8; bit++)
             if (row[bit >> 3] >> (bit & 7) & 1u)

@@ -29,26 +29,49 @@ int nm_group_magnitudes(float *mag, const float *row, size_t cols, size_t g, int
     return 1;
 }
 
-nmf_status nmf_nm_mask(uint8_t *mask, const float *w, size_t rows, size_t cols, nmf_pattern p,
-                       int pad) {
+/* Calls keep_group(ctx, r, g, keep) with the magnitude top-N of every group, in row order. */
+static nmf_status for_each_group_keep(const float *w, size_t rows, size_t cols, nmf_pattern p,
+                                      int pad,
+                                      void (*keep_group)(void *, size_t, size_t, const uint8_t *),
+                                      void *ctx) {
     size_t groups;
     nmf_status st = nmf_nm_groups(cols, p, pad, &groups);
     if (st != NMF_OK) return st;
     float mag[NMF_NM_MAX_M];
     uint8_t keep[NMF_NM_MAX_M];
-    for (size_t r = 0; r < rows; r++) {
-        const float *row = w + r * cols;
+    for (size_t r = 0; r < rows; r++)
         for (size_t g = 0; g < groups; g++) {
-            if (!nm_group_magnitudes(mag, row, cols, g, p.m))
+            if (!nm_group_magnitudes(mag, w + r * cols, cols, g, p.m))
                 return nmf_error(NMF_ERR_NUMERIC, "NaN weight in row %zu, group %zu", r, g);
             nm_group_topn(keep, mag, p.n, p.m);
-            for (int j = 0; j < p.m; j++) {
-                size_t c = g * (size_t)p.m + (size_t)j;
-                if (c < cols) mask[r * cols + c] = keep[j];
-            }
+            keep_group(ctx, r, g, keep);
         }
-    }
     return NMF_OK;
+}
+
+typedef struct {
+    uint8_t *mask; /* mask_group writes 0/1 */
+    float *w;      /* prune_group zeroes dropped weights */
+    size_t cols;
+    int m;
+} group_target;
+
+static void mask_group(void *ctx, size_t r, size_t g, const uint8_t *keep) {
+    group_target *t = ctx;
+    for (size_t j = 0, c = g * (size_t)t->m; j < (size_t)t->m && c < t->cols; j++, c++)
+        t->mask[r * t->cols + c] = keep[j];
+}
+
+static void prune_group(void *ctx, size_t r, size_t g, const uint8_t *keep) {
+    group_target *t = ctx;
+    for (size_t j = 0, c = g * (size_t)t->m; j < (size_t)t->m && c < t->cols; j++, c++)
+        if (!keep[j]) t->w[r * t->cols + c] = 0.0f;
+}
+
+nmf_status nmf_nm_mask(uint8_t *mask, const float *w, size_t rows, size_t cols, nmf_pattern p,
+                       int pad) {
+    group_target t = {mask, NULL, cols, p.m};
+    return for_each_group_keep(w, rows, cols, p, pad, mask_group, &t);
 }
 
 nmf_status nmf_nm_check(const float *w, size_t rows, size_t cols, nmf_pattern p, int pad,
@@ -71,22 +94,6 @@ nmf_status nmf_nm_check(const float *w, size_t rows, size_t cols, nmf_pattern p,
 }
 
 nmf_status nmf_nm_prune(float *w, size_t rows, size_t cols, nmf_pattern p, int pad) {
-    size_t groups;
-    nmf_status st = nmf_nm_groups(cols, p, pad, &groups);
-    if (st != NMF_OK) return st;
-    float mag[NMF_NM_MAX_M];
-    uint8_t keep[NMF_NM_MAX_M];
-    for (size_t r = 0; r < rows; r++) {
-        float *row = w + r * cols;
-        for (size_t g = 0; g < groups; g++) {
-            if (!nm_group_magnitudes(mag, row, cols, g, p.m))
-                return nmf_error(NMF_ERR_NUMERIC, "NaN weight in row %zu, group %zu", r, g);
-            nm_group_topn(keep, mag, p.n, p.m);
-            for (int j = 0; j < p.m; j++) {
-                size_t c = g * (size_t)p.m + (size_t)j;
-                if (c < cols && !keep[j]) row[c] = 0.0f;
-            }
-        }
-    }
-    return NMF_OK;
+    group_target t = {NULL, w, cols, p.m};
+    return for_each_group_keep(w, rows, cols, p, pad, prune_group, &t);
 }

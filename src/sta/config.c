@@ -207,9 +207,7 @@ nmf_status nmf_sta_config_parse(const char *text, const char *origin, nmf_sta_co
     }
     nmf_status st = nmf_sta_config_validate(c);
     if (st) {
-        char detail[512];
-        snprintf(detail, sizeof detail, "%s", nmf_last_error());
-        return nmf_error(st, "%s: %s", origin, detail);
+        return nmf_error_context(st, "%s", origin);
     }
     return NMF_OK;
 }
