@@ -1,5 +1,6 @@
 /* nmf_linear: a weight W [out][in], dense (products through CBLAS, gemm.c) or N:M (products
- * through our kernels, in the panel layout of spmm.h, built here once). Threads: output panels
+ * through our kernels, in the panel layout of spmm.h, built here once; the token-vectorised
+ * AVX-512 kernel's layout is built from it on the first product that dispatch.c sends there). Threads: output panels
  * are split across nmf_get_threads() OpenMP threads for the forward product, token blocks for
  * the backward one. */
 #include <math.h>
@@ -21,6 +22,7 @@ struct nmf_linear {
      * pays its memory. The lock makes the lazy build safe from several threads. */
     pthread_mutex_t transpose_lock;
     void *transpose_storage;
+    void *tv_storage; /* the token-vectorised layout (spmm.h), built on its first use */
 };
 
 size_t nmf_spmm_layout_bytes(size_t out, size_t groups, int n) {
@@ -108,6 +110,7 @@ void nmf_linear_free(nmf_linear *lin) {
     if (!lin) return;
     pthread_mutex_destroy(&lin->transpose_lock);
     nmf_free(lin->transpose_storage);
+    nmf_free(lin->tv_storage);
     nmf_free(lin->storage);
     nmf_free(lin);
 }
@@ -151,6 +154,55 @@ static int threads_for(double fmas, size_t units) {
     return t < 1 ? 1 : t;
 }
 
+/* Builds the token-vectorised layout (spmm.h) from the panel layout, once. */
+static nmf_status build_tv(nmf_linear *l) {
+    nmf_status st = NMF_OK;
+    pthread_mutex_lock(&l->transpose_lock);
+    if (l->w.tv_off) goto done;
+    nmf_spmm_weights *w = &l->w;
+    const size_t G = w->groups, n = (size_t)w->n, m = (size_t)w->m, K = G * n;
+    const size_t blocks = (w->out + NMF_TV_ROWS - 1) / NMF_TV_ROWS;
+    size_t slots, bytes;
+    if (w->in > UINT32_MAX / (NMF_TV_TOKENS * sizeof(float)) ||
+        nmf_mul_overflow(blocks * NMF_TV_ROWS, K, &slots) ||
+        nmf_mul_overflow(slots, sizeof(float) + sizeof(uint32_t), &bytes)) {
+        st = nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu too large for the tv layout",
+                       w->out, w->in);
+        goto done;
+    }
+    uint8_t *mem = nmf_alloc(bytes, 1); /* zeroed: padding rows are value 0, offset 0 */
+    if (!mem) {
+        st = nmf_error(NMF_ERR_NOMEM, "linear: tv layout: out of memory");
+        goto done;
+    }
+    float *val = (float *)mem;
+    uint32_t *off = (uint32_t *)(mem + slots * sizeof(float));
+    for (size_t o = 0; o < w->out; o++) {
+        const size_t b = o / NMF_SPMM_ROWS, r = o % NMF_SPMM_ROWS;
+        const size_t rb = o / NMF_TV_ROWS, rr = o % NMF_TV_ROWS;
+        for (size_t g = 0; g < G; g++)
+            for (size_t k = 0; k < n; k++) {
+                const size_t src = ((b * G + g) * n + k) * NMF_SPMM_ROWS + r;
+                const size_t dst = (rb * K + g * n + k) * NMF_TV_ROWS + rr;
+                val[dst] = w->val[src];
+                /* padding columns are value 0 at position 0 in the panel layout too */
+                off[dst] = (uint32_t)((g * m + w->idx[src]) * NMF_TV_TOKENS * sizeof(float));
+            }
+    }
+    l->tv_storage = mem;
+    w->tv_val = val;
+    w->tv_off = off; /* last: the check above reads it */
+done:
+    pthread_mutex_unlock(&l->transpose_lock);
+    return st;
+}
+
+/* The tv layout of a layer, built if needed (tests call the kernel directly). */
+const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin) {
+    if (!lin || lin->dense || build_tv((nmf_linear *)lin) != NMF_OK) return NULL;
+    return &lin->w;
+}
+
 nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
                               size_t tokens, nmf_activation act) {
     nmf_status st = check_args(y, x, lin, tokens, "forward");
@@ -182,20 +234,25 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     const nmf_spmm_weights *w = &lin->w;
     const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
     const int threads = threads_for(fmas, w->panels);
+    nmf_spmm_forward_fn forward = k->forward;
+    /* the token-vectorised kernel where it is faster; its layout is a cache, built once (if
+     * that fails for want of memory, the panel kernel runs instead) */
+    if (nmf_spmm_use_tv(w, tokens) && build_tv((nmf_linear *)lin) == NMF_OK)
+        forward = nmf_spmm_forward_tv_avx512;
     /* x is read in place (ldx = in, no slack); the kernels copy what they need into small
      * L1 tiles. (A padded copy of all of x, made here, was measured: slower for sparse
      * patterns, where the copy is a large part of the work.) */
     const float *xk = x;
     const size_t ldx = in, slack = 0;
     if (threads == 1) {
-        k->forward(y, xk, ldx, slack, w, bias, tokens, act, 0, w->panels);
+        forward(y, xk, ldx, slack, w, bias, tokens, act, 0, w->panels);
     } else {
 #pragma omp parallel num_threads(threads)
         {
             /* contiguous panel ranges: each thread streams only its own share of the weights */
             const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
             const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
-            if (p1 > p0) k->forward(y, xk, ldx, slack, w, bias, tokens, act, p0, p1);
+            if (p1 > p0) forward(y, xk, ldx, slack, w, bias, tokens, act, p0, p1);
         }
     }
     return NMF_OK;

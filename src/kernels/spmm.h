@@ -40,7 +40,19 @@ typedef struct {
     const size_t *tptr;  /* [in + 1] */
     const uint32_t *trow;
     const float *tval;
+    /* Token-vectorised layout (spmm_tv_avx512.c), built on the first product that uses it
+     * (linear.c). Rows in blocks of NMF_TV_ROWS (padding rows: value 0, offset 0); for block
+     * rb and kept index j (= g*n + k, ascending groups) of its rows r:
+     *   tv_val[(rb*K + j)*4 + r]  f32  value          (K = groups * n kept indices per row)
+     *   tv_off[(rb*K + j)*4 + r]  u32  byte offset of its input column in xT[in][NMF_TV_TOKENS]
+     * so the inner loop adds the offset to xT and loads, with no index arithmetic. A padding
+     * column has value 0, offset 0. NULL until built. */
+    const float *tv_val;
+    const uint32_t *tv_off;
 } nmf_spmm_weights;
+
+#define NMF_TV_ROWS 4    /* rows per block of the token-vectorised kernel */
+#define NMF_TV_TOKENS 64 /* tokens per tile (4 zmm); xT rows are this many floats apart */
 
 /* Forward on output panels [p0, p1) for all tokens:
  *   y[t][o] = act(sum_i x[t][i] W[o][i] + bias[o])     y (tokens, out), x (tokens, in)
@@ -90,6 +102,24 @@ extern size_t nmf_spmm_panel_block;
 void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,
                               size_t t1, float *work);
 
+/* Token-vectorised AVX-512 forward (spmm_tv_avx512.c), same contract as the forward above;
+ * needs w->tv_val / w->tv_off. Call only when nmf_cpu_best_isa() allows AVX-512. */
+void nmf_spmm_forward_tv_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
+                                const nmf_spmm_weights *w, const float *bias, size_t tokens,
+                                nmf_activation act, size_t p0, size_t p1);
+/* Its default input block (columns, whole groups) for group size m. */
+size_t nmf_spmm_tv_in_block_default(size_t m);
+/* dispatch.c. Input block of the tv kernel in columns (0: default); for tests and tuning.
+ * This and nmf_spmm_tv are plain globals: set them only while no product runs. */
+extern size_t nmf_spmm_tv_in_block;
+/* Which AVX-512 forward runs (tests/benchmarks): NMF_SPMM_TV_AUTO (nmf_spmm_use_tv decides),
+ * NMF_SPMM_TV_ON (token-vectorised whenever tokens > 1), NMF_SPMM_TV_OFF (panel kernel only). */
+typedef enum { NMF_SPMM_TV_AUTO = 0, NMF_SPMM_TV_ON, NMF_SPMM_TV_OFF, NMF_SPMM_TV_COUNT } nmf_spmm_tv_mode;
+extern nmf_spmm_tv_mode nmf_spmm_tv;
+/* Whether the token-vectorised kernel should run a product (AVX-512 active; the rule is from
+ * measurements, docs/PERFORMANCE.md). */
+int nmf_spmm_use_tv(const nmf_spmm_weights *w, size_t tokens);
+
 /* ---- Scalar reference on the canonical packed matrix (spmm_ref.c), kept forever ---------- */
 /* y[t][o] = act(sum_{g,k} x[t][g*M + pos] * value + bias[o]), accumulated in double;
  * act GELU uses erf from libm. */
@@ -101,6 +131,9 @@ void nmf_spmm_ref_backward_input(float *dx, const float *dy, const nmf_nm_matrix
 
 /* The panel layout of an N:M linear (NULL for a dense one); for tests of the kernels. */
 const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin);
+
+/* The same with the token-vectorised layout built (NULL if dense or out of memory). */
+const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin);
 
 /* The panel layout's bytes for a pattern/shape (what nmf_linear_weight_bytes reports). */
 size_t nmf_spmm_layout_bytes(size_t out, size_t groups, int n);

@@ -1,7 +1,9 @@
 /* N:M engine: every ISA kernel against the scalar reference, the reference against a plain
  * dense product of the unpacked weight, the OpenBLAS dense path, backward_input, bad input.
  * Sizes sweep below, at and above every tile: panels of 16 rows, token blocks of 8 (AVX-512)
- * and 4 (AVX2), chunks of groups (512 columns AVX-512, 1024 AVX2), ragged token counts. */
+ * and 4 (AVX2), chunks of groups (512 columns AVX-512, 1024 AVX2), ragged token counts; the
+ * token-vectorised AVX-512 kernel (forced, whatever the dispatch rule) on blocks of 4 rows,
+ * chunks of 64 rows, tiles of 16/64 tokens and input blocks (default, and one group). */
 #include <stdint.h>
 
 #include "kernels/spmm.h"
@@ -132,6 +134,28 @@ static void run_case(const test_case *c) {
                       label, nmf_isa_name((nmf_isa)isa));
             nmf_free(xs);
         }
+        if (isa == NMF_ISA_AVX512) {
+            /* the token-vectorised kernel, whatever the dispatch rule would pick: through the
+             * API (forced), and directly with the default and a one-group input block */
+            nmf_spmm_tv = NMF_SPMM_TV_ON;
+            for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+            CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
+            CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv forward"), "%s", label);
+            nmf_spmm_tv = NMF_SPMM_TV_AUTO;
+            const nmf_spmm_weights *tw = nmf_linear_spmm_weights_tv(lin);
+            CHECK(tw != NULL && tw->tv_val != NULL && tw->tv_off != NULL);
+            for (int blk = 0; blk < 2 && tw; blk++) {
+                nmf_spmm_tv_in_block = blk ? (size_t)c->m : 0;
+                for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+                /* panels [1, end) then [0, 1): the kernel honours a panel range */
+                if (tw->panels > 1)
+                    nmf_spmm_forward_tv_avx512(y, x, in, 0, tw, b, T, act, 1, tw->panels);
+                nmf_spmm_forward_tv_avx512(y, x, in, 0, tw, b, T, act, 0, 1);
+                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv direct"),
+                          "%s in_block=%zu", label, nmf_spmm_tv_in_block);
+            }
+            nmf_spmm_tv_in_block = 0;
+        }
         for (size_t i = 0; i < T * in; i++) dx[i] = NAN;
         CHECK_OK(nmf_linear_backward_input(dx, dy, lin, T));
         CHECK_MSG(close_all(dx, dxref, dscale, T * in, 1e-5, "backward"), "%s isa=%s", label,
@@ -233,7 +257,7 @@ int main(void) {
     const int san = getenv("NMF_SANITIZED") != NULL;
     static const int pats[][2] = {{2, 4}, {1, 4}, {4, 8}, {2, 8}, {1, 8}, {2, 16}, {1, 16},
                                   {3, 7}, {9, 12}, {17, 32}, {1, 32}, {1, 2}, {31, 32}, {5, 24}};
-    static const size_t tokens[] = {1, 3, 11, 12, 13, 17, 24, 25, 63, 65, 129};
+    static const size_t tokens[] = {1, 3, 11, 12, 13, 17, 24, 25, 40, 63, 65, 129};
     int cnum = 0;
     for (int isa = (int)nmf_cpu_best_isa() + 1; isa < NMF_ISA_COUNT; isa++)
         printf("test_spmm: skipping %s kernels: this CPU lacks the ISA\n", nmf_isa_name((nmf_isa)isa));
@@ -251,6 +275,12 @@ int main(void) {
             {n, m, 20, 3 * M + 1, 5, 1, 0, 0},          /* padded last group */
             {n, m, 15, (1100 / M + 1) * M, san ? 3 : 12, 0, 0, 0}, /* several chunks */
             {n, m, 31, 2 * M + (M > 1 ? M - 1 : 0), 4, 1, 0, 0},
+            /* token-vectorised kernel: row chunk of 64 (63/64/65/129 rows), token tile 64
+             * (63/64/65), input block ~256 columns (crossed by 300) */
+            {n, m, 65, (300 / M + 1) * M, san ? 17 : 65, 0, 0, 0},
+            {n, m, 129, 4 * M + 1, 64, 1, 0, 0},
+            {n, m, 63, 2 * M, san ? 17 : 63, 0, 0, 0},
+            {n, m, 64, 3 * M, 16, 0, 0, 0},
         };
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
             cases[ci].bias = cnum % 2;
