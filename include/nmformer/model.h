@@ -40,7 +40,8 @@ void nmf_vit_free(nmf_vit *m);
 
 /* logits (B, num_classes) from images (B, in_chans, img_size, img_size), float32 NCHW, already
  * normalised (the (pixel/255 - mean)/std of the config is the caller's job: see nmf_dataset_batch).
- * Non-finite inputs are rejected (NMF_ERR_NUMERIC, the detail names the first bad index).
+ * Non-finite inputs are rejected (NMF_ERR_NUMERIC, the detail names the first bad index), and so
+ * are non-finite logits (finite inputs so large that float32 overflows; the detail names the image).
  * Threaded with nmf_get_threads(). Not re-entrant on one model (the arena is shared). */
 nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_t B);
 

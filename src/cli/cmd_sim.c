@@ -509,6 +509,11 @@ int cmd_sim(int argc, char **argv) {
         goto out;
     }
     add_resources(extra, &resources);
+    /* before any report: an unwritable --trace path fails the command with nothing printed */
+    if (a.trace && (st = nmf_sta_write_trace(a.trace, &hw, &sched, &res))) {
+        rc = cli_fail("sim", a.trace, st);
+        goto out;
+    }
     FILE *txt = a.json ? NULL : stdout;
     if (txt) {
         if ((st = nmf_sta_report_text(stdout, &hw, &sched, &res))) {
@@ -520,10 +525,6 @@ int cmd_sim(int argc, char **argv) {
     }
     if (a.functional) rc = run_functional(&a, &hw, &vit, weights, extra, txt);
     if (a.compare) run_compare(&a, &vit, weights, res.total.time_ms, extra, txt);
-    if (a.trace && (st = nmf_sta_write_trace(a.trace, &hw, &sched, &res))) {
-        rc = cli_fail("sim", a.trace, st);
-        goto out;
-    }
     if (a.json) {
         char *text = nmf_sta_report_json(&hw, &sched, &res, extra);
         if (!text) {

@@ -132,5 +132,11 @@ nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_
     nmf_gemm(0, 1, B, m->classes, D, 1.0f, a->cls, D, m->p.head_w, D, 0.0f, logits, m->classes);
     for (size_t b = 0; b < B; b++)
         for (size_t k = 0; k < m->classes; k++) logits[b * m->classes + k] += m->p.head_b[k];
+    /* finite inputs can still overflow float32 (|x| ~ 1e38 through the patch embedding): say so
+     * rather than hand back NaN logits as a result */
+    for (size_t i = 0; i < B * m->classes; i++)
+        if (!isfinite(logits[i]))
+            return nmf_error(NMF_ERR_NUMERIC, "image %zu: non-finite logit (activations overflowed "
+                             "float32; are the inputs normalised?)", i / m->classes);
     return NMF_OK;
 }

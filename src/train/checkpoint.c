@@ -147,7 +147,9 @@ nmf_status nmf_checkpoint_load(const char *path, nmf_vit_train *m, nmf_run_state
     GET(pos, sizeof pos, "position");
     GET(&gs, sizeof gs, "position");
     GET(d, sizeof d, "position");
-    if (pos[0] < 0 || pos[1] < 0 || pos[5] < 0 || pos[5] > NMF_TRAIN_MAX_PATTERNS + 1 || gs < 0) {
+    /* one candidate per finished stage; the candidate buffers exist only for the plan's stages */
+    if (pos[0] < 0 || pos[1] < 0 || pos[5] != pos[0] || pos[0] > rs->num_stages ||
+        rs->num_stages > NMF_TRAIN_MAX_PATTERNS + 1 || gs < 0) {
         st = nmf_error(NMF_ERR_FORMAT, "%s: checkpoint position out of range", path);
         goto done;
     }
@@ -171,6 +173,11 @@ nmf_status nmf_checkpoint_load(const char *path, nmf_vit_train *m, nmf_run_state
         c->name[sizeof c->name - 1] = '\0';
         GET(q, sizeof q, "candidate");
         c->pattern = (nmf_pattern){q[0], q[1]};
+        if (!(q[0] == 0 && q[1] == 0) && !nmf_pattern_valid(c->pattern)) {
+            st = nmf_error(NMF_ERR_FORMAT, "%s: candidate %d pattern %d:%d invalid", path, i, q[0],
+                           q[1]);
+            goto done;
+        }
         c->best_step = q[2];
         GET(&c->heldout_acc, sizeof c->heldout_acc, "candidate");
         int64_t steps = 0;

@@ -59,7 +59,7 @@ nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name) {
     o->seed = 42;
     o->checkpoint_every = 500;
     if (!name || !strcmp(name, "demo")) {
-        o->dense_steps = 3000;
+        o->dense_steps = 4000;
         o->stage_steps = 500;
         return NMF_OK;
     }

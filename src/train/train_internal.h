@@ -94,14 +94,16 @@ typedef struct {
     int best_step;
     float *best_params;
     uint8_t *best_mask;
-    int ncand;                /* completed candidates */
+    int ncand;                /* completed candidates (== stage: one per finished stage) */
+    int num_stages;           /* stages of the plan: cand[0 .. num_stages) have buffers */
     nmf_run_candidate cand[NMF_TRAIN_MAX_PATTERNS + 1];
 } nmf_run_state;
 
 /* Writes model (params, m, v, pattern, masks) + run state atomically to path. */
 nmf_status nmf_checkpoint_save(const char *path, nmf_vit_train *m, const nmf_run_state *rs);
-/* Reads a checkpoint back; refuses one whose fingerprint or sizes differ. rs buffers must be
- * allocated already (best_params/best_mask and every cand[i] up to the capacity). */
+/* Reads a checkpoint back; refuses one whose fingerprint or sizes differ, or whose position does
+ * not fit the plan (rs->num_stages). rs buffers must be allocated already (best_params/best_mask
+ * and cand[i] for i < rs->num_stages). */
 nmf_status nmf_checkpoint_load(const char *path, nmf_vit_train *m, nmf_run_state *rs);
 
 #endif

@@ -295,6 +295,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
 
     const size_t P = m->num_params, MB = m->mask_total ? m->mask_total : 1;
     rs.fingerprint = fingerprint(o);
+    rs.num_stages = nstages;
     rs.best_acc = -1;
     rs.best_params = nmf_alloc(P, sizeof(float));
     rs.best_mask = nmf_alloc(MB, 1);

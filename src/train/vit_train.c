@@ -631,8 +631,13 @@ nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s) {
         if (t->numel != layer_numel(&m->cfg, p))
             return nmf_error(NMF_ERR_SHAPE, "%s: %zu values, expected %zu", t->name, t->numel,
                              layer_numel(&m->cfg, p));
-        st = nmf_tensor_dense(t, nmf_vit_train_param_ptr(m, p, layer));
+        float *dst = nmf_vit_train_param_ptr(m, p, layer);
+        st = nmf_tensor_dense(t, dst);
         if (st != NMF_OK) return st;
+        /* like the inference loader: a NaN here would only surface later as "diverged" */
+        for (size_t k = 0; k < t->numel; k++)
+            if (!isfinite(dst[k]))
+                return nmf_error(NMF_ERR_NUMERIC, "%s: non-finite value at %zu", t->name, k);
     }
     if (m->pattern.m) return nmf_vit_train_update_masks(m);
     return NMF_OK;

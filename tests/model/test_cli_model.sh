@@ -51,6 +51,11 @@ expect_error "config flags with the wrong width" "shape" -- \
     $CLI run "$FIX/vit_2to8.safetensors" --dim 32 --input "$FIX/vit_2to8.input.npy" --output "$TMP/z.npy"
 expect_error "unknown --model on safetensors" "4:8" -- \
     $CLI run "$FIX/vit_2to8.safetensors" --model 4:8 --input "$FIX/vit_2to8.input.npy" --output "$TMP/z.npy"
+# unknown --model in a family file: the error lists the candidates it has
+$CLI convert "$FIX/vit_2to8.safetensors" "$TMP/fam.nmf" || fail "convert to a family file"
+expect_error "unknown --model in a family" "available: dense" -- \
+    $CLI run "$TMP/fam.nmf" --model 4:8 --input "$FIX/vit_2to8.input.npy" --output "$TMP/z.npy"
+[ -e "$TMP/z.npy" ] && fail "unknown --model still wrote an output"
 expect_error "missing input file" "nope.npy" -- \
     $CLI run "$FIX/vit_2to8.safetensors" --input "$TMP/nope.npy" --output "$TMP/z.npy"
 expect_error "missing --output" "need MODEL" -- $CLI run "$FIX/vit_2to8.safetensors" --input x.npy

@@ -163,7 +163,11 @@ static void bad_inputs(void) {
     CHECK(strstr(nmf_last_error(), "image 1") != NULL);
     x[per + 5] = INFINITY;
     CHECK_STATUS(nmf_vit_forward(m, logits, x, 2), NMF_ERR_NUMERIC);
-    x[per + 5] = 0.0f;
+    /* finite but overflowing inputs: an error, not NaN logits */
+    for (size_t i = per; i < 2 * per; i++) x[i] = (i % 2 ? 3e38f : -3e38f);
+    CHECK_STATUS(nmf_vit_forward(m, logits, x, 2), NMF_ERR_NUMERIC);
+    CHECK(strstr(nmf_last_error(), "image 1") != NULL);
+    for (size_t i = per; i < 2 * per; i++) x[i] = 0.0f;
     CHECK_OK(nmf_vit_forward(m, logits, x, 2));
     CHECK_STATUS(nmf_vit_forward(m, logits, x, 0), NMF_ERR_INVALID_ARG);
     nmf_vit_free(m);

@@ -158,6 +158,12 @@ int main(void) {
     out = run(cmd, &status);
     CHECK(status != 0 && out && strstr(out, "engine.dpus") && strchr(out, '\n') == strrchr(out, '\n'));
     free(out);
+    /* an unwritable --trace fails before any report is printed (stdout stays empty) */
+    snprintf(cmd, sizeof cmd, "'%s' sim --shape deit-tiny --trace '%s/no/such/dir/t.json' 2>/dev/null",
+             cli, dir);
+    out = run(cmd, &status);
+    CHECK(status != 0 && out && out[0] == '\0');
+    free(out);
     snprintf(cmd, sizeof cmd, "'%s' sim --shape deit-huge 2>&1", cli);
     out = run(cmd, &status);
     CHECK(status != 0 && out && strstr(out, "deit-huge"));

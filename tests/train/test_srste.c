@@ -1,6 +1,8 @@
 /* SR-STE and IDP mechanics: masks (top-N per group, recomputed as weights move), the lambda
  * term, ASP gradient masking, forward with W*mask, the IDP ramp, the LR schedule, and export of
  * N:M candidates (packed) with import back. */
+#include <math.h>
+
 #include "nmformer/io.h"
 #include "nmformer/train.h"
 #include "test.h"
@@ -155,6 +157,13 @@ static void test_masks_and_lambda(void) {
         CHECK(!memcmp(nmf_vit_train_param_ptr(r, NMF_VP_POS, 0),
                       nmf_vit_train_param_ptr(m, NMF_VP_POS, 0),
                       nmf_vit_train_param_size(m, NMF_VP_POS) * sizeof(float)));
+        /* a non-finite value in the imported weights is refused (not left to "diverge") */
+        nmf_tensor *pos = nmf_tensors_find(&ts, "pos_embed");
+        CHECK(pos && pos->data);
+        if (pos && pos->data) {
+            pos->data[3] = NAN;
+            CHECK_STATUS(nmf_vit_train_import(r, &ts), NMF_ERR_NUMERIC);
+        }
         nmf_vit_train_free(r);
     }
     nmf_tensors_free(&ts);
