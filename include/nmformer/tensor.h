@@ -40,6 +40,10 @@ typedef struct {
     size_t count, cap;
     nmf_meta *meta;
     size_t meta_count, meta_cap;
+    /* internal: hash of item names (open addressing, item index + 1; 0 = empty slot), so that
+     * find and the duplicate check of add stay O(1) for files with very many tensors */
+    size_t *index_;
+    size_t index_cap_;
 } nmf_tensor_set;
 
 void nmf_tensors_init(nmf_tensor_set *s);

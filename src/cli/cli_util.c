@@ -17,6 +17,20 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+int cli_positional(const char *cmd, const char *arg, const char **slots[], int n) {
+    if (arg[0] == '-' && arg[1]) {
+        fprintf(stderr, "nmformer %s: unknown option '%s' (see --help)\n", cmd, arg);
+        return 2;
+    }
+    for (int k = 0; k < n; k++)
+        if (!*slots[k]) {
+            *slots[k] = arg;
+            return 0;
+        }
+    fprintf(stderr, "nmformer %s: unexpected argument '%s'\n", cmd, arg);
+    return 2;
+}
+
 int cli_take_config_flag(const char *cmd, int argc, char **argv, int *i, cli_config_flags *f) {
     for (size_t k = 0; k < sizeof config_flags / sizeof config_flags[0]; k++) {
         if (strcmp(argv[*i], config_flags[k]) != 0) continue;

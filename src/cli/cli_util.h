@@ -41,7 +41,9 @@ nmf_status cli_set_config_meta(nmf_tensor_set *s, const nmf_vit_config *c);
 /* Option value: argv[*i + 1], advancing *i; prints "nmformer CMD: OPT needs a value" and returns
  * NULL when absent. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
-
+/* An argument that no option took: stored in the first empty one of slots[0..n) (IN, OUT, ...) and
+ * 0 returned; an unknown option or one argument too many prints one line and returns 2. */
+int cli_positional(const char *cmd, const char *arg, const char **slots[], int n);
 
 
 /* out = copy of dense (metadata included) with every prunable block linear weight magnitude-pruned

@@ -78,15 +78,7 @@ int cmd_convert(int argc, char **argv) {
             if (!(dtype_s = cli_value("convert", argc, argv, &i))) return 2;
         } else if ((r = cli_take_config_flag("convert", argc, argv, &i, &flags)) != 0) {
             if (r < 0) return 2;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "nmformer convert: unknown option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!in) {
-            in = a;
-        } else if (!out) {
-            out = a;
-        } else {
-            fprintf(stderr, "nmformer convert: unexpected argument '%s'\n", a);
+        } else if (cli_positional("convert", a, (const char **[]){&in, &out}, 2)) {
             return 2;
         }
     }
@@ -135,9 +127,13 @@ int cmd_convert(int argc, char **argv) {
                 fam = one;
             }
         }
-        if (!st) st = nmf_family_write(out, &fam, &opt);
+        if (st) { /* a problem of the input */
+            nmf_family_free(&fam);
+            return cli_fail("convert", in, st);
+        }
+        st = nmf_family_write(out, &fam, &opt);
         nmf_family_free(&fam);
-        return st ? cli_fail("convert", st == NMF_ERR_NOT_FOUND ? in : out, st) : 0;
+        return st ? cli_fail("convert", out, st) : 0;
     }
 
     if (ik == CLI_FILE_SAFETENSORS && ok == CLI_FILE_SAFETENSORS && model && strcmp(model, "dense")) {

@@ -30,6 +30,7 @@ typedef struct {
     uint64_t stored, dense; /* bytes */
     size_t payload;         /* distinct payload id */
     size_t refs;            /* how many entries use this payload */
+    int first;              /* 1 on the first entry of its payload */
 } row;
 
 static void shape_text(const nmf_tensor *t, char *buf, size_t size) {
@@ -39,34 +40,27 @@ static void shape_text(const nmf_tensor *t, char *buf, size_t size) {
     if (at < size) snprintf(buf + at, size - at, "]");
 }
 
-static void pattern_text(nmf_pattern p, char *buf, size_t size) {
-    if (p.n)
-        nmf_pattern_format(p, buf, size);
-    else
-        snprintf(buf, size, "dense");
-}
-
-static int report(const char *path, const char *kind, const nmf_family *fam, row *rows,
+/* have_config: the file carries a valid model config (a safetensors file may have none) */
+static int report(const char *path, const char *kind, const nmf_family *fam, int have_config, row *rows,
                   size_t nrows, size_t npayloads, uint64_t file_size, int json) {
     uint64_t payload_bytes = 0, referenced = 0;
-    {
-        uint8_t *seen = calloc(npayloads + 1, 1);
-        if (!seen) return cli_fail("info", path, NMF_ERR_NOMEM);
-        for (size_t i = 0; i < nrows; i++) {
-            referenced += rows[i].stored;
-            if (!seen[rows[i].payload]) payload_bytes += rows[i].stored;
-            seen[rows[i].payload] = 1;
-        }
-        free(seen);
+    size_t nshared = 0;
+    for (size_t i = 0; i < nrows; i++) {
+        referenced += rows[i].stored;
+        if (rows[i].first) payload_bytes += rows[i].stored;
+        if (rows[i].first && rows[i].refs > 1) nshared++;
     }
-    char *cfg_json = nmf_vit_config_to_json(&fam->config);
+    char *cfg_json = have_config ? nmf_vit_config_to_json(&fam->config) : NULL;
     if (json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "file", path);
         cJSON_AddStringToObject(root, "format", kind);
         cJSON_AddNumberToObject(root, "file_bytes", (double)file_size);
         cJSON *cfg = cfg_json ? cJSON_Parse(cfg_json) : NULL;
-        if (cfg) cJSON_AddItemToObject(root, "config", cfg);
+        if (cfg)
+            cJSON_AddItemToObject(root, "config", cfg);
+        else
+            cJSON_AddNullToObject(root, "config");
         cJSON *models = cJSON_AddArrayToObject(root, "models");
         for (size_t m = 0; m < fam->count; m++) {
             cJSON *mo = cJSON_CreateObject();
@@ -78,7 +72,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, row
                 if (rows[i].model != m) continue;
                 const row *r = &rows[i];
                 char pat[16];
-                pattern_text(r->pattern, pat, sizeof pat);
+                nmf_pattern_format(r->pattern, pat, sizeof pat); /* {0,0}: "dense" */
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddItemToArray(ts, e);
                 cJSON_AddStringToObject(e, "name", r->t->name);
@@ -95,7 +89,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, row
                 cJSON_AddNumberToObject(e, "dense_f32_bytes", (double)r->dense);
                 cJSON_AddNumberToObject(e, "payload", (double)r->payload);
                 cJSON *with = cJSON_AddArrayToObject(e, "shared_with");
-                for (size_t j = 0; j < nrows; j++)
+                for (size_t j = 0; r->refs > 1 && j < nrows; j++)
                     if (j != i && rows[j].payload == r->payload && rows[j].model != m)
                         cJSON_AddItemToArray(with, cJSON_CreateString(fam->models[rows[j].model].name));
                 st += r->stored;
@@ -111,10 +105,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, row
         cJSON_AddNumberToObject(root, "bytes_saved_by_sharing", (double)(referenced - payload_bytes));
         cJSON *shared = cJSON_AddArrayToObject(root, "shared");
         for (size_t i = 0; i < nrows; i++) {
-            if (rows[i].refs < 2) continue;
-            int first = 1;
-            for (size_t j = 0; j < i && first; j++) first = rows[j].payload != rows[i].payload;
-            if (!first) continue;
+            if (rows[i].refs < 2 || !rows[i].first) continue;
             cJSON *e = cJSON_CreateObject();
             cJSON_AddItemToArray(shared, e);
             cJSON_AddStringToObject(e, "tensor", rows[i].t->name);
@@ -135,7 +126,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, row
     }
     printf("%s: %s, %llu bytes, %zu model%s\nconfig: %s\n", path, kind,
            (unsigned long long)file_size, fam->count, fam->count == 1 ? "" : "s",
-           cfg_json ? cfg_json : "?");
+           cfg_json ? cfg_json : "none (no valid nmformer.config metadata)");
     free(cfg_json);
     for (size_t m = 0; m < fam->count; m++) {
         printf("\nmodel '%s'\n", fam->models[m].name);
@@ -147,7 +138,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, row
             const row *r = &rows[i];
             char shape[64], pat[16], bits[16];
             shape_text(r->t, shape, sizeof shape);
-            pattern_text(r->pattern, pat, sizeof pat);
+            nmf_pattern_format(r->pattern, pat, sizeof pat); /* {0,0}: "dense" */
             if (r->pattern.n)
                 snprintf(bits, sizeof bits, "%d", nmf_nm_code_bits(r->pattern));
             else
@@ -163,12 +154,6 @@ static int report(const char *path, const char *kind, const nmf_family *fam, row
                (unsigned long long)st, (unsigned long long)de, de ? (double)st / (double)de : 0.0,
                de ? 32.0 * (double)st / (double)de : 0.0);
     }
-    size_t nshared = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        int first = 1;
-        for (size_t j = 0; j < i && first; j++) first = rows[j].payload != rows[i].payload;
-        if (first && rows[i].refs > 1) nshared++;
-    }
     printf("\npayloads: %zu distinct, %llu bytes; the models reference %llu bytes; sharing saves "
            "%llu bytes (%zu payloads shared)\n",
            npayloads, (unsigned long long)payload_bytes, (unsigned long long)referenced,
@@ -176,10 +161,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, row
     if (nshared) {
         printf("shared tensors:\n");
         for (size_t i = 0; i < nrows; i++) {
-            if (rows[i].refs < 2) continue;
-            int first = 1;
-            for (size_t j = 0; j < i && first; j++) first = rows[j].payload != rows[i].payload;
-            if (!first) continue;
+            if (rows[i].refs < 2 || !rows[i].first) continue;
             printf("  %-28s %8llu bytes  models:", rows[i].t->name,
                    (unsigned long long)rows[i].stored);
             for (size_t j = i; j < nrows; j++)
@@ -200,13 +182,7 @@ int cmd_info(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "nmformer info: unknown option '%s' (see --help)\n", argv[i]);
-            return 2;
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            fprintf(stderr, "nmformer info: unexpected argument '%s'\n", argv[i]);
+        } else if (cli_positional("info", argv[i], (const char **[]){&path}, 1)) {
             return 2;
         }
     }
@@ -223,6 +199,7 @@ int cmd_info(int argc, char **argv) {
     nmf_status st;
     nmf_family_layout lay = {0};
     nmf_dtype *dtypes = NULL;
+    int have_config = 1; /* an .nmf file always has a validated one */
     cli_file_kind k = cli_file_kind_of(path);
     if (k == CLI_FILE_NMF) {
         kind = "nmf";
@@ -237,7 +214,7 @@ int cmd_info(int argc, char **argv) {
         for (size_t i = 0; i < lay.count; i++) {
             const nmf_stored_tensor *s = &lay.items[i];
             const nmf_tensor *t = &fam.models[s->model].tensors.items[s->tensor];
-            rows[i] = (row){s->model, t, s->dtype, s->pattern, s->size, t->numel * 4, s->payload, 0};
+            rows[i] = (row){s->model, t, s->dtype, s->pattern, s->size, t->numel * 4, s->payload, 0, 0};
         }
         nrows = lay.count;
         npayloads = lay.payloads;
@@ -248,7 +225,8 @@ int cmd_info(int argc, char **argv) {
         st = nmf_safetensors_read_ex(path, &set, &dtypes);
         if (st) return cli_fail("info", path, st);
         const char *cj = nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY);
-        if (cj && nmf_vit_config_from_json(cj, &fam.config) != NMF_OK) nmf_vit_config_default(&fam.config);
+        have_config = cj && nmf_vit_config_from_json(cj, &fam.config) == NMF_OK &&
+                      nmf_vit_config_validate(&fam.config) == NMF_OK;
         st = nmf_family_add(&fam, "dense", &set);
         if (st) {
             nmf_tensors_free(&set);
@@ -265,7 +243,7 @@ int cmd_info(int argc, char **argv) {
         for (size_t i = 0; i < s->count; i++) {
             const nmf_tensor *t = &s->items[i];
             rows[i] = (row){0, t, dtypes[i], (nmf_pattern){0, 0},
-                            t->numel * nmf_dtype_size(dtypes[i]), t->numel * 4, i, 0};
+                            t->numel * nmf_dtype_size(dtypes[i]), t->numel * 4, i, 0, 0};
             file_size += rows[i].stored;
         }
         nrows = s->count;
@@ -277,9 +255,19 @@ int cmd_info(int argc, char **argv) {
         fprintf(stderr, "nmformer info: %s: unknown file type (want .nmf or .safetensors)\n", path);
         return 2;
     }
-    for (size_t i = 0; i < nrows; i++)
-        for (size_t j = 0; j < nrows; j++) rows[i].refs += rows[j].payload == rows[i].payload;
-    int rc = report(path, kind, &fam, rows, nrows, npayloads, file_size, json);
+    /* references per payload, and which row is its first: O(rows) even for hostile files */
+    size_t *refs = calloc(npayloads + 1, sizeof *refs);
+    if (!refs) {
+        free(rows);
+        free(dtypes);
+        nmf_family_layout_free(&lay);
+        nmf_family_free(&fam);
+        return cli_fail("info", path, NMF_ERR_NOMEM);
+    }
+    for (size_t i = 0; i < nrows; i++) rows[i].first = refs[rows[i].payload]++ == 0;
+    for (size_t i = 0; i < nrows; i++) rows[i].refs = refs[rows[i].payload];
+    free(refs);
+    int rc = report(path, kind, &fam, have_config, rows, nrows, npayloads, file_size, json);
     free(rows);
     free(dtypes);
     nmf_family_layout_free(&lay);

@@ -25,7 +25,8 @@ static void usage(FILE *out) {
             "                    (IN is then the dense source they are pruned from)\n"
             "  --no-dense        do not store the dense model in a new family\n"
             "  --model NAME      model of an .nmf IN to prune (default: dense)\n"
-            "  --dtype T         stored values: f32 (default, exact), f16 or bf16\n"
+            "  --dtype T         stored values: f32 (default, exact; with --add: the family's),\n"
+            "                    f16 or bf16\n"
             "  --help            this text\n" CLI_CONFIG_FLAGS_HELP);
 }
 
@@ -53,15 +54,7 @@ int cmd_prune(int argc, char **argv) {
             no_dense = 1;
         } else if ((r = cli_take_config_flag("prune", argc, argv, &i, &flags)) != 0) {
             if (r < 0) return 2;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "nmformer prune: unknown option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!in) {
-            in = a;
-        } else if (!out) {
-            out = a;
-        } else {
-            fprintf(stderr, "nmformer prune: unexpected argument '%s'\n", a);
+        } else if (cli_positional("prune", a, (const char **[]){&in, &out}, 2)) {
             return 2;
         }
     }
@@ -131,11 +124,15 @@ int cmd_prune(int argc, char **argv) {
         goto done;
     }
     if (add) {
-        st = nmf_family_read(out, &fam);
+        nmf_family_layout lay;
+        st = nmf_family_read_layout(out, &fam, &lay);
         if (st) {
             rc = cli_fail("prune", out, st);
             goto done;
         }
+        /* the family is rewritten whole: keep its stored dtype unless --dtype says otherwise */
+        if (!dtype_s && lay.count) dtype = lay.items[0].dtype;
+        nmf_family_layout_free(&lay);
         char *a = nmf_vit_config_to_json(&fam.config), *b = nmf_vit_config_to_json(&cfg);
         int same = a && b && !strcmp(a, b);
         if (!same)

@@ -22,26 +22,36 @@ static const command commands[] = {
     {"sim", cmd_sim, "simulate the STA accelerator"},
 };
 
-static void usage(FILE *out) {
+static void usage(FILE *out) { /* --help only */
     fprintf(out, "usage: nmformer <command> [options]   (nmformer <command> --help for details)\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* Writes s with control characters shown as '?': names inside a hostile file (a JSON "\n") must
+ * not turn the one-line error into several. */
+static void put_line_safe(const char *s) {
+    for (; *s; s++) fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, stderr);
+}
+
 int cli_fail(const char *cmd, const char *what, int status) {
     const char *detail = nmf_last_error();
-    if (detail && *detail)
-        fprintf(stderr, "nmformer %s: %s: %s (%s)\n", cmd, what, nmf_strerror((nmf_status)status),
-                detail);
-    else
-        fprintf(stderr, "nmformer %s: %s: %s\n", cmd, what, nmf_strerror((nmf_status)status));
+    fprintf(stderr, "nmformer %s: ", cmd);
+    put_line_safe(what);
+    fprintf(stderr, ": %s", nmf_strerror((nmf_status)status));
+    if (detail && *detail) {
+        fputs(" (", stderr);
+        put_line_safe(detail);
+        fputc(')', stderr);
+    }
+    fputc('\n', stderr);
     return 1;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
+    if (argc < 2) { /* an error is one line; the command list is on --help */
+        fprintf(stderr, "nmformer: need a command (see nmformer --help)\n");
         return 2;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -54,7 +64,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "nmformer: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "nmformer: unknown command '%s' (see nmformer --help)\n", argv[1]);
     return 2;
 }

@@ -27,21 +27,26 @@ const char *nmf_strerror(nmf_status status) {
 
 static _Thread_local char last_error[512];
 
+/* Formats into a local buffer first: an argument may be nmf_last_error() itself, and
+ * vsnprintf's source and destination must not overlap. */
 nmf_status nmf_error(nmf_status status, const char *fmt, ...) {
+    char text[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(last_error, text, sizeof last_error);
     return status;
 }
 
 nmf_status nmf_error_context(nmf_status status, const char *fmt, ...) {
-    char detail[sizeof last_error];
+    char detail[sizeof last_error], text[sizeof last_error];
     memcpy(detail, last_error, sizeof detail);
     va_list ap;
     va_start(ap, fmt);
-    int used = vsnprintf(last_error, sizeof last_error, fmt, ap);
+    int used = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(last_error, text, sizeof last_error);
     /* append ": <detail>", cut to fit (a detail is one line; losing its tail is acceptable) */
     size_t at = used < 0 ? 0 : (size_t)used;
     const char *parts[2] = {": ", detail};

@@ -41,6 +41,23 @@ static char *dir_of(const char *path) {
     return d;
 }
 
+/* The process umask, read without changing it (umask() can only be read by setting it, which
+ * races with other threads creating files); 022 if /proc does not say. */
+static mode_t current_umask(void) {
+    mode_t mask = 022;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return mask;
+    char line[256];
+    unsigned int v;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Umask: %o", &v) == 1) {
+            mask = (mode_t)(v & 0777);
+            break;
+        }
+    fclose(f);
+    return mask;
+}
+
 nmf_status nmf_atomic_open(const char *path, nmf_atomic_file **out) {
     *out = NULL;
     if (!path || !*path) return nmf_error(NMF_ERR_INVALID_ARG, "atomic write: empty path");
@@ -65,8 +82,8 @@ nmf_status nmf_atomic_open(const char *path, nmf_atomic_file **out) {
         free(f);
         return nmf_error(NMF_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(e));
     }
-    /* mkstemp makes 0600; a model file is an ordinary readable file. */
-    if (fchmod(f->fd, 0644) != 0) { /* not fatal: the data is still written safely */ }
+    /* mkstemp makes 0600; a model file gets the mode open(..., 0666) would give it. */
+    if (fchmod(f->fd, 0666 & ~current_umask()) != 0) { /* not fatal: the data is still safe */ }
     *out = f;
     return NMF_OK;
 }

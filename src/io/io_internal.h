@@ -6,6 +6,10 @@
 
 #include "nmformer/io.h"
 
+/* Metadata (string -> string) entries a reader accepts per model: the set is a plain list whose
+ * duplicate check is linear, and real files hold a handful. */
+#define NMF_IO_MAX_META 4096
+
 /* 1 when v is a JSON number holding a natural number exactly (at most 2^53). */
 int nmf_io_json_uint(const cJSON *v, uint64_t *out);
 /* Parses a JSON array of natural numbers as a shape (at most NMF_MAX_DIMS entries, numel at most

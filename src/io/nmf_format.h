@@ -14,6 +14,9 @@
 #define NMF_FILE_MAX_SIZE ((size_t)1 << 36) /* readers refuse files over 64 GiB */
 #define NMF_FILE_MAX_JSON ((uint64_t)256 << 20)
 #define NMF_FILE_MAX_NAME 255 /* tensor names, bytes */
+/* readers refuse a tensor table that decodes to more than this many times the data section
+ * (+256 MiB): shared payloads are decoded once per entry */
+#define NMF_FILE_MAX_EXPANSION 256u
 
 static inline uint64_t nmf_align64(uint64_t x) { return (x + (NMF_FILE_ALIGN - 1)) & ~(uint64_t)(NMF_FILE_ALIGN - 1); }
 

@@ -31,6 +31,10 @@ static int entry_cmp(const void *a, const void *b) {
     return x->tensor_in_model < y->tensor_in_model ? -1 : x->tensor_in_model > y->tensor_in_model;
 }
 
+static int entry_name_cmp(const void *a, const void *b) {
+    return strcmp((*(const entry *const *)a)->name, (*(const entry *const *)b)->name);
+}
+
 static int same_payload(const entry *a, const entry *b) {
     if (a->size != b->size || a->crc != b->crc || a->desc.dtype != b->desc.dtype ||
         a->desc.pattern.n != b->desc.pattern.n || a->desc.pattern.m != b->desc.pattern.m ||
@@ -238,6 +242,11 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
         st = nmf_error(NMF_ERR_NOMEM, "%s: tensor table", path);
         goto fail;
     }
+    /* Shared payloads are decoded once per entry that names them, so a small file could ask for
+     * unbounded memory (a decompression bomb). A real family expands by at most ~64 models x 2.5
+     * (f16 values -> f32 + one position byte). */
+    const uint64_t max_decoded = NMF_FILE_MAX_EXPANSION * data_size + ((uint64_t)256 << 20);
+    uint64_t decoded = 0;
     size_t ne = 0, mi = 0;
     cJSON_ArrayForEach(mo, models) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(mo, "name");
@@ -259,6 +268,11 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
                            c->name);
             goto fail;
         }
+        if (cJSON_GetArraySize(meta) > NMF_IO_MAX_META) {
+            st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: model '%s': metadata has more than %d keys",
+                           path, c->name, NMF_IO_MAX_META);
+            goto fail;
+        }
         const cJSON *kv;
         cJSON_ArrayForEach(kv, meta) {
             if (!cJSON_IsString(kv) || nmf_tensors_get_meta(&c->tensors, kv->string)) {
@@ -278,15 +292,28 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
             en->tensor_in_model = ti++;
             st = parse_entry(path, c->name, e, data_size, en);
             if (st) goto fail;
-            for (size_t j = first; j < ne; j++)
-                if (!strcmp(entries[j].name, en->name)) {
-                    st = nmf_error(NMF_ERR_FORMAT, "%s: model '%s': tensor '%s' appears twice",
-                                   path, c->name, en->name);
-                    goto fail;
-                }
+            /* f32 values, plus one position byte per kept value of an N:M tensor */
+            uint64_t vals = en->desc.pattern.n ? en->values_bytes / nmf_dtype_size(en->desc.dtype)
+                                               : en->desc.numel;
+            decoded += vals * (en->desc.pattern.n ? 5 : 4); /* vals <= 2^40 */
+            if (decoded > max_decoded) {
+                st = nmf_error(NMF_ERR_FORMAT,
+                               "%s: the tensor table decodes to more than %llu bytes (%llu-byte "
+                               "data section): too many entries share payloads",
+                               path, (unsigned long long)max_decoded, (unsigned long long)data_size);
+                goto fail;
+            }
             order[ne] = en;
             ne++;
         }
+        /* names unique within the model: sorted, so that huge tables stay O(n log n) */
+        qsort(order + first, ne - first, sizeof *order, entry_name_cmp);
+        for (size_t j = first + 1; j < ne; j++)
+            if (!strcmp(order[j - 1]->name, order[j]->name)) {
+                st = nmf_error(NMF_ERR_FORMAT, "%s: model '%s': tensor '%s' appears twice", path,
+                               c->name, order[j]->name);
+                goto fail;
+            }
         mi++;
     }
 

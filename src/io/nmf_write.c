@@ -53,6 +53,9 @@ static nmf_status serialise(const nmf_tensor *t, nmf_dtype dtype, payload *out) 
         if (t->ndim != 2 || (size_t)t->shape[0] != nm->rows || (size_t)t->shape[1] != nm->cols)
             return nmf_error(NMF_ERR_INVALID_ARG, "tensor '%s': N:M form does not match its shape",
                              t->name);
+        /* what a reader would refuse is not written (and bad positions would not rank) */
+        if (nmf_nm_validate(nm) != NMF_OK)
+            return nmf_error_context(NMF_ERR_INVALID_ARG, "tensor '%s'", t->name);
     }
     size_t vbytes, cbytes;
     nmf_status st = nmf_payload_size(d, &vbytes, &cbytes);

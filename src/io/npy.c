@@ -66,7 +66,9 @@ static nmf_status parse_shape(npy_lexer *lx, nmf_array *out) {
     for (;;) {
         skip_ws(lx);
         if (accept_char(lx, ')')) break;
-        if (lx->p >= lx->end || *lx->p < '0' || *lx->p > '9')
+        /* a Python int literal: digits, no leading zero ("03" is a syntax error in Python) */
+        if (lx->p >= lx->end || *lx->p < '0' || *lx->p > '9' ||
+            (*lx->p == '0' && lx->p + 1 < lx->end && lx->p[1] >= '0' && lx->p[1] <= '9'))
             return nmf_error(NMF_ERR_FORMAT, "%s: npy header: bad shape entry", lx->path);
         uint64_t v = 0;
         while (lx->p < lx->end && *lx->p >= '0' && *lx->p <= '9') {

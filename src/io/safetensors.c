@@ -103,6 +103,11 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
                 st = nmf_error(NMF_ERR_FORMAT, "%s: __metadata__ must be one object", path);
                 goto fail;
             }
+            if (cJSON_GetArraySize(item) > NMF_IO_MAX_META) {
+                st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: __metadata__ has more than %d keys", path,
+                               NMF_IO_MAX_META);
+                goto fail;
+            }
             const cJSON *kv;
             cJSON_ArrayForEach(kv, item) {
                 if (!cJSON_IsString(kv)) {
@@ -230,6 +235,11 @@ nmf_status nmf_safetensors_write(const char *path, const nmf_tensor_set *s, nmf_
     size_t offset = 0, max_numel = 0;
     for (size_t i = 0; i < s->count; i++) {
         const nmf_tensor *t = &s->items[i];
+        if (!strcmp(t->name, "__metadata__")) { /* the header key is reserved: the file would be corrupt */
+            cJSON_Delete(root);
+            return nmf_error(NMF_ERR_INVALID_ARG, "%s: a tensor cannot be named __metadata__ in safetensors",
+                             path);
+        }
         cJSON *e = cJSON_AddObjectToObject(root, t->name);
         if (!e || !cJSON_AddStringToObject(e, "dtype", nmf_dtype_name(dtype))) goto nomem;
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");

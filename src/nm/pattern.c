@@ -49,6 +49,6 @@ nmf_status nmf_nm_groups(size_t cols, nmf_pattern p, int pad, size_t *groups) {
         return nmf_error(NMF_ERR_SHAPE,
                          "input dimension %zu is not a multiple of M=%d (zero padding not requested)",
                          cols, p.m);
-    *groups = (cols + m - 1) / m;
+    *groups = cols / m + (cols % m != 0); /* not (cols + m - 1) / m: that can wrap */
     return NMF_OK;
 }

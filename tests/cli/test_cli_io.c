@@ -163,6 +163,18 @@ static void family_sizes(const char *src) {
     free(b);
     CHECK(run("prune '%s' '%s' --pattern 2:8 --add", src, inc) == 1);
     check_one_line_error(1, "already holds a model named '2:8'");
+    /* --add keeps the family's stored dtype (the whole file is rewritten) */
+    const char *half = tmp_path("half.nmf");
+    CHECK(run("prune '%s' '%s' --pattern 4:8 --dtype bf16", src, half) == 0);
+    CHECK(run("prune '%s' '%s' --pattern 2:8 --add", src, half) == 0);
+    nmf_family hf;
+    nmf_family_layout hl;
+    CHECK_OK(nmf_family_read_layout(half, &hf, &hl));
+    size_t bf16 = 0;
+    for (size_t k = 0; k < hl.count; k++) bf16 += hl.items[k].dtype == NMF_DTYPE_BF16;
+    CHECK(hf.count == 3 && hl.count > 0 && bf16 == hl.count);
+    nmf_family_layout_free(&hl);
+    nmf_family_free(&hf);
 
     /* info --json shows the sharing */
     CHECK(run("info '%s' --json", fam) == 0);
@@ -224,6 +236,24 @@ static void config_flags(const char *src) {
     nmf_tensors_free(&bare);
     const char *out = tmp_path("flags.nmf");
     check_one_line_error(run("convert '%s' '%s'", nometa, out), "no nmformer.config metadata");
+    /* info does not invent a config for a file without one */
+    CHECK(run("info '%s'", nometa) == 0);
+    char *text = slurp("out.txt");
+    CHECK(strstr(text, "config: none") != NULL);
+    free(text);
+    CHECK(run("info '%s' --json", nometa) == 0);
+    text = slurp("out.txt");
+    cJSON *j = cJSON_Parse(text);
+    CHECK(j && cJSON_IsNull(cJSON_GetObjectItem(j, "config")));
+    cJSON_Delete(j);
+    free(text);
+    CHECK(run("info '%s' --json", src) == 0);
+    text = slurp("out.txt");
+    j = cJSON_Parse(text);
+    const cJSON *dim = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "config"), "dim");
+    CHECK(dim && dim->valueint == 32);
+    cJSON_Delete(j);
+    free(text);
     const char *flags = "--img-size 28 --patch 7 --in-chans 1 --dim 32 --depth 2 --heads 2 "
                         "--mlp-ratio 2 --classes 10";
     CHECK(run("convert '%s' '%s' %s", nometa, out, flags) == 0);
@@ -236,19 +266,42 @@ static void config_flags(const char *src) {
                              nometa, out),
                          "blocks.0.mlp.fc1.weight' has shape [64,32], config expects [128,32]");
     check_one_line_error(run("convert '%s' '%s' --dim abc", nometa, out), "--dim 'abc'");
+    /* a family whose tensors do not fit its config: the error names the input, not the output */
+    nmf_family fam;
+    nmf_family_init(&fam);
+    CHECK_OK(nmf_safetensors_read(src, &s));
+    CHECK_OK(nmf_vit_config_from_json(nmf_tensors_get_meta(&s, NMF_CONFIG_META_KEY), &fam.config));
+    fam.config.depth = 3;
+    CHECK_OK(nmf_family_add(&fam, "dense", &s));
+    const char *mismatched = tmp_path("mismatched.nmf");
+    CHECK_OK(nmf_family_write(mismatched, &fam, NULL));
+    nmf_family_free(&fam);
+    check_one_line_error(run("convert '%s' '%s'", mismatched, out),
+                         "mismatched.nmf: not found (model 'dense': tensor 'blocks.2.norm1.weight' missing)");
 }
 
 static void failures(const char *src) {
     char out[600]; /* kept: tmp_path's buffers rotate */
     snprintf(out, sizeof out, "%s", tmp_path("x.nmf"));
     for (const char *const *c = (const char *const[]){"convert", "prune", "info", NULL}; *c; c++) {
-        CHECK(run("%s --help", *c) == 0);
-        char *text = slurp("out.txt");
-        CHECK(strstr(text, "usage: nmformer") != NULL);
-        free(text);
         CHECK(run("%s", *c) == 2);
         CHECK(run("%s --bogus", *c) == 2);
     }
+    /* every command and subcommand has --help (usage on stdout, exit 0) */
+    for (const char *const *c = (const char *const[]){"", "convert", "prune", "info", "run", "eval",
+                                                      "train", "sim", "bench", "bench gemm",
+                                                      "bench model", NULL};
+         *c; c++) {
+        CHECK_MSG(run("%s --help", *c) == 0, "'%s --help'", *c);
+        char *text = slurp("out.txt");
+        CHECK_MSG(strstr(text, "usage: nmformer") != NULL, "'%s --help'", *c);
+        free(text);
+    }
+    /* usage errors of the dispatcher are one line too */
+    check_one_line_error(run("%s", ""), "need a command");
+    check_one_line_error(run("frobnicate"), "unknown command 'frobnicate'");
+    check_one_line_error(run("bench"), "need gemm or model");
+    check_one_line_error(run("bench frobnicate"), "unknown benchmark 'frobnicate'");
     check_one_line_error(run("prune '%s' '%s' --pattern 4:4", src, out), "4:4");
     check_one_line_error(run("prune '%s' '%s' --pattern 5:64", src, out), "5:64");
     check_one_line_error(run("prune '%s' '%s' --pattern 3:24", src, out), "blocks.0.attn.qkv.weight");
@@ -293,6 +346,29 @@ static void failures(const char *src) {
                          "header length");
     CHECK_OK(nmf_family_read(out, &f)); /* still the old, intact file */
     nmf_family_free(&f);
+    /* damaged .npy input of `run`: one line naming the problem, no output written */
+    const char *y = tmp_path("y.npy");
+    check_one_line_error(run("run '%s' --input '%s' --output '%s'", src,
+                             test_source_path("tests/fixtures/npy/f8.npy"), y),
+                         "npy dtype '<f8' is not supported");
+    raw = read_bytes(test_source_path("tests/fixtures/npy/f4_v1.npy"), &n);
+    write_bytes(tmp_path("trunc.npy"), raw, n - 5);
+    raw[6] = 7; /* version 7.0 */
+    write_bytes(tmp_path("v7.npy"), raw, n);
+    free(raw);
+    check_one_line_error(run("run '%s' --input '%s' --output '%s'", src, tmp_path("trunc.npy"), y),
+                         "truncated");
+    check_one_line_error(run("run '%s' --input '%s' --output '%s'", src, tmp_path("v7.npy"), y),
+                         "version 7.0");
+    CHECK(access(y, F_OK) != 0);
+    /* a name with a newline inside the file still gives a one-line error */
+    const char *hdr = "{\"bad\\nname\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}";
+    uint8_t buf[128] = {0};
+    size_t hl = strlen(hdr);
+    buf[0] = (uint8_t)hl;
+    memcpy(buf + 8, hdr, hl);
+    write_bytes(tmp_path("nl.safetensors"), buf, 8 + hl + 8);
+    check_one_line_error(run("info '%s'", tmp_path("nl.safetensors")), "tensor 'bad?name'");
 }
 
 int main(void) {

@@ -16,6 +16,12 @@ int main(void) {
     nmf_clear_error();
     nmf_error_context(NMF_ERR_IO, "ctx"); /* no detail: no dangling ": " */
     CHECK(!strcmp(nmf_last_error(), "ctx"));
+    /* the current detail as an argument (callers wrap a callee's detail this way) */
+    nmf_error(NMF_ERR_FORMAT, "inner detail");
+    nmf_error(NMF_ERR_FORMAT, "outer: %s (%s)", nmf_last_error(), "more");
+    CHECK(!strcmp(nmf_last_error(), "outer: inner detail (more)"));
+    nmf_error_context(NMF_ERR_FORMAT, "ctx %s", nmf_last_error());
+    CHECK(!strcmp(nmf_last_error(), "ctx outer: inner detail (more): outer: inner detail (more)"));
     void *p = nmf_alloc((size_t)1 << 62, 16);
     CHECK(p == NULL); /* overflow */
     p = nmf_alloc(3, 5);

@@ -68,8 +68,37 @@ static void test_sets(void) {
     nmf_tensors_free(&s);
 }
 
+/* The name index (readers call add/find once per tensor of a possibly huge file): every name is
+ * found at its own item through many regrowths, duplicates are refused, absent names are not. */
+static void test_many_names(void) {
+    nmf_tensor_set s;
+    nmf_tensors_init(&s);
+    CHECK(nmf_tensors_find(&s, "x") == NULL);
+    const int n = getenv("NMF_SANITIZED") ? 5000 : 50000;
+    int64_t shape[1] = {0};
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "blocks.%d.w", i);
+        ok &= nmf_tensors_add_dense(&s, name, 1, shape, NULL, NULL) == NMF_OK;
+    }
+    CHECK(ok && s.count == (size_t)n);
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "blocks.%d.w", i);
+        const nmf_tensor *t = nmf_tensors_find(&s, name);
+        ok &= t == &s.items[i] && !strcmp(t->name, name);
+        ok &= nmf_tensors_add_dense(&s, name, 1, shape, NULL, NULL) == NMF_ERR_INVALID_ARG;
+    }
+    CHECK(ok && s.count == (size_t)n);
+    CHECK(nmf_tensors_find(&s, "blocks.-1.w") == NULL && nmf_tensors_find(&s, "") == NULL);
+    nmf_tensors_free(&s);
+    CHECK(s.count == 0 && nmf_tensors_find(&s, "blocks.0.w") == NULL);
+}
+
 int main(void) {
     test_half_conversions();
     test_sets();
+    test_many_names();
     return test_finish("core_tensor");
 }

@@ -4,6 +4,7 @@
  * a message naming the problem. */
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "io/io_internal.h"
@@ -366,6 +367,57 @@ static void structure(void) {
 #undef BAD
 }
 
+/* Writes an .nmf file from JSON text and data (header CRC computed, data copied as given). */
+static void write_nmf(const char *path, const char *json, const uint8_t *data, size_t data_size) {
+    size_t jl = strlen(json), start = (32 + jl + 63) / 64 * 64;
+    uint8_t *buf = calloc(start + data_size, 1);
+    memcpy(buf, "\x89NMF\r\n\x1a\n", 8);
+    buf[8] = 1;
+    for (int i = 0; i < 8; i++) buf[16 + i] = (uint8_t)((uint64_t)jl >> (8 * i));
+    for (int i = 0; i < 8; i++) buf[24 + i] = (uint8_t)((uint64_t)data_size >> (8 * i));
+    memcpy(buf + 32, json, jl);
+    uint32_t hc = (uint32_t)crc32(crc32(0, buf + 16, 16), (const uint8_t *)json, (uInt)jl);
+    for (int i = 0; i < 4; i++) buf[12 + i] = (uint8_t)(hc >> (8 * i));
+    memcpy(buf + start, data, data_size);
+    write_bytes(path, buf, start + data_size);
+    free(buf);
+}
+
+/* A decompression bomb: thousands of entries sharing one 64 KiB payload would decode to ~300 MB
+ * from a ~0.5 MB file. The reader refuses the table before allocating anything. */
+static void share_bomb(void) {
+    enum { FLOATS = 16384, ENTRIES = 4400 };
+    uint8_t *data = calloc(FLOATS, 4);
+    uint32_t dcrc = (uint32_t)crc32(0, data, FLOATS * 4);
+    size_t cap = (size_t)ENTRIES * 128 + 256, at = 0;
+    char *json = malloc(cap);
+    at += (size_t)snprintf(json + at, cap - at, HEAD "[{\"name\":\"dense\",\"tensors\":[");
+    for (int i = 0; i < ENTRIES; i++)
+        at += (size_t)snprintf(json + at, cap - at,
+                               "%s{\"name\":\"t%d\",\"dtype\":\"F32\",\"shape\":[%d],"
+                               "\"pattern\":\"dense\",\"offset\":0,\"size\":%d,\"crc32\":%u}",
+                               i ? "," : "", i, FLOATS, FLOATS * 4, dcrc);
+    snprintf(json + at, cap - at, "]}]}");
+    const char *p = tmp_path("bomb.nmf");
+    write_nmf(p, json, data, FLOATS * 4);
+    nmf_family g;
+    CHECK_FAILS(nmf_family_read(p, &g), NMF_ERR_FORMAT, "too many entries share payloads");
+    /* a few entries sharing it are fine */
+    snprintf(strstr(json, ",{\"name\":\"t8\""), 8, "]}]}");
+    write_nmf(p, json, data, FLOATS * 4);
+    CHECK_OK(nmf_family_read(p, &g));
+    CHECK(g.count == 1 && g.models[0].tensors.count == 8);
+    nmf_family_free(&g);
+    /* a model's metadata with more keys than any real file (searched linearly) */
+    at = (size_t)snprintf(json, cap, HEAD "[{\"name\":\"dense\",\"metadata\":{");
+    for (int i = 0; i < 4097; i++) at += (size_t)snprintf(json + at, cap - at, "%s\"k%d\":\"v\"", i ? "," : "", i);
+    snprintf(json + at, cap - at, "},\"tensors\":[]}]}");
+    write_nmf(p, json, data, 0);
+    CHECK_FAILS(nmf_family_read(p, &g), NMF_ERR_UNSUPPORTED, "metadata has more than 4096 keys");
+    free(json);
+    free(data);
+}
+
 /* A failed write leaves the old file intact and no temporary file behind. */
 static void atomicity(void) {
     float w[64];
@@ -413,6 +465,19 @@ static void atomicity(void) {
     free(after);
     CHECK(count_dir_entries(tmp_dir()) == entries);
 
+    /* an invalid N:M tensor (positions not ascending) is refused, not written */
+    nmf_family_free(&f);
+    small_family(&f, w);
+    nmf_tensor *bad = nmf_tensors_find(&f.models[1].tensors, "w");
+    bad->nm->pos[1] = bad->nm->pos[0];
+    CHECK_FAILS(nmf_family_write(p, &f, NULL), NMF_ERR_INVALID_ARG, "tensor 'w': N:M positions");
+    bad->nm->pos[1] = 40; /* out of range: would not even rank */
+    CHECK_FAILS(nmf_family_write(p, &f, NULL), NMF_ERR_INVALID_ARG, "tensor 'w'");
+    after = read_bytes(p, &n1);
+    CHECK(n0 == n1 && !memcmp(before, after, n0));
+    free(after);
+    CHECK(count_dir_entries(tmp_dir()) == entries);
+
     /* a successful write replaces the file */
     nmf_family_free(&f);
     small_family(&f, w);
@@ -422,6 +487,15 @@ static void atomicity(void) {
     free(after);
     CHECK(count_dir_entries(tmp_dir()) == entries);
     CHECK_FAILS(nmf_family_write("/nonexistent-dir/f.nmf", &f, NULL), NMF_ERR_IO, "temporary file");
+    /* the written file has the mode the umask asks for (as open(..., 0666) would give) */
+    mode_t old_mask = umask(027);
+    CHECK_OK(nmf_family_write(p, &f, NULL));
+    struct stat sb;
+    CHECK(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0640);
+    umask(022);
+    CHECK_OK(nmf_family_write(p, &f, NULL));
+    CHECK(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0644);
+    umask(old_mask);
     free(before);
     nmf_family_free(&f);
 }
@@ -535,6 +609,7 @@ int main(void) {
     round_trip();
     corruption();
     structure();
+    share_bomb();
     atomicity();
     vit_family();
     rm_tmp_dir();

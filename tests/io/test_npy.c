@@ -135,6 +135,12 @@ static void hostile(void) {
                                    24, 1),
                              &a),
                 NMF_ERR_FORMAT, "'extra'");
+    CHECK_FAILS(nmf_npy_read(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (06,), }", 24, 1),
+                             &a),
+                NMF_ERR_FORMAT, "bad shape entry");
+    CHECK_OK(nmf_npy_read(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 6), }", 0, 1), &a));
+    CHECK(a.numel == 0);
+    nmf_array_free(&a);
     CHECK_FAILS(nmf_npy_read(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (-6,), }", 24, 1),
                              &a),
                 NMF_ERR_FORMAT, "shape");
@@ -171,6 +177,30 @@ static void hostile(void) {
         }
     }
     CHECK(all);
+
+    /* every single-bit flip in the magic, version, length and header dict is refused with a
+     * message (none crashes); a flip in the data is just another float value */
+    size_t hend = 12 + ((size_t)raw[8] | (size_t)raw[9] << 8);
+    size_t refused = 0, flips = 0;
+    for (size_t bit = 0; bit < hend * 8; bit++) {
+        if (bit == 6 * 8) continue; /* major version 2 -> 3: 3.0 has the same layout */
+        raw[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        write_bytes(tmp_path("f.npy"), raw, size);
+        raw[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        nmf_clear_error();
+        flips++;
+        if (nmf_npy_read(tmp_path("f.npy"), &a) == NMF_OK) {
+            fprintf(stderr, "header bit flip %zu accepted\n", bit);
+            nmf_array_free(&a);
+        } else if (nmf_last_error()[0]) {
+            refused++;
+        }
+    }
+    CHECK_MSG(refused == flips, "%zu of %zu header bit flips refused", refused, flips);
+    raw[size - 1] ^= 0x40;
+    write_bytes(tmp_path("f.npy"), raw, size);
+    CHECK_OK(nmf_npy_read(tmp_path("f.npy"), &a));
+    nmf_array_free(&a);
     free(raw);
 }
 

@@ -214,6 +214,30 @@ static void hostile(void) {
                 "not a string");
     CHECK_FAILS(nmf_safetensors_read(craft("{\"__metadata__\":[1]}", 0), &s), NMF_ERR_FORMAT,
                 "__metadata__");
+    /* metadata with more keys than any real file (the key list is searched linearly) */
+    {
+        char *h = malloc(4200 * 16 + 64);
+        size_t at = (size_t)sprintf(h, "{\"__metadata__\":{");
+        for (int i = 0; i < 4097; i++) at += (size_t)sprintf(h + at, "%s\"k%d\":\"v\"", i ? "," : "", i);
+        sprintf(h + at, "}}");
+        const char *p = tmp_path("meta.safetensors");
+        size_t hl = strlen(h);
+        uint8_t *buf = malloc(8 + hl);
+        for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+        memcpy(buf + 8, h, hl);
+        write_bytes(p, buf, 8 + hl);
+        CHECK_FAILS(nmf_safetensors_read(p, &s), NMF_ERR_UNSUPPORTED, "more than 4096 keys");
+        strcpy(strstr(h, ",\"k4096\""), "}}"); /* 4096 keys: fine */
+        hl = strlen(h);
+        for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+        memcpy(buf + 8, h, hl);
+        write_bytes(p, buf, 8 + hl);
+        CHECK_OK(nmf_safetensors_read(p, &s));
+        CHECK(s.meta_count == 4096);
+        nmf_tensors_free(&s);
+        free(buf);
+        free(h);
+    }
     write_bytes(tmp_path("short.safetensors"), "\x02\0\0", 3);
     CHECK_FAILS(nmf_safetensors_read(tmp_path("short.safetensors"), &s), NMF_ERR_FORMAT,
                 "truncated");
@@ -262,6 +286,12 @@ static void write_errors(void) {
     CHECK_OK(nmf_tensors_add_dense(&s, "a", 1, sh, NULL, NULL));
     CHECK_FAILS(nmf_safetensors_write("/nonexistent-dir/x.safetensors", &s, NMF_DTYPE_F32),
                 NMF_ERR_IO, "/nonexistent-dir/x.safetensors");
+    /* "__metadata__" is the header's reserved key: such a tensor (an .nmf may hold one) would
+     * make an unreadable file, so the writer refuses it and writes nothing */
+    CHECK_OK(nmf_tensors_add_dense(&s, "__metadata__", 1, sh, NULL, NULL));
+    const char *p = tmp_path("reserved.safetensors");
+    CHECK_FAILS(nmf_safetensors_write(p, &s, NMF_DTYPE_F32), NMF_ERR_INVALID_ARG, "__metadata__");
+    CHECK(access(p, F_OK) != 0);
     nmf_tensors_free(&s);
 }
 

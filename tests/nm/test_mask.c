@@ -107,6 +107,15 @@ static void test_padding(void) {
     nmf_nm_free(&b);
 }
 
+static void test_groups(void) {
+    size_t g = 0;
+    CHECK_OK(nmf_nm_groups(10, (nmf_pattern){2, 4}, 1, &g));
+    CHECK(g == 3);
+    CHECK_OK(nmf_nm_groups(SIZE_MAX, (nmf_pattern){1, 2}, 1, &g)); /* no wrap-around */
+    CHECK(g == SIZE_MAX / 2 + 1);
+    CHECK_STATUS(nmf_nm_groups(SIZE_MAX, (nmf_pattern){1, 2}, 0, &g), NMF_ERR_SHAPE);
+}
+
 static void test_pack_masked_short(void) {
     float w[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     uint8_t mask[8] = {0, 0, 0, 1, 0, 0, 0, 0}; /* one kept in a 2:8 group */
@@ -124,5 +133,6 @@ int main(void) {
     test_ties_and_errors();
     test_padding();
     test_pack_masked_short();
+    test_groups();
     return test_finish("nm_mask");
 }
