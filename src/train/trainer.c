@@ -254,6 +254,16 @@ static void remove_stale_temps(const char *path) {
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */
+/* Creates and removes a temporary file next to path (what an atomic write will do). */
+static nmf_status probe_writable(const char *path, const char *flag) {
+    if (!path) return NMF_OK;
+    nmf_atomic_file *f;
+    nmf_status st = nmf_atomic_open(path, &f);
+    if (st != NMF_OK) return nmf_error_context(st, "%s %s: cannot be written", flag, path);
+    nmf_atomic_abort(f);
+    return NMF_OK;
+}
+
 nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                          nmf_train_callback progress, int report_every, void *user,
                          nmf_train_result *result) {
@@ -264,6 +274,11 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     int nstages = 0;
     if ((st = make_plan(o, plan, &nstages)) != NMF_OK) return st;
     if (report_every < 1) report_every = 1;
+    /* a run that can only fail at the end, after hours of training, loses the work: check now
+     * that the family and the checkpoints can be written where they are asked for */
+    if ((st = probe_writable(out_path, "--out")) != NMF_OK ||
+        (st = probe_writable(o->checkpoint_path, "--checkpoint")) != NMF_OK)
+        return st;
 
     nmf_dataset train = {0}, test = {0};
     nmf_vit_train *m = NULL;
