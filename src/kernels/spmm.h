@@ -99,6 +99,9 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
  * (dispatch.c: kept out of the ISA files, which may only run on CPUs that have the ISA.) */
 void nmf_spmm_avx512_set_panel_block(size_t bytes);
 extern size_t nmf_spmm_panel_block;
+/* Tests: 0 makes the AVX-512 forward widen positions per panel and token block instead of
+ * once per block of panels (its path when the buffer cannot be allocated); default 1. */
+extern int nmf_spmm_wide_positions;
 void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,
                               size_t t1, float *work);
 

@@ -3,8 +3,10 @@
  * Microkernel: one 16-row panel x TR tokens (TR = 12, 8, 4, 2, 1) x a chunk of groups. For
  * each group the M inputs of each token are loaded once into a register (from a packed copy
  * of the x block, see the driver; the 1-token path reads x directly, masked near the row end).
- * Each slot k then costs one load of 16 values, one load+widen of 16 u8 positions, and per
- * token one vpermps (vpermt2ps for M > 16, two tables) and one FMA. Accumulators (TR zmm) stay
+ * Each slot k then costs one load of 16 values, one load of 16 positions (u8 widened to u32
+ * in the tile; or, for WIDE_MIN_TOKENS to WIDE_MAX_TOKENS tokens, u32 widened by the driver
+ * once per block of panels, since the widening is itself a 512-bit shuffle), and per token
+ * one vpermps (vpermt2ps for M > 16, two tables) and one FMA. Accumulators (TR zmm) stay
  * in registers across the chunk. The chunk of groups is sized so the TR x chunk block of x
  * stays in L1 while all panels of the thread stream past it.
  *
@@ -12,6 +14,7 @@
  * at ~0.73 of the FMA-only rate, so this scheme tops out near 0.73 of peak per useful FMA;
  * OpenBLAS sgemm runs at ~0.86 of peak. See docs/PERFORMANCE.md. */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ops_internal.h"
@@ -25,6 +28,11 @@ _Static_assert(X_TILE_FLOATS / TB >= NMF_NM_MAX_M, "a chunk holds at least one g
  * 2 MiB keeps the weights in the outer caches across token blocks, so a large W is read from
  * DRAM about once per product, while x is repacked only a few times for ViT-sized layers. */
 #define PANEL_BLOCK_BYTES (2u << 20)
+/* From WIDE_MIN_TOKENS to WIDE_MAX_TOKENS tokens, positions are widened once per block of
+ * panels (measured, docs/PERFORMANCE.md: +5-10 % at 128 tokens, -5 % at 16; at 512 mixed,
+ * 1:8 768x3072 -8 %: the u32 copy doubles the block's bytes streamed per token block). */
+#define WIDE_MIN_TOKENS 48
+#define WIDE_MAX_TOKENS 256
 
 /* Inputs of one group: LW floats from p (LW = 4, 8, 16: the power of two >= M, or 32 for two
  * registers). A narrow load is a plain xmm/ymm load (a broadcast costs a shuffle on Zen 4) and
@@ -61,9 +69,11 @@ static inline __mmask16 mask_hi(size_t valid) {
  * Groups before gsafe are loaded whole without masks (the load stays inside the row); the few
  * after it are loaded with masks so nothing past column in-1 is touched. */
 static inline __attribute__((always_inline)) void
-tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const uint8_t *idx,
+tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const void *idxp,
      size_t g0, size_t g1, size_t gsafe, size_t in, size_t m, size_t n_rt, __mmask16 rowmask,
-     const float *bias, int first, const int TR, const int NC, const int LW) {
+     const float *bias, int first, const int TR, const int NC, const int LW, const int WIDE) {
+    const uint8_t *idx = idxp;      /* u8 positions (WIDE = 0), widened here per slot */
+    const uint32_t *idx32 = idxp;   /* u32 positions widened by the driver (WIDE = 1) */
     const size_t n = NC ? (size_t)NC : n_rt;
     const int TWO = LW == 32;
     const __m512 z = _mm512_setzero_ps();
@@ -81,9 +91,11 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
 #define SLOTS()                                                                                \
     for (size_t k = 0; k < n; k++) {                                                           \
         const __m512 wv = _mm512_load_ps(val);                                                 \
-        const __m512i id = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)idx));       \
+        const __m512i id = WIDE ? _mm512_load_si512((const void *)idx32)                       \
+                                : _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)idx)); \
         val += NMF_SPMM_ROWS;                                                                  \
         idx += NMF_SPMM_ROWS;                                                                  \
+        idx32 += NMF_SPMM_ROWS;                                                                \
         FOR_T(FMA);                                                                            \
     }
 #define FMA(t)                                                                                 \
@@ -162,19 +174,21 @@ gemv(float *y, const float *x, const float *val, const uint8_t *idx, size_t G, s
     _mm512_mask_storeu_ps(y, rowmask, s);
 }
 
-typedef void (*tile_fn)(float *, size_t, const float *, size_t, const float *, const uint8_t *,
+typedef void (*tile_fn)(float *, size_t, const float *, size_t, const float *, const void *,
                         size_t, size_t, size_t, size_t, size_t, size_t, __mmask16,
                         const float *, int);
 typedef void (*gemv_fn)(float *, const float *, const float *, const uint8_t *, size_t, size_t,
                         size_t, size_t, size_t, __mmask16, const float *);
 
-#define DEF_TILE(TR, NC, LW)                                                                   \
-    static void tile_##TR##_##NC##_##LW(float *y, size_t ldy, const float *x, size_t ldx,      \
-                                        const float *val, const uint8_t *idx, size_t g0,       \
-                                        size_t g1, size_t gsafe, size_t in, size_t m,          \
-                                        size_t n, __mmask16 rm, const float *b, int first) {   \
-        tile(y, ldy, x, ldx, val, idx, g0, g1, gsafe, in, m, n, rm, b, first, TR, NC, LW);     \
+#define DEF_TILE_W(TR, NC, LW, W)                                                              \
+    static void tile_##TR##_##NC##_##LW##_##W(float *y, size_t ldy, const float *x, size_t ldx,\
+                                              const float *val, const void *idx, size_t g0,    \
+                                              size_t g1, size_t gsafe, size_t in, size_t m,    \
+                                              size_t n, __mmask16 rm, const float *b,          \
+                                              int first) {                                     \
+        tile(y, ldy, x, ldx, val, idx, g0, g1, gsafe, in, m, n, rm, b, first, TR, NC, LW, W);  \
     }
+#define DEF_TILE(TR, NC, LW) DEF_TILE_W(TR, NC, LW, 0) DEF_TILE_W(TR, NC, LW, 1)
 #define DEF_TILES_TR(NC, LW)                                                                   \
     DEF_TILE(12, NC, LW) DEF_TILE(8, NC, LW) DEF_TILE(4, NC, LW) DEF_TILE(2, NC, LW) DEF_TILE(1, NC, LW)            \
     static void gemv_##NC##_##LW(float *y, const float *x, const float *val,                   \
@@ -188,14 +202,26 @@ typedef void (*gemv_fn)(float *, const float *, const float *, const uint8_t *, 
  * 4:8); any other n runs the same code with n read at run time (NC = 0). */
 DEF_TILES_LW(4) DEF_TILES_LW(8) DEF_TILES_LW(16) DEF_TILES_LW(32)
 
-#define ROW_TILES(NC, LW)                                                                      \
-    { tile_12_##NC##_##LW, tile_8_##NC##_##LW, tile_4_##NC##_##LW, tile_2_##NC##_##LW, tile_1_##NC##_##LW }
-#define LW_TILES(LW) {ROW_TILES(1, LW), ROW_TILES(2, LW), ROW_TILES(4, LW), ROW_TILES(0, LW)}
-static const tile_fn tiles[4][4][5] = {LW_TILES(4), LW_TILES(8), LW_TILES(16), LW_TILES(32)};
+#define ROW_TILES(NC, LW, W)                                                                   \
+    { tile_12_##NC##_##LW##_##W, tile_8_##NC##_##LW##_##W, tile_4_##NC##_##LW##_##W,           \
+      tile_2_##NC##_##LW##_##W, tile_1_##NC##_##LW##_##W }
+#define LW_TILES(LW, W)                                                                        \
+    {ROW_TILES(1, LW, W), ROW_TILES(2, LW, W), ROW_TILES(4, LW, W), ROW_TILES(0, LW, W)}
+#define W_TILES(W) {LW_TILES(4, W), LW_TILES(8, W), LW_TILES(16, W), LW_TILES(32, W)}
+/* [wide positions][load width][slot count][token block] */
+static const tile_fn tiles[2][4][4][5] = {W_TILES(0), W_TILES(1)};
 #define LW_GEMVS(LW) {gemv_1_##LW, gemv_2_##LW, gemv_4_##LW, gemv_0_##LW}
 static const gemv_fn gemvs[4][4] = {LW_GEMVS(4), LW_GEMVS(8), LW_GEMVS(16), LW_GEMVS(32)};
 
 static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
+
+/* count slot vectors of u8 positions -> u32 (64-byte aligned dst) */
+static void widen(uint32_t *dst, const uint8_t *src, size_t count) {
+    for (size_t j = 0; j < count; j++)
+        _mm512_store_si512((void *)(dst + j * NMF_SPMM_ROWS),
+                           _mm512_cvtepu8_epi32(
+                               _mm_loadu_si128((const __m128i *)(src + j * NMF_SPMM_ROWS))));
+}
 
 void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                              const nmf_spmm_weights *w, const float *bias, size_t tokens,
@@ -222,6 +248,14 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     /* Panels are taken in blocks (PANEL_BLOCK_BYTES of weights) and each block sees every
      * token block: the weights are read from memory once per product, not once per token
      * block. */
+    /* Positions widened to u32 once per block of panels (wide) when there are enough token
+     * blocks to share the work: the u8 -> u32 widening is a 512-bit shuffle that otherwise
+     * runs once per slot and token block (~8 % of the time at 128 tokens). Outside
+     * [WIDE_MIN_TOKENS, WIDE_MAX_TOKENS], or if the buffer cannot be had, the tiles widen as
+     * they go. (The block size stays counted on the stored 5 bytes per slot: counting the
+     * 8 of the wide form made more blocks, each copying x again, and was slower.) */
+    const int use_wide = nmf_spmm_wide_positions && tokens >= WIDE_MIN_TOKENS &&
+                         tokens <= WIDE_MAX_TOKENS;
     size_t pblock = (nmf_spmm_panel_block ? nmf_spmm_panel_block : PANEL_BLOCK_BYTES) /
                     (panel_slots * (sizeof(float) + 1));
     if (pblock < 1) pblock = 1;
@@ -232,8 +266,15 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     const size_t ldp = (chunk * m + 32 + 15) / 16 * 16; /* floats per packed tile row */
     float tilebuf[TB * (X_TILE_FLOATS / TB + 48)] __attribute__((aligned(64)));
     static const size_t lens[5] = {12, 8, 4, 2, 1}; /* tr <= 12 as 12, or 8a + 4b + 2c + d */
+    const size_t pbw = p1 - p0 < pblock ? p1 - p0 : pblock;
+    uint32_t *wide = use_wide && pbw <= SIZE_MAX / sizeof(uint32_t) / panel_slots
+                         ? aligned_alloc(64, pbw * panel_slots * sizeof(uint32_t))
+                         : NULL;
+    const tile_fn(*tl)[5] = tiles[wide != NULL][lw_slot];
     for (size_t pb0 = p0; pb0 < p1; pb0 += pblock) {
         const size_t pb1 = p1 - pb0 < pblock ? p1 : pb0 + pblock;
+        if (wide) /* the block's u8 positions as u32, for every token block */
+            widen(wide, w->idx + pb0 * panel_slots, (pb1 - pb0) * panel_slots / NMF_SPMM_ROWS);
         for (size_t t0 = 0; t0 < tokens; t0 += TB) {
             const size_t tr = tokens - t0 < TB ? tokens - t0 : TB;
             for (size_t c0 = 0; c0 < G; c0 += chunk) {
@@ -255,13 +296,15 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                     const __mmask16 rm = (__mmask16)((1u << rows) - 1u);
                     const size_t off = b * panel_slots + c0 * n * NMF_SPMM_ROWS;
                     const float *bb = bias ? bias + r0 : NULL;
+                    const void *ip = w->idx + off;
+                    if (wide) ip = wide + (b - pb0) * panel_slots + c0 * n * NMF_SPMM_ROWS;
                     size_t t = 0;
                     for (int s = 0; s < 5; s++) {
                         const size_t len = lens[s];
                         if (tr - t >= len) {
                             /* groups numbered from the chunk start, all loadable whole */
-                            tiles[lw_slot][ns][s](y + (t0 + t) * out + r0, out, xs + t * lds, lds,
-                                                  w->val + off, w->idx + off, 0, c1 - c0, c1 - c0,
+                            tl[ns][s](y + (t0 + t) * out + r0, out, xs + t * lds, lds,
+                                                  w->val + off, ip, 0, c1 - c0, c1 - c0,
                                                   in, m, n, rm, bb, c0 == 0);
                             t += len;
                         }
@@ -274,6 +317,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
             }
         }
     }
+    free(wide);
 }
 
 void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,

@@ -297,13 +297,25 @@ int main(void) {
                            (int)(ti / 2) % 2};
             run_case(&c);
         }
-    /* AVX-512: blocks of one panel (the default is 2 MiB of weights, more than any shape here) */
-    nmf_spmm_avx512_set_panel_block(1);
-    for (size_t pi = 0; pi < 7; pi++) {
-        test_case c = {pats[pi][0], pats[pi][1], 50, 128, 25, 0, 1, (int)pi % 2};
-        run_case(&c);
+    /* AVX-512: blocks of one panel (the default is 2 MiB of weights, more than any shape here),
+     * below and above the token count from which positions are widened once per block of
+     * panels (48); then that path turned off (as when its buffer cannot be allocated) */
+    for (int wide = 1; wide >= 0; wide--) {
+        nmf_spmm_wide_positions = wide;
+        nmf_spmm_avx512_set_panel_block(1);
+        for (size_t pi = 0; pi < 7; pi++) {
+            test_case c = {pats[pi][0], pats[pi][1], 50, 128, 25, 0, 1, (int)pi % 2};
+            run_case(&c);
+            test_case d = {pats[pi][0], pats[pi][1], 33, 100, 50, 1, (int)pi % 2, 1};
+            run_case(&d);
+        }
+        nmf_spmm_avx512_set_panel_block(0);
+        for (size_t pi = 0; !wide && pi < 7; pi++) { /* 5 token blocks + 4 + 2 + 1 */
+            test_case c = {pats[pi][0], pats[pi][1], 40, 96, 67, 1, (int)pi % 2, 0};
+            run_case(&c);
+        }
     }
-    nmf_spmm_avx512_set_panel_block(0);
+    nmf_spmm_wide_positions = 1;
     /* random N:M, 1 <= N < M <= 32 */
     for (int r = 0; r < (san ? 4 : 12); r++) {
         int m = 2 + (int)(test_rand_u64(&rng) % 31), n = 1 + (int)(test_rand_u64(&rng) % (m - 1));
