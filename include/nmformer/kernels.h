@@ -26,7 +26,9 @@ size_t nmf_linear_out(const nmf_linear *lin);
 size_t nmf_linear_in(const nmf_linear *lin);
 /* {0,0} for dense. */
 nmf_pattern nmf_linear_pattern(const nmf_linear *lin);
-/* Bytes of weight data the kernels read per product (values + position metadata). */
+/* Bytes of weight data the kernels read per product (values + position metadata), as stored:
+ * what a 1-token product reads. (Multi-token AVX-512 products may also read u32 positions, a
+ * per-layer cache built on first use, not counted here.) */
 size_t nmf_linear_weight_bytes(const nmf_linear *lin);
 
 /* What runs this layer's products now: "openblas" for dense, else the N:M kernel set of the

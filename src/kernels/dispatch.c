@@ -22,7 +22,12 @@ const nmf_spmm_kernels *nmf_spmm_kernels_for(nmf_isa isa) {
 
 size_t nmf_spmm_panel_block = 0;
 void nmf_spmm_avx512_set_panel_block(size_t bytes) { nmf_spmm_panel_block = bytes; }
-int nmf_spmm_wide_positions = 1;
+nmf_spmm_wide_mode nmf_spmm_wide_positions = NMF_SPMM_WIDE_AUTO;
+
+int nmf_spmm_use_wide(size_t tokens) {
+    if (tokens < 2 || nmf_spmm_wide_positions == NMF_SPMM_WIDE_OFF) return 0;
+    return nmf_spmm_wide_positions == NMF_SPMM_WIDE_ON || tokens >= NMF_SPMM_WIDE_MIN_TOKENS;
+}
 
 size_t nmf_spmm_tv_in_block = 0;
 nmf_spmm_tv_mode nmf_spmm_tv = NMF_SPMM_TV_AUTO;

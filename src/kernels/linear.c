@@ -1,6 +1,7 @@
 /* nmf_linear: a weight W [out][in], dense (products through CBLAS, gemm.c) or N:M (products
  * through our kernels, in the panel layout of spmm.h, built here once; the token-vectorised
- * AVX-512 kernel's layout is built from it on the first product that dispatch.c sends there). Threads: output panels
+ * AVX-512 kernel's layout is built from it on the first product that dispatch.c sends there, and
+ * the panel kernel's u32 positions on its first product of NMF_SPMM_WIDE_MIN_TOKENS+ tokens). Threads: output panels
  * are split across nmf_get_threads() OpenMP threads for the forward product, token blocks for
  * the backward one. */
 #include <math.h>
@@ -23,6 +24,7 @@ struct nmf_linear {
     pthread_mutex_t transpose_lock;
     void *transpose_storage;
     void *tv_storage; /* the token-vectorised layout (spmm.h), built on its first use */
+    uint32_t *idx32_storage; /* u32 positions (w.idx32, spmm.h), built on their first use */
 };
 
 size_t nmf_spmm_layout_bytes(size_t out, size_t groups, int n) {
@@ -111,6 +113,7 @@ void nmf_linear_free(nmf_linear *lin) {
     pthread_mutex_destroy(&lin->transpose_lock);
     nmf_free(lin->transpose_storage);
     nmf_free(lin->tv_storage);
+    nmf_free(lin->idx32_storage);
     nmf_free(lin->storage);
     nmf_free(lin);
 }
@@ -197,6 +200,27 @@ done:
     return st;
 }
 
+/* Widens the panel layout's u8 positions to u32 (w.idx32), once: 4 bytes per kept weight on
+ * top of the layout's 5, in layers that ran a multi-token product on the AVX-512 panel kernel.
+ * Built lazily so that 1-token inference never pays for it. */
+static nmf_status build_idx32(nmf_linear *l) {
+    nmf_status st = NMF_OK;
+    pthread_mutex_lock(&l->transpose_lock);
+    if (l->w.idx32) goto done;
+    const size_t slots = l->w.panels * l->w.groups * (size_t)l->w.n * NMF_SPMM_ROWS;
+    uint32_t *idx32 = nmf_alloc(slots, sizeof(uint32_t)); /* 64-byte aligned, size checked */
+    if (!idx32) {
+        st = nmf_error(NMF_ERR_NOMEM, "linear: u32 positions: out of memory");
+        goto done;
+    }
+    for (size_t s = 0; s < slots; s++) idx32[s] = l->w.idx[s];
+    l->idx32_storage = idx32;
+    l->w.idx32 = idx32; /* last: the check above reads it */
+done:
+    pthread_mutex_unlock(&l->transpose_lock);
+    return st;
+}
+
 /* The tv layout of a layer, built if needed (tests call the kernel directly). */
 const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin) {
     if (!lin || lin->dense || build_tv((nmf_linear *)lin) != NMF_OK) return NULL;
@@ -239,6 +263,11 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
      * that fails for want of memory, the panel kernel runs instead) */
     if (nmf_spmm_use_tv(w, tokens) && build_tv((nmf_linear *)lin) == NMF_OK)
         forward = nmf_spmm_forward_tv_avx512;
+    /* the AVX-512 panel kernel's u32 positions, also a cache: if they cannot be had, the
+     * kernel widens the u8 ones as it goes (the error is not the caller's) */
+    else if (forward == nmf_spmm_forward_avx512 && nmf_spmm_use_wide(tokens) &&
+             build_idx32((nmf_linear *)lin) != NMF_OK)
+        nmf_clear_error();
     /* x is read in place (ldx = in, no slack); the kernels copy what they need into small
      * L1 tiles. (A padded copy of all of x, made here, was measured: slower for sparse
      * patterns, where the copy is a large part of the work.) */

@@ -49,6 +49,12 @@ typedef struct {
      * column has value 0, offset 0. NULL until built. */
     const float *tv_val;
     const uint32_t *tv_off;
+    /* The panel layout's positions widened to u32 (idx32[i] = idx[i]), for the AVX-512 panel
+     * kernel at nmf_spmm_use_wide() token counts: it loads them with a plain zmm load instead
+     * of widening u8 -> u32 (a 512-bit shuffle) per slot and token block. Built once by
+     * linear.c on the first product that uses it (1-token products keep reading the u8 form,
+     * where bytes matter); NULL until then. */
+    const uint32_t *idx32;
 } nmf_spmm_weights;
 
 #define NMF_TV_ROWS 4    /* rows per block of the token-vectorised kernel */
@@ -99,9 +105,15 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
  * (dispatch.c: kept out of the ISA files, which may only run on CPUs that have the ISA.) */
 void nmf_spmm_avx512_set_panel_block(size_t bytes);
 extern size_t nmf_spmm_panel_block;
-/* Tests: 0 makes the AVX-512 forward widen positions per panel and token block instead of
- * once per block of panels (its path when the buffer cannot be allocated); default 1. */
-extern int nmf_spmm_wide_positions;
+/* Stored u32 positions (w->idx32) in the AVX-512 panel kernel: NMF_SPMM_WIDE_AUTO uses them
+ * from NMF_SPMM_WIDE_MIN_TOKENS tokens, NMF_SPMM_WIDE_ON whenever tokens > 1 (tests),
+ * NMF_SPMM_WIDE_OFF never (the tiles widen the u8 positions, as when idx32 cannot be had).
+ * A plain global: set it only while no product runs. */
+typedef enum { NMF_SPMM_WIDE_AUTO = 0, NMF_SPMM_WIDE_ON, NMF_SPMM_WIDE_OFF, NMF_SPMM_WIDE_COUNT } nmf_spmm_wide_mode;
+extern nmf_spmm_wide_mode nmf_spmm_wide_positions;
+#define NMF_SPMM_WIDE_MIN_TOKENS 12 /* measured, docs/PERFORMANCE.md */
+/* Whether the AVX-512 panel kernel should read u32 positions for this many tokens. */
+int nmf_spmm_use_wide(size_t tokens);
 void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,
                               size_t t1, float *work);
 
@@ -138,7 +150,9 @@ const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin);
 /* The same with the token-vectorised layout built (NULL if dense or out of memory). */
 const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin);
 
-/* The panel layout's bytes for a pattern/shape (what nmf_linear_weight_bytes reports). */
+/* The panel layout's bytes for a pattern/shape (what nmf_linear_weight_bytes reports): 5 per
+ * kept weight, what a 1-token product reads. The caches built on first use (idx32, the tv
+ * layout, the transpose) are not counted. */
 size_t nmf_spmm_layout_bytes(size_t out, size_t groups, int n);
 
 #endif

@@ -3,9 +3,9 @@
  * Microkernel: one 16-row panel x TR tokens (TR = 12, 8, 4, 2, 1) x a chunk of groups. For
  * each group the M inputs of each token are loaded once into a register (from a packed copy
  * of the x block, see the driver; the 1-token path reads x directly, masked near the row end).
- * Each slot k then costs one load of 16 values, one load of 16 positions (u8 widened to u32
- * in the tile; or, for WIDE_MIN_TOKENS to WIDE_MAX_TOKENS tokens, u32 widened by the driver
- * once per block of panels, since the widening is itself a 512-bit shuffle), and per token
+ * Each slot k then costs one load of 16 values, one load of 16 positions (u32 from the
+ * layer's stored w->idx32 when nmf_spmm_use_wide(); else u8 widened to u32 in the tile, itself
+ * a 512-bit shuffle that competes with the permutes), and per token
  * one vpermps (vpermt2ps for M > 16, two tables) and one FMA. Accumulators (TR zmm) stay
  * in registers across the chunk. The chunk of groups is sized so the TR x chunk block of x
  * stays in L1 while all panels of the thread stream past it.
@@ -28,11 +28,6 @@ _Static_assert(X_TILE_FLOATS / TB >= NMF_NM_MAX_M, "a chunk holds at least one g
  * 2 MiB keeps the weights in the outer caches across token blocks, so a large W is read from
  * DRAM about once per product, while x is repacked only a few times for ViT-sized layers. */
 #define PANEL_BLOCK_BYTES (2u << 20)
-/* From WIDE_MIN_TOKENS to WIDE_MAX_TOKENS tokens, positions are widened once per block of
- * panels (measured, docs/PERFORMANCE.md: +5-10 % at 128 tokens, -5 % at 16; at 512 mixed,
- * 1:8 768x3072 -8 %: the u32 copy doubles the block's bytes streamed per token block). */
-#define WIDE_MIN_TOKENS 48
-#define WIDE_MAX_TOKENS 256
 
 /* Inputs of one group: LW floats from p (LW = 4, 8, 16: the power of two >= M, or 32 for two
  * registers). A narrow load is a plain xmm/ymm load (a broadcast costs a shuffle on Zen 4) and
@@ -73,7 +68,7 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const v
      size_t g0, size_t g1, size_t gsafe, size_t in, size_t m, size_t n_rt, __mmask16 rowmask,
      const float *bias, int first, const int TR, const int NC, const int LW, const int WIDE) {
     const uint8_t *idx = idxp;      /* u8 positions (WIDE = 0), widened here per slot */
-    const uint32_t *idx32 = idxp;   /* u32 positions widened by the driver (WIDE = 1) */
+    const uint32_t *idx32 = idxp;   /* u32 positions stored by the layer (WIDE = 1) */
     const size_t n = NC ? (size_t)NC : n_rt;
     const int TWO = LW == 32;
     const __m512 z = _mm512_setzero_ps();
@@ -215,14 +210,6 @@ static const gemv_fn gemvs[4][4] = {LW_GEMVS(4), LW_GEMVS(8), LW_GEMVS(16), LW_G
 
 static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
-/* count slot vectors of u8 positions -> u32 (64-byte aligned dst) */
-static void widen(uint32_t *dst, const uint8_t *src, size_t count) {
-    for (size_t j = 0; j < count; j++)
-        _mm512_store_si512((void *)(dst + j * NMF_SPMM_ROWS),
-                           _mm512_cvtepu8_epi32(
-                               _mm_loadu_si128((const __m128i *)(src + j * NMF_SPMM_ROWS))));
-}
-
 void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                              const nmf_spmm_weights *w, const float *bias, size_t tokens,
                              nmf_activation act, size_t p0, size_t p1) {
@@ -248,14 +235,12 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     /* Panels are taken in blocks (PANEL_BLOCK_BYTES of weights) and each block sees every
      * token block: the weights are read from memory once per product, not once per token
      * block. */
-    /* Positions widened to u32 once per block of panels (wide) when there are enough token
-     * blocks to share the work: the u8 -> u32 widening is a 512-bit shuffle that otherwise
-     * runs once per slot and token block (~8 % of the time at 128 tokens). Outside
-     * [WIDE_MIN_TOKENS, WIDE_MAX_TOKENS], or if the buffer cannot be had, the tiles widen as
-     * they go. (The block size stays counted on the stored 5 bytes per slot: counting the
-     * 8 of the wide form made more blocks, each copying x again, and was slower.) */
-    const int use_wide = nmf_spmm_wide_positions && tokens >= WIDE_MIN_TOKENS &&
-                         tokens <= WIDE_MAX_TOKENS;
+    /* u32 positions stored by the layer (w->idx32, built once) when nmf_spmm_use_wide(): the
+     * u8 -> u32 widening is a 512-bit shuffle that otherwise runs once per slot and token
+     * block (~8 % of the time at 128 tokens). Without them the tiles widen as they go. (The
+     * block size stays counted on 5 bytes per slot: counting the 8 of the wide form made
+     * more blocks, each copying x again, and was slower.) */
+    const uint32_t *wide = w->idx32 && nmf_spmm_use_wide(tokens) ? w->idx32 : NULL;
     size_t pblock = (nmf_spmm_panel_block ? nmf_spmm_panel_block : PANEL_BLOCK_BYTES) /
                     (panel_slots * (sizeof(float) + 1));
     if (pblock < 1) pblock = 1;
@@ -266,15 +251,9 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     const size_t ldp = (chunk * m + 32 + 15) / 16 * 16; /* floats per packed tile row */
     float tilebuf[TB * (X_TILE_FLOATS / TB + 48)] __attribute__((aligned(64)));
     static const size_t lens[5] = {12, 8, 4, 2, 1}; /* tr <= 12 as 12, or 8a + 4b + 2c + d */
-    const size_t pbw = p1 - p0 < pblock ? p1 - p0 : pblock;
-    uint32_t *wide = use_wide && pbw <= SIZE_MAX / sizeof(uint32_t) / panel_slots
-                         ? aligned_alloc(64, pbw * panel_slots * sizeof(uint32_t))
-                         : NULL;
     const tile_fn(*tl)[5] = tiles[wide != NULL][lw_slot];
     for (size_t pb0 = p0; pb0 < p1; pb0 += pblock) {
         const size_t pb1 = p1 - pb0 < pblock ? p1 : pb0 + pblock;
-        if (wide) /* the block's u8 positions as u32, for every token block */
-            widen(wide, w->idx + pb0 * panel_slots, (pb1 - pb0) * panel_slots / NMF_SPMM_ROWS);
         for (size_t t0 = 0; t0 < tokens; t0 += TB) {
             const size_t tr = tokens - t0 < TB ? tokens - t0 : TB;
             for (size_t c0 = 0; c0 < G; c0 += chunk) {
@@ -296,8 +275,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                     const __mmask16 rm = (__mmask16)((1u << rows) - 1u);
                     const size_t off = b * panel_slots + c0 * n * NMF_SPMM_ROWS;
                     const float *bb = bias ? bias + r0 : NULL;
-                    const void *ip = w->idx + off;
-                    if (wide) ip = wide + (b - pb0) * panel_slots + c0 * n * NMF_SPMM_ROWS;
+                    const void *ip = wide ? (const void *)(wide + off) : (const void *)(w->idx + off);
                     size_t t = 0;
                     for (int s = 0; s < 5; s++) {
                         const size_t len = lens[s];
@@ -317,7 +295,6 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
             }
         }
     }
-    free(wide);
 }
 
 void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,

@@ -3,7 +3,8 @@
  * Sizes sweep below, at and above every tile: panels of 16 rows, token blocks of 8 (AVX-512)
  * and 4 (AVX2), chunks of groups (512 columns AVX-512, 1024 AVX2), ragged token counts; the
  * token-vectorised AVX-512 kernel (forced, whatever the dispatch rule) on blocks of 4 rows,
- * chunks of 64 rows, tiles of 16/64 tokens and input blocks (default, and one group). */
+ * chunks of 64 rows, tiles of 16/64 tokens and input blocks (default, and one group); the
+ * AVX-512 panel kernel with the layer's u32 positions forced on and off. */
 #include <stdint.h>
 
 #include "kernels/spmm.h"
@@ -119,6 +120,18 @@ static void run_case(const test_case *c) {
         CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
         CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "forward"), "%s isa=%s", label,
                   nmf_isa_name((nmf_isa)isa));
+        if (isa == NMF_ISA_AVX512) {
+            /* the panel kernel's u32 positions exist exactly when that product used them, and
+             * equal the u8 ones (then the strided call below runs on them too) */
+            const nmf_spmm_weights *pw = nmf_linear_spmm_weights(lin);
+            const int want = nmf_spmm_use_wide(T) && !nmf_spmm_use_tv(pw, T);
+            CHECK_MSG((pw->idx32 != NULL) == want, "%s: idx32 %s", label,
+                      want ? "missing" : "built without use");
+            int same = 1;
+            for (size_t s = 0; pw->idx32 && s < pw->panels * pw->groups * (size_t)c->n * NMF_SPMM_ROWS; s++)
+                same &= pw->idx32[s] == pw->idx[s];
+            CHECK_MSG(same, "%s: idx32 differs from idx", label);
+        }
         /* the kernels' strided entry: x rows ldx = in + 40 apart, with 40 readable floats of
          * slack that hold garbage (NaN), which no kept position may ever select */
         {
@@ -137,11 +150,12 @@ static void run_case(const test_case *c) {
         if (isa == NMF_ISA_AVX512) {
             /* the token-vectorised kernel, whatever the dispatch rule would pick: through the
              * API (forced), and directly with the default and a one-group input block */
+            const nmf_spmm_tv_mode tv_mode = nmf_spmm_tv;
             nmf_spmm_tv = NMF_SPMM_TV_ON;
             for (size_t i = 0; i < T * out; i++) y[i] = NAN;
             CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
             CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv forward"), "%s", label);
-            nmf_spmm_tv = NMF_SPMM_TV_AUTO;
+            nmf_spmm_tv = tv_mode;
             const nmf_spmm_weights *tw = nmf_linear_spmm_weights_tv(lin);
             CHECK(tw != NULL && tw->tv_val != NULL && tw->tv_off != NULL);
             for (int blk = 0; blk < 2 && tw; blk++) {
@@ -297,25 +311,30 @@ int main(void) {
                            (int)(ti / 2) % 2};
             run_case(&c);
         }
-    /* AVX-512: blocks of one panel (the default is 2 MiB of weights, more than any shape here),
-     * below and above the token count from which positions are widened once per block of
-     * panels (48); then that path turned off (as when its buffer cannot be allocated) */
-    for (int wide = 1; wide >= 0; wide--) {
-        nmf_spmm_wide_positions = wide;
-        nmf_spmm_avx512_set_panel_block(1);
-        for (size_t pi = 0; pi < 7; pi++) {
-            test_case c = {pats[pi][0], pats[pi][1], 50, 128, 25, 0, 1, (int)pi % 2};
-            run_case(&c);
-            test_case d = {pats[pi][0], pats[pi][1], 33, 100, 50, 1, (int)pi % 2, 1};
-            run_case(&d);
+    /* AVX-512 panel kernel with the layer's u32 positions forced on at any token count (the
+     * default uses them from NMF_SPMM_WIDE_MIN_TOKENS, as in every case above), then off (as
+     * when they cannot be allocated): blocks of one panel (the default is 2 MiB of weights,
+     * more than any shape here) and the default, ragged token counts around the token blocks
+     * (12 = 8 + 4, 2, 1), panels below/at/above 16 rows, padded last groups */
+    static const size_t wide_tokens[] = {2, 3, 11, 13, 25, 50, 67};
+    for (int mode = NMF_SPMM_WIDE_ON; mode <= NMF_SPMM_WIDE_OFF; mode++) {
+        nmf_spmm_wide_positions = (nmf_spmm_wide_mode)mode;
+        nmf_spmm_tv = NMF_SPMM_TV_OFF; /* the panel kernel, also at 2:4 / 4:8 */
+        for (int blk = 0; blk < 2; blk++) {
+            nmf_spmm_avx512_set_panel_block(blk ? 0 : 1);
+            for (size_t pi = 0; pi < 7; pi++) {
+                const size_t Tw = wide_tokens[(pi + (size_t)blk * 3) % 7];
+                test_case c = {pats[pi][0], pats[pi][1], blk ? 16 : 50, 128, Tw, 0, 1, (int)pi % 2};
+                run_case(&c);
+                test_case d = {pats[pi][0], pats[pi][1], blk ? 15 : 33, 100, san ? 25 : 67 - Tw % 5, 1,
+                               (int)pi % 2, 1};
+                run_case(&d);
+            }
         }
         nmf_spmm_avx512_set_panel_block(0);
-        for (size_t pi = 0; !wide && pi < 7; pi++) { /* 5 token blocks + 4 + 2 + 1 */
-            test_case c = {pats[pi][0], pats[pi][1], 40, 96, 67, 1, (int)pi % 2, 0};
-            run_case(&c);
-        }
+        nmf_spmm_tv = NMF_SPMM_TV_AUTO;
     }
-    nmf_spmm_wide_positions = 1;
+    nmf_spmm_wide_positions = NMF_SPMM_WIDE_AUTO;
     /* random N:M, 1 <= N < M <= 32 */
     for (int r = 0; r < (san ? 4 : 12); r++) {
         int m = 2 + (int)(test_rand_u64(&rng) % 31), n = 1 + (int)(test_rand_u64(&rng) % (m - 1));
