@@ -1,12 +1,14 @@
 /* The f32 forward the sta module calibrates with (max |x| at every quantisation point) and that
  * serves as the accuracy reference for the fixed-point model. timm ViT semantics: pre-norm blocks,
- * LayerNorm eps 1e-6, exact GELU, class token first, logits from the class token. Linears go to
- * cblas_sgemm. */
-#include <cblas.h>
+ * LayerNorm eps 1e-6, exact GELU, class token first, logits from the class token. Linears and
+ * LayerNorm are the library's (nmf_gemm, nmf_layernorm_forward); what is ours here is recording
+ * the ranges. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nmformer/kernels.h"
+#include "nmformer/ops.h"
 #include "nmformer/sta.h"
 #include "sta/fx_internal.h"
 
@@ -24,23 +26,15 @@ static void track(float *absmax, size_t slot, size_t count, const float *x, size
 
 /* y[T][out] = x[T][in] W^T + b */
 static void linear(float *y, const float *x, const float *w, const float *b, int T, int out, int in) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    nmf_gemm(0, 1, (size_t)T, (size_t)out, (size_t)in, 1.0f, x, (size_t)in, w, (size_t)in, 0.0f, y,
+             (size_t)out);
     if (b)
         for (int t = 0; t < T; t++)
             for (int o = 0; o < out; o++) y[(size_t)t * out + o] += b[o];
 }
 
 static void layernorm(float *y, const float *x, const float *g, const float *b, int T, int C) {
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * C;
-        double mean = 0, var = 0;
-        for (int i = 0; i < C; i++) mean += xr[i];
-        mean /= C;
-        for (int i = 0; i < C; i++) var += (xr[i] - mean) * (xr[i] - mean);
-        var /= C;
-        double inv = 1.0 / sqrt(var + 1e-6);
-        for (int i = 0; i < C; i++) y[(size_t)t * C + i] = (float)((xr[i] - mean) * inv) * g[i] + b[i];
-    }
+    nmf_layernorm_forward(y, x, g, b, (size_t)T, (size_t)C, NMF_LAYERNORM_EPS);
 }
 
 nmf_status fx_dense_weights(const nmf_vit_config *vit, const nmf_tensor_set *set, fx_weights *w) {
