@@ -42,8 +42,7 @@ static void read_env(void) {
 }
 
 int nmf_spmm_use_tv(const nmf_spmm_weights *w, size_t tokens) {
-    if (tokens < 2 || nmf_active_isa() != NMF_ISA_AVX512 || nmf_cpu_best_isa() < NMF_ISA_AVX512)
-        return 0;
+    if (tokens < 2 || nmf_active_isa() != NMF_ISA_AVX512) return 0; /* active <= best */
     if (nmf_spmm_tv != NMF_SPMM_TV_AUTO) return nmf_spmm_tv == NMF_SPMM_TV_ON;
     pthread_once(&env_once, read_env);
     if (env_mode != NMF_SPMM_TV_AUTO) return env_mode == NMF_SPMM_TV_ON;

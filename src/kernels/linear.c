@@ -159,6 +159,7 @@ static int threads_for(double fmas, size_t units) {
 
 /* Builds the token-vectorised layout (spmm.h) from the panel layout, once. */
 static nmf_status build_tv(nmf_linear *l) {
+    if (__atomic_load_n(&l->w.tv_off, __ATOMIC_ACQUIRE)) return NMF_OK; /* built: no lock needed */
     nmf_status st = NMF_OK;
     pthread_mutex_lock(&l->transpose_lock);
     if (l->w.tv_off) goto done;
@@ -194,7 +195,7 @@ static nmf_status build_tv(nmf_linear *l) {
     }
     l->tv_storage = mem;
     w->tv_val = val;
-    w->tv_off = off; /* last: the check above reads it */
+    __atomic_store_n(&w->tv_off, off, __ATOMIC_RELEASE); /* last: published to the checks */
 done:
     pthread_mutex_unlock(&l->transpose_lock);
     return st;
@@ -204,6 +205,7 @@ done:
  * top of the layout's 5, in layers that ran a multi-token product on the AVX-512 panel kernel.
  * Built lazily so that 1-token inference never pays for it. */
 static nmf_status build_idx32(nmf_linear *l) {
+    if (__atomic_load_n(&l->w.idx32, __ATOMIC_ACQUIRE)) return NMF_OK; /* built: no lock needed */
     nmf_status st = NMF_OK;
     pthread_mutex_lock(&l->transpose_lock);
     if (l->w.idx32) goto done;
@@ -215,7 +217,7 @@ static nmf_status build_idx32(nmf_linear *l) {
     }
     for (size_t s = 0; s < slots; s++) idx32[s] = l->w.idx[s];
     l->idx32_storage = idx32;
-    l->w.idx32 = idx32; /* last: the check above reads it */
+    __atomic_store_n(&l->w.idx32, idx32, __ATOMIC_RELEASE); /* last: published to the checks */
 done:
     pthread_mutex_unlock(&l->transpose_lock);
     return st;
@@ -237,21 +239,12 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     const size_t out = lin->out, in = lin->in;
     if (lin->dense) {
         nmf_gemm(0, 1, tokens, out, in, 1.0f, x, in, lin->dense, in, 0.0f, y, out); // (T,in)(in,out)
-        if (bias || act == NMF_ACT_GELU) {
+        if (bias) {
 #pragma omp parallel for schedule(static) num_threads(threads_for((double)tokens * out, tokens))
-            for (size_t t = 0; t < tokens; t++) {
-                float *yt = y + t * out;
-                if (bias)
-                    for (size_t o = 0; o < out; o++) yt[o] += bias[o];
-                if (act == NMF_ACT_GELU) {
-                    switch (nmf_active_isa()) {
-                    case NMF_ISA_AVX512: nmf_gelu_avx512(yt, yt, out); break;
-                    case NMF_ISA_AVX2: nmf_gelu_avx2(yt, yt, out); break;
-                    default: nmf_gelu_forward_ref(yt, yt, out); break;
-                    }
-                }
-            }
+            for (size_t t = 0; t < tokens; t++)
+                for (size_t o = 0; o < out; o++) y[t * out + o] += bias[o];
         }
+        if (act == NMF_ACT_GELU) nmf_gelu_forward(y, y, tokens * out); /* picks ISA and threads */
         return NMF_OK;
     }
     const nmf_spmm_kernels *k = nmf_spmm_kernels_for(nmf_active_isa());
@@ -261,8 +254,12 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     nmf_spmm_forward_fn forward = k->forward;
     /* the token-vectorised kernel where it is faster; its layout is a cache, built once (if
      * that fails for want of memory, the panel kernel runs instead) */
-    if (nmf_spmm_use_tv(w, tokens) && build_tv((nmf_linear *)lin) == NMF_OK)
-        forward = nmf_spmm_forward_tv_avx512;
+    if (nmf_spmm_use_tv(w, tokens)) {
+        if (build_tv((nmf_linear *)lin) == NMF_OK)
+            forward = nmf_spmm_forward_tv_avx512;
+        else
+            nmf_clear_error();
+    }
     /* the AVX-512 panel kernel's u32 positions, also a cache: if they cannot be had, the
      * kernel widens the u8 ones as it goes (the error is not the caller's) */
     else if (forward == nmf_spmm_forward_avx512 && nmf_spmm_use_wide(tokens) &&
@@ -271,17 +268,15 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     /* x is read in place (ldx = in, no slack); the kernels copy what they need into small
      * L1 tiles. (A padded copy of all of x, made here, was measured: slower for sparse
      * patterns, where the copy is a large part of the work.) */
-    const float *xk = x;
-    const size_t ldx = in, slack = 0;
     if (threads == 1) {
-        forward(y, xk, ldx, slack, w, bias, tokens, act, 0, w->panels);
+        forward(y, x, in, 0, w, bias, tokens, act, 0, w->panels);
     } else {
 #pragma omp parallel num_threads(threads)
         {
             /* contiguous panel ranges: each thread streams only its own share of the weights */
             const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
             const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
-            if (p1 > p0) forward(y, xk, ldx, slack, w, bias, tokens, act, p0, p1);
+            if (p1 > p0) forward(y, x, in, 0, w, bias, tokens, act, p0, p1);
         }
     }
     return NMF_OK;
@@ -290,6 +285,7 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
 /* Builds W^T (CSR by input column) from the panel layout, once. Zero weights are left out
  * (padding rows and padding columns are stored as zeros). */
 static nmf_status build_transpose(nmf_linear *l) {
+    if (__atomic_load_n(&l->w.tptr, __ATOMIC_ACQUIRE)) return NMF_OK; /* built: no lock needed */
     nmf_status st = NMF_OK;
     pthread_mutex_lock(&l->transpose_lock);
     if (l->w.tptr) goto done;
@@ -339,7 +335,7 @@ static nmf_status build_transpose(nmf_linear *l) {
     l->transpose_storage = mem;
     w->tval = val;
     w->trow = row;
-    w->tptr = ptr; /* last: the check above reads it */
+    __atomic_store_n(&w->tptr, ptr, __ATOMIC_RELEASE); /* last: published to the checks */
 done:
     pthread_mutex_unlock(&l->transpose_lock);
     return st;

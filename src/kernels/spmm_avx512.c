@@ -14,7 +14,6 @@
  * at ~0.73 of the FMA-only rate, so this scheme tops out near 0.73 of peak per useful FMA;
  * OpenBLAS sgemm runs at ~0.86 of peak. See docs/PERFORMANCE.md. */
 #include <immintrin.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ops_internal.h"
@@ -238,15 +237,17 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     /* u32 positions stored by the layer (w->idx32, built once) when nmf_spmm_use_wide(): the
      * u8 -> u32 widening is a 512-bit shuffle that otherwise runs once per slot and token
      * block (~8 % of the time at 128 tokens). Without them the tiles widen as they go. (The
-     * block size stays counted on 5 bytes per slot: counting the 8 of the wide form made
-     * more blocks, each copying x again, and was slower.) */
-    const uint32_t *wide = w->idx32 && nmf_spmm_use_wide(tokens) ? w->idx32 : NULL;
+     * block size is counted on 5 bytes per slot, as measured with a per-call wide buffer;
+     * not re-measured with the stored u32 positions.) */
+    const uint32_t *wide =
+        nmf_spmm_use_wide(tokens) ? __atomic_load_n(&w->idx32, __ATOMIC_ACQUIRE) : NULL;
     size_t pblock = (nmf_spmm_panel_block ? nmf_spmm_panel_block : PANEL_BLOCK_BYTES) /
                     (panel_slots * (sizeof(float) + 1));
     if (pblock < 1) pblock = 1;
     /* x must allow whole-group loads and must not have rows a multiple of 4 KiB apart (they
-     * would share L1 sets and evict each other). nmf_linear passes such a copy (x_slack);
-     * otherwise each TB x chunk block of x is copied into a small packed tile here. */
+     * would share L1 sets and evict each other). A caller may pass such a copy (x_slack;
+     * only the tests do); otherwise each TB x chunk block of x is copied into a small packed
+     * tile here. */
     const int direct = x_slack >= NMF_SPMM_X_SLACK;
     const size_t ldp = (chunk * m + 32 + 15) / 16 * 16; /* floats per packed tile row */
     float tilebuf[TB * (X_TILE_FLOATS / TB + 48)] __attribute__((aligned(64)));
