@@ -59,12 +59,15 @@ for m in "${models[@]}"; do
 done
 json+="]"
 t_end=$(date +%s)
-cat > "$out/summary.json" <<EOF
+# temp file + rename: a killed run never leaves a half-written summary
+cat > "$out/summary.json.tmp" <<EOF
 {"family": "$family", "file_bytes": $file_bytes, "threads_train": $threads,
  "train_seconds": $((t_train - t0)), "total_seconds": $((t_end - t0)),
  "latency": "batch 1, 1 thread, median of 50 forward passes",
  "candidates": $json}
 EOF
+sync "$out/summary.json.tmp" 2>/dev/null || true
+mv -f "$out/summary.json.tmp" "$out/summary.json"
 echo
 echo "family file: $file_bytes bytes (shared tensors stored once); training $((t_train - t0)) s, total $((t_end - t0)) s"
 echo "summary: $out/summary.json   metrics: $out/train_metrics.jsonl"

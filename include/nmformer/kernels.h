@@ -31,9 +31,10 @@ nmf_pattern nmf_linear_pattern(const nmf_linear *lin);
  * per-layer cache built on first use, not counted here.) */
 size_t nmf_linear_weight_bytes(const nmf_linear *lin);
 
-/* What runs this layer's products now: "openblas" for dense, else the N:M kernel set of the
- * active ISA ("avx512", "avx2", "scalar"). */
-const char *nmf_linear_kernel_name(const nmf_linear *lin);
+/* What runs this layer's product of `tokens` tokens now: "openblas" for dense, else the N:M
+ * kernel of the active ISA ("avx512", "avx512-tv" for the token-vectorised one, "avx2",
+ * "scalar"). */
+const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens);
 
 /* y[t][o] = act( sum_i x[t][i] * W[o][i] + bias[o] )      bias may be NULL
  * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). */

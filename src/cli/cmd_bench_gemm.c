@@ -122,18 +122,22 @@ typedef struct {
     const nmf_linear *lin;
 } cell;
 
-/* The baseline: OpenBLAS cblas_sgemm on y = x W^T. With one thread it is called directly; with
- * more, nmf_gemm splits it into single-threaded sgemm slabs on our OpenMP team (OpenBLAS's own
- * thread pool next to ours spins and oversubscribes the cores). */
+/* The baseline: OpenBLAS cblas_sgemm on y = x W^T, the same call at every token count (also at
+ * 1 token, where our dense layers use sgemv). With T threads, W's rows are split into T slabs
+ * (multiples of 16), each a single-threaded sgemm on our OpenMP team (OpenBLAS's own thread
+ * pool next to ours spins and oversubscribes the cores); with one thread it is one call. */
 static void run_blas(void *p) {
     cell *c = p;
-    if (nmf_get_threads() == 1)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->tokens, (int)c->out,
-                    (int)c->in, 1.0f, c->x, (int)c->in, c->w, (int)c->in, 0.0f, c->y,
-                    (int)c->out);
-    else
-        nmf_gemm(0, 1, c->tokens, c->out, c->in, 1.0f, c->x, c->in, c->w, c->in, 0.0f, c->y,
-                 c->out);
+    const size_t threads = (size_t)nmf_get_threads();
+    const size_t slab = ((c->out + threads - 1) / threads + 15) / 16 * 16;
+    const size_t slabs = (c->out + slab - 1) / slab;
+#pragma omp parallel for num_threads((int)slabs) schedule(static) if (slabs > 1)
+    for (size_t s = 0; s < slabs; s++) {
+        const size_t lo = s * slab, cnt = c->out - lo < slab ? c->out - lo : slab;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->tokens, (int)cnt,
+                    (int)c->in, 1.0f, c->x, (int)c->in, c->w + lo * c->in, (int)c->in, 0.0f,
+                    c->y + lo, (int)c->out);
+    }
 }
 
 static void run_linear(void *p) {
@@ -278,7 +282,7 @@ int bench_gemm(int argc, char **argv) {
                     cJSON_AddNumberToObject(e, "tokens", (double)c.tokens);
                     cJSON_AddStringToObject(e, "pattern", name);
                     cJSON_AddNumberToObject(e, "threads", threads);
-                    cJSON_AddStringToObject(e, "kernel", nmf_linear_kernel_name(c.lin));
+                    cJSON_AddStringToObject(e, "kernel", nmf_linear_kernel_name(c.lin, c.tokens));
                     cJSON_AddNumberToObject(e, "ms", s * 1e3);
                     cJSON_AddNumberToObject(e, "gflops_dense_equiv", dense_flop / s * 1e-9);
                     cJSON_AddNumberToObject(e, "gflops_useful", density * dense_flop / s * 1e-9);
@@ -292,7 +296,7 @@ int bench_gemm(int argc, char **argv) {
                     char vs_dense[16] = "-";
                     if (dense_s > 0) snprintf(vs_dense, sizeof vs_dense, "%.2fx", dense_s / s);
                     printf("%6zu %6zu %6zu %-7s %-8s %10.4f %10.1f %10.1f %8.2fx %9s %7.2fx\n",
-                           out, in, c.tokens, name, nmf_linear_kernel_name(c.lin), s * 1e3,
+                           out, in, c.tokens, name, nmf_linear_kernel_name(c.lin, c.tokens), s * 1e3,
                            dense_flop / s * 1e-9, density * dense_flop / s * 1e-9, blas_s / s,
                            vs_dense, ratio);
                     fflush(stdout);

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/commands.h"
+#include "nmformer/io.h"
 #include "nmformer/train.h"
 
 static void usage(FILE *f) {
@@ -144,11 +145,18 @@ static int write_summary(const char *path, const nmf_train_options *o, const nmf
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return 0;
-    FILE *f = fopen(path, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0) ok = 0;
+    /* atomic, like every file we write: a killed run leaves the old summary or the new one */
+    nmf_atomic_file *f = NULL;
+    nmf_status st = nmf_atomic_open(path, &f);
+    if (st == NMF_OK) st = nmf_atomic_write(f, text, strlen(text));
+    if (st == NMF_OK) st = nmf_atomic_write(f, "\n", 1);
+    if (st == NMF_OK) {
+        st = nmf_atomic_commit(f);
+    } else if (f) {
+        nmf_atomic_abort(f);
+    }
     free(text);
-    return ok;
+    return st == NMF_OK;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -326,7 +334,8 @@ int cmd_train(int argc, char **argv) {
                nmf_train_method_name(o.method), r.total_steps, r.seconds, out);
     }
     if (summary && !write_summary(summary, &o, &r, out)) {
-        fprintf(stderr, "nmformer train: cannot write --summary %s\n", summary);
+        fprintf(stderr, "nmformer train: cannot write --summary %s: %s\n", summary,
+                nmf_last_error());
         return 1;
     }
     return 0;

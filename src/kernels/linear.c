@@ -134,9 +134,10 @@ const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin) {
     return lin && !lin->dense ? &lin->w : NULL;
 }
 
-const char *nmf_linear_kernel_name(const nmf_linear *lin) {
+const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens) {
     if (!lin) return "none";
     if (lin->dense) return "openblas";
+    if (nmf_spmm_use_tv(&lin->w, tokens)) return "avx512-tv";
     return nmf_spmm_kernels_for(nmf_active_isa())->name;
 }
 
@@ -229,6 +230,23 @@ const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin) {
     return &lin->w;
 }
 
+/* The token-vectorised product on several threads: x is transposed once into the shared xT
+ * (each thread a share of the token tiles), then each thread computes its panels from it. */
+static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_spmm_weights *w,
+                               const float *bias, size_t tokens, nmf_activation act,
+                               int threads) {
+    const size_t tiles = nmf_spmm_tv_tiles(tokens);
+#pragma omp parallel num_threads(threads)
+    {
+        const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        nmf_spmm_tv_transpose_avx512(xT, x, w->in, w->in, tokens, tiles * id / nt,
+                                     tiles * (id + 1) / nt);
+#pragma omp barrier
+        const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
+        if (p1 > p0) nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1);
+    }
+}
+
 nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
                               size_t tokens, nmf_activation act) {
     nmf_status st = check_args(y, x, lin, tokens, "forward");
@@ -253,12 +271,21 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     const int threads = threads_for(fmas, w->panels);
     nmf_spmm_forward_fn forward = k->forward;
     /* the token-vectorised kernel where it is faster; its layout is a cache, built once (if
-     * that fails for want of memory, the panel kernel runs instead) */
+     * that or its scratch cannot be had for want of memory, the panel kernel runs instead) */
     if (nmf_spmm_use_tv(w, tokens)) {
-        if (build_tv((nmf_linear *)lin) == NMF_OK)
-            forward = nmf_spmm_forward_tv_avx512;
-        else
+        if (build_tv((nmf_linear *)lin) != NMF_OK) {
             nmf_clear_error();
+        } else if (threads == 1) {
+            forward = nmf_spmm_forward_tv_avx512;
+        } else {
+            const size_t floats = nmf_spmm_tv_xt_floats(in, tokens);
+            float *xT = floats ? aligned_alloc(64, floats * sizeof(float)) : NULL;
+            if (xT) {
+                forward_tv_threads(y, xT, x, w, bias, tokens, act, threads);
+                free(xT);
+                return NMF_OK;
+            }
+        }
     }
     /* the AVX-512 panel kernel's u32 positions, also a cache: if they cannot be had, the
      * kernel widens the u8 ones as it goes (the error is not the caller's) */
@@ -359,22 +386,18 @@ nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linea
     const size_t blocks = (tokens + NMF_SPMM_BWD_TOKENS - 1) / NMF_SPMM_BWD_TOKENS;
     const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
     const int threads = threads_for(fmas, blocks);
-    int failed = 0;
-#pragma omp parallel num_threads(threads) reduction(| : failed)
+    /* one allocation for every thread's work tile (threads x NMF_SPMM_BWD_WORK floats) */
+    const size_t work_floats = (NMF_SPMM_BWD_WORK(in, out) + 15) / 16 * 16; /* 64 B apart */
+    float *work = nmf_alloc((size_t)threads * work_floats, sizeof(float));
+    if (!work) return nmf_error(NMF_ERR_NOMEM, "linear backward: out of memory for work tiles");
+#pragma omp parallel num_threads(threads)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
         const size_t b0 = blocks * id / nt, b1 = blocks * (id + 1) / nt;
-        if (b1 > b0) {
-            float *work = nmf_alloc(NMF_SPMM_BWD_WORK(in, out), sizeof(float));
-            if (!work) {
-                failed = 1;
-            } else {
-                const size_t t1 = b1 * NMF_SPMM_BWD_TOKENS < tokens ? b1 * NMF_SPMM_BWD_TOKENS : tokens;
-                k->backward_input(dx, dy, w, b0 * NMF_SPMM_BWD_TOKENS, t1, work);
-                nmf_free(work);
-            }
-        }
+        const size_t t1 = b1 * NMF_SPMM_BWD_TOKENS < tokens ? b1 * NMF_SPMM_BWD_TOKENS : tokens;
+        if (b1 > b0)
+            k->backward_input(dx, dy, w, b0 * NMF_SPMM_BWD_TOKENS, t1, work + id * work_floats);
     }
-    if (failed) return nmf_error(NMF_ERR_NOMEM, "linear backward: out of memory for work tiles");
+    nmf_free(work);
     return NMF_OK;
 }

@@ -122,6 +122,23 @@ void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights
 void nmf_spmm_forward_tv_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                                 const nmf_spmm_weights *w, const float *bias, size_t tokens,
                                 nmf_activation act, size_t p0, size_t p1);
+/* The same in two steps, so that threads share one transposed x: xT[tile][in16][64] (in16 = in
+ * rounded up to 16; nmf_spmm_tv_xt_floats floats, 64-byte aligned) is written for token tiles
+ * [tile0, tile1), then the product reads it. */
+static inline size_t nmf_spmm_tv_tiles(size_t tokens) {
+    return (tokens + NMF_TV_TOKENS - 1) / NMF_TV_TOKENS;
+}
+/* Floats of xT for a product (0 if the size overflows). */
+static inline size_t nmf_spmm_tv_xt_floats(size_t in, size_t tokens) {
+    const size_t tile = (in + 15) / 16 * 16 * NMF_TV_TOKENS, tiles = nmf_spmm_tv_tiles(tokens);
+    return in < SIZE_MAX / 2 / NMF_TV_TOKENS && tiles <= SIZE_MAX / sizeof(float) / tile
+               ? tiles * tile : 0;
+}
+void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t in,
+                                  size_t tokens, size_t tile0, size_t tile1);
+void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
+                                   const float *bias, size_t tokens, nmf_activation act,
+                                   size_t p0, size_t p1);
 /* Its default input block (columns, whole groups) for group size m. */
 size_t nmf_spmm_tv_in_block_default(size_t m);
 /* dispatch.c. Input block of the tv kernel in columns (0: default); for tests and tuning.

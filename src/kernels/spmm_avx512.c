@@ -58,14 +58,14 @@ static inline __mmask16 mask_hi(size_t valid) {
         if (TR > 8) { OP(8); OP(9); OP(10); OP(11); }                                          \
     } while (0)
 
-/* TR tokens x 16 rows over groups [g0, g1). NC: n when the pattern's n is specialised, else 0
- * (then n is read at run time). LW: see load_lo; 32 means two input registers (vpermt2ps).
- * Groups before gsafe are loaded whole without masks (the load stays inside the row); the few
- * after it are loaded with masks so nothing past column in-1 is touched. */
+/* TR tokens x 16 rows over the ng groups of a packed x tile (see pack_x): group g of token t
+ * is at x[g*TB*LW + t*LW], LW floats (two registers for LW = 32), so every load is an aligned
+ * load at a constant displacement from one pointer. NC: n when the pattern's n is specialised,
+ * else 0 (then n is read at run time). */
 static inline __attribute__((always_inline)) void
-tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const void *idxp,
-     size_t g0, size_t g1, size_t gsafe, size_t in, size_t m, size_t n_rt, __mmask16 rowmask,
-     const float *bias, int first, const int TR, const int NC, const int LW, const int WIDE) {
+tile(float *y, size_t ldy, const float *x, const float *val, const void *idxp, size_t ng,
+     size_t n_rt, __mmask16 rowmask, const float *bias, int first, const int TR, const int NC,
+     const int LW, const int WIDE) {
     const uint8_t *idx = idxp;      /* u8 positions (WIDE = 0), widened here per slot */
     const uint32_t *idx32 = idxp;   /* u32 positions stored by the layer (WIDE = 1) */
     const size_t n = NC ? (size_t)NC : n_rt;
@@ -82,45 +82,28 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const v
                  : _mm512_maskz_loadu_ps(rowmask, y + (size_t)(t) * ldy)
     FOR_T(INIT);
 #undef INIT
-#define SLOTS()                                                                                \
-    for (size_t k = 0; k < n; k++) {                                                           \
-        const __m512 wv = _mm512_load_ps(val);                                                 \
-        const __m512i id = WIDE ? _mm512_load_si512((const void *)idx32)                       \
-                                : _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)idx)); \
-        val += NMF_SPMM_ROWS;                                                                  \
-        idx += NMF_SPMM_ROWS;                                                                  \
-        idx32 += NMF_SPMM_ROWS;                                                                \
-        FOR_T(FMA);                                                                            \
-    }
 #define FMA(t)                                                                                 \
     a##t = _mm512_fmadd_ps(wv, TWO ? _mm512_permutex2var_ps(l##t, id, h##t)                    \
                                    : _mm512_permutexvar_ps(id, l##t), a##t)
-    const float *xp = x + g0 * m;
-    const size_t gs = gsafe < g0 ? g0 : gsafe > g1 ? g1 : gsafe;
-    for (size_t g = g0; g < gs; g++, xp += m) {
 #define LOADX(t)                                                                               \
     do {                                                                                       \
-        l##t = load_lo(xp + (size_t)(t) * ldx, LW);                                            \
-        if (TWO) h##t = _mm512_loadu_ps(xp + 16 + (size_t)(t) * ldx);                          \
+        l##t = load_lo(x + (t) * LW, LW);                                                      \
+        if (TWO) h##t = _mm512_load_ps(x + (t) * LW + 16);                                     \
     } while (0)
+    for (const float *xe = x + ng * TB * LW; x != xe; x += TB * LW) {
         FOR_T(LOADX);
-#undef LOADX
-        SLOTS();
+        for (size_t k = 0; k < n; k++) {
+            const __m512 wv = _mm512_load_ps(val);
+            const __m512i id = WIDE ? _mm512_load_si512((const void *)idx32)
+                                    : _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)idx));
+            val += NMF_SPMM_ROWS;
+            idx += NMF_SPMM_ROWS;
+            idx32 += NMF_SPMM_ROWS;
+            FOR_T(FMA);
+        }
     }
-    for (size_t g = gs; g < g1; g++, xp += m) {
-        const size_t valid = in - g * m < m ? in - g * m : m;
-        const __mmask16 mlo = mask_lo(valid), mhi = mask_hi(valid);
-#define LOADX(t)                                                                               \
-    do {                                                                                       \
-        l##t = _mm512_maskz_loadu_ps(mlo, xp + (size_t)(t) * ldx);                             \
-        if (TWO) h##t = _mm512_maskz_loadu_ps(mhi, xp + 16 + (size_t)(t) * ldx);               \
-    } while (0)
-        FOR_T(LOADX);
 #undef LOADX
-        SLOTS();
-    }
 #undef FMA
-#undef SLOTS
 #define STORE(t) _mm512_mask_storeu_ps(y + (size_t)(t) * ldy, rowmask, a##t)
     FOR_T(STORE);
 #undef STORE
@@ -168,19 +151,17 @@ gemv(float *y, const float *x, const float *val, const uint8_t *idx, size_t G, s
     _mm512_mask_storeu_ps(y, rowmask, s);
 }
 
-typedef void (*tile_fn)(float *, size_t, const float *, size_t, const float *, const void *,
-                        size_t, size_t, size_t, size_t, size_t, size_t, __mmask16,
-                        const float *, int);
+typedef void (*tile_fn)(float *, size_t, const float *, const float *, const void *, size_t,
+                        size_t, __mmask16, const float *, int);
 typedef void (*gemv_fn)(float *, const float *, const float *, const uint8_t *, size_t, size_t,
                         size_t, size_t, size_t, __mmask16, const float *);
 
 #define DEF_TILE_W(TR, NC, LW, W)                                                              \
-    static void tile_##TR##_##NC##_##LW##_##W(float *y, size_t ldy, const float *x, size_t ldx,\
-                                              const float *val, const void *idx, size_t g0,    \
-                                              size_t g1, size_t gsafe, size_t in, size_t m,    \
+    static void tile_##TR##_##NC##_##LW##_##W(float *y, size_t ldy, const float *x,            \
+                                              const float *val, const void *idx, size_t ng,    \
                                               size_t n, __mmask16 rm, const float *b,          \
                                               int first) {                                     \
-        tile(y, ldy, x, ldx, val, idx, g0, g1, gsafe, in, m, n, rm, b, first, TR, NC, LW, W);  \
+        tile(y, ldy, x, val, idx, ng, n, rm, b, first, TR, NC, LW, W);                         \
     }
 #define DEF_TILE(TR, NC, LW) DEF_TILE_W(TR, NC, LW, 0) DEF_TILE_W(TR, NC, LW, 1)
 #define DEF_TILES_TR(NC, LW)                                                                   \
@@ -207,6 +188,24 @@ static const tile_fn tiles[2][4][4][5] = {W_TILES(0), W_TILES(1)};
 #define LW_GEMVS(LW) {gemv_1_##LW, gemv_2_##LW, gemv_4_##LW, gemv_0_##LW}
 static const gemv_fn gemvs[4][4] = {LW_GEMVS(4), LW_GEMVS(8), LW_GEMVS(16), LW_GEMVS(32)};
 
+/* Packs groups [c0, c1) of tr token rows of x (row u at x + u*ldx) group-major:
+ * tile[(g - c0)*TB*lw + u*lw + j] = x[u][g*m + j] for j < m, 0 for m <= j < lw and for columns
+ * past in-1 (read with masks, never touched). lw: 4, 8, 16 or 32 floats per group. */
+static void pack_x(float *tile, const float *x, size_t ldx, size_t tr, size_t c0, size_t c1,
+                   size_t in, size_t m, size_t lw) {
+    const __mmask16 store_lo = (__mmask16)(lw >= 16 ? 0xFFFFu : (1u << lw) - 1u);
+    for (size_t u = 0; u < tr; u++) {
+        const float *xr = x + u * ldx;
+        float *d = tile + u * lw;
+        for (size_t g = c0; g < c1; g++, d += TB * lw) {
+            const size_t col = g * m, valid = in - col < m ? in - col : m;
+            _mm512_mask_storeu_ps(d, store_lo, _mm512_maskz_loadu_ps(mask_lo(valid), xr + col));
+            if (lw == 32)
+                _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(mask_hi(valid), xr + col + 16));
+        }
+    }
+}
+
 static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
 void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
@@ -229,7 +228,8 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
         }
         return;
     }
-    size_t chunk = X_TILE_FLOATS / TB / m; /* groups per chunk */
+    const size_t lw = (size_t)4 << lw_slot; /* floats per group in the packed tile */
+    size_t chunk = X_TILE_FLOATS / (TB * lw); /* groups per chunk */
     if (chunk < 1) chunk = 1;
     /* Panels are taken in blocks (PANEL_BLOCK_BYTES of weights) and each block sees every
      * token block: the weights are read from memory once per product, not once per token
@@ -244,13 +244,9 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     size_t pblock = (nmf_spmm_panel_block ? nmf_spmm_panel_block : PANEL_BLOCK_BYTES) /
                     (panel_slots * (sizeof(float) + 1));
     if (pblock < 1) pblock = 1;
-    /* x must allow whole-group loads and must not have rows a multiple of 4 KiB apart (they
-     * would share L1 sets and evict each other). A caller may pass such a copy (x_slack;
-     * only the tests do); otherwise each TB x chunk block of x is copied into a small packed
-     * tile here. */
-    const int direct = x_slack >= NMF_SPMM_X_SLACK;
-    const size_t ldp = (chunk * m + 32 + 15) / 16 * 16; /* floats per packed tile row */
-    float tilebuf[TB * (X_TILE_FLOATS / TB + 48)] __attribute__((aligned(64)));
+    /* Each TB-token x chunk block of x is packed group-major (pack_x) into an L1 tile and
+     * reused by every panel of the block. */
+    float tilebuf[X_TILE_FLOATS + TB * NMF_NM_MAX_M] __attribute__((aligned(64)));
     static const size_t lens[5] = {12, 8, 4, 2, 1}; /* tr <= 12 as 12, or 8a + 4b + 2c + d */
     const tile_fn(*tl)[5] = tiles[wide != NULL][lw_slot];
     for (size_t pb0 = p0; pb0 < p1; pb0 += pblock) {
@@ -259,17 +255,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
             const size_t tr = tokens - t0 < TB ? tokens - t0 : TB;
             for (size_t c0 = 0; c0 < G; c0 += chunk) {
                 const size_t c1 = G - c0 < chunk ? G : c0 + chunk;
-                const float *xs = x + t0 * ldx + c0 * m; /* group c0 of token t0 */
-                size_t lds = ldx;
-                if (!direct) {
-                    const size_t col0 = c0 * m, cols = (c1 * m < in ? c1 * m : in) - col0;
-                    for (size_t u = 0; u < tr; u++) {
-                        memcpy(tilebuf + u * ldp, x + (t0 + u) * ldx + col0, cols * sizeof(float));
-                        memset(tilebuf + u * ldp + cols, 0, (ldp - cols) * sizeof(float));
-                    }
-                    xs = tilebuf;
-                    lds = ldp;
-                }
+                pack_x(tilebuf, x + t0 * ldx, ldx, tr, c0, c1, in, m, lw);
                 for (size_t b = pb0; b < pb1; b++) {
                     const size_t r0 = b * NMF_SPMM_ROWS;
                     const size_t rows = out - r0 < NMF_SPMM_ROWS ? out - r0 : NMF_SPMM_ROWS;
@@ -281,10 +267,9 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                     for (int s = 0; s < 5; s++) {
                         const size_t len = lens[s];
                         if (tr - t >= len) {
-                            /* groups numbered from the chunk start, all loadable whole */
-                            tl[ns][s](y + (t0 + t) * out + r0, out, xs + t * lds, lds,
-                                                  w->val + off, ip, 0, c1 - c0, c1 - c0,
-                                                  in, m, n, rm, bb, c0 == 0);
+                            /* groups numbered from the chunk start */
+                            tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw,
+                                      w->val + off, ip, c1 - c0, n, rm, bb, c0 == 0);
                             t += len;
                         }
                     }

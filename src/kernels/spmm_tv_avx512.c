@@ -3,7 +3,8 @@
  * and needs a vpermps per FMA to pick each row's inputs; on Zen 4 any second 512-bit op next to
  * an FMA costs about a third of an FMA slot. Here there is no permute at all:
  *
- *   x is transposed once per call into 64-token tiles xT[tile][in][64] (per thread);
+ *   x is transposed once per call into 64-token tiles xT[tile][in][64] (linear.c shares one
+ *   transposed copy between its threads);
  *   for a block of 4 output rows and each kept index j, the 4 rows' values are broadcast and
  *   FMA'd with the xT row at each row's precomputed byte offset: 4 rows x V token vectors
  *   (V = 4 for 64 tokens) = 16 accumulators, one x load per FMA (a memory operand), one
@@ -132,33 +133,42 @@ size_t nmf_spmm_tv_in_block_default(size_t m) {
     return b ? b : m;
 }
 
+void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t in,
+                                  size_t tokens, size_t tile0, size_t tile1) {
+    const size_t in16 = (in + 15) / 16 * 16, tile_floats = in16 * NMF_TV_TOKENS;
+    for (size_t tile = tile0; tile < tile1; tile++) {
+        const size_t t0 = tile * NMF_TV_TOKENS;
+        const size_t tt = tokens - t0 < NMF_TV_TOKENS ? tokens - t0 : NMF_TV_TOKENS;
+        transpose_x(xT + tile * tile_floats, x + t0 * ldx, ldx, in, in16, tt, (tt + 15) / 16);
+    }
+}
+
 void nmf_spmm_forward_tv_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                                 const nmf_spmm_weights *w, const float *bias, size_t tokens,
                                 nmf_activation act, size_t p0, size_t p1) {
-    (void)x_slack;
+    const size_t floats = nmf_spmm_tv_xt_floats(w->in, tokens);
+    float *xT = floats ? aligned_alloc(64, floats * sizeof(float)) : NULL;
+    if (!xT) { /* no scratch: the panel kernel needs none */
+        nmf_spmm_forward_avx512(y, x, ldx, x_slack, w, bias, tokens, act, p0, p1);
+        return;
+    }
+    nmf_spmm_tv_transpose_avx512(xT, x, ldx, w->in, tokens, 0, nmf_spmm_tv_tiles(tokens));
+    nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1);
+    free(xT);
+}
+
+void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
+                                   const float *bias, size_t tokens, nmf_activation act,
+                                   size_t p0, size_t p1) {
     const size_t in = w->in, out = w->out, m = (size_t)w->m, n = (size_t)w->n;
     const size_t K = w->groups * n; /* kept indices per row */
-    const size_t in16 = (in + 15) / 16 * 16;
     size_t ib = nmf_spmm_tv_in_block ? nmf_spmm_tv_in_block : nmf_spmm_tv_in_block_default(m);
     ib = ib < m ? m : ib / m * m;
     const size_t jb = ib / m * n; /* kept indices per input block */
     const size_t r0 = p0 * NMF_SPMM_ROWS, r1 = p1 * NMF_SPMM_ROWS < out ? p1 * NMF_SPMM_ROWS : out;
     if (r0 >= r1) return;
-    /* all token tiles of x, transposed once: xT[tile][in16][64] (as many bytes as x) */
-    const size_t ntiles = (tokens + NMF_TV_TOKENS - 1) / NMF_TV_TOKENS;
-    const size_t tile_floats = in16 * NMF_TV_TOKENS;
-    float *xT = ntiles <= SIZE_MAX / sizeof(float) / tile_floats
-                    ? aligned_alloc(64, ntiles * tile_floats * sizeof(float))
-                    : NULL;
-    if (!xT) { /* no scratch: the panel kernel needs none */
-        nmf_spmm_forward_avx512(y, x, ldx, x_slack, w, bias, tokens, act, p0, p1);
-        return;
-    }
-    for (size_t tile = 0; tile < ntiles; tile++) {
-        const size_t t0 = tile * NMF_TV_TOKENS;
-        const size_t tt = tokens - t0 < NMF_TV_TOKENS ? tokens - t0 : NMF_TV_TOKENS;
-        transpose_x(xT + tile * tile_floats, x + t0 * ldx, ldx, in, in16, tt, (tt + 15) / 16);
-    }
+    const size_t ntiles = nmf_spmm_tv_tiles(tokens);
+    const size_t tile_floats = (in + 15) / 16 * 16 * NMF_TV_TOKENS;
     float yT[TV_CHUNK * NMF_TV_TOKENS] __attribute__((aligned(64)));
     float bpad[TV_CHUNK] __attribute__((aligned(64)));
     /* row chunks outer, token tiles inner: a chunk's weights stay in L2 across the tiles
@@ -201,5 +211,4 @@ void nmf_spmm_forward_tv_avx512(float *y, const float *x, size_t ldx, size_t x_s
             }
         }
     }
-    free(xT);
 }

@@ -115,7 +115,7 @@ static void run_case(const test_case *c) {
         if (!lin) continue;
         CHECK(nmf_linear_out(lin) == out && nmf_linear_in(lin) == in);
         CHECK(nmf_linear_pattern(lin).n == c->n && nmf_linear_pattern(lin).m == c->m);
-        CHECK(!strcmp(nmf_linear_kernel_name(lin), nmf_isa_name((nmf_isa)isa)));
+        CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), nmf_isa_name((nmf_isa)isa)));
         for (size_t i = 0; i < T * out; i++) y[i] = NAN;
         CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
         CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "forward"), "%s isa=%s", label,
@@ -152,9 +152,17 @@ static void run_case(const test_case *c) {
              * API (forced), and directly with the default and a one-group input block */
             const nmf_spmm_tv_mode tv_mode = nmf_spmm_tv;
             nmf_spmm_tv = NMF_SPMM_TV_ON;
-            for (size_t i = 0; i < T * out; i++) y[i] = NAN;
-            CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
-            CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv forward"), "%s", label);
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 2), "avx512-tv"));
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), "avx512")); /* 1 token: GEMV */
+            const int threads = nmf_get_threads();
+            for (int nt = 1; nt <= 2; nt++) { /* one thread, and two sharing one transposed x */
+                nmf_set_threads(nt);
+                for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+                CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
+                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv forward"), "%s threads=%d",
+                          label, nt);
+            }
+            nmf_set_threads(threads);
             nmf_spmm_tv = tv_mode;
             const nmf_spmm_weights *tw = nmf_linear_spmm_weights_tv(lin);
             CHECK(tw != NULL && tw->tv_val != NULL && tw->tv_off != NULL);
@@ -182,7 +190,7 @@ static void run_case(const test_case *c) {
     nmf_linear *dl = NULL;
     CHECK_OK(nmf_linear_create_dense(&dl, wu, out, in));
     if (dl) {
-        CHECK(nmf_linear_pattern(dl).n == 0 && !strcmp(nmf_linear_kernel_name(dl), "openblas"));
+        CHECK(nmf_linear_pattern(dl).n == 0 && !strcmp(nmf_linear_kernel_name(dl, 1), "openblas"));
         CHECK(nmf_linear_weight_bytes(dl) == out * in * sizeof(float));
         CHECK_OK(nmf_linear_forward(y, x, dl, b, T, act));
         CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "dense forward"), "%s", label);
