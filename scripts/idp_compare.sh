@@ -57,13 +57,15 @@ if [[ ${NMF_TABLE_ONLY:-0} != 1 ]]; then
 fi
 
 # "model"/"accuracy" pairs of a summary (cJSON_Print layout: one key per line)
-acc_of() { # FILE MODEL -> accuracy in % (2 decimals) or "-"
+acc_of() { # FILE MODEL -> accuracy in % (2 decimals), "-" where missing (a run not done yet)
+  [[ -s $1 ]] || { printf -- "-"; return 0; }
   awk -v want="$2" -F'\t' '
     /"model":/ { gsub(/[",]/, "", $NF); model = $NF }
     /"accuracy":/ { gsub(/,/, "", $NF); if (model == want) { printf "%.2f", 100 * $NF; found = 1 } }
     END { if (!found) printf "-" }' "$1"
 }
 steps_of() { # FILE -> total_steps
+  [[ -s $1 ]] || { printf -- "-"; return 0; }
   awk -F'\t' '/"total_steps":/ { gsub(/,/, "", $NF); print $NF }' "$1"
 }
 dense_acc=$(acc_of dense.json dense)
