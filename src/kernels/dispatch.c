@@ -30,6 +30,7 @@ int nmf_spmm_use_wide(size_t tokens) {
 }
 
 size_t nmf_spmm_tv_in_block = 0;
+size_t nmf_spmm_token_split_bytes = NMF_SPMM_TOKEN_SPLIT_BYTES_DEFAULT;
 nmf_spmm_tv_mode nmf_spmm_tv = NMF_SPMM_TV_AUTO;
 
 /* NMF_SPMM=panel|tv forces one AVX-512 forward kernel (benchmarks); read once. */

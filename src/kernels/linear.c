@@ -1,9 +1,10 @@
 /* nmf_linear: a weight W [out][in], dense (products through CBLAS, gemm.c) or N:M (products
  * through our kernels, in the panel layout of spmm.h, built here once; the token-vectorised
  * AVX-512 kernel's layout is built from it on the first product that dispatch.c sends there, and
- * the panel kernel's u32 positions on its first product of NMF_SPMM_WIDE_MIN_TOKENS+ tokens). Threads: output panels
- * are split across nmf_get_threads() OpenMP threads for the forward product, token blocks for
- * the backward one. */
+ * the panel kernel's u32 positions on its first product of NMF_SPMM_WIDE_MIN_TOKENS+ tokens).
+ * Threads (nmf_get_threads(), OpenMP): the forward product splits token blocks when the layer's
+ * weights are small (nmf_spmm_token_split_bytes, spmm.h), else output panels; the backward one
+ * splits token blocks. */
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -298,12 +299,22 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     if (threads == 1) {
         forward(y, x, in, 0, w, bias, tokens, act, 0, w->panels);
     } else {
+        const size_t blocks = (tokens + NMF_SPMM_SPLIT_TOKENS - 1) / NMF_SPMM_SPLIT_TOKENS;
+        const int split_tokens = blocks >= 2 * (size_t)threads &&
+                                 nmf_linear_weight_bytes(lin) <= nmf_spmm_token_split_bytes;
 #pragma omp parallel num_threads(threads)
         {
-            /* contiguous panel ranges: each thread streams only its own share of the weights */
             const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-            const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
-            if (p1 > p0) forward(y, x, in, 0, w, bias, tokens, act, p0, p1);
+            if (split_tokens) { /* contiguous token ranges, all panels (spmm.h) */
+                const size_t t0 = blocks * id / nt * NMF_SPMM_SPLIT_TOKENS;
+                const size_t t1e = blocks * (id + 1) / nt * NMF_SPMM_SPLIT_TOKENS;
+                const size_t t1 = t1e < tokens ? t1e : tokens;
+                if (t1 > t0)
+                    forward(y + t0 * out, x + t0 * in, in, 0, w, bias, t1 - t0, act, 0, w->panels);
+            } else { /* contiguous panel ranges: each thread streams only its share of W */
+                const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
+                if (p1 > p0) forward(y, x, in, 0, w, bias, tokens, act, p0, p1);
+            }
         }
     }
     return NMF_OK;

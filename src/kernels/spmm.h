@@ -139,6 +139,16 @@ void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t 
 void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
                                    const float *bias, size_t tokens, nmf_activation act,
                                    size_t p0, size_t p1);
+/* Threads of a panel-layout forward (linear.c) split the TOKENS, in blocks of
+ * NMF_SPMM_SPLIT_TOKENS, when the layer's panel layout is at most this many bytes and every
+ * thread gets two blocks; otherwise they split the output panels. (Measured, docs/PERFORMANCE.md:
+ * with small weights every thread can read all of them from cache, and then splitting tokens
+ * halves each thread's packing of x and y traffic: 768x768 1:16 at 512 tokens 2.1x faster on two
+ * threads; with large weights splitting panels keeps each thread's share of them in its cache.)
+ * A plain global for tests (0: never split tokens); set it only while no product runs. */
+extern size_t nmf_spmm_token_split_bytes;
+#define NMF_SPMM_TOKEN_SPLIT_BYTES_DEFAULT ((size_t)2 << 20)
+#define NMF_SPMM_SPLIT_TOKENS 12 /* a multiple of every kernel's token block (12, 4) */
 /* Its default input block (columns, whole groups) for group size m. */
 size_t nmf_spmm_tv_in_block_default(size_t m);
 /* dispatch.c. Input block of the tv kernel in columns (0: default); for tests and tuning.

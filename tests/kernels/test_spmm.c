@@ -178,6 +178,24 @@ static void run_case(const test_case *c) {
             }
             nmf_spmm_tv_in_block = 0;
         }
+        {
+            /* (after the idx32 checks, which this may build) two threads on the panel kernels, splitting panels and (where there are enough
+             * tokens) splitting tokens */
+            const nmf_spmm_tv_mode tv_mode = nmf_spmm_tv;
+            const int threads = nmf_get_threads();
+            nmf_spmm_tv = NMF_SPMM_TV_OFF;
+            nmf_set_threads(2);
+            for (int split = 0; split < 2; split++) {
+                nmf_spmm_token_split_bytes = split ? SIZE_MAX : 0;
+                for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+                CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
+                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "2-thread forward"),
+                          "%s isa=%s split_tokens=%d", label, nmf_isa_name((nmf_isa)isa), split);
+            }
+            nmf_spmm_token_split_bytes = NMF_SPMM_TOKEN_SPLIT_BYTES_DEFAULT;
+            nmf_set_threads(threads);
+            nmf_spmm_tv = tv_mode;
+        }
         for (size_t i = 0; i < T * in; i++) dx[i] = NAN;
         CHECK_OK(nmf_linear_backward_input(dx, dy, lin, T));
         CHECK_MSG(close_all(dx, dxref, dscale, T * in, 1e-5, "backward"), "%s isa=%s", label,
