@@ -32,6 +32,16 @@ typedef struct {
 /* Bytes a payload of this descriptor occupies: dense numel*dtype_size; N:M (2-D [rows, cols])
  * rows*groups*N*dtype_size values followed by rows*code_row_bytes codes, groups = ceil(cols/M).
  * Fails on overflow or a non-2-D N:M shape. */
+/* Whether two payloads are described alike (dtype, pattern, shape). */
+static inline int nmf_payload_desc_equal(const nmf_payload_desc *a, const nmf_payload_desc *b) {
+    if (a->dtype != b->dtype || a->pattern.n != b->pattern.n || a->pattern.m != b->pattern.m ||
+        a->ndim != b->ndim)
+        return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
 nmf_status nmf_payload_size(const nmf_payload_desc *d, size_t *values_bytes, size_t *codes_bytes);
 
 static inline void nmf_put_u32(uint8_t *p, uint32_t v) {

@@ -36,13 +36,7 @@ static int entry_name_cmp(const void *a, const void *b) {
 }
 
 static int same_payload(const entry *a, const entry *b) {
-    if (a->size != b->size || a->crc != b->crc || a->desc.dtype != b->desc.dtype ||
-        a->desc.pattern.n != b->desc.pattern.n || a->desc.pattern.m != b->desc.pattern.m ||
-        a->desc.ndim != b->desc.ndim)
-        return 0;
-    for (int i = 0; i < a->desc.ndim; i++)
-        if (a->desc.shape[i] != b->desc.shape[i]) return 0;
-    return 1;
+    return a->size == b->size && a->crc == b->crc && nmf_payload_desc_equal(&a->desc, &b->desc);
 }
 
 /* Parses one tensor entry of model `model` (name already checked for uniqueness by the caller). */

@@ -26,15 +26,6 @@ typedef struct {
     size_t count, cap;
 } payload_list;
 
-static int same_desc(const nmf_payload_desc *a, const nmf_payload_desc *b) {
-    if (a->dtype != b->dtype || a->pattern.n != b->pattern.n || a->pattern.m != b->pattern.m ||
-        a->ndim != b->ndim)
-        return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i]) return 0;
-    return 1;
-}
-
 /* Serialises tensor t into a new malloc'd payload. */
 static nmf_status serialise(const nmf_tensor *t, nmf_dtype dtype, payload *out) {
     memset(out, 0, sizeof *out);
@@ -84,7 +75,7 @@ static nmf_status serialise(const nmf_tensor *t, nmf_dtype dtype, payload *out) 
 static nmf_status intern(payload_list *l, payload *p, size_t *index) {
     for (size_t i = 0; i < l->count; i++) {
         payload *q = &l->items[i];
-        if (q->crc == p->crc && q->size == p->size && same_desc(&q->desc, &p->desc) &&
+        if (q->crc == p->crc && q->size == p->size && nmf_payload_desc_equal(&q->desc, &p->desc) &&
             !memcmp(q->bytes, p->bytes, p->size)) {
             free(p->bytes);
             p->bytes = NULL;

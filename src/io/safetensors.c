@@ -18,7 +18,6 @@
 
 typedef struct {
     size_t begin, end, index; /* index into the tensor set */
-    const char *name;
 } st_region;
 
 static int region_cmp(const void *a, const void *b) {
@@ -170,7 +169,7 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
         if (st) goto fail;
         nmf_io_decode_values(t->data, data + begin, numel, dt);
         dtypes[out->count - 1] = dt;
-        regions[nreg++] = (st_region){(size_t)begin, (size_t)end, out->count - 1, NULL};
+        regions[nreg++] = (st_region){(size_t)begin, (size_t)end, out->count - 1};
     }
     /* The tensors must tile the data buffer exactly. */
     qsort(regions, nreg, sizeof *regions, region_cmp);

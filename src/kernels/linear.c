@@ -20,9 +20,9 @@ struct nmf_linear {
     float *dense;        /* [out][in] when dense */
     nmf_spmm_weights w;  /* when N:M; arrays in `storage` */
     void *storage;
-    /* W^T for the backward product (spmm_backward.h), built on its first call: inference never
-     * pays its memory. The lock makes the lazy build safe from several threads. */
-    pthread_mutex_t transpose_lock;
+    /* Caches built on first use (build_once): the lock makes the lazy builds safe from several
+     * threads. W^T for the backward product (spmm_backward.h): inference never pays for it. */
+    pthread_mutex_t cache_lock;
     void *transpose_storage;
     void *tv_storage; /* the token-vectorised layout (spmm.h), built on its first use */
     uint32_t *idx32_storage; /* u32 positions (w.idx32, spmm.h), built on their first use */
@@ -48,7 +48,7 @@ nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out,
         return nmf_error(NMF_ERR_NOMEM, "linear: dense %zu x %zu: out of memory", out, in);
     }
     memcpy(d, w, out * in * sizeof(float));
-    pthread_mutex_init(&l->transpose_lock, NULL);
+    pthread_mutex_init(&l->cache_lock, NULL);
     l->out = out;
     l->in = in;
     l->dense = d;
@@ -98,7 +98,7 @@ nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
                 }
             }
     }
-    pthread_mutex_init(&l->transpose_lock, NULL);
+    pthread_mutex_init(&l->cache_lock, NULL);
     l->out = out;
     l->in = in;
     l->pattern = a->pattern;
@@ -111,7 +111,7 @@ nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
 
 void nmf_linear_free(nmf_linear *lin) {
     if (!lin) return;
-    pthread_mutex_destroy(&lin->transpose_lock);
+    pthread_mutex_destroy(&lin->cache_lock);
     nmf_free(lin->transpose_storage);
     nmf_free(lin->tv_storage);
     nmf_free(lin->idx32_storage);
@@ -159,28 +159,40 @@ static int threads_for(double fmas, size_t units) {
     return t < 1 ? 1 : t;
 }
 
-/* Builds the token-vectorised layout (spmm.h) from the panel layout, once. */
-static nmf_status build_tv(nmf_linear *l) {
-    if (__atomic_load_n(&l->w.tv_off, __ATOMIC_ACQUIRE)) return NMF_OK; /* built: no lock needed */
-    nmf_status st = NMF_OK;
-    pthread_mutex_lock(&l->transpose_lock);
-    if (l->w.tv_off) goto done;
+/* The layer's lazily built caches (tv layout, u32 positions, W^T): the first product that needs
+ * one builds it under the layer's lock; its builder publishes the pointer `built` checks last
+ * (release), so once it reads non-NULL (acquire) the cache is complete and no lock is taken. */
+static nmf_status build_once(nmf_linear *l, int (*built)(const nmf_linear *),
+                             nmf_status (*make)(nmf_linear *)) {
+    if (built(l)) return NMF_OK;
+    pthread_mutex_lock(&l->cache_lock);
+    const nmf_status st = built(l) ? NMF_OK : make(l);
+    pthread_mutex_unlock(&l->cache_lock);
+    return st;
+}
+static int tv_built(const nmf_linear *l) {
+    return __atomic_load_n(&l->w.tv_off, __ATOMIC_ACQUIRE) != NULL;
+}
+static int idx32_built(const nmf_linear *l) {
+    return __atomic_load_n(&l->w.idx32, __ATOMIC_ACQUIRE) != NULL;
+}
+static int transpose_built(const nmf_linear *l) {
+    return __atomic_load_n(&l->w.tptr, __ATOMIC_ACQUIRE) != NULL;
+}
+
+/* The token-vectorised layout (spmm.h) from the panel layout (build_once). */
+static nmf_status make_tv(nmf_linear *l) {
     nmf_spmm_weights *w = &l->w;
     const size_t G = w->groups, n = (size_t)w->n, m = (size_t)w->m, K = G * n;
     const size_t blocks = (w->out + NMF_TV_ROWS - 1) / NMF_TV_ROWS;
     size_t slots, bytes;
     if (w->in > UINT32_MAX / (NMF_TV_TOKENS * sizeof(float)) ||
         nmf_mul_overflow(blocks * NMF_TV_ROWS, K, &slots) ||
-        nmf_mul_overflow(slots, sizeof(float) + sizeof(uint32_t), &bytes)) {
-        st = nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu too large for the tv layout",
-                       w->out, w->in);
-        goto done;
-    }
+        nmf_mul_overflow(slots, sizeof(float) + sizeof(uint32_t), &bytes))
+        return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu too large for the tv layout",
+                         w->out, w->in);
     uint8_t *mem = nmf_alloc(bytes, 1); /* zeroed: padding rows are value 0, offset 0 */
-    if (!mem) {
-        st = nmf_error(NMF_ERR_NOMEM, "linear: tv layout: out of memory");
-        goto done;
-    }
+    if (!mem) return nmf_error(NMF_ERR_NOMEM, "linear: tv layout: out of memory");
     float *val = (float *)mem;
     uint32_t *off = (uint32_t *)(mem + slots * sizeof(float));
     for (size_t o = 0; o < w->out; o++) {
@@ -198,32 +210,23 @@ static nmf_status build_tv(nmf_linear *l) {
     l->tv_storage = mem;
     w->tv_val = val;
     __atomic_store_n(&w->tv_off, off, __ATOMIC_RELEASE); /* last: published to the checks */
-done:
-    pthread_mutex_unlock(&l->transpose_lock);
-    return st;
+    return NMF_OK;
 }
+static nmf_status build_tv(nmf_linear *l) { return build_once(l, tv_built, make_tv); }
 
 /* Widens the panel layout's u8 positions to u32 (w.idx32), once: 4 bytes per kept weight on
  * top of the layout's 5, in layers that ran a multi-token product on the AVX-512 panel kernel.
  * Built lazily so that 1-token inference never pays for it. */
-static nmf_status build_idx32(nmf_linear *l) {
-    if (__atomic_load_n(&l->w.idx32, __ATOMIC_ACQUIRE)) return NMF_OK; /* built: no lock needed */
-    nmf_status st = NMF_OK;
-    pthread_mutex_lock(&l->transpose_lock);
-    if (l->w.idx32) goto done;
+static nmf_status make_idx32(nmf_linear *l) {
     const size_t slots = l->w.panels * l->w.groups * (size_t)l->w.n * NMF_SPMM_ROWS;
     uint32_t *idx32 = nmf_alloc(slots, sizeof(uint32_t)); /* 64-byte aligned, size checked */
-    if (!idx32) {
-        st = nmf_error(NMF_ERR_NOMEM, "linear: u32 positions: out of memory");
-        goto done;
-    }
+    if (!idx32) return nmf_error(NMF_ERR_NOMEM, "linear: u32 positions: out of memory");
     for (size_t s = 0; s < slots; s++) idx32[s] = l->w.idx[s];
     l->idx32_storage = idx32;
     __atomic_store_n(&l->w.idx32, idx32, __ATOMIC_RELEASE); /* last: published to the checks */
-done:
-    pthread_mutex_unlock(&l->transpose_lock);
-    return st;
+    return NMF_OK;
 }
+static nmf_status build_idx32(nmf_linear *l) { return build_once(l, idx32_built, make_idx32); }
 
 /* The tv layout of a layer, built if needed (tests call the kernel directly). */
 const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin) {
@@ -231,13 +234,13 @@ const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin) {
     return &lin->w;
 }
 
-/* The token-vectorised product on several threads: x is transposed once into the shared xT
- * (each thread a share of the token tiles), then each thread computes its panels from it. */
+/* The token-vectorised product: x is transposed once into xT, shared by the threads (each
+ * transposes a share of the token tiles), then each thread computes its panels from it. */
 static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_spmm_weights *w,
                                const float *bias, size_t tokens, nmf_activation act,
                                int threads) {
     const size_t tiles = nmf_spmm_tv_tiles(tokens);
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
         nmf_spmm_tv_transpose_avx512(xT, x, w->in, w->in, tokens, tiles * id / nt,
@@ -276,8 +279,6 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     if (nmf_spmm_use_tv(w, tokens)) {
         if (build_tv((nmf_linear *)lin) != NMF_OK) {
             nmf_clear_error();
-        } else if (threads == 1) {
-            forward = nmf_spmm_forward_tv_avx512;
         } else {
             const size_t floats = nmf_spmm_tv_xt_floats(in, tokens);
             float *xT = floats ? aligned_alloc(64, floats * sizeof(float)) : NULL;
@@ -322,11 +323,7 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
 
 /* Builds W^T (CSR by input column) from the panel layout, once. Zero weights are left out
  * (padding rows and padding columns are stored as zeros). */
-static nmf_status build_transpose(nmf_linear *l) {
-    if (__atomic_load_n(&l->w.tptr, __ATOMIC_ACQUIRE)) return NMF_OK; /* built: no lock needed */
-    nmf_status st = NMF_OK;
-    pthread_mutex_lock(&l->transpose_lock);
-    if (l->w.tptr) goto done;
+static nmf_status make_transpose(nmf_linear *l) {
     nmf_spmm_weights *w = &l->w;
     const size_t in = w->in, out = w->out, G = w->groups, n = (size_t)w->n, m = (size_t)w->m;
     const size_t slots = w->panels * G * n * NMF_SPMM_ROWS;
@@ -336,15 +333,11 @@ static nmf_status build_transpose(nmf_linear *l) {
     if (nmf_mul_overflow(in + 1, sizeof(size_t), &ptr_bytes) ||
         nmf_mul_overflow(nnz, sizeof(uint32_t), &row_bytes) ||
         nmf_mul_overflow(nnz, sizeof(float), &val_bytes) ||
-        nmf_add_overflow(ptr_bytes, row_bytes, &total) || nmf_add_overflow(total, val_bytes, &total)) {
-        st = nmf_error(NMF_ERR_NOMEM, "linear backward: transpose of %zu x %zu too large", out, in);
-        goto done;
-    }
+        nmf_add_overflow(ptr_bytes, row_bytes, &total) || nmf_add_overflow(total, val_bytes, &total))
+        return nmf_error(NMF_ERR_NOMEM, "linear backward: transpose of %zu x %zu too large", out,
+                         in);
     uint8_t *mem = nmf_alloc(total, 1);
-    if (!mem) {
-        st = nmf_error(NMF_ERR_NOMEM, "linear backward: transpose: out of memory");
-        goto done;
-    }
+    if (!mem) return nmf_error(NMF_ERR_NOMEM, "linear backward: transpose: out of memory");
     size_t *ptr = (size_t *)mem;             /* values first in each array: all aligned */
     float *val = (float *)(mem + ptr_bytes);
     uint32_t *row = (uint32_t *)(mem + ptr_bytes + val_bytes);
@@ -374,9 +367,10 @@ static nmf_status build_transpose(nmf_linear *l) {
     w->tval = val;
     w->trow = row;
     __atomic_store_n(&w->tptr, ptr, __ATOMIC_RELEASE); /* last: published to the checks */
-done:
-    pthread_mutex_unlock(&l->transpose_lock);
-    return st;
+    return NMF_OK;
+}
+static nmf_status build_transpose(nmf_linear *l) {
+    return build_once(l, transpose_built, make_transpose);
 }
 
 nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
@@ -398,7 +392,7 @@ nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linea
     const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
     const int threads = threads_for(fmas, blocks);
     /* one allocation for every thread's work tile (threads x NMF_SPMM_BWD_WORK floats) */
-    const size_t work_floats = (NMF_SPMM_BWD_WORK(in, out) + 15) / 16 * 16; /* 64 B apart */
+    const size_t work_floats = nmf_round_up(NMF_SPMM_BWD_WORK(out), 16); /* 64 B apart */
     float *work = nmf_alloc((size_t)threads * work_floats, sizeof(float));
     if (!work) return nmf_error(NMF_ERR_NOMEM, "linear backward: out of memory for work tiles");
 #pragma omp parallel num_threads(threads)

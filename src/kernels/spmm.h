@@ -70,11 +70,11 @@ typedef void (*nmf_spmm_forward_fn)(float *y, const float *x, size_t ldx, size_t
                                     const nmf_spmm_weights *w, const float *bias,
                                     size_t tokens, nmf_activation act, size_t p0, size_t p1);
 /* Backward w.r.t. the input on tokens [t0, t1): dx[t][i] = sum_o dy[t][o] W[o][i] (overwrites).
- * work: NMF_SPMM_BWD_WORK(in, out) floats, 64-byte aligned, private to the caller's thread. */
+ * work: NMF_SPMM_BWD_WORK(out) floats, 64-byte aligned, private to the caller's thread. */
 typedef void (*nmf_spmm_backward_fn)(float *dx, const float *dy, const nmf_spmm_weights *w,
                                      size_t t0, size_t t1, float *work);
 #define NMF_SPMM_BWD_TOKENS 16 /* tokens per transposed tile of the backward kernels */
-#define NMF_SPMM_BWD_WORK(in, out) ((out) * NMF_SPMM_BWD_TOKENS)
+#define NMF_SPMM_BWD_WORK(out) ((out) * NMF_SPMM_BWD_TOKENS)
 
 typedef struct {
     const char *name;

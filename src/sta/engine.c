@@ -233,12 +233,14 @@ nmf_status sta_engine_op(sta_pipe *p, const nmf_sta_config *c, const nmf_sta_op 
             for (int64_t ch = 0; ch < chunks; ch++) {
                 int64_t s0 = ch * chunk_steps, s1 = s0 + chunk_steps < g.steps ? s0 + chunk_steps : g.steps;
                 int64_t g0 = s0 * g.gpc, g1 = s1 * g.gpc < g.groups ? s1 * g.gpc : g.groups;
+                /* kept weights of this tile: its weight bytes (sparse) and its useful MACs */
+                uint64_t kept = 0;
+                for (int64_t r = r0; r < r1; r++) kept += kept_in(&g, op, r, g0, g1);
                 /* weights of this tile */
                 uint64_t wv = 0, wm = 0;
                 if (w_from_dram && !(w_once && tt0 != t0)) {
                     if (g.sparse) {
-                        for (int64_t r = r0; r < r1; r++) wv += kept_in(&g, op, r, g0, g1);
-                        wv *= db;
+                        wv = kept * db;
                         wm = (uint64_t)(r1 - r0) * sta_ceil_div((uint64_t)(g1 - g0) * g.meta_bits, 8);
                     } else {
                         int64_t c1 = g1 < op->k ? g1 : op->k;
@@ -264,9 +266,7 @@ nmf_status sta_engine_op(sta_pipe *p, const nmf_sta_config *c, const nmf_sta_op 
                 uint64_t early = op->weight_from_dram ? wv + wm : 0;
                 if ((st = sta_pipe_tile(p, early, wv + wm + av, compute, store))) goto done;
                 /* accounting */
-                uint64_t macs = 0;
-                for (int64_t r = r0; r < r1; r++) macs += kept_in(&g, op, r, g0, g1);
-                res->useful_macs += macs * (uint64_t)tn;
+                res->useful_macs += kept * (uint64_t)tn;
                 res->conflict += compute - tok * (uint64_t)(s1 - s0);
                 if (op->weight_from_dram) {
                     res->weight_bytes += wv;

@@ -120,19 +120,23 @@ nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
     if (st) return st;
     fx_weights w;
     if ((st = fx_dense_weights(vit, weights, &w))) return st;
+    st = fx_f32_forward(logits, images, n, vit, &w, absmax, absmax_count);
+    fx_weights_free(&w);
+    return st;
+}
+
+nmf_status fx_f32_forward(float *logits, const float *images, size_t n, const nmf_vit_config *vit,
+                          const fx_weights *w, float *absmax, size_t absmax_count) {
     const int T = nmf_vit_tokens(vit), D = vit->dim, H = nmf_vit_hidden(vit), heads = vit->heads;
     const int dh = D / heads, pk = vit->in_chans * vit->patch * vit->patch, np = T - 1;
     const size_t img = (size_t)vit->in_chans * (size_t)vit->img_size * (size_t)vit->img_size;
     float *buf = malloc(sizeof(float) * ((size_t)np * pk + (size_t)T * (8 * D + 2 * H) + (size_t)T));
-    if (!buf) {
-        fx_weights_free(&w);
-        return nmf_error(NMF_ERR_NOMEM, "sta f32 forward: out of memory");
-    }
+    if (!buf) return nmf_error(NMF_ERR_NOMEM, "sta f32 forward: out of memory");
     float *patch = buf, *x = patch + (size_t)np * pk, *ln = x + (size_t)T * D;
     float *qkv = ln + (size_t)T * D, *att = qkv + (size_t)T * 3 * D, *tmp = att + (size_t)T * D;
     float *hid = tmp + (size_t)T * D, *gel = hid + (size_t)T * H, *sc = gel + (size_t)T * H;
-    const float *pw = fx_get(&w, "patch_embed.proj.weight", 0), *pb = fx_get(&w, "patch_embed.proj.bias", 0);
-    const float *cls = fx_get(&w, "cls_token", 0), *pos = fx_get(&w, "pos_embed", 0);
+    const float *pw = fx_get(w, "patch_embed.proj.weight", 0), *pb = fx_get(w, "patch_embed.proj.bias", 0);
+    const float *cls = fx_get(w, "cls_token", 0), *pos = fx_get(w, "pos_embed", 0);
     for (size_t b = 0; b < n; b++) {
         const float *im = images + b * img;
         track(absmax, FX_SLOT_IMAGE, absmax_count, im, img);
@@ -143,7 +147,7 @@ nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
         track(absmax, FX_SLOT_X0, absmax_count, x, (size_t)T * D);
         for (int L = 0; L < vit->depth; L++) {
             size_t base = fx_block_slot(L);
-#define W(nm) fx_get(&w, "blocks.%d." nm, L)
+#define W(nm) fx_get(w, "blocks.%d." nm, L)
             layernorm(ln, x, W("norm1.weight"), W("norm1.bias"), T, D);
             track(absmax, base + FX_LN1, absmax_count, ln, (size_t)T * D);
             linear(qkv, ln, W("attn.qkv.weight"), W("attn.qkv.bias"), T, 3 * D, D);
@@ -179,8 +183,7 @@ nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
             track(absmax, base + FX_LN2, absmax_count, ln, (size_t)T * D);
             linear(hid, ln, W("mlp.fc1.weight"), W("mlp.fc1.bias"), T, H, D);
             track(absmax, base + FX_FC1, absmax_count, hid, (size_t)T * H);
-            for (size_t i = 0; i < (size_t)T * H; i++)
-                gel[i] = 0.5f * hid[i] * (1.0f + erff(hid[i] * 0.70710678118654752f));
+            nmf_gelu_forward_ref(gel, hid, (size_t)T * H); /* exact erf, as PyTorch */
             track(absmax, base + FX_GELU, absmax_count, gel, (size_t)T * H);
             linear(tmp, gel, W("mlp.fc2.weight"), W("mlp.fc2.bias"), T, D, H);
             track(absmax, base + FX_FC2, absmax_count, tmp, (size_t)T * D);
@@ -188,13 +191,12 @@ nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
             track(absmax, base + FX_X2, absmax_count, x, (size_t)T * D);
 #undef W
         }
-        layernorm(ln, x, fx_get(&w, "norm.weight", 0), fx_get(&w, "norm.bias", 0), 1, D);
+        layernorm(ln, x, fx_get(w, "norm.weight", 0), fx_get(w, "norm.bias", 0), 1, D);
         track(absmax, fx_norm_slot(vit), absmax_count, ln, (size_t)D);
         if (logits)
-            linear(logits + b * (size_t)vit->num_classes, ln, fx_get(&w, "head.weight", 0),
-                   fx_get(&w, "head.bias", 0), 1, vit->num_classes, D);
+            linear(logits + b * (size_t)vit->num_classes, ln, fx_get(w, "head.weight", 0),
+                   fx_get(w, "head.bias", 0), 1, vit->num_classes, D);
     }
     free(buf);
-    fx_weights_free(&w);
     return NMF_OK;
 }

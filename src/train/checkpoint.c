@@ -159,7 +159,7 @@ nmf_status nmf_checkpoint_load(const char *path, nmf_vit_train *m, nmf_run_state
         goto done;
     }
     /* the pattern decides which weights the passes use; its masks come from the file below */
-    if ((st = nmf_vit_train_set_pattern(m, pat)) != NMF_OK) goto done;
+    if ((st = nmf_vit_train_use_pattern(m, pat)) != NMF_OK) goto done;
     GET(m->param_mem, P * sizeof(float), "parameters");
     GET(m->m_mem, P * sizeof(float), "AdamW m");
     GET(m->v_mem, P * sizeof(float), "AdamW v");

@@ -100,6 +100,10 @@ typedef struct {
 } nmf_run_state;
 
 /* Writes model (params, m, v, pattern, masks) + run state atomically to path. */
+/* nmf_vit_train_set_pattern without computing masks: for callers that load masks next (then
+ * nmf_vit_train_refresh_masked) or only validate the pattern against the model. */
+nmf_status nmf_vit_train_use_pattern(nmf_vit_train *m, nmf_pattern p);
+
 nmf_status nmf_checkpoint_save(const char *path, nmf_vit_train *m, const nmf_run_state *rs);
 /* Reads a checkpoint back; refuses one whose fingerprint or sizes differ, or whose position does
  * not fit the plan (rs->num_stages). rs buffers must be allocated already (best_params/best_mask

@@ -158,7 +158,7 @@ static void copy_state(float *dst_p, uint8_t *dst_m, nmf_vit_train *m) {
 static nmf_status load_state(nmf_vit_train *m, const float *p, const uint8_t *mask,
                              nmf_pattern pat) {
     memcpy(m->param_mem, p, m->num_params * sizeof(float));
-    nmf_status st = nmf_vit_train_set_pattern(m, pat);
+    nmf_status st = nmf_vit_train_use_pattern(m, pat); /* masks: the candidate's, below */
     if (st != NMF_OK) return st;
     if (pat.m) {
         memcpy(m->mask_mem, mask, m->mask_total);
@@ -304,9 +304,9 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     if ((st = nmf_vit_train_create(&m, &o->model, o->batch)) != NMF_OK) goto done;
     for (int i = 0; i < o->num_patterns; i++) {
         /* fail now, not after the dense stage */
-        if ((st = nmf_vit_train_set_pattern(m, o->patterns[i])) != NMF_OK) goto done;
+        if ((st = nmf_vit_train_use_pattern(m, o->patterns[i])) != NMF_OK) goto done;
     }
-    nmf_vit_train_set_pattern(m, (nmf_pattern){0, 0});
+    nmf_vit_train_use_pattern(m, (nmf_pattern){0, 0});
 
     const size_t P = m->num_params, MB = m->mask_total ? m->mask_total : 1;
     rs.fingerprint = fingerprint(o);
@@ -348,10 +348,9 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             if (st == NMF_ERR_NOT_FOUND)
                 st = nmf_load_model(o->init_path, NULL, &o->model, &cfg, &s);
             if (st != NMF_OK) goto done;
-            if (memcmp(&cfg, &o->model, sizeof cfg) != 0 && (cfg.dim != o->model.dim ||
-                cfg.depth != o->model.depth || cfg.patch != o->model.patch ||
-                cfg.heads != o->model.heads || cfg.mlp_ratio != o->model.mlp_ratio ||
-                cfg.num_classes != o->model.num_classes)) {
+            if (cfg.dim != o->model.dim || cfg.depth != o->model.depth ||
+                cfg.patch != o->model.patch || cfg.heads != o->model.heads ||
+                cfg.mlp_ratio != o->model.mlp_ratio || cfg.num_classes != o->model.num_classes) {
                 nmf_tensors_free(&s);
                 st = nmf_error(NMF_ERR_SHAPE, "%s: its model config differs from the training "
                                "config (pass the matching --config / model flags)", o->init_path);

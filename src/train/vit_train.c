@@ -248,7 +248,7 @@ void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed) {
 }
 
 /* ---- N:M masks ------------------------------------------------------------------------------ */
-nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p) {
+nmf_status nmf_vit_train_use_pattern(nmf_vit_train *m, nmf_pattern p) {
     m->lin_dirty = 1;
     if (p.n == 0 && p.m == 0) {
         m->pattern = p;
@@ -265,7 +265,12 @@ nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p) {
     for (int q = 0; q < NMF_VP_COUNT; q++)
         if (param_info[q].prunable)
             *pp(&m->fw, q) = m->masked_mem + m->mask_offsets[q];
-    return nmf_vit_train_update_masks(m);
+    return NMF_OK;
+}
+
+nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p) {
+    nmf_status st = nmf_vit_train_use_pattern(m, p);
+    return st == NMF_OK ? nmf_vit_train_update_masks(m) : st;
 }
 
 nmf_status nmf_vit_train_update_masks(nmf_vit_train *m) {
