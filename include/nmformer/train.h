@@ -86,8 +86,9 @@ nmf_pattern nmf_vit_train_pattern(const nmf_vit_train *m);
 /* SR-STE / ASP: mask = topN(|W|) per group of M along the input dimension, per prunable
  * linear; also refreshes the masked copies. */
 nmf_status nmf_vit_train_update_masks(nmf_vit_train *m);
-/* Refreshes W*mask after the weights changed (masks kept). Cheap; done by the trainer after
- * every optimizer step. */
+/* W*mask is stale after the weights or masks changed: recomputed before its next use (forward,
+ * export), once however often this is called (an optimizer step followed by new masks computes
+ * it once, not twice). */
 void nmf_vit_train_refresh_masked(nmf_vit_train *m);
 /* With a pattern set, run the masked linears' forward and input gradient through the N:M
  * kernels (nmf_linear_*; default on) instead of dense BLAS on W*mask. Same math, fewer FLOPs. */

@@ -58,6 +58,7 @@ struct nmf_vit_train {
     size_t mask_offsets[NMF_VP_COUNT], mask_total;
     uint8_t *mask_mem;
     float *masked_mem;
+    int masked_stale; /* masked_mem must be recomputed before use (sync_masked) */
     nmf_vit_params fw;
     /* N:M kernels for the masked linears (forward and dx = dy W), rebuilt lazily from the masked
      * weights whenever they changed (lin_dirty). lin[q][l] is NULL when not in use. */

@@ -319,6 +319,13 @@ static nmf_status build_linears(nmf_vit_train *m) {
 
 void nmf_vit_train_refresh_masked(nmf_vit_train *m) {
     m->lin_dirty = 1;
+    m->masked_stale = 1;
+}
+
+/* Recomputes W*mask if refresh_masked marked it stale. */
+static void sync_masked(nmf_vit_train *m) {
+    if (!m->masked_stale) return;
+    m->masked_stale = 0;
     if (m->pattern.m == 0) return;
     for (int q = 0; q < NMF_VP_COUNT; q++) {
         if (!param_info[q].prunable) continue;
@@ -370,6 +377,7 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
     float **a = m->act;
     m->B = B;
     m->has_labels = labels != NULL;
+    sync_masked(m);
     if (m->lin_dirty) {
         nmf_status st = build_linears(m);
         if (st != NMF_OK) return st;
@@ -650,6 +658,7 @@ nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s) {
 
 nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *out) {
     nmf_tensors_init(out);
+    sync_masked(m);
     nmf_tensor_spec *specs = NULL;
     size_t count = 0;
     nmf_status st = nmf_vit_tensor_specs(&m->cfg, &specs, &count);
