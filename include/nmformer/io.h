@@ -19,6 +19,8 @@ nmf_status nmf_atomic_write(nmf_atomic_file *f, const void *data, size_t size);
 nmf_status nmf_atomic_commit(nmf_atomic_file *f);
 /* removes the temp file; frees f. */
 void nmf_atomic_abort(nmf_atomic_file *f);
+/* zlib CRC-32 of p[0..n) continuing from crc (0 to start); handles n beyond zlib's uInt. */
+uint32_t nmf_crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 /* Whole file into memory (malloc'd); refuses files over max_size. */
 nmf_status nmf_read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
 

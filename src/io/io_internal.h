@@ -22,7 +22,5 @@ void nmf_io_encode_values(uint8_t *out, const float *src, size_t count, nmf_dtyp
 
 /* Parses exactly one JSON value from text[0..len), allowing only whitespace after it. */
 cJSON *nmf_io_parse_json(const char *text, size_t len);
-/* zlib CRC-32 of p[0..n) continuing from crc (0 to start); handles n beyond zlib's uInt. */
-uint32_t nmf_crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 
 #endif

@@ -12,7 +12,6 @@
  *   | u32 crc32 (zlib) of everything before it */
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "train/train_internal.h"
 
@@ -22,25 +21,20 @@
 
 typedef struct {
     nmf_atomic_file *f;
-    uLong crc;
+    uint32_t crc;
     nmf_status st;
 } writer;
 
 static void put(writer *w, const void *p, size_t n) {
     if (w->st != NMF_OK || n == 0) return;
-    /* crc32 takes uInt lengths: feed large buffers in pieces */
-    const uint8_t *b = p;
-    for (size_t off = 0; off < n; off += 1u << 30) {
-        size_t k = n - off < (1u << 30) ? n - off : (1u << 30);
-        w->crc = crc32(w->crc, b + off, (uInt)k);
-    }
+    w->crc = nmf_crc32_update(w->crc, p, n);
     w->st = nmf_atomic_write(w->f, p, n);
 }
 
 static void put_i32(writer *w, int32_t v) { put(w, &v, sizeof v); }
 
 nmf_status nmf_checkpoint_save(const char *path, nmf_vit_train *m, const nmf_run_state *rs) {
-    writer w = {NULL, crc32(0L, Z_NULL, 0), NMF_OK};
+    writer w = {NULL, 0, NMF_OK};
     nmf_status st = nmf_atomic_open(path, &w.f);
     if (st != NMF_OK) return st;
     const size_t P = m->num_params, MB = m->mask_total;
@@ -75,7 +69,7 @@ nmf_status nmf_checkpoint_save(const char *path, nmf_vit_train *m, const nmf_run
         put(&w, c->params, P * sizeof(float));
         put(&w, c->mask, MB);
     }
-    uint32_t crc = (uint32_t)w.crc;
+    uint32_t crc = w.crc;
     if (w.st == NMF_OK) w.st = nmf_atomic_write(w.f, &crc, sizeof crc);
     if (w.st != NMF_OK) {
         nmf_atomic_abort(w.f);
@@ -109,12 +103,7 @@ nmf_status nmf_checkpoint_load(const char *path, nmf_vit_train *m, nmf_run_state
     }
     uint32_t crc_stored;
     memcpy(&crc_stored, data + size - 4, 4);
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (size_t off = 0; off < size - 4; off += 1u << 30) {
-        size_t k = size - 4 - off < (1u << 30) ? size - 4 - off : (1u << 30);
-        crc = crc32(crc, data + off, (uInt)k);
-    }
-    if ((uint32_t)crc != crc_stored) {
+    if (nmf_crc32_update(0, data, size - 4) != crc_stored) {
         free(data);
         return nmf_error(NMF_ERR_CHECKSUM, "%s: checkpoint CRC mismatch (corrupt file)", path);
     }
