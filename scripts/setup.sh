@@ -4,7 +4,7 @@
 #   scripts/setup.sh --torch   also python3-torch (PyTorch comparisons and fixture generators)
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libopenblas-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
+packages=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--torch" ]]; then
   packages+=(python3-torch python3-numpy)
 fi

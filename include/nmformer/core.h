@@ -61,7 +61,7 @@ void nmf_set_isa(nmf_isa isa);       /* for tests; clamps to nmf_cpu_best_isa() 
 const char *nmf_isa_name(nmf_isa isa);
 
 /* Threads for our own OpenMP loops; NMF_THREADS sets the default (else all cores).
- * OpenBLAS is kept single-threaded inside our parallel regions (no oversubscription). */
+ * The dense libraries run single-threaded under our threads (no oversubscription). */
 void nmf_set_threads(int n);
 int nmf_get_threads(void);
 

@@ -1,7 +1,7 @@
 /* The engine: one API for N:M-sparse x dense and dense x dense products.
  *
  * Activations are token-major, as in PyTorch: x is [tokens][in], y is [tokens][out].
- * A linear layer holds W [out][in] either dense (products go through CBLAS/OpenBLAS) or N:M
+ * A linear layer holds W [out][in] either dense (products go through nmf_gemm's backend) or N:M
  * (products go through our kernels, in the layout they want, built once by nmf_linear_create_nm).
  * Every kernel has a scalar reference; the ISA is chosen at run time (nmf_active_isa()). */
 #ifndef NMFORMER_KERNELS_H
@@ -31,7 +31,8 @@ nmf_pattern nmf_linear_pattern(const nmf_linear *lin);
  * per-layer cache built on first use, not counted here.) */
 size_t nmf_linear_weight_bytes(const nmf_linear *lin);
 
-/* What runs this layer's product of `tokens` tokens now: "openblas" for dense, else the N:M
+/* What runs this layer's product of `tokens` tokens now: the dense backend's name
+ * ("onednn", "openblas") for dense, else the N:M
  * kernel of the active ISA ("avx512", "avx512-tv" for the token-vectorised one, "avx2",
  * "scalar"). */
 const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens);
@@ -45,15 +46,33 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
 nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
                                      size_t tokens);
 
-/* Makes OpenBLAS single-threaded (once per process): nmf_gemm and the layers thread with our
- * own OpenMP instead, so nothing oversubscribes the cores. nmf_gemm calls it itself. */
+/* Dense products run on one of these libraries ("backends"), chosen once per process:
+ * NMF_GEMM=openblas|onednn forces one; otherwise oneDNN when built in (it picks its kernels by CPU
+ * features), else OpenBLAS. Each runs single-threaded under our own OpenMP threads, so nothing
+ * oversubscribes the cores. */
+typedef enum { NMF_GEMM_OPENBLAS = 0, NMF_GEMM_ONEDNN, NMF_GEMM_BACKEND_COUNT } nmf_gemm_backend;
+nmf_gemm_backend nmf_gemm_backend_active(void);
+const char *nmf_gemm_backend_name(nmf_gemm_backend b);        /* "openblas", "onednn" */
+int nmf_gemm_backend_available(nmf_gemm_backend b);           /* built in */
+/* One line: library, version and the kernel it runs on this CPU, e.g. "oneDNN 2.6.3, avx2
+ * kernels" or "OpenBLAS 0.3.21, core Zen". Written into buf; returns buf. */
+const char *nmf_gemm_backend_describe(nmf_gemm_backend b, char *buf, size_t cap);
+/* 1 when that backend runs a generic kernel far below what this CPU can do (OpenBLAS on a CPU
+ * it does not know by model number falls back to its SSE "Prescott" kernel). */
+int nmf_gemm_backend_generic(nmf_gemm_backend b);
+/* Decides the backend now (nmf_gemm does it on its first call). */
 void nmf_blas_init(void);
 
 /* Dense x dense, row-major: C = alpha * op(A) op(B) + beta * C, op(X) = X or X^T.
- * op(A) is [M][K], op(B) is [K][N], C is [M][N]. Goes to cblas_sgemm. */
+ * op(A) is [M][K], op(B) is [K][N], C is [M][N]. Threaded with nmf_get_threads() (slabs of C;
+ * one thread inside a parallel region); one-row products run as matrix-vector products. */
 void nmf_gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
               size_t ldc);
+/* The same on a given backend (benchmarks, tests); an unavailable one means the active one. */
+void nmf_gemm_with(nmf_gemm_backend backend, int trans_a, int trans_b, size_t M, size_t N,
+                   size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                   float beta, float *C, size_t ldc);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/model_cli.h"
 #include "nmformer/io.h"
+#include "nmformer/kernels.h"
 #include "nmformer/model.h"
 
 static const char usage_text[] =
@@ -263,6 +264,8 @@ static int list_candidates(const char *path, char names[][32], int *count) {
 static void print_rows(const bench_opts *o, const bench_row *rows, int n, int json, double file_mb) {
     const char *label = o->shape ? o->shape : o->model_path;
     if (!o->shape && strrchr(label, '/')) label = strrchr(label, '/') + 1;
+    char dense[128]; /* what runs our dense products: library, version, kernel */
+    nmf_gemm_backend_describe(nmf_gemm_backend_active(), dense, sizeof dense);
     if (json) {
         printf("[\n");
         for (int i = 0; i < n; i++) {
@@ -279,12 +282,16 @@ static void print_rows(const bench_opts *o, const bench_row *rows, int n, int js
                    r->peak_rss_mb);
             if (file_mb >= 0) printf("\"file_mb\": %.3f, ", file_mb);
             else printf("\"file_mb\": null, ");
-            printf("\"weight_mb\": %.3f, \"isa\": \"%s\"}%s\n", r->weight_mb,
-                   nmf_isa_name(nmf_active_isa()), i + 1 < n ? "," : "");
+            printf("\"weight_mb\": %.3f, \"isa\": \"%s\", \"dense_backend\": ", r->weight_mb,
+                   nmf_isa_name(nmf_active_isa()));
+            model_cli_json_string(stdout, dense);
+            printf("}%s\n", i + 1 < n ? "," : "");
         }
         printf("]\n");
         return;
     }
+    printf("N:M kernels: %s; dense products: %s%s\n", nmf_isa_name(nmf_active_isa()), dense,
+           nmf_gemm_backend_generic(nmf_gemm_backend_active()) ? " (WARNING: generic kernel)" : "");
     printf("%-28s %7s %5s %12s %12s %10s %11s %9s %9s\n", "model", "threads", "batch",
            "latency_ms", "ms/image", "images/s", "peak_rss_mb", "file_mb", "weight_mb");
     for (int i = 0; i < n; i++) {

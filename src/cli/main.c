@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "nmformer/kernels.h"
 #include "nmformer/core.h"
 
 typedef struct {
@@ -59,7 +60,13 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("nmformer 0.1.0 (kernels: %s)\n", nmf_isa_name(nmf_active_isa()));
+        const nmf_gemm_backend dense = nmf_gemm_backend_active();
+        char desc[128];
+        printf("nmformer 0.1.0 (kernels: %s; dense: %s, %s)\n", nmf_isa_name(nmf_active_isa()),
+               nmf_gemm_backend_name(dense), nmf_gemm_backend_describe(dense, desc, sizeof desc));
+        if (nmf_gemm_backend_generic(dense))
+            fprintf(stderr, "nmformer: warning: the dense backend runs a generic kernel on this "
+                            "CPU (several times below its speed); install oneDNN (libdnnl-dev)\n");
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

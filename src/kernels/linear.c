@@ -137,7 +137,7 @@ const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin) {
 
 const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens) {
     if (!lin) return "none";
-    if (lin->dense) return "openblas";
+    if (lin->dense) return nmf_gemm_backend_name(nmf_gemm_backend_active());
     if (nmf_spmm_use_tv(&lin->w, tokens)) return "avx512-tv";
     return nmf_spmm_kernels_for(nmf_active_isa())->name;
 }

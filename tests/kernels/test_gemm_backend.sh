@@ -1,0 +1,25 @@
+#!/bin/bash
+# The dense backend choice: --version names it, NMF_GEMM forces it (the library and the gemm
+# test honour it), an unknown value warns and keeps the default.
+set -u
+cli="${NMF_CLI:?NMF_CLI not set}"
+build="${NMF_BUILD_DIR:?NMF_BUILD_DIR not set}"
+fail() { echo "test_gemm_backend: $*" >&2; exit 1; }
+
+v=$(NMF_GEMM= "$cli" --version) || fail "--version exit status"
+echo "$v" | grep -Eq 'dense: (onednn|openblas), ' || fail "--version does not name the dense backend: $v"
+
+v=$(NMF_GEMM=openblas "$cli" --version 2>/dev/null) || fail "--version with NMF_GEMM=openblas"
+echo "$v" | grep -q 'dense: openblas, OpenBLAS ' || fail "NMF_GEMM=openblas not honoured: $v"
+
+err=$(NMF_GEMM=bogus "$cli" --version 2>&1 >/dev/null) || fail "NMF_GEMM=bogus must not fail"
+echo "$err" | grep -q 'NMF_GEMM=bogus unknown' || fail "no warning for NMF_GEMM=bogus: $err"
+
+# the whole gemm test on each backend forced (the default run is its own ctest)
+for be in openblas onednn; do
+    if [ "$be" = onednn ] && ! NMF_GEMM= "$cli" --version | grep -q 'dense: onednn'; then
+        echo "test_gemm_backend: oneDNN not built in, skipped"; continue
+    fi
+    NMF_GEMM=$be "$build/kernels_test_gemm" > /dev/null || fail "test_gemm with NMF_GEMM=$be"
+done
+echo "test_gemm_backend: ok"
