@@ -330,6 +330,18 @@ static void hostile_configs(void) {
     CHECK_FAILS(nmf_hf_config_parse("", 0, "cfg.json", &c), NMF_ERR_FORMAT, "cfg.json");
     CHECK_FAILS(nmf_hf_config_read("/nonexistent-nmf-dir", &c), NMF_ERR_IO,
                 "/nonexistent-nmf-dir/config.json");
+    /* every truncation of a valid config is refused (and, under ASan, read in bounds) */
+    for (int f = 0; f < NMF_HF_MODEL_TYPE_COUNT; f++) {
+        size_t n = strlen(base_configs[f]);
+        int refused = 1;
+        for (size_t len = 0; len < n; len++) {
+            char *cut = malloc(len ? len : 1); /* exactly len bytes: no terminator to lean on */
+            memcpy(cut, base_configs[f], len);
+            refused &= nmf_hf_config_parse(cut, len, "cfg.json", &c) != NMF_OK;
+            free(cut);
+        }
+        CHECK_MSG(refused, "%s: a truncated config.json was accepted", nmf_hf_model_type_name(f));
+    }
 }
 
 /* Keys HF leaves out take the HF class defaults; the GPT-2 names map onto the common fields. */
@@ -421,6 +433,14 @@ static void hostile_indexes(void) {
     CHECK(y && y->shape[1] == 4 && y->data[5] == 15.25f && z && z->shape[1] == 3 && z->data[1] == 1.25f);
     free(dt);
     nmf_tensors_free(&s);
+    /* every truncation of the good index is refused */
+    int refused = 1;
+    for (size_t len = 0; len < strlen(good); len++) {
+        write_bytes(tmp_path("model.safetensors.index.json"), good, len);
+        refused &= nmf_hf_weights_read(tmp_dir(), &s, NULL) != NMF_OK && s.count == 0;
+        nmf_tensors_free(&s);
+    }
+    CHECK(refused);
 
     index_fails("not json", NMF_ERR_FORMAT, "model.safetensors.index.json");
     index_fails("{\"metadata\":{}}", NMF_ERR_NOT_FOUND, "'weight_map'");
