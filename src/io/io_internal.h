@@ -23,4 +23,7 @@ void nmf_io_encode_values(uint8_t *out, const float *src, size_t count, nmf_dtyp
 /* Parses exactly one JSON value from text[0..len), allowing only whitespace after it. */
 cJSON *nmf_io_parse_json(const char *text, size_t len);
 
+/* dir + "/" + name, malloc'd (no doubled '/'; an empty dir gives name). NULL when out of memory. */
+char *nmf_io_path_join(const char *dir, const char *name);
+
 #endif

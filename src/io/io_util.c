@@ -94,3 +94,15 @@ cJSON *nmf_io_parse_json(const char *text, size_t len) {
         }
     return root;
 }
+
+char *nmf_io_path_join(const char *dir, const char *name) {
+    if (!dir) dir = "";
+    size_t a = strlen(dir), b = strlen(name);
+    int slash = a > 0 && dir[a - 1] != '/';
+    char *p = malloc(a + (size_t)slash + b + 1);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    if (slash) p[a] = '/';
+    memcpy(p + a + slash, name, b + 1);
+    return p;
+}

@@ -104,15 +104,30 @@ def nm_prune_(w, n, m):
         w.copy_((g * mask).reshape(rows, cols))
 
 
-def write_safetensors(path, tensors, metadata=None):
-    """Minimal safetensors writer (F32 only): 8-byte little-endian header length, JSON header
-    padded with spaces to a multiple of 8, then the raw little-endian data."""
+# safetensors dtype name -> (torch dtype the values are rounded to, little-endian numpy storage)
+SAFETENSORS_DTYPES = {"F32": (torch.float32, "<f4"), "F16": (torch.float16, "<f2"),
+                      "BF16": (torch.bfloat16, "<i2")}
+
+
+def safetensors_bytes(t, dtype="F32"):
+    """Raw little-endian bytes of t stored as dtype (round to nearest even, as torch's .to())."""
+    tdt, np_dt = SAFETENSORS_DTYPES[dtype]
+    t = t.detach().contiguous().to(tdt)
+    if dtype == "BF16":  # numpy has no bfloat16: store the bit pattern
+        t = t.view(torch.int16)
+    return t.numpy().astype(np_dt).tobytes()
+
+
+def write_safetensors(path, tensors, metadata=None, dtype="F32"):
+    """Minimal safetensors writer (one dtype for every tensor: F32, F16 or BF16): 8-byte
+    little-endian header length, JSON header padded with spaces to a multiple of 8, then the raw
+    little-endian data. Returns the number of data bytes written."""
     import struct
 
     header, blobs, offset = {}, [], 0
     for name, t in tensors.items():
-        data = t.detach().contiguous().to(torch.float32).numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
+        data = safetensors_bytes(t, dtype)
+        header[name] = {"dtype": dtype, "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
@@ -125,3 +140,4 @@ def write_safetensors(path, tensors, metadata=None):
         f.write(text)
         for b in blobs:
             f.write(b)
+    return offset
