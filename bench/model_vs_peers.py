@@ -131,7 +131,8 @@ def child_ort(a):
     for b in a.batches:
         x = input_batch(b)
         rows.append(row_of(pytorch_vit.median_seconds(lambda: sess.run(None, {name: x}), a.reps), b))
-    info = {"engine": f"onnxruntime {ort.__version__} ({', '.join(sess.get_providers())})"}
+    info = {"engine": f"onnxruntime {ort.__version__} ({', '.join(sess.get_providers())}; MLAS "
+                      "kernels, ISA chosen by cpuid, which ORT does not report)"}
     child_result({"rows": rows, "info": info, "peak_rss_mb": peak_rss_mb()})
 
 
@@ -218,10 +219,11 @@ def child_probe(_a):
             m = re.search(r"CPU capability usage: (\S+)", torch.__config__.show())
             info["torch_cpu_capability"] = (m.group(1) + " (torch.__config__)") if m else "?"
         torch.set_num_threads(1)
-        lin = torch.nn.Sequential(torch.nn.Linear(384, 384)).eval()
+        lin = torch.nn.Sequential(torch.nn.Linear(384, 1536)).eval()  # DeiT-small's fc1
+        x = torch.ones(197, 384)
         with torch.inference_mode():
-            lin(torch.ones(8, 384))  # an OpenBLAS sgemm: OpenBLAS is loaded from here on
-            mkldnn.to_mkldnn(lin)(torch.ones(8, 384))  # oneDNN prints its verbose lines
+            lin(x)  # an OpenBLAS sgemm: OpenBLAS is loaded from here on
+            mkldnn.to_mkldnn(lin)(x)  # oneDNN prints its verbose lines, implementation included
         info["torch_openblas"] = openblas_core_of_process()
     child_result(info)
 
@@ -328,7 +330,7 @@ def onednn_lines(verbose_stdout):
     if not isa:
         return None
     return (f"{version.group(1) if version else 'oneDNN'}, isa {isa.group(1).strip()}, "
-            f"inner product {impl.group(1) if impl else '?'}")
+            f"inner product {impl.group(1) if impl else '?'} (197x384 by 384x1536)")
 
 
 def ours_rows(a, threads):

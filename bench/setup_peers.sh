@@ -47,4 +47,4 @@ for name in ("torch", "numpy", "onnxruntime", "onnx", "openvino"):
     except Exception as e:  # a missing optional peer is reported, not fatal
         print(f"setup_peers: {name} not available ({type(e).__name__})")
 PY
-echo "setup_peers: run the peers with $py bench/model_vs_peers.py ..." >&2
+echo "setup_peers: /usr/bin/python3 bench/model_vs_peers.py runs its peers under $py" >&2
