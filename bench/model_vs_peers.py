@@ -60,6 +60,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -415,6 +416,7 @@ def main():
 
     cpu = cpu_info()
     notes, header = [], []
+    load_before = os.getloadavg()[0]
     header.append(f"cpu: {cpu['model_name']} (family {cpu['family']} model {cpu['model']}, "
                   f"{cpu['cpus']} cpus, {' '.join(cpu['isa'])})")
     version = subprocess.run([a.nmformer, "--version"], capture_output=True, text=True).stdout.strip()
@@ -478,6 +480,8 @@ def main():
                         best[key] = r
     for p in peers:
         header.append(f"peer {p}: {ctx['engines'].get(p, '?')}")
+    header.append(f"run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+                  f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (other jobs skew the times)")
     tmp.cleanup()
 
     rows = list(best.values())
