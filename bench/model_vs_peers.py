@@ -25,7 +25,7 @@ Threads: every engine gets the same count. torch: torch.set_num_threads(t), one 
 OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = t (Debian's OpenBLAS pool ignores set_num_threads) and
 OMP_WAIT_POLICY=PASSIVE (Debian's torch runs OpenBLAS's pthread pool beside its OpenMP pool, and
 spinning OpenMP workers starve it: DeiT-small, batch 1, 2 threads took 1.0-2.1 s with libgomp's
-default spinning against 0.2-0.3 s passive on a 2-core Zen 3; an OMP_WAIT_POLICY set by you wins);
+default spinning against 0.2-0.3 s passive on a busy 2-core Zen 3; an OMP_WAIT_POLICY set by you wins);
 ort: intra_op_num_threads = t, inter_op_num_threads = 1, sequential execution; openvino:
 INFERENCE_NUM_THREADS = t, NUM_STREAMS = 1; ours: --threads t, OMP_NUM_THREADS = t.
 
@@ -62,12 +62,14 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pytorch_vit  # noqa: E402  (stdlib only at import; torch loads inside its functions)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = ("torch", "torch-onednn", "ort", "openvino")
 PEER_MODULE = {"torch": "torch", "torch-onednn": "torch", "ort": "onnxruntime", "openvino": "openvino"}
 ROWS_MARK = "@@model_vs_peers "  # a child's result line; oneDNN verbose lines share its stdout
-IMG = (3, 224, 224)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -103,7 +105,6 @@ def openblas_core(lib):
 
 def child_torch(a, onednn):
     import torch
-    import pytorch_vit
 
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
@@ -124,7 +125,6 @@ def child_torch(a, onednn):
 
 def child_ort(a):
     import onnxruntime as ort
-    import pytorch_vit
 
     sess = ort_session(a.onnx, a.threads)
     name = sess.get_inputs()[0].name
@@ -154,7 +154,7 @@ def openvino_compiled(path, threads, batch):
 
     core = ov.Core()
     model = core.read_model(path)
-    model.reshape({model.inputs[0].get_any_name(): [batch, *IMG]})
+    model.reshape({model.inputs[0].get_any_name(): [batch, *pytorch_vit.IMAGE]})
     config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_PRECISION_HINT": "f32"}
     return core, core.compile_model(model, "CPU", config)
@@ -173,7 +173,6 @@ def openvino_primitives(compiled):
 
 def child_openvino(a):
     import openvino as ov
-    import pytorch_vit
 
     rows, prims, device = [], "", ""
     for b in a.batches:
@@ -183,7 +182,6 @@ def child_openvino(a):
         rows.append(row_of(pytorch_vit.median_seconds(lambda: request.infer({0: x}), a.reps), b))
         prims = prims or openvino_primitives(compiled)
         device = device or core.get_property("CPU", "FULL_DEVICE_NAME")
-        del request, compiled
     info = {"engine": f"openvino {ov.__version__} (CPU plugin, {device}; {prims})"}
     child_result({"rows": rows, "info": info, "peak_rss_mb": peak_rss_mb()})
 
@@ -191,7 +189,7 @@ def child_openvino(a):
 def input_batch(b):
     import numpy as np
 
-    return np.random.default_rng(1).standard_normal((b, *IMG), dtype=np.float32)
+    return np.random.default_rng(1).standard_normal((b, *pytorch_vit.IMAGE), dtype=np.float32)
 
 
 def row_of(seconds, batch):
@@ -233,7 +231,6 @@ def child_export(a):
     """ONNX export of the PyTorch model, then the parity check of every ONNX peer against PyTorch."""
     import numpy as np
     import torch
-    import pytorch_vit
 
     torch.set_num_threads(a.threads)
     model, _ = pytorch_vit.build_model(a.shape)
@@ -377,7 +374,7 @@ def parse_list(ap, text, what, conv=int):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nmformer", default=os.path.join(ROOT, "build", "nmformer"))
-    ap.add_argument("--shape", default="deit-small", choices=("deit-tiny", "deit-small", "deit-base"))
+    ap.add_argument("--shape", default="deit-small", choices=sorted(pytorch_vit.SHAPES))
     ap.add_argument("--pattern", default="dense,2:4,2:8,1:8", help="ours: dense and/or N:M patterns")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch", default="1,32")
@@ -402,7 +399,6 @@ def main():
     if a.child:
         a.threads = threads[0]
         a.peer_list = a.peer_list.split(",")
-        sys.path.insert(0, HERE)
         {"torch": lambda: child_torch(a, False), "torch-onednn": lambda: child_torch(a, True),
          "ort": lambda: child_ort(a), "openvino": lambda: child_openvino(a),
          "probe": lambda: child_probe(a), "export": lambda: child_export(a)}[a.child]()

@@ -21,7 +21,8 @@ import subprocess
 import sys
 import time
 
-SHAPES = {"deit-tiny": (192, 3), "deit-small": (384, 6), "deit-base": (768, 12)}
+SHAPES = {"deit-tiny": (192, 3), "deit-small": (384, 6), "deit-base": (768, 12)}  # (dim, heads)
+IMAGE = (3, 224, 224)  # (channels, height, width) of one input, patch 16: 197 tokens
 
 
 def build_model(shape):
@@ -34,7 +35,7 @@ def build_model(shape):
 
     dim, heads = SHAPES[shape]
     torch.manual_seed(0)
-    model = VisionTransformer(img_size=224, patch=16, in_chans=3, dim=dim, depth=12, heads=heads,
+    model = VisionTransformer(img_size=IMAGE[1], patch=16, in_chans=IMAGE[0], dim=dim, depth=12, heads=heads,
                               mlp_ratio=4.0, num_classes=1000).eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -61,7 +62,7 @@ def measure(shape, threads, batches, reps):
     for t in threads:
         torch.set_num_threads(t)
         for b in batches:
-            x = torch.randn(b, 3, 224, 224)
+            x = torch.randn(b, *IMAGE)
             with torch.inference_mode():
                 med = median_seconds(lambda: model(x), reps)
             rows.append(dict(framework="pytorch", model=f"{shape}/dense", candidate="dense",
