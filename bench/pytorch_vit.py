@@ -21,10 +21,13 @@ import subprocess
 import sys
 import time
 
-SHAPES = {"deit-tiny": (192, 3), "deit-small": (384, 6), "deit-base": (768, 12)}
+SHAPES = {"deit-tiny": (192, 3), "deit-small": (384, 6), "deit-base": (768, 12)}  # (dim, heads)
+IMAGE = (3, 224, 224)  # (channels, height, width) of one input, patch 16: 197 tokens
 
 
-def measure(shape, threads, batches, reps):
+def build_model(shape):
+    """The timm-style ViT of tests/ref/vit_ref.py at a DeiT shape, random weights (seed 0), in eval
+    mode; returns (model, weight_mb). Shared with bench/model_vs_peers.py (PyTorch, ONNX export)."""
     import torch
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
@@ -32,25 +35,36 @@ def measure(shape, threads, batches, reps):
 
     dim, heads = SHAPES[shape]
     torch.manual_seed(0)
-    model = VisionTransformer(img_size=224, patch=16, in_chans=3, dim=dim, depth=12, heads=heads,
+    model = VisionTransformer(img_size=IMAGE[1], patch=16, in_chans=IMAGE[0], dim=dim, depth=12, heads=heads,
                               mlp_ratio=4.0, num_classes=1000).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.02)
-    weight_mb = sum(p.numel() * 4 for p in model.parameters()) / 2**20
+    return model, sum(p.numel() * 4 for p in model.parameters()) / 2**20
+
+
+def median_seconds(forward, reps):
+    """Median wall time of `reps` calls of forward() after one untimed warm-up call."""
+    forward()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        forward()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(shape, threads, batches, reps):
+    import torch
+
+    model, weight_mb = build_model(shape)
     rows = []
     for t in threads:
         torch.set_num_threads(t)
         for b in batches:
-            x = torch.randn(b, 3, 224, 224)
-            times = []
+            x = torch.randn(b, *IMAGE)
             with torch.inference_mode():
-                model(x)  # warm-up
-                for _ in range(reps):
-                    t0 = time.perf_counter()
-                    model(x)
-                    times.append(time.perf_counter() - t0)
-            med = statistics.median(times)
+                med = median_seconds(lambda: model(x), reps)
             rows.append(dict(framework="pytorch", model=f"{shape}/dense", candidate="dense",
                              threads=t, batch=b, latency_ms=1e3 * med, ms_per_image=1e3 * med / b,
                              images_per_s=b / med, weight_mb=weight_mb, file_mb=None,
