@@ -35,6 +35,17 @@ nmf_status nmf_npy_read(const char *path, nmf_array *out);
 nmf_status nmf_npy_write(const char *path, const float *data, int ndim, const int64_t *shape);
 void nmf_array_free(nmf_array *a);
 
+/* ---- .npy token ids: '<i8' (NumPy's and torch.long's default) or '<i4' read, '<i8' written ---- */
+typedef struct {
+    int ndim;
+    int64_t shape[NMF_MAX_DIMS];
+    size_t numel;
+    int64_t *data; /* malloc'd via nmf_alloc; values as stored (checking them is the model's job) */
+} nmf_id_array;
+nmf_status nmf_npy_read_ids(const char *path, nmf_id_array *out);
+nmf_status nmf_npy_write_ids(const char *path, const int64_t *data, int ndim, const int64_t *shape);
+void nmf_id_array_free(nmf_id_array *a);
+
 /* ---- safetensors (F32/F16/BF16 read; written as dtype chosen) ---- */
 nmf_status nmf_safetensors_read(const char *path, nmf_tensor_set *out);
 /* As nmf_safetensors_read; when dtypes is not NULL, *dtypes (malloc'd, caller frees) receives

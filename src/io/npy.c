@@ -1,4 +1,4 @@
-/* NumPy .npy files: float32, C order.
+/* NumPy .npy files, C order: float32 tensors, and int64/int32 token ids.
  *
  * Layout: "\x93NUMPY", major, minor, header length (u16 LE for 1.0, u32 LE for 2.0/3.0), then an
  * ASCII (3.0: UTF-8) Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (..)},
@@ -58,7 +58,23 @@ static nmf_status parse_string(npy_lexer *lx, char *buf, size_t size) {
     return NMF_OK;
 }
 
-static nmf_status parse_shape(npy_lexer *lx, nmf_array *out) {
+/* What the header says: shape and which of the accepted element types. */
+typedef struct {
+    int ndim;
+    int64_t shape[NMF_MAX_DIMS];
+    size_t numel;
+    int kind;    /* index into npy_accept.descrs */
+    size_t elem; /* bytes per element */
+} npy_header;
+
+/* The element types one reader takes ('<f4'; '<i8', '<i4'), and how to say so in an error. */
+typedef struct {
+    const char *const *descrs;
+    int count;
+    const char *need;
+} npy_accept;
+
+static nmf_status parse_shape(npy_lexer *lx, npy_header *out) {
     if (!accept_char(lx, '('))
         return nmf_error(NMF_ERR_FORMAT, "%s: npy header: shape is not a tuple", lx->path);
     int ndim = 0;
@@ -94,8 +110,9 @@ static nmf_status parse_shape(npy_lexer *lx, nmf_array *out) {
     return NMF_OK;
 }
 
-/* Parses the header dict into out->ndim/shape/numel; checks descr and fortran_order. */
-static nmf_status parse_header(const char *path, const char *h, size_t len, nmf_array *out) {
+/* Parses the header dict into *out; checks descr against `accept` and fortran_order. */
+static nmf_status parse_header(const char *path, const char *h, size_t len,
+                               const npy_accept *accept, npy_header *out) {
     npy_lexer lx = {h, h + len, path};
     int have_descr = 0, have_order = 0, have_shape = 0;
     if (!accept_char(&lx, '{'))
@@ -111,11 +128,13 @@ static nmf_status parse_header(const char *path, const char *h, size_t len, nmf_
             char descr[64];
             st = parse_string(&lx, descr, sizeof descr);
             if (st) return st;
-            if (strcmp(descr, "<f4") != 0)
-                return nmf_error(NMF_ERR_UNSUPPORTED,
-                                 "%s: npy dtype '%s' is not supported (need '<f4', float32 "
-                                 "little-endian)",
-                                 path, descr);
+            out->kind = -1;
+            for (int i = 0; i < accept->count; i++)
+                if (!strcmp(descr, accept->descrs[i])) out->kind = i;
+            if (out->kind < 0)
+                return nmf_error(NMF_ERR_UNSUPPORTED, "%s: npy dtype '%s' is not supported (need %s)",
+                                 path, descr, accept->need);
+            out->elem = (size_t)(descr[2] - '0'); /* accepted descrs are '<' + kind + 1 digit */
             have_descr++;
         } else if (!strcmp(key, "fortran_order")) {
             skip_ws(&lx);
@@ -149,8 +168,12 @@ static nmf_status parse_header(const char *path, const char *h, size_t len, nmf_
     return NMF_OK;
 }
 
-nmf_status nmf_npy_read(const char *path, nmf_array *out) {
-    memset(out, 0, sizeof *out);
+/* Reads path, checks magic, version, header and that the data is exactly numel elements of the
+ * accepted type; on success *buf (free()) holds the file and the data starts at *data_off. */
+static nmf_status npy_load(const char *path, const npy_accept *accept, npy_header *hdr,
+                           uint8_t **buf_out, size_t *data_off) {
+    memset(hdr, 0, sizeof *hdr);
+    *buf_out = NULL;
     uint8_t *buf;
     size_t size;
     nmf_status st = nmf_read_file(path, NPY_MAX_FILE, &buf, &size);
@@ -187,39 +210,88 @@ nmf_status nmf_npy_read(const char *path, nmf_array *out) {
         return nmf_error(NMF_ERR_FORMAT, "%s: .npy header length %zu exceeds the file (%zu bytes)",
                          path, hlen, size);
     }
-    st = parse_header(path, (const char *)buf + hstart, hlen, out);
+    st = parse_header(path, (const char *)buf + hstart, hlen, accept, hdr);
+    size_t data_bytes = 0;
+    if (!st && nmf_mul_overflow(hdr->numel, hdr->elem, &data_bytes))
+        st = nmf_error(NMF_ERR_FORMAT, "%s: .npy shape overflows", path);
+    size_t have = size - hstart - hlen;
+    if (!st && have != data_bytes)
+        st = nmf_error(NMF_ERR_FORMAT, "%s: .npy data is %zu bytes, shape needs %zu (%s)", path,
+                       have, data_bytes, have < data_bytes ? "truncated" : "trailing bytes");
     if (st) {
         free(buf);
-        memset(out, 0, sizeof *out);
+        memset(hdr, 0, sizeof *hdr);
         return st;
     }
-    size_t data_off = hstart + hlen, data_bytes;
-    if (nmf_mul_overflow(out->numel, sizeof(float), &data_bytes)) {
-        free(buf);
-        memset(out, 0, sizeof *out);
-        return nmf_error(NMF_ERR_FORMAT, "%s: .npy shape overflows", path);
-    }
-    size_t have = size - data_off;
-    if (have != data_bytes) {
-        free(buf);
-        nmf_status e = nmf_error(NMF_ERR_FORMAT,
-                                 "%s: .npy data is %zu bytes, shape needs %zu (%s)", path, have,
-                                 data_bytes, have < data_bytes ? "truncated" : "trailing bytes");
-        memset(out, 0, sizeof *out);
-        return e;
-    }
-    out->data = nmf_alloc(out->numel, sizeof(float));
-    if (!out->data) {
-        free(buf);
-        memset(out, 0, sizeof *out);
-        return nmf_error(NMF_ERR_NOMEM, "%s: cannot allocate %zu floats", path, out->numel);
-    }
-    if (data_bytes) memcpy(out->data, buf + data_off, data_bytes); /* '<f4' on a little-endian host */
-    free(buf);
+    *buf_out = buf;
+    *data_off = hstart + hlen;
     return NMF_OK;
 }
 
-nmf_status nmf_npy_write(const char *path, const float *data, int ndim, const int64_t *shape) {
+static const char *const f32_descrs[] = {"<f4"};
+static const npy_accept f32_accept = {f32_descrs, 1, "'<f4', float32 little-endian"};
+
+nmf_status nmf_npy_read(const char *path, nmf_array *out) {
+    memset(out, 0, sizeof *out);
+    npy_header h;
+    uint8_t *buf;
+    size_t off;
+    nmf_status st = npy_load(path, &f32_accept, &h, &buf, &off);
+    if (st) return st;
+    out->data = nmf_alloc(h.numel, sizeof(float));
+    if (!out->data) {
+        free(buf);
+        return nmf_error(NMF_ERR_NOMEM, "%s: cannot allocate %zu floats", path, h.numel);
+    }
+    if (h.numel) memcpy(out->data, buf + off, h.numel * sizeof(float)); /* '<f4' on a little-endian host */
+    free(buf);
+    out->ndim = h.ndim;
+    memcpy(out->shape, h.shape, sizeof out->shape);
+    out->numel = h.numel;
+    return NMF_OK;
+}
+
+void nmf_id_array_free(nmf_id_array *a) {
+    if (!a) return;
+    nmf_free(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+/* NumPy's default integer and torch.long are '<i8'; int32 ids ('<i4') are widened. */
+static const char *const id_descrs[] = {"<i8", "<i4"};
+static const npy_accept id_accept = {id_descrs, 2, "'<i8' or '<i4', int64 or int32 little-endian"};
+
+nmf_status nmf_npy_read_ids(const char *path, nmf_id_array *out) {
+    memset(out, 0, sizeof *out);
+    npy_header h;
+    uint8_t *buf;
+    size_t off;
+    nmf_status st = npy_load(path, &id_accept, &h, &buf, &off);
+    if (st) return st;
+    out->data = nmf_alloc(h.numel, sizeof(int64_t));
+    if (!out->data) {
+        free(buf);
+        return nmf_error(NMF_ERR_NOMEM, "%s: cannot allocate %zu ids", path, h.numel);
+    }
+    for (size_t i = 0; i < h.numel; i++) { /* little-endian host, as above */
+        if (h.elem == 8) {
+            memcpy(&out->data[i], buf + off + 8 * i, 8);
+        } else {
+            int32_t v;
+            memcpy(&v, buf + off + 4 * i, 4);
+            out->data[i] = v;
+        }
+    }
+    free(buf);
+    out->ndim = h.ndim;
+    memcpy(out->shape, h.shape, sizeof out->shape);
+    out->numel = h.numel;
+    return NMF_OK;
+}
+
+/* Version 1.0 file of numel(shape) elements of `descr` (esize bytes each), header padded to 64. */
+static nmf_status npy_write(const char *path, const char *descr, size_t esize, const void *data,
+                            int ndim, const int64_t *shape) {
     if (ndim < 0 || ndim > NMF_MAX_DIMS)
         return nmf_error(NMF_ERR_INVALID_ARG, "%s: npy write: %d dimensions", path, ndim);
     size_t numel = 1;
@@ -233,11 +305,11 @@ nmf_status nmf_npy_write(const char *path, const float *data, int ndim, const in
     }
     dims[dl] = '\0';
     size_t bytes;
-    if (nmf_mul_overflow(numel, sizeof(float), &bytes))
+    if (nmf_mul_overflow(numel, esize, &bytes))
         return nmf_error(NMF_ERR_INVALID_ARG, "%s: npy write: shape overflows", path);
     char header[256];
     int n = snprintf(header + 10, sizeof header - 10,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+                     "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, dims);
     size_t total = 10 + (size_t)n + 1; /* + '\n' */
     size_t padded = (total + 63) / 64 * 64;
     memcpy(header, "\x93NUMPY\x01\x00", 8);
@@ -256,4 +328,13 @@ nmf_status nmf_npy_write(const char *path, const float *data, int ndim, const in
         return st;
     }
     return nmf_atomic_commit(f);
+}
+
+nmf_status nmf_npy_write(const char *path, const float *data, int ndim, const int64_t *shape) {
+    return npy_write(path, "<f4", sizeof(float), data, ndim, shape);
+}
+
+nmf_status nmf_npy_write_ids(const char *path, const int64_t *data, int ndim,
+                             const int64_t *shape) {
+    return npy_write(path, "<i8", sizeof(int64_t), data, ndim, shape);
 }

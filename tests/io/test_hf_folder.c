@@ -97,6 +97,51 @@ static void check_config(const char *name, const nmf_hf_config *c, const cJSON *
     CHECK(c->architecture[0] != '\0');
 }
 
+static char *join(const char *dir, const char *file) {
+    static char buf[4400];
+    snprintf(buf, sizeof buf, "%s/%s", dir, file);
+    return buf;
+}
+
+/* The fixture's .npy files fit its config: ids in [0, vocab), outputs [B, T, vocab] logits,
+ * [B, labels] class logits or [B, T, hidden] states, generations that extend the prompt. */
+static void check_arrays(const char *name, const char *dir, const nmf_hf_config *c, const cJSON *fx) {
+    nmf_id_array ids, gen;
+    CHECK_OK(nmf_npy_read_ids(join(dir, "input_ids.npy"), &ids));
+    int in_vocab = ids.ndim == 2 && ids.numel > 0;
+    for (size_t i = 0; in_vocab && i < ids.numel; i++) in_vocab = ids.data[i] >= 0 && ids.data[i] < c->vocab_size;
+    CHECK_MSG(in_vocab, "%s: input_ids", name);
+    int64_t B = ids.shape[0], T = ids.shape[1];
+    const cJSON *outs = cJSON_GetObjectItem(fx, "outputs"), *o;
+    cJSON_ArrayForEach(o, outs) {
+        char file[64];
+        snprintf(file, sizeof file, "%s.npy", o->string);
+        nmf_array y;
+        CHECK_OK(nmf_npy_read(join(dir, file), &y));
+        int64_t last = !strcmp(o->string, "logits")
+                           ? (y.ndim == 3 ? c->vocab_size : c->num_labels)
+                           : c->hidden_size;
+        int ok = y.ndim >= 2 && y.shape[0] == B && y.shape[y.ndim - 1] == last &&
+                 (y.ndim == 2 || y.shape[1] == T) && y.ndim == cJSON_GetArraySize(o);
+        for (size_t i = 0; ok && i < y.numel; i++) ok = isfinite(y.data[i]);
+        CHECK_MSG(ok, "%s: %s does not fit the config", name, file);
+        nmf_array_free(&y);
+    }
+    const cJSON *g = cJSON_GetObjectItem(fx, "generate");
+    if (cJSON_IsArray(g)) {
+        CHECK_OK(nmf_npy_read_ids(join(dir, "generate.npy"), &gen));
+        int ok = gen.ndim == 2 && gen.shape[0] == B && gen.shape[1] > T;
+        for (int64_t b = 0; ok && b < B; b++)
+            for (int64_t t = 0; ok && t < gen.shape[1]; t++) {
+                int64_t v = gen.data[b * gen.shape[1] + t];
+                ok = t < T ? v == ids.data[b * T + t] : v >= 0 && v < c->vocab_size;
+            }
+        CHECK_MSG(ok, "%s: generate.npy does not extend input_ids", name);
+        nmf_id_array_free(&gen);
+    }
+    nmf_id_array_free(&ids);
+}
+
 static void fixtures(void) {
     cJSON *manifest = read_json(test_source_path("tests/fixtures/hf/manifest.json"));
     const cJSON *list = cJSON_GetObjectItem(manifest, "fixtures"), *fx;
@@ -129,6 +174,7 @@ static void fixtures(void) {
                       "%s: %s values differ from PyTorch's (crc %08x)", name, tname,
                       x->data ? tensor_crc(x) : 0);
         }
+        check_arrays(name, dir, &c, fx);
         /* the stored dtype of every tensor is the fixture's */
         nmf_tensor_set s2;
         nmf_dtype *dtypes = NULL, want;

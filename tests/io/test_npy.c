@@ -1,5 +1,6 @@
 /* .npy: files written by NumPy itself (tests/ref/make_vit_safetensors.py), our writer, and hostile
- * inputs: each refused with a status and a message naming the problem. */
+ * inputs: each refused with a status and a message naming the problem. Token ids (int64/int32)
+ * through their own reader and writer. */
 #include "io_test_util.h"
 
 static void check_fixture_array(const nmf_array *a) {
@@ -204,10 +205,55 @@ static void hostile(void) {
     free(raw);
 }
 
+/* Token ids: NumPy's int32 fixture and a PyTorch-written int64 one, our int64 writer, refusals. */
+static void ids(void) {
+    nmf_id_array a;
+    CHECK_OK(nmf_npy_read_ids(test_source_path("tests/fixtures/npy/i4.npy"), &a));
+    CHECK(a.ndim == 3 && a.shape[0] == 2 && a.shape[1] == 3 && a.shape[2] == 4 && a.numel == 24);
+    int exact = 1;
+    for (int i = 0; i < 24 && a.data; i++) exact &= a.data[i] == (int64_t)((double)i / 7 - 1);
+    CHECK(exact);
+    nmf_id_array_free(&a);
+    CHECK_OK(nmf_npy_read_ids(test_source_path("tests/fixtures/hf/gpt2_lm/input_ids.npy"), &a));
+    CHECK(a.ndim == 2 && a.shape[0] == 2 && a.shape[1] == 7 && a.data && a.data[0] == 53 &&
+          a.data[13] == 65);
+    nmf_id_array_free(&a);
+
+    int64_t v[6] = {0, -1, 50256, INT64_MAX, INT64_MIN, 7}, shape[2] = {3, 2};
+    const char *p = tmp_path("ids.npy");
+    CHECK_OK(nmf_npy_write_ids(p, v, 2, shape));
+    size_t size;
+    uint8_t *raw = read_bytes(p, &size);
+    CHECK(size > sizeof v && (size - sizeof v) % 64 == 0 && !memcmp(raw + 10, "{'descr': '<i8'", 15));
+    free(raw);
+    CHECK_OK(nmf_npy_read_ids(p, &a));
+    CHECK(a.ndim == 2 && a.shape[0] == 3 && a.shape[1] == 2 && a.data && !memcmp(a.data, v, sizeof v));
+    nmf_id_array_free(&a);
+
+    CHECK_OK(nmf_npy_read_ids(craft("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", 8, 1), &a));
+    CHECK(a.numel == 2 && a.data[0] == 0x3f3f3f3f);
+    nmf_id_array_free(&a);
+    CHECK_FAILS(nmf_npy_read_ids(test_source_path("tests/fixtures/npy/f4_v1.npy"), &a),
+                NMF_ERR_UNSUPPORTED, "'<f4'");
+    CHECK_FAILS(nmf_npy_read(p, &(nmf_array){0}), NMF_ERR_UNSUPPORTED, "'<i8'");
+    const char *bad[] = {"<u8", ">i8", "<i2", "|i1"};
+    for (int i = 0; i < 4; i++) {
+        char dict[128];
+        snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }", bad[i]);
+        CHECK_FAILS(nmf_npy_read_ids(craft(dict, 16, 1), &a), NMF_ERR_UNSUPPORTED, bad[i]);
+    }
+    CHECK_FAILS(nmf_npy_read_ids(craft("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", 20, 1), &a),
+                NMF_ERR_FORMAT, "truncated");
+    CHECK_FAILS(nmf_npy_read_ids(craft("{'descr': '<i8', 'fortran_order': True, 'shape': (3,), }", 24, 1), &a),
+                NMF_ERR_UNSUPPORTED, "Fortran");
+    CHECK(a.data == NULL && a.numel == 0);
+}
+
 int main(void) {
     numpy_written();
     write_read();
     hostile();
+    ids();
     rm_tmp_dir();
     return test_finish("io_npy");
 }
