@@ -45,6 +45,11 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
 nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
                                      size_t tokens);
 
+/* The f32 multiply-add peak of ONE core in GFLOP/s for the active ISA (nmf_active_isa()):
+ * measured once per process and ISA by a ~20-40 ms register-resident loop of independent FMAs
+ * (the first call pays for it; thread-safe). Benchmarks report useful GFLOP/s against it. */
+double nmf_cpu_fma_peak_gflops(void);
+
 /* Makes OpenBLAS single-threaded (once per process): nmf_gemm and the layers thread with our
  * own OpenMP instead, so nothing oversubscribes the cores. nmf_gemm calls it itself. */
 void nmf_blas_init(void);

@@ -42,7 +42,9 @@ static void usage(FILE *f) {
             "  --quick     a small sweep for smoke tests (384x384,768x768; 1,16; dense,2:4,1:8)\n"
             "  --json      print a JSON array (keys out, in, tokens, pattern, threads, kernel, ms,\n"
             "              gflops_dense_equiv, gflops_useful, blas_ms, speedup_vs_blas,\n"
-            "              weight_bytes, bytes_ratio; speedup_vs_dense when dense is listed first)\n"
+            "              weight_bytes, bytes_ratio, peak_gflops, frac_peak; speedup_vs_dense\n"
+            "              when dense is listed first)\n"
+            "  %% peak     useful GFLOP/s / (measured single-core FMA peak x threads)\n"
             "  bytes ratio = dense f32 weight bytes / bytes our kernel reads (values + positions)\n"
             "Kernels follow NMF_ISA=scalar|avx2|avx512 (default: the best this CPU has).\n");
 }
@@ -214,6 +216,7 @@ int bench_gemm(int argc, char **argv) {
     if (o.threads) nmf_set_threads(o.threads);
     const int threads = nmf_get_threads();
     nmf_blas_init();
+    const double peak = nmf_cpu_fma_peak_gflops() * threads; /* of the threads used */
 
     double *samples = malloc(MAX_REPS * sizeof *samples);
     cJSON *arr = o.json ? cJSON_CreateArray() : NULL;
@@ -223,10 +226,12 @@ int bench_gemm(int argc, char **argv) {
         return 1;
     }
     if (!o.json)
-        printf("kernels: %s, threads: %d, baseline: OpenBLAS sgemm on %d thread(s)\n"
-               "%6s %6s %6s %-7s %-8s %10s %10s %10s %9s %9s %8s\n",
-               nmf_isa_name(nmf_active_isa()), threads, threads, "out", "in", "tokens",
-               "pattern", "kernel", "ms", "GFLOP/s", "useful", "vs BLAS", "vs dense", "bytes x");
+        printf("kernels: %s, threads: %d, baseline: OpenBLAS sgemm on %d thread(s), measured FMA "
+               "peak %.1f GFLOP/s (%.1f per core)\n"
+               "%6s %6s %6s %-7s %-8s %10s %10s %10s %6s %9s %9s %8s\n",
+               nmf_isa_name(nmf_active_isa()), threads, threads, peak, peak / threads, "out",
+               "in", "tokens", "pattern", "kernel", "ms", "GFLOP/s", "useful", "% peak",
+               "vs BLAS", "vs dense", "bytes x");
     int rc = 0;
     unsigned long long seed = 0x2545F4914F6CDD1Dull;
     for (int si = 0; si < o.nshapes && !rc; si++) {
@@ -291,13 +296,16 @@ int bench_gemm(int argc, char **argv) {
                     if (dense_s > 0) cJSON_AddNumberToObject(e, "speedup_vs_dense", dense_s / s);
                     cJSON_AddNumberToObject(e, "weight_bytes", (double)wb);
                     cJSON_AddNumberToObject(e, "bytes_ratio", ratio);
+                    cJSON_AddNumberToObject(e, "peak_gflops", peak);
+                    cJSON_AddNumberToObject(e, "frac_peak", density * dense_flop / s * 1e-9 / peak);
                     cJSON_AddItemToArray(arr, e);
                 } else {
                     char vs_dense[16] = "-";
                     if (dense_s > 0) snprintf(vs_dense, sizeof vs_dense, "%.2fx", dense_s / s);
-                    printf("%6zu %6zu %6zu %-7s %-8s %10.4f %10.1f %10.1f %8.2fx %9s %7.2fx\n",
+                    const double useful = density * dense_flop / s * 1e-9;
+                    printf("%6zu %6zu %6zu %-7s %-8s %10.4f %10.1f %10.1f %5.0f%% %8.2fx %9s %7.2fx\n",
                            out, in, c.tokens, name, nmf_linear_kernel_name(c.lin, c.tokens), s * 1e3,
-                           dense_flop / s * 1e-9, density * dense_flop / s * 1e-9, blas_s / s,
+                           dense_flop / s * 1e-9, useful, 100.0 * useful / peak, blas_s / s,
                            vs_dense, ratio);
                     fflush(stdout);
                 }
