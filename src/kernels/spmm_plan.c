@@ -8,14 +8,22 @@
  *   (Zen 4: 5-20 % faster there; at lower densities its transposes cost more than the permutes
  *   it saves); the panel kernel elsewhere, with u32 positions from NMF_SPMM_WIDE_MIN_TOKENS.
  * - AVX2: the token-vectorised kernel from NMF_TV2_MIN_TOKENS tokens at every pattern (Zen 3:
- *   the panel kernel's vpermps per FMA holds it near a quarter of the FMA peak). */
+ *   the panel kernel's vpermps per FMA holds it near a quarter of the FMA peak), 2 rows x 6
+ *   token vectors (48-token tiles), input blocks of 128 columns, chunks of rows whose weights
+ *   fill ~192 KiB. Measured by a sweep of R x TOK in {1x64, 2x32, 2x48, 1x48, 4x16, 2x16, 1x32,
+ *   4x24}, input blocks 64-768 and chunks 64-256 on 768x768 at 16/128/512 tokens: the best
+ *   cells were within ~10 % of each other (a shared, noisy machine), and 2x48 / 128 was in or
+ *   near the best group at every pattern; one layout serves every token count. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/spmm.h"
 
-#define NMF_TV2_MIN_TOKENS 2
+/* Below 8 tokens a token vector of the tv kernel is partly empty and it does the work of 8
+ * tokens: the panel kernel (4-token blocks) is faster there (Zen 3, 768x768: 2-4 tokens 2-4x);
+ * at 8 they are even, from 16 on the tv kernel leads (1.4-1.9x). */
+#define NMF_TV2_MIN_TOKENS 8
 #define TV2_ROWS 2     /* R x V = 2 x 6 accumulators: 1 broadcast + 6 loads per 6 FMAs */
 #define TV2_TOKENS 48  /* V = 6 token vectors per tile */
 #define TV2_IN_BLOCK 128 /* input columns per block: 24 KiB of xT, in L1 (32 KiB) */
@@ -71,14 +79,17 @@ static int may_wide(const nmf_spmm_plan *p) {
 }
 
 nmf_status nmf_spmm_plan_make(nmf_spmm_plan *p, nmf_spmm_weights *w, const nmf_spmm_tuning *t) {
+    const nmf_spmm_tuning tuning = t ? *t : nmf_spmm_tuning_default();
+    if ((unsigned)tuning.tv >= NMF_SPMM_CHOICE_COUNT ||
+        (unsigned)tuning.wide >= NMF_SPMM_CHOICE_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: tuning choice out of range");
+    /* from here on a failure (out of memory) leaves a plan without the layout it could not
+     * build: the panel kernels need none */
     nmf_spmm_plan_free(p, w);
     p->isa = nmf_active_isa();
     p->k = nmf_spmm_kernels_for(p->isa);
-    p->tuning = t ? *t : nmf_spmm_tuning_default();
-    if ((unsigned)p->tuning.tv >= NMF_SPMM_CHOICE_COUNT ||
-        (unsigned)p->tuning.wide >= NMF_SPMM_CHOICE_COUNT)
-        return nmf_error(NMF_ERR_INVALID_ARG, "linear: tuning choice out of range");
-    if (may_tv(p, w)) {
+    p->tuning = tuning;
+    if (may_tv(p, w) && (p->isa != NMF_ISA_AVX2 || nmf_spmm_tv_avx2_supports(TV2_ROWS, TV2_TOKENS))) {
         nmf_status st;
         if (p->isa == NMF_ISA_AVX2) {
             p->tv2 = tv2_shape_for(w);

@@ -345,6 +345,50 @@ static void test_bad_input(void) {
     nmf_linear_free(NULL);
 }
 
+/* The plan: what each token count runs (the names are what the layer runs, see the forward
+ * checks in run_case), kernels forced through the layer, bad tuning rejected. */
+static void test_plan(void) {
+    nmf_nm_matrix a;
+    float w[48 * 64];
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) w[i] = test_rand_float(&rng);
+    CHECK_OK(nmf_nm_pack(&a, w, 48, 64, (nmf_pattern){2, 8}, 0));
+    nmf_spmm_tuning tune = nmf_spmm_tuning_default();
+    tune.tv = NMF_SPMM_AUTO; /* whatever NMF_SPMM says */
+    for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        nmf_linear *lin = NULL;
+        CHECK_OK(nmf_linear_create_nm(&lin, &a));
+        if (!lin) continue;
+        CHECK_OK(nmf_linear_set_tuning(lin, &tune));
+        const char *name = nmf_isa_name((nmf_isa)isa);
+        CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), name));
+        if (isa == NMF_ISA_AVX2) { /* tv from 8 tokens at every pattern */
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 7), "avx2"));
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 8), "avx2-tv"));
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 512), "avx2-tv"));
+        }
+        if (isa == NMF_ISA_AVX512) /* 2:8: below the density of its tv rule */
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "avx512"));
+        if (isa == NMF_ISA_SCALAR) CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "scalar"));
+        nmf_spmm_tuning off = tune;
+        off.tv = NMF_SPMM_OFF;
+        CHECK_OK(nmf_linear_set_tuning(lin, &off));
+        CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), name));
+        CHECK(nmf_linear_spmm_weights(lin)->tv_off == NULL); /* no layout it will not use */
+        nmf_spmm_tuning bad = tune;
+        bad.tv = (nmf_spmm_choice)7;
+        CHECK_STATUS(nmf_linear_set_tuning(lin, &bad), NMF_ERR_INVALID_ARG);
+        CHECK_STATUS(nmf_linear_set_tuning(lin, NULL), NMF_ERR_INVALID_ARG);
+        nmf_linear_free(lin);
+    }
+    nmf_set_isa(nmf_cpu_best_isa());
+    nmf_linear *dl = NULL;
+    CHECK_OK(nmf_linear_create_dense(&dl, w, 48, 64));
+    CHECK_STATUS(nmf_linear_set_tuning(dl, &tune), NMF_ERR_INVALID_ARG);
+    nmf_linear_free(dl);
+    nmf_nm_free(&a);
+}
+
 int main(void) {
     const int san = getenv("NMF_SANITIZED") != NULL;
     static const int pats[][2] = {{2, 4}, {1, 4}, {4, 8}, {2, 8}, {1, 8}, {2, 16}, {1, 16},
@@ -355,6 +399,7 @@ int main(void) {
     for (int isa = (int)nmf_cpu_best_isa() + 1; isa < NMF_ISA_COUNT; isa++)
         printf("test_spmm: skipping %s kernels: this CPU lacks the ISA\n", nmf_isa_name((nmf_isa)isa));
     test_bad_input();
+    test_plan();
     test_gemm();
     for (size_t pi = 0; pi < sizeof pats / sizeof pats[0]; pi++) {
         const int n = pats[pi][0], m = pats[pi][1];
