@@ -171,7 +171,8 @@ static int threads_for(double fmas, size_t units) {
  * transposes a share of the token tiles), then each thread computes its panels from it. */
 static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_spmm_weights *w,
                                const float *bias, size_t tokens, nmf_activation act,
-                               const nmf_spmm_step *step, size_t chunk, int threads) {
+                               const nmf_spmm_step *step, size_t chunk, float *yT,
+                               size_t yt_floats, int threads) {
     const size_t tok = step->kind == NMF_SPMM_STEP_TV2 ? w->tv_tokens : NMF_TV_TOKENS;
     const size_t tiles = (tokens + tok - 1) / tok;
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -185,7 +186,8 @@ static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_sp
 #pragma omp barrier
         const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
         if (p1 > p0 && step->kind == NMF_SPMM_STEP_TV2)
-            nmf_spmm_forward_tv_xt_avx2(y, xT, w, bias, tokens, act, p0, p1, chunk);
+            nmf_spmm_forward_tv_xt_avx2(y, xT, w, bias, tokens, act, p0, p1, chunk,
+                                        yT + id * yt_floats);
         else if (p1 > p0)
             nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1, &step->prm);
     }
@@ -215,15 +217,20 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
     const int threads = threads_for(fmas, w->panels);
     const nmf_spmm_forward_fn forward = plan->k->forward;
-    /* the token-vectorised kernels: x transposed once into a scratch xT (if it cannot be had
-     * for want of memory, the panel kernel runs instead: it needs none) */
+    /* the token-vectorised kernels: x transposed once into a scratch xT, and (AVX2) each
+     * thread's partial sums yT after it, in one allocation (if it cannot be had for want of
+     * memory, the panel kernel runs instead: it needs none) */
     if (step.kind != NMF_SPMM_STEP_PANEL) {
-        const size_t floats = step.kind == NMF_SPMM_STEP_TV2
-                                  ? nmf_spmm_tv2_xt_floats(in, tokens, w->tv_tokens)
-                                  : nmf_spmm_tv_xt_floats(in, tokens);
-        float *xT = floats ? aligned_alloc(64, floats * sizeof(float)) : NULL;
+        const int tv2 = step.kind == NMF_SPMM_STEP_TV2;
+        const size_t xt = tv2 ? nmf_spmm_tv2_xt_floats(in, tokens, w->tv_tokens)
+                              : nmf_spmm_tv_xt_floats(in, tokens);
+        const size_t yt = tv2 ? nmf_round_up(nmf_spmm_tv2_yt_floats(plan->tv2.chunk, w->tv_tokens), 16) : 0;
+        /* not nmf_alloc: every float is written before it is read, zeroing would be waste */
+        const size_t floats = nmf_round_up(xt + yt * (size_t)threads, 16);
+        float *xT = xt && floats < SIZE_MAX / sizeof(float) ? aligned_alloc(64, floats * sizeof(float)) : NULL;
         if (xT) {
-            forward_tv_threads(y, xT, x, w, bias, tokens, act, &step, plan->tv2.chunk, threads);
+            forward_tv_threads(y, xT, x, w, bias, tokens, act, &step, plan->tv2.chunk, xT + xt,
+                               yt, threads);
             free(xT);
             return NMF_OK;
         }

@@ -153,15 +153,18 @@ nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t rows, size_t tok, size
  * TOK), 32-byte aligned), written for token tiles [tile0, tile1) by the transpose; the product
  * then computes output panels [p0, p1) from it, in the layout's input blocks (w->tv_kblock
  * kept indices per row; the xT columns they span should stay in L1), for chunks of `chunk`
- * rows (a multiple of 16: their partial sums yT[chunk][TOK] are kept across the input
- * blocks). Supported (R, TOK): nmf_spmm_tv_avx2_supports. */
+ * rows (rounded down to a multiple of 16: their partial sums yT[chunk][TOK] are kept in the
+ * scratch yT, nmf_spmm_tv2_yt_floats, across the input blocks). Supported (R, TOK): nmf_spmm_tv_avx2_supports. */
 int nmf_spmm_tv_avx2_supports(size_t rows, size_t tok);
 void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
                                 size_t tok, size_t tile0, size_t tile1);
 void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weights *w,
                                  const float *bias, size_t tokens, nmf_activation act,
-                                 size_t p0, size_t p1, size_t chunk);
-#define NMF_TV2_CHUNK_MAX 256 /* rows per chunk (whose partial sums the kernel keeps) at most */
+                                 size_t p0, size_t p1, size_t chunk, float *yT);
+/* Floats of the scratch yT of that product (32-byte aligned, private to the thread). */
+static inline size_t nmf_spmm_tv2_yt_floats(size_t chunk, size_t tok) {
+    return (chunk < 16 ? 16 : chunk / 16 * 16) * (tok + 1);
+}
 /* Floats of an AVX2 xT for a product (0 if the size overflows). */
 static inline size_t nmf_spmm_tv2_xt_floats(size_t in, size_t tokens, size_t tok) {
     const size_t tiles = (tokens + tok - 1) / tok;

@@ -9,8 +9,7 @@
  *   it saves); the panel kernel elsewhere, with u32 positions from NMF_SPMM_WIDE_MIN_TOKENS.
  * - AVX2: the token-vectorised kernel from NMF_TV2_MIN_TOKENS tokens at every pattern (Zen 3:
  *   the panel kernel's vpermps per FMA holds it near a quarter of the FMA peak), 2 rows x 6
- *   token vectors (48-token tiles), input blocks of 128 columns, chunks of rows whose weights
- *   fill ~192 KiB. Measured by a sweep of R x TOK in {1x64, 2x32, 2x48, 1x48, 4x16, 2x16, 1x32,
+ *   token vectors (48-token tiles), input blocks of 128 columns, chunks of 512 rows. Measured by a sweep of R x TOK in {1x64, 2x32, 2x48, 1x48, 4x16, 2x16, 1x32,
  *   4x24}, input blocks 64-768 and chunks 64-256 on 768x768 at 16/128/512 tokens: the best
  *   cells were within ~10 % of each other (a shared, noisy machine), and 2x48 / 128 was in or
  *   near the best group at every pattern; one layout serves every token count. */
@@ -27,7 +26,11 @@
 #define TV2_ROWS 2     /* R x V = 2 x 6 accumulators: 1 broadcast + 6 loads per 6 FMAs */
 #define TV2_TOKENS 48  /* V = 6 token vectors per tile */
 #define TV2_IN_BLOCK 128 /* input columns per block: 24 KiB of xT, in L1 (32 KiB) */
-#define TV2_CHUNK_BYTES ((size_t)192 << 10) /* weights of a chunk of rows, kept in L2 */
+/* Rows per chunk: their partial sums (yT, 512 x 48 floats = 96 KiB) stay in L2 and the xT block
+ * in L1 is swept by that many rows before the next one is loaded. Measured on 768x768 at 512
+ * tokens and 768x3072 at 128: chunks of 256-512 rows beat 48-128 by 10-40 % (sizing chunks so
+ * that their weights stay in L2 across token tiles was slower: re-reading xT costs more). */
+#define TV2_CHUNK 512
 
 /* NMF_SPMM=panel|tv forces the kernel of every layer planned afterwards (benchmarks), read once
  * (as NMF_ISA is). */
@@ -46,13 +49,10 @@ nmf_spmm_tuning nmf_spmm_tuning_default(void) {
 }
 
 static nmf_spmm_tv2_shape tv2_shape_for(const nmf_spmm_weights *w) {
-    const size_t m = (size_t)w->m, n = (size_t)w->n, K = w->groups * n;
-    nmf_spmm_tv2_shape s = {.rows = TV2_ROWS, .tokens = TV2_TOKENS};
+    const size_t m = (size_t)w->m, n = (size_t)w->n;
+    nmf_spmm_tv2_shape s = {.rows = TV2_ROWS, .tokens = TV2_TOKENS, .chunk = TV2_CHUNK};
     s.kblock = (TV2_IN_BLOCK / m ? TV2_IN_BLOCK / m : 1) * n; /* whole groups */
-    /* rows whose weights (8 bytes per kept index) fill TV2_CHUNK_BYTES: they stay in L2 while
-     * the token tiles pass; at least a panel, at most what the kernel's yT holds */
-    size_t chunk = TV2_CHUNK_BYTES / (K * 8) / NMF_SPMM_ROWS * NMF_SPMM_ROWS;
-    s.chunk = chunk < NMF_SPMM_ROWS ? NMF_SPMM_ROWS : chunk > NMF_TV2_CHUNK_MAX ? NMF_TV2_CHUNK_MAX : chunk;
+    if (s.chunk > w->panels * NMF_SPMM_ROWS) s.chunk = w->panels * NMF_SPMM_ROWS; /* scratch */
     return s;
 }
 

@@ -1,16 +1,21 @@
 /* N:M x dense forward, AVX2 + FMA, vectorised over TOKENS (XNNPACK f32-spmm style). Layout:
  * spmm.h ("token-vectorised layout"), with the layer's tv_rows (R) and tv_tokens (TOK).
  *
- * Why not the panel kernel (spmm_avx2.c): it issues a vpermps per FMA, and on Zen 3 / Intel the
- * permute shares ports with the FMAs, so it cannot pass ~50 % of the FMA peak. Here:
+ * Why not the panel kernel (spmm_avx2.c): it issues a vpermps per FMA, and the permute shares
+ * issue ports with the FMAs: on this Zen 3 it ran at ~25 % of the FMA peak. Here:
  *   x is transposed once per product into tiles xT[tile][in8][TOK] (threads share it);
  *   for a block of R output rows and each kept index j, each row's value is broadcast once and
  *   FMA'd (x as a memory operand, at the row's precomputed byte offset) into V = TOK/8 token
- *   vectors: R x V accumulators in registers, 1 + V loads per V FMAs, no index arithmetic;
- *   input columns are taken in blocks (`in_block`) so that the xT block of a tile stays in L1
- *   while all rows of a chunk sweep it; the chunk's partial sums live in yT[CHUNK][TOK] (L1);
- *   after the last block, yT is transposed back into y[T][out] by 8x8 register transposes,
- *   GELU applied on the way (the bias is where the accumulators start). */
+ *   vectors: R x V accumulators in registers, 1 + V loads per V FMAs, no index arithmetic.
+ *   Zen 3 issues two 256-bit loads per cycle, so the loop is load-bound at ~V/(V+1) of the
+ *   FMA peak (measured register/L1-resident: 2x6 0.78, 1x8 0.80, 2x4 0.72, 1x4 0.50);
+ *   input columns are taken in the layout's blocks (w->tv_kblock kept indices per row) so that
+ *   the xT block of a tile stays in L1 while all rows of a chunk sweep it (without blocking,
+ *   xT comes from L2 and the product runs at ~half the speed); a block's weights for all row
+ *   blocks are one contiguous stream (the layout is block-major for this);
+ *   the chunk's partial sums live in yT[chunk][TOK] across the input blocks; after the last
+ *   block, yT is transposed back into y[T][out] by 8x8 register transposes, GELU applied on
+ *   the way (the bias is where the accumulators start). */
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -19,10 +24,12 @@
 
 #define AI __attribute__((always_inline)) inline
 
-/* R rows x V token vectors over kept indices [j0, j1). yt: the rows' partial sums [R][TOK];
- * init: start from the rows' bias (b, R floats, 0 past `out`) instead of yt. */
+/* R rows x V token vectors over `len` kept indices (val/off: the block's [len][R]). yt: the
+ * rows' partial sums [R][TOK]; init: start from the rows' bias (b, R floats, 0 past `out`)
+ * instead of yt. (Arrays of vectors with constant trip counts: GCC keeps them in registers
+ * here, checked in the assembly: no spills in the j loop.) */
 static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *val,
-                           const uint32_t *off, size_t j0, size_t j1, int init, const float *b,
+                           const uint32_t *off, size_t len, int init, const float *b,
                            const int R, const int V) {
     __m256 acc[4][8];
 #pragma GCC unroll 4
@@ -31,9 +38,7 @@ static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *
         for (int v = 0; v < V; v++)
             acc[r][v] = init ? _mm256_broadcast_ss(b + r) : _mm256_load_ps(yt + r * tok + v * 8);
     const char *xb = (const char *)xT;
-    val += (size_t)R * j0;
-    off += (size_t)R * j0;
-    for (size_t j = j0; j < j1; j++, val += R, off += R) {
+    for (size_t j = 0; j < len; j++, val += R, off += R) {
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const __m256 wv = _mm256_broadcast_ss(val + r);
@@ -55,7 +60,7 @@ static AI void rows_blocks(float *yT, size_t tok, const float *xT, const float *
                            const uint32_t *off, size_t len, size_t rb0, size_t rb1, int init,
                            const float *b, const int R, const int V) {
     for (size_t rb = rb0; rb < rb1; rb++, yT += R * tok, b += R)
-        rows_kernel(yT, tok, xT, val + rb * len * R, off + rb * len * R, 0, len, init, b, R, V);
+        rows_kernel(yT, tok, xT, val + rb * len * R, off + rb * len * R, len, init, b, R, V);
 }
 
 typedef void (*rows_fn)(float *, size_t, const float *, const float *, const uint32_t *, size_t,
@@ -156,18 +161,16 @@ static void store_chunk(float *y, size_t out, const float *yT, size_t tok, size_
 
 void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weights *w,
                                  const float *bias, size_t tokens, nmf_activation act,
-                                 size_t p0, size_t p1, size_t chunk) {
+                                 size_t p0, size_t p1, size_t chunk, float *yT) {
     const size_t in = w->in, out = w->out, n = (size_t)w->n;
     const size_t R = w->tv_rows, tok = w->tv_tokens, K = w->groups * n; /* kept per row */
     const size_t jb = w->tv_kblock, RB = (out + R - 1) / R;
     const size_t r0 = p0 * NMF_SPMM_ROWS, r1 = p1 * NMF_SPMM_ROWS < out ? p1 * NMF_SPMM_ROWS : out;
     if (r0 >= r1) return;
     const size_t ntiles = (tokens + tok - 1) / tok, tile_floats = nmf_round_up(in, 8) * tok;
-    if (chunk > NMF_TV2_CHUNK_MAX) chunk = NMF_TV2_CHUNK_MAX;
     chunk = chunk < NMF_SPMM_ROWS ? NMF_SPMM_ROWS : chunk / NMF_SPMM_ROWS * NMF_SPMM_ROWS;
-    float yT[NMF_TV2_CHUNK_MAX * 64] __attribute__((aligned(32))); /* tok <= 64 (supports()) */
-    float bpad[NMF_TV2_CHUNK_MAX];
-    /* row chunks outer, token tiles inner: a chunk's weights stay in L2 across the tiles */
+    float *bpad = yT + chunk * tok; /* the chunk's bias, 0 past `out` */
+    /* row chunks outer, token tiles inner (a layer of up to a chunk of rows: tiles outer) */
     for (size_t c0 = r0; c0 < r1; c0 += chunk) {
         const size_t c1 = r1 - c0 < chunk ? r1 : c0 + chunk;
         const size_t rb0 = c0 / R, rb1 = (c1 + R - 1) / R; /* R divides 16: c0 % R == 0 */

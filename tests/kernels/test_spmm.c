@@ -75,11 +75,13 @@ static void check_tv2_shapes(const nmf_spmm_weights *pw, const float *x, const f
             if (storage && xT) {
                 nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, tiles / 2, tiles);
                 nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, 0, tiles / 2);
-                const size_t chunk = kb ? NMF_SPMM_ROWS : NMF_TV2_CHUNK_MAX;
+                const size_t chunk = kb ? NMF_SPMM_ROWS : 1024;
+                float *yT = nmf_alloc(nmf_spmm_tv2_yt_floats(chunk, tok), sizeof(float));
                 for (size_t i = 0; i < T * out; i++) y[i] = NAN;
                 if (w.panels > 1)
-                    nmf_spmm_forward_tv_xt_avx2(y, xT, &w, b, T, act, 1, w.panels, chunk);
-                nmf_spmm_forward_tv_xt_avx2(y, xT, &w, b, T, act, 0, 1, chunk);
+                    nmf_spmm_forward_tv_xt_avx2(y, xT, &w, b, T, act, 1, w.panels, chunk, yT);
+                nmf_spmm_forward_tv_xt_avx2(y, xT, &w, b, T, act, 0, 1, chunk, yT);
+                nmf_free(yT);
                 CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "avx2 tv shapes"),
                           "%s R=%zu TOK=%zu kblock=%s chunk=%zu", label, R, tok,
                           kb ? "n" : "K", chunk);
