@@ -46,6 +46,11 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
 nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
                                      size_t tokens);
 
+/* The f32 multiply-add peak of ONE core in GFLOP/s for the active ISA (nmf_active_isa()):
+ * measured once per process and ISA by a ~20-40 ms register-resident loop of independent FMAs
+ * (the first call pays for it; thread-safe). Benchmarks report useful GFLOP/s against it. */
+double nmf_cpu_fma_peak_gflops(void);
+
 /* Dense products run on one of these libraries ("backends"), chosen once per process:
  * NMF_GEMM=openblas|onednn forces one; otherwise oneDNN when built in (it picks its kernels by CPU
  * features), else OpenBLAS. Each runs single-threaded under our own OpenMP threads, so nothing

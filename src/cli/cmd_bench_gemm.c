@@ -43,7 +43,9 @@ static void usage(FILE *f) {
             "  --json      print a JSON array (keys out, in, tokens, pattern, threads, kernel, ms,\n"
             "              gflops_dense_equiv, gflops_useful, best_dense_ms, best_dense_backend,\n"
             "              speedup_vs_best_dense, <backend>_ms for each backend, weight_bytes,\n"
-            "              bytes_ratio; speedup_vs_dense when dense is listed first)\n"
+            "              bytes_ratio, peak_gflops, frac_peak; speedup_vs_dense when dense is\n"
+            "              listed first)\n"
+            "  %% peak     useful GFLOP/s / (measured single-core FMA peak x threads)\n"
             "  bytes ratio = dense f32 weight bytes / bytes our kernel reads (values + positions)\n"
             "Kernels follow NMF_ISA=scalar|avx2|avx512 (default: the best this CPU has); our dense\n"
             "path follows NMF_GEMM=onednn|openblas (default: oneDNN when built in).\n");
@@ -213,6 +215,7 @@ int bench_gemm(int argc, char **argv) {
     if (o.threads) nmf_set_threads(o.threads);
     const int threads = nmf_get_threads();
     nmf_blas_init();
+    const double peak = nmf_cpu_fma_peak_gflops() * threads; /* of the threads used */
 
     double *samples = malloc(MAX_REPS * sizeof *samples);
     cJSON *arr = o.json ? cJSON_CreateArray() : NULL;
@@ -223,7 +226,8 @@ int bench_gemm(int argc, char **argv) {
     }
     if (!o.json) {
         char desc[128];
-        printf("kernels: %s, threads: %d\n", nmf_isa_name(nmf_active_isa()), threads);
+        printf("kernels: %s, threads: %d, measured FMA peak %.1f GFLOP/s (%.1f per core)\n",
+               nmf_isa_name(nmf_active_isa()), threads, peak, peak / threads);
         for (int be = 0; be < NMF_GEMM_BACKEND_COUNT; be++) {
             if (!nmf_gemm_backend_available((nmf_gemm_backend)be)) continue;
             nmf_gemm_backend_describe((nmf_gemm_backend)be, desc, sizeof desc);
@@ -231,9 +235,9 @@ int bench_gemm(int argc, char **argv) {
                    be == (int)nmf_gemm_backend_active() ? " (ours)" : "",
                    nmf_gemm_backend_generic((nmf_gemm_backend)be) ? " WARNING: generic kernel" : "");
         }
-        printf("%6s %6s %6s %-7s %-8s %10s %10s %10s %9s %-8s %9s %8s\n", "out", "in", "tokens",
-               "pattern", "kernel", "ms", "GFLOP/s", "useful", "vs best", "best", "vs dense",
-               "bytes x");
+        printf("%6s %6s %6s %-7s %-8s %10s %10s %10s %6s %9s %-8s %9s %8s\n", "out", "in",
+               "tokens", "pattern", "kernel", "ms", "GFLOP/s", "useful", "% peak", "vs best", "best",
+               "vs dense", "bytes x");
     }
     int rc = 0;
     unsigned long long seed = 0x2545F4914F6CDD1Dull;
@@ -316,13 +320,16 @@ int bench_gemm(int argc, char **argv) {
                     if (dense_s > 0) cJSON_AddNumberToObject(e, "speedup_vs_dense", dense_s / s);
                     cJSON_AddNumberToObject(e, "weight_bytes", (double)wb);
                     cJSON_AddNumberToObject(e, "bytes_ratio", ratio);
+                    cJSON_AddNumberToObject(e, "peak_gflops", peak);
+                    cJSON_AddNumberToObject(e, "frac_peak", density * dense_flop / s * 1e-9 / peak);
                     cJSON_AddItemToArray(arr, e);
                 } else {
                     char vs_dense[16] = "-";
                     if (dense_s > 0) snprintf(vs_dense, sizeof vs_dense, "%.2fx", dense_s / s);
-                    printf("%6zu %6zu %6zu %-7s %-8s %10.4f %10.1f %10.1f %8.2fx %-8s %9s %7.2fx\n",
+                    const double useful = density * dense_flop / s * 1e-9;
+                    printf("%6zu %6zu %6zu %-7s %-8s %10.4f %10.1f %10.1f %5.0f%% %8.2fx %-8s %9s %7.2fx\n",
                            out, in, c.tokens, name, nmf_linear_kernel_name(c.lin, c.tokens), s * 1e3,
-                           dense_flop / s * 1e-9, density * dense_flop / s * 1e-9, best_s / s,
+                           dense_flop / s * 1e-9, useful, 100.0 * useful / peak, best_s / s,
                            nmf_gemm_backend_name(best_be), vs_dense, ratio);
                     fflush(stdout);
                 }

@@ -1,10 +1,10 @@
 /* nmf_linear: a weight W [out][in], dense (products through CBLAS, gemm.c) or N:M (products
- * through our kernels, in the panel layout of spmm.h, built here once; the token-vectorised
- * AVX-512 kernel's layout is built from it on the first product that dispatch.c sends there, and
- * the panel kernel's u32 positions on its first product of NMF_SPMM_WIDE_MIN_TOKENS+ tokens).
- * Threads (nmf_get_threads(), OpenMP): the forward product splits token blocks when the layer's
- * weights are small (nmf_spmm_token_split_bytes, spmm.h), else output panels; the backward one
- * splits token blocks. */
+ * through our kernels, in the panel layout of spmm.h, built here once, and the layouts its plan
+ * needs, built with the plan when the layer is created: spmm_plan.c).
+ * Threads (nmf_get_threads(), OpenMP): the token-vectorised forward shares one transposed x
+ * and splits output panels; the panel forward splits token blocks when the layer's weights are
+ * small (the plan's token_split_bytes, spmm.h), else output panels; the backward one splits
+ * token blocks. */
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -18,14 +18,13 @@ struct nmf_linear {
     size_t out, in;
     nmf_pattern pattern; /* {0,0}: dense */
     float *dense;        /* [out][in] when dense */
-    nmf_spmm_weights w;  /* when N:M; arrays in `storage` */
+    nmf_spmm_weights w;  /* when N:M; arrays in `storage` and the plan's */
     void *storage;
-    /* Caches built on first use (build_once): the lock makes the lazy builds safe from several
-     * threads. W^T for the backward product (spmm_backward.h): inference never pays for it. */
+    nmf_spmm_plan plan;  /* when N:M: which kernel runs what (spmm_plan.c) */
+    /* W^T for the backward product (spmm_backward.h), built on its first use so that inference
+     * never pays for it; the lock makes that build safe from several threads. */
     pthread_mutex_t cache_lock;
     void *transpose_storage;
-    void *tv_storage; /* the token-vectorised layout (spmm.h), built on its first use */
-    uint32_t *idx32_storage; /* u32 positions (w.idx32, spmm.h), built on their first use */
 };
 
 size_t nmf_spmm_layout_bytes(size_t out, size_t groups, int n) {
@@ -105,16 +104,26 @@ nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
     l->w = (nmf_spmm_weights){.out = out, .in = in, .groups = G, .n = (int)n, .m = (int)m,
                               .panels = panels, .val = val, .idx = idx};
     l->storage = mem;
+    st = nmf_spmm_plan_make(&l->plan, &l->w, NULL);
+    if (st != NMF_OK) {
+        nmf_linear_free(l);
+        return st;
+    }
     *lin = l;
     return NMF_OK;
+}
+
+nmf_status nmf_linear_set_tuning(nmf_linear *lin, const nmf_spmm_tuning *t) {
+    if (!lin || !t || lin->dense)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: tuning needs an N:M layer");
+    return nmf_spmm_plan_make(&lin->plan, &lin->w, t);
 }
 
 void nmf_linear_free(nmf_linear *lin) {
     if (!lin) return;
     pthread_mutex_destroy(&lin->cache_lock);
     nmf_free(lin->transpose_storage);
-    nmf_free(lin->tv_storage);
-    nmf_free(lin->idx32_storage);
+    if (!lin->dense) nmf_spmm_plan_free(&lin->plan, &lin->w);
     nmf_free(lin->storage);
     nmf_free(lin);
 }
@@ -138,8 +147,7 @@ const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin) {
 const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens) {
     if (!lin) return "none";
     if (lin->dense) return nmf_gemm_backend_name(nmf_gemm_backend_active());
-    if (nmf_spmm_use_tv(&lin->w, tokens)) return "avx512-tv";
-    return nmf_spmm_kernels_for(nmf_active_isa())->name;
+    return nmf_spmm_plan_step(&lin->plan, &lin->w, tokens).name;
 }
 
 static nmf_status check_args(const void *out, const void *in, const nmf_linear *lin,
@@ -159,95 +167,29 @@ static int threads_for(double fmas, size_t units) {
     return t < 1 ? 1 : t;
 }
 
-/* The layer's lazily built caches (tv layout, u32 positions, W^T): the first product that needs
- * one builds it under the layer's lock; its builder publishes the pointer `built` checks last
- * (release), so once it reads non-NULL (acquire) the cache is complete and no lock is taken. */
-static nmf_status build_once(nmf_linear *l, int (*built)(const nmf_linear *),
-                             nmf_status (*make)(nmf_linear *)) {
-    if (built(l)) return NMF_OK;
-    pthread_mutex_lock(&l->cache_lock);
-    const nmf_status st = built(l) ? NMF_OK : make(l);
-    pthread_mutex_unlock(&l->cache_lock);
-    return st;
-}
-static int tv_built(const nmf_linear *l) {
-    return __atomic_load_n(&l->w.tv_off, __ATOMIC_ACQUIRE) != NULL;
-}
-static int idx32_built(const nmf_linear *l) {
-    return __atomic_load_n(&l->w.idx32, __ATOMIC_ACQUIRE) != NULL;
-}
-static int transpose_built(const nmf_linear *l) {
-    return __atomic_load_n(&l->w.tptr, __ATOMIC_ACQUIRE) != NULL;
-}
-
-/* The token-vectorised layout (spmm.h) from the panel layout (build_once). */
-static nmf_status make_tv(nmf_linear *l) {
-    nmf_spmm_weights *w = &l->w;
-    const size_t G = w->groups, n = (size_t)w->n, m = (size_t)w->m, K = G * n;
-    const size_t blocks = (w->out + NMF_TV_ROWS - 1) / NMF_TV_ROWS;
-    size_t slots, bytes;
-    if (w->in > UINT32_MAX / (NMF_TV_TOKENS * sizeof(float)) ||
-        nmf_mul_overflow(blocks * NMF_TV_ROWS, K, &slots) ||
-        nmf_mul_overflow(slots, sizeof(float) + sizeof(uint32_t), &bytes))
-        return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu too large for the tv layout",
-                         w->out, w->in);
-    uint8_t *mem = nmf_alloc(bytes, 1); /* zeroed: padding rows are value 0, offset 0 */
-    if (!mem) return nmf_error(NMF_ERR_NOMEM, "linear: tv layout: out of memory");
-    float *val = (float *)mem;
-    uint32_t *off = (uint32_t *)(mem + slots * sizeof(float));
-    for (size_t o = 0; o < w->out; o++) {
-        const size_t b = o / NMF_SPMM_ROWS, r = o % NMF_SPMM_ROWS;
-        const size_t rb = o / NMF_TV_ROWS, rr = o % NMF_TV_ROWS;
-        for (size_t g = 0; g < G; g++)
-            for (size_t k = 0; k < n; k++) {
-                const size_t src = ((b * G + g) * n + k) * NMF_SPMM_ROWS + r;
-                const size_t dst = (rb * K + g * n + k) * NMF_TV_ROWS + rr;
-                val[dst] = w->val[src];
-                /* padding columns are value 0 at position 0 in the panel layout too */
-                off[dst] = (uint32_t)((g * m + w->idx[src]) * NMF_TV_TOKENS * sizeof(float));
-            }
-    }
-    l->tv_storage = mem;
-    w->tv_val = val;
-    __atomic_store_n(&w->tv_off, off, __ATOMIC_RELEASE); /* last: published to the checks */
-    return NMF_OK;
-}
-static nmf_status build_tv(nmf_linear *l) { return build_once(l, tv_built, make_tv); }
-
-/* Widens the panel layout's u8 positions to u32 (w.idx32), once: 4 bytes per kept weight on
- * top of the layout's 5, in layers that ran a multi-token product on the AVX-512 panel kernel.
- * Built lazily so that 1-token inference never pays for it. */
-static nmf_status make_idx32(nmf_linear *l) {
-    const size_t slots = l->w.panels * l->w.groups * (size_t)l->w.n * NMF_SPMM_ROWS;
-    uint32_t *idx32 = nmf_alloc(slots, sizeof(uint32_t)); /* 64-byte aligned, size checked */
-    if (!idx32) return nmf_error(NMF_ERR_NOMEM, "linear: u32 positions: out of memory");
-    for (size_t s = 0; s < slots; s++) idx32[s] = l->w.idx[s];
-    l->idx32_storage = idx32;
-    __atomic_store_n(&l->w.idx32, idx32, __ATOMIC_RELEASE); /* last: published to the checks */
-    return NMF_OK;
-}
-static nmf_status build_idx32(nmf_linear *l) { return build_once(l, idx32_built, make_idx32); }
-
-/* The tv layout of a layer, built if needed (tests call the kernel directly). */
-const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin) {
-    if (!lin || lin->dense || build_tv((nmf_linear *)lin) != NMF_OK) return NULL;
-    return &lin->w;
-}
-
-/* The token-vectorised product: x is transposed once into xT, shared by the threads (each
+/* The token-vectorised products: x is transposed once into xT, shared by the threads (each
  * transposes a share of the token tiles), then each thread computes its panels from it. */
 static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_spmm_weights *w,
                                const float *bias, size_t tokens, nmf_activation act,
-                               int threads) {
-    const size_t tiles = nmf_spmm_tv_tiles(tokens);
+                               const nmf_spmm_step *step, size_t chunk, float *yT,
+                               size_t yt_floats, int threads) {
+    const size_t tok = step->kind == NMF_SPMM_STEP_TV2 ? w->tv_tokens : NMF_TV_TOKENS;
+    const size_t tiles = (tokens + tok - 1) / tok;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        nmf_spmm_tv_transpose_avx512(xT, x, w->in, w->in, tokens, tiles * id / nt,
-                                     tiles * (id + 1) / nt);
+        const size_t t0 = tiles * id / nt, t1 = tiles * (id + 1) / nt;
+        if (step->kind == NMF_SPMM_STEP_TV2)
+            nmf_spmm_tv_transpose_avx2(xT, x, w->in, w->in, tokens, tok, t0, t1);
+        else
+            nmf_spmm_tv_transpose_avx512(xT, x, w->in, w->in, tokens, t0, t1);
 #pragma omp barrier
         const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
-        if (p1 > p0) nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1);
+        if (p1 > p0 && step->kind == NMF_SPMM_STEP_TV2)
+            nmf_spmm_forward_tv_xt_avx2(y, xT, w, bias, tokens, act, p0, p1, chunk,
+                                        yT + id * yt_floats);
+        else if (p1 > p0)
+            nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1, &step->prm);
     }
 }
 
@@ -269,40 +211,39 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
         if (act == NMF_ACT_GELU) nmf_gelu_forward(y, y, tokens * out); /* picks ISA and threads */
         return NMF_OK;
     }
-    const nmf_spmm_kernels *k = nmf_spmm_kernels_for(nmf_active_isa());
+    const nmf_spmm_plan *plan = &lin->plan;
     const nmf_spmm_weights *w = &lin->w;
+    const nmf_spmm_step step = nmf_spmm_plan_step(plan, w, tokens);
     const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
     const int threads = threads_for(fmas, w->panels);
-    nmf_spmm_forward_fn forward = k->forward;
-    /* the token-vectorised kernel where it is faster; its layout is a cache, built once (if
-     * that or its scratch cannot be had for want of memory, the panel kernel runs instead) */
-    if (nmf_spmm_use_tv(w, tokens)) {
-        if (build_tv((nmf_linear *)lin) != NMF_OK) {
-            nmf_clear_error();
-        } else {
-            const size_t floats = nmf_spmm_tv_xt_floats(in, tokens);
-            float *xT = floats ? aligned_alloc(64, floats * sizeof(float)) : NULL;
-            if (xT) {
-                forward_tv_threads(y, xT, x, w, bias, tokens, act, threads);
-                free(xT);
-                return NMF_OK;
-            }
+    const nmf_spmm_forward_fn forward = plan->k->forward;
+    /* the token-vectorised kernels: x transposed once into a scratch xT, and (AVX2) each
+     * thread's partial sums yT after it, in one allocation (if it cannot be had for want of
+     * memory, the panel kernel runs instead: it needs none) */
+    if (step.kind != NMF_SPMM_STEP_PANEL) {
+        const int tv2 = step.kind == NMF_SPMM_STEP_TV2;
+        const size_t xt = tv2 ? nmf_spmm_tv2_xt_floats(in, tokens, w->tv_tokens)
+                              : nmf_spmm_tv_xt_floats(in, tokens);
+        const size_t yt = tv2 ? nmf_round_up(nmf_spmm_tv2_yt_floats(plan->tv2.chunk, w->tv_tokens), 16) : 0;
+        /* not nmf_alloc: every float is written before it is read, zeroing would be waste */
+        const size_t floats = nmf_round_up(xt + yt * (size_t)threads, 16);
+        float *xT = xt && floats < SIZE_MAX / sizeof(float) ? aligned_alloc(64, floats * sizeof(float)) : NULL;
+        if (xT) {
+            forward_tv_threads(y, xT, x, w, bias, tokens, act, &step, plan->tv2.chunk, xT + xt,
+                               yt, threads);
+            free(xT);
+            return NMF_OK;
         }
     }
-    /* the AVX-512 panel kernel's u32 positions, also a cache: if they cannot be had, the
-     * kernel widens the u8 ones as it goes (the error is not the caller's) */
-    else if (forward == nmf_spmm_forward_avx512 && nmf_spmm_use_wide(tokens) &&
-             build_idx32((nmf_linear *)lin) != NMF_OK)
-        nmf_clear_error();
     /* x is read in place (ldx = in, no slack); the kernels copy what they need into small
      * L1 tiles. (A padded copy of all of x, made here, was measured: slower for sparse
      * patterns, where the copy is a large part of the work.) */
     if (threads == 1) {
-        forward(y, x, in, 0, w, bias, tokens, act, 0, w->panels);
+        forward(y, x, in, 0, w, bias, tokens, act, 0, w->panels, &step.prm);
     } else {
         const size_t blocks = (tokens + NMF_SPMM_SPLIT_TOKENS - 1) / NMF_SPMM_SPLIT_TOKENS;
         const int split_tokens = blocks >= 2 * (size_t)threads &&
-                                 nmf_linear_weight_bytes(lin) <= nmf_spmm_token_split_bytes;
+                                 nmf_linear_weight_bytes(lin) <= plan->tuning.token_split_bytes;
 #pragma omp parallel num_threads(threads)
         {
             const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
@@ -311,10 +252,11 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
                 const size_t t1e = blocks * (id + 1) / nt * NMF_SPMM_SPLIT_TOKENS;
                 const size_t t1 = t1e < tokens ? t1e : tokens;
                 if (t1 > t0)
-                    forward(y + t0 * out, x + t0 * in, in, 0, w, bias, t1 - t0, act, 0, w->panels);
+                    forward(y + t0 * out, x + t0 * in, in, 0, w, bias, t1 - t0, act, 0,
+                            w->panels, &step.prm);
             } else { /* contiguous panel ranges: each thread streams only its share of W */
                 const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
-                if (p1 > p0) forward(y, x, in, 0, w, bias, tokens, act, p0, p1);
+                if (p1 > p0) forward(y, x, in, 0, w, bias, tokens, act, p0, p1, &step.prm);
             }
         }
     }
@@ -369,8 +311,15 @@ static nmf_status make_transpose(nmf_linear *l) {
     __atomic_store_n(&w->tptr, ptr, __ATOMIC_RELEASE); /* last: published to the checks */
     return NMF_OK;
 }
+/* W^T is built on the first backward product under the layer's lock; make_transpose publishes
+ * the pointer checked here last (release), so once it reads non-NULL (acquire) W^T is complete
+ * and no lock is taken. */
 static nmf_status build_transpose(nmf_linear *l) {
-    return build_once(l, transpose_built, make_transpose);
+    if (__atomic_load_n(&l->w.tptr, __ATOMIC_ACQUIRE)) return NMF_OK;
+    pthread_mutex_lock(&l->cache_lock);
+    const nmf_status st = l->w.tptr ? NMF_OK : make_transpose(l);
+    pthread_mutex_unlock(&l->cache_lock);
+    return st;
 }
 
 nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,

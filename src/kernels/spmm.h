@@ -40,25 +40,39 @@ typedef struct {
     const size_t *tptr;  /* [in + 1] */
     const uint32_t *trow;
     const float *tval;
-    /* Token-vectorised layout (spmm_tv_avx512.c), built on the first product that uses it
-     * (linear.c). Rows in blocks of NMF_TV_ROWS (padding rows: value 0, offset 0); for block
-     * rb and kept index j (= g*n + k, ascending groups) of its rows r:
-     *   tv_val[(rb*K + j)*4 + r]  f32  value          (K = groups * n kept indices per row)
-     *   tv_off[(rb*K + j)*4 + r]  u32  byte offset of its input column in xT[in][NMF_TV_TOKENS]
-     * so the inner loop adds the offset to xT and loads, with no index arithmetic. A padding
-     * column has value 0, offset 0. NULL until built. */
+    /* Token-vectorised layout (spmm_tv_avx512.c: R = 4, TOK = 64, KB = K; spmm_tv_avx2.c:
+     * the layer's plan), built by nmf_spmm_tv_layout. Rows in blocks of R = tv_rows (RB
+     * blocks; padding rows: value 0, offset 0); the K = groups * n kept indices of a row in
+     * input blocks of KB = tv_kblock (the last one shorter: len = min(KB, K - j0)), each input
+     * block holding all row blocks, so that a sweep of one input block over all rows reads
+     * one contiguous stream. For block rb, kept index j (= g*n + k, ascending groups) in the
+     * input block starting at j0, row r:
+     *   tv_val[j0*RB*R + (rb*len + j - j0)*R + r]  f32  value
+     *   tv_off[ same ]                             u32  byte offset of its column in xT[in][TOK]
+     * (TOK = tv_tokens floats per xT row), so the inner loop adds the offset to xT and loads,
+     * with no index arithmetic. With KB = K this is tv_val[(rb*K + j)*R + r]. A padding column
+     * has value 0, offset 0. NULL until built. */
     const float *tv_val;
     const uint32_t *tv_off;
+    size_t tv_rows, tv_tokens, tv_kblock;
     /* The panel layout's positions widened to u32 (idx32[i] = idx[i]), for the AVX-512 panel
-     * kernel at nmf_spmm_use_wide() token counts: it loads them with a plain zmm load instead
-     * of widening u8 -> u32 (a 512-bit shuffle) per slot and token block. Built once by
-     * linear.c on the first product that uses it (1-token products keep reading the u8 form,
-     * where bytes matter); NULL until then. */
+     * kernel when its params say `wide`: it loads them with a plain zmm load instead of
+     * widening u8 -> u32 (a 512-bit shuffle) per slot and token block. Built when the layer is
+     * planned, for plans that use it (1-token products keep reading the u8 form, where bytes
+     * matter); else NULL. */
     const uint32_t *idx32;
 } nmf_spmm_weights;
 
 #define NMF_TV_ROWS 4    /* rows per block of the token-vectorised kernel */
 #define NMF_TV_TOKENS 64 /* tokens per tile (4 zmm); xT rows are this many floats apart */
+
+/* Per-product settings of the forward kernels, from the layer's plan (linear.c): the kernels
+ * read no process-wide tuning state. Zero fields mean "the kernel's default". */
+typedef struct {
+    size_t panel_block; /* AVX-512 panel kernel: bytes of weights per block of panels */
+    int wide;           /* AVX-512 panel kernel: read the layer's u32 positions (w->idx32) */
+    size_t in_block;    /* AVX-512 tv kernel: input columns per block */
+} nmf_spmm_params;
 
 /* Forward on output panels [p0, p1) for all tokens:
  *   y[t][o] = act(sum_i x[t][i] W[o][i] + bias[o])     y (tokens, out), x (tokens, in)
@@ -68,7 +82,8 @@ typedef struct {
 #define NMF_SPMM_X_SLACK 32
 typedef void (*nmf_spmm_forward_fn)(float *y, const float *x, size_t ldx, size_t x_slack,
                                     const nmf_spmm_weights *w, const float *bias,
-                                    size_t tokens, nmf_activation act, size_t p0, size_t p1);
+                                    size_t tokens, nmf_activation act, size_t p0, size_t p1,
+                                    const nmf_spmm_params *prm);
 /* Backward w.r.t. the input on tokens [t0, t1): dx[t][i] = sum_o dy[t][o] W[o][i] (overwrites).
  * work: NMF_SPMM_BWD_WORK(out) floats, 64-byte aligned, private to the caller's thread. */
 typedef void (*nmf_spmm_backward_fn)(float *dx, const float *dy, const nmf_spmm_weights *w,
@@ -88,32 +103,19 @@ const nmf_spmm_kernels *nmf_spmm_kernels_for(nmf_isa isa);
 /* Portable C on the panel layout (NMF_ISA=scalar). spmm_scalar.c */
 void nmf_spmm_forward_scalar(float *y, const float *x, size_t ldx, size_t x_slack,
                            const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                           nmf_activation act, size_t p0, size_t p1);
+                           nmf_activation act, size_t p0, size_t p1, const nmf_spmm_params *prm);
 void nmf_spmm_backward_scalar(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,
                               size_t t1, float *work);
 /* spmm_avx2.c, spmm_avx512.c: call only when nmf_cpu_best_isa() allows. */
 void nmf_spmm_forward_avx2(float *y, const float *x, size_t ldx, size_t x_slack,
                            const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                           nmf_activation act, size_t p0, size_t p1);
+                           nmf_activation act, size_t p0, size_t p1, const nmf_spmm_params *prm);
 void nmf_spmm_backward_avx2(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,
                             size_t t1, float *work);
 void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                            const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                           nmf_activation act, size_t p0, size_t p1);
-/* Tests: bytes of weights per block of panels in the AVX-512 forward (0: the default, 2 MiB),
- * so that small shapes cross block boundaries. Not thread-safe; call before products.
- * (dispatch.c: kept out of the ISA files, which may only run on CPUs that have the ISA.) */
-void nmf_spmm_avx512_set_panel_block(size_t bytes);
-extern size_t nmf_spmm_panel_block;
-/* Stored u32 positions (w->idx32) in the AVX-512 panel kernel: NMF_SPMM_WIDE_AUTO uses them
- * from NMF_SPMM_WIDE_MIN_TOKENS tokens, NMF_SPMM_WIDE_ON whenever tokens > 1 (tests),
- * NMF_SPMM_WIDE_OFF never (the tiles widen the u8 positions, as when idx32 cannot be had).
- * A plain global: set it only while no product runs. */
-typedef enum { NMF_SPMM_WIDE_AUTO = 0, NMF_SPMM_WIDE_ON, NMF_SPMM_WIDE_OFF, NMF_SPMM_WIDE_COUNT } nmf_spmm_wide_mode;
-extern nmf_spmm_wide_mode nmf_spmm_wide_positions;
-#define NMF_SPMM_WIDE_MIN_TOKENS 12 /* measured, docs/PERFORMANCE.md */
-/* Whether the AVX-512 panel kernel should read u32 positions for this many tokens. */
-int nmf_spmm_use_wide(size_t tokens);
+                           nmf_activation act, size_t p0, size_t p1, const nmf_spmm_params *prm);
+#define NMF_SPMM_WIDE_MIN_TOKENS 12 /* AVX-512 panel: u32 positions from here (measured) */
 void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,
                               size_t t1, float *work);
 
@@ -121,7 +123,8 @@ void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights
  * needs w->tv_val / w->tv_off. Call only when nmf_cpu_best_isa() allows AVX-512. */
 void nmf_spmm_forward_tv_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                                 const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                                nmf_activation act, size_t p0, size_t p1);
+                                nmf_activation act, size_t p0, size_t p1,
+                                const nmf_spmm_params *prm);
 /* The same in two steps, so that threads share one transposed x: xT[tile][in16][64] (in16 = in
  * rounded up to 16; nmf_spmm_tv_xt_floats floats, 64-byte aligned) is written for token tiles
  * [tile0, tile1), then the product reads it. */
@@ -138,29 +141,103 @@ void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t 
                                   size_t tokens, size_t tile0, size_t tile1);
 void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
                                    const float *bias, size_t tokens, nmf_activation act,
-                                   size_t p0, size_t p1);
+                                   size_t p0, size_t p1, const nmf_spmm_params *prm);
+/* Builds the token-vectorised layout of w for R rows per block, xT rows of TOK floats and
+ * input blocks of KB kept indices per row (0: one block): one allocation (*storage, nmf_free
+ * it) that w->tv_val / w->tv_off then point into. spmm_tv_layout.c */
+nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t rows, size_t tok, size_t kb,
+                              void **storage);
+
+/* Token-vectorised AVX2 forward (spmm_tv_avx2.c). Call only when nmf_cpu_best_isa() allows.
+ * xT: [tiles][in8][TOK] (in8 = in rounded up to 8, TOK = w->tv_tokens, tiles = ceil(tokens /
+ * TOK), 32-byte aligned), written for token tiles [tile0, tile1) by the transpose; the product
+ * then computes output panels [p0, p1) from it, in the layout's input blocks (w->tv_kblock
+ * kept indices per row; the xT columns they span should stay in L1), for chunks of `chunk`
+ * rows (rounded down to a multiple of 16: their partial sums yT[chunk][TOK] are kept in the
+ * scratch yT, nmf_spmm_tv2_yt_floats, across the input blocks). Supported (R, TOK): nmf_spmm_tv_avx2_supports. */
+int nmf_spmm_tv_avx2_supports(size_t rows, size_t tok);
+void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
+                                size_t tok, size_t tile0, size_t tile1);
+void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weights *w,
+                                 const float *bias, size_t tokens, nmf_activation act,
+                                 size_t p0, size_t p1, size_t chunk, float *yT);
+/* Floats of the scratch yT of that product (32-byte aligned, private to the thread). */
+static inline size_t nmf_spmm_tv2_yt_floats(size_t chunk, size_t tok) {
+    return (chunk < 16 ? 16 : chunk / 16 * 16) * (tok + 1);
+}
+/* Floats of an AVX2 xT for a product (0 if the size overflows). */
+static inline size_t nmf_spmm_tv2_xt_floats(size_t in, size_t tokens, size_t tok) {
+    const size_t tiles = (tokens + tok - 1) / tok;
+    if (in > SIZE_MAX / 2 / 64 || tiles > SIZE_MAX / sizeof(float) / 64 / ((in + 7) / 8 * 8))
+        return 0;
+    return tiles * ((in + 7) / 8 * 8) * tok;
+}
+
 /* Threads of a panel-layout forward (linear.c) split the TOKENS, in blocks of
- * NMF_SPMM_SPLIT_TOKENS, when the layer's panel layout is at most this many bytes and every
- * thread gets two blocks; otherwise they split the output panels. (Measured, docs/PERFORMANCE.md:
- * with small weights every thread can read all of them from cache, and then splitting tokens
- * halves each thread's packing of x and y traffic: 768x768 1:16 at 512 tokens 2.1x faster on two
- * threads; with large weights splitting panels keeps each thread's share of them in its cache.)
- * A plain global for tests (0: never split tokens); set it only while no product runs. */
-extern size_t nmf_spmm_token_split_bytes;
+ * NMF_SPMM_SPLIT_TOKENS, when the layer's panel layout is at most the plan's token_split_bytes
+ * (default below) and every thread gets two blocks; otherwise they split the output panels.
+ * (Measured, docs/PERFORMANCE.md: with small weights every thread can read all of them from
+ * cache, and then splitting tokens halves each thread's packing of x and y traffic: 768x768
+ * 1:16 at 512 tokens 2.1x faster on two threads; with large weights splitting panels keeps
+ * each thread's share of them in its cache.) */
 #define NMF_SPMM_TOKEN_SPLIT_BYTES_DEFAULT ((size_t)2 << 20)
 #define NMF_SPMM_SPLIT_TOKENS 12 /* a multiple of every kernel's token block (12, 4) */
-/* Its default input block (columns, whole groups) for group size m. */
+/* The AVX-512 tv kernel's default input block (columns, whole groups) for group size m. */
 size_t nmf_spmm_tv_in_block_default(size_t m);
-/* dispatch.c. Input block of the tv kernel in columns (0: default); for tests and tuning.
- * This and nmf_spmm_tv are plain globals: set them only while no product runs. */
-extern size_t nmf_spmm_tv_in_block;
-/* Which AVX-512 forward runs (tests/benchmarks): NMF_SPMM_TV_AUTO (nmf_spmm_use_tv decides),
- * NMF_SPMM_TV_ON (token-vectorised whenever tokens > 1), NMF_SPMM_TV_OFF (panel kernel only). */
-typedef enum { NMF_SPMM_TV_AUTO = 0, NMF_SPMM_TV_ON, NMF_SPMM_TV_OFF, NMF_SPMM_TV_COUNT } nmf_spmm_tv_mode;
-extern nmf_spmm_tv_mode nmf_spmm_tv;
-/* Whether the token-vectorised kernel should run a product (AVX-512 active; the rule is from
- * measurements, docs/PERFORMANCE.md). */
-int nmf_spmm_use_tv(const nmf_spmm_weights *w, size_t tokens);
+
+/* ---- The layer's plan (linear.c) ---------------------------------------------------------
+ * Decided when the layer is created (nmf_linear_create_nm), for the ISA active then: which
+ * kernel runs a product of a given token count, the layouts it needs (built then, not on
+ * first use), its settings and the thread split. nmf_linear_kernel_name() names what the plan
+ * runs. The tuning below is what the plan is made from; tests and benchmarks that need one
+ * particular kernel set it on the layer (nmf_linear_set_tuning), never through a global. */
+typedef enum { NMF_SPMM_AUTO = 0, NMF_SPMM_ON, NMF_SPMM_OFF, NMF_SPMM_CHOICE_COUNT } nmf_spmm_choice;
+typedef struct {
+    nmf_spmm_choice tv;       /* token-vectorised kernel: AUTO (measured rule), ON whenever
+                               * tokens > 1, OFF (panel kernel only) */
+    nmf_spmm_choice wide;     /* AVX-512 panel kernel's u32 positions: AUTO from
+                               * NMF_SPMM_WIDE_MIN_TOKENS, ON whenever tokens > 1, OFF never */
+    size_t panel_block;       /* AVX-512 panel: bytes of weights per block (0: 2 MiB) */
+    size_t tv_in_block;       /* AVX-512 tv: input columns per block (0: default) */
+    size_t token_split_bytes; /* panel kernels: threads split tokens up to this layout size */
+} nmf_spmm_tuning;
+/* The defaults (AUTO, measured constants). */
+nmf_spmm_tuning nmf_spmm_tuning_default(void);
+/* Replans the layer with this tuning (building the layouts it needs). */
+nmf_status nmf_linear_set_tuning(nmf_linear *lin, const nmf_spmm_tuning *t);
+
+/* The AVX2 tv kernel's layout and blocking for a layer (spmm_plan.c: measured rules). */
+typedef struct {
+    size_t rows, tokens; /* R rows per block, TOK floats per xT row */
+    size_t kblock;       /* kept indices per row per input block */
+    size_t chunk;        /* rows per chunk */
+} nmf_spmm_tv2_shape;
+
+/* What runs one product: the kernel, its name (nmf_linear_kernel_name) and its settings. */
+typedef enum { NMF_SPMM_STEP_PANEL = 0, NMF_SPMM_STEP_TV512, NMF_SPMM_STEP_TV2 } nmf_spmm_step_kind;
+typedef struct {
+    nmf_spmm_step_kind kind;
+    const char *name;
+    nmf_spmm_params prm;
+} nmf_spmm_step;
+
+/* A layer's plan (spmm_plan.c) and the layouts it built (owned by it). */
+typedef struct {
+    nmf_isa isa;                /* nmf_active_isa() when planned */
+    const nmf_spmm_kernels *k;  /* that ISA's panel kernels */
+    nmf_spmm_tuning tuning;
+    int tv;                     /* a tv layout was built (AVX-512: 4 x 64; AVX2: tv2) */
+    nmf_spmm_tv2_shape tv2;     /* AVX2 tv */
+    void *tv_storage;
+    uint32_t *idx32_storage;
+} nmf_spmm_plan;
+/* Plans w (its panel layout built) for the active ISA with tuning t (NULL: defaults),
+ * building the layouts the plan needs into w; replaces (and frees) an earlier plan's. */
+nmf_status nmf_spmm_plan_make(nmf_spmm_plan *p, nmf_spmm_weights *w, const nmf_spmm_tuning *t);
+void nmf_spmm_plan_free(nmf_spmm_plan *p, nmf_spmm_weights *w);
+/* The step for a product of `tokens` tokens. */
+nmf_spmm_step nmf_spmm_plan_step(const nmf_spmm_plan *p, const nmf_spmm_weights *w,
+                                 size_t tokens);
 
 /* ---- Scalar reference on the canonical packed matrix (spmm_ref.c), kept forever ---------- */
 /* y[t][o] = act(sum_{g,k} x[t][g*M + pos] * value + bias[o]), accumulated in double;
@@ -171,15 +248,13 @@ void nmf_spmm_ref_forward(float *y, const float *x, const nmf_nm_matrix *w, cons
 void nmf_spmm_ref_backward_input(float *dx, const float *dy, const nmf_nm_matrix *w,
                                  size_t tokens);
 
-/* The panel layout of an N:M linear (NULL for a dense one); for tests of the kernels. */
+/* The layouts of an N:M linear (NULL for a dense one): the panel layout and those its plan
+ * built; for tests of the kernels. */
 const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin);
 
-/* The same with the token-vectorised layout built (NULL if dense or out of memory). */
-const nmf_spmm_weights *nmf_linear_spmm_weights_tv(const nmf_linear *lin);
-
 /* The panel layout's bytes for a pattern/shape (what nmf_linear_weight_bytes reports): 5 per
- * kept weight, what a 1-token product reads. The caches built on first use (idx32, the tv
- * layout, the transpose) are not counted. */
+ * kept weight, what a 1-token product reads. The plan's layouts (idx32, the tv layout) and the
+ * backward transpose are not counted. */
 size_t nmf_spmm_layout_bytes(size_t out, size_t groups, int n);
 
 #endif

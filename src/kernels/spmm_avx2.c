@@ -134,7 +134,9 @@ static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
 void nmf_spmm_forward_avx2(float *y, const float *x, size_t ldx, size_t x_slack,
                            const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                           nmf_activation act, size_t p0, size_t p1) {
+                           nmf_activation act, size_t p0, size_t p1,
+                           const nmf_spmm_params *prm) {
+    (void)prm; /* no settings */
     const size_t in = w->in, out = w->out, G = w->groups, m = (size_t)w->m, n = (size_t)w->n;
     const size_t panel_slots = G * n * NMF_SPMM_ROWS;
     const int sel = m <= 8 ? SEL_PERM : m <= 16 ? SEL_PERM2 : SEL_PERM4, ns = n_slot(w->n);

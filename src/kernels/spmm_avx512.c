@@ -4,7 +4,7 @@
  * each group the M inputs of each token are loaded once into a register (from a packed copy
  * of the x block, see the driver; the 1-token path reads x directly, masked near the row end).
  * Each slot k then costs one load of 16 values, one load of 16 positions (u32 from the
- * layer's stored w->idx32 when nmf_spmm_use_wide(); else u8 widened to u32 in the tile, itself
+ * layer's stored w->idx32 when the params say `wide`; else u8 widened to u32 in the tile, itself
  * a 512-bit shuffle that competes with the permutes), and per token
  * one vpermps (vpermt2ps for M > 16, two tables) and one FMA. Accumulators (TR zmm) stay
  * in registers across the chunk. The chunk of groups is sized so the TR x chunk block of x
@@ -225,7 +225,8 @@ static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
 void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                              const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                             nmf_activation act, size_t p0, size_t p1) {
+                             nmf_activation act, size_t p0, size_t p1,
+                             const nmf_spmm_params *prm) {
     const size_t in = w->in, out = w->out, G = w->groups, m = (size_t)w->m, n = (size_t)w->n;
     const size_t panel_slots = G * n * NMF_SPMM_ROWS;
     const int lw_slot = m <= 4 ? 0 : m <= 8 ? 1 : m <= 16 ? 2 : 3, ns = n_slot(w->n);
@@ -249,14 +250,13 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     /* Panels are taken in blocks (PANEL_BLOCK_BYTES of weights) and each block sees every
      * token block: the weights are read from memory once per product, not once per token
      * block. */
-    /* u32 positions stored by the layer (w->idx32, built once) when nmf_spmm_use_wide(): the
+    /* u32 positions stored by the layer (w->idx32, built with its plan) when prm->wide: the
      * u8 -> u32 widening is a 512-bit shuffle that otherwise runs once per slot and token
      * block (~8 % of the time at 128 tokens). Without them the tiles widen as they go. (The
      * block size is counted on 5 bytes per slot, as measured with a per-call wide buffer;
      * not re-measured with the stored u32 positions.) */
-    const uint32_t *wide =
-        nmf_spmm_use_wide(tokens) ? __atomic_load_n(&w->idx32, __ATOMIC_ACQUIRE) : NULL;
-    size_t pblock = (nmf_spmm_panel_block ? nmf_spmm_panel_block : PANEL_BLOCK_BYTES) /
+    const uint32_t *wide = prm && prm->wide ? w->idx32 : NULL;
+    size_t pblock = (prm && prm->panel_block ? prm->panel_block : PANEL_BLOCK_BYTES) /
                     (panel_slots * (sizeof(float) + 1));
     if (pblock < 1) pblock = 1;
     /* Each TB-token x chunk block of x is packed group-major (pack_x) into an L1 tile and

@@ -6,7 +6,9 @@
 
 void nmf_spmm_forward_scalar(float *y, const float *x, size_t ldx, size_t x_slack,
                              const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                             nmf_activation act, size_t p0, size_t p1) {
+                             nmf_activation act, size_t p0, size_t p1,
+                             const nmf_spmm_params *prm) {
+    (void)prm; /* no settings */
     (void)x_slack; /* reads only kept columns */
     const size_t out = w->out, G = w->groups, n = (size_t)w->n, m = (size_t)w->m;
     const size_t panel_slots = G * n * NMF_SPMM_ROWS;

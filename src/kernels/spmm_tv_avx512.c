@@ -127,7 +127,7 @@ static void transpose_x(float *xT, const float *x, size_t ldx, size_t in, size_t
     }
 }
 
-/* The default input block of the driver (nmf_spmm_tv_in_block overrides it for tests). */
+/* The default input block of the driver (the params' in_block overrides it). */
 size_t nmf_spmm_tv_in_block_default(size_t m) {
     size_t b = 256 / m * m; /* whole groups, ~256 columns: 64 KiB of xT swept per row block */
     return b ? b : m;
@@ -145,24 +145,25 @@ void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t 
 
 void nmf_spmm_forward_tv_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                                 const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                                nmf_activation act, size_t p0, size_t p1) {
+                                nmf_activation act, size_t p0, size_t p1,
+                                const nmf_spmm_params *prm) {
     const size_t floats = nmf_spmm_tv_xt_floats(w->in, tokens);
     float *xT = floats ? aligned_alloc(64, floats * sizeof(float)) : NULL;
     if (!xT) { /* no scratch: the panel kernel needs none */
-        nmf_spmm_forward_avx512(y, x, ldx, x_slack, w, bias, tokens, act, p0, p1);
+        nmf_spmm_forward_avx512(y, x, ldx, x_slack, w, bias, tokens, act, p0, p1, prm);
         return;
     }
     nmf_spmm_tv_transpose_avx512(xT, x, ldx, w->in, tokens, 0, nmf_spmm_tv_tiles(tokens));
-    nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1);
+    nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1, prm);
     free(xT);
 }
 
 void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
                                    const float *bias, size_t tokens, nmf_activation act,
-                                   size_t p0, size_t p1) {
+                                   size_t p0, size_t p1, const nmf_spmm_params *prm) {
     const size_t in = w->in, out = w->out, m = (size_t)w->m, n = (size_t)w->n;
     const size_t K = w->groups * n; /* kept indices per row */
-    size_t ib = nmf_spmm_tv_in_block ? nmf_spmm_tv_in_block : nmf_spmm_tv_in_block_default(m);
+    size_t ib = prm && prm->in_block ? prm->in_block : nmf_spmm_tv_in_block_default(m);
     ib = ib < m ? m : ib / m * m;
     const size_t jb = ib / m * n; /* kept indices per input block */
     const size_t r0 = p0 * NMF_SPMM_ROWS, r1 = p1 * NMF_SPMM_ROWS < out ? p1 * NMF_SPMM_ROWS : out;

@@ -14,8 +14,8 @@ grep -q -- "--json" "$tmp/help" || fail "--help does not mention --json"
     > "$tmp/out.json" 2> "$tmp/err" || { cat "$tmp/err" >&2; fail "--quick --json failed"; }
 rows=$(grep -c '"pattern":' "$tmp/out.json")
 [ "$rows" -eq 4 ] || fail "expected 4 rows, got $rows"
-for key in out in tokens pattern threads ms speedup_vs_best_dense best_dense_ms best_dense_backend gflops_dense_equiv gflops_useful \
-           weight_bytes bytes_ratio kernel; do
+for key in out in tokens pattern threads ms speedup_vs_best_dense best_dense_ms best_dense_backend gflops_dense_equiv \
+           gflops_useful weight_bytes bytes_ratio kernel peak_gflops frac_peak; do
     n=$(grep -c "\"$key\":" "$tmp/out.json")
     [ "$n" -eq 4 ] || fail "key $key appears $n times, expected 4"
 done
@@ -30,6 +30,12 @@ if grep -E '"ms":[[:space:]]*(0[,}]|-|0\.0+[,}]|null)' "$tmp/out.json"; then fai
 "$cli" bench gemm --shapes 32x64 --tokens 1,5 --patterns 1:4 --reps 3 > "$tmp/table" \
     || fail "table run failed"
 [ "$(grep -c '1:4' "$tmp/table")" -eq 2 ] || fail "table rows"
+grep -Eq 'measured FMA peak [0-9]+\.[0-9] GFLOP/s' "$tmp/table" || fail "header lacks the peak"
+grep -q '% peak' "$tmp/table" || fail "no % peak column"
+# the peak is a positive figure and every fraction of it is positive
+if grep -E '"(peak_gflops|frac_peak)":[[:space:]]*(0[,}]|-|null)' "$tmp/out.json"; then
+    fail "non-positive peak or fraction"
+fi
 
 # bad input: one line on stderr, non-zero status
 for args in "--patterns 4:4" "--shapes 0x768" "--tokens abc" "--threads" "--bogus" \

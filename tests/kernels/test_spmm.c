@@ -49,7 +49,49 @@ typedef struct {
     int n, m;
     size_t out, in, tokens;
     int pad, bias, gelu;
+    const nmf_spmm_tuning *tune; /* set on every ISA's layer (NULL: the default plan) */
 } test_case;
+
+/* The AVX2 token-vectorised kernel on layouts other than the plan's: every block height R with
+ * token tiles below, at and above the tested token counts (TOK = 8 .. 64), input blocks of one
+ * group and of the whole row, chunks of one panel and the largest; output panels in two calls
+ * ([1, end) then [0, 1)), xT tiles transposed in two calls. */
+static void check_tv2_shapes(const nmf_spmm_weights *pw, const float *x, const float *b,
+                             size_t T, nmf_activation act, const float *yref,
+                             const float *scale, const char *label) {
+    static const size_t shapes[][2] = {{1, 8}, {1, 64}, {2, 16}, {2, 48}, {4, 24}, {4, 8}};
+    const size_t out = pw->out, in = pw->in;
+    float *y = alloc_floats(T * out);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const size_t R = shapes[si][0], tok = shapes[si][1];
+        CHECK(nmf_spmm_tv_avx2_supports(R, tok));
+        for (int kb = 0; kb < 2; kb++) {
+            nmf_spmm_weights w = *pw;
+            void *storage = NULL;
+            CHECK_OK(nmf_spmm_tv_layout(&w, R, tok, kb ? (size_t)pw->n : 0, &storage));
+            const size_t floats = nmf_spmm_tv2_xt_floats(in, T, tok), tiles = (T + tok - 1) / tok;
+            float *xT = nmf_alloc(floats, sizeof(float));
+            CHECK(floats > 0 && xT != NULL);
+            if (storage && xT) {
+                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, tiles / 2, tiles);
+                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, 0, tiles / 2);
+                const size_t chunk = kb ? NMF_SPMM_ROWS : 1024;
+                float *yT = nmf_alloc(nmf_spmm_tv2_yt_floats(chunk, tok), sizeof(float));
+                for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+                if (w.panels > 1)
+                    nmf_spmm_forward_tv_xt_avx2(y, xT, &w, b, T, act, 1, w.panels, chunk, yT);
+                nmf_spmm_forward_tv_xt_avx2(y, xT, &w, b, T, act, 0, 1, chunk, yT);
+                nmf_free(yT);
+                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "avx2 tv shapes"),
+                          "%s R=%zu TOK=%zu kblock=%s chunk=%zu", label, R, tok,
+                          kb ? "n" : "K", chunk);
+            }
+            nmf_free(xT);
+            nmf_free(storage);
+        }
+    }
+    nmf_free(y);
+}
 
 static void run_case(const test_case *c) {
     const nmf_pattern p = {c->n, c->m};
@@ -113,18 +155,24 @@ static void run_case(const test_case *c) {
         nmf_linear *lin = NULL;
         CHECK_OK(nmf_linear_create_nm(&lin, &a));
         if (!lin) continue;
+        const nmf_spmm_tuning tune = c->tune ? *c->tune : nmf_spmm_tuning_default();
+        if (c->tune) CHECK_OK(nmf_linear_set_tuning(lin, c->tune));
+        const char *isa_name = nmf_isa_name((nmf_isa)isa);
         CHECK(nmf_linear_out(lin) == out && nmf_linear_in(lin) == in);
         CHECK(nmf_linear_pattern(lin).n == c->n && nmf_linear_pattern(lin).m == c->m);
-        CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), nmf_isa_name((nmf_isa)isa)));
+        CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), isa_name)); /* 1 token: the GEMV */
         for (size_t i = 0; i < T * out; i++) y[i] = NAN;
         CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
-        CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "forward"), "%s isa=%s", label,
-                  nmf_isa_name((nmf_isa)isa));
-        if (isa == NMF_ISA_AVX512) {
-            /* the panel kernel's u32 positions exist exactly when that product used them, and
-             * equal the u8 ones (then the strided call below runs on them too) */
-            const nmf_spmm_weights *pw = nmf_linear_spmm_weights(lin);
-            const int want = nmf_spmm_use_wide(T) && !nmf_spmm_use_tv(pw, T);
+        CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "forward"), "%s isa=%s kernel=%s",
+                  label, isa_name, nmf_linear_kernel_name(lin, T));
+        const nmf_spmm_weights *pw = nmf_linear_spmm_weights(lin);
+        CHECK(pw != NULL);
+        if (!pw) { nmf_linear_free(lin); continue; }
+        /* the AVX-512 panel kernel's u32 positions exist exactly when the plan may use them
+         * (built with the plan), and equal the u8 ones */
+        {
+            const int want = isa == NMF_ISA_AVX512 && tune.wide != NMF_SPMM_OFF &&
+                             tune.tv != NMF_SPMM_ON;
             CHECK_MSG((pw->idx32 != NULL) == want, "%s: idx32 %s", label,
                       want ? "missing" : "built without use");
             int same = 1;
@@ -132,69 +180,75 @@ static void run_case(const test_case *c) {
                 same &= pw->idx32[s] == pw->idx[s];
             CHECK_MSG(same, "%s: idx32 differs from idx", label);
         }
-        /* the kernels' strided entry: x rows ldx = in + 40 apart, with 40 readable floats of
-         * slack that hold garbage (NaN), which no kept position may ever select */
+        /* the panel kernels' strided entry: x rows ldx = in + 40 apart, with 40 readable floats
+         * of slack that hold garbage (NaN), which no kept position may ever select; u8 and
+         * (where built) u32 positions */
         {
             const size_t ldx = in + 40;
             float *xs = alloc_floats(T * ldx);
             for (size_t t = 0; t < T; t++)
                 for (size_t i = 0; i < ldx; i++) xs[t * ldx + i] = i < in ? x[t * in + i] : NAN;
-            const nmf_spmm_weights *sw = nmf_linear_spmm_weights(lin);
-            CHECK(sw != NULL);
-            for (size_t i = 0; i < T * out; i++) y[i] = NAN;
-            if (sw) nmf_spmm_kernels_for((nmf_isa)isa)->forward(y, xs, ldx, 40, sw, b, T, act, 0, sw->panels);
-            CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "strided forward"), "%s isa=%s",
-                      label, nmf_isa_name((nmf_isa)isa));
+            for (int wide = 0; wide <= (pw->idx32 != NULL); wide++) {
+                const nmf_spmm_params prm = {.wide = wide, .panel_block = tune.panel_block};
+                for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+                nmf_spmm_kernels_for((nmf_isa)isa)->forward(y, xs, ldx, 40, pw, b, T, act, 0,
+                                                            pw->panels, &prm);
+                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "strided forward"),
+                          "%s isa=%s wide=%d", label, isa_name, wide);
+            }
             nmf_free(xs);
         }
-        if (isa == NMF_ISA_AVX512) {
-            /* the token-vectorised kernel, whatever the dispatch rule would pick: through the
-             * API (forced), and directly with the default and a one-group input block */
-            const nmf_spmm_tv_mode tv_mode = nmf_spmm_tv;
-            nmf_spmm_tv = NMF_SPMM_TV_ON;
-            CHECK(!strcmp(nmf_linear_kernel_name(lin, 2), "avx512-tv"));
-            CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), "avx512")); /* 1 token: GEMV */
+        if (isa >= NMF_ISA_AVX2 && !c->tune) {
+            /* the token-vectorised kernel, whatever the plan's rule would pick: through the
+             * API (forced on the layer), one thread and two sharing one transposed x */
+            nmf_spmm_tuning on = nmf_spmm_tuning_default();
+            on.tv = NMF_SPMM_ON;
+            CHECK_OK(nmf_linear_set_tuning(lin, &on));
+            char tv_name[32];
+            snprintf(tv_name, sizeof tv_name, "%s-tv", isa_name);
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 2), tv_name));
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), isa_name)); /* 1 token: GEMV */
             const int threads = nmf_get_threads();
-            for (int nt = 1; nt <= 2; nt++) { /* one thread, and two sharing one transposed x */
+            for (int nt = 1; nt <= 2; nt++) {
                 nmf_set_threads(nt);
                 for (size_t i = 0; i < T * out; i++) y[i] = NAN;
                 CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
-                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv forward"), "%s threads=%d",
-                          label, nt);
+                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv forward"),
+                          "%s isa=%s threads=%d", label, isa_name, nt);
             }
             nmf_set_threads(threads);
-            nmf_spmm_tv = tv_mode;
-            const nmf_spmm_weights *tw = nmf_linear_spmm_weights_tv(lin);
+            const nmf_spmm_weights *tw = nmf_linear_spmm_weights(lin);
             CHECK(tw != NULL && tw->tv_val != NULL && tw->tv_off != NULL);
-            for (int blk = 0; blk < 2 && tw; blk++) {
-                nmf_spmm_tv_in_block = blk ? (size_t)c->m : 0;
-                for (size_t i = 0; i < T * out; i++) y[i] = NAN;
-                /* panels [1, end) then [0, 1): the kernel honours a panel range */
-                if (tw->panels > 1)
-                    nmf_spmm_forward_tv_avx512(y, x, in, 0, tw, b, T, act, 1, tw->panels);
-                nmf_spmm_forward_tv_avx512(y, x, in, 0, tw, b, T, act, 0, 1);
-                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv direct"),
-                          "%s in_block=%zu", label, nmf_spmm_tv_in_block);
-            }
-            nmf_spmm_tv_in_block = 0;
+            if (isa == NMF_ISA_AVX512 && tw)
+                for (int blk = 0; blk < 2; blk++) { /* default and one-group input blocks */
+                    const nmf_spmm_params prm = {.in_block = blk ? (size_t)c->m : 0};
+                    for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+                    /* panels [1, end) then [0, 1): the kernel honours a panel range */
+                    if (tw->panels > 1)
+                        nmf_spmm_forward_tv_avx512(y, x, in, 0, tw, b, T, act, 1, tw->panels, &prm);
+                    nmf_spmm_forward_tv_avx512(y, x, in, 0, tw, b, T, act, 0, 1, &prm);
+                    CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv direct"),
+                              "%s in_block=%zu", label, prm.in_block);
+                }
+            if (isa == NMF_ISA_AVX2 && tw) check_tv2_shapes(tw, x, b, T, act, yref, scale, label);
         }
         {
-            /* (after the idx32 checks, which this may build) two threads on the panel kernels, splitting panels and (where there are enough
+            /* two threads on the panel kernels, splitting panels and (where there are enough
              * tokens) splitting tokens */
-            const nmf_spmm_tv_mode tv_mode = nmf_spmm_tv;
             const int threads = nmf_get_threads();
-            nmf_spmm_tv = NMF_SPMM_TV_OFF;
+            nmf_spmm_tuning off = tune;
+            off.tv = NMF_SPMM_OFF;
             nmf_set_threads(2);
             for (int split = 0; split < 2; split++) {
-                nmf_spmm_token_split_bytes = split ? SIZE_MAX : 0;
+                off.token_split_bytes = split ? SIZE_MAX : 0;
+                CHECK_OK(nmf_linear_set_tuning(lin, &off));
+                CHECK(!strcmp(nmf_linear_kernel_name(lin, T), isa_name));
                 for (size_t i = 0; i < T * out; i++) y[i] = NAN;
                 CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
                 CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "2-thread forward"),
-                          "%s isa=%s split_tokens=%d", label, nmf_isa_name((nmf_isa)isa), split);
+                          "%s isa=%s split_tokens=%d", label, isa_name, split);
             }
-            nmf_spmm_token_split_bytes = NMF_SPMM_TOKEN_SPLIT_BYTES_DEFAULT;
             nmf_set_threads(threads);
-            nmf_spmm_tv = tv_mode;
         }
         for (size_t i = 0; i < T * in; i++) dx[i] = NAN;
         CHECK_OK(nmf_linear_backward_input(dx, dy, lin, T));
@@ -248,33 +302,85 @@ static void test_bad_input(void) {
     nmf_linear_free(NULL);
 }
 
+/* The plan: what each token count runs (the names are what the layer runs, see the forward
+ * checks in run_case), kernels forced through the layer, bad tuning rejected. */
+static void test_plan(void) {
+    nmf_nm_matrix a;
+    float w[48 * 64];
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) w[i] = test_rand_float(&rng);
+    CHECK_OK(nmf_nm_pack(&a, w, 48, 64, (nmf_pattern){2, 8}, 0));
+    nmf_spmm_tuning tune = nmf_spmm_tuning_default();
+    tune.tv = NMF_SPMM_AUTO; /* whatever NMF_SPMM says */
+    for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        nmf_linear *lin = NULL;
+        CHECK_OK(nmf_linear_create_nm(&lin, &a));
+        if (!lin) continue;
+        CHECK_OK(nmf_linear_set_tuning(lin, &tune));
+        const char *name = nmf_isa_name((nmf_isa)isa);
+        CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), name));
+        if (isa == NMF_ISA_AVX2) { /* tv from 8 tokens at every pattern */
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 7), "avx2"));
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 8), "avx2-tv"));
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 512), "avx2-tv"));
+        }
+        if (isa == NMF_ISA_AVX512) /* 2:8: below the density of its tv rule */
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "avx512"));
+        if (isa == NMF_ISA_SCALAR) CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "scalar"));
+        nmf_spmm_tuning off = tune;
+        off.tv = NMF_SPMM_OFF;
+        CHECK_OK(nmf_linear_set_tuning(lin, &off));
+        CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), name));
+        CHECK(nmf_linear_spmm_weights(lin)->tv_off == NULL); /* no layout it will not use */
+        nmf_spmm_tuning bad = tune;
+        bad.tv = (nmf_spmm_choice)7;
+        CHECK_STATUS(nmf_linear_set_tuning(lin, &bad), NMF_ERR_INVALID_ARG);
+        CHECK_STATUS(nmf_linear_set_tuning(lin, NULL), NMF_ERR_INVALID_ARG);
+        nmf_linear_free(lin);
+    }
+    nmf_set_isa(nmf_cpu_best_isa());
+    nmf_linear *dl = NULL;
+    CHECK_OK(nmf_linear_create_dense(&dl, w, 48, 64));
+    CHECK_STATUS(nmf_linear_set_tuning(dl, &tune), NMF_ERR_INVALID_ARG);
+    nmf_linear_free(dl);
+    nmf_nm_free(&a);
+}
+
 int main(void) {
     const int san = getenv("NMF_SANITIZED") != NULL;
     static const int pats[][2] = {{2, 4}, {1, 4}, {4, 8}, {2, 8}, {1, 8}, {2, 16}, {1, 16},
-                                  {3, 7}, {9, 12}, {17, 32}, {1, 32}, {1, 2}, {31, 32}, {5, 24}};
+                                  {3, 7}, {9, 12}, {17, 32}, {1, 32}, {1, 2}, {31, 32}, {5, 24},
+                                  {3, 4}, {5, 16}, {3, 32}};
     static const size_t tokens[] = {1, 3, 11, 12, 13, 17, 24, 25, 40, 63, 65, 129};
     int cnum = 0;
     for (int isa = (int)nmf_cpu_best_isa() + 1; isa < NMF_ISA_COUNT; isa++)
         printf("test_spmm: skipping %s kernels: this CPU lacks the ISA\n", nmf_isa_name((nmf_isa)isa));
     test_bad_input();
+    test_plan();
     for (size_t pi = 0; pi < sizeof pats / sizeof pats[0]; pi++) {
         const int n = pats[pi][0], m = pats[pi][1];
         const size_t M = (size_t)m;
         /* shapes: (out, in, tokens, pad) around the panel (16), token (8/4) and chunk tiles */
         test_case cases[] = {
-            {n, m, 1, M, 1, 0, 0, 0},
-            {n, m, 16, 5 * M, 8, 0, 0, 0},
-            {n, m, 17, 7 * M, 9, 0, 0, 0},
-            {n, m, 33, (200 / M + 1) * M, 17, 0, 0, 0}, /* in not a multiple of 64 */
-            {n, m, 20, 3 * M + 1, 5, 1, 0, 0},          /* padded last group */
-            {n, m, 15, (1100 / M + 1) * M, san ? 3 : 12, 0, 0, 0}, /* several chunks */
-            {n, m, 31, 2 * M + (M > 1 ? M - 1 : 0), 4, 1, 0, 0},
+            {n, m, 1, M, 1, 0, 0, 0, NULL},
+            {n, m, 16, 5 * M, 8, 0, 0, 0, NULL},
+            {n, m, 17, 7 * M, 9, 0, 0, 0, NULL},
+            {n, m, 33, (200 / M + 1) * M, 17, 0, 0, 0, NULL}, /* in not a multiple of 64 */
+            {n, m, 20, 3 * M + 1, 5, 1, 0, 0, NULL},          /* padded last group */
+            {n, m, 15, (1100 / M + 1) * M, san ? 3 : 12, 0, 0, 0, NULL}, /* several chunks */
+            {n, m, 31, 2 * M + (M > 1 ? M - 1 : 0), 4, 1, 0, 0, NULL},
             /* token-vectorised kernel: row chunk of 64 (63/64/65/129 rows), token tile 64
              * (63/64/65), input block ~256 columns (crossed by 300) */
-            {n, m, 65, (300 / M + 1) * M, san ? 17 : 65, 0, 0, 0},
-            {n, m, 129, 4 * M + 1, 64, 1, 0, 0},
-            {n, m, 63, 2 * M, san ? 17 : 63, 0, 0, 0},
-            {n, m, 64, 3 * M, 16, 0, 0, 0},
+            {n, m, 65, (300 / M + 1) * M, san ? 17 : 65, 0, 0, 0, NULL},
+            {n, m, 129, 4 * M + 1, 64, 1, 0, 0, NULL},
+            {n, m, 63, 2 * M, san ? 17 : 63, 0, 0, 0, NULL},
+            {n, m, 64, 3 * M, 16, 0, 0, 0, NULL},
+            /* AVX2 token-vectorised plan: token tiles of 48 (47/48/49/97 tokens), row blocks
+             * of 2, input blocks of 128 columns (crossed by 300) */
+            {n, m, 3, (300 / M + 1) * M, san ? 17 : 47, 0, 0, 0, NULL},
+            {n, m, 34, 2 * M + 1, 48, 1, 0, 0, NULL},
+            {n, m, 18, 5 * M, san ? 25 : 49, 0, 0, 0, NULL},
+            {n, m, 7, 3 * M, san ? 49 : 97, 0, 0, 0, NULL},
         };
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
             cases[ci].bias = cnum % 2;
@@ -288,7 +394,7 @@ int main(void) {
         for (size_t ti = 0; ti < sizeof tokens / sizeof tokens[0]; ti++) {
             if (san && tokens[ti] > 65) continue;
             test_case c = {pats[pi][0], pats[pi][1], 40, 96, tokens[ti], 0, (int)ti % 2,
-                           (int)(ti / 2) % 2};
+                           (int)(ti / 2) % 2, NULL};
             run_case(&c);
         }
     /* AVX-512 panel kernel with the layer's u32 positions forced on at any token count (the
@@ -297,24 +403,23 @@ int main(void) {
      * more than any shape here) and the default, ragged token counts around the token blocks
      * (12 = 8 + 4, 2, 1), panels below/at/above 16 rows, padded last groups */
     static const size_t wide_tokens[] = {2, 3, 11, 13, 25, 50, 67};
-    for (int mode = NMF_SPMM_WIDE_ON; mode <= NMF_SPMM_WIDE_OFF; mode++) {
-        nmf_spmm_wide_positions = (nmf_spmm_wide_mode)mode;
-        nmf_spmm_tv = NMF_SPMM_TV_OFF; /* the panel kernel, also at 2:4 / 4:8 */
+    for (int mode = NMF_SPMM_ON; mode <= NMF_SPMM_OFF; mode++) {
         for (int blk = 0; blk < 2; blk++) {
-            nmf_spmm_avx512_set_panel_block(blk ? 0 : 1);
+            nmf_spmm_tuning tune = nmf_spmm_tuning_default();
+            tune.wide = (nmf_spmm_choice)mode;
+            tune.tv = NMF_SPMM_OFF; /* the panel kernel, also at 2:4 / 4:8 */
+            tune.panel_block = blk ? 0 : 1;
             for (size_t pi = 0; pi < 7; pi++) {
                 const size_t Tw = wide_tokens[(pi + (size_t)blk * 3) % 7];
-                test_case c = {pats[pi][0], pats[pi][1], blk ? 16 : 50, 128, Tw, 0, 1, (int)pi % 2};
+                test_case c = {pats[pi][0], pats[pi][1], blk ? 16 : 50, 128, Tw, 0, 1, (int)pi % 2,
+                               &tune};
                 run_case(&c);
                 test_case d = {pats[pi][0], pats[pi][1], blk ? 15 : 33, 100, san ? 25 : 67 - Tw % 5, 1,
-                               (int)pi % 2, 1};
+                               (int)pi % 2, 1, &tune};
                 run_case(&d);
             }
         }
-        nmf_spmm_avx512_set_panel_block(0);
-        nmf_spmm_tv = NMF_SPMM_TV_AUTO;
     }
-    nmf_spmm_wide_positions = NMF_SPMM_WIDE_AUTO;
     /* random N:M, 1 <= N < M <= 32 */
     for (int r = 0; r < (san ? 4 : 12); r++) {
         int m = 2 + (int)(test_rand_u64(&rng) % 31), n = 1 + (int)(test_rand_u64(&rng) % (m - 1));
@@ -323,7 +428,7 @@ int main(void) {
         int pad = (int)(test_rand_u64(&rng) % 2);
         size_t in = groups * (size_t)m - (pad ? test_rand_u64(&rng) % (size_t)m : 0);
         if (in == groups * (size_t)m) pad = 0;
-        test_case c = {n, m, out, in, T, pad, r % 2, (r / 2) % 2};
+        test_case c = {n, m, out, in, T, pad, r % 2, (r / 2) % 2, NULL};
         run_case(&c);
     }
     return test_finish("test_spmm");

@@ -1,0 +1,189 @@
+/* N:M x dense forward, AVX2 + FMA, vectorised over TOKENS (XNNPACK f32-spmm style). Layout:
+ * spmm.h ("token-vectorised layout"), with the layer's tv_rows (R) and tv_tokens (TOK).
+ *
+ * Why not the panel kernel (spmm_avx2.c): it issues a vpermps per FMA, and the permute shares
+ * issue ports with the FMAs: on this Zen 3 it ran at ~25 % of the FMA peak. Here:
+ *   x is transposed once per product into tiles xT[tile][in8][TOK] (threads share it);
+ *   for a block of R output rows and each kept index j, each row's value is broadcast once and
+ *   FMA'd (x as a memory operand, at the row's precomputed byte offset) into V = TOK/8 token
+ *   vectors: R x V accumulators in registers, 1 + V loads per V FMAs, no index arithmetic.
+ *   Zen 3 issues two 256-bit loads per cycle, so the loop is load-bound at ~V/(V+1) of the
+ *   FMA peak (measured register/L1-resident: 2x6 0.78, 1x8 0.80, 2x4 0.72, 1x4 0.50);
+ *   input columns are taken in the layout's blocks (w->tv_kblock kept indices per row) so that
+ *   the xT block of a tile stays in L1 while all rows of a chunk sweep it (without blocking,
+ *   xT comes from L2 and the product runs at ~half the speed); a block's weights for all row
+ *   blocks are one contiguous stream (the layout is block-major for this);
+ *   the chunk's partial sums live in yT[chunk][TOK] across the input blocks; after the last
+ *   block, yT is transposed back into y[T][out] by 8x8 register transposes, GELU applied on
+ *   the way (the bias is where the accumulators start). */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "kernels/ops_internal.h"
+#include "kernels/spmm.h"
+
+#define AI __attribute__((always_inline)) inline
+
+/* R rows x V token vectors over `len` kept indices (val/off: the block's [len][R]). yt: the
+ * rows' partial sums [R][TOK]; init: start from the rows' bias (b, R floats, 0 past `out`)
+ * instead of yt. (Arrays of vectors with constant trip counts: GCC keeps them in registers
+ * here, checked in the assembly: no spills in the j loop.) */
+static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *val,
+                           const uint32_t *off, size_t len, int init, const float *b,
+                           const int R, const int V) {
+    __m256 acc[4][8];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++)
+            acc[r][v] = init ? _mm256_broadcast_ss(b + r) : _mm256_load_ps(yt + r * tok + v * 8);
+    const char *xb = (const char *)xT;
+    for (size_t j = 0; j < len; j++, val += R, off += R) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256 wv = _mm256_broadcast_ss(val + r);
+            const float *xp = (const float *)(xb + off[r]);
+#pragma GCC unroll 8
+            for (int v = 0; v < V; v++)
+                acc[r][v] = _mm256_fmadd_ps(wv, _mm256_load_ps(xp + v * 8), acc[r][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++) _mm256_store_ps(yt + r * tok + v * 8, acc[r][v]);
+}
+
+/* Row blocks [rb0, rb1) of a chunk (partial sums at yT, R * tok floats per block) over one input
+ * block of len kept indices (val/off: that input block's weights, all row blocks). */
+static AI void rows_blocks(float *yT, size_t tok, const float *xT, const float *val,
+                           const uint32_t *off, size_t len, size_t rb0, size_t rb1, int init,
+                           const float *b, const int R, const int V) {
+    for (size_t rb = rb0; rb < rb1; rb++, yT += R * tok, b += R)
+        rows_kernel(yT, tok, xT, val + rb * len * R, off + rb * len * R, len, init, b, R, V);
+}
+
+typedef void (*rows_fn)(float *, size_t, const float *, const float *, const uint32_t *, size_t,
+                        size_t, size_t, int, const float *);
+#define DEF_ROWS(R, V)                                                                         \
+    static void rows_##R##_##V(float *yT, size_t tok, const float *xT, const float *val,       \
+                               const uint32_t *off, size_t len, size_t rb0, size_t rb1,         \
+                               int init, const float *b) {                                      \
+        rows_blocks(yT, tok, xT, val, off, len, rb0, rb1, init, b, R, V);                       \
+    }
+/* R x V with R*V <= 14 accumulators (16 ymm: the accumulators, a broadcast, a spare) */
+DEF_ROWS(1, 1) DEF_ROWS(1, 2) DEF_ROWS(1, 3) DEF_ROWS(1, 4)
+DEF_ROWS(1, 5) DEF_ROWS(1, 6) DEF_ROWS(1, 7) DEF_ROWS(1, 8)
+DEF_ROWS(2, 1) DEF_ROWS(2, 2) DEF_ROWS(2, 3) DEF_ROWS(2, 4)
+DEF_ROWS(2, 5) DEF_ROWS(2, 6)
+DEF_ROWS(4, 1) DEF_ROWS(4, 2) DEF_ROWS(4, 3)
+static const rows_fn rows_fns[5][9] = {
+    [1] = {NULL, rows_1_1, rows_1_2, rows_1_3, rows_1_4, rows_1_5, rows_1_6, rows_1_7, rows_1_8},
+    [2] = {NULL, rows_2_1, rows_2_2, rows_2_3, rows_2_4, rows_2_5, rows_2_6, NULL, NULL},
+    [4] = {NULL, rows_4_1, rows_4_2, rows_4_3, NULL, NULL, NULL, NULL, NULL},
+};
+
+int nmf_spmm_tv_avx2_supports(size_t rows, size_t tokens) {
+    return rows <= 4 && tokens % 8 == 0 && tokens / 8 <= 8 && rows_fns[rows][tokens / 8] != NULL;
+}
+
+/* In-place 8x8 transpose: r[i] lane j  ->  r[j] lane i. */
+static AI void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int q = 0; q < 2; q++) {
+        u[4 * q + 0] = _mm256_shuffle_ps(t[4 * q], t[4 * q + 2], 0x44);
+        u[4 * q + 1] = _mm256_shuffle_ps(t[4 * q], t[4 * q + 2], 0xEE);
+        u[4 * q + 2] = _mm256_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+        u[4 * q + 3] = _mm256_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+
+static __m256i lane_mask(size_t count) { /* lanes [0, count) set, count <= 8 */
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
+                                size_t tok, size_t tile0, size_t tile1) {
+    const size_t in8 = nmf_round_up(in, 8), tile_floats = in8 * tok;
+    for (size_t tile = tile0; tile < tile1; tile++) {
+        const size_t t0 = tile * tok, tt = tokens - t0 < tok ? tokens - t0 : tok;
+        const float *xs = x + t0 * ldx;
+        float *xt = xT + tile * tile_floats;
+        for (size_t i0 = 0; i0 < in8; i0 += 8) { /* columns [i0, i0+8): xT rows i0.. */
+            const size_t ci = in - i0 < 8 ? in - i0 : 8;
+            const __m256i cm = lane_mask(ci);
+            for (size_t s = 0; s < tt; s += 8) { /* tokens [s, s+8); the kernel reads no more */
+                __m256 r[8];
+#pragma GCC unroll 8
+                for (size_t u = 0; u < 8; u++)
+                    r[u] = s + u < tt ? _mm256_maskload_ps(xs + (s + u) * ldx + i0, cm)
+                                      : _mm256_setzero_ps();
+                transpose8(r);
+#pragma GCC unroll 8
+                for (size_t c = 0; c < 8; c++) _mm256_store_ps(xt + (i0 + c) * tok + s, r[c]);
+            }
+        }
+    }
+}
+
+/* yT[rows c0..c1 of the chunk][TOK] -> y[t0 + u][o], 8 x 8 at a time, GELU on the way. */
+static void store_chunk(float *y, size_t out, const float *yT, size_t tok, size_t c0, size_t c1,
+                        size_t t0, size_t tt, nmf_activation act) {
+    for (size_t o0 = c0; o0 < c1; o0 += 8) {
+        const size_t rows = c1 - o0 < 8 ? c1 - o0 : 8;
+        const __m256i rm = lane_mask(rows);
+        for (size_t s = 0; s < tt; s += 8) {
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (size_t u = 0; u < 8; u++) r[u] = _mm256_load_ps(yT + (o0 - c0 + u) * tok + s);
+            transpose8(r);
+            const size_t nt = tt - s < 8 ? tt - s : 8;
+            for (size_t c = 0; c < nt; c++) {
+                float *yp = y + (t0 + s + c) * out + o0;
+                if (rows == 8) _mm256_storeu_ps(yp, r[c]); else _mm256_maskstore_ps(yp, rm, r[c]);
+                if (act == NMF_ACT_GELU) nmf_gelu_avx2(yp, yp, rows);
+            }
+        }
+    }
+}
+
+void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weights *w,
+                                 const float *bias, size_t tokens, nmf_activation act,
+                                 size_t p0, size_t p1, size_t chunk, float *yT) {
+    const size_t in = w->in, out = w->out, n = (size_t)w->n;
+    const size_t R = w->tv_rows, tok = w->tv_tokens, K = w->groups * n; /* kept per row */
+    const size_t jb = w->tv_kblock, RB = (out + R - 1) / R;
+    const size_t r0 = p0 * NMF_SPMM_ROWS, r1 = p1 * NMF_SPMM_ROWS < out ? p1 * NMF_SPMM_ROWS : out;
+    if (r0 >= r1) return;
+    const size_t ntiles = (tokens + tok - 1) / tok, tile_floats = nmf_round_up(in, 8) * tok;
+    chunk = chunk < NMF_SPMM_ROWS ? NMF_SPMM_ROWS : chunk / NMF_SPMM_ROWS * NMF_SPMM_ROWS;
+    float *bpad = yT + chunk * tok; /* the chunk's bias, 0 past `out` */
+    /* row chunks outer, token tiles inner (a layer of up to a chunk of rows: tiles outer) */
+    for (size_t c0 = r0; c0 < r1; c0 += chunk) {
+        const size_t c1 = r1 - c0 < chunk ? r1 : c0 + chunk;
+        const size_t rb0 = c0 / R, rb1 = (c1 + R - 1) / R; /* R divides 16: c0 % R == 0 */
+        for (size_t o = c0; o < rb1 * R; o++) bpad[o - c0] = bias && o < out ? bias[o] : 0.0f;
+        for (size_t tile = 0; tile < ntiles; tile++) {
+            const size_t t0 = tile * tok, tt = tokens - t0 < tok ? tokens - t0 : tok;
+            const rows_fn kern = rows_fns[R][(tt + 7) / 8];
+            const float *xt = xT + tile * tile_floats;
+            for (size_t j0 = 0; j0 < K; j0 += jb) {
+                const size_t len = K - j0 < jb ? K - j0 : jb, at = j0 * RB * R;
+                kern(yT, tok, xt, w->tv_val + at, w->tv_off + at, len, rb0, rb1, j0 == 0, bpad);
+            }
+            store_chunk(y, out, yT, tok, c0, c1, t0, tt, act);
+        }
+    }
+}
