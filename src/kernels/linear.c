@@ -224,10 +224,12 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
         const int tv2 = step.kind == NMF_SPMM_STEP_TV2;
         const size_t xt = tv2 ? nmf_spmm_tv2_xt_floats(in, tokens, w->tv_tokens)
                               : nmf_spmm_tv_xt_floats(in, tokens);
-        const size_t yt = tv2 ? nmf_round_up(nmf_spmm_tv2_yt_floats(plan->tv2.chunk, w->tv_tokens), 16) : 0;
+        const size_t yt =
+            tv2 ? nmf_round_up(nmf_spmm_tv2_yt_floats(plan->tv2.chunk, w->tv_tokens), 16) : 0;
         /* not nmf_alloc: every float is written before it is read, zeroing would be waste */
         const size_t floats = nmf_round_up(xt + yt * (size_t)threads, 16);
-        float *xT = xt && floats < SIZE_MAX / sizeof(float) ? aligned_alloc(64, floats * sizeof(float)) : NULL;
+        float *xT = xt && floats < SIZE_MAX / sizeof(float)
+                        ? aligned_alloc(64, floats * sizeof(float)) : NULL;
         if (xT) {
             forward_tv_threads(y, xT, x, w, bias, tokens, act, &step, plan->tv2.chunk, xT + xt,
                                yt, threads);

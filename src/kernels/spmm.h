@@ -154,7 +154,8 @@ nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t rows, size_t tok, size
  * then computes output panels [p0, p1) from it, in the layout's input blocks (w->tv_kblock
  * kept indices per row; the xT columns they span should stay in L1), for chunks of `chunk`
  * rows (rounded down to a multiple of 16: their partial sums yT[chunk][TOK] are kept in the
- * scratch yT, nmf_spmm_tv2_yt_floats, across the input blocks). Supported (R, TOK): nmf_spmm_tv_avx2_supports. */
+ * scratch yT, nmf_spmm_tv2_yt_floats, across the input blocks). Supported (R, TOK):
+ * nmf_spmm_tv_avx2_supports. */
 int nmf_spmm_tv_avx2_supports(size_t rows, size_t tok);
 void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
                                 size_t tok, size_t tile0, size_t tile1);
@@ -191,7 +192,12 @@ size_t nmf_spmm_tv_in_block_default(size_t m);
  * first use), its settings and the thread split. nmf_linear_kernel_name() names what the plan
  * runs. The tuning below is what the plan is made from; tests and benchmarks that need one
  * particular kernel set it on the layer (nmf_linear_set_tuning), never through a global. */
-typedef enum { NMF_SPMM_AUTO = 0, NMF_SPMM_ON, NMF_SPMM_OFF, NMF_SPMM_CHOICE_COUNT } nmf_spmm_choice;
+typedef enum {
+    NMF_SPMM_AUTO = 0,
+    NMF_SPMM_ON,
+    NMF_SPMM_OFF,
+    NMF_SPMM_CHOICE_COUNT
+} nmf_spmm_choice;
 typedef struct {
     nmf_spmm_choice tv;       /* token-vectorised kernel: AUTO (measured rule), ON whenever
                                * tokens > 1, OFF (panel kernel only) */

@@ -9,8 +9,9 @@
  *   it saves); the panel kernel elsewhere, with u32 positions from NMF_SPMM_WIDE_MIN_TOKENS.
  * - AVX2: the token-vectorised kernel from NMF_TV2_MIN_TOKENS tokens at every pattern (Zen 3:
  *   the panel kernel's vpermps per FMA holds it near a quarter of the FMA peak), 2 rows x 6
- *   token vectors (48-token tiles), input blocks of 128 columns, chunks of 512 rows. Measured by a sweep of R x TOK in {1x64, 2x32, 2x48, 1x48, 4x16, 2x16, 1x32,
- *   4x24}, input blocks 64-768 and chunks 64-256 on 768x768 at 16/128/512 tokens: the best
+ *   token vectors (48-token tiles), input blocks of 128 columns, chunks of 512 rows. Measured
+ *   by a sweep of R x TOK in {1x64, 2x32, 2x48, 1x48, 4x16, 2x16, 1x32, 4x24}, input blocks
+ *   64-768 and chunks 64-512 on 768x768 at 16/128/512 tokens: the best
  *   cells were within ~10 % of each other (a shared, noisy machine), and 2x48 / 128 was in or
  *   near the best group at every pattern; one layout serves every token count. */
 #include <pthread.h>
@@ -75,7 +76,8 @@ static int may_tv(const nmf_spmm_plan *p, const nmf_spmm_weights *w) {
     return p->isa == NMF_ISA_AVX512 && (p->tuning.tv == NMF_SPMM_ON || 2 * w->n >= w->m);
 }
 static int may_wide(const nmf_spmm_plan *p) {
-    return p->isa == NMF_ISA_AVX512 && p->tuning.wide != NMF_SPMM_OFF && p->tuning.tv != NMF_SPMM_ON;
+    return p->isa == NMF_ISA_AVX512 && p->tuning.wide != NMF_SPMM_OFF &&
+           p->tuning.tv != NMF_SPMM_ON;
 }
 
 nmf_status nmf_spmm_plan_make(nmf_spmm_plan *p, nmf_spmm_weights *w, const nmf_spmm_tuning *t) {
@@ -89,7 +91,8 @@ nmf_status nmf_spmm_plan_make(nmf_spmm_plan *p, nmf_spmm_weights *w, const nmf_s
     p->isa = nmf_active_isa();
     p->k = nmf_spmm_kernels_for(p->isa);
     p->tuning = tuning;
-    if (may_tv(p, w) && (p->isa != NMF_ISA_AVX2 || nmf_spmm_tv_avx2_supports(TV2_ROWS, TV2_TOKENS))) {
+    if (may_tv(p, w) &&
+        (p->isa != NMF_ISA_AVX2 || nmf_spmm_tv_avx2_supports(TV2_ROWS, TV2_TOKENS))) {
         nmf_status st;
         if (p->isa == NMF_ISA_AVX2) {
             p->tv2 = tv2_shape_for(w);
