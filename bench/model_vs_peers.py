@@ -12,7 +12,9 @@ Peers (each in its own interpreter, one per thread count, so thread settings pre
   torch         PyTorch eager from Debian (fp32 linears in OpenBLAS), the timm-style ViT of
                 bench/pytorch_vit.py (tests/ref/vit_ref.py), random weights, inference_mode
   torch-onednn  the same model after torch.utils.mkldnn.to_mkldnn (linears and the patch
-                convolution in oneDNN); whichever of the two is faster sets the baseline
+                convolution in oneDNN; torch 1.13's MkldnnLinear reorders its weight on every
+                call, as ONEDNN_VERBOSE shows, which costs most at batch 1); whichever of the
+                two torch rows is faster counts
   ort           ONNX Runtime, CPU execution provider, on an ONNX export of the same model
   openvino      OpenVINO CPU plugin on the same ONNX file, f32 inference precision forced (it
                 would otherwise pick bf16 on CPUs that have it), latency hint, one stream
