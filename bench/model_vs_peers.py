@@ -64,11 +64,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pytorch_vit  # noqa: E402  (stdlib only at import; torch loads inside its functions)
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import pytorch_vit  # noqa: E402  (stdlib only at import; torch loads inside its functions)
+
 PEERS = ("torch", "torch-onednn", "ort", "openvino")
 PEER_MODULE = {"torch": "torch", "torch-onednn": "torch", "ort": "onnxruntime", "openvino": "openvino"}
 ROWS_MARK = "@@model_vs_peers "  # a child's result line; oneDNN verbose lines share its stdout
