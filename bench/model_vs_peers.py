@@ -12,7 +12,9 @@ Peers (each in its own interpreter, one per thread count, so thread settings pre
   torch         PyTorch eager from Debian (fp32 linears in OpenBLAS), the timm-style ViT of
                 bench/pytorch_vit.py (tests/ref/vit_ref.py), random weights, inference_mode
   torch-onednn  the same model after torch.utils.mkldnn.to_mkldnn (linears and the patch
-                convolution in oneDNN); whichever of the two is faster sets the baseline
+                convolution in oneDNN; torch 1.13's MkldnnLinear reorders its weight on every
+                call, as ONEDNN_VERBOSE shows, which costs most at batch 1); whichever of the
+                two torch rows is faster counts
   ort           ONNX Runtime, CPU execution provider, on an ONNX export of the same model
   openvino      OpenVINO CPU plugin on the same ONNX file, f32 inference precision forced (it
                 would otherwise pick bf16 on CPUs that have it), latency hint, one stream
@@ -62,11 +64,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pytorch_vit  # noqa: E402  (stdlib only at import; torch loads inside its functions)
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import pytorch_vit  # noqa: E402  (stdlib only at import; torch loads inside its functions)
+
 PEERS = ("torch", "torch-onednn", "ort", "openvino")
 PEER_MODULE = {"torch": "torch", "torch-onednn": "torch", "ort": "onnxruntime", "openvino": "openvino"}
 ROWS_MARK = "@@model_vs_peers "  # a child's result line; oneDNN verbose lines share its stdout
