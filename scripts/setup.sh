@@ -2,11 +2,14 @@
 # Installs the Debian packages nmformer needs, only those that are missing. Idempotent.
 #   scripts/setup.sh           build + test + run dependencies
 #   scripts/setup.sh --torch   also python3-torch (PyTorch comparisons and fixture generators)
+#   scripts/setup.sh --fuzz    also clang + libFuzzer (tests/fuzz, make fuzz)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--torch" ]]; then
   packages+=(python3-torch python3-numpy)
+elif [[ "${1:-}" == "--fuzz" ]]; then
+  packages+=(clang libclang-rt-14-dev libomp-dev)
 fi
 
 missing=()

@@ -11,7 +11,10 @@
 extern "C" {
 #endif
 
-/* ---- atomic writes: temp file in the same directory, fsync, rename, fsync dir ---- */
+/* ---- atomic writes: temp file in the same directory, fsync, rename, fsync dir ----
+ * Regular files and new paths are replaced atomically (mode kept; a read-only file is refused);
+ * a symlink is written through to its target, atomically; devices, FIFOs and "-" (stdout) are
+ * written directly; a directory is an error. */
 typedef struct nmf_atomic_file nmf_atomic_file;
 nmf_status nmf_atomic_open(const char *path, nmf_atomic_file **out);
 nmf_status nmf_atomic_write(nmf_atomic_file *f, const void *data, size_t size);
@@ -21,7 +24,8 @@ nmf_status nmf_atomic_commit(nmf_atomic_file *f);
 void nmf_atomic_abort(nmf_atomic_file *f);
 /* zlib CRC-32 of p[0..n) continuing from crc (0 to start); handles n beyond zlib's uInt. */
 uint32_t nmf_crc32_update(uint32_t crc, const uint8_t *p, size_t n);
-/* Whole file into memory (malloc'd); refuses files over max_size. */
+/* Whole file into memory (malloc'd, NUL-terminated); refuses files over max_size. "-" reads
+ * standard input; FIFOs and character devices are read as streams (never more than max_size). */
 nmf_status nmf_read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
 
 /* ---- .npy (float32, C order; versions 1.0, 2.0 read; 1.0 written) ---- */

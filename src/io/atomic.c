@@ -1,9 +1,17 @@
-/* Atomic file replacement and whole-file reads.
+/* Outputs that never destroy anything.
  *
- * A write goes to a temporary file in the destination's directory (same filesystem, so rename is
- * atomic), is fsync'ed, renamed over the destination and the directory is fsync'ed so the rename
- * itself survives a crash. Until commit, the old file (if any) is untouched; abort or any failure
- * removes the temporary file. */
+ * A regular file (or a new path) is replaced atomically: the data goes to a temporary file in the
+ * destination's directory (same filesystem, so rename is atomic), is fsync'ed, renamed over the
+ * destination and the directory is fsync'ed so the rename itself survives a crash. Until commit
+ * the old file is untouched; abort or any failure removes the temporary file. The replacement
+ * keeps the old file's permission bits, and a file the user cannot write is refused, as a shell
+ * redirection would refuse it.
+ *
+ * A symlink is written through: its target (followed to the end of the chain, dangling or not)
+ * is what gets replaced, atomically, with the temporary file next to the target, so the link
+ * stays a link. Devices, FIFOs and sockets cannot be replaced by a file without destroying them,
+ * so they are opened and written directly, as is "-" (standard output). A directory is an error.
+ */
 #include "nmformer/io.h"
 
 #include <errno.h>
@@ -14,10 +22,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Symlinks followed before giving up (the kernel's own limit for path resolution). */
+#define MAX_LINK_HOPS 40
+
 struct nmf_atomic_file {
-    char *path; /* destination */
-    char *tmp;  /* temporary file next to it */
+    char *path;   /* destination as the caller named it (for messages) */
+    char *target; /* what is replaced: path with symlinks resolved */
+    char *tmp;    /* temporary file next to target; NULL when writing directly */
     int fd;
+    int own_fd;        /* 0 for standard output, which is not ours to close */
     nmf_status failed; /* first write failure: commit refuses to publish a partial file */
 };
 
@@ -58,32 +71,126 @@ static mode_t current_umask(void) {
     return mask;
 }
 
+/* path with every symlink on it followed (the last component only: the directories are the
+ * kernel's business); a path that does not exist, or a dangling link's target, is returned as
+ * is. Relative link targets are relative to the link's directory. */
+static nmf_status resolve_links(const char *path, char **out) {
+    *out = NULL;
+    char *p = dup_str(path);
+    if (!p) return nmf_error(NMF_ERR_NOMEM, "%s: out of memory", path);
+    for (int hop = 0; hop <= MAX_LINK_HOPS; hop++) {
+        struct stat st;
+        if (lstat(p, &st) != 0 || !S_ISLNK(st.st_mode)) {
+            *out = p;
+            return NMF_OK;
+        }
+        char link[4096];
+        ssize_t n = readlink(p, link, sizeof link);
+        if (n < 0 || (size_t)n >= sizeof link) {
+            int e = n < 0 ? errno : ENAMETOOLONG;
+            free(p);
+            return nmf_error(NMF_ERR_IO, "%s: cannot read symlink: %s", path, strerror(e));
+        }
+        link[n] = '\0';
+        char *next;
+        if (link[0] == '/') {
+            next = dup_str(link);
+        } else {
+            char *dir = dir_of(p);
+            size_t len = dir ? strlen(dir) + 1 + (size_t)n + 1 : 0;
+            next = dir ? malloc(len) : NULL;
+            if (next) snprintf(next, len, "%s/%s", dir, link);
+            free(dir);
+        }
+        free(p);
+        if (!next) return nmf_error(NMF_ERR_NOMEM, "%s: out of memory", path);
+        p = next;
+    }
+    free(p);
+    return nmf_error(NMF_ERR_IO, "%s: too many levels of symlinks", path);
+}
+
+static void atomic_free(nmf_atomic_file *f) {
+    free(f->path);
+    free(f->target);
+    free(f->tmp);
+    free(f);
+}
+
+/* Opens f->target for writing in place (a device, FIFO or socket). */
+static nmf_status open_direct(nmf_atomic_file *f) {
+    f->fd = open(f->target, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (f->fd < 0)
+        return nmf_error(NMF_ERR_IO, "%s: cannot open for writing: %s", f->path, strerror(errno));
+    f->own_fd = 1;
+    return NMF_OK;
+}
+
+/* Creates the temporary file next to f->target with the permission bits `mode`. */
+static nmf_status open_temp(nmf_atomic_file *f, mode_t mode) {
+    size_t n = strlen(f->target);
+    f->tmp = malloc(n + sizeof ".XXXXXX.tmp");
+    if (!f->tmp) return nmf_error(NMF_ERR_NOMEM, "atomic write: out of memory");
+    memcpy(f->tmp, f->target, n);
+    memcpy(f->tmp + n, ".XXXXXX.tmp", sizeof ".XXXXXX.tmp");
+    f->fd = mkstemps(f->tmp, 4); /* "<target>.AbC123.tmp" */
+    if (f->fd < 0) {
+        int e = errno;
+        free(f->tmp);
+        f->tmp = NULL;
+        return nmf_error(NMF_ERR_IO, "%s: cannot create temporary file: %s", f->path, strerror(e));
+    }
+    f->own_fd = 1;
+    /* mkstemp makes 0600; the output gets the mode it would have had. Not fatal if refused: the
+     * data is still safe. */
+    if (fchmod(f->fd, mode) != 0) { /* keep 0600 */ }
+    return NMF_OK;
+}
+
 nmf_status nmf_atomic_open(const char *path, nmf_atomic_file **out) {
     *out = NULL;
     if (!path || !*path) return nmf_error(NMF_ERR_INVALID_ARG, "atomic write: empty path");
     nmf_atomic_file *f = calloc(1, sizeof *f);
-    size_t n = strlen(path);
     if (!f) return nmf_error(NMF_ERR_NOMEM, "atomic write: out of memory");
+    f->fd = -1;
     f->path = dup_str(path);
-    f->tmp = malloc(n + sizeof ".XXXXXX.tmp");
-    if (!f->path || !f->tmp) {
-        free(f->path);
-        free(f->tmp);
-        free(f);
+    if (!f->path) {
+        atomic_free(f);
         return nmf_error(NMF_ERR_NOMEM, "atomic write: out of memory");
     }
-    memcpy(f->tmp, path, n);
-    memcpy(f->tmp + n, ".XXXXXX.tmp", sizeof ".XXXXXX.tmp");
-    f->fd = mkstemps(f->tmp, 4); /* "<path>.AbC123.tmp" */
-    if (f->fd < 0) {
-        int e = errno;
-        free(f->path);
-        free(f->tmp);
-        free(f);
-        return nmf_error(NMF_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(e));
+    if (!strcmp(path, "-")) { /* standard output: written directly, never closed here */
+        f->fd = STDOUT_FILENO;
+        *out = f;
+        return NMF_OK;
     }
-    /* mkstemp makes 0600; a model file gets the mode open(..., 0666) would give it. */
-    if (fchmod(f->fd, 0666 & ~current_umask()) != 0) { /* not fatal: the data is still safe */ }
+    nmf_status st = resolve_links(path, &f->target);
+    if (st != NMF_OK) {
+        atomic_free(f);
+        return st;
+    }
+    struct stat sb;
+    if (stat(f->target, &sb) != 0) {
+        if (errno == ENOENT) {
+            st = open_temp(f, 0666 & ~current_umask()); /* a new file */
+        } else {
+            st = nmf_error(NMF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        }
+    } else if (S_ISDIR(sb.st_mode)) {
+        st = nmf_error(NMF_ERR_IO, "%s: is a directory", path);
+    } else if (S_ISREG(sb.st_mode)) {
+        /* rename would replace a file the user made read-only; refuse it, as `>` would (and
+         * also for root, whom access() always lets write: no write bit at all is a request) */
+        if (access(f->target, W_OK) != 0 || !(sb.st_mode & 0222))
+            st = nmf_error(NMF_ERR_IO, "%s: read-only file, left as it is", path);
+        else
+            st = open_temp(f, sb.st_mode & 07777);
+    } else { /* character/block device, FIFO, socket: replacing it would destroy it */
+        st = open_direct(f);
+    }
+    if (st != NMF_OK) {
+        atomic_free(f);
+        return st;
+    }
     *out = f;
     return NMF_OK;
 }
@@ -100,16 +207,26 @@ nmf_status nmf_atomic_write(nmf_atomic_file *f, const void *data, size_t size) {
             f->failed = NMF_ERR_IO;
             return nmf_error(NMF_ERR_IO, "%s: write failed: %s", f->path, strerror(e));
         }
+        if (w == 0) { /* no progress and no error: treat as a full device rather than spin */
+            f->failed = NMF_ERR_IO;
+            return nmf_error(NMF_ERR_IO, "%s: write failed: no space written", f->path);
+        }
         p += w;
         size -= (size_t)w;
     }
     return NMF_OK;
 }
 
-static void atomic_free(nmf_atomic_file *f) {
-    free(f->path);
-    free(f->tmp);
-    free(f);
+/* Direct outputs: flush what the device keeps (pipes, terminals and /dev/null have nothing to
+ * sync and say so with EINVAL/ENOTSUP/EROFS, which is not a failure). */
+static nmf_status commit_direct(nmf_atomic_file *f) {
+    nmf_status st = NMF_OK;
+    if (fsync(f->fd) != 0 && errno != EINVAL && errno != ENOTSUP && errno != EROFS)
+        st = nmf_error(NMF_ERR_IO, "%s: fsync failed: %s", f->path, strerror(errno));
+    if (f->own_fd && close(f->fd) != 0 && st == NMF_OK)
+        st = nmf_error(NMF_ERR_IO, "%s: close failed: %s", f->path, strerror(errno));
+    atomic_free(f);
+    return st;
 }
 
 nmf_status nmf_atomic_commit(nmf_atomic_file *f) {
@@ -119,27 +236,27 @@ nmf_status nmf_atomic_commit(nmf_atomic_file *f) {
         nmf_atomic_abort(f);
         return st;
     }
+    if (!f->tmp) return commit_direct(f);
     if (fsync(f->fd) != 0) {
-        int e = errno;
+        nmf_status st = nmf_error(NMF_ERR_IO, "%s: fsync failed: %s", f->path, strerror(errno));
         nmf_atomic_abort(f);
-        return nmf_error(NMF_ERR_IO, "fsync failed: %s", strerror(e));
+        return st;
     }
-    if (close(f->fd) != 0) {
-        int e = errno;
-        f->fd = -1;
-        nmf_atomic_abort(f);
-        return nmf_error(NMF_ERR_IO, "close failed: %s", strerror(e));
-    }
+    int rc = close(f->fd);
     f->fd = -1;
-    if (rename(f->tmp, f->path) != 0) {
-        int e = errno;
-        nmf_status st = nmf_error(NMF_ERR_IO, "%s: rename failed: %s", f->path, strerror(e));
+    if (rc != 0) {
+        nmf_status st = nmf_error(NMF_ERR_IO, "%s: close failed: %s", f->path, strerror(errno));
+        nmf_atomic_abort(f);
+        return st;
+    }
+    if (rename(f->tmp, f->target) != 0) {
+        nmf_status st = nmf_error(NMF_ERR_IO, "%s: rename failed: %s", f->path, strerror(errno));
         nmf_atomic_abort(f);
         return st;
     }
     /* Make the rename durable. Failure to open the directory (e.g. no read permission) is not an
      * error: the file itself is complete and in place. */
-    char *dir = dir_of(f->path);
+    char *dir = dir_of(f->target);
     if (dir) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY);
         if (dfd >= 0) {
@@ -154,58 +271,7 @@ nmf_status nmf_atomic_commit(nmf_atomic_file *f) {
 
 void nmf_atomic_abort(nmf_atomic_file *f) {
     if (!f) return;
-    if (f->fd >= 0) close(f->fd);
-    unlink(f->tmp);
+    if (f->fd >= 0 && f->own_fd) close(f->fd);
+    if (f->tmp) unlink(f->tmp);
     atomic_free(f);
-}
-
-nmf_status nmf_read_file(const char *path, size_t max_size, uint8_t **data, size_t *size) {
-    *data = NULL;
-    *size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return nmf_error(NMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return nmf_error(NMF_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return nmf_error(NMF_ERR_IO, "%s: not a regular file", path);
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)max_size) {
-        close(fd);
-        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: file is %lld bytes, over the limit of %zu",
-                         path, (long long)st.st_size, max_size);
-    }
-    size_t n = (size_t)st.st_size;
-    uint8_t *buf = malloc(n + 1); /* +1: a NUL terminator makes text parsing safe */
-    if (!buf) {
-        close(fd);
-        return nmf_error(NMF_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n);
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            free(buf);
-            close(fd);
-            return nmf_error(NMF_ERR_IO, "%s: read failed: %s", path, strerror(e));
-        }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (got != n) {
-        free(buf);
-        return nmf_error(NMF_ERR_IO, "%s: file shrank while reading (%zu of %zu bytes)", path,
-                         got, n);
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *size = n;
-    return NMF_OK;
 }

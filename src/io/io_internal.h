@@ -20,6 +20,11 @@ nmf_status nmf_io_parse_shape(const char *path, const char *name, const cJSON *s
 void nmf_io_decode_values(float *out, const uint8_t *src, size_t count, nmf_dtype dtype);
 void nmf_io_encode_values(uint8_t *out, const float *src, size_t count, nmf_dtype dtype);
 
+/* Test seam for the fuzzers (tests/fuzz/fuzz_nmf_nocrc.c): when non-zero the .nmf reader skips
+ * its CRC comparisons so that mutations reach the structure behind the checksums. Never set by
+ * the library or the CLI. */
+extern int nmf_io_fuzz_skip_crc;
+
 /* Parses exactly one JSON value from text[0..len), allowing only whitespace after it. */
 cJSON *nmf_io_parse_json(const char *text, size_t len);
 

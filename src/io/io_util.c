@@ -5,6 +5,8 @@
 
 #include "io/io_internal.h"
 
+int nmf_io_fuzz_skip_crc = 0;
+
 /* A JSON number that is a non-negative integer exactly representable in a double. */
 int nmf_io_json_uint(const cJSON *v, uint64_t *out) {
     if (!cJSON_IsNumber(v)) return 0;

@@ -34,6 +34,8 @@ nmf_status nmf_vit_config_validate(const nmf_vit_config *c) {
     if (c->depth < 1 || c->depth > 256) BAD("depth %d out of range 1..256", c->depth);
     if (c->heads < 1 || c->dim % c->heads) BAD("heads %d must divide dim %d", c->heads, c->dim);
     if (!(c->mlp_ratio > 0.0f) || c->mlp_ratio > 64.0f) BAD("mlp_ratio %g out of range", c->mlp_ratio);
+    if (nmf_vit_hidden(c) < 1) /* a zero-width MLP has no weights and divides by 0 downstream */
+        BAD("dim %d * mlp_ratio %g gives an MLP width of 0 (need >= 1)", c->dim, c->mlp_ratio);
     if (fabsf(c->dim * c->mlp_ratio - (float)nmf_vit_hidden(c)) > 1e-3f)
         BAD("dim * mlp_ratio = %g is not an integer", c->dim * c->mlp_ratio);
     if (c->num_classes < 1 || c->num_classes > 1000000) BAD("num_classes %d out of range", c->num_classes);

@@ -60,8 +60,16 @@ static uint32_t be32(const uint8_t *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* Opens path and reads an IDX header of unsigned bytes with `ndim` dimensions into dims[]. */
-static nmf_status idx_open(const char *path, int ndim, uint32_t *dims, gzFile *out) {
+/* Deflate's largest expansion: a 258-byte match coded in 2 bits (1-bit length + 1-bit distance
+ * code) gives 1032 output bytes per input byte; gzip member headers only lower the ratio. */
+#define GZIP_MAX_RATIO 1032u
+
+/* Opens path and reads an IDX header of unsigned bytes with `ndim` dimensions into dims[].
+ * *capacity: the most payload bytes the file can hold after the header (its size when it is
+ * plain, its size times deflate's largest expansion when gzip), so that a header claiming more
+ * is refused before anything of the claimed size is allocated. */
+static nmf_status idx_open(const char *path, int ndim, uint32_t *dims, uint64_t *capacity,
+                           gzFile *out) {
     struct stat st;
     if (stat(path, &st) != 0)
         return nmf_error(errno == ENOENT ? NMF_ERR_NOT_FOUND : NMF_ERR_IO, "%s: %s", path,
@@ -91,6 +99,11 @@ static nmf_status idx_open(const char *path, int ndim, uint32_t *dims, gzFile *o
                          ndim);
     }
     for (int i = 0; i < ndim; i++) dims[i] = be32(head + 4 + 4 * i);
+    uint64_t file_size = (uint64_t)st.st_size, header = 4 + 4 * (uint64_t)ndim;
+    if (gzdirect(f))
+        *capacity = file_size > header ? file_size - header : 0;
+    else /* file_size < 2^63 and the ratio < 2^11: no overflow */
+        *capacity = file_size * GZIP_MAX_RATIO;
     *out = f;
     return NMF_OK;
 }
@@ -112,12 +125,13 @@ nmf_status nmf_dataset_load_files(nmf_dataset *ds, const char *images_path,
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_dataset_load_files: bad arguments");
     memset(ds, 0, sizeof *ds);
 
-    uint32_t idims[3], ldims[1];
+    uint32_t idims[3] = {0}, ldims[1] = {0};
+    uint64_t icap = 0, lcap = 0;
     gzFile fi = NULL, fl = NULL;
     uint8_t *images = NULL, *labels = NULL;
-    nmf_status st = idx_open(images_path, 3, idims, &fi);
+    nmf_status st = idx_open(images_path, 3, idims, &icap, &fi);
     if (st != NMF_OK) goto fail;
-    st = idx_open(labels_path, 1, ldims, &fl);
+    st = idx_open(labels_path, 1, ldims, &lcap, &fl);
     if (st != NMF_OK) goto fail;
 
     if (idims[0] == 0 || idims[0] > NMF_IDX_MAX_ITEMS) {
@@ -140,6 +154,19 @@ nmf_status nmf_dataset_load_files(nmf_dataset *ds, const char *images_path,
     if (nmf_mul_overflow((size_t)idims[1], (size_t)idims[2], &pixels) ||
         nmf_mul_overflow(pixels, (size_t)idims[0], &bytes)) {
         st = nmf_error(NMF_ERR_NOMEM, "%s: image data size overflows", images_path);
+        goto fail;
+    }
+    if ((uint64_t)bytes > icap) {
+        st = nmf_error(NMF_ERR_FORMAT,
+                       "%s: header claims %u images of %ux%u (%zu bytes) but the file can hold at "
+                       "most %llu bytes",
+                       images_path, idims[0], idims[1], idims[2], bytes, (unsigned long long)icap);
+        goto fail;
+    }
+    if ((uint64_t)idims[0] > lcap) {
+        st = nmf_error(NMF_ERR_FORMAT,
+                       "%s: header claims %u labels but the file can hold at most %llu bytes",
+                       labels_path, idims[0], (unsigned long long)lcap);
         goto fail;
     }
     images = nmf_alloc(bytes, 1);

@@ -1,0 +1,41 @@
+/* libFuzzer harness: the model config JSON (the "nmformer.config" metadata of .nmf and
+ * safetensors files). A config that parses and validates round-trips through JSON, yields its
+ * tensor table, and, when small, a random model of it runs one forward pass. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_common.h"
+#include "nmformer/config.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    fuzz_init();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *text = fuzz_text(data, size);
+    nmf_vit_config c;
+    nmf_vit_config_default(&c);
+    nmf_status st = nmf_vit_config_from_json(text, &c);
+    free(text);
+    if (st != NMF_OK || nmf_vit_config_validate(&c) != NMF_OK) return 0;
+    char *json = nmf_vit_config_to_json(&c);
+    if (!json) abort();
+    nmf_vit_config back;
+    nmf_vit_config_default(&back);
+    if (nmf_vit_config_from_json(json, &back) != NMF_OK || nmf_vit_config_validate(&back) != NMF_OK)
+        abort();
+    if (back.dim != c.dim || back.depth != c.depth || nmf_vit_hidden(&back) != nmf_vit_hidden(&c))
+        abort();
+    free(json);
+    nmf_tensor_spec *specs = NULL;
+    size_t count = 0;
+    if (nmf_vit_tensor_specs(&c, &specs, &count) != NMF_OK) abort(); /* valid config: must work */
+    for (size_t i = 0; i < count; i++)
+        for (int d = 0; d < specs[i].ndim; d++)
+            if (specs[i].shape[d] < 1) abort(); /* a valid config has no empty tensor */
+    free(specs);
+    fuzz_forward_random(&c);
+    return 0;
+}

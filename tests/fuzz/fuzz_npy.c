@@ -1,0 +1,25 @@
+/* libFuzzer harness: the .npy reader; an array that reads has shape and element count that agree,
+ * and every value is touched. */
+#include <stdlib.h>
+
+#include "fuzz_common.h"
+#include "nmformer/io.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    fuzz_init();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    nmf_array a;
+    if (nmf_npy_read(fuzz_file(0, data, size), &a) != NMF_OK) return 0;
+    size_t numel = 1;
+    for (int d = 0; d < a.ndim; d++) numel *= (size_t)a.shape[d];
+    if (numel != a.numel || a.numel * sizeof(float) > size) abort(); /* shape and data disagree */
+    volatile float sink = 0;
+    for (size_t i = 0; i < a.numel; i++) sink += a.data[i];
+    (void)sink;
+    nmf_array_free(&a);
+    return 0;
+}
