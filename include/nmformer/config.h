@@ -24,8 +24,14 @@ typedef struct {
     float mean, std; /* input normalisation after scaling pixels to [0,1] */
 } nmf_vit_config;
 
-/* Fashion-MNIST-sized defaults: 28x28x1, patch 7, dim 64, depth 4, heads 4, ratio 2, 10 classes,
- * mean 0.2860, std 0.3530. */
+/* Named shapes, one table (src/model/shapes.c): "vit-fmnist" (28x28x1, patch 7, dim 64, depth 4,
+ * heads 4, ratio 2, 10 classes, mean 0.2860, std 0.3530: the default and the `train` demo),
+ * "vit-fmnist-full" (dim 128, depth 6: `train --config full`), "deit-tiny" (192 dim, 3 heads),
+ * "deit-small" (384, 6), "deit-base" (768, 12); the DeiTs are 224x224x3, patch 16, depth 12,
+ * mlp_ratio 4, 1000 classes, mean 0.45, std 0.226 (ImageNet's averaged). NMF_ERR_NOT_FOUND for
+ * other names (the detail lists the known ones). */
+nmf_status nmf_vit_shape_config(const char *name, nmf_vit_config *c);
+/* The default config: shape "vit-fmnist". */
 void nmf_vit_config_default(nmf_vit_config *c);
 nmf_status nmf_vit_config_validate(const nmf_vit_config *c);
 /* Unknown keys are ignored; missing keys keep the values already in *c (so callers can start from

@@ -51,10 +51,6 @@ size_t nmf_vit_weight_bytes(const nmf_vit *m);
 /* Bytes of the activation arena currently allocated (0 before the first forward). */
 size_t nmf_vit_arena_bytes(const nmf_vit *m);
 
-/* Built-in shapes for benchmarking: "deit-tiny" (192 dim, 3 heads), "deit-small" (384, 6),
- * "deit-base" (768, 12); all 224x224x3, patch 16, depth 12, mlp_ratio 4, 1000 classes,
- * ImageNet-ish mean/std. NMF_ERR_NOT_FOUND for other names (the detail lists the known ones). */
-nmf_status nmf_vit_shape_config(const char *name, nmf_vit_config *c);
 
 #ifdef __cplusplus
 }

@@ -153,9 +153,6 @@ nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_vit_config *vit
 /* Synthetic: every block linear N:M with pattern p ({0,0}: dense), no weights. */
 nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_vit_config *vit,
                                       nmf_pattern p, int tokens);
-/* DeiT shapes: "deit-tiny" (192/12/3), "deit-small" (384/12/6), "deit-base" (768/12/12);
- * 224x224x3, patch 16, mlp_ratio 4, 1000 classes. */
-nmf_status nmf_sta_shape(const char *name, nmf_vit_config *vit);
 void nmf_sta_schedule_free(nmf_sta_schedule *s);
 
 /* ---- timing ------------------------------------------------------------------------------ */

@@ -13,6 +13,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/model_cli.h"
+#include "core/rng.h"
 #include "nmformer/data.h"
 #include "nmformer/model.h"
 #include "nmformer/sta.h"
@@ -55,15 +56,6 @@ typedef struct {
 static uint64_t model_macs(const nmf_vit_config *v) {
     uint64_t T = (uint64_t)nmf_vit_tokens(v), D = (uint64_t)v->dim, H = (uint64_t)nmf_vit_hidden(v);
     return (uint64_t)v->depth * (T * (4 * D * D + 2 * D * H) + 2 * T * T * D);
-}
-
-static double gauss(uint64_t *s) {
-    double u = 0;
-    for (int i = 0; i < 12; i++) {
-        *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
-        u += (double)(*s >> 11) / 9007199254740992.0;
-    }
-    return u - 6.0;
 }
 
 static int argmax(const float *x, int n) {
@@ -112,8 +104,8 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
         if ((st = nmf_dataset_batch(x, labels, &test, NULL, neval, v->mean, v->std))) goto done;
     } else {
         uint64_t s = 0x1234567ULL;
-        for (size_t i = 0; i < ncal * img; i++) calib[i] = (float)gauss(&s);
-        for (size_t i = 0; i < neval * img; i++) x[i] = (float)gauss(&s);
+        for (size_t i = 0; i < ncal * img; i++) calib[i] = (float)nmf_rng_normal(&s);
+        for (size_t i = 0; i < neval * img; i++) x[i] = (float)nmf_rng_normal(&s);
     }
     double t0 = nmf_now();
     if ((st = nmf_fx_quantize_model(&q, v, tensors, hw, calib, ncal))) goto done;
@@ -242,7 +234,7 @@ static void run_compare(const sim_args *a, const nmf_vit_config *v, const nmf_te
         float *x = malloc(img * sizeof(float)), *y = malloc((size_t)v->num_classes * sizeof(float));
         if (x && y) {
             uint64_t s = 99;
-            for (size_t i = 0; i < img; i++) x[i] = (float)gauss(&s);
+            for (size_t i = 0; i < img; i++) x[i] = (float)nmf_rng_normal(&s);
             int reps = model_macs(v) > 500000000ULL ? 3 : 10;
             double t[10];
             st = nmf_vit_forward(m, y, x, 1); /* warm-up */
@@ -457,7 +449,7 @@ int cmd_sim(int argc, char **argv) {
             rc = 2;
             goto out;
         }
-        if ((st = nmf_sta_shape(a.shape, &vit))) {
+        if ((st = nmf_vit_shape_config(a.shape, &vit))) {
             rc = cli_fail("sim", "--shape", st);
             goto out;
         }

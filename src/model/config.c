@@ -8,21 +8,6 @@
 
 #include "nmformer/config.h"
 
-void nmf_vit_config_default(nmf_vit_config *c) {
-    memset(c, 0, sizeof *c);
-    snprintf(c->arch, sizeof c->arch, "vit");
-    c->img_size = 28;
-    c->patch = 7;
-    c->in_chans = 1;
-    c->dim = 64;
-    c->depth = 4;
-    c->heads = 4;
-    c->mlp_ratio = 2.0f;
-    c->num_classes = 10;
-    c->mean = 0.2860f;
-    c->std = 0.3530f;
-}
-
 nmf_status nmf_vit_config_validate(const nmf_vit_config *c) {
 #define BAD(...) return nmf_error(NMF_ERR_INVALID_ARG, "model config: " __VA_ARGS__)
     if (strcmp(c->arch, "vit") != 0) BAD("arch '%s' not supported (only \"vit\")", c->arch);

@@ -1,10 +1,10 @@
 /* ViT construction: the parameter buffer + struct of pointers, the block linears (dense or N:M),
  * from a tensor set or random for the shape library. The forward is in vit_forward.c. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "model/vit_internal.h"
 
 nmf_status nmf_vit_alloc(nmf_vit **out, const nmf_vit_config *c) {
@@ -197,24 +197,9 @@ typedef struct {
     nmf_pattern pattern;
 } random_ctx;
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* N(0, std^2) by Box-Muller (both outputs of each pair), clipped at 2 std like timm's
- * trunc_normal_. */
+/* N(0, std^2) truncated at 2 std (core/rng.h) */
 static void randn(float *x, size_t n, float std, uint64_t *s) {
-    for (size_t i = 0; i < n; i += 2) {
-        double u1 = ((double)(splitmix(s) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
-        double u2 = (double)(splitmix(s) >> 11) * (1.0 / 9007199254740992.0);
-        double r = sqrt(-2.0 * log(u1)), z[2] = {r * cos(6.283185307179586 * u2),
-                                                 r * sin(6.283185307179586 * u2)};
-        for (size_t k = 0; k < 2 && i + k < n; k++)
-            x[i + k] = (float)(std * (z[k] > 2.0 ? 2.0 : z[k] < -2.0 ? -2.0 : z[k]));
-    }
+    for (size_t i = 0; i < n; i++) x[i] = std * nmf_rng_trunc_normal(s);
 }
 
 static nmf_status fill_random(nmf_vit *m, const nmf_tensor_spec *spec, float *dense, size_t n,

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/patchify.h"
 #include "model/vit_internal.h"
 #include "nmformer/ops.h"
 
@@ -50,23 +51,6 @@ static nmf_status arena_ensure(nmf_vit *m, size_t batch) {
     return NMF_OK;
 }
 
-/* patches (B*P, K) from images (B, C, S, S): row (b, gy, gx) = image[b][:, gy*p.., gx*p..]
- * flattened as (c, ky, kx), the order of the conv weight (D, C, p, p). */
-static void im2patch(float *patches, const float *images, const nmf_vit *m, size_t B) {
-    const size_t C = (size_t)m->config.in_chans, S = (size_t)m->config.img_size;
-    const size_t p = (size_t)m->config.patch, G = m->grid;
-    const long rows = (long)(B * m->P);
-#pragma omp parallel for schedule(static) if (rows * (long)m->K >= 65536)
-    for (long r = 0; r < rows; r++) {
-        size_t b = (size_t)r / m->P, gy = (size_t)r % m->P / G, gx = (size_t)r % G;
-        float *row = patches + (size_t)r * m->K;
-        for (size_t c = 0; c < C; c++)
-            for (size_t ky = 0; ky < p; ky++)
-                memcpy(row + (c * p + ky) * p, images + ((b * C + c) * S + gy * p + ky) * S + gx * p,
-                       p * sizeof(float));
-    }
-}
-
 /* x += y over n floats. */
 static void residual_add(float *x, const float *y, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= (1u << 20)) /* below: not worth a barrier */
@@ -112,7 +96,8 @@ nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_
     const size_t D = m->D, T = m->T, P = m->P;
 
     // patch embedding: (B*P, K) x (D, K)^T -> (B*P, D), then tokens 1.. of x get bias + pos
-    im2patch(a->patches, images, m, B);
+    nmf_patchify(a->patches, images, sizeof(float), B, m->config.in_chans, m->config.img_size,
+                 m->config.patch);
     nmf_gemm(0, 1, B * P, D, m->K, 1.0f, a->patches, m->K, m->p.patch_w, m->K, 0.0f, a->tmp, D);
     for (size_t b = 0; b < B; b++) {
         float *xb = a->x + b * T * D; // (T, D)

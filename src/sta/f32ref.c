@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/patchify.h"
 #include "nmformer/kernels.h"
 #include "nmformer/ops.h"
 #include "nmformer/sta.h"
@@ -100,19 +101,6 @@ const float *fx_get(const fx_weights *w, const char *fmt, int i) {
     return NULL;
 }
 
-void fx_patches(float *out, const float *img, const nmf_vit_config *v) {
-    const int G = nmf_vit_grid(v), p = v->patch, C = v->in_chans, S = v->img_size;
-    for (int py = 0; py < G; py++)
-        for (int px = 0; px < G; px++) {
-            float *row = out + (size_t)(py * G + px) * (size_t)(C * p * p);
-            for (int c = 0; c < C; c++)
-                for (int ky = 0; ky < p; ky++)
-                    for (int kx = 0; kx < p; kx++)
-                        row[(c * p + ky) * p + kx] =
-                            img[((size_t)c * S + (size_t)(py * p + ky)) * S + (size_t)(px * p + kx)];
-        }
-}
-
 nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
                                const nmf_vit_config *vit, const nmf_tensor_set *weights,
                                float *absmax, size_t absmax_count) {
@@ -140,7 +128,7 @@ nmf_status fx_f32_forward(float *logits, const float *images, size_t n, const nm
     for (size_t b = 0; b < n; b++) {
         const float *im = images + b * img;
         track(absmax, FX_SLOT_IMAGE, absmax_count, im, img);
-        fx_patches(patch, im, vit);
+        nmf_patchify(patch, im, sizeof(float), 1, vit->in_chans, vit->img_size, vit->patch);
         linear(x + D, patch, pw, pb, np, D, pk);
         for (int o = 0; o < D; o++) x[o] = cls[o];
         for (size_t i = 0; i < (size_t)T * D; i++) x[i] += pos[i];

@@ -27,7 +27,6 @@ nmf_status fx_f32_forward(float *logits, const float *images, size_t n, const nm
 /* Tensor by printf-style name with one int ("blocks.%d.norm1.weight"); NULL if absent. */
 const float *fx_get(const fx_weights *w, const char *fmt, int i);
 /* patches [G*G][C*p*p] of one image [C][S][S], in the order of the flattened conv weight */
-void fx_patches(float *out, const float *img, const nmf_vit_config *v);
 
 /* Residual add: sat(round((a * ma + b * mb) * 2^-shift)), ma and mb sharing one shift. */
 static inline int64_t fx_add(int64_t a, nmf_fx_rq ma, int64_t b, nmf_fx_rq mb, int bits) {

@@ -29,31 +29,6 @@ const char *nmf_sta_op_kind_name(nmf_sta_op_kind k) {
     return (unsigned)k < NMF_STA_OP_KIND_COUNT ? kind_names[k] : "?";
 }
 
-nmf_status nmf_sta_shape(const char *name, nmf_vit_config *v) {
-    static const struct {
-        const char *name;
-        int dim, depth, heads;
-    } shapes[] = {{"deit-tiny", 192, 12, 3}, {"deit-small", 384, 12, 6}, {"deit-base", 768, 12, 12}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        if (name && !strcmp(name, shapes[i].name)) {
-            memset(v, 0, sizeof *v);
-            snprintf(v->arch, sizeof v->arch, "vit");
-            v->img_size = 224;
-            v->patch = 16;
-            v->in_chans = 3;
-            v->dim = shapes[i].dim;
-            v->depth = shapes[i].depth;
-            v->heads = shapes[i].heads;
-            v->mlp_ratio = 4.0f;
-            v->num_classes = 1000;
-            v->mean = 0.45f;
-            v->std = 0.225f;
-            return NMF_OK;
-        }
-    return nmf_error(NMF_ERR_INVALID_ARG, "unknown shape '%s' (deit-tiny, deit-small, deit-base)",
-                     name ? name : "(null)");
-}
-
 typedef struct {
     nmf_sta_schedule *s;
     size_t op_cap, t_cap;

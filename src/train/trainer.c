@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "train/rng.h"
+#include "core/rng.h"
 #include "train/train_internal.h"
 
 typedef enum { STAGE_DENSE = 0, STAGE_SRSTE, STAGE_ASP, STAGE_ONESHOT } stage_kind;

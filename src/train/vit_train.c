@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
+#include "model/patchify.h"
 #include "nmformer/train.h"
 #include "train/layers.h"
-#include "train/rng.h"
 #include "train/train_internal.h"
 
 /* ---- names ---------------------------------------------------------------------------------- */
@@ -386,7 +387,7 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
     nmf_linear **l1 = m->lin[NMF_VP_FC1_W], **l2 = m->lin[NMF_VP_FC2_W];
     nmf_status lst = NMF_OK;
 
-    patchify(a[ACT_PATCHES], x, B, c->in_chans, c->img_size, c->patch);  // (B*NP, CPP)
+    nmf_patchify(a[ACT_PATCHES], x, sizeof(float), (size_t)B, c->in_chans, c->img_size, c->patch);  // (B*NP, CPP)
     matmul_forward(a[ACT_PE], a[ACT_PATCHES], w->patch_w, w->patch_b, (size_t)B * NP, CPP, D);
     // encoded (B,T,D): [cls; patches] + pos
     float *enc = a[ACT_ENCODED];
