@@ -48,18 +48,9 @@ static inline int nmf_vit_hidden(const nmf_vit_config *c) {
     return (int)(c->dim * c->mlp_ratio + 0.5f);
 }
 
-/* The tensors a ViT of this config has, in timm names and order. */
-typedef struct {
-    char name[64];
-    int ndim;
-    int64_t shape[NMF_MAX_DIMS];
-    int prunable; /* 1 for block linears: attn.qkv, attn.proj, mlp.fc1, mlp.fc2 weights */
-} nmf_tensor_spec;
-
-/* Fills specs (allocated with malloc, caller frees) and *count. */
-nmf_status nmf_vit_tensor_specs(const nmf_vit_config *c, nmf_tensor_spec **specs, size_t *count);
-/* Checks that s holds exactly the tensors of the config with the right shapes; the detail names
- * the first missing / extra / misshapen tensor. */
+/* Checks that s holds exactly the tensors of the config with the right shapes (the model
+ * description's table, nmformer/desc.h); the detail names the first missing / extra / misshapen
+ * tensor. */
 nmf_status nmf_vit_check_tensors(const nmf_vit_config *c, const nmf_tensor_set *s);
 
 #ifdef __cplusplus

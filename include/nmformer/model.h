@@ -45,6 +45,16 @@ void nmf_vit_free(nmf_vit *m);
  * Threaded with nmf_get_threads(). Not re-entrant on one model (the arena is shared). */
 nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_t B);
 
+/* ---- N:M from the parameter table (nmformer/desc.h): only N:M-eligible tensors change ---- */
+/* One-shot magnitude pruning: out (initialised here) = dense with every N:M-eligible weight
+ * pruned to p along its input dimension and held packed; everything else and the metadata
+ * copied dense. N:M inputs are unpacked first. The detail names a tensor that cannot be pruned. */
+nmf_status nmf_model_prune(const nmf_vit_config *c, const nmf_tensor_set *dense, nmf_pattern p,
+                           nmf_tensor_set *out);
+/* Repacks in place every N:M-eligible weight of s held dense as packed p; each must already be
+ * p-sparse (NMF_ERR_INVALID_ARG naming the first that is not). */
+nmf_status nmf_model_pack_nm(const nmf_vit_config *c, nmf_tensor_set *s, nmf_pattern p);
+
 const nmf_vit_config *nmf_vit_get_config(const nmf_vit *m);
 /* Bytes of parameters the forward reads: the dense buffer plus every linear's weight bytes. */
 size_t nmf_vit_weight_bytes(const nmf_vit *m);

@@ -45,11 +45,4 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
  * 0 returned; an unknown option or one argument too many prints one line and returns 2. */
 int cli_positional(const char *cmd, const char *arg, const char **slots[], int n);
 
-
-/* out = copy of dense (metadata included) with every prunable block linear weight magnitude-pruned
- * to p and held packed N:M; other tensors copied dense. N:M inputs are unpacked first. */
-nmf_status cli_prune_model(const nmf_vit_config *c, const nmf_tensor_set *dense, nmf_pattern p,
-                           nmf_tensor_set *out);
-/* out = copy of s with every tensor dense (N:M ones unpacked). */
-nmf_status cli_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out);
 #endif

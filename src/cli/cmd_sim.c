@@ -470,7 +470,7 @@ int cmd_sim(int argc, char **argv) {
         }
         weights = &tensors;
         if (a.pattern.n) {
-            if ((st = cli_prune_model(&vit, &tensors, a.pattern, &packed))) {
+            if ((st = nmf_model_prune(&vit, &tensors, a.pattern, &packed))) {
                 rc = cli_fail("sim", "--pattern", st);
                 goto out;
             }

@@ -57,21 +57,24 @@ static void residual_add(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-static nmf_status block_forward(nmf_vit *m, const nmf_vit_block *k, size_t B) {
+static nmf_status block_forward(nmf_vit *m, int l, size_t B) {
     nmf_vit_arena *a = &m->arena;
-    const size_t BT = B * m->T, D = m->D;
+    const nmf_vit_block *k = &m->blocks[l];
+    const nmf_vit_params *p = &m->p;
+    const size_t BT = B * m->T, D = m->D, H = m->H, L = (size_t)l;
     nmf_status st;
-    nmf_layernorm_forward(a->ln, a->x, k->norm1_w, k->norm1_b, BT, D, NMF_LAYERNORM_EPS);
-    if ((st = nmf_linear_forward(a->qkv, a->ln, k->qkv, k->qkv_b, BT, NMF_ACT_NONE))) return st;
+    nmf_layernorm_forward(a->ln, a->x, p->ln1_w + L * D, p->ln1_b + L * D, BT, D, NMF_LAYERNORM_EPS);
+    if ((st = nmf_linear_forward(a->qkv, a->ln, k->qkv, p->qkv_b + L * 3 * D, BT, NMF_ACT_NONE)))
+        return st;
     // (B,T,3,heads,hd) -> (B,T,D)
     if ((st = nmf_mhsa_forward(a->att, a->qkv, B, m->T, m->heads, m->head_dim, 0, a->work,
                                a->work_floats)))
         return st;
-    if ((st = nmf_linear_forward(a->tmp, a->att, k->proj, k->proj_b, BT, NMF_ACT_NONE))) return st;
+    if ((st = nmf_linear_forward(a->tmp, a->att, k->proj, p->proj_b + L * D, BT, NMF_ACT_NONE))) return st;
     residual_add(a->x, a->tmp, BT * D);
-    nmf_layernorm_forward(a->ln, a->x, k->norm2_w, k->norm2_b, BT, D, NMF_LAYERNORM_EPS);
-    if ((st = nmf_linear_forward(a->hid, a->ln, k->fc1, k->fc1_b, BT, NMF_ACT_GELU))) return st;
-    if ((st = nmf_linear_forward(a->tmp, a->hid, k->fc2, k->fc2_b, BT, NMF_ACT_NONE))) return st;
+    nmf_layernorm_forward(a->ln, a->x, p->ln2_w + L * D, p->ln2_b + L * D, BT, D, NMF_LAYERNORM_EPS);
+    if ((st = nmf_linear_forward(a->hid, a->ln, k->fc1, p->fc1_b + L * H, BT, NMF_ACT_GELU))) return st;
+    if ((st = nmf_linear_forward(a->tmp, a->hid, k->fc2, p->fc2_b + L * D, BT, NMF_ACT_NONE))) return st;
     residual_add(a->x, a->tmp, BT * D);
     return NMF_OK;
 }
@@ -101,15 +104,15 @@ nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_
     nmf_gemm(0, 1, B * P, D, m->K, 1.0f, a->patches, m->K, m->p.patch_w, m->K, 0.0f, a->tmp, D);
     for (size_t b = 0; b < B; b++) {
         float *xb = a->x + b * T * D; // (T, D)
-        for (size_t d = 0; d < D; d++) xb[d] = m->p.cls_token[d] + m->p.pos_embed[d];
+        for (size_t d = 0; d < D; d++) xb[d] = m->p.cls[d] + m->p.pos[d];
         for (size_t t = 1; t < T; t++) {
-            const float *e = a->tmp + (b * P + t - 1) * D, *pos = m->p.pos_embed + t * D;
+            const float *e = a->tmp + (b * P + t - 1) * D, *pos = m->p.pos + t * D;
             for (size_t d = 0; d < D; d++) xb[t * D + d] = e[d] + m->p.patch_b[d] + pos[d];
         }
     }
 
     for (int i = 0; i < c->depth; i++)
-        if ((st = block_forward(m, &m->blocks[i], B))) return st;
+        if ((st = block_forward(m, i, B))) return st;
 
     // final norm on the class tokens only (LayerNorm is per token), then the head
     for (size_t b = 0; b < B; b++) memcpy(a->cls + b * D, a->x + b * T * D, D * sizeof(float));

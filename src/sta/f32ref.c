@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/patchify.h"
+#include "nmformer/desc.h"
 #include "nmformer/kernels.h"
 #include "nmformer/ops.h"
 #include "nmformer/sta.h"
@@ -40,45 +41,43 @@ static void layernorm(float *y, const float *x, const float *g, const float *b, 
 
 nmf_status fx_dense_weights(const nmf_vit_config *vit, const nmf_tensor_set *set, fx_weights *w) {
     memset(w, 0, sizeof *w);
-    nmf_tensor_spec *specs = NULL;
-    size_t count = 0;
-    nmf_status st = nmf_vit_tensor_specs(vit, &specs, &count);
+    nmf_model_desc d;
+    nmf_status st = nmf_model_describe(&d, vit);
     if (st) return st;
-    w->count = count;
-    w->names = calloc(count, sizeof *w->names);
-    w->data = calloc(count, sizeof *w->data);
+    w->count = d.count;
+    w->names = calloc(d.count, sizeof *w->names);
+    w->data = calloc(d.count, sizeof *w->data);
     if (!w->names || !w->data) {
         st = nmf_error(NMF_ERR_NOMEM, "sta: out of memory");
         goto out;
     }
-    for (size_t i = 0; i < count; i++) {
-        nmf_tensor *t = nmf_tensors_find(set, specs[i].name);
+    for (size_t i = 0; i < d.count; i++) {
+        const nmf_param *p = &d.params[i];
+        nmf_tensor *t = nmf_tensors_find(set, p->name);
         if (!t) {
-            st = nmf_error(NMF_ERR_NOT_FOUND, "sta: tensor %s missing", specs[i].name);
+            st = nmf_error(NMF_ERR_NOT_FOUND, "sta: tensor %s missing", p->name);
             goto out;
         }
-        size_t numel = 1;
-        for (int d = 0; d < specs[i].ndim; d++) numel *= (size_t)specs[i].shape[d];
-        if (t->numel != numel) {
-            st = nmf_error(NMF_ERR_SHAPE, "sta: %s has %zu elements, expected %zu", specs[i].name,
-                           t->numel, numel);
+        if (t->numel != p->numel) {
+            st = nmf_error(NMF_ERR_SHAPE, "sta: %s has %zu elements, expected %zu", p->name,
+                           t->numel, p->numel);
             goto out;
         }
-        w->names[i] = strdup(specs[i].name);
-        w->data[i] = malloc(numel * sizeof(float));
+        w->names[i] = strdup(p->name);
+        w->data[i] = malloc(p->numel * sizeof(float));
         if (!w->names[i] || !w->data[i]) {
             st = nmf_error(NMF_ERR_NOMEM, "sta: out of memory");
             goto out;
         }
         if ((st = nmf_tensor_dense(t, w->data[i]))) goto out;
-        for (size_t k = 0; k < numel; k++)
+        for (size_t k = 0; k < p->numel; k++)
             if (!isfinite(w->data[i][k])) {
-                st = nmf_error(NMF_ERR_NUMERIC, "sta: %s holds NaN/Inf", specs[i].name);
+                st = nmf_error(NMF_ERR_NUMERIC, "sta: %s holds NaN/Inf", p->name);
                 goto out;
             }
     }
 out:
-    free(specs);
+    nmf_model_desc_free(&d);
     if (st) fx_weights_free(w);
     return st;
 }
