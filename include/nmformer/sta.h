@@ -337,8 +337,9 @@ nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image,
 void nmf_fx_logits_to_f32(float *out, const int64_t *logits, const nmf_fx_model *q);
 
 /* f32 forward of the sta module (used for calibration and as the accuracy reference when no other
- * is given): images [n][C][H][W] normalised -> logits [n][classes]. Optionally records the max |x|
- * of every quantisation point (internal layout). */
+ * is given): nmf_vit_forward on these weights, images [n][C][H][W] normalised -> logits
+ * [n][classes] (logits may be NULL). Optionally records the max |x| of every quantisation point
+ * (internal layout) through an observer on that forward. */
 nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
                                const nmf_vit_config *vit, const nmf_tensor_set *weights,
                                float *absmax, size_t absmax_count);

@@ -21,12 +21,8 @@ typedef struct {
 /* Dense f32 copies of every tensor of the config (nm tensors unpacked). */
 nmf_status fx_dense_weights(const nmf_vit_config *vit, const nmf_tensor_set *set, fx_weights *w);
 void fx_weights_free(fx_weights *w);
-/* nmf_sta_f32_forward on weights already loaded by fx_dense_weights (vit validated). */
-nmf_status fx_f32_forward(float *logits, const float *images, size_t n, const nmf_vit_config *vit,
-                          const fx_weights *w, float *absmax, size_t absmax_count);
 /* Tensor by printf-style name with one int ("blocks.%d.norm1.weight"); NULL if absent. */
 const float *fx_get(const fx_weights *w, const char *fmt, int i);
-/* patches [G*G][C*p*p] of one image [C][S][S], in the order of the flattened conv weight */
 
 /* Residual add: sat(round((a * ma + b * mb) * 2^-shift)), ma and mb sharing one shift. */
 static inline int64_t fx_add(int64_t a, nmf_fx_rq ma, int64_t b, nmf_fx_rq mb, int bits) {

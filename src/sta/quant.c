@@ -174,7 +174,7 @@ nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
     }
     if ((st = fx_dense_weights(vit, weights, &w))) goto out;
     /* calibration: the f32 reference on the same weights, recording each slot's max |x| */
-    if ((st = fx_f32_forward(NULL, calib, n, vit, &w, absmax, na))) goto out;
+    if ((st = nmf_sta_f32_forward(NULL, calib, n, vit, weights, absmax, na))) goto out;
     q->s_image = act_scale(absmax[FX_SLOT_IMAGE], bits);
     q->s_x0 = act_scale(absmax[FX_SLOT_X0], bits);
     /* patch embedding: conv as a linear over patches, pos_embed folded into a per-token bias */
