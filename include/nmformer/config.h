@@ -24,6 +24,21 @@ typedef struct {
     float mean, std; /* input normalisation after scaling pixels to [0,1] */
 } nmf_vit_config;
 
+/* Config values a caller gives next to a model file (the CLI's --dim, --heads, ... flags);
+ * 0 = not given. */
+typedef struct {
+    int img_size, patch, in_chans, dim, depth, heads, num_classes;
+    float mlp_ratio;
+} nmf_config_overrides;
+/* Applies the given values of o to *c. from_file: *c is the file's own config, and a given value
+ * that differs from it is NMF_ERR_INVALID_ARG naming the key ("dim 32 contradicts the file's
+ * config (dim 16)"), never a silent override. */
+nmf_status nmf_vit_config_override(nmf_vit_config *c, const nmf_config_overrides *o, int from_file);
+static inline int nmf_config_overrides_any(const nmf_config_overrides *o) {
+    return o && (o->img_size || o->patch || o->in_chans || o->dim || o->depth || o->heads ||
+                 o->num_classes || o->mlp_ratio != 0.0f);
+}
+
 /* Named shapes, one table (src/model/shapes.c): "vit-fmnist" (28x28x1, patch 7, dim 64, depth 4,
  * heads 4, ratio 2, 10 classes, mean 0.2860, std 0.3530: the default and the `train` demo),
  * "vit-fmnist-full" (dim 128, depth 6: `train --config full`), "deit-tiny" (192 dim, 3 heads),

@@ -58,17 +58,18 @@ static nmf_status parse_int(const char *flag, const char *s, int *out) {
     return NMF_OK;
 }
 
-nmf_status cli_apply_config_flags(const cli_config_flags *f, nmf_vit_config *c) {
-    for (int i = 0; i < f->count; i++) {
+nmf_status cli_config_overrides(const cli_config_flags *f, nmf_config_overrides *o) {
+    memset(o, 0, sizeof *o);
+    for (int i = 0; f && i < f->count; i++) {
         const char *k = f->key[i], *v = f->value[i];
         nmf_status st = NMF_OK;
-        if (!strcmp(k, "--img-size")) st = parse_int(k, v, &c->img_size);
-        else if (!strcmp(k, "--patch")) st = parse_int(k, v, &c->patch);
-        else if (!strcmp(k, "--in-chans")) st = parse_int(k, v, &c->in_chans);
-        else if (!strcmp(k, "--dim")) st = parse_int(k, v, &c->dim);
-        else if (!strcmp(k, "--depth")) st = parse_int(k, v, &c->depth);
-        else if (!strcmp(k, "--heads")) st = parse_int(k, v, &c->heads);
-        else if (!strcmp(k, "--classes")) st = parse_int(k, v, &c->num_classes);
+        if (!strcmp(k, "--img-size")) st = parse_int(k, v, &o->img_size);
+        else if (!strcmp(k, "--patch")) st = parse_int(k, v, &o->patch);
+        else if (!strcmp(k, "--in-chans")) st = parse_int(k, v, &o->in_chans);
+        else if (!strcmp(k, "--dim")) st = parse_int(k, v, &o->dim);
+        else if (!strcmp(k, "--depth")) st = parse_int(k, v, &o->depth);
+        else if (!strcmp(k, "--heads")) st = parse_int(k, v, &o->heads);
+        else if (!strcmp(k, "--classes")) st = parse_int(k, v, &o->num_classes);
         else if (!strcmp(k, "--mlp-ratio")) {
             char *end;
             errno = 0;
@@ -76,7 +77,7 @@ nmf_status cli_apply_config_flags(const cli_config_flags *f, nmf_vit_config *c) 
             if (errno || end == v || *end || !(x > 0) || x > 64)
                 st = nmf_error(NMF_ERR_INVALID_ARG, "--mlp-ratio '%s': expected a positive number", v);
             else
-                c->mlp_ratio = (float)x;
+                o->mlp_ratio = (float)x;
         }
         if (st) return st;
     }
@@ -105,43 +106,8 @@ nmf_status cli_set_config_meta(nmf_tensor_set *s, const nmf_vit_config *c) {
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
                           nmf_vit_config *config, nmf_tensor_set *tensors) {
     nmf_tensors_init(tensors);
-    cli_file_kind kind = cli_file_kind_of(path);
-    if (kind == CLI_FILE_NMF) {
-        if (flags && flags->count)
-            return nmf_error(NMF_ERR_INVALID_ARG,
-                             "config flags apply to safetensors input only (.nmf files carry "
-                             "their config)");
-        return nmf_load_model(path, model, NULL, config, tensors);
-    }
-    if (kind != CLI_FILE_SAFETENSORS)
-        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: unknown file type (want .nmf or .safetensors)",
-                         path);
-    if (model && strcmp(model, "dense") != 0)
-        return nmf_error(NMF_ERR_NOT_FOUND, "%s: a safetensors file holds one model, not '%s'",
-                         path, model);
-    nmf_status st = nmf_safetensors_read(path, tensors);
+    nmf_config_overrides o;
+    nmf_status st = cli_config_overrides(flags, &o);
     if (st) return st;
-    nmf_vit_config_default(config);
-    const char *json = nmf_tensors_get_meta(tensors, NMF_CONFIG_META_KEY);
-    if (json) {
-        st = nmf_vit_config_from_json(json, config);
-        if (st) {
-            st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
-        }
-    } else if (!flags || !flags->count) {
-        st = nmf_error(NMF_ERR_NOT_FOUND,
-                       "%s: no %s metadata; give the config with --img-size, --patch, --dim, ...",
-                       path, NMF_CONFIG_META_KEY);
-    }
-    if (!st && flags) st = cli_apply_config_flags(flags, config);
-    if (!st) st = nmf_vit_config_validate(config);
-    if (!st) {
-        st = nmf_vit_check_tensors(config, tensors);
-        if (st) {
-            st = nmf_error_context(st, "%s", path);
-        }
-    }
-    if (!st) st = cli_set_config_meta(tensors, config);
-    if (st) nmf_tensors_free(tensors);
-    return st;
+    return nmf_load_model_with(path, model, NULL, &o, config, tensors);
 }

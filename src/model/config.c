@@ -96,3 +96,27 @@ char *nmf_vit_config_to_json(const nmf_vit_config *c) {
     cJSON_Delete(root);
     return text;
 }
+
+nmf_status nmf_vit_config_override(nmf_vit_config *c, const nmf_config_overrides *o, int from_file) {
+    if (!o) return NMF_OK;
+    const struct {
+        const char *key;
+        int given, *field;
+    } ints[] = {
+        {"img_size", o->img_size, &c->img_size}, {"patch", o->patch, &c->patch},
+        {"in_chans", o->in_chans, &c->in_chans}, {"dim", o->dim, &c->dim},
+        {"depth", o->depth, &c->depth},          {"heads", o->heads, &c->heads},
+        {"num_classes", o->num_classes, &c->num_classes},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].given && from_file && ints[i].given != *ints[i].field)
+            return nmf_error(NMF_ERR_INVALID_ARG, "%s %d contradicts the file's config (%s %d)",
+                             ints[i].key, ints[i].given, ints[i].key, *ints[i].field);
+    if (o->mlp_ratio != 0.0f && from_file && o->mlp_ratio != c->mlp_ratio)
+        return nmf_error(NMF_ERR_INVALID_ARG, "mlp_ratio %g contradicts the file's config "
+                         "(mlp_ratio %g)", o->mlp_ratio, c->mlp_ratio);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].given) *ints[i].field = ints[i].given;
+    if (o->mlp_ratio != 0.0f) c->mlp_ratio = o->mlp_ratio;
+    return NMF_OK;
+}
