@@ -98,6 +98,14 @@ static inline const nmf_param *nmf_model_desc_kind_row(const nmf_model_desc *d, 
  * N:M-eligible ones. The detail names the first missing / extra / misshapen tensor. */
 nmf_status nmf_model_desc_check(const nmf_model_desc *d, const nmf_tensor_set *s);
 
+/* The row of kind k in block `block` (-1 for per-model kinds); NULL if there is none. */
+const nmf_param *nmf_model_desc_at(const nmf_model_desc *d, int kind, int block);
+/* Checks s against the table (nmf_model_desc_check), then writes every tensor the layout holds
+ * into buf (d->floats[l] floats), dense (N:M tensors unpacked); a non-finite value is
+ * NMF_ERR_NUMERIC naming the tensor and the index. */
+nmf_status nmf_model_load_dense(const nmf_model_desc *d, const nmf_tensor_set *s, nmf_layout l,
+                                float *buf);
+
 /* ---- the ViT family (timm names) -------------------------------------------------------- */
 /* Its kinds, in buffer order. */
 typedef enum {

@@ -1,5 +1,6 @@
 /* The parameter table machinery shared by every family: layouts, look-up, checking a tensor set
  * against the table. The families' kind lists and table builders are in <family>_desc.c. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,30 @@ size_t nmf_model_desc_offset(const nmf_model_desc *d, nmf_layout l, const nmf_pa
     size_t base = d->kind_offset[l][p->kind];
     if (base == SIZE_MAX) return SIZE_MAX;
     return base + (p->block > 0 ? (size_t)p->block * d->kind_numel[p->kind] : 0);
+}
+
+const nmf_param *nmf_model_desc_at(const nmf_model_desc *d, int kind, int block) {
+    for (size_t i = d->kind_first[kind]; i < d->count; i++)
+        if (d->params[i].kind == kind && d->params[i].block == block) return &d->params[i];
+    return NULL;
+}
+
+nmf_status nmf_model_load_dense(const nmf_model_desc *d, const nmf_tensor_set *s, nmf_layout l,
+                                float *buf) {
+    nmf_status st = nmf_model_desc_check(d, s);
+    for (size_t i = 0; i < d->count && !st; i++) {
+        const nmf_param *p = &d->params[i];
+        size_t off = nmf_model_desc_offset(d, l, p);
+        if (off == SIZE_MAX) continue;
+        float *dst = buf + off;
+        if ((st = nmf_tensor_dense(nmf_tensors_find(s, p->name), dst))) break;
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(dst[k])) {
+                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", p->name, k);
+                break;
+            }
+    }
+    return st;
 }
 
 static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape) {

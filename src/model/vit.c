@@ -1,5 +1,6 @@
 /* ViT construction: the parameter buffer + struct of pointers, the block linears (dense or N:M),
  * from a tensor set or random for the shape library. The forward is in vit_forward.c. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,20 +72,13 @@ static nmf_status for_each_param(nmf_vit *m, fill_fn fill, void *ctx) {
     return NMF_OK;
 }
 
-static nmf_status fill_from_tensors(const nmf_param *spec, const nmf_param_kind *k, float *dense,
-                                    nmf_linear **lin, void *ctx) {
+/* The block linears from their tensors (the dense rest is loaded by nmf_model_load_dense). */
+static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, float *dense,
+                              nmf_linear **lin, void *ctx) {
     (void)k;
-    const size_t n = spec->numel;
+    if (dense) return NMF_OK;
     const nmf_tensor *t = nmf_tensors_find((const nmf_tensor_set *)ctx, spec->name);
-    if (!t) return nmf_error(NMF_ERR_NOT_FOUND, "tensor '%s' missing", spec->name);
     nmf_status st = NMF_OK;
-    if (dense) {
-        st = nmf_tensor_dense(t, dense);
-        for (size_t i = 0; st == NMF_OK && i < n; i++)
-            if (!isfinite(dense[i]))
-                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", spec->name, i);
-        return st;
-    }
     if (t->nm) {
         st = nmf_nm_validate(t->nm);
         size_t kept = t->nm->rows * t->nm->groups * (size_t)t->nm->pattern.n;
@@ -107,12 +101,11 @@ static nmf_status fill_from_tensors(const nmf_param *spec, const nmf_param_kind 
 nmf_status nmf_vit_create(nmf_vit **out, const nmf_vit_config *c, const nmf_tensor_set *tensors) {
     if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create: NULL argument");
     *out = NULL;
-    nmf_status st = nmf_vit_check_tensors(c, tensors);
-    if (st) return st;
     nmf_vit *m;
-    st = vit_alloc(&m, c);
+    nmf_status st = vit_alloc(&m, c);
     if (st) return st;
-    st = for_each_param(m, fill_from_tensors, (void *)tensors);
+    st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
+    if (!st) st = for_each_param(m, fill_linear, (void *)tensors);
     if (st) {
         nmf_vit_free(m);
         return st;

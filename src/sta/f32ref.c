@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nmformer/desc.h"
 #include "nmformer/model.h"
 #include "nmformer/sta.h"
 #include "sta/fx_internal.h"
@@ -20,67 +19,6 @@ static void track(float *absmax, size_t slot, size_t count, const float *x, size
         if (a > m) m = a;
     }
     absmax[slot] = m;
-}
-
-nmf_status fx_dense_weights(const nmf_vit_config *vit, const nmf_tensor_set *set, fx_weights *w) {
-    memset(w, 0, sizeof *w);
-    nmf_model_desc d;
-    nmf_status st = nmf_model_describe(&d, vit);
-    if (st) return st;
-    w->count = d.count;
-    w->names = calloc(d.count, sizeof *w->names);
-    w->data = calloc(d.count, sizeof *w->data);
-    if (!w->names || !w->data) {
-        st = nmf_error(NMF_ERR_NOMEM, "sta: out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < d.count; i++) {
-        const nmf_param *p = &d.params[i];
-        nmf_tensor *t = nmf_tensors_find(set, p->name);
-        if (!t) {
-            st = nmf_error(NMF_ERR_NOT_FOUND, "sta: tensor %s missing", p->name);
-            goto out;
-        }
-        if (t->numel != p->numel) {
-            st = nmf_error(NMF_ERR_SHAPE, "sta: %s has %zu elements, expected %zu", p->name,
-                           t->numel, p->numel);
-            goto out;
-        }
-        w->names[i] = strdup(p->name);
-        w->data[i] = malloc(p->numel * sizeof(float));
-        if (!w->names[i] || !w->data[i]) {
-            st = nmf_error(NMF_ERR_NOMEM, "sta: out of memory");
-            goto out;
-        }
-        if ((st = nmf_tensor_dense(t, w->data[i]))) goto out;
-        for (size_t k = 0; k < p->numel; k++)
-            if (!isfinite(w->data[i][k])) {
-                st = nmf_error(NMF_ERR_NUMERIC, "sta: %s holds NaN/Inf", p->name);
-                goto out;
-            }
-    }
-out:
-    nmf_model_desc_free(&d);
-    if (st) fx_weights_free(w);
-    return st;
-}
-
-void fx_weights_free(fx_weights *w) {
-    for (size_t i = 0; i < w->count; i++) {
-        if (w->names) free(w->names[i]);
-        if (w->data) free(w->data[i]);
-    }
-    free(w->names);
-    free(w->data);
-    memset(w, 0, sizeof *w);
-}
-
-const float *fx_get(const fx_weights *w, const char *fmt, int i) {
-    char name[96];
-    snprintf(name, sizeof name, fmt, i);
-    for (size_t k = 0; k < w->count; k++)
-        if (!strcmp(w->names[k], name)) return w->data[k];
-    return NULL;
 }
 
 /* absmax slot of an op of the forward; SIZE_MAX for ops the fixed-point model does not scale */

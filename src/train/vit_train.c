@@ -553,23 +553,9 @@ float nmf_lr_cosine(int step, int total, int warmup, float lr_max, float lr_min)
 
 /* ---- tensors in / out -------------------------------------------------------------------- */
 nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s) {
-    nmf_status st = nmf_vit_check_tensors(&m->cfg, s);
+    /* like the inference loader: a NaN here would only surface later as "diverged" */
+    nmf_status st = nmf_model_load_dense(&m->desc, s, NMF_LAYOUT_ALL, m->param_mem);
     if (st != NMF_OK) return st;
-    for (size_t i = 0; i < s->count; i++) {
-        const nmf_tensor *t = &s->items[i];
-        const nmf_param *p = nmf_model_desc_find(&m->desc, t->name);
-        if (!p) return nmf_error(NMF_ERR_NOT_FOUND, "%s: not a tensor of this ViT", t->name);
-        if (t->numel != p->numel)
-            return nmf_error(NMF_ERR_SHAPE, "%s: %zu values, expected %zu", t->name, t->numel,
-                             p->numel);
-        float *dst = m->param_mem + nmf_model_desc_offset(&m->desc, NMF_LAYOUT_ALL, p);
-        st = nmf_tensor_dense(t, dst);
-        if (st != NMF_OK) return st;
-        /* like the inference loader: a NaN here would only surface later as "diverged" */
-        for (size_t k = 0; k < t->numel; k++)
-            if (!isfinite(dst[k]))
-                return nmf_error(NMF_ERR_NUMERIC, "%s: non-finite value at %zu", t->name, k);
-    }
     if (m->pattern.m) return nmf_vit_train_update_masks(m);
     return NMF_OK;
 }
