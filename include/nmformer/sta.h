@@ -336,6 +336,23 @@ nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image,
 /* logits[o] as real numbers. */
 void nmf_fx_logits_to_f32(float *out, const int64_t *logits, const nmf_fx_model *q);
 
+/* The verification workflow of functional mode: quantise the model on calib (ncal images),
+ * run every image of x (neval, normalised NCHW) through the functional simulator and the
+ * fixed-point reference and compare their logits bit for bit, and compare both with the f32
+ * forward (nmf_vit_forward); with labels (may be NULL), top-1 accuracy of f32 and fixed point. */
+typedef struct {
+    size_t images, calibration_images;
+    size_t mismatched;          /* images whose simulator logits differ from the reference's */
+    double max_abs_logit_error; /* fixed point (as reals) vs f32, over all images and classes */
+    size_t top1_agree;          /* images where fixed point and f32 pick the same class */
+    size_t correct_f32, correct_fixed; /* with labels only */
+    double wall_s;
+} nmf_sta_verify_result;
+nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
+                          const nmf_vit_config *vit, const nmf_tensor_set *weights,
+                          const float *calib, size_t ncal, const float *x, const int *labels,
+                          size_t neval);
+
 /* f32 forward of the sta module (used for calibration and as the accuracy reference when no other
  * is given): nmf_vit_forward on these weights, images [n][C][H][W] normalised -> logits
  * [n][classes] (logits may be NULL). Optionally records the max |x| of every quantisation point

@@ -122,6 +122,23 @@ static int run_variant(const variant *v, int corrupt) {
     printf("%-44s mismatched images %d/%zu, max |logit - f32| %.5f (max |logit| %.3f)\n", v->what,
            mismatches, ntest, maxerr, maxlogit);
     if (!corrupt) {
+        /* the library's verification workflow reports exactly what the loop above found; with
+         * the f32 predictions as labels, f32 is always right and fixed point right where the two
+         * agree */
+        int labels[8];
+        for (size_t b = 0; b < ntest; b++) {
+            const float *z = f32 + b * (size_t)c.num_classes;
+            labels[b] = 0;
+            for (int o = 1; o < c.num_classes; o++)
+                if (z[o] > z[labels[b]]) labels[b] = o;
+        }
+        nmf_sta_verify_result r;
+        CHECK_OK(nmf_sta_verify(&r, &hw, &c, &set, x, ncal, x + ncal * img, labels, ntest));
+        CHECK(r.images == ntest && r.calibration_images == ncal && r.mismatched == (size_t)mismatches);
+        CHECK_MSG(r.max_abs_logit_error == maxerr, "%s: verify max error %g, loop %g", v->what,
+                  r.max_abs_logit_error, maxerr);
+        CHECK(r.correct_f32 == ntest && r.correct_fixed == r.top1_agree && r.top1_agree <= ntest);
+        CHECK_STATUS(nmf_sta_verify(&r, &hw, &c, &set, x, 0, x, NULL, ntest), NMF_ERR_INVALID_ARG);
         CHECK_MSG(mismatches == 0, "%s: functional vs reference differ", v->what);
         /* the fixed-point model tracks f32 (test images beyond the 8 calibration images saturate) */
         CHECK_MSG(maxerr < (v->bits == 16 ? 0.05 : 0.3) * (maxlogit > 1 ? maxlogit : 1),
