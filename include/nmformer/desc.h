@@ -142,6 +142,35 @@ typedef struct {
     float *norm_w, *norm_b, *head_w, *head_b;
 } nmf_vit_params;
 
+/* ---- the ViT's op list: what a block computes, in order ---------------------------------
+ * One row per op of a block (and of the model around the blocks); the STA schedule lowers it
+ * onto the accelerator's units, and its ids are the ones an observer of the forward sees
+ * (nmf_vit_op, model.h). Inputs name the producing op: NMF_OPIN_BLOCK is the block's input (the
+ * previous block's last op, or the embedding), NMF_OPIN_NONE no input. */
+typedef enum {
+    NMF_OPK_EMBED = 0, /* linear over patches + cls + pos */
+    NMF_OPK_NORM,      /* LayerNorm with weight kind `weight` */
+    NMF_OPK_LINEAR,    /* x W^T + b with weight kind `weight` */
+    NMF_OPK_ATTENTION, /* softmax(Q K^T / sqrt(hd)) V per head, from a (3, heads, hd) qkv */
+    NMF_OPK_ADD,       /* residual add of its two inputs */
+    NMF_OPK_GELU,      /* exact (erf) GELU */
+    NMF_OPK_COUNT
+} nmf_op_kind;
+enum { NMF_OPIN_NONE = -2, NMF_OPIN_BLOCK = -1 };
+typedef struct {
+    int op;            /* nmf_vit_op */
+    const char *name;  /* after "blocks.{i}." for block ops */
+    const char *out;   /* short name of its output tensor ("ln1", "qkv", ...) */
+    nmf_op_kind kind;
+    int weight;        /* weight kind (nmf_vit_param), -1 when it has none */
+    int in0, in1;      /* producing ops (nmf_vit_op) or NMF_OPIN_* */
+    int cls_only;      /* runs on the class token alone */
+} nmf_op_row;
+/* The ops of a block, in order (count: *n), and those before and after the blocks. */
+const nmf_op_row *nmf_vit_block_ops(int *n);
+const nmf_op_row *nmf_vit_stem_ops(int *n);
+const nmf_op_row *nmf_vit_tail_ops(int *n);
+
 /* Points p into buf, a buffer of d->floats[l] floats in layout l. */
 void nmf_vit_params_bind(const nmf_model_desc *d, nmf_layout l, float *buf, nmf_vit_params *p);
 

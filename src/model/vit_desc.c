@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/desc_internal.h"
+#include "nmformer/model.h"
 
 /* name, role, per_block, nm, in_axis -- in buffer order (= nmf_vit_param order) */
 static const nmf_param_kind vit_kinds[] = {
@@ -102,4 +103,38 @@ int nmf_vit_param_is_block(nmf_vit_param p) {
 int nmf_vit_param_prunable(nmf_vit_param p) { return (unsigned)p < NMF_VP_COUNT && vit_kinds[p].nm; }
 int nmf_vit_param_decays(nmf_vit_param p) {
     return (unsigned)p < NMF_VP_COUNT && nmf_param_role_decays(vit_kinds[p].role);
+}
+
+/* The op list; its ids are nmf_vit_op's (model.h), so the observer sees this order. */
+static const nmf_op_row stem_ops[] = {
+    {NMF_OP_EMBED, "patch_embed", "x0", NMF_OPK_EMBED, NMF_VP_PATCH_W, NMF_OPIN_NONE, NMF_OPIN_NONE, 0},
+};
+static const nmf_op_row block_ops[] = {
+    {NMF_OP_NORM1, "norm1", "ln1", NMF_OPK_NORM, NMF_VP_LN1_W, NMF_OPIN_BLOCK, NMF_OPIN_NONE, 0},
+    {NMF_OP_QKV, "attn.qkv", "qkv", NMF_OPK_LINEAR, NMF_VP_QKV_W, NMF_OP_NORM1, NMF_OPIN_NONE, 0},
+    {NMF_OP_ATTN, "attn.av", "attn", NMF_OPK_ATTENTION, -1, NMF_OP_QKV, NMF_OPIN_NONE, 0},
+    {NMF_OP_PROJ, "attn.proj", "proj", NMF_OPK_LINEAR, NMF_VP_PROJ_W, NMF_OP_ATTN, NMF_OPIN_NONE, 0},
+    {NMF_OP_ADD1, "add1", "x1", NMF_OPK_ADD, -1, NMF_OPIN_BLOCK, NMF_OP_PROJ, 0},
+    {NMF_OP_NORM2, "norm2", "ln2", NMF_OPK_NORM, NMF_VP_LN2_W, NMF_OP_ADD1, NMF_OPIN_NONE, 0},
+    {NMF_OP_FC1, "mlp.fc1", "fc1", NMF_OPK_LINEAR, NMF_VP_FC1_W, NMF_OP_NORM2, NMF_OPIN_NONE, 0},
+    {NMF_OP_GELU, "mlp.gelu", "gelu", NMF_OPK_GELU, -1, NMF_OP_FC1, NMF_OPIN_NONE, 0},
+    {NMF_OP_FC2, "mlp.fc2", "fc2", NMF_OPK_LINEAR, NMF_VP_FC2_W, NMF_OP_GELU, NMF_OPIN_NONE, 0},
+    {NMF_OP_ADD2, "add2", "x2", NMF_OPK_ADD, -1, NMF_OP_ADD1, NMF_OP_FC2, 0},
+};
+static const nmf_op_row tail_ops[] = {
+    {NMF_OP_NORM, "norm", "norm", NMF_OPK_NORM, NMF_VP_NORM_W, NMF_OPIN_BLOCK, NMF_OPIN_NONE, 1},
+    {NMF_OP_HEAD, "head", "logits", NMF_OPK_LINEAR, NMF_VP_HEAD_W, NMF_OP_NORM, NMF_OPIN_NONE, 1},
+};
+
+const nmf_op_row *nmf_vit_stem_ops(int *n) {
+    *n = (int)(sizeof stem_ops / sizeof stem_ops[0]);
+    return stem_ops;
+}
+const nmf_op_row *nmf_vit_block_ops(int *n) {
+    *n = (int)(sizeof block_ops / sizeof block_ops[0]);
+    return block_ops;
+}
+const nmf_op_row *nmf_vit_tail_ops(int *n) {
+    *n = (int)(sizeof tail_ops / sizeof tail_ops[0]);
+    return tail_ops;
 }

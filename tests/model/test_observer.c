@@ -3,6 +3,7 @@
  * last block's class tokens, the logits), and observing does not change the logits. */
 #include "nmformer/model.h"
 #include "nmformer/ops.h"
+#include "nmformer/sta.h"
 #include "test.h"
 
 #define MAX_EVENTS 64
@@ -86,6 +87,20 @@ int main(void) {
         CHECK(!memcmp(cls, t.copy[n - 2], B * D * sizeof(float)));
         /* observing (fc1 and GELU unfused) changes the logits by float rounding at most */
         CHECK_MSG(max_diff(y0, y1, B * K) <= 1e-5, "observed logits differ by %g", max_diff(y0, y1, B * K));
+        /* the STA schedule lowers the same op list: its ops, but for the attention's Q K^T and
+         * softmax steps, are the observed ops after the input, in order and by name */
+        nmf_sta_schedule sched;
+        CHECK_OK(nmf_sta_schedule_synthetic(&sched, &c, (nmf_pattern){2, 8}, 0));
+        int k = 1, same = 1;
+        for (size_t i = 0; i < sched.op_count; i++) {
+            const char *nm = sched.ops[i].name;
+            size_t len = strlen(nm);
+            if ((len > 8 && !strcmp(nm + len - 8, ".attn.qk")) || strstr(nm, ".attn.softmax")) continue;
+            same &= k < n && !strcmp(nm, t.e[k].name);
+            k++;
+        }
+        CHECK_MSG(same && k == n, "schedule ops and observed ops differ");
+        nmf_sta_schedule_free(&sched);
         for (int i = 0; i < n; i++) free(t.copy[i]);
         free(sum);
         free(x);
