@@ -52,79 +52,13 @@ static nmf_status arena_ensure(nmf_vit *m, size_t batch) {
     return NMF_OK;
 }
 
-/* x += y over n floats. */
-static void residual_add(float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= (1u << 20)) /* below: not worth a barrier */
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-static const char *const op_names[] = {
-    [NMF_OP_INPUT] = "input",     [NMF_OP_EMBED] = "patch_embed", [NMF_OP_NORM1] = "norm1",
-    [NMF_OP_QKV] = "attn.qkv",    [NMF_OP_ATTN] = "attn.av",      [NMF_OP_PROJ] = "attn.proj",
-    [NMF_OP_ADD1] = "add1",       [NMF_OP_NORM2] = "norm2",       [NMF_OP_FC1] = "mlp.fc1",
-    [NMF_OP_GELU] = "mlp.gelu",   [NMF_OP_FC2] = "mlp.fc2",       [NMF_OP_ADD2] = "add2",
-    [NMF_OP_NORM] = "norm",       [NMF_OP_HEAD] = "head",
-};
-_Static_assert(sizeof op_names / sizeof op_names[0] == NMF_OP_COUNT, "a name per nmf_vit_op");
-
-typedef struct {
-    nmf_observer fn;
-    void *ctx;
-} observer;
-
-static void observe(const observer *o, nmf_vit_op op, int block, const float *data, size_t rows,
-                    size_t cols) {
-    if (!o->fn) return;
-    nmf_op_event e = {op, block, "", data, rows, cols};
-    if (block >= 0) snprintf(e.name, sizeof e.name, "blocks.%d.%s", block, op_names[op]);
-    else snprintf(e.name, sizeof e.name, "%s", op_names[op]);
-    o->fn(&e, o->ctx);
-}
-
-static nmf_status block_forward(nmf_vit *m, int l, size_t B, const observer *o) {
-    nmf_vit_arena *a = &m->arena;
-    const nmf_vit_block *k = &m->blocks[l];
-    const nmf_vit_params *p = &m->p;
-    const size_t BT = B * m->T, D = m->D, H = m->H, L = (size_t)l;
-    nmf_status st;
-    nmf_layernorm_forward(a->ln, a->x, p->ln1_w + L * D, p->ln1_b + L * D, BT, D, NMF_LAYERNORM_EPS);
-    observe(o, NMF_OP_NORM1, l, a->ln, BT, D);
-    if ((st = nmf_linear_forward(a->qkv, a->ln, k->qkv, p->qkv_b + L * 3 * D, BT, NMF_ACT_NONE)))
-        return st;
-    observe(o, NMF_OP_QKV, l, a->qkv, BT, 3 * D);
-    // (B,T,3,heads,hd) -> (B,T,D)
-    if ((st = nmf_mhsa_forward(a->att, a->qkv, B, m->T, m->heads, m->head_dim, 0, a->work,
-                               a->work_floats)))
-        return st;
-    observe(o, NMF_OP_ATTN, l, a->att, BT, D);
-    if ((st = nmf_linear_forward(a->tmp, a->att, k->proj, p->proj_b + L * D, BT, NMF_ACT_NONE))) return st;
-    observe(o, NMF_OP_PROJ, l, a->tmp, BT, D);
-    residual_add(a->x, a->tmp, BT * D);
-    observe(o, NMF_OP_ADD1, l, a->x, BT, D);
-    nmf_layernorm_forward(a->ln, a->x, p->ln2_w + L * D, p->ln2_b + L * D, BT, D, NMF_LAYERNORM_EPS);
-    observe(o, NMF_OP_NORM2, l, a->ln, BT, D);
-    if (o->fn) { /* fc1 and GELU apart, so that both can be seen */
-        if ((st = nmf_linear_forward(a->hid, a->ln, k->fc1, p->fc1_b + L * H, BT, NMF_ACT_NONE))) return st;
-        observe(o, NMF_OP_FC1, l, a->hid, BT, H);
-        nmf_gelu_forward(a->hid, a->hid, BT * H);
-        observe(o, NMF_OP_GELU, l, a->hid, BT, H);
-    } else if ((st = nmf_linear_forward(a->hid, a->ln, k->fc1, p->fc1_b + L * H, BT, NMF_ACT_GELU))) {
-        return st;
-    }
-    if ((st = nmf_linear_forward(a->tmp, a->hid, k->fc2, p->fc2_b + L * D, BT, NMF_ACT_NONE))) return st;
-    observe(o, NMF_OP_FC2, l, a->tmp, BT, D);
-    residual_add(a->x, a->tmp, BT * D);
-    observe(o, NMF_OP_ADD2, l, a->x, BT, D);
-    return NMF_OK;
-}
-
 nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_t B) {
     return nmf_vit_forward_observed(m, logits, images, B, NULL, NULL);
 }
 
 nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *images, size_t B,
                                     nmf_observer obs, void *ctx) {
-    const observer o = {obs, ctx};
+    const nmf_vit_observer o = {obs, ctx};
     if (!m || !logits || !images || B == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "vit forward: NULL argument or empty batch");
     const nmf_vit_config *c = &m->config;
@@ -142,7 +76,7 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
     if (st) return st;
     nmf_vit_arena *a = &m->arena;
     const size_t D = m->D, T = m->T, P = m->P;
-    observe(&o, NMF_OP_INPUT, -1, images, B, per_image);
+    nmf_vit_observe(&o, NMF_OP_INPUT, -1, images, B, per_image);
 
     // patch embedding: (B*P, K) x (D, K)^T -> (B*P, D), then tokens 1.. of x get bias + pos
     nmf_patchify(a->patches, images, sizeof(float), B, m->config.in_chans, m->config.img_size,
@@ -157,18 +91,21 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
         }
     }
 
-    observe(&o, NMF_OP_EMBED, -1, a->x, B * T, D);
+    nmf_vit_observe(&o, NMF_OP_EMBED, -1, a->x, B * T, D);
+    /* blocks in place on x (no tape: nothing is saved for a backward) */
+    const nmf_vit_block_io io = {a->x, a->x, a->x, a->ln, a->ln, a->qkv, a->att,
+                                 a->hid, a->hid, a->tmp, a->work, a->work_floats};
     for (int i = 0; i < c->depth; i++)
-        if ((st = block_forward(m, i, B, &o))) return st;
+        if ((st = nmf_vit_block_forward(c, &m->p, &m->blocks[i], i, B, &io, NULL, &o))) return st;
 
     // final norm on the class tokens only (LayerNorm is per token), then the head
     for (size_t b = 0; b < B; b++) memcpy(a->cls + b * D, a->x + b * T * D, D * sizeof(float));
     nmf_layernorm_forward(a->cls, a->cls, m->p.norm_w, m->p.norm_b, B, D, NMF_LAYERNORM_EPS);
-    observe(&o, NMF_OP_NORM, -1, a->cls, B, D);
+    nmf_vit_observe(&o, NMF_OP_NORM, -1, a->cls, B, D);
     nmf_gemm(0, 1, B, m->classes, D, 1.0f, a->cls, D, m->p.head_w, D, 0.0f, logits, m->classes);
     for (size_t b = 0; b < B; b++)
         for (size_t k = 0; k < m->classes; k++) logits[b * m->classes + k] += m->p.head_b[k];
-    observe(&o, NMF_OP_HEAD, -1, logits, B, m->classes);
+    nmf_vit_observe(&o, NMF_OP_HEAD, -1, logits, B, m->classes);
     /* finite inputs can still overflow float32 (|x| ~ 1e38 through the patch embedding): say so
      * rather than hand back NaN logits as a result */
     for (size_t i = 0; i < B * m->classes; i++)

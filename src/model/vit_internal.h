@@ -3,17 +3,10 @@
 #ifndef NMF_MODEL_VIT_INTERNAL_H
 #define NMF_MODEL_VIT_INTERNAL_H
 
+#include "model/vit_block.h"
 #include "nmformer/desc.h"
 #include "nmformer/kernels.h"
 #include "nmformer/model.h"
-
-/* A block's linears (dense or N:M); its vectors are in nmf_vit.p (block l at + l * size). */
-typedef struct {
-    nmf_linear *qkv;  // (3D, D)
-    nmf_linear *proj; // (D, D)
-    nmf_linear *fc1;  // (H, D)
-    nmf_linear *fc2;  // (D, H)
-} nmf_vit_block;
 
 /* Activations for up to `batch` images; every buffer is (rows, cols) row-major. */
 typedef struct {

@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "model/patchify.h"
+#include "model/vit_block.h"
 #include "nmformer/train.h"
 #include "train/layers.h"
 #include "train/train_internal.h"
@@ -338,40 +339,32 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
             for (size_t i = 0; i < D; i++) dst[i] = src[i] + pos[i];
         }
 
+    // the blocks: the one block forward (model/vit_block.c), saving what backward needs
     const float *residual = enc;
-    for (int l = 0; l < L; l++) {
-        float *ln1 = a[ACT_LN1] + l * BT * D, *ln1_mean = a[ACT_LN1_MEAN] + l * BT;
-        float *ln1_rstd = a[ACT_LN1_RSTD] + l * BT, *qkv = a[ACT_QKV] + l * BT * 3 * D;
-        float *att = a[ACT_ATT] + (size_t)l * B * NH * T * T, *atty = a[ACT_ATTY] + l * BT * D;
-        float *res2 = a[ACT_RES2] + l * BT * D, *ln2 = a[ACT_LN2] + l * BT * D;
-        float *ln2_mean = a[ACT_LN2_MEAN] + l * BT, *ln2_rstd = a[ACT_LN2_RSTD] + l * BT;
-        float *fch = a[ACT_FCH] + l * BT * H, *fchg = a[ACT_FCH_GELU] + l * BT * H;
-        float *res3 = a[ACT_RES3] + l * BT * D, *tmp = a[ACT_TMP];
-
-        layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, w->ln1_w + l * D, w->ln1_b + l * D, BT,
-                          D);
-        if (lq[l]) keep(&lst, nmf_linear_forward(qkv, ln1, lq[l],
-                                                 w->qkv_b + l * 3 * D, BT, NMF_ACT_NONE));
-        else matmul_forward(qkv, ln1, w->qkv_w + l * 3 * D * D, w->qkv_b + l * 3 * D, BT, D, 3 * D);
-        attention_forward(atty, att, qkv, B, T, (int)D, NH, m->scratch, m->nscratch); // (B,T,D)
-        if (lp[l]) keep(&lst, nmf_linear_forward(tmp, atty, lp[l],
-                                                 w->proj_b + l * D, BT, NMF_ACT_NONE));
-        else matmul_forward(tmp, atty, w->proj_w + l * D * D, w->proj_b + l * D, BT, D, D);
-        residual_forward(res2, residual, tmp, BT * D);
-        layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, w->ln2_w + l * D, w->ln2_b + l * D, BT,
-                          D);
-        if (l1[l]) keep(&lst, nmf_linear_forward(fch, ln2, l1[l],
-                                                 w->fc1_b + l * H, BT, NMF_ACT_NONE));
-        else matmul_forward(fch, ln2, w->fc1_w + l * H * D, w->fc1_b + l * H, BT, D, H);  // (B,T,H)
-        gelu_forward(fchg, a[ACT_FCH_CDF] + l * BT * H, fch, BT * H);
-        if (l2[l]) keep(&lst, nmf_linear_forward(tmp, fchg, l2[l],
-                                                 w->fc2_b + l * D, BT, NMF_ACT_NONE));
-        else matmul_forward(tmp, fchg, w->fc2_w + l * D * H, w->fc2_b + l * D, BT, H, D);
-        residual_forward(res3, res2, tmp, BT * D);
-        residual = res3;
+    for (int l = 0; l < L && lst == NMF_OK; l++) {
+        const nmf_vit_block lin = {lq[l], lp[l], l1[l], l2[l]};
+        const nmf_vit_block_io io = {
+            .x_in = residual,
+            .x1 = a[ACT_RES2] + l * BT * D,
+            .x_out = a[ACT_RES3] + l * BT * D,
+            .ln1 = a[ACT_LN1] + l * BT * D,
+            .ln2 = a[ACT_LN2] + l * BT * D,
+            .qkv = a[ACT_QKV] + l * BT * 3 * D,
+            .atty = a[ACT_ATTY] + l * BT * D,
+            .fc1 = a[ACT_FCH] + l * BT * H,
+            .gelu = a[ACT_FCH_GELU] + l * BT * H,
+            .tmp = a[ACT_TMP],
+        };
+        const nmf_vit_tape tape = {
+            .ln1_mean = a[ACT_LN1_MEAN] + l * BT, .ln1_rstd = a[ACT_LN1_RSTD] + l * BT,
+            .ln2_mean = a[ACT_LN2_MEAN] + l * BT, .ln2_rstd = a[ACT_LN2_RSTD] + l * BT,
+            .att = a[ACT_ATT] + (size_t)l * B * NH * T * T,
+            .gelu_cdf = a[ACT_FCH_CDF] + l * BT * H,
+            .scratch = m->scratch, .nscratch = m->nscratch,
+        };
+        lst = nmf_vit_block_forward(c, w, &lin, l, (size_t)B, &io, &tape, NULL);
+        residual = io.x_out;
     }
-    if (lst != NMF_OK) return nmf_error(NMF_ERR_INVALID_ARG, "N:M linear forward failed: %s",
-                                        nmf_last_error());
     // the class token of every example -> final norm -> head
     float *clsx = a[ACT_CLSX];
     for (int b = 0; b < B; b++)
