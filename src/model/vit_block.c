@@ -1,7 +1,9 @@
 #include "model/vit_block.h"
 
 #include <stdio.h>
+#include <string.h>
 
+#include "model/patchify.h"
 #include "nmformer/ops.h"
 #include "train/layers.h" /* the forward halves of training's layers, which save for backward */
 
@@ -89,4 +91,27 @@ nmf_status nmf_vit_block_forward(const nmf_vit_config *c, const nmf_vit_params *
     residual_forward(io->x_out, io->x1, io->tmp, BT * D);
     nmf_vit_observe(o, NMF_OP_ADD2, l, io->x_out, BT, D);
     return NMF_OK;
+}
+
+void nmf_vit_embed_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *images,
+                           size_t B, float *patches, float *pe, float *x) {
+    const size_t T = (size_t)nmf_vit_tokens(c), P = T - 1, D = (size_t)c->dim;
+    const size_t K = (size_t)c->in_chans * (size_t)c->patch * (size_t)c->patch;
+    nmf_patchify(patches, images, sizeof(float), B, c->in_chans, c->img_size, c->patch); // (B*P, K)
+    matmul_forward(pe, patches, p->patch_w, p->patch_b, B * P, K, D);                    // (B*P, D)
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) {
+            const float *src = t == 0 ? p->cls : pe + (b * P + t - 1) * D, *pos = p->pos + t * D;
+            float *dst = x + (b * T + t) * D;
+            for (size_t d = 0; d < D; d++) dst[d] = src[d] + pos[d];
+        }
+}
+
+void nmf_vit_head_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *x,
+                          size_t B, float *cls, float *lnf, float *mean, float *rstd, float *logits) {
+    const size_t T = (size_t)nmf_vit_tokens(c), D = (size_t)c->dim, K = (size_t)c->num_classes;
+    // final norm on the class tokens only (LayerNorm is per token), then the head
+    for (size_t b = 0; b < B; b++) memcpy(cls + b * D, x + b * T * D, D * sizeof(float));
+    norm(lnf, cls, p->norm_w, p->norm_b, B, D, mean, rstd);
+    matmul_forward(logits, lnf, p->head_w, p->head_b, B, D, K);
 }

@@ -1,4 +1,4 @@
-/* One forward of a pre-norm ViT block, shared by inference (src/model/vit_forward.c) and training
+/* The ViT forward in pieces (stem, one pre-norm block, tail), shared by inference (src/model/vit_forward.c) and training
  * (src/train/vit_train.c): training passes an activation tape and gets what its backward needs
  * saved; an observer sees every op's output. */
 #ifndef NMF_MODEL_VIT_BLOCK_H
@@ -53,5 +53,16 @@ nmf_status nmf_vit_block_forward(const nmf_vit_config *c, const nmf_vit_params *
                                  const nmf_vit_block *lin, int l, size_t B,
                                  const nmf_vit_block_io *io, const nmf_vit_tape *tape,
                                  const nmf_vit_observer *o);
+
+/* The stem: x (B*T, D) = [cls; patches W_pe^T + b_pe] + pos, with patches (B*P, C*p*p) and
+ * pe (B*P, D) as the buffers of the im2col and of the embedding product (training keeps them
+ * for backward). */
+void nmf_vit_embed_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *images,
+                           size_t B, float *patches, float *pe, float *x);
+/* The tail: logits (B, classes) = head(LN(x[:, 0])). cls (B, D) receives the class tokens, lnf
+ * (B, D) their norm (may be cls itself); with mean and rstd (B) the norm saves them for
+ * backward (training), without them it runs the inference kernel. */
+void nmf_vit_head_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *x,
+                          size_t B, float *cls, float *lnf, float *mean, float *rstd, float *logits);
 
 #endif

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model/patchify.h"
 #include "model/vit_internal.h"
 #include "nmformer/ops.h"
 
@@ -75,22 +74,10 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
     nmf_status st = arena_ensure(m, B);
     if (st) return st;
     nmf_vit_arena *a = &m->arena;
-    const size_t D = m->D, T = m->T, P = m->P;
+    const size_t D = m->D, T = m->T;
     nmf_vit_observe(&o, NMF_OP_INPUT, -1, images, B, per_image);
 
-    // patch embedding: (B*P, K) x (D, K)^T -> (B*P, D), then tokens 1.. of x get bias + pos
-    nmf_patchify(a->patches, images, sizeof(float), B, m->config.in_chans, m->config.img_size,
-                 m->config.patch);
-    nmf_gemm(0, 1, B * P, D, m->K, 1.0f, a->patches, m->K, m->p.patch_w, m->K, 0.0f, a->tmp, D);
-    for (size_t b = 0; b < B; b++) {
-        float *xb = a->x + b * T * D; // (T, D)
-        for (size_t d = 0; d < D; d++) xb[d] = m->p.cls[d] + m->p.pos[d];
-        for (size_t t = 1; t < T; t++) {
-            const float *e = a->tmp + (b * P + t - 1) * D, *pos = m->p.pos + t * D;
-            for (size_t d = 0; d < D; d++) xb[t * D + d] = e[d] + m->p.patch_b[d] + pos[d];
-        }
-    }
-
+    nmf_vit_embed_forward(c, &m->p, images, B, a->patches, a->tmp, a->x); // (B*T, D)
     nmf_vit_observe(&o, NMF_OP_EMBED, -1, a->x, B * T, D);
     /* blocks in place on x (no tape: nothing is saved for a backward) */
     const nmf_vit_block_io io = {a->x, a->x, a->x, a->ln, a->ln, a->qkv, a->att,
@@ -98,13 +85,9 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
     for (int i = 0; i < c->depth; i++)
         if ((st = nmf_vit_block_forward(c, &m->p, &m->blocks[i], i, B, &io, NULL, &o))) return st;
 
-    // final norm on the class tokens only (LayerNorm is per token), then the head
-    for (size_t b = 0; b < B; b++) memcpy(a->cls + b * D, a->x + b * T * D, D * sizeof(float));
-    nmf_layernorm_forward(a->cls, a->cls, m->p.norm_w, m->p.norm_b, B, D, NMF_LAYERNORM_EPS);
+    /* the observer sees the final norm's output with the logits (the tail is one call) */
+    nmf_vit_head_forward(c, &m->p, a->x, B, a->cls, a->cls, NULL, NULL, logits);
     nmf_vit_observe(&o, NMF_OP_NORM, -1, a->cls, B, D);
-    nmf_gemm(0, 1, B, m->classes, D, 1.0f, a->cls, D, m->p.head_w, D, 0.0f, logits, m->classes);
-    for (size_t b = 0; b < B; b++)
-        for (size_t k = 0; k < m->classes; k++) logits[b * m->classes + k] += m->p.head_b[k];
     nmf_vit_observe(&o, NMF_OP_HEAD, -1, logits, B, m->classes);
     /* finite inputs can still overflow float32 (|x| ~ 1e38 through the patch embedding): say so
      * rather than hand back NaN logits as a result */

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "model/patchify.h"
 #include "model/vit_block.h"
 #include "nmformer/train.h"
 #include "train/layers.h"
@@ -311,9 +310,8 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
     if (B < 1 || B > m->max_batch)
         return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..%d", B, m->max_batch);
     const nmf_vit_config *c = &m->cfg;
-    const int T = nmf_vit_tokens(c), NP = T - 1, L = c->depth, NH = c->heads, K = c->num_classes;
-    const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c);
-    const size_t CPP = (size_t)c->in_chans * c->patch * c->patch, BT = (size_t)B * T;
+    const int T = nmf_vit_tokens(c), L = c->depth, NH = c->heads, K = c->num_classes;
+    const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), BT = (size_t)B * T;
     const nmf_vit_params *w = &m->fw;
     float **a = m->act;
     m->B = B;
@@ -327,17 +325,8 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
     nmf_linear **l1 = m->lin[NMF_VP_FC1_W], **l2 = m->lin[NMF_VP_FC2_W];
     nmf_status lst = NMF_OK;
 
-    nmf_patchify(a[ACT_PATCHES], x, sizeof(float), (size_t)B, c->in_chans, c->img_size, c->patch);  // (B*NP, CPP)
-    matmul_forward(a[ACT_PE], a[ACT_PATCHES], w->patch_w, w->patch_b, (size_t)B * NP, CPP, D);
-    // encoded (B,T,D): [cls; patches] + pos
-    float *enc = a[ACT_ENCODED];
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *src = t == 0 ? w->cls : a[ACT_PE] + ((size_t)b * NP + t - 1) * D;
-            const float *pos = w->pos + (size_t)t * D;
-            float *dst = enc + ((size_t)b * T + t) * D;
-            for (size_t i = 0; i < D; i++) dst[i] = src[i] + pos[i];
-        }
+    float *enc = a[ACT_ENCODED]; // (B, T, D): [cls; patches] + pos
+    nmf_vit_embed_forward(c, w, x, (size_t)B, a[ACT_PATCHES], a[ACT_PE], enc);
 
     // the blocks: the one block forward (model/vit_block.c), saving what backward needs
     const float *residual = enc;
@@ -366,12 +355,8 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
         residual = io.x_out;
     }
     // the class token of every example -> final norm -> head
-    float *clsx = a[ACT_CLSX];
-    for (int b = 0; b < B; b++)
-        memcpy(clsx + b * D, residual + (size_t)b * T * D, D * sizeof(float));
-    layernorm_forward(a[ACT_LNF], a[ACT_LNF_MEAN], a[ACT_LNF_RSTD], clsx, w->norm_w, w->norm_b, B,
-                      D);
-    matmul_forward(a[ACT_LOGITS], a[ACT_LNF], w->head_w, w->head_b, (size_t)B, D, (size_t)K);
+    nmf_vit_head_forward(c, w, residual, (size_t)B, a[ACT_CLSX], a[ACT_LNF], a[ACT_LNF_MEAN],
+                         a[ACT_LNF_RSTD], a[ACT_LOGITS]);
 
     const float *logits = a[ACT_LOGITS];
     for (int b = 0; b < B; b++)
