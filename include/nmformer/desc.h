@@ -34,6 +34,11 @@ const char *nmf_param_role_name(nmf_param_role r);
  * class token or position embedding, as timm does. */
 int nmf_param_role_decays(nmf_param_role r);
 
+/* Initialises x[0..n) as a parameter of this role, timm-style: norm scales 1; biases and norm
+ * shifts 0; the class token N(0, 1e-6^2); every other tensor (embedding, position, linear and
+ * head weights) N(0, 0.02^2); normals truncated at 2 std (core/rng.h), drawn from *rng. */
+void nmf_param_role_init(nmf_param_role r, float *x, size_t n, uint64_t *rng);
+
 /* A kind of parameter: one per block (stacked over the blocks in the buffer) or one per model. */
 typedef struct {
     const char *name;    /* per-block kinds: the name after the block prefix ("attn.qkv.weight") */

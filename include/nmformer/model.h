@@ -25,8 +25,8 @@ typedef struct nmf_vit nmf_vit; /* opaque */
  * The tensor set is not referenced afterwards (values are copied / repacked). */
 nmf_status nmf_vit_create(nmf_vit **out, const nmf_vit_config *c, const nmf_tensor_set *tensors);
 
-/* A randomly initialised model of this config (deterministic in seed): weights ~ N(0, 0.02^2)
- * like timm's init, pruned to pattern by magnitude and held N:M when pattern.n != 0
+/* A randomly initialised model of this config (deterministic in seed), every tensor by its role
+ * as training initialises it (nmf_param_role_init: timm-style), pruned to pattern by magnitude and held N:M when pattern.n != 0
  * (pattern {0, 0} = dense). For benchmarking shapes without weights. */
 nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_vit_config *c, nmf_pattern pattern,
                                  uint64_t seed);

@@ -38,8 +38,8 @@ float *nmf_vit_train_v_mem(nmf_vit_train *m);
 /* Pointer to tensor p (of layer `layer` for block tensors) in the parameter buffer. */
 float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer);
 
-/* timm-style init from a seed: weights trunc_normal(std 0.02), biases 0, LayerNorm (1, 0),
- * cls_token normal(std 1e-6), pos_embed trunc_normal(std 0.02). */
+/* timm-style init from a seed, by role (nmf_param_role_init): weights and pos_embed
+ * trunc_normal(std 0.02), cls_token trunc_normal(std 1e-6), biases 0, LayerNorm (1, 0). */
 void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed);
 
 /* ---- N:M state: the pattern of the prunable linears, their masks and masked copies ------- */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "model/desc_internal.h"
 #include "nmformer/desc.h"
 
@@ -24,6 +25,21 @@ const char *nmf_param_role_name(nmf_param_role r) {
 
 int nmf_param_role_decays(nmf_param_role r) {
     return r == NMF_ROLE_EMBED || r == NMF_ROLE_LINEAR_W || r == NMF_ROLE_HEAD_W;
+}
+
+void nmf_param_role_init(nmf_param_role r, float *x, size_t n, uint64_t *rng) {
+    float std = 0.02f;
+    switch (r) {
+    case NMF_ROLE_NORM_W:
+        for (size_t i = 0; i < n; i++) x[i] = 1.0f;
+        return;
+    case NMF_ROLE_NORM_B: case NMF_ROLE_BIAS: case NMF_ROLE_HEAD_B:
+        for (size_t i = 0; i < n; i++) x[i] = 0.0f;
+        return;
+    case NMF_ROLE_CLS: std = 1e-6f; break;
+    default: break;
+    }
+    for (size_t i = 0; i < n; i++) x[i] = std * nmf_rng_trunc_normal(rng);
 }
 
 /* The 2-D view of a row: linear weights as (out, in) whatever the storage order, everything

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rng.h"
 #include "model/vit_internal.h"
 
 /* m with derived sizes, its description, the parameter buffer (zeroed) and pointers; linears NULL */
@@ -121,28 +120,18 @@ typedef struct {
     nmf_pattern pattern;
 } random_ctx;
 
-/* N(0, std^2) truncated at 2 std (core/rng.h) */
-static void randn(float *x, size_t n, float std, uint64_t *s) {
-    for (size_t i = 0; i < n; i++) x[i] = std * nmf_rng_trunc_normal(s);
-}
-
-/* norm scales 1, biases and norm shifts 0, everything else N(0, 0.02^2) truncated at 2 std */
+/* every tensor initialised by its role (nmf_param_role_init), tensor by tensor */
 static nmf_status fill_random(const nmf_param *spec, const nmf_param_kind *k, float *dense,
                               nmf_linear **lin, void *vctx) {
     random_ctx *ctx = vctx;
     if (dense) {
-        if (k->role == NMF_ROLE_NORM_W)
-            for (size_t i = 0; i < spec->numel; i++) dense[i] = 1.0f;
-        else if (k->role == NMF_ROLE_BIAS || k->role == NMF_ROLE_NORM_B || k->role == NMF_ROLE_HEAD_B)
-            for (size_t i = 0; i < spec->numel; i++) dense[i] = 0.0f;
-        else
-            randn(dense, spec->numel, 0.02f, &ctx->state);
+        nmf_param_role_init(k->role, dense, spec->numel, &ctx->state);
         return NMF_OK;
     }
     const size_t rows = spec->rows, cols = spec->cols;
     float *w = malloc(rows * cols * sizeof(float)); /* one weight at a time: peak stays low */
     if (!w) return nmf_error(NMF_ERR_NOMEM, "random weight '%s'", spec->name);
-    randn(w, rows * cols, 0.02f, &ctx->state);
+    nmf_param_role_init(k->role, w, rows * cols, &ctx->state);
     nmf_status st;
     if (ctx->pattern.n == 0) {
         st = nmf_linear_create_dense(lin, w, rows, cols);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rng.h"
 #include "model/vit_block.h"
 #include "nmformer/train.h"
 #include "train/layers.h"
@@ -166,24 +165,9 @@ uint8_t *nmf_vit_train_mask(nmf_vit_train *m, nmf_vit_param p, int layer) {
 /* ---- init ---------------------------------------------------------------------------------- */
 void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed) {
     uint64_t s = seed ^ 0x6E6D666F726D6572ull; /* "nmformer" */
-    memset(m->param_mem, 0, m->num_params * sizeof(float));
-    for (int p = 0; p < NMF_VP_COUNT; p++) {
-        float *w = m->param_mem + m->offsets[p];
-        size_t n = m->sizes[p];
-        switch (p) {
-        case NMF_VP_LN1_W: case NMF_VP_LN2_W: case NMF_VP_NORM_W:
-            for (size_t i = 0; i < n; i++) w[i] = 1.0f;
-            break;
-        case NMF_VP_CLS:
-            for (size_t i = 0; i < n; i++) w[i] = 1e-6f * nmf_rng_trunc_normal(&s);
-            break;
-        case NMF_VP_PATCH_W: case NMF_VP_POS: case NMF_VP_QKV_W: case NMF_VP_PROJ_W:
-        case NMF_VP_FC1_W: case NMF_VP_FC2_W: case NMF_VP_HEAD_W:
-            for (size_t i = 0; i < n; i++) w[i] = 0.02f * nmf_rng_trunc_normal(&s);
-            break;
-        default: break; /* biases 0 */
-        }
-    }
+    /* kind by kind in buffer order, each kind's blocks in one draw (the seed's stream) */
+    for (int p = 0; p < NMF_VP_COUNT; p++)
+        nmf_param_role_init(m->desc.kinds[p].role, m->param_mem + m->offsets[p], m->sizes[p], &s);
     nmf_vit_train_refresh_masked(m);
 }
 
