@@ -38,6 +38,11 @@ float *nmf_vit_train_v_mem(nmf_vit_train *m);
 /* Pointer to tensor p (of layer `layer` for block tensors) in the parameter buffer. */
 float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer);
 
+/* The weights `train --init PATH` starts from: a family's dense model, or a file's only model
+ * (nmf_load_model; fallback is the config for a safetensors file without one). */
+nmf_status nmf_train_load_init(const char *path, const nmf_vit_config *fallback,
+                               nmf_vit_config *config, nmf_tensor_set *tensors);
+
 /* timm-style init from a seed, by role (nmf_param_role_init): weights and pos_embed
  * trunc_normal(std 0.02), cls_token trunc_normal(std 1e-6), biases 0, LayerNorm (1, 0). */
 void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed);
