@@ -95,14 +95,6 @@ cli_file_kind cli_file_kind_of(const char *path) {
     return CLI_FILE_OTHER;
 }
 
-nmf_status cli_set_config_meta(nmf_tensor_set *s, const nmf_vit_config *c) {
-    char *json = nmf_vit_config_to_json(c);
-    if (!json) return nmf_error(NMF_ERR_NOMEM, "config");
-    nmf_status st = nmf_tensors_set_meta(s, NMF_CONFIG_META_KEY, json);
-    free(json);
-    return st;
-}
-
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
                           nmf_vit_config *config, nmf_tensor_set *tensors) {
     nmf_tensors_init(tensors);

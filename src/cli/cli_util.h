@@ -35,8 +35,6 @@ cli_file_kind cli_file_kind_of(const char *path);
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
                           nmf_vit_config *config, nmf_tensor_set *tensors);
 
-/* Sets the nmformer.config metadata of s to c. */
-nmf_status cli_set_config_meta(nmf_tensor_set *s, const nmf_vit_config *c);
 
 /* Option value: argv[*i + 1], advancing *i; prints "nmformer CMD: OPT needs a value" and returns
  * NULL when absent. */

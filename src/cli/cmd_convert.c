@@ -109,7 +109,7 @@ int cmd_convert(int argc, char **argv) {
     st = cli_load_model(in, ik == CLI_FILE_SAFETENSORS ? NULL : model, &flags, &cfg, &set);
     if (st) return cli_fail("convert", in, st);
     if (ok == CLI_FILE_SAFETENSORS) {
-        st = nmf_safetensors_write(out, &set, dtype); /* cli_load_model set the config meta */
+        st = nmf_safetensors_write(out, &set, dtype); /* the loader set the config meta */
         nmf_tensors_free(&set);
         return st ? cli_fail("convert", out, st) : 0;
     }
