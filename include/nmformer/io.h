@@ -112,6 +112,14 @@ void nmf_family_layout_free(nmf_family_layout *layout);
  * config (nmf_vit_check_tensors). */
 nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_config *fallback_config,
                           nmf_vit_config *config, nmf_tensor_set *tensors);
+/* nmf_load_model with config values given by the caller (may be NULL): over the file's own
+ * config they must agree with it (a contradiction is an error naming the key); without one they
+ * complete fallback_config (or the defaults, when it is NULL). The tensors' nmformer.config
+ * metadata is set to the config used. */
+nmf_status nmf_load_model_with(const char *path, const char *name,
+                               const nmf_vit_config *fallback_config,
+                               const nmf_config_overrides *overrides, nmf_vit_config *config,
+                               nmf_tensor_set *tensors);
 
 /* ---- Hugging Face model folders: config.json + model.safetensors, or shards
  *      model-0000i-of-0000n.safetensors listed in model.safetensors.index.json ---- */

@@ -25,8 +25,8 @@ typedef struct nmf_vit nmf_vit; /* opaque */
  * The tensor set is not referenced afterwards (values are copied / repacked). */
 nmf_status nmf_vit_create(nmf_vit **out, const nmf_vit_config *c, const nmf_tensor_set *tensors);
 
-/* A randomly initialised model of this config (deterministic in seed): weights ~ N(0, 0.02^2)
- * like timm's init, pruned to pattern by magnitude and held N:M when pattern.n != 0
+/* A randomly initialised model of this config (deterministic in seed), every tensor by its role
+ * as training initialises it (nmf_param_role_init: timm-style), pruned to pattern by magnitude and held N:M when pattern.n != 0
  * (pattern {0, 0} = dense). For benchmarking shapes without weights. */
 nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_vit_config *c, nmf_pattern pattern,
                                  uint64_t seed);
@@ -45,16 +45,59 @@ void nmf_vit_free(nmf_vit *m);
  * Threaded with nmf_get_threads(). Not re-entrant on one model (the arena is shared). */
 nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_t B);
 
+/* ---- N:M from the parameter table (nmformer/desc.h): only N:M-eligible tensors change ---- */
+/* One-shot magnitude pruning: out (initialised here) = dense with every N:M-eligible weight
+ * pruned to p along its input dimension and held packed; everything else and the metadata
+ * copied dense. N:M inputs are unpacked first. The detail names a tensor that cannot be pruned. */
+nmf_status nmf_model_prune(const nmf_vit_config *c, const nmf_tensor_set *dense, nmf_pattern p,
+                           nmf_tensor_set *out);
+/* Repacks in place every N:M-eligible weight of s held dense as packed p; each must already be
+ * p-sparse (NMF_ERR_INVALID_ARG naming the first that is not). */
+nmf_status nmf_model_pack_nm(const nmf_vit_config *c, nmf_tensor_set *s, nmf_pattern p);
+
+/* ---- observing the forward --------------------------------------------------------------
+ * An observer is called after every op of nmf_vit_forward_observed with the op's output, so that
+ * calibration (the STA's fixed-point ranges, statistics for pruning) records what it needs on the
+ * one forward instead of running a copy of it (llama.cpp's imatrix works the same way). Per block,
+ * the ops come in this order; names follow the STA schedule ("blocks.3.attn.qkv"). */
+typedef enum {
+    NMF_OP_INPUT = 0, /* "input"            the images             (B, C*S*S) */
+    NMF_OP_EMBED,     /* "patch_embed"      cls/patches + pos      (B*T, D) */
+    NMF_OP_NORM1,     /* "blocks.i.norm1"                          (B*T, D) */
+    NMF_OP_QKV,       /* "blocks.i.attn.qkv"                       (B*T, 3D) */
+    NMF_OP_ATTN,      /* "blocks.i.attn.av" softmax(QK^T/sqrt(hd))V (B*T, D) */
+    NMF_OP_PROJ,      /* "blocks.i.attn.proj"                      (B*T, D) */
+    NMF_OP_ADD1,      /* "blocks.i.add1"    x + proj               (B*T, D) */
+    NMF_OP_NORM2,     /* "blocks.i.norm2"                          (B*T, D) */
+    NMF_OP_FC1,       /* "blocks.i.mlp.fc1" before GELU            (B*T, H) */
+    NMF_OP_GELU,      /* "blocks.i.mlp.gelu"                       (B*T, H) */
+    NMF_OP_FC2,       /* "blocks.i.mlp.fc2"                        (B*T, D) */
+    NMF_OP_ADD2,      /* "blocks.i.add2"    x1 + fc2               (B*T, D) */
+    NMF_OP_NORM,      /* "norm"             class tokens only      (B, D) */
+    NMF_OP_HEAD,      /* "head"             the logits             (B, classes) */
+    NMF_OP_COUNT
+} nmf_vit_op;
+
+typedef struct {
+    nmf_vit_op op;
+    int block;          /* -1 outside the blocks */
+    char name[48];
+    const float *data;  /* rows x cols, row-major; valid during the call only */
+    size_t rows, cols;
+} nmf_op_event;
+typedef void (*nmf_observer)(const nmf_op_event *e, void *ctx);
+
+/* nmf_vit_forward, calling obs(e, ctx) after each op (obs may be NULL). With an observer, fc1
+ * and GELU run as two ops so that both outputs can be seen. */
+nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *images, size_t B,
+                                    nmf_observer obs, void *ctx);
+
 const nmf_vit_config *nmf_vit_get_config(const nmf_vit *m);
 /* Bytes of parameters the forward reads: the dense buffer plus every linear's weight bytes. */
 size_t nmf_vit_weight_bytes(const nmf_vit *m);
 /* Bytes of the activation arena currently allocated (0 before the first forward). */
 size_t nmf_vit_arena_bytes(const nmf_vit *m);
 
-/* Built-in shapes for benchmarking: "deit-tiny" (192 dim, 3 heads), "deit-small" (384, 6),
- * "deit-base" (768, 12); all 224x224x3, patch 16, depth 12, mlp_ratio 4, 1000 classes,
- * ImageNet-ish mean/std. NMF_ERR_NOT_FOUND for other names (the detail lists the known ones). */
-nmf_status nmf_vit_shape_config(const char *name, nmf_vit_config *c);
 
 #ifdef __cplusplus
 }

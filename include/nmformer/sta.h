@@ -153,9 +153,6 @@ nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_vit_config *vit
 /* Synthetic: every block linear N:M with pattern p ({0,0}: dense), no weights. */
 nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_vit_config *vit,
                                       nmf_pattern p, int tokens);
-/* DeiT shapes: "deit-tiny" (192/12/3), "deit-small" (384/12/6), "deit-base" (768/12/12);
- * 224x224x3, patch 16, mlp_ratio 4, 1000 classes. */
-nmf_status nmf_sta_shape(const char *name, nmf_vit_config *vit);
 void nmf_sta_schedule_free(nmf_sta_schedule *s);
 
 /* ---- timing ------------------------------------------------------------------------------ */
@@ -339,9 +336,27 @@ nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image,
 /* logits[o] as real numbers. */
 void nmf_fx_logits_to_f32(float *out, const int64_t *logits, const nmf_fx_model *q);
 
+/* The verification workflow of functional mode: quantise the model on calib (ncal images),
+ * run every image of x (neval, normalised NCHW) through the functional simulator and the
+ * fixed-point reference and compare their logits bit for bit, and compare both with the f32
+ * forward (nmf_vit_forward); with labels (may be NULL), top-1 accuracy of f32 and fixed point. */
+typedef struct {
+    size_t images, calibration_images;
+    size_t mismatched;          /* images whose simulator logits differ from the reference's */
+    double max_abs_logit_error; /* fixed point (as reals) vs f32, over all images and classes */
+    size_t top1_agree;          /* images where fixed point and f32 pick the same class */
+    size_t correct_f32, correct_fixed; /* with labels only */
+    double wall_s;
+} nmf_sta_verify_result;
+nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
+                          const nmf_vit_config *vit, const nmf_tensor_set *weights,
+                          const float *calib, size_t ncal, const float *x, const int *labels,
+                          size_t neval);
+
 /* f32 forward of the sta module (used for calibration and as the accuracy reference when no other
- * is given): images [n][C][H][W] normalised -> logits [n][classes]. Optionally records the max |x|
- * of every quantisation point (internal layout). */
+ * is given): nmf_vit_forward on these weights, images [n][C][H][W] normalised -> logits
+ * [n][classes] (logits may be NULL). Optionally records the max |x| of every quantisation point
+ * (internal layout) through an observer on that forward. */
 nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
                                const nmf_vit_config *vit, const nmf_tensor_set *weights,
                                float *absmax, size_t absmax_count);

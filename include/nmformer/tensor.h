@@ -59,6 +59,11 @@ nmf_tensor *nmf_tensors_find(const nmf_tensor_set *s, const char *name);
 nmf_status nmf_tensor_dense(const nmf_tensor *t, float *out);
 nmf_status nmf_tensors_set_meta(nmf_tensor_set *s, const char *key, const char *value);
 const char *nmf_tensors_get_meta(const nmf_tensor_set *s, const char *key); /* NULL if absent */
+/* Every metadata entry of s set in out as well. */
+nmf_status nmf_tensors_copy_meta(const nmf_tensor_set *s, nmf_tensor_set *out);
+/* out (initialised here) = copy of s, metadata included, with every tensor dense (N:M ones
+ * unpacked, zeros where pruned). */
+nmf_status nmf_tensors_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out);
 
 #ifdef __cplusplus
 }

@@ -2,58 +2,21 @@
  * and IDP (sparsity inheritance) producing a family of N:M candidates.
  *
  * Layout (as llm.c's train_gpt2.c): all parameters live in one buffer, described by a struct of
- * pointers (nmf_vit_params); gradients and the AdamW moments m, v are three more buffers with
- * the same layout. Block tensors are stacked over layers, e.g. qkvw is (L, 3D, D). */
+ * pointers (nmf_vit_params over the model description's NMF_LAYOUT_ALL, nmformer/desc.h);
+ * gradients and the AdamW moments m, v are three more buffers with the same layout. Block
+ * tensors are stacked over layers, e.g. qkvw is (L, 3D, D). */
 #ifndef NMFORMER_TRAIN_H
 #define NMFORMER_TRAIN_H
 
 #include "nmformer/config.h"
 #include "nmformer/data.h"
+#include "nmformer/desc.h"
 #include "nmformer/io.h"
 #include "nmformer/nm.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- parameters ------------------------------------------------------------------------- */
-typedef enum {
-    NMF_VP_PATCH_W = 0, /* (D, C*P*P)  patch_embed.proj.weight (a conv, flattened) */
-    NMF_VP_PATCH_B,     /* (D) */
-    NMF_VP_CLS,         /* (D)         cls_token */
-    NMF_VP_POS,         /* (T, D)      pos_embed */
-    NMF_VP_LN1_W,       /* (L, D) */
-    NMF_VP_LN1_B,       /* (L, D) */
-    NMF_VP_QKV_W,       /* (L, 3D, D)  prunable */
-    NMF_VP_QKV_B,       /* (L, 3D) */
-    NMF_VP_PROJ_W,      /* (L, D, D)   prunable */
-    NMF_VP_PROJ_B,      /* (L, D) */
-    NMF_VP_LN2_W,       /* (L, D) */
-    NMF_VP_LN2_B,       /* (L, D) */
-    NMF_VP_FC1_W,       /* (L, H, D)   prunable */
-    NMF_VP_FC1_B,       /* (L, H) */
-    NMF_VP_FC2_W,       /* (L, D, H)   prunable */
-    NMF_VP_FC2_B,       /* (L, D) */
-    NMF_VP_NORM_W,      /* (D) */
-    NMF_VP_NORM_B,      /* (D) */
-    NMF_VP_HEAD_W,      /* (K, D) */
-    NMF_VP_HEAD_B,      /* (K) */
-    NMF_VP_COUNT
-} nmf_vit_param;
-
-typedef struct {
-    float *patch_w, *patch_b, *cls, *pos;
-    float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
-    float *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-    float *norm_w, *norm_b, *head_w, *head_b;
-} nmf_vit_params;
-
-/* "blocks.{i}.attn.qkv.weight" style suffix of a block tensor, or the full timm name. */
-const char *nmf_vit_param_name(nmf_vit_param p);
-int nmf_vit_param_is_block(nmf_vit_param p);
-int nmf_vit_param_prunable(nmf_vit_param p);
-/* Weight decay applies to matrices (not biases, norms, cls_token, pos_embed), as timm does. */
-int nmf_vit_param_decays(nmf_vit_param p);
 
 /* ---- the trainable model ---------------------------------------------------------------- */
 typedef struct nmf_vit_train nmf_vit_train; /* opaque */
@@ -75,8 +38,13 @@ float *nmf_vit_train_v_mem(nmf_vit_train *m);
 /* Pointer to tensor p (of layer `layer` for block tensors) in the parameter buffer. */
 float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer);
 
-/* timm-style init from a seed: weights trunc_normal(std 0.02), biases 0, LayerNorm (1, 0),
- * cls_token normal(std 1e-6), pos_embed trunc_normal(std 0.02). */
+/* The weights `train --init PATH` starts from: a family's dense model, or a file's only model
+ * (nmf_load_model; fallback is the config for a safetensors file without one). */
+nmf_status nmf_train_load_init(const char *path, const nmf_vit_config *fallback,
+                               nmf_vit_config *config, nmf_tensor_set *tensors);
+
+/* timm-style init from a seed, by role (nmf_param_role_init): weights and pos_embed
+ * trunc_normal(std 0.02), cls_token trunc_normal(std 1e-6), biases 0, LayerNorm (1, 0). */
 void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed);
 
 /* ---- N:M state: the pattern of the prunable linears, their masks and masked copies ------- */

@@ -58,17 +58,18 @@ static nmf_status parse_int(const char *flag, const char *s, int *out) {
     return NMF_OK;
 }
 
-nmf_status cli_apply_config_flags(const cli_config_flags *f, nmf_vit_config *c) {
-    for (int i = 0; i < f->count; i++) {
+nmf_status cli_config_overrides(const cli_config_flags *f, nmf_config_overrides *o) {
+    memset(o, 0, sizeof *o);
+    for (int i = 0; f && i < f->count; i++) {
         const char *k = f->key[i], *v = f->value[i];
         nmf_status st = NMF_OK;
-        if (!strcmp(k, "--img-size")) st = parse_int(k, v, &c->img_size);
-        else if (!strcmp(k, "--patch")) st = parse_int(k, v, &c->patch);
-        else if (!strcmp(k, "--in-chans")) st = parse_int(k, v, &c->in_chans);
-        else if (!strcmp(k, "--dim")) st = parse_int(k, v, &c->dim);
-        else if (!strcmp(k, "--depth")) st = parse_int(k, v, &c->depth);
-        else if (!strcmp(k, "--heads")) st = parse_int(k, v, &c->heads);
-        else if (!strcmp(k, "--classes")) st = parse_int(k, v, &c->num_classes);
+        if (!strcmp(k, "--img-size")) st = parse_int(k, v, &o->img_size);
+        else if (!strcmp(k, "--patch")) st = parse_int(k, v, &o->patch);
+        else if (!strcmp(k, "--in-chans")) st = parse_int(k, v, &o->in_chans);
+        else if (!strcmp(k, "--dim")) st = parse_int(k, v, &o->dim);
+        else if (!strcmp(k, "--depth")) st = parse_int(k, v, &o->depth);
+        else if (!strcmp(k, "--heads")) st = parse_int(k, v, &o->heads);
+        else if (!strcmp(k, "--classes")) st = parse_int(k, v, &o->num_classes);
         else if (!strcmp(k, "--mlp-ratio")) {
             char *end;
             errno = 0;
@@ -76,7 +77,7 @@ nmf_status cli_apply_config_flags(const cli_config_flags *f, nmf_vit_config *c) 
             if (errno || end == v || *end || !(x > 0) || x > 64)
                 st = nmf_error(NMF_ERR_INVALID_ARG, "--mlp-ratio '%s': expected a positive number", v);
             else
-                c->mlp_ratio = (float)x;
+                o->mlp_ratio = (float)x;
         }
         if (st) return st;
     }
@@ -94,120 +95,11 @@ cli_file_kind cli_file_kind_of(const char *path) {
     return CLI_FILE_OTHER;
 }
 
-nmf_status cli_set_config_meta(nmf_tensor_set *s, const nmf_vit_config *c) {
-    char *json = nmf_vit_config_to_json(c);
-    if (!json) return nmf_error(NMF_ERR_NOMEM, "config");
-    nmf_status st = nmf_tensors_set_meta(s, NMF_CONFIG_META_KEY, json);
-    free(json);
-    return st;
-}
-
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
                           nmf_vit_config *config, nmf_tensor_set *tensors) {
     nmf_tensors_init(tensors);
-    cli_file_kind kind = cli_file_kind_of(path);
-    if (kind == CLI_FILE_NMF) {
-        if (flags && flags->count)
-            return nmf_error(NMF_ERR_INVALID_ARG,
-                             "config flags apply to safetensors input only (.nmf files carry "
-                             "their config)");
-        return nmf_load_model(path, model, NULL, config, tensors);
-    }
-    if (kind != CLI_FILE_SAFETENSORS)
-        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: unknown file type (want .nmf or .safetensors)",
-                         path);
-    if (model && strcmp(model, "dense") != 0)
-        return nmf_error(NMF_ERR_NOT_FOUND, "%s: a safetensors file holds one model, not '%s'",
-                         path, model);
-    nmf_status st = nmf_safetensors_read(path, tensors);
+    nmf_config_overrides o;
+    nmf_status st = cli_config_overrides(flags, &o);
     if (st) return st;
-    nmf_vit_config_default(config);
-    const char *json = nmf_tensors_get_meta(tensors, NMF_CONFIG_META_KEY);
-    if (json) {
-        st = nmf_vit_config_from_json(json, config);
-        if (st) {
-            st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
-        }
-    } else if (!flags || !flags->count) {
-        st = nmf_error(NMF_ERR_NOT_FOUND,
-                       "%s: no %s metadata; give the config with --img-size, --patch, --dim, ...",
-                       path, NMF_CONFIG_META_KEY);
-    }
-    if (!st && flags) st = cli_apply_config_flags(flags, config);
-    if (!st) st = nmf_vit_config_validate(config);
-    if (!st) {
-        st = nmf_vit_check_tensors(config, tensors);
-        if (st) {
-            st = nmf_error_context(st, "%s", path);
-        }
-    }
-    if (!st) st = cli_set_config_meta(tensors, config);
-    if (st) nmf_tensors_free(tensors);
-    return st;
-}
-
-static nmf_status copy_meta(const nmf_tensor_set *s, nmf_tensor_set *out) {
-    for (size_t i = 0; i < s->meta_count; i++) {
-        nmf_status st = nmf_tensors_set_meta(out, s->meta[i].key, s->meta[i].value);
-        if (st) return st;
-    }
-    return NMF_OK;
-}
-
-nmf_status cli_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out) {
-    nmf_tensors_init(out);
-    nmf_status st = copy_meta(s, out);
-    for (size_t i = 0; !st && i < s->count; i++) {
-        const nmf_tensor *t = &s->items[i];
-        nmf_tensor *d;
-        st = nmf_tensors_add_dense(out, t->name, t->ndim, t->shape, NULL, &d);
-        if (!st) st = nmf_tensor_dense(t, d->data);
-    }
-    if (st) nmf_tensors_free(out);
-    return st;
-}
-
-nmf_status cli_prune_model(const nmf_vit_config *c, const nmf_tensor_set *dense, nmf_pattern p,
-                           nmf_tensor_set *out) {
-    nmf_tensor_spec *specs;
-    size_t nspecs;
-    nmf_status st = nmf_vit_tensor_specs(c, &specs, &nspecs);
-    if (st) return st;
-    nmf_tensors_init(out);
-    st = copy_meta(dense, out);
-    float *tmp = NULL;
-    for (size_t i = 0; !st && i < dense->count; i++) {
-        const nmf_tensor *t = &dense->items[i];
-        int prunable = 0;
-        for (size_t k = 0; k < nspecs; k++)
-            if (!strcmp(specs[k].name, t->name)) prunable = specs[k].prunable;
-        if (!prunable) {
-            nmf_tensor *d;
-            st = nmf_tensors_add_dense(out, t->name, t->ndim, t->shape, NULL, &d);
-            if (!st) st = nmf_tensor_dense(t, d->data);
-            continue;
-        }
-        tmp = nmf_alloc(t->numel, sizeof(float));
-        if (!tmp) {
-            st = nmf_error(NMF_ERR_NOMEM, "%s", t->name);
-            break;
-        }
-        st = nmf_tensor_dense(t, tmp);
-        nmf_nm_matrix m;
-        if (!st) {
-            st = nmf_nm_pack(&m, tmp, (size_t)t->shape[0], (size_t)t->shape[1], p, 0);
-            if (st) {
-                st = nmf_error_context(st, "%s", t->name);
-            }
-        }
-        if (!st) {
-            st = nmf_tensors_add_nm(out, t->name, &m, NULL);
-            if (st) nmf_nm_free(&m);
-        }
-        nmf_free(tmp);
-        tmp = NULL;
-    }
-    free(specs);
-    if (st) nmf_tensors_free(out);
-    return st;
+    return nmf_load_model_with(path, model, NULL, &o, config, tensors);
 }

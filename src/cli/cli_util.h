@@ -15,28 +15,26 @@ typedef struct {
 } cli_config_flags;
 
 #define CLI_CONFIG_FLAGS_HELP                                                                   \
-    "model config (used when the safetensors file has no nmformer.config metadata; given\n"     \
-    "flags override the metadata):\n"                                                           \
+    "model config (used when the safetensors file has no nmformer.config metadata; a flag\n"   \
+    "that contradicts the file's config is an error):\n"                                       \
     "  --img-size N --patch N --in-chans N --dim N --depth N --heads N --mlp-ratio X\n"         \
     "  --classes N\n"
 
 /* If argv[*i] is a config flag, consumes it and its value (advancing *i) and returns 1;
  * returns 0 when it is not one; -1 (message printed) when its value is missing. */
 int cli_take_config_flag(const char *cmd, int argc, char **argv, int *i, cli_config_flags *f);
-/* Applies the flags to *c; fails on a malformed number. */
-nmf_status cli_apply_config_flags(const cli_config_flags *f, nmf_vit_config *c);
+/* The flags as the library's overrides; fails on a malformed number. */
+nmf_status cli_config_overrides(const cli_config_flags *f, nmf_config_overrides *o);
 
 int cli_has_suffix(const char *path, const char *suffix);
 typedef enum { CLI_FILE_NMF, CLI_FILE_SAFETENSORS, CLI_FILE_OTHER } cli_file_kind;
 cli_file_kind cli_file_kind_of(const char *path);
 
-/* Loads one model: .safetensors (config from metadata, flags applied over it, else defaults +
- * flags) or .nmf (candidate `model`; flags not allowed). Checks tensors against the config. */
+/* nmf_load_model_with the config flags as overrides (io.h): .safetensors or .nmf candidate
+ * `model`; flags complete a file without config metadata and must agree with one that has it. */
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
                           nmf_vit_config *config, nmf_tensor_set *tensors);
 
-/* Sets the nmformer.config metadata of s to c. */
-nmf_status cli_set_config_meta(nmf_tensor_set *s, const nmf_vit_config *c);
 
 /* Option value: argv[*i + 1], advancing *i; prints "nmformer CMD: OPT needs a value" and returns
  * NULL when absent. */
@@ -45,11 +43,4 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
  * 0 returned; an unknown option or one argument too many prints one line and returns 2. */
 int cli_positional(const char *cmd, const char *arg, const char **slots[], int n);
 
-
-/* out = copy of dense (metadata included) with every prunable block linear weight magnitude-pruned
- * to p and held packed N:M; other tensors copied dense. N:M inputs are unpacked first. */
-nmf_status cli_prune_model(const nmf_vit_config *c, const nmf_tensor_set *dense, nmf_pattern p,
-                           nmf_tensor_set *out);
-/* out = copy of s with every tensor dense (N:M ones unpacked). */
-nmf_status cli_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out);
 #endif

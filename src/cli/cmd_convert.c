@@ -6,6 +6,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "nmformer/model.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -24,43 +25,6 @@ static void usage(FILE *out) {
             "  --model NAME   candidate to read or to write (see above)\n"
             "  --dtype T      stored values: f32 (default), f16 or bf16\n"
             "  --help         this text\n" CLI_CONFIG_FLAGS_HELP);
-}
-
-/* Stores prunable block linears of s packed as pattern p; each must already be N:M. */
-static nmf_status pack_nm(const nmf_vit_config *c, nmf_tensor_set *s, nmf_pattern p,
-                          const char *name) {
-    nmf_tensor_spec *specs;
-    size_t n;
-    nmf_status st = nmf_vit_tensor_specs(c, &specs, &n);
-    if (st) return st;
-    for (size_t k = 0; k < n && !st; k++) {
-        if (!specs[k].prunable) continue;
-        nmf_tensor *t = nmf_tensors_find(s, specs[k].name);
-        if (!t || !t->data || t->nm) continue;
-        size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1];
-        int is_nm = 0;
-        st = nmf_nm_check(t->data, rows, cols, p, 0, &is_nm);
-        if (!st && !is_nm)
-            st = nmf_error(NMF_ERR_INVALID_ARG,
-                           "tensor '%s' is not %s sparse (prune it first, or use --model dense)",
-                           t->name, name);
-        nmf_nm_matrix m;
-        if (!st) st = nmf_nm_pack(&m, t->data, rows, cols, p, 0);
-        if (!st) {
-            nmf_nm_matrix *owned = malloc(sizeof *owned);
-            if (!owned) {
-                nmf_nm_free(&m);
-                st = nmf_error(NMF_ERR_NOMEM, "%s", t->name);
-                break;
-            }
-            *owned = m;
-            t->nm = owned;
-            nmf_free(t->data);
-            t->data = NULL;
-        }
-    }
-    free(specs);
-    return st;
 }
 
 int cmd_convert(int argc, char **argv) {
@@ -145,7 +109,7 @@ int cmd_convert(int argc, char **argv) {
     st = cli_load_model(in, ik == CLI_FILE_SAFETENSORS ? NULL : model, &flags, &cfg, &set);
     if (st) return cli_fail("convert", in, st);
     if (ok == CLI_FILE_SAFETENSORS) {
-        st = nmf_safetensors_write(out, &set, dtype); /* cli_load_model set the config meta */
+        st = nmf_safetensors_write(out, &set, dtype); /* the loader set the config meta */
         nmf_tensors_free(&set);
         return st ? cli_fail("convert", out, st) : 0;
     }
@@ -153,7 +117,7 @@ int cmd_convert(int argc, char **argv) {
     const char *name = model ? model : "dense";
     nmf_pattern p;
     if (strcmp(name, "dense") != 0 && nmf_pattern_parse(name, &p) == NMF_OK) {
-        st = pack_nm(&cfg, &set, p, name);
+        st = nmf_model_pack_nm(&cfg, &set, p);
         if (st) {
             nmf_tensors_free(&set);
             return cli_fail("convert", in, st);

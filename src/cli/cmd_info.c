@@ -8,6 +8,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "nmformer/desc.h"
 
 static void usage(FILE *out) {
     fprintf(out, "usage: nmformer info FILE [--json]\n"
@@ -52,6 +53,8 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
     }
     char *cfg_json = have_config ? nmf_vit_config_to_json(&fam->config) : NULL;
     if (json) {
+        nmf_model_desc desc; /* roles and N:M eligibility of the tensors, when the config is known */
+        int described = have_config && nmf_model_describe(&desc, &fam->config) == NMF_OK;
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "file", path);
         cJSON_AddStringToObject(root, "format", kind);
@@ -81,6 +84,15 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
                     cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)r->t->shape[d]));
                 cJSON_AddStringToObject(e, "pattern", pat);
                 cJSON_AddStringToObject(e, "dtype", nmf_dtype_name(r->dtype));
+                const nmf_param *p = described ? nmf_model_desc_find(&desc, r->t->name) : NULL;
+                if (p) {
+                    const nmf_param_kind *k = nmf_param_kind_of(&desc, p);
+                    cJSON_AddStringToObject(e, "role", nmf_param_role_name(k->role));
+                    cJSON_AddBoolToObject(e, "nm_eligible", k->nm);
+                } else {
+                    cJSON_AddNullToObject(e, "role");
+                    cJSON_AddNullToObject(e, "nm_eligible");
+                }
                 if (r->pattern.n)
                     cJSON_AddNumberToObject(e, "code_bits_per_group", nmf_nm_code_bits(r->pattern));
                 else
@@ -118,6 +130,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
         }
         char *text = cJSON_Print(root);
         cJSON_Delete(root);
+        if (described) nmf_model_desc_free(&desc);
         free(cfg_json);
         if (!text) return cli_fail("info", path, NMF_ERR_NOMEM);
         printf("%s\n", text);

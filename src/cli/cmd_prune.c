@@ -7,6 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "nmformer/model.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -115,7 +116,7 @@ int cmd_prune(int argc, char **argv) {
     nmf_family_init(&fam);
     if (out_kind == CLI_FILE_SAFETENSORS) {
         nmf_tensor_set pruned;
-        st = cli_prune_model(&cfg, &src, pats[0], &pruned);
+        st = nmf_model_prune(&cfg, &src, pats[0], &pruned);
         if (!st) {
             st = nmf_safetensors_write(out, &pruned, dtype);
             nmf_tensors_free(&pruned);
@@ -148,7 +149,7 @@ int cmd_prune(int argc, char **argv) {
         fam.config = cfg;
         if (!no_dense) {
             nmf_tensor_set copy;
-            st = cli_copy_dense(&src, &copy);
+            st = nmf_tensors_copy_dense(&src, &copy);
             if (!st) st = nmf_family_add(&fam, "dense", &copy);
             nmf_tensors_free(&copy);
             if (st) {
@@ -166,7 +167,7 @@ int cmd_prune(int argc, char **argv) {
             goto done;
         }
         nmf_tensor_set pruned;
-        st = cli_prune_model(&cfg, &src, pats[k], &pruned);
+        st = nmf_model_prune(&cfg, &src, pats[k], &pruned);
         if (!st) st = nmf_family_add(&fam, name, &pruned);
         nmf_tensors_free(&pruned);
         if (st) {

@@ -13,6 +13,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/model_cli.h"
+#include "core/rng.h"
 #include "nmformer/data.h"
 #include "nmformer/model.h"
 #include "nmformer/sta.h"
@@ -57,24 +58,8 @@ static uint64_t model_macs(const nmf_vit_config *v) {
     return (uint64_t)v->depth * (T * (4 * D * D + 2 * D * H) + 2 * T * T * D);
 }
 
-static double gauss(uint64_t *s) {
-    double u = 0;
-    for (int i = 0; i < 12; i++) {
-        *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
-        u += (double)(*s >> 11) / 9007199254740992.0;
-    }
-    return u - 6.0;
-}
-
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
-/* Quantises, runs the functional simulator and the reference on images, compares logits bit for
- * bit, and on Fashion-MNIST reports accuracy next to f32. Adds "functional" to extra. */
+/* Picks the images (Fashion-MNIST when the model fits it, else random), runs the library's
+ * verification (nmf_sta_verify) and reports it. Adds "functional" to extra. */
 static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf_vit_config *v,
                           const nmf_tensor_set *tensors, cJSON *extra, FILE *txt) {
     const size_t img = (size_t)v->in_chans * (size_t)v->img_size * (size_t)v->img_size;
@@ -96,14 +81,10 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
     if (fmnist && neval > test.n) neval = test.n;
     float *calib = malloc(ncal * img * sizeof(float)), *x = malloc(neval * img * sizeof(float));
     int *labels = malloc(neval * sizeof(int));
-    float *lf32 = malloc(neval * (size_t)classes * sizeof(float)), *lfx = malloc((size_t)classes * sizeof(float));
-    int16_t *xq = malloc(img * sizeof(int16_t));
-    int64_t *lsim = malloc((size_t)classes * sizeof(int64_t)), *lref = malloc((size_t)classes * sizeof(int64_t));
     int rc = 1;
-    nmf_fx_model q = {0};
-    nmf_vit *m = NULL;
     nmf_status st = NMF_OK;
-    if (!calib || !x || !labels || !lf32 || !lfx || !xq || !lsim || !lref) {
+    nmf_sta_verify_result r;
+    if (!calib || !x || !labels) {
         st = nmf_error(NMF_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -112,39 +93,16 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
         if ((st = nmf_dataset_batch(x, labels, &test, NULL, neval, v->mean, v->std))) goto done;
     } else {
         uint64_t s = 0x1234567ULL;
-        for (size_t i = 0; i < ncal * img; i++) calib[i] = (float)gauss(&s);
-        for (size_t i = 0; i < neval * img; i++) x[i] = (float)gauss(&s);
+        for (size_t i = 0; i < ncal * img; i++) calib[i] = (float)nmf_rng_normal(&s);
+        for (size_t i = 0; i < neval * img; i++) x[i] = (float)nmf_rng_normal(&s);
     }
-    double t0 = nmf_now();
-    if ((st = nmf_fx_quantize_model(&q, v, tensors, hw, calib, ncal))) goto done;
     /* f32 reference: the model module's forward (include/nmformer/model.h) */
     const char *f32_source = "nmf_vit_forward (model.h)";
-    if ((st = nmf_vit_create(&m, v, tensors))) goto done;
-    for (size_t b = 0; b < neval; b += 64) {
-        size_t n = neval - b < 64 ? neval - b : 64;
-        if ((st = nmf_vit_forward(m, lf32 + b * (size_t)classes, x + b * img, n))) goto done;
-    }
-    size_t mismatched = 0, correct_f32 = 0, correct_fx = 0, agree = 0;
-    double max_logit_err = 0;
-    for (size_t b = 0; b < neval; b++) {
-        nmf_fx_quantize_input(xq, x + b * img, img, &q);
-        if ((st = nmf_sta_functional_forward(lsim, xq, &q, hw))) goto done;
-        if ((st = nmf_fx_ref_forward(lref, xq, &q))) goto done;
-        if (memcmp(lsim, lref, (size_t)classes * sizeof *lsim)) mismatched++;
-        nmf_fx_logits_to_f32(lfx, lsim, &q);
-        const float *lf = lf32 + b * (size_t)classes;
-        for (int o = 0; o < classes; o++) {
-            double d = fabs((double)lfx[o] - lf[o]);
-            if (d > max_logit_err) max_logit_err = d;
-        }
-        int pf = argmax(lf, classes), px = argmax(lfx, classes);
-        agree += pf == px;
-        if (fmnist) {
-            correct_f32 += pf == labels[b];
-            correct_fx += px == labels[b];
-        }
-    }
-    double secs = nmf_now() - t0;
+    if ((st = nmf_sta_verify(&r, hw, v, tensors, calib, ncal, x, fmnist ? labels : NULL, neval)))
+        goto done;
+    const size_t mismatched = r.mismatched, correct_f32 = r.correct_f32, correct_fx = r.correct_fixed;
+    const size_t agree = r.top1_agree;
+    const double max_logit_err = r.max_abs_logit_error;
     cJSON *f = cJSON_AddObjectToObject(extra, "functional");
     cJSON_AddNumberToObject(f, "data_bits", hw->data_bits);
     cJSON_AddNumberToObject(f, "acc_bits", hw->acc_bits);
@@ -161,7 +119,7 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
         cJSON_AddNumberToObject(f, "accuracy_f32", (double)correct_f32 / (double)neval);
         cJSON_AddNumberToObject(f, "accuracy_fixed", (double)correct_fx / (double)neval);
     }
-    cJSON_AddNumberToObject(f, "wall_s", secs);
+    cJSON_AddNumberToObject(f, "wall_s", r.wall_s);
     if (txt) {
         fprintf(txt, "functional (int%d, acc %d bits, %s scales): %zu images (%s), logits of the "
                      "simulator vs the fixed-point reference: %s (%zu mismatched)\n",
@@ -185,11 +143,9 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
                         "%zu of %zu images\n", mismatched, neval);
 done:
     if (st) rc = cli_fail("sim", "functional mode", st);
-    nmf_vit_free(m);
-    nmf_fx_model_free(&q);
     nmf_dataset_free(&train);
     nmf_dataset_free(&test);
-    free(calib), free(x), free(labels), free(lf32), free(lfx), free(xq), free(lsim), free(lref);
+    free(calib), free(x), free(labels);
     return rc;
 }
 
@@ -242,7 +198,7 @@ static void run_compare(const sim_args *a, const nmf_vit_config *v, const nmf_te
         float *x = malloc(img * sizeof(float)), *y = malloc((size_t)v->num_classes * sizeof(float));
         if (x && y) {
             uint64_t s = 99;
-            for (size_t i = 0; i < img; i++) x[i] = (float)gauss(&s);
+            for (size_t i = 0; i < img; i++) x[i] = (float)nmf_rng_normal(&s);
             int reps = model_macs(v) > 500000000ULL ? 3 : 10;
             double t[10];
             st = nmf_vit_forward(m, y, x, 1); /* warm-up */
@@ -457,7 +413,7 @@ int cmd_sim(int argc, char **argv) {
             rc = 2;
             goto out;
         }
-        if ((st = nmf_sta_shape(a.shape, &vit))) {
+        if ((st = nmf_vit_shape_config(a.shape, &vit))) {
             rc = cli_fail("sim", "--shape", st);
             goto out;
         }
@@ -478,7 +434,7 @@ int cmd_sim(int argc, char **argv) {
         }
         weights = &tensors;
         if (a.pattern.n) {
-            if ((st = cli_prune_model(&vit, &tensors, a.pattern, &packed))) {
+            if ((st = nmf_model_prune(&vit, &tensors, a.pattern, &packed))) {
                 rc = cli_fail("sim", "--pattern", st);
                 goto out;
             }

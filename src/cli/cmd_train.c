@@ -287,8 +287,7 @@ int cmd_train(int argc, char **argv) {
         /* train the model that --init holds: take its shape from the file */
         nmf_vit_config cfg;
         nmf_tensor_set s;
-        st = nmf_load_model(o.init_path, "dense", &o.model, &cfg, &s);
-        if (st == NMF_ERR_NOT_FOUND) st = nmf_load_model(o.init_path, NULL, &o.model, &cfg, &s);
+        st = nmf_train_load_init(o.init_path, &o.model, &cfg, &s);
         if (st != NMF_OK) return cli_fail("train", o.init_path, st);
         nmf_tensors_free(&s);
         o.model = cfg;

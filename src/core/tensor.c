@@ -244,3 +244,24 @@ const char *nmf_tensors_get_meta(const nmf_tensor_set *s, const char *key) {
         if (strcmp(s->meta[i].key, key) == 0) return s->meta[i].value;
     return NULL;
 }
+
+nmf_status nmf_tensors_copy_meta(const nmf_tensor_set *s, nmf_tensor_set *out) {
+    for (size_t i = 0; i < s->meta_count; i++) {
+        nmf_status st = nmf_tensors_set_meta(out, s->meta[i].key, s->meta[i].value);
+        if (st) return st;
+    }
+    return NMF_OK;
+}
+
+nmf_status nmf_tensors_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out) {
+    nmf_tensors_init(out);
+    nmf_status st = nmf_tensors_copy_meta(s, out);
+    for (size_t i = 0; !st && i < s->count; i++) {
+        const nmf_tensor *t = &s->items[i];
+        nmf_tensor *d;
+        st = nmf_tensors_add_dense(out, t->name, t->ndim, t->shape, NULL, &d);
+        if (!st) st = nmf_tensor_dense(t, d->data);
+    }
+    if (st) nmf_tensors_free(out);
+    return st;
+}

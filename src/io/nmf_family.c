@@ -79,8 +79,16 @@ static void list_names(const nmf_family *f, char *buf, size_t size) {
 
 nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_config *fallback_config,
                           nmf_vit_config *config, nmf_tensor_set *tensors) {
+    return nmf_load_model_with(path, name, fallback_config, NULL, config, tensors);
+}
+
+nmf_status nmf_load_model_with(const char *path, const char *name,
+                               const nmf_vit_config *fallback_config,
+                               const nmf_config_overrides *overrides, nmf_vit_config *config,
+                               nmf_tensor_set *tensors) {
     nmf_tensors_init(tensors);
     nmf_status st;
+    int from_file = 1; /* the config is the file's own */
     if (has_suffix(path, ".nmf")) {
         nmf_family fam;
         st = nmf_family_read(path, &fam);
@@ -108,13 +116,6 @@ nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_conf
         *tensors = c->tensors;
         nmf_tensors_init(&c->tensors);
         nmf_family_free(&fam);
-        char *json = nmf_vit_config_to_json(config);
-        if (!json) {
-            nmf_tensors_free(tensors);
-            return nmf_error(NMF_ERR_NOMEM, "config");
-        }
-        st = nmf_tensors_set_meta(tensors, NMF_CONFIG_META_KEY, json);
-        free(json);
     } else if (has_suffix(path, ".safetensors")) {
         if (name && strcmp(name, "dense") != 0)
             return nmf_error(NMF_ERR_NOT_FOUND,
@@ -129,23 +130,32 @@ nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_conf
             if (st) {
                 st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
             }
-        } else if (fallback_config) {
-            *config = *fallback_config;
+        } else if (fallback_config || nmf_config_overrides_any(overrides)) {
+            if (fallback_config) *config = *fallback_config;
+            else nmf_vit_config_default(config);
+            from_file = 0;
         } else {
-            st = nmf_error(NMF_ERR_NOT_FOUND,
-                           "%s: no '%s' metadata; give the model config (--dim, --depth, ...)",
-                           path, NMF_CONFIG_META_KEY);
+            st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no %s metadata; give the model config "
+                           "(--img-size, --patch, --dim, ...)", path, NMF_CONFIG_META_KEY);
         }
     } else {
         return nmf_error(NMF_ERR_UNSUPPORTED, "%s: unknown model file type (want .nmf or .safetensors)",
                          path);
     }
+    if (!st && (st = nmf_vit_config_override(config, overrides, from_file)))
+        st = nmf_error_context(st, "%s", path);
     if (!st) st = nmf_vit_config_validate(config);
     if (!st) {
         st = nmf_vit_check_tensors(config, tensors);
         if (st) {
             st = nmf_error_context(st, "%s", path);
         }
+    }
+    if (!st) { /* the config used travels with the tensors */
+        char *json = nmf_vit_config_to_json(config);
+        st = json ? nmf_tensors_set_meta(tensors, NMF_CONFIG_META_KEY, json)
+                  : nmf_error(NMF_ERR_NOMEM, "config");
+        free(json);
     }
     if (st) nmf_tensors_free(tensors);
     return st;

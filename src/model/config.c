@@ -1,4 +1,4 @@
-/* ViT configuration: defaults, validation, JSON, and the tensor names/shapes it implies. */
+/* ViT configuration: validation and JSON (its tensors: the model description, desc.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,21 +7,6 @@
 #include <cjson/cJSON.h>
 
 #include "nmformer/config.h"
-
-void nmf_vit_config_default(nmf_vit_config *c) {
-    memset(c, 0, sizeof *c);
-    snprintf(c->arch, sizeof c->arch, "vit");
-    c->img_size = 28;
-    c->patch = 7;
-    c->in_chans = 1;
-    c->dim = 64;
-    c->depth = 4;
-    c->heads = 4;
-    c->mlp_ratio = 2.0f;
-    c->num_classes = 10;
-    c->mean = 0.2860f;
-    c->std = 0.3530f;
-}
 
 nmf_status nmf_vit_config_validate(const nmf_vit_config *c) {
 #define BAD(...) return nmf_error(NMF_ERR_INVALID_ARG, "model config: " __VA_ARGS__)
@@ -114,90 +99,26 @@ char *nmf_vit_config_to_json(const nmf_vit_config *c) {
     return text;
 }
 
-static void spec(nmf_tensor_spec *s, size_t *n, int prunable, int ndim, int64_t d0, int64_t d1,
-                 int64_t d2, int64_t d3, const char *fmt, int block) {
-    nmf_tensor_spec *t = &s[(*n)++];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, fmt, block);
-    t->ndim = ndim;
-    int64_t d[4] = {d0, d1, d2, d3};
-    for (int i = 0; i < ndim; i++) t->shape[i] = d[i];
-    t->prunable = prunable;
-}
-
-nmf_status nmf_vit_tensor_specs(const nmf_vit_config *c, nmf_tensor_spec **specs, size_t *count) {
-    nmf_status st = nmf_vit_config_validate(c);
-    if (st != NMF_OK) return st;
-    size_t cap = 8 + 12 * (size_t)c->depth, n = 0;
-    nmf_tensor_spec *s = malloc(cap * sizeof *s);
-    if (!s) return nmf_error(NMF_ERR_NOMEM, "tensor specs");
-    int64_t D = c->dim, H = nmf_vit_hidden(c), P = c->patch, T = nmf_vit_tokens(c);
-    /* timm state_dict order */
-    spec(s, &n, 0, 3, 1, 1, D, 0, "cls_token", 0);
-    spec(s, &n, 0, 3, 1, T, D, 0, "pos_embed", 0);
-    spec(s, &n, 0, 4, D, c->in_chans, P, P, "patch_embed.proj.weight", 0);
-    spec(s, &n, 0, 1, D, 0, 0, 0, "patch_embed.proj.bias", 0);
-    for (int b = 0; b < c->depth; b++) {
-        spec(s, &n, 0, 1, D, 0, 0, 0, "blocks.%d.norm1.weight", b);
-        spec(s, &n, 0, 1, D, 0, 0, 0, "blocks.%d.norm1.bias", b);
-        spec(s, &n, 1, 2, 3 * D, D, 0, 0, "blocks.%d.attn.qkv.weight", b);
-        spec(s, &n, 0, 1, 3 * D, 0, 0, 0, "blocks.%d.attn.qkv.bias", b);
-        spec(s, &n, 1, 2, D, D, 0, 0, "blocks.%d.attn.proj.weight", b);
-        spec(s, &n, 0, 1, D, 0, 0, 0, "blocks.%d.attn.proj.bias", b);
-        spec(s, &n, 0, 1, D, 0, 0, 0, "blocks.%d.norm2.weight", b);
-        spec(s, &n, 0, 1, D, 0, 0, 0, "blocks.%d.norm2.bias", b);
-        spec(s, &n, 1, 2, H, D, 0, 0, "blocks.%d.mlp.fc1.weight", b);
-        spec(s, &n, 0, 1, H, 0, 0, 0, "blocks.%d.mlp.fc1.bias", b);
-        spec(s, &n, 1, 2, D, H, 0, 0, "blocks.%d.mlp.fc2.weight", b);
-        spec(s, &n, 0, 1, D, 0, 0, 0, "blocks.%d.mlp.fc2.bias", b);
-    }
-    spec(s, &n, 0, 1, D, 0, 0, 0, "norm.weight", 0);
-    spec(s, &n, 0, 1, D, 0, 0, 0, "norm.bias", 0);
-    spec(s, &n, 0, 2, c->num_classes, D, 0, 0, "head.weight", 0);
-    spec(s, &n, 0, 1, c->num_classes, 0, 0, 0, "head.bias", 0);
-    *specs = s;
-    *count = n;
+nmf_status nmf_vit_config_override(nmf_vit_config *c, const nmf_config_overrides *o, int from_file) {
+    if (!o) return NMF_OK;
+    const struct {
+        const char *key;
+        int given, *field;
+    } ints[] = {
+        {"img_size", o->img_size, &c->img_size}, {"patch", o->patch, &c->patch},
+        {"in_chans", o->in_chans, &c->in_chans}, {"dim", o->dim, &c->dim},
+        {"depth", o->depth, &c->depth},          {"heads", o->heads, &c->heads},
+        {"num_classes", o->num_classes, &c->num_classes},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].given && from_file && ints[i].given != *ints[i].field)
+            return nmf_error(NMF_ERR_INVALID_ARG, "%s %d contradicts the file's config (%s %d)",
+                             ints[i].key, ints[i].given, ints[i].key, *ints[i].field);
+    if (o->mlp_ratio != 0.0f && from_file && o->mlp_ratio != c->mlp_ratio)
+        return nmf_error(NMF_ERR_INVALID_ARG, "mlp_ratio %g contradicts the file's config "
+                         "(mlp_ratio %g)", o->mlp_ratio, c->mlp_ratio);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].given) *ints[i].field = ints[i].given;
+    if (o->mlp_ratio != 0.0f) c->mlp_ratio = o->mlp_ratio;
     return NMF_OK;
-}
-
-static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape) {
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ",%lld" : "%lld", (long long)shape[i]);
-    if (used < size) snprintf(buf + used, size - used, "]");
-}
-
-nmf_status nmf_vit_check_tensors(const nmf_vit_config *c, const nmf_tensor_set *s) {
-    nmf_tensor_spec *specs;
-    size_t count;
-    nmf_status st = nmf_vit_tensor_specs(c, &specs, &count);
-    if (st != NMF_OK) return st;
-    for (size_t i = 0; i < count && st == NMF_OK; i++) {
-        const nmf_tensor *t = nmf_tensors_find(s, specs[i].name);
-        if (!t) {
-            st = nmf_error(NMF_ERR_NOT_FOUND, "tensor '%s' missing", specs[i].name);
-            break;
-        }
-        int same = t->ndim == specs[i].ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == specs[i].shape[d];
-        if (!same) {
-            char have[96], want[96];
-            format_shape(have, sizeof have, t->ndim, t->shape);
-            format_shape(want, sizeof want, specs[i].ndim, specs[i].shape);
-            st = nmf_error(NMF_ERR_SHAPE, "tensor '%s' has shape %s, config expects %s",
-                           specs[i].name, have, want);
-        } else if (t->nm && !specs[i].prunable) {
-            st = nmf_error(NMF_ERR_FORMAT, "tensor '%s' is N:M but only block linears may be",
-                           specs[i].name);
-        }
-    }
-    for (size_t j = 0; j < s->count && st == NMF_OK; j++) {
-        int known = 0;
-        for (size_t i = 0; i < count && !known; i++) known = !strcmp(specs[i].name, s->items[j].name);
-        if (!known)
-            st = nmf_error(NMF_ERR_FORMAT, "unexpected tensor '%s' (not part of a ViT with this config)",
-                           s->items[j].name);
-    }
-    free(specs);
-    return st;
 }

@@ -1,6 +1,7 @@
 /* ViT forward: patch embedding as a matmul over patches, pre-norm blocks, class-token head.
  * Shapes in comments: B images, T = P + 1 tokens, D width, H MLP hidden, K = C*p*p. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "model/vit_internal.h"
@@ -50,49 +51,13 @@ static nmf_status arena_ensure(nmf_vit *m, size_t batch) {
     return NMF_OK;
 }
 
-/* patches (B*P, K) from images (B, C, S, S): row (b, gy, gx) = image[b][:, gy*p.., gx*p..]
- * flattened as (c, ky, kx), the order of the conv weight (D, C, p, p). */
-static void im2patch(float *patches, const float *images, const nmf_vit *m, size_t B) {
-    const size_t C = (size_t)m->config.in_chans, S = (size_t)m->config.img_size;
-    const size_t p = (size_t)m->config.patch, G = m->grid;
-    const long rows = (long)(B * m->P);
-#pragma omp parallel for schedule(static) if (rows * (long)m->K >= 65536)
-    for (long r = 0; r < rows; r++) {
-        size_t b = (size_t)r / m->P, gy = (size_t)r % m->P / G, gx = (size_t)r % G;
-        float *row = patches + (size_t)r * m->K;
-        for (size_t c = 0; c < C; c++)
-            for (size_t ky = 0; ky < p; ky++)
-                memcpy(row + (c * p + ky) * p, images + ((b * C + c) * S + gy * p + ky) * S + gx * p,
-                       p * sizeof(float));
-    }
-}
-
-/* x += y over n floats. */
-static void residual_add(float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= (1u << 20)) /* below: not worth a barrier */
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-static nmf_status block_forward(nmf_vit *m, const nmf_vit_block *k, size_t B) {
-    nmf_vit_arena *a = &m->arena;
-    const size_t BT = B * m->T, D = m->D;
-    nmf_status st;
-    nmf_layernorm_forward(a->ln, a->x, k->norm1_w, k->norm1_b, BT, D, NMF_LAYERNORM_EPS);
-    if ((st = nmf_linear_forward(a->qkv, a->ln, k->qkv, k->qkv_b, BT, NMF_ACT_NONE))) return st;
-    // (B,T,3,heads,hd) -> (B,T,D)
-    if ((st = nmf_mhsa_forward(a->att, a->qkv, B, m->T, m->heads, m->head_dim, 0, a->work,
-                               a->work_floats)))
-        return st;
-    if ((st = nmf_linear_forward(a->tmp, a->att, k->proj, k->proj_b, BT, NMF_ACT_NONE))) return st;
-    residual_add(a->x, a->tmp, BT * D);
-    nmf_layernorm_forward(a->ln, a->x, k->norm2_w, k->norm2_b, BT, D, NMF_LAYERNORM_EPS);
-    if ((st = nmf_linear_forward(a->hid, a->ln, k->fc1, k->fc1_b, BT, NMF_ACT_GELU))) return st;
-    if ((st = nmf_linear_forward(a->tmp, a->hid, k->fc2, k->fc2_b, BT, NMF_ACT_NONE))) return st;
-    residual_add(a->x, a->tmp, BT * D);
-    return NMF_OK;
-}
-
 nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_t B) {
+    return nmf_vit_forward_observed(m, logits, images, B, NULL, NULL);
+}
+
+nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *images, size_t B,
+                                    nmf_observer obs, void *ctx) {
+    const nmf_vit_observer o = {obs, ctx};
     if (!m || !logits || !images || B == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "vit forward: NULL argument or empty batch");
     const nmf_vit_config *c = &m->config;
@@ -109,29 +74,21 @@ nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_
     nmf_status st = arena_ensure(m, B);
     if (st) return st;
     nmf_vit_arena *a = &m->arena;
-    const size_t D = m->D, T = m->T, P = m->P;
+    const size_t D = m->D, T = m->T;
+    nmf_vit_observe(&o, NMF_OP_INPUT, -1, images, B, per_image);
 
-    // patch embedding: (B*P, K) x (D, K)^T -> (B*P, D), then tokens 1.. of x get bias + pos
-    im2patch(a->patches, images, m, B);
-    nmf_gemm(0, 1, B * P, D, m->K, 1.0f, a->patches, m->K, m->p.patch_w, m->K, 0.0f, a->tmp, D);
-    for (size_t b = 0; b < B; b++) {
-        float *xb = a->x + b * T * D; // (T, D)
-        for (size_t d = 0; d < D; d++) xb[d] = m->p.cls_token[d] + m->p.pos_embed[d];
-        for (size_t t = 1; t < T; t++) {
-            const float *e = a->tmp + (b * P + t - 1) * D, *pos = m->p.pos_embed + t * D;
-            for (size_t d = 0; d < D; d++) xb[t * D + d] = e[d] + m->p.patch_b[d] + pos[d];
-        }
-    }
-
+    nmf_vit_embed_forward(c, &m->p, images, B, a->patches, a->tmp, a->x); // (B*T, D)
+    nmf_vit_observe(&o, NMF_OP_EMBED, -1, a->x, B * T, D);
+    /* blocks in place on x (no tape: nothing is saved for a backward) */
+    const nmf_vit_block_io io = {a->x, a->x, a->x, a->ln, a->ln, a->qkv, a->att,
+                                 a->hid, a->hid, a->tmp, a->work, a->work_floats};
     for (int i = 0; i < c->depth; i++)
-        if ((st = block_forward(m, &m->blocks[i], B))) return st;
+        if ((st = nmf_vit_block_forward(c, &m->p, &m->blocks[i], i, B, &io, NULL, &o))) return st;
 
-    // final norm on the class tokens only (LayerNorm is per token), then the head
-    for (size_t b = 0; b < B; b++) memcpy(a->cls + b * D, a->x + b * T * D, D * sizeof(float));
-    nmf_layernorm_forward(a->cls, a->cls, m->p.norm_w, m->p.norm_b, B, D, NMF_LAYERNORM_EPS);
-    nmf_gemm(0, 1, B, m->classes, D, 1.0f, a->cls, D, m->p.head_w, D, 0.0f, logits, m->classes);
-    for (size_t b = 0; b < B; b++)
-        for (size_t k = 0; k < m->classes; k++) logits[b * m->classes + k] += m->p.head_b[k];
+    /* the observer sees the final norm's output with the logits (the tail is one call) */
+    nmf_vit_head_forward(c, &m->p, a->x, B, a->cls, a->cls, NULL, NULL, logits);
+    nmf_vit_observe(&o, NMF_OP_NORM, -1, a->cls, B, D);
+    nmf_vit_observe(&o, NMF_OP_HEAD, -1, logits, B, m->classes);
     /* finite inputs can still overflow float32 (|x| ~ 1e38 through the patch embedding): say so
      * rather than hand back NaN logits as a result */
     for (size_t i = 0; i < B * m->classes; i++)

@@ -1,32 +1,12 @@
-/* Private layout of nmf_vit: parameters (one buffer + struct of pointers), linears, arena. */
+/* Private layout of nmf_vit: parameters (one buffer + struct of pointers, laid out by the model
+ * description), linears, arena. */
 #ifndef NMF_MODEL_VIT_INTERNAL_H
 #define NMF_MODEL_VIT_INTERNAL_H
 
+#include "model/vit_block.h"
+#include "nmformer/desc.h"
 #include "nmformer/kernels.h"
 #include "nmformer/model.h"
-
-typedef struct {
-    float *norm1_w, *norm1_b; // (D)
-    float *qkv_b;             // (3D)
-    float *proj_b;            // (D)
-    float *norm2_w, *norm2_b; // (D)
-    float *fc1_b;             // (H)
-    float *fc2_b;             // (D)
-    nmf_linear *qkv;          // (3D, D)
-    nmf_linear *proj;         // (D, D)
-    nmf_linear *fc1;          // (H, D)
-    nmf_linear *fc2;          // (D, H)
-} nmf_vit_block;
-
-typedef struct {
-    float *cls_token; // (D)
-    float *pos_embed; // (T, D)
-    float *patch_w;   // (D, K), K = C*p*p in (c, ky, kx) order: the conv as a matmul over patches
-    float *patch_b;   // (D)
-    float *norm_w, *norm_b; // (D)
-    float *head_w;    // (classes, D)
-    float *head_b;    // (classes)
-} nmf_vit_params;
 
 /* Activations for up to `batch` images; every buffer is (rows, cols) row-major. */
 typedef struct {
@@ -48,18 +28,12 @@ typedef struct {
 
 struct nmf_vit {
     nmf_vit_config config;
+    nmf_model_desc desc; /* the parameter table; the buffer below is its NMF_LAYOUT_DENSE */
     size_t D, H, heads, head_dim, T, P, grid, K, classes; /* derived sizes */
-    float *param_buf; /* all dense parameters */
-    size_t param_floats;
-    nmf_vit_params p;
+    float *param_buf; /* every parameter but the block linears' weights */
+    nmf_vit_params p; /* pointers into param_buf (the linear weights' are NULL) */
     nmf_vit_block *blocks; /* [depth] */
     nmf_vit_arena arena;
 };
-
-/* Allocates m with derived sizes, the parameter buffer (zeroed) and pointers; linears NULL. */
-nmf_status nmf_vit_alloc(nmf_vit **out, const nmf_vit_config *c);
-/* Where a tensor of the spec list goes: a dense slot (*dense, with its float count) or a linear. */
-nmf_status nmf_vit_slot(nmf_vit *m, const char *name, float **dense, size_t *count,
-                        nmf_linear ***lin);
 
 #endif

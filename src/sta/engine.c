@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "nmformer/sta.h"
 #include "sta/sta_internal.h"
 
@@ -84,15 +85,13 @@ static uint64_t kept_in(const geometry *g, const nmf_sta_op *op, int64_t row, in
     return n;
 }
 
-/* Synthetic positions (no weights): a deterministic pseudo-random N-subset of M per group. */
+/* Synthetic positions (no weights): a deterministic pseudo-random N-subset of M per group, from
+ * a stream of its own per (row, group) so that tiles can be costed in any order. */
 static void synth_positions(uint64_t seed, int64_t row, int64_t group, int n, int m, uint8_t *pos) {
     uint64_t x = seed ^ ((uint64_t)row * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)group * 0xC2B2AE3D27D4EB4FULL);
     uint8_t used[NMF_NM_MAX_M] = {0};
     for (int j = 0; j < n; j++) {
-        x ^= x >> 33;
-        x *= 0xff51afd7ed558ccdULL;
-        x ^= x >> 33;
-        int p = (int)(x % (uint64_t)(m - j)), k = -1;
+        int p = (int)nmf_rng_below(&x, (uint64_t)(m - j)), k = -1;
         for (int q = 0; q < m; q++)
             if (!used[q] && ++k == p) {
                 used[q] = 1;

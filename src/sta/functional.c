@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/patchify.h"
 #include "nmformer/sta.h"
 #include "sta/fx_internal.h"
 
@@ -196,7 +197,7 @@ nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image, con
     nmf_sta_schedule s;
     nmf_status st = nmf_sta_schedule_synthetic(&s, v, (nmf_pattern){0, 0}, 0);
     if (st) return st;
-    const int T = s.tokens, D = v->dim, bits = q->data_bits, pk = v->in_chans * v->patch * v->patch;
+    const int T = s.tokens, D = v->dim, bits = q->data_bits;
     int16_t **ten = calloc(s.tensor_count, sizeof *ten);
     fx_engine e = {hw, bits, q->acc_bits, malloc((size_t)hw->dpus * sizeof(int64_t)),
                    malloc((size_t)hw->lanes_per_dpu * NMF_NM_MAX_M * sizeof(int16_t))};
@@ -210,14 +211,7 @@ nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image, con
         int16_t *out = op->out >= 0 ? ten[op->out] : NULL;
         if (!strcmp(op->name, "patch_embed")) {
             /* the host writes the patches of the image into the image tensor */
-            const int G = nmf_vit_grid(v), p = v->patch, C = v->in_chans, S = v->img_size;
-            for (int py = 0; py < G; py++)
-                for (int px = 0; px < G; px++)
-                    for (int c = 0; c < C; c++)
-                        for (int ky = 0; ky < p; ky++)
-                            for (int kx = 0; kx < p; kx++)
-                                in0[(size_t)(py * G + px) * pk + (c * p + ky) * p + kx] =
-                                    image[((size_t)c * S + (size_t)(py * p + ky)) * S + (size_t)(px * p + kx)];
+            nmf_patchify(in0, image, sizeof *in0, 1, v->in_chans, v->img_size, v->patch);
             memcpy(out, q->cls, (size_t)D * sizeof *out);
             st = engine_linear(&e, out + D, NULL, in0, T - 1, &q->patch, q->patch_bias);
         } else if (op->kind == NMF_STA_OP_VECTOR && op->vec == NMF_STA_VEC_LAYERNORM) {

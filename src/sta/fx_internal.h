@@ -1,4 +1,4 @@
-/* Internals of the fixed-point half of src/sta: calibration slots and dense f32 weights. */
+/* Internals of the fixed-point half of src/sta: calibration slots and fixed-point helpers. */
 #ifndef NMF_STA_FX_INTERNAL_H
 #define NMF_STA_FX_INTERNAL_H
 
@@ -11,23 +11,6 @@ enum { FX_SLOT_IMAGE = 0, FX_SLOT_X0 = 1, FX_SLOT_BLOCKS = 2 };
 enum { FX_LN1 = 0, FX_QKV, FX_ATTN, FX_PROJ, FX_X1, FX_LN2, FX_FC1, FX_GELU, FX_FC2, FX_X2, FX_SLOTS };
 static inline size_t fx_block_slot(int block) { return FX_SLOT_BLOCKS + (size_t)FX_SLOTS * (size_t)block; }
 static inline size_t fx_norm_slot(const nmf_vit_config *v) { return fx_block_slot(v->depth); }
-
-typedef struct {
-    size_t count;
-    char **names;
-    float **data;
-} fx_weights;
-
-/* Dense f32 copies of every tensor of the config (nm tensors unpacked). */
-nmf_status fx_dense_weights(const nmf_vit_config *vit, const nmf_tensor_set *set, fx_weights *w);
-void fx_weights_free(fx_weights *w);
-/* nmf_sta_f32_forward on weights already loaded by fx_dense_weights (vit validated). */
-nmf_status fx_f32_forward(float *logits, const float *images, size_t n, const nmf_vit_config *vit,
-                          const fx_weights *w, float *absmax, size_t absmax_count);
-/* Tensor by printf-style name with one int ("blocks.%d.norm1.weight"); NULL if absent. */
-const float *fx_get(const fx_weights *w, const char *fmt, int i);
-/* patches [G*G][C*p*p] of one image [C][S][S], in the order of the flattened conv weight */
-void fx_patches(float *out, const float *img, const nmf_vit_config *v);
 
 /* Residual add: sat(round((a * ma + b * mb) * 2^-shift)), ma and mb sharing one shift. */
 static inline int64_t fx_add(int64_t a, nmf_fx_rq ma, int64_t b, nmf_fx_rq mb, int bits) {

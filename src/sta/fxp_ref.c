@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/patchify.h"
 #include "nmformer/sta.h"
 #include "sta/fx_internal.h"
 
@@ -86,7 +87,7 @@ nmf_status nmf_fx_ref_forward(int64_t *logits, const int16_t *image, const nmf_f
     if (!logits || !image || !q || !q->blocks) return nmf_error(NMF_ERR_INVALID_ARG, "fxp reference: NULL");
     const nmf_vit_config *v = &q->vit;
     const int T = nmf_vit_tokens(v), D = v->dim, H = nmf_vit_hidden(v), bits = q->data_bits;
-    const int G = nmf_vit_grid(v), p = v->patch, C = v->in_chans, S = v->img_size, pk = C * p * p;
+    const int pk = v->in_chans * v->patch * v->patch;
     size_t need = (size_t)(T - 1) * pk + (size_t)T * (9 * (size_t)D + 2 * (size_t)H);
     int16_t *buf = malloc(need * sizeof *buf);
     int64_t *xc = malloc((size_t)D * sizeof *xc);
@@ -98,13 +99,7 @@ nmf_status nmf_fx_ref_forward(int64_t *logits, const int16_t *image, const nmf_f
     int16_t *patch = buf, *x = patch + (size_t)(T - 1) * pk, *ln = x + (size_t)T * D;
     int16_t *qkv = ln + (size_t)T * D, *att = qkv + (size_t)T * 3 * D, *tmp = att + (size_t)T * D;
     int16_t *x1 = tmp + (size_t)T * D, *hid = x1 + (size_t)T * D, *gel = hid + (size_t)T * H;
-    for (int py = 0; py < G; py++)
-        for (int px = 0; px < G; px++)
-            for (int c = 0; c < C; c++)
-                for (int ky = 0; ky < p; ky++)
-                    for (int kx = 0; kx < p; kx++)
-                        patch[(size_t)(py * G + px) * pk + (c * p + ky) * p + kx] =
-                            image[((size_t)c * S + (size_t)(py * p + ky)) * S + (size_t)(px * p + kx)];
+    nmf_patchify(patch, image, sizeof *patch, 1, v->in_chans, v->img_size, v->patch);
     memcpy(x, q->cls, (size_t)D * sizeof *x);
     for (int t = 0; t < T - 1; t++)
         for (int o = 0; o < D; o++) {

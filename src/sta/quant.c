@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nmformer/desc.h"
 #include "nmformer/sta.h"
 #include "sta/fx_internal.h"
 
@@ -153,7 +154,9 @@ nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
     size_t na = nmf_sta_absmax_count(vit);
     float *absmax = calloc(na, sizeof *absmax);
     arena *a = calloc(1, sizeof *a);
-    fx_weights w = {0};
+    nmf_model_desc d = {0};
+    float *wbuf = NULL;
+    nmf_vit_params w; /* dense f32 weights, by kind (nmformer/desc.h) */
     if (!absmax || !a) {
         free(absmax);
         free(a);
@@ -172,18 +175,20 @@ nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
         st = nmf_error(NMF_ERR_UNSUPPORTED, "sta quantise: dim %d too wide for %d-bit LayerNorm", D, bits);
         goto out;
     }
-    if ((st = fx_dense_weights(vit, weights, &w))) goto out;
+    if ((st = nmf_model_describe(&d, vit))) goto out;
+    if (!(wbuf = malloc(d.floats[NMF_LAYOUT_ALL] * sizeof *wbuf))) goto nomem;
+    if ((st = nmf_model_load_dense(&d, weights, NMF_LAYOUT_ALL, wbuf))) goto out;
+    nmf_vit_params_bind(&d, NMF_LAYOUT_ALL, wbuf, &w);
     /* calibration: the f32 reference on the same weights, recording each slot's max |x| */
-    if ((st = fx_f32_forward(NULL, calib, n, vit, &w, absmax, na))) goto out;
+    if ((st = nmf_sta_f32_forward(NULL, calib, n, vit, weights, absmax, na))) goto out;
     q->s_image = act_scale(absmax[FX_SLOT_IMAGE], bits);
     q->s_x0 = act_scale(absmax[FX_SLOT_X0], bits);
     /* patch embedding: conv as a linear over patches, pos_embed folded into a per-token bias */
-    if ((st = quant_linear(&q->patch, a, "patch_embed", fx_get(&w, "patch_embed.proj.weight", 0),
+    if ((st = quant_linear(&q->patch, a, "patch_embed", w.patch_w,
                            NULL, NULL, D, pk, q->s_image, q->s_x0, q)))
         goto out;
     {
-        const float *pb = fx_get(&w, "patch_embed.proj.bias", 0), *pos = fx_get(&w, "pos_embed", 0);
-        const float *cls = fx_get(&w, "cls_token", 0);
+        const float *pb = w.patch_b, *pos = w.pos, *cls = w.cls;
         q->patch_bias = arena_alloc(a, (size_t)(T - 1) * (size_t)D, sizeof *q->patch_bias);
         q->cls = arena_alloc(a, (size_t)D, sizeof *q->cls);
         if (!q->patch_bias || !q->cls) goto nomem;
@@ -218,25 +223,22 @@ nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
         B->s_fc2 = act_scale(am[FX_FC2], bits);
         B->s_out = act_scale(am[FX_X2], bits);
         s_prev = B->s_out;
-        char nm[96];
-#define W(x) fx_get(&w, "blocks.%d." x, L)
-#define NM(x) (snprintf(nm, sizeof nm, "blocks.%d." x, L), nmf_tensors_find(weights, nm)->nm)
-        if ((st = quant_norm(&B->norm1, a, W("norm1.weight"), W("norm1.bias"), D, B->s_ln1))) goto out;
-        if ((st = quant_linear(&B->qkv, a, "attn.qkv", W("attn.qkv.weight"), NM("attn.qkv.weight"),
-                               W("attn.qkv.bias"), 3 * D, D, B->s_ln1, B->s_qkv, q)))
+        const size_t l = (size_t)L, sD = (size_t)D, sH = (size_t)H;
+#define NM(kind) nmf_tensors_find(weights, nmf_model_desc_at(&d, kind, L)->name)->nm
+        if ((st = quant_norm(&B->norm1, a, w.ln1_w + l * sD, w.ln1_b + l * sD, D, B->s_ln1))) goto out;
+        if ((st = quant_linear(&B->qkv, a, "attn.qkv", w.qkv_w + l * 3 * sD * sD, NM(NMF_VP_QKV_W),
+                               w.qkv_b + l * 3 * sD, 3 * D, D, B->s_ln1, B->s_qkv, q)))
             goto out;
-        if ((st = quant_linear(&B->proj, a, "attn.proj", W("attn.proj.weight"),
-                               NM("attn.proj.weight"), W("attn.proj.bias"), D, D, B->s_attn,
-                               B->s_proj, q)))
+        if ((st = quant_linear(&B->proj, a, "attn.proj", w.proj_w + l * sD * sD, NM(NMF_VP_PROJ_W),
+                               w.proj_b + l * sD, D, D, B->s_attn, B->s_proj, q)))
             goto out;
-        if ((st = quant_linear(&B->fc1, a, "mlp.fc1", W("mlp.fc1.weight"), NM("mlp.fc1.weight"),
-                               W("mlp.fc1.bias"), H, D, B->s_ln2, B->s_fc1, q)))
+        if ((st = quant_linear(&B->fc1, a, "mlp.fc1", w.fc1_w + l * sH * sD, NM(NMF_VP_FC1_W),
+                               w.fc1_b + l * sH, H, D, B->s_ln2, B->s_fc1, q)))
             goto out;
-        if ((st = quant_linear(&B->fc2, a, "mlp.fc2", W("mlp.fc2.weight"), NM("mlp.fc2.weight"),
-                               W("mlp.fc2.bias"), D, H, B->s_gelu, B->s_fc2, q)))
+        if ((st = quant_linear(&B->fc2, a, "mlp.fc2", w.fc2_w + l * sD * sH, NM(NMF_VP_FC2_W),
+                               w.fc2_b + l * sD, D, H, B->s_gelu, B->s_fc2, q)))
             goto out;
-        if ((st = quant_norm(&B->norm2, a, W("norm2.weight"), W("norm2.bias"), D, B->s_ln2))) goto out;
-#undef W
+        if ((st = quant_norm(&B->norm2, a, w.ln2_w + l * sD, w.ln2_b + l * sD, D, B->s_ln2))) goto out;
 #undef NM
         if ((st = check_acc("attention scores", (double)dh * qmax * qmax, hw->acc_bits))) goto out;
         if ((st = check_acc("attention P V", (double)T * qmax * qmax, hw->acc_bits))) goto out;
@@ -256,18 +258,19 @@ nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
         }
     }
     q->s_norm = act_scale(absmax[fx_norm_slot(vit)], bits);
-    if ((st = quant_norm(&q->norm, a, fx_get(&w, "norm.weight", 0), fx_get(&w, "norm.bias", 0), D,
+    if ((st = quant_norm(&q->norm, a, w.norm_w, w.norm_b, D,
                          q->s_norm)))
         goto out;
-    if ((st = quant_linear(&q->head, a, "head", fx_get(&w, "head.weight", 0), NULL,
-                           fx_get(&w, "head.bias", 0), vit->num_classes, D, q->s_norm, 0, q)))
+    if ((st = quant_linear(&q->head, a, "head", w.head_w, NULL,
+                           w.head_b, vit->num_classes, D, q->s_norm, 0, q)))
         goto out;
     goto out;
 nomem:
     st = nmf_error(NMF_ERR_NOMEM, "sta quantise: out of memory");
 out:
     free(absmax);
-    fx_weights_free(&w);
+    free(wbuf);
+    nmf_model_desc_free(&d);
     if (st) nmf_fx_model_free(q);
     return st;
 }

@@ -1,4 +1,5 @@
-/* Lowering a ViT to the accelerator's list of operations.
+/* Lowering the model description's op list (nmformer/desc.h: nmf_vit_stem/block/tail_ops) to the
+ * accelerator's list of operations. For a ViT that gives:
  *
  *   patch_embed (dense)                                   image -> x0  (+ cls, pos folded in)
  *   per block i:
@@ -20,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nmformer/desc.h"
+#include "nmformer/model.h"
 #include "nmformer/sta.h"
 #include "sta/sta_internal.h"
 
@@ -27,31 +30,6 @@ static const char *const kind_names[] = {"sparse", "dense", "softmax", "vector"}
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == NMF_STA_OP_KIND_COUNT, "kind names");
 const char *nmf_sta_op_kind_name(nmf_sta_op_kind k) {
     return (unsigned)k < NMF_STA_OP_KIND_COUNT ? kind_names[k] : "?";
-}
-
-nmf_status nmf_sta_shape(const char *name, nmf_vit_config *v) {
-    static const struct {
-        const char *name;
-        int dim, depth, heads;
-    } shapes[] = {{"deit-tiny", 192, 12, 3}, {"deit-small", 384, 12, 6}, {"deit-base", 768, 12, 12}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        if (name && !strcmp(name, shapes[i].name)) {
-            memset(v, 0, sizeof *v);
-            snprintf(v->arch, sizeof v->arch, "vit");
-            v->img_size = 224;
-            v->patch = 16;
-            v->in_chans = 3;
-            v->dim = shapes[i].dim;
-            v->depth = shapes[i].depth;
-            v->heads = shapes[i].heads;
-            v->mlp_ratio = 4.0f;
-            v->num_classes = 1000;
-            v->mean = 0.45f;
-            v->std = 0.225f;
-            return NMF_OK;
-        }
-    return nmf_error(NMF_ERR_INVALID_ARG, "unknown shape '%s' (deit-tiny, deit-small, deit-base)",
-                     name ? name : "(null)");
 }
 
 typedef struct {
@@ -142,95 +120,150 @@ static nmf_status add_vector(builder *b, const char *name, int block, nmf_sta_ve
     return NMF_OK;
 }
 
+/* State of the lowering: the output tensor and width of every op of the current block (by op
+ * id), and the block's input. */
+typedef struct {
+    builder b;
+    const nmf_model_desc *d;
+    const nmf_tensor_set *w;
+    nmf_pattern synth;
+    int64_t T;
+    int tensor[NMF_OP_COUNT];
+    int64_t width[NMF_OP_COUNT];
+    int block_in;
+    int64_t block_in_width;
+} lowering;
+
+static int input_of(const lowering *l, int op, int64_t *width) {
+    if (op == NMF_OPIN_NONE) return *width = 0, -1;
+    if (op == NMF_OPIN_BLOCK) return *width = l->block_in_width, l->block_in;
+    *width = l->width[op];
+    return l->tensor[op];
+}
+
+/* The output width of a row, from its weight or its input. */
+static int64_t out_width(const lowering *l, const nmf_op_row *r, int block) {
+    int64_t w0;
+    input_of(l, r->in0, &w0);
+    switch (r->kind) {
+    case NMF_OPK_EMBED:
+    case NMF_OPK_LINEAR:
+        return (int64_t)nmf_model_desc_at(l->d, r->weight, nmf_vit_param_is_block(r->weight) ? block : -1)->rows;
+    case NMF_OPK_ATTENTION: return w0 / 3; /* (3, heads, hd) -> (heads, hd) */
+    default: return w0;
+    }
+}
+
+/* Lowers rows[0..n) of block `block` (-1: stem or tail): their output tensors first, then the
+ * ops, as the accelerator runs them. */
+static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
+    const nmf_vit_config *v = &l->d->config;
+    char name[64];
+    for (int i = 0; i < n; i++) {
+        const nmf_op_row *r = &rows[i];
+        int64_t rows_n = r->cls_only ? 1 : l->T; /* the embedding's output includes the cls token */
+        l->width[r->op] = out_width(l, r, block);
+        if (block >= 0) snprintf(name, sizeof name, "b%d.%s", block, r->out);
+        else snprintf(name, sizeof name, "%s", r->out);
+        if ((l->tensor[r->op] = add_tensor(&l->b, name, rows_n * l->width[r->op])) < 0)
+            return nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        const nmf_op_row *r = &rows[i];
+        const int64_t T = r->cls_only ? 1 : l->T, width = l->width[r->op];
+        int64_t w0, w1;
+        int in0 = input_of(l, r->in0, &w0), in1 = input_of(l, r->in1, &w1), out = l->tensor[r->op];
+        if (block >= 0) snprintf(name, sizeof name, "blocks.%d.%s", block, r->name);
+        else snprintf(name, sizeof name, "%s", r->name);
+        nmf_status st = NMF_OK;
+        switch (r->kind) {
+        case NMF_OPK_EMBED: {
+            const nmf_param *pw = nmf_model_desc_at(l->d, r->weight, -1);
+            if ((in0 = add_tensor(&l->b, "image", (l->T - 1) * (int64_t)pw->cols)) < 0)
+                return nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");
+            /* the image tensor comes first: swap it in front of x0 */
+            nmf_sta_tensor tmp = l->b.s->tensors[in0];
+            l->b.s->tensors[in0] = l->b.s->tensors[out];
+            l->b.s->tensors[out] = tmp;
+            int t = in0;
+            in0 = out, out = t;
+            l->tensor[r->op] = out;
+            st = add_linear(&l->b, name, block, l->T - 1, width, (int64_t)pw->cols, (nmf_pattern){0, 0},
+                            NULL, NULL, in0, out);
+            break;
+        }
+        case NMF_OPK_LINEAR: {
+            const nmf_param *pw = nmf_model_desc_at(l->d, r->weight, block);
+            int nm = nmf_param_kind_of(l->d, pw)->nm; /* only N:M-eligible linears may be sparse */
+            st = add_linear(&l->b, name, block, T, width, (int64_t)pw->cols,
+                            nm ? l->synth : (nmf_pattern){0, 0}, nm ? l->w : NULL, pw->name, in0, out);
+            break;
+        }
+        case NMF_OPK_NORM:
+            st = add_vector(&l->b, name, block, NMF_STA_VEC_LAYERNORM, T, width, in0, -1, out);
+            break;
+        case NMF_OPK_ADD: st = add_vector(&l->b, name, block, NMF_STA_VEC_ADD, T, width, in0, in1, out); break;
+        case NMF_OPK_GELU: st = add_vector(&l->b, name, block, NMF_STA_VEC_GELU, T, width, in0, -1, out); break;
+        case NMF_OPK_ATTENTION: {
+            /* Q K^T (score buffer only), softmax unit, P V: head-interleaved as one group */
+            const int64_t heads = v->heads, dh = width / heads;
+            nmf_sta_op *o;
+            char sub[64];
+            snprintf(sub, sizeof sub, "blocks.%d.attn.qk", block);
+            if (!(o = add_op(&l->b, sub, NMF_STA_OP_DENSE, block))) goto nomem;
+            o->rows = T, o->cols = T, o->k = dh, o->batch = (int)heads;
+            o->in[0] = in0, o->in[1] = in0, o->attn_group = block;
+            snprintf(sub, sizeof sub, "blocks.%d.attn.softmax", block);
+            if (!(o = add_op(&l->b, sub, NMF_STA_OP_SOFTMAX, block))) goto nomem;
+            o->rows = T, o->k = T, o->batch = (int)heads, o->attn_group = block;
+            if (!(o = add_op(&l->b, name, NMF_STA_OP_DENSE, block))) goto nomem;
+            o->rows = T, o->cols = dh, o->k = T, o->batch = (int)heads;
+            o->in[1] = in0, o->out = out, o->attn_group = block;
+            break;
+        }
+        default: return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: op kind %d (internal)", r->kind);
+        }
+        if (st) return st;
+    }
+    return NMF_OK;
+nomem:
+    return nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");
+}
+
 static nmf_status build(nmf_sta_schedule *s, const nmf_vit_config *vit, const nmf_tensor_set *w,
                         nmf_pattern synth, int tokens) {
     memset(s, 0, sizeof *s);
-    nmf_status st = nmf_vit_config_validate(vit);
+    nmf_model_desc d;
+    nmf_status st = nmf_model_describe(&d, vit);
     if (st) return st;
     s->vit = *vit;
     int T = tokens > 0 ? tokens : nmf_vit_tokens(vit);
-    if (T < 2 || T > 65536)
+    if (T < 2 || T > 65536) {
+        nmf_model_desc_free(&d);
         return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: tokens %d out of range [2, 65536]", T);
+    }
     s->tokens = T;
     s->seed = 0x5eed5eedULL;
-    builder b = {s, 0, 0};
-    const int64_t D = vit->dim, H = nmf_vit_hidden(vit), heads = vit->heads, dh = D / heads;
-    const int64_t pk = (int64_t)vit->in_chans * vit->patch * vit->patch;
-    char name[64], wname[96];
-#define TRY(x)                       \
-    do {                             \
-        if ((st = (x))) goto fail;   \
-    } while (0)
-#define TENSOR(var, nm, elems)                                                          \
-    do {                                                                                \
-        if ((var = add_tensor(&b, nm, elems)) < 0) {                                    \
-            st = nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");               \
-            goto fail;                                                                  \
-        }                                                                               \
-    } while (0)
-    int image, x;
-    TENSOR(image, "image", (T - 1) * pk);
-    TENSOR(x, "x0", T * D);
-    TRY(add_linear(&b, "patch_embed", -1, T - 1, D, pk, (nmf_pattern){0, 0}, NULL, NULL, image, x));
     s->pattern = synth;
-    for (int i = 0; i < vit->depth; i++) {
-        int ln1, qkv, attn, proj, x1, ln2, fc1, gelu, fc2, x2;
-#define T_(var, suffix, elems)                               \
-        snprintf(name, sizeof name, "b%d.%s", i, suffix);    \
-        TENSOR(var, name, elems)
-        T_(ln1, "ln1", T * D);
-        T_(qkv, "qkv", T * 3 * D);
-        T_(attn, "attn", T * D);
-        T_(proj, "proj", T * D);
-        T_(x1, "x1", T * D);
-        T_(ln2, "ln2", T * D);
-        T_(fc1, "fc1", T * H);
-        T_(gelu, "gelu", T * H);
-        T_(fc2, "fc2", T * D);
-        T_(x2, "x2", T * D);
-#undef T_
-        snprintf(name, sizeof name, "blocks.%d.norm1", i);
-        TRY(add_vector(&b, name, i, NMF_STA_VEC_LAYERNORM, T, D, x, -1, ln1));
-        snprintf(name, sizeof name, "blocks.%d.attn.qkv", i);
-        snprintf(wname, sizeof wname, "%s.weight", name);
-        TRY(add_linear(&b, name, i, T, 3 * D, D, synth, w, wname, ln1, qkv));
-        nmf_sta_op *o;
-        snprintf(name, sizeof name, "blocks.%d.attn.qk", i);
-        if (!(o = add_op(&b, name, NMF_STA_OP_DENSE, i))) goto nomem;
-        o->rows = T, o->cols = T, o->k = dh, o->batch = (int)heads;
-        o->in[0] = qkv, o->in[1] = qkv, o->attn_group = i;
-        snprintf(name, sizeof name, "blocks.%d.attn.softmax", i);
-        if (!(o = add_op(&b, name, NMF_STA_OP_SOFTMAX, i))) goto nomem;
-        o->rows = T, o->k = T, o->batch = (int)heads, o->attn_group = i;
-        snprintf(name, sizeof name, "blocks.%d.attn.av", i);
-        if (!(o = add_op(&b, name, NMF_STA_OP_DENSE, i))) goto nomem;
-        o->rows = T, o->cols = dh, o->k = T, o->batch = (int)heads;
-        o->in[1] = qkv, o->out = attn, o->attn_group = i;
-        snprintf(name, sizeof name, "blocks.%d.attn.proj", i);
-        snprintf(wname, sizeof wname, "%s.weight", name);
-        TRY(add_linear(&b, name, i, T, D, D, synth, w, wname, attn, proj));
-        snprintf(name, sizeof name, "blocks.%d.add1", i);
-        TRY(add_vector(&b, name, i, NMF_STA_VEC_ADD, T, D, x, proj, x1));
-        snprintf(name, sizeof name, "blocks.%d.norm2", i);
-        TRY(add_vector(&b, name, i, NMF_STA_VEC_LAYERNORM, T, D, x1, -1, ln2));
-        snprintf(name, sizeof name, "blocks.%d.mlp.fc1", i);
-        snprintf(wname, sizeof wname, "%s.weight", name);
-        TRY(add_linear(&b, name, i, T, H, D, synth, w, wname, ln2, fc1));
-        snprintf(name, sizeof name, "blocks.%d.mlp.gelu", i);
-        TRY(add_vector(&b, name, i, NMF_STA_VEC_GELU, T, H, fc1, -1, gelu));
-        snprintf(name, sizeof name, "blocks.%d.mlp.fc2", i);
-        snprintf(wname, sizeof wname, "%s.weight", name);
-        TRY(add_linear(&b, name, i, T, D, H, synth, w, wname, gelu, fc2));
-        snprintf(name, sizeof name, "blocks.%d.add2", i);
-        TRY(add_vector(&b, name, i, NMF_STA_VEC_ADD, T, D, x1, fc2, x2));
-        x = x2;
+    lowering l = {{s, 0, 0}, &d, w, synth, T, {0}, {0}, -1, 0};
+    int n;
+    const nmf_op_row *rows = nmf_vit_stem_ops(&n);
+    st = lower(&l, rows, n, -1);
+    l.block_in = l.tensor[rows[n - 1].op], l.block_in_width = l.width[rows[n - 1].op];
+    rows = nmf_vit_block_ops(&n);
+    for (int i = 0; i < vit->depth && !st; i++) {
+        st = lower(&l, rows, n, i);
+        l.block_in = l.tensor[rows[n - 1].op], l.block_in_width = l.width[rows[n - 1].op];
     }
-    int nrm, logits;
-    TENSOR(nrm, "norm", D);
-    TENSOR(logits, "logits", vit->num_classes);
-    TRY(add_vector(&b, "norm", -1, NMF_STA_VEC_LAYERNORM, 1, D, x, -1, nrm));
-    TRY(add_linear(&b, "head", -1, 1, vit->num_classes, D, (nmf_pattern){0, 0}, NULL, NULL, nrm,
-                   logits));
+    if (!st) {
+        rows = nmf_vit_tail_ops(&n);
+        st = lower(&l, rows, n, -1);
+    }
+    nmf_model_desc_free(&d);
+    if (st) {
+        nmf_sta_schedule_free(s);
+        return st;
+    }
     /* With real weights, report the pattern when all block linears share one. */
     if (w) {
         nmf_pattern common = {0, 0};
@@ -244,13 +277,6 @@ static nmf_status build(nmf_sta_schedule *s, const nmf_vit_config *vit, const nm
         s->pattern = mixed ? (nmf_pattern){0, 0} : common;
     }
     return NMF_OK;
-nomem:
-    st = nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");
-fail:
-    nmf_sta_schedule_free(s);
-    return st;
-#undef TRY
-#undef TENSOR
 }
 
 nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_vit_config *vit,

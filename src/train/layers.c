@@ -15,21 +15,6 @@
  * barrier waiting for a descheduled thread costs a whole time slice). */
 #define PAR_MIN ((size_t)1 << 15)
 
-void patchify(float *out, const float *img, int B, int C, int S, int P) {
-    const int G = S / P, NP = G * G, CPP = C * P * P;
-#pragma omp parallel for schedule(static) if ((size_t)B * NP * CPP > PAR_MIN)
-    for (int bp = 0; bp < B * NP; bp++) {
-        int b = bp / NP, p = bp % NP, gy = p / G, gx = p % G;
-        float *o = out + (size_t)bp * CPP;
-        for (int c = 0; c < C; c++)
-            for (int ky = 0; ky < P; ky++) {
-                const float *row = img + (((size_t)b * C + c) * S + (size_t)(gy * P + ky)) * S +
-                                   (size_t)gx * P;
-                memcpy(o + (c * P + ky) * P, row, (size_t)P * sizeof(float));
-            }
-    }
-}
-
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N,
                     size_t C, size_t OC) {
     // out (N, OC) = inp (N, C) . w^T (C, OC)

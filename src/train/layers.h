@@ -9,10 +9,6 @@
 /* Longest token sequence we train with (the attention saves B*NH*T*T probabilities). */
 #define NMF_TRAIN_MAX_T 4096
 
-/* im2col for a stride-P, kernel-P conv: out (B*NP, C*P*P) with the conv weight's (c, ky, kx)
- * order; patches row-major over the grid (timm: flatten(2)). img (B, C, S, S). */
-void patchify(float *out, const float *img, int B, int C, int S, int P);
-
 /* out = inp W^T + bias.  out (N, OC), inp (N, C), W (OC, C), bias (OC) or NULL. */
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N,
                     size_t C, size_t OC);

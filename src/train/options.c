@@ -28,9 +28,11 @@ nmf_status nmf_train_method_parse(const char *s, nmf_train_method *out) {
                      s ? s : "");
 }
 
-/* demo: the `make run` job. Sized so that dense + 4:8 + 2:8 + 1:8 train in a few minutes on
- * 2 cores (see docs/IDP.md for the measurements behind these numbers).
- * full: a wider, deeper ViT (dim 128, depth 6: ~0.8M parameters, 6x the demo's) trained
+/* demo: the `make run` job, shape "vit-fmnist" (the default config). Sized so that dense + 4:8 +
+ * 2:8 + 1:8 train in a few minutes on 2 cores (see docs/IDP.md for the measurements behind these
+ * numbers).
+ * full: shape "vit-fmnist-full", a wider, deeper ViT (dim 128, depth 6: ~0.8M parameters, 6x the
+ * demo's) trained
  * longer, for the method comparison table in docs/IDP.md. Patch 7 keeps it at 17 tokens so
  * that the whole table (dense stage + 15 N:M stages over three methods and two chains) trains in
  * about an hour on 2 cores; patch 4 (50 tokens) costs 3.6x more per step (docs/IDP.md). */
@@ -67,11 +69,8 @@ nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name) {
         return NMF_OK;
     }
     if (!strcmp(name, "full")) {
-        o->model.patch = 7;
-        o->model.dim = 128;
-        o->model.depth = 6;
-        o->model.heads = 4;
-        o->model.mlp_ratio = 2.0f;
+        nmf_status st = nmf_vit_shape_config("vit-fmnist-full", &o->model);
+        if (st) return st;
         o->dense_steps = 6000;
         o->stage_steps = 1000;
         /* augmentation stays off (the default): with shift + flip this model reached only

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "train/rng.h"
+#include "core/rng.h"
 #include "train/train_internal.h"
 
 typedef enum { STAGE_DENSE = 0, STAGE_SRSTE, STAGE_ASP, STAGE_ONESHOT } stage_kind;
@@ -95,6 +95,14 @@ static uint64_t fingerprint(const nmf_train_options *o) {
     h = fnv(h, o->patterns, sizeof o->patterns[0] * (size_t)o->num_patterns);
     h = fnv(h, &o->seed, sizeof o->seed);
     return h;
+}
+
+nmf_status nmf_train_load_init(const char *path, const nmf_vit_config *fallback,
+                               nmf_vit_config *config, nmf_tensor_set *tensors) {
+    /* a family: its dense model; a single model: that one */
+    nmf_status st = nmf_load_model(path, "dense", fallback, config, tensors);
+    if (st == NMF_ERR_NOT_FOUND) st = nmf_load_model(path, NULL, fallback, config, tensors);
+    return st;
 }
 
 /* ---- data stream -------------------------------------------------------------------------- */
@@ -343,11 +351,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
         if (o->init_path) {
             nmf_vit_config cfg;
             nmf_tensor_set s;
-            /* a family: its dense model; a single model: that one */
-            st = nmf_load_model(o->init_path, "dense", &o->model, &cfg, &s);
-            if (st == NMF_ERR_NOT_FOUND)
-                st = nmf_load_model(o->init_path, NULL, &o->model, &cfg, &s);
-            if (st != NMF_OK) goto done;
+            if ((st = nmf_train_load_init(o->init_path, &o->model, &cfg, &s)) != NMF_OK) goto done;
             if (cfg.dim != o->model.dim || cfg.depth != o->model.depth ||
                 cfg.patch != o->model.patch || cfg.heads != o->model.heads ||
                 cfg.mlp_ratio != o->model.mlp_ratio || cfg.num_classes != o->model.num_classes) {

@@ -6,84 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/vit_block.h"
 #include "nmformer/train.h"
 #include "train/layers.h"
-#include "train/rng.h"
 #include "train/train_internal.h"
 
-/* ---- names ---------------------------------------------------------------------------------- */
-static const struct {
-    const char *name; /* timm name; block tensors are "blocks.{i}." + name */
-    int block, prunable, decays;
-} param_info[] = {
-    [NMF_VP_PATCH_W] = {"patch_embed.proj.weight", 0, 0, 1},
-    [NMF_VP_PATCH_B] = {"patch_embed.proj.bias", 0, 0, 0},
-    [NMF_VP_CLS] = {"cls_token", 0, 0, 0},
-    [NMF_VP_POS] = {"pos_embed", 0, 0, 0},
-    [NMF_VP_LN1_W] = {"norm1.weight", 1, 0, 0},
-    [NMF_VP_LN1_B] = {"norm1.bias", 1, 0, 0},
-    [NMF_VP_QKV_W] = {"attn.qkv.weight", 1, 1, 1},
-    [NMF_VP_QKV_B] = {"attn.qkv.bias", 1, 0, 0},
-    [NMF_VP_PROJ_W] = {"attn.proj.weight", 1, 1, 1},
-    [NMF_VP_PROJ_B] = {"attn.proj.bias", 1, 0, 0},
-    [NMF_VP_LN2_W] = {"norm2.weight", 1, 0, 0},
-    [NMF_VP_LN2_B] = {"norm2.bias", 1, 0, 0},
-    [NMF_VP_FC1_W] = {"mlp.fc1.weight", 1, 1, 1},
-    [NMF_VP_FC1_B] = {"mlp.fc1.bias", 1, 0, 0},
-    [NMF_VP_FC2_W] = {"mlp.fc2.weight", 1, 1, 1},
-    [NMF_VP_FC2_B] = {"mlp.fc2.bias", 1, 0, 0},
-    [NMF_VP_NORM_W] = {"norm.weight", 0, 0, 0},
-    [NMF_VP_NORM_B] = {"norm.bias", 0, 0, 0},
-    [NMF_VP_HEAD_W] = {"head.weight", 0, 0, 1},
-    [NMF_VP_HEAD_B] = {"head.bias", 0, 0, 0},
-};
-static_assert(sizeof param_info / sizeof param_info[0] == NMF_VP_COUNT,
-              "param_info must describe every nmf_vit_param");
-static_assert(sizeof(nmf_vit_params) == NMF_VP_COUNT * sizeof(float *),
-              "nmf_vit_params must hold one pointer per nmf_vit_param, in enum order");
+/* rows/cols of one layer's 2-D view of kind p (linear weights: (out, in)) */
+static void param_dims(const nmf_vit_train *m, nmf_vit_param p, size_t *rows, size_t *cols) {
+    const nmf_param *r = nmf_model_desc_kind_row(&m->desc, (int)p);
+    *rows = r->rows;
+    *cols = r->cols;
+}
 
-const char *nmf_vit_param_name(nmf_vit_param p) {
-    return (unsigned)p < NMF_VP_COUNT ? param_info[p].name : "?";
-}
-int nmf_vit_param_is_block(nmf_vit_param p) {
-    return (unsigned)p < NMF_VP_COUNT && param_info[p].block;
-}
-int nmf_vit_param_prunable(nmf_vit_param p) {
-    return (unsigned)p < NMF_VP_COUNT && param_info[p].prunable;
-}
-int nmf_vit_param_decays(nmf_vit_param p) {
-    return (unsigned)p < NMF_VP_COUNT && param_info[p].decays;
-}
+static size_t layer_numel(const nmf_vit_train *m, nmf_vit_param p) { return m->desc.kind_numel[p]; }
 
 static float **pp(nmf_vit_params *s, nmf_vit_param p) { return (float **)s + p; }
-
-/* rows/cols of one layer's 2-D view of tensor p (vectors are 1 x n) */
-static void param_dims(const nmf_vit_config *c, nmf_vit_param p, size_t *rows, size_t *cols) {
-    size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), K = (size_t)c->num_classes;
-    size_t T = (size_t)nmf_vit_tokens(c), CPP = (size_t)c->in_chans * c->patch * c->patch;
-    size_t r = 1, k = D;
-    switch (p) {
-    case NMF_VP_PATCH_W: r = D, k = CPP; break;
-    case NMF_VP_POS: r = T, k = D; break;
-    case NMF_VP_QKV_W: r = 3 * D, k = D; break;
-    case NMF_VP_QKV_B: k = 3 * D; break;
-    case NMF_VP_PROJ_W: r = D, k = D; break;
-    case NMF_VP_FC1_W: r = H, k = D; break;
-    case NMF_VP_FC1_B: k = H; break;
-    case NMF_VP_FC2_W: r = D, k = H; break;
-    case NMF_VP_HEAD_W: r = K, k = D; break;
-    case NMF_VP_HEAD_B: k = K; break;
-    default: break; /* D-vectors */
-    }
-    *rows = r;
-    *cols = k;
-}
-
-static size_t layer_numel(const nmf_vit_config *c, nmf_vit_param p) {
-    size_t r, k;
-    param_dims(c, p, &r, &k);
-    return r * k;
-}
 
 /* ---- create / free ------------------------------------------------------------------------ */
 nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, int max_batch) {
@@ -99,12 +36,15 @@ nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, 
     if (!m) return nmf_error(NMF_ERR_NOMEM, "nmf_vit_train_create");
     m->cfg = *cfg;
     m->max_batch = max_batch;
-    size_t L = (size_t)cfg->depth, total = 0, mtotal = 0;
+    if ((st = nmf_model_describe(&m->desc, cfg))) {
+        free(m);
+        return st;
+    }
+    size_t L = (size_t)cfg->depth, total = m->desc.floats[NMF_LAYOUT_ALL], mtotal = 0;
     for (int p = 0; p < NMF_VP_COUNT; p++) {
-        m->sizes[p] = layer_numel(cfg, (nmf_vit_param)p) * (param_info[p].block ? L : 1);
-        m->offsets[p] = total;
-        total += m->sizes[p];
-        if (param_info[p].prunable) {
+        m->sizes[p] = layer_numel(m, (nmf_vit_param)p) * (nmf_vit_param_is_block(p) ? L : 1);
+        m->offsets[p] = m->desc.kind_offset[NMF_LAYOUT_ALL][p];
+        if (nmf_vit_param_prunable(p)) {
             m->mask_offsets[p] = mtotal;
             mtotal += m->sizes[p];
         }
@@ -124,14 +64,12 @@ nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, 
     }
     m->use_nm_kernels = 1;
     for (int p = 0; p < NMF_VP_COUNT; p++)
-        if (param_info[p].prunable && !(m->lin[p] = calloc(L, sizeof(nmf_linear *)))) {
+        if (nmf_vit_param_prunable(p) && !(m->lin[p] = calloc(L, sizeof(nmf_linear *)))) {
             nmf_vit_train_free(m);
             return nmf_error(NMF_ERR_NOMEM, "linear table");
         }
-    for (int p = 0; p < NMF_VP_COUNT; p++) {
-        *pp(&m->params, p) = m->param_mem + m->offsets[p];
-        *pp(&m->grads, p) = m->grad_mem + m->offsets[p];
-    }
+    nmf_vit_params_bind(&m->desc, NMF_LAYOUT_ALL, m->param_mem, &m->params);
+    nmf_vit_params_bind(&m->desc, NMF_LAYOUT_ALL, m->grad_mem, &m->grads);
     m->fw = m->params;
 
     /* activations (llm.c ActivationTensors): one buffer, saved per layer where backward needs */
@@ -187,6 +125,7 @@ void nmf_vit_train_free(nmf_vit_train *m) {
     if (!m) return;
     free_linears(m);
     for (int p = 0; p < NMF_VP_COUNT; p++) free(m->lin[p]);
+    nmf_model_desc_free(&m->desc);
     nmf_free(m->param_mem);
     nmf_free(m->grad_mem);
     nmf_free(m->m_mem);
@@ -214,36 +153,21 @@ nmf_pattern nmf_vit_train_pattern(const nmf_vit_train *m) { return m->pattern; }
 const float *nmf_vit_train_logits(const nmf_vit_train *m) { return m->act[ACT_LOGITS]; }
 
 float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer) {
-    size_t per = layer_numel(&m->cfg, p);
-    return m->param_mem + m->offsets[p] + (param_info[p].block ? (size_t)layer * per : 0);
+    size_t per = layer_numel(m, p);
+    return m->param_mem + m->offsets[p] + (nmf_vit_param_is_block(p) ? (size_t)layer * per : 0);
 }
 
 uint8_t *nmf_vit_train_mask(nmf_vit_train *m, nmf_vit_param p, int layer) {
-    if (!param_info[p].prunable || m->pattern.m == 0) return NULL;
-    return m->mask_mem + m->mask_offsets[p] + (size_t)layer * layer_numel(&m->cfg, p);
+    if (!nmf_vit_param_prunable(p) || m->pattern.m == 0) return NULL;
+    return m->mask_mem + m->mask_offsets[p] + (size_t)layer * layer_numel(m, p);
 }
 
 /* ---- init ---------------------------------------------------------------------------------- */
 void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed) {
     uint64_t s = seed ^ 0x6E6D666F726D6572ull; /* "nmformer" */
-    memset(m->param_mem, 0, m->num_params * sizeof(float));
-    for (int p = 0; p < NMF_VP_COUNT; p++) {
-        float *w = m->param_mem + m->offsets[p];
-        size_t n = m->sizes[p];
-        switch (p) {
-        case NMF_VP_LN1_W: case NMF_VP_LN2_W: case NMF_VP_NORM_W:
-            for (size_t i = 0; i < n; i++) w[i] = 1.0f;
-            break;
-        case NMF_VP_CLS:
-            for (size_t i = 0; i < n; i++) w[i] = 1e-6f * nmf_rng_trunc_normal(&s);
-            break;
-        case NMF_VP_PATCH_W: case NMF_VP_POS: case NMF_VP_QKV_W: case NMF_VP_PROJ_W:
-        case NMF_VP_FC1_W: case NMF_VP_FC2_W: case NMF_VP_HEAD_W:
-            for (size_t i = 0; i < n; i++) w[i] = 0.02f * nmf_rng_trunc_normal(&s);
-            break;
-        default: break; /* biases 0 */
-        }
-    }
+    /* kind by kind in buffer order, each kind's blocks in one draw (the seed's stream) */
+    for (int p = 0; p < NMF_VP_COUNT; p++)
+        nmf_param_role_init(m->desc.kinds[p].role, m->param_mem + m->offsets[p], m->sizes[p], &s);
     nmf_vit_train_refresh_masked(m);
 }
 
@@ -263,7 +187,7 @@ nmf_status nmf_vit_train_use_pattern(nmf_vit_train *m, nmf_pattern p) {
                          m->cfg.dim, nmf_vit_hidden(&m->cfg), p.m);
     m->pattern = p;
     for (int q = 0; q < NMF_VP_COUNT; q++)
-        if (param_info[q].prunable)
+        if (nmf_vit_param_prunable(q))
             *pp(&m->fw, q) = m->masked_mem + m->mask_offsets[q];
     return NMF_OK;
 }
@@ -276,9 +200,9 @@ nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p) {
 nmf_status nmf_vit_train_update_masks(nmf_vit_train *m) {
     if (m->pattern.m == 0) return NMF_OK;
     for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!param_info[q].prunable) continue;
+        if (!nmf_vit_param_prunable(q)) continue;
         size_t rows, cols;
-        param_dims(&m->cfg, q, &rows, &cols);
+        param_dims(m, q, &rows, &cols);
         /* layers are stacked, so all layers form one (L*rows, cols) matrix */
         nmf_status st = nmf_nm_mask(m->mask_mem + m->mask_offsets[q], m->param_mem + m->offsets[q],
                                     rows * (size_t)m->cfg.depth, cols, m->pattern, 0);
@@ -299,9 +223,9 @@ static nmf_status build_linears(nmf_vit_train *m) {
     m->lin_dirty = 0;
     if (m->pattern.m == 0 || !m->use_nm_kernels) return NMF_OK;
     for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!param_info[q].prunable) continue;
+        if (!nmf_vit_param_prunable(q)) continue;
         size_t rows, cols;
-        param_dims(&m->cfg, q, &rows, &cols);
+        param_dims(m, q, &rows, &cols);
         for (int l = 0; l < m->cfg.depth; l++) {
             size_t off = (size_t)l * rows * cols;
             nmf_nm_matrix nm;
@@ -328,7 +252,7 @@ static void sync_masked(nmf_vit_train *m) {
     m->masked_stale = 0;
     if (m->pattern.m == 0) return;
     for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!param_info[q].prunable) continue;
+        if (!nmf_vit_param_prunable(q)) continue;
         const float *w = m->param_mem + m->offsets[q];
         const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
         float *o = m->masked_mem + m->mask_offsets[q];
@@ -339,7 +263,7 @@ static void sync_masked(nmf_vit_train *m) {
 void nmf_vit_train_srste_decay(nmf_vit_train *m, float lambda) {
     if (m->pattern.m == 0 || lambda == 0.0f) return;
     for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!param_info[q].prunable) continue;
+        if (!nmf_vit_param_prunable(q)) continue;
         const float *w = m->param_mem + m->offsets[q];
         const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
         float *g = m->grad_mem + m->offsets[q];
@@ -351,7 +275,7 @@ void nmf_vit_train_srste_decay(nmf_vit_train *m, float lambda) {
 void nmf_vit_train_mask_grads(nmf_vit_train *m) {
     if (m->pattern.m == 0) return;
     for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!param_info[q].prunable) continue;
+        if (!nmf_vit_param_prunable(q)) continue;
         const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
         float *g = m->grad_mem + m->offsets[q];
         for (size_t i = 0; i < m->sizes[q]; i++)
@@ -370,9 +294,8 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
     if (B < 1 || B > m->max_batch)
         return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..%d", B, m->max_batch);
     const nmf_vit_config *c = &m->cfg;
-    const int T = nmf_vit_tokens(c), NP = T - 1, L = c->depth, NH = c->heads, K = c->num_classes;
-    const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c);
-    const size_t CPP = (size_t)c->in_chans * c->patch * c->patch, BT = (size_t)B * T;
+    const int T = nmf_vit_tokens(c), L = c->depth, NH = c->heads, K = c->num_classes;
+    const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), BT = (size_t)B * T;
     const nmf_vit_params *w = &m->fw;
     float **a = m->act;
     m->B = B;
@@ -386,59 +309,38 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
     nmf_linear **l1 = m->lin[NMF_VP_FC1_W], **l2 = m->lin[NMF_VP_FC2_W];
     nmf_status lst = NMF_OK;
 
-    patchify(a[ACT_PATCHES], x, B, c->in_chans, c->img_size, c->patch);  // (B*NP, CPP)
-    matmul_forward(a[ACT_PE], a[ACT_PATCHES], w->patch_w, w->patch_b, (size_t)B * NP, CPP, D);
-    // encoded (B,T,D): [cls; patches] + pos
-    float *enc = a[ACT_ENCODED];
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *src = t == 0 ? w->cls : a[ACT_PE] + ((size_t)b * NP + t - 1) * D;
-            const float *pos = w->pos + (size_t)t * D;
-            float *dst = enc + ((size_t)b * T + t) * D;
-            for (size_t i = 0; i < D; i++) dst[i] = src[i] + pos[i];
-        }
+    float *enc = a[ACT_ENCODED]; // (B, T, D): [cls; patches] + pos
+    nmf_vit_embed_forward(c, w, x, (size_t)B, a[ACT_PATCHES], a[ACT_PE], enc);
 
+    // the blocks: the one block forward (model/vit_block.c), saving what backward needs
     const float *residual = enc;
-    for (int l = 0; l < L; l++) {
-        float *ln1 = a[ACT_LN1] + l * BT * D, *ln1_mean = a[ACT_LN1_MEAN] + l * BT;
-        float *ln1_rstd = a[ACT_LN1_RSTD] + l * BT, *qkv = a[ACT_QKV] + l * BT * 3 * D;
-        float *att = a[ACT_ATT] + (size_t)l * B * NH * T * T, *atty = a[ACT_ATTY] + l * BT * D;
-        float *res2 = a[ACT_RES2] + l * BT * D, *ln2 = a[ACT_LN2] + l * BT * D;
-        float *ln2_mean = a[ACT_LN2_MEAN] + l * BT, *ln2_rstd = a[ACT_LN2_RSTD] + l * BT;
-        float *fch = a[ACT_FCH] + l * BT * H, *fchg = a[ACT_FCH_GELU] + l * BT * H;
-        float *res3 = a[ACT_RES3] + l * BT * D, *tmp = a[ACT_TMP];
-
-        layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, w->ln1_w + l * D, w->ln1_b + l * D, BT,
-                          D);
-        if (lq[l]) keep(&lst, nmf_linear_forward(qkv, ln1, lq[l],
-                                                 w->qkv_b + l * 3 * D, BT, NMF_ACT_NONE));
-        else matmul_forward(qkv, ln1, w->qkv_w + l * 3 * D * D, w->qkv_b + l * 3 * D, BT, D, 3 * D);
-        attention_forward(atty, att, qkv, B, T, (int)D, NH, m->scratch, m->nscratch); // (B,T,D)
-        if (lp[l]) keep(&lst, nmf_linear_forward(tmp, atty, lp[l],
-                                                 w->proj_b + l * D, BT, NMF_ACT_NONE));
-        else matmul_forward(tmp, atty, w->proj_w + l * D * D, w->proj_b + l * D, BT, D, D);
-        residual_forward(res2, residual, tmp, BT * D);
-        layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, w->ln2_w + l * D, w->ln2_b + l * D, BT,
-                          D);
-        if (l1[l]) keep(&lst, nmf_linear_forward(fch, ln2, l1[l],
-                                                 w->fc1_b + l * H, BT, NMF_ACT_NONE));
-        else matmul_forward(fch, ln2, w->fc1_w + l * H * D, w->fc1_b + l * H, BT, D, H);  // (B,T,H)
-        gelu_forward(fchg, a[ACT_FCH_CDF] + l * BT * H, fch, BT * H);
-        if (l2[l]) keep(&lst, nmf_linear_forward(tmp, fchg, l2[l],
-                                                 w->fc2_b + l * D, BT, NMF_ACT_NONE));
-        else matmul_forward(tmp, fchg, w->fc2_w + l * D * H, w->fc2_b + l * D, BT, H, D);
-        residual_forward(res3, res2, tmp, BT * D);
-        residual = res3;
+    for (int l = 0; l < L && lst == NMF_OK; l++) {
+        const nmf_vit_block lin = {lq[l], lp[l], l1[l], l2[l]};
+        const nmf_vit_block_io io = {
+            .x_in = residual,
+            .x1 = a[ACT_RES2] + l * BT * D,
+            .x_out = a[ACT_RES3] + l * BT * D,
+            .ln1 = a[ACT_LN1] + l * BT * D,
+            .ln2 = a[ACT_LN2] + l * BT * D,
+            .qkv = a[ACT_QKV] + l * BT * 3 * D,
+            .atty = a[ACT_ATTY] + l * BT * D,
+            .fc1 = a[ACT_FCH] + l * BT * H,
+            .gelu = a[ACT_FCH_GELU] + l * BT * H,
+            .tmp = a[ACT_TMP],
+        };
+        const nmf_vit_tape tape = {
+            .ln1_mean = a[ACT_LN1_MEAN] + l * BT, .ln1_rstd = a[ACT_LN1_RSTD] + l * BT,
+            .ln2_mean = a[ACT_LN2_MEAN] + l * BT, .ln2_rstd = a[ACT_LN2_RSTD] + l * BT,
+            .att = a[ACT_ATT] + (size_t)l * B * NH * T * T,
+            .gelu_cdf = a[ACT_FCH_CDF] + l * BT * H,
+            .scratch = m->scratch, .nscratch = m->nscratch,
+        };
+        lst = nmf_vit_block_forward(c, w, &lin, l, (size_t)B, &io, &tape, NULL);
+        residual = io.x_out;
     }
-    if (lst != NMF_OK) return nmf_error(NMF_ERR_INVALID_ARG, "N:M linear forward failed: %s",
-                                        nmf_last_error());
     // the class token of every example -> final norm -> head
-    float *clsx = a[ACT_CLSX];
-    for (int b = 0; b < B; b++)
-        memcpy(clsx + b * D, residual + (size_t)b * T * D, D * sizeof(float));
-    layernorm_forward(a[ACT_LNF], a[ACT_LNF_MEAN], a[ACT_LNF_RSTD], clsx, w->norm_w, w->norm_b, B,
-                      D);
-    matmul_forward(a[ACT_LOGITS], a[ACT_LNF], w->head_w, w->head_b, (size_t)B, D, (size_t)K);
+    nmf_vit_head_forward(c, w, residual, (size_t)B, a[ACT_CLSX], a[ACT_LNF], a[ACT_LNF_MEAN],
+                         a[ACT_LNF_RSTD], a[ACT_LOGITS]);
 
     const float *logits = a[ACT_LOGITS];
     for (int b = 0; b < B; b++)
@@ -582,7 +484,7 @@ float nmf_vit_train_adamw_step(nmf_vit_train *m, const nmf_adamw_config *c, int 
     for (int p = 0; p < NMF_VP_COUNT; p++) {
         float *w = m->param_mem + m->offsets[p], *g = m->grad_mem + m->offsets[p];
         float *mm = m->m_mem + m->offsets[p], *vv = m->v_mem + m->offsets[p];
-        const float decay = param_info[p].decays ? 1.0f - c->lr * c->weight_decay : 1.0f;
+        const float decay = nmf_vit_param_decays(p) ? 1.0f - c->lr * c->weight_decay : 1.0f;
         const size_t n = m->sizes[p];
 #pragma omp parallel for schedule(static) if (n > 16384)
         for (size_t i = 0; i < n; i++) {
@@ -612,46 +514,10 @@ float nmf_lr_cosine(int step, int total, int warmup, float lr_max, float lr_min)
 }
 
 /* ---- tensors in / out -------------------------------------------------------------------- */
-/* "blocks.3.mlp.fc1.weight" -> (NMF_VP_FC1_W, 3) */
-static int lookup(const nmf_vit_config *c, const char *name, nmf_vit_param *p, int *layer) {
-    int l = -1;
-    const char *rest = name;
-    if (!strncmp(name, "blocks.", 7)) {
-        char *end;
-        long v = strtol(name + 7, &end, 10);
-        if (end == name + 7 || *end != '.' || v < 0 || v >= c->depth) return 0;
-        l = (int)v;
-        rest = end + 1;
-    }
-    for (int q = 0; q < NMF_VP_COUNT; q++)
-        if (param_info[q].block == (l >= 0) && !strcmp(rest, param_info[q].name)) {
-            *p = (nmf_vit_param)q;
-            *layer = l < 0 ? 0 : l;
-            return 1;
-        }
-    return 0;
-}
-
 nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s) {
-    nmf_status st = nmf_vit_check_tensors(&m->cfg, s);
+    /* like the inference loader: a NaN here would only surface later as "diverged" */
+    nmf_status st = nmf_model_load_dense(&m->desc, s, NMF_LAYOUT_ALL, m->param_mem);
     if (st != NMF_OK) return st;
-    for (size_t i = 0; i < s->count; i++) {
-        const nmf_tensor *t = &s->items[i];
-        nmf_vit_param p;
-        int layer;
-        if (!lookup(&m->cfg, t->name, &p, &layer))
-            return nmf_error(NMF_ERR_NOT_FOUND, "%s: not a tensor of this ViT", t->name);
-        if (t->numel != layer_numel(&m->cfg, p))
-            return nmf_error(NMF_ERR_SHAPE, "%s: %zu values, expected %zu", t->name, t->numel,
-                             layer_numel(&m->cfg, p));
-        float *dst = nmf_vit_train_param_ptr(m, p, layer);
-        st = nmf_tensor_dense(t, dst);
-        if (st != NMF_OK) return st;
-        /* like the inference loader: a NaN here would only surface later as "diverged" */
-        for (size_t k = 0; k < t->numel; k++)
-            if (!isfinite(dst[k]))
-                return nmf_error(NMF_ERR_NUMERIC, "%s: non-finite value at %zu", t->name, k);
-    }
     if (m->pattern.m) return nmf_vit_train_update_masks(m);
     return NMF_OK;
 }
@@ -659,38 +525,28 @@ nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s) {
 nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *out) {
     nmf_tensors_init(out);
     sync_masked(m);
-    nmf_tensor_spec *specs = NULL;
-    size_t count = 0;
-    nmf_status st = nmf_vit_tensor_specs(&m->cfg, &specs, &count);
-    if (st != NMF_OK) return st;
-    for (size_t i = 0; i < count && st == NMF_OK; i++) {
-        nmf_vit_param p;
-        int layer;
-        if (!lookup(&m->cfg, specs[i].name, &p, &layer)) {
-            st =
-                nmf_error(NMF_ERR_NOT_FOUND, "%s: no training tensor for this name", specs[i].name);
-            break;
-        }
+    nmf_status st = NMF_OK;
+    for (size_t i = 0; i < m->desc.count && st == NMF_OK; i++) {
+        const nmf_param *d = &m->desc.params[i];
+        nmf_vit_param p = (nmf_vit_param)d->kind;
+        int layer = d->block < 0 ? 0 : d->block;
         const float *data = nmf_vit_train_param_ptr(m, p, layer);
         uint8_t *mask = nmf_vit_train_mask(m, p, layer);
         if (mask) {
-            size_t rows, cols;
-            param_dims(&m->cfg, p, &rows, &cols);
             if (pack_nm) {
                 nmf_nm_matrix nm;
-                st = nmf_nm_pack_masked(&nm, data, mask, rows, cols, m->pattern, 0);
+                st = nmf_nm_pack_masked(&nm, data, mask, d->rows, d->cols, m->pattern, 0);
                 if (st == NMF_OK) {
-                    st = nmf_tensors_add_nm(out, specs[i].name, &nm, NULL);
+                    st = nmf_tensors_add_nm(out, d->name, &nm, NULL);
                     if (st != NMF_OK) nmf_nm_free(&nm);
                 }
                 continue;
             }
             /* dense but pruned: the masked copy */
-            data = m->masked_mem + m->mask_offsets[p] + (size_t)layer * rows * cols;
+            data = m->masked_mem + m->mask_offsets[p] + (size_t)layer * d->numel;
         }
-        st = nmf_tensors_add_dense(out, specs[i].name, specs[i].ndim, specs[i].shape, data, NULL);
+        st = nmf_tensors_add_dense(out, d->name, d->ndim, d->shape, data, NULL);
     }
-    free(specs);
     if (st == NMF_OK) {
         char *json = nmf_vit_config_to_json(&m->cfg);
         if (!json) st = nmf_error(NMF_ERR_NOMEM, "config JSON");

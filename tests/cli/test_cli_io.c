@@ -201,6 +201,19 @@ static void family_sizes(const char *src) {
         int linears = 0;
         cJSON_ArrayForEach(t, cJSON_GetObjectItem(e, "tensors")) {
             const cJSON *b = cJSON_GetObjectItem(t, "code_bits_per_group");
+            /* roles from the model description: N:M-eligible exactly for the block linears */
+            const char *tn = cJSON_GetObjectItem(t, "name")->valuestring;
+            const cJSON *role = cJSON_GetObjectItem(t, "role"), *nm = cJSON_GetObjectItem(t, "nm_eligible");
+            int block_linear = strstr(tn, "blocks.") && strstr(tn, ".weight") && !strstr(tn, "norm");
+            CHECK(cJSON_IsString(role) && cJSON_IsBool(nm) && cJSON_IsTrue(nm) == block_linear);
+            CHECK(!strcmp(role->valuestring, block_linear                 ? "linear weight"
+                                             : strstr(tn, "norm")          ? (strstr(tn, ".weight") ? "norm weight" : "norm bias")
+                                             : !strcmp(tn, "head.weight")  ? "head weight"
+                                             : !strcmp(tn, "head.bias")    ? "head bias"
+                                             : !strcmp(tn, "cls_token")    ? "cls"
+                                             : !strcmp(tn, "pos_embed")    ? "position"
+                                             : strstr(tn, "patch_embed.proj.weight") ? "embedding"
+                                                                           : "bias"));
             if (!strstr(cJSON_GetObjectItem(t, "name")->valuestring, ".weight") ||
                 !strstr(cJSON_GetObjectItem(t, "name")->valuestring, "blocks.") ||
                 strstr(cJSON_GetObjectItem(t, "name")->valuestring, "norm"))

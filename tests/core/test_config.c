@@ -1,5 +1,6 @@
 /* Model config: JSON round trip, validation, tensor specs and checks. */
 #include "nmformer/config.h"
+#include "nmformer/desc.h"
 #include "test.h"
 
 int main(void) {
@@ -32,14 +33,15 @@ int main(void) {
     bad = c, bad.std = 0;
     CHECK_STATUS(nmf_vit_config_validate(&bad), NMF_ERR_INVALID_ARG);
 
-    nmf_tensor_spec *specs;
-    size_t count;
-    CHECK_OK(nmf_vit_tensor_specs(&c, &specs, &count));
+    nmf_model_desc desc;
+    CHECK_OK(nmf_model_describe(&desc, &c));
+    const nmf_param *specs = desc.params;
+    const size_t count = desc.count;
     CHECK(count == 8 + 12 * (size_t)c.depth);
     CHECK(!strcmp(specs[0].name, "cls_token"));
-    CHECK(!strcmp(specs[6].name, "blocks.0.attn.qkv.weight") && specs[6].prunable &&
+    CHECK(!strcmp(specs[6].name, "blocks.0.attn.qkv.weight") && nmf_param_kind_of(&desc, &specs[6])->nm &&
           specs[6].shape[0] == 192 && specs[6].shape[1] == 64);
-    CHECK(!strcmp(specs[count - 2].name, "head.weight") && !specs[count - 2].prunable);
+    CHECK(!strcmp(specs[count - 2].name, "head.weight") && !nmf_param_kind_of(&desc, &specs[count - 2])->nm);
 
     nmf_tensor_set s;
     nmf_tensors_init(&s);
@@ -60,6 +62,6 @@ int main(void) {
     CHECK_STATUS(nmf_vit_check_tensors(&c, &s), NMF_ERR_NOT_FOUND);
     CHECK(strstr(nmf_last_error(), "cls_token") != NULL);
     nmf_tensors_free(&s);
-    free(specs);
+    nmf_model_desc_free(&desc);
     return test_finish("core_config");
 }

@@ -6,6 +6,7 @@
 
 #include "fuzz_common.h"
 #include "nmformer/config.h"
+#include "nmformer/desc.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
@@ -29,13 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (back.dim != c.dim || back.depth != c.depth || nmf_vit_hidden(&back) != nmf_vit_hidden(&c))
         abort();
     free(json);
-    nmf_tensor_spec *specs = NULL;
-    size_t count = 0;
-    if (nmf_vit_tensor_specs(&c, &specs, &count) != NMF_OK) abort(); /* valid config: must work */
-    for (size_t i = 0; i < count; i++)
-        for (int d = 0; d < specs[i].ndim; d++)
-            if (specs[i].shape[d] < 1) abort(); /* a valid config has no empty tensor */
-    free(specs);
+    nmf_model_desc desc;
+    if (nmf_model_describe(&desc, &c) != NMF_OK) abort(); /* valid config: must work */
+    for (size_t i = 0; i < desc.count; i++)
+        for (int d = 0; d < desc.params[i].ndim; d++)
+            if (desc.params[i].shape[d] < 1) abort(); /* a valid config has no empty tensor */
+    nmf_model_desc_free(&desc);
     fuzz_forward_random(&c);
     return 0;
 }

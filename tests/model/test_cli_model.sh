@@ -47,7 +47,7 @@ $CLI run "$FIX/vit_dense_small.noconfig.safetensors" $SMALL --classes 3 \
 expect_error "config flags with the wrong class count" "head" -- \
     $CLI run "$FIX/vit_dense_small.noconfig.safetensors" $SMALL --classes 4 \
     --input "$FIX/vit_dense_small.input.npy" --output "$TMP/z.npy"
-expect_error "config flags with the wrong width" "shape" -- \
+expect_error "a config flag that contradicts the file" "dim 32 contradicts" -- \
     $CLI run "$FIX/vit_2to8.safetensors" --dim 32 --input "$FIX/vit_2to8.input.npy" --output "$TMP/z.npy"
 expect_error "unknown --model on safetensors" "4:8" -- \
     $CLI run "$FIX/vit_2to8.safetensors" --model 4:8 --input "$FIX/vit_2to8.input.npy" --output "$TMP/z.npy"

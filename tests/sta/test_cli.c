@@ -8,6 +8,7 @@
 
 #include "nmformer/io.h"
 #include "nmformer/sta.h"
+#include "nmformer/desc.h"
 #include "test.h"
 
 static char *run(const char *cmd, int *status) {
@@ -39,9 +40,10 @@ static void make_family(const char *path) {
     c.heads = 2;
     c.mlp_ratio = 2.0f;
     c.num_classes = 4;
-    nmf_tensor_spec *specs = NULL;
-    size_t count = 0;
-    CHECK_OK(nmf_vit_tensor_specs(&c, &specs, &count));
+    nmf_model_desc desc;
+    CHECK_OK(nmf_model_describe(&desc, &c));
+    const nmf_param *specs = desc.params;
+    const size_t count = desc.count;
     nmf_tensor_set set;
     nmf_tensors_init(&set);
     unsigned long long s = 3;
@@ -52,7 +54,7 @@ static void make_family(const char *path) {
         for (size_t k = 0; k < n; k++)
             w[k] = strstr(specs[i].name, "norm") && strstr(specs[i].name, "weight") ? 1.0f
                                                                                      : 0.2f * test_rand_float(&s);
-        if (specs[i].prunable) {
+        if (nmf_param_kind_of(&desc, &specs[i])->nm) {
             nmf_nm_matrix nm;
             CHECK_OK(nmf_nm_pack(&nm, w, (size_t)specs[i].shape[0], (size_t)specs[i].shape[1],
                                  (nmf_pattern){2, 8}, 0));
@@ -62,7 +64,7 @@ static void make_family(const char *path) {
         }
         free(w);
     }
-    free(specs);
+    nmf_model_desc_free(&desc);
     nmf_family f;
     nmf_family_init(&f);
     f.config = c;

@@ -93,7 +93,7 @@ int main(void) {
     /* model-dependent tile checks happen at simulation time, naming the key */
     {
         nmf_vit_config v;
-        CHECK_OK(nmf_sta_shape("deit-base", &v));
+        CHECK_OK(nmf_vit_shape_config("deit-base", &v));
         nmf_sta_schedule s;
         CHECK_OK(nmf_sta_schedule_synthetic(&s, &v, (nmf_pattern){2, 8}, 400));
         nmf_sta_config c = def;

@@ -7,6 +7,7 @@
 
 #include "nmformer/model.h"
 #include "nmformer/sta.h"
+#include "nmformer/desc.h"
 #include "test.h"
 
 static float randn(unsigned long long *s) {
@@ -19,10 +20,11 @@ static float randn(unsigned long long *s) {
 static nmf_status make_model(const nmf_vit_config *c, nmf_pattern p, unsigned long long seed,
                              nmf_tensor_set *set) {
     nmf_tensors_init(set);
-    nmf_tensor_spec *specs = NULL;
-    size_t count = 0;
-    nmf_status st = nmf_vit_tensor_specs(c, &specs, &count);
+    nmf_model_desc desc;
+    nmf_status st = nmf_model_describe(&desc, c);
     if (st) return st;
+    const nmf_param *specs = desc.params;
+    const size_t count = desc.count;
     for (size_t i = 0; i < count && !st; i++) {
         size_t n = 1;
         for (int d = 0; d < specs[i].ndim; d++) n *= (size_t)specs[i].shape[d];
@@ -35,7 +37,7 @@ static nmf_status make_model(const nmf_vit_config *c, nmf_pattern p, unsigned lo
         float scale = specs[i].ndim >= 2 ? 1.0f / sqrtf((float)specs[i].shape[specs[i].ndim - 1]) : 0.1f;
         if (!strcmp(specs[i].name, "patch_embed.proj.weight")) scale = 0.3f;
         for (size_t k = 0; k < n; k++) w[k] = is_norm_w ? 1.0f + 0.2f * randn(&seed) : scale * randn(&seed);
-        if (specs[i].prunable && p.n) {
+        if (nmf_param_kind_of(&desc, &specs[i])->nm && p.n) {
             nmf_nm_matrix nm;
             st = nmf_nm_pack(&nm, w, (size_t)specs[i].shape[0], (size_t)specs[i].shape[1], p, 0);
             if (!st) st = nmf_tensors_add_nm(set, specs[i].name, &nm, NULL);
@@ -44,7 +46,7 @@ static nmf_status make_model(const nmf_vit_config *c, nmf_pattern p, unsigned lo
         }
         free(w);
     }
-    free(specs);
+    nmf_model_desc_free(&desc);
     return st;
 }
 
@@ -120,6 +122,23 @@ static int run_variant(const variant *v, int corrupt) {
     printf("%-44s mismatched images %d/%zu, max |logit - f32| %.5f (max |logit| %.3f)\n", v->what,
            mismatches, ntest, maxerr, maxlogit);
     if (!corrupt) {
+        /* the library's verification workflow reports exactly what the loop above found; with
+         * the f32 predictions as labels, f32 is always right and fixed point right where the two
+         * agree */
+        int labels[8];
+        for (size_t b = 0; b < ntest; b++) {
+            const float *z = f32 + b * (size_t)c.num_classes;
+            labels[b] = 0;
+            for (int o = 1; o < c.num_classes; o++)
+                if (z[o] > z[labels[b]]) labels[b] = o;
+        }
+        nmf_sta_verify_result r;
+        CHECK_OK(nmf_sta_verify(&r, &hw, &c, &set, x, ncal, x + ncal * img, labels, ntest));
+        CHECK(r.images == ntest && r.calibration_images == ncal && r.mismatched == (size_t)mismatches);
+        CHECK_MSG(r.max_abs_logit_error == maxerr, "%s: verify max error %g, loop %g", v->what,
+                  r.max_abs_logit_error, maxerr);
+        CHECK(r.correct_f32 == ntest && r.correct_fixed == r.top1_agree && r.top1_agree <= ntest);
+        CHECK_STATUS(nmf_sta_verify(&r, &hw, &c, &set, x, 0, x, NULL, ntest), NMF_ERR_INVALID_ARG);
         CHECK_MSG(mismatches == 0, "%s: functional vs reference differ", v->what);
         /* the fixed-point model tracks f32 (test images beyond the 8 calibration images saturate) */
         CHECK_MSG(maxerr < (v->bits == 16 ? 0.05 : 0.3) * (maxlogit > 1 ? maxlogit : 1),

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "nmformer/config.h"
+#include "nmformer/desc.h"
 #include "nmformer/io.h"
 #include "test.h"
 
@@ -22,18 +23,17 @@ static void write_zero_width_model(const char *path) {
     c.heads = 1;
     c.mlp_ratio = 1.0f; /* specs for a valid twin; the MLP dims are zeroed below */
     c.num_classes = 3;
-    nmf_tensor_spec *specs = NULL;
-    size_t count = 0;
-    CHECK_OK(nmf_vit_tensor_specs(&c, &specs, &count));
+    nmf_model_desc d;
+    CHECK_OK(nmf_model_describe(&d, &c));
     nmf_tensor_set set;
     nmf_tensors_init(&set);
-    for (size_t i = 0; i < count; i++) {
-        if (strstr(specs[i].name, "mlp.fc1")) specs[i].shape[0] = 0;     /* [H, D], [H] */
-        if (strstr(specs[i].name, "mlp.fc2.weight")) specs[i].shape[1] = 0; /* [D, H] */
-        CHECK_OK(nmf_tensors_add_dense(&set, specs[i].name, specs[i].ndim, specs[i].shape, NULL,
-                                       NULL));
+    for (size_t i = 0; i < d.count; i++) {
+        nmf_param p = d.params[i];
+        if (strstr(p.name, "mlp.fc1")) p.shape[0] = 0;     /* [H, D], [H] */
+        if (strstr(p.name, "mlp.fc2.weight")) p.shape[1] = 0; /* [D, H] */
+        CHECK_OK(nmf_tensors_add_dense(&set, p.name, p.ndim, p.shape, NULL, NULL));
     }
-    free(specs);
+    nmf_model_desc_free(&d);
     c.mlp_ratio = 1e-9f;
     char *json = nmf_vit_config_to_json(&c);
     CHECK(json != NULL);

@@ -300,7 +300,7 @@ static void test_banked_positions(void) {
 
 static void test_deit_small(void) {
     nmf_vit_config v;
-    CHECK_OK(nmf_sta_shape("deit-small", &v));
+    CHECK_OK(nmf_vit_shape_config("deit-small", &v));
     CHECK(v.dim == 384 && v.depth == 12 && v.heads == 6 && nmf_vit_tokens(&v) == 197);
     nmf_sta_config c;
     nmf_sta_config_default(&c);
@@ -315,7 +315,7 @@ static void test_deit_small(void) {
     CHECK(r.total.useful_macs == analytic_macs(&v, 197, (nmf_pattern){2, 8}));
     nmf_sta_result_free(&r);
     nmf_sta_schedule_free(&s);
-    CHECK_STATUS(nmf_sta_shape("deit-huge", &v), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_vit_shape_config("deit-huge", &v), NMF_ERR_NOT_FOUND);
 }
 
 int main(void) {

@@ -1,0 +1,191 @@
+/* The model description: what every part of nmformer (loading, saving, prune, convert, info,
+ * inference, training, the STA) reads instead of its own name lists and shape logic.
+ *
+ * A model = its config + a parameter table. The table has one row per tensor of a checkpoint
+ * (its name as the family's users spell it, shape, role, whether it is an N:M-eligible linear
+ * and which axis is the linear's input dimension), in checkpoint order, and places every tensor
+ * in one parameter buffer (llm.c style: one allocation per parameter set, tensors of one kind
+ * stacked over the blocks). A family adds a kind list (its parameter kinds, in buffer order) and
+ * a table builder; docs/MODEL.md explains the design. */
+#ifndef NMFORMER_DESC_H
+#define NMFORMER_DESC_H
+
+#include "nmformer/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a parameter is for. Weight decay, pruning and initialisation follow from it. */
+typedef enum {
+    NMF_ROLE_EMBED = 0, /* input embedding weight (ViT: the patch conv as a matrix) */
+    NMF_ROLE_CLS,       /* learned class token */
+    NMF_ROLE_POS,       /* learned position embedding */
+    NMF_ROLE_NORM_W,    /* norm scale */
+    NMF_ROLE_NORM_B,    /* norm shift */
+    NMF_ROLE_LINEAR_W,  /* weight of a linear inside a block */
+    NMF_ROLE_BIAS,      /* bias of a linear (blocks and embedding) */
+    NMF_ROLE_HEAD_W,    /* classifier / LM head weight */
+    NMF_ROLE_HEAD_B,
+    NMF_ROLE_COUNT
+} nmf_param_role;
+const char *nmf_param_role_name(nmf_param_role r);
+/* Weight decay applies to matrices (embedding, block linears, head), not to biases, norms,
+ * class token or position embedding, as timm does. */
+int nmf_param_role_decays(nmf_param_role r);
+
+/* Initialises x[0..n) as a parameter of this role, timm-style: norm scales 1; biases and norm
+ * shifts 0; the class token N(0, 1e-6^2); every other tensor (embedding, position, linear and
+ * head weights) N(0, 0.02^2); normals truncated at 2 std (core/rng.h), drawn from *rng. */
+void nmf_param_role_init(nmf_param_role r, float *x, size_t n, uint64_t *rng);
+
+/* A kind of parameter: one per block (stacked over the blocks in the buffer) or one per model. */
+typedef struct {
+    const char *name;    /* per-block kinds: the name after the block prefix ("attn.qkv.weight") */
+    nmf_param_role role;
+    int per_block;
+    int nm;              /* N:M-eligible: groups of M run along in_axis */
+    int in_axis;         /* linear weights: the axis of the input dimension (ViT [out, in]: 1;
+                          * GPT-2's Conv1D [in, out]: 0); -1 for everything else */
+} nmf_param_kind;
+
+/* Which tensors a parameter buffer holds. */
+typedef enum {
+    NMF_LAYOUT_ALL = 0, /* every parameter (training: weights, gradients, AdamW moments) */
+    NMF_LAYOUT_DENSE,   /* all but the N:M-eligible weights, which live in nmf_linear (inference) */
+    NMF_LAYOUT_COUNT
+} nmf_layout;
+
+/* One tensor of the model. */
+typedef struct {
+    char name[64];     /* full name ("blocks.3.attn.qkv.weight") */
+    int kind;          /* index into the family's kind list (ViT: nmf_vit_param) */
+    int block;         /* block index; -1 for per-model kinds */
+    int ndim;
+    int64_t shape[NMF_MAX_DIMS];
+    size_t numel;
+    size_t rows, cols; /* 2-D view: linear weights (out, in) whatever the storage order; else
+                        * (1, numel) -- (D, C*P*P) for the patch conv */
+} nmf_param;
+
+#define NMF_DESC_MAX_KINDS 32
+
+typedef struct {
+    nmf_vit_config config;
+    const char *family;          /* "ViT" */
+    const nmf_param_kind *kinds; /* the family's kind list (static), kind_count entries */
+    int kind_count;
+    nmf_param *params;           /* checkpoint order; count entries (malloc'd) */
+    size_t count;
+    /* where kind k's block-0 tensor starts in each layout's buffer (SIZE_MAX: not in it), its
+     * size per block, and each layout's total size in floats */
+    size_t kind_offset[NMF_LAYOUT_COUNT][NMF_DESC_MAX_KINDS];
+    size_t kind_numel[NMF_DESC_MAX_KINDS];
+    size_t kind_first[NMF_DESC_MAX_KINDS]; /* row of the kind's first (block 0) tensor */
+    size_t floats[NMF_LAYOUT_COUNT];
+} nmf_model_desc;
+
+/* The description of a validated config (the config's arch picks the family). */
+nmf_status nmf_model_describe(nmf_model_desc *d, const nmf_vit_config *c);
+void nmf_model_desc_free(nmf_model_desc *d);
+/* The row of a tensor name; NULL if the model has no such tensor. */
+const nmf_param *nmf_model_desc_find(const nmf_model_desc *d, const char *name);
+/* Float offset of parameter p in a layout's buffer; SIZE_MAX when the layout does not hold it. */
+size_t nmf_model_desc_offset(const nmf_model_desc *d, nmf_layout l, const nmf_param *p);
+static inline const nmf_param_kind *nmf_param_kind_of(const nmf_model_desc *d, const nmf_param *p) {
+    return &d->kinds[p->kind];
+}
+/* The block-0 (or only) tensor of kind k: its shape and 2-D view stand for every block's. */
+static inline const nmf_param *nmf_model_desc_kind_row(const nmf_model_desc *d, int k) {
+    return &d->params[d->kind_first[k]];
+}
+/* Checks that s holds exactly the model's tensors with the right shapes; N:M storage only for
+ * N:M-eligible ones. The detail names the first missing / extra / misshapen tensor. */
+nmf_status nmf_model_desc_check(const nmf_model_desc *d, const nmf_tensor_set *s);
+
+/* The row of kind k in block `block` (-1 for per-model kinds); NULL if there is none. */
+const nmf_param *nmf_model_desc_at(const nmf_model_desc *d, int kind, int block);
+/* Checks s against the table (nmf_model_desc_check), then writes every tensor the layout holds
+ * into buf (d->floats[l] floats), dense (N:M tensors unpacked); a non-finite value is
+ * NMF_ERR_NUMERIC naming the tensor and the index. */
+nmf_status nmf_model_load_dense(const nmf_model_desc *d, const nmf_tensor_set *s, nmf_layout l,
+                                float *buf);
+
+/* ---- the ViT family (timm names) -------------------------------------------------------- */
+/* Its kinds, in buffer order. */
+typedef enum {
+    NMF_VP_PATCH_W = 0, /* (D, C*P*P)  patch_embed.proj.weight (a conv, flattened) */
+    NMF_VP_PATCH_B,     /* (D) */
+    NMF_VP_CLS,         /* (D)         cls_token */
+    NMF_VP_POS,         /* (T, D)      pos_embed */
+    NMF_VP_LN1_W,       /* (L, D) */
+    NMF_VP_LN1_B,       /* (L, D) */
+    NMF_VP_QKV_W,       /* (L, 3D, D)  N:M-eligible */
+    NMF_VP_QKV_B,       /* (L, 3D) */
+    NMF_VP_PROJ_W,      /* (L, D, D)   N:M-eligible */
+    NMF_VP_PROJ_B,      /* (L, D) */
+    NMF_VP_LN2_W,       /* (L, D) */
+    NMF_VP_LN2_B,       /* (L, D) */
+    NMF_VP_FC1_W,       /* (L, H, D)   N:M-eligible */
+    NMF_VP_FC1_B,       /* (L, H) */
+    NMF_VP_FC2_W,       /* (L, D, H)   N:M-eligible */
+    NMF_VP_FC2_B,       /* (L, D) */
+    NMF_VP_NORM_W,      /* (D) */
+    NMF_VP_NORM_B,      /* (D) */
+    NMF_VP_HEAD_W,      /* (K, D) */
+    NMF_VP_HEAD_B,      /* (K) */
+    NMF_VP_COUNT
+} nmf_vit_param;
+
+/* The struct of pointers over one parameter buffer, one pointer per kind in kind order (block
+ * kinds point at block 0; block l is + l * per-block size). NULL where the layout has no such
+ * tensor. */
+typedef struct {
+    float *patch_w, *patch_b, *cls, *pos;
+    float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+    float *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    float *norm_w, *norm_b, *head_w, *head_b;
+} nmf_vit_params;
+
+/* ---- the ViT's op list: what a block computes, in order ---------------------------------
+ * One row per op of a block (and of the model around the blocks); the STA schedule lowers it
+ * onto the accelerator's units, and its ids are the ones an observer of the forward sees
+ * (nmf_vit_op, model.h). Inputs name the producing op: NMF_OPIN_BLOCK is the block's input (the
+ * previous block's last op, or the embedding), NMF_OPIN_NONE no input. */
+typedef enum {
+    NMF_OPK_EMBED = 0, /* linear over patches + cls + pos */
+    NMF_OPK_NORM,      /* LayerNorm with weight kind `weight` */
+    NMF_OPK_LINEAR,    /* x W^T + b with weight kind `weight` */
+    NMF_OPK_ATTENTION, /* softmax(Q K^T / sqrt(hd)) V per head, from a (3, heads, hd) qkv */
+    NMF_OPK_ADD,       /* residual add of its two inputs */
+    NMF_OPK_GELU,      /* exact (erf) GELU */
+    NMF_OPK_COUNT
+} nmf_op_kind;
+enum { NMF_OPIN_NONE = -2, NMF_OPIN_BLOCK = -1 };
+typedef struct {
+    int op;            /* nmf_vit_op */
+    const char *name;  /* after "blocks.{i}." for block ops */
+    const char *out;   /* short name of its output tensor ("ln1", "qkv", ...) */
+    nmf_op_kind kind;
+    int weight;        /* weight kind (nmf_vit_param), -1 when it has none */
+    int in0, in1;      /* producing ops (nmf_vit_op) or NMF_OPIN_* */
+    int cls_only;      /* runs on the class token alone */
+} nmf_op_row;
+/* The ops of a block, in order (count: *n), and those before and after the blocks. */
+const nmf_op_row *nmf_vit_block_ops(int *n);
+const nmf_op_row *nmf_vit_stem_ops(int *n);
+const nmf_op_row *nmf_vit_tail_ops(int *n);
+
+/* Points p into buf, a buffer of d->floats[l] floats in layout l. */
+void nmf_vit_params_bind(const nmf_model_desc *d, nmf_layout l, float *buf, nmf_vit_params *p);
+
+/* The kind's name after "blocks.{i}." for block kinds, the full timm name otherwise. */
+const char *nmf_vit_param_name(nmf_vit_param p);
+int nmf_vit_param_is_block(nmf_vit_param p);
+int nmf_vit_param_prunable(nmf_vit_param p); /* N:M-eligible */
+int nmf_vit_param_decays(nmf_vit_param p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

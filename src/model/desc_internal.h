@@ -1,0 +1,19 @@
+/* What a family gives the description machinery (src/model/desc.c): its kind list and a table
+ * builder. Adding a family = a config mapping + one of these + its block forward(s). */
+#ifndef NMF_MODEL_DESC_INTERNAL_H
+#define NMF_MODEL_DESC_INTERNAL_H
+
+#include "nmformer/desc.h"
+
+typedef struct {
+    const char *title;           /* for messages: "ViT" */
+    const nmf_param_kind *kinds; /* buffer order */
+    int kind_count;
+    size_t (*count)(const nmf_vit_config *c);               /* rows of the table */
+    void (*build)(const nmf_vit_config *c, nmf_param *rows); /* name, kind, block, ndim, shape */
+} nmf_model_family;
+
+/* The family of a validated config (by arch); NULL if none. */
+const nmf_model_family *nmf_model_family_of(const nmf_vit_config *c);
+
+#endif

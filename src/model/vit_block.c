@@ -1,0 +1,117 @@
+#include "model/vit_block.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "model/patchify.h"
+#include "nmformer/ops.h"
+#include "train/layers.h" /* the forward halves of training's layers, which save for backward */
+
+static const char *const op_names[] = {
+    [NMF_OP_INPUT] = "input",     [NMF_OP_EMBED] = "patch_embed", [NMF_OP_NORM1] = "norm1",
+    [NMF_OP_QKV] = "attn.qkv",    [NMF_OP_ATTN] = "attn.av",      [NMF_OP_PROJ] = "attn.proj",
+    [NMF_OP_ADD1] = "add1",       [NMF_OP_NORM2] = "norm2",       [NMF_OP_FC1] = "mlp.fc1",
+    [NMF_OP_GELU] = "mlp.gelu",   [NMF_OP_FC2] = "mlp.fc2",       [NMF_OP_ADD2] = "add2",
+    [NMF_OP_NORM] = "norm",       [NMF_OP_HEAD] = "head",
+};
+_Static_assert(sizeof op_names / sizeof op_names[0] == NMF_OP_COUNT, "a name per nmf_vit_op");
+
+void nmf_vit_observe(const nmf_vit_observer *o, nmf_vit_op op, int block, const float *data,
+                     size_t rows, size_t cols) {
+    if (!o || !o->fn) return;
+    nmf_op_event e = {op, block, "", data, rows, cols};
+    if (block >= 0) snprintf(e.name, sizeof e.name, "blocks.%d.%s", block, op_names[op]);
+    else snprintf(e.name, sizeof e.name, "%s", op_names[op]);
+    o->fn(&e, o->ctx);
+}
+
+/* y (N, out) = x (N, in) W^T + b: the block's linear when it has one, else the dense weight w */
+static nmf_status linear(float *y, const float *x, const nmf_linear *lin, const float *w,
+                         const float *b, size_t N, size_t in, size_t out, nmf_activation act) {
+    if (lin) return nmf_linear_forward(y, x, lin, b, N, act);
+    matmul_forward(y, x, w, b, N, in, out);
+    if (act == NMF_ACT_GELU) nmf_gelu_forward(y, y, N * out);
+    return NMF_OK;
+}
+
+/* LayerNorm (eps 1e-6); with a tape, saving mean and rstd for backward */
+static void norm(float *y, const float *x, const float *w, const float *b, size_t N, size_t D,
+                 float *mean, float *rstd) {
+    if (mean) layernorm_forward(y, mean, rstd, x, w, b, N, D);
+    else nmf_layernorm_forward(y, x, w, b, N, D, NMF_LAYERNORM_EPS);
+}
+
+nmf_status nmf_vit_block_forward(const nmf_vit_config *c, const nmf_vit_params *p,
+                                 const nmf_vit_block *lin, int l, size_t B,
+                                 const nmf_vit_block_io *io, const nmf_vit_tape *tape,
+                                 const nmf_vit_observer *o) {
+    const size_t T = (size_t)nmf_vit_tokens(c), D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c);
+    const size_t NH = (size_t)c->heads, BT = B * T, L = (size_t)l;
+    const int watched = o && o->fn;
+    nmf_status st;
+    norm(io->ln1, io->x_in, p->ln1_w + L * D, p->ln1_b + L * D, BT, D,
+         tape ? tape->ln1_mean : NULL, tape ? tape->ln1_rstd : NULL);
+    nmf_vit_observe(o, NMF_OP_NORM1, l, io->ln1, BT, D);
+    if ((st = linear(io->qkv, io->ln1, lin->qkv, p->qkv_w ? p->qkv_w + L * 3 * D * D : NULL,
+                     p->qkv_b + L * 3 * D, BT, D, 3 * D, NMF_ACT_NONE)))
+        return st;
+    nmf_vit_observe(o, NMF_OP_QKV, l, io->qkv, BT, 3 * D);
+    // (B,T,3,heads,hd) -> (B,T,D)
+    if (tape)
+        attention_forward(io->atty, tape->att, io->qkv, (int)B, (int)T, (int)D, (int)NH,
+                          tape->scratch, tape->nscratch);
+    else if ((st = nmf_mhsa_forward(io->atty, io->qkv, B, T, NH, D / NH, 0, io->work, io->work_floats)))
+        return st;
+    nmf_vit_observe(o, NMF_OP_ATTN, l, io->atty, BT, D);
+    if ((st = linear(io->tmp, io->atty, lin->proj, p->proj_w ? p->proj_w + L * D * D : NULL,
+                     p->proj_b + L * D, BT, D, D, NMF_ACT_NONE)))
+        return st;
+    nmf_vit_observe(o, NMF_OP_PROJ, l, io->tmp, BT, D);
+    residual_forward(io->x1, io->x_in, io->tmp, BT * D);
+    nmf_vit_observe(o, NMF_OP_ADD1, l, io->x1, BT, D);
+    norm(io->ln2, io->x1, p->ln2_w + L * D, p->ln2_b + L * D, BT, D,
+         tape ? tape->ln2_mean : NULL, tape ? tape->ln2_rstd : NULL);
+    nmf_vit_observe(o, NMF_OP_NORM2, l, io->ln2, BT, D);
+    const float *fc1_w = p->fc1_w ? p->fc1_w + L * H * D : NULL;
+    if (tape || watched) { /* fc1 and GELU apart: backward needs Phi(fc1), an observer both */
+        if ((st = linear(io->fc1, io->ln2, lin->fc1, fc1_w, p->fc1_b + L * H, BT, D, H, NMF_ACT_NONE)))
+            return st;
+        nmf_vit_observe(o, NMF_OP_FC1, l, io->fc1, BT, H);
+        if (tape) gelu_forward(io->gelu, tape->gelu_cdf, io->fc1, BT * H);
+        else nmf_gelu_forward(io->gelu, io->fc1, BT * H);
+        nmf_vit_observe(o, NMF_OP_GELU, l, io->gelu, BT, H);
+    } else if ((st = linear(io->gelu, io->ln2, lin->fc1, fc1_w, p->fc1_b + L * H, BT, D, H,
+                            NMF_ACT_GELU))) {
+        return st;
+    }
+    if ((st = linear(io->tmp, io->gelu, lin->fc2, p->fc2_w ? p->fc2_w + L * D * H : NULL,
+                     p->fc2_b + L * D, BT, H, D, NMF_ACT_NONE)))
+        return st;
+    nmf_vit_observe(o, NMF_OP_FC2, l, io->tmp, BT, D);
+    residual_forward(io->x_out, io->x1, io->tmp, BT * D);
+    nmf_vit_observe(o, NMF_OP_ADD2, l, io->x_out, BT, D);
+    return NMF_OK;
+}
+
+void nmf_vit_embed_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *images,
+                           size_t B, float *patches, float *pe, float *x) {
+    const size_t T = (size_t)nmf_vit_tokens(c), P = T - 1, D = (size_t)c->dim;
+    const size_t K = (size_t)c->in_chans * (size_t)c->patch * (size_t)c->patch;
+    nmf_patchify(patches, images, sizeof(float), B, c->in_chans, c->img_size, c->patch); // (B*P, K)
+    matmul_forward(pe, patches, p->patch_w, p->patch_b, B * P, K, D);                    // (B*P, D)
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) {
+            const float *src = t == 0 ? p->cls : pe + (b * P + t - 1) * D, *pos = p->pos + t * D;
+            float *dst = x + (b * T + t) * D;
+            for (size_t d = 0; d < D; d++) dst[d] = src[d] + pos[d];
+        }
+}
+
+void nmf_vit_head_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *x,
+                          size_t B, float *cls, float *lnf, float *mean, float *rstd, float *logits) {
+    const size_t T = (size_t)nmf_vit_tokens(c), D = (size_t)c->dim, K = (size_t)c->num_classes;
+    // final norm on the class tokens only (LayerNorm is per token), then the head
+    for (size_t b = 0; b < B; b++) memcpy(cls + b * D, x + b * T * D, D * sizeof(float));
+    norm(lnf, cls, p->norm_w, p->norm_b, B, D, mean, rstd);
+    matmul_forward(logits, lnf, p->head_w, p->head_b, B, D, K);
+}
