@@ -113,7 +113,7 @@ static int run_variant(const variant *v, int corrupt) {
         if (memcmp(sim, ref, (size_t)c.num_classes * sizeof sim[0])) mismatches++;
         nmf_fx_logits_to_f32(fx, sim, &q);
         for (int o = 0; o < c.num_classes; o++) {
-            double d = fabs(fx[o] - f32[b * (size_t)c.num_classes + (size_t)o]);
+            double d = fabs((double)fx[o] - f32[b * (size_t)c.num_classes + (size_t)o]); /* as nmf_sta_verify */
             if (d > maxerr) maxerr = d;
             if (fabs(f32[b * (size_t)c.num_classes + (size_t)o]) > maxlogit)
                 maxlogit = fabs(f32[b * (size_t)c.num_classes + (size_t)o]);
