@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nmformer/export.h" /* NMF_API; every public header reaches it through this one */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
