@@ -26,13 +26,13 @@ typedef struct {
 
 /* Fashion-MNIST-sized defaults: 28x28x1, patch 7, dim 64, depth 4, heads 4, ratio 2, 10 classes,
  * mean 0.2860, std 0.3530. */
-void nmf_vit_config_default(nmf_vit_config *c);
-nmf_status nmf_vit_config_validate(const nmf_vit_config *c);
+NMF_API void nmf_vit_config_default(nmf_vit_config *c);
+NMF_API nmf_status nmf_vit_config_validate(const nmf_vit_config *c);
 /* Unknown keys are ignored; missing keys keep the values already in *c (so callers can start from
  * defaults or from command-line flags). Malformed JSON / wrong types are NMF_ERR_FORMAT. */
-nmf_status nmf_vit_config_from_json(const char *json, nmf_vit_config *c);
+NMF_API nmf_status nmf_vit_config_from_json(const char *json, nmf_vit_config *c);
 /* malloc'd JSON text; NULL on allocation failure. */
-char *nmf_vit_config_to_json(const nmf_vit_config *c);
+NMF_API char *nmf_vit_config_to_json(const nmf_vit_config *c);
 
 static inline int nmf_vit_grid(const nmf_vit_config *c) { return c->img_size / c->patch; }
 static inline int nmf_vit_tokens(const nmf_vit_config *c) {
@@ -51,10 +51,10 @@ typedef struct {
 } nmf_tensor_spec;
 
 /* Fills specs (allocated with malloc, caller frees) and *count. */
-nmf_status nmf_vit_tensor_specs(const nmf_vit_config *c, nmf_tensor_spec **specs, size_t *count);
+NMF_API nmf_status nmf_vit_tensor_specs(const nmf_vit_config *c, nmf_tensor_spec **specs, size_t *count);
 /* Checks that s holds exactly the tensors of the config with the right shapes; the detail names
  * the first missing / extra / misshapen tensor. */
-nmf_status nmf_vit_check_tensors(const nmf_vit_config *c, const nmf_tensor_set *s);
+NMF_API nmf_status nmf_vit_check_tensors(const nmf_vit_config *c, const nmf_tensor_set *s);
 
 #ifdef __cplusplus
 }
