@@ -33,7 +33,7 @@ typedef struct {
 /* Applies the given values of o to *c. from_file: *c is the file's own config, and a given value
  * that differs from it is NMF_ERR_INVALID_ARG naming the key ("dim 32 contradicts the file's
  * config (dim 16)"), never a silent override. */
-nmf_status nmf_vit_config_override(nmf_vit_config *c, const nmf_config_overrides *o, int from_file);
+NMF_API nmf_status nmf_vit_config_override(nmf_vit_config *c, const nmf_config_overrides *o, int from_file);
 static inline int nmf_config_overrides_any(const nmf_config_overrides *o) {
     return o && (o->img_size || o->patch || o->in_chans || o->dim || o->depth || o->heads ||
                  o->num_classes || o->mlp_ratio != 0.0f);
@@ -45,15 +45,15 @@ static inline int nmf_config_overrides_any(const nmf_config_overrides *o) {
  * "deit-small" (384, 6), "deit-base" (768, 12); the DeiTs are 224x224x3, patch 16, depth 12,
  * mlp_ratio 4, 1000 classes, mean 0.45, std 0.226 (ImageNet's averaged). NMF_ERR_NOT_FOUND for
  * other names (the detail lists the known ones). */
-nmf_status nmf_vit_shape_config(const char *name, nmf_vit_config *c);
+NMF_API nmf_status nmf_vit_shape_config(const char *name, nmf_vit_config *c);
 /* The default config: shape "vit-fmnist". */
-void nmf_vit_config_default(nmf_vit_config *c);
-nmf_status nmf_vit_config_validate(const nmf_vit_config *c);
+NMF_API void nmf_vit_config_default(nmf_vit_config *c);
+NMF_API nmf_status nmf_vit_config_validate(const nmf_vit_config *c);
 /* Unknown keys are ignored; missing keys keep the values already in *c (so callers can start from
  * defaults or from command-line flags). Malformed JSON / wrong types are NMF_ERR_FORMAT. */
-nmf_status nmf_vit_config_from_json(const char *json, nmf_vit_config *c);
+NMF_API nmf_status nmf_vit_config_from_json(const char *json, nmf_vit_config *c);
 /* malloc'd JSON text; NULL on allocation failure. */
-char *nmf_vit_config_to_json(const nmf_vit_config *c);
+NMF_API char *nmf_vit_config_to_json(const nmf_vit_config *c);
 
 static inline int nmf_vit_grid(const nmf_vit_config *c) { return c->img_size / c->patch; }
 static inline int nmf_vit_tokens(const nmf_vit_config *c) {
@@ -66,7 +66,7 @@ static inline int nmf_vit_hidden(const nmf_vit_config *c) {
 /* Checks that s holds exactly the tensors of the config with the right shapes (the model
  * description's table, nmformer/desc.h); the detail names the first missing / extra / misshapen
  * tensor. */
-nmf_status nmf_vit_check_tensors(const nmf_vit_config *c, const nmf_tensor_set *s);
+NMF_API nmf_status nmf_vit_check_tensors(const nmf_vit_config *c, const nmf_tensor_set *s);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nmformer/export.h" /* NMF_API; every public header reaches it through this one */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -25,48 +27,48 @@ typedef enum {
     NMF_STATUS_COUNT
 } nmf_status;
 
-const char *nmf_strerror(nmf_status status);
+NMF_API const char *nmf_strerror(nmf_status status);
 
 /* Records a detail message for this thread and returns `status` unchanged, so that
  * `return nmf_error(NMF_ERR_FORMAT, "%s: truncated", path);` reads naturally. */
-nmf_status nmf_error(nmf_status status, const char *fmt, ...)
+NMF_API nmf_status nmf_error(nmf_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 /* Puts context in front of this thread's current detail ("<context>: <detail>") and returns
  * `status`: how a caller says where a failure from a callee happened. */
-nmf_status nmf_error_context(nmf_status status, const char *fmt, ...)
+NMF_API nmf_status nmf_error_context(nmf_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 /* Detail of the last failure on this thread ("" if none). */
-const char *nmf_last_error(void);
-void nmf_clear_error(void);
+NMF_API const char *nmf_last_error(void);
+NMF_API void nmf_clear_error(void);
 
 /* 64-byte aligned allocation (zeroed). Returns NULL on failure or overflow of count*size. */
-void *nmf_alloc(size_t count, size_t size);
-void nmf_free(void *p);
+NMF_API void *nmf_alloc(size_t count, size_t size);
+NMF_API void nmf_free(void *p);
 /* a*b without overflow; returns 0 and sets *out on success, 1 on overflow. */
-int nmf_mul_overflow(size_t a, size_t b, size_t *out);
-int nmf_add_overflow(size_t a, size_t b, size_t *out);
+NMF_API int nmf_mul_overflow(size_t a, size_t b, size_t *out);
+NMF_API int nmf_add_overflow(size_t a, size_t b, size_t *out);
 
 /* Instruction sets we have kernels for. Chosen once from cpuid+xgetbv; NMF_ISA=scalar|avx2|avx512
  * forces one (forcing an ISA the CPU lacks falls back to the best available, with a warning). */
 typedef enum { NMF_ISA_SCALAR = 0, NMF_ISA_AVX2, NMF_ISA_AVX512, NMF_ISA_COUNT } nmf_isa;
-nmf_isa nmf_cpu_best_isa(void);      /* what the hardware + OS support */
-nmf_isa nmf_active_isa(void);        /* what the kernels use (honours NMF_ISA, nmf_set_isa) */
-void nmf_set_isa(nmf_isa isa);       /* for tests; clamps to nmf_cpu_best_isa() */
-const char *nmf_isa_name(nmf_isa isa);
+NMF_API nmf_isa nmf_cpu_best_isa(void);      /* what the hardware + OS support */
+NMF_API nmf_isa nmf_active_isa(void);        /* what the kernels use (honours NMF_ISA, nmf_set_isa) */
+NMF_API void nmf_set_isa(nmf_isa isa);       /* for tests; clamps to nmf_cpu_best_isa() */
+NMF_API const char *nmf_isa_name(nmf_isa isa);
 
 /* Threads for our own OpenMP loops; NMF_THREADS sets the default (else all cores).
  * The dense libraries run single-threaded under our threads (no oversubscription). */
-void nmf_set_threads(int n);
-int nmf_get_threads(void);
+NMF_API void nmf_set_threads(int n);
+NMF_API int nmf_get_threads(void);
 
 /* Monotonic wall clock in seconds. */
-double nmf_now(void);
+NMF_API double nmf_now(void);
 
 #ifdef __cplusplus
 }

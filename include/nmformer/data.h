@@ -20,10 +20,10 @@ extern "C" {
 #define NMF_FASHION_MNIST_STD 0.3530f
 
 typedef enum { NMF_SPLIT_TRAIN = 0, NMF_SPLIT_TEST, NMF_SPLIT_COUNT } nmf_split;
-const char *nmf_split_name(nmf_split s); /* "train", "test" */
+NMF_API const char *nmf_split_name(nmf_split s); /* "train", "test" */
 
 /* Class names of Fashion-MNIST ("T-shirt/top", ..., "Ankle boot"). */
-const char *nmf_fashion_mnist_class_name(int label);
+NMF_API const char *nmf_fashion_mnist_class_name(int label);
 
 typedef struct {
     size_t n;         /* number of examples */
@@ -43,16 +43,16 @@ typedef struct {
  *   t10k-images-idx3-ubyte.gz  + t10k-labels-idx1-ubyte.gz    (10000 examples)
  * falling back to the same names without .gz. Labels must be < NMF_FASHION_MNIST_CLASSES.
  * NMF_ERR_NOT_FOUND when the files are absent (the detail names the path and the package). */
-nmf_status nmf_dataset_load(nmf_dataset *ds, const char *dir, nmf_split split);
+NMF_API nmf_status nmf_dataset_load(nmf_dataset *ds, const char *dir, nmf_split split);
 /* Loads an explicit image/label IDX pair; labels must be < num_classes (1..256). */
-nmf_status nmf_dataset_load_files(nmf_dataset *ds, const char *images_path,
+NMF_API nmf_status nmf_dataset_load_files(nmf_dataset *ds, const char *images_path,
                                   const char *labels_path, int num_classes);
-void nmf_dataset_free(nmf_dataset *ds);
+NMF_API void nmf_dataset_free(nmf_dataset *ds);
 
 /* Converts examples idx[0..count) (or 0..count when idx is NULL) to normalised float NCHW:
  *   out[b][0][y][x] = (images[idx[b]][y][x] / 255 - mean) / std          // (B,1,rows,cols)
  * labels_out (may be NULL) receives labels[idx[b]] as int. Indices must be < ds->n. */
-nmf_status nmf_dataset_batch(float *out, int *labels_out, const nmf_dataset *ds,
+NMF_API nmf_status nmf_dataset_batch(float *out, int *labels_out, const nmf_dataset *ds,
                              const size_t *idx, size_t count, float mean, float std);
 
 #ifdef __cplusplus

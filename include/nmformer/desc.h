@@ -29,15 +29,15 @@ typedef enum {
     NMF_ROLE_HEAD_B,
     NMF_ROLE_COUNT
 } nmf_param_role;
-const char *nmf_param_role_name(nmf_param_role r);
+NMF_API const char *nmf_param_role_name(nmf_param_role r);
 /* Weight decay applies to matrices (embedding, block linears, head), not to biases, norms,
  * class token or position embedding, as timm does. */
-int nmf_param_role_decays(nmf_param_role r);
+NMF_API int nmf_param_role_decays(nmf_param_role r);
 
 /* Initialises x[0..n) as a parameter of this role, timm-style: norm scales 1; biases and norm
  * shifts 0; the class token N(0, 1e-6^2); every other tensor (embedding, position, linear and
  * head weights) N(0, 0.02^2); normals truncated at 2 std (core/rng.h), drawn from *rng. */
-void nmf_param_role_init(nmf_param_role r, float *x, size_t n, uint64_t *rng);
+NMF_API void nmf_param_role_init(nmf_param_role r, float *x, size_t n, uint64_t *rng);
 
 /* A kind of parameter: one per block (stacked over the blocks in the buffer) or one per model. */
 typedef struct {
@@ -86,12 +86,12 @@ typedef struct {
 } nmf_model_desc;
 
 /* The description of a validated config (the config's arch picks the family). */
-nmf_status nmf_model_describe(nmf_model_desc *d, const nmf_vit_config *c);
-void nmf_model_desc_free(nmf_model_desc *d);
+NMF_API nmf_status nmf_model_describe(nmf_model_desc *d, const nmf_vit_config *c);
+NMF_API void nmf_model_desc_free(nmf_model_desc *d);
 /* The row of a tensor name; NULL if the model has no such tensor. */
-const nmf_param *nmf_model_desc_find(const nmf_model_desc *d, const char *name);
+NMF_API const nmf_param *nmf_model_desc_find(const nmf_model_desc *d, const char *name);
 /* Float offset of parameter p in a layout's buffer; SIZE_MAX when the layout does not hold it. */
-size_t nmf_model_desc_offset(const nmf_model_desc *d, nmf_layout l, const nmf_param *p);
+NMF_API size_t nmf_model_desc_offset(const nmf_model_desc *d, nmf_layout l, const nmf_param *p);
 static inline const nmf_param_kind *nmf_param_kind_of(const nmf_model_desc *d, const nmf_param *p) {
     return &d->kinds[p->kind];
 }
@@ -101,14 +101,14 @@ static inline const nmf_param *nmf_model_desc_kind_row(const nmf_model_desc *d, 
 }
 /* Checks that s holds exactly the model's tensors with the right shapes; N:M storage only for
  * N:M-eligible ones. The detail names the first missing / extra / misshapen tensor. */
-nmf_status nmf_model_desc_check(const nmf_model_desc *d, const nmf_tensor_set *s);
+NMF_API nmf_status nmf_model_desc_check(const nmf_model_desc *d, const nmf_tensor_set *s);
 
 /* The row of kind k in block `block` (-1 for per-model kinds); NULL if there is none. */
-const nmf_param *nmf_model_desc_at(const nmf_model_desc *d, int kind, int block);
+NMF_API const nmf_param *nmf_model_desc_at(const nmf_model_desc *d, int kind, int block);
 /* Checks s against the table (nmf_model_desc_check), then writes every tensor the layout holds
  * into buf (d->floats[l] floats), dense (N:M tensors unpacked); a non-finite value is
  * NMF_ERR_NUMERIC naming the tensor and the index. */
-nmf_status nmf_model_load_dense(const nmf_model_desc *d, const nmf_tensor_set *s, nmf_layout l,
+NMF_API nmf_status nmf_model_load_dense(const nmf_model_desc *d, const nmf_tensor_set *s, nmf_layout l,
                                 float *buf);
 
 /* ---- the ViT family (timm names) -------------------------------------------------------- */
@@ -172,18 +172,18 @@ typedef struct {
     int cls_only;      /* runs on the class token alone */
 } nmf_op_row;
 /* The ops of a block, in order (count: *n), and those before and after the blocks. */
-const nmf_op_row *nmf_vit_block_ops(int *n);
-const nmf_op_row *nmf_vit_stem_ops(int *n);
-const nmf_op_row *nmf_vit_tail_ops(int *n);
+NMF_API const nmf_op_row *nmf_vit_block_ops(int *n);
+NMF_API const nmf_op_row *nmf_vit_stem_ops(int *n);
+NMF_API const nmf_op_row *nmf_vit_tail_ops(int *n);
 
 /* Points p into buf, a buffer of d->floats[l] floats in layout l. */
-void nmf_vit_params_bind(const nmf_model_desc *d, nmf_layout l, float *buf, nmf_vit_params *p);
+NMF_API void nmf_vit_params_bind(const nmf_model_desc *d, nmf_layout l, float *buf, nmf_vit_params *p);
 
 /* The kind's name after "blocks.{i}." for block kinds, the full timm name otherwise. */
-const char *nmf_vit_param_name(nmf_vit_param p);
-int nmf_vit_param_is_block(nmf_vit_param p);
-int nmf_vit_param_prunable(nmf_vit_param p); /* N:M-eligible */
-int nmf_vit_param_decays(nmf_vit_param p);
+NMF_API const char *nmf_vit_param_name(nmf_vit_param p);
+NMF_API int nmf_vit_param_is_block(nmf_vit_param p);
+NMF_API int nmf_vit_param_prunable(nmf_vit_param p); /* N:M-eligible */
+NMF_API int nmf_vit_param_decays(nmf_vit_param p);
 
 #ifdef __cplusplus
 }

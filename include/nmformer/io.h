@@ -16,17 +16,17 @@ extern "C" {
  * a symlink is written through to its target, atomically; devices, FIFOs and "-" (stdout) are
  * written directly; a directory is an error. */
 typedef struct nmf_atomic_file nmf_atomic_file;
-nmf_status nmf_atomic_open(const char *path, nmf_atomic_file **out);
-nmf_status nmf_atomic_write(nmf_atomic_file *f, const void *data, size_t size);
+NMF_API nmf_status nmf_atomic_open(const char *path, nmf_atomic_file **out);
+NMF_API nmf_status nmf_atomic_write(nmf_atomic_file *f, const void *data, size_t size);
 /* fsync + rename over path; frees f. */
-nmf_status nmf_atomic_commit(nmf_atomic_file *f);
+NMF_API nmf_status nmf_atomic_commit(nmf_atomic_file *f);
 /* removes the temp file; frees f. */
-void nmf_atomic_abort(nmf_atomic_file *f);
+NMF_API void nmf_atomic_abort(nmf_atomic_file *f);
 /* zlib CRC-32 of p[0..n) continuing from crc (0 to start); handles n beyond zlib's uInt. */
-uint32_t nmf_crc32_update(uint32_t crc, const uint8_t *p, size_t n);
+NMF_API uint32_t nmf_crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 /* Whole file into memory (malloc'd, NUL-terminated); refuses files over max_size. "-" reads
  * standard input; FIFOs and character devices are read as streams (never more than max_size). */
-nmf_status nmf_read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
+NMF_API nmf_status nmf_read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
 
 /* ---- .npy (float32, C order; versions 1.0, 2.0 read; 1.0 written) ---- */
 typedef struct {
@@ -35,9 +35,9 @@ typedef struct {
     size_t numel;
     float *data; /* malloc'd via nmf_alloc */
 } nmf_array;
-nmf_status nmf_npy_read(const char *path, nmf_array *out);
-nmf_status nmf_npy_write(const char *path, const float *data, int ndim, const int64_t *shape);
-void nmf_array_free(nmf_array *a);
+NMF_API nmf_status nmf_npy_read(const char *path, nmf_array *out);
+NMF_API nmf_status nmf_npy_write(const char *path, const float *data, int ndim, const int64_t *shape);
+NMF_API void nmf_array_free(nmf_array *a);
 
 /* ---- .npy token ids: '<i8' (NumPy's and torch.long's default) or '<i4' read, '<i8' written ---- */
 typedef struct {
@@ -46,17 +46,17 @@ typedef struct {
     size_t numel;
     int64_t *data; /* malloc'd via nmf_alloc; values as stored (checking them is the model's job) */
 } nmf_id_array;
-nmf_status nmf_npy_read_ids(const char *path, nmf_id_array *out);
-nmf_status nmf_npy_write_ids(const char *path, const int64_t *data, int ndim, const int64_t *shape);
-void nmf_id_array_free(nmf_id_array *a);
+NMF_API nmf_status nmf_npy_read_ids(const char *path, nmf_id_array *out);
+NMF_API nmf_status nmf_npy_write_ids(const char *path, const int64_t *data, int ndim, const int64_t *shape);
+NMF_API void nmf_id_array_free(nmf_id_array *a);
 
 /* ---- safetensors (F32/F16/BF16 read; written as dtype chosen) ---- */
-nmf_status nmf_safetensors_read(const char *path, nmf_tensor_set *out);
+NMF_API nmf_status nmf_safetensors_read(const char *path, nmf_tensor_set *out);
 /* As nmf_safetensors_read; when dtypes is not NULL, *dtypes (malloc'd, caller frees) receives
  * the stored dtype of each tensor, in the order of out->items. */
-nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes);
+NMF_API nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes);
 /* Writes every tensor dense (N:M tensors unpacked, zeros where pruned) plus all metadata. */
-nmf_status nmf_safetensors_write(const char *path, const nmf_tensor_set *s, nmf_dtype dtype);
+NMF_API nmf_status nmf_safetensors_write(const char *path, const nmf_tensor_set *s, nmf_dtype dtype);
 
 /* ---- .nmf family container (docs/FORMAT.md) ---- */
 #define NMF_FAMILY_MAX_MODELS 64
@@ -72,19 +72,19 @@ typedef struct {
     size_t count;
 } nmf_family;
 
-void nmf_family_init(nmf_family *f);
-void nmf_family_free(nmf_family *f);
+NMF_API void nmf_family_init(nmf_family *f);
+NMF_API void nmf_family_free(nmf_family *f);
 /* Adds a candidate (tensors moved in; caller's set is re-initialised). Names must be unique. */
-nmf_status nmf_family_add(nmf_family *f, const char *name, nmf_tensor_set *tensors);
-nmf_candidate *nmf_family_find(const nmf_family *f, const char *name);
+NMF_API nmf_status nmf_family_add(nmf_family *f, const char *name, nmf_tensor_set *tensors);
+NMF_API nmf_candidate *nmf_family_find(const nmf_family *f, const char *name);
 
 typedef struct {
     nmf_dtype value_dtype; /* dtype of stored values (dense tensors and N:M kept values) */
 } nmf_write_options;
 
 /* Tensors with identical dtype, shape, pattern and bytes across candidates are stored once. */
-nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_write_options *opt);
-nmf_status nmf_family_read(const char *path, nmf_family *out);
+NMF_API nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_write_options *opt);
+NMF_API nmf_status nmf_family_read(const char *path, nmf_family *out);
 
 /* Where each tensor of a family file is stored (for `nmformer info`): one entry per
  * (model, tensor), in file order. Entries with the same payload index share one payload. */
@@ -103,20 +103,20 @@ typedef struct {
     uint64_t file_size, data_offset, data_size, json_size;
 } nmf_family_layout;
 /* nmf_family_read plus the layout (layout may be NULL). */
-nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout);
-void nmf_family_layout_free(nmf_family_layout *layout);
+NMF_API nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout);
+NMF_API void nmf_family_layout_free(nmf_family_layout *layout);
 
 /* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
  * names) or .safetensors (name must be NULL or "dense"); config from the file, or from
  * *fallback_config when the file has none (fallback may be NULL). Tensors are checked against the
  * config (nmf_vit_check_tensors). */
-nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_config *fallback_config,
+NMF_API nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_config *fallback_config,
                           nmf_vit_config *config, nmf_tensor_set *tensors);
 /* nmf_load_model with config values given by the caller (may be NULL): over the file's own
  * config they must agree with it (a contradiction is an error naming the key); without one they
  * complete fallback_config (or the defaults, when it is NULL). The tensors' nmformer.config
  * metadata is set to the config used. */
-nmf_status nmf_load_model_with(const char *path, const char *name,
+NMF_API nmf_status nmf_load_model_with(const char *path, const char *name,
                                const nmf_vit_config *fallback_config,
                                const nmf_config_overrides *overrides, nmf_vit_config *config,
                                nmf_tensor_set *tensors);
@@ -133,8 +133,8 @@ typedef enum {
     NMF_HF_ACT_SILU,
     NMF_HF_ACT_COUNT
 } nmf_hf_act;
-const char *nmf_hf_model_type_name(nmf_hf_model_type t); /* "bert", "gpt2", "llama" */
-const char *nmf_hf_act_name(nmf_hf_act a);               /* "gelu", "gelu_new", "relu", "silu" */
+NMF_API const char *nmf_hf_model_type_name(nmf_hf_model_type t); /* "bert", "gpt2", "llama" */
+NMF_API const char *nmf_hf_act_name(nmf_hf_act a);               /* "gelu", "gelu_new", "relu", "silu" */
 
 /* config.json as read, validated, with each family's key names mapped onto one set of fields
  * (docs/HF.md has the table of keys, defaults and limits). Optional keys take the defaults of
@@ -166,18 +166,18 @@ typedef struct {
  * key is NMF_ERR_NOT_FOUND, a wrong type or a value out of range NMF_ERR_FORMAT, a feature we do
  * not implement (rope_scaling, relative positions, ...) NMF_ERR_UNSUPPORTED; the detail names the
  * key as written in the file. */
-nmf_status nmf_hf_config_parse(const char *json, size_t len, const char *what, nmf_hf_config *out);
+NMF_API nmf_status nmf_hf_config_parse(const char *json, size_t len, const char *what, nmf_hf_config *out);
 /* dir/config.json */
-nmf_status nmf_hf_config_read(const char *dir, nmf_hf_config *out);
+NMF_API nmf_status nmf_hf_config_read(const char *dir, nmf_hf_config *out);
 /* Every tensor of dir/model.safetensors or, when there is none (HF's order), of the shards that
  * dir/model.safetensors.index.json lists: each shard is read once; every tensor of the index
  * must be in the shard it is mapped to and in no other; shard names are plain file names in dir
  * (no '/', no "..") and tensor names are listed once. When dtypes is not NULL, *dtypes
  * (malloc'd, caller frees) receives each tensor's stored dtype in the order of out->items. */
-nmf_status nmf_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtype **dtypes);
+NMF_API nmf_status nmf_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtype **dtypes);
 /* nmf_hf_config_read + nmf_hf_weights_read. The tensors are not yet checked against the
  * config: that belongs to each family's parameter table. */
-nmf_status nmf_hf_folder_read(const char *dir, nmf_hf_config *config, nmf_tensor_set *tensors);
+NMF_API nmf_status nmf_hf_folder_read(const char *dir, nmf_hf_config *config, nmf_tensor_set *tensors);
 
 #ifdef __cplusplus
 }

@@ -18,64 +18,64 @@ typedef enum { NMF_ACT_NONE = 0, NMF_ACT_GELU, NMF_ACT_COUNT } nmf_activation;
 typedef struct nmf_linear nmf_linear; /* opaque */
 
 /* Dense W [out][in] (copied). */
-nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out, size_t in);
+NMF_API nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out, size_t in);
 /* N:M W, repacked into the kernels' layout (the nmf_nm_matrix is not kept). */
-nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *w);
-void nmf_linear_free(nmf_linear *lin);
-size_t nmf_linear_out(const nmf_linear *lin);
-size_t nmf_linear_in(const nmf_linear *lin);
+NMF_API nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *w);
+NMF_API void nmf_linear_free(nmf_linear *lin);
+NMF_API size_t nmf_linear_out(const nmf_linear *lin);
+NMF_API size_t nmf_linear_in(const nmf_linear *lin);
 /* {0,0} for dense. */
-nmf_pattern nmf_linear_pattern(const nmf_linear *lin);
+NMF_API nmf_pattern nmf_linear_pattern(const nmf_linear *lin);
 /* Bytes of weight data the kernels read per product (values + position metadata), as stored:
  * what a 1-token product reads. (Multi-token AVX-512 products may also read u32 positions, a
  * per-layer cache built on first use, not counted here.) */
-size_t nmf_linear_weight_bytes(const nmf_linear *lin);
+NMF_API size_t nmf_linear_weight_bytes(const nmf_linear *lin);
 
 /* What runs this layer's product of `tokens` tokens now: the dense backend's name
  * ("onednn", "openblas") for dense, else the N:M
  * kernel of the active ISA ("avx512", "avx512-tv" for the token-vectorised one, "avx2",
  * "scalar"). */
-const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens);
+NMF_API const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens);
 
 /* y[t][o] = act( sum_i x[t][i] * W[o][i] + bias[o] )      bias may be NULL
  * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). */
-nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
+NMF_API nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
                               size_t tokens, nmf_activation act);
 /* dx[t][i] = sum_o dy[t][o] * W[o][i]    (training: gradient w.r.t. the input)
  * dx (tokens, in), dy (tokens, out). Overwrites dx. */
-nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
+NMF_API nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,
                                      size_t tokens);
 
 /* The f32 multiply-add peak of ONE core in GFLOP/s for the active ISA (nmf_active_isa()):
  * measured once per process and ISA by a ~20-40 ms register-resident loop of independent FMAs
  * (the first call pays for it; thread-safe). Benchmarks report useful GFLOP/s against it. */
-double nmf_cpu_fma_peak_gflops(void);
+NMF_API double nmf_cpu_fma_peak_gflops(void);
 
 /* Dense products run on one of these libraries ("backends"), chosen once per process:
  * NMF_GEMM=openblas|onednn forces one; otherwise oneDNN when built in (it picks its kernels by CPU
  * features), else OpenBLAS. Each runs single-threaded under our own OpenMP threads, so nothing
  * oversubscribes the cores. */
 typedef enum { NMF_GEMM_OPENBLAS = 0, NMF_GEMM_ONEDNN, NMF_GEMM_BACKEND_COUNT } nmf_gemm_backend;
-nmf_gemm_backend nmf_gemm_backend_active(void);
-const char *nmf_gemm_backend_name(nmf_gemm_backend b);        /* "openblas", "onednn" */
-int nmf_gemm_backend_available(nmf_gemm_backend b);           /* built in */
+NMF_API nmf_gemm_backend nmf_gemm_backend_active(void);
+NMF_API const char *nmf_gemm_backend_name(nmf_gemm_backend b);        /* "openblas", "onednn" */
+NMF_API int nmf_gemm_backend_available(nmf_gemm_backend b);           /* built in */
 /* One line: library, version and the kernel it runs on this CPU, e.g. "oneDNN 2.6.3, avx2
  * kernels" or "OpenBLAS 0.3.21, core Zen". Written into buf; returns buf. */
-const char *nmf_gemm_backend_describe(nmf_gemm_backend b, char *buf, size_t cap);
+NMF_API const char *nmf_gemm_backend_describe(nmf_gemm_backend b, char *buf, size_t cap);
 /* 1 when that backend runs a generic kernel far below what this CPU can do (OpenBLAS on a CPU
  * it does not know by model number falls back to its SSE "Prescott" kernel). */
-int nmf_gemm_backend_generic(nmf_gemm_backend b);
+NMF_API int nmf_gemm_backend_generic(nmf_gemm_backend b);
 /* Decides the backend now (nmf_gemm does it on its first call). */
-void nmf_blas_init(void);
+NMF_API void nmf_blas_init(void);
 
 /* Dense x dense, row-major: C = alpha * op(A) op(B) + beta * C, op(X) = X or X^T.
  * op(A) is [M][K], op(B) is [K][N], C is [M][N]. Threaded with nmf_get_threads() (slabs of C;
  * one thread inside a parallel region); one-row products run as matrix-vector products. */
-void nmf_gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+NMF_API void nmf_gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
               size_t ldc);
 /* The same on a given backend (benchmarks, tests); an unavailable one means the active one. */
-void nmf_gemm_with(nmf_gemm_backend backend, int trans_a, int trans_b, size_t M, size_t N,
+NMF_API void nmf_gemm_with(nmf_gemm_backend backend, int trans_a, int trans_b, size_t M, size_t N,
                    size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                    float beta, float *C, size_t ldc);
 

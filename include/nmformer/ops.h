@@ -21,15 +21,15 @@ extern "C" {
 
 /* y[t] = (x[t] - mean(x[t])) / sqrt(var(x[t]) + eps) * w + b      y, x (tokens, C); y may == x.
  * Variance is the biased one (as torch.nn.LayerNorm). Threaded over tokens. */
-void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,
+NMF_API void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,
                            size_t tokens, size_t C, float eps);
 
 /* y[i] = 0.5 x (1 + erf(x / sqrt(2)))      y may == x. Threaded for large n.
  * The SIMD versions use the rational float erf of Eigen / XLA (|error| < 5e-7, so the GELU is
  * within 2e-7 (1 + |x|) of exact); the scalar reference calls erff. */
-void nmf_gelu_forward(float *y, const float *x, size_t n);
+NMF_API void nmf_gelu_forward(float *y, const float *x, size_t n);
 /* Scalar reference, always erff. */
-void nmf_gelu_forward_ref(float *y, const float *x, size_t n);
+NMF_API void nmf_gelu_forward_ref(float *y, const float *x, size_t n);
 
 /* One attention head. Query i reads q[i*ldq + 0..d), key j k[j*ldk + ...], value j v[j*ldv + ...];
  * the output row i goes to out[i*ldo + 0..d).
@@ -48,15 +48,15 @@ typedef struct {
     int causal;
 } nmf_attention_shape;
 
-size_t nmf_attention_work_floats(size_t Tk, size_t d);
-nmf_status nmf_attention_forward(float *out, const float *q, const float *k, const float *v,
+NMF_API size_t nmf_attention_work_floats(size_t Tk, size_t d);
+NMF_API nmf_status nmf_attention_forward(float *out, const float *q, const float *k, const float *v,
                                  const nmf_attention_shape *s, float *work);
 /* Online-softmax scalar reference (what NMF_ISA=scalar runs). */
-nmf_status nmf_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
+NMF_API nmf_status nmf_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
                                      const nmf_attention_shape *s, float *work);
 /* Naive: writes the full Tq x Tk score matrix (allocated inside), softmax with max subtraction
  * in double, then P V in double. Only for tests. */
-nmf_status nmf_attention_naive(float *out, const float *q, const float *k, const float *v,
+NMF_API nmf_status nmf_attention_naive(float *out, const float *q, const float *k, const float *v,
                                const nmf_attention_shape *s);
 
 /* Multi-head self-attention over a batch, timm layout: qkv (B, T, 3, heads, head_dim) as produced
@@ -64,8 +64,8 @@ nmf_status nmf_attention_naive(float *out, const float *q, const float *k, const
  * (batch, head) pairs with up to nmf_get_threads() threads, fewer if work (work_floats floats,
  * 64-byte aligned) holds scratch for fewer; work NULL: allocated inside.
  * nmf_mhsa_work_floats gives the size for nmf_get_threads() threads. */
-size_t nmf_mhsa_work_floats(size_t T, size_t head_dim);
-nmf_status nmf_mhsa_forward(float *out, const float *qkv, size_t B, size_t T, size_t heads,
+NMF_API size_t nmf_mhsa_work_floats(size_t T, size_t head_dim);
+NMF_API nmf_status nmf_mhsa_forward(float *out, const float *qkv, size_t B, size_t T, size_t heads,
                             size_t head_dim, int causal, float *work, size_t work_floats);
 
 #ifdef __cplusplus

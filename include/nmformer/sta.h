@@ -37,9 +37,9 @@ typedef enum { NMF_STA_INDEX_BITMAP = 0, NMF_STA_INDEX_RANK, NMF_STA_INDEX_COUNT
 /* Granularity of weight scales. */
 typedef enum { NMF_STA_SCALE_TENSOR = 0, NMF_STA_SCALE_CHANNEL, NMF_STA_SCALE_COUNT } nmf_sta_scale;
 
-const char *nmf_sta_fetch_name(nmf_sta_fetch f);
-const char *nmf_sta_index_name(nmf_sta_index f);
-const char *nmf_sta_scale_name(nmf_sta_scale s);
+NMF_API const char *nmf_sta_fetch_name(nmf_sta_fetch f);
+NMF_API const char *nmf_sta_index_name(nmf_sta_index f);
+NMF_API const char *nmf_sta_scale_name(nmf_sta_scale s);
 
 typedef struct {
     char name[64];          /* [design] name */
@@ -77,16 +77,16 @@ typedef struct {
 } nmf_sta_config;
 
 /* A mid-size design (4096 multipliers at 200 MHz, one DDR4-2400 channel, xcvu9p). */
-void nmf_sta_config_default(nmf_sta_config *c);
+NMF_API void nmf_sta_config_default(nmf_sta_config *c);
 /* Parses INI text over the values already in *c: "[section]", "key = value", '#'/';' comments.
  * Unknown sections/keys, malformed numbers, values out of range and designs that cannot hold one
  * tile are NMF_ERR_INVALID_ARG with a detail naming the key ("engine.dpus: ..."). */
-nmf_status nmf_sta_config_parse(const char *text, const char *origin, nmf_sta_config *c);
-nmf_status nmf_sta_config_load(const char *path, nmf_sta_config *c);
+NMF_API nmf_status nmf_sta_config_parse(const char *text, const char *origin, nmf_sta_config *c);
+NMF_API nmf_status nmf_sta_config_load(const char *path, nmf_sta_config *c);
 /* Ranges + "can hold one tile" checks, independent of the model. */
-nmf_status nmf_sta_config_validate(const nmf_sta_config *c);
+NMF_API nmf_status nmf_sta_config_validate(const nmf_sta_config *c);
 /* Resolved configuration as INI text (malloc'd). */
-char *nmf_sta_config_to_ini(const nmf_sta_config *c);
+NMF_API char *nmf_sta_config_to_ini(const nmf_sta_config *c);
 static inline int nmf_sta_multipliers(const nmf_sta_config *c) {
     return c->dpus * c->lanes_per_dpu;
 }
@@ -100,7 +100,7 @@ typedef enum {
     NMF_STA_OP_VECTOR,     /* LayerNorm, GELU, residual add */
     NMF_STA_OP_KIND_COUNT
 } nmf_sta_op_kind;
-const char *nmf_sta_op_kind_name(nmf_sta_op_kind k);
+NMF_API const char *nmf_sta_op_kind_name(nmf_sta_op_kind k);
 
 typedef enum {
     NMF_STA_VEC_LAYERNORM = 0,
@@ -148,12 +148,12 @@ typedef struct {
 
 /* From real weights (prunable linears held as nm are sparse ops, the rest dense). tokens <= 0:
  * the config's token count. The tensor set must outlive the schedule (positions are borrowed). */
-nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_vit_config *vit,
+NMF_API nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_vit_config *vit,
                                   const nmf_tensor_set *weights, int tokens);
 /* Synthetic: every block linear N:M with pattern p ({0,0}: dense), no weights. */
-nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_vit_config *vit,
+NMF_API nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_vit_config *vit,
                                       nmf_pattern p, int tokens);
-void nmf_sta_schedule_free(nmf_sta_schedule *s);
+NMF_API void nmf_sta_schedule_free(nmf_sta_schedule *s);
 
 /* ---- timing ------------------------------------------------------------------------------ */
 
@@ -197,9 +197,9 @@ typedef struct {
     size_t event_count, event_cap;
 } nmf_sta_result;
 
-nmf_status nmf_sta_simulate(const nmf_sta_config *c, nmf_sta_schedule *s, int record_events,
+NMF_API nmf_status nmf_sta_simulate(const nmf_sta_config *c, nmf_sta_schedule *s, int record_events,
                             nmf_sta_result *r);
-void nmf_sta_result_free(nmf_sta_result *r);
+NMF_API void nmf_sta_result_free(nmf_sta_result *r);
 
 /* Cycles to reload the DPUs' weight registers for the next step (the weight buffer is built 1/16
  * as wide as the multiplier array); a step never takes fewer cycles, so tiles of fewer than 16
@@ -207,22 +207,22 @@ void nmf_sta_result_free(nmf_sta_result *r);
 #define NMF_STA_WEIGHT_RELOAD 16
 
 /* Pipeline depth of the engine: mux (sparse only) + multiplier + adder tree + accumulator. */
-int nmf_sta_engine_depth(const nmf_sta_config *c, int sparse);
+NMF_API int nmf_sta_engine_depth(const nmf_sta_config *c, int sparse);
 /* Cycles of one DRAM transfer of n bytes: latency + whole bursts / bandwidth (fractional). */
-double nmf_sta_dram_cycles(const nmf_sta_config *c, uint64_t bytes);
+NMF_API double nmf_sta_dram_cycles(const nmf_sta_config *c, uint64_t bytes);
 /* Bytes of one N:M weight row chunk of `groups` groups: values and index metadata. */
-uint64_t nmf_sta_value_bytes(const nmf_sta_config *c, uint64_t weights);
-uint64_t nmf_sta_meta_bytes(const nmf_sta_config *c, nmf_pattern p, uint64_t groups);
+NMF_API uint64_t nmf_sta_value_bytes(const nmf_sta_config *c, uint64_t weights);
+NMF_API uint64_t nmf_sta_meta_bytes(const nmf_sta_config *c, nmf_pattern p, uint64_t groups);
 
 /* ---- reports ------------------------------------------------------------------------------ */
 
 /* Text table (one line per op + totals); JSON object {config, model, ops, total}; Chrome trace. */
-nmf_status nmf_sta_report_text(FILE *f, const nmf_sta_config *c, const nmf_sta_schedule *s,
+NMF_API nmf_status nmf_sta_report_text(FILE *f, const nmf_sta_config *c, const nmf_sta_schedule *s,
                                const nmf_sta_result *r);
 /* malloc'd JSON text; `extra` (may be NULL) is a cJSON object merged in (resources, functional).*/
-char *nmf_sta_report_json(const nmf_sta_config *c, const nmf_sta_schedule *s,
+NMF_API char *nmf_sta_report_json(const nmf_sta_config *c, const nmf_sta_schedule *s,
                           const nmf_sta_result *r, void *extra_cjson);
-nmf_status nmf_sta_write_trace(const char *path, const nmf_sta_config *c,
+NMF_API nmf_status nmf_sta_write_trace(const char *path, const nmf_sta_config *c,
                                const nmf_sta_schedule *s, const nmf_sta_result *r);
 
 /* ---- FPGA resources ---------------------------------------------------------------------- */
@@ -234,8 +234,8 @@ typedef struct {
     int64_t lut, ff;
 } nmf_sta_device;
 
-const nmf_sta_device *nmf_sta_devices(size_t *count);
-const nmf_sta_device *nmf_sta_device_find(const char *name);
+NMF_API const nmf_sta_device *nmf_sta_devices(size_t *count);
+NMF_API const nmf_sta_device *nmf_sta_device_find(const char *name);
 
 typedef struct {
     int64_t dsp, lut, ff, bram36, uram;
@@ -248,7 +248,7 @@ typedef struct {
     char over[96];            /* which resources exceed it, "" when it fits */
 } nmf_sta_resources;
 
-nmf_status nmf_sta_estimate_resources(const nmf_sta_config *c, nmf_sta_resources *out);
+NMF_API nmf_status nmf_sta_estimate_resources(const nmf_sta_config *c, nmf_sta_resources *out);
 
 /* ---- fixed point --------------------------------------------------------------------------- */
 
@@ -258,16 +258,16 @@ typedef struct {
     int32_t shift;
 } nmf_fx_rq;
 
-int64_t nmf_fx_sat(int64_t v, int bits);                 /* clamp to signed `bits` */
-int64_t nmf_fx_shift_round(int64_t v, int shift);        /* round(v / 2^shift), half up */
-int64_t nmf_fx_div_round(int64_t a, int64_t b);          /* round(a / b), half away from 0; b>0 */
-nmf_status nmf_fx_rq_from_real(double real, nmf_fx_rq *out);
-int64_t nmf_fx_requant(int64_t acc, nmf_fx_rq rq, int bits); /* sat(round(acc*mult*2^-shift)) */
-int32_t nmf_fx_quantize(float x, float scale, int bits);  /* sat(round_half_away(x / scale)) */
-uint64_t nmf_fx_isqrt(uint64_t v);                        /* floor(sqrt(v)) */
+NMF_API int64_t nmf_fx_sat(int64_t v, int bits);                 /* clamp to signed `bits` */
+NMF_API int64_t nmf_fx_shift_round(int64_t v, int shift);        /* round(v / 2^shift), half up */
+NMF_API int64_t nmf_fx_div_round(int64_t a, int64_t b);          /* round(a / b), half away from 0; b>0 */
+NMF_API nmf_status nmf_fx_rq_from_real(double real, nmf_fx_rq *out);
+NMF_API int64_t nmf_fx_requant(int64_t acc, nmf_fx_rq rq, int bits); /* sat(round(acc*mult*2^-shift)) */
+NMF_API int32_t nmf_fx_quantize(float x, float scale, int bits);  /* sat(round_half_away(x / scale)) */
+NMF_API uint64_t nmf_fx_isqrt(uint64_t v);                        /* floor(sqrt(v)) */
 /* 2^(-u / 2^16) in Q15 for u >= 0: 2^-floor part by shift, fraction from a 256-entry table with
  * linear interpolation (docs/STA.md). Result in [0, 32768]. */
-int32_t nmf_fx_exp2_neg(uint64_t u);
+NMF_API int32_t nmf_fx_exp2_neg(uint64_t u);
 #define NMF_FX_EXP_FRAC 16   /* fraction bits of the softmax exponent argument */
 #define NMF_FX_LN_FRAC 12    /* fraction bits of the normalised LayerNorm value */
 
@@ -320,21 +320,21 @@ typedef struct {
 
 /* Quantises a model: weights from `weights` (nm tensors keep their positions), activation scales
  * calibrated by running the f32 forward on images [n][C][H][W] (normalised). */
-nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
+NMF_API nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
                                  const nmf_tensor_set *weights, const nmf_sta_config *hw,
                                  const float *calib, size_t n);
-void nmf_fx_model_free(nmf_fx_model *q);
+NMF_API void nmf_fx_model_free(nmf_fx_model *q);
 /* Quantises normalised images into the input format. x: [n][C*H*W] -> xq. */
-void nmf_fx_quantize_input(int16_t *xq, const float *x, size_t count, const nmf_fx_model *q);
+NMF_API void nmf_fx_quantize_input(int16_t *xq, const float *x, size_t count, const nmf_fx_model *q);
 
 /* The plain-C fixed-point reference forward of one image: logits accumulators [num_classes]. */
-nmf_status nmf_fx_ref_forward(int64_t *logits, const int16_t *image, const nmf_fx_model *q);
+NMF_API nmf_status nmf_fx_ref_forward(int64_t *logits, const int16_t *image, const nmf_fx_model *q);
 /* The simulator's functional datapath (engine tiles, multiplexers fed by positions, softmax unit
  * lanes, vector unit) on the schedule of the model: logits accumulators [num_classes]. */
-nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image,
+NMF_API nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image,
                                       const nmf_fx_model *q, const nmf_sta_config *hw);
 /* logits[o] as real numbers. */
-void nmf_fx_logits_to_f32(float *out, const int64_t *logits, const nmf_fx_model *q);
+NMF_API void nmf_fx_logits_to_f32(float *out, const int64_t *logits, const nmf_fx_model *q);
 
 /* The verification workflow of functional mode: quantise the model on calib (ncal images),
  * run every image of x (neval, normalised NCHW) through the functional simulator and the
@@ -348,7 +348,7 @@ typedef struct {
     size_t correct_f32, correct_fixed; /* with labels only */
     double wall_s;
 } nmf_sta_verify_result;
-nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
+NMF_API nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
                           const nmf_vit_config *vit, const nmf_tensor_set *weights,
                           const float *calib, size_t ncal, const float *x, const int *labels,
                           size_t neval);
@@ -357,11 +357,11 @@ nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
  * is given): nmf_vit_forward on these weights, images [n][C][H][W] normalised -> logits
  * [n][classes] (logits may be NULL). Optionally records the max |x| of every quantisation point
  * (internal layout) through an observer on that forward. */
-nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
+NMF_API nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
                                const nmf_vit_config *vit, const nmf_tensor_set *weights,
                                float *absmax, size_t absmax_count);
 /* Number of absmax slots nmf_sta_f32_forward records for a config. */
-size_t nmf_sta_absmax_count(const nmf_vit_config *vit);
+NMF_API size_t nmf_sta_absmax_count(const nmf_vit_config *vit);
 
 #ifdef __cplusplus
 }

@@ -13,14 +13,14 @@ extern "C" {
 #define NMF_MAX_DIMS 4
 
 typedef enum { NMF_DTYPE_F32 = 0, NMF_DTYPE_F16, NMF_DTYPE_BF16, NMF_DTYPE_COUNT } nmf_dtype;
-const char *nmf_dtype_name(nmf_dtype t);            /* "F32", "F16", "BF16" (safetensors names) */
-nmf_status nmf_dtype_parse(const char *s, nmf_dtype *out); /* accepts F32/f32, F16/f16, BF16/bf16 */
-size_t nmf_dtype_size(nmf_dtype t);
+NMF_API const char *nmf_dtype_name(nmf_dtype t);            /* "F32", "F16", "BF16" (safetensors names) */
+NMF_API nmf_status nmf_dtype_parse(const char *s, nmf_dtype *out); /* accepts F32/f32, F16/f16, BF16/bf16 */
+NMF_API size_t nmf_dtype_size(nmf_dtype t);
 /* Conversions (round to nearest even for f32 -> f16/bf16; NaN stays NaN). */
-uint16_t nmf_f32_to_f16(float x);
-float nmf_f16_to_f32(uint16_t h);
-uint16_t nmf_f32_to_bf16(float x);
-float nmf_bf16_to_f32(uint16_t h);
+NMF_API uint16_t nmf_f32_to_f16(float x);
+NMF_API float nmf_f16_to_f32(uint16_t h);
+NMF_API uint16_t nmf_f32_to_bf16(float x);
+NMF_API float nmf_bf16_to_f32(uint16_t h);
 
 typedef struct {
     char *name;
@@ -46,24 +46,24 @@ typedef struct {
     size_t index_cap_;
 } nmf_tensor_set;
 
-void nmf_tensors_init(nmf_tensor_set *s);
-void nmf_tensors_free(nmf_tensor_set *s);
+NMF_API void nmf_tensors_init(nmf_tensor_set *s);
+NMF_API void nmf_tensors_free(nmf_tensor_set *s);
 /* Adds a dense tensor (data copied; NULL -> zeros). Duplicate names are an error. */
-nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, int ndim,
+NMF_API nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, int ndim,
                                  const int64_t *shape, const float *data, nmf_tensor **out);
 /* Adds a 2-D N:M tensor; takes ownership of *nm (the struct is moved, caller's copy zeroed). */
-nmf_status nmf_tensors_add_nm(nmf_tensor_set *s, const char *name, nmf_nm_matrix *nm,
+NMF_API nmf_status nmf_tensors_add_nm(nmf_tensor_set *s, const char *name, nmf_nm_matrix *nm,
                               nmf_tensor **out);
-nmf_tensor *nmf_tensors_find(const nmf_tensor_set *s, const char *name);
+NMF_API nmf_tensor *nmf_tensors_find(const nmf_tensor_set *s, const char *name);
 /* Dense values of t into out[numel] (unpacks nm tensors). */
-nmf_status nmf_tensor_dense(const nmf_tensor *t, float *out);
-nmf_status nmf_tensors_set_meta(nmf_tensor_set *s, const char *key, const char *value);
-const char *nmf_tensors_get_meta(const nmf_tensor_set *s, const char *key); /* NULL if absent */
+NMF_API nmf_status nmf_tensor_dense(const nmf_tensor *t, float *out);
+NMF_API nmf_status nmf_tensors_set_meta(nmf_tensor_set *s, const char *key, const char *value);
+NMF_API const char *nmf_tensors_get_meta(const nmf_tensor_set *s, const char *key); /* NULL if absent */
 /* Every metadata entry of s set in out as well. */
-nmf_status nmf_tensors_copy_meta(const nmf_tensor_set *s, nmf_tensor_set *out);
+NMF_API nmf_status nmf_tensors_copy_meta(const nmf_tensor_set *s, nmf_tensor_set *out);
 /* out (initialised here) = copy of s, metadata included, with every tensor dense (N:M ones
  * unpacked, zeros where pruned). */
-nmf_status nmf_tensors_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out);
+NMF_API nmf_status nmf_tensors_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out);
 
 #ifdef __cplusplus
 }

@@ -23,66 +23,66 @@ typedef struct nmf_vit_train nmf_vit_train; /* opaque */
 
 /* Allocates params/grads/m/v and activations for batches of up to max_batch examples.
  * Parameters start at zero: call nmf_vit_train_init or nmf_vit_train_import. */
-nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, int max_batch);
-void nmf_vit_train_free(nmf_vit_train *m);
-const nmf_vit_config *nmf_vit_train_config(const nmf_vit_train *m);
-size_t nmf_vit_train_num_params(const nmf_vit_train *m);
-size_t nmf_vit_train_param_size(const nmf_vit_train *m, nmf_vit_param p);
+NMF_API nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, int max_batch);
+NMF_API void nmf_vit_train_free(nmf_vit_train *m);
+NMF_API const nmf_vit_config *nmf_vit_train_config(const nmf_vit_train *m);
+NMF_API size_t nmf_vit_train_num_params(const nmf_vit_train *m);
+NMF_API size_t nmf_vit_train_param_size(const nmf_vit_train *m, nmf_vit_param p);
 /* Pointers into the four buffers (same layout), and the flat buffers themselves. */
-nmf_vit_params *nmf_vit_train_params(nmf_vit_train *m);
-nmf_vit_params *nmf_vit_train_grads(nmf_vit_train *m);
-float *nmf_vit_train_param_mem(nmf_vit_train *m);
-float *nmf_vit_train_grad_mem(nmf_vit_train *m);
-float *nmf_vit_train_m_mem(nmf_vit_train *m);
-float *nmf_vit_train_v_mem(nmf_vit_train *m);
+NMF_API nmf_vit_params *nmf_vit_train_params(nmf_vit_train *m);
+NMF_API nmf_vit_params *nmf_vit_train_grads(nmf_vit_train *m);
+NMF_API float *nmf_vit_train_param_mem(nmf_vit_train *m);
+NMF_API float *nmf_vit_train_grad_mem(nmf_vit_train *m);
+NMF_API float *nmf_vit_train_m_mem(nmf_vit_train *m);
+NMF_API float *nmf_vit_train_v_mem(nmf_vit_train *m);
 /* Pointer to tensor p (of layer `layer` for block tensors) in the parameter buffer. */
-float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer);
+NMF_API float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer);
 
 /* The weights `train --init PATH` starts from: a family's dense model, or a file's only model
  * (nmf_load_model; fallback is the config for a safetensors file without one). */
-nmf_status nmf_train_load_init(const char *path, const nmf_vit_config *fallback,
+NMF_API nmf_status nmf_train_load_init(const char *path, const nmf_vit_config *fallback,
                                nmf_vit_config *config, nmf_tensor_set *tensors);
 
 /* timm-style init from a seed, by role (nmf_param_role_init): weights and pos_embed
  * trunc_normal(std 0.02), cls_token trunc_normal(std 1e-6), biases 0, LayerNorm (1, 0). */
-void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed);
+NMF_API void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed);
 
 /* ---- N:M state: the pattern of the prunable linears, their masks and masked copies ------- */
 /* {0,0} = dense. Setting a pattern recomputes the masks from the current weights. */
-nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p);
-nmf_pattern nmf_vit_train_pattern(const nmf_vit_train *m);
+NMF_API nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p);
+NMF_API nmf_pattern nmf_vit_train_pattern(const nmf_vit_train *m);
 /* SR-STE / ASP: mask = topN(|W|) per group of M along the input dimension, per prunable
  * linear; also refreshes the masked copies. */
-nmf_status nmf_vit_train_update_masks(nmf_vit_train *m);
+NMF_API nmf_status nmf_vit_train_update_masks(nmf_vit_train *m);
 /* W*mask is stale after the weights or masks changed: recomputed before its next use (forward,
  * export), once however often this is called (an optimizer step followed by new masks computes
  * it once, not twice). */
-void nmf_vit_train_refresh_masked(nmf_vit_train *m);
+NMF_API void nmf_vit_train_refresh_masked(nmf_vit_train *m);
 /* With a pattern set, run the masked linears' forward and input gradient through the N:M
  * kernels (nmf_linear_*; default on) instead of dense BLAS on W*mask. Same math, fewer FLOPs. */
-void nmf_vit_train_use_nm_kernels(nmf_vit_train *m, int on);
+NMF_API void nmf_vit_train_use_nm_kernels(nmf_vit_train *m, int on);
 /* Mask of prunable tensor p in layer `layer` ((rows, cols) bytes, 1 = kept); NULL when dense. */
-uint8_t *nmf_vit_train_mask(nmf_vit_train *m, nmf_vit_param p, int layer);
+NMF_API uint8_t *nmf_vit_train_mask(nmf_vit_train *m, nmf_vit_param p, int layer);
 /* Sets every mask from caller data (same layout as nmf_vit_train_mask), e.g. a fixed mask. */
-size_t nmf_vit_train_mask_bytes(const nmf_vit_train *m);
-uint8_t *nmf_vit_train_mask_mem(nmf_vit_train *m);
+NMF_API size_t nmf_vit_train_mask_bytes(const nmf_vit_train *m);
+NMF_API uint8_t *nmf_vit_train_mask_mem(nmf_vit_train *m);
 
 /* ---- forward / backward ------------------------------------------------------------------ */
 /* x (B, C, H, W) normalised images; labels (B) or NULL. Computes logits (and, with labels, the
  * mean cross-entropy into *loss and the number of correct argmax predictions into *correct;
  * either pointer may be NULL). B <= max_batch. */
-nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *labels, int B,
+NMF_API nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *labels, int B,
                                  float *loss, int *correct);
 /* Logits of the last forward, (B, K). */
-const float *nmf_vit_train_logits(const nmf_vit_train *m);
+NMF_API const float *nmf_vit_train_logits(const nmf_vit_train *m);
 /* Gradients of the mean loss of the last forward (with labels) into the grad buffer
  * (overwritten, not accumulated). For masked linears the weight gradient is the straight-
  * through one, dL/d(W*mask). */
-nmf_status nmf_vit_train_backward(nmf_vit_train *m);
+NMF_API nmf_status nmf_vit_train_backward(nmf_vit_train *m);
 /* SR-STE term: grad += lambda * (1 - mask) * W on the prunable weights (no-op when dense). */
-void nmf_vit_train_srste_decay(nmf_vit_train *m, float lambda);
+NMF_API void nmf_vit_train_srste_decay(nmf_vit_train *m, float lambda);
 /* ASP: grad *= mask on the prunable weights, so pruned weights stay where they are. */
-void nmf_vit_train_mask_grads(nmf_vit_train *m);
+NMF_API void nmf_vit_train_mask_grads(nmf_vit_train *m);
 
 /* ---- optimizer ---------------------------------------------------------------------------- */
 typedef struct {
@@ -93,24 +93,24 @@ typedef struct {
 /* Clips (global norm, as torch.nn.utils.clip_grad_norm_: coef = clip / (norm + 1e-6)), then one
  * AdamW step (decoupled weight decay, bias correction with step t >= 1) on every parameter;
  * weight decay only where nmf_vit_param_decays. Returns the gradient norm before clipping. */
-float nmf_vit_train_adamw_step(nmf_vit_train *m, const nmf_adamw_config *c, int t);
+NMF_API float nmf_vit_train_adamw_step(nmf_vit_train *m, const nmf_adamw_config *c, int t);
 /* Zeroes m and v (new stage). */
-void nmf_vit_train_reset_optimizer(nmf_vit_train *m);
+NMF_API void nmf_vit_train_reset_optimizer(nmf_vit_train *m);
 
 /* Linear warm-up from 0 over `warmup` steps, then cosine from lr_max down to lr_min at `total`.
  * step counts from 0. */
-float nmf_lr_cosine(int step, int total, int warmup, float lr_max, float lr_min);
+NMF_API float nmf_lr_cosine(int step, int total, int warmup, float lr_max, float lr_min);
 
 /* ---- tensors in and out (timm names) ------------------------------------------------------ */
 /* Copies every tensor of s (dense or nm) into the parameter buffer; shapes must match. */
-nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s);
+NMF_API nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s);
 /* Writes the model as a tensor set in timm names; with pack_nm != 0 and a pattern set, prunable
  * weights are stored as N:M tensors of W*mask (nmf_nm_pack_masked), else dense (masked). Adds
  * the config metadata. */
-nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *out);
+NMF_API nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *out);
 
 /* Accuracy over examples idx[0..count) (or the first count when idx NULL) of ds, batched. */
-nmf_status nmf_vit_train_evaluate(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
+NMF_API nmf_status nmf_vit_train_evaluate(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
                                   size_t count, double *accuracy, double *mean_loss);
 
 /* ---- IDP and the baselines ---------------------------------------------------------------- */
@@ -121,8 +121,8 @@ typedef enum {
     NMF_METHOD_ONESHOT, /* dense -> p: magnitude pruning, no training */
     NMF_METHOD_COUNT
 } nmf_train_method;
-const char *nmf_train_method_name(nmf_train_method m);
-nmf_status nmf_train_method_parse(const char *s, nmf_train_method *out);
+NMF_API const char *nmf_train_method_name(nmf_train_method m);
+NMF_API nmf_status nmf_train_method_parse(const char *s, nmf_train_method *out);
 
 #define NMF_TRAIN_MAX_PATTERNS 16
 
@@ -157,11 +157,11 @@ typedef struct {
  * `target` in `steps` steps: where the chain skips N values with the same M (4:8 -> 2:8), the
  * first ramp_frac of the steps step N down one value at a time in equal parts (3:8), the rest
  * trains at the target. From dense, or with a different M, the stage starts at the target. */
-nmf_pattern nmf_idp_stage_pattern(nmf_pattern from, nmf_pattern target, int steps, int step,
+NMF_API nmf_pattern nmf_idp_stage_pattern(nmf_pattern from, nmf_pattern target, int steps, int step,
                                   float ramp_frac);
 
 /* Named configs: "demo" (default) and "full". */
-nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name);
+NMF_API nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name);
 
 typedef struct {
     const char *stage;  /* "dense", "4:8", "3:8>2:8" while ramping */
@@ -193,7 +193,7 @@ typedef struct {
 
 /* Runs the whole method and writes the family (dense + every pattern) to out_path (atomic).
  * progress may be NULL; it is called every `report_every` steps and at the end of each stage. */
-nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
+NMF_API nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                          nmf_train_callback progress, int report_every, void *user,
                          nmf_train_result *result);
 
