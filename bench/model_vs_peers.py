@@ -511,7 +511,7 @@ def main():
         mark = "*" if base.get((r["threads"], r["batch"])) is r else " "
         print(f"{r['engine']:<13} {r['model']:<18} {r['threads']:>7} {r['batch']:>5} "
               f"{r['ms_per_image']:>10.2f} {r['images_per_s']:>9.2f} {r['peak_rss_mb']:>7.0f} "
-              f"{(('%.2fx' % sp) + mark) if sp else '-':>15}")
+              f"{(('%.2fx' % sp) + mark) if sp else '-':>15}".rstrip())
 
 
 if __name__ == "__main__":
