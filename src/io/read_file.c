@@ -13,6 +13,22 @@
 /* First buffer for a stream; doubled as data keeps coming. */
 #define STREAM_CHUNK ((size_t)1 << 16)
 
+/* Reads up to want bytes into buf, retrying interrupted and short reads, until want or the end
+ * of the input; *got is what arrived. */
+static nmf_status read_full(int fd, const char *path, uint8_t *buf, size_t want, size_t *got) {
+    *got = 0;
+    while (*got < want) {
+        ssize_t r = read(fd, buf + *got, want - *got);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return nmf_error(NMF_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        }
+        if (r == 0) break;
+        *got += (size_t)r;
+    }
+    return NMF_OK;
+}
+
 /* Reads fd to its end into *data (NUL-terminated, size excluded); more than max_size is refused. */
 static nmf_status read_stream(int fd, const char *path, size_t max_size, uint8_t **data,
                               size_t *size) {
@@ -35,15 +51,14 @@ static nmf_status read_stream(int fd, const char *path, size_t max_size, uint8_t
             buf = t;
             cap = next;
         }
-        ssize_t r = read(fd, buf + got, cap - got);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
+        size_t n;
+        nmf_status st = read_full(fd, path, buf + got, cap - got, &n);
+        if (st != NMF_OK) {
             free(buf);
-            return nmf_error(NMF_ERR_IO, "%s: read failed: %s", path, strerror(e));
+            return st;
         }
-        if (r == 0) break;
-        got += (size_t)r;
+        got += n;
+        if (got < cap) break; /* the end of the input */
     }
     if (got > max_size) {
         free(buf);
@@ -60,17 +75,11 @@ static nmf_status read_stream(int fd, const char *path, size_t max_size, uint8_t
 static nmf_status read_regular(int fd, const char *path, size_t n, uint8_t **data, size_t *size) {
     uint8_t *buf = malloc(n + 1); /* +1: a NUL terminator makes text parsing safe */
     if (!buf) return nmf_error(NMF_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n);
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            free(buf);
-            return nmf_error(NMF_ERR_IO, "%s: read failed: %s", path, strerror(e));
-        }
-        if (r == 0) break;
-        got += (size_t)r;
+    size_t got;
+    nmf_status st = read_full(fd, path, buf, n, &got);
+    if (st != NMF_OK) {
+        free(buf);
+        return st;
     }
     if (got != n) {
         free(buf);
