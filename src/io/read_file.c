@@ -5,10 +5,25 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Bytes of memory the kernel says new allocations can get without swapping (MemAvailable of
+ * /proc/meminfo); 0 when that cannot be read (then no check is made). */
+static uint64_t memory_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+    fclose(f);
+    return kib > UINT64_MAX / 1024 ? UINT64_MAX : (uint64_t)kib * 1024;
+}
 
 /* First buffer for a stream; doubled as data keeps coming. */
 #define STREAM_CHUNK ((size_t)1 << 16)
@@ -101,12 +116,18 @@ nmf_status nmf_read_file(const char *path, size_t max_size, uint8_t **data, size
     if (fd < 0) return nmf_error(NMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     nmf_status rc;
+    uint64_t avail;
     if (fstat(fd, &st) != 0) {
         rc = nmf_error(NMF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     } else if (S_ISREG(st.st_mode)) {
         if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)max_size)
             rc = nmf_error(NMF_ERR_UNSUPPORTED, "%s: file is %lld bytes, over the limit of %zu",
                            path, (long long)st.st_size, max_size);
+        else if (st.st_size > 0 && (avail = memory_available()) && (uint64_t)st.st_size > avail)
+            /* refused before allocating: reading it would have the OOM killer end the process */
+            rc = nmf_error(NMF_ERR_NOMEM,
+                           "%s: file is %lld bytes, more than the %llu bytes of memory available",
+                           path, (long long)st.st_size, (unsigned long long)avail);
         else
             rc = read_regular(fd, path, (size_t)st.st_size, data, size);
     } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {

@@ -22,6 +22,8 @@ static const char *tp(const char *name) {
     return buf[k];
 }
 
+static void big_file_refused(void); /* below */
+
 static void put(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
     if (!f) abort();
@@ -239,11 +241,41 @@ static void test_inputs(void) {
     free(data);
     CHECK_STATUS(nmf_read_file(dir, 100, &data, &size), NMF_ERR_IO);
     CHECK(strstr(nmf_last_error(), "not a regular file") != NULL);
+    big_file_refused();
     CHECK_STATUS(nmf_read_file(tp("missing"), 100, &data, &size), NMF_ERR_IO);
     /* /dev/null through a link reads as an empty stream */
     CHECK_OK(nmf_read_file(tp("null"), 100, &data, &size));
     CHECK(size == 0);
     free(data);
+}
+
+/* A file larger than the memory the machine has available is refused before anything is
+ * allocated (the OOM killer would end the process otherwise), by nmf_read_file and so by every
+ * reader built on it. The file is sparse: 1 GiB more than MemAvailable, no disk used. Skipped
+ * where that would exceed the readers' own 64 GiB limit or where /proc/meminfo is missing. */
+static void big_file_refused(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    unsigned long long kib = 0;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+    if (f) fclose(f);
+    const unsigned long long bytes = kib * 1024ull + (1ull << 30);
+    if (!kib || bytes >= (60ull << 30)) {
+        printf("test_output_targets: file larger than memory: skipped (MemAvailable %llu kB)\n", kib);
+        return;
+    }
+    int fd = open(tp("sparse.safetensors"), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)bytes) == 0);
+    if (fd >= 0) close(fd);
+    uint8_t *data = NULL;
+    size_t size = 0;
+    CHECK_STATUS(nmf_read_file(tp("sparse.safetensors"), (size_t)64 << 30, &data, &size), NMF_ERR_NOMEM);
+    CHECK_MSG(strstr(nmf_last_error(), "bytes of memory available") != NULL, "%s", nmf_last_error());
+    CHECK(data == NULL);
+    nmf_tensor_set set;
+    CHECK_STATUS(nmf_safetensors_read(tp("sparse.safetensors"), &set), NMF_ERR_NOMEM);
+    unlink(tp("sparse.safetensors"));
 }
 
 int main(void) {
