@@ -7,10 +7,11 @@
  *
  * The backend is decided once per process: NMF_GEMM=openblas|onednn forces one; otherwise the
  * first built-in backend in order of preference that runs a real (non-generic) kernel on this
- * CPU. The order comes from measurements (docs/PERFORMANCE.md): oneDNN picks its kernels by CPU
- * features and matched or beat OpenBLAS on every shape we timed, on AMD Zen 3 (AVX2) and Intel
- * Sapphire Rapids class (AVX-512), and its one-row path is 4-6x faster than OpenBLAS's sgemv
- * there; OpenBLAS 0.3.21 runs a generic SSE kernel on CPUs it does not know by model number. */
+ * CPU. oneDNN comes first because it picks its kernels by CPU features: on the Intel Xeon of
+ * issue 10 (model 207, AVX-512) it ran at 88 % of the core's FMA peak where Debian's OpenBLAS
+ * 0.3.21, which decides by model number, fell back to its generic SSE kernel (18-30 GFLOP/s); on
+ * AMD Zen 3, which OpenBLAS knows, the two are within 0-30 % of each other, oneDNN ahead on most
+ * shapes (docs/PERFORMANCE.md). */
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>

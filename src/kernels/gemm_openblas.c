@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h> /* strcasecmp */
 
 #include "kernels/gemm_backend.h"
 

@@ -1,4 +1,4 @@
-/* nmf_linear: a weight W [out][in], dense (products through CBLAS, gemm.c) or N:M (products
+/* nmf_linear: a weight W [out][in], dense (products through nmf_gemm, gemm.c) or N:M (products
  * through our kernels, in the panel layout of spmm.h, built here once, and the layouts its plan
  * needs, built with the plan when the layer is created: spmm_plan.c).
  * Threads (nmf_get_threads(), OpenMP): the token-vectorised forward shares one transposed x

@@ -1,7 +1,7 @@
-/* Forward/backward pairs of the ViT's layers. Products go through nmf_gemm (OpenBLAS); the rest
- * is OpenMP over rows. Reductions over rows (weight/bias gradients of LayerNorm, biases) run in
- * a fixed order so that a run is bit-reproducible for a given thread count (resume relies on
- * this). */
+/* Forward/backward pairs of the ViT's layers. Products go through nmf_gemm (oneDNN or
+ * OpenBLAS); the rest is OpenMP over rows. Reductions over rows (weight/bias gradients of
+ * LayerNorm, biases) run in a fixed order so that a run is bit-reproducible for a given thread
+ * count (resume relies on this). */
 #include "train/layers.h"
 
 #include <math.h>
