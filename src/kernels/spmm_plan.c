@@ -7,7 +7,8 @@
  * - AVX-512: the 4 x 64 token-vectorised kernel at density >= 1/2 with full 64-token tiles
  *   (Zen 4: 5-20 % faster there; at lower densities its transposes cost more than the permutes
  *   it saves); the panel kernel elsewhere, with u32 positions from NMF_SPMM_WIDE_MIN_TOKENS.
- * - AVX2: the token-vectorised kernel from NMF_TV2_MIN_TOKENS tokens at every pattern (Zen 3:
+ * - AVX2: the token-vectorised kernel from NMF_TV2_MIN_TOKENS tokens at every pattern, for
+ *   layers of at least NMF_TV2_MIN_WEIGHTS weights (Zen 3:
  *   the panel kernel's vpermps per FMA holds it near a quarter of the FMA peak), 2 rows x 6
  *   token vectors (48-token tiles), input blocks of 128 columns, chunks of 512 rows. Measured
  *   by a sweep of R x TOK in {1x64, 2x32, 2x48, 1x48, 4x16, 2x16, 1x32, 4x24}, input blocks
@@ -24,6 +25,12 @@
  * tokens: the panel kernel (4-token blocks) is faster there (Zen 3, 768x768: 2-4 tokens 2-4x);
  * at 8 they are even, from 16 on the tv kernel leads (1.4-1.9x). */
 #define NMF_TV2_MIN_TOKENS 8
+/* Below this many dense weights (out x in) the tv kernel's per-product transposes and scratch cost
+ * more than its FMAs save: measured at 17 tokens (Zen 3, the make-run ViT's layers), 64x64,
+ * 128x64, 64x128 and 192x64 ran 2:8 / 1:8 20-50 % faster on the panel kernel, while from
+ * 128x128 up the tv kernel won (1:8 0.0053 vs 0.0062 ms, 2:8 0.0060 vs 0.0085 ms). Such layers
+ * keep the panel kernel at every token count and never build the tv layout. */
+#define NMF_TV2_MIN_WEIGHTS ((size_t)128 * 128)
 #define TV2_ROWS 2     /* R x V = 2 x 6 accumulators: 1 broadcast + 6 loads per 6 FMAs */
 #define TV2_TOKENS 48  /* V = 6 token vectors per tile */
 #define TV2_IN_BLOCK 128 /* input columns per block: 24 KiB of xT, in L1 (32 KiB) */
@@ -72,7 +79,8 @@ void nmf_spmm_plan_free(nmf_spmm_plan *p, nmf_spmm_weights *w) {
  * u32 positions at some token count. */
 static int may_tv(const nmf_spmm_plan *p, const nmf_spmm_weights *w) {
     if (p->tuning.tv == NMF_SPMM_OFF) return 0;
-    if (p->isa == NMF_ISA_AVX2) return 1;
+    if (p->isa == NMF_ISA_AVX2)
+        return p->tuning.tv == NMF_SPMM_ON || w->out * w->in >= NMF_TV2_MIN_WEIGHTS;
     return p->isa == NMF_ISA_AVX512 && (p->tuning.tv == NMF_SPMM_ON || 2 * w->n >= w->m);
 }
 static int may_wide(const nmf_spmm_plan *p) {

@@ -305,10 +305,11 @@ static void test_bad_input(void) {
 /* The plan: what each token count runs (the names are what the layer runs, see the forward
  * checks in run_case), kernels forced through the layer, bad tuning rejected. */
 static void test_plan(void) {
-    nmf_nm_matrix a;
-    float w[48 * 64];
+    nmf_nm_matrix a, small;
+    static float w[128 * 128];
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) w[i] = test_rand_float(&rng);
-    CHECK_OK(nmf_nm_pack(&a, w, 48, 64, (nmf_pattern){2, 8}, 0));
+    CHECK_OK(nmf_nm_pack(&a, w, 128, 128, (nmf_pattern){2, 8}, 0));
+    CHECK_OK(nmf_nm_pack(&small, w, 48, 64, (nmf_pattern){2, 8}, 0)); /* < NMF_TV2_MIN_WEIGHTS */
     nmf_spmm_tuning tune = nmf_spmm_tuning_default();
     tune.tv = NMF_SPMM_AUTO; /* whatever NMF_SPMM says */
     for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
@@ -319,10 +320,18 @@ static void test_plan(void) {
         CHECK_OK(nmf_linear_set_tuning(lin, &tune));
         const char *name = nmf_isa_name((nmf_isa)isa);
         CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), name));
-        if (isa == NMF_ISA_AVX2) { /* tv from 8 tokens at every pattern */
+        if (isa == NMF_ISA_AVX2) { /* tv from 8 tokens at every pattern, layers of 128x128 up */
             CHECK(!strcmp(nmf_linear_kernel_name(lin, 7), "avx2"));
             CHECK(!strcmp(nmf_linear_kernel_name(lin, 8), "avx2-tv"));
             CHECK(!strcmp(nmf_linear_kernel_name(lin, 512), "avx2-tv"));
+            nmf_linear *sl = NULL; /* a small layer keeps the panel kernel and builds no tv layout */
+            CHECK_OK(nmf_linear_create_nm(&sl, &small));
+            if (sl) {
+                CHECK_OK(nmf_linear_set_tuning(sl, &tune));
+                CHECK(!strcmp(nmf_linear_kernel_name(sl, 512), "avx2"));
+                CHECK(nmf_linear_spmm_weights(sl)->tv_off == NULL);
+            }
+            nmf_linear_free(sl);
         }
         if (isa == NMF_ISA_AVX512) /* 2:8: below the density of its tv rule */
             CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "avx512"));
@@ -343,6 +352,7 @@ static void test_plan(void) {
     CHECK_OK(nmf_linear_create_dense(&dl, w, 48, 64));
     CHECK_STATUS(nmf_linear_set_tuning(dl, &tune), NMF_ERR_INVALID_ARG);
     nmf_linear_free(dl);
+    nmf_nm_free(&small);
     nmf_nm_free(&a);
 }
 
