@@ -5,6 +5,7 @@
  * field's key per family and the rest of the parser is written once. Sizes are required; keys
  * the HF config classes give defaults to (eps, activation, kv heads, rope_theta, tying, labels)
  * take those defaults. Every error names the key as it is spelled in the file. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,7 +339,9 @@ static nmf_status parse_fields(const hf_json *j, nmf_hf_config *c) {
     if (c->model_type == NMF_HF_BERT)
         st = hf_int(j, "type_vocab_size", 0, 2, 1, HF_MAX_TYPE_VOCAB, &c->type_vocab_size);
     double eps = 0;
-    if (!st) st = hf_real(j, k->eps, k->eps_default, 0.0, 0.5, &eps);
+    /* above FLT_MIN: a smaller eps (found by fuzz_hf_config: 1e-46) rounds to 0 or a subnormal
+     * as the float the norms use */
+    if (!st) st = hf_real(j, k->eps, k->eps_default, (double)FLT_MIN, 0.5, &eps);
     c->norm_eps = (float)eps;
     if (!st && c->model_type == NMF_HF_LLAMA)
         st = hf_real(j, "rope_theta", 10000.0, 1.0, 1e12, &c->rope_theta);

@@ -341,6 +341,9 @@ static const config_case bad_configs[] = {
     {NMF_HF_LLAMA, "rope_theta", "0", NMF_ERR_FORMAT, NULL},
     {NMF_HF_LLAMA, "rope_theta", "\"1e4\"", NMF_ERR_FORMAT, NULL},
     {NMF_HF_LLAMA, "rms_norm_eps", "-0.0", NMF_ERR_FORMAT, NULL},
+    /* regression (fuzz_hf_config): positive as a double, 0 as the float the norms use */
+    {NMF_HF_LLAMA, "rms_norm_eps", "1e-46", NMF_ERR_FORMAT, NULL},
+    {NMF_HF_BERT, "layer_norm_eps", "1e-87", NMF_ERR_FORMAT, NULL},
     {NMF_HF_LLAMA, "rope_scaling", "{\"rope_type\":\"llama3\",\"factor\":8.0}", NMF_ERR_UNSUPPORTED, NULL},
     {NMF_HF_LLAMA, "head_dim", "16", NMF_ERR_UNSUPPORTED, NULL},
     {NMF_HF_LLAMA, "intermediate_size", NULL, NMF_ERR_NOT_FOUND, NULL},
