@@ -16,8 +16,7 @@ LIB=$BUILD/tests/faults/libnmf_faults.so
 [ -r "$LIB" ] || { echo "test_fault_sweep: $LIB missing" >&2; exit 1; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "${NMF_SOURCE_DIR:?NMF_SOURCE_DIR not set}/tests/cli_lib.sh" # failures, fail, expect_error
 
 functions=(write fsync rename read malloc)
 declare -A err=([write]=ENOSPC [fsync]=EIO [rename]=EIO [read]=EIO [malloc]=ENOMEM)
@@ -31,6 +30,31 @@ INPUT=$FIX/vit_dense_small.input.npy
 D=$TMP/out
 mkdir "$D"
 
+# inject NAME FN N DEST PREVIOUS REFERENCE -- command...: one run with the n-th call of FN failing,
+# PREVIOUS put at DEST first. Sets outcome: "error" (exit 1, one stderr line, DEST still
+# PREVIOUS), "survived" (exit 0 and DEST equals REFERENCE, the clean run's output) or "bad" (a
+# failure was reported).
+inject() {
+    local name=$1 fn=$2 n=$3 dest=$4 prev=$5 reference=$6 rc
+    shift 7
+    outcome=bad
+    cp "$prev" "$dest"
+    rm -f "$TMP/rep1"
+    NMF_FAULT=$fn:$n:${err[$fn]} NMF_FAULT_REPORT=$TMP/rep1 LD_PRELOAD=$LIB "$@" >/dev/null 2>"$TMP/err"
+    rc=$?
+    grep -q "^injected $fn $n" "$TMP/rep1" 2>/dev/null || { fail "$name: $fn #$n not reached"; return; }
+    if ls -a "$D" | grep -q '\.tmp$'; then fail "$name: $fn #$n left a temporary file"; rm -f "$D"/*.tmp; fi
+    if [ $rc -eq 0 ]; then
+        cmp -s "$dest" "$reference" || { fail "$name: $fn #$n: exit 0 but the output is wrong"; return; }
+        outcome=survived
+        return
+    fi
+    if [ $rc -ne 1 ]; then fail "$name: $fn #$n: exit $rc: $(head -3 "$TMP/err")"; return; fi
+    [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "$name: $fn #$n: stderr is not one line: $(head -3 "$TMP/err")"
+    cmp -s "$dest" "$prev" || fail "$name: $fn #$n: the previous file was changed"
+    outcome=error
+}
+
 # sweep NAME DEST PREVIOUS -- command...: PREVIOUS is put at DEST before every run
 sweep() {
     local name=$1 dest=$2 prev=$3
@@ -42,7 +66,7 @@ sweep() {
         || { fail "$name: clean run failed: $(cat "$TMP/err")"; return; }
     cp "$dest" "$TMP/reference"
     cmp -s "$TMP/reference" "$prev" && { fail "$name: previous file equals the new output"; return; }
-    local injected=0 errors=0 tolerated=0 fn n count rc step summary=""
+    local injected=0 errors=0 tolerated=0 fn n count step summary=""
     for fn in "${functions[@]}"; do
         count=$(awk -v f="$fn" '$1 == f {print $2}' "$TMP/report")
         summary="$summary $fn $count,"
@@ -50,23 +74,10 @@ sweep() {
         step=1
         [ "$fn" = malloc ] && [ "${NMF_FAULT_FULL:-0}" != 1 ] && step=$(( (count + 39) / 40 ))
         for ((n = 1; n <= count; n += step)); do
-            cp "$prev" "$dest"
-            rm -f "$TMP/rep1"
-            NMF_FAULT=$fn:$n:${err[$fn]} NMF_FAULT_REPORT=$TMP/rep1 LD_PRELOAD=$LIB "$@" \
-                >/dev/null 2>"$TMP/err"
-            rc=$?
             injected=$((injected + 1))
-            grep -q "^injected $fn $n" "$TMP/rep1" 2>/dev/null || { fail "$name: $fn #$n not reached"; continue; }
-            if ls -a "$D" | grep -q '\.tmp$'; then fail "$name: $fn #$n left a temporary file"; rm -f "$D"/*.tmp; fi
-            if [ $rc -eq 0 ]; then
-                cmp -s "$dest" "$TMP/reference" || fail "$name: $fn #$n: exit 0 but the output is wrong"
-                tolerated=$((tolerated + 1))
-                continue
-            fi
-            if [ $rc -ne 1 ]; then fail "$name: $fn #$n: exit $rc: $(head -3 "$TMP/err")"; continue; fi
-            [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "$name: $fn #$n: stderr is not one line: $(head -3 "$TMP/err")"
-            cmp -s "$dest" "$prev" || fail "$name: $fn #$n: the previous file was changed"
-            errors=$((errors + 1))
+            inject "$name" "$fn" "$n" "$dest" "$prev" "$TMP/reference" -- "$@"
+            [ $outcome = error ] && errors=$((errors + 1))
+            [ $outcome = survived ] && tolerated=$((tolerated + 1))
         done
     done
     echo "faults $name:$summary $injected injected: $errors clear errors (previous file intact), $tolerated survived (output correct)"
@@ -105,21 +116,11 @@ if [ -r "$DATA/train-images-idx3-ubyte.gz" ]; then
         [ "${NMF_FAULT_FULL:-0}" = 1 ] || step=$(( (count + 11) / 12 ))
         [ $step -ge 1 ] || step=1
         for ((n = 1; n <= count; n += step)); do
-            cp "$TMP/prev_24.nmf" "$D/t.nmf"
-            rm -f "$D/t.ckpt" "$TMP/rep1"
-            NMF_FAULT=$fn:$n:${err[$fn]} NMF_FAULT_REPORT=$TMP/rep1 LD_PRELOAD=$LIB "${train[@]}" 2>"$TMP/err"
-            rc=$?
+            rm -f "$D/t.ckpt"
             injected=$((injected + 1))
-            grep -q "^injected $fn $n" "$TMP/rep1" 2>/dev/null || { fail "train: $fn #$n not reached"; continue; }
-            if ls -a "$D" | grep -q '\.tmp$'; then fail "train: $fn #$n left a temporary file"; rm -f "$D"/*.tmp; fi
-            if [ $rc -eq 0 ]; then
-                cmp -s "$D/t.nmf" "$TMP/train_reference" || fail "train: $fn #$n: exit 0 but the family is wrong"
-                tolerated=$((tolerated + 1))
-                continue
-            fi
-            if [ $rc -ne 1 ]; then fail "train: $fn #$n: exit $rc: $(head -3 "$TMP/err")"; continue; fi
-            [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "train: $fn #$n: stderr is not one line: $(head -3 "$TMP/err")"
-            cmp -s "$D/t.nmf" "$TMP/prev_24.nmf" || fail "train: $fn #$n: the previous family was changed"
+            inject train "$fn" "$n" "$D/t.nmf" "$TMP/prev_24.nmf" "$TMP/train_reference" -- "${train[@]}"
+            [ $outcome = survived ] && tolerated=$((tolerated + 1))
+            [ $outcome = error ] || continue
             errors=$((errors + 1))
             if [ -e "$D/t.ckpt" ]; then # what the failed run left must resume to the clean result
                 "${train[@]}" --resume 2>"$TMP/err" || { fail "train: $fn #$n: resume failed: $(cat "$TMP/err")"; continue; }

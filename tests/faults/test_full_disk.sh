@@ -15,8 +15,7 @@ if ! mount -t tmpfs -o size=16k,mode=0755 tmpfs "$MNT" 2>/dev/null; then
     echo "test_full_disk: skipped (mount not permitted here)"; exit 0
 fi
 trap 'umount "$MNT"; rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "${NMF_SOURCE_DIR:?NMF_SOURCE_DIR not set}/tests/cli_lib.sh" # failures, fail, expect_error
 
 "$CLI" prune "$MODEL" "$TMP/prev.nmf" --pattern 2:4 || fail "setup: prune" # 9 KB: 3 of 4 pages
 cp "$TMP/prev.nmf" "$MNT/f.nmf" || fail "setup: the previous file does not fit"

@@ -7,22 +7,11 @@ CLI=${NMF_CLI:?NMF_CLI not set}
 FIX=${NMF_SOURCE_DIR:?NMF_SOURCE_DIR not set}/tests/fixtures/model
 TMP=$(mktemp -d)
 trap 'chmod -R u+w "$TMP"; rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "${NMF_SOURCE_DIR:?NMF_SOURCE_DIR not set}/tests/cli_lib.sh" # failures, fail, expect_error
 MODEL=$FIX/vit_2to8.safetensors
 IN=$FIX/vit_2to8.input.npy
 run() { "$CLI" run "$MODEL" --threads 1 "$@"; }
 
-# expect_error DESCRIPTION PATTERN -- command...: non-zero exit, one stderr line matching
-expect_error() {
-    local what=$1 pattern=$2
-    shift 3
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    if [ $rc -eq 0 ]; then fail "$what: exit 0"; return; fi
-    if [ "$(wc -l <"$TMP/err")" -ne 1 ]; then fail "$what: stderr is not one line:"; cat "$TMP/err" >&2; return; fi
-    grep -q -- "$pattern" "$TMP/err" || { fail "$what: stderr lacks '$pattern':"; cat "$TMP/err" >&2; }
-}
 no_temp_files() { ! ls -a "$@" | grep -q '\.tmp$' || fail "temporary file left in $*"; }
 
 run --input "$IN" --output "$TMP/ref.npy" || fail "reference run"

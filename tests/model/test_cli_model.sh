@@ -6,19 +6,8 @@ CLI=${NMF_CLI:?NMF_CLI not set}
 FIX=${NMF_SOURCE_DIR:?NMF_SOURCE_DIR not set}/tests/fixtures/model
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+. "${NMF_SOURCE_DIR:?NMF_SOURCE_DIR not set}/tests/cli_lib.sh" # failures, fail, expect_error
 
-# expect_error DESCRIPTION PATTERN -- command...: non-zero exit, exactly one stderr line matching
-expect_error() {
-    local what=$1 pattern=$2
-    shift 3
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    if [ $rc -eq 0 ]; then fail "$what: exit 0"; return; fi
-    if [ "$(wc -l <"$TMP/err")" -ne 1 ]; then fail "$what: stderr is not one line:"; cat "$TMP/err" >&2; return; fi
-    grep -q -- "$pattern" "$TMP/err" || { fail "$what: stderr lacks '$pattern':"; cat "$TMP/err" >&2; }
-}
 
 for cmd in "run" "eval" "bench model"; do
     $CLI $cmd --help >"$TMP/help" 2>&1 || fail "$cmd --help exit status"
