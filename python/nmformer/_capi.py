@@ -1,0 +1,217 @@
+"""The C API as ctypes sees it: the public structs of include/nmformer/*.h, field for field, and
+the signature of every function the package calls.
+
+The struct layouts are checked against the C compiler's in the tests (tests/python: a small C
+program prints sizeof/offsetof of each, the test compares them with these), so a header change
+that is not mirrored here fails `make test` instead of corrupting memory.
+"""
+import ctypes as C
+
+from nmformer import _loader
+from nmformer.errors import LibraryError
+
+MAX_DIMS = 4          # NMF_MAX_DIMS
+FAMILY_MAX_MODELS = 64  # NMF_FAMILY_MAX_MODELS
+
+size_t = C.c_size_t
+status_t = C.c_int   # nmf_status
+dtype_t = C.c_int    # nmf_dtype
+
+
+class VitConfig(C.Structure):  # nmf_vit_config
+    _fields_ = [("arch", C.c_char * 16), ("img_size", C.c_int), ("patch", C.c_int),
+                ("in_chans", C.c_int), ("dim", C.c_int), ("depth", C.c_int), ("heads", C.c_int),
+                ("mlp_ratio", C.c_float), ("num_classes", C.c_int), ("mean", C.c_float),
+                ("std", C.c_float)]
+
+
+class ConfigOverrides(C.Structure):  # nmf_config_overrides
+    _fields_ = [("img_size", C.c_int), ("patch", C.c_int), ("in_chans", C.c_int),
+                ("dim", C.c_int), ("depth", C.c_int), ("heads", C.c_int),
+                ("num_classes", C.c_int), ("mlp_ratio", C.c_float)]
+
+
+class Pattern(C.Structure):  # nmf_pattern
+    _fields_ = [("n", C.c_int), ("m", C.c_int)]
+
+
+class NmMatrix(C.Structure):  # nmf_nm_matrix
+    _fields_ = [("rows", size_t), ("cols", size_t), ("groups", size_t), ("pattern", Pattern),
+                ("values", C.POINTER(C.c_float)), ("pos", C.POINTER(C.c_uint8)),
+                ("storage_", C.c_void_p)]
+
+
+class Tensor(C.Structure):  # nmf_tensor
+    _fields_ = [("name", C.c_char_p), ("ndim", C.c_int), ("shape", C.c_int64 * MAX_DIMS),
+                ("numel", size_t), ("data", C.POINTER(C.c_float)),
+                ("nm", C.POINTER(NmMatrix))]
+
+
+class Meta(C.Structure):  # nmf_meta
+    _fields_ = [("key", C.c_char_p), ("value", C.c_char_p)]
+
+
+class TensorSet(C.Structure):  # nmf_tensor_set
+    _fields_ = [("items", C.POINTER(Tensor)), ("count", size_t), ("cap", size_t),
+                ("meta", C.POINTER(Meta)), ("meta_count", size_t), ("meta_cap", size_t),
+                ("index_", C.POINTER(size_t)), ("index_cap_", size_t)]
+
+
+class Candidate(C.Structure):  # nmf_candidate
+    _fields_ = [("name", C.c_char * 32), ("tensors", TensorSet)]
+
+
+class FamilyStruct(C.Structure):  # nmf_family
+    _fields_ = [("config", VitConfig), ("models", C.POINTER(Candidate)), ("count", size_t)]
+
+
+class WriteOptions(C.Structure):  # nmf_write_options
+    _fields_ = [("value_dtype", dtype_t)]
+
+
+class StoredTensor(C.Structure):  # nmf_stored_tensor
+    _fields_ = [("model", size_t), ("tensor", size_t), ("dtype", dtype_t), ("pattern", Pattern),
+                ("offset", C.c_uint64), ("size", C.c_uint64), ("payload", size_t)]
+
+
+class FamilyLayout(C.Structure):  # nmf_family_layout
+    _fields_ = [("items", C.POINTER(StoredTensor)), ("count", size_t), ("payloads", size_t),
+                ("version", C.c_uint32), ("file_size", C.c_uint64),
+                ("data_offset", C.c_uint64), ("data_size", C.c_uint64),
+                ("json_size", C.c_uint64)]
+
+
+class ParamKind(C.Structure):  # nmf_param_kind
+    _fields_ = [("name", C.c_char_p), ("role", C.c_int), ("per_block", C.c_int), ("nm", C.c_int),
+                ("in_axis", C.c_int)]
+
+
+class Param(C.Structure):  # nmf_param
+    _fields_ = [("name", C.c_char * 64), ("kind", C.c_int), ("block", C.c_int), ("ndim", C.c_int),
+                ("shape", C.c_int64 * MAX_DIMS), ("numel", size_t), ("rows", size_t),
+                ("cols", size_t)]
+
+
+LAYOUT_COUNT = 2      # NMF_LAYOUT_COUNT
+DESC_MAX_KINDS = 32   # NMF_DESC_MAX_KINDS
+
+
+class ModelDesc(C.Structure):  # nmf_model_desc
+    _fields_ = [("config", VitConfig), ("family", C.c_char_p), ("kinds", C.POINTER(ParamKind)),
+                ("kind_count", C.c_int), ("params", C.POINTER(Param)), ("count", size_t),
+                ("kind_offset", (size_t * DESC_MAX_KINDS) * LAYOUT_COUNT),
+                ("kind_numel", size_t * DESC_MAX_KINDS), ("kind_first", size_t * DESC_MAX_KINDS),
+                ("floats", size_t * LAYOUT_COUNT)]
+
+
+# For the layout test: C struct name -> ctypes class.
+STRUCTS = {
+    "nmf_vit_config": VitConfig, "nmf_config_overrides": ConfigOverrides,
+    "nmf_pattern": Pattern, "nmf_nm_matrix": NmMatrix, "nmf_tensor": Tensor, "nmf_meta": Meta,
+    "nmf_tensor_set": TensorSet, "nmf_candidate": Candidate, "nmf_family": FamilyStruct,
+    "nmf_write_options": WriteOptions, "nmf_stored_tensor": StoredTensor,
+    "nmf_family_layout": FamilyLayout, "nmf_param_kind": ParamKind, "nmf_param": Param,
+    "nmf_model_desc": ModelDesc,
+}
+
+P = C.POINTER
+vit_p = C.c_void_p  # nmf_vit * (opaque)
+
+# name: (restype, argtypes)
+_SIGNATURES = {
+    # core
+    "nmf_version": (C.c_char_p, []),
+    "nmf_strerror": (C.c_char_p, [status_t]),
+    "nmf_last_error": (C.c_char_p, []),
+    "nmf_clear_error": (None, []),
+    "nmf_set_threads": (None, [C.c_int]),
+    "nmf_get_threads": (C.c_int, []),
+    "nmf_active_isa": (C.c_int, []),
+    "nmf_isa_name": (C.c_char_p, [C.c_int]),
+    "nmf_free": (None, [C.c_void_p]),
+    # patterns and dtypes
+    "nmf_pattern_parse": (status_t, [C.c_char_p, P(Pattern)]),
+    "nmf_pattern_format": (None, [Pattern, C.c_char_p, size_t]),
+    "nmf_nm_code_bits": (C.c_int, [Pattern]),
+    "nmf_dtype_parse": (status_t, [C.c_char_p, P(dtype_t)]),
+    "nmf_dtype_name": (C.c_char_p, [dtype_t]),
+    "nmf_dtype_size": (size_t, [dtype_t]),
+    # config
+    "nmf_vit_config_default": (None, [P(VitConfig)]),
+    "nmf_vit_shape_config": (status_t, [C.c_char_p, P(VitConfig)]),
+    "nmf_vit_config_validate": (status_t, [P(VitConfig)]),
+    "nmf_vit_config_from_json": (status_t, [C.c_char_p, P(VitConfig)]),
+    "nmf_vit_config_to_json": (C.c_void_p, [P(VitConfig)]),  # malloc'd: freed with libc free
+    "nmf_vit_check_tensors": (status_t, [P(VitConfig), P(TensorSet)]),
+    # tensor sets
+    "nmf_tensors_init": (None, [P(TensorSet)]),
+    "nmf_tensors_free": (None, [P(TensorSet)]),
+    "nmf_tensors_add_dense": (status_t, [P(TensorSet), C.c_char_p, C.c_int, P(C.c_int64),
+                                         P(C.c_float), P(P(Tensor))]),
+    "nmf_tensors_find": (P(Tensor), [P(TensorSet), C.c_char_p]),
+    "nmf_tensor_dense": (status_t, [P(Tensor), P(C.c_float)]),
+    "nmf_tensors_set_meta": (status_t, [P(TensorSet), C.c_char_p, C.c_char_p]),
+    "nmf_tensors_get_meta": (C.c_char_p, [P(TensorSet), C.c_char_p]),
+    "nmf_tensors_copy_dense": (status_t, [P(TensorSet), P(TensorSet)]),
+    # files
+    "nmf_safetensors_read_ex": (status_t, [C.c_char_p, P(TensorSet), P(P(dtype_t))]),
+    "nmf_safetensors_write": (status_t, [C.c_char_p, P(TensorSet), dtype_t]),
+    "nmf_family_init": (None, [P(FamilyStruct)]),
+    "nmf_family_free": (None, [P(FamilyStruct)]),
+    "nmf_family_add": (status_t, [P(FamilyStruct), C.c_char_p, P(TensorSet)]),
+    "nmf_family_write": (status_t, [C.c_char_p, P(FamilyStruct), P(WriteOptions)]),
+    "nmf_family_read_layout": (status_t, [C.c_char_p, P(FamilyStruct), P(FamilyLayout)]),
+    "nmf_family_layout_free": (None, [P(FamilyLayout)]),
+    "nmf_load_model_with": (status_t, [C.c_char_p, C.c_char_p, P(VitConfig),
+                                       P(ConfigOverrides), P(VitConfig), P(TensorSet)]),
+    # model description
+    "nmf_model_describe": (status_t, [P(ModelDesc), P(VitConfig)]),
+    "nmf_model_desc_free": (None, [P(ModelDesc)]),
+    "nmf_model_desc_find": (P(Param), [P(ModelDesc), C.c_char_p]),
+    "nmf_param_role_name": (C.c_char_p, [C.c_int]),
+    # models
+    "nmf_model_prune": (status_t, [P(VitConfig), P(TensorSet), Pattern, P(TensorSet)]),
+    "nmf_model_pack_nm": (status_t, [P(VitConfig), P(TensorSet), Pattern]),
+    "nmf_vit_create": (status_t, [P(vit_p), P(VitConfig), P(TensorSet)]),
+    "nmf_vit_free": (None, [vit_p]),
+    "nmf_vit_forward": (status_t, [vit_p, P(C.c_float), P(C.c_float), size_t]),
+    "nmf_vit_weight_bytes": (size_t, [vit_p]),
+}
+
+
+class _Api:
+    """The loaded library with typed functions as attributes (lib.nmf_vit_create(...))."""
+
+    def __init__(self):
+        self.dll, self.path = _loader.load()
+        missing = [n for n in _SIGNATURES if not hasattr(self.dll, n)]
+        if missing:
+            raise LibraryError(f"nmformer: {self.path} lacks {', '.join(missing)} (an older library "
+                          "than this package? rebuild it with `make`)")
+        for name, (res, args) in _SIGNATURES.items():
+            f = getattr(self.dll, name)
+            f.restype, f.argtypes = res, args
+            setattr(self, name, f)
+        libc = C.CDLL(None)
+        self.free = libc.free  # for the malloc'd strings the library hands over
+        self.free.restype, self.free.argtypes = None, [C.c_void_p]
+
+    def take_string(self, ptr):
+        """A malloc'd C string as str; frees it."""
+        if not ptr:
+            return None
+        try:
+            return C.string_at(ptr).decode()
+        finally:
+            self.free(ptr)
+
+
+_api = None
+
+
+def api():
+    """The library, loaded on first use (importing nmformer needs no library)."""
+    global _api
+    if _api is None:
+        _api = _Api()
+    return _api

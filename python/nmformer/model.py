@@ -1,0 +1,249 @@
+"""Model: one model's weights (a candidate of a family, or a single checkpoint) and running it.
+
+A Model holds its weights as the library does (N:M weights packed) and builds the inference
+engine on the first run(). What run() takes depends on the model's kind (``config.arch``):
+today "vit" (images in, logits out). A token-model kind (BERT / GPT-2 / LLaMA) adds an engine
+that takes token ids; the Model class, to_state_dict(), save() and prune() stay as they are.
+"""
+import ctypes
+import threading
+
+import numpy as np
+
+from nmformer import _tensors
+from nmformer._capi import Pattern, WriteOptions, FamilyStruct, api, vit_p
+from nmformer.config import Config, as_config
+from nmformer.errors import check, InvalidArgumentError, ShapeError
+
+DEFAULT_BATCH = 32  # images per forward, as `nmformer run --batch`
+
+
+def dtype_code(dtype):
+    """nmf_dtype of "f32" / "f16" / "bf16" (any case)."""
+    code = ctypes.c_int()
+    check(api().nmf_dtype_parse(str(dtype).encode(), ctypes.byref(code)))
+    return code.value
+
+
+class _VitEngine:
+    """nmf_vit: images (N, C, S, S) -> logits (N, classes)."""
+
+    def __init__(self, config, tset):
+        self._lib = api()
+        self.handle = vit_p()
+        check(self._lib.nmf_vit_create(ctypes.byref(self.handle),
+                                       ctypes.byref(config._to_c()), tset))
+        self.config = config
+        self.lock = threading.Lock()  # the engine's arena is shared: one forward at a time
+
+    def run(self, images, batch_size):
+        c = self.config
+        x = _tensors.as_numpy(images, "images")
+        if x.ndim < 3 or x.shape[-3:] != c.input_shape:
+            raise ShapeError(
+                f"images: shape {list(x.shape)}, the model expects [..., {c.in_chans}, "
+                f"{c.img_size}, {c.img_size}] (float NCHW, normalised)", status=7)
+        if batch_size < 1:
+            raise InvalidArgumentError(f"batch_size {batch_size}: must be >= 1", status=1)
+        lead = x.shape[:-3]
+        n = int(np.prod(lead, dtype=np.int64))
+        x = x.reshape(n, c.in_chans * c.img_size * c.img_size)
+        out = np.empty((n, c.num_classes), dtype=np.float32)
+        with self.lock:
+            for i in range(0, n, batch_size):
+                b = min(batch_size, n - i)
+                check(self._lib.nmf_vit_forward(self.handle, out[i:].ctypes.data_as(_tensors.F32P),
+                                                x[i:].ctypes.data_as(_tensors.F32P), b))
+        return out.reshape(lead + (c.num_classes,))
+
+    def weight_bytes(self):
+        return self._lib.nmf_vit_weight_bytes(self.handle)
+
+    def __del__(self):
+        if getattr(self, "handle", None):
+            self._lib.nmf_vit_free(self.handle)
+
+
+_ENGINES = {"vit": _VitEngine}
+
+
+class Model:
+    """One model: ``config``, weights in timm names, ``name`` ("dense", "2:8", ... or None).
+
+    Get one from :func:`nmformer.load`, ``family[name]``, :func:`nmformer.from_state_dict` or
+    :meth:`prune`. A model taken from a family shares the family's memory (the family stays
+    alive as long as the model does).
+    """
+
+    def __init__(self, config, owner, locate, name=None):
+        """Internal: ``locate()`` returns a pointer to the nmf_tensor_set, which ``owner``
+        keeps alive."""
+        self.config = config
+        self.name = name
+        self._owner = owner
+        self._locate = locate
+        self._engine = None
+
+    # ---- what it holds ----------------------------------------------------------------------
+    @property
+    def kind(self):
+        """The model family, ``config.arch`` ("vit")."""
+        return self.config.arch
+
+    def _set(self):
+        return self._locate()
+
+    @property
+    def tensor_names(self):
+        return [t.name.decode() for t in _tensors.tensors(self._set())]
+
+    @property
+    def pattern(self):
+        """"dense", or the N:M pattern of its packed weights ("2:8")."""
+        pats = {_tensors.tensor_pattern(t) for t in _tensors.tensors(self._set())} - {"dense"}
+        if len(pats) > 1:
+            return ",".join(sorted(pats))
+        return pats.pop() if pats else "dense"
+
+    def to_state_dict(self):
+        """Every tensor as a numpy float32 array, in timm names and checkpoint order; N:M
+        weights unpacked dense (zeros where pruned). ``torch.nn.Module.load_state_dict``
+        accepts it after ``{k: torch.from_numpy(v) for k, v in sd.items()}``."""
+        return {t.name.decode(): _tensors.dense_array(t) for t in _tensors.tensors(self._set())}
+
+    def __repr__(self):
+        c = self.config
+        return (f"<nmformer.Model {self.name or '?'} {c.arch} dim={c.dim} depth={c.depth} "
+                f"pattern={self.pattern}>")
+
+    # ---- running ------------------------------------------------------------------------------
+    def run(self, inputs, batch_size=DEFAULT_BATCH):
+        """Logits of a batch.
+
+        ViT: ``inputs`` of shape (..., in_chans, img_size, img_size), normalised as the config
+        says ((pixel/255 - mean) / std), any real dtype and layout (cast to float32 C order);
+        returns float32 logits (..., num_classes). Runs ``batch_size`` images per forward
+        (threads: :func:`nmformer.set_threads`). Non-finite inputs raise NumericError.
+        """
+        if self._engine is None:
+            engine = _ENGINES.get(self.kind)
+            if engine is None:
+                raise InvalidArgumentError(f"no engine for model kind '{self.kind}'", status=1)
+            self._engine = engine(self.config, self._set())
+        return self._engine.run(inputs, batch_size)
+
+    __call__ = run
+
+    def weight_bytes(self):
+        """Bytes of weights the forward reads (N:M weights as packed)."""
+        if self._engine is None:
+            self.run(np.zeros((0,) + self.config.input_shape, np.float32))
+        return self._engine.weight_bytes()
+
+    # ---- deriving and saving ------------------------------------------------------------------
+    def prune(self, pattern):
+        """One-shot magnitude pruning (nmf_model_prune): a new Model with every N:M-eligible
+        weight pruned to ``pattern`` ("2:8") along its input dimension and held packed."""
+        out = _tensors.OwnedSet()
+        check(api().nmf_model_prune(ctypes.byref(self.config._to_c()), self._set(),
+                                    _tensors.to_pattern(pattern), out.ptr()))
+        return _owned_model(self.config, out, name=str(pattern))
+
+    def pack(self, pattern):
+        """A new Model with the N:M-eligible weights held packed as ``pattern``; they must
+        already be N:M sparse (nmf_model_pack_nm; InvalidArgumentError names the first that
+        is not). For weights pruned elsewhere (a torch model trained with N:M masks)."""
+        out = self._copy_dense()
+        check(api().nmf_model_pack_nm(ctypes.byref(self.config._to_c()), out.ptr(),
+                                      _tensors.to_pattern(pattern)))
+        return _owned_model(self.config, out, name=str(pattern))
+
+    def save(self, path, dtype="f32", name=None):
+        """Writes the model: ``.safetensors`` (dense, zeros where pruned, config in the
+        metadata) or ``.nmf`` (a family of one candidate named ``name``, default the model's
+        name or "dense"; N:M weights stored packed). Writes are atomic."""
+        path = str(path)
+        code = dtype_code(dtype)
+        lib = api()
+        if path.endswith(".safetensors"):
+            # the config travels in the metadata (a family's candidates hold it only once,
+            # for the whole family)
+            out = self._copy_dense()
+            check(lib.nmf_tensors_set_meta(out.ptr(), b"nmformer.config",
+                                           self.config.to_json().encode()))
+            check(lib.nmf_safetensors_write(path.encode(), out.ptr(), code))
+        elif path.endswith(".nmf"):
+            from nmformer.family import Family
+            fam = Family.new(self.config)
+            fam.add(name or self.name or "dense", self)
+            fam.save(path, dtype=dtype)
+        else:
+            raise InvalidArgumentError(f"{path}: want a .nmf or .safetensors file name", status=1)
+
+    def _check(self):
+        """Raises the library's error when the tensors do not fit the config."""
+        check(api().nmf_vit_check_tensors(ctypes.byref(self.config._to_c()), self._set()))
+
+    def _copy_dense(self):
+        out = _tensors.OwnedSet()
+        lib = api()
+        lib.nmf_tensors_free(out.ptr())  # copy_dense initialises it
+        check(lib.nmf_tensors_copy_dense(self._set(), out.ptr()))
+        return out
+
+    def _copy(self):
+        """An OwnedSet with the same tensors, N:M ones packed with the same pattern."""
+        out = self._copy_dense()
+        pat = self.pattern
+        if pat != "dense":
+            check(api().nmf_model_pack_nm(ctypes.byref(self.config._to_c()), out.ptr(),
+                                          _tensors.to_pattern(pat)))
+        return out
+
+
+def _owned_model(config, owned, name=None):
+    return Model(config, owned, owned.ptr, name=name)
+
+
+def from_state_dict(state_dict, config, name=None, pattern=None):
+    """A Model from tensors in timm names (a dict of numpy arrays, torch tensors or anything
+    array-like; any real dtype). ``config`` is a Config, a dict, JSON text or a shape name.
+    The tensors must be exactly the config's (ShapeError / NotFoundError with the library's
+    message naming the first missing, extra or misshapen one). With ``pattern`` ("2:8") the
+    N:M-eligible weights, which must already be N:M sparse, are held packed."""
+    config = as_config(config)
+    owned = _tensors.OwnedSet()
+    for key, value in state_dict.items():
+        _tensors.add_dense(owned, str(key), value)
+    lib = api()
+    check(lib.nmf_tensors_set_meta(owned.ptr(), b"nmformer.config", config.to_json().encode()))
+    check(lib.nmf_vit_check_tensors(ctypes.byref(config._to_c()), owned.ptr()))
+    model = _owned_model(config, owned, name=name or "dense")
+    return model.pack(pattern) if pattern else model
+
+
+def load(path, name=None, config=None):
+    """One model from a file: ``.nmf`` (candidate ``name``; may be omitted when the family
+    holds one) or ``.safetensors``. The config comes from the file; ``config`` (a Config, dict
+    of fields, ...) completes a safetensors file that has none and must agree with one that
+    has (a contradiction raises InvalidArgumentError naming the key)."""
+    from nmformer._capi import ConfigOverrides, VitConfig
+    lib = api()
+    overrides = ConfigOverrides()
+    fallback = None
+    if config is not None:
+        fields = config.to_dict() if isinstance(config, Config) else dict(config)
+        for key in ("img_size", "patch", "in_chans", "dim", "depth", "heads", "num_classes",
+                    "mlp_ratio"):
+            if fields.get(key) is not None:
+                setattr(overrides, key, fields[key])
+        if isinstance(config, Config):  # mean/std/arch too, for a file without a config
+            fallback = ctypes.byref(config._to_c())
+    out = _tensors.OwnedSet()
+    cfg = VitConfig()
+    check(lib.nmf_load_model_with(str(path).encode(), name.encode() if name else None, fallback,
+                                  ctypes.byref(overrides), ctypes.byref(cfg), out.ptr()))
+    model = _owned_model(Config._from_c(cfg), out, name=name)
+    if model.name is None:
+        model.name = model.pattern
+    return model

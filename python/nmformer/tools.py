@@ -1,0 +1,137 @@
+"""prune and convert: what ``nmformer prune`` / ``nmformer convert`` do, from Python, with the same
+library calls (so the files written are the same bytes)."""
+import collections.abc
+import os
+
+from nmformer import _tensors
+from nmformer.errors import InvalidArgumentError
+from nmformer.family import Family
+from nmformer.model import Model, from_state_dict, load
+
+
+def _is_path(x):
+    return isinstance(x, (str, os.PathLike))
+
+
+def _source_model(source, config, model):
+    """The dense model to prune from: a path (.safetensors, or an .nmf's candidate ``model``,
+    default "dense"), a Model, a Family (its ``model`` or "dense") or a state dict (+ config)."""
+    if _is_path(source):
+        path = str(source)
+        name = model or ("dense" if path.endswith(".nmf") else None)
+        return load(path, name=name, config=config)
+    if isinstance(source, Model):
+        return source
+    if isinstance(source, Family):
+        return source[model or "dense"]
+    if isinstance(source, collections.abc.Mapping):
+        if config is None:
+            raise InvalidArgumentError("prune: a state dict needs config= (a Config, dict or "
+                                       "shape name)", status=1)
+        return from_state_dict(source, config)
+    raise InvalidArgumentError(f"prune: cannot read a model from {type(source).__name__}",
+                               status=1)
+
+
+def _patterns(patterns):
+    """["4:8", "2:8"] from a list or "4:8,2:8", each parsed by the library, none twice."""
+    if isinstance(patterns, str):
+        patterns = patterns.split(",")
+    names = []
+    for p in patterns:
+        name = _tensors.pattern_text(_tensors.to_pattern(p))
+        if name in names:
+            raise InvalidArgumentError(f"prune: pattern {name} given twice", status=1)
+        names.append(name)
+    if not names:
+        raise InvalidArgumentError("prune: need at least one N:M pattern", status=1)
+    return names
+
+
+def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model=None, add=False):
+    """One-shot magnitude pruning into a family: in every N:M-eligible weight (the block
+    linears) keep the N largest |w| of each group of M consecutive inputs.
+
+    ``source``: a path (.safetensors or .nmf, whose ``model`` candidate, default "dense", is
+    pruned), a Model, a Family, or a state dict of numpy arrays / torch tensors in timm names
+    (then ``config`` is required: a Config, dict of fields or shape name). ``patterns``: a list
+    of "N:M" or "4:8,2:8". Returns the Family: "dense" (unless ``dense=False``) and one
+    candidate per pattern, named "N:M". With ``out`` (.nmf) it is also written, values as
+    ``dtype`` ("f32" default, "f16", "bf16"). With ``add=True`` the candidates are appended to
+    the existing family ``out`` (keeping its stored dtype unless ``dtype`` is given).
+    Same result as ``nmformer prune SOURCE OUT --pattern ...``.
+    """
+    names = _patterns(patterns)
+    if out is not None and not str(out).endswith(".nmf"):
+        raise InvalidArgumentError(
+            f"prune: {out}: a family is written as .nmf; for one pruned model use "
+            "load(...).prune('2:8').save('x.safetensors')", status=1)
+    src = _source_model(source, config, model)
+    if add:
+        if out is None:
+            raise InvalidArgumentError("prune: add=True needs out= (the family to extend)",
+                                       status=1)
+        fam = Family.open(out)
+        if fam.config != src.config:
+            raise InvalidArgumentError(
+                f"prune: {out}: model config of the source differs from the family's "
+                f"({src.config.to_json()} vs {fam.config.to_json()})", status=1)
+    else:
+        fam = Family.new(src.config)
+        if dense:
+            fam._add_owned("dense", src._copy_dense())
+    for name in names:
+        if name in fam:
+            raise InvalidArgumentError(f"prune: {out or 'the family'} already holds a model "
+                                       f"named '{name}'", status=1)
+        fam._add_owned(name, src.prune(name)._owner)
+    if out is not None:
+        fam.save(out, dtype=dtype or (fam.dtype if add else "f32"))
+    return fam
+
+
+def convert(source, out, model=None, dtype="f32", config=None):
+    """Converts between .safetensors and .nmf, as ``nmformer convert`` (by file extension):
+
+    * safetensors -> .nmf: one candidate named ``model`` (default "dense"); a pattern name
+      ("2:8") stores the N:M-eligible weights packed (they must already be N:M sparse);
+    * .nmf -> safetensors: candidate ``model`` (may be omitted when there is one), dense;
+    * .nmf -> .nmf: every candidate, or only ``model``;
+    * safetensors -> safetensors: re-encoded (e.g. ``dtype="bf16"``).
+
+    ``dtype`` of the stored values: "f32" (default), "f16", "bf16". ``config`` completes a
+    safetensors file without config metadata.
+    """
+    src, out = str(source), str(out)
+    kinds = [(p, p.endswith(".nmf"), p.endswith(".safetensors")) for p in (src, out)]
+    for p, is_nmf, is_st in kinds:
+        if not (is_nmf or is_st):
+            raise InvalidArgumentError(f"convert: {p}: files must be .safetensors or .nmf",
+                                       status=1)
+    src_nmf, out_nmf = kinds[0][1], kinds[1][1]
+    if src_nmf and out_nmf:
+        if config is not None:
+            raise InvalidArgumentError("convert: config applies to safetensors input only",
+                                       status=1)
+        fam = Family.open(src)
+        for name in fam.candidates:  # every candidate must match the family's config
+            fam[name]._check()
+        if model is not None:
+            one = Family.new(fam.config)
+            one._add_owned(model, fam._take(model))
+            fam = one
+        fam.save(out, dtype=dtype)
+        return
+    if not src_nmf and not out_nmf and model not in (None, "dense"):
+        raise InvalidArgumentError("convert: model= names a candidate of an .nmf file; both "
+                                   "files here are safetensors", status=1)
+    m = load(src, name=model if src_nmf else None, config=config)
+    if not out_nmf:
+        m.save(out, dtype=dtype)
+        return
+    name = model or "dense"
+    if name != "dense" and _tensors.is_pattern(name):  # else a plain name, stored as it is
+        m = m.pack(name)
+    fam = Family.new(m.config)
+    fam._add_owned(name, m._owner)
+    fam.save(out, dtype=dtype)
