@@ -5,9 +5,12 @@
 #   scripts/setup.sh --fuzz    also clang + libFuzzer (tests/fuzz, make fuzz)
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
+packages=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libcjson-dev zlib1g-dev dataset-fashion-mnist
+          # the Python package's tests (tests/python): numpy, and a venv that `pip install ./python`
+          # builds offline (setuptools + wheel from Debian, no index)
+          python3-numpy python3-venv python3-setuptools python3-wheel)
 if [[ "${1:-}" == "--torch" ]]; then
-  packages+=(python3-torch python3-numpy)
+  packages+=(python3-torch)
 elif [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev libomp-dev)
 fi

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 
 from nmformer import _tensors
-from nmformer._capi import Pattern, WriteOptions, FamilyStruct, api, vit_p
+from nmformer._capi import api, vit_p
 from nmformer.config import Config, as_config
 from nmformer.errors import check, InvalidArgumentError, ShapeError
 

@@ -4,7 +4,7 @@ import collections.abc
 import os
 
 from nmformer import _tensors
-from nmformer.errors import InvalidArgumentError
+from nmformer.errors import Error, InvalidArgumentError
 from nmformer.family import Family
 from nmformer.model import Model, from_state_dict, load
 
@@ -115,7 +115,10 @@ def convert(source, out, model=None, dtype="f32", config=None):
                                        status=1)
         fam = Family.open(src)
         for name in fam.candidates:  # every candidate must match the family's config
-            fam[name]._check()
+            try:
+                fam[name]._check()
+            except Error as e:
+                raise type(e)(f"model '{name}': {e.message}", e.status) from None
         if model is not None:
             one = Family.new(fam.config)
             one._add_owned(model, fam._take(model))

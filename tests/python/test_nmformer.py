@@ -146,6 +146,33 @@ class TestRun(TmpDir):
         xi = np.arange(784, dtype=np.int16).reshape(1, 1, 28, 28) % 7 - 3
         np.testing.assert_array_equal(m.run(xi), m.run(xi.astype(np.float32)))
 
+    def test_python_threads(self):
+        """Models run from several Python threads (the GIL is released in the library) give
+        what they give alone; one model shared by threads too (its lock)."""
+        import threading
+        fam = nmformer.Family.open(self.cli_family("2:8,1:8"))
+        x = np.random.default_rng(4).standard_normal((8, 1, 28, 28))
+        alone = {name: fam[name].run(x) for name in fam.candidates}
+        models = {name: fam[name] for name in fam.candidates}
+        got, errors = {}, []
+
+        def work(key, name):
+            try:
+                for _ in range(5):
+                    got[key] = models[name].run(x)
+            except Exception as e:  # reported below
+                errors.append(e)
+        jobs = [threading.Thread(target=work, args=((name, k), name))
+                for name in fam.candidates for k in range(2)]
+        for j in jobs:
+            j.start()
+        for j in jobs:
+            j.join()
+        self.assertEqual(errors, [])
+        for (name, _), y in got.items():
+            np.testing.assert_array_equal(y, alone[name], err_msg=name)
+        self.assertEqual(len(got), 6)
+
     def test_threads_setting(self):
         n = nmformer.get_threads()
         self.addCleanup(nmformer.set_threads, n)
