@@ -224,9 +224,10 @@ def from_state_dict(state_dict, config, name=None, pattern=None):
 
 def load(path, name=None, config=None):
     """One model from a file: ``.nmf`` (candidate ``name``; may be omitted when the family
-    holds one) or ``.safetensors``. The config comes from the file; ``config`` (a Config, dict
-    of fields, ...) completes a safetensors file that has none and must agree with one that
-    has (a contradiction raises InvalidArgumentError naming the key)."""
+    holds one) or ``.safetensors``. The config comes from the file; ``config`` (a Config or a
+    dict of fields) completes a safetensors file that has none and must agree with one that
+    has: a contradiction in a size (img_size, patch, in_chans, dim, depth, heads, num_classes,
+    mlp_ratio) raises InvalidArgumentError naming the key."""
     from nmformer._capi import ConfigOverrides, VitConfig
     lib = api()
     overrides = ConfigOverrides()
@@ -237,8 +238,10 @@ def load(path, name=None, config=None):
                     "mlp_ratio"):
             if fields.get(key) is not None:
                 setattr(overrides, key, fields[key])
-        if isinstance(config, Config):  # mean/std/arch too, for a file without a config
-            fallback = ctypes.byref(config._to_c())
+        # the whole config (mean and std too; a dict's missing keys: the defaults) for a file
+        # that has none
+        full = config if isinstance(config, Config) else Config.from_dict(fields)
+        fallback = ctypes.byref(full._to_c())
     out = _tensors.OwnedSet()
     cfg = VitConfig()
     check(lib.nmf_load_model_with(str(path).encode(), name.encode() if name else None, fallback,

@@ -411,6 +411,21 @@ class TestErrors(TmpDir):
         with self.assertRaises(nmformer.InvalidArgumentError) as e:  # contradicts the file
             nmformer.load(TINY, config={"dim": 16})
         self.assertIn("dim", str(e.exception))
+        # a file without a config: the caller's completes it, as the CLI's flags do
+        noconf = os.path.join(MODEL_FIX, "vit_dense_small.noconfig.safetensors")
+        with self.assertRaises(nmformer.NotFoundError):
+            nmformer.load(noconf)
+        cfg = nmformer.load(os.path.join(MODEL_FIX, "vit_dense_small.safetensors")).config
+        flags = ["--img-size", str(cfg.img_size), "--patch", str(cfg.patch), "--in-chans",
+                 str(cfg.in_chans), "--dim", str(cfg.dim), "--depth", str(cfg.depth),
+                 "--heads", str(cfg.heads), "--mlp-ratio", str(cfg.mlp_ratio),
+                 "--classes", str(cfg.num_classes)]
+        x = np.load(os.path.join(MODEL_FIX, "vit_dense_small.input.npy"))
+        np.save(self.path("in.npy"), x)
+        cli("run", noconf, "--input", self.path("in.npy"), "--output", self.path("out.npy"), *flags)
+        fields = {k: v for k, v in cfg.to_dict().items() if k not in ("arch", "mean", "std")}
+        np.testing.assert_array_equal(nmformer.load(noconf, config=fields).run(x),
+                                      np.load(self.path("out.npy")))
 
     def test_library_not_found(self):
         code = ("import nmformer\n"
