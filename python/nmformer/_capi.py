@@ -174,7 +174,9 @@ _SIGNATURES = {
     "nmf_model_pack_nm": (status_t, [P(VitConfig), P(TensorSet), Pattern]),
     "nmf_vit_create": (status_t, [P(vit_p), P(VitConfig), P(TensorSet)]),
     "nmf_vit_free": (None, [vit_p]),
-    "nmf_vit_forward": (status_t, [vit_p, P(C.c_float), P(C.c_float), size_t]),
+    # float buffers as plain addresses (numpy's arr.ctypes.data): the per-call cost of building
+    # ctypes pointer objects is most of a small model's Python overhead
+    "nmf_vit_forward": (status_t, [vit_p, C.c_void_p, C.c_void_p, size_t]),
     "nmf_vit_weight_bytes": (size_t, [vit_p]),
 }
 

@@ -6,6 +6,7 @@ today "vit" (images in, logits out). A token-model kind (BERT / GPT-2 / LLaMA) a
 that takes token ids; the Model class, to_state_dict(), save() and prune() stay as they are.
 """
 import ctypes
+import math
 import threading
 
 import numpy as np
@@ -46,14 +47,17 @@ class _VitEngine:
         if batch_size < 1:
             raise InvalidArgumentError(f"batch_size {batch_size}: must be >= 1", status=1)
         lead = x.shape[:-3]
-        n = int(np.prod(lead, dtype=np.int64))
-        x = x.reshape(n, c.in_chans * c.img_size * c.img_size)
+        n = math.prod(lead)
+        per_image = c.in_chans * c.img_size * c.img_size
+        x = x.reshape(n, per_image)
         out = np.empty((n, c.num_classes), dtype=np.float32)
+        x_at, out_at = x.ctypes.data, out.ctypes.data  # C-contiguous float32: plain addresses
+        forward = self._lib.nmf_vit_forward
         with self.lock:
             for i in range(0, n, batch_size):
                 b = min(batch_size, n - i)
-                check(self._lib.nmf_vit_forward(self.handle, out[i:].ctypes.data_as(_tensors.F32P),
-                                                x[i:].ctypes.data_as(_tensors.F32P), b))
+                check(forward(self.handle, out_at + 4 * i * c.num_classes,
+                              x_at + 4 * i * per_image, b))
         return out.reshape(lead + (c.num_classes,))
 
     def weight_bytes(self):
@@ -83,6 +87,7 @@ class Model:
         self._owner = owner
         self._locate = locate
         self._engine = None
+        self._engine_lock = threading.Lock()  # threads' first run() builds one engine
 
     # ---- what it holds ----------------------------------------------------------------------
     @property
@@ -125,11 +130,13 @@ class Model:
         returns float32 logits (..., num_classes). Runs ``batch_size`` images per forward
         (threads: :func:`nmformer.set_threads`). Non-finite inputs raise NumericError.
         """
-        if self._engine is None:
-            engine = _ENGINES.get(self.kind)
-            if engine is None:
-                raise InvalidArgumentError(f"no engine for model kind '{self.kind}'", status=1)
-            self._engine = engine(self.config, self._set())
+        with self._engine_lock:
+            if self._engine is None:
+                engine = _ENGINES.get(self.kind)
+                if engine is None:
+                    raise InvalidArgumentError(f"no engine for model kind '{self.kind}'",
+                                               status=1)
+                self._engine = engine(self.config, self._set())
         return self._engine.run(inputs, batch_size)
 
     __call__ = run
