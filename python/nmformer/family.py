@@ -6,7 +6,7 @@ from nmformer import _tensors
 from nmformer._capi import FamilyStruct, FamilyLayout, WriteOptions, api
 from nmformer.config import Config, as_config
 from nmformer.errors import check, NotFoundError
-from nmformer.model import Model, dtype_code
+from nmformer.model import EngineSlot, Model, dtype_code
 
 
 class Family(collections.abc.Mapping):
@@ -24,6 +24,7 @@ class Family(collections.abc.Mapping):
         self._lib = api()
         self._fam = FamilyStruct()
         self._lib.nmf_family_init(ctypes.byref(self._fam))
+        self._slots = {}   # name -> engine slot: one engine per candidate however often indexed
         self.path = None   # the file it was read from or last saved to
         self.dtype = "f32"  # stored value dtype: the file's, the default for save()
 
@@ -73,9 +74,12 @@ class Family(collections.abc.Mapping):
 
     def __getitem__(self, name):
         index = self._index(name)
-        # located by index on each use: add() may move the candidate table
-        return Model(self.config, self,
-                     lambda: ctypes.pointer(self._fam.models[index].tensors), name=name)
+        # located by index on each use: add() may move the candidate table. The engine slot
+        # lives here (a model refers to its family, never the other way: no cycle), so
+        # `family[name].run(x)` in a loop builds the engine once.
+        slot = self._slots.setdefault(name, EngineSlot())
+        return Model(self.config, self, lambda: ctypes.pointer(self._fam.models[index].tensors),
+                     name=name, slot=slot)
 
     def __iter__(self):
         return iter(self.candidates)
@@ -109,6 +113,7 @@ class Family(collections.abc.Mapping):
         empty: for families about to be dropped)."""
         owned = _tensors.OwnedSet()
         tensors = self._fam.models[self._index(name)].tensors
+        self._slots.pop(name, None)
         ctypes.memmove(ctypes.byref(owned.set), ctypes.byref(tensors), ctypes.sizeof(tensors))
         self._lib.nmf_tensors_init(ctypes.byref(tensors))
         return owned

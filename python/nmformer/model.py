@@ -71,6 +71,15 @@ class _VitEngine:
 _ENGINES = {"vit": _VitEngine}
 
 
+class EngineSlot:
+    """Where a model's engine is kept, built on the first run (shared by the Model objects of
+    one family candidate)."""
+
+    def __init__(self):
+        self.engine = None
+        self.lock = threading.Lock()  # threads' first run() builds one engine
+
+
 class Model:
     """One model: ``config``, weights in timm names, ``name`` ("dense", "2:8", ... or None).
 
@@ -79,15 +88,14 @@ class Model:
     alive as long as the model does).
     """
 
-    def __init__(self, config, owner, locate, name=None):
+    def __init__(self, config, owner, locate, name=None, slot=None):
         """Internal: ``locate()`` returns a pointer to the nmf_tensor_set, which ``owner``
-        keeps alive."""
+        keeps alive; ``slot`` holds the engine."""
         self.config = config
         self.name = name
         self._owner = owner
         self._locate = locate
-        self._engine = None
-        self._engine_lock = threading.Lock()  # threads' first run() builds one engine
+        self._slot = slot or EngineSlot()
 
     # ---- what it holds ----------------------------------------------------------------------
     @property
@@ -130,22 +138,24 @@ class Model:
         returns float32 logits (..., num_classes). Runs ``batch_size`` images per forward
         (threads: :func:`nmformer.set_threads`). Non-finite inputs raise NumericError.
         """
-        with self._engine_lock:
-            if self._engine is None:
+        return self._engine().run(inputs, batch_size)
+
+    def _engine(self):
+        slot = self._slot
+        with slot.lock:
+            if slot.engine is None:
                 engine = _ENGINES.get(self.kind)
                 if engine is None:
                     raise InvalidArgumentError(f"no engine for model kind '{self.kind}'",
                                                status=1)
-                self._engine = engine(self.config, self._set())
-        return self._engine.run(inputs, batch_size)
+                slot.engine = engine(self.config, self._set())
+            return slot.engine
 
     __call__ = run
 
     def weight_bytes(self):
         """Bytes of weights the forward reads (N:M weights as packed)."""
-        if self._engine is None:
-            self.run(np.zeros((0,) + self.config.input_shape, np.float32))
-        return self._engine.weight_bytes()
+        return self._engine().weight_bytes()
 
     # ---- deriving and saving ------------------------------------------------------------------
     def prune(self, pattern):

@@ -117,6 +117,8 @@ class TestRun(TmpDir):
         np.testing.assert_array_equal(nmformer.load(TINY).run(x32), outs["dense"])
         self.assertEqual(fam["2:8"].pattern, "2:8")
         self.assertEqual(fam["dense"].pattern, "dense")
+        self.assertIs(fam["2:8"]._engine(), fam["2:8"]._engine())  # one engine per candidate
+        self.assertLess(fam["2:8"].weight_bytes(), fam["dense"].weight_bytes())
 
     def test_fixtures_match_reference_logits(self):
         """PyTorch-written fixtures (tests/ref/make_model_fixtures.py): the same logits as
@@ -172,6 +174,24 @@ class TestRun(TmpDir):
         for (name, _), y in got.items():
             np.testing.assert_array_equal(y, alone[name], err_msg=name)
         self.assertEqual(len(got), 6)
+
+    def test_family_freed_without_gc(self):
+        """No reference cycle: dropping the family and its models frees the C memory at once,
+        not at the next cyclic collection."""
+        import gc
+        import weakref
+        fam = nmformer.Family.open(self.cli_family("2:8"))
+        model = fam["2:8"]
+        model.run(np.zeros((1, 1, 28, 28)))
+        ref = weakref.ref(fam)
+        gc.disable()
+        try:
+            del fam
+            self.assertIsNotNone(ref())  # the model keeps its family alive
+            del model
+            self.assertIsNone(ref())
+        finally:
+            gc.enable()
 
     def test_threads_setting(self):
         n = nmformer.get_threads()
