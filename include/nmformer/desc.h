@@ -18,7 +18,8 @@ extern "C" {
 
 /* What a parameter is for. Weight decay, pruning and initialisation follow from it. */
 typedef enum {
-    NMF_ROLE_EMBED = 0, /* input embedding weight (ViT: the patch conv as a matrix) */
+    NMF_ROLE_EMBED = 0, /* input embedding weight (ViT: the patch conv as a matrix; token and
+                         * token-type embeddings) */
     NMF_ROLE_CLS,       /* learned class token */
     NMF_ROLE_POS,       /* learned position embedding */
     NMF_ROLE_NORM_W,    /* norm scale */
@@ -71,8 +72,8 @@ typedef struct {
 #define NMF_DESC_MAX_KINDS 32
 
 typedef struct {
-    nmf_vit_config config;
-    const char *family;          /* "ViT" */
+    nmf_model_config config;
+    const char *family;          /* "ViT", "BERT", "GPT-2", "LLaMA" */
     const nmf_param_kind *kinds; /* the family's kind list (static), kind_count entries */
     int kind_count;
     nmf_param *params;           /* checkpoint order; count entries (malloc'd) */
@@ -86,7 +87,7 @@ typedef struct {
 } nmf_model_desc;
 
 /* The description of a validated config (the config's arch picks the family). */
-NMF_API nmf_status nmf_model_describe(nmf_model_desc *d, const nmf_vit_config *c);
+NMF_API nmf_status nmf_model_describe(nmf_model_desc *d, const nmf_model_config *c);
 NMF_API void nmf_model_desc_free(nmf_model_desc *d);
 /* The row of a tensor name; NULL if the model has no such tensor. */
 NMF_API const nmf_param *nmf_model_desc_find(const nmf_model_desc *d, const char *name);
@@ -184,6 +185,85 @@ NMF_API const char *nmf_vit_param_name(nmf_vit_param p);
 NMF_API int nmf_vit_param_is_block(nmf_vit_param p);
 NMF_API int nmf_vit_param_prunable(nmf_vit_param p); /* N:M-eligible */
 NMF_API int nmf_vit_param_decays(nmf_vit_param p);
+
+/* ---- the token families (Hugging Face names; src/model/hf_desc.c) -----------------------
+ * Names are HF's, after the checkpoint's prefix (config hf.prefix: "bert.", "transformer.",
+ * "model." or ""), except the heads' (classifier.*, lm_head.*), which HF never prefixes. Block
+ * kinds follow "encoder.layer.{i}." (BERT), "h.{i}." (GPT-2), "layers.{i}." (LLaMA). The kind
+ * lists are in state_dict order, which is also the buffer order. Optional kinds (pooler,
+ * classifier, an untied lm_head, LLaMA's biases) are in the table only when the config has them. */
+typedef enum {
+    NMF_BP_WORD = 0, /* (V, D)   embeddings.word_embeddings.weight */
+    NMF_BP_POS,      /* (P, D)   embeddings.position_embeddings.weight */
+    NMF_BP_TYPE,     /* (TV, D)  embeddings.token_type_embeddings.weight */
+    NMF_BP_EMB_LN_W, /* (D)      embeddings.LayerNorm.weight */
+    NMF_BP_EMB_LN_B,
+    NMF_BP_Q_W,      /* (L, D, D)  attention.self.query.weight   N:M */
+    NMF_BP_Q_B,
+    NMF_BP_K_W,      /* (L, D, D)  attention.self.key.weight     N:M */
+    NMF_BP_K_B,
+    NMF_BP_V_W,      /* (L, D, D)  attention.self.value.weight   N:M */
+    NMF_BP_V_B,
+    NMF_BP_AO_W,     /* (L, D, D)  attention.output.dense.weight N:M */
+    NMF_BP_AO_B,
+    NMF_BP_ALN_W,    /* (L, D)     attention.output.LayerNorm.weight (post-norm) */
+    NMF_BP_ALN_B,
+    NMF_BP_I_W,      /* (L, I, D)  intermediate.dense.weight     N:M */
+    NMF_BP_I_B,
+    NMF_BP_O_W,      /* (L, D, I)  output.dense.weight           N:M */
+    NMF_BP_O_B,
+    NMF_BP_OLN_W,    /* (L, D)     output.LayerNorm.weight */
+    NMF_BP_OLN_B,
+    NMF_BP_POOL_W,   /* (D, D)   pooler.dense.weight (dense: a head) */
+    NMF_BP_POOL_B,
+    NMF_BP_CLS_W,    /* (K, D)   classifier.weight (no prefix) */
+    NMF_BP_CLS_B,
+    NMF_BP_COUNT
+} nmf_bert_param;
+
+typedef enum {
+    NMF_GP_WTE = 0,  /* (V, D)   wte.weight (also the tied lm_head) */
+    NMF_GP_WPE,      /* (P, D)   wpe.weight */
+    NMF_GP_LN1_W,    /* (L, D)   ln_1.weight */
+    NMF_GP_LN1_B,
+    NMF_GP_ATTN_W,   /* (L, D, 3D) attn.c_attn.weight   Conv1D [in, out], N:M along axis 0 */
+    NMF_GP_ATTN_B,   /* (L, 3D) */
+    NMF_GP_PROJ_W,   /* (L, D, D)  attn.c_proj.weight   [in, out], N:M */
+    NMF_GP_PROJ_B,
+    NMF_GP_LN2_W,    /* (L, D)   ln_2.weight */
+    NMF_GP_LN2_B,
+    NMF_GP_FC_W,     /* (L, D, I)  mlp.c_fc.weight      [in, out], N:M */
+    NMF_GP_FC_B,     /* (L, I) */
+    NMF_GP_MPROJ_W,  /* (L, I, D)  mlp.c_proj.weight    [in, out], N:M */
+    NMF_GP_MPROJ_B,
+    NMF_GP_LNF_W,    /* (D)      ln_f.weight */
+    NMF_GP_LNF_B,
+    NMF_GP_HEAD_W,   /* (V, D)   lm_head.weight, only when untied (no prefix) */
+    NMF_GP_COUNT
+} nmf_gpt2_param;
+
+typedef enum {
+    NMF_LP_EMBED = 0, /* (V, D)      embed_tokens.weight */
+    NMF_LP_Q_W,       /* (L, H*hd, D)  self_attn.q_proj.weight  N:M */
+    NMF_LP_Q_B,       /* (L, H*hd)     only with attention_bias */
+    NMF_LP_K_W,       /* (L, KV*hd, D) self_attn.k_proj.weight  N:M */
+    NMF_LP_K_B,
+    NMF_LP_V_W,       /* (L, KV*hd, D) self_attn.v_proj.weight  N:M */
+    NMF_LP_V_B,
+    NMF_LP_O_W,       /* (L, D, H*hd)  self_attn.o_proj.weight  N:M */
+    NMF_LP_O_B,
+    NMF_LP_GATE_W,    /* (L, I, D)     mlp.gate_proj.weight     N:M */
+    NMF_LP_GATE_B,    /* only with mlp_bias */
+    NMF_LP_UP_W,      /* (L, I, D)     mlp.up_proj.weight       N:M */
+    NMF_LP_UP_B,
+    NMF_LP_DOWN_W,    /* (L, D, I)     mlp.down_proj.weight     N:M */
+    NMF_LP_DOWN_B,
+    NMF_LP_LN1_W,     /* (L, D)        input_layernorm.weight (RMSNorm) */
+    NMF_LP_LN2_W,     /* (L, D)        post_attention_layernorm.weight */
+    NMF_LP_NORM_W,    /* (D)           norm.weight */
+    NMF_LP_HEAD_W,    /* (V, D)        lm_head.weight, only when untied (no prefix) */
+    NMF_LP_COUNT
+} nmf_llama_param;
 
 #ifdef __cplusplus
 }

@@ -67,7 +67,7 @@ typedef struct {
 } nmf_candidate;
 
 typedef struct {
-    nmf_vit_config config;
+    nmf_model_config config;
     nmf_candidate *models;
     size_t count;
 } nmf_family;
@@ -109,58 +109,21 @@ NMF_API void nmf_family_layout_free(nmf_family_layout *layout);
 /* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
  * names) or .safetensors (name must be NULL or "dense"); config from the file, or from
  * *fallback_config when the file has none (fallback may be NULL). Tensors are checked against the
- * config (nmf_vit_check_tensors). */
-NMF_API nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_config *fallback_config,
-                          nmf_vit_config *config, nmf_tensor_set *tensors);
+ * config (nmf_model_check_tensors). */
+NMF_API nmf_status nmf_load_model(const char *path, const char *name, const nmf_model_config *fallback_config,
+                          nmf_model_config *config, nmf_tensor_set *tensors);
 /* nmf_load_model with config values given by the caller (may be NULL): over the file's own
  * config they must agree with it (a contradiction is an error naming the key); without one they
  * complete fallback_config (or the defaults, when it is NULL). The tensors' nmformer.config
  * metadata is set to the config used. */
 NMF_API nmf_status nmf_load_model_with(const char *path, const char *name,
-                               const nmf_vit_config *fallback_config,
-                               const nmf_config_overrides *overrides, nmf_vit_config *config,
+                               const nmf_model_config *fallback_config,
+                               const nmf_config_overrides *overrides, nmf_model_config *config,
                                nmf_tensor_set *tensors);
 
 /* ---- Hugging Face model folders: config.json + model.safetensors, or shards
  *      model-0000i-of-0000n.safetensors listed in model.safetensors.index.json ---- */
-typedef enum { NMF_HF_BERT = 0, NMF_HF_GPT2, NMF_HF_LLAMA, NMF_HF_MODEL_TYPE_COUNT } nmf_hf_model_type;
-/* Activation names as in HF's ACT2FN: "gelu" (exact erf), "gelu_new" (tanh; "gelu_pytorch_tanh"
- * and "gelu_fast" are read as the same), "relu", "silu" ("swish" is read as the same). */
-typedef enum {
-    NMF_HF_ACT_GELU = 0,
-    NMF_HF_ACT_GELU_TANH,
-    NMF_HF_ACT_RELU,
-    NMF_HF_ACT_SILU,
-    NMF_HF_ACT_COUNT
-} nmf_hf_act;
-NMF_API const char *nmf_hf_model_type_name(nmf_hf_model_type t); /* "bert", "gpt2", "llama" */
-NMF_API const char *nmf_hf_act_name(nmf_hf_act a);               /* "gelu", "gelu_new", "relu", "silu" */
-
-/* config.json as read, validated, with each family's key names mapped onto one set of fields
- * (docs/HF.md has the table of keys, defaults and limits). Optional keys take the defaults of
- * the HF config class, so a config written by any transformers version reads the same. */
-typedef struct {
-    nmf_hf_model_type model_type;
-    char architecture[64];       /* architectures[0]; "" when absent */
-    int hidden_size;             /* GPT-2: n_embd */
-    int num_hidden_layers;       /* GPT-2: n_layer */
-    int num_attention_heads;     /* GPT-2: n_head; divides hidden_size */
-    int num_key_value_heads;     /* LLaMA (default num_attention_heads, divides it); others: heads */
-    int head_dim;                /* hidden_size / num_attention_heads (even for LLaMA: RoPE) */
-    int intermediate_size;       /* GPT-2: n_inner, null -> 4 * n_embd */
-    int vocab_size;
-    int max_position_embeddings; /* GPT-2: n_positions */
-    int type_vocab_size;         /* BERT (default 2); 0 for GPT-2 and LLaMA */
-    float norm_eps;              /* BERT layer_norm_eps (1e-12), GPT-2 layer_norm_epsilon (1e-5),
-                                    LLaMA rms_norm_eps (1e-6) */
-    double rope_theta;           /* LLaMA (default 10000); 0 for BERT and GPT-2 */
-    int tie_word_embeddings;     /* default 1 for BERT and GPT-2, 0 for LLaMA */
-    nmf_hf_act hidden_act;       /* BERT/LLaMA hidden_act ("gelu" / "silu"), GPT-2 activation_function
-                                    ("gelu_new") */
-    int attention_bias, mlp_bias; /* LLaMA: biases on q/k/v/o and on the MLP (default 0); BERT and
-                                     GPT-2 always have biases and report 1 */
-    int num_labels;              /* len(id2label), else num_labels, else 2 (PretrainedConfig) */
-} nmf_hf_config;
+/* nmf_hf_config and its enums are in config.h (a token family's model config). */
 
 /* Parses and validates config.json text; `what` (a path) starts every error. A missing required
  * key is NMF_ERR_NOT_FOUND, a wrong type or a value out of range NMF_ERR_FORMAT, a feature we do

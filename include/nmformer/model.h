@@ -21,20 +21,20 @@ extern "C" {
 typedef struct nmf_vit nmf_vit; /* opaque */
 
 /* Builds a model from tensors in timm names (checked against the config with
- * nmf_vit_check_tensors). Block linear weights held as nm become N:M linears, dense ones dense.
+ * nmf_model_check_tensors). Block linear weights held as nm become N:M linears, dense ones dense.
  * The tensor set is not referenced afterwards (values are copied / repacked). */
-NMF_API nmf_status nmf_vit_create(nmf_vit **out, const nmf_vit_config *c, const nmf_tensor_set *tensors);
+NMF_API nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors);
 
 /* A randomly initialised model of this config (deterministic in seed), every tensor by its role
  * as training initialises it (nmf_param_role_init: timm-style), pruned to pattern by magnitude and held N:M when pattern.n != 0
  * (pattern {0, 0} = dense). For benchmarking shapes without weights. */
-NMF_API nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_vit_config *c, nmf_pattern pattern,
+NMF_API nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_model_config *c, nmf_pattern pattern,
                                  uint64_t seed);
 
 /* nmf_load_model (io.h: .nmf family candidate `name`, or .safetensors) + nmf_vit_create; the
  * tensors are freed once the model holds its own copy. fallback_config may be NULL. */
 NMF_API nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
-                        const nmf_vit_config *fallback_config);
+                        const nmf_model_config *fallback_config);
 
 NMF_API void nmf_vit_free(nmf_vit *m);
 
@@ -49,11 +49,11 @@ NMF_API nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *image
 /* One-shot magnitude pruning: out (initialised here) = dense with every N:M-eligible weight
  * pruned to p along its input dimension and held packed; everything else and the metadata
  * copied dense. N:M inputs are unpacked first. The detail names a tensor that cannot be pruned. */
-NMF_API nmf_status nmf_model_prune(const nmf_vit_config *c, const nmf_tensor_set *dense, nmf_pattern p,
+NMF_API nmf_status nmf_model_prune(const nmf_model_config *c, const nmf_tensor_set *dense, nmf_pattern p,
                            nmf_tensor_set *out);
 /* Repacks in place every N:M-eligible weight of s held dense as packed p; each must already be
  * p-sparse (NMF_ERR_INVALID_ARG naming the first that is not). */
-NMF_API nmf_status nmf_model_pack_nm(const nmf_vit_config *c, nmf_tensor_set *s, nmf_pattern p);
+NMF_API nmf_status nmf_model_pack_nm(const nmf_model_config *c, nmf_tensor_set *s, nmf_pattern p);
 
 /* ---- observing the forward --------------------------------------------------------------
  * An observer is called after every op of nmf_vit_forward_observed with the op's output, so that
@@ -92,7 +92,7 @@ typedef void (*nmf_observer)(const nmf_op_event *e, void *ctx);
 NMF_API nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *images, size_t B,
                                     nmf_observer obs, void *ctx);
 
-NMF_API const nmf_vit_config *nmf_vit_get_config(const nmf_vit *m);
+NMF_API const nmf_model_config *nmf_vit_get_config(const nmf_vit *m);
 /* Bytes of parameters the forward reads: the dense buffer plus every linear's weight bytes. */
 NMF_API size_t nmf_vit_weight_bytes(const nmf_vit *m);
 /* Bytes of the activation arena currently allocated (0 before the first forward). */

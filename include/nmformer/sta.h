@@ -136,7 +136,7 @@ typedef struct {
 } nmf_sta_tensor;
 
 typedef struct {
-    nmf_vit_config vit;
+    nmf_model_config vit;
     int tokens;        /* T (may differ from the config's with --tokens) */
     nmf_pattern pattern; /* pattern of the block linears ({0,0}: dense or mixed) */
     nmf_sta_op *ops;
@@ -148,10 +148,10 @@ typedef struct {
 
 /* From real weights (prunable linears held as nm are sparse ops, the rest dense). tokens <= 0:
  * the config's token count. The tensor set must outlive the schedule (positions are borrowed). */
-NMF_API nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_vit_config *vit,
+NMF_API nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_model_config *vit,
                                   const nmf_tensor_set *weights, int tokens);
 /* Synthetic: every block linear N:M with pattern p ({0,0}: dense), no weights. */
-NMF_API nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_vit_config *vit,
+NMF_API nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_model_config *vit,
                                       nmf_pattern p, int tokens);
 NMF_API void nmf_sta_schedule_free(nmf_sta_schedule *s);
 
@@ -303,7 +303,7 @@ typedef struct {
 } nmf_fx_block;
 
 typedef struct {
-    nmf_vit_config vit;
+    nmf_model_config vit;
     int data_bits, acc_bits;
     nmf_sta_scale weight_scale;
     float s_image;            /* input pixels (normalised) */
@@ -320,7 +320,7 @@ typedef struct {
 
 /* Quantises a model: weights from `weights` (nm tensors keep their positions), activation scales
  * calibrated by running the f32 forward on images [n][C][H][W] (normalised). */
-NMF_API nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
+NMF_API nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_model_config *vit,
                                  const nmf_tensor_set *weights, const nmf_sta_config *hw,
                                  const float *calib, size_t n);
 NMF_API void nmf_fx_model_free(nmf_fx_model *q);
@@ -349,7 +349,7 @@ typedef struct {
     double wall_s;
 } nmf_sta_verify_result;
 NMF_API nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
-                          const nmf_vit_config *vit, const nmf_tensor_set *weights,
+                          const nmf_model_config *vit, const nmf_tensor_set *weights,
                           const float *calib, size_t ncal, const float *x, const int *labels,
                           size_t neval);
 
@@ -358,10 +358,10 @@ NMF_API nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config
  * [n][classes] (logits may be NULL). Optionally records the max |x| of every quantisation point
  * (internal layout) through an observer on that forward. */
 NMF_API nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
-                               const nmf_vit_config *vit, const nmf_tensor_set *weights,
+                               const nmf_model_config *vit, const nmf_tensor_set *weights,
                                float *absmax, size_t absmax_count);
 /* Number of absmax slots nmf_sta_f32_forward records for a config. */
-NMF_API size_t nmf_sta_absmax_count(const nmf_vit_config *vit);
+NMF_API size_t nmf_sta_absmax_count(const nmf_model_config *vit);
 
 #ifdef __cplusplus
 }

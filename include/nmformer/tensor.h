@@ -55,6 +55,9 @@ NMF_API nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, in
 NMF_API nmf_status nmf_tensors_add_nm(nmf_tensor_set *s, const char *name, nmf_nm_matrix *nm,
                               nmf_tensor **out);
 NMF_API nmf_tensor *nmf_tensors_find(const nmf_tensor_set *s, const char *name);
+/* Removes (and frees) the tensor of that name; 1 if there was one, 0 if not. Keeps the order of
+ * the others. */
+NMF_API int nmf_tensors_remove(nmf_tensor_set *s, const char *name);
 /* Dense values of t into out[numel] (unpacks nm tensors). */
 NMF_API nmf_status nmf_tensor_dense(const nmf_tensor *t, float *out);
 NMF_API nmf_status nmf_tensors_set_meta(nmf_tensor_set *s, const char *key, const char *value);

@@ -23,9 +23,9 @@ typedef struct nmf_vit_train nmf_vit_train; /* opaque */
 
 /* Allocates params/grads/m/v and activations for batches of up to max_batch examples.
  * Parameters start at zero: call nmf_vit_train_init or nmf_vit_train_import. */
-NMF_API nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, int max_batch);
+NMF_API nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg, int max_batch);
 NMF_API void nmf_vit_train_free(nmf_vit_train *m);
-NMF_API const nmf_vit_config *nmf_vit_train_config(const nmf_vit_train *m);
+NMF_API const nmf_model_config *nmf_vit_train_config(const nmf_vit_train *m);
 NMF_API size_t nmf_vit_train_num_params(const nmf_vit_train *m);
 NMF_API size_t nmf_vit_train_param_size(const nmf_vit_train *m, nmf_vit_param p);
 /* Pointers into the four buffers (same layout), and the flat buffers themselves. */
@@ -40,8 +40,8 @@ NMF_API float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int la
 
 /* The weights `train --init PATH` starts from: a family's dense model, or a file's only model
  * (nmf_load_model; fallback is the config for a safetensors file without one). */
-NMF_API nmf_status nmf_train_load_init(const char *path, const nmf_vit_config *fallback,
-                               nmf_vit_config *config, nmf_tensor_set *tensors);
+NMF_API nmf_status nmf_train_load_init(const char *path, const nmf_model_config *fallback,
+                               nmf_model_config *config, nmf_tensor_set *tensors);
 
 /* timm-style init from a seed, by role (nmf_param_role_init): weights and pos_embed
  * trunc_normal(std 0.02), cls_token trunc_normal(std 1e-6), biases 0, LayerNorm (1, 0). */
@@ -127,7 +127,7 @@ NMF_API nmf_status nmf_train_method_parse(const char *s, nmf_train_method *out);
 #define NMF_TRAIN_MAX_PATTERNS 16
 
 typedef struct {
-    nmf_vit_config model;
+    nmf_model_config model;
     nmf_train_method method;
     nmf_pattern patterns[NMF_TRAIN_MAX_PATTERNS];
     int num_patterns;

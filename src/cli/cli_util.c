@@ -96,7 +96,7 @@ cli_file_kind cli_file_kind_of(const char *path) {
 }
 
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
-                          nmf_vit_config *config, nmf_tensor_set *tensors) {
+                          nmf_model_config *config, nmf_tensor_set *tensors) {
     nmf_tensors_init(tensors);
     nmf_config_overrides o;
     nmf_status st = cli_config_overrides(flags, &o);

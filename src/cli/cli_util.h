@@ -33,7 +33,7 @@ cli_file_kind cli_file_kind_of(const char *path);
 /* nmf_load_model_with the config flags as overrides (io.h): .safetensors or .nmf candidate
  * `model`; flags complete a file without config metadata and must agree with one that has it. */
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
-                          nmf_vit_config *config, nmf_tensor_set *tensors);
+                          nmf_model_config *config, nmf_tensor_set *tensors);
 
 
 /* Option value: argv[*i + 1], advancing *i; prints "nmformer CMD: OPT needs a value" and returns

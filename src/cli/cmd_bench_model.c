@@ -109,9 +109,9 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
     nmf_vit *m = NULL;
     nmf_status st;
     if (o->shape) {
-        nmf_vit_config c;
+        nmf_model_config c;
         nmf_pattern p = {0, 0};
-        st = nmf_vit_shape_config(o->shape, &c);
+        st = nmf_model_shape_config(o->shape, &c);
         if (st == NMF_OK && strcmp(candidate, "dense")) st = nmf_pattern_parse(candidate, &p);
         if (st == NMF_OK) st = nmf_vit_create_random(&m, &c, p, 42);
     } else {
@@ -119,7 +119,7 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
                             &o->flags);
     }
     if (st) return cli_fail("bench model", o->shape ? o->shape : o->model_path, st);
-    const nmf_vit_config *c = nmf_vit_get_config(m);
+    const nmf_model_config *c = nmf_vit_get_config(m);
     size_t per_image = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
     int max_batch = 1;
     for (int i = 0; i < o->nbatch; i++) max_batch = o->batch[i] > max_batch ? o->batch[i] : max_batch;
@@ -346,8 +346,8 @@ int bench_model(int argc, char **argv) {
         return 2;
     }
     if (o.shape) {
-        nmf_vit_config c;
-        nmf_status st = nmf_vit_shape_config(o.shape, &c);
+        nmf_model_config c;
+        nmf_status st = nmf_model_shape_config(o.shape, &c);
         if (st) return cli_fail("bench model", "--shape", st);
         if (models) {
             fprintf(stderr, "nmformer bench model: --model is for files; use --pattern with --shape\n");

@@ -60,7 +60,7 @@ int cmd_convert(int argc, char **argv) {
         return 2;
     }
     nmf_status st;
-    nmf_vit_config cfg;
+    nmf_model_config cfg;
     nmf_tensor_set set;
     nmf_write_options opt = {dtype};
 
@@ -73,7 +73,7 @@ int cmd_convert(int argc, char **argv) {
         st = nmf_family_read(in, &fam);
         if (st) return cli_fail("convert", in, st);
         for (size_t i = 0; !st && i < fam.count; i++) {
-            st = nmf_vit_check_tensors(&fam.config, &fam.models[i].tensors);
+            st = nmf_model_check_tensors(&fam.config, &fam.models[i].tensors);
             if (st) {
                 st = nmf_error_context(st, "model '%s'", fam.models[i].name);
             }

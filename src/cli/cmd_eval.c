@@ -64,7 +64,7 @@ int cmd_eval(int argc, char **argv) {
     nmf_vit *m = NULL;
     nmf_status st = model_cli_load(&m, model_path, name, &flags);
     if (st) return cli_fail("eval", model_path, st);
-    const nmf_vit_config *c = nmf_vit_get_config(m);
+    const nmf_model_config *c = nmf_vit_get_config(m);
     nmf_dataset ds = {0};
     st = nmf_dataset_load(&ds, data_dir, NMF_SPLIT_TEST);
     if (st) {

@@ -51,7 +51,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
         if (rows[i].first) payload_bytes += rows[i].stored;
         if (rows[i].first && rows[i].refs > 1) nshared++;
     }
-    char *cfg_json = have_config ? nmf_vit_config_to_json(&fam->config) : NULL;
+    char *cfg_json = have_config ? nmf_model_config_to_json(&fam->config) : NULL;
     if (json) {
         nmf_model_desc desc; /* roles and N:M eligibility of the tensors, when the config is known */
         int described = have_config && nmf_model_describe(&desc, &fam->config) == NMF_OK;
@@ -238,8 +238,8 @@ int cmd_info(int argc, char **argv) {
         st = nmf_safetensors_read_ex(path, &set, &dtypes);
         if (st) return cli_fail("info", path, st);
         const char *cj = nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY);
-        have_config = cj && nmf_vit_config_from_json(cj, &fam.config) == NMF_OK &&
-                      nmf_vit_config_validate(&fam.config) == NMF_OK;
+        have_config = cj && nmf_model_config_from_json(cj, &fam.config) == NMF_OK &&
+                      nmf_model_config_validate(&fam.config) == NMF_OK;
         st = nmf_family_add(&fam, "dense", &set);
         if (st) {
             nmf_tensors_free(&set);

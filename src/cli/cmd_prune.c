@@ -104,7 +104,7 @@ int cmd_prune(int argc, char **argv) {
         return 2;
     }
 
-    nmf_vit_config cfg;
+    nmf_model_config cfg;
     nmf_tensor_set src;
     const char *src_model = model;
     if (!src_model && cli_file_kind_of(in) == CLI_FILE_NMF) src_model = "dense";
@@ -134,7 +134,7 @@ int cmd_prune(int argc, char **argv) {
         /* the family is rewritten whole: keep its stored dtype unless --dtype says otherwise */
         if (!dtype_s && lay.count) dtype = lay.items[0].dtype;
         nmf_family_layout_free(&lay);
-        char *a = nmf_vit_config_to_json(&fam.config), *b = nmf_vit_config_to_json(&cfg);
+        char *a = nmf_model_config_to_json(&fam.config), *b = nmf_model_config_to_json(&cfg);
         int same = a && b && !strcmp(a, b);
         if (!same)
             fprintf(stderr, "nmformer prune: %s: model config of %s differs from the family's (%s vs %s)\n",

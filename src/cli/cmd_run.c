@@ -71,7 +71,7 @@ int cmd_run(int argc, char **argv) {
         nmf_array_free(&x);
         return cli_fail("run", model_path, st);
     }
-    const nmf_vit_config *c = nmf_vit_get_config(m);
+    const nmf_model_config *c = nmf_vit_get_config(m);
     int64_t want[4] = {-1, c->in_chans, c->img_size, c->img_size};
     int lead = x.ndim == 4 ? 1 : 0; /* (C, S, S) is one image */
     int ok = (x.ndim == 4 || x.ndim == 3) && x.numel > 0;

@@ -53,14 +53,14 @@ typedef struct {
 
 /* ---- functional mode ------------------------------------------------------------------------ */
 
-static uint64_t model_macs(const nmf_vit_config *v) {
+static uint64_t model_macs(const nmf_model_config *v) {
     uint64_t T = (uint64_t)nmf_vit_tokens(v), D = (uint64_t)v->dim, H = (uint64_t)nmf_vit_hidden(v);
     return (uint64_t)v->depth * (T * (4 * D * D + 2 * D * H) + 2 * T * T * D);
 }
 
 /* Picks the images (Fashion-MNIST when the model fits it, else random), runs the library's
  * verification (nmf_sta_verify) and reports it. Adds "functional" to extra. */
-static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf_vit_config *v,
+static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf_model_config *v,
                           const nmf_tensor_set *tensors, cJSON *extra, FILE *txt) {
     const size_t img = (size_t)v->in_chans * (size_t)v->img_size * (size_t)v->img_size;
     const int classes = v->num_classes;
@@ -179,7 +179,7 @@ static const char *find_pytorch_script(const sim_args *a, char *buf, size_t size
     return NULL;
 }
 
-static void run_compare(const sim_args *a, const nmf_vit_config *v, const nmf_tensor_set *tensors,
+static void run_compare(const sim_args *a, const nmf_model_config *v, const nmf_tensor_set *tensors,
                         double sta_ms, cJSON *extra, FILE *txt) {
     cJSON *c = cJSON_AddObjectToObject(extra, "compare");
     cJSON_AddNumberToObject(c, "sta_ms", sta_ms);
@@ -396,7 +396,7 @@ int cmd_sim(int argc, char **argv) {
     nmf_sta_config_default(&hw);
     nmf_status st;
     if (a.hw_path && (st = nmf_sta_config_load(a.hw_path, &hw))) return cli_fail("sim", "--hw", st);
-    nmf_vit_config vit;
+    nmf_model_config vit;
     nmf_tensor_set tensors, packed;
     nmf_tensors_init(&tensors);
     nmf_tensors_init(&packed);
@@ -413,7 +413,7 @@ int cmd_sim(int argc, char **argv) {
             rc = 2;
             goto out;
         }
-        if ((st = nmf_vit_shape_config(a.shape, &vit))) {
+        if ((st = nmf_model_shape_config(a.shape, &vit))) {
             rc = cli_fail("sim", "--shape", st);
             goto out;
         }

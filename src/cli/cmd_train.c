@@ -285,7 +285,7 @@ int cmd_train(int argc, char **argv) {
     if (o.init_path && !steps_given) o.dense_steps = 0;
     if (o.init_path && !shape_given) {
         /* train the model that --init holds: take its shape from the file */
-        nmf_vit_config cfg;
+        nmf_model_config cfg;
         nmf_tensor_set s;
         st = nmf_train_load_init(o.init_path, &o.model, &cfg, &s);
         if (st != NMF_OK) return cli_fail("train", o.init_path, st);
@@ -296,7 +296,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "nmformer train: --resume needs --checkpoint FILE\n");
         return 2;
     }
-    if ((st = nmf_vit_config_validate(&o.model)) != NMF_OK) return cli_fail("train", "model", st);
+    if ((st = nmf_model_config_validate(&o.model)) != NMF_OK) return cli_fail("train", "model", st);
 
     ui u = {NULL, isatty(STDERR_FILENO), quiet};
     if (log_path) {

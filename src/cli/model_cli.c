@@ -18,7 +18,7 @@ int model_cli_int(const char *text, long lo, long hi, long *out) {
 nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
                           const cli_config_flags *flags) {
     *out = NULL;
-    nmf_vit_config config;
+    nmf_model_config config;
     nmf_tensor_set tensors;
     nmf_status st = cli_load_model(path, name, flags, &config, &tensors);
     if (st == NMF_OK) st = nmf_vit_create(out, &config, &tensors);

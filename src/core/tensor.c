@@ -133,6 +133,24 @@ nmf_tensor *nmf_tensors_find(const nmf_tensor_set *s, const char *name) {
     return NULL;
 }
 
+int nmf_tensors_remove(nmf_tensor_set *s, const char *name) {
+    nmf_tensor *t = nmf_tensors_find(s, name);
+    if (!t) return 0;
+    size_t k = (size_t)(t - s->items);
+    free(t->name);
+    nmf_free(t->data);
+    if (t->nm) {
+        nmf_nm_free(t->nm);
+        free(t->nm);
+    }
+    memmove(t, t + 1, (s->count - k - 1) * sizeof *t);
+    s->count--;
+    /* indices after k moved down: rebuild the index in place (same capacity) */
+    memset(s->index_, 0, s->index_cap_ * sizeof *s->index_);
+    for (size_t i = 0; i < s->count; i++) index_put(s->index_, s->index_cap_, s->items[i].name, i);
+    return 1;
+}
+
 static nmf_status push_tensor(nmf_tensor_set *s, const char *name, nmf_tensor **out) {
     if (nmf_tensors_find(s, name))
         return nmf_error(NMF_ERR_INVALID_ARG, "duplicate tensor name '%s'", name);

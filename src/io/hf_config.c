@@ -7,6 +7,7 @@
  * take those defaults. Every error names the key as it is spelled in the file. */
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -386,4 +387,56 @@ nmf_status nmf_hf_config_read(const char *dir, nmf_hf_config *out) {
     free(text);
     free(path);
     return st;
+}
+
+/* The class transformers instantiates for this family and head. */
+static const char *architecture_of(const nmf_hf_config *c) {
+    static const char *const names[NMF_HF_MODEL_TYPE_COUNT][NMF_HF_HEAD_COUNT] = {
+        [NMF_HF_BERT] = {"BertModel", "BertForMaskedLM", "BertForSequenceClassification"},
+        [NMF_HF_GPT2] = {"GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification"},
+        [NMF_HF_LLAMA] = {"LlamaModel", "LlamaForCausalLM", "LlamaForSequenceClassification"},
+    };
+    if (c->architecture[0]) return c->architecture;
+    return names[c->model_type][c->head];
+}
+
+char *nmf_hf_config_to_json(const nmf_hf_config *c) {
+    if (!c || (unsigned)c->model_type >= NMF_HF_MODEL_TYPE_COUNT) return NULL;
+    const hf_family_keys *k = &family_keys[c->model_type];
+    cJSON *root = cJSON_CreateObject(), *arch = cJSON_CreateArray();
+    if (!root || !arch) {
+        cJSON_Delete(root);
+        cJSON_Delete(arch);
+        return NULL;
+    }
+    cJSON_AddItemToObject(root, "architectures", arch);
+    cJSON_AddItemToArray(arch, cJSON_CreateString(architecture_of(c)));
+    cJSON_AddStringToObject(root, "model_type", model_type_names[c->model_type]);
+    cJSON_AddNumberToObject(root, k->hidden, c->hidden_size);
+    cJSON_AddNumberToObject(root, k->layers, c->num_hidden_layers);
+    cJSON_AddNumberToObject(root, k->heads, c->num_attention_heads);
+    if (k->kv_heads) cJSON_AddNumberToObject(root, k->kv_heads, c->num_key_value_heads);
+    cJSON_AddNumberToObject(root, k->intermediate, c->intermediate_size);
+    cJSON_AddNumberToObject(root, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(root, k->positions, c->max_position_embeddings);
+    cJSON_AddNumberToObject(root, k->eps, (double)c->norm_eps);
+    cJSON_AddStringToObject(root, k->act, act_names[c->hidden_act]);
+    cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_word_embeddings);
+    if (c->model_type == NMF_HF_BERT) cJSON_AddNumberToObject(root, "type_vocab_size", c->type_vocab_size);
+    if (c->model_type == NMF_HF_LLAMA) {
+        cJSON_AddNumberToObject(root, "rope_theta", c->rope_theta);
+        cJSON_AddBoolToObject(root, "attention_bias", c->attention_bias);
+        cJSON_AddBoolToObject(root, "mlp_bias", c->mlp_bias);
+    }
+    /* transformers derives num_labels from id2label, so that is what it writes */
+    cJSON *labels = cJSON_AddObjectToObject(root, "id2label");
+    for (int i = 0; labels && i < c->num_labels; i++) {
+        char key[16], value[24];
+        snprintf(key, sizeof key, "%d", i);
+        snprintf(value, sizeof value, "LABEL_%d", i);
+        cJSON_AddStringToObject(labels, key, value);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text;
 }

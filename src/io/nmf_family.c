@@ -3,12 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/nmf_format.h"
 
 void nmf_family_init(nmf_family *f) {
     memset(f, 0, sizeof *f);
-    nmf_vit_config_default(&f->config);
+    nmf_model_config_default(&f->config);
 }
 
 void nmf_family_free(nmf_family *f) {
@@ -77,19 +78,28 @@ static void list_names(const nmf_family *f, char *buf, size_t size) {
         at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", f->models[i].name);
 }
 
-nmf_status nmf_load_model(const char *path, const char *name, const nmf_vit_config *fallback_config,
-                          nmf_vit_config *config, nmf_tensor_set *tensors) {
+nmf_status nmf_load_model(const char *path, const char *name, const nmf_model_config *fallback_config,
+                          nmf_model_config *config, nmf_tensor_set *tensors) {
     return nmf_load_model_with(path, name, fallback_config, NULL, config, tensors);
 }
 
 nmf_status nmf_load_model_with(const char *path, const char *name,
-                               const nmf_vit_config *fallback_config,
-                               const nmf_config_overrides *overrides, nmf_vit_config *config,
+                               const nmf_model_config *fallback_config,
+                               const nmf_config_overrides *overrides, nmf_model_config *config,
                                nmf_tensor_set *tensors) {
     nmf_tensors_init(tensors);
     nmf_status st;
     int from_file = 1; /* the config is the file's own */
-    if (has_suffix(path, ".nmf")) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* a Hugging Face model folder */
+        if (name && strcmp(name, "dense") != 0)
+            return nmf_error(NMF_ERR_NOT_FOUND,
+                             "%s: a model folder holds one model ('dense'), not '%s'", path, name);
+        nmf_hf_config hf;
+        st = nmf_hf_folder_read(path, &hf, tensors);
+        if (!st && (st = nmf_model_config_from_hf(config, &hf, tensors)))
+            st = nmf_error_context(st, "%s", path);
+    } else if (has_suffix(path, ".nmf")) {
         nmf_family fam;
         st = nmf_family_read(path, &fam);
         if (st) return st;
@@ -125,34 +135,37 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
         if (st) return st;
         const char *json = nmf_tensors_get_meta(tensors, NMF_CONFIG_META_KEY);
         if (json) {
-            nmf_vit_config_default(config);
-            st = nmf_vit_config_from_json(json, config);
+            nmf_model_config_default(config);
+            st = nmf_model_config_from_json(json, config);
             if (st) {
                 st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
             }
         } else if (fallback_config || nmf_config_overrides_any(overrides)) {
             if (fallback_config) *config = *fallback_config;
-            else nmf_vit_config_default(config);
+            else nmf_model_config_default(config);
             from_file = 0;
         } else {
             st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no %s metadata; give the model config "
                            "(--img-size, --patch, --dim, ...)", path, NMF_CONFIG_META_KEY);
         }
     } else {
-        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: unknown model file type (want .nmf or .safetensors)",
-                         path);
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: unknown model file type (want .nmf, "
+                         ".safetensors or a Hugging Face model folder)", path);
     }
-    if (!st && (st = nmf_vit_config_override(config, overrides, from_file)))
+    if (!st && nmf_model_is_token(config) && nmf_config_overrides_any(overrides))
+        st = nmf_error(NMF_ERR_INVALID_ARG, "%s: a %s model's config comes from its config.json; "
+                       "the ViT flags (--dim, --heads, ...) do not apply", path, config->arch);
+    if (!st && (st = nmf_model_config_override(config, overrides, from_file)))
         st = nmf_error_context(st, "%s", path);
-    if (!st) st = nmf_vit_config_validate(config);
+    if (!st) st = nmf_model_config_validate(config);
     if (!st) {
-        st = nmf_vit_check_tensors(config, tensors);
+        st = nmf_model_check_tensors(config, tensors);
         if (st) {
             st = nmf_error_context(st, "%s", path);
         }
     }
     if (!st) { /* the config used travels with the tensors */
-        char *json = nmf_vit_config_to_json(config);
+        char *json = nmf_model_config_to_json(config);
         st = json ? nmf_tensors_set_meta(tensors, NMF_CONFIG_META_KEY, json)
                   : nmf_error(NMF_ERR_NOMEM, "config");
         free(json);

@@ -205,9 +205,9 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
         st = nmf_error(NMF_ERR_NOMEM, "%s: config", path);
         goto fail;
     }
-    st = nmf_vit_config_from_json(cfg_text, &out->config);
+    st = nmf_model_config_from_json(cfg_text, &out->config);
     free(cfg_text);
-    if (!st) st = nmf_vit_config_validate(&out->config);
+    if (!st) st = nmf_model_config_validate(&out->config);
     if (st) {
         st = nmf_error_context(st, "%s: config", path);
         goto fail;

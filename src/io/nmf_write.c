@@ -110,14 +110,14 @@ nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_wri
     nmf_dtype dtype = opt ? opt->value_dtype : NMF_DTYPE_F32;
     if ((unsigned)dtype >= NMF_DTYPE_COUNT) return nmf_error(NMF_ERR_INVALID_ARG, "bad dtype");
     if (f->count == 0) return nmf_error(NMF_ERR_INVALID_ARG, "%s: the family has no models", path);
-    nmf_status st = nmf_vit_config_validate(&f->config);
+    nmf_status st = nmf_model_config_validate(&f->config);
     if (st) return st;
     payload_list pl = {0};
     cJSON *root = cJSON_CreateObject(), *models = NULL;
     char *json = NULL, *cfg = NULL;
     nmf_atomic_file *af = NULL;
     if (!root) return nmf_error(NMF_ERR_NOMEM, "%s: metadata", path);
-    cfg = nmf_vit_config_to_json(&f->config);
+    cfg = nmf_model_config_to_json(&f->config);
     cJSON *cfg_obj = cfg ? cJSON_Parse(cfg) : NULL;
     if (!cfg_obj) goto nomem;
     if (!cJSON_AddStringToObject(root, "format", NMF_FILE_FORMAT_NAME)) {

@@ -54,10 +54,21 @@ static void view_2d(nmf_param *p, const nmf_param_kind *k) {
     }
 }
 
-nmf_status nmf_model_describe(nmf_model_desc *d, const nmf_vit_config *c) {
+const nmf_model_family *nmf_model_family_of(const nmf_model_config *c) {
+    if (!strcmp(c->arch, "vit")) return nmf_vit_family();
+    if (!nmf_model_is_token(c)) return NULL;
+    switch (c->hf.model_type) {
+    case NMF_HF_BERT: return nmf_bert_family();
+    case NMF_HF_GPT2: return nmf_gpt2_family();
+    case NMF_HF_LLAMA: return nmf_llama_family();
+    default: return NULL;
+    }
+}
+
+nmf_status nmf_model_describe(nmf_model_desc *d, const nmf_model_config *c) {
     if (!d || !c) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_model_describe: NULL argument");
     memset(d, 0, sizeof *d);
-    nmf_status st = nmf_vit_config_validate(c);
+    nmf_status st = nmf_model_config_validate(c);
     if (st) return st;
     const nmf_model_family *f = nmf_model_family_of(c);
     if (!f) return nmf_error(NMF_ERR_UNSUPPORTED, "model config: arch '%s' has no description", c->arch);
@@ -94,7 +105,7 @@ nmf_status nmf_model_describe(nmf_model_desc *d, const nmf_vit_config *c) {
                 continue;
             }
             d->kind_offset[l][k] = off;
-            off += d->kind_numel[k] * (kind->per_block ? (size_t)c->depth : 1);
+            off += d->kind_numel[k] * (kind->per_block ? (size_t)nmf_model_layers(c) : 1);
         }
         d->floats[l] = off;
     }
@@ -175,7 +186,7 @@ nmf_status nmf_model_desc_check(const nmf_model_desc *d, const nmf_tensor_set *s
     return NMF_OK;
 }
 
-nmf_status nmf_vit_check_tensors(const nmf_vit_config *c, const nmf_tensor_set *s) {
+nmf_status nmf_model_check_tensors(const nmf_model_config *c, const nmf_tensor_set *s) {
     nmf_model_desc d;
     nmf_status st = nmf_model_describe(&d, c);
     if (st) return st;

@@ -9,11 +9,16 @@ typedef struct {
     const char *title;           /* for messages: "ViT" */
     const nmf_param_kind *kinds; /* buffer order */
     int kind_count;
-    size_t (*count)(const nmf_vit_config *c);               /* rows of the table */
-    void (*build)(const nmf_vit_config *c, nmf_param *rows); /* name, kind, block, ndim, shape */
+    size_t (*count)(const nmf_model_config *c);               /* rows of the table */
+    void (*build)(const nmf_model_config *c, nmf_param *rows); /* name, kind, block, ndim, shape */
 } nmf_model_family;
 
 /* The family of a validated config (by arch); NULL if none. */
-const nmf_model_family *nmf_model_family_of(const nmf_vit_config *c);
+const nmf_model_family *nmf_model_family_of(const nmf_model_config *c);
+/* Each family's entry (vit_desc.c, hf_desc.c). */
+const nmf_model_family *nmf_vit_family(void);
+const nmf_model_family *nmf_bert_family(void);
+const nmf_model_family *nmf_gpt2_family(void);
+const nmf_model_family *nmf_llama_family(void);
 
 #endif

@@ -3,10 +3,10 @@
 #include "nmformer/model.h"
 
 nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
-                        const nmf_vit_config *fallback_config) {
+                        const nmf_model_config *fallback_config) {
     if (!out || !path) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_load: NULL argument");
     *out = NULL;
-    nmf_vit_config config;
+    nmf_model_config config;
     nmf_tensor_set tensors;
     nmf_tensors_init(&tensors);
     nmf_status st = nmf_load_model(path, name, fallback_config, &config, &tensors);

@@ -20,7 +20,7 @@ static nmf_status eligible(const nmf_model_desc *d, const nmf_tensor *t, const n
     return NMF_OK;
 }
 
-nmf_status nmf_model_prune(const nmf_vit_config *c, const nmf_tensor_set *dense, nmf_pattern p,
+nmf_status nmf_model_prune(const nmf_model_config *c, const nmf_tensor_set *dense, nmf_pattern p,
                            nmf_tensor_set *out) {
     nmf_tensors_init(out);
     nmf_model_desc d;
@@ -59,7 +59,7 @@ nmf_status nmf_model_prune(const nmf_vit_config *c, const nmf_tensor_set *dense,
     return st;
 }
 
-nmf_status nmf_model_pack_nm(const nmf_vit_config *c, nmf_tensor_set *s, nmf_pattern p) {
+nmf_status nmf_model_pack_nm(const nmf_model_config *c, nmf_tensor_set *s, nmf_pattern p) {
     nmf_model_desc d;
     nmf_status st = nmf_model_describe(&d, c);
     if (st) return st;

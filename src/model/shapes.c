@@ -11,7 +11,7 @@ typedef struct {
     int img_size, patch, in_chans, dim, depth, heads;
     float mlp_ratio;
     int num_classes;
-    float mean, std; /* input normalisation: one scalar each (see nmf_vit_config) */
+    float mean, std; /* input normalisation: one scalar each (see nmf_model_config) */
 } shape_entry;
 
 /* ImageNet's channel means (0.485, 0.456, 0.406) and stds (0.229, 0.224, 0.225) averaged to one
@@ -30,7 +30,7 @@ static const shape_entry shapes[] = {
 };
 #define SHAPE_COUNT (sizeof shapes / sizeof shapes[0])
 
-static void fill(nmf_vit_config *c, const shape_entry *e) {
+static void fill(nmf_model_config *c, const shape_entry *e) {
     memset(c, 0, sizeof *c);
     snprintf(c->arch, sizeof c->arch, "vit");
     c->img_size = e->img_size;
@@ -45,9 +45,9 @@ static void fill(nmf_vit_config *c, const shape_entry *e) {
     c->std = e->std;
 }
 
-void nmf_vit_config_default(nmf_vit_config *c) { fill(c, &shapes[0]); }
+void nmf_model_config_default(nmf_model_config *c) { fill(c, &shapes[0]); }
 
-nmf_status nmf_vit_shape_config(const char *name, nmf_vit_config *c) {
+nmf_status nmf_model_shape_config(const char *name, nmf_model_config *c) {
     char known[256] = "";
     for (size_t i = 0; i < SHAPE_COUNT; i++) {
         if (name && !strcmp(name, shapes[i].name)) {

@@ -8,7 +8,7 @@
 #include "model/vit_internal.h"
 
 /* m with derived sizes, its description, the parameter buffer (zeroed) and pointers; linears NULL */
-static nmf_status vit_alloc(nmf_vit **out, const nmf_vit_config *c) {
+static nmf_status vit_alloc(nmf_vit **out, const nmf_model_config *c) {
     *out = NULL;
     nmf_vit *m = calloc(1, sizeof *m);
     if (!m) return nmf_error(NMF_ERR_NOMEM, "model struct");
@@ -97,7 +97,7 @@ static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, fl
     return st;
 }
 
-nmf_status nmf_vit_create(nmf_vit **out, const nmf_vit_config *c, const nmf_tensor_set *tensors) {
+nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
     if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create: NULL argument");
     *out = NULL;
     nmf_vit *m;
@@ -147,7 +147,7 @@ static nmf_status fill_random(const nmf_param *spec, const nmf_param_kind *k, fl
     return st;
 }
 
-nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_vit_config *c, nmf_pattern pattern,
+nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_model_config *c, nmf_pattern pattern,
                                  uint64_t seed) {
     if (!out || !c) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create_random: NULL argument");
     *out = NULL;
@@ -182,7 +182,7 @@ void nmf_vit_free(nmf_vit *m) {
     free(m);
 }
 
-const nmf_vit_config *nmf_vit_get_config(const nmf_vit *m) { return &m->config; }
+const nmf_model_config *nmf_vit_get_config(const nmf_vit *m) { return &m->config; }
 
 size_t nmf_vit_weight_bytes(const nmf_vit *m) {
     size_t bytes = m->desc.floats[NMF_LAYOUT_DENSE] * sizeof(float);

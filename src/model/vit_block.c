@@ -41,7 +41,7 @@ static void norm(float *y, const float *x, const float *w, const float *b, size_
     else nmf_layernorm_forward(y, x, w, b, N, D, NMF_LAYERNORM_EPS);
 }
 
-nmf_status nmf_vit_block_forward(const nmf_vit_config *c, const nmf_vit_params *p,
+nmf_status nmf_vit_block_forward(const nmf_model_config *c, const nmf_vit_params *p,
                                  const nmf_vit_block *lin, int l, size_t B,
                                  const nmf_vit_block_io *io, const nmf_vit_tape *tape,
                                  const nmf_vit_observer *o) {
@@ -93,7 +93,7 @@ nmf_status nmf_vit_block_forward(const nmf_vit_config *c, const nmf_vit_params *
     return NMF_OK;
 }
 
-void nmf_vit_embed_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *images,
+void nmf_vit_embed_forward(const nmf_model_config *c, const nmf_vit_params *p, const float *images,
                            size_t B, float *patches, float *pe, float *x) {
     const size_t T = (size_t)nmf_vit_tokens(c), P = T - 1, D = (size_t)c->dim;
     const size_t K = (size_t)c->in_chans * (size_t)c->patch * (size_t)c->patch;
@@ -107,7 +107,7 @@ void nmf_vit_embed_forward(const nmf_vit_config *c, const nmf_vit_params *p, con
         }
 }
 
-void nmf_vit_head_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *x,
+void nmf_vit_head_forward(const nmf_model_config *c, const nmf_vit_params *p, const float *x,
                           size_t B, float *cls, float *lnf, float *mean, float *rstd, float *logits) {
     const size_t T = (size_t)nmf_vit_tokens(c), D = (size_t)c->dim, K = (size_t)c->num_classes;
     // final norm on the class tokens only (LayerNorm is per token), then the head

@@ -49,7 +49,7 @@ typedef struct {
 } nmf_vit_tape;
 
 /* Block l of a model with weights p (block vectors at + l * size) and linears lin. */
-nmf_status nmf_vit_block_forward(const nmf_vit_config *c, const nmf_vit_params *p,
+nmf_status nmf_vit_block_forward(const nmf_model_config *c, const nmf_vit_params *p,
                                  const nmf_vit_block *lin, int l, size_t B,
                                  const nmf_vit_block_io *io, const nmf_vit_tape *tape,
                                  const nmf_vit_observer *o);
@@ -57,12 +57,12 @@ nmf_status nmf_vit_block_forward(const nmf_vit_config *c, const nmf_vit_params *
 /* The stem: x (B*T, D) = [cls; patches W_pe^T + b_pe] + pos, with patches (B*P, C*p*p) and
  * pe (B*P, D) as the buffers of the im2col and of the embedding product (training keeps them
  * for backward). */
-void nmf_vit_embed_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *images,
+void nmf_vit_embed_forward(const nmf_model_config *c, const nmf_vit_params *p, const float *images,
                            size_t B, float *patches, float *pe, float *x);
 /* The tail: logits (B, classes) = head(LN(x[:, 0])). cls (B, D) receives the class tokens, lnf
  * (B, D) their norm (may be cls itself); with mean and rstd (B) the norm saves them for
  * backward (training), without them it runs the inference kernel. */
-void nmf_vit_head_forward(const nmf_vit_config *c, const nmf_vit_params *p, const float *x,
+void nmf_vit_head_forward(const nmf_model_config *c, const nmf_vit_params *p, const float *x,
                           size_t B, float *cls, float *lnf, float *mean, float *rstd, float *logits);
 
 #endif

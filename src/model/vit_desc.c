@@ -40,9 +40,9 @@ static const nmf_vit_param order_top[] = {NMF_VP_CLS, NMF_VP_POS, NMF_VP_PATCH_W
 static const nmf_vit_param order_end[] = {NMF_VP_NORM_W, NMF_VP_NORM_B, NMF_VP_HEAD_W, NMF_VP_HEAD_B};
 #define BLOCK_KINDS (NMF_VP_FC2_B - NMF_VP_LN1_W + 1)
 
-static size_t vit_count(const nmf_vit_config *c) { return 8 + BLOCK_KINDS * (size_t)c->depth; }
+static size_t vit_count(const nmf_model_config *c) { return 8 + BLOCK_KINDS * (size_t)c->depth; }
 
-static void vit_shape(const nmf_vit_config *c, nmf_vit_param k, nmf_param *p) {
+static void vit_shape(const nmf_model_config *c, nmf_vit_param k, nmf_param *p) {
     const int64_t D = c->dim, H = nmf_vit_hidden(c), P = c->patch, T = nmf_vit_tokens(c);
     const int64_t K = c->num_classes;
     int64_t s[NMF_MAX_DIMS] = {D};
@@ -65,7 +65,7 @@ static void vit_shape(const nmf_vit_config *c, nmf_vit_param k, nmf_param *p) {
     memcpy(p->shape, s, sizeof s);
 }
 
-static void row(const nmf_vit_config *c, nmf_param *p, nmf_vit_param k, int block) {
+static void row(const nmf_model_config *c, nmf_param *p, nmf_vit_param k, int block) {
     memset(p, 0, sizeof *p);
     p->kind = (int)k;
     p->block = block;
@@ -74,7 +74,7 @@ static void row(const nmf_vit_config *c, nmf_param *p, nmf_vit_param k, int bloc
     vit_shape(c, k, p);
 }
 
-static void vit_build(const nmf_vit_config *c, nmf_param *rows) {
+static void vit_build(const nmf_model_config *c, nmf_param *rows) {
     size_t n = 0;
     for (size_t i = 0; i < sizeof order_top / sizeof order_top[0]; i++) row(c, &rows[n++], order_top[i], -1);
     for (int b = 0; b < c->depth; b++)
@@ -84,9 +84,7 @@ static void vit_build(const nmf_vit_config *c, nmf_param *rows) {
 
 static const nmf_model_family vit_family = {"ViT", vit_kinds, NMF_VP_COUNT, vit_count, vit_build};
 
-const nmf_model_family *nmf_model_family_of(const nmf_vit_config *c) {
-    return !strcmp(c->arch, "vit") ? &vit_family : NULL;
-}
+const nmf_model_family *nmf_vit_family(void) { return &vit_family; }
 
 void nmf_vit_params_bind(const nmf_model_desc *d, nmf_layout l, float *buf, nmf_vit_params *p) {
     float **slot = (float **)p;

@@ -60,7 +60,7 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
     const nmf_vit_observer o = {obs, ctx};
     if (!m || !logits || !images || B == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "vit forward: NULL argument or empty batch");
-    const nmf_vit_config *c = &m->config;
+    const nmf_model_config *c = &m->config;
     const size_t per_image = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
     size_t n;
     if (nmf_mul_overflow(B, per_image, &n))

@@ -27,7 +27,7 @@ typedef struct {
 } nmf_vit_arena;
 
 struct nmf_vit {
-    nmf_vit_config config;
+    nmf_model_config config;
     nmf_model_desc desc; /* the parameter table; the buffer below is its NMF_LAYOUT_DENSE */
     size_t D, H, heads, head_dim, T, P, grid, K, classes; /* derived sizes */
     float *param_buf; /* every parameter but the block linears' weights */

@@ -9,7 +9,7 @@
 #include "nmformer/sta.h"
 #include "sta/fx_internal.h"
 
-size_t nmf_sta_absmax_count(const nmf_vit_config *vit) { return 3 + (size_t)FX_SLOTS * (size_t)vit->depth; }
+size_t nmf_sta_absmax_count(const nmf_model_config *vit) { return 3 + (size_t)FX_SLOTS * (size_t)vit->depth; }
 
 static void track(float *absmax, size_t slot, size_t count, const float *x, size_t n) {
     if (!absmax || slot >= count) return;
@@ -22,7 +22,7 @@ static void track(float *absmax, size_t slot, size_t count, const float *x, size
 }
 
 /* absmax slot of an op of the forward; SIZE_MAX for ops the fixed-point model does not scale */
-static size_t slot_of(const nmf_op_event *e, const nmf_vit_config *v) {
+static size_t slot_of(const nmf_op_event *e, const nmf_model_config *v) {
     static const int block_slot[NMF_OP_COUNT] = {
         [NMF_OP_NORM1] = FX_LN1 + 1, [NMF_OP_QKV] = FX_QKV + 1,   [NMF_OP_ATTN] = FX_ATTN + 1,
         [NMF_OP_PROJ] = FX_PROJ + 1, [NMF_OP_ADD1] = FX_X1 + 1,   [NMF_OP_NORM2] = FX_LN2 + 1,
@@ -42,7 +42,7 @@ static size_t slot_of(const nmf_op_event *e, const nmf_vit_config *v) {
 }
 
 typedef struct {
-    const nmf_vit_config *vit;
+    const nmf_model_config *vit;
     float *absmax;
     size_t count;
 } ranges;
@@ -54,7 +54,7 @@ static void record_range(const nmf_op_event *e, void *ctx) {
 
 /* The reference is the model module's forward; calibration observes it (no second forward). */
 nmf_status nmf_sta_f32_forward(float *logits, const float *images, size_t n,
-                               const nmf_vit_config *vit, const nmf_tensor_set *weights,
+                               const nmf_model_config *vit, const nmf_tensor_set *weights,
                                float *absmax, size_t absmax_count) {
     if (!images || !vit || !weights) return nmf_error(NMF_ERR_INVALID_ARG, "sta f32 forward: NULL");
     nmf_vit *m;

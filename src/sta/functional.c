@@ -193,7 +193,7 @@ nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image, con
         return nmf_error(NMF_ERR_INVALID_ARG,
                          "sta functional: model quantised for %d/%d bits, design has %d/%d",
                          q->data_bits, q->acc_bits, hw->data_bits, hw->acc_bits);
-    const nmf_vit_config *v = &q->vit;
+    const nmf_model_config *v = &q->vit;
     nmf_sta_schedule s;
     nmf_status st = nmf_sta_schedule_synthetic(&s, v, (nmf_pattern){0, 0}, 0);
     if (st) return st;

@@ -10,7 +10,7 @@
 enum { FX_SLOT_IMAGE = 0, FX_SLOT_X0 = 1, FX_SLOT_BLOCKS = 2 };
 enum { FX_LN1 = 0, FX_QKV, FX_ATTN, FX_PROJ, FX_X1, FX_LN2, FX_FC1, FX_GELU, FX_FC2, FX_X2, FX_SLOTS };
 static inline size_t fx_block_slot(int block) { return FX_SLOT_BLOCKS + (size_t)FX_SLOTS * (size_t)block; }
-static inline size_t fx_norm_slot(const nmf_vit_config *v) { return fx_block_slot(v->depth); }
+static inline size_t fx_norm_slot(const nmf_model_config *v) { return fx_block_slot(v->depth); }
 
 /* Residual add: sat(round((a * ma + b * mb) * 2^-shift)), ma and mb sharing one shift. */
 static inline int64_t fx_add(int64_t a, nmf_fx_rq ma, int64_t b, nmf_fx_rq mb, int bits) {

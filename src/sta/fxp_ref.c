@@ -85,7 +85,7 @@ static nmf_status ref_attention(int16_t *out, const int16_t *qkv, const nmf_fx_b
 
 nmf_status nmf_fx_ref_forward(int64_t *logits, const int16_t *image, const nmf_fx_model *q) {
     if (!logits || !image || !q || !q->blocks) return nmf_error(NMF_ERR_INVALID_ARG, "fxp reference: NULL");
-    const nmf_vit_config *v = &q->vit;
+    const nmf_model_config *v = &q->vit;
     const int T = nmf_vit_tokens(v), D = v->dim, H = nmf_vit_hidden(v), bits = q->data_bits;
     const int pk = v->in_chans * v->patch * v->patch;
     size_t need = (size_t)(T - 1) * pk + (size_t)T * (9 * (size_t)D + 2 * (size_t)H);

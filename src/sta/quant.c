@@ -143,13 +143,13 @@ static nmf_status add_pair(nmf_fx_rq *ma, nmf_fx_rq *mb, float sa, float sb, flo
     return NMF_OK;
 }
 
-nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_vit_config *vit,
+nmf_status nmf_fx_quantize_model(nmf_fx_model *q, const nmf_model_config *vit,
                                  const nmf_tensor_set *weights, const nmf_sta_config *hw,
                                  const float *calib, size_t n) {
     if (!q || !vit || !weights || !hw || !calib || !n)
         return nmf_error(NMF_ERR_INVALID_ARG, "sta quantise: NULL argument or no calibration data");
     memset(q, 0, sizeof *q);
-    nmf_status st = nmf_vit_config_validate(vit);
+    nmf_status st = nmf_model_config_validate(vit);
     if (st) return st;
     size_t na = nmf_sta_absmax_count(vit);
     float *absmax = calloc(na, sizeof *absmax);

@@ -157,7 +157,7 @@ static int64_t out_width(const lowering *l, const nmf_op_row *r, int block) {
 /* Lowers rows[0..n) of block `block` (-1: stem or tail): their output tensors first, then the
  * ops, as the accelerator runs them. */
 static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
-    const nmf_vit_config *v = &l->d->config;
+    const nmf_model_config *v = &l->d->config;
     char name[64];
     for (int i = 0; i < n; i++) {
         const nmf_op_row *r = &rows[i];
@@ -230,7 +230,7 @@ nomem:
     return nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");
 }
 
-static nmf_status build(nmf_sta_schedule *s, const nmf_vit_config *vit, const nmf_tensor_set *w,
+static nmf_status build(nmf_sta_schedule *s, const nmf_model_config *vit, const nmf_tensor_set *w,
                         nmf_pattern synth, int tokens) {
     memset(s, 0, sizeof *s);
     nmf_model_desc d;
@@ -279,13 +279,13 @@ static nmf_status build(nmf_sta_schedule *s, const nmf_vit_config *vit, const nm
     return NMF_OK;
 }
 
-nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_vit_config *vit,
+nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_model_config *vit,
                                   const nmf_tensor_set *weights, int tokens) {
     if (!s || !vit || !weights) return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: NULL");
     return build(s, vit, weights, (nmf_pattern){0, 0}, tokens);
 }
 
-nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_vit_config *vit,
+nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_model_config *vit,
                                       nmf_pattern p, int tokens) {
     if (!s || !vit) return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: NULL");
     if (p.n != 0 && !nmf_pattern_valid(p))

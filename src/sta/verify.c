@@ -15,7 +15,7 @@ static int argmax(const float *x, int n) {
 }
 
 nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
-                          const nmf_vit_config *v, const nmf_tensor_set *weights,
+                          const nmf_model_config *v, const nmf_tensor_set *weights,
                           const float *calib, size_t ncal, const float *x, const int *labels,
                           size_t neval) {
     if (!r || !hw || !v || !weights || !calib || !ncal || !x || !neval)

@@ -38,7 +38,7 @@ nmf_status nmf_train_method_parse(const char *s, nmf_train_method *out) {
  * about an hour on 2 cores; patch 4 (50 tokens) costs 3.6x more per step (docs/IDP.md). */
 nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name) {
     memset(o, 0, sizeof *o);
-    nmf_vit_config_default(&o->model);
+    nmf_model_config_default(&o->model);
     o->method = NMF_METHOD_IDP;
     o->num_patterns = 3;
     o->patterns[0] = (nmf_pattern){4, 8};
@@ -69,7 +69,7 @@ nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name) {
         return NMF_OK;
     }
     if (!strcmp(name, "full")) {
-        nmf_status st = nmf_vit_shape_config("vit-fmnist-full", &o->model);
+        nmf_status st = nmf_model_shape_config("vit-fmnist-full", &o->model);
         if (st) return st;
         o->dense_steps = 6000;
         o->stage_steps = 1000;

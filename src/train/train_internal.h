@@ -47,7 +47,7 @@ enum {
 };
 
 struct nmf_vit_train {
-    nmf_vit_config cfg;
+    nmf_model_config cfg;
     nmf_model_desc desc; /* the parameter table: names, shapes, roles, the buffer layout */
     int max_batch;
     size_t sizes[NMF_VP_COUNT], offsets[NMF_VP_COUNT], num_params;

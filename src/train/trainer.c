@@ -82,7 +82,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 
 static uint64_t fingerprint(const nmf_train_options *o) {
     uint64_t h = 0xCBF29CE484222325ull;
-    const nmf_vit_config *c = &o->model;
+    const nmf_model_config *c = &o->model;
     int ints[] = {c->img_size, c->patch, c->in_chans, c->dim, c->depth, c->heads, c->num_classes,
                   (int)o->method, o->num_patterns, o->batch, o->dense_steps, o->stage_steps,
                   o->warmup, o->stage_warmup, o->mask_interval, o->holdout, o->eval_every,
@@ -97,8 +97,8 @@ static uint64_t fingerprint(const nmf_train_options *o) {
     return h;
 }
 
-nmf_status nmf_train_load_init(const char *path, const nmf_vit_config *fallback,
-                               nmf_vit_config *config, nmf_tensor_set *tensors) {
+nmf_status nmf_train_load_init(const char *path, const nmf_model_config *fallback,
+                               nmf_model_config *config, nmf_tensor_set *tensors) {
     /* a family: its dense model; a single model: that one */
     nmf_status st = nmf_load_model(path, "dense", fallback, config, tensors);
     if (st == NMF_ERR_NOT_FOUND) st = nmf_load_model(path, NULL, fallback, config, tensors);
@@ -349,7 +349,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     }
     if (rs.stage == 0 && !rs.stage_started) {
         if (o->init_path) {
-            nmf_vit_config cfg;
+            nmf_model_config cfg;
             nmf_tensor_set s;
             if ((st = nmf_train_load_init(o->init_path, &o->model, &cfg, &s)) != NMF_OK) goto done;
             if (cfg.dim != o->model.dim || cfg.depth != o->model.depth ||

@@ -23,9 +23,9 @@ static size_t layer_numel(const nmf_vit_train *m, nmf_vit_param p) { return m->d
 static float **pp(nmf_vit_params *s, nmf_vit_param p) { return (float **)s + p; }
 
 /* ---- create / free ------------------------------------------------------------------------ */
-nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_vit_config *cfg, int max_batch) {
+nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg, int max_batch) {
     *out = NULL;
-    nmf_status st = nmf_vit_config_validate(cfg);
+    nmf_status st = nmf_model_config_validate(cfg);
     if (st != NMF_OK) return st;
     if (max_batch < 1 || max_batch > 65536)
         return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..65536", max_batch);
@@ -138,7 +138,7 @@ void nmf_vit_train_free(nmf_vit_train *m) {
     free(m);
 }
 
-const nmf_vit_config *nmf_vit_train_config(const nmf_vit_train *m) { return &m->cfg; }
+const nmf_model_config *nmf_vit_train_config(const nmf_vit_train *m) { return &m->cfg; }
 size_t nmf_vit_train_num_params(const nmf_vit_train *m) { return m->num_params; }
 size_t nmf_vit_train_param_size(const nmf_vit_train *m, nmf_vit_param p) { return m->sizes[p]; }
 nmf_vit_params *nmf_vit_train_params(nmf_vit_train *m) { return &m->params; }
@@ -293,7 +293,7 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
                                  float *loss, int *correct) {
     if (B < 1 || B > m->max_batch)
         return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..%d", B, m->max_batch);
-    const nmf_vit_config *c = &m->cfg;
+    const nmf_model_config *c = &m->cfg;
     const int T = nmf_vit_tokens(c), L = c->depth, NH = c->heads, K = c->num_classes;
     const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), BT = (size_t)B * T;
     const nmf_vit_params *w = &m->fw;
@@ -376,7 +376,7 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
 nmf_status nmf_vit_train_backward(nmf_vit_train *m) {
     if (!m->has_labels || m->B < 1)
         return nmf_error(NMF_ERR_INVALID_ARG, "backward needs a forward with labels first");
-    const nmf_vit_config *c = &m->cfg;
+    const nmf_model_config *c = &m->cfg;
     const int B = m->B, T = nmf_vit_tokens(c), NP = T - 1, L = c->depth, NH = c->heads;
     const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), K = (size_t)c->num_classes;
     const size_t CPP = (size_t)c->in_chans * c->patch * c->patch, BT = (size_t)B * T;
@@ -548,7 +548,7 @@ nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *o
         st = nmf_tensors_add_dense(out, d->name, d->ndim, d->shape, data, NULL);
     }
     if (st == NMF_OK) {
-        char *json = nmf_vit_config_to_json(&m->cfg);
+        char *json = nmf_model_config_to_json(&m->cfg);
         if (!json) st = nmf_error(NMF_ERR_NOMEM, "config JSON");
         else {
             st = nmf_tensors_set_meta(out, NMF_CONFIG_META_KEY, json);
@@ -561,7 +561,7 @@ nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *o
 
 nmf_status nmf_vit_train_evaluate(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
                                   size_t count, double *accuracy, double *mean_loss) {
-    const nmf_vit_config *c = &m->cfg;
+    const nmf_model_config *c = &m->cfg;
     if (ds->rows != c->img_size || ds->cols != c->img_size || c->in_chans != 1)
         return nmf_error(NMF_ERR_SHAPE, "dataset images %dx%d (1 channel) do not fit the model "
                          "(%d px, %d channels)", ds->rows, ds->cols, c->img_size, c->in_chans);

@@ -283,7 +283,7 @@ static void config_flags(const char *src) {
     nmf_family fam;
     nmf_family_init(&fam);
     CHECK_OK(nmf_safetensors_read(src, &s));
-    CHECK_OK(nmf_vit_config_from_json(nmf_tensors_get_meta(&s, NMF_CONFIG_META_KEY), &fam.config));
+    CHECK_OK(nmf_model_config_from_json(nmf_tensors_get_meta(&s, NMF_CONFIG_META_KEY), &fam.config));
     fam.config.depth = 3;
     CHECK_OK(nmf_family_add(&fam, "dense", &s));
     const char *mismatched = tmp_path("mismatched.nmf");

@@ -19,8 +19,8 @@ static nmf_run_state rs;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     fuzz_init();
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.img_size = 4, c.patch = 2, c.dim = 8, c.depth = 1, c.heads = 2, c.mlp_ratio = 2.0f;
     c.num_classes = 3;
     if (nmf_vit_train_create(&model, &c, 2) != NMF_OK) abort();

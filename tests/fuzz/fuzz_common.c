@@ -48,14 +48,14 @@ void fuzz_init(void) {
 }
 
 /* Multiply-adds of one forward pass on one image (a rough bound, enough to stay fast). */
-static double forward_macs(const nmf_vit_config *c) {
+static double forward_macs(const nmf_model_config *c) {
     double T = nmf_vit_tokens(c), D = c->dim, H = nmf_vit_hidden(c);
     return c->depth * (T * D * (4 * D + 2 * H) + 2 * T * T * D) + T * D * c->in_chans * c->patch * c->patch;
 }
 
 /* One image of fixed values through m. Stored weights may be anything a file can hold (NaN
  * included), so the logits are not judged: a crash or a sanitizer report is the finding. */
-static void run_forward(nmf_vit *m, const nmf_vit_config *c) {
+static void run_forward(nmf_vit *m, const nmf_model_config *c) {
     size_t pixels = (size_t)c->in_chans * c->img_size * c->img_size;
     float *x = malloc(pixels * sizeof *x), *logits = malloc((size_t)c->num_classes * sizeof *logits);
     if (!x || !logits) abort();
@@ -65,15 +65,15 @@ static void run_forward(nmf_vit *m, const nmf_vit_config *c) {
     free(logits);
 }
 
-void fuzz_forward_random(const nmf_vit_config *config) {
-    if (nmf_vit_config_validate(config) != NMF_OK || forward_macs(config) > FUZZ_FORWARD_MAX_MACS)
+void fuzz_forward_random(const nmf_model_config *config) {
+    if (nmf_model_config_validate(config) != NMF_OK || forward_macs(config) > FUZZ_FORWARD_MAX_MACS)
         return;
     nmf_vit *m = NULL;
     if (nmf_vit_create_random(&m, config, (nmf_pattern){0, 0}, 1) == NMF_OK) run_forward(m, config);
     nmf_vit_free(m);
 }
 
-void fuzz_exercise(const nmf_vit_config *config, const nmf_tensor_set *tensors) {
+void fuzz_exercise(const nmf_model_config *config, const nmf_tensor_set *tensors) {
     volatile float sink = 0;
     for (size_t i = 0; i < tensors->count; i++) {
         const nmf_tensor *t = &tensors->items[i];
@@ -85,7 +85,7 @@ void fuzz_exercise(const nmf_vit_config *config, const nmf_tensor_set *tensors) 
         free(dense);
     }
     (void)sink;
-    if (!config || nmf_vit_check_tensors(config, tensors) != NMF_OK) return;
+    if (!config || nmf_model_check_tensors(config, tensors) != NMF_OK) return;
     if (forward_macs(config) > FUZZ_FORWARD_MAX_MACS) return;
     nmf_vit *m = NULL;
     if (nmf_vit_create(&m, config, tensors) == NMF_OK) run_forward(m, config);

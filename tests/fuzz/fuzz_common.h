@@ -19,10 +19,10 @@ char *fuzz_text(const uint8_t *data, size_t size);
 /* Exercises a tensor set read from a file: unpacks every tensor and touches every value; when
  * config is not NULL and the tensors fit it, builds the model and, when it is small, runs one
  * forward pass on a fixed image. Aborts (a finding) only on a broken library invariant. */
-void fuzz_exercise(const nmf_vit_config *config, const nmf_tensor_set *tensors);
+void fuzz_exercise(const nmf_model_config *config, const nmf_tensor_set *tensors);
 
 /* Builds a model of config with random weights and runs one forward when it is small. */
-void fuzz_forward_random(const nmf_vit_config *config);
+void fuzz_forward_random(const nmf_model_config *config);
 
 /* Quiets the library's threads for fuzzing speed (one thread, no OpenMP pool churn). */
 void fuzz_init(void);

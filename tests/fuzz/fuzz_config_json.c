@@ -16,16 +16,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *text = fuzz_text(data, size);
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
-    nmf_status st = nmf_vit_config_from_json(text, &c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
+    nmf_status st = nmf_model_config_from_json(text, &c);
     free(text);
-    if (st != NMF_OK || nmf_vit_config_validate(&c) != NMF_OK) return 0;
-    char *json = nmf_vit_config_to_json(&c);
+    if (st != NMF_OK || nmf_model_config_validate(&c) != NMF_OK) return 0;
+    char *json = nmf_model_config_to_json(&c);
     if (!json) abort();
-    nmf_vit_config back;
-    nmf_vit_config_default(&back);
-    if (nmf_vit_config_from_json(json, &back) != NMF_OK || nmf_vit_config_validate(&back) != NMF_OK)
+    nmf_model_config back;
+    nmf_model_config_default(&back);
+    if (nmf_model_config_from_json(json, &back) != NMF_OK || nmf_model_config_validate(&back) != NMF_OK)
         abort();
     if (back.dim != c.dim || back.depth != c.depth || nmf_vit_hidden(&back) != nmf_vit_hidden(&c))
         abort();

@@ -18,10 +18,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < set.count; i++)
         if (dtypes[i] != NMF_DTYPE_F32 && dtypes[i] != NMF_DTYPE_F16 && dtypes[i] != NMF_DTYPE_BF16)
             abort(); /* the reader reports only the dtypes it decodes */
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     const char *json = nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY);
-    int have_config = json && nmf_vit_config_from_json(json, &c) == NMF_OK;
+    int have_config = json && nmf_model_config_from_json(json, &c) == NMF_OK;
     fuzz_exercise(have_config ? &c : NULL, &set);
     free(dtypes);
     nmf_tensors_free(&set);

@@ -506,12 +506,12 @@ static void atomicity(void) {
 /* The fixture ViT as dense + 4:8 + 2:8 + 1:8: loads by name, the shared payloads are exactly the
  * tensors pruning leaves alone, and flips sampled over the whole file are refused. */
 static void vit_family(void) {
-    nmf_vit_config c;
+    nmf_model_config c;
     nmf_tensor_set dense;
     const char *src = test_source_path("tests/fixtures/vit_tiny.safetensors");
     CHECK_OK(nmf_load_model(src, NULL, NULL, &c, &dense));
     nmf_tensor_set none;
-    nmf_vit_config cn;
+    nmf_model_config cn;
     CHECK_FAILS(nmf_load_model(src, "2:8", NULL, &cn, &none), NMF_ERR_NOT_FOUND, "'2:8'");
     nmf_family f;
     nmf_family_init(&f);
@@ -539,7 +539,7 @@ static void vit_family(void) {
     CHECK_OK(nmf_family_write(p, &f, NULL));
     nmf_family_free(&f);
     nmf_tensor_set t;
-    nmf_vit_config c2;
+    nmf_model_config c2;
     CHECK_OK(nmf_load_model(p, "2:8", NULL, &c2, &t));
     CHECK(!memcmp(&c, &c2, sizeof c));
     const nmf_tensor *q = nmf_tensors_find(&t, "blocks.0.mlp.fc1.weight");
@@ -575,7 +575,7 @@ static void vit_family(void) {
     free(raw);
 
     /* wrong config vs tensors is reported by name */
-    nmf_vit_config other = c;
+    nmf_model_config other = c;
     other.depth = 3;
     nmf_family_init(&f);
     f.config = other;

@@ -8,11 +8,11 @@ static void fixture(void) {
     CHECK(s.count == 4 + 12 * 2 + 4);
     const char *cfg = nmf_tensors_get_meta(&s, NMF_CONFIG_META_KEY);
     CHECK(cfg != NULL);
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
-    CHECK_OK(nmf_vit_config_from_json(cfg ? cfg : "", &c));
+    nmf_model_config c;
+    nmf_model_config_default(&c);
+    CHECK_OK(nmf_model_config_from_json(cfg ? cfg : "", &c));
     CHECK(c.dim == 32 && c.depth == 2 && c.heads == 2 && c.img_size == 28 && c.patch == 7);
-    CHECK_OK(nmf_vit_check_tensors(&c, &s));
+    CHECK_OK(nmf_model_check_tensors(&c, &s));
     nmf_tensor *t = nmf_tensors_find(&s, "blocks.1.attn.qkv.weight");
     CHECK(t && t->ndim == 2 && t->shape[0] == 96 && t->shape[1] == 32);
     /* block 1's linears were quantised to k/16 by the generator */

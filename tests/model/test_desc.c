@@ -36,8 +36,8 @@ static int tiles(const nmf_model_desc *d, nmf_layout l) {
 }
 
 static void preset(const char *name) {
-    nmf_vit_config c;
-    CHECK_OK(nmf_vit_shape_config(name, &c));
+    nmf_model_config c;
+    CHECK_OK(nmf_model_shape_config(name, &c));
     nmf_model_desc d;
     CHECK_OK(nmf_model_describe(&d, &c));
     const size_t D = (size_t)c.dim, H = (size_t)nmf_vit_hidden(&c), L = (size_t)c.depth;
@@ -101,14 +101,14 @@ static void make_set(const nmf_model_desc *d, nmf_tensor_set *s) {
 }
 
 static void prune_and_check(void) {
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.depth = 2;
     nmf_model_desc d;
     CHECK_OK(nmf_model_describe(&d, &c));
     nmf_tensor_set dense, pruned;
     make_set(&d, &dense);
-    CHECK_OK(nmf_vit_check_tensors(&c, &dense));
+    CHECK_OK(nmf_model_check_tensors(&c, &dense));
     CHECK_OK(nmf_tensors_set_meta(&dense, "k", "v"));
     CHECK_OK(nmf_model_prune(&c, &dense, (nmf_pattern){2, 8}, &pruned));
     CHECK(pruned.count == dense.count && !strcmp(nmf_tensors_get_meta(&pruned, "k"), "v"));
@@ -138,7 +138,7 @@ static void prune_and_check(void) {
         }
     }
     CHECK_MSG(ok, "pruning follows the table");
-    CHECK_OK(nmf_vit_check_tensors(&c, &pruned));
+    CHECK_OK(nmf_model_check_tensors(&c, &pruned));
     /* repacking: the pruned model made dense again packs back to the same positions */
     nmf_tensor_set again;
     CHECK_OK(nmf_tensors_copy_dense(&pruned, &again));
@@ -158,7 +158,7 @@ static void prune_and_check(void) {
     CHECK_OK(nmf_nm_pack(&hm, head->data, (size_t)head->shape[0], (size_t)head->shape[1], (nmf_pattern){2, 8}, 0));
     head->nm = malloc(sizeof hm);
     *head->nm = hm;
-    CHECK_STATUS(nmf_vit_check_tensors(&c, &pruned), NMF_ERR_FORMAT);
+    CHECK_STATUS(nmf_model_check_tensors(&c, &pruned), NMF_ERR_FORMAT);
     CHECK(strstr(nmf_last_error(), "head.weight") != NULL);
     nmf_tensors_free(&dense), nmf_tensors_free(&pruned), nmf_tensors_free(&again);
     nmf_model_desc_free(&d);
@@ -168,9 +168,9 @@ int main(void) {
     const char *presets[] = {"vit-fmnist", "vit-fmnist-full", "deit-tiny", "deit-small", "deit-base"};
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) preset(presets[i]);
     /* DeiT-small has timm's 22,050,664 parameters, 21,233,664 of them in the block linears */
-    nmf_vit_config c;
+    nmf_model_config c;
     nmf_model_desc d;
-    CHECK_OK(nmf_vit_shape_config("deit-small", &c));
+    CHECK_OK(nmf_model_shape_config("deit-small", &c));
     CHECK_OK(nmf_model_describe(&d, &c));
     CHECK(d.floats[NMF_LAYOUT_ALL] == 22050664 && d.floats[NMF_LAYOUT_DENSE] == 22050664 - 21233664);
     nmf_model_desc_free(&d);

@@ -9,7 +9,7 @@ int main(void) {
     snprintf(with, sizeof with, "%s", test_source_path("tests/fixtures/model/vit_dense_small.safetensors"));
     snprintf(without, sizeof without, "%s",
              test_source_path("tests/fixtures/model/vit_dense_small.noconfig.safetensors"));
-    nmf_vit_config c, file;
+    nmf_model_config c, file;
     nmf_tensor_set t;
     CHECK_OK(nmf_load_model_with(with, NULL, NULL, NULL, &file, &t));
     nmf_tensors_free(&t);
@@ -38,10 +38,10 @@ int main(void) {
     CHECK_OK(nmf_load_model_with(without, NULL, NULL, &full, &c, &t));
     CHECK(c.dim == file.dim && c.depth == file.depth && c.num_classes == file.num_classes);
     /* ... and the config used is now the tensors' metadata */
-    nmf_vit_config meta;
-    nmf_vit_config_default(&meta);
+    nmf_model_config meta;
+    nmf_model_config_default(&meta);
     CHECK(nmf_tensors_get_meta(&t, NMF_CONFIG_META_KEY) != NULL);
-    CHECK_OK(nmf_vit_config_from_json(nmf_tensors_get_meta(&t, NMF_CONFIG_META_KEY), &meta));
+    CHECK_OK(nmf_model_config_from_json(nmf_tensors_get_meta(&t, NMF_CONFIG_META_KEY), &meta));
     CHECK(!memcmp(&meta, &c, sizeof c));
     nmf_tensors_free(&t);
     /* overrides that do not fit the tensors fail on the tensor, naming it */
@@ -52,7 +52,7 @@ int main(void) {
     full.num_classes = file.num_classes;
     nmf_config_overrides just_classes = {0};
     just_classes.num_classes = file.num_classes;
-    nmf_vit_config fb = file;
+    nmf_model_config fb = file;
     fb.num_classes = 1;
     CHECK_OK(nmf_load_model_with(without, NULL, &fb, &just_classes, &c, &t));
     CHECK(!memcmp(&c, &file, sizeof c));

@@ -31,8 +31,8 @@ static double max_diff(const float *a, const float *b, size_t n) {
 }
 
 int main(void) {
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.depth = 3;
     c.num_classes = 7;
     const size_t B = 3, T = (size_t)nmf_vit_tokens(&c), D = (size_t)c.dim, H = (size_t)nmf_vit_hidden(&c);

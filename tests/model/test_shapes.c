@@ -16,10 +16,10 @@ int main(void) {
         {"deit-base", 224, 16, 3, 768, 12, 12, 3072, 1000, 197},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        nmf_vit_config c;
+        nmf_model_config c;
         memset(&c, 0x5a, sizeof c);
-        CHECK_OK(nmf_vit_shape_config(want[i].name, &c));
-        CHECK_OK(nmf_vit_config_validate(&c));
+        CHECK_OK(nmf_model_shape_config(want[i].name, &c));
+        CHECK_OK(nmf_model_config_validate(&c));
         CHECK(!strcmp(c.arch, "vit") && c.img_size == want[i].img && c.patch == want[i].patch &&
               c.in_chans == want[i].chans && c.dim == want[i].dim && c.depth == want[i].depth &&
               c.heads == want[i].heads && nmf_vit_hidden(&c) == want[i].hidden &&
@@ -27,20 +27,20 @@ int main(void) {
         if (c.in_chans == 3) CHECK(c.mean == 0.45f && c.std == 0.226f); /* one ImageNet average */
         else CHECK(c.mean == 0.2860f && c.std == 0.3530f);
     }
-    nmf_vit_config d, e;
-    nmf_vit_config_default(&d);
-    CHECK_OK(nmf_vit_shape_config("vit-fmnist", &e));
+    nmf_model_config d, e;
+    nmf_model_config_default(&d);
+    CHECK_OK(nmf_model_shape_config("vit-fmnist", &e));
     CHECK(!memcmp(&d, &e, sizeof d));
     /* the training presets take their model from the table */
     nmf_train_options o;
     CHECK_OK(nmf_train_options_preset(&o, "demo"));
     CHECK(!memcmp(&o.model, &e, sizeof e));
     CHECK_OK(nmf_train_options_preset(&o, "full"));
-    CHECK_OK(nmf_vit_shape_config("vit-fmnist-full", &e));
+    CHECK_OK(nmf_model_shape_config("vit-fmnist-full", &e));
     CHECK(!memcmp(&o.model, &e, sizeof e));
-    CHECK_STATUS(nmf_vit_shape_config("deit-huge", &e), NMF_ERR_NOT_FOUND);
+    CHECK_STATUS(nmf_model_shape_config("deit-huge", &e), NMF_ERR_NOT_FOUND);
     CHECK(strstr(nmf_last_error(), "deit-huge") && strstr(nmf_last_error(), "deit-base") &&
           strstr(nmf_last_error(), "vit-fmnist"));
-    CHECK_STATUS(nmf_vit_shape_config(NULL, &e), NMF_ERR_NOT_FOUND);
+    CHECK_STATUS(nmf_model_shape_config(NULL, &e), NMF_ERR_NOT_FOUND);
     return test_finish("shapes");
 }

@@ -62,9 +62,9 @@ int main(void) {
 
     nmf_tensor_set dense, packed;
     CHECK_OK(nmf_safetensors_read(fixture("vit_2to8.safetensors"), &dense));
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
-    CHECK_OK(nmf_vit_config_from_json(nmf_tensors_get_meta(&dense, NMF_CONFIG_META_KEY), &c));
+    nmf_model_config c;
+    nmf_model_config_default(&c);
+    CHECK_OK(nmf_model_config_from_json(nmf_tensors_get_meta(&dense, NMF_CONFIG_META_KEY), &c));
     nmf_tensors_init(&packed);
     nmf_pattern p = {2, 8};
     for (size_t i = 0; i < dense.count; i++) {

@@ -65,7 +65,7 @@ static double max_err(const float *a, const float *b, size_t n) {
 }
 
 /* Forward of the whole batch, then image by image (arena reuse with a smaller batch). */
-static void check_model(const nmf_vit_config *c, const nmf_tensor_set *set, const nmf_array *x,
+static void check_model(const nmf_model_config *c, const nmf_tensor_set *set, const nmf_array *x,
                         const nmf_array *want, const char *label) {
     nmf_vit *m = NULL;
     CHECK_OK(nmf_vit_create(&m, c, set));
@@ -98,11 +98,11 @@ static void run_fixture(const fixture *f) {
     CHECK_OK(nmf_npy_read(test_source_path(path), &x));
     snprintf(path, sizeof path, "tests/fixtures/model/%s.logits.npy", f->name);
     CHECK_OK(nmf_npy_read(test_source_path(path), &want));
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     const char *json = nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY);
     CHECK(json != NULL);
-    if (json) CHECK_OK(nmf_vit_config_from_json(json, &c));
+    if (json) CHECK_OK(nmf_model_config_from_json(json, &c));
     CHECK(x.ndim == 4 && want.ndim == 2 && want.shape[0] == x.shape[0] &&
           want.shape[1] == c.num_classes);
     if (test_failures) goto done;
@@ -136,11 +136,11 @@ done:
 static void bad_inputs(void) {
     nmf_tensor_set set;
     CHECK_OK(nmf_safetensors_read(test_source_path("tests/fixtures/model/vit_2to8.safetensors"), &set));
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
-    CHECK_OK(nmf_vit_config_from_json(nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY), &c));
+    nmf_model_config c;
+    nmf_model_config_default(&c);
+    CHECK_OK(nmf_model_config_from_json(nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY), &c));
     nmf_vit *m = NULL;
-    nmf_vit_config wrong = c;
+    nmf_model_config wrong = c;
     wrong.dim = 32;
     wrong.heads = 4;
     CHECK_STATUS(nmf_vit_create(&m, &wrong, &set), NMF_ERR_SHAPE);
@@ -183,8 +183,8 @@ static void bad_inputs(void) {
 
 /* Random models (the shape library path): deterministic, finite, and N:M when asked. */
 static void random_models(void) {
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.dim = 32;
     c.depth = 2;
     c.heads = 2;
@@ -211,10 +211,10 @@ static void random_models(void) {
         CHECK(finite);
         CHECK(nmf_vit_weight_bytes(s) < nmf_vit_weight_bytes(a));
     }
-    nmf_vit_config deit;
-    CHECK_OK(nmf_vit_shape_config("deit-small", &deit));
+    nmf_model_config deit;
+    CHECK_OK(nmf_model_shape_config("deit-small", &deit));
     CHECK(deit.dim == 384 && deit.heads == 6 && deit.depth == 12 && nmf_vit_tokens(&deit) == 197);
-    CHECK_STATUS(nmf_vit_shape_config("deit-huge", &deit), NMF_ERR_NOT_FOUND);
+    CHECK_STATUS(nmf_model_shape_config("deit-huge", &deit), NMF_ERR_NOT_FOUND);
     nmf_vit_free(a);
     nmf_vit_free(b);
     nmf_vit_free(s);

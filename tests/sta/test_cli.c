@@ -30,8 +30,8 @@ static char *run(const char *cmd, int *status) {
 }
 
 static void make_family(const char *path) {
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.img_size = 12;
     c.patch = 4;
     c.in_chans = 1;

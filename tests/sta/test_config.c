@@ -92,8 +92,8 @@ int main(void) {
     }
     /* model-dependent tile checks happen at simulation time, naming the key */
     {
-        nmf_vit_config v;
-        CHECK_OK(nmf_vit_shape_config("deit-base", &v));
+        nmf_model_config v;
+        CHECK_OK(nmf_model_shape_config("deit-base", &v));
         nmf_sta_schedule s;
         CHECK_OK(nmf_sta_schedule_synthetic(&s, &v, (nmf_pattern){2, 8}, 400));
         nmf_sta_config c = def;

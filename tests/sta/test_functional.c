@@ -17,7 +17,7 @@ static float randn(unsigned long long *s) {
 }
 
 /* A random ViT (timm names) whose block linears are held N:M (pattern p; {0,0}: dense). */
-static nmf_status make_model(const nmf_vit_config *c, nmf_pattern p, unsigned long long seed,
+static nmf_status make_model(const nmf_model_config *c, nmf_pattern p, unsigned long long seed,
                              nmf_tensor_set *set) {
     nmf_tensors_init(set);
     nmf_model_desc desc;
@@ -50,9 +50,9 @@ static nmf_status make_model(const nmf_vit_config *c, nmf_pattern p, unsigned lo
     return st;
 }
 
-static nmf_vit_config small_config(void) {
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+static nmf_model_config small_config(void) {
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.img_size = 12;
     c.patch = 4; /* 9 patches + cls = 10 tokens */
     c.in_chans = 2;
@@ -73,7 +73,7 @@ typedef struct {
 } variant;
 
 static int run_variant(const variant *v, int corrupt) {
-    nmf_vit_config c = small_config();
+    nmf_model_config c = small_config();
     nmf_tensor_set set;
     CHECK_OK(make_model(&c, v->p, 1234 + (unsigned long long)v->bits, &set));
     nmf_sta_config hw;
@@ -190,7 +190,7 @@ static void test_primitives(void) {
 /* The sta module's own f32 forward (calibration, accuracy reference) agrees with the model
  * module's nmf_vit_forward (checked against PyTorch in tests/model). */
 static void test_f32_matches_model(void) {
-    nmf_vit_config c = small_config();
+    nmf_model_config c = small_config();
     nmf_tensor_set set;
     CHECK_OK(make_model(&c, (nmf_pattern){2, 8}, 42, &set));
     const size_t img = (size_t)c.in_chans * c.img_size * c.img_size, n = 3;
@@ -226,7 +226,7 @@ int main(void) {
     CHECK(bad > 0);
     /* too narrow an accumulator is rejected, naming the key */
     {
-        nmf_vit_config c = small_config();
+        nmf_model_config c = small_config();
         nmf_tensor_set set;
         CHECK_OK(make_model(&c, (nmf_pattern){2, 4}, 5, &set));
         nmf_sta_config hw;

@@ -14,8 +14,8 @@
 
 /* A dim-8 ViT whose MLP tensors have width 0, with the config that implies it. */
 static void write_zero_width_model(const char *path) {
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.img_size = 4;
     c.patch = 2;
     c.dim = 8;
@@ -35,7 +35,7 @@ static void write_zero_width_model(const char *path) {
     }
     nmf_model_desc_free(&d);
     c.mlp_ratio = 1e-9f;
-    char *json = nmf_vit_config_to_json(&c);
+    char *json = nmf_model_config_to_json(&c);
     CHECK(json != NULL);
     CHECK_OK(nmf_tensors_set_meta(&set, NMF_CONFIG_META_KEY, json));
     free(json);
@@ -45,15 +45,15 @@ static void write_zero_width_model(const char *path) {
 
 int main(void) {
     /* the library: validation refuses the zero width and says why */
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.mlp_ratio = 1e-9f;
-    CHECK_STATUS(nmf_vit_config_validate(&c), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_model_config_validate(&c), NMF_ERR_INVALID_ARG);
     CHECK_MSG(strstr(nmf_last_error(), "MLP width of 0") != NULL, "%s", nmf_last_error());
     c.mlp_ratio = 1.0f / 64.0f; /* dim 64: width 1, the smallest valid one */
-    CHECK_OK(nmf_vit_config_validate(&c));
-    CHECK_STATUS(nmf_vit_config_from_json("{\"mlp_ratio\": 1e-9}", &c), NMF_OK);
-    CHECK_STATUS(nmf_vit_config_validate(&c), NMF_ERR_INVALID_ARG);
+    CHECK_OK(nmf_model_config_validate(&c));
+    CHECK_STATUS(nmf_model_config_from_json("{\"mlp_ratio\": 1e-9}", &c), NMF_OK);
+    CHECK_STATUS(nmf_model_config_validate(&c), NMF_ERR_INVALID_ARG);
 
     /* every command that reads the file: exit 1 with one line, never a signal */
     const char *cli = getenv("NMF_CLI");

@@ -32,7 +32,7 @@ typedef struct {
 static void hand_init(hand *h, int nops, int64_t T, int64_t cols, int64_t k, nmf_pattern p,
                       int io_elems_small) {
     memset(h, 0, sizeof *h);
-    nmf_vit_config_default(&h->s.vit);
+    nmf_model_config_default(&h->s.vit);
     h->s.tokens = (int)T;
     h->s.ops = h->ops;
     h->s.op_count = (size_t)nops;
@@ -120,7 +120,7 @@ static void test_bandwidth_bound(void) {
 
 static uint64_t urand(unsigned long long *s, uint64_t n) { return test_rand_u64(s) % n; }
 
-static uint64_t analytic_macs(const nmf_vit_config *v, int T, nmf_pattern p) {
+static uint64_t analytic_macs(const nmf_model_config *v, int T, nmf_pattern p) {
     uint64_t D = (uint64_t)v->dim, H = (uint64_t)nmf_vit_hidden(v), t = (uint64_t)T;
     uint64_t dh = D / (uint64_t)v->heads, pk = (uint64_t)(v->in_chans * v->patch * v->patch);
     uint64_t lin = D * 3 * D + D * D + 2 * D * H; /* per token, dense */
@@ -159,8 +159,8 @@ static void test_invariants(void) {
         c.data_bits = urand(&seed, 2) ? 8 : 16;
         c.acc_bits = c.data_bits == 8 ? 32 : 48;
         c.index = (nmf_sta_index)urand(&seed, 2);
-        nmf_vit_config v;
-        nmf_vit_config_default(&v);
+        nmf_model_config v;
+        nmf_model_config_default(&v);
         v.heads = 1 + (int)urand(&seed, 4);
         v.dim = v.heads * 16 * (1 + (int)urand(&seed, 4));
         v.depth = 1 + (int)urand(&seed, 2);
@@ -299,8 +299,8 @@ static void test_banked_positions(void) {
 }
 
 static void test_deit_small(void) {
-    nmf_vit_config v;
-    CHECK_OK(nmf_vit_shape_config("deit-small", &v));
+    nmf_model_config v;
+    CHECK_OK(nmf_model_shape_config("deit-small", &v));
     CHECK(v.dim == 384 && v.depth == 12 && v.heads == 6 && nmf_vit_tokens(&v) == 197);
     nmf_sta_config c;
     nmf_sta_config_default(&c);
@@ -315,7 +315,7 @@ static void test_deit_small(void) {
     CHECK(r.total.useful_macs == analytic_macs(&v, 197, (nmf_pattern){2, 8}));
     nmf_sta_result_free(&r);
     nmf_sta_schedule_free(&s);
-    CHECK_STATUS(nmf_vit_shape_config("deit-huge", &v), NMF_ERR_NOT_FOUND);
+    CHECK_STATUS(nmf_model_shape_config("deit-huge", &v), NMF_ERR_NOT_FOUND);
 }
 
 int main(void) {

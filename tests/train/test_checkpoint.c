@@ -11,9 +11,9 @@
 #include "test.h"
 #include "train/train_internal.h"
 
-static nmf_vit_config tiny(void) {
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+static nmf_model_config tiny(void) {
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.img_size = 8;
     c.patch = 4;
     c.dim = 16;
@@ -73,7 +73,7 @@ int main(void) {
     char dir[] = "/tmp/nmf_test_ckpt.XXXXXX", path[256];
     CHECK(mkdtemp(dir) != NULL);
     snprintf(path, sizeof path, "%s/run.ckpt", dir);
-    nmf_vit_config c = tiny();
+    nmf_model_config c = tiny();
     nmf_vit_train *m = NULL;
     CHECK_OK(nmf_vit_train_create(&m, &c, 4));
     nmf_vit_train_init(m, 7);

@@ -12,7 +12,7 @@
 #define TOL 1e-4
 
 static nmf_tensor_set fx;
-static nmf_vit_config cfg;
+static nmf_model_config cfg;
 
 static const nmf_tensor *get(const char *name) {
     const nmf_tensor *t = nmf_tensors_find(&fx, name);
@@ -141,11 +141,11 @@ static void check_adamw(nmf_vit_train *m, const char *cas, nmf_pattern pat, floa
 int main(void) {
     CHECK_OK(nmf_safetensors_read(test_source_path("tests/fixtures/train/grad_check.safetensors"),
                                   &fx));
-    nmf_vit_config_default(&cfg);
+    nmf_model_config_default(&cfg);
     const char *json = nmf_tensors_get_meta(&fx, NMF_CONFIG_META_KEY);
     CHECK(json != NULL);
     if (!json) return test_finish("test_grad");
-    CHECK_OK(nmf_vit_config_from_json(json, &cfg));
+    CHECK_OK(nmf_model_config_from_json(json, &cfg));
     float lambda = (float)atof(nmf_tensors_get_meta(&fx, "lambda"));
     CHECK(lambda > 0);
 

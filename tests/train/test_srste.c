@@ -7,9 +7,9 @@
 #include "nmformer/train.h"
 #include "test.h"
 
-static nmf_vit_config tiny(void) {
-    nmf_vit_config c;
-    nmf_vit_config_default(&c);
+static nmf_model_config tiny(void) {
+    nmf_model_config c;
+    nmf_model_config_default(&c);
     c.img_size = 8;
     c.patch = 4;
     c.dim = 16;
@@ -21,7 +21,7 @@ static nmf_vit_config tiny(void) {
 
 /* every group of M along the input dimension keeps exactly N, and they are the N largest */
 static void check_masks(nmf_vit_train *m, nmf_pattern p) {
-    const nmf_vit_config *c = nmf_vit_train_config(m);
+    const nmf_model_config *c = nmf_vit_train_config(m);
     int bad = 0, groups = 0;
     const nmf_vit_param q[] = {NMF_VP_QKV_W, NMF_VP_PROJ_W, NMF_VP_FC1_W, NMF_VP_FC2_W};
     for (int k = 0; k < 4; k++)
@@ -45,7 +45,7 @@ static void check_masks(nmf_vit_train *m, nmf_pattern p) {
 }
 
 static void test_masks_and_lambda(void) {
-    nmf_vit_config c = tiny();
+    nmf_model_config c = tiny();
     nmf_vit_train *m = NULL;
     CHECK_OK(nmf_vit_train_create(&m, &c, 4));
     if (!m) return;
@@ -139,7 +139,7 @@ static void test_masks_and_lambda(void) {
     /* export packs N:M; import of the export reproduces W*mask (pruned weights 0) */
     nmf_tensor_set ts;
     CHECK_OK(nmf_vit_train_export(m, 1, &ts));
-    CHECK_OK(nmf_vit_check_tensors(&c, &ts));
+    CHECK_OK(nmf_model_check_tensors(&c, &ts));
     nmf_tensor *t = nmf_tensors_find(&ts, "blocks.1.mlp.fc1.weight");
     CHECK(t && t->nm && t->nm->pattern.n == 2 && t->nm->pattern.m == 4);
     CHECK(nmf_tensors_get_meta(&ts, NMF_CONFIG_META_KEY) != NULL);
@@ -212,9 +212,9 @@ static void test_ramp_and_schedule(void) {
     nmf_train_options o;
     CHECK_OK(nmf_train_options_preset(&o, "demo"));
     CHECK(o.num_patterns == 3 && o.srste_lambda == 2e-4f && o.holdout == 5000);
-    CHECK_OK(nmf_vit_config_validate(&o.model));
+    CHECK_OK(nmf_model_config_validate(&o.model));
     CHECK_OK(nmf_train_options_preset(&o, "full"));
-    CHECK_OK(nmf_vit_config_validate(&o.model));
+    CHECK_OK(nmf_model_config_validate(&o.model));
     CHECK_STATUS(nmf_train_options_preset(&o, "huge"), NMF_ERR_INVALID_ARG);
 }
 
