@@ -18,11 +18,23 @@ status_t = C.c_int   # nmf_status
 dtype_t = C.c_int    # nmf_dtype
 
 
-class VitConfig(C.Structure):  # nmf_vit_config
+class HfConfig(C.Structure):  # nmf_hf_config (a token family's config.json, config.h)
+    _fields_ = [("model_type", C.c_int), ("architecture", C.c_char * 64),
+                ("hidden_size", C.c_int), ("num_hidden_layers", C.c_int),
+                ("num_attention_heads", C.c_int), ("num_key_value_heads", C.c_int),
+                ("head_dim", C.c_int), ("intermediate_size", C.c_int), ("vocab_size", C.c_int),
+                ("max_position_embeddings", C.c_int), ("type_vocab_size", C.c_int),
+                ("norm_eps", C.c_float), ("rope_theta", C.c_double),
+                ("tie_word_embeddings", C.c_int), ("hidden_act", C.c_int),
+                ("attention_bias", C.c_int), ("mlp_bias", C.c_int), ("num_labels", C.c_int),
+                ("head", C.c_int), ("pooler", C.c_int), ("prefix", C.c_char * 16)]
+
+
+class ModelConfig(C.Structure):  # nmf_model_config
     _fields_ = [("arch", C.c_char * 16), ("img_size", C.c_int), ("patch", C.c_int),
                 ("in_chans", C.c_int), ("dim", C.c_int), ("depth", C.c_int), ("heads", C.c_int),
                 ("mlp_ratio", C.c_float), ("num_classes", C.c_int), ("mean", C.c_float),
-                ("std", C.c_float)]
+                ("std", C.c_float), ("hf", HfConfig)]
 
 
 class ConfigOverrides(C.Structure):  # nmf_config_overrides
@@ -62,7 +74,7 @@ class Candidate(C.Structure):  # nmf_candidate
 
 
 class FamilyStruct(C.Structure):  # nmf_family
-    _fields_ = [("config", VitConfig), ("models", C.POINTER(Candidate)), ("count", size_t)]
+    _fields_ = [("config", ModelConfig), ("models", C.POINTER(Candidate)), ("count", size_t)]
 
 
 class WriteOptions(C.Structure):  # nmf_write_options
@@ -97,7 +109,7 @@ DESC_MAX_KINDS = 32   # NMF_DESC_MAX_KINDS
 
 
 class ModelDesc(C.Structure):  # nmf_model_desc
-    _fields_ = [("config", VitConfig), ("family", C.c_char_p), ("kinds", C.POINTER(ParamKind)),
+    _fields_ = [("config", ModelConfig), ("family", C.c_char_p), ("kinds", C.POINTER(ParamKind)),
                 ("kind_count", C.c_int), ("params", C.POINTER(Param)), ("count", size_t),
                 ("kind_offset", (size_t * DESC_MAX_KINDS) * LAYOUT_COUNT),
                 ("kind_numel", size_t * DESC_MAX_KINDS), ("kind_first", size_t * DESC_MAX_KINDS),
@@ -106,7 +118,7 @@ class ModelDesc(C.Structure):  # nmf_model_desc
 
 # For the layout test: C struct name -> ctypes class.
 STRUCTS = {
-    "nmf_vit_config": VitConfig, "nmf_config_overrides": ConfigOverrides,
+    "nmf_model_config": ModelConfig, "nmf_hf_config": HfConfig, "nmf_config_overrides": ConfigOverrides,
     "nmf_pattern": Pattern, "nmf_nm_matrix": NmMatrix, "nmf_tensor": Tensor, "nmf_meta": Meta,
     "nmf_tensor_set": TensorSet, "nmf_candidate": Candidate, "nmf_family": FamilyStruct,
     "nmf_write_options": WriteOptions, "nmf_stored_tensor": StoredTensor,
@@ -137,12 +149,13 @@ _SIGNATURES = {
     "nmf_dtype_name": (C.c_char_p, [dtype_t]),
     "nmf_dtype_size": (size_t, [dtype_t]),
     # config
-    "nmf_vit_config_default": (None, [P(VitConfig)]),
-    "nmf_vit_shape_config": (status_t, [C.c_char_p, P(VitConfig)]),
-    "nmf_vit_config_validate": (status_t, [P(VitConfig)]),
-    "nmf_vit_config_from_json": (status_t, [C.c_char_p, P(VitConfig)]),
-    "nmf_vit_config_to_json": (C.c_void_p, [P(VitConfig)]),  # malloc'd: freed with libc free
-    "nmf_vit_check_tensors": (status_t, [P(VitConfig), P(TensorSet)]),
+    "nmf_model_config_default": (None, [P(ModelConfig)]),
+    "nmf_model_shape_config": (status_t, [C.c_char_p, P(ModelConfig)]),
+    "nmf_model_config_validate": (status_t, [P(ModelConfig)]),
+    "nmf_model_config_from_json": (status_t, [C.c_char_p, P(ModelConfig)]),
+    "nmf_model_config_to_json": (C.c_void_p, [P(ModelConfig)]),  # malloc'd: freed with libc free
+    "nmf_model_check_tensors": (status_t, [P(ModelConfig), P(TensorSet)]),
+    "nmf_model_is_token": (C.c_int, [P(ModelConfig)]),
     # tensor sets
     "nmf_tensors_init": (None, [P(TensorSet)]),
     "nmf_tensors_free": (None, [P(TensorSet)]),
@@ -162,17 +175,17 @@ _SIGNATURES = {
     "nmf_family_write": (status_t, [C.c_char_p, P(FamilyStruct), P(WriteOptions)]),
     "nmf_family_read_layout": (status_t, [C.c_char_p, P(FamilyStruct), P(FamilyLayout)]),
     "nmf_family_layout_free": (None, [P(FamilyLayout)]),
-    "nmf_load_model_with": (status_t, [C.c_char_p, C.c_char_p, P(VitConfig),
-                                       P(ConfigOverrides), P(VitConfig), P(TensorSet)]),
+    "nmf_load_model_with": (status_t, [C.c_char_p, C.c_char_p, P(ModelConfig),
+                                       P(ConfigOverrides), P(ModelConfig), P(TensorSet)]),
     # model description
-    "nmf_model_describe": (status_t, [P(ModelDesc), P(VitConfig)]),
+    "nmf_model_describe": (status_t, [P(ModelDesc), P(ModelConfig)]),
     "nmf_model_desc_free": (None, [P(ModelDesc)]),
     "nmf_model_desc_find": (P(Param), [P(ModelDesc), C.c_char_p]),
     "nmf_param_role_name": (C.c_char_p, [C.c_int]),
     # models
-    "nmf_model_prune": (status_t, [P(VitConfig), P(TensorSet), Pattern, P(TensorSet)]),
-    "nmf_model_pack_nm": (status_t, [P(VitConfig), P(TensorSet), Pattern]),
-    "nmf_vit_create": (status_t, [P(vit_p), P(VitConfig), P(TensorSet)]),
+    "nmf_model_prune": (status_t, [P(ModelConfig), P(TensorSet), Pattern, P(TensorSet)]),
+    "nmf_model_pack_nm": (status_t, [P(ModelConfig), P(TensorSet), Pattern]),
+    "nmf_vit_create": (status_t, [P(vit_p), P(ModelConfig), P(TensorSet)]),
     "nmf_vit_free": (None, [vit_p]),
     # float buffers as plain addresses (numpy's arr.ctypes.data): the per-call cost of building
     # ctypes pointer objects is most of a small model's Python overhead

@@ -14,7 +14,7 @@ import numpy as np
 from nmformer import _tensors
 from nmformer._capi import api, vit_p
 from nmformer.config import Config, as_config
-from nmformer.errors import check, InvalidArgumentError, ShapeError
+from nmformer.errors import check, InvalidArgumentError, ShapeError, UnsupportedError
 
 DEFAULT_BATCH = 32  # images per forward, as `nmformer run --batch`
 
@@ -126,7 +126,9 @@ class Model:
 
     def __repr__(self):
         c = self.config
-        return (f"<nmformer.Model {self.name or '?'} {c.arch} dim={c.dim} depth={c.depth} "
+        dim, depth = (c.hf["hidden_size"], c.hf["num_hidden_layers"]) if c.is_token else \
+            (c.dim, c.depth)
+        return (f"<nmformer.Model {self.name or '?'} {c.arch} dim={dim} depth={depth} "
                 f"pattern={self.pattern}>")
 
     # ---- running ------------------------------------------------------------------------------
@@ -145,9 +147,9 @@ class Model:
         with slot.lock:
             if slot.engine is None:
                 engine = _ENGINES.get(self.kind)
-                if engine is None:
-                    raise InvalidArgumentError(f"no engine for model kind '{self.kind}'",
-                                               status=1)
+                if engine is None:  # the token families, until their engine (nmf_lm_*) is here
+                    raise UnsupportedError(f"running a '{self.kind}' model is not supported by "
+                                           "this version of the package", status=5)
                 slot.engine = engine(self.config, self._set())
             return slot.engine
 
@@ -199,7 +201,7 @@ class Model:
 
     def _check(self):
         """Raises the library's error when the tensors do not fit the config."""
-        check(api().nmf_vit_check_tensors(ctypes.byref(self.config._to_c()), self._set()))
+        check(api().nmf_model_check_tensors(ctypes.byref(self.config._to_c()), self._set()))
 
     def _copy_dense(self):
         out = _tensors.OwnedSet()
@@ -234,18 +236,19 @@ def from_state_dict(state_dict, config, name=None, pattern=None):
         _tensors.add_dense(owned, str(key), value)
     lib = api()
     check(lib.nmf_tensors_set_meta(owned.ptr(), b"nmformer.config", config.to_json().encode()))
-    check(lib.nmf_vit_check_tensors(ctypes.byref(config._to_c()), owned.ptr()))
+    check(lib.nmf_model_check_tensors(ctypes.byref(config._to_c()), owned.ptr()))
     model = _owned_model(config, owned, name=name or "dense")
     return model.pack(pattern) if pattern else model
 
 
 def load(path, name=None, config=None):
     """One model from a file: ``.nmf`` (candidate ``name``; may be omitted when the family
-    holds one) or ``.safetensors``. The config comes from the file; ``config`` (a Config or a
+    holds one), ``.safetensors``, or a Hugging Face model folder (BERT, GPT-2, LLaMA:
+    config.json + model.safetensors or its shards). The config comes from the file; ``config`` (a Config or a
     dict of fields) completes a safetensors file that has none and must agree with one that
     has: a contradiction in a size (img_size, patch, in_chans, dim, depth, heads, num_classes,
     mlp_ratio) raises InvalidArgumentError naming the key."""
-    from nmformer._capi import ConfigOverrides, VitConfig
+    from nmformer._capi import ConfigOverrides, ModelConfig
     lib = api()
     overrides = ConfigOverrides()
     fallback = None
@@ -260,7 +263,7 @@ def load(path, name=None, config=None):
         full = config if isinstance(config, Config) else Config.from_dict(fields)
         fallback = ctypes.byref(full._to_c())
     out = _tensors.OwnedSet()
-    cfg = VitConfig()
+    cfg = ModelConfig()
     check(lib.nmf_load_model_with(str(path).encode(), name.encode() if name else None, fallback,
                                   ctypes.byref(overrides), ctypes.byref(cfg), out.ptr()))
     model = _owned_model(Config._from_c(cfg), out, name=name)

@@ -22,10 +22,20 @@ static void end(void) { printf("}}"); }
 #define F(type, f) field(#f, offsetof(type, f))
 
 int main(void) {
-    S(nmf_vit_config); F(nmf_vit_config, arch); F(nmf_vit_config, img_size);
-    F(nmf_vit_config, patch); F(nmf_vit_config, in_chans); F(nmf_vit_config, dim);
-    F(nmf_vit_config, depth); F(nmf_vit_config, heads); F(nmf_vit_config, mlp_ratio);
-    F(nmf_vit_config, num_classes); F(nmf_vit_config, mean); F(nmf_vit_config, std); end();
+    S(nmf_model_config); F(nmf_model_config, arch); F(nmf_model_config, img_size);
+    F(nmf_model_config, patch); F(nmf_model_config, in_chans); F(nmf_model_config, dim);
+    F(nmf_model_config, depth); F(nmf_model_config, heads); F(nmf_model_config, mlp_ratio);
+    F(nmf_model_config, num_classes); F(nmf_model_config, mean); F(nmf_model_config, std);
+    F(nmf_model_config, hf); end();
+    S(nmf_hf_config); F(nmf_hf_config, model_type); F(nmf_hf_config, architecture);
+    F(nmf_hf_config, hidden_size); F(nmf_hf_config, num_hidden_layers);
+    F(nmf_hf_config, num_attention_heads); F(nmf_hf_config, num_key_value_heads);
+    F(nmf_hf_config, head_dim); F(nmf_hf_config, intermediate_size); F(nmf_hf_config, vocab_size);
+    F(nmf_hf_config, max_position_embeddings); F(nmf_hf_config, type_vocab_size);
+    F(nmf_hf_config, norm_eps); F(nmf_hf_config, rope_theta); F(nmf_hf_config, tie_word_embeddings);
+    F(nmf_hf_config, hidden_act); F(nmf_hf_config, attention_bias); F(nmf_hf_config, mlp_bias);
+    F(nmf_hf_config, num_labels); F(nmf_hf_config, head); F(nmf_hf_config, pooler);
+    F(nmf_hf_config, prefix); end();
     S(nmf_config_overrides); F(nmf_config_overrides, img_size); F(nmf_config_overrides, patch);
     F(nmf_config_overrides, in_chans); F(nmf_config_overrides, dim); F(nmf_config_overrides, depth);
     F(nmf_config_overrides, heads); F(nmf_config_overrides, num_classes);
