@@ -1,4 +1,4 @@
-/* Prints the size and field offsets of every public struct the Python package mirrors with ctypes
+/* Prints the size, field offsets and field sizes of every public struct the Python package mirrors with ctypes
  * (python/nmformer/_capi.py), as JSON; tests/python/test_nmformer.py compares them with ctypes'
  * own, so a header change that the package does not follow fails the tests. */
 #include <stddef.h>
@@ -12,14 +12,14 @@ static void begin(const char *name, size_t size) {
     first_struct = 0;
     first_field = 1;
 }
-static void field(const char *name, size_t offset) {
-    printf("%s\"%s\": %zu", first_field ? "" : ", ", name, offset);
+static void field(const char *name, size_t offset, size_t size) {
+    printf("%s\"%s\": [%zu, %zu]", first_field ? "" : ", ", name, offset, size);
     first_field = 0;
 }
 static void end(void) { printf("}}"); }
 
 #define S(type) begin(#type, sizeof(type))
-#define F(type, f) field(#f, offsetof(type, f))
+#define F(type, f) field(#f, offsetof(type, f), sizeof(((type *)0)->f))
 
 int main(void) {
     S(nmf_model_config); F(nmf_model_config, arch); F(nmf_model_config, img_size);

@@ -97,8 +97,9 @@ class TestAbi(unittest.TestCase):
             cls = _capi.STRUCTS[name]
             self.assertEqual(ctypes.sizeof(cls), want["size"], name)
             self.assertEqual([f[0] for f in cls._fields_], list(want["fields"]), name)
-            for field, offset in want["fields"].items():
-                self.assertEqual(getattr(cls, field).offset, offset, f"{name}.{field}")
+            for field, (offset, size) in want["fields"].items():
+                self.assertEqual(getattr(cls, field).offset, offset, f"{name}.{field} offset")
+                self.assertEqual(getattr(cls, field).size, size, f"{name}.{field} size")
         self.assertEqual(consts["NMF_MAX_DIMS"], _capi.MAX_DIMS)
         self.assertEqual(consts["NMF_LAYOUT_COUNT"], _capi.LAYOUT_COUNT)
         self.assertEqual(consts["NMF_DESC_MAX_KINDS"], _capi.DESC_MAX_KINDS)
@@ -300,7 +301,10 @@ class TestPruneConvert(TmpDir):
 
     def test_info_same_as_cli(self):
         fam = self.cli_family("4:8,2:8", ("--dtype", "bf16"))
-        for path in (fam, TINY, os.path.join(MODEL_FIX, "vit_dense_small.noconfig.safetensors")):
+        pair = self.path("pair.nmf")  # payloads shared by two candidates
+        cli("prune", TINY, pair, "--pattern", "2:8")
+        for path in (fam, pair, TINY,
+                     os.path.join(MODEL_FIX, "vit_dense_small.noconfig.safetensors")):
             want = json.loads(cli("info", path, "--json").stdout)
             same_json(nmformer.info(path), want, path)
         got = nmformer.Family.open(fam).info()
