@@ -44,7 +44,11 @@ typedef struct {
  * bytes. info may be NULL. A directory with none of the parts is NMF_ERR_NOT_FOUND. */
 NMF_API nmf_status nmf_report_render(const char *run_dir, char **html, size_t *size,
                                      nmf_report_info *info);
-/* nmf_report_render, then an atomic write to out_path ("-": standard output). */
+/* The page's name in the run directory when no output path is given. */
+#define NMF_REPORT_DEFAULT_NAME "report.html"
+
+/* nmf_report_render, then an atomic write to out_path ("-": standard output; NULL:
+ * run_dir/NMF_REPORT_DEFAULT_NAME). */
 NMF_API nmf_status nmf_report_write(const char *run_dir, const char *out_path,
                                     nmf_report_info *info);
 

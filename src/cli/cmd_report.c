@@ -1,12 +1,10 @@
 /* nmformer report: the HTML report of a run directory (include/nmformer/report.h,
  * docs/REPORT.md). Parses and prints; the page is built by the library. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
-#include "io/io_internal.h"
 #include "nmformer/report.h"
 
 static void usage(FILE *out) {
@@ -44,9 +42,6 @@ int cmd_report(int argc, char **argv) {
         fprintf(stderr, "nmformer report: need RUN_DIR (see --help)\n");
         return 2;
     }
-    char *def = NULL;
-    if (!out && !(out = def = nmf_io_path_join(dir, "report.html")))
-        return cli_fail("report", dir, NMF_ERR_NOMEM);
     nmf_report_info info;
     nmf_status st = nmf_report_write(dir, out, &info);
     int rc = 0;
@@ -55,8 +50,10 @@ int cmd_report(int argc, char **argv) {
     } else {
         for (int i = 0; i < info.note_count; i++) /* notes hold no control characters */
             fprintf(stderr, "nmformer report: warning: %s\n", info.notes[i]);
-        if (!quiet && strcmp(out, "-")) printf("%s\n", out);
+        if (quiet || (out && !strcmp(out, "-"))) return 0;
+        if (out) printf("%s\n", out);
+        else /* the library's default: RUN_DIR/report.html */
+            printf("%s%s" NMF_REPORT_DEFAULT_NAME "\n", dir, dir[strlen(dir) - 1] == '/' ? "" : "/");
     }
-    free(def);
     return rc;
 }

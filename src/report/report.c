@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/io_internal.h"
 #include "nmformer/io.h"
 #include "nmformer/version.h"
 #include "report/report_internal.h"
@@ -113,16 +114,20 @@ nmf_status nmf_report_render(const char *run_dir, char **html, size_t *size, nmf
 }
 
 nmf_status nmf_report_write(const char *run_dir, const char *out_path, nmf_report_info *info) {
-    if (!out_path) return nmf_error(NMF_ERR_INVALID_ARG, "report: no output path");
-    char *html;
+    char *html, *def = NULL;
     size_t size;
     nmf_status st = nmf_report_render(run_dir, &html, &size, info);
     if (st) return st;
+    if (!out_path && !(out_path = def = nmf_io_path_join(run_dir, NMF_REPORT_DEFAULT_NAME))) {
+        free(html);
+        return nmf_error(NMF_ERR_NOMEM, "report: out of memory");
+    }
     nmf_atomic_file *af = NULL;
     if (!(st = nmf_atomic_open(out_path, &af))) {
         if ((st = nmf_atomic_write(af, html, size))) nmf_atomic_abort(af);
         else st = nmf_atomic_commit(af);
     }
     free(html);
+    free(def);
     return st;
 }

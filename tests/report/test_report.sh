@@ -62,6 +62,15 @@ check "$res/report.html" "$res"
 grep -o 'points="[^"]*"' "$res/report.html" | head -1 | awk '{ if (NF != 4) exit 1 }' ||
   fail "resumed log: the loss line should have 4 points"
 
+# ---- several logs (scripts/idp_compare.sh: one per method): a line per log and stage ---------
+meth=$TMP/methods
+mkdir -p "$meth"
+cp "$SRC/tests/fixtures/report/train_metrics.jsonl" "$meth/idp_m8.jsonl"
+grep -v '"stage_index":[23]' "$SRC/tests/fixtures/report/train_metrics.jsonl" > "$meth/srste_m8.jsonl"
+"$CLI" report "$meth" > /dev/null 2>&1 || fail "report of several logs"
+check "$meth/report.html" "$meth" --notes 2
+grep -q 'srste_m8: 4:8' "$meth/report.html" || fail "several logs: no 'srste_m8: 4:8' in the legend"
+
 # ---- hostile names: shown as text, never as markup; the SVG stays well-formed XML ------------
 bad=$TMP/hostile
 mkdir -p "$bad"
