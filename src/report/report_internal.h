@@ -160,6 +160,32 @@ typedef struct {
     nmf_report_info *info; /* notes go here */
 } rpt_run;
 
+/* Plotted values beyond RPT_MAX_VALUE are refused: real ones are far smaller, and a chart's
+ * arithmetic (ranges, ticks) stays finite below it. */
+#define RPT_MAX_VALUE 1e15
+#define RPT_MAX_ITEMS 100000 /* candidates, sims, log files, series; far above a real run */
+#define RPT_TRACE_ROWS 64    /* units of a trace (the sim has 4) */
+
+/* A number member `key` of obj in [lo, hi]: *found 1 when there, 0 when absent (an error when
+ * required); out of range or not a number is an error naming file and member (what[index].key,
+ * or what.key when index < 0). */
+nmf_status rpt_number_in(const char *path, const char *what, long index, const cJSON *obj,
+                         const char *key, double lo, double hi, int required, double *out,
+                         int *found);
+/* 1 when path exists (or cannot be checked: the read will say why), 0 when it does not. */
+int rpt_exists(const char *path);
+
+/* summary_in.c */
+nmf_status rpt_summary_load(const char *path, rpt_summary *s);
+/* Held-out accuracy of each candidate of s, matched by name. */
+nmf_status rpt_train_summary_load(const char *path, rpt_summary *s);
+/* log_in.c: the records of one log (file index `file` of t->files) into t's series */
+nmf_status rpt_log_load(const char *path, rpt_training *t, int file);
+/* Legend names, once every log is read. */
+nmf_status rpt_training_name(rpt_training *t);
+/* sim_in.c: dir/file and, when it is there, its trace; a missing trace is a note in run. */
+nmf_status rpt_sim_load(rpt_run *run, const char *dir, const char *file, rpt_sim *sim);
+
 /* Loads everything run_dir has; a missing part adds a note, a malformed one is an error. */
 nmf_status rpt_run_load(const char *run_dir, rpt_run *run);
 void rpt_run_free(rpt_run *run);
