@@ -4,6 +4,9 @@
 #   2. nmformer eval of every candidate (test split, 10k images)
 #   3. nmformer bench model of every candidate (latency of one image)
 #   4. one table + out/summary.json (model, accuracy, bytes, latency_ms, speedup per candidate)
+#   5. nmformer sim of every candidate on the mid-size accelerator design (out/sim_*.json, with
+#      its timeline in out/sim_*.trace.json)
+#   6. nmformer report: out/report.html (docs/REPORT.md)
 # usage: bash scripts/run_main.sh BUILD/nmformer
 # env:   NMF_OUT (default <repo>/out), NMF_THREADS (default: all cores), NMF_RESUME=1 to continue
 #        an interrupted run from out/train.ckpt, NMF_TRAIN_ARGS extra flags for `train`.
@@ -68,6 +71,17 @@ cat > "$out/summary.json.tmp" <<EOF
 EOF
 sync "$out/summary.json.tmp" 2>/dev/null || true
 mv -f "$out/summary.json.tmp" "$out/summary.json"
+
+# the accelerator's view of each candidate (docs/STA.md): latency and per-unit timeline
+for m in "${models[@]}"; do
+  sim="$out/sim_${m/:/-}"
+  "$cli" sim "$family" --model "$m" --hw "$root/configs/hw/mid.ini" --no-functional --json \
+    --trace "$sim.trace.json" > "$sim.json.tmp"
+  mv -f "$sim.json.tmp" "$sim.json"
+done
+"$cli" report "$out" -o "$out/report.html" --quiet
+
 echo
 echo "family file: $file_bytes bytes (shared tensors stored once); training $((t_train - t0)) s, total $((t_end - t0)) s"
 echo "summary: $out/summary.json   metrics: $out/train_metrics.jsonl"
+echo "report:  $out/report.html"

@@ -16,5 +16,6 @@
 #include "nmformer/model.h"
 #include "nmformer/train.h"
 #include "nmformer/sta.h"
+#include "nmformer/report.h"
 
 #endif

@@ -12,6 +12,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Prints "nmformer <cmd>: <what>: <status text> (<detail>)" to stderr and returns 1. */
 int cli_fail(const char *cmd, const char *what, int status);

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "accuracy on the Fashion-MNIST test split"},
     {"bench", cmd_bench, "benchmark kernels (gemm) or models (model)"},
     {"sim", cmd_sim, "simulate the STA accelerator"},
+    {"report", cmd_report, "HTML report of a run directory (make run's out/)"},
 };
 
 static void usage(FILE *out) { /* --help only */

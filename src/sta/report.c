@@ -9,6 +9,12 @@
 #include "nmformer/sta.h"
 #include "sta/sta_internal.h"
 
+/* The unit that executes an op: one row of the trace and the "unit" of each op in the JSON. */
+static const char *const unit_names[] = {"engine", "softmax unit", "vector unit", "DRAM"};
+static int op_unit(nmf_sta_op_kind k) {
+    return k == NMF_STA_OP_SOFTMAX ? 1 : k == NMF_STA_OP_VECTOR ? 2 : 0;
+}
+
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
 
 static double op_efficiency(const nmf_sta_config *c, const nmf_sta_op_result *o) {
@@ -107,6 +113,7 @@ char *nmf_sta_report_json(const nmf_sta_config *c, const nmf_sta_schedule *s,
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "name", op->name);
         cJSON_AddStringToObject(j, "kind", nmf_sta_op_kind_name(op->kind));
+        cJSON_AddStringToObject(j, "unit", unit_names[op_unit(op->kind)]);
         if (op->kind == NMF_STA_OP_SPARSE) {
             nmf_pattern_format(op->pattern, pat, sizeof pat);
             cJSON_AddStringToObject(j, "pattern", pat);
@@ -187,7 +194,6 @@ char *nmf_sta_report_json(const nmf_sta_config *c, const nmf_sta_schedule *s,
 
 nmf_status nmf_sta_write_trace(const char *path, const nmf_sta_config *c,
                                const nmf_sta_schedule *s, const nmf_sta_result *r) {
-    static const char *const units[] = {"engine", "softmax unit", "vector unit", "DRAM"};
     char *buf = NULL;
     size_t size = 0;
     FILE *m = open_memstream(&buf, &size);
@@ -195,11 +201,11 @@ nmf_status nmf_sta_write_trace(const char *path, const nmf_sta_config *c,
     fprintf(m, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
     for (int u = 0; u < 4; u++)
         fprintf(m, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,\"args\":{\"name\":\"%s\"}},\n",
-                u, units[u]);
+                u, unit_names[u]);
     /* one span per op on its unit, then every tile and transfer */
     for (size_t i = 0; i < s->op_count; i++) {
         const nmf_sta_op_result *o = &r->ops[i];
-        int unit = s->ops[i].kind == NMF_STA_OP_SOFTMAX ? 1 : s->ops[i].kind == NMF_STA_OP_VECTOR ? 2 : 0;
+        int unit = op_unit(s->ops[i].kind);
         fprintf(m,
                 "{\"name\":\"%s\",\"cat\":\"op\",\"ph\":\"X\",\"pid\":1,\"tid\":%d,\"ts\":%.4f,"
                 "\"dur\":%.4f,\"args\":{\"cycles\":%llu,\"stall\":%llu,\"useful_macs\":%llu}},\n",

@@ -93,6 +93,7 @@ sweep convert "$D/c.nmf" "$TMP/prev_f32.nmf" -- "$CLI" convert "$MODEL" "$D/c.nm
 sweep family-add "$D/f.nmf" "$TMP/prev_24.nmf" -- "$CLI" prune "$MODEL" "$D/f.nmf" --pattern 1:8 --add
 echo "not a npy" >"$TMP/prev_text"
 sweep run-output "$D/y.npy" "$TMP/prev_text" -- "$CLI" run "$MODEL" --input "$INPUT" --output "$D/y.npy" --threads 1
+sweep report "$D/r.html" "$TMP/prev_text" -- "$CLI" report "$NMF_SOURCE_DIR/tests/fixtures/report" -o "$D/r.html" --quiet
 
 # Training: the family (--out) had a previous version; checkpoints are written several times
 # during the run. After a failure the family must be the previous one and a checkpoint left

@@ -106,7 +106,7 @@ int main(void) {
         CHECK(cJSON_GetArraySize(ops) == 2 + 2 * 12 + 1);
         const char *op_keys[] = {"name", "kind", "cycles", "useful_macs", "stall_cycles", "dram_bytes"};
         int sparse = 0;
-        double sum = 0;
+        double sum = 0, last_start = 0;
         cJSON *op;
         cJSON_ArrayForEach(op, ops) {
             for (size_t k = 0; k < 6; k++) CHECK(cJSON_GetObjectItem(op, op_keys[k]) != NULL);
@@ -114,6 +114,18 @@ int main(void) {
             CHECK(kind && (!strcmp(kind, "sparse") || !strcmp(kind, "dense") ||
                            !strcmp(kind, "softmax") || !strcmp(kind, "vector")));
             sparse += kind && !strcmp(kind, "sparse");
+            /* the unit of each op (the report's timeline rows): softmax and vector ops on their
+             * own units, products on the engine; ops start in schedule order (qk, softmax and av
+             * share the start of their attention slices, which run head by head) */
+            const char *unit = cJSON_GetStringValue(cJSON_GetObjectItem(op, "unit"));
+            CHECK(unit && kind);
+            if (unit && kind)
+                CHECK_MSG(!strcmp(unit, !strcmp(kind, "softmax") ? "softmax unit"
+                                        : !strcmp(kind, "vector") ? "vector unit" : "engine"),
+                          "%s on %s", kind, unit);
+            double start = cJSON_GetNumberValue(cJSON_GetObjectItem(op, "start_cycle"));
+            CHECK(start >= last_start);
+            last_start = start;
             sum += cJSON_GetNumberValue(cJSON_GetObjectItem(op, "cycles"));
         }
         CHECK(sparse == 8);
