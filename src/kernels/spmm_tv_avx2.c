@@ -1,5 +1,6 @@
 /* N:M x dense forward, AVX2 + FMA, vectorised over TOKENS (XNNPACK f32-spmm style). Layout:
- * spmm.h ("token-vectorised layout"), with the layer's tv_rows (R) and tv_tokens (TOK).
+ * spmm.h ("token-vectorised layout", interleaved: tv_pairs), with the layer's tv_rows (R) and
+ * tv_tokens (TOK).
  *
  * Why not the panel kernel (spmm_avx2.c): it issues a vpermps per FMA, and the permute shares
  * issue ports with the FMAs: on this Zen 3 it ran at ~25 % of the FMA peak. Here:
@@ -24,13 +25,12 @@
 
 #define AI __attribute__((always_inline)) inline
 
-/* R rows x V token vectors over `len` kept indices (val/off: the block's [len][R]). yt: the
+/* R rows x V token vectors over `len` kept indices (wp: the block's [len][R] weights). yt: the
  * rows' partial sums [R][TOK]; init: start from the rows' bias (b, R floats, 0 past `out`)
  * instead of yt. (Arrays of vectors with constant trip counts: GCC keeps them in registers
  * here, checked in the assembly: no spills in the j loop.) */
-static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *val,
-                           const uint32_t *off, size_t len, int init, const float *b,
-                           const int R, const int V) {
+static AI void rows_kernel(float *yt, size_t tok, const float *xT, const nmf_tv_pair *wp,
+                           size_t len, int init, const float *b, const int R, const int V) {
     __m256 acc[4][8];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -38,11 +38,11 @@ static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *
         for (int v = 0; v < V; v++)
             acc[r][v] = init ? _mm256_broadcast_ss(b + r) : _mm256_load_ps(yt + r * tok + v * 8);
     const char *xb = (const char *)xT;
-    for (size_t j = 0; j < len; j++, val += R, off += R) {
+    for (size_t j = 0; j < len; j++, wp += R) {
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const __m256 wv = _mm256_broadcast_ss(val + r);
-            const float *xp = (const float *)(xb + off[r]);
+            const __m256 wv = _mm256_broadcast_ss(&wp[r].val);
+            const float *xp = (const float *)(xb + wp[r].off);
 #pragma GCC unroll 8
             for (int v = 0; v < V; v++)
                 acc[r][v] = _mm256_fmadd_ps(wv, _mm256_load_ps(xp + v * 8), acc[r][v]);
@@ -55,21 +55,20 @@ static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *
 }
 
 /* Row blocks [rb0, rb1) of a chunk (partial sums at yT, R * tok floats per block) over one input
- * block of len kept indices (val/off: that input block's weights, all row blocks). */
-static AI void rows_blocks(float *yT, size_t tok, const float *xT, const float *val,
-                           const uint32_t *off, size_t len, size_t rb0, size_t rb1, int init,
-                           const float *b, const int R, const int V) {
+ * block of len kept indices (wp: that input block's weights, all row blocks). */
+static AI void rows_blocks(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,
+                           size_t len, size_t rb0, size_t rb1, int init, const float *b,
+                           const int R, const int V) {
     for (size_t rb = rb0; rb < rb1; rb++, yT += R * tok, b += R)
-        rows_kernel(yT, tok, xT, val + rb * len * R, off + rb * len * R, len, init, b, R, V);
+        rows_kernel(yT, tok, xT, wp + rb * len * R, len, init, b, R, V);
 }
 
-typedef void (*rows_fn)(float *, size_t, const float *, const float *, const uint32_t *, size_t,
-                        size_t, size_t, int, const float *);
+typedef void (*rows_fn)(float *, size_t, const float *, const nmf_tv_pair *, size_t, size_t,
+                        size_t, int, const float *);
 #define DEF_ROWS(R, V)                                                                         \
-    static void rows_##R##_##V(float *yT, size_t tok, const float *xT, const float *val,       \
-                               const uint32_t *off, size_t len, size_t rb0, size_t rb1,         \
-                               int init, const float *b) {                                      \
-        rows_blocks(yT, tok, xT, val, off, len, rb0, rb1, init, b, R, V);                       \
+    static void rows_##R##_##V(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,  \
+                               size_t len, size_t rb0, size_t rb1, int init, const float *b) {  \
+        rows_blocks(yT, tok, xT, wp, len, rb0, rb1, init, b, R, V);                             \
     }
 /* R x V with R*V <= 14 accumulators (16 ymm: the accumulators, a broadcast, a spare) */
 DEF_ROWS(1, 1) DEF_ROWS(1, 2) DEF_ROWS(1, 3) DEF_ROWS(1, 4)
@@ -181,7 +180,7 @@ void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weigh
             const float *xt = xT + tile * tile_floats;
             for (size_t j0 = 0; j0 < K; j0 += jb) {
                 const size_t len = K - j0 < jb ? K - j0 : jb, at = j0 * RB * R;
-                kern(yT, tok, xt, w->tv_val + at, w->tv_off + at, len, rb0, rb1, j0 == 0, bpad);
+                kern(yT, tok, xt, w->tv_pairs + at, len, rb0, rb1, j0 == 0, bpad);
             }
             store_chunk(y, out, yT, tok, c0, c1, t0, tt, act);
         }

@@ -68,7 +68,7 @@ static void check_tv2_shapes(const nmf_spmm_weights *pw, const float *x, const f
         for (int kb = 0; kb < 2; kb++) {
             nmf_spmm_weights w = *pw;
             void *storage = NULL;
-            CHECK_OK(nmf_spmm_tv_layout(&w, R, tok, kb ? (size_t)pw->n : 0, &storage));
+            CHECK_OK(nmf_spmm_tv_layout(&w, R, tok, kb ? (size_t)pw->n : 0, 1, &storage));
             const size_t floats = nmf_spmm_tv2_xt_floats(in, T, tok), tiles = (T + tok - 1) / tok;
             float *xT = nmf_alloc(floats, sizeof(float));
             CHECK(floats > 0 && xT != NULL);
@@ -218,7 +218,8 @@ static void run_case(const test_case *c) {
             }
             nmf_set_threads(threads);
             const nmf_spmm_weights *tw = nmf_linear_spmm_weights(lin);
-            CHECK(tw != NULL && tw->tv_val != NULL && tw->tv_off != NULL);
+            CHECK(tw != NULL && (isa == NMF_ISA_AVX2 ? tw->tv_pairs != NULL
+                                                 : tw->tv_val != NULL && tw->tv_off != NULL));
             if (isa == NMF_ISA_AVX512 && tw)
                 for (int blk = 0; blk < 2; blk++) { /* default and one-group input blocks */
                     const nmf_spmm_params prm = {.in_block = blk ? (size_t)c->m : 0};
@@ -329,7 +330,7 @@ static void test_plan(void) {
             if (sl) {
                 CHECK_OK(nmf_linear_set_tuning(sl, &tune));
                 CHECK(!strcmp(nmf_linear_kernel_name(sl, 512), "avx2"));
-                CHECK(nmf_linear_spmm_weights(sl)->tv_off == NULL);
+                CHECK(nmf_linear_spmm_weights(sl)->tv_pairs == NULL);
             }
             nmf_linear_free(sl);
         }
@@ -340,7 +341,8 @@ static void test_plan(void) {
         off.tv = NMF_SPMM_OFF;
         CHECK_OK(nmf_linear_set_tuning(lin, &off));
         CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), name));
-        CHECK(nmf_linear_spmm_weights(lin)->tv_off == NULL); /* no layout it will not use */
+        CHECK(nmf_linear_spmm_weights(lin)->tv_off == NULL && /* no layout it will not use */
+              nmf_linear_spmm_weights(lin)->tv_pairs == NULL);
         nmf_spmm_tuning bad = tune;
         bad.tv = (nmf_spmm_choice)7;
         CHECK_STATUS(nmf_linear_set_tuning(lin, &bad), NMF_ERR_INVALID_ARG);
