@@ -20,6 +20,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "kernels/gelu_avx2.h"
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
 
@@ -113,46 +114,64 @@ static __m256i lane_mask(size_t count) { /* lanes [0, count) set, count <= 8 */
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* 8 token rows of x (u < nr of them real, the rest zero), columns [i0, i0 + 8) (ci of them
+ * real) -> xT rows i0.. at token offset s. Full blocks use plain loads: maskload is slower on
+ * Zen 3 and the per-row token test was a branch per load. */
+static AI void transpose_block(float *xt, const float *xs, size_t ldx, size_t tok, size_t s,
+                               size_t nr, size_t i0, size_t ci) {
+    __m256 r[8];
+    if (nr == 8 && ci == 8) {
+#pragma GCC unroll 8
+        for (size_t u = 0; u < 8; u++) r[u] = _mm256_loadu_ps(xs + u * ldx + i0);
+    } else {
+        const __m256i cm = lane_mask(ci);
+        for (size_t u = 0; u < 8; u++)
+            r[u] = u < nr ? _mm256_maskload_ps(xs + u * ldx + i0, cm) : _mm256_setzero_ps();
+    }
+    transpose8(r);
+#pragma GCC unroll 8
+    for (size_t c = 0; c < 8; c++) _mm256_store_ps(xt + (i0 + c) * tok + s, r[c]);
+}
+
 void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
                                 size_t tok, size_t tile0, size_t tile1) {
     const size_t in8 = nmf_round_up(in, 8), tile_floats = in8 * tok;
     for (size_t tile = tile0; tile < tile1; tile++) {
         const size_t t0 = tile * tok, tt = tokens - t0 < tok ? tokens - t0 : tok;
-        const float *xs = x + t0 * ldx;
         float *xt = xT + tile * tile_floats;
-        for (size_t i0 = 0; i0 < in8; i0 += 8) { /* columns [i0, i0+8): xT rows i0.. */
-            const size_t ci = in - i0 < 8 ? in - i0 : 8;
-            const __m256i cm = lane_mask(ci);
-            for (size_t s = 0; s < tt; s += 8) { /* tokens [s, s+8); the kernel reads no more */
-                __m256 r[8];
-#pragma GCC unroll 8
-                for (size_t u = 0; u < 8; u++)
-                    r[u] = s + u < tt ? _mm256_maskload_ps(xs + (s + u) * ldx + i0, cm)
-                                      : _mm256_setzero_ps();
-                transpose8(r);
-#pragma GCC unroll 8
-                for (size_t c = 0; c < 8; c++) _mm256_store_ps(xt + (i0 + c) * tok + s, r[c]);
-            }
+        /* tokens [s, s+8) (the kernel reads no more) outer: 8 rows of x read front to back,
+         * streams the prefetcher follows (column-outer touched 48 rows' lines per step) */
+        for (size_t s = 0; s < tt; s += 8) {
+            const size_t nr = tt - s < 8 ? tt - s : 8;
+            const float *xs = x + (t0 + s) * ldx;
+            for (size_t i0 = 0; i0 < in8; i0 += 8)
+                transpose_block(xt, xs, ldx, tok, s, nr, i0, in - i0 < 8 ? in - i0 : 8);
         }
     }
 }
 
-/* yT[rows c0..c1 of the chunk][TOK] -> y[t0 + u][o], 8 x 8 at a time, GELU on the way. */
+/* yT[rows c0..c1 of the chunk][TOK] -> y[t0 + u][o], 8 x 8 at a time, GELU in registers on
+ * the way. Tokens outer: y is written row after row (8 streams), where rows outer wrote half
+ * lines of 48 rows per step; yT (this chunk's, in L2) is what is read across. */
 static void store_chunk(float *y, size_t out, const float *yT, size_t tok, size_t c0, size_t c1,
                         size_t t0, size_t tt, nmf_activation act) {
-    for (size_t o0 = c0; o0 < c1; o0 += 8) {
-        const size_t rows = c1 - o0 < 8 ? c1 - o0 : 8;
-        const __m256i rm = lane_mask(rows);
-        for (size_t s = 0; s < tt; s += 8) {
+    for (size_t s = 0; s < tt; s += 8) {
+        const size_t nt = tt - s < 8 ? tt - s : 8;
+        for (size_t o0 = c0; o0 < c1; o0 += 8) {
+            const size_t rows = c1 - o0 < 8 ? c1 - o0 : 8;
             __m256 r[8];
 #pragma GCC unroll 8
             for (size_t u = 0; u < 8; u++) r[u] = _mm256_load_ps(yT + (o0 - c0 + u) * tok + s);
             transpose8(r);
-            const size_t nt = tt - s < 8 ? tt - s : 8;
-            for (size_t c = 0; c < nt; c++) {
-                float *yp = y + (t0 + s + c) * out + o0;
-                if (rows == 8) _mm256_storeu_ps(yp, r[c]); else _mm256_maskstore_ps(yp, rm, r[c]);
-                if (act == NMF_ACT_GELU) nmf_gelu_avx2(yp, yp, rows);
+            float *yp = y + (t0 + s) * out + o0;
+            if (act == NMF_ACT_GELU)
+                for (size_t c = 0; c < nt; c++) r[c] = nmf_gelu8_avx2(r[c]);
+            if (rows == 8 && nt == 8) {
+#pragma GCC unroll 8
+                for (size_t c = 0; c < 8; c++) _mm256_storeu_ps(yp + c * out, r[c]);
+            } else {
+                const __m256i rm = lane_mask(rows);
+                for (size_t c = 0; c < nt; c++) _mm256_maskstore_ps(yp + c * out, rm, r[c]);
             }
         }
     }
