@@ -164,7 +164,8 @@ nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t rows, size_t tok, size
 /* Token-vectorised AVX2 forward (spmm_tv_avx2.c), on w->tv_pairs (the interleaved layout).
  * Call only when nmf_cpu_best_isa() allows.
  * xT: [tiles][in8][TOK] (in8 = in rounded up to 8, TOK = w->tv_tokens, tiles = ceil(tokens /
- * TOK), 32-byte aligned), written for token tiles [tile0, tile1) by the transpose; the product
+ * TOK), 32-byte aligned), written for token vectors [v0, v1) (tokens 8 v .. 8 v + 7, v <
+ * ceil(tokens / 8): threads split them evenly whatever the tiles) by the transpose; the product
  * then computes output panels [p0, p1) from it, in the layout's input blocks (w->tv_kblock
  * kept indices per row; the xT columns they span should stay in L1), for chunks of `chunk`
  * rows (rounded down to a multiple of 16: their partial sums yT[chunk][TOK] are kept in the
@@ -172,7 +173,7 @@ nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t rows, size_t tok, size
  * nmf_spmm_tv_avx2_supports. */
 int nmf_spmm_tv_avx2_supports(size_t rows, size_t tok);
 void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
-                                size_t tok, size_t tile0, size_t tile1);
+                                size_t tok, size_t v0, size_t v1);
 void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weights *w,
                                  const float *bias, size_t tokens, nmf_activation act,
                                  size_t p0, size_t p1, size_t chunk, float *yT);

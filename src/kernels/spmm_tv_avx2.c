@@ -134,19 +134,18 @@ static AI void transpose_block(float *xt, const float *xs, size_t ldx, size_t to
 }
 
 void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
-                                size_t tok, size_t tile0, size_t tile1) {
+                                size_t tok, size_t v0, size_t v1) {
     const size_t in8 = nmf_round_up(in, 8), tile_floats = in8 * tok;
-    for (size_t tile = tile0; tile < tile1; tile++) {
-        const size_t t0 = tile * tok, tt = tokens - t0 < tok ? tokens - t0 : tok;
+    /* token vectors outer (tokens [8 v, 8 v + 8), in tile 8 v / TOK at offset s; the kernel
+     * reads no more): 8 rows of x read front to back, streams the prefetcher follows (columns
+     * outer touched 48 rows' lines per step) */
+    for (size_t v = v0; v < v1; v++) {
+        const size_t t = v * 8, tile = t / tok, s = t - tile * tok;
+        const size_t nr = tokens - t < 8 ? tokens - t : 8;
+        const float *xs = x + t * ldx;
         float *xt = xT + tile * tile_floats;
-        /* tokens [s, s+8) (the kernel reads no more) outer: 8 rows of x read front to back,
-         * streams the prefetcher follows (column-outer touched 48 rows' lines per step) */
-        for (size_t s = 0; s < tt; s += 8) {
-            const size_t nr = tt - s < 8 ? tt - s : 8;
-            const float *xs = x + (t0 + s) * ldx;
-            for (size_t i0 = 0; i0 < in8; i0 += 8)
-                transpose_block(xt, xs, ldx, tok, s, nr, i0, in - i0 < 8 ? in - i0 : 8);
-        }
+        for (size_t i0 = 0; i0 < in8; i0 += 8)
+            transpose_block(xt, xs, ldx, tok, s, nr, i0, in - i0 < 8 ? in - i0 : 8);
     }
 }
 

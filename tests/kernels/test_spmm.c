@@ -55,7 +55,7 @@ typedef struct {
 /* The AVX2 token-vectorised kernel on layouts other than the plan's: every block height R with
  * token tiles below, at and above the tested token counts (TOK = 8 .. 64), input blocks of one
  * group and of the whole row, chunks of one panel and the largest; output panels in two calls
- * ([1, end) then [0, 1)), xT tiles transposed in two calls. */
+ * ([1, end) then [0, 1)), xT transposed in two calls (token vectors split in halves). */
 static void check_tv2_shapes(const nmf_spmm_weights *pw, const float *x, const float *b,
                              size_t T, nmf_activation act, const float *yref,
                              const float *scale, const char *label) {
@@ -69,12 +69,13 @@ static void check_tv2_shapes(const nmf_spmm_weights *pw, const float *x, const f
             nmf_spmm_weights w = *pw;
             void *storage = NULL;
             CHECK_OK(nmf_spmm_tv_layout(&w, R, tok, kb ? (size_t)pw->n : 0, 1, &storage));
-            const size_t floats = nmf_spmm_tv2_xt_floats(in, T, tok), tiles = (T + tok - 1) / tok;
+            const size_t floats = nmf_spmm_tv2_xt_floats(in, T, tok);
             float *xT = nmf_alloc(floats, sizeof(float));
             CHECK(floats > 0 && xT != NULL);
             if (storage && xT) {
-                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, tiles / 2, tiles);
-                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, 0, tiles / 2);
+                const size_t vecs = (T + 7) / 8; /* two calls, the later one first */
+                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, vecs / 2, vecs);
+                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, 0, vecs / 2);
                 const size_t chunk = kb ? NMF_SPMM_ROWS : 1024;
                 float *yT = nmf_alloc(nmf_spmm_tv2_yt_floats(chunk, tok), sizeof(float));
                 for (size_t i = 0; i < T * out; i++) y[i] = NAN;
