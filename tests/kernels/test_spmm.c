@@ -304,6 +304,57 @@ static void test_bad_input(void) {
     nmf_linear_free(NULL);
 }
 
+/* AVX2: the tv kernel's shape forced through the layer's tuning (rows x tokens, input block,
+ * chunk: each below, at and above the plan's own), the product against the reference (with a
+ * bias and GELU, 50 tokens: a ragged tile of every TOK); an unsupported shape is refused and
+ * leaves the plan as it was. */
+static void check_tv2_tuning(nmf_linear *lin, const nmf_nm_matrix *a, nmf_spmm_tuning tune) {
+    static const size_t shapes[][4] = {{1, 64, 16, 16}, {4, 24, 0, 0}, {2, 48, 1024, 48},
+                                       {1, 8, 8, 1000}, {2, 16, 200, 64}};
+    const size_t T = 50, out = a->rows, in = a->cols;
+    float *x = alloc_floats(T * in), *y = alloc_floats(T * out), *yref = alloc_floats(T * out);
+    float *b = alloc_floats(out), *scale = alloc_floats(T * out), *wu = alloc_floats(out * in);
+    for (size_t i = 0; i < T * in; i++) x[i] = test_rand_float(&rng);
+    for (size_t i = 0; i < out; i++) b[i] = test_rand_float(&rng);
+    CHECK_OK(nmf_nm_unpack(wu, a));
+    nmf_spmm_ref_forward(yref, x, a, b, T, NMF_ACT_GELU);
+    for (size_t t = 0; t < T; t++)
+        for (size_t o = 0; o < out; o++) {
+            double s = fabs(b[o]);
+            for (size_t i = 0; i < in; i++) s += fabs(x[t * in + i] * wu[o * in + i]);
+            scale[t * out + o] = (float)s;
+        }
+    tune.tv = NMF_SPMM_ON;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        tune.tv2_rows = shapes[si][0];
+        tune.tv2_tokens = shapes[si][1];
+        tune.tv2_in_block = shapes[si][2];
+        tune.tv2_chunk = shapes[si][3];
+        CHECK_OK(nmf_linear_set_tuning(lin, &tune));
+        const nmf_spmm_weights *w = nmf_linear_spmm_weights(lin);
+        CHECK(w->tv_rows == shapes[si][0] && w->tv_tokens == shapes[si][1]);
+        for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+        CHECK_OK(nmf_linear_forward(y, x, lin, b, T, NMF_ACT_GELU));
+        CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv2 tuned shape"),
+                  "R=%zu TOK=%zu in_block=%zu chunk=%zu", shapes[si][0], shapes[si][1],
+                  shapes[si][2], shapes[si][3]);
+    }
+    static const size_t bad[][2] = {{3, 48}, {2, 56}, {1, 12}, {4, 32}, {0, 48}, {2, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nmf_spmm_tuning t = tune;
+        t.tv2_rows = bad[i][0];
+        t.tv2_tokens = bad[i][1];
+        CHECK_STATUS(nmf_linear_set_tuning(lin, &t), NMF_ERR_INVALID_ARG);
+        CHECK(nmf_linear_spmm_weights(lin)->tv_rows == 2); /* the last good plan, 2 x 16 */
+    }
+    nmf_free(x);
+    nmf_free(y);
+    nmf_free(yref);
+    nmf_free(b);
+    nmf_free(scale);
+    nmf_free(wu);
+}
+
 /* The plan: what each token count runs (the names are what the layer runs, see the forward
  * checks in run_case), kernels forced through the layer, bad tuning rejected. */
 static void test_plan(void) {
@@ -334,6 +385,7 @@ static void test_plan(void) {
                 CHECK(nmf_linear_spmm_weights(sl)->tv_pairs == NULL);
             }
             nmf_linear_free(sl);
+            check_tv2_tuning(lin, &a, tune);
         }
         if (isa == NMF_ISA_AVX512) /* 2:8: below the density of its tv rule */
             CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "avx512"));
