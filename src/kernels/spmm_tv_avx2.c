@@ -13,7 +13,9 @@
  *   input columns are taken in the layout's blocks (w->tv_kblock kept indices per row) so that
  *   the xT block of a tile stays in L1 while all rows of a chunk sweep it (without blocking,
  *   xT comes from L2 and the product runs at ~half the speed); a block's weights for all row
- *   blocks are one contiguous stream (the layout is block-major for this);
+ *   blocks are one contiguous stream (the layout is block-major for this), value and offset
+ *   side by side (with two arrays 4 KiB-aliased, their lines and the xT block competed for
+ *   the same L1 sets);
  *   the chunk's partial sums live in yT[chunk][TOK] across the input blocks; after the last
  *   block, yT is transposed back into y[T][out] by 8x8 register transposes, GELU applied on
  *   the way (the bias is where the accumulators start). */
