@@ -168,7 +168,8 @@ static int threads_for(double fmas, size_t units) {
 }
 
 /* The token-vectorised products: x is transposed once into xT, shared by the threads (each
- * transposes a share of the token tiles), then each thread computes its panels from it. */
+ * transposes a share of it: AVX2 an even share of the 8-token vectors, AVX-512 of the token
+ * tiles), then each thread computes its panels from it. */
 static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_spmm_weights *w,
                                const float *bias, size_t tokens, nmf_activation act,
                                const nmf_spmm_step *step, size_t chunk, float *yT,
@@ -178,11 +179,14 @@ static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_sp
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        const size_t t0 = tiles * id / nt, t1 = tiles * (id + 1) / nt;
-        if (step->kind == NMF_SPMM_STEP_TV2)
-            nmf_spmm_tv_transpose_avx2(xT, x, w->in, w->in, tokens, tok, t0, t1);
-        else
-            nmf_spmm_tv_transpose_avx512(xT, x, w->in, w->in, tokens, t0, t1);
+        if (step->kind == NMF_SPMM_STEP_TV2) { /* an even share of the token vectors */
+            const size_t vecs = (tokens + 7) / 8;
+            nmf_spmm_tv_transpose_avx2(xT, x, w->in, w->in, tokens, tok, vecs * id / nt,
+                                       vecs * (id + 1) / nt);
+        } else {
+            nmf_spmm_tv_transpose_avx512(xT, x, w->in, w->in, tokens, tiles * id / nt,
+                                         tiles * (id + 1) / nt);
+        }
 #pragma omp barrier
         const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
         if (p1 > p0 && step->kind == NMF_SPMM_STEP_TV2)

@@ -56,10 +56,17 @@ nmf_spmm_tuning nmf_spmm_tuning_default(void) {
                              .token_split_bytes = NMF_SPMM_TOKEN_SPLIT_BYTES_DEFAULT};
 }
 
-static nmf_spmm_tv2_shape tv2_shape_for(const nmf_spmm_weights *w) {
+static nmf_spmm_tv2_shape tv2_shape_for(const nmf_spmm_weights *w, const nmf_spmm_tuning *t) {
     const size_t m = (size_t)w->m, n = (size_t)w->n;
     nmf_spmm_tv2_shape s = {.rows = TV2_ROWS, .tokens = TV2_TOKENS, .chunk = TV2_CHUNK};
-    s.kblock = (TV2_IN_BLOCK / m ? TV2_IN_BLOCK / m : 1) * n; /* whole groups */
+    size_t in_block = TV2_IN_BLOCK;
+    if (t->tv2_rows && t->tv2_tokens) {
+        s.rows = t->tv2_rows;
+        s.tokens = t->tv2_tokens;
+    }
+    if (t->tv2_in_block) in_block = t->tv2_in_block;
+    if (t->tv2_chunk) s.chunk = t->tv2_chunk;
+    s.kblock = (in_block / m ? in_block / m : 1) * n; /* whole groups */
     if (s.chunk > w->panels * NMF_SPMM_ROWS) s.chunk = w->panels * NMF_SPMM_ROWS; /* scratch */
     return s;
 }
@@ -72,6 +79,7 @@ void nmf_spmm_plan_free(nmf_spmm_plan *p, nmf_spmm_weights *w) {
     p->tv = 0;
     w->tv_val = NULL;
     w->tv_off = NULL;
+    w->tv_pairs = NULL;
     w->idx32 = NULL;
 }
 
@@ -93,6 +101,11 @@ nmf_status nmf_spmm_plan_make(nmf_spmm_plan *p, nmf_spmm_weights *w, const nmf_s
     if ((unsigned)tuning.tv >= NMF_SPMM_CHOICE_COUNT ||
         (unsigned)tuning.wide >= NMF_SPMM_CHOICE_COUNT)
         return nmf_error(NMF_ERR_INVALID_ARG, "linear: tuning choice out of range");
+    /* (the AVX2 file's code runs only where the CPU has AVX2) */
+    if ((tuning.tv2_rows || tuning.tv2_tokens) && nmf_active_isa() == NMF_ISA_AVX2 &&
+        !nmf_spmm_tv_avx2_supports(tuning.tv2_rows, tuning.tv2_tokens))
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: tv2 shape %zu x %zu not supported",
+                         tuning.tv2_rows, tuning.tv2_tokens);
     /* from here on a failure (out of memory) leaves a plan without the layout it could not
      * build: the panel kernels need none */
     nmf_spmm_plan_free(p, w);
@@ -103,10 +116,11 @@ nmf_status nmf_spmm_plan_make(nmf_spmm_plan *p, nmf_spmm_weights *w, const nmf_s
         (p->isa != NMF_ISA_AVX2 || nmf_spmm_tv_avx2_supports(TV2_ROWS, TV2_TOKENS))) {
         nmf_status st;
         if (p->isa == NMF_ISA_AVX2) {
-            p->tv2 = tv2_shape_for(w);
-            st = nmf_spmm_tv_layout(w, p->tv2.rows, p->tv2.tokens, p->tv2.kblock, &p->tv_storage);
+            p->tv2 = tv2_shape_for(w, &tuning);
+            st = nmf_spmm_tv_layout(w, p->tv2.rows, p->tv2.tokens, p->tv2.kblock, 1,
+                                    &p->tv_storage);
         } else {
-            st = nmf_spmm_tv_layout(w, NMF_TV_ROWS, NMF_TV_TOKENS, 0, &p->tv_storage);
+            st = nmf_spmm_tv_layout(w, NMF_TV_ROWS, NMF_TV_TOKENS, 0, 0, &p->tv_storage);
         }
         if (st != NMF_OK) return st;
         p->tv = 1;

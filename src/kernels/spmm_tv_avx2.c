@@ -1,5 +1,6 @@
 /* N:M x dense forward, AVX2 + FMA, vectorised over TOKENS (XNNPACK f32-spmm style). Layout:
- * spmm.h ("token-vectorised layout"), with the layer's tv_rows (R) and tv_tokens (TOK).
+ * spmm.h ("token-vectorised layout", interleaved: tv_pairs), with the layer's tv_rows (R) and
+ * tv_tokens (TOK).
  *
  * Why not the panel kernel (spmm_avx2.c): it issues a vpermps per FMA, and the permute shares
  * issue ports with the FMAs: on this Zen 3 it ran at ~25 % of the FMA peak. Here:
@@ -12,25 +13,27 @@
  *   input columns are taken in the layout's blocks (w->tv_kblock kept indices per row) so that
  *   the xT block of a tile stays in L1 while all rows of a chunk sweep it (without blocking,
  *   xT comes from L2 and the product runs at ~half the speed); a block's weights for all row
- *   blocks are one contiguous stream (the layout is block-major for this);
+ *   blocks are one contiguous stream (the layout is block-major for this), value and offset
+ *   side by side (with two arrays 4 KiB-aliased, their lines and the xT block competed for
+ *   the same L1 sets);
  *   the chunk's partial sums live in yT[chunk][TOK] across the input blocks; after the last
  *   block, yT is transposed back into y[T][out] by 8x8 register transposes, GELU applied on
  *   the way (the bias is where the accumulators start). */
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "kernels/gelu_avx2.h"
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
 
 #define AI __attribute__((always_inline)) inline
 
-/* R rows x V token vectors over `len` kept indices (val/off: the block's [len][R]). yt: the
+/* R rows x V token vectors over `len` kept indices (wp: the block's [len][R] weights). yt: the
  * rows' partial sums [R][TOK]; init: start from the rows' bias (b, R floats, 0 past `out`)
  * instead of yt. (Arrays of vectors with constant trip counts: GCC keeps them in registers
  * here, checked in the assembly: no spills in the j loop.) */
-static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *val,
-                           const uint32_t *off, size_t len, int init, const float *b,
-                           const int R, const int V) {
+static AI void rows_kernel(float *yt, size_t tok, const float *xT, const nmf_tv_pair *wp,
+                           size_t len, int init, const float *b, const int R, const int V) {
     __m256 acc[4][8];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -38,11 +41,11 @@ static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *
         for (int v = 0; v < V; v++)
             acc[r][v] = init ? _mm256_broadcast_ss(b + r) : _mm256_load_ps(yt + r * tok + v * 8);
     const char *xb = (const char *)xT;
-    for (size_t j = 0; j < len; j++, val += R, off += R) {
+    for (size_t j = 0; j < len; j++, wp += R) {
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const __m256 wv = _mm256_broadcast_ss(val + r);
-            const float *xp = (const float *)(xb + off[r]);
+            const __m256 wv = _mm256_broadcast_ss(&wp[r].val);
+            const float *xp = (const float *)(xb + wp[r].off);
 #pragma GCC unroll 8
             for (int v = 0; v < V; v++)
                 acc[r][v] = _mm256_fmadd_ps(wv, _mm256_load_ps(xp + v * 8), acc[r][v]);
@@ -55,21 +58,20 @@ static AI void rows_kernel(float *yt, size_t tok, const float *xT, const float *
 }
 
 /* Row blocks [rb0, rb1) of a chunk (partial sums at yT, R * tok floats per block) over one input
- * block of len kept indices (val/off: that input block's weights, all row blocks). */
-static AI void rows_blocks(float *yT, size_t tok, const float *xT, const float *val,
-                           const uint32_t *off, size_t len, size_t rb0, size_t rb1, int init,
-                           const float *b, const int R, const int V) {
+ * block of len kept indices (wp: that input block's weights, all row blocks). */
+static AI void rows_blocks(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,
+                           size_t len, size_t rb0, size_t rb1, int init, const float *b,
+                           const int R, const int V) {
     for (size_t rb = rb0; rb < rb1; rb++, yT += R * tok, b += R)
-        rows_kernel(yT, tok, xT, val + rb * len * R, off + rb * len * R, len, init, b, R, V);
+        rows_kernel(yT, tok, xT, wp + rb * len * R, len, init, b, R, V);
 }
 
-typedef void (*rows_fn)(float *, size_t, const float *, const float *, const uint32_t *, size_t,
-                        size_t, size_t, int, const float *);
+typedef void (*rows_fn)(float *, size_t, const float *, const nmf_tv_pair *, size_t, size_t,
+                        size_t, int, const float *);
 #define DEF_ROWS(R, V)                                                                         \
-    static void rows_##R##_##V(float *yT, size_t tok, const float *xT, const float *val,       \
-                               const uint32_t *off, size_t len, size_t rb0, size_t rb1,         \
-                               int init, const float *b) {                                      \
-        rows_blocks(yT, tok, xT, val, off, len, rb0, rb1, init, b, R, V);                       \
+    static void rows_##R##_##V(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,  \
+                               size_t len, size_t rb0, size_t rb1, int init, const float *b) {  \
+        rows_blocks(yT, tok, xT, wp, len, rb0, rb1, init, b, R, V);                             \
     }
 /* R x V with R*V <= 14 accumulators (16 ymm: the accumulators, a broadcast, a spare) */
 DEF_ROWS(1, 1) DEF_ROWS(1, 2) DEF_ROWS(1, 3) DEF_ROWS(1, 4)
@@ -114,46 +116,63 @@ static __m256i lane_mask(size_t count) { /* lanes [0, count) set, count <= 8 */
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* 8 token rows of x (u < nr of them real, the rest zero), columns [i0, i0 + 8) (ci of them
+ * real) -> xT rows i0.. at token offset s. Full blocks use plain loads: maskload is slower on
+ * Zen 3 and the per-row token test was a branch per load. */
+static AI void transpose_block(float *xt, const float *xs, size_t ldx, size_t tok, size_t s,
+                               size_t nr, size_t i0, size_t ci) {
+    __m256 r[8];
+    if (nr == 8 && ci == 8) {
+#pragma GCC unroll 8
+        for (size_t u = 0; u < 8; u++) r[u] = _mm256_loadu_ps(xs + u * ldx + i0);
+    } else {
+        const __m256i cm = lane_mask(ci);
+        for (size_t u = 0; u < 8; u++)
+            r[u] = u < nr ? _mm256_maskload_ps(xs + u * ldx + i0, cm) : _mm256_setzero_ps();
+    }
+    transpose8(r);
+#pragma GCC unroll 8
+    for (size_t c = 0; c < 8; c++) _mm256_store_ps(xt + (i0 + c) * tok + s, r[c]);
+}
+
 void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
-                                size_t tok, size_t tile0, size_t tile1) {
+                                size_t tok, size_t v0, size_t v1) {
     const size_t in8 = nmf_round_up(in, 8), tile_floats = in8 * tok;
-    for (size_t tile = tile0; tile < tile1; tile++) {
-        const size_t t0 = tile * tok, tt = tokens - t0 < tok ? tokens - t0 : tok;
-        const float *xs = x + t0 * ldx;
+    /* token vectors outer (tokens [8 v, 8 v + 8), in tile 8 v / TOK at offset s; the kernel
+     * reads no more): 8 rows of x read front to back, streams the prefetcher follows (columns
+     * outer touched 48 rows' lines per step) */
+    for (size_t v = v0; v < v1; v++) {
+        const size_t t = v * 8, tile = t / tok, s = t - tile * tok;
+        const size_t nr = tokens - t < 8 ? tokens - t : 8;
+        const float *xs = x + t * ldx;
         float *xt = xT + tile * tile_floats;
-        for (size_t i0 = 0; i0 < in8; i0 += 8) { /* columns [i0, i0+8): xT rows i0.. */
-            const size_t ci = in - i0 < 8 ? in - i0 : 8;
-            const __m256i cm = lane_mask(ci);
-            for (size_t s = 0; s < tt; s += 8) { /* tokens [s, s+8); the kernel reads no more */
-                __m256 r[8];
-#pragma GCC unroll 8
-                for (size_t u = 0; u < 8; u++)
-                    r[u] = s + u < tt ? _mm256_maskload_ps(xs + (s + u) * ldx + i0, cm)
-                                      : _mm256_setzero_ps();
-                transpose8(r);
-#pragma GCC unroll 8
-                for (size_t c = 0; c < 8; c++) _mm256_store_ps(xt + (i0 + c) * tok + s, r[c]);
-            }
-        }
+        for (size_t i0 = 0; i0 < in8; i0 += 8)
+            transpose_block(xt, xs, ldx, tok, s, nr, i0, in - i0 < 8 ? in - i0 : 8);
     }
 }
 
-/* yT[rows c0..c1 of the chunk][TOK] -> y[t0 + u][o], 8 x 8 at a time, GELU on the way. */
+/* yT[rows c0..c1 of the chunk][TOK] -> y[t0 + u][o], 8 x 8 at a time, GELU in registers on
+ * the way. Tokens outer: y is written row after row (8 streams), where rows outer wrote half
+ * lines of 48 rows per step; yT (this chunk's, in L2) is what is read across. */
 static void store_chunk(float *y, size_t out, const float *yT, size_t tok, size_t c0, size_t c1,
                         size_t t0, size_t tt, nmf_activation act) {
-    for (size_t o0 = c0; o0 < c1; o0 += 8) {
-        const size_t rows = c1 - o0 < 8 ? c1 - o0 : 8;
-        const __m256i rm = lane_mask(rows);
-        for (size_t s = 0; s < tt; s += 8) {
+    for (size_t s = 0; s < tt; s += 8) {
+        const size_t nt = tt - s < 8 ? tt - s : 8;
+        for (size_t o0 = c0; o0 < c1; o0 += 8) {
+            const size_t rows = c1 - o0 < 8 ? c1 - o0 : 8;
             __m256 r[8];
 #pragma GCC unroll 8
             for (size_t u = 0; u < 8; u++) r[u] = _mm256_load_ps(yT + (o0 - c0 + u) * tok + s);
             transpose8(r);
-            const size_t nt = tt - s < 8 ? tt - s : 8;
-            for (size_t c = 0; c < nt; c++) {
-                float *yp = y + (t0 + s + c) * out + o0;
-                if (rows == 8) _mm256_storeu_ps(yp, r[c]); else _mm256_maskstore_ps(yp, rm, r[c]);
-                if (act == NMF_ACT_GELU) nmf_gelu_avx2(yp, yp, rows);
+            float *yp = y + (t0 + s) * out + o0;
+            if (act == NMF_ACT_GELU)
+                for (size_t c = 0; c < nt; c++) r[c] = nmf_gelu8_avx2(r[c]);
+            if (rows == 8 && nt == 8) {
+#pragma GCC unroll 8
+                for (size_t c = 0; c < 8; c++) _mm256_storeu_ps(yp + c * out, r[c]);
+            } else {
+                const __m256i rm = lane_mask(rows);
+                for (size_t c = 0; c < nt; c++) _mm256_maskstore_ps(yp + c * out, rm, r[c]);
             }
         }
     }
@@ -181,7 +200,7 @@ void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weigh
             const float *xt = xT + tile * tile_floats;
             for (size_t j0 = 0; j0 < K; j0 += jb) {
                 const size_t len = K - j0 < jb ? K - j0 : jb, at = j0 * RB * R;
-                kern(yT, tok, xt, w->tv_val + at, w->tv_off + at, len, rb0, rb1, j0 == 0, bpad);
+                kern(yT, tok, xt, w->tv_pairs + at, len, rb0, rb1, j0 == 0, bpad);
             }
             store_chunk(y, out, yT, tok, c0, c1, t0, tt, act);
         }

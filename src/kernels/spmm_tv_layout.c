@@ -5,7 +5,7 @@
 #include "kernels/spmm.h"
 
 nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t R, size_t tok, size_t kb,
-                              void **storage) {
+                              int interleave, void **storage) {
     const size_t G = w->groups, n = (size_t)w->n, m = (size_t)w->m, K = G * n;
     const size_t blocks = (w->out + R - 1) / R;
     if (kb == 0 || kb > K) kb = K;
@@ -17,8 +17,9 @@ nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t R, size_t tok, size_t 
                          w->out, w->in);
     uint8_t *mem = nmf_alloc(bytes, 1); /* zeroed: padding rows are value 0, offset 0 */
     if (!mem) return nmf_error(NMF_ERR_NOMEM, "linear: tv layout: out of memory");
-    float *val = (float *)mem;
-    uint32_t *off = (uint32_t *)(mem + slots * sizeof(float));
+    nmf_tv_pair *pairs = interleave ? (nmf_tv_pair *)mem : NULL;
+    float *val = interleave ? NULL : (float *)mem;
+    uint32_t *off = interleave ? NULL : (uint32_t *)(mem + slots * sizeof(float));
     for (size_t o = 0; o < w->out; o++) {
         const size_t b = o / NMF_SPMM_ROWS, r = o % NMF_SPMM_ROWS, rb = o / R, rr = o % R;
         for (size_t g = 0; g < G; g++)
@@ -27,9 +28,14 @@ nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t R, size_t tok, size_t 
                 /* kept index j in input block jk = j / kb, of len kept indices */
                 const size_t j = g * n + k, j0 = j / kb * kb, len = K - j0 < kb ? K - j0 : kb;
                 const size_t dst = j0 * blocks * R + (rb * len + j - j0) * R + rr;
-                val[dst] = w->val[src];
                 /* padding columns are value 0 at position 0 in the panel layout too */
-                off[dst] = (uint32_t)((g * m + w->idx[src]) * tok * sizeof(float));
+                const uint32_t o = (uint32_t)((g * m + w->idx[src]) * tok * sizeof(float));
+                if (interleave) {
+                    pairs[dst] = (nmf_tv_pair){w->val[src], o};
+                } else {
+                    val[dst] = w->val[src];
+                    off[dst] = o;
+                }
             }
     }
     *storage = mem;
@@ -38,5 +44,6 @@ nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t R, size_t tok, size_t 
     w->tv_kblock = kb;
     w->tv_val = val;
     w->tv_off = off;
+    w->tv_pairs = pairs;
     return NMF_OK;
 }

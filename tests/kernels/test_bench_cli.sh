@@ -14,7 +14,7 @@ grep -q -- "--json" "$tmp/help" || fail "--help does not mention --json"
     > "$tmp/out.json" 2> "$tmp/err" || { cat "$tmp/err" >&2; fail "--quick --json failed"; }
 rows=$(grep -c '"pattern":' "$tmp/out.json")
 [ "$rows" -eq 4 ] || fail "expected 4 rows, got $rows"
-for key in out in tokens pattern threads ms speedup_vs_best_dense best_dense_ms best_dense_backend gflops_dense_equiv \
+for key in out in tokens pattern threads ms ms_min speedup_vs_best_dense best_dense_ms best_dense_backend gflops_dense_equiv \
            gflops_useful weight_bytes bytes_ratio kernel peak_gflops frac_peak; do
     n=$(grep -c "\"$key\":" "$tmp/out.json")
     [ "$n" -eq 4 ] || fail "key $key appears $n times, expected 4"

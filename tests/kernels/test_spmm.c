@@ -55,7 +55,7 @@ typedef struct {
 /* The AVX2 token-vectorised kernel on layouts other than the plan's: every block height R with
  * token tiles below, at and above the tested token counts (TOK = 8 .. 64), input blocks of one
  * group and of the whole row, chunks of one panel and the largest; output panels in two calls
- * ([1, end) then [0, 1)), xT tiles transposed in two calls. */
+ * ([1, end) then [0, 1)), xT transposed in two calls (token vectors split in halves). */
 static void check_tv2_shapes(const nmf_spmm_weights *pw, const float *x, const float *b,
                              size_t T, nmf_activation act, const float *yref,
                              const float *scale, const char *label) {
@@ -68,13 +68,14 @@ static void check_tv2_shapes(const nmf_spmm_weights *pw, const float *x, const f
         for (int kb = 0; kb < 2; kb++) {
             nmf_spmm_weights w = *pw;
             void *storage = NULL;
-            CHECK_OK(nmf_spmm_tv_layout(&w, R, tok, kb ? (size_t)pw->n : 0, &storage));
-            const size_t floats = nmf_spmm_tv2_xt_floats(in, T, tok), tiles = (T + tok - 1) / tok;
+            CHECK_OK(nmf_spmm_tv_layout(&w, R, tok, kb ? (size_t)pw->n : 0, 1, &storage));
+            const size_t floats = nmf_spmm_tv2_xt_floats(in, T, tok);
             float *xT = nmf_alloc(floats, sizeof(float));
             CHECK(floats > 0 && xT != NULL);
             if (storage && xT) {
-                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, tiles / 2, tiles);
-                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, 0, tiles / 2);
+                const size_t vecs = (T + 7) / 8; /* two calls, the later one first */
+                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, vecs / 2, vecs);
+                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, 0, vecs / 2);
                 const size_t chunk = kb ? NMF_SPMM_ROWS : 1024;
                 float *yT = nmf_alloc(nmf_spmm_tv2_yt_floats(chunk, tok), sizeof(float));
                 for (size_t i = 0; i < T * out; i++) y[i] = NAN;
@@ -218,7 +219,8 @@ static void run_case(const test_case *c) {
             }
             nmf_set_threads(threads);
             const nmf_spmm_weights *tw = nmf_linear_spmm_weights(lin);
-            CHECK(tw != NULL && tw->tv_val != NULL && tw->tv_off != NULL);
+            CHECK(tw != NULL && (isa == NMF_ISA_AVX2 ? tw->tv_pairs != NULL
+                                                 : tw->tv_val != NULL && tw->tv_off != NULL));
             if (isa == NMF_ISA_AVX512 && tw)
                 for (int blk = 0; blk < 2; blk++) { /* default and one-group input blocks */
                     const nmf_spmm_params prm = {.in_block = blk ? (size_t)c->m : 0};
@@ -302,6 +304,57 @@ static void test_bad_input(void) {
     nmf_linear_free(NULL);
 }
 
+/* AVX2: the tv kernel's shape forced through the layer's tuning (rows x tokens, input block,
+ * chunk: each below, at and above the plan's own), the product against the reference (with a
+ * bias and GELU, 50 tokens: a ragged tile of every TOK); an unsupported shape is refused and
+ * leaves the plan as it was. */
+static void check_tv2_tuning(nmf_linear *lin, const nmf_nm_matrix *a, nmf_spmm_tuning tune) {
+    static const size_t shapes[][4] = {{1, 64, 16, 16}, {4, 24, 0, 0}, {2, 48, 1024, 48},
+                                       {1, 8, 8, 1000}, {2, 16, 200, 64}};
+    const size_t T = 50, out = a->rows, in = a->cols;
+    float *x = alloc_floats(T * in), *y = alloc_floats(T * out), *yref = alloc_floats(T * out);
+    float *b = alloc_floats(out), *scale = alloc_floats(T * out), *wu = alloc_floats(out * in);
+    for (size_t i = 0; i < T * in; i++) x[i] = test_rand_float(&rng);
+    for (size_t i = 0; i < out; i++) b[i] = test_rand_float(&rng);
+    CHECK_OK(nmf_nm_unpack(wu, a));
+    nmf_spmm_ref_forward(yref, x, a, b, T, NMF_ACT_GELU);
+    for (size_t t = 0; t < T; t++)
+        for (size_t o = 0; o < out; o++) {
+            double s = fabs(b[o]);
+            for (size_t i = 0; i < in; i++) s += fabs(x[t * in + i] * wu[o * in + i]);
+            scale[t * out + o] = (float)s;
+        }
+    tune.tv = NMF_SPMM_ON;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        tune.tv2_rows = shapes[si][0];
+        tune.tv2_tokens = shapes[si][1];
+        tune.tv2_in_block = shapes[si][2];
+        tune.tv2_chunk = shapes[si][3];
+        CHECK_OK(nmf_linear_set_tuning(lin, &tune));
+        const nmf_spmm_weights *w = nmf_linear_spmm_weights(lin);
+        CHECK(w->tv_rows == shapes[si][0] && w->tv_tokens == shapes[si][1]);
+        for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+        CHECK_OK(nmf_linear_forward(y, x, lin, b, T, NMF_ACT_GELU));
+        CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv2 tuned shape"),
+                  "R=%zu TOK=%zu in_block=%zu chunk=%zu", shapes[si][0], shapes[si][1],
+                  shapes[si][2], shapes[si][3]);
+    }
+    static const size_t bad[][2] = {{3, 48}, {2, 56}, {1, 12}, {4, 32}, {0, 48}, {2, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nmf_spmm_tuning t = tune;
+        t.tv2_rows = bad[i][0];
+        t.tv2_tokens = bad[i][1];
+        CHECK_STATUS(nmf_linear_set_tuning(lin, &t), NMF_ERR_INVALID_ARG);
+        CHECK(nmf_linear_spmm_weights(lin)->tv_rows == 2); /* the last good plan, 2 x 16 */
+    }
+    nmf_free(x);
+    nmf_free(y);
+    nmf_free(yref);
+    nmf_free(b);
+    nmf_free(scale);
+    nmf_free(wu);
+}
+
 /* The plan: what each token count runs (the names are what the layer runs, see the forward
  * checks in run_case), kernels forced through the layer, bad tuning rejected. */
 static void test_plan(void) {
@@ -329,9 +382,10 @@ static void test_plan(void) {
             if (sl) {
                 CHECK_OK(nmf_linear_set_tuning(sl, &tune));
                 CHECK(!strcmp(nmf_linear_kernel_name(sl, 512), "avx2"));
-                CHECK(nmf_linear_spmm_weights(sl)->tv_off == NULL);
+                CHECK(nmf_linear_spmm_weights(sl)->tv_pairs == NULL);
             }
             nmf_linear_free(sl);
+            check_tv2_tuning(lin, &a, tune);
         }
         if (isa == NMF_ISA_AVX512) /* 2:8: below the density of its tv rule */
             CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "avx512"));
@@ -340,7 +394,8 @@ static void test_plan(void) {
         off.tv = NMF_SPMM_OFF;
         CHECK_OK(nmf_linear_set_tuning(lin, &off));
         CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), name));
-        CHECK(nmf_linear_spmm_weights(lin)->tv_off == NULL); /* no layout it will not use */
+        CHECK(nmf_linear_spmm_weights(lin)->tv_off == NULL && /* no layout it will not use */
+              nmf_linear_spmm_weights(lin)->tv_pairs == NULL);
         nmf_spmm_tuning bad = tune;
         bad.tv = (nmf_spmm_choice)7;
         CHECK_STATUS(nmf_linear_set_tuning(lin, &bad), NMF_ERR_INVALID_ARG);
