@@ -5,7 +5,8 @@
 #   scripts/setup.sh --fuzz    also clang + libFuzzer (tests/fuzz, make fuzz)
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
+packages=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libcjson-dev zlib1g-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)  # OpenMPI: data-parallel training (optional in the build)
 if [[ "${1:-}" == "--torch" ]]; then
   packages+=(python3-torch python3-numpy)
 elif [[ "${1:-}" == "--fuzz" ]]; then
