@@ -7,6 +7,20 @@
 
 static nmf_dist_stats stats;
 
+int nmf_dist_launched(int *size) {
+    static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    static const char *const ranks[] = {"PMI_RANK", "PMIX_RANK"};
+    int found = 0, n = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const char *v = getenv(sizes[i]);
+        if (v) found = 1, n = n ? n : atoi(v);
+    }
+    for (size_t i = 0; i < sizeof ranks / sizeof ranks[0]; i++)
+        if (getenv(ranks[i])) found = 1;
+    if (size) *size = n;
+    return found;
+}
+
 void nmf_dist_stats_reset(void) { memset(&stats, 0, sizeof stats); }
 nmf_dist_stats nmf_dist_stats_get(void) { return stats; }
 

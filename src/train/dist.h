@@ -24,6 +24,12 @@ nmf_status nmf_dist_bcast(void *buf, size_t bytes, int root);
 nmf_status nmf_dist_allgather_u64(uint64_t v, uint64_t *all);
 
 /* ---- built on the transport (dist.c) ------------------------------------------------------ */
+/* Started by an MPI launcher? Open MPI's mpirun, MPICH's Hydra and Slurm's srun (PMI/PMIx) say so
+ * in the environment; *size (may be NULL) gets the job size they announce, 0 if none. A plain run
+ * must not initialise MPI: a singleton MPI_Init forks a helper daemon and, as root, Open MPI
+ * refuses to start at all. */
+int nmf_dist_launched(int *size);
+
 /* Part i of n items split into `parts` contiguous ragged parts: the first n % parts parts get one
  * item more. */
 typedef struct {

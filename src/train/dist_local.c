@@ -11,7 +11,16 @@ const char *nmf_dist_describe(char *buf, size_t size) {
     return buf;
 }
 
-nmf_status nmf_dist_init(void) { return NMF_OK; }
+/* Under mpirun, a build without MPI would run K independent copies of the whole job, all
+ * writing the same files: refuse instead. */
+nmf_status nmf_dist_init(void) {
+    int size = 0;
+    if (nmf_dist_launched(&size) && size > 1)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "started as one of %d processes (mpirun), but this "
+                         "nmformer was built without MPI (install libopenmpi-dev and rebuild)",
+                         size);
+    return NMF_OK;
+}
 void nmf_dist_finalize(void) {}
 int nmf_dist_rank(void) { return 0; }
 int nmf_dist_size(void) { return 1; }

@@ -32,16 +32,6 @@ static nmf_status mpi_fail(int rc, const char *what) {
     return nmf_error(NMF_ERR_IO, "%s failed on rank %d of %d: %s", what, g.rank, g.size, msg);
 }
 
-/* Started by a launcher? Open MPI's mpirun, MPICH's Hydra and Slurm's srun (PMI/PMIx) say so in
- * the environment. A plain run must not initialise MPI: a singleton MPI_Init forks a helper
- * daemon and, as root, Open MPI refuses to start at all. */
-static int launched(void) {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        if (getenv(vars[i])) return 1;
-    return 0;
-}
-
 int nmf_dist_built_with_mpi(void) { return 1; }
 
 const char *nmf_dist_describe(char *buf, size_t size) {
@@ -57,7 +47,7 @@ nmf_status nmf_dist_init(void) {
     if (g.initialized) return NMF_OK;
     int flag = 0;
     MPI_Initialized(&flag);
-    if (!flag && !launched()) {
+    if (!flag && !nmf_dist_launched(NULL)) {
         g.initialized = 1; /* one rank, no MPI */
         return NMF_OK;
     }

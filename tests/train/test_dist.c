@@ -1,6 +1,7 @@
 /* The data-parallel helpers that do not need several processes: ragged splits of a batch over
  * ranks/shards, and the fixed-order sum of --deterministic on one rank (the order itself: the
  * same additions, in the same order, as summing the terms left to right). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "test.h"
@@ -45,8 +46,22 @@ static void test_ordered_sum_one_rank(void) {
     CHECK_OK(nmf_dist_check_same(123, "test state", 0));
 }
 
+/* the launcher's environment decides whether MPI is initialised (a plain run never is) */
+static void test_launcher_detection(void) {
+    int size = -1;
+    CHECK(!nmf_dist_launched(&size) && size == 0); /* ctest does not run us under mpirun */
+    setenv("PMI_SIZE", "3", 1);
+    CHECK(nmf_dist_launched(&size) && size == 3);
+    unsetenv("PMI_SIZE");
+    setenv("PMIX_RANK", "0", 1);
+    CHECK(nmf_dist_launched(&size) && size == 0); /* launched, size not announced */
+    unsetenv("PMIX_RANK");
+    CHECK(!nmf_dist_launched(NULL));
+}
+
 int main(void) {
     test_split();
+    test_launcher_detection();
     test_ordered_sum_one_rank();
     CHECK_OK(nmf_dist_init()); /* no launcher in the environment: stays one rank */
     CHECK(nmf_dist_size() == 1 && nmf_dist_rank() == 0);
