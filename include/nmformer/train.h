@@ -151,6 +151,15 @@ typedef struct {
     int resume;
     int max_steps_this_run; /* for tests: stop (as if killed) after this many steps; 0 = off */
     int test_limit;         /* test accuracy on the first N test images only; 0 = all 10k */
+    /* Data-parallel runs (nmformer/dist.h: every rank calls nmf_train_run with the same options;
+     * each takes its share of every global batch of `batch` examples). Default: one all-reduce of
+     * the gradients a step, results equal to one process's up to float rounding. deterministic:
+     * the batch is cut into `shards` fixed micro-batches whose gradients are summed in shard
+     * order, so any number of ranks up to `shards` gives bit-identical results. */
+    int deterministic;
+    int shards;        /* micro-batches per batch with deterministic (1..batch; preset 8) */
+    int check_every;   /* with several ranks: check every k steps that all hold the same weights
+                          and masks (preset 100) */
 } nmf_train_options;
 
 /* The pattern at `step` (0-based) of an N:M stage that goes from pattern `from` ({0,0}: dense) to
@@ -189,10 +198,18 @@ typedef struct {
     long long total_steps;
     double seconds;
     int stopped_early; /* max_steps_this_run hit: no family written */
+    /* data parallelism, as seen by this rank */
+    int ranks;
+    long long steps_run;      /* training steps run by this call */
+    double step_seconds;      /* their wall time (forward, backward, reduction, optimizer) */
+    double comm_seconds;      /* of which: inter-rank communication (waiting included) */
+    long long reduced_bytes;  /* bytes each step reduces: the fused gradient buffer */
 } nmf_train_result;
 
 /* Runs the whole method and writes the family (dense + every pattern) to out_path (atomic).
- * progress may be NULL; it is called every `report_every` steps and at the end of each stage. */
+ * progress may be NULL; it is called every `report_every` steps and at the end of each stage.
+ * With several ranks (nmf_dist_init) every rank makes this call with the same arguments; only
+ * rank 0 writes files (family, checkpoints) and reports progress. */
 NMF_API nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                          nmf_train_callback progress, int report_every, void *user,
                          nmf_train_result *result);

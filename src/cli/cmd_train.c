@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/commands.h"
+#include "nmformer/dist.h"
 #include "nmformer/io.h"
 #include "nmformer/train.h"
 
@@ -46,7 +47,13 @@ static void usage(FILE *f) {
         "  --threads N            worker threads             --report-every N progress period\n"
         "  --test-limit N         test accuracy on the first N test images only (default all)\n"
         "  --max-steps-this-run N stop after N steps as if killed (for resume tests)\n"
-        "  --quiet                no progress output\n");
+        "  --quiet                no progress output\n"
+        "Data-parallel: mpirun -np K nmformer train ... splits every batch over K processes (one\n"
+        "all-reduce of the gradients a step; only rank 0 writes files and prints progress).\n"
+        "  --deterministic        sum the gradients of --shards fixed micro-batches in a fixed\n"
+        "                         order: bit-identical results for any K <= --shards\n"
+        "  --shards N             micro-batches per batch with --deterministic (default 8)\n"
+        "  --check-every N        compare weights and masks across ranks every N steps (100)\n");
 }
 
 typedef struct {
@@ -132,6 +139,13 @@ static int write_summary(const char *path, const nmf_train_options *o, const nmf
     cJSON_AddStringToObject(root, "family", out);
     cJSON_AddNumberToObject(root, "total_steps", (double)r->total_steps);
     cJSON_AddNumberToObject(root, "seconds", r->seconds);
+    cJSON *dp = cJSON_AddObjectToObject(root, "data_parallel");
+    cJSON_AddNumberToObject(dp, "ranks", r->ranks);
+    cJSON_AddBoolToObject(dp, "deterministic", o->deterministic);
+    cJSON_AddNumberToObject(dp, "steps_run", (double)r->steps_run);
+    cJSON_AddNumberToObject(dp, "step_seconds", r->step_seconds);
+    cJSON_AddNumberToObject(dp, "comm_seconds", r->comm_seconds);
+    cJSON_AddNumberToObject(dp, "reduced_bytes_per_step", (double)r->reduced_bytes);
     cJSON *arr = cJSON_AddArrayToObject(root, "candidates");
     for (int i = 0; i < r->count; i++) {
         cJSON *c = cJSON_CreateObject();
@@ -158,6 +172,9 @@ static int write_summary(const char *path, const nmf_train_options *o, const nmf
     free(text);
     return st == NMF_OK;
 }
+
+static int run(const nmf_train_options *o, const char *out, const char *log_path,
+               const char *summary, int report_every, int quiet);
 
 int cmd_train(int argc, char **argv) {
     const char *config = "demo";
@@ -210,6 +227,7 @@ int cmd_train(int argc, char **argv) {
         if (FLAG("--log")) { NEED(); log_path = v; continue; }
         if (FLAG("--summary")) { NEED(); summary = v; continue; }
         if (FLAG("--resume")) { o.resume = 1; continue; }
+        if (FLAG("--deterministic")) { o.deterministic = 1; continue; }
         if (FLAG("--quiet")) { quiet = 1; continue; }
         if (FLAG("--patterns")) { NEED(); if (!parse_patterns(v, &o)) BADV(); continue; }
         if (FLAG("--method")) {
@@ -252,6 +270,8 @@ int cmd_train(int argc, char **argv) {
         INT("--report-every", report_every, 1, 100000000)
         INT("--max-steps-this-run", o.max_steps_this_run, 0, 100000000)
         INT("--test-limit", o.test_limit, 0, 100000000)
+        INT("--shards", o.shards, 1, 65536)
+        INT("--check-every", o.check_every, 1, 100000000)
         if (FLAG("--dim") || FLAG("--depth") || FLAG("--heads") || FLAG("--patch") ||
             FLAG("--mlp-ratio"))
             shape_given = 1;
@@ -297,7 +317,27 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     if ((st = nmf_model_config_validate(&o.model)) != NMF_OK) return cli_fail("train", "model", st);
+    /* one of K ranks under mpirun (else rank 0 of 1): only rank 0 prints and writes the log and
+     * summary; a failure on any rank ends the whole job (the others would wait for it forever) */
+    if ((st = nmf_dist_init()) != NMF_OK) return cli_fail("train", "MPI", st);
+    /* every rank's error a whole line (one write), even when mpirun interleaves their stderr */
+    if (nmf_dist_size() > 1) setvbuf(stderr, NULL, _IOLBF, 0);
+    int rc = run(&o, out, log_path, summary, report_every, quiet);
+    if (rc != 0 && nmf_dist_size() > 1) {
+        /* An error every rank sees (a failed check) is ended by rank 0's abort; another rank
+         * waits a moment first so that one abort, not K at once, ends the job. */
+        if (nmf_dist_rank() != 0) sleep(2);
+        nmf_dist_abort(rc);
+    }
+    nmf_dist_finalize();
+    return rc;
+}
 
+static int run(const nmf_train_options *opt, const char *out, const char *log_path,
+               const char *summary, int report_every, int quiet) {
+    const nmf_train_options o = *opt;
+    const int rank = nmf_dist_rank(), ranks = nmf_dist_size();
+    if (rank != 0) log_path = summary = NULL, quiet = 1;
     ui u = {NULL, isatty(STDERR_FILENO), quiet};
     if (log_path) {
         /* appending keeps the first run's lines when resuming */
@@ -316,9 +356,13 @@ int cmd_train(int argc, char **argv) {
     }
     if (!report_every) report_every = u.tty ? 10 : 100;
     nmf_train_result r;
-    st = nmf_train_run(&o, out, on_progress, report_every, &u, &r);
+    nmf_status st = nmf_train_run(&o, out, on_progress, report_every, &u, &r);
     if (u.log) fclose(u.log);
-    if (st != NMF_OK) return cli_fail("train", "training failed", st);
+    if (st != NMF_OK) {
+        char what[64] = "training failed";
+        if (ranks > 1) snprintf(what, sizeof what, "training failed on rank %d of %d", rank, ranks);
+        return cli_fail("train", what, st);
+    }
     if (r.stopped_early) {
         fprintf(stderr,
                 "nmformer train: stopped after --max-steps-this-run; resume with --resume\n");
@@ -331,6 +375,12 @@ int cmd_train(int argc, char **argv) {
                    100 * r.cand[i].heldout_acc, r.cand[i].best_step, r.cand[i].steps);
         printf("method %s, %lld steps in %.1f s; family written to %s\n",
                nmf_train_method_name(o.method), r.total_steps, r.seconds, out);
+        if (ranks > 1 && r.steps_run > 0)
+            printf("data-parallel: %d ranks%s, %.1f steps/s, %lld bytes reduced a step, "
+                   "communication %.1f%% of the step time\n",
+                   ranks, o.deterministic ? " (deterministic)" : "",
+                   (double)r.steps_run / r.step_seconds, r.reduced_bytes,
+                   100.0 * r.comm_seconds / r.step_seconds);
     }
     if (summary && !write_summary(summary, &o, &r, out)) {
         fprintf(stderr, "nmformer train: cannot write --summary %s: %s\n", summary,

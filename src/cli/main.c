@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "nmformer/kernels.h"
 #include "nmformer/core.h"
+#include "nmformer/dist.h"
 #include "nmformer/version.h"
 
 typedef struct {
@@ -63,10 +64,11 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version")) {
         const nmf_gemm_backend dense = nmf_gemm_backend_active();
-        char desc[128];
-        printf("nmformer %s (kernels: %s; dense: %s, %s)\n", nmf_version(),
+        char desc[128], mpi[128];
+        printf("nmformer %s (kernels: %s; dense: %s, %s; mpi: %s)\n", nmf_version(),
                nmf_isa_name(nmf_active_isa()), nmf_gemm_backend_name(dense),
-               nmf_gemm_backend_describe(dense, desc, sizeof desc));
+               nmf_gemm_backend_describe(dense, desc, sizeof desc),
+               nmf_dist_describe(mpi, sizeof mpi));
         if (nmf_gemm_backend_generic(dense))
             fprintf(stderr, "nmformer: warning: the dense backend runs a generic kernel on this "
                             "CPU (several times below its speed); install oneDNN (libdnnl-dev)\n");

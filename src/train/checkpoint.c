@@ -1,6 +1,7 @@
 /* Training checkpoints: everything needed to continue a run bit-for-bit (parameters, AdamW
  * moments, masks, the run position that drives data order and RNG, the current stage's best
- * checkpoint and every finished candidate), written atomically, CRC-checked when read.
+ * checkpoint and every finished candidate), written atomically, CRC-checked when read. Nothing
+ * in it depends on the number of ranks: a checkpoint of a K-rank run resumes with any K.
  *
  * Layout (little-endian, as written by the host; checkpoints are not an interchange format):
  *   "NMFCKPT1" | u32 version | u32 0 | u64 fingerprint | u64 num_params | u64 mask_bytes
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/dist.h"
 #include "train/train_internal.h"
 
 #define CKPT_MAGIC "NMFCKPT1"
@@ -92,10 +94,34 @@ static nmf_status get(reader *r, void *out, size_t n, const char *what) {
     return NMF_OK;
 }
 
+/* Rank 0 reads the file and every rank receives its bytes: the other ranks need no access to rank
+ * 0's disk (only rank 0 writes checkpoints). With one rank this is nmf_read_file. */
+static nmf_status read_on_rank0(const char *path, uint8_t **data, size_t *size) {
+    nmf_status st = NMF_OK;
+    if (nmf_dist_rank() == 0) st = nmf_read_file(path, CKPT_MAX_BYTES, data, size);
+    if (nmf_dist_size() == 1) return st;
+    uint64_t n = st == NMF_OK ? (uint64_t)*size : UINT64_MAX; /* UINT64_MAX: rank 0 failed */
+    nmf_status bst = nmf_dist_bcast(&n, sizeof n, 0);
+    if (bst != NMF_OK || n == UINT64_MAX) {
+        if (nmf_dist_rank() == 0) return bst != NMF_OK ? bst : st;
+        return bst != NMF_OK ? bst : nmf_error(NMF_ERR_IO, "%s: rank 0 could not read it", path);
+    }
+    if (nmf_dist_rank() != 0) {
+        *size = (size_t)n;
+        if (!(*data = malloc(n ? (size_t)n : 1)))
+            return nmf_error(NMF_ERR_NOMEM, "%s: %llu bytes", path, (unsigned long long)n);
+    }
+    if ((st = nmf_dist_bcast(*data, (size_t)n, 0)) != NMF_OK) {
+        free(*data);
+        *data = NULL;
+    }
+    return st;
+}
+
 nmf_status nmf_checkpoint_load(const char *path, nmf_vit_train *m, nmf_run_state *rs) {
     uint8_t *data = NULL;
     size_t size = 0;
-    nmf_status st = nmf_read_file(path, CKPT_MAX_BYTES, &data, &size);
+    nmf_status st = read_on_rank0(path, &data, &size);
     if (st != NMF_OK) return st;
     if (size < 12 || memcmp(data, CKPT_MAGIC, 8) != 0) {
         free(data);

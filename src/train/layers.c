@@ -241,8 +241,9 @@ float crossentropy_forward(float *probs, float *losses, const float *logits, con
     return (float)(total / B);
 }
 
-void crossentropy_backward(float *dlogits, const float *probs, const int *labels, int B, int K) {
-    const float inv = 1.0f / (float)B;
+void crossentropy_backward(float *dlogits, const float *probs, const int *labels, int B, int K,
+                           int denom) {
+    const float inv = 1.0f / (float)denom;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < K; k++)
             dlogits[(size_t)b * K + k] +=

@@ -44,6 +44,8 @@ void residual_forward(float *out, const float *a, const float *b, size_t n);
 float crossentropy_forward(float *probs, float *losses, const float *logits, const int *labels,
                            int B, int K);
 /* dlogits += (probs - onehot) / B. */
-void crossentropy_backward(float *dlogits, const float *probs, const int *labels, int B, int K);
+/* dlogits += (probs - onehot) / denom: the gradient of (sum of the B losses) / denom */
+void crossentropy_backward(float *dlogits, const float *probs, const int *labels, int B, int K,
+                           int denom);
 
 #endif

@@ -63,6 +63,8 @@ nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name) {
     o->augment = 0;
     o->seed = 42;
     o->checkpoint_every = 500;
+    o->shards = 8;
+    o->check_every = 100;
     if (!name || !strcmp(name, "demo")) {
         o->dense_steps = 4000;
         o->stage_steps = 500;

@@ -46,12 +46,19 @@ enum {
     ACT_COUNT
 };
 
+/* The gradient buffer has room for two more floats after the parameters' gradients: a step's
+ * loss and correct count travel in the same all-reduce as the gradients (one message a step). */
+#define NMF_GRAD_TAIL 2
+
 struct nmf_vit_train {
     nmf_model_config cfg;
     nmf_model_desc desc; /* the parameter table: names, shapes, roles, the buffer layout */
     int max_batch;
     size_t sizes[NMF_VP_COUNT], offsets[NMF_VP_COUNT], num_params;
-    float *param_mem, *grad_mem, *m_mem, *v_mem;
+    float *param_mem, *grad_mem, *m_mem, *v_mem; /* grad_mem: num_params + NMF_GRAD_TAIL */
+    /* the loss of a forward is the mean over this many examples (0: the batch); data-parallel
+     * ranks set the global batch, so that their gradients add up to the global mean's */
+    int loss_denom;
     nmf_vit_params params, grads;
     /* N:M: pattern {0,0} when dense; masks and masked copies of the prunable tensors, stacked in
      * enum order (offsets mask_offsets[p]); fw = the weights the passes use (masked or not). */
@@ -106,8 +113,14 @@ typedef struct {
  * nmf_vit_train_refresh_masked) or only validate the pattern against the model. */
 nmf_status nmf_vit_train_use_pattern(nmf_vit_train *m, nmf_pattern p);
 
+/* nmf_vit_train_evaluate's work: correct predictions (and the summed loss, may be NULL) over
+ * examples idx[0..count) (or 0..count when idx is NULL), in batches of max_batch. */
+nmf_status nmf_vit_train_count_correct(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
+                                       size_t count, long long *right, double *loss_sum);
+
 nmf_status nmf_checkpoint_save(const char *path, nmf_vit_train *m, const nmf_run_state *rs);
-/* Reads a checkpoint back; refuses one whose fingerprint or sizes differ, or whose position does
+/* Reads a checkpoint back (rank 0 reads the file and sends its bytes to the other ranks);
+ * refuses one whose fingerprint or sizes differ, or whose position does
  * not fit the plan (rs->num_stages). rs buffers must be allocated already (best_params/best_mask
  * and cand[i] for i < rs->num_stages). */
 nmf_status nmf_checkpoint_load(const char *path, nmf_vit_train *m, nmf_run_state *rs);

@@ -4,7 +4,14 @@
  * Determinism: every source of randomness is a function of (seed, global step) -- the data order
  * of epoch e is a Fisher-Yates shuffle seeded by (seed, e), augmentation of step g is seeded by
  * (seed, g) -- so a checkpoint only needs the counters, and a resumed run repeats exactly what
- * an uninterrupted run would have done. */
+ * an uninterrupted run would have done.
+ *
+ * Data parallelism (nmformer/dist.h): every rank builds the same global batch and runs the
+ * forward and backward of its own rows only; the gradients (and the step's loss and correct
+ * count) are summed over the ranks in one all-reduce of the gradient buffer, after which every
+ * rank holds the same gradient and takes the same optimizer step, so weights and masks stay
+ * identical everywhere without being sent (a checksum verifies it every --check-every steps).
+ * Evaluations split their examples over the ranks and sum the correct counts. */
 #include <glob.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "train/dist.h"
 #include "train/train_internal.h"
 
 typedef enum { STAGE_DENSE = 0, STAGE_SRSTE, STAGE_ASP, STAGE_ONESHOT } stage_kind;
@@ -94,6 +102,10 @@ static uint64_t fingerprint(const nmf_train_options *o) {
     h = fnv(h, fl, sizeof fl);
     h = fnv(h, o->patterns, sizeof o->patterns[0] * (size_t)o->num_patterns);
     h = fnv(h, &o->seed, sizeof o->seed);
+    /* the fixed micro-batches change the rounding of every step; the number of ranks does not
+     * enter: a checkpoint resumes with any K (only hashed when on, so that older checkpoints
+     * keep their fingerprint) */
+    if (o->deterministic) h = fnv(h, &o->shards, sizeof o->shards);
     return h;
 }
 
@@ -175,6 +187,31 @@ static nmf_status load_state(nmf_vit_train *m, const float *p, const uint8_t *ma
     return NMF_OK;
 }
 
+/* Accuracy over examples first .. first+count of ds, split over the ranks: the examples are cut
+ * into chunks of the model's batch size, each rank evaluates a contiguous run of chunks, and the
+ * correct counts are summed exactly. (With --deterministic the chunk size does not depend on the
+ * number of ranks, so neither does any prediction.) */
+static nmf_status eval_split(nmf_vit_train *m, const nmf_dataset *ds, size_t first, size_t count,
+                             double *acc) {
+    const size_t E = (size_t)m->max_batch, chunks = (count + E - 1) / E;
+    nmf_dist_part mine = nmf_dist_split(chunks, nmf_dist_size(), nmf_dist_rank());
+    size_t b = mine.begin * E, e = (mine.begin + mine.count) * E;
+    if (e > count) e = count;
+    long long right = 0;
+    if (e > b) {
+        size_t *idx = malloc((e - b) * sizeof *idx);
+        if (!idx) return nmf_error(NMF_ERR_NOMEM, "evaluation indices");
+        for (size_t i = b; i < e; i++) idx[i - b] = first + i;
+        nmf_status st = nmf_vit_train_count_correct(m, ds, idx, e - b, &right, NULL);
+        free(idx);
+        if (st != NMF_OK) return st;
+    }
+    nmf_status st = nmf_dist_allreduce_i64(&right, 1);
+    if (st != NMF_OK) return st;
+    *acc = (double)right / (double)count;
+    return NMF_OK;
+}
+
 /* Held-out accuracy of the current weights. SR-STE evaluates the magnitude mask of the current
  * weights (what the candidate will be), then puts the training mask back so that the training
  * trajectory does not depend on when we evaluate. */
@@ -185,12 +222,7 @@ static nmf_status eval_heldout(nmf_vit_train *m, const nmf_dataset *ds, size_t s
         nmf_status st = nmf_vit_train_update_masks(m);
         if (st != NMF_OK) return st;
     }
-    size_t *idx = malloc(count * sizeof *idx);
-    if (!idx) return nmf_error(NMF_ERR_NOMEM, "held-out indices");
-    for (size_t i = 0; i < count; i++) idx[i] = start + i;
-    nmf_status st = nmf_vit_train_evaluate(m, ds, idx, count, acc, NULL);
-    free(idx);
-    return st;
+    return eval_split(m, ds, start, count, acc);
 }
 
 static void restore_mask(nmf_vit_train *m, int fixed_mask, const uint8_t *mask_backup) {
@@ -245,6 +277,17 @@ static nmf_status check_options(const nmf_train_options *o) {
         BAD("no dense training and no --init: nothing to prune");
     if (o->model.in_chans != 1)
         BAD("Fashion-MNIST has 1 channel (model in_chans %d)", o->model.in_chans);
+    const int K = nmf_dist_size();
+    if (o->check_every < 1) BAD("--check-every must be >= 1");
+    if (o->deterministic) {
+        if (o->shards < 1 || o->shards > o->batch)
+            BAD("--shards %d must be in 1..%d (the batch size)", o->shards, o->batch);
+        if (K > o->shards)
+            BAD("--deterministic with %d shards runs on at most %d ranks (%d started): raise "
+                "--shards", o->shards, o->shards, K);
+    } else if (K > o->batch) {
+        BAD("--batch %d is smaller than the number of ranks (%d)", o->batch, K);
+    }
 #undef BAD
     return NMF_OK;
 }
@@ -259,6 +302,64 @@ static void remove_stale_temps(const char *path) {
     if (glob(pat, GLOB_NOSORT, NULL, &g) == 0)
         for (size_t i = 0; i < g.gl_pathc; i++) remove(g.gl_pathv[i]);
     globfree(&g);
+}
+
+/* ---- one step's gradient over the ranks ----------------------------------------------------- */
+/* The rows of the global batch this rank computes: one part (its share) by default; with
+ * --deterministic its run of the fixed shards. *parts is allocated. */
+static nmf_status rank_parts(const nmf_train_options *o, nmf_dist_part **parts, int *nparts,
+                             int *max_rows) {
+    const int K = nmf_dist_size(), R = nmf_dist_rank();
+    nmf_dist_part shards = {0, 1};
+    if (o->deterministic) shards = nmf_dist_split((size_t)o->shards, K, R);
+    *nparts = (int)shards.count;
+    if (!(*parts = malloc(shards.count * sizeof **parts)))
+        return nmf_error(NMF_ERR_NOMEM, "batch parts");
+    if (o->deterministic) {
+        for (size_t j = 0; j < shards.count; j++)
+            (*parts)[j] = nmf_dist_split((size_t)o->batch, o->shards, (int)(shards.begin + j));
+        *max_rows = (int)nmf_dist_split((size_t)o->batch, o->shards, 0).count;
+    } else {
+        (*parts)[0] = nmf_dist_split((size_t)o->batch, K, R);
+        *max_rows = (int)nmf_dist_split((size_t)o->batch, K, 0).count;
+    }
+    return NMF_OK;
+}
+
+/* Gradient of the global batch's mean loss into m's gradient buffer, identical on every rank,
+ * with the batch's mean loss and correct count in the buffer's tail (NMF_GRAD_TAIL). Each rank
+ * runs forward + backward on its parts (x, labels: the whole global batch; pix floats an image);
+ * the backward divides by the global batch size (m->loss_denom), so the parts' gradients just
+ * add up. Default: one all-reduce of the buffer. Deterministic: every shard's buffer is kept and
+ * the shards are summed in shard order (nmf_dist_ordered_sum). */
+static nmf_status batch_gradients(nmf_vit_train *m, const float *x, const int *labels, size_t pix,
+                                  const nmf_dist_part *parts, int nparts, int batch,
+                                  float *const *shard_grads) {
+    const size_t n = m->num_params + NMF_GRAD_TAIL;
+    float *tail = m->grad_mem + m->num_params;
+    for (int j = 0; j < nparts; j++) {
+        const nmf_dist_part *p = &parts[j];
+        float loss = 0.0f;
+        int correct = 0;
+        nmf_status st = nmf_vit_train_forward(m, x + p->begin * pix, labels + p->begin,
+                                              (int)p->count, &loss, &correct);
+        if (st == NMF_OK) st = nmf_vit_train_backward(m);
+        if (st != NMF_OK) return st;
+        tail[0] = loss * ((float)p->count / (float)batch); /* this part's share of the mean */
+        tail[1] = (float)correct;
+        if (shard_grads) memcpy(shard_grads[j], m->grad_mem, n * sizeof(float));
+    }
+    if (shard_grads) return nmf_dist_ordered_sum(m->grad_mem, shard_grads, nparts, n);
+    return nmf_dist_allreduce_f32(m->grad_mem, n);
+}
+
+/* Every rank must hold the same weights and masks: compared by checksum (with one rank: no-op). */
+static nmf_status check_same_state(nmf_vit_train *m, long long step) {
+    if (nmf_dist_size() == 1) return NMF_OK;
+    uint32_t crc = nmf_crc32_update(0, (const uint8_t *)m->param_mem, m->num_params * sizeof(float));
+    if (m->pattern.m) crc = nmf_crc32_update(crc, m->mask_mem, m->mask_total);
+    uint64_t h = (uint64_t)crc << 32 | (uint32_t)(m->pattern.n << 16 | m->pattern.m);
+    return nmf_dist_check_same(h, "weights and masks", step);
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */
@@ -284,8 +385,9 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     if (report_every < 1) report_every = 1;
     /* a run that can only fail at the end, after hours of training, loses the work: check now
      * that the family and the checkpoints can be written where they are asked for */
-    if ((st = probe_writable(out_path, "--out")) != NMF_OK ||
-        (st = probe_writable(o->checkpoint_path, "--checkpoint")) != NMF_OK)
+    const int K = nmf_dist_size(), R = nmf_dist_rank();
+    if (R == 0 && ((st = probe_writable(out_path, "--out")) != NMF_OK ||
+                   (st = probe_writable(o->checkpoint_path, "--checkpoint")) != NMF_OK))
         return st;
 
     nmf_dataset train = {0}, test = {0};
@@ -297,6 +399,11 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     int *labels = NULL;
     uint8_t *mask_backup = NULL;
     stream ds_stream = {0};
+    nmf_dist_part *parts = NULL;
+    float **shard_grads = NULL;
+    int nparts = 0, max_rows = 0;
+    double step_s = 0, comm_s = 0;
+    long long steps_this_run = 0;
 
     if ((st = nmf_dataset_load(&train, o->data_dir, NMF_SPLIT_TRAIN)) != NMF_OK) goto done;
     if ((size_t)o->holdout >= train.n) {
@@ -309,7 +416,9 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                        o->model.img_size);
         goto done;
     }
-    if ((st = nmf_vit_train_create(&m, &o->model, o->batch)) != NMF_OK) goto done;
+    if ((st = rank_parts(o, &parts, &nparts, &max_rows)) != NMF_OK) goto done;
+    if ((st = nmf_vit_train_create(&m, &o->model, max_rows)) != NMF_OK) goto done;
+    m->loss_denom = o->batch; /* each rank's gradient is its share of the global mean's */
     for (int i = 0; i < o->num_patterns; i++) {
         /* fail now, not after the dense stage */
         if ((st = nmf_vit_train_use_pattern(m, o->patterns[i])) != NMF_OK) goto done;
@@ -334,18 +443,23 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     labels = nmf_alloc((size_t)o->batch, sizeof(int));
     ds_stream = (stream){&train, train.n - (size_t)o->holdout, nmf_alloc(train.n, sizeof(size_t)),
                          -1, o->seed};
-    if (!ok || !idx || !x || !labels || !ds_stream.perm) {
+    if (o->deterministic && (shard_grads = calloc((size_t)nparts, sizeof *shard_grads)))
+        for (int j = 0; j < nparts && ok; j++)
+            ok = (shard_grads[j] = nmf_alloc(P + NMF_GRAD_TAIL, sizeof(float))) != NULL;
+    if (!ok || !idx || !x || !labels || !ds_stream.perm || (o->deterministic && !shard_grads)) {
         st = nmf_error(NMF_ERR_NOMEM, "training state");
         goto done;
     }
 
     if (o->resume && o->checkpoint_path) {
-        remove_stale_temps(o->checkpoint_path);
-        remove_stale_temps(out_path);
-        /* no checkpoint yet (killed before the first one): start fresh */
-        if (access(o->checkpoint_path, F_OK) == 0 &&
-            (st = nmf_checkpoint_load(o->checkpoint_path, m, &rs)) != NMF_OK)
-            goto done;
+        int have = 0; /* no checkpoint yet (killed before the first one): start fresh */
+        if (R == 0) {
+            remove_stale_temps(o->checkpoint_path);
+            remove_stale_temps(out_path);
+            have = access(o->checkpoint_path, F_OK) == 0;
+        }
+        if ((st = nmf_dist_bcast(&have, sizeof have, 0)) != NMF_OK) goto done;
+        if (have && (st = nmf_checkpoint_load(o->checkpoint_path, m, &rs)) != NMF_OK) goto done;
     }
     if (rs.stage == 0 && !rs.stage_started) {
         if (o->init_path) {
@@ -367,12 +481,15 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             nmf_vit_train_init(m, o->seed);
         }
     }
+    /* same options, same starting point everywhere (e.g. the same --init file on every node) */
+    if ((st = nmf_dist_check_same(rs.fingerprint, "options", rs.global_step)) != NMF_OK ||
+        (st = check_same_state(m, rs.global_step)) != NMF_OK)
+        goto done;
 
     long long global_total = 0;
     for (int i = 0; i < nstages; i++) global_total += plan[i].steps;
     const size_t hold_start = train.n - (size_t)o->holdout;
     const double t0 = nmf_now();
-    long long steps_this_run = 0;
     const float fill = (0.0f - o->model.mean) / o->model.std;
 
     for (; rs.stage < nstages; rs.stage++, rs.step = 0, rs.stage_started = 0) {
@@ -417,22 +534,28 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             } else if (!fixed_mask && pat.m && rs.step % o->mask_interval == 0) {
                 if ((st = nmf_vit_train_update_masks(m)) != NMF_OK) goto done;
             }
+            const double step_t0 = nmf_now(), comm0 = nmf_dist_stats_get().seconds;
             stream_batch(&ds_stream, rs.global_step, o->batch, idx);
             if ((st = nmf_dataset_batch(x, labels, &train, idx, (size_t)o->batch, o->model.mean,
                                         o->model.std)) != NMF_OK)
                 goto done;
             if (o->augment) augment(x, o->batch, train.rows, fill, o->seed, rs.global_step);
-            float loss = 0;
-            int correct = 0;
-            if ((st = nmf_vit_train_forward(m, x, labels, o->batch, &loss, &correct)) != NMF_OK)
+            if ((st = batch_gradients(m, x, labels, (size_t)train.rows * train.cols, parts, nparts,
+                                      o->batch, shard_grads)) != NMF_OK)
                 goto done;
-            if ((st = nmf_vit_train_backward(m)) != NMF_OK) goto done;
+            const float loss = m->grad_mem[P];
+            const int correct = (int)m->grad_mem[P + 1];
             if (sp->kind == STAGE_SRSTE) nmf_vit_train_srste_decay(m, o->srste_lambda);
             if (fixed_mask) nmf_vit_train_mask_grads(m);
             ac.lr = nmf_lr_cosine(rs.step, sp->steps, warmup, lr_max, lr_max * o->lr_min_ratio);
             float gnorm = nmf_vit_train_adamw_step(m, &ac, rs.step + 1);
             rs.global_step++;
             steps_this_run++;
+            step_s += nmf_now() - step_t0;
+            comm_s += nmf_dist_stats_get().seconds - comm0;
+            if (rs.global_step % o->check_every == 0 &&
+                (st = check_same_state(m, rs.global_step)) != NMF_OK)
+                goto done;
             loss_sum += loss;
             acc_sum += (float)correct / (float)o->batch;
             window++;
@@ -450,7 +573,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                 }
                 restore_mask(m, fixed_mask, mask_backup);
             }
-            if (progress && ((rs.step + 1) % report_every == 0 || last || held >= 0)) {
+            if (progress && R == 0 && ((rs.step + 1) % report_every == 0 || last || held >= 0)) {
                 double el = nmf_now() - t0;
                 nmf_train_progress pr = {
                     .stage = sp->name, .stage_index = rs.stage, .num_stages = nstages,
@@ -469,7 +592,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                 loss_sum = acc_sum = 0;
                 window = 0;
             }
-            if (o->checkpoint_path && rs.global_step % o->checkpoint_every == 0 && !last) {
+            if (R == 0 && o->checkpoint_path && rs.global_step % o->checkpoint_every == 0 && !last) {
                 rs.step++; /* the checkpoint records the NEXT step to run */
                 nmf_run_state tmp = rs;
                 tmp.elapsed_s += nmf_now() - t0;
@@ -499,7 +622,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
         c->heldout_acc = rs.best_acc;
         c->best_step = rs.best_step;
         rs.ncand++;
-        if (progress) {
+        if (progress && R == 0) {
             double el = nmf_now() - t0;
             nmf_train_progress pr = {
                 .stage = sp->name, .stage_index = rs.stage, .num_stages = nstages,
@@ -511,7 +634,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             };
             progress(&pr, user);
         }
-        if (o->checkpoint_path) {
+        if (R == 0 && o->checkpoint_path) {
             nmf_run_state tmp = rs;
             tmp.stage++, tmp.step = 0, tmp.stage_started = 0;
             tmp.elapsed_s += nmf_now() - t0;
@@ -534,14 +657,23 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             if ((st = load_state(m, c->params, c->mask, c->pattern)) != NMF_OK) goto done;
             size_t n = o->test_limit > 0 && (size_t)o->test_limit < test.n ? (size_t)o->test_limit
                                                                             : test.n;
-            if ((st = nmf_vit_train_evaluate(m, &test, NULL, n, &ci->test_acc, NULL)) != NMF_OK)
-                goto done;
+            if ((st = eval_split(m, &test, 0, n, &ci->test_acc)) != NMF_OK) goto done;
         }
     }
-    if (out_path && (st = write_family(m, &rs, out_path)) != NMF_OK) goto done;
+    if (R == 0 && out_path && (st = write_family(m, &rs, out_path)) != NMF_OK) goto done;
     if (result) result->seconds = rs.elapsed_s + (nmf_now() - t0);
 
 done:
+    if (result) {
+        result->ranks = K;
+        result->steps_run = steps_this_run;
+        result->step_seconds = step_s;
+        result->comm_seconds = comm_s;
+        result->reduced_bytes = m ? (long long)((m->num_params + NMF_GRAD_TAIL) * sizeof(float)) : 0;
+    }
+    for (int j = 0; shard_grads && j < nparts; j++) nmf_free(shard_grads[j]);
+    free(shard_grads);
+    free(parts);
     for (int i = 0; i < nstages; i++) {
         nmf_free(rs.cand[i].params);
         nmf_free(rs.cand[i].mask);

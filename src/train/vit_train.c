@@ -52,7 +52,7 @@ nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg
     m->num_params = total;
     m->mask_total = mtotal;
     m->param_mem = nmf_alloc(total, sizeof(float));
-    m->grad_mem = nmf_alloc(total, sizeof(float));
+    m->grad_mem = nmf_alloc(total + NMF_GRAD_TAIL, sizeof(float));
     m->m_mem = nmf_alloc(total, sizeof(float));
     m->v_mem = nmf_alloc(total, sizeof(float));
     m->masked_mem = nmf_alloc(mtotal, sizeof(float));
@@ -400,7 +400,8 @@ nmf_status nmf_vit_train_backward(nmf_vit_train *m) {
 
     memset(m->grad_mem, 0, m->num_params * sizeof(float));
     ZERO(ACT_DLOGITS, (size_t)B * K);
-    crossentropy_backward(a[ACT_DLOGITS], a[ACT_PROBS], m->labels, B, (int)K);
+    crossentropy_backward(a[ACT_DLOGITS], a[ACT_PROBS], m->labels, B, (int)K,
+                          m->loss_denom > 0 ? m->loss_denom : B);
     ZERO(ACT_DLNF, (size_t)B * D);
     matmul_backward(a[ACT_DLNF], g->head_w, g->head_b, a[ACT_DLOGITS], a[ACT_LNF], w->head_w,
                     (size_t)B, D, K);
@@ -561,6 +562,17 @@ nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *o
 
 nmf_status nmf_vit_train_evaluate(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
                                   size_t count, double *accuracy, double *mean_loss) {
+    long long right = 0;
+    double loss_sum = 0.0;
+    nmf_status st = nmf_vit_train_count_correct(m, ds, idx, count, &right, &loss_sum);
+    if (st != NMF_OK) return st;
+    if (accuracy) *accuracy = (double)right / (double)count;
+    if (mean_loss) *mean_loss = loss_sum / (double)count;
+    return NMF_OK;
+}
+
+nmf_status nmf_vit_train_count_correct(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
+                                       size_t count, long long *right_out, double *loss_out) {
     const nmf_model_config *c = &m->cfg;
     if (ds->rows != c->img_size || ds->cols != c->img_size || c->in_chans != 1)
         return nmf_error(NMF_ERR_SHAPE, "dataset images %dx%d (1 channel) do not fit the model "
@@ -590,7 +602,7 @@ nmf_status nmf_vit_train_evaluate(nmf_vit_train *m, const nmf_dataset *ds, const
     m->has_labels = 0; /* evaluation batches are not for backward */
     nmf_free(x), nmf_free(lab), nmf_free(ix);
     if (st != NMF_OK) return st;
-    if (accuracy) *accuracy = (double)right / (double)count;
-    if (mean_loss) *mean_loss = loss_sum / (double)count;
+    *right_out = right;
+    if (loss_out) *loss_out = loss_sum;
     return NMF_OK;
 }
