@@ -153,7 +153,7 @@ typedef struct {
  * metadata {"format": "pt"} as save_pretrained writes it. c is a token family's config and s must
  * hold exactly its tensors (nmf_model_check_tensors; the detail names the tensor). opt NULL: the
  * sources' dtype (nmf_tensors_stored_dtype), no force.
- * Atomic: both files go into a temporary folder next to dir ("<dir>.tmp.XXXXXX"), are fsync'ed
+ * Atomic: both files go into a temporary folder next to dir ("<dir>.XXXXXX.tmp"), are fsync'ed
  * and the folder is renamed to dir. dir may be absent or an empty folder; a non-empty folder is
  * refused unless force, and even then unless it looks like a model folder (holds config.json and
  * no subfolder): its files are replaced as a whole. A file or a symlink at dir is refused. On any

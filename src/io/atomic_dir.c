@@ -1,7 +1,7 @@
 /* A folder written whole or not at all (io_internal.h): the files are written into a temporary
  * folder next to the destination, which is then renamed into place. A reader of the destination
  * sees the old folder or the new one, never a folder with config.json but half a
- * model.safetensors; a crash leaves at most a "<dir>.tmp.XXXXXX" folder beside it.
+ * model.safetensors; a crash leaves at most a "<dir>.XXXXXX.tmp" folder beside it.
  *
  * Replacing a non-empty folder needs force, and only a folder that looks like a model folder
  * (config.json, no subfolder) is replaced: `convert m.nmf ~ --force` must not delete a home
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/io_internal.h"
@@ -24,16 +25,6 @@ static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
     if (d) memcpy(d, s, n);
-    return d;
-}
-
-/* s + suffix, malloc'd. */
-static char *concat(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    char *d = malloc(a + b + 1);
-    if (!d) return NULL;
-    memcpy(d, s, a);
-    memcpy(d + a, suffix, b + 1);
     return d;
 }
 
@@ -91,6 +82,27 @@ static char *parent_of(const char *path) {
     return d;
 }
 
+/* Creates a new empty folder "<base>.XXXXXX<suffix>" (mode 0700) and returns its name: the
+ * ".tmp" ending every temporary output of nmformer has (atomic.c), which mkdtemp cannot give. */
+static char *make_temp_folder(const char *base, const char *suffix) {
+    static unsigned counter;
+    size_t n = strlen(base) + 8 + strlen(suffix) + 1;
+    char *path = malloc(n);
+    if (!path) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned x = (seed + ++counter * 40503u) * 2246822519u;
+        snprintf(path, n, "%s.%06x%s", base, x & 0xffffffu, suffix);
+        if (mkdir(path, 0700) == 0) return path;
+        if (errno != EEXIST) break;
+    }
+    free(path);
+    return NULL;
+}
+
 static void staged_free(nmf_io_staged_dir *d) {
     free(d->dir);
     free(d->tmp);
@@ -131,15 +143,10 @@ nmf_status nmf_io_dir_stage(const char *dir, int force, nmf_io_staged_dir *out) 
     } else if (errno != ENOENT) {
         st = nmf_error(NMF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
-    if (!st && !(out->tmp = concat(path, ".tmp.XXXXXX")))
-        st = nmf_error(NMF_ERR_NOMEM, "%s: out of memory", path);
-    if (!st && !mkdtemp(out->tmp)) {
+    if (!st && !(out->tmp = make_temp_folder(path, ".tmp")))
         st = nmf_error(NMF_ERR_IO, "%s: cannot create a temporary folder next to it: %s", path,
                        strerror(errno));
-        free(out->tmp);
-        out->tmp = NULL;
-    }
-    /* mkdtemp makes 0700; the result gets the mode the folder has or would have had */
+    /* made 0700; the result gets the mode the folder has or would have had */
     if (!st && chmod(out->tmp, mode) != 0) { /* keep 0700: the data is still safe */ }
     if (st) staged_free(out);
     return st;
@@ -155,10 +162,13 @@ void nmf_io_dir_discard(nmf_io_staged_dir *d) {
     staged_free(d);
 }
 
+int nmf_io_dir_no_exchange = 0;
+
 /* Replaces the non-empty folder d->dir by d->tmp; *old receives where the old folder now is. */
 static nmf_status swap_in(nmf_io_staged_dir *d, char **old) {
     *old = NULL;
-    if (renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->dir, RENAME_EXCHANGE) == 0) {
+    errno = ENOSYS;
+    if (!nmf_io_dir_no_exchange && renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->dir, RENAME_EXCHANGE) == 0) {
         *old = d->tmp; /* the old folder has the temporary name now */
         d->tmp = NULL;
         return NMF_OK;
@@ -167,12 +177,11 @@ static nmf_status swap_in(nmf_io_staged_dir *d, char **old) {
         return nmf_error(NMF_ERR_IO, "%s: cannot swap the new folder in: %s", d->dir, strerror(errno));
     /* no atomic exchange here: the old folder goes aside (onto an empty folder reserving a
      * name), the new one in, and the old one back if that fails */
-    char *aside = concat(d->dir, ".old.XXXXXX");
-    if (!aside) return nmf_error(NMF_ERR_NOMEM, "%s: out of memory", d->dir);
-    if (!mkdtemp(aside) || rename(d->dir, aside) != 0) {
+    char *aside = make_temp_folder(d->dir, ".old.tmp");
+    if (!aside || rename(d->dir, aside) != 0) {
         nmf_status st = nmf_error(NMF_ERR_IO, "%s: cannot move the old folder aside: %s", d->dir,
                                   strerror(errno));
-        rmdir(aside);
+        if (aside) rmdir(aside);
         free(aside);
         return st;
     }

@@ -51,6 +51,9 @@ char *nmf_io_dir_file(const nmf_io_staged_dir *d, const char *name);
 nmf_status nmf_io_dir_publish(nmf_io_staged_dir *d);
 /* Removes the temporary folder and what was written into it; frees d. */
 void nmf_io_dir_discard(nmf_io_staged_dir *d);
+/* Test seam (tests/io/test_hf_nm.c): when non-zero, publish replaces a folder as on a filesystem
+ * without RENAME_EXCHANGE (aside, in, delete). Never set by the library or the CLI. */
+extern int nmf_io_dir_no_exchange;
 
 /* Parses exactly one JSON value from text[0..len), allowing only whitespace after it. */
 cJSON *nmf_io_parse_json(const char *text, size_t len);

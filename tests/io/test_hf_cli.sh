@@ -101,7 +101,7 @@ expect_error "a ViT has no HF folder" "no Hugging Face folder form" -- \
 expect_error "a candidate the family lacks" "no model '1:8' (available: dense, 2:4, 2:8, 1:4)" -- \
     "$CLI" convert "$TMP/gpt2_lm.nmf" "$TMP/x" --model 1:8
 [ -e "$TMP/x" ] && fail "a failed convert left $TMP/x"
-ls "$TMP" | grep -q '\.tmp\.' && fail "a temporary folder was left behind: $(ls "$TMP" | grep '\.tmp\.')"
+ls "$TMP" | grep -q '\.tmp$' && fail "a temporary folder was left behind: $(ls "$TMP" | grep '\.tmp$')"
 
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     /usr/bin/python3 "$SRC/tests/ref/check_hf_folder.py" "${checks[@]}" || fail "PyTorch check of the written folders"
