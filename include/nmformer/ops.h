@@ -1,5 +1,5 @@
 /* Forward operators of a Transformer block besides the linears (those are in kernels.h):
- * LayerNorm, exact (erf) GELU, and attention.
+ * LayerNorm, GELU (exact and tanh), SiLU, and attention.
  *
  * Attention is fused: softmax(Q K^T * scale) V is computed tile by tile over the keys with a
  * running max and a running sum per query (online softmax), so the Tq x Tk score matrix is never
@@ -30,6 +30,13 @@ NMF_API void nmf_layernorm_forward(float *y, const float *x, const float *w, con
 NMF_API void nmf_gelu_forward(float *y, const float *x, size_t n);
 /* Scalar reference, always erff. */
 NMF_API void nmf_gelu_forward_ref(float *y, const float *x, size_t n);
+/* Hugging Face's gelu_new: y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); SiLU:
+ * y = x sigmoid(x). y may == x; threaded for large n. The SIMD versions compute
+ * x / (1 + exp(-s)) on a vector exp (within 5e-7 (1 + |x|) of exact); the references use libm. */
+NMF_API void nmf_gelu_tanh_forward(float *y, const float *x, size_t n);
+NMF_API void nmf_gelu_tanh_forward_ref(float *y, const float *x, size_t n);
+NMF_API void nmf_silu_forward(float *y, const float *x, size_t n);
+NMF_API void nmf_silu_forward_ref(float *y, const float *x, size_t n);
 
 /* One attention head. Query i reads q[i*ldq + 0..d), key j k[j*ldk + ...], value j v[j*ldv + ...];
  * the output row i goes to out[i*ldo + 0..d).
