@@ -24,6 +24,11 @@ extern "C" {
 NMF_API void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,
                            size_t tokens, size_t C, float eps);
 
+/* RMSNorm (LLaMA, in f32 as HF's LlamaRMSNorm): y[t] = w * (x[t] * rsqrt(mean(x[t]^2) + eps)).
+ * y, x (tokens, C); y may == x. Threaded over tokens. */
+NMF_API void nmf_rmsnorm_forward(float *y, const float *x, const float *w, size_t tokens, size_t C,
+                                 float eps);
+
 /* y[i] = 0.5 x (1 + erf(x / sqrt(2)))      y may == x. Threaded for large n.
  * The SIMD versions use the rational float erf of Eigen / XLA (|error| < 5e-7, so the GELU is
  * within 2e-7 (1 + |x|) of exact); the scalar reference calls erff. */
