@@ -155,27 +155,88 @@ typedef struct {
  * previous block's last op, or the embedding), NMF_OPIN_NONE no input. */
 typedef enum {
     NMF_OPK_EMBED = 0, /* linear over patches + cls + pos */
-    NMF_OPK_NORM,      /* LayerNorm with weight kind `weight` */
-    NMF_OPK_LINEAR,    /* x W^T + b with weight kind `weight` */
-    NMF_OPK_ATTENTION, /* softmax(Q K^T / sqrt(hd)) V per head, from a (3, heads, hd) qkv */
+    NMF_OPK_NORM,      /* LayerNorm with weight kind `weight` (its bias is the next kind) */
+    NMF_OPK_LINEAR,    /* x W^T + b with weight kind `weight` (an LM head: the embedding's when tied) */
+    NMF_OPK_ATTENTION, /* softmax(Q K^T / sqrt(hd)) V per head: from a fused (3, heads, hd) qkv when
+                        * in1 is NMF_OPIN_NONE, else q (heads, hd) = in0, k and v (kv_heads, hd) =
+                        * in1, in2 (query head h reads kv head h / (heads / kv_heads)); causal for
+                        * the decoder families (GPT-2, LLaMA), over the padding mask for BERT */
     NMF_OPK_ADD,       /* residual add of its two inputs */
     NMF_OPK_GELU,      /* exact (erf) GELU */
+    /* token families */
+    NMF_OPK_EMBED_TOKENS, /* rows of the embedding `weight` by token id (+ position, + token type,
+                           * as the family has them) */
+    NMF_OPK_RMSNORM,   /* x rsqrt(mean(x^2) + eps) w, in f32 (LLaMA) */
+    NMF_OPK_ROPE,      /* rotary position embedding of each head, HF's rotate_half layout */
+    NMF_OPK_GELU_TANH, /* gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    NMF_OPK_RELU,
+    NMF_OPK_SILU,      /* x sigmoid(x) */
+    NMF_OPK_MUL,       /* elementwise product of its two inputs (SwiGLU: act(gate) * up) */
+    NMF_OPK_TANH,      /* BERT's pooler activation */
     NMF_OPK_COUNT
 } nmf_op_kind;
 enum { NMF_OPIN_NONE = -2, NMF_OPIN_BLOCK = -1 };
 typedef struct {
-    int op;            /* nmf_vit_op */
-    const char *name;  /* after "blocks.{i}." for block ops */
+    int op;            /* nmf_vit_op (ViT) or nmf_lm_op (token families) */
+    const char *name;  /* after the block prefix for block ops (nmf_model_op_name) */
     const char *out;   /* short name of its output tensor ("ln1", "qkv", ...) */
     nmf_op_kind kind;
-    int weight;        /* weight kind (nmf_vit_param), -1 when it has none */
-    int in0, in1;      /* producing ops (nmf_vit_op) or NMF_OPIN_* */
-    int cls_only;      /* runs on the class token alone */
+    int weight;        /* weight kind (the family's nmf_*_param), -1 when it has none */
+    int in0, in1;      /* producing ops (same id space as `op`) or NMF_OPIN_* */
+    int cls_only;      /* runs on the class token alone (ViT's tail, BERT's pooler) */
+    int in2;           /* a third input (attention's v); NMF_OPIN_NONE otherwise */
 } nmf_op_row;
+/* Op ids of every family stay below this (arrays indexed by op id). */
+#define NMF_OP_ID_MAX 32
 /* The ops of a block, in order (count: *n), and those before and after the blocks. */
 NMF_API const nmf_op_row *nmf_vit_block_ops(int *n);
 NMF_API const nmf_op_row *nmf_vit_stem_ops(int *n);
 NMF_API const nmf_op_row *nmf_vit_tail_ops(int *n);
+
+/* ---- every family's op list (src/model/lm_desc.c) ------------------------------------------
+ * What a validated config's model computes, in order: the ops before the blocks (stem), those of
+ * one block, those after (tail). ViT: its lists above. Token families: rows with nmf_lm_op ids
+ * and the family's weight kinds (nmf_bert_param, ...); the activation op follows the config's
+ * hidden_act, the tail its head (BERT: pooler + classifier when present; decoders: final norm,
+ * LM head when present, tied or not). nmf_lm_forward_observed emits exactly these ops, in this
+ * order, per block. NULL (*n = 0) for a config of no known family. */
+NMF_API const nmf_op_row *nmf_model_stem_ops(const nmf_model_config *c, int *n);
+NMF_API const nmf_op_row *nmf_model_block_ops(const nmf_model_config *c, int *n);
+NMF_API const nmf_op_row *nmf_model_tail_ops(const nmf_model_config *c, int *n);
+/* The name an observer sees for row r of block `block` (-1: stem / tail): the family's block
+ * prefix ("blocks.3.", "encoder.layer.3.", "h.3.", "layers.3.") + r->name. Returns buf. */
+NMF_API const char *nmf_model_op_name(const nmf_model_config *c, const nmf_op_row *r, int block,
+                                      char *buf, size_t cap);
+
+/* Op ids of the token families: one id space for the three (an op plays the same part in each;
+ * its row says which weight it reads). */
+typedef enum {
+    NMF_LOP_EMBED = 0, /* stem: embeddings (B*T, D) */
+    NMF_LOP_EMBED_NORM, /* BERT embeddings.LayerNorm */
+    NMF_LOP_NORM1,     /* decoders: ln_1 / input_layernorm; BERT: attention.output.LayerNorm */
+    NMF_LOP_Q,         /* (B*T, heads*hd) */
+    NMF_LOP_K,         /* (B*T, kv_heads*hd) */
+    NMF_LOP_V,
+    NMF_LOP_QKV,       /* GPT-2's c_attn (B*T, 3D) */
+    NMF_LOP_ROPE_Q,    /* LLaMA */
+    NMF_LOP_ROPE_K,
+    NMF_LOP_ATTN,      /* (B*T, heads*hd) */
+    NMF_LOP_PROJ,      /* (B*T, D) */
+    NMF_LOP_ADD1,
+    NMF_LOP_NORM2,     /* decoders: ln_2 / post_attention_layernorm; BERT: output.LayerNorm */
+    NMF_LOP_FC1,       /* intermediate.dense / c_fc / gate_proj (B*T, I) */
+    NMF_LOP_UP,        /* LLaMA up_proj */
+    NMF_LOP_ACT,       /* the config's activation of FC1 */
+    NMF_LOP_MUL,       /* LLaMA act(gate) * up */
+    NMF_LOP_FC2,       /* output.dense / mlp.c_proj / down_proj (B*T, D) */
+    NMF_LOP_ADD2,
+    NMF_LOP_NORM,      /* tail: ln_f / norm (decoders) */
+    NMF_LOP_POOLER,    /* BERT pooler.dense on x[:, 0] (B, D) */
+    NMF_LOP_POOL_TANH,
+    NMF_LOP_CLASSIFIER, /* (B, labels) */
+    NMF_LOP_LM_HEAD,   /* (B*T, vocab) */
+    NMF_LOP_COUNT
+} nmf_lm_op;
 
 /* Points p into buf, a buffer of d->floats[l] floats in layout l. */
 NMF_API void nmf_vit_params_bind(const nmf_model_desc *d, nmf_layout l, float *buf, nmf_vit_params *p);

@@ -79,7 +79,7 @@ typedef enum {
 } nmf_vit_op;
 
 typedef struct {
-    nmf_vit_op op;
+    int op;             /* nmf_vit_op (ViT), nmf_lm_op (token families: desc.h) */
     int block;          /* -1 outside the blocks */
     char name[48];
     const float *data;  /* rows x cols, row-major; valid during the call only */

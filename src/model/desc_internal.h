@@ -20,5 +20,7 @@ const nmf_model_family *nmf_vit_family(void);
 const nmf_model_family *nmf_bert_family(void);
 const nmf_model_family *nmf_gpt2_family(void);
 const nmf_model_family *nmf_llama_family(void);
+/* A token family's block prefix as a printf format of the block index ("h.%d."). */
+const char *nmf_hf_block_format(nmf_hf_model_type t);
 
 #endif

@@ -205,6 +205,10 @@ static size_t hf_walk(const nmf_model_config *c, nmf_param *rows) {
     }
     return n;
 }
+const char *nmf_hf_block_format(nmf_hf_model_type t) {
+    return (unsigned)t < NMF_HF_MODEL_TYPE_COUNT ? families[t].block_fmt : "blocks.%d.";
+}
+
 static void hf_build(const nmf_model_config *c, nmf_param *rows) { hf_walk(c, rows); }
 static size_t hf_count(const nmf_model_config *c) { return hf_walk(c, NULL); }
 

@@ -105,23 +105,23 @@ int nmf_vit_param_decays(nmf_vit_param p) {
 
 /* The op list; its ids are nmf_vit_op's (model.h), so the observer sees this order. */
 static const nmf_op_row stem_ops[] = {
-    {NMF_OP_EMBED, "patch_embed", "x0", NMF_OPK_EMBED, NMF_VP_PATCH_W, NMF_OPIN_NONE, NMF_OPIN_NONE, 0},
+    {NMF_OP_EMBED, "patch_embed", "x0", NMF_OPK_EMBED, NMF_VP_PATCH_W, NMF_OPIN_NONE, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
 };
 static const nmf_op_row block_ops[] = {
-    {NMF_OP_NORM1, "norm1", "ln1", NMF_OPK_NORM, NMF_VP_LN1_W, NMF_OPIN_BLOCK, NMF_OPIN_NONE, 0},
-    {NMF_OP_QKV, "attn.qkv", "qkv", NMF_OPK_LINEAR, NMF_VP_QKV_W, NMF_OP_NORM1, NMF_OPIN_NONE, 0},
-    {NMF_OP_ATTN, "attn.av", "attn", NMF_OPK_ATTENTION, -1, NMF_OP_QKV, NMF_OPIN_NONE, 0},
-    {NMF_OP_PROJ, "attn.proj", "proj", NMF_OPK_LINEAR, NMF_VP_PROJ_W, NMF_OP_ATTN, NMF_OPIN_NONE, 0},
-    {NMF_OP_ADD1, "add1", "x1", NMF_OPK_ADD, -1, NMF_OPIN_BLOCK, NMF_OP_PROJ, 0},
-    {NMF_OP_NORM2, "norm2", "ln2", NMF_OPK_NORM, NMF_VP_LN2_W, NMF_OP_ADD1, NMF_OPIN_NONE, 0},
-    {NMF_OP_FC1, "mlp.fc1", "fc1", NMF_OPK_LINEAR, NMF_VP_FC1_W, NMF_OP_NORM2, NMF_OPIN_NONE, 0},
-    {NMF_OP_GELU, "mlp.gelu", "gelu", NMF_OPK_GELU, -1, NMF_OP_FC1, NMF_OPIN_NONE, 0},
-    {NMF_OP_FC2, "mlp.fc2", "fc2", NMF_OPK_LINEAR, NMF_VP_FC2_W, NMF_OP_GELU, NMF_OPIN_NONE, 0},
-    {NMF_OP_ADD2, "add2", "x2", NMF_OPK_ADD, -1, NMF_OP_ADD1, NMF_OP_FC2, 0},
+    {NMF_OP_NORM1, "norm1", "ln1", NMF_OPK_NORM, NMF_VP_LN1_W, NMF_OPIN_BLOCK, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
+    {NMF_OP_QKV, "attn.qkv", "qkv", NMF_OPK_LINEAR, NMF_VP_QKV_W, NMF_OP_NORM1, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
+    {NMF_OP_ATTN, "attn.av", "attn", NMF_OPK_ATTENTION, -1, NMF_OP_QKV, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
+    {NMF_OP_PROJ, "attn.proj", "proj", NMF_OPK_LINEAR, NMF_VP_PROJ_W, NMF_OP_ATTN, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
+    {NMF_OP_ADD1, "add1", "x1", NMF_OPK_ADD, -1, NMF_OPIN_BLOCK, NMF_OP_PROJ, 0, NMF_OPIN_NONE},
+    {NMF_OP_NORM2, "norm2", "ln2", NMF_OPK_NORM, NMF_VP_LN2_W, NMF_OP_ADD1, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
+    {NMF_OP_FC1, "mlp.fc1", "fc1", NMF_OPK_LINEAR, NMF_VP_FC1_W, NMF_OP_NORM2, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
+    {NMF_OP_GELU, "mlp.gelu", "gelu", NMF_OPK_GELU, -1, NMF_OP_FC1, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
+    {NMF_OP_FC2, "mlp.fc2", "fc2", NMF_OPK_LINEAR, NMF_VP_FC2_W, NMF_OP_GELU, NMF_OPIN_NONE, 0, NMF_OPIN_NONE},
+    {NMF_OP_ADD2, "add2", "x2", NMF_OPK_ADD, -1, NMF_OP_ADD1, NMF_OP_FC2, 0, NMF_OPIN_NONE},
 };
 static const nmf_op_row tail_ops[] = {
-    {NMF_OP_NORM, "norm", "norm", NMF_OPK_NORM, NMF_VP_NORM_W, NMF_OPIN_BLOCK, NMF_OPIN_NONE, 1},
-    {NMF_OP_HEAD, "head", "logits", NMF_OPK_LINEAR, NMF_VP_HEAD_W, NMF_OP_NORM, NMF_OPIN_NONE, 1},
+    {NMF_OP_NORM, "norm", "norm", NMF_OPK_NORM, NMF_VP_NORM_W, NMF_OPIN_BLOCK, NMF_OPIN_NONE, 1, NMF_OPIN_NONE},
+    {NMF_OP_HEAD, "head", "logits", NMF_OPK_LINEAR, NMF_VP_HEAD_W, NMF_OP_NORM, NMF_OPIN_NONE, 1, NMF_OPIN_NONE},
 };
 
 const nmf_op_row *nmf_vit_stem_ops(int *n) {

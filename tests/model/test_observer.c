@@ -62,7 +62,7 @@ int main(void) {
             else if (want == NMF_OP_FC1 || want == NMF_OP_GELU) cols = H;
             else if (want == NMF_OP_NORM) rows = B;
             else if (want == NMF_OP_HEAD) rows = B, cols = K;
-            CHECK_MSG(e->op == want && e->block == block && e->rows == rows && e->cols == cols,
+            CHECK_MSG(e->op == (int)want && e->block == block && e->rows == rows && e->cols == cols,
                       "event %d (%s): op %d block %d %zux%zu, want op %d block %d %zux%zu", i, e->name,
                       e->op, e->block, e->rows, e->cols, want, block, rows, cols);
         }
