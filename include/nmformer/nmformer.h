@@ -14,6 +14,7 @@
 #include "nmformer/data.h"
 #include "nmformer/desc.h"
 #include "nmformer/model.h"
+#include "nmformer/lm.h"
 #include "nmformer/train.h"
 #include "nmformer/sta.h"
 

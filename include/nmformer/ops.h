@@ -1,5 +1,5 @@
 /* Forward operators of a Transformer block besides the linears (those are in kernels.h):
- * LayerNorm, exact (erf) GELU, and attention.
+ * LayerNorm, GELU (exact and tanh), SiLU, and attention.
  *
  * Attention is fused: softmax(Q K^T * scale) V is computed tile by tile over the keys with a
  * running max and a running sum per query (online softmax), so the Tq x Tk score matrix is never
@@ -24,12 +24,24 @@ extern "C" {
 NMF_API void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,
                            size_t tokens, size_t C, float eps);
 
+/* RMSNorm (LLaMA, in f32 as HF's LlamaRMSNorm): y[t] = w * (x[t] * rsqrt(mean(x[t]^2) + eps)).
+ * y, x (tokens, C); y may == x. Threaded over tokens. */
+NMF_API void nmf_rmsnorm_forward(float *y, const float *x, const float *w, size_t tokens, size_t C,
+                                 float eps);
+
 /* y[i] = 0.5 x (1 + erf(x / sqrt(2)))      y may == x. Threaded for large n.
  * The SIMD versions use the rational float erf of Eigen / XLA (|error| < 5e-7, so the GELU is
  * within 2e-7 (1 + |x|) of exact); the scalar reference calls erff. */
 NMF_API void nmf_gelu_forward(float *y, const float *x, size_t n);
 /* Scalar reference, always erff. */
 NMF_API void nmf_gelu_forward_ref(float *y, const float *x, size_t n);
+/* Hugging Face's gelu_new: y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); SiLU:
+ * y = x sigmoid(x). y may == x; threaded for large n. The SIMD versions compute
+ * x / (1 + exp(-s)) on a vector exp (within 5e-7 (1 + |x|) of exact); the references use libm. */
+NMF_API void nmf_gelu_tanh_forward(float *y, const float *x, size_t n);
+NMF_API void nmf_gelu_tanh_forward_ref(float *y, const float *x, size_t n);
+NMF_API void nmf_silu_forward(float *y, const float *x, size_t n);
+NMF_API void nmf_silu_forward_ref(float *y, const float *x, size_t n);
 
 /* One attention head. Query i reads q[i*ldq + 0..d), key j k[j*ldk + ...], value j v[j*ldv + ...];
  * the output row i goes to out[i*ldo + 0..d).

@@ -33,3 +33,16 @@ void nmf_layernorm_forward(float *y, const float *x, const float *w, const float
 #pragma omp parallel for schedule(static) if (tokens * C >= (1u << 18))
     for (size_t t = 0; t < tokens; t++) row(y + t * C, x + t * C, w, b, C, eps); // (C) each
 }
+
+void nmf_rmsnorm_forward(float *y, const float *x, const float *w, size_t tokens, size_t C, float eps) {
+    if (tokens == 0 || C == 0) return;
+#pragma omp parallel for schedule(static) if (tokens * C >= (1u << 18))
+    for (size_t t = 0; t < tokens; t++) {
+        const float *xt = x + t * C; // (C)
+        float *yt = y + t * C;
+        double ss = 0.0; /* the mean of squares in double: one rounding, as a pairwise f32 sum */
+        for (size_t c = 0; c < C; c++) ss += (double)xt[c] * xt[c];
+        const float r = 1.0f / sqrtf((float)(ss / (double)C) + eps);
+        for (size_t c = 0; c < C; c++) yt[c] = w[c] * (xt[c] * r);
+    }
+}

@@ -12,6 +12,10 @@
 
 void nmf_gelu_avx512(float *y, const float *x, size_t n);
 void nmf_gelu_avx2(float *y, const float *x, size_t n);
+void nmf_gelu_tanh_avx512(float *y, const float *x, size_t n);
+void nmf_gelu_tanh_avx2(float *y, const float *x, size_t n);
+void nmf_silu_avx512(float *y, const float *x, size_t n);
+void nmf_silu_avx2(float *y, const float *x, size_t n);
 
 /* LayerNorm of one row (C) -> (C); y may == x. */
 void nmf_layernorm_row_ref(float *y, const float *x, const float *w, const float *b, size_t C,

@@ -1,4 +1,5 @@
-/* LayerNorm and GELU, every ISA this CPU has, against double-precision references:
+/* LayerNorm, GELU (exact and tanh) and SiLU, every ISA this CPU has, against double-precision
+ * references:
  * widths below, at and above the SIMD widths, in place and out of place, large means. */
 #include "nmformer/ops.h"
 #include "test.h"
@@ -65,6 +66,37 @@ static void gelu_case(size_t n) {
     free(y);
 }
 
+/* tanh GELU (gelu_new) and SiLU against double references, in place and out of place, with
+ * the extremes (+-30, +-1e4, tiny) where the sigmoid form must saturate cleanly */
+static double gelu_tanh_exact(double x) {
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+static double silu_exact(double x) { return x / (1.0 + exp(-x)); }
+
+static void act_case(size_t n, int silu) {
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    float *r = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = 8.0f * test_rand_float(&seed);
+    const float special[] = {0.0f, -30.0f, 30.0f, 1e-20f, -1e4f, 1e4f, -5.0f, 3.3f};
+    for (size_t i = 0; i < n && i < sizeof special / sizeof special[0]; i++) x[i] = special[i];
+    (silu ? nmf_silu_forward : nmf_gelu_tanh_forward)(y, x, n);
+    (silu ? nmf_silu_forward_ref : nmf_gelu_tanh_forward_ref)(r, x, n);
+    double maxerr = 0, referr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double want = silu ? silu_exact(x[i]) : gelu_tanh_exact(x[i]);
+        double e = fabs(y[i] - want) / (1.0 + fabs(x[i])), er = fabs(r[i] - want) / (1.0 + fabs(x[i]));
+        if (!(e <= maxerr)) maxerr = isnan(e) ? INFINITY : e;
+        if (!(er <= referr)) referr = isnan(er) ? INFINITY : er;
+    }
+    CHECK_MSG(maxerr <= 5e-7 && referr <= 5e-7, "%s %s n=%zu: max err %.3g (reference %.3g)",
+              silu ? "silu" : "gelu_tanh", nmf_isa_name(nmf_active_isa()), n, maxerr, referr);
+    (silu ? nmf_silu_forward : nmf_gelu_tanh_forward)(x, x, n); /* in place */
+    CHECK(memcmp(x, y, n * sizeof(float)) == 0);
+    free(x);
+    free(y);
+    free(r);
+}
+
 int main(void) {
     nmf_isa best = nmf_cpu_best_isa();
     for (int isa = NMF_ISA_SCALAR; isa <= (int)best; isa++) {
@@ -77,6 +109,11 @@ int main(void) {
         layernorm_case(197, 384, 1.0f); /* the threaded path */
         const size_t ns[] = {1, 7, 8, 9, 16, 17, 100, 40000};
         for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) gelu_case(ns[i]);
+        const size_t as[] = {1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 40000};
+        for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
+            act_case(as[i], 0);
+            act_case(as[i], 1);
+        }
     }
     nmf_set_isa(best);
     return test_finish("test_ops");

@@ -1,0 +1,236 @@
+/* Token models (BERT, GPT-2, LLaMA): construction from a tensor set in HF names or at random,
+ * loading, sizes. The parameter table is the contract: N:M-eligible block weights become
+ * nmf_linear objects (dense or N:M as held), everything else lands in one dense buffer.
+ * GPT-2's Conv1D weights, stored [in, out], are transposed here once to the (out, in) the
+ * linears want. The forward is in lm_forward.c / lm_block.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/lm_internal.h"
+#include "nmformer/io.h"
+
+/* Each family's parts of the shared forward. */
+static const nmf_lm_kinds bert_kinds = {
+    .encoder = 1, .word = NMF_BP_WORD, .pos = NMF_BP_POS, .type = NMF_BP_TYPE,
+    .emb_ln_w = NMF_BP_EMB_LN_W, .emb_ln_b = NMF_BP_EMB_LN_B,
+    .n1_w = NMF_BP_ALN_W, .n1_b = NMF_BP_ALN_B, .n2_w = NMF_BP_OLN_W, .n2_b = NMF_BP_OLN_B,
+    .qkv_w = -1, .qkv_b = -1, .q_w = NMF_BP_Q_W, .q_b = NMF_BP_Q_B, .k_w = NMF_BP_K_W,
+    .k_b = NMF_BP_K_B, .v_w = NMF_BP_V_W, .v_b = NMF_BP_V_B, .o_w = NMF_BP_AO_W, .o_b = NMF_BP_AO_B,
+    .fc1_w = NMF_BP_I_W, .fc1_b = NMF_BP_I_B, .up_w = -1, .up_b = -1, .fc2_w = NMF_BP_O_W,
+    .fc2_b = NMF_BP_O_B, .nf_w = -1, .nf_b = -1, .pool_w = NMF_BP_POOL_W, .pool_b = NMF_BP_POOL_B,
+    .cls_w = NMF_BP_CLS_W, .cls_b = NMF_BP_CLS_B, .head_w = -1,
+};
+static const nmf_lm_kinds gpt2_kinds = {
+    .word = NMF_GP_WTE, .pos = NMF_GP_WPE, .type = -1, .emb_ln_w = -1, .emb_ln_b = -1,
+    .n1_w = NMF_GP_LN1_W, .n1_b = NMF_GP_LN1_B, .n2_w = NMF_GP_LN2_W, .n2_b = NMF_GP_LN2_B,
+    .qkv_w = NMF_GP_ATTN_W, .qkv_b = NMF_GP_ATTN_B, .q_w = -1, .q_b = -1, .k_w = -1, .k_b = -1,
+    .v_w = -1, .v_b = -1, .o_w = NMF_GP_PROJ_W, .o_b = NMF_GP_PROJ_B, .fc1_w = NMF_GP_FC_W,
+    .fc1_b = NMF_GP_FC_B, .up_w = -1, .up_b = -1, .fc2_w = NMF_GP_MPROJ_W, .fc2_b = NMF_GP_MPROJ_B,
+    .nf_w = NMF_GP_LNF_W, .nf_b = NMF_GP_LNF_B, .pool_w = -1, .pool_b = -1, .cls_w = -1,
+    .cls_b = -1, .head_w = NMF_GP_HEAD_W,
+};
+static const nmf_lm_kinds llama_kinds = {
+    .rms = 1, .rope = 1, .gated = 1, .word = NMF_LP_EMBED, .pos = -1, .type = -1,
+    .emb_ln_w = -1, .emb_ln_b = -1, .n1_w = NMF_LP_LN1_W, .n1_b = -1, .n2_w = NMF_LP_LN2_W,
+    .n2_b = -1, .qkv_w = -1, .qkv_b = -1, .q_w = NMF_LP_Q_W, .q_b = NMF_LP_Q_B, .k_w = NMF_LP_K_W,
+    .k_b = NMF_LP_K_B, .v_w = NMF_LP_V_W, .v_b = NMF_LP_V_B, .o_w = NMF_LP_O_W, .o_b = NMF_LP_O_B,
+    .fc1_w = NMF_LP_GATE_W, .fc1_b = NMF_LP_GATE_B, .up_w = NMF_LP_UP_W, .up_b = NMF_LP_UP_B,
+    .fc2_w = NMF_LP_DOWN_W, .fc2_b = NMF_LP_DOWN_B, .nf_w = NMF_LP_NORM_W, .nf_b = -1,
+    .pool_w = -1, .pool_b = -1, .cls_w = -1, .cls_b = -1, .head_w = NMF_LP_HEAD_W,
+};
+
+float *nmf_lm_param(const nmf_lm *m, int kind, int block) {
+    if (kind < 0 || kind >= m->desc.kind_count) return NULL;
+    const size_t off = m->desc.kind_offset[NMF_LAYOUT_DENSE][kind];
+    if (off == SIZE_MAX) return NULL;
+    return m->param_buf + off + (block > 0 ? (size_t)block * m->desc.kind_numel[kind] : 0);
+}
+
+/* m with derived sizes, its description and a zeroed parameter buffer; linears NULL */
+static nmf_status lm_alloc(nmf_lm **out, const nmf_model_config *c) {
+    *out = NULL;
+    if (!nmf_model_is_token(c))
+        return nmf_error(NMF_ERR_UNSUPPORTED, "token model: arch '%s' is not bert, gpt2 or llama "
+                         "(a ViT: use nmf_vit_create)", c->arch);
+    nmf_lm *m = calloc(1, sizeof *m);
+    if (!m) return nmf_error(NMF_ERR_NOMEM, "token model struct");
+    nmf_status st = nmf_model_describe(&m->desc, c);
+    if (st) {
+        free(m);
+        return st;
+    }
+    const nmf_hf_config *h = &c->hf;
+    m->config = *c;
+    m->k = h->model_type == NMF_HF_BERT ? bert_kinds : h->model_type == NMF_HF_GPT2 ? gpt2_kinds
+                                                                                   : llama_kinds;
+    m->D = (size_t)h->hidden_size;
+    m->I = (size_t)h->intermediate_size;
+    m->heads = (size_t)h->num_attention_heads;
+    m->kv_heads = (size_t)h->num_key_value_heads;
+    m->hd = (size_t)h->head_dim;
+    m->V = (size_t)h->vocab_size;
+    m->P = (size_t)h->max_position_embeddings;
+    m->L = (size_t)h->num_hidden_layers;
+    m->labels = (size_t)h->num_labels;
+    m->Q = m->heads * m->hd;
+    m->KVW = m->kv_heads * m->hd;
+    m->eps = h->norm_eps;
+    m->lin = calloc(m->L * (size_t)m->desc.kind_count, sizeof *m->lin);
+    m->param_buf = nmf_alloc(m->desc.floats[NMF_LAYOUT_DENSE], sizeof(float));
+    if (!m->lin || !m->param_buf) {
+        nmf_lm_free(m);
+        return nmf_error(NMF_ERR_NOMEM, "token model parameters (%zu floats)",
+                         m->desc.floats[NMF_LAYOUT_DENSE]);
+    }
+    *out = m;
+    return NMF_OK;
+}
+
+static nmf_linear **linear_slot(nmf_lm *m, const nmf_param *p) {
+    return &m->lin[(size_t)p->block * (size_t)m->desc.kind_count + (size_t)p->kind];
+}
+
+/* (out, in) from storage [in, out] */
+static void transpose(float *dst, const float *src, size_t rows_in, size_t cols_out) {
+    for (size_t i = 0; i < rows_in; i++)
+        for (size_t o = 0; o < cols_out; o++) dst[o * rows_in + i] = src[i * cols_out + o];
+}
+
+/* A block linear from its tensor: N:M as held (on its (out, in) view), or dense, transposed
+ * from [in, out] storage when the kind says so. */
+static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, const nmf_tensor *t) {
+    const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
+    nmf_linear **lin = linear_slot(m, p);
+    if (t->nm) {
+        if (t->nm->rows != p->rows || t->nm->cols != p->cols)
+            return nmf_error(NMF_ERR_SHAPE, "tensor '%s': N:M form is %zu x %zu, its (out, in) view "
+                             "%zu x %zu", p->name, t->nm->rows, t->nm->cols, p->rows, p->cols);
+        nmf_status st = nmf_nm_validate(t->nm);
+        const size_t kept = t->nm->rows * t->nm->groups * (size_t)t->nm->pattern.n;
+        for (size_t i = 0; st == NMF_OK && i < kept; i++)
+            if (!isfinite(t->nm->values[i]))
+                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", p->name, i);
+        return st ? st : nmf_linear_create_nm(lin, t->nm);
+    }
+    float *w = malloc(p->numel * sizeof(float)), *wt = k->in_axis == 0 ? malloc(p->numel * sizeof(float)) : NULL;
+    nmf_status st = !w || (k->in_axis == 0 && !wt)
+                        ? nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu floats", p->name, p->numel)
+                        : nmf_tensor_dense(t, w);
+    for (size_t i = 0; st == NMF_OK && i < p->numel; i++)
+        if (!isfinite(w[i])) st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", p->name, i);
+    if (st == NMF_OK && wt) transpose(wt, w, p->cols, p->rows);
+    if (st == NMF_OK) st = nmf_linear_create_dense(lin, wt ? wt : w, p->rows, p->cols);
+    free(w);
+    free(wt);
+    return st;
+}
+
+nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
+    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create: NULL argument");
+    *out = NULL;
+    nmf_lm *m;
+    nmf_status st = lm_alloc(&m, c);
+    if (st) return st;
+    st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
+    for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
+        const nmf_param *p = &m->desc.params[i];
+        if (nmf_param_kind_of(&m->desc, p)->nm)
+            st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name));
+    }
+    if (st) {
+        nmf_lm_free(m);
+        return st;
+    }
+    *out = m;
+    return NMF_OK;
+}
+
+nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pattern pattern,
+                                uint64_t seed) {
+    if (!out || !c) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create_random: NULL argument");
+    *out = NULL;
+    if (!(pattern.n == 0 && pattern.m == 0) && !nmf_pattern_valid(pattern))
+        return nmf_error(NMF_ERR_INVALID_ARG, "pattern %d:%d invalid", pattern.n, pattern.m);
+    nmf_lm *m;
+    nmf_status st = lm_alloc(&m, c);
+    if (st) return st;
+    uint64_t rng = seed;
+    for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
+        const nmf_param *p = &m->desc.params[i];
+        const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
+        if (!k->nm) {
+            nmf_param_role_init(k->role, m->param_buf + nmf_model_desc_offset(&m->desc, NMF_LAYOUT_DENSE, p),
+                                p->numel, &rng);
+            continue;
+        }
+        float *w = malloc(p->numel * sizeof(float)); /* (out, in); one weight at a time */
+        if (!w) {
+            st = nmf_error(NMF_ERR_NOMEM, "random weight '%s'", p->name);
+            break;
+        }
+        nmf_param_role_init(k->role, w, p->numel, &rng);
+        if (pattern.n == 0) {
+            st = nmf_linear_create_dense(linear_slot(m, p), w, p->rows, p->cols);
+        } else {
+            nmf_nm_matrix a;
+            st = nmf_nm_pack(&a, w, p->rows, p->cols, pattern, 0);
+            if (st == NMF_OK) {
+                st = nmf_linear_create_nm(linear_slot(m, p), &a);
+                nmf_nm_free(&a);
+            }
+        }
+        free(w);
+    }
+    if (st) {
+        nmf_lm_free(m);
+        return st;
+    }
+    *out = m;
+    return NMF_OK;
+}
+
+nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
+    if (!out || !path) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_load: NULL argument");
+    *out = NULL;
+    nmf_model_config c;
+    nmf_tensor_set s;
+    nmf_tensors_init(&s);
+    nmf_status st = nmf_load_model(path, name, NULL, &c, &s);
+    if (st == NMF_OK && !nmf_model_is_token(&c))
+        st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model, not a token model (use nmf_vit_load)",
+                       path, c.arch);
+    if (st == NMF_OK) st = nmf_lm_create(out, &c, &s);
+    nmf_tensors_free(&s);
+    return st;
+}
+
+void nmf_lm_free(nmf_lm *m) {
+    if (!m) return;
+    if (m->lin)
+        for (size_t i = 0; i < m->L * (size_t)m->desc.kind_count; i++) nmf_linear_free(m->lin[i]);
+    free(m->lin);
+    nmf_free(m->param_buf);
+    nmf_model_desc_free(&m->desc);
+    nmf_free(m->arena.storage);
+    free(m);
+}
+
+const nmf_model_config *nmf_lm_get_config(const nmf_lm *m) { return m ? &m->config : NULL; }
+
+size_t nmf_lm_output_floats(const nmf_lm *m, size_t B, size_t T) {
+    if (!m) return 0;
+    switch (m->config.hf.head) {
+    case NMF_HF_HEAD_LM: return B * T * m->V;
+    case NMF_HF_HEAD_CLASSIFIER: return B * m->labels;
+    default: return B * T * m->D;
+    }
+}
+
+size_t nmf_lm_weight_bytes(const nmf_lm *m) {
+    if (!m) return 0;
+    size_t bytes = m->desc.floats[NMF_LAYOUT_DENSE] * sizeof(float);
+    for (size_t i = 0; i < m->L * (size_t)m->desc.kind_count; i++)
+        bytes += nmf_linear_weight_bytes(m->lin[i]);
+    return bytes;
+}
