@@ -422,9 +422,9 @@ static void print_rows(const bench_opts *o, const bench_row *rows, int n, int js
                    1e3 * (double)(r->batch * r->tokens) / r->prefill_ms, r->new_tokens, dms, dps,
                    r->peak_rss_mb, file, r->weight_mb);
         }
-        printf("(prefill/s: prompt tokens per second; decode_ms: one cached step of the batch, the "
-               "median over the run's %s steps; decode/s: new tokens per second)\n",
-               rows[0].decoder ? "new-token" : "no");
+        printf("(prefill/s: prompt tokens per second; decode_ms: one cached step of the batch, "
+               "averaged over the new tokens; both medians over --reps; decode/s: new tokens per "
+               "second)\n");
         return;
     }
     printf("%-28s %7s %5s %12s %12s %10s %11s %9s %9s\n", "model", "threads", "batch",
