@@ -174,6 +174,7 @@ int main(void) {
               a.ops[i].cols == b.ops[i].cols && a.ops[i].k == b.ops[i].k);
     CHECK(!strcmp(a.ops[2].name, "blocks.0.attn.qkv") && !strcmp(a.ops[3].name, "blocks.0.attn.qk") &&
           !strcmp(a.ops[5].name, "blocks.0.attn.av"));
+    nmf_sta_schedule_free(&a);
     CHECK_STATUS(nmf_sta_schedule_build(&a, &v, NULL, p28, 0, NMF_STA_DECODE), NMF_ERR_INVALID_ARG);
     nmf_sta_schedule_free(&b);
     return test_finish("schedule_lm");
