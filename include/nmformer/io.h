@@ -142,6 +142,25 @@ NMF_API nmf_status nmf_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf
  * config: that belongs to each family's parameter table. */
 NMF_API nmf_status nmf_hf_folder_read(const char *dir, nmf_hf_config *config, nmf_tensor_set *tensors);
 
+/* ---- writing a Hugging Face model folder (docs/HF.md) ---- */
+typedef struct {
+    nmf_dtype dtype; /* stored dtype of model.safetensors (a BF16 source: BF16) */
+    int force;       /* replace an existing, non-empty model folder (config.json, no subfolder) */
+} nmf_hf_write_options;
+/* Writes dir/config.json (nmf_hf_config_to_json of c->hf, plus "torch_dtype") and
+ * dir/model.safetensors: every tensor of s under its own name (the HF names it was read with),
+ * dense in its stored shape (N:M weights unpacked, zeros where pruned; GPT-2's Conv1D [in, out]),
+ * metadata {"format": "pt"} as save_pretrained writes it. c is a token family's config and s must
+ * hold exactly its tensors (nmf_model_check_tensors; the detail names the tensor). opt NULL: the
+ * sources' dtype (nmf_tensors_stored_dtype), no force.
+ * Atomic: both files go into a temporary folder next to dir ("<dir>.XXXXXX.tmp"), are fsync'ed
+ * and the folder is renamed to dir. dir may be absent or an empty folder; a non-empty folder is
+ * refused unless force, and even then unless it looks like a model folder (holds config.json and
+ * no subfolder): its files are replaced as a whole. A file or a symlink at dir is refused. On any
+ * failure dir is as it was and nothing else is left behind. */
+NMF_API nmf_status nmf_hf_folder_write(const char *dir, const nmf_model_config *c, const nmf_tensor_set *s,
+                                       const nmf_hf_write_options *opt);
+
 #ifdef __cplusplus
 }
 #endif

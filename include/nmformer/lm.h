@@ -50,7 +50,8 @@ typedef struct {
 /* out = the model's output (see above) for ids (B, T), T <= max_position_embeddings. */
 NMF_API nmf_status nmf_lm_forward(nmf_lm *m, float *out, const int64_t *ids, size_t B, size_t T,
                                   const nmf_lm_inputs *in);
-/* The same with obs called after every op (its op list: nmf_model_ops, desc.h), so that
+/* The same with obs called after every op (the op list of nmf_model_stem_ops, nmf_model_block_ops
+ * per block, nmf_model_tail_ops: desc.h; ids nmf_lm_op), so that
  * calibration and pruning statistics come from this one forward. */
 NMF_API nmf_status nmf_lm_forward_observed(nmf_lm *m, float *out, const int64_t *ids, size_t B,
                                            size_t T, const nmf_lm_inputs *in, nmf_observer obs,

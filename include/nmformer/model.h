@@ -47,8 +47,11 @@ NMF_API nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *image
 
 /* ---- N:M from the parameter table (nmformer/desc.h): only N:M-eligible tensors change ---- */
 /* One-shot magnitude pruning: out (initialised here) = dense with every N:M-eligible weight
- * pruned to p along its input dimension and held packed; everything else and the metadata
- * copied dense. N:M inputs are unpacked first. The detail names a tensor that cannot be pruned. */
+ * pruned to p along its input dimension and held packed (a weight stored [in, out], GPT-2's
+ * Conv1D, keeps that shape: its nm is the (out, in) view, nm_transposed = 1; tensor.h);
+ * everything else, the stored dtypes and the metadata copied dense. N:M inputs are unpacked
+ * first. An input dimension that p.m does not divide is NMF_ERR_SHAPE; the detail names the
+ * tensor that cannot be pruned. */
 NMF_API nmf_status nmf_model_prune(const nmf_model_config *c, const nmf_tensor_set *dense, nmf_pattern p,
                            nmf_tensor_set *out);
 /* Repacks in place every N:M-eligible weight of s held dense as packed p; each must already be

@@ -64,6 +64,9 @@ NMF_API nmf_status nmf_nm_pack_masked(nmf_nm_matrix *a, const float *w, const ui
                               size_t cols, nmf_pattern p, int pad);
 /* w = dense form, [rows][cols], zeros where pruned. */
 NMF_API nmf_status nmf_nm_unpack(float *w, const nmf_nm_matrix *a);
+/* wt = the transpose of the dense form, [cols][rows]: a weight stored [in, out] (GPT-2's Conv1D)
+ * whose (out, in) view a holds. */
+NMF_API nmf_status nmf_nm_unpack_transposed(float *wt, const nmf_nm_matrix *a);
 /* Checks positions (in range, ascending) and padding; used on anything read from a file. */
 NMF_API nmf_status nmf_nm_validate(const nmf_nm_matrix *a);
 NMF_API void nmf_nm_free(nmf_nm_matrix *a);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const config_flags[] = {"--img-size", "--patch", "--in-chans", "--dim",
                                            "--depth", "--heads", "--mlp-ratio", "--classes"};
@@ -90,8 +91,10 @@ int cli_has_suffix(const char *path, const char *suffix) {
 }
 
 cli_file_kind cli_file_kind_of(const char *path) {
+    struct stat sb;
     if (cli_has_suffix(path, ".nmf")) return CLI_FILE_NMF;
     if (cli_has_suffix(path, ".safetensors")) return CLI_FILE_SAFETENSORS;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return CLI_FILE_DIR;
     return CLI_FILE_OTHER;
 }
 

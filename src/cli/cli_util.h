@@ -27,7 +27,8 @@ int cli_take_config_flag(const char *cmd, int argc, char **argv, int *i, cli_con
 nmf_status cli_config_overrides(const cli_config_flags *f, nmf_config_overrides *o);
 
 int cli_has_suffix(const char *path, const char *suffix);
-typedef enum { CLI_FILE_NMF, CLI_FILE_SAFETENSORS, CLI_FILE_OTHER } cli_file_kind;
+/* By extension; CLI_FILE_DIR: an existing folder (a Hugging Face model folder as input). */
+typedef enum { CLI_FILE_NMF, CLI_FILE_SAFETENSORS, CLI_FILE_DIR, CLI_FILE_OTHER } cli_file_kind;
 cli_file_kind cli_file_kind_of(const char *path);
 
 /* nmf_load_model_with the config flags as overrides (io.h): .safetensors or .nmf candidate

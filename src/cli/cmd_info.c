@@ -13,9 +13,11 @@
 static void usage(FILE *out) {
     fprintf(out, "usage: nmformer info FILE [--json]\n"
                  "\n"
-                 "Describes a .nmf family or a .safetensors model: per model and per tensor the\n"
-                 "shape, N:M pattern, stored dtype, index-code bits per group and bytes stored vs\n"
-                 "dense f32; totals; tensors shared between candidates and the bytes saved.\n"
+                 "Describes a .nmf family, a .safetensors model or a Hugging Face model folder:\n"
+                 "for BERT, GPT-2 and LLaMA the family, architecture, layers, heads, kv heads and\n"
+                 "vocabulary; per model and per tensor the shape, N:M pattern, stored dtype,\n"
+                 "index-code bits per group and bytes stored vs dense f32; totals per candidate;\n"
+                 "tensors shared between candidates and the bytes saved.\n"
                  "\n"
                  "options:\n"
                  "  --json   machine-readable output on stdout\n"
@@ -41,6 +43,55 @@ static void shape_text(const nmf_tensor *t, char *buf, size_t size) {
     if (at < size) snprintf(buf + at, size - at, "]");
 }
 
+/* A token model's shape in one line ("" for a ViT, whose config line says it all). */
+static void token_summary(const nmf_model_config *c, char *buf, size_t size) {
+    buf[0] = '\0';
+    if (!nmf_model_is_token(c)) return;
+    const nmf_hf_config *h = &c->hf;
+    nmf_model_desc d;
+    const char *family = c->arch;
+    int described = nmf_model_describe(&d, c) == NMF_OK;
+    if (described) family = d.family;
+    static const char *const heads[NMF_HF_HEAD_COUNT] = {"none (hidden states)", "LM", "classifier"};
+    snprintf(buf, size,
+             "%s (%s, %s%s%s): %d layers, hidden %d, %d heads, %d kv heads, head_dim %d, "
+             "intermediate %d, vocab %d, positions %d, head %s%s",
+             family, c->arch, h->architecture[0] ? h->architecture : "no architectures",
+             h->prefix[0] ? ", names under " : "", h->prefix, h->num_hidden_layers, h->hidden_size,
+             h->num_attention_heads, h->num_key_value_heads, h->head_dim, h->intermediate_size,
+             h->vocab_size, h->max_position_embeddings,
+             (unsigned)h->head < NMF_HF_HEAD_COUNT ? heads[h->head] : "?",
+             h->head == NMF_HF_HEAD_LM ? (h->tie_word_embeddings ? " (tied to the embedding)" : " (untied)")
+                                       : "");
+    if (described) nmf_model_desc_free(&d);
+}
+
+/* The same as a JSON object. */
+static cJSON *token_json(const nmf_model_config *c) {
+    const nmf_hf_config *h = &c->hf;
+    cJSON *o = cJSON_CreateObject();
+    nmf_model_desc d;
+    if (nmf_model_describe(&d, c) == NMF_OK) {
+        cJSON_AddStringToObject(o, "family", d.family);
+        nmf_model_desc_free(&d);
+    }
+    static const char *const heads[NMF_HF_HEAD_COUNT] = {"none", "lm", "classifier"};
+    cJSON_AddStringToObject(o, "arch", c->arch);
+    cJSON_AddStringToObject(o, "architecture", h->architecture);
+    cJSON_AddStringToObject(o, "prefix", h->prefix);
+    cJSON_AddNumberToObject(o, "layers", h->num_hidden_layers);
+    cJSON_AddNumberToObject(o, "hidden", h->hidden_size);
+    cJSON_AddNumberToObject(o, "heads", h->num_attention_heads);
+    cJSON_AddNumberToObject(o, "kv_heads", h->num_key_value_heads);
+    cJSON_AddNumberToObject(o, "head_dim", h->head_dim);
+    cJSON_AddNumberToObject(o, "intermediate", h->intermediate_size);
+    cJSON_AddNumberToObject(o, "vocab", h->vocab_size);
+    cJSON_AddNumberToObject(o, "positions", h->max_position_embeddings);
+    cJSON_AddStringToObject(o, "head", (unsigned)h->head < NMF_HF_HEAD_COUNT ? heads[h->head] : "?");
+    cJSON_AddBoolToObject(o, "tied", h->tie_word_embeddings);
+    return o;
+}
+
 /* have_config: the file carries a valid model config (a safetensors file may have none) */
 static int report(const char *path, const char *kind, const nmf_family *fam, int have_config, row *rows,
                   size_t nrows, size_t npayloads, uint64_t file_size, int json) {
@@ -64,6 +115,8 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
             cJSON_AddItemToObject(root, "config", cfg);
         else
             cJSON_AddNullToObject(root, "config");
+        if (have_config && nmf_model_is_token(&fam->config))
+            cJSON_AddItemToObject(root, "model", token_json(&fam->config));
         cJSON *models = cJSON_AddArrayToObject(root, "models");
         for (size_t m = 0; m < fam->count; m++) {
             cJSON *mo = cJSON_CreateObject();
@@ -141,9 +194,17 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
            (unsigned long long)file_size, fam->count, fam->count == 1 ? "" : "s",
            cfg_json ? cfg_json : "none (no valid nmformer.config metadata)");
     free(cfg_json);
+    char summary[512];
+    if (have_config) token_summary(&fam->config, summary, sizeof summary);
+    if (have_config && summary[0]) printf("model: %s\n", summary);
+    int width = 28; /* the tensor column fits the longest name (HF names are long) */
+    for (size_t i = 0; i < nrows; i++) {
+        size_t n = strlen(rows[i].t->name);
+        if (n > (size_t)width) width = n > 200 ? 200 : (int)n;
+    }
     for (size_t m = 0; m < fam->count; m++) {
         printf("\nmodel '%s'\n", fam->models[m].name);
-        printf("  %-28s %-14s %-7s %-5s %8s %10s %11s %7s  %s\n", "tensor", "shape", "pattern",
+        printf("  %-*s %-14s %-7s %-5s %8s %10s %11s %7s  %s\n", width, "tensor", "shape", "pattern",
                "dtype", "bits/grp", "stored B", "dense f32 B", "ratio", "shared");
         uint64_t st = 0, de = 0;
         for (size_t i = 0; i < nrows; i++) {
@@ -156,7 +217,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
                 snprintf(bits, sizeof bits, "%d", nmf_nm_code_bits(r->pattern));
             else
                 snprintf(bits, sizeof bits, "-");
-            printf("  %-28s %-14s %-7s %-5s %8s %10llu %11llu %7.3f  %s\n", r->t->name, shape, pat,
+            printf("  %-*s %-14s %-7s %-5s %8s %10llu %11llu %7.3f  %s\n", width, r->t->name, shape, pat,
                    nmf_dtype_name(r->dtype), bits, (unsigned long long)r->stored,
                    (unsigned long long)r->dense, r->dense ? (double)r->stored / (double)r->dense : 0.0,
                    r->refs > 1 ? "yes" : "");
@@ -167,6 +228,17 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
                (unsigned long long)st, (unsigned long long)de, de ? (double)st / (double)de : 0.0,
                de ? 32.0 * (double)st / (double)de : 0.0);
     }
+    if (fam->count > 1) { /* the candidates side by side */
+        printf("\ncandidates:\n");
+        for (size_t m = 0; m < fam->count; m++) {
+            uint64_t st = 0, de = 0;
+            for (size_t i = 0; i < nrows; i++)
+                if (rows[i].model == m) st += rows[i].stored, de += rows[i].dense;
+            printf("  %-8s %12llu bytes  %.3fx dense f32  %.2f bits/weight\n", fam->models[m].name,
+                   (unsigned long long)st, de ? (double)st / (double)de : 0.0,
+                   de ? 32.0 * (double)st / (double)de : 0.0);
+        }
+    }
     printf("\npayloads: %zu distinct, %llu bytes; the models reference %llu bytes; sharing saves "
            "%llu bytes (%zu payloads shared)\n",
            npayloads, (unsigned long long)payload_bytes, (unsigned long long)referenced,
@@ -175,7 +247,7 @@ static int report(const char *path, const char *kind, const nmf_family *fam, int
         printf("shared tensors:\n");
         for (size_t i = 0; i < nrows; i++) {
             if (rows[i].refs < 2 || !rows[i].first) continue;
-            printf("  %-28s %8llu bytes  models:", rows[i].t->name,
+            printf("  %-*s %8llu bytes  models:", width, rows[i].t->name,
                    (unsigned long long)rows[i].stored);
             for (size_t j = i; j < nrows; j++)
                 if (rows[j].payload == rows[i].payload)
@@ -264,8 +336,34 @@ int cmd_info(int argc, char **argv) {
         FILE *fp = fopen(path, "rb");
         if (fp && fseek(fp, 0, SEEK_END) == 0) file_size = (uint64_t)ftell(fp);
         if (fp) fclose(fp);
+    } else if (k == CLI_FILE_DIR) { /* a Hugging Face model folder: one model */
+        kind = "hf folder";
+        nmf_tensor_set set;
+        st = nmf_load_model(path, NULL, NULL, &fam.config, &set);
+        if (st) return cli_fail("info", path, st);
+        st = nmf_family_add(&fam, "dense", &set);
+        if (st) {
+            nmf_tensors_free(&set);
+            return cli_fail("info", path, st);
+        }
+        const nmf_tensor_set *s = &fam.models[0].tensors;
+        rows = calloc(s->count + 1, sizeof *rows);
+        if (!rows) {
+            nmf_family_free(&fam);
+            return cli_fail("info", path, NMF_ERR_NOMEM);
+        }
+        for (size_t i = 0; i < s->count; i++) {
+            const nmf_tensor *t = &s->items[i];
+            nmf_dtype dt = t->stored_dtype;
+            rows[i] = (row){0, t, dt, (nmf_pattern){0, 0}, t->numel * nmf_dtype_size(dt),
+                            t->numel * 4, i, 0, 0};
+            file_size += rows[i].stored; /* the weights' bytes (without headers) */
+        }
+        nrows = s->count;
+        npayloads = s->count;
     } else {
-        fprintf(stderr, "nmformer info: %s: unknown file type (want .nmf or .safetensors)\n", path);
+        fprintf(stderr, "nmformer info: %s: unknown file type (want .nmf, .safetensors or a model "
+                        "folder)\n", path);
         return 2;
     }
     /* references per payload, and which row is its first: O(rows) even for hostile files */

@@ -13,9 +13,13 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: nmformer prune IN OUT --pattern N:M[,N:M...] [options]\n"
             "\n"
-            "One-shot magnitude pruning: in every block linear (attn.qkv, attn.proj, mlp.fc1,\n"
-            "mlp.fc2 weights) keep the N largest |w| of each group of M consecutive inputs\n"
-            "(ties: lower index). IN is .safetensors or .nmf (its 'dense' model, or --model).\n"
+            "One-shot magnitude pruning: in every block linear (ViT attn.qkv, attn.proj,\n"
+            "mlp.fc1, mlp.fc2; BERT query/key/value/dense; GPT-2 c_attn, c_proj, c_fc; LLaMA\n"
+            "q/k/v/o, gate/up/down) keep the N largest |w| of each group of M consecutive\n"
+            "inputs (ties: lower index), along the input dimension whatever the storage\n"
+            "(GPT-2's [in, out]: M consecutive rows per output column). Embeddings, norms,\n"
+            "pooler and heads stay dense. IN is .safetensors, .nmf (its 'dense' model, or\n"
+            "--model) or a Hugging Face model folder (config.json + weights).\n"
             "OUT .nmf: a family holding 'dense' and one candidate per pattern (named \"N:M\");\n"
             "tensors the candidates have in common are stored once.\n"
             "OUT .safetensors: one pattern only; the pruned model, dense with zeros.\n"
@@ -26,8 +30,8 @@ static void usage(FILE *out) {
             "                    (IN is then the dense source they are pruned from)\n"
             "  --no-dense        do not store the dense model in a new family\n"
             "  --model NAME      model of an .nmf IN to prune (default: dense)\n"
-            "  --dtype T         stored values: f32 (default, exact; with --add: the family's),\n"
-            "                    f16 or bf16\n"
+            "  --dtype T         stored values: f32, f16 or bf16 (default: the source's\n"
+            "                    dtype, f32 when its tensors differ; with --add: the family's)\n"
             "  --help            this text\n" CLI_CONFIG_FLAGS_HELP);
 }
 
@@ -110,6 +114,7 @@ int cmd_prune(int argc, char **argv) {
     if (!src_model && cli_file_kind_of(in) == CLI_FILE_NMF) src_model = "dense";
     nmf_status st = cli_load_model(in, src_model, &flags, &cfg, &src);
     if (st) return cli_fail("prune", in, st);
+    if (!dtype_s) dtype = nmf_tensors_stored_dtype(&src); /* a BF16 source stays BF16 */
 
     int rc = 0;
     nmf_family fam;

@@ -201,6 +201,11 @@ nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, int ndim,
 
 nmf_status nmf_tensors_add_nm(nmf_tensor_set *s, const char *name, nmf_nm_matrix *nm,
                               nmf_tensor **out) {
+    return nmf_tensors_add_nm_transposed(s, name, nm, 0, out);
+}
+
+nmf_status nmf_tensors_add_nm_transposed(nmf_tensor_set *s, const char *name, nmf_nm_matrix *nm,
+                                         int transposed, nmf_tensor **out) {
     nmf_nm_matrix *owned = malloc(sizeof *owned);
     if (!owned) return nmf_error(NMF_ERR_NOMEM, "%s", name);
     nmf_tensor *t = NULL;
@@ -212,10 +217,11 @@ nmf_status nmf_tensors_add_nm(nmf_tensor_set *s, const char *name, nmf_nm_matrix
     *owned = *nm;
     memset(nm, 0, sizeof *nm);
     t->ndim = 2;
-    t->shape[0] = (int64_t)owned->rows;
-    t->shape[1] = (int64_t)owned->cols;
+    t->shape[transposed ? 1 : 0] = (int64_t)owned->rows; /* [out, in], or [in, out] */
+    t->shape[transposed ? 0 : 1] = (int64_t)owned->cols;
     t->numel = owned->rows * owned->cols;
     t->nm = owned;
+    t->nm_transposed = transposed != 0;
     if (out) *out = t;
     return NMF_OK;
 }
@@ -225,8 +231,14 @@ nmf_status nmf_tensor_dense(const nmf_tensor *t, float *out) {
         memcpy(out, t->data, t->numel * sizeof(float));
         return NMF_OK;
     }
-    if (t->nm) return nmf_nm_unpack(out, t->nm);
+    if (t->nm) return t->nm_transposed ? nmf_nm_unpack_transposed(out, t->nm) : nmf_nm_unpack(out, t->nm);
     return nmf_error(NMF_ERR_INVALID_ARG, "%s: tensor has no data", t->name);
+}
+
+nmf_dtype nmf_tensors_stored_dtype(const nmf_tensor_set *s) {
+    for (size_t i = 1; i < s->count; i++)
+        if (s->items[i].stored_dtype != s->items[0].stored_dtype) return NMF_DTYPE_F32;
+    return s->count ? s->items[0].stored_dtype : NMF_DTYPE_F32;
 }
 
 nmf_status nmf_tensors_set_meta(nmf_tensor_set *s, const char *key, const char *value) {
@@ -279,6 +291,7 @@ nmf_status nmf_tensors_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out) 
         nmf_tensor *d;
         st = nmf_tensors_add_dense(out, t->name, t->ndim, t->shape, NULL, &d);
         if (!st) st = nmf_tensor_dense(t, d->data);
+        if (!st) d->stored_dtype = t->stored_dtype;
     }
     if (st) nmf_tensors_free(out);
     return st;

@@ -14,6 +14,8 @@
  */
 #include "nmformer/io.h"
 
+#include "io/io_internal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -56,7 +58,7 @@ static char *dir_of(const char *path) {
 
 /* The process umask, read without changing it (umask() can only be read by setting it, which
  * races with other threads creating files); 022 if /proc does not say. */
-static mode_t current_umask(void) {
+mode_t nmf_io_umask(void) {
     mode_t mask = 022;
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return mask;
@@ -171,7 +173,7 @@ nmf_status nmf_atomic_open(const char *path, nmf_atomic_file **out) {
     struct stat sb;
     if (stat(f->target, &sb) != 0) {
         if (errno == ENOENT) {
-            st = open_temp(f, 0666 & ~current_umask()); /* a new file */
+            st = open_temp(f, 0666 & ~nmf_io_umask()); /* a new file */
         } else {
             st = nmf_error(NMF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         }

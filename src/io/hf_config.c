@@ -400,6 +400,18 @@ static const char *architecture_of(const nmf_hf_config *c) {
     return names[c->model_type][c->head];
 }
 
+/* The double with the shortest decimal form that is still f as a float: 1e-05f is
+ * 9.99999974737875e-06 as a double, and a config.json should say 1e-05, as HF's does. */
+static double float_decimal(float f) {
+    char buf[32];
+    for (int digits = 1; digits < 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f) return d;
+    }
+    return (double)f;
+}
+
 char *nmf_hf_config_to_json(const nmf_hf_config *c) {
     if (!c || (unsigned)c->model_type >= NMF_HF_MODEL_TYPE_COUNT) return NULL;
     const hf_family_keys *k = &family_keys[c->model_type];
@@ -419,7 +431,7 @@ char *nmf_hf_config_to_json(const nmf_hf_config *c) {
     cJSON_AddNumberToObject(root, k->intermediate, c->intermediate_size);
     cJSON_AddNumberToObject(root, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(root, k->positions, c->max_position_embeddings);
-    cJSON_AddNumberToObject(root, k->eps, (double)c->norm_eps);
+    cJSON_AddNumberToObject(root, k->eps, float_decimal(c->norm_eps));
     cJSON_AddStringToObject(root, k->act, act_names[c->hidden_act]);
     cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_word_embeddings);
     if (c->model_type == NMF_HF_BERT) cJSON_AddNumberToObject(root, "type_vocab_size", c->type_vocab_size);

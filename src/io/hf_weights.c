@@ -138,8 +138,10 @@ static nmf_status take_shard(const char *path, const char *index_path, const cha
         if (e->shard != shard)
             return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' is in %s but the index maps it to %s",
                              index_path, t->name, file, e->file);
-        nmf_status st = nmf_tensors_add_dense(out, t->name, t->ndim, t->shape, t->data, NULL);
+        nmf_tensor *copy;
+        nmf_status st = nmf_tensors_add_dense(out, t->name, t->ndim, t->shape, t->data, &copy);
         if (st) return nmf_error_context(st, "%s", path);
+        copy->stored_dtype = t->stored_dtype;
         dtypes[out->count - 1] = part_dtypes[i];
         e->found = 1;
     }

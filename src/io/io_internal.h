@@ -3,6 +3,7 @@
 #define NMF_IO_INTERNAL_H
 
 #include <cjson/cJSON.h>
+#include <sys/types.h>
 
 #include "nmformer/io.h"
 
@@ -24,6 +25,35 @@ void nmf_io_encode_values(uint8_t *out, const float *src, size_t count, nmf_dtyp
  * its CRC comparisons so that mutations reach the structure behind the checksums. Never set by
  * the library or the CLI. */
 extern int nmf_io_fuzz_skip_crc;
+
+/* The process umask, read without changing it (022 when /proc does not say). */
+mode_t nmf_io_umask(void);
+
+/* nmf_safetensors_write with the given __metadata__ entries instead of s's own. */
+nmf_status nmf_io_safetensors_write_meta(const char *path, const nmf_tensor_set *s, nmf_dtype dtype,
+                                         const nmf_meta *meta, size_t meta_count);
+
+/* A folder written whole or not at all: its files go into a temporary folder next to it
+ * ("<dir>.XXXXXX.tmp", same filesystem), which publish fsyncs and renames to dir. dir may be
+ * absent or an empty folder; a non-empty one only with force, and only when it looks like a
+ * model folder (holds config.json and no subfolder): publish then swaps the new folder in
+ * (renameat2 RENAME_EXCHANGE, else two renames) and deletes the old files. A file, a symlink or
+ * any other folder at dir is refused at stage time, before anything is written. */
+typedef struct {
+    char *dir; /* destination, trailing '/' removed */
+    char *tmp; /* the temporary folder the files go into */
+    int replace; /* dir exists and is not empty (force given) */
+} nmf_io_staged_dir;
+nmf_status nmf_io_dir_stage(const char *dir, int force, nmf_io_staged_dir *out);
+/* tmp/name (malloc'd; NULL when out of memory). */
+char *nmf_io_dir_file(const nmf_io_staged_dir *d, const char *name);
+/* Moves the temporary folder to dir (see above) and frees d; on failure tmp is removed. */
+nmf_status nmf_io_dir_publish(nmf_io_staged_dir *d);
+/* Removes the temporary folder and what was written into it; frees d. */
+void nmf_io_dir_discard(nmf_io_staged_dir *d);
+/* Test seam (tests/io/test_hf_nm.c): when non-zero, publish replaces a folder as on a filesystem
+ * without RENAME_EXCHANGE (aside, in, delete). Never set by the library or the CLI. */
+extern int nmf_io_dir_no_exchange;
 
 /* Parses exactly one JSON value from text[0..len), allowing only whitespace after it. */
 cJSON *nmf_io_parse_json(const char *text, size_t len);

@@ -55,7 +55,8 @@ nmf_status nmf_payload_size(const nmf_payload_desc *d, size_t *values_bytes, siz
         return NMF_OK;
     }
     if (d->ndim != 2) return nmf_error(NMF_ERR_FORMAT, "an N:M tensor must be 2-D [out, in]");
-    size_t rows = (size_t)d->shape[0], cols = (size_t)d->shape[1], groups, slots;
+    size_t rows = (size_t)d->shape[d->transposed ? 1 : 0], groups, slots;
+    size_t cols = (size_t)d->shape[d->transposed ? 0 : 1];
     nmf_status st = nmf_nm_groups(cols, d->pattern, 1, &groups);
     if (st) return st;
     size_t row_bytes = nmf_nm_code_row_bytes(groups, d->pattern);

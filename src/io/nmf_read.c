@@ -39,9 +39,10 @@ static int same_payload(const entry *a, const entry *b) {
     return a->size == b->size && a->crc == b->crc && nmf_payload_desc_equal(&a->desc, &b->desc);
 }
 
-/* Parses one tensor entry of model `model` (name already checked for uniqueness by the caller). */
+/* Parses one tensor entry of model `model` (name already checked for uniqueness by the caller)
+ * of a file of this version. */
 static nmf_status parse_entry(const char *path, const char *model, const cJSON *e,
-                              uint64_t data_size, entry *out) {
+                              uint32_t version, uint64_t data_size, entry *out) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
     if (!cJSON_IsObject(e) || !cJSON_IsString(name) || !name->valuestring[0] ||
         strlen(name->valuestring) > NMF_FILE_MAX_NAME)
@@ -76,6 +77,19 @@ static nmf_status parse_entry(const char *path, const char *model, const cJSON *
         if (out->desc.ndim != 2)
             return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s': an N:M tensor must be 2-D", path,
                              tn);
+    }
+    /* "in_axis" (version 2): 0 for an N:M weight stored [in, out]; 1, the default, [out, in] */
+    const cJSON *axis = cJSON_GetObjectItemCaseSensitive(e, "in_axis");
+    if (axis) {
+        uint64_t a;
+        if (version < NMF_FILE_VERSION_IN_AXIS)
+            return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s': \"in_axis\" needs a version-%u "
+                             "file (this one is version %u)", path, tn, NMF_FILE_VERSION_IN_AXIS,
+                             version);
+        if (!nmf_io_json_uint(axis, &a) || a > 1 || !out->desc.pattern.n)
+            return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s': \"in_axis\" must be 0 or 1, on an "
+                             "N:M tensor", path, tn);
+        out->desc.transposed = a == 0;
     }
     uint64_t crc;
     if (!nmf_io_json_uint(cJSON_GetObjectItemCaseSensitive(e, "offset"), &out->offset) ||
@@ -113,9 +127,12 @@ static nmf_status decode_entry(const char *path, const entry *e, const uint8_t *
         st = nmf_tensors_add_dense(s, e->name, e->desc.ndim, e->desc.shape, NULL, &t);
         if (st) return st;
         nmf_io_decode_values(t->data, bytes, e->desc.numel, e->desc.dtype);
+        t->stored_dtype = e->desc.dtype;
         return NMF_OK;
     }
-    size_t rows = (size_t)e->desc.shape[0], cols = (size_t)e->desc.shape[1];
+    /* the payload is the (out, in) view: [in, out] storage swaps the axes */
+    size_t rows = (size_t)e->desc.shape[e->desc.transposed ? 1 : 0];
+    size_t cols = (size_t)e->desc.shape[e->desc.transposed ? 0 : 1];
     nmf_nm_matrix m;
     st = nmf_nm_alloc(&m, rows, cols, e->desc.pattern, cols % (size_t)e->desc.pattern.m != 0);
     if (st) return st;
@@ -127,8 +144,10 @@ static nmf_status decode_entry(const char *path, const entry *e, const uint8_t *
         nmf_nm_free(&m);
         return nmf_error_context(st, "%s: tensor '%s'", path, e->name);
     }
-    st = nmf_tensors_add_nm(s, e->name, &m, NULL);
+    nmf_tensor *t = NULL;
+    st = nmf_tensors_add_nm_transposed(s, e->name, &m, e->desc.transposed, &t);
     if (st) nmf_nm_free(&m);
+    else t->stored_dtype = e->desc.dtype;
     return st;
 }
 
@@ -151,9 +170,9 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
         goto fail;
     }
     uint32_t version = nmf_get_u32(buf + 8);
-    if (version != NMF_FILE_VERSION) {
-        st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: .nmf version %u is not supported (this reader knows %u)",
-                       path, version, NMF_FILE_VERSION);
+    if (version < NMF_FILE_VERSION || version > NMF_FILE_VERSION_MAX) {
+        st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: .nmf version %u is not supported (this reader "
+                       "knows %u to %u)", path, version, NMF_FILE_VERSION, NMF_FILE_VERSION_MAX);
         goto fail;
     }
     uint64_t json_size = nmf_get_u64(buf + 16), data_size = nmf_get_u64(buf + 24);
@@ -284,7 +303,7 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
             entry *en = &entries[ne];
             en->model = mi;
             en->tensor_in_model = ti++;
-            st = parse_entry(path, c->name, e, data_size, en);
+            st = parse_entry(path, c->name, e, version, data_size, en);
             if (st) goto fail;
             /* f32 values, plus one position byte per kept value of an N:M tensor */
             uint64_t vals = en->desc.pattern.n ? en->values_bytes / nmf_dtype_size(en->desc.dtype)

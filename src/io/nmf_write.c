@@ -41,7 +41,9 @@ static nmf_status serialise(const nmf_tensor *t, nmf_dtype dtype, payload *out) 
     const nmf_nm_matrix *nm = t->nm;
     if (nm) {
         d->pattern = nm->pattern;
-        if (t->ndim != 2 || (size_t)t->shape[0] != nm->rows || (size_t)t->shape[1] != nm->cols)
+        d->transposed = t->nm_transposed != 0; /* [in, out]: the payload is the (out, in) view */
+        if (t->ndim != 2 || (size_t)t->shape[d->transposed ? 1 : 0] != nm->rows ||
+            (size_t)t->shape[d->transposed ? 0 : 1] != nm->cols)
             return nmf_error(NMF_ERR_INVALID_ARG, "tensor '%s': N:M form does not match its shape",
                              t->name);
         /* what a reader would refuse is not written (and bad positions would not rank) */
@@ -130,6 +132,7 @@ nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_wri
 
     /* Pass 1: payloads and the tensor table (offsets filled in pass 2). */
     typedef struct { cJSON *entry; size_t payload; } pending;
+    uint32_t version = NMF_FILE_VERSION; /* 2 once a tensor needs "in_axis" */
     size_t total = 0;
     for (size_t m = 0; m < f->count; m++) total += f->models[m].tensors.count;
     pending *pend = calloc(total + 1, sizeof *pend);
@@ -183,6 +186,10 @@ nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_wri
             }
             cJSON_AddItemToObject(e, "shape", shape);
             if (!cJSON_AddStringToObject(e, "pattern", pat)) goto nomem_pend;
+            if (q->desc.transposed) {
+                if (!cJSON_AddNumberToObject(e, "in_axis", 0)) goto nomem_pend;
+                version = NMF_FILE_VERSION_IN_AXIS;
+            }
             pend[np++] = (pending){e, idx};
         }
     }
@@ -208,7 +215,7 @@ nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_wri
     size_t json_size = strlen(json);
     uint8_t header[NMF_FILE_HEADER_SIZE];
     memcpy(header, NMF_FILE_MAGIC, NMF_FILE_MAGIC_SIZE);
-    nmf_put_u32(header + 8, NMF_FILE_VERSION);
+    nmf_put_u32(header + 8, version);
     nmf_put_u64(header + 16, json_size);
     nmf_put_u64(header + 24, data_size);
     /* header CRC covers json_size, data_size and the JSON text */

@@ -168,6 +168,7 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
         st = nmf_tensors_add_dense(out, name, ndim, dims, NULL, &t);
         if (st) goto fail;
         nmf_io_decode_values(t->data, data + begin, numel, dt);
+        t->stored_dtype = dt;
         dtypes[out->count - 1] = dt;
         regions[nreg++] = (st_region){(size_t)begin, (size_t)end, out->count - 1};
     }
@@ -215,6 +216,11 @@ nmf_status nmf_safetensors_read(const char *path, nmf_tensor_set *out) {
 }
 
 nmf_status nmf_safetensors_write(const char *path, const nmf_tensor_set *s, nmf_dtype dtype) {
+    return nmf_io_safetensors_write_meta(path, s, dtype, s->meta, s->meta_count);
+}
+
+nmf_status nmf_io_safetensors_write_meta(const char *path, const nmf_tensor_set *s, nmf_dtype dtype,
+                                         const nmf_meta *metadata, size_t meta_count) {
     if ((unsigned)dtype >= NMF_DTYPE_COUNT)
         return nmf_error(NMF_ERR_INVALID_ARG, "%s: bad dtype", path);
     size_t esize = nmf_dtype_size(dtype);
@@ -225,11 +231,11 @@ nmf_status nmf_safetensors_write(const char *path, const nmf_tensor_set *s, nmf_
     nmf_atomic_file *f = NULL;
     nmf_status st = NMF_OK;
     if (!root) return nmf_error(NMF_ERR_NOMEM, "%s: header", path);
-    if (s->meta_count) {
+    if (meta_count) {
         cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
         if (!meta) goto nomem;
-        for (size_t i = 0; i < s->meta_count; i++)
-            if (!cJSON_AddStringToObject(meta, s->meta[i].key, s->meta[i].value)) goto nomem;
+        for (size_t i = 0; i < meta_count; i++)
+            if (!cJSON_AddStringToObject(meta, metadata[i].key, metadata[i].value)) goto nomem;
     }
     size_t offset = 0, max_numel = 0;
     for (size_t i = 0; i < s->count; i++) {

@@ -178,6 +178,11 @@ nmf_status nmf_model_desc_check(const nmf_model_desc *d, const nmf_tensor_set *s
         if (t->nm && !d->kinds[p->kind].nm)
             return nmf_error(NMF_ERR_FORMAT, "tensor '%s' is N:M but only block linears may be",
                              p->name);
+        /* the nm matrix is the (out, in) view: it must group along the kind's input axis */
+        if (t->nm && t->nm_transposed != (d->kinds[p->kind].in_axis == 0))
+            return nmf_error(NMF_ERR_FORMAT, "tensor '%s' is N:M along axis %d, but its input "
+                             "dimension is axis %d", p->name, t->nm_transposed ? 0 : 1,
+                             d->kinds[p->kind].in_axis);
     }
     for (size_t j = 0; j < s->count; j++)
         if (!nmf_model_desc_find(d, s->items[j].name))

@@ -79,8 +79,8 @@ nmf_status nmf_lm_generate(nmf_lm *m, int64_t *out, const int64_t *prompt, size_
     if (s && (!(s->temperature >= 0.0f) || !isfinite(s->temperature) || s->top_k < 0))
         return nmf_error(NMF_ERR_INVALID_ARG, "generate: temperature %g / top-k %d invalid",
                          (double)(s ? s->temperature : 0), s ? s->top_k : 0);
-    const size_t total = T + G, cap = max_tokens ? max_tokens : total;
-    if (G > m->P || total > cap || total > m->P)
+    const size_t total = T + (G < m->P ? G : m->P), cap = max_tokens ? max_tokens : total;
+    if (T > m->P || G > m->P || total > cap || total > m->P) /* (T, G <= P: no overflow) */
         return nmf_error(NMF_ERR_INVALID_ARG, "generate: %zu prompt + %zu new tokens exceed %s (%zu)", T, G,
                          total > m->P ? "max_position_embeddings" : "the cache's max_tokens",
                          total > m->P ? m->P : cap);

@@ -126,6 +126,20 @@ nmf_status nmf_nm_unpack(float *w, const nmf_nm_matrix *a) {
     return NMF_OK;
 }
 
+nmf_status nmf_nm_unpack_transposed(float *wt, const nmf_nm_matrix *a) {
+    size_t n = (size_t)a->pattern.n, m = (size_t)a->pattern.m;
+    memset(wt, 0, a->rows * a->cols * sizeof *wt);
+    for (size_t r = 0; r < a->rows; r++)
+        for (size_t g = 0; g < a->groups; g++) {
+            size_t slot = (r * a->groups + g) * n;
+            for (size_t k = 0; k < n; k++) {
+                size_t c = g * m + a->pos[slot + k];
+                if (c < a->cols) wt[c * a->rows + r] = a->values[slot + k]; /* W^T[c][r] */
+            }
+        }
+    return NMF_OK;
+}
+
 nmf_status nmf_nm_validate(const nmf_nm_matrix *a) {
     if (!nmf_pattern_valid(a->pattern))
         return nmf_error(NMF_ERR_FORMAT, "invalid N:M pattern %d:%d", a->pattern.n, a->pattern.m);

@@ -30,6 +30,10 @@ INPUT=$FIX/vit_dense_small.input.npy
 D=$TMP/out
 mkdir "$D"
 
+# A destination is a file or a folder (a Hugging Face model folder written by convert).
+put() { rm -rf "$2"; cp -r "$1" "$2"; }
+same() { if [ -d "$1" ]; then diff -r -q "$1" "$2" >/dev/null 2>&1; else cmp -s "$1" "$2"; fi; }
+
 # inject NAME FN N DEST PREVIOUS REFERENCE -- command...: one run with the n-th call of FN failing,
 # PREVIOUS put at DEST first. Sets outcome: "error" (exit 1, one stderr line, DEST still
 # PREVIOUS), "survived" (exit 0 and DEST equals REFERENCE, the clean run's output) or "bad" (a
@@ -38,20 +42,20 @@ inject() {
     local name=$1 fn=$2 n=$3 dest=$4 prev=$5 reference=$6 rc
     shift 7
     outcome=bad
-    cp "$prev" "$dest"
+    put "$prev" "$dest"
     rm -f "$TMP/rep1"
     NMF_FAULT=$fn:$n:${err[$fn]} NMF_FAULT_REPORT=$TMP/rep1 LD_PRELOAD=$LIB "$@" >/dev/null 2>"$TMP/err"
     rc=$?
     grep -q "^injected $fn $n" "$TMP/rep1" 2>/dev/null || { fail "$name: $fn #$n not reached"; return; }
-    if ls -a "$D" | grep -q '\.tmp$'; then fail "$name: $fn #$n left a temporary file"; rm -f "$D"/*.tmp; fi
+    if ls -a "$D" | grep -q '\.tmp$'; then fail "$name: $fn #$n left a temporary file"; rm -rf "$D"/*.tmp; fi
     if [ $rc -eq 0 ]; then
-        cmp -s "$dest" "$reference" || { fail "$name: $fn #$n: exit 0 but the output is wrong"; return; }
+        same "$dest" "$reference" || { fail "$name: $fn #$n: exit 0 but the output is wrong"; return; }
         outcome=survived
         return
     fi
     if [ $rc -ne 1 ]; then fail "$name: $fn #$n: exit $rc: $(head -3 "$TMP/err")"; return; fi
     [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "$name: $fn #$n: stderr is not one line: $(head -3 "$TMP/err")"
-    cmp -s "$dest" "$prev" || fail "$name: $fn #$n: the previous file was changed"
+    same "$dest" "$prev" || fail "$name: $fn #$n: the previous file was changed"
     outcome=error
 }
 
@@ -60,12 +64,12 @@ sweep() {
     local name=$1 dest=$2 prev=$3
     shift 4
     # a clean run gives the reference output and the number of calls of each function
-    cp "$prev" "$dest"
+    put "$prev" "$dest"
     rm -f "$TMP/report"
     NMF_FAULT_REPORT=$TMP/report LD_PRELOAD=$LIB "$@" >/dev/null 2>"$TMP/err" \
         || { fail "$name: clean run failed: $(cat "$TMP/err")"; return; }
-    cp "$dest" "$TMP/reference"
-    cmp -s "$TMP/reference" "$prev" && { fail "$name: previous file equals the new output"; return; }
+    put "$dest" "$TMP/reference"
+    same "$TMP/reference" "$prev" && { fail "$name: previous file equals the new output"; return; }
     local injected=0 errors=0 tolerated=0 fn n count step summary=""
     for fn in "${functions[@]}"; do
         count=$(awk -v f="$fn" '$1 == f {print $2}' "$TMP/report")
@@ -91,6 +95,15 @@ sweep() {
 sweep prune "$D/p.nmf" "$TMP/prev_family.nmf" -- "$CLI" prune "$MODEL" "$D/p.nmf" --pattern 2:4
 sweep convert "$D/c.nmf" "$TMP/prev_f32.nmf" -- "$CLI" convert "$MODEL" "$D/c.nmf" --dtype bf16
 sweep family-add "$D/f.nmf" "$TMP/prev_24.nmf" -- "$CLI" prune "$MODEL" "$D/f.nmf" --pattern 1:8 --add
+# a Hugging Face model folder: written whole or not at all, over an empty folder and, with
+# --force, over a previous model folder
+HF=$FIX/../hf/gpt2_lm
+"$CLI" prune "$HF" "$TMP/hf.nmf" --pattern 2:4 >/dev/null || fail "setup: prune hf"
+"$CLI" convert "$TMP/hf.nmf" "$TMP/prev_hf" --model 2:4 >/dev/null || fail "setup: hf folder"
+mkdir "$TMP/prev_empty"
+sweep hf-folder "$D/hf" "$TMP/prev_empty" -- "$CLI" convert "$TMP/hf.nmf" "$D/hf" --model dense
+sweep hf-folder-force "$D/hf" "$TMP/prev_hf" -- "$CLI" convert "$TMP/hf.nmf" "$D/hf" --model dense --force
+rm -rf "$D/hf"
 echo "not a npy" >"$TMP/prev_text"
 sweep run-output "$D/y.npy" "$TMP/prev_text" -- "$CLI" run "$MODEL" --input "$INPUT" --output "$D/y.npy" --threads 1
 

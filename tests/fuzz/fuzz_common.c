@@ -86,6 +86,7 @@ void fuzz_exercise(const nmf_model_config *config, const nmf_tensor_set *tensors
     }
     (void)sink;
     if (!config || nmf_model_check_tensors(config, tensors) != NMF_OK) return;
+    if (strcmp(config->arch, "vit")) return; /* a token family: the ViT forward does not apply */
     if (forward_macs(config) > FUZZ_FORWARD_MAX_MACS) return;
     nmf_vit *m = NULL;
     if (nmf_vit_create(&m, config, tensors) == NMF_OK) run_forward(m, config);

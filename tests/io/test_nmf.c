@@ -205,6 +205,9 @@ static void corruption(void) {
     free(raw);
 }
 
+/* The version byte craft() writes. */
+static uint8_t craft_version = 1;
+
 /* A file from hand-written JSON (printf template, %u = crc32 of the data) with a correct header
  * CRC, so the structural checks behind the CRC are reached. */
 static const char *craft(const char *json_fmt, const uint8_t *data, size_t data_size, size_t crc_len) {
@@ -215,7 +218,7 @@ static const char *craft(const char *json_fmt, const uint8_t *data, size_t data_
     static uint8_t buf[8192];
     memset(buf, 0, sizeof buf);
     memcpy(buf, "\x89NMF\r\n\x1a\n", 8);
-    buf[8] = 1;
+    buf[8] = craft_version;
     for (int i = 0; i < 8; i++) buf[16 + i] = (uint8_t)((uint64_t)jl >> (8 * i));
     for (int i = 0; i < 8; i++) buf[24 + i] = (uint8_t)((uint64_t)data_size >> (8 * i));
     memcpy(buf + 32, json, jl);
@@ -347,9 +350,12 @@ static void structure(void) {
     size_t size;
     const char *p = craft(ONE(A8), d, 64, 8);
     uint8_t *raw = read_bytes(p, &size);
-    raw[8] = 2;
+    raw[8] = 3;
     write_bytes(p, raw, size);
-    CHECK_FAILS(nmf_family_read(p, &g), NMF_ERR_UNSUPPORTED, "version 2 is not supported");
+    CHECK_FAILS(nmf_family_read(p, &g), NMF_ERR_UNSUPPORTED, "version 3 is not supported");
+    raw[8] = 0;
+    write_bytes(p, raw, size);
+    CHECK_FAILS(nmf_family_read(p, &g), NMF_ERR_UNSUPPORTED, "version 0 is not supported");
     raw[8] = 1;
     raw[23] = 0x40; /* json_size huge */
     write_bytes(p, raw, size);
@@ -365,6 +371,95 @@ static void structure(void) {
     free(raw);
     CHECK_FAILS(nmf_family_read(tmp_path("missing.nmf"), &g), NMF_ERR_IO, "missing.nmf");
 #undef BAD
+}
+
+/* Version 2: an N:M weight stored [in, out] ("in_axis": 0) is the N:M form of its (out, in)
+ * view; a version-1 file cannot say so, and the key is checked. */
+static void in_axis(void) {
+    uint8_t d[64] = {0};
+    float v[2] = {1.5f, -2.0f};
+    memcpy(d, v, 8);
+    d[8] = 5; /* rank 5 = {2,3}: inputs 2 and 3 of the one output */
+#define T41(axis) ONE("{\"name\":\"w\",\"dtype\":\"F32\",\"shape\":[4,1],\"pattern\":\"2:4\"," \
+                      axis "\"offset\":0,\"size\":9,\"crc32\":%u}")
+    nmf_family g;
+    craft_version = 2;
+    CHECK_OK(nmf_family_read(craft(T41("\"in_axis\":0,"), d, 64, 9), &g));
+    if (g.count == 1 && g.models[0].tensors.count == 1) {
+        const nmf_tensor *t = &g.models[0].tensors.items[0];
+        float dense[4];
+        CHECK(t->nm && t->nm_transposed && t->nm->rows == 1 && t->nm->cols == 4);
+        CHECK(t->ndim == 2 && t->shape[0] == 4 && t->shape[1] == 1);
+        CHECK_OK(nmf_tensor_dense(t, dense)); /* [in = 4, out = 1] */
+        CHECK(dense[0] == 0 && dense[1] == 0 && dense[2] == 1.5f && dense[3] == -2.0f);
+    }
+    nmf_family_free(&g);
+    /* [4,1] read as [out, in] has 4 rows of one padded group: 4 x (2 values + 1 code byte) */
+    CHECK_FAILS(nmf_family_read(craft(T41(""), d, 64, 9), &g), NMF_ERR_FORMAT, "needs 36");
+    CHECK_FAILS(nmf_family_read(craft(T41("\"in_axis\":2,"), d, 64, 9), &g), NMF_ERR_FORMAT,
+                "\"in_axis\" must be 0 or 1");
+    CHECK_FAILS(nmf_family_read(craft(T41("\"in_axis\":\"0\","), d, 64, 9), &g), NMF_ERR_FORMAT,
+                "\"in_axis\" must be 0 or 1");
+    CHECK_FAILS(nmf_family_read(craft(ONE("{\"name\":\"a\",\"dtype\":\"F32\",\"shape\":[2],"
+                                          "\"pattern\":\"dense\",\"in_axis\":0,\"offset\":0,"
+                                          "\"size\":8,\"crc32\":%u}"),
+                                      d, 64, 8),
+                                &g),
+                NMF_ERR_FORMAT, "on an N:M tensor");
+    craft_version = 1; /* a version-1 reader would ignore the key and misread the payload */
+    CHECK_FAILS(nmf_family_read(craft(T41("\"in_axis\":0,"), d, 64, 9), &g), NMF_ERR_FORMAT,
+                "needs a version-2 file");
+#undef T41
+
+    /* the writer: version 2 only for a file that needs it; the flag and the values survive */
+    unsigned long long r = 7;
+    float w[8 * 3], back[8 * 3]; /* [in = 8, out = 3] */
+    for (int i = 0; i < 24; i++) w[i] = test_rand_float(&r);
+    float view[3 * 8]; /* (out, in) */
+    for (int i = 0; i < 8; i++)
+        for (int o = 0; o < 3; o++) view[o * 8 + i] = w[i * 3 + o];
+    nmf_nm_matrix m;
+    CHECK_OK(nmf_nm_pack(&m, view, 3, 8, P28, 0));
+    nmf_tensor_set s;
+    nmf_tensors_init(&s);
+    nmf_tensor *t = NULL;
+    CHECK_OK(nmf_tensors_add_nm_transposed(&s, "w", &m, 1, &t));
+    CHECK(t && t->shape[0] == 8 && t->shape[1] == 3 && t->numel == 24);
+    CHECK_OK(nmf_tensor_dense(t, back));
+    int kept = 0;
+    for (int i = 0; i < 24; i++) {
+        CHECK(back[i] == 0 || back[i] == w[i]);
+        kept += back[i] != 0;
+    }
+    CHECK(kept == 3 * 2); /* one group of 8 inputs per output keeps 2 */
+    nmf_family f;
+    nmf_family_init(&f);
+    CHECK_OK(nmf_family_add(&f, "2:8", &s));
+    const char *p = tmp_path("in_axis.nmf");
+    for (int dt = 0; dt < NMF_DTYPE_COUNT; dt++) {
+        nmf_write_options opt = {(nmf_dtype)dt};
+        CHECK_OK(nmf_family_write(p, &f, &opt));
+        size_t size;
+        uint8_t *raw = read_bytes(p, &size);
+        CHECK(size > 8 && raw[8] == 2);
+        CHECK(strstr((const char *)raw + 32, "\"in_axis\":0") != NULL);
+        free(raw);
+        CHECK_OK(nmf_family_read(p, &g));
+        const nmf_tensor *u = g.count ? nmf_tensors_find(&g.models[0].tensors, "w") : NULL;
+        CHECK(u && u->nm && u->nm_transposed && u->shape[0] == 8 && u->stored_dtype == (nmf_dtype)dt);
+        float again[24];
+        if (u) CHECK_OK(nmf_tensor_dense(u, again));
+        for (int i = 0; u && i < 24; i++) CHECK(again[i] == conv(back[i], (nmf_dtype)dt));
+        nmf_family_free(&g);
+    }
+    nmf_family_free(&f);
+    small_family(&f, w);
+    CHECK_OK(nmf_family_write(p, &f, NULL));
+    size_t size;
+    uint8_t *raw = read_bytes(p, &size);
+    CHECK(size > 8 && raw[8] == 1 && !strstr((const char *)raw + 32, "in_axis"));
+    free(raw);
+    nmf_family_free(&f);
 }
 
 /* Writes an .nmf file from JSON text and data (header CRC computed, data copied as given). */
@@ -612,6 +707,7 @@ int main(void) {
     round_trip();
     corruption();
     structure();
+    in_axis();
     share_bomb();
     atomicity();
     vit_family();

@@ -3,48 +3,16 @@
  * and run by nmf_lm_forward on every ISA this CPU has: logits / last_hidden_state /
  * pooler_output within 1e-4 of the largest reference value; generate.npy reproduced exactly by
  * greedy nmf_lm_generate; the N:M fixtures also with their block linears packed (N:M kernels,
- * GPT-2's packed on the (out, in) view of its [in, out] storage). */
+ * GPT-2's packed on the (out, in) view of its [in, out] storage), and their dense twins pruned
+ * by nmf_model_prune reproduce the N:M fixtures' PyTorch outputs. */
 #include "model/lm_test_util.h"
+#include "nmformer/model.h"
 
 static const char *const fixtures[] = {
     "bert_cls_pad", "bert_cls_pad_2to8", "bert_long_f16", "gpt2_lm", "gpt2_lm_2to4",
     "gpt2_long_bf16", "gpt2_model_t1", "llama_gqa6x2", "llama_gqa6x2_sharded", "llama_gqa6x2_2to8",
     "llama_gqa4x1_tied_bf16", "llama_mha5_t1_f16",
 };
-
-/* Replaces every N:M-eligible weight of s by its packed form with pattern p (on its (out, in)
- * view; the tensor keeps its storage shape). The fixture's weights are already p-sparse, so
- * packing keeps them exactly. */
-static void pack_linears(const nmf_model_config *c, nmf_tensor_set *s, nmf_pattern p) {
-    nmf_model_desc d;
-    CHECK_OK(nmf_model_describe(&d, c));
-    for (size_t i = 0; i < d.count; i++) {
-        const nmf_param *r = &d.params[i];
-        const nmf_param_kind *k = nmf_param_kind_of(&d, r);
-        if (!k->nm) continue;
-        nmf_tensor *t = nmf_tensors_find(s, r->name);
-        float *w = malloc(r->numel * sizeof(float));
-        for (size_t a = 0; a < r->rows; a++) /* (out, in) view */
-            for (size_t b = 0; b < r->cols; b++)
-                w[a * r->cols + b] = k->in_axis == 0 ? t->data[b * r->rows + a] : t->data[a * r->cols + b];
-        nmf_nm_matrix nm;
-        CHECK_OK(nmf_nm_pack(&nm, w, r->rows, r->cols, p, 0));
-        /* the fixture's weights were pruned to p: packing drops only zeros */
-        float *back = malloc(r->numel * sizeof(float));
-        CHECK_OK(nmf_nm_unpack(back, &nm));
-        size_t differ = 0; /* by value: a pruned -0.0 unpacks as +0.0 */
-        for (size_t j = 0; j < r->numel; j++) differ += back[j] != w[j];
-        CHECK_MSG(differ == 0, "%s: %zu values not %d:%d-sparse", r->name, differ, p.n, p.m);
-        int64_t shape[2] = {t->shape[0], t->shape[1]};
-        nmf_tensors_remove(s, r->name);
-        nmf_tensor *added = NULL;
-        CHECK_OK(nmf_tensors_add_nm(s, r->name, &nm, &added));
-        if (added) added->shape[0] = shape[0], added->shape[1] = shape[1]; /* storage shape */
-        free(w);
-        free(back);
-    }
-    nmf_model_desc_free(&d);
-}
 
 static void run_fixture(const char *name, int packed) {
     nmf_model_config c;
@@ -60,7 +28,7 @@ static void run_fixture(const char *name, int packed) {
             nmf_tensors_free(&s);
             return;
         }
-        pack_linears(&c, &s, p);
+        CHECK_OK(nmf_model_pack_nm(&c, &s, p)); /* GPT-2's on the (out, in) view of [in, out] */
     }
     nmf_lm *m = NULL;
     st = nmf_lm_create(&m, &c, &s);
@@ -115,6 +83,46 @@ static void run_fixture(const char *name, int packed) {
     nmf_lm_free(m);
 }
 
+/* prune(dense twin) -> N:M linears -> the PyTorch outputs of the N:M fixture */
+static void test_pruned_twins(void) {
+    static const struct {
+        const char *dense, *nm;
+        nmf_pattern p;
+    } twins[] = {{"bert_cls_pad", "bert_cls_pad_2to8", {2, 8}},
+                 {"gpt2_lm", "gpt2_lm_2to4", {2, 4}},
+                 {"llama_gqa6x2", "llama_gqa6x2_2to8", {2, 8}}};
+    for (size_t i = 0; i < sizeof twins / sizeof twins[0]; i++) {
+        nmf_model_config c;
+        nmf_tensor_set dense, pruned;
+        CHECK_OK(nmf_load_model(fixture_path(twins[i].dense, NULL), NULL, NULL, &c, &dense));
+        CHECK_OK(nmf_model_prune(&c, &dense, twins[i].p, &pruned));
+        nmf_tensors_free(&dense);
+        nmf_lm *m = NULL;
+        CHECK_OK(nmf_lm_create(&m, &c, &pruned));
+        nmf_tensors_free(&pruned);
+        if (!m) continue;
+        nmf_id_array ids = fixture_ids(twins[i].nm, "input_ids.npy");
+        nmf_id_array mask = fixture_ids(twins[i].nm, "attention_mask.npy");
+        nmf_id_array types = fixture_ids(twins[i].nm, "token_type_ids.npy");
+        nmf_array want = fixture_floats(twins[i].nm, "logits.npy");
+        float *out = malloc(want.numel * sizeof(float));
+        nmf_lm_inputs in = {types.numel ? types.data : NULL, mask.numel ? mask.data : NULL, NULL};
+        CHECK_OK(nmf_lm_forward(m, out, ids.data, (size_t)ids.shape[0], (size_t)ids.shape[1], &in));
+        double e = rel_err(out, want.data, want.numel);
+        CHECK_MSG(e <= 1e-4, "prune(%s) vs %s: %.3g", twins[i].dense, twins[i].nm, e);
+        nmf_lm *d = NULL; /* the block linears run N:M: fewer weight bytes than the dense twin's */
+        CHECK_OK(nmf_lm_load(&d, fixture_path(twins[i].dense, NULL), NULL));
+        CHECK(d && nmf_lm_weight_bytes(m) < nmf_lm_weight_bytes(d));
+        nmf_lm_free(d);
+        free(out);
+        nmf_id_array_free(&ids);
+        nmf_id_array_free(&mask);
+        nmf_id_array_free(&types);
+        nmf_array_free(&want);
+        nmf_lm_free(m);
+    }
+}
+
 /* nmf_lm_load on an HF folder = load + create */
 static void test_load(void) {
     nmf_lm *m = NULL;
@@ -129,6 +137,7 @@ int main(void) {
         run_fixture(fixtures[i], 0);
         run_fixture(fixtures[i], 1);
     }
+    test_pruned_twins();
     test_load();
     return test_finish("test_lm_fixtures");
 }
