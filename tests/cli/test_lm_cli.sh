@@ -133,6 +133,9 @@ expect_error "sim: --functional on a token model" "ViT" -- "$CLI" sim "$HF/gpt2_
 "$CLI" sim "$HF/llama_gqa6x2_2to8" --pattern 2:8 --tokens 5 >"$TMP/sim.txt" || fail "sim llama fixture"
 grep -q "layers.1.mlp.down_proj *sparse" "$TMP/sim.txt" && grep -q "^prefill: 5 tokens" "$TMP/sim.txt" \
     || fail "sim of the 2:8 LLaMA fixture: no sparse down_proj or no prefill figure"
+# GPT-2's Conv1D weights ([in, out]) packed N:M along their input: 5 x 96 x 24 x 2/4 MACs in c_fc
+"$CLI" sim "$HF/gpt2_lm_2to4" --pattern 2:4 --tokens 5 >"$TMP/sim2.txt" || fail "sim gpt2 2:4 fixture"
+grep -q "^h.1.mlp.c_fc *sparse .* 5760 " "$TMP/sim2.txt" || fail "sim of the 2:4 GPT-2 fixture: c_fc not sparse with 5760 MACs"
 "$CLI" sim --shape gpt2 --pattern 1:8 --phase decode --tokens 64 --json >"$TMP/sim.json" || fail "sim gpt2 decode"
 $PY -c "import json, sys; j = json.load(open('$TMP/sim.json'))
 qk = [o for o in j['ops'] if o['name'] == 'h.0.attn.qk'][0]
