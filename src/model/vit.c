@@ -10,9 +10,6 @@
 /* m with derived sizes, its description, the parameter buffer (zeroed) and pointers; linears NULL */
 static nmf_status vit_alloc(nmf_vit **out, const nmf_model_config *c) {
     *out = NULL;
-    if (strcmp(c->arch, "vit")) /* a token family's config has no ViT fields (heads 0: SIGFPE) */
-        return nmf_error(NMF_ERR_UNSUPPORTED, "a '%s' model is not a ViT (token models run with "
-                         "nmf_lm_*)", c->arch);
     nmf_vit *m = calloc(1, sizeof *m);
     if (!m) return nmf_error(NMF_ERR_NOMEM, "model struct");
     nmf_status st = nmf_model_describe(&m->desc, c);

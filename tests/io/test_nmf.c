@@ -453,7 +453,8 @@ static void in_axis(void) {
         nmf_family_free(&g);
     }
     nmf_family_free(&f);
-    small_family(&f, w);
+    float w64[64]; /* small_family's w[4, 16] */
+    small_family(&f, w64);
     CHECK_OK(nmf_family_write(p, &f, NULL));
     size_t size;
     uint8_t *raw = read_bytes(p, &size);

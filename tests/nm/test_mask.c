@@ -128,7 +128,36 @@ static void test_pack_masked_short(void) {
     CHECK_STATUS(nmf_nm_pack_masked(&a, w, many, 1, 8, (nmf_pattern){2, 8}, 0), NMF_ERR_INVALID_ARG);
 }
 
+/* nmf_nm_unpack_transposed is the transpose of nmf_nm_unpack (a weight stored [in, out] whose
+ * (out, in) view is packed), padded groups included. */
+static void test_unpack_transposed(void) {
+    unsigned long long s = 11;
+    const size_t shapes[][2] = {{1, 4}, {3, 8}, {5, 10}, {7, 33}, {16, 16}};
+    const nmf_pattern pats[] = {{2, 4}, {1, 8}, {3, 4}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (size_t k = 0; k < sizeof pats / sizeof pats[0]; k++) {
+            size_t rows = shapes[i][0], cols = shapes[i][1];
+            float *w = malloc(rows * cols * sizeof *w), *d = malloc(rows * cols * sizeof *d),
+                  *t = malloc(rows * cols * sizeof *t);
+            for (size_t j = 0; j < rows * cols; j++) w[j] = test_rand_float(&s);
+            nmf_nm_matrix a;
+            CHECK_OK(nmf_nm_pack(&a, w, rows, cols, pats[k], 1));
+            for (size_t j = 0; j < rows * cols; j++) t[j] = NAN; /* every entry must be written */
+            CHECK_OK(nmf_nm_unpack(d, &a));
+            CHECK_OK(nmf_nm_unpack_transposed(t, &a));
+            int ok = 1;
+            for (size_t r = 0; r < rows; r++)
+                for (size_t c = 0; c < cols; c++) ok &= t[c * rows + r] == d[r * cols + c];
+            CHECK_MSG(ok, "%zu x %zu at %d:%d", rows, cols, pats[k].n, pats[k].m);
+            nmf_nm_free(&a);
+            free(w);
+            free(d);
+            free(t);
+        }
+}
+
 int main(void) {
+    test_unpack_transposed();
     test_mask_vs_reference();
     test_ties_and_errors();
     test_padding();
