@@ -118,9 +118,16 @@ static inline int nmf_config_overrides_any(const nmf_config_overrides *o) {
  * heads 4, ratio 2, 10 classes, mean 0.2860, std 0.3530: the default and the `train` demo),
  * "vit-fmnist-full" (dim 128, depth 6: `train --config full`), "deit-tiny" (192 dim, 3 heads),
  * "deit-small" (384, 6), "deit-base" (768, 12); the DeiTs are 224x224x3, patch 16, depth 12,
- * mlp_ratio 4, 1000 classes, mean 0.45, std 0.226 (ImageNet's averaged). NMF_ERR_NOT_FOUND for
- * other names (the detail lists the known ones). */
+ * mlp_ratio 4, 1000 classes, mean 0.45, std 0.226 (ImageNet's averaged). Token families (arch and
+ * hf as read from the model's config.json): "bert-base" (BertModel with pooler: 768, 12 layers,
+ * 12 heads, 3072, vocab 30522, 512 positions, 2 token types), "gpt2" (GPT2LMHeadModel: 768, 12,
+ * 12, vocab 50257, 1024 positions), "gpt2-medium" (1024, 24, 16), "llama-1.1b" (TinyLlama-1.1B's
+ * LlamaForCausalLM: 2048, 22 layers, 32 heads, 4 kv heads, 5632, vocab 32000, 2048 positions,
+ * theta 1e4, untied head), "llama-small" (768, 12 layers, 12 heads, 4 kv heads, 2048, as
+ * llama-1.1b otherwise). NMF_ERR_NOT_FOUND for other names (the detail lists the known ones). */
 NMF_API nmf_status nmf_model_shape_config(const char *name, nmf_model_config *c);
+/* The i-th shape's name, in table order (for listings); NULL past the end. */
+NMF_API const char *nmf_model_shape_name(size_t i);
 /* The default config: shape "vit-fmnist". */
 NMF_API void nmf_model_config_default(nmf_model_config *c);
 NMF_API nmf_status nmf_model_config_validate(const nmf_model_config *c);

@@ -2,7 +2,9 @@
  *
  * Four parts:
  *   - configuration (an INI file with explicit units; validated, echoed in every report),
- *   - schedule: a ViT (real weights or a synthetic shape) lowered to a list of operations,
+ *   - schedule: a model of any family (ViT, BERT, GPT-2, LLaMA; real weights or a synthetic shape)
+ *     lowered from its op list (desc.h) to a list of operations; decoders in a prefill or a decode
+ *     phase,
  *   - timing: every operation run through the engine / softmax unit / vector unit and the memory
  *     system tile by tile on one global clock (DRAM transfers overlap compute by double buffering),
  *   - functional mode: the fixed-point datapath of the accelerator (functional.c) and, separately,
@@ -106,8 +108,22 @@ typedef enum {
     NMF_STA_VEC_LAYERNORM = 0,
     NMF_STA_VEC_GELU,
     NMF_STA_VEC_ADD,
+    /* token families (docs/STA.md, "token families") */
+    NMF_STA_VEC_RMSNORM,   /* two passes: sum of squares, then scale */
+    NMF_STA_VEC_ACT,       /* one table lookup per element: gelu_new, ReLU, SiLU, tanh */
+    NMF_STA_VEC_MUL,       /* elementwise product (SwiGLU's act(gate) * up) */
+    NMF_STA_VEC_ROPE,      /* rotary embedding: x cos + rotate_half(x) sin, one pass */
+    NMF_STA_VEC_EMBED,     /* gathered embedding rows added (word + position (+ token type)) */
     NMF_STA_VEC_COUNT
 } nmf_sta_vec_op;
+NMF_API const char *nmf_sta_vec_op_name(nmf_sta_vec_op v);
+
+/* What a schedule covers. PREFILL: every token of the input (T) through the model (ViT, BERT,
+ * and a decoder's prompt, which also writes its keys and values to the cache in DRAM); DECODE
+ * (GPT-2, LLaMA): one new token through the model against a cache of T positions read from DRAM
+ * (attention over T + 1 keys). */
+typedef enum { NMF_STA_PREFILL = 0, NMF_STA_DECODE, NMF_STA_PHASE_COUNT } nmf_sta_phase;
+NMF_API const char *nmf_sta_phase_name(nmf_sta_phase p);
 
 /* Activation tensors of one forward (residency decided per tensor, docs/STA.md). */
 #define NMF_STA_MAX_OP_INPUTS 2
@@ -126,18 +142,23 @@ typedef struct {
     int weight_from_dram;            /* 1: W is a parameter (streamed); 0: W is an activation */
     int in[NMF_STA_MAX_OP_INPUTS];   /* activation tensor ids, -1 unused */
     int out;                         /* activation tensor id, -1: none (scores stay on chip) */
-    int attn_group;                  /* >= 0: qk/softmax/av ops of one block run head-interleaved */
+    int attn_group;                  /* >= 0: qk/softmax/av ops of one block run head-interleaved;
+                                      * qk is Q K^T with rows queries and cols keys, in[0] = Q,
+                                      * in[1] = K; av has in[1] = V */
 } nmf_sta_op;
 
 typedef struct {
     char name[64];
     int64_t elems;   /* elements (data_bits each) */
     int resident;    /* stays in the activation buffer (decided by nmf_sta_simulate) */
+    int in_dram;     /* always in DRAM (the key/value cache: written by prefill, read by decode) */
 } nmf_sta_tensor;
 
 typedef struct {
-    nmf_model_config vit;
-    int tokens;        /* T (may differ from the config's with --tokens) */
+    nmf_model_config vit; /* the model's config (any family; the name is historical) */
+    nmf_sta_phase phase;
+    int tokens;        /* T: tokens through the model (prefill), or the cached positions (decode);
+                          may differ from the config's with --tokens */
     nmf_pattern pattern; /* pattern of the block linears ({0,0}: dense or mixed) */
     nmf_sta_op *ops;
     size_t op_count;
@@ -146,13 +167,23 @@ typedef struct {
     uint64_t seed;     /* synthetic positions (banked fetch without real weights) */
 } nmf_sta_schedule;
 
-/* From real weights (prunable linears held as nm are sparse ops, the rest dense). tokens <= 0:
- * the config's token count. The tensor set must outlive the schedule (positions are borrowed). */
+/* Any family, prefill phase (nmf_sta_schedule_build). From real weights (prunable linears held
+ * as nm are sparse ops, the rest dense). tokens <= 0: the config's token count (ViT) or 128 (token
+ * families; at most max_position_embeddings). The tensor set must outlive the schedule (positions
+ * are borrowed). */
 NMF_API nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_model_config *vit,
                                   const nmf_tensor_set *weights, int tokens);
 /* Synthetic: every block linear N:M with pattern p ({0,0}: dense), no weights. */
 NMF_API nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_model_config *vit,
                                       nmf_pattern p, int tokens);
+/* Any family in either phase: weights (may be NULL: synthetic, every N:M-eligible linear held p)
+ * as nmf_sta_schedule_model. Token families: T = tokens (<= 0: 128), at most
+ * max_position_embeddings (T + 1 in decode); the tail (final norm, LM head) runs on the last
+ * position only, as generation needs; BERT's pooler and classifier on the first. DECODE is for
+ * the decoders (GPT-2, LLaMA) only. */
+NMF_API nmf_status nmf_sta_schedule_build(nmf_sta_schedule *s, const nmf_model_config *c,
+                                          const nmf_tensor_set *weights, nmf_pattern p, int tokens,
+                                          nmf_sta_phase phase);
 NMF_API void nmf_sta_schedule_free(nmf_sta_schedule *s);
 
 /* ---- timing ------------------------------------------------------------------------------ */

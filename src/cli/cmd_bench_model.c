@@ -1,7 +1,9 @@
 /* nmformer bench model MODEL | --shape NAME --pattern LIST   [--json] [options]
  *
  * For every candidate: median wall time of one forward pass for each (threads, batch), hence
- * latency per image and images/s, plus the peak resident memory and the file size. Each candidate
+ * latency per image and images/s, plus the peak resident memory and the file size. Token models
+ * (BERT, GPT-2, LLaMA): the prefill of T tokens per sequence and, for decoders, G decode steps of
+ * one token each against the key/value cache (median over --reps of each). Each candidate
  * runs in its own forked child so that its peak RSS (getrusage) is its own and not the maximum
  * over everything measured before it; the parent does no OpenMP work before forking. */
 #include <errno.h>
@@ -17,22 +19,31 @@
 #include "cli/model_cli.h"
 #include "nmformer/io.h"
 #include "nmformer/kernels.h"
+#include "nmformer/lm.h"
 #include "nmformer/model.h"
 
 static const char usage_text[] =
     "usage: nmformer bench model MODEL [options]\n"
-    "       nmformer bench model --shape deit-tiny|deit-small|deit-base [--pattern LIST] [options]\n"
+    "       nmformer bench model --shape NAME [--pattern LIST] [options]\n"
     "  Latency and throughput of every candidate of a model file (or of the listed candidates),\n"
-    "  or of randomly initialised DeiT shapes (224x224x3, patch 16, 197 tokens).\n"
+    "  or of a named shape with random weights at its real size: %s.\n"
+    "  ViT: one forward pass of a batch of images. Token models: the prefill of --tokens T per\n"
+    "  sequence (BERT: the forward; GPT-2 / LLaMA: the prompt into the key/value cache, logits of\n"
+    "  the last position), then for decoders --new-tokens G cached steps of one token each.\n"
     "  --model LIST      candidates of a family file to run (default: all)\n"
     "  --pattern LIST    with --shape: dense and/or N:M patterns (default dense,2:8,1:8)\n"
     "  --threads LIST    thread counts (default 1,2)\n"
-    "  --batch LIST      batch sizes (default 1,32)\n"
-    "  --reps N          timed forward passes per setting, median reported (default 5)\n"
-    "  --quick           smoke test: --reps 1 --batch 1,2 --threads 1 unless given\n"
+    "  --batch LIST      batch sizes (default 1,32; token models: 1)\n"
+    "  --tokens T        token models: prompt tokens per sequence (default 128)\n"
+    "  --new-tokens G    decoders: decode steps after the prompt (default 128; 0: prefill only)\n"
+    "  --reps N          timed runs per setting, median reported (default 5)\n"
+    "  --quick           smoke test: --reps 1 --batch 1,2 --threads 1 (token models: --batch 1\n"
+    "                    --tokens 16 --new-tokens 4) unless given\n"
     "  --json            JSON array, one object per (candidate, threads, batch) with model,\n"
     "                    candidate, threads, batch, latency_ms (one forward pass), ms_per_image,\n"
-    "                    images_per_s, peak_rss_mb, file_mb, weight_mb\n"
+    "                    images_per_s, peak_rss_mb, file_mb, weight_mb; token models: tokens,\n"
+    "                    prefill_ms, prefill_tokens_per_s, and for decoders new_tokens,\n"
+    "                    decode_ms_per_token (one step of the batch), decode_tokens_per_s\n"
     CLI_CONFIG_FLAGS_HELP;
 
 #define MAX_LIST 16
@@ -42,13 +53,16 @@ typedef struct {
     char candidate[32];
     int threads, batch;
     double latency_ms, ms_per_image, images_per_s, peak_rss_mb, weight_mb;
+    /* token models */
+    int token, decoder, tokens, new_tokens;
+    double prefill_ms, decode_ms; /* decode_ms: one step of the batch (median over reps) */
 } bench_row;
 
 typedef struct {
     const char *model_path, *shape;
     int threads[MAX_LIST], nthreads;
     int batch[MAX_LIST], nbatch;
-    int reps;
+    int reps, tokens, new_tokens;
     cli_config_flags flags; /* config for safetensors files without one */
 } bench_opts;
 
@@ -104,21 +118,113 @@ static size_t full_read(int fd, void *data, size_t size) {
     return got;
 }
 
-/* Child: build one candidate, measure every (threads, batch), send rows, exit. */
-static int child_measure(const bench_opts *o, const char *candidate, int fd) {
-    nmf_vit *m = NULL;
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* Deterministic token ids in [0, vocab). */
+static void random_ids(int64_t *ids, size_t n, int vocab, uint64_t seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int64_t)((seed >> 33) % (uint64_t)vocab);
+    }
+}
+
+/* One (threads, batch) of a token model: prefill (BERT: the forward) and the decode steps, each a
+ * median over o->reps after one untimed run (arena, caches, thread pool). */
+static nmf_status measure_token(nmf_lm *m, const bench_opts *o, size_t B, bench_row *row) {
+    const nmf_model_config *c = nmf_lm_get_config(m);
+    const int decoder = c->hf.model_type != NMF_HF_BERT;
+    const size_t T = (size_t)o->tokens, G = decoder ? (size_t)o->new_tokens : 0;
+    if (T + G > (size_t)c->hf.max_position_embeddings)
+        return nmf_error(NMF_ERR_INVALID_ARG, "--tokens %zu + --new-tokens %zu exceed the model's %d "
+                         "positions", T, G, c->hf.max_position_embeddings);
+    const size_t out_floats = decoder ? B * (size_t)c->hf.vocab_size : nmf_lm_output_floats(m, B, T);
+    int64_t *ids = malloc(B * (T + G + 1) * sizeof *ids);
+    float *out = nmf_alloc(out_floats, sizeof(float));
+    double *pre = malloc((size_t)o->reps * sizeof(double)), *dec = malloc((size_t)o->reps * sizeof(double));
+    nmf_kv_cache *cache = NULL;
+    nmf_status st = ids && out && pre && dec ? NMF_OK : nmf_error(NMF_ERR_NOMEM, "benchmark buffers");
+    if (!st) random_ids(ids, B * (T + G + 1), c->hf.vocab_size, 12345);
+    if (!st && decoder) st = nmf_kv_cache_create(&cache, m, B, T + G);
+    int64_t *step = ids + B * T; /* the decode steps' tokens: (G, B), fixed so runs compare */
+    for (int r = -1; st == NMF_OK && r < o->reps; r++) {
+        double t0 = nmf_now();
+        if (decoder) {
+            nmf_kv_cache_reset(cache);
+            st = nmf_lm_forward_cached(m, cache, out, ids, T, 1);
+        } else {
+            st = nmf_lm_forward(m, out, ids, B, T, NULL);
+        }
+        double t1 = nmf_now();
+        for (size_t g = 0; st == NMF_OK && g < G; g++) /* B sequences of one token each */
+            st = nmf_lm_forward_cached(m, cache, out, step + g * B, 1, 1);
+        if (r >= 0) pre[r] = t1 - t0, dec[r] = G ? (nmf_now() - t1) / (double)G : 0.0;
+    }
+    if (st == NMF_OK) {
+        row->token = 1;
+        row->decoder = decoder;
+        row->tokens = (int)T;
+        row->new_tokens = (int)G;
+        row->prefill_ms = 1e3 * median(pre, o->reps);
+        row->decode_ms = G ? 1e3 * median(dec, o->reps) : 0.0;
+        row->latency_ms = row->prefill_ms;
+        row->ms_per_image = row->prefill_ms / (double)B;
+        row->images_per_s = 1e3 * (double)B / row->prefill_ms;
+        row->weight_mb = (double)nmf_lm_weight_bytes(m) / (1024.0 * 1024.0);
+    }
+    nmf_kv_cache_free(cache);
+    free(ids);
+    nmf_free(out);
+    free(pre);
+    free(dec);
+    return st;
+}
+
+/* The candidate as a token model (*lm) or a ViT (*vit). */
+static nmf_status build_candidate(const bench_opts *o, const char *candidate, nmf_vit **vit, nmf_lm **lm) {
+    nmf_model_config c;
     nmf_status st;
     if (o->shape) {
-        nmf_model_config c;
         nmf_pattern p = {0, 0};
         st = nmf_model_shape_config(o->shape, &c);
         if (st == NMF_OK && strcmp(candidate, "dense")) st = nmf_pattern_parse(candidate, &p);
-        if (st == NMF_OK) st = nmf_vit_create_random(&m, &c, p, 42);
-    } else {
-        st = model_cli_load(&m, o->model_path, strcmp(candidate, "-") ? candidate : NULL,
-                            &o->flags);
+        if (st) return st;
+        return nmf_model_is_token(&c) ? nmf_lm_create_random(lm, &c, p, 42)
+                                      : nmf_vit_create_random(vit, &c, p, 42);
     }
+    nmf_tensor_set tensors;
+    st = cli_load_model(o->model_path, strcmp(candidate, "-") ? candidate : NULL, &o->flags, &c, &tensors);
+    if (st == NMF_OK)
+        st = nmf_model_is_token(&c) ? nmf_lm_create(lm, &c, &tensors) : nmf_vit_create(vit, &c, &tensors);
+    nmf_tensors_free(&tensors);
+    return st;
+}
+
+/* Child: build one candidate, measure every (threads, batch), send rows, exit. */
+static int child_measure(const bench_opts *o, const char *candidate, int fd) {
+    nmf_vit *m = NULL;
+    nmf_lm *lm = NULL;
+    nmf_status st = build_candidate(o, candidate, &m, &lm);
     if (st) return cli_fail("bench model", o->shape ? o->shape : o->model_path, st);
+    bench_row rows[MAX_LIST * MAX_LIST];
+    int nrows = 0;
+    if (lm) {
+        for (int ti = 0; st == NMF_OK && ti < o->nthreads; ti++) {
+            nmf_set_threads(o->threads[ti]);
+            for (int bi = 0; st == NMF_OK && bi < o->nbatch; bi++) {
+                bench_row *row = &rows[nrows];
+                memset(row, 0, sizeof *row);
+                snprintf(row->candidate, sizeof row->candidate, "%s", candidate);
+                row->threads = o->threads[ti];
+                row->batch = o->batch[bi];
+                if ((st = measure_token(lm, o, (size_t)o->batch[bi], row)) == NMF_OK) nrows++;
+            }
+        }
+        nmf_lm_free(lm);
+        goto send;
+    }
     const nmf_model_config *c = nmf_vit_get_config(m);
     size_t per_image = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
     int max_batch = 1;
@@ -126,8 +232,6 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
     float *x = malloc((size_t)max_batch * per_image * sizeof(float));
     float *logits = malloc((size_t)max_batch * (size_t)c->num_classes * sizeof(float));
     double *times = malloc((size_t)o->reps * sizeof(double));
-    bench_row rows[MAX_LIST * MAX_LIST];
-    int nrows = 0;
     if (!x || !logits || !times) st = nmf_error(NMF_ERR_NOMEM, "benchmark buffers");
     uint64_t s = 12345;
     for (size_t i = 0; x && i < (size_t)max_batch * per_image; i++) {
@@ -145,9 +249,7 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
                 times[r] = nmf_now() - t0;
             }
             if (st) break;
-            qsort(times, (size_t)o->reps, sizeof(double), cmp_double);
-            double med = o->reps % 2 ? times[o->reps / 2]
-                                     : 0.5 * (times[o->reps / 2 - 1] + times[o->reps / 2]);
+            double med = median(times, o->reps);
             bench_row *row = &rows[nrows++];
             memset(row, 0, sizeof *row);
             snprintf(row->candidate, sizeof row->candidate, "%s", candidate);
@@ -159,13 +261,14 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
             row->weight_mb = (double)nmf_vit_weight_bytes(m) / (1024.0 * 1024.0);
         }
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    for (int i = 0; i < nrows; i++) rows[i].peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
     free(x);
     free(logits);
     free(times);
     nmf_vit_free(m);
+send:;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    for (int i = 0; i < nrows; i++) rows[i].peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
     if (st) return cli_fail("bench model", candidate, st);
     if (full_write(fd, &nrows, sizeof nrows) || full_write(fd, rows, (size_t)nrows * sizeof rows[0])) {
         fprintf(stderr, "nmformer bench model: cannot send results to the parent process\n");
@@ -282,6 +385,14 @@ static void print_rows(const bench_opts *o, const bench_row *rows, int n, int js
                    r->peak_rss_mb);
             if (file_mb >= 0) printf("\"file_mb\": %.3f, ", file_mb);
             else printf("\"file_mb\": null, ");
+            if (r->token) {
+                printf("\"tokens\": %d, \"prefill_ms\": %.4f, \"prefill_tokens_per_s\": %.3f, ",
+                       r->tokens, r->prefill_ms, 1e3 * (double)(r->batch * r->tokens) / r->prefill_ms);
+                if (r->decoder && r->new_tokens)
+                    printf("\"new_tokens\": %d, \"decode_ms_per_token\": %.4f, "
+                           "\"decode_tokens_per_s\": %.3f, ",
+                           r->new_tokens, r->decode_ms, 1e3 * (double)r->batch / r->decode_ms);
+            }
             printf("\"weight_mb\": %.3f, \"isa\": \"%s\", \"dense_backend\": ", r->weight_mb,
                    nmf_isa_name(nmf_active_isa()));
             model_cli_json_string(stdout, dense);
@@ -292,6 +403,30 @@ static void print_rows(const bench_opts *o, const bench_row *rows, int n, int js
     }
     printf("N:M kernels: %s; dense products: %s%s\n", nmf_isa_name(nmf_active_isa()), dense,
            nmf_gemm_backend_generic(nmf_gemm_backend_active()) ? " (WARNING: generic kernel)" : "");
+    if (n > 0 && rows[0].token) { /* prefill and decode, per token */
+        printf("%-24s %7s %5s %6s %11s %10s %6s %11s %10s %11s %9s %9s\n", "model", "threads", "batch",
+               "tokens", "prefill_ms", "prefill/s", "new", "decode_ms", "decode/s", "peak_rss_mb",
+               "file_mb", "weight_mb");
+        for (int i = 0; i < n; i++) {
+            const bench_row *r = &rows[i];
+            char model[512], file[32], dms[32] = "-", dps[32] = "-";
+            snprintf(model, sizeof model, "%s/%s", label, r->candidate);
+            if (file_mb >= 0) snprintf(file, sizeof file, "%.2f", file_mb);
+            else snprintf(file, sizeof file, "-");
+            if (r->decoder && r->new_tokens) {
+                snprintf(dms, sizeof dms, "%.3f", r->decode_ms);
+                snprintf(dps, sizeof dps, "%.2f", 1e3 * (double)r->batch / r->decode_ms);
+            }
+            printf("%-24s %7d %5d %6d %11.3f %10.1f %6d %11s %10s %11.1f %9s %9.2f\n", model, r->threads,
+                   r->batch, r->tokens, r->prefill_ms,
+                   1e3 * (double)(r->batch * r->tokens) / r->prefill_ms, r->new_tokens, dms, dps,
+                   r->peak_rss_mb, file, r->weight_mb);
+        }
+        printf("(prefill/s: prompt tokens per second; decode_ms: one cached step of the batch, "
+               "averaged over the new tokens; both medians over --reps; decode/s: new tokens per "
+               "second)\n");
+        return;
+    }
     printf("%-28s %7s %5s %12s %12s %10s %11s %9s %9s\n", "model", "threads", "batch",
            "latency_ms", "ms/image", "images/s", "peak_rss_mb", "file_mb", "weight_mb");
     for (int i = 0; i < n; i++) {
@@ -310,7 +445,7 @@ int bench_model(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     const char *patterns = NULL, *models = NULL, *threads = NULL, *batches = NULL;
     int json = 0, quick = 0;
-    long reps = 0;
+    long reps = 0, tokens = -1, new_tokens = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int took = cli_take_config_flag("bench model", argc, argv, &i, &o.flags);
@@ -318,7 +453,11 @@ int bench_model(int argc, char **argv) {
         if (took) continue;
         int has_value = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
+            char names[512] = "";
+            for (size_t k = 0; nmf_model_shape_name(k); k++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
+                         nmf_model_shape_name(k));
+            printf(usage_text, names);
             return 0;
         } else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--quick")) quick = 1;
@@ -330,6 +469,12 @@ int bench_model(int argc, char **argv) {
         else if (!strcmp(a, "--reps") && has_value) {
             if (model_cli_int(argv[++i], 1, 100000, &reps)) {
                 fprintf(stderr, "nmformer bench model: --reps wants an integer >= 1, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if ((!strcmp(a, "--tokens") || !strcmp(a, "--new-tokens")) && has_value) {
+            long *v = !strcmp(a, "--tokens") ? &tokens : &new_tokens;
+            if (model_cli_int(argv[++i], !strcmp(a, "--tokens") ? 1 : 0, 1L << 20, v)) {
+                fprintf(stderr, "nmformer bench model: %s wants an integer, got '%s'\n", a, argv[i]);
                 return 2;
             }
         } else if (a[0] == '-' && a[1]) {
@@ -345,10 +490,12 @@ int bench_model(int argc, char **argv) {
         fprintf(stderr, "nmformer bench model: give either MODEL or --shape NAME (see --help)\n");
         return 2;
     }
+    int token = 0; /* a token model: batch 1 by default */
     if (o.shape) {
         nmf_model_config c;
         nmf_status st = nmf_model_shape_config(o.shape, &c);
         if (st) return cli_fail("bench model", "--shape", st);
+        token = nmf_model_is_token(&c);
         if (models) {
             fprintf(stderr, "nmformer bench model: --model is for files; use --pattern with --shape\n");
             return 2;
@@ -361,7 +508,13 @@ int bench_model(int argc, char **argv) {
         fprintf(stderr, "nmformer bench model: --threads wants a list like 1,2 (at most %d)\n", MAX_LIST);
         return 2;
     }
-    if (parse_int_list(batches ? batches : quick ? "1,2" : "1,32", o.batch, &o.nbatch, 4096)) {
+    if (!o.shape) { /* a Hugging Face folder holds a token model */
+        struct stat sb;
+        token = stat(o.model_path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    }
+    o.tokens = tokens >= 0 ? (int)tokens : quick ? 16 : 128;
+    o.new_tokens = new_tokens >= 0 ? (int)new_tokens : quick ? 4 : 128;
+    if (parse_int_list(batches ? batches : token ? "1" : quick ? "1,2" : "1,32", o.batch, &o.nbatch, 4096)) {
         fprintf(stderr, "nmformer bench model: --batch wants a list like 1,32 (at most %d)\n", MAX_LIST);
         return 2;
     }
@@ -386,7 +539,7 @@ int bench_model(int argc, char **argv) {
             fprintf(stderr, "nmformer bench model: %s: %s\n", o.model_path, strerror(errno));
             return 1;
         }
-        file_mb = (double)sb.st_size / (1024.0 * 1024.0);
+        file_mb = S_ISDIR(sb.st_mode) ? -1.0 : (double)sb.st_size / (1024.0 * 1024.0); /* a folder: - */
         size_t len = strlen(o.model_path);
         int family = len > 4 && !strcmp(o.model_path + len - 4, ".nmf");
         if (models) {

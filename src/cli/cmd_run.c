@@ -1,27 +1,115 @@
 /* nmformer run MODEL --input x.npy --output y.npy [--model NAME] [--batch B] [--threads T]
- * Logits (N, classes) for images (N, C, S, S) float32, already normalised. */
+ * A ViT: logits (N, classes) for images (N, C, S, S) float32, already normalised.
+ * A token model (BERT, GPT-2, LLaMA): its output (lm.h) for token ids (B, T) int32/int64. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
 #include "cli/model_cli.h"
 #include "nmformer/io.h"
+#include "nmformer/lm.h"
 #include "nmformer/model.h"
 
 static const char usage_text[] =
     "usage: nmformer run MODEL --input x.npy --output y.npy [options]\n"
-    "  Runs a ViT (.safetensors or one candidate of an .nmf family) on a batch of images.\n"
-    "  --input PATH    float32 .npy, NCHW (N, in_chans, img_size, img_size), already normalised\n"
-    "                  ((pixel/255 - mean)/std); a single (C, S, S) image is accepted too; - = stdin\n"
-    "  --output PATH   float32 .npy: logits (N, num_classes); replaced atomically, a symlink\n"
-    "                  written through, a device/FIFO or - (stdout) written directly\n"
+    "  Runs a model (a Hugging Face folder, a .safetensors or one candidate of an .nmf family):\n"
+    "  a ViT on a batch of images, a BERT / GPT-2 / LLaMA model on a batch of token ids.\n"
+    "  --input PATH    ViT: float32 .npy, NCHW (N, in_chans, img_size, img_size), already\n"
+    "                  normalised ((pixel/255 - mean)/std); a single (C, S, S) image is accepted\n"
+    "                  too. Token model: int64 or int32 .npy of token ids (B, T) (or one sequence\n"
+    "                  (T)), each in [0, vocab_size), T <= max_position_embeddings. - = stdin\n"
+    "  --output PATH   float32 .npy: ViT logits (N, num_classes); token models by their head:\n"
+    "                  causal LM logits (B, T, vocab), sequence classification logits\n"
+    "                  (B, num_labels), a bare model's last hidden state (B, T, hidden).\n"
+    "                  Replaced atomically, a symlink written through, a device/FIFO or - (stdout)\n"
+    "                  written directly\n"
     "  --model NAME    candidate of a family file (dense, 2:8, ...)\n"
-    "  --batch B       images per forward pass (default 32)\n"
+    "  --token-types PATH    BERT: token type ids (B, T), int64/int32 (default zeros)\n"
+    "  --attention-mask PATH BERT: 1 = token, 0 = padding (B, T), int64/int32 (default all 1)\n"
+    "  --batch B       images (sequences) per forward pass (default 32)\n"
     "  --threads T     threads (default: NMF_THREADS or all cores)\n"
     CLI_CONFIG_FLAGS_HELP;
 
+typedef struct {
+    const char *input, *output, *types, *mask;
+} lm_run_files;
+
+/* ids (B, T) or one sequence (T) -> *B, *T; 0 and a message when it is neither. */
+static int ids_shape(const char *cmd, const char *path, const nmf_id_array *a, size_t *B, size_t *T) {
+    if ((a->ndim == 2 || a->ndim == 1) && a->numel > 0) {
+        *B = a->ndim == 2 ? (size_t)a->shape[0] : 1;
+        *T = (size_t)a->shape[a->ndim - 1];
+        return 1;
+    }
+    char have[96] = "[";
+    for (int d = 0; d < a->ndim; d++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), d ? ",%lld" : "%lld",
+                 (long long)a->shape[d]);
+    fprintf(stderr, "nmformer %s: %s: token ids of shape %s], expected [B,T] (int64 or int32)\n", cmd,
+            path, have);
+    return 0;
+}
+
+/* An optional (B, T) id input of BERT that must match the token ids' shape. */
+static nmf_status read_side_ids(const char *path, const char *what, size_t B, size_t T, nmf_id_array *a) {
+    nmf_status st = nmf_npy_read_ids(path, a);
+    if (st) return st;
+    size_t b = 0, t = 0;
+    if (!((a->ndim == 2 || a->ndim == 1) && a->numel > 0) ||
+        (b = a->ndim == 2 ? (size_t)a->shape[0] : 1, t = (size_t)a->shape[a->ndim - 1], b != B || t != T))
+        return nmf_error(NMF_ERR_SHAPE, "%s must have the token ids' shape [%zu,%zu]", what, B, T);
+    return NMF_OK;
+}
+
+static int run_token_model(nmf_lm *lm, const lm_run_files *f, size_t batch) {
+    const nmf_model_config *c = nmf_lm_get_config(lm);
+    nmf_id_array ids = {0}, types = {0}, mask = {0};
+    const char *what = f->input;
+    size_t B = 0, T = 0;
+    nmf_status st = nmf_npy_read_ids(f->input, &ids);
+    if (st) return cli_fail("run", f->input, st);
+    if (!ids_shape("run", f->input, &ids, &B, &T)) {
+        nmf_id_array_free(&ids);
+        return 1;
+    }
+    if ((f->types || f->mask) && c->hf.model_type != NMF_HF_BERT) {
+        nmf_id_array_free(&ids);
+        fprintf(stderr, "nmformer run: --token-types and --attention-mask are for BERT models, "
+                        "not %s\n", c->arch);
+        return 2;
+    }
+    if (f->types && (st = read_side_ids(f->types, "--token-types", B, T, &types))) what = f->types;
+    if (!st && f->mask && (st = read_side_ids(f->mask, "--attention-mask", B, T, &mask))) what = f->mask;
+    const size_t per_seq = nmf_lm_output_floats(lm, 1, T);
+    float *out = st ? NULL : nmf_alloc(B, per_seq * sizeof(float));
+    if (!st && !out) st = nmf_error(NMF_ERR_NOMEM, "outputs of %zu sequences", B);
+    for (size_t i = 0; st == NMF_OK && i < B; i += batch) {
+        const size_t b = B - i < batch ? B - i : batch;
+        nmf_lm_inputs in = {types.data ? types.data + i * T : NULL, mask.data ? mask.data + i * T : NULL,
+                            NULL};
+        st = nmf_lm_forward(lm, out + i * per_seq, ids.data + i * T, b, T, &in);
+        if (st) what = f->input;
+    }
+    if (st == NMF_OK) {
+        int64_t shape[3] = {(int64_t)B, 0, 0};
+        int ndim;
+        if (c->hf.head == NMF_HF_HEAD_CLASSIFIER) ndim = 2, shape[1] = c->hf.num_labels;
+        else
+            ndim = 3, shape[1] = (int64_t)T,
+            shape[2] = c->hf.head == NMF_HF_HEAD_LM ? c->hf.vocab_size : c->hf.hidden_size;
+        what = f->output;
+        st = nmf_npy_write(f->output, out, ndim, shape);
+    }
+    nmf_free(out);
+    nmf_id_array_free(&ids);
+    nmf_id_array_free(&types);
+    nmf_id_array_free(&mask);
+    return st ? cli_fail("run", what, st) : 0;
+}
+
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
+    const char *types_path = NULL, *mask_path = NULL;
     long batch = 32, threads = 0;
     cli_config_flags flags = {0};
     for (int i = 1; i < argc; i++) {
@@ -37,6 +125,8 @@ int cmd_run(int argc, char **argv) {
         if (!strcmp(a, "--input") && has_value) input = argv[++i];
         else if (!strcmp(a, "--output") && has_value) output = argv[++i];
         else if (!strcmp(a, "--model") && has_value) name = argv[++i];
+        else if (!strcmp(a, "--token-types") && has_value) types_path = argv[++i];
+        else if (!strcmp(a, "--attention-mask") && has_value) mask_path = argv[++i];
         else if (!strcmp(a, "--batch") && has_value) {
             if (model_cli_int(argv[++i], 1, 1 << 20, &batch)) {
                 fprintf(stderr, "nmformer run: --batch wants an integer >= 1, got '%s'\n", argv[i]);
@@ -62,14 +152,33 @@ int cmd_run(int argc, char **argv) {
     }
     if (threads) nmf_set_threads((int)threads);
 
-    nmf_array x = {0};
-    nmf_status st = nmf_npy_read(input, &x);
-    if (st) return cli_fail("run", input, st);
+    nmf_model_config loaded;
+    nmf_tensor_set tensors;
+    nmf_status st = cli_load_model(model_path, name, &flags, &loaded, &tensors);
+    if (st == NMF_OK && nmf_model_is_token(&loaded)) {
+        nmf_lm *lm = NULL;
+        st = nmf_lm_create(&lm, &loaded, &tensors);
+        nmf_tensors_free(&tensors);
+        if (st) return cli_fail("run", model_path, st);
+        const lm_run_files files = {input, output, types_path, mask_path};
+        int rc = run_token_model(lm, &files, (size_t)batch);
+        nmf_lm_free(lm);
+        return rc;
+    }
+    if (types_path || mask_path) {
+        nmf_tensors_free(&tensors);
+        fprintf(stderr, "nmformer run: --token-types and --attention-mask are for BERT models\n");
+        return 2;
+    }
     nmf_vit *m = NULL;
-    st = model_cli_load(&m, model_path, name, &flags);
+    if (st == NMF_OK) st = nmf_vit_create(&m, &loaded, &tensors);
+    nmf_tensors_free(&tensors);
+    if (st) return cli_fail("run", model_path, st);
+    nmf_array x = {0};
+    st = nmf_npy_read(input, &x);
     if (st) {
-        nmf_array_free(&x);
-        return cli_fail("run", model_path, st);
+        nmf_vit_free(m);
+        return cli_fail("run", input, st);
     }
     const nmf_model_config *c = nmf_vit_get_config(m);
     int64_t want[4] = {-1, c->in_chans, c->img_size, c->img_size};

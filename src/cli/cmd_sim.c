@@ -2,7 +2,7 @@
  *
  *   nmformer sim MODEL [--hw HW.ini] [--model NAME] [--tokens T] [--json] [--trace out.json]
  *                [--functional | --no-functional] [--compare]
- *   nmformer sim --shape deit-small [--pattern 2:8] [--hw HW.ini] ...                          */
+ *   nmformer sim --shape deit-small|bert-base|gpt2|... [--pattern 2:8] [--phase decode] ...     */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,29 +15,33 @@
 #include "cli/model_cli.h"
 #include "core/rng.h"
 #include "nmformer/data.h"
+#include "nmformer/desc.h"
 #include "nmformer/model.h"
 #include "nmformer/sta.h"
 
 static const char usage_text[] =
     "usage: nmformer sim MODEL [options]\n"
-    "       nmformer sim --shape deit-tiny|deit-small|deit-base [--pattern N:M] [options]\n"
-    "  Runs every operation of the ViT through the simulated N:M sparse accelerator (STA) and\n"
-    "  reports cycles, time, useful MACs, MAC efficiency, DRAM stalls, DRAM bytes per tensor,\n"
-    "  buffer occupancy and an FPGA resource estimate (docs/STA.md).\n"
+    "       nmformer sim --shape NAME [--pattern N:M] [--phase prefill|decode] [options]\n"
+    "  Runs every operation of a model (ViT, BERT, GPT-2, LLaMA) through the simulated N:M sparse\n"
+    "  accelerator (STA) and reports cycles, time, useful MACs, MAC efficiency, DRAM stalls, DRAM\n"
+    "  bytes per tensor, buffer occupancy and an FPGA resource estimate (docs/STA.md).\n"
     "  --hw PATH         design INI (configs/hw/*.ini); default: the built-in mid-size design\n"
     "  --model NAME      candidate of a family file (dense, 2:8, ...)\n"
-    "  --shape NAME      synthetic model of a DeiT shape (no weights)\n"
+    "  --shape NAME      synthetic model of a named shape (no weights): %s\n"
     "  --pattern N:M     with --shape: N:M of every block linear (default dense); with a\n"
     "                    dense model file: pack its block linears to N:M by magnitude\n"
-    "  --tokens T        sequence length for timing (default: the model's)\n"
+    "  --tokens T        sequence length (default: the ViT's; 128 for token models); in the\n"
+    "                    decode phase, the positions already in the key/value cache\n"
+    "  --phase P         token decoders (GPT-2, LLaMA): prefill (default: T tokens, the cache\n"
+    "                    written to DRAM) or decode (one new token against a cache of T)\n"
     "  --json            one JSON object {config, model, ops, total, resources, ...}\n"
     "  --trace PATH      Chrome-trace timeline (chrome://tracing, ui.perfetto.dev)\n"
     "  --functional      run the fixed-point datapath and compare with the reference\n"
-    "                    (default on for models with weights and < 20M MACs per image)\n"
+    "                    (ViT only; default on for ViTs with weights and < 20M MACs per image)\n"
     "  --no-functional   timing only\n"
     "  --eval-images N   test images for the fixed-point accuracy (default 1000; 0: all)\n"
     "  --data DIR        Fashion-MNIST IDX directory (default: $NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")\n"
-    "  --compare         simulated latency next to nmformer's and PyTorch's CPU latency\n"
+    "  --compare         simulated latency next to nmformer's and PyTorch's CPU latency (ViT)\n"
     "  --pytorch PATH    the PyTorch benchmark script (default: bench/pytorch_vit.py found\n"
     "                    via $NMF_SOURCE_DIR, ./ or the executable's ../)\n"
     "  --threads T       CPU threads for --compare and the f32 reference\n"
@@ -46,6 +50,7 @@ static const char usage_text[] =
 typedef struct {
     const char *model_path, *name, *hw_path, *shape, *trace, *data_dir, *pytorch;
     nmf_pattern pattern;
+    nmf_sta_phase phase;
     long tokens, eval_images, threads;
     int json, functional, compare;
     cli_config_flags flags;
@@ -294,6 +299,29 @@ static void run_compare(const sim_args *a, const nmf_model_config *v, const nmf_
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+/* What the token families do not have: the fixed-point datapath and --compare are the ViT's; the
+ * decode phase is the decoders'. Returns 2 (message printed) or 0. */
+static int check_token_options(const sim_args *a, const nmf_model_config *c) {
+    if (!nmf_model_is_token(c)) {
+        if (a->phase == NMF_STA_DECODE) {
+            fprintf(stderr, "nmformer sim: --phase decode is for decoders (GPT-2, LLaMA), not a ViT\n");
+            return 2;
+        }
+        return 0;
+    }
+    if (a->functional == 1 || a->compare) {
+        fprintf(stderr, "nmformer sim: %s is for ViT models (the fixed-point datapath and the "
+                        "PyTorch comparison cover the ViT only; docs/STA.md)\n",
+                a->compare ? "--compare" : "--functional");
+        return 2;
+    }
+    if (a->phase == NMF_STA_DECODE && c->hf.model_type == NMF_HF_BERT) {
+        fprintf(stderr, "nmformer sim: --phase decode is for decoders (GPT-2, LLaMA), not BERT\n");
+        return 2;
+    }
+    return 0;
+}
+
 static void add_resources(cJSON *extra, const nmf_sta_resources *r) {
     cJSON *o = cJSON_AddObjectToObject(extra, "resources");
     cJSON_AddStringToObject(o, "device", r->device->name);
@@ -345,7 +373,11 @@ int cmd_sim(int argc, char **argv) {
         long *num = NULL;
         long lo = 1;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-            fputs(usage_text, stdout);
+            char names[512] = "";
+            for (size_t k = 0; nmf_model_shape_name(k); k++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
+                         nmf_model_shape_name(k));
+            printf(usage_text, names);
             return 0;
         } else if (!strcmp(s, "--json")) a.json = 1;
         else if (!strcmp(s, "--functional")) a.functional = 1;
@@ -353,7 +385,7 @@ int cmd_sim(int argc, char **argv) {
         else if (!strcmp(s, "--compare")) a.compare = 1;
         else if (!strcmp(s, "--hw") || !strcmp(s, "--model") || !strcmp(s, "--shape") ||
                  !strcmp(s, "--trace") || !strcmp(s, "--data") || !strcmp(s, "--pytorch") ||
-                 !strcmp(s, "--pattern")) {
+                 !strcmp(s, "--pattern") || !strcmp(s, "--phase")) {
             const char *v = cli_value("sim", argc, argv, &i);
             if (!v) return 2;
             if (!strcmp(s, "--hw")) a.hw_path = v;
@@ -362,10 +394,17 @@ int cmd_sim(int argc, char **argv) {
             else if (!strcmp(s, "--trace")) a.trace = v;
             else if (!strcmp(s, "--data")) a.data_dir = v;
             else if (!strcmp(s, "--pytorch")) a.pytorch = v;
-            else if (nmf_pattern_parse(v, &a.pattern)) return cli_fail("sim", "--pattern", NMF_ERR_INVALID_ARG);
+            else if (!strcmp(s, "--phase")) {
+                if (!strcmp(v, "prefill")) a.phase = NMF_STA_PREFILL;
+                else if (!strcmp(v, "decode")) a.phase = NMF_STA_DECODE;
+                else {
+                    fprintf(stderr, "nmformer sim: --phase wants prefill or decode, got '%s'\n", v);
+                    return 2;
+                }
+            } else if (nmf_pattern_parse(v, &a.pattern)) return cli_fail("sim", "--pattern", NMF_ERR_INVALID_ARG);
         } else if (!strcmp(s, "--tokens")) {
             num = &a.tokens;
-            lo = 2;
+            lo = 1;
         } else if (!strcmp(s, "--eval-images")) {
             num = &a.eval_images;
             lo = 0;
@@ -423,7 +462,8 @@ int cmd_sim(int argc, char **argv) {
             goto out;
         }
         a.functional = 0;
-        if ((st = nmf_sta_schedule_synthetic(&sched, &vit, a.pattern, (int)a.tokens))) {
+        if ((rc = check_token_options(&a, &vit))) goto out;
+        if ((st = nmf_sta_schedule_build(&sched, &vit, NULL, a.pattern, (int)a.tokens, a.phase))) {
             rc = cli_fail("sim", a.shape, st);
             goto out;
         }
@@ -440,7 +480,10 @@ int cmd_sim(int argc, char **argv) {
             }
             weights = &packed;
         }
-        if ((st = nmf_sta_schedule_model(&sched, &vit, weights, (int)a.tokens))) {
+        if ((rc = check_token_options(&a, &vit))) goto out;
+        if (nmf_model_is_token(&vit)) a.functional = 0;
+        if ((st = nmf_sta_schedule_build(&sched, &vit, weights, (nmf_pattern){0, 0}, (int)a.tokens,
+                                         a.phase))) {
             rc = cli_fail("sim", a.model_path, st);
             goto out;
         }
@@ -478,6 +521,14 @@ int cmd_sim(int argc, char **argv) {
         }
         print_resources(stdout, &resources);
         printf("simulated in %.6f s (wall)\n", sim_s);
+    }
+    if (nmf_model_is_token(&vit)) { /* the figure a user of a token model compares */
+        const double rows = sched.phase == NMF_STA_DECODE ? 1.0 : (double)sched.tokens;
+        const double tps = res.total.time_ms > 0 ? 1e3 * rows / res.total.time_ms : 0.0;
+        cJSON_AddNumberToObject(extra, "tokens_per_s", tps);
+        if (txt)
+            printf("%s: %.0f token%s in %.4f ms = %.1f tokens/s\n", nmf_sta_phase_name(sched.phase),
+                   rows, rows == 1.0 ? "" : "s", res.total.time_ms, tps);
     }
     if (a.functional) rc = run_functional(&a, &hw, &vit, weights, extra, txt);
     if (a.compare) run_compare(&a, &vit, weights, res.total.time_ms, extra, txt);

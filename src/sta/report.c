@@ -30,8 +30,20 @@ nmf_status nmf_sta_report_text(FILE *f, const nmf_sta_config *c, const nmf_sta_s
     free(ini);
     char pat[16] = "dense/mixed";
     if (s->pattern.n) nmf_pattern_format(s->pattern, pat, sizeof pat);
-    fprintf(f, "# model: dim %d, depth %d, heads %d, tokens %d, block linears %s\n", s->vit.dim,
-            s->vit.depth, s->vit.heads, s->tokens, pat);
+    const nmf_model_config *m = &s->vit;
+    if (nmf_model_is_token(m)) {
+        char phase[64];
+        if (s->phase == NMF_STA_DECODE)
+            snprintf(phase, sizeof phase, "decode of 1 token against a cache of %d", s->tokens);
+        else snprintf(phase, sizeof phase, "prefill of %d tokens", s->tokens);
+        fprintf(f, "# model: %s, hidden %d, layers %d, heads %d (kv %d), intermediate %d, vocab %d; "
+                   "%s, block linears %s\n",
+                m->arch, m->hf.hidden_size, m->hf.num_hidden_layers, m->hf.num_attention_heads,
+                m->hf.num_key_value_heads, m->hf.intermediate_size, m->hf.vocab_size, phase, pat);
+    }
+    else
+        fprintf(f, "# model: dim %d, depth %d, heads %d, tokens %d, block linears %s\n", m->dim,
+                m->depth, m->heads, s->tokens, pat);
     sta_buffers b;
     sta_buffers_of(c, &b);
     fprintf(f, "%-24s %-7s %11s %10s %10s %13s %6s %10s %10s %5s %5s %5s\n", "op", "kind", "cycles",
@@ -93,12 +105,24 @@ char *nmf_sta_report_json(const nmf_sta_config *c, const nmf_sta_schedule *s,
     if (!root) return NULL;
     cJSON_AddItemToObject(root, "config", config_json(c));
     cJSON *model = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddNumberToObject(model, "dim", s->vit.dim);
-    cJSON_AddNumberToObject(model, "depth", s->vit.depth);
-    cJSON_AddNumberToObject(model, "heads", s->vit.heads);
-    cJSON_AddNumberToObject(model, "mlp_hidden", nmf_vit_hidden(&s->vit));
-    cJSON_AddNumberToObject(model, "num_classes", s->vit.num_classes);
-    cJSON_AddNumberToObject(model, "tokens", s->tokens);
+    const nmf_model_config *m = &s->vit;
+    cJSON_AddStringToObject(model, "arch", m->arch);
+    if (nmf_model_is_token(m)) {
+        cJSON_AddNumberToObject(model, "hidden", m->hf.hidden_size);
+        cJSON_AddNumberToObject(model, "layers", m->hf.num_hidden_layers);
+        cJSON_AddNumberToObject(model, "heads", m->hf.num_attention_heads);
+        cJSON_AddNumberToObject(model, "kv_heads", m->hf.num_key_value_heads);
+        cJSON_AddNumberToObject(model, "intermediate", m->hf.intermediate_size);
+        cJSON_AddNumberToObject(model, "vocab", m->hf.vocab_size);
+    } else {
+        cJSON_AddNumberToObject(model, "dim", m->dim);
+        cJSON_AddNumberToObject(model, "depth", m->depth);
+        cJSON_AddNumberToObject(model, "heads", m->heads);
+        cJSON_AddNumberToObject(model, "mlp_hidden", nmf_vit_hidden(m));
+        cJSON_AddNumberToObject(model, "num_classes", m->num_classes);
+    }
+    cJSON_AddStringToObject(model, "phase", nmf_sta_phase_name(s->phase));
+    cJSON_AddNumberToObject(model, "tokens", s->tokens); /* decode: the cached positions */
     char pat[16] = "dense/mixed";
     if (s->pattern.n) nmf_pattern_format(s->pattern, pat, sizeof pat);
     cJSON_AddStringToObject(model, "pattern", pat);

@@ -1,5 +1,5 @@
-/* Lowering the model description's op list (nmformer/desc.h: nmf_vit_stem/block/tail_ops) to the
- * accelerator's list of operations. For a ViT that gives:
+/* Lowering a model's op list (nmformer/desc.h: nmf_model_stem/block/tail_ops, one list per family)
+ * to the accelerator's list of operations. For a ViT that gives:
  *
  *   patch_embed (dense)                                   image -> x0  (+ cls, pos folded in)
  *   per block i:
@@ -16,6 +16,13 @@
  *     blocks.i.mlp.fc2    sparse                          gelu -> fc2
  *     blocks.i.add2       vector add                      x1 + fc2 -> x (next block)
  *   norm (vector, class token only), head (dense, class token only)
+ *
+ * The token families lower the same way, op by op in their HF names ("h.3.attn.c_attn",
+ * "layers.3.mlp.gate_proj"): linears on the engine (N:M-eligible ones sparse), attention as
+ * qk/softmax/av groups (GQA: query head h reads kv head h / (heads / kv_heads)), and every other
+ * op on the vector unit (LayerNorm, RMSNorm, RoPE, activations, SwiGLU's product, the embedding
+ * gather; docs/STA.md, "token families"). A decoder's prefill writes each block's keys and values
+ * to the cache in DRAM; its decode step runs one token and reads T cached positions back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,16 +127,31 @@ static nmf_status add_vector(builder *b, const char *name, int block, nmf_sta_ve
     return NMF_OK;
 }
 
+static const char *const vec_names[] = {"layernorm", "gelu", "add", "rmsnorm", "act", "mul", "rope",
+                                        "embed"};
+_Static_assert(sizeof vec_names / sizeof vec_names[0] == NMF_STA_VEC_COUNT, "vector op names");
+const char *nmf_sta_vec_op_name(nmf_sta_vec_op v) {
+    return (unsigned)v < NMF_STA_VEC_COUNT ? vec_names[v] : "?";
+}
+const char *nmf_sta_phase_name(nmf_sta_phase p) {
+    return p == NMF_STA_PREFILL ? "prefill" : p == NMF_STA_DECODE ? "decode" : "?";
+}
+
 /* State of the lowering: the output tensor and width of every op of the current block (by op
  * id), and the block's input. */
 typedef struct {
     builder b;
     const nmf_model_desc *d;
+    const nmf_model_config *c;
     const nmf_tensor_set *w;
     nmf_pattern synth;
-    int64_t T;
-    int tensor[NMF_OP_COUNT];
-    int64_t width[NMF_OP_COUNT];
+    int64_t T;       /* rows through the blocks: T (prefill) or 1 (decode) */
+    int64_t keys;    /* keys each query attends to: T (prefill) or T + 1 (decode) */
+    int token;       /* a token family */
+    int decoder;     /* GPT-2, LLaMA: causal, with a key/value cache */
+    nmf_sta_phase phase;
+    int tensor[NMF_OP_ID_MAX];
+    int64_t width[NMF_OP_ID_MAX];
     int block_in;
     int64_t block_in_width;
 } lowering;
@@ -141,46 +163,125 @@ static int input_of(const lowering *l, int op, int64_t *width) {
     return l->tensor[op];
 }
 
+static const nmf_param *weight_of(const lowering *l, const nmf_op_row *r, int block) {
+    return nmf_model_desc_at(l->d, r->weight, l->d->kinds[r->weight].per_block ? block : -1);
+}
+
 /* The output width of a row, from its weight or its input. */
 static int64_t out_width(const lowering *l, const nmf_op_row *r, int block) {
     int64_t w0;
     input_of(l, r->in0, &w0);
     switch (r->kind) {
     case NMF_OPK_EMBED:
-    case NMF_OPK_LINEAR:
-        return (int64_t)nmf_model_desc_at(l->d, r->weight, nmf_vit_param_is_block(r->weight) ? block : -1)->rows;
-    case NMF_OPK_ATTENTION: return w0 / 3; /* (3, heads, hd) -> (heads, hd) */
+    case NMF_OPK_LINEAR: return (int64_t)weight_of(l, r, block)->rows;
+    case NMF_OPK_EMBED_TOKENS: return (int64_t)weight_of(l, r, block)->cols; /* (vocab, D) */
+    case NMF_OPK_ATTENTION: return r->in1 == NMF_OPIN_NONE ? w0 / 3 : w0; /* fused (3, heads, hd) */
     default: return w0;
+    }
+}
+
+/* Rows an op runs on: the class token / first position (cls_only), the last position (a
+ * decoder's tail: what generation reads), or every row. */
+static int64_t rows_of(const lowering *l, const nmf_op_row *r, int block) {
+    if (r->cls_only) return 1;
+    if (block < 0 && l->decoder && r->kind != NMF_OPK_EMBED_TOKENS) return 1;
+    return l->T;
+}
+
+static nmf_status nomem(void) { return nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory"); }
+
+/* Q K^T (score buffer only), softmax unit, P V: head-interleaved as one group. q: (rows, heads*hd);
+ * k, v: (keys, kv_heads*hd) tensors. */
+static nmf_status add_attention(lowering *l, const char *name, int block, int64_t rows, int64_t width,
+                                int q, int k, int v, int out) {
+    const nmf_model_config *c = l->c;
+    const int64_t heads = l->token ? c->hf.num_attention_heads : c->heads, dh = width / heads;
+    nmf_sta_op *o;
+    char sub[80], base[64];
+    snprintf(base, sizeof base, "%s", name);
+    char *dot = strrchr(base, '.'); /* "blocks.3.attn.av" -> "blocks.3.attn" */
+    if (!l->token && dot) *dot = '\0';
+    snprintf(sub, sizeof sub, "%s.qk", base);
+    if (!(o = add_op(&l->b, sub, NMF_STA_OP_DENSE, block))) return nomem();
+    o->rows = rows, o->cols = l->keys, o->k = dh, o->batch = (int)heads;
+    o->in[0] = q, o->in[1] = k, o->attn_group = block;
+    snprintf(sub, sizeof sub, "%s.softmax", base);
+    if (!(o = add_op(&l->b, sub, NMF_STA_OP_SOFTMAX, block))) return nomem();
+    o->rows = rows, o->k = l->keys, o->batch = (int)heads, o->attn_group = block;
+    if (l->token) snprintf(sub, sizeof sub, "%s.av", base);
+    else snprintf(sub, sizeof sub, "%s", name);
+    if (!(o = add_op(&l->b, sub, NMF_STA_OP_DENSE, block))) return nomem();
+    o->rows = rows, o->cols = dh, o->k = l->keys, o->batch = (int)heads;
+    o->in[0] = -1, o->in[1] = v, o->out = out, o->attn_group = block;
+    return NMF_OK;
+}
+
+/* The cached keys or values of a block in decode: T + 1 positions of kv_heads * hd, in DRAM. */
+static int cache_tensor(lowering *l, int block, const char *what, int64_t width) {
+    char name[64];
+    snprintf(name, sizeof name, "b%d.%s_cache", block, what);
+    int t = add_tensor(&l->b, name, l->keys * width);
+    if (t >= 0) l->b.s->tensors[t].in_dram = 1;
+    return t;
+}
+
+/* The vector unit's op for a row kind; -1 for kinds that are not vector ops. */
+static int vec_of(nmf_op_kind k) {
+    switch (k) {
+    case NMF_OPK_NORM: return NMF_STA_VEC_LAYERNORM;
+    case NMF_OPK_RMSNORM: return NMF_STA_VEC_RMSNORM;
+    case NMF_OPK_ADD: return NMF_STA_VEC_ADD;
+    case NMF_OPK_GELU: return NMF_STA_VEC_GELU;
+    case NMF_OPK_GELU_TANH:
+    case NMF_OPK_RELU:
+    case NMF_OPK_SILU:
+    case NMF_OPK_TANH: return NMF_STA_VEC_ACT;
+    case NMF_OPK_MUL: return NMF_STA_VEC_MUL;
+    case NMF_OPK_ROPE: return NMF_STA_VEC_ROPE;
+    default: return -1;
     }
 }
 
 /* Lowers rows[0..n) of block `block` (-1: stem or tail): their output tensors first, then the
  * ops, as the accelerator runs them. */
 static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
-    const nmf_model_config *v = &l->d->config;
-    char name[64];
+    char name[64], prefix_name[64];
     for (int i = 0; i < n; i++) {
         const nmf_op_row *r = &rows[i];
-        int64_t rows_n = r->cls_only ? 1 : l->T; /* the embedding's output includes the cls token */
         l->width[r->op] = out_width(l, r, block);
         if (block >= 0) snprintf(name, sizeof name, "b%d.%s", block, r->out);
         else snprintf(name, sizeof name, "%s", r->out);
-        if ((l->tensor[r->op] = add_tensor(&l->b, name, rows_n * l->width[r->op])) < 0)
-            return nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");
+        if ((l->tensor[r->op] = add_tensor(&l->b, name, rows_of(l, r, block) * l->width[r->op])) < 0)
+            return nomem();
     }
+    /* a decoder's prefill writes every block's keys and values to the cache */
+    if (block >= 0 && l->decoder && l->phase == NMF_STA_PREFILL)
+        for (int i = 0; i < n; i++)
+            if (rows[i].kind == NMF_OPK_ATTENTION) {
+                const int kv[3] = {rows[i].in0, rows[i].in1, rows[i].in2};
+                for (int j = rows[i].in1 == NMF_OPIN_NONE ? 0 : 1; j < 3; j++) /* fused: the qkv */
+                    if (kv[j] >= 0) l->b.s->tensors[l->tensor[kv[j]]].in_dram = 1;
+            }
     for (int i = 0; i < n; i++) {
         const nmf_op_row *r = &rows[i];
-        const int64_t T = r->cls_only ? 1 : l->T, width = l->width[r->op];
-        int64_t w0, w1;
+        const int64_t T = rows_of(l, r, block), width = l->width[r->op];
+        int64_t w0, w1, w2;
         int in0 = input_of(l, r->in0, &w0), in1 = input_of(l, r->in1, &w1), out = l->tensor[r->op];
-        if (block >= 0) snprintf(name, sizeof name, "blocks.%d.%s", block, r->name);
-        else snprintf(name, sizeof name, "%s", r->name);
+        int in2 = input_of(l, r->in2, &w2);
+        nmf_model_op_name(l->c, r, block, prefix_name, sizeof prefix_name);
+        snprintf(name, sizeof name, "%s", prefix_name);
         nmf_status st = NMF_OK;
+        int vec = vec_of(r->kind);
+        if (vec >= 0) {
+            st = add_vector(&l->b, name, block, (nmf_sta_vec_op)vec, T, width, in0,
+                            r->kind == NMF_OPK_ADD || r->kind == NMF_OPK_MUL ? in1 : -1, out);
+            if (st) return st;
+            continue;
+        }
         switch (r->kind) {
         case NMF_OPK_EMBED: {
             const nmf_param *pw = nmf_model_desc_at(l->d, r->weight, -1);
-            if ((in0 = add_tensor(&l->b, "image", (l->T - 1) * (int64_t)pw->cols)) < 0)
-                return nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");
+            if ((in0 = add_tensor(&l->b, "image", (l->T - 1) * (int64_t)pw->cols)) < 0) return nomem();
             /* the image tensor comes first: swap it in front of x0 */
             nmf_sta_tensor tmp = l->b.s->tensors[in0];
             l->b.s->tensors[in0] = l->b.s->tensors[out];
@@ -192,33 +293,33 @@ static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
                             NULL, NULL, in0, out);
             break;
         }
+        case NMF_OPK_EMBED_TOKENS: {
+            /* rows gathered from DRAM by token id; the positional rows (and BERT's token-type
+             * rows, counted with them) are the second operand. LLaMA has none. */
+            int words = add_tensor(&l->b, "embed_rows", T * width), pos = -1;
+            if (words < 0) return nomem();
+            if (strcmp(l->c->arch, "llama") && (pos = add_tensor(&l->b, "position_rows", T * width)) < 0)
+                return nomem();
+            st = add_vector(&l->b, name, block, NMF_STA_VEC_EMBED, T, width, words, pos, out);
+            break;
+        }
         case NMF_OPK_LINEAR: {
-            const nmf_param *pw = nmf_model_desc_at(l->d, r->weight, block);
+            const nmf_param *pw = weight_of(l, r, block);
             int nm = nmf_param_kind_of(l->d, pw)->nm; /* only N:M-eligible linears may be sparse */
             st = add_linear(&l->b, name, block, T, width, (int64_t)pw->cols,
                             nm ? l->synth : (nmf_pattern){0, 0}, nm ? l->w : NULL, pw->name, in0, out);
             break;
         }
-        case NMF_OPK_NORM:
-            st = add_vector(&l->b, name, block, NMF_STA_VEC_LAYERNORM, T, width, in0, -1, out);
-            break;
-        case NMF_OPK_ADD: st = add_vector(&l->b, name, block, NMF_STA_VEC_ADD, T, width, in0, in1, out); break;
-        case NMF_OPK_GELU: st = add_vector(&l->b, name, block, NMF_STA_VEC_GELU, T, width, in0, -1, out); break;
         case NMF_OPK_ATTENTION: {
-            /* Q K^T (score buffer only), softmax unit, P V: head-interleaved as one group */
-            const int64_t heads = v->heads, dh = width / heads;
-            nmf_sta_op *o;
-            char sub[64];
-            snprintf(sub, sizeof sub, "blocks.%d.attn.qk", block);
-            if (!(o = add_op(&l->b, sub, NMF_STA_OP_DENSE, block))) goto nomem;
-            o->rows = T, o->cols = T, o->k = dh, o->batch = (int)heads;
-            o->in[0] = in0, o->in[1] = in0, o->attn_group = block;
-            snprintf(sub, sizeof sub, "blocks.%d.attn.softmax", block);
-            if (!(o = add_op(&l->b, sub, NMF_STA_OP_SOFTMAX, block))) goto nomem;
-            o->rows = T, o->k = T, o->batch = (int)heads, o->attn_group = block;
-            if (!(o = add_op(&l->b, name, NMF_STA_OP_DENSE, block))) goto nomem;
-            o->rows = T, o->cols = dh, o->k = T, o->batch = (int)heads;
-            o->in[1] = in0, o->out = out, o->attn_group = block;
+            int k = in0, v = in0; /* ViT / GPT-2: one fused qkv tensor */
+            if (r->in1 != NMF_OPIN_NONE) k = in1, v = in2;
+            if (l->decoder && l->phase == NMF_STA_DECODE) {
+                const int64_t kv_width = (int64_t)l->c->hf.num_key_value_heads * l->c->hf.head_dim;
+                if ((k = cache_tensor(l, block, "k", kv_width)) < 0 ||
+                    (v = cache_tensor(l, block, "v", kv_width)) < 0)
+                    return nomem();
+            }
+            st = add_attention(l, name, block, T, width, in0, k, v, out);
             break;
         }
         default: return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: op kind %d (internal)", r->kind);
@@ -226,43 +327,61 @@ static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
         if (st) return st;
     }
     return NMF_OK;
-nomem:
-    return nmf_error(NMF_ERR_NOMEM, "sta schedule: out of memory");
 }
 
-static nmf_status build(nmf_sta_schedule *s, const nmf_model_config *vit, const nmf_tensor_set *w,
-                        nmf_pattern synth, int tokens) {
+static nmf_status build(nmf_sta_schedule *s, const nmf_model_config *c, const nmf_tensor_set *w,
+                        nmf_pattern synth, int tokens, nmf_sta_phase phase) {
     memset(s, 0, sizeof *s);
+    if ((unsigned)phase >= NMF_STA_PHASE_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: phase %d", (int)phase);
     nmf_model_desc d;
-    nmf_status st = nmf_model_describe(&d, vit);
+    nmf_status st = nmf_model_describe(&d, c);
     if (st) return st;
-    s->vit = *vit;
-    int T = tokens > 0 ? tokens : nmf_vit_tokens(vit);
-    if (T < 2 || T > 65536) {
+    const int token = nmf_model_is_token(c);
+    const int decoder = token && c->hf.model_type != NMF_HF_BERT;
+    int T = tokens > 0 ? tokens : token ? 128 : nmf_vit_tokens(c);
+    if (token && tokens <= 0 && T > c->hf.max_position_embeddings - (phase == NMF_STA_DECODE))
+        T = c->hf.max_position_embeddings - (phase == NMF_STA_DECODE);
+    const char *bad = NULL;
+    if (phase == NMF_STA_DECODE && !decoder) bad = "the decode phase is for decoders (GPT-2, LLaMA)";
+    else if (T < (token ? 1 : 2) || T > 65536) bad = "tokens out of range";
+    else if (token && (int64_t)T + (phase == NMF_STA_DECODE) > c->hf.max_position_embeddings)
+        bad = "more positions than max_position_embeddings";
+    if (bad) {
         nmf_model_desc_free(&d);
-        return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: tokens %d out of range [2, 65536]", T);
+        return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: %s (%s, %d tokens, %s)", bad, c->arch, T,
+                         nmf_sta_phase_name(phase));
     }
+    s->vit = *c;
+    s->phase = phase;
     s->tokens = T;
     s->seed = 0x5eed5eedULL;
     s->pattern = synth;
-    lowering l = {{s, 0, 0}, &d, w, synth, T, {0}, {0}, -1, 0};
+    const int64_t rows = phase == NMF_STA_DECODE ? 1 : T, keys = phase == NMF_STA_DECODE ? T + 1 : T;
+    lowering l = {{s, 0, 0}, &d, c, w, synth, rows, keys, token, decoder, phase, {0}, {0}, -1, 0};
     int n;
-    const nmf_op_row *rows = nmf_vit_stem_ops(&n);
-    st = lower(&l, rows, n, -1);
-    l.block_in = l.tensor[rows[n - 1].op], l.block_in_width = l.width[rows[n - 1].op];
-    rows = nmf_vit_block_ops(&n);
-    for (int i = 0; i < vit->depth && !st; i++) {
-        st = lower(&l, rows, n, i);
-        l.block_in = l.tensor[rows[n - 1].op], l.block_in_width = l.width[rows[n - 1].op];
+    const nmf_op_row *ops = nmf_model_stem_ops(c, &n);
+    if (!ops) st = nmf_error(NMF_ERR_UNSUPPORTED, "sta schedule: no op list for arch '%s'", c->arch);
+    if (!st) st = lower(&l, ops, n, -1);
+    if (!st) l.block_in = l.tensor[ops[n - 1].op], l.block_in_width = l.width[ops[n - 1].op];
+    ops = st ? NULL : nmf_model_block_ops(c, &n);
+    for (int i = 0; ops && i < nmf_model_layers(c) && !st; i++) {
+        st = lower(&l, ops, n, i);
+        l.block_in = l.tensor[ops[n - 1].op], l.block_in_width = l.width[ops[n - 1].op];
     }
     if (!st) {
-        rows = nmf_vit_tail_ops(&n);
-        st = lower(&l, rows, n, -1);
+        ops = nmf_model_tail_ops(c, &n);
+        if (n > 0) st = lower(&l, ops, n, -1);
     }
     nmf_model_desc_free(&d);
     if (st) {
         nmf_sta_schedule_free(s);
         return st;
+    }
+    /* the model's output crosses DRAM: the last op's tensor is the one a host reads */
+    if (s->op_count && s->ops[s->op_count - 1].out >= 0) {
+        nmf_sta_tensor *o = &s->tensors[s->ops[s->op_count - 1].out];
+        if (strcmp(o->name, "logits")) o->in_dram = 1;
     }
     /* With real weights, report the pattern when all block linears share one. */
     if (w) {
@@ -282,15 +401,22 @@ static nmf_status build(nmf_sta_schedule *s, const nmf_model_config *vit, const 
 nmf_status nmf_sta_schedule_model(nmf_sta_schedule *s, const nmf_model_config *vit,
                                   const nmf_tensor_set *weights, int tokens) {
     if (!s || !vit || !weights) return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: NULL");
-    return build(s, vit, weights, (nmf_pattern){0, 0}, tokens);
+    return build(s, vit, weights, (nmf_pattern){0, 0}, tokens, NMF_STA_PREFILL);
 }
 
 nmf_status nmf_sta_schedule_synthetic(nmf_sta_schedule *s, const nmf_model_config *vit,
                                       nmf_pattern p, int tokens) {
-    if (!s || !vit) return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: NULL");
-    if (p.n != 0 && !nmf_pattern_valid(p))
+    return nmf_sta_schedule_build(s, vit, NULL, p, tokens, NMF_STA_PREFILL);
+}
+
+nmf_status nmf_sta_schedule_build(nmf_sta_schedule *s, const nmf_model_config *c,
+                                  const nmf_tensor_set *weights, nmf_pattern p, int tokens,
+                                  nmf_sta_phase phase) {
+    if (!s || !c) return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: NULL");
+    if (weights) p = (nmf_pattern){0, 0};
+    else if (p.n != 0 && !nmf_pattern_valid(p))
         return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: invalid pattern %d:%d", p.n, p.m);
-    return build(s, vit, NULL, p, tokens);
+    return build(s, c, weights, p, tokens, phase);
 }
 
 void nmf_sta_schedule_free(nmf_sta_schedule *s) {

@@ -4,8 +4,8 @@
  * Residency: half of the activation buffer keeps whole tensors. Tensors are considered in the
  * order they are produced; one becomes resident when, at every op of its live range (producer to
  * last consumer), it fits next to the resident tensors already alive there. The input image and
- * the logits always cross DRAM. A tensor that is not resident is written to DRAM by its producer
- * and read back by each consumer.
+ * the logits always cross DRAM, and so do tensors marked in_dram (a decoder's key/value cache). A
+ * tensor that is not resident is written to DRAM by its producer and read back by each consumer.
  *
  * Attention: for each head and each tile of query rows that the score buffer holds, the engine
  * computes Q K^T into the score buffer, the softmax unit turns the rows into probabilities in
@@ -31,7 +31,8 @@ static void decide_residency(const nmf_sta_config *c, nmf_sta_schedule *s) {
             if (op->out == (int)t && first < 0) first = (long)i;
             if (touches) last = (long)i;
         }
-        if (first < 0 || last < 0 || !strcmp(ten->name, "logits")) continue; /* image / logits */
+        if (first < 0 || last < 0 || ten->in_dram || !strcmp(ten->name, "logits"))
+            continue; /* image / logits / the key-value cache / the model's output */
         uint64_t bytes = (uint64_t)ten->elems * db;
         int fits = 1;
         for (long i = first; i <= last && fits; i++) fits = occ[i] + bytes <= pool;
@@ -56,17 +57,17 @@ static nmf_status run_attention(sta_pipe *p, const nmf_sta_config *c, nmf_sta_sc
         s->ops[i + 2].attn_group != s->ops[i].attn_group)
         return nmf_error(NMF_ERR_INVALID_ARG, "sta: malformed attention group at %s", s->ops[i].name);
     const nmf_sta_op *qk = &s->ops[i], *sm = &s->ops[i + 1], *av = &s->ops[i + 2];
-    const int64_t T = qk->rows;
-    const uint64_t row_bytes = (uint64_t)T * (uint64_t)sta_acc_bytes(c);
+    const int64_t T = qk->rows, keys = qk->cols; /* queries; keys (T, or the cache in decode) */
+    const uint64_t row_bytes = (uint64_t)keys * (uint64_t)sta_acc_bytes(c);
     int64_t Tq = (int64_t)((uint64_t)c->score_buf_kib * 1024 / row_bytes);
     if (Tq < 1)
         return nmf_error(NMF_ERR_INVALID_ARG,
                          "memory.score_buf_kib: %d KiB cannot hold one row of attention scores (%lld "
                          "tokens x %d bytes)",
-                         c->score_buf_kib, (long long)T, sta_acc_bytes(c));
+                         c->score_buf_kib, (long long)keys, sta_acc_bytes(c));
     if (Tq > T) Tq = T;
-    int qkv_res = resident(s, qk->in[0]);
-    sta_residency rq = {qkv_res, qkv_res, 1}, ra = {1, qkv_res, resident(s, av->out)};
+    sta_residency rq = {resident(s, qk->in[0]), resident(s, qk->in[1]), 1},
+                  ra = {1, resident(s, av->in[1]), resident(s, av->out)};
     int depth = nmf_sta_engine_depth(c, 0);
     nmf_status st;
     for (int h = 0; h < qk->batch; h++)
