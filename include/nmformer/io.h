@@ -106,6 +106,15 @@ typedef struct {
 NMF_API nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout);
 NMF_API void nmf_family_layout_free(nmf_family_layout *layout);
 
+/* What a model file holds and what it costs, as the JSON document `nmformer info --json` prints
+ * (docs/CLI.md): path is an .nmf family, a .safetensors model or a Hugging Face model folder.
+ * Per model and per tensor: shape, N:M pattern, stored dtype, role, N:M eligibility, index-code
+ * bits per group, stored bytes vs dense f32 bytes, payload id and the candidates sharing it;
+ * per model the totals; the distinct payloads and the bytes that sharing saves; the config
+ * (null for a safetensors file without a valid one) and, for a token model, a "model" object
+ * (family, architecture, layers, heads, ...). *json: malloc'd text (free with nmf_free). */
+NMF_API nmf_status nmf_file_info_json(const char *path, char **json);
+
 /* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
  * names) or .safetensors (name must be NULL or "dense"); config from the file, or from
  * *fallback_config when the file has none (fallback may be NULL). Tensors are checked against the
