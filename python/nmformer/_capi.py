@@ -176,6 +176,7 @@ _SIGNATURES = {
     "nmf_family_write": (status_t, [C.c_char_p, P(FamilyStruct), P(WriteOptions)]),
     "nmf_family_read_layout": (status_t, [C.c_char_p, P(FamilyStruct), P(FamilyLayout)]),
     "nmf_family_layout_free": (None, [P(FamilyLayout)]),
+    "nmf_file_info_json": (status_t, [C.c_char_p, P(C.c_void_p)]),  # text freed with libc free
     "nmf_load_model_with": (status_t, [C.c_char_p, C.c_char_p, P(ModelConfig),
                                        P(ConfigOverrides), P(ModelConfig), P(TensorSet)]),
     # model description
