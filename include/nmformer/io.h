@@ -106,6 +106,36 @@ typedef struct {
 NMF_API nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout);
 NMF_API void nmf_family_layout_free(nmf_family_layout *layout);
 
+/* ---- families built from one model (src/model/family_build.c) ---- */
+/* The dtype every candidate is stored in (nmf_tensors_stored_dtype); F32 when they differ. */
+NMF_API nmf_dtype nmf_family_stored_dtype(const nmf_family *f);
+/* A pruning run into fam (new: nmf_family_init + config = *cfg; or one read from a file to
+ * extend): "dense", a dense copy of src, when with_dense, then per pattern src magnitude-pruned
+ * to it (nmf_model_prune), named "N:M". cfg must equal fam's config, a name fam already holds or a
+ * pattern given twice is NMF_ERR_INVALID_ARG (checked before anything is added).
+ * *default_dtype (may be NULL): the dtype to write fam in when the caller names none: an
+ * extended family's own, else the source's (a BF16 source stays BF16). */
+NMF_API nmf_status nmf_family_prune(nmf_family *fam, const nmf_model_config *cfg,
+                                    const nmf_tensor_set *src, const nmf_pattern *patterns,
+                                    size_t count, int with_dense, nmf_dtype *default_dtype);
+/* One model as a new family (fam is initialised here) of one candidate `name` (NULL: "dense");
+ * a pattern name ("2:8") repacks the N:M-eligible weights, which must already be N:M sparse
+ * (nmf_model_pack_nm). The tensors are moved in (re-initialised) on success. */
+NMF_API nmf_status nmf_family_from_model(nmf_family *fam, const nmf_model_config *cfg,
+                                         nmf_tensor_set *tensors, const char *name);
+/* What `convert` copies of a family: every candidate checked against the config (the detail names
+ * the model), then, when name is not NULL, only that candidate kept (NMF_ERR_NOT_FOUND if absent). */
+NMF_API nmf_status nmf_family_select(nmf_family *fam, const char *name);
+
+/* What a model file holds and what it costs, as the JSON document `nmformer info --json` prints
+ * (docs/CLI.md): path is an .nmf family, a .safetensors model or a Hugging Face model folder.
+ * Per model and per tensor: shape, N:M pattern, stored dtype, role, N:M eligibility, index-code
+ * bits per group, stored bytes vs dense f32 bytes, payload id and the candidates sharing it;
+ * per model the totals; the distinct payloads and the bytes that sharing saves; the config
+ * (null for a safetensors file without a valid one) and, for a token model, a "model" object
+ * (family, architecture, layers, heads, ...). *json: malloc'd text (free with nmf_free). */
+NMF_API nmf_status nmf_file_info_json(const char *path, char **json);
+
 /* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
  * names) or .safetensors (name must be NULL or "dense"); config from the file, or from
  * *fallback_config when the file has none (fallback may be NULL). Tensors are checked against the

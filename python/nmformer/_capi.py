@@ -167,6 +167,7 @@ _SIGNATURES = {
     "nmf_tensors_set_meta": (status_t, [P(TensorSet), C.c_char_p, C.c_char_p]),
     "nmf_tensors_get_meta": (C.c_char_p, [P(TensorSet), C.c_char_p]),
     "nmf_tensors_copy_dense": (status_t, [P(TensorSet), P(TensorSet)]),
+    "nmf_tensors_stored_dtype": (dtype_t, [P(TensorSet)]),
     # files
     "nmf_safetensors_read_ex": (status_t, [C.c_char_p, P(TensorSet), P(P(dtype_t))]),
     "nmf_safetensors_write": (status_t, [C.c_char_p, P(TensorSet), dtype_t]),
@@ -176,6 +177,13 @@ _SIGNATURES = {
     "nmf_family_write": (status_t, [C.c_char_p, P(FamilyStruct), P(WriteOptions)]),
     "nmf_family_read_layout": (status_t, [C.c_char_p, P(FamilyStruct), P(FamilyLayout)]),
     "nmf_family_layout_free": (None, [P(FamilyLayout)]),
+    "nmf_file_info_json": (status_t, [C.c_char_p, P(C.c_void_p)]),  # text freed with libc free
+    "nmf_family_stored_dtype": (dtype_t, [P(FamilyStruct)]),
+    "nmf_family_prune": (status_t, [P(FamilyStruct), P(ModelConfig), P(TensorSet), P(Pattern),
+                                    size_t, C.c_int, P(dtype_t)]),
+    "nmf_family_from_model": (status_t, [P(FamilyStruct), P(ModelConfig), P(TensorSet),
+                                         C.c_char_p]),
+    "nmf_family_select": (status_t, [P(FamilyStruct), C.c_char_p]),
     "nmf_load_model_with": (status_t, [C.c_char_p, C.c_char_p, P(ModelConfig),
                                        P(ConfigOverrides), P(ModelConfig), P(TensorSet)]),
     # model description

@@ -1,10 +1,12 @@
 """prune and convert: what ``nmformer prune`` / ``nmformer convert`` do, from Python, with the same
 library calls (so the files written are the same bytes)."""
 import collections.abc
+import ctypes
 import os
 
 from nmformer import _tensors
-from nmformer.errors import Error, InvalidArgumentError
+from nmformer._capi import Pattern, api
+from nmformer.errors import InvalidArgumentError, check
 from nmformer.family import Family
 from nmformer.model import Model, from_state_dict, load
 
@@ -52,13 +54,14 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
     """One-shot magnitude pruning into a family: in every N:M-eligible weight (the block
     linears) keep the N largest |w| of each group of M consecutive inputs.
 
-    ``source``: a path (.safetensors or .nmf, whose ``model`` candidate, default "dense", is
-    pruned), a Model, a Family, or a state dict of numpy arrays / torch tensors in timm names
-    (then ``config`` is required: a Config, dict of fields or shape name). ``patterns``: a list
-    of "N:M" or "4:8,2:8". Returns the Family: "dense" (unless ``dense=False``) and one
-    candidate per pattern, named "N:M". With ``out`` (.nmf) it is also written, values as
-    ``dtype`` ("f32" default, "f16", "bf16"). With ``add=True`` the candidates are appended to
-    the existing family ``out`` (keeping its stored dtype unless ``dtype`` is given).
+    ``source``: a path (.safetensors, .nmf, whose ``model`` candidate, default "dense", is
+    pruned, or a Hugging Face model folder), a Model, a Family, or a state dict of numpy arrays /
+    torch tensors in timm names (then ``config`` is required: a Config, dict of fields or shape
+    name). ``patterns``: a list of "N:M" or "4:8,2:8". Returns the Family: "dense" (unless
+    ``dense=False``) and one candidate per pattern, named "N:M" (built by the library's
+    nmf_family_prune). With ``out`` (.nmf) it is also written, values as ``dtype`` ("f32",
+    "f16", "bf16"; default: the source's). With ``add=True`` the candidates are appended to the
+    existing family ``out`` (keeping its stored dtype unless ``dtype`` is given).
     Same result as ``nmformer prune SOURCE OUT --pattern ...``.
     """
     names = _patterns(patterns)
@@ -72,25 +75,24 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
             raise InvalidArgumentError("prune: add=True needs out= (the family to extend)",
                                        status=1)
         fam = Family.open(out)
-        if fam.config != src.config:
-            raise InvalidArgumentError(
-                f"prune: {out}: model config of the source differs from the family's "
-                f"({src.config.to_json()} vs {fam.config.to_json()})", status=1)
     else:
         fam = Family.new(src.config)
-        if dense:
-            fam._add_owned("dense", src._copy_dense())
-    for name in names:
-        if name in fam:
-            raise InvalidArgumentError(f"prune: {out or 'the family'} already holds a model "
-                                       f"named '{name}'", status=1)
-        fam._add_owned(name, src.prune(name)._owner)
+    lib = api()
+    pats = (Pattern * len(names))(*[_tensors.to_pattern(n) for n in names])
+    cfg = src.config._to_c()
+    default = ctypes.c_int()
+    check(lib.nmf_family_prune(ctypes.byref(fam._fam), ctypes.byref(cfg), src._set(), pats,
+                               len(names), int(dense and not add), ctypes.byref(default)))
     if out is not None:
-        fam.save(out, dtype=dtype or (fam.dtype if add else "f32"))
+        fam.save(out, dtype=dtype or lib.nmf_dtype_name(default.value).decode().lower())
     return fam
 
 
-def convert(source, out, model=None, dtype="f32", config=None):
+def _dtype_name(code):
+    return api().nmf_dtype_name(code).decode().lower()
+
+
+def convert(source, out, model=None, dtype=None, config=None):
     """Converts between .safetensors and .nmf, as ``nmformer convert`` (by file extension):
 
     * safetensors -> .nmf: one candidate named ``model`` (default "dense"); a pattern name
@@ -99,8 +101,9 @@ def convert(source, out, model=None, dtype="f32", config=None):
     * .nmf -> .nmf: every candidate, or only ``model``;
     * safetensors -> safetensors: re-encoded (e.g. ``dtype="bf16"``).
 
-    ``dtype`` of the stored values: "f32" (default), "f16", "bf16". ``config`` completes a
-    safetensors file without config metadata.
+    ``dtype`` of the stored values: "f32", "f16", "bf16"; default: the source's (f32 when its
+    tensors differ). ``config`` completes a safetensors file without config metadata. The
+    families are built by the library (nmf_family_select, nmf_family_from_model), as the CLI's.
     """
     src, out = str(source), str(out)
     kinds = [(p, p.endswith(".nmf"), p.endswith(".safetensors")) for p in (src, out)]
@@ -109,32 +112,27 @@ def convert(source, out, model=None, dtype="f32", config=None):
             raise InvalidArgumentError(f"convert: {p}: files must be .safetensors or .nmf",
                                        status=1)
     src_nmf, out_nmf = kinds[0][1], kinds[1][1]
+    lib = api()
     if src_nmf and out_nmf:
         if config is not None:
             raise InvalidArgumentError("convert: config applies to safetensors input only",
                                        status=1)
         fam = Family.open(src)
-        for name in fam.candidates:  # every candidate must match the family's config
-            try:
-                fam[name]._check()
-            except Error as e:
-                raise type(e)(f"model '{name}': {e.message}", e.status) from None
-        if model is not None:
-            one = Family.new(fam.config)
-            one._add_owned(model, fam._take(model))
-            fam = one
-        fam.save(out, dtype=dtype)
+        fam._slots.clear()
+        check(lib.nmf_family_select(ctypes.byref(fam._fam),
+                                    None if model is None else str(model).encode()))
+        fam.save(out, dtype=dtype or _dtype_name(lib.nmf_family_stored_dtype(ctypes.byref(fam._fam))))
         return
     if not src_nmf and not out_nmf and model not in (None, "dense"):
         raise InvalidArgumentError("convert: model= names a candidate of an .nmf file; both "
                                    "files here are safetensors", status=1)
     m = load(src, name=model if src_nmf else None, config=config)
+    dtype = dtype or _dtype_name(lib.nmf_tensors_stored_dtype(m._set()))
     if not out_nmf:
         m.save(out, dtype=dtype)
         return
-    name = model or "dense"
-    if name != "dense" and _tensors.is_pattern(name):  # else a plain name, stored as it is
-        m = m.pack(name)
-    fam = Family.new(m.config)
-    fam._add_owned(name, m._owner)
+    fam = Family()
+    cfg = m.config._to_c()  # the loaded tensors move into the family, as the CLI's do
+    check(lib.nmf_family_from_model(ctypes.byref(fam._fam), ctypes.byref(cfg), m._owner.ptr(),
+                                    str(model or "dense").encode()))
     fam.save(out, dtype=dtype)

@@ -39,14 +39,6 @@ static void usage(FILE *out) {
             "  --help         this text\n" CLI_CONFIG_FLAGS_HELP);
 }
 
-/* The dtype every candidate of f was stored in; F32 when they differ. */
-static nmf_dtype family_dtype(const nmf_family *f) {
-    nmf_dtype t = f->count ? nmf_tensors_stored_dtype(&f->models[0].tensors) : NMF_DTYPE_F32;
-    for (size_t i = 1; i < f->count; i++)
-        if (nmf_tensors_stored_dtype(&f->models[i].tensors) != t) return NMF_DTYPE_F32;
-    return t;
-}
-
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *model = NULL, *dtype_s = NULL;
     int force = 0;
@@ -99,30 +91,12 @@ int cmd_convert(int argc, char **argv) {
         nmf_family fam;
         st = nmf_family_read(in, &fam);
         if (st) return cli_fail("convert", in, st);
-        for (size_t i = 0; !st && i < fam.count; i++) {
-            st = nmf_model_check_tensors(&fam.config, &fam.models[i].tensors);
-            if (st) {
-                st = nmf_error_context(st, "model '%s'", fam.models[i].name);
-            }
-        }
-        if (!st && model) {
-            nmf_candidate *c = nmf_family_find(&fam, model);
-            if (!c) {
-                st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no model '%s'", in, model);
-            } else {
-                nmf_family one;
-                nmf_family_init(&one);
-                one.config = fam.config;
-                st = nmf_family_add(&one, c->name, &c->tensors);
-                nmf_family_free(&fam);
-                fam = one;
-            }
-        }
+        st = nmf_family_select(&fam, model);
         if (st) { /* a problem of the input */
             nmf_family_free(&fam);
             return cli_fail("convert", in, st);
         }
-        nmf_write_options opt = {dtype_s ? dtype : family_dtype(&fam)};
+        nmf_write_options opt = {dtype_s ? dtype : nmf_family_stored_dtype(&fam)};
         st = nmf_family_write(out, &fam, &opt);
         nmf_family_free(&fam);
         return st ? cli_fail("convert", out, st) : 0;
@@ -150,22 +124,15 @@ int cmd_convert(int argc, char **argv) {
         return st ? cli_fail("convert", out, st) : 0;
     }
     /* one model -> .nmf */
-    const char *name = model ? model : "dense";
-    nmf_pattern p;
-    if (strcmp(name, "dense") != 0 && nmf_pattern_parse(name, &p) == NMF_OK) {
-        st = nmf_model_pack_nm(&cfg, &set, p);
-        if (st) {
-            nmf_tensors_free(&set);
-            return cli_fail("convert", in, st);
-        }
-    }
     nmf_write_options opt = {dtype};
     nmf_family fam;
-    nmf_family_init(&fam);
-    fam.config = cfg;
-    st = nmf_family_add(&fam, name, &set);
-    if (!st) st = nmf_family_write(out, &fam, &opt);
+    st = nmf_family_from_model(&fam, &cfg, &set, model);
+    if (st) {
+        nmf_family_free(&fam);
+        nmf_tensors_free(&set);
+        return cli_fail("convert", in, st);
+    }
+    st = nmf_family_write(out, &fam, &opt);
     nmf_family_free(&fam);
-    nmf_tensors_free(&set);
     return st ? cli_fail("convert", out, st) : 0;
 }

@@ -114,12 +114,12 @@ int cmd_prune(int argc, char **argv) {
     if (!src_model && cli_file_kind_of(in) == CLI_FILE_NMF) src_model = "dense";
     nmf_status st = cli_load_model(in, src_model, &flags, &cfg, &src);
     if (st) return cli_fail("prune", in, st);
-    if (!dtype_s) dtype = nmf_tensors_stored_dtype(&src); /* a BF16 source stays BF16 */
 
     int rc = 0;
     nmf_family fam;
     nmf_family_init(&fam);
     if (out_kind == CLI_FILE_SAFETENSORS) {
+        if (!dtype_s) dtype = nmf_tensors_stored_dtype(&src); /* a BF16 source stays BF16 */
         nmf_tensor_set pruned;
         st = nmf_model_prune(&cfg, &src, pats[0], &pruned);
         if (!st) {
@@ -129,57 +129,22 @@ int cmd_prune(int argc, char **argv) {
         rc = st ? cli_fail("prune", out, st) : 0;
         goto done;
     }
-    if (add) {
-        nmf_family_layout lay;
-        st = nmf_family_read_layout(out, &fam, &lay);
+    if (add) { /* the family to extend */
+        st = nmf_family_read(out, &fam);
         if (st) {
             rc = cli_fail("prune", out, st);
             goto done;
         }
-        /* the family is rewritten whole: keep its stored dtype unless --dtype says otherwise */
-        if (!dtype_s && lay.count) dtype = lay.items[0].dtype;
-        nmf_family_layout_free(&lay);
-        char *a = nmf_model_config_to_json(&fam.config), *b = nmf_model_config_to_json(&cfg);
-        int same = a && b && !strcmp(a, b);
-        if (!same)
-            fprintf(stderr, "nmformer prune: %s: model config of %s differs from the family's (%s vs %s)\n",
-                    out, in, b ? b : "?", a ? a : "?");
-        free(a);
-        free(b);
-        if (!same) {
-            rc = 1;
-            goto done;
-        }
     } else {
         fam.config = cfg;
-        if (!no_dense) {
-            nmf_tensor_set copy;
-            st = nmf_tensors_copy_dense(&src, &copy);
-            if (!st) st = nmf_family_add(&fam, "dense", &copy);
-            nmf_tensors_free(&copy);
-            if (st) {
-                rc = cli_fail("prune", "dense", st);
-                goto done;
-            }
-        }
     }
-    for (int k = 0; k < npat; k++) {
-        char name[16];
-        nmf_pattern_format(pats[k], name, sizeof name);
-        if (nmf_family_find(&fam, name)) {
-            fprintf(stderr, "nmformer prune: %s already holds a model named '%s'\n", out, name);
-            rc = 1;
-            goto done;
-        }
-        nmf_tensor_set pruned;
-        st = nmf_model_prune(&cfg, &src, pats[k], &pruned);
-        if (!st) st = nmf_family_add(&fam, name, &pruned);
-        nmf_tensors_free(&pruned);
-        if (st) {
-            rc = cli_fail("prune", name, st);
-            goto done;
-        }
+    nmf_dtype default_dtype;
+    st = nmf_family_prune(&fam, &cfg, &src, pats, (size_t)npat, !add && !no_dense, &default_dtype);
+    if (st) {
+        rc = cli_fail("prune", out, st);
+        goto done;
     }
+    if (!dtype_s) dtype = default_dtype;
     nmf_write_options opt = {dtype};
     st = nmf_family_write(out, &fam, &opt);
     if (st) rc = cli_fail("prune", out, st);
