@@ -30,15 +30,6 @@ static inline __m512 gelu16(__m512 x) {
     return _mm512_fmadd_ps(hx, erf, hx); /* 0.5 x (1 + erf) */
 }
 
-void nmf_gelu_avx512(float *y, const float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, gelu16(_mm512_loadu_ps(x + i)));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(y + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
-    }
-}
-
 /* x sigmoid(s) = x / (1 + exp(-s)): exp's clamping keeps it finite (x / ~1e38 -> 0 for s << 0,
  * x for s >> 0) */
 static inline __m512 x_sigmoid16(__m512 x, __m512 s) {
@@ -53,23 +44,16 @@ static inline __m512 gelu_tanh16(__m512 x) {
 }
 static inline __m512 silu16(__m512 x) { return x_sigmoid16(x, x); }
 
-#define F gelu_tanh16
-void nmf_gelu_tanh_avx512(float *y, const float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, F(_mm512_loadu_ps(x + i)));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(y + i, m, F(_mm512_maskz_loadu_ps(m, x + i)));
+/* y[i] = f(x[i]) 16 at a time, the ragged tail under a mask */
+#define ELEMENTWISE_AVX512(name, f)                                                            \
+    void name(float *y, const float *x, size_t n) {                                           \
+        size_t i = 0;                                                                          \
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, f(_mm512_loadu_ps(x + i)));      \
+        if (i < n) {                                                                           \
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                    \
+            _mm512_mask_storeu_ps(y + i, m, f(_mm512_maskz_loadu_ps(m, x + i)));               \
+        }                                                                                      \
     }
-}
-#undef F
-#define F silu16
-void nmf_silu_avx512(float *y, const float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, F(_mm512_loadu_ps(x + i)));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(y + i, m, F(_mm512_maskz_loadu_ps(m, x + i)));
-    }
-}
-#undef F
+ELEMENTWISE_AVX512(nmf_gelu_avx512, gelu16)
+ELEMENTWISE_AVX512(nmf_gelu_tanh_avx512, gelu_tanh16)
+ELEMENTWISE_AVX512(nmf_silu_avx512, silu16)

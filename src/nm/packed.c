@@ -112,31 +112,27 @@ nmf_status nmf_nm_pack_masked(nmf_nm_matrix *a, const float *w, const uint8_t *m
     return NMF_OK;
 }
 
-nmf_status nmf_nm_unpack(float *w, const nmf_nm_matrix *a) {
+/* out[r * row_stride + c * col_stride] = W[r][c], zeros where the pattern dropped a weight */
+static void unpack_strided(float *out, const nmf_nm_matrix *a, size_t row_stride, size_t col_stride) {
     size_t n = (size_t)a->pattern.n, m = (size_t)a->pattern.m;
-    memset(w, 0, a->rows * a->cols * sizeof *w);
+    memset(out, 0, a->rows * a->cols * sizeof *out);
     for (size_t r = 0; r < a->rows; r++)
         for (size_t g = 0; g < a->groups; g++) {
             size_t slot = (r * a->groups + g) * n;
             for (size_t k = 0; k < n; k++) {
                 size_t c = g * m + a->pos[slot + k];
-                if (c < a->cols) w[r * a->cols + c] = a->values[slot + k];
+                if (c < a->cols) out[r * row_stride + c * col_stride] = a->values[slot + k];
             }
         }
+}
+
+nmf_status nmf_nm_unpack(float *w, const nmf_nm_matrix *a) {
+    unpack_strided(w, a, a->cols, 1);
     return NMF_OK;
 }
 
 nmf_status nmf_nm_unpack_transposed(float *wt, const nmf_nm_matrix *a) {
-    size_t n = (size_t)a->pattern.n, m = (size_t)a->pattern.m;
-    memset(wt, 0, a->rows * a->cols * sizeof *wt);
-    for (size_t r = 0; r < a->rows; r++)
-        for (size_t g = 0; g < a->groups; g++) {
-            size_t slot = (r * a->groups + g) * n;
-            for (size_t k = 0; k < n; k++) {
-                size_t c = g * m + a->pos[slot + k];
-                if (c < a->cols) wt[c * a->rows + r] = a->values[slot + k]; /* W^T[c][r] */
-            }
-        }
+    unpack_strided(wt, a, 1, a->rows); /* W^T[c][r] */
     return NMF_OK;
 }
 
