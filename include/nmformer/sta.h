@@ -145,6 +145,9 @@ typedef struct {
     int attn_group;                  /* >= 0: qk/softmax/av ops of one block run head-interleaved;
                                       * qk is Q K^T with rows queries and cols keys, in[0] = Q,
                                       * in[1] = K; av has in[1] = V */
+    int model_op;                    /* the id of the model's op row this op lowers (nmf_vit_op,
+                                      * nmf_lm_op: desc.h; qk/softmax/av all carry attention's);
+                                      * consumers dispatch on it, never on the name */
 } nmf_sta_op;
 
 typedef struct {

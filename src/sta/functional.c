@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "model/patchify.h"
+#include "nmformer/model.h"
 #include "nmformer/sta.h"
 #include "sta/fx_internal.h"
 
@@ -180,11 +181,6 @@ static void vector_layernorm(int16_t *y, const int16_t *x, const nmf_fx_norm *n,
     }
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
 nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image, const nmf_fx_model *q,
                                       const nmf_sta_config *hw) {
     if (!logits || !image || !q || !hw || !q->blocks)
@@ -209,35 +205,47 @@ nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image, con
         const nmf_fx_block *B = op->block >= 0 ? &q->blocks[op->block] : NULL;
         int16_t *in0 = op->in[0] >= 0 ? ten[op->in[0]] : NULL, *in1 = op->in[1] >= 0 ? ten[op->in[1]] : NULL;
         int16_t *out = op->out >= 0 ? ten[op->out] : NULL;
-        if (!strcmp(op->name, "patch_embed")) {
+        switch ((nmf_vit_op)op->model_op) { /* the ViT's op list (model.h) */
+        case NMF_OP_EMBED:
             /* the host writes the patches of the image into the image tensor */
             nmf_patchify(in0, image, sizeof *in0, 1, v->in_chans, v->img_size, v->patch);
             memcpy(out, q->cls, (size_t)D * sizeof *out);
             st = engine_linear(&e, out + D, NULL, in0, T - 1, &q->patch, q->patch_bias);
-        } else if (op->kind == NMF_STA_OP_VECTOR && op->vec == NMF_STA_VEC_LAYERNORM) {
-            const nmf_fx_norm *n = !B ? &q->norm : ends_with(op->name, "norm1") ? &B->norm1 : &B->norm2;
+            break;
+        case NMF_OP_NORM1:
+        case NMF_OP_NORM2:
+        case NMF_OP_NORM: {
+            const nmf_fx_norm *n = op->model_op == NMF_OP_NORM ? &q->norm
+                                   : op->model_op == NMF_OP_NORM1 ? &B->norm1 : &B->norm2;
             vector_layernorm(out, in0, n, (int)op->rows, D, hw->vector_lanes, bits);
-        } else if (op->kind == NMF_STA_OP_VECTOR && op->vec == NMF_STA_VEC_ADD) {
-            int first = ends_with(op->name, "add1");
+            break;
+        }
+        case NMF_OP_ADD1:
+        case NMF_OP_ADD2: {
+            const int first = op->model_op == NMF_OP_ADD1;
             nmf_fx_rq ma = first ? B->add1_a : B->add2_a, mb = first ? B->add1_b : B->add2_b;
             for (size_t k = 0; k < (size_t)op->rows * (size_t)op->k; k++)
                 out[k] = (int16_t)fx_add(in0[k], ma, in1[k], mb, bits);
-        } else if (op->kind == NMF_STA_OP_VECTOR && op->vec == NMF_STA_VEC_GELU) {
+            break;
+        }
+        case NMF_OP_GELU:
             for (size_t k = 0; k < (size_t)op->rows * (size_t)op->k; k++)
                 out[k] = B->gelu_lut[in0[k] + (1 << (bits - 1))];
-        } else if (op->attn_group >= 0) {
+            break;
+        case NMF_OP_ATTN: {
             /* qk, softmax, av: run together, head-interleaved */
             const nmf_sta_op *av = &s.ops[i + 2];
             st = engine_attention(&e, ten[av->out], in0, B, T, D, v->heads);
             i += 2;
-        } else if (!strcmp(op->name, "head")) {
-            st = engine_linear(&e, NULL, logits, in0, 1, &q->head, NULL);
-        } else {
-            const nmf_fx_linear *L = ends_with(op->name, "attn.qkv")    ? &B->qkv
-                                     : ends_with(op->name, "attn.proj") ? &B->proj
-                                     : ends_with(op->name, "mlp.fc1")   ? &B->fc1
-                                                                        : &B->fc2;
-            st = engine_linear(&e, out, NULL, in0, T, L, NULL);
+            break;
+        }
+        case NMF_OP_HEAD: st = engine_linear(&e, NULL, logits, in0, 1, &q->head, NULL); break;
+        case NMF_OP_QKV: st = engine_linear(&e, out, NULL, in0, T, &B->qkv, NULL); break;
+        case NMF_OP_PROJ: st = engine_linear(&e, out, NULL, in0, T, &B->proj, NULL); break;
+        case NMF_OP_FC1: st = engine_linear(&e, out, NULL, in0, T, &B->fc1, NULL); break;
+        case NMF_OP_FC2: st = engine_linear(&e, out, NULL, in0, T, &B->fc2, NULL); break;
+        default:
+            st = nmf_error(NMF_ERR_INVALID_ARG, "sta functional: op '%s' is not a ViT op", op->name);
         }
     }
     goto out;

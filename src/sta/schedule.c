@@ -78,6 +78,7 @@ static nmf_sta_op *add_op(builder *b, const char *name, nmf_sta_op_kind kind, in
     o->in[0] = o->in[1] = -1;
     o->out = -1;
     o->attn_group = -1;
+    o->model_op = -1;
     return o;
 }
 
@@ -242,6 +243,11 @@ static int vec_of(nmf_op_kind k) {
     }
 }
 
+/* ops[first..) lower the model's op `model_op` */
+static void tag_ops(nmf_sta_schedule *s, size_t first, int model_op) {
+    for (size_t i = first; i < s->op_count; i++) s->ops[i].model_op = model_op;
+}
+
 /* Lowers rows[0..n) of block `block` (-1: stem or tail): their output tensors first, then the
  * ops, as the accelerator runs them. */
 static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
@@ -268,6 +274,7 @@ static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
         int64_t w0, w1, w2;
         int in0 = input_of(l, r->in0, &w0), in1 = input_of(l, r->in1, &w1), out = l->tensor[r->op];
         int in2 = input_of(l, r->in2, &w2);
+        const size_t first_op = l->b.s->op_count; /* the ops of this row: first_op.. */
         nmf_model_op_name(l->c, r, block, prefix_name, sizeof prefix_name);
         snprintf(name, sizeof name, "%s", prefix_name);
         nmf_status st = NMF_OK;
@@ -276,6 +283,7 @@ static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
             st = add_vector(&l->b, name, block, (nmf_sta_vec_op)vec, T, width, in0,
                             r->kind == NMF_OPK_ADD || r->kind == NMF_OPK_MUL ? in1 : -1, out);
             if (st) return st;
+            tag_ops(l->b.s, first_op, r->op);
             continue;
         }
         switch (r->kind) {
@@ -325,6 +333,7 @@ static nmf_status lower(lowering *l, const nmf_op_row *rows, int n, int block) {
         default: return nmf_error(NMF_ERR_INVALID_ARG, "sta schedule: op kind %d (internal)", r->kind);
         }
         if (st) return st;
+        tag_ops(l->b.s, first_op, r->op);
     }
     return NMF_OK;
 }
