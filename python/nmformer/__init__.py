@@ -5,6 +5,8 @@
                          config=nmformer.Config.default(dim=64))
     logits = fam["2:8"].run(images)             # numpy in, numpy out
     sd = fam["2:8"].to_state_dict()             # back to timm names, N:M weights dense
+    lm = nmformer.prune("gpt2_folder", ["2:8"])["2:8"]   # Hugging Face BERT / GPT-2 / LLaMA
+    seq = lm.generate(ids, 16)                  # int64 ids in and out; lm.run(ids): logits
 
 See python/README.md. Errors are nmformer.Error (one subclass per library status) carrying the
 library's message. The shared library is found at first use: NMFORMER_LIB, else the build tree

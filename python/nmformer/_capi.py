@@ -117,6 +117,26 @@ class ModelDesc(C.Structure):  # nmf_model_desc
                 ("floats", size_t * LAYOUT_COUNT)]
 
 
+# Token models (lm.h). Id and float buffers are plain addresses (numpy's arr.ctypes.data), as
+# for nmf_vit_forward.
+class LmInputs(C.Structure):  # nmf_lm_inputs: optional inputs of a forward (NULL: defaults)
+    _fields_ = [("token_type_ids", C.c_void_p), ("attention_mask", C.c_void_p),
+                ("pooler_output", C.c_void_p)]
+
+
+class Sampling(C.Structure):  # nmf_sampling
+    _fields_ = [("temperature", C.c_float), ("top_k", C.c_int), ("seed", C.c_uint64)]
+
+
+class GenerateStats(C.Structure):  # nmf_generate_stats
+    _fields_ = [("prefill_seconds", C.c_double), ("decode_seconds", C.c_double),
+                ("decode_tokens", size_t)]
+
+
+# nmf_hf_head: what a token model outputs (config.h)
+HF_HEAD_NONE, HF_HEAD_LM, HF_HEAD_CLASSIFIER = 0, 1, 2
+
+
 # For the layout test: C struct name -> ctypes class.
 STRUCTS = {
     "nmf_model_config": ModelConfig, "nmf_hf_config": HfConfig, "nmf_config_overrides": ConfigOverrides,
@@ -124,11 +144,13 @@ STRUCTS = {
     "nmf_tensor_set": TensorSet, "nmf_candidate": Candidate, "nmf_family": FamilyStruct,
     "nmf_write_options": WriteOptions, "nmf_stored_tensor": StoredTensor,
     "nmf_family_layout": FamilyLayout, "nmf_param_kind": ParamKind, "nmf_param": Param,
-    "nmf_model_desc": ModelDesc,
+    "nmf_model_desc": ModelDesc, "nmf_lm_inputs": LmInputs, "nmf_sampling": Sampling,
+    "nmf_generate_stats": GenerateStats,
 }
 
 P = C.POINTER
 vit_p = C.c_void_p  # nmf_vit * (opaque)
+lm_p = C.c_void_p   # nmf_lm * (opaque)
 
 # name: (restype, argtypes)
 _SIGNATURES = {
@@ -200,6 +222,16 @@ _SIGNATURES = {
     # ctypes pointer objects is most of a small model's Python overhead
     "nmf_vit_forward": (status_t, [vit_p, C.c_void_p, C.c_void_p, size_t]),
     "nmf_vit_weight_bytes": (size_t, [vit_p]),
+    "nmf_lm_create": (status_t, [P(lm_p), P(ModelConfig), P(TensorSet)]),
+    "nmf_lm_free": (None, [lm_p]),
+    "nmf_lm_get_config": (P(ModelConfig), [lm_p]),
+    "nmf_lm_output_floats": (size_t, [lm_p, size_t, size_t]),
+    "nmf_lm_weight_bytes": (size_t, [lm_p]),
+    # out (float addr), ids (int64 addr), B, T, inputs
+    "nmf_lm_forward": (status_t, [lm_p, C.c_void_p, C.c_void_p, size_t, size_t, P(LmInputs)]),
+    # out (int64 addr), prompt (int64 addr), B, T, G, sampling, max_tokens, stats
+    "nmf_lm_generate": (status_t, [lm_p, C.c_void_p, C.c_void_p, size_t, size_t, size_t,
+                                   P(Sampling), size_t, P(GenerateStats)]),
 }
 
 

@@ -8,7 +8,7 @@ import ctypes
 import numpy as np
 
 from nmformer._capi import TensorSet, MAX_DIMS, api
-from nmformer.errors import check, InvalidArgumentError
+from nmformer.errors import check, InvalidArgumentError, ShapeError
 
 F32P = ctypes.POINTER(ctypes.c_float)
 
@@ -30,20 +30,53 @@ class OwnedSet:
             lib.nmf_tensors_free(ctypes.byref(self.set))
 
 
-def as_numpy(value, what):
-    """A real-valued array from a numpy array, a torch tensor (anything with
-    ``.detach().cpu()``), a list or a scalar, as C-contiguous float32."""
+def _host_array(value):
+    """A numpy array of a numpy array, a torch tensor (anything with ``.detach().cpu()``;
+    bf16 / f16 widened to f32, numpy has no bfloat16), a list or a scalar."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu()
         if not hasattr(value, "numpy") or str(getattr(value, "dtype", "")) in (
                 "torch.bfloat16", "torch.float16"):
-            value = value.float()  # numpy has no bfloat16
+            value = value.float()
         value = value.numpy()
-    arr = np.asarray(value)
+    return np.asarray(value)
+
+
+def as_numpy(value, what):
+    """A real-valued array (see _host_array) as C-contiguous float32."""
+    arr = _host_array(value)
     if arr.dtype.kind not in "biuf":
         raise InvalidArgumentError(f"{what}: dtype {arr.dtype} is not a real number type",
                                    status=1)
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def as_ids(value, what, shape=None, allow_bool=False):
+    """Token ids (or BERT's token types / attention mask) as C-contiguous int64 (B, T).
+
+    Any integer dtype (a bool mask where ``allow_bool``); floats are refused rather than
+    truncated, since a float id is a mistake upstream. ``[T]`` is one sequence, ``[1, T]``.
+    ``shape``: the (B, T) the array must have (the ids'); else it must hold at least one id.
+    The values' range is the library's to check (it names the sequence and position)."""
+    arr = _host_array(value)
+    kind = arr.dtype.kind
+    if not (kind in "iu" or (kind == "b" and allow_bool)):
+        raise InvalidArgumentError(
+            f"{what}: dtype {arr.dtype} is not an integer type (token ids are int64 or int32"
+            f"{'; a mask may be bool' if allow_bool else ''}; cast with .astype(np.int64) if "
+            "the values are whole)", status=1)
+    if kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise InvalidArgumentError(f"{what}: {arr.max()} does not fit int64", status=1)
+    given = list(arr.shape)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if shape is None and (arr.ndim != 2 or arr.size == 0):
+        raise ShapeError(f"{what}: shape {given}, expected [B, T] or [T] with "
+                         "B, T >= 1 (integer token ids)", status=7)
+    if shape is not None and arr.shape != tuple(shape):
+        raise ShapeError(f"{what}: shape {given}, must be the token ids' shape "
+                         f"{list(shape)}", status=7)
+    return np.ascontiguousarray(arr, dtype=np.int64)
 
 
 def add_dense(owned, name, value):

@@ -2,8 +2,8 @@
 
 A Model holds its weights as the library does (N:M weights packed) and builds the inference
 engine on the first run(). What run() takes depends on the model's kind (``config.arch``):
-today "vit" (images in, logits out). A token-model kind (BERT / GPT-2 / LLaMA) adds an engine
-that takes token ids; the Model class, to_state_dict(), save() and prune() stay as they are.
+"vit" (images in, logits out: nmf_vit, below) or a token family, "bert" / "gpt2" / "llama"
+(token ids in, the head's output out, and generate(): nmf_lm, _lm.py).
 """
 import ctypes
 import math
@@ -13,7 +13,8 @@ import numpy as np
 
 from nmformer import _tensors
 from nmformer._capi import api, vit_p
-from nmformer.config import Config, as_config
+from nmformer._lm import LmEngine
+from nmformer.config import Config, TOKEN_ARCHS, as_config
 from nmformer.errors import check, InvalidArgumentError, ShapeError, UnsupportedError
 
 DEFAULT_BATCH = 32  # images per forward, as `nmformer run --batch`
@@ -37,8 +38,12 @@ class _VitEngine:
         self.config = config
         self.lock = threading.Lock()  # the engine's arena is shared: one forward at a time
 
-    def run(self, images, batch_size):
+    def run(self, images, batch_size, token_type_ids=None, attention_mask=None,
+            return_pooler=False):
         c = self.config
+        if token_type_ids is not None or attention_mask is not None or return_pooler:
+            raise InvalidArgumentError("token_type_ids, attention_mask and return_pooler are for "
+                                       "BERT models, not vit", status=1)
         x = _tensors.as_numpy(images, "images")
         if x.ndim < 3 or x.shape[-3:] != c.input_shape:
             raise ShapeError(
@@ -68,7 +73,7 @@ class _VitEngine:
             self._lib.nmf_vit_free(self.handle)
 
 
-_ENGINES = {"vit": _VitEngine}
+_ENGINES = {"vit": _VitEngine, **dict.fromkeys(TOKEN_ARCHS, LmEngine)}
 
 
 class EngineSlot:
@@ -100,7 +105,7 @@ class Model:
     # ---- what it holds ----------------------------------------------------------------------
     @property
     def kind(self):
-        """The model family, ``config.arch`` ("vit")."""
+        """The model family, ``config.arch`` ("vit", "bert", "gpt2", "llama")."""
         return self.config.arch
 
     def _set(self):
@@ -132,22 +137,50 @@ class Model:
                 f"pattern={self.pattern}>")
 
     # ---- running ------------------------------------------------------------------------------
-    def run(self, inputs, batch_size=DEFAULT_BATCH):
-        """Logits of a batch.
+    def run(self, inputs, batch_size=DEFAULT_BATCH, *, token_type_ids=None, attention_mask=None,
+            return_pooler=False):
+        """The model's output for a batch; ``batch_size`` images or sequences per forward
+        (threads: :func:`nmformer.set_threads`).
 
         ViT: ``inputs`` of shape (..., in_chans, img_size, img_size), normalised as the config
         says ((pixel/255 - mean) / std), any real dtype and layout (cast to float32 C order);
-        returns float32 logits (..., num_classes). Runs ``batch_size`` images per forward
-        (threads: :func:`nmformer.set_threads`). Non-finite inputs raise NumericError.
+        returns float32 logits (..., num_classes). Non-finite inputs raise NumericError.
+
+        Token models: ``inputs`` are token ids, any integer dtype (floats raise
+        InvalidArgumentError), (B, T) or one sequence (T) taken as (1, T), each in
+        [0, vocab_size), T <= max_position_embeddings. Returns float32 shaped as
+        `nmformer run` writes it: causal LM logits (B, T, vocab), sequence classifier logits
+        (B, num_labels), a bare model's last hidden state (B, T, hidden). BERT also takes
+        ``token_type_ids`` (B, T) (default zeros) and ``attention_mask`` (B, T) of 0/1 or
+        bool (1 = token, 0 = padding; default all ones); ``return_pooler=True`` returns
+        ``(output, pooler_output (B, hidden))`` for a BERT with a pooler.
         """
-        return self._engine().run(inputs, batch_size)
+        return self._engine().run(inputs, batch_size, token_type_ids=token_type_ids,
+                                  attention_mask=attention_mask, return_pooler=return_pooler)
+
+    def generate(self, prompt, tokens, temperature=0.0, top_k=0, seed=0, max_tokens=None,
+                 stats=False):
+        """Continues each prompt of a causal LM (GPT-2, LLaMA with an LM head) by ``tokens``
+        new ids, as `nmformer generate`: one prefill of the prompt into a key/value cache,
+        then one cached step per token. ``prompt``: integer ids (B, T) or (T). Greedy when
+        ``temperature`` is 0 (the highest logit, the lowest id on ties), else sampled from
+        softmax(logits / temperature) among the ``top_k`` highest (0: all) with the library's
+        RNG seeded by ``seed``. ``max_tokens`` bounds the cache (default T + tokens).
+        Returns int64 (B, T + tokens), the prompt first; with ``stats=True`` a pair
+        (ids, {"prefill_seconds", "decode_seconds", "decode_tokens"})."""
+        engine = self._engine()
+        if not hasattr(engine, "generate"):
+            raise UnsupportedError(f"generate: a {self.kind} model classifies images; generate "
+                                   "needs a causal language model (GPT-2, LLaMA)", status=5)
+        return engine.generate(prompt, tokens, temperature=temperature, top_k=top_k, seed=seed,
+                               max_tokens=max_tokens, stats=stats)
 
     def _engine(self):
         slot = self._slot
         with slot.lock:
             if slot.engine is None:
                 engine = _ENGINES.get(self.kind)
-                if engine is None:  # the token families, until their engine (nmf_lm_*) is here
+                if engine is None:  # an arch this package does not know
                     raise UnsupportedError(f"running a '{self.kind}' model is not supported by "
                                            "this version of the package", status=5)
                 slot.engine = engine(self.config, self._set())

@@ -69,7 +69,13 @@ int main(void) {
     F(nmf_model_desc, kinds); F(nmf_model_desc, kind_count); F(nmf_model_desc, params);
     F(nmf_model_desc, count); F(nmf_model_desc, kind_offset); F(nmf_model_desc, kind_numel);
     F(nmf_model_desc, kind_first); F(nmf_model_desc, floats); end();
-    /* the constants the package writes down: array sizes and every nmf_status */
+    S(nmf_lm_inputs); F(nmf_lm_inputs, token_type_ids); F(nmf_lm_inputs, attention_mask);
+    F(nmf_lm_inputs, pooler_output); end();
+    S(nmf_sampling); F(nmf_sampling, temperature); F(nmf_sampling, top_k); F(nmf_sampling, seed);
+    end();
+    S(nmf_generate_stats); F(nmf_generate_stats, prefill_seconds);
+    F(nmf_generate_stats, decode_seconds); F(nmf_generate_stats, decode_tokens); end();
+    /* the constants the package writes down: array sizes, every nmf_status, the nmf_hf_head values */
     printf(",\n  \"constants\": {\"NMF_MAX_DIMS\": %d, \"NMF_LAYOUT_COUNT\": %d, "
            "\"NMF_DESC_MAX_KINDS\": %d, \"NMF_STATUS_COUNT\": %d",
            NMF_MAX_DIMS, (int)NMF_LAYOUT_COUNT, NMF_DESC_MAX_KINDS, (int)NMF_STATUS_COUNT);
@@ -77,6 +83,7 @@ int main(void) {
     K(NMF_OK); K(NMF_ERR_INVALID_ARG); K(NMF_ERR_NOMEM); K(NMF_ERR_IO); K(NMF_ERR_FORMAT);
     K(NMF_ERR_UNSUPPORTED); K(NMF_ERR_CHECKSUM); K(NMF_ERR_SHAPE); K(NMF_ERR_NOT_FOUND);
     K(NMF_ERR_NUMERIC);
+    K(NMF_HF_HEAD_NONE); K(NMF_HF_HEAD_LM); K(NMF_HF_HEAD_CLASSIFIER);
     printf("}\n}\n");
     return 0;
 }

@@ -76,6 +76,12 @@ class TmpDir(unittest.TestCase):
     def path(self, name):
         return os.path.join(self.tmp, name)
 
+    def cli_detail(self, *args):
+        """The library's detail in the CLI's one-line error, "nmformer cmd: what: status (detail)"."""
+        err = cli(*args, check=False).stderr.strip()
+        self.assertIn(" (", err)
+        return err.split(" (", 1)[1][:-1]
+
     def cli_family(self, patterns="4:8,2:8,1:8", extra=()):
         out = self.path("cli_family.nmf")
         cli("prune", TINY, out, "--pattern", patterns, *extra)
@@ -106,6 +112,8 @@ class TestAbi(unittest.TestCase):
         for status, name in enumerate(nmformer.errors.STATUS_NAMES):
             self.assertEqual(consts[name], status)
         self.assertEqual(consts["NMF_STATUS_COUNT"], len(nmformer.errors.STATUS_NAMES))
+        for head in ("NONE", "LM", "CLASSIFIER"):
+            self.assertEqual(consts["NMF_HF_HEAD_" + head], getattr(_capi, "HF_HEAD_" + head))
 
 
 class TestRun(TmpDir):
@@ -340,12 +348,28 @@ class TestPruneConvert(TmpDir):
             nmformer.Family.new(src.config).info()  # never saved
 
 
+HF = os.path.join(FIX, "hf")
+HF_FIXTURES = [f["name"] for f in json.load(open(os.path.join(HF, "manifest.json")))["fixtures"]]
+
+
+def hf_file(name, file):
+    """A fixture's .npy (tests/fixtures/hf/NAME/FILE), or None where the fixture has none."""
+    path = os.path.join(HF, name, file)
+    return np.load(path) if os.path.exists(path) else None
+
+
+def rel_err(got, ref):
+    """max |got - ref| / max |ref|: the measure tests/model/test_lm_fixtures.c bounds by 1e-4."""
+    return float(np.abs(got.astype(np.float64) - ref).max() / np.abs(ref).max())
+
+
 class TestTokenModels(TmpDir):
     """Hugging Face folders (tests/fixtures/hf): load, prune, info and state dicts work on the
-    token families as on the ViT; running them waits for the token engine."""
+    token families as on the ViT; run and generate give the PyTorch references and the CLI's
+    results."""
 
     def test_hf_folder(self):
-        folder = os.path.join(FIX, "hf", "llama_gqa6x2")
+        folder = os.path.join(HF, "llama_gqa6x2")
         want = self.path("cli.nmf")
         cli("prune", folder, want, "--pattern", "2:8")
         got = self.path("py.nmf")
@@ -363,8 +387,228 @@ class TestTokenModels(TmpDir):
         back = nmformer.from_state_dict(fam["2:8"].to_state_dict(), c, pattern="2:8")
         for k, v in back.to_state_dict().items():
             np.testing.assert_array_equal(v, fam["2:8"].to_state_dict()[k])
+        ids = hf_file("llama_gqa6x2", "input_ids.npy")
+        np.testing.assert_array_equal(back.run(ids), fam["2:8"].run(ids))
+
+    # ---- helpers: the CLI on the same inputs ----------------------------------------------
+    def cli_run(self, model, ids, types=None, mask=None, name=None, batch=None):
+        args = ["run", model, "--input", self.save("ids.npy", ids), "--output", self.path("y.npy")]
+        if types is not None:
+            args += ["--token-types", self.save("types.npy", types)]
+        if mask is not None:
+            args += ["--attention-mask", self.save("mask.npy", mask)]
+        args += ["--model", name] if name else []
+        args += ["--batch", str(batch)] if batch else []
+        cli(*args)
+        return np.load(self.path("y.npy"))
+
+    def cli_generate(self, model, ids, tokens, *extra, name=None):
+        cli("generate", model, "--input", self.save("prompt.npy", ids), "--tokens", str(tokens),
+            "--output", self.path("seq.npy"), *(["--model", name] if name else []), *extra)
+        return np.load(self.path("seq.npy"))
+
+    def save(self, name, arr):
+        np.save(self.path(name), arr)
+        return self.path(name)
+
+    # ---- run and generate -------------------------------------------------------------------
+    def test_fixtures_match_reference_and_cli(self):
+        """Every fixture: the PyTorch reference's output within 1e-4 (relative to its largest
+        value, as the C tests), `nmformer run`'s bit for bit, the reference's greedy generation
+        and `nmformer generate`'s exactly."""
+        for name in HF_FIXTURES:
+            folder = os.path.join(HF, name)
+            ids = hf_file(name, "input_ids.npy")
+            types, mask = hf_file(name, "token_type_ids.npy"), hf_file(name, "attention_mask.npy")
+            ref = hf_file(name, "logits.npy")
+            ref = hf_file(name, "last_hidden_state.npy") if ref is None else ref
+            m = nmformer.load(folder)
+            got = m.run(ids.astype(np.int32), token_type_ids=types, attention_mask=mask)
+            self.assertEqual((got.dtype, got.shape), (np.float32, ref.shape), name)
+            self.assertLessEqual(rel_err(got, ref), 1e-4, name)
+            np.testing.assert_array_equal(got, self.cli_run(folder, ids, types, mask),
+                                          err_msg=name)
+            pool = hf_file(name, "pooler_output.npy")
+            if pool is not None:
+                hidden, pooled = m.run(ids, return_pooler=True)
+                np.testing.assert_array_equal(hidden, got)
+                self.assertLessEqual(rel_err(pooled, pool), 1e-4, name)
+            want = hf_file(name, "generate.npy")
+            if want is not None:
+                G = want.shape[1] - ids.shape[1]
+                seq = m.generate(ids, G)
+                self.assertEqual(seq.dtype, np.int64)
+                np.testing.assert_array_equal(seq, want, err_msg=name)
+                np.testing.assert_array_equal(seq, self.cli_generate(folder, ids, G),
+                                              err_msg=name)
+
+    def test_bert_padding_and_batches(self):
+        """BERT's mask and token types travel with their sequences when the batch is split
+        (batch_size 1 and 2 of 3 sequences: `nmformer run --batch`), a bool mask is a 0/1 mask,
+        and the mask matters."""
+        name = "bert_cls_pad"
+        folder = os.path.join(HF, name)
+        ids, types = hf_file(name, "input_ids.npy"), hf_file(name, "token_type_ids.npy")
+        mask = hf_file(name, "attention_mask.npy")
+        m = nmformer.load(folder)
+        whole = m.run(ids, token_type_ids=types, attention_mask=mask)
+        for b in (1, 2):
+            got = m.run(ids, b, token_type_ids=types, attention_mask=mask.astype(bool))
+            np.testing.assert_array_equal(got, self.cli_run(folder, ids, types, mask, batch=b))
+            self.assertLessEqual(rel_err(got, whole), 1e-5)
+        self.assertFalse(np.array_equal(m.run(ids, token_type_ids=types), whole))  # padding seen
+        # one sequence (T): as (1, T), the CLI's shape too
+        one = m.run(list(ids[0]), token_type_ids=types[0], attention_mask=mask[0])
+        self.assertEqual(one.shape, (1, 3))
+        np.testing.assert_array_equal(one, self.cli_run(folder, ids[0], types[0], mask[0]))
+
+    def test_sampling_matches_cli(self):
+        folder = os.path.join(HF, "gpt2_lm")
+        ids = hf_file("gpt2_lm", "input_ids.npy")
+        m = nmformer.load(folder)
+        a = m.generate(ids, 9, temperature=0.8, top_k=5, seed=3)
+        np.testing.assert_array_equal(a, self.cli_generate(folder, ids, 9, "--temperature", "0.8",
+                                                           "--top-k", "5", "--seed", "3"))
+        np.testing.assert_array_equal(a[:, :7], ids)
+        np.testing.assert_array_equal(m.generate(ids, 9, temperature=0.8, top_k=5, seed=3), a)
+        # a hot, wide draw: some seed among a few leaves the greedy path
+        greedy = m.generate(ids, 9)
+        self.assertTrue(any(not np.array_equal(m.generate(ids, 9, temperature=5.0, seed=s), greedy)
+                            for s in range(4)))
+        seq, stats = m.generate(ids, 5, max_tokens=20, stats=True)
+        np.testing.assert_array_equal(seq, hf_file("gpt2_lm", "generate.npy"))
+        self.assertEqual(stats["decode_tokens"], 2 * 4)
+        self.assertGreaterEqual(stats["prefill_seconds"], 0.0)
+        np.testing.assert_array_equal(m.generate(ids, 0), ids)
+
+    def test_pruned_family_runs(self):
+        """prune(dense folder) from Python: the candidates run on the N:M kernels, equal
+        `nmformer run --model` on the same family file, and reproduce the PyTorch outputs of
+        the fixture pruned by the same rule (gpt2_lm_2to4, llama_gqa6x2_2to8)."""
+        for dense, nm, pat in (("gpt2_lm", "gpt2_lm_2to4", "2:4"),
+                               ("llama_gqa6x2", "llama_gqa6x2_2to8", "2:8"),
+                               ("bert_cls_pad", "bert_cls_pad_2to8", "2:8")):
+            path = self.path(dense + ".nmf")
+            fam = nmformer.prune(os.path.join(HF, dense), [pat], out=path)
+            model = fam[pat]
+            self.assertEqual(model.pattern, pat)
+            self.assertLess(model.weight_bytes(), fam["dense"].weight_bytes())
+            ids = hf_file(nm, "input_ids.npy")
+            types, mask = hf_file(nm, "token_type_ids.npy"), hf_file(nm, "attention_mask.npy")
+            got = model.run(ids, token_type_ids=types, attention_mask=mask)
+            self.assertLessEqual(rel_err(got, hf_file(nm, "logits.npy")), 1e-4, nm)
+            np.testing.assert_array_equal(got, self.cli_run(path, ids, types, mask, name=pat))
+            self.assertGreater(np.abs(got - fam["dense"].run(ids, token_type_ids=types,
+                                                             attention_mask=mask)).max(), 1e-4)
+            if model.kind != "bert":
+                want = hf_file(nm, "generate.npy")
+                G = want.shape[1] - ids.shape[1]
+                seq = model.generate(ids, G)
+                np.testing.assert_array_equal(seq, self.cli_generate(path, ids, G, name=pat))
+                np.testing.assert_array_equal(seq, want)
+        # Model.prune, no file: the same candidate
+        one = nmformer.load(os.path.join(HF, "llama_gqa6x2")).prune("2:8")
+        ids = hf_file("llama_gqa6x2_2to8", "input_ids.npy")
+        in_file = nmformer.Family.open(self.path("llama_gqa6x2.nmf"))["2:8"]
+        np.testing.assert_array_equal(one.run(ids), in_file.run(ids))
+
+    def test_python_threads(self):
+        """Two token models from several Python threads give what they give alone."""
+        import threading
+        models = {n: nmformer.load(os.path.join(HF, n)) for n in ("gpt2_lm", "llama_gqa6x2")}
+        ids = {n: hf_file(n, "input_ids.npy") for n in models}
+        alone = {n: (models[n].run(ids[n]), models[n].generate(ids[n], 4)) for n in models}
+        errors, got = [], []
+
+        def work(n):
+            try:
+                for _ in range(3):
+                    got.append((n, models[n].run(ids[n]), models[n].generate(ids[n], 4)))
+            except Exception as e:  # reported below
+                errors.append(e)
+        jobs = [threading.Thread(target=work, args=(n,)) for n in models for _ in range(2)]
+        for j in jobs:
+            j.start()
+        for j in jobs:
+            j.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(len(got), 12)
+        for n, y, seq in got:
+            np.testing.assert_array_equal(y, alone[n][0])
+            np.testing.assert_array_equal(seq, alone[n][1])
+
+    # ---- bad inputs -------------------------------------------------------------------------
+    def test_bad_inputs(self):
+        gpt2 = nmformer.load(os.path.join(HF, "gpt2_lm"))
+        ids = hf_file("gpt2_lm", "input_ids.npy")
+        for bad in (ids.astype(np.float64), ids.astype(np.float32), ids.astype(bool),
+                    [[1.0, 2.0]], np.array(["a", "b"])):
+            with self.assertRaises(nmformer.InvalidArgumentError) as e:
+                gpt2.run(bad)
+            self.assertIn("not an integer type", str(e.exception))
+        for bad in (ids[None], np.int64(3), np.zeros((0, 4), np.int64), np.zeros((2, 0), np.int64)):
+            with self.assertRaises(nmformer.ShapeError) as e:
+                gpt2.run(bad)
+            self.assertIn("expected [B, T]", str(e.exception))
+        # values: the library's message, as the CLI prints it
+        bad = ids.copy()
+        bad[1, 4] = 67  # vocab 67
+        with self.assertRaises(nmformer.InvalidArgumentError) as e:
+            gpt2.run(bad)
+        self.assertIn("sequence 1, position 4", str(e.exception))
+        self.assertEqual(str(e.exception), self.cli_detail(
+            "run", os.path.join(HF, "gpt2_lm"), "--input", self.save("bad.npy", bad), "--output",
+            self.path("o.npy")))
+        with self.assertRaises(nmformer.InvalidArgumentError) as e:  # in the second forward
+            gpt2.run(bad, batch_size=1)
+        self.assertIn("sequences 1..1", str(e.exception))
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            gpt2.run(np.array([[-1, 2]]))
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            gpt2.run(np.array([[2 ** 63]], np.uint64))
+        with self.assertRaises(nmformer.InvalidArgumentError) as e:  # T > max_position (32)
+            gpt2.run(np.zeros((1, 33), np.int64))
+        self.assertIn("max_position_embeddings", str(e.exception))
+        with self.assertRaises(nmformer.InvalidArgumentError) as e:
+            gpt2.run(ids, attention_mask=np.ones_like(ids))
+        self.assertIn("only BERT", str(e.exception))
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            gpt2.run(ids, return_pooler=True)
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            gpt2.run(ids, batch_size=0)
+        bert = nmformer.load(os.path.join(HF, "bert_cls_pad"))
+        bids = hf_file("bert_cls_pad", "input_ids.npy")
+        with self.assertRaises(nmformer.ShapeError) as e:
+            bert.run(bids, attention_mask=np.ones((3, 8), np.int64))
+        self.assertIn("token ids' shape [3, 9]", str(e.exception))
+        with self.assertRaises(nmformer.InvalidArgumentError) as e:
+            bert.run(bids, attention_mask=np.full((3, 9), 2))
+        self.assertIn("not 0 or 1", str(e.exception))
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            bert.run(bids, token_type_ids=np.full((3, 9), 2))  # type_vocab 2
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            bert.run(bids, token_type_ids=np.zeros((3, 9)))  # floats
+        # generate: only causal LMs, sane options
+        with self.assertRaises(nmformer.UnsupportedError) as e:
+            bert.generate(bids, 2)
+        self.assertIn("LM head", str(e.exception))
         with self.assertRaises(nmformer.UnsupportedError):
-            m.run(np.zeros((1, 4), np.int64))
+            nmformer.load(TINY).generate(ids, 2)
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            nmformer.load(TINY).run(np.zeros((1, 1, 28, 28)), attention_mask=ids)
+        for kwargs in ({"tokens": -1}, {"tokens": 2.5}, {"tokens": 2, "top_k": 5},
+                       {"tokens": 2, "temperature": -1}, {"tokens": 2, "temperature": float("nan")},
+                       {"tokens": 2, "seed": -1}, {"tokens": 2, "max_tokens": 0},
+                       {"tokens": 30}):  # 7 + 30 > max_position_embeddings 32
+            with self.assertRaises(nmformer.InvalidArgumentError, msg=str(kwargs)):
+                gpt2.generate(ids, **kwargs)
+        with self.assertRaises(nmformer.InvalidArgumentError) as e:
+            gpt2.generate(ids, 5, max_tokens=10)
+        self.assertEqual(str(e.exception), self.cli_detail(
+            "generate", os.path.join(HF, "gpt2_lm"), "--input", self.save("p.npy", ids),
+            "--tokens", "5", "--max-tokens", "10", "--output", self.path("s.npy")))
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            gpt2.generate(ids.astype(np.float32), 2)
 
 
 class TestStateDict(TmpDir):
@@ -428,12 +672,6 @@ class TestStateDict(TmpDir):
 
 
 class TestErrors(TmpDir):
-    def cli_detail(self, *args):
-        """The library's detail in the CLI's one-line error, "nmformer cmd: what: status (detail)"."""
-        err = cli(*args, check=False).stderr.strip()
-        self.assertIn(" (", err)
-        return err.split(" (", 1)[1][:-1]
-
     def test_missing_file(self):
         path = self.path("missing.nmf")
         with self.assertRaises(nmformer.FileError) as e:
