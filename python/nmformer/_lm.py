@@ -137,5 +137,6 @@ def _check_batch(status, first, count, total):
     except Error as e:
         if count == total:
             raise
-        raise error_for(e.status, f"{e.message} [in the forward of sequences {first}.."
-                                  f"{first + count - 1}: sequence k there is {first} + k]") from None
+        where = f"in the forward of sequences {first}..{first + count - 1}"
+        raise error_for(e.status, f"{e.message} [{where}: sequence k there is {first} + k]") \
+            from None

@@ -792,6 +792,28 @@ class TestTorch(TmpDir):
         self.assertEqual(m16.pattern, "2:8")
 
 
+class TestTorchTokens(unittest.TestCase):
+    """Token ids and masks as torch tensors (int64, int32, a bool mask): the numpy results."""
+
+    def test_torch_ids(self):
+        torch, _ = _torch()
+        bert = nmformer.load(os.path.join(HF, "bert_cls_pad"))
+        ids, types, mask = (hf_file("bert_cls_pad", f + ".npy")
+                            for f in ("input_ids", "token_type_ids", "attention_mask"))
+        want = bert.run(ids, token_type_ids=types, attention_mask=mask)
+        got = bert.run(torch.from_numpy(ids).int(), token_type_ids=torch.from_numpy(types),
+                       attention_mask=torch.from_numpy(mask).bool())
+        np.testing.assert_array_equal(got, want)
+        gpt2 = nmformer.load(os.path.join(HF, "gpt2_lm"))
+        prompt = hf_file("gpt2_lm", "input_ids.npy")
+        np.testing.assert_array_equal(gpt2.generate(torch.from_numpy(prompt), 5),
+                                      hf_file("gpt2_lm", "generate.npy"))
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            gpt2.run(torch.from_numpy(prompt).float())
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            gpt2.run(torch.from_numpy(prompt).bfloat16())
+
+
 class TestVenvInstall(unittest.TestCase):
     """`pip install ./python` into a fresh venv, offline, then the installed package finds the
     checkout's build/ by itself (no NMFORMER_LIB) and runs a model."""
