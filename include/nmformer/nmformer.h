@@ -15,6 +15,7 @@
 #include "nmformer/desc.h"
 #include "nmformer/model.h"
 #include "nmformer/lm.h"
+#include "nmformer/prune.h"
 #include "nmformer/train.h"
 #include "nmformer/dist.h"
 #include "nmformer/sta.h"

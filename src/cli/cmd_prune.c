@@ -1,25 +1,40 @@
-/* nmformer prune: one-shot magnitude pruning of every block linear to one or more N:M patterns.
+/* nmformer prune: one-shot pruning of every block linear to one or more N:M patterns, by
+ * magnitude or, with calibration data, Wanda or SparseGPT (the library's nmformer/prune.h).
  * The result is a family file (dense + one candidate per pattern, sharing every tensor that
  * pruning does not touch), or a single pruned model as safetensors. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/model_cli.h"
+#include "nmformer/data.h"
 #include "nmformer/model.h"
+#include "nmformer/prune.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: nmformer prune IN OUT --pattern N:M[,N:M...] [options]\n"
             "\n"
-            "One-shot magnitude pruning: in every block linear (ViT attn.qkv, attn.proj,\n"
-            "mlp.fc1, mlp.fc2; BERT query/key/value/dense; GPT-2 c_attn, c_proj, c_fc; LLaMA\n"
-            "q/k/v/o, gate/up/down) keep the N largest |w| of each group of M consecutive\n"
-            "inputs (ties: lower index), along the input dimension whatever the storage\n"
-            "(GPT-2's [in, out]: M consecutive rows per output column). Embeddings, norms,\n"
-            "pooler and heads stay dense. IN is .safetensors, .nmf (its 'dense' model, or\n"
-            "--model) or a Hugging Face model folder (config.json + weights).\n"
+            "One-shot pruning: in every block linear (ViT attn.qkv, attn.proj, mlp.fc1,\n"
+            "mlp.fc2; BERT query/key/value/dense; GPT-2 c_attn, c_proj, c_fc; LLaMA q/k/v/o,\n"
+            "gate/up/down) keep N of each group of M consecutive inputs (ties: lower index),\n"
+            "along the input dimension whatever the storage (GPT-2's [in, out]: M consecutive\n"
+            "rows per output column). Embeddings, norms, pooler and heads stay dense. IN is\n"
+            ".safetensors, .nmf (its 'dense' model, or --model) or a Hugging Face model folder\n"
+            "(config.json + weights).\n"
+            "Methods (--method):\n"
+            "  magnitude  the N largest |w| (no calibration; the default)\n"
+            "  wanda      the N largest |w| * ||x||_2, x the linear's input over the\n"
+            "             calibration tokens (one forward, shared by all patterns)\n"
+            "  sparsegpt  block by block on the model pruned so far, the N largest\n"
+            "             w^2 / [H^-1]_jj^2 with H = X^T X + damp * mean(diag) * I, the kept\n"
+            "             weights updated to make up for the pruned ones\n"
+            "Calibration (wanda, sparsegpt): --calib FILE.npy, float32 NCHW images (B, C, S, S)\n"
+            "for a ViT, int32/int64 token ids (B, T) for BERT / GPT-2 / LLaMA; without it a\n"
+            "ViT of Fashion-MNIST's shape uses the first K images of its train split.\n"
             "OUT .nmf: a family holding 'dense' and one candidate per pattern (named \"N:M\");\n"
             "tensors the candidates have in common are stored once.\n"
             "OUT .safetensors: one pattern only; the pruned model, dense with zeros.\n"
@@ -30,6 +45,12 @@ static void usage(FILE *out) {
             "                    (IN is then the dense source they are pruned from)\n"
             "  --no-dense        do not store the dense model in a new family\n"
             "  --model NAME      model of an .nmf IN to prune (default: dense)\n"
+            "  --method M        magnitude (default), wanda or sparsegpt\n"
+            "  --calib FILE      calibration samples (.npy, see above)\n"
+            "  --calib-samples K use the first K samples (default 128)\n"
+            "  --damp X          SparseGPT dampening, a fraction of mean diag(H) (default 0.01)\n"
+            "  --data DIR        Fashion-MNIST IDX files for the default calibration set\n"
+            "                    (default: $NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")\n"
             "  --dtype T         stored values: f32, f16 or bf16 (default: the source's\n"
             "                    dtype, f32 when its tensors differ; with --add: the family's)\n"
             "  --help            this text\n" CLI_CONFIG_FLAGS_HELP);
@@ -39,6 +60,7 @@ static void usage(FILE *out) {
 
 int cmd_prune(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *patterns = NULL, *model = NULL, *dtype_s = NULL;
+    const char *method_s = NULL, *calib = NULL, *samples_s = NULL, *damp_s = NULL, *data_dir = NULL;
     int add = 0, no_dense = 0;
     cli_config_flags flags = {0};
     for (int i = 1; i < argc; i++) {
@@ -53,6 +75,16 @@ int cmd_prune(int argc, char **argv) {
             if (!(model = cli_value("prune", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--dtype")) {
             if (!(dtype_s = cli_value("prune", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--method")) {
+            if (!(method_s = cli_value("prune", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--calib")) {
+            if (!(calib = cli_value("prune", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--calib-samples")) {
+            if (!(samples_s = cli_value("prune", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--damp")) {
+            if (!(damp_s = cli_value("prune", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--data")) {
+            if (!(data_dir = cli_value("prune", argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--add")) {
             add = 1;
         } else if (!strcmp(a, "--no-dense")) {
@@ -70,6 +102,33 @@ int cmd_prune(int argc, char **argv) {
     nmf_dtype dtype = NMF_DTYPE_F32;
     if (dtype_s && nmf_dtype_parse(dtype_s, &dtype))
         return cli_fail("prune", "--dtype", NMF_ERR_INVALID_ARG);
+    nmf_prune_options popt;
+    nmf_prune_options_default(&popt);
+    if (method_s && nmf_prune_method_parse(method_s, &popt.method))
+        return cli_fail("prune", "--method", NMF_ERR_INVALID_ARG);
+    long samples = 128;
+    if (samples_s && model_cli_int(samples_s, 1, 1L << 30, &samples)) {
+        fprintf(stderr, "nmformer prune: --calib-samples wants an integer >= 1, got '%s'\n", samples_s);
+        return 2;
+    }
+    if (damp_s) {
+        char *end;
+        popt.damp = strtod(damp_s, &end);
+        if (end == damp_s || *end || !isfinite(popt.damp) || popt.damp < 0) {
+            fprintf(stderr, "nmformer prune: --damp wants a finite number >= 0, got '%s'\n", damp_s);
+            return 2;
+        }
+    }
+    const int calibrated = popt.method != NMF_PRUNE_MAGNITUDE;
+    if (!calibrated && (calib || samples_s || damp_s || data_dir)) {
+        fprintf(stderr, "nmformer prune: --calib, --calib-samples, --damp and --data are for "
+                        "--method wanda or sparsegpt\n");
+        return 2;
+    }
+    if (damp_s && popt.method != NMF_PRUNE_SPARSEGPT) {
+        fprintf(stderr, "nmformer prune: --damp is for --method sparsegpt\n");
+        return 2;
+    }
 
     nmf_pattern pats[MAX_PATTERNS];
     int npat = 0;
@@ -118,10 +177,20 @@ int cmd_prune(int argc, char **argv) {
     int rc = 0;
     nmf_family fam;
     nmf_family_init(&fam);
+    nmf_calib cal = {0};
+    nmf_prune_stats stats = {0};
+    if (calibrated) {
+        st = calib ? nmf_calib_load(&cal, &cfg, calib, (size_t)samples)
+                   : nmf_calib_fashion_mnist(&cal, &cfg, data_dir, (size_t)samples);
+        if (st) {
+            rc = cli_fail("prune", calib ? "--calib" : "default calibration set", st);
+            goto done;
+        }
+    }
     if (out_kind == CLI_FILE_SAFETENSORS) {
         if (!dtype_s) dtype = nmf_tensors_stored_dtype(&src); /* a BF16 source stays BF16 */
         nmf_tensor_set pruned;
-        st = nmf_model_prune(&cfg, &src, pats[0], &pruned);
+        st = nmf_prune_oneshot(&cfg, &src, pats, 1, &popt, &cal, &pruned, &stats);
         if (!st) {
             st = nmf_safetensors_write(out, &pruned, dtype);
             nmf_tensors_free(&pruned);
@@ -139,7 +208,8 @@ int cmd_prune(int argc, char **argv) {
         fam.config = cfg;
     }
     nmf_dtype default_dtype;
-    st = nmf_family_prune(&fam, &cfg, &src, pats, (size_t)npat, !add && !no_dense, &default_dtype);
+    st = nmf_family_prune_oneshot(&fam, &cfg, &src, pats, (size_t)npat, !add && !no_dense, &popt, &cal,
+                                  &default_dtype, &stats);
     if (st) {
         rc = cli_fail("prune", out, st);
         goto done;
@@ -149,6 +219,14 @@ int cmd_prune(int argc, char **argv) {
     st = nmf_family_write(out, &fam, &opt);
     if (st) rc = cli_fail("prune", out, st);
 done:
+    /* what the calibration cost, for the one-shot table (docs/IDP.md); on stderr: stdout stays
+     * free for a written output (docs/RELIABILITY.md) */
+    if (!rc && calibrated)
+        fprintf(stderr, "prune: %s, %d pattern%s: %zu calibration samples (%zu tokens per pass), %zu forward "
+               "pass%s, %.2f s\n", nmf_prune_method_name(popt.method), npat, npat > 1 ? "s" : "",
+               stats.samples, stats.tokens, stats.forwards, stats.forwards == 1 ? "" : "es",
+               stats.seconds);
+    nmf_calib_free(&cal);
     nmf_family_free(&fam);
     nmf_tensors_free(&src);
     return rc;

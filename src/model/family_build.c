@@ -7,6 +7,7 @@
 
 #include "nmformer/io.h"
 #include "nmformer/model.h"
+#include "nmformer/prune.h"
 
 nmf_dtype nmf_family_stored_dtype(const nmf_family *f) {
     nmf_dtype t = f->count ? nmf_tensors_stored_dtype(&f->models[0].tensors) : NMF_DTYPE_F32;
@@ -32,6 +33,15 @@ static nmf_status same_config(const nmf_model_config *family, const nmf_model_co
 nmf_status nmf_family_prune(nmf_family *fam, const nmf_model_config *cfg, const nmf_tensor_set *src,
                             const nmf_pattern *patterns, size_t count, int with_dense,
                             nmf_dtype *default_dtype) {
+    return nmf_family_prune_oneshot(fam, cfg, src, patterns, count, with_dense, NULL, NULL,
+                                    default_dtype, NULL);
+}
+
+nmf_status nmf_family_prune_oneshot(nmf_family *fam, const nmf_model_config *cfg,
+                                    const nmf_tensor_set *src, const nmf_pattern *patterns,
+                                    size_t count, int with_dense, const nmf_prune_options *o,
+                                    const nmf_calib *cal, nmf_dtype *default_dtype,
+                                    nmf_prune_stats *stats) {
     if (!fam || !cfg || !src || (count && !patterns))
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_prune: NULL argument");
     nmf_status st = same_config(&fam->config, cfg);
@@ -56,16 +66,19 @@ nmf_status nmf_family_prune(nmf_family *fam, const nmf_model_config *cfg, const 
         nmf_tensors_free(&copy);
         if (st) return nmf_error_context(st, "dense");
     }
-    for (size_t k = 0; k < count; k++) {
+    /* every pattern in one call: Wanda's statistics are gathered once for all of them */
+    nmf_tensor_set *pruned = calloc(count ? count : 1, sizeof *pruned);
+    if (!pruned) return nmf_error(NMF_ERR_NOMEM, "%zu candidates", count);
+    st = nmf_prune_oneshot(cfg, src, patterns, count, o, cal, pruned, stats);
+    for (size_t k = 0; !st && k < count; k++) {
         char name[16];
         nmf_pattern_format(patterns[k], name, sizeof name);
-        nmf_tensor_set pruned;
-        st = nmf_model_prune(cfg, src, patterns[k], &pruned);
-        if (!st) st = nmf_family_add(fam, name, &pruned);
-        nmf_tensors_free(&pruned);
-        if (st) return nmf_error_context(st, "%s", name);
+        st = nmf_family_add(fam, name, &pruned[k]);
+        if (st) st = nmf_error_context(st, "%s", name);
     }
-    return NMF_OK;
+    for (size_t k = 0; k < count; k++) nmf_tensors_free(&pruned[k]); /* added ones are empty */
+    free(pruned);
+    return st;
 }
 
 nmf_status nmf_family_from_model(nmf_family *fam, const nmf_model_config *cfg, nmf_tensor_set *tensors,

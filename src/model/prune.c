@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/prune_internal.h"
 #include "nmformer/desc.h"
 #include "nmformer/model.h"
 
@@ -21,9 +22,8 @@ static const nmf_param *eligible(const nmf_model_desc *d, const nmf_tensor *t) {
     return p && nmf_param_kind_of(d, p)->nm ? p : NULL;
 }
 
-/* The weight's values as its (out, in) view, p->rows x p->cols (malloc'd via nmf_alloc). */
-static nmf_status linear_view(const nmf_model_desc *d, const nmf_param *p, const nmf_tensor *t,
-                              float **out) {
+nmf_status nmf_linear_view(const nmf_model_desc *d, const nmf_param *p, const nmf_tensor *t,
+                           float **out) {
     *out = NULL;
     if (t->numel != p->numel || t->ndim != 2)
         return nmf_error(NMF_ERR_SHAPE, "tensor '%s': %zu values, the config expects %zu (2-D)",
@@ -51,12 +51,25 @@ static nmf_status linear_view(const nmf_model_desc *d, const nmf_param *p, const
     return NMF_OK;
 }
 
-/* Packs the (out, in) view w of row p as pattern pp (the magnitude top-N per group: a weight
- * that already is N:M packs exactly) and adds it to s under name. */
+void nmf_linear_view_store(const nmf_model_desc *d, const nmf_param *p, const float *w, nmf_tensor *t) {
+    if (nmf_param_kind_of(d, p)->in_axis != 0) {
+        memcpy(t->data, w, p->numel * sizeof(float));
+        return;
+    }
+    for (size_t i = 0; i < p->cols; i++)     /* i: input  (stored row) */
+        for (size_t o = 0; o < p->rows; o++) /* o: output (stored column) */
+            t->data[i * p->rows + o] = w[o * p->cols + i];
+}
+
+/* Packs the (out, in) view w of row p as pattern pp and adds it to s under name: the entries of
+ * mask when it is given, else the magnitude top-N per group (a weight that already is N:M packs
+ * exactly). */
 static nmf_status add_packed(const nmf_model_desc *d, const nmf_param *p, const char *name,
-                             const float *w, nmf_pattern pp, nmf_tensor_set *s, nmf_tensor **out) {
+                             const float *w, const uint8_t *mask, nmf_pattern pp, nmf_tensor_set *s,
+                             nmf_tensor **out) {
     nmf_nm_matrix m;
-    nmf_status st = nmf_nm_pack(&m, w, p->rows, p->cols, pp, 0);
+    nmf_status st = mask ? nmf_nm_pack_masked(&m, w, mask, p->rows, p->cols, pp, 0)
+                         : nmf_nm_pack(&m, w, p->rows, p->cols, pp, 0);
     if (st) return nmf_error_context(st, "%s", name);
     st = nmf_tensors_add_nm_transposed(s, name, &m, nmf_param_kind_of(d, p)->in_axis == 0, out);
     if (st) nmf_nm_free(&m);
@@ -65,6 +78,11 @@ static nmf_status add_packed(const nmf_model_desc *d, const nmf_param *p, const 
 
 nmf_status nmf_model_prune(const nmf_model_config *c, const nmf_tensor_set *dense, nmf_pattern p,
                            nmf_tensor_set *out) {
+    return nmf_model_prune_by(c, dense, p, NULL, NULL, out);
+}
+
+nmf_status nmf_model_prune_by(const nmf_model_config *c, const nmf_tensor_set *dense, nmf_pattern p,
+                              nmf_prune_layer_fn fn, void *ctx, nmf_tensor_set *out) {
     nmf_tensors_init(out);
     nmf_model_desc d;
     nmf_status st = nmf_model_describe(&d, c);
@@ -79,8 +97,15 @@ nmf_status nmf_model_prune(const nmf_model_config *c, const nmf_tensor_set *dens
             if (!st) st = nmf_tensor_dense(t, copy->data);
         } else {
             float *w;
-            st = linear_view(&d, row, t, &w);
-            if (!st) st = add_packed(&d, row, t->name, w, p, out, &copy);
+            uint8_t *mask = NULL;
+            st = nmf_linear_view(&d, row, t, &w);
+            if (!st && fn) {
+                mask = nmf_alloc(row->numel, 1);
+                st = mask ? fn(ctx, row, w, mask) : nmf_error(NMF_ERR_NOMEM, "%s: mask", t->name);
+                if (st) st = nmf_error_context(st, "%s", t->name);
+            }
+            if (!st) st = add_packed(&d, row, t->name, w, mask, p, out, &copy);
+            nmf_free(mask);
             nmf_free(w);
         }
         if (!st) copy->stored_dtype = t->stored_dtype;
@@ -99,7 +124,7 @@ nmf_status nmf_model_pack_nm(const nmf_model_config *c, nmf_tensor_set *s, nmf_p
         const nmf_param *row = eligible(&d, t);
         if (!row || !t->data || t->nm) continue;
         float *w;
-        if ((st = linear_view(&d, row, t, &w))) break;
+        if ((st = nmf_linear_view(&d, row, t, &w))) break;
         int is_nm = 0;
         st = nmf_nm_check(w, row->rows, row->cols, p, 0, &is_nm);
         if (!st && !is_nm)

@@ -1,0 +1,108 @@
+/* One-shot N:M pruning with calibration: magnitude, Wanda and SparseGPT (docs/IDP.md).
+ *
+ * A weight W is seen as its (out, in) view whatever its storage (desc.h: GPT-2's Conv1D is
+ * [in, out]); groups of M run along the input dimension. X (tokens, in) is the input of that
+ * linear over every calibration token, taken by the observer of the one forward
+ * (nmf_vit_forward_observed / nmf_lm_forward_observed) from the op that feeds the linear (the
+ * op lists of desc.h name it).
+ *
+ *   magnitude  keep per group the N largest |W_ij|                           (no calibration)
+ *   Wanda      keep per group the N largest S_ij = |W_ij| * ||X_j||_2        (Sun et al. 2023)
+ *   SparseGPT  block by block in model order, each block's inputs from the model whose earlier
+ *              blocks are already pruned: H = X^T X + damp * mean(diag) * I, U = chol(H^-1)
+ *              (upper); columns left to right in blocks with lazy batch updates; at the first
+ *              column of each group of M the N largest w^2 / U_jj^2 per row are kept; every
+ *              pruned weight's error is spread over the later columns (Frantar & Alistarh 2023). */
+#ifndef NMFORMER_PRUNE_H
+#define NMFORMER_PRUNE_H
+
+#include "nmformer/io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    NMF_PRUNE_MAGNITUDE = 0,
+    NMF_PRUNE_WANDA,
+    NMF_PRUNE_SPARSEGPT,
+    NMF_PRUNE_METHOD_COUNT
+} nmf_prune_method;
+NMF_API const char *nmf_prune_method_name(nmf_prune_method m); /* "magnitude", "wanda", "sparsegpt" */
+NMF_API nmf_status nmf_prune_method_parse(const char *s, nmf_prune_method *out);
+
+/* ---- calibration data ------------------------------------------------------------------ */
+typedef struct {
+    size_t count;      /* samples: images or sequences */
+    size_t seq_len;    /* token families: T; 0 for images */
+    size_t sample_len; /* values per sample: C*S*S (ViT) or T */
+    float *images;     /* ViT (count, C, S, S), normalised as nmf_vit_forward takes them; or NULL */
+    int64_t *ids;      /* token families (count, T), every id in [0, vocab); or NULL */
+} nmf_calib;
+
+/* Calibration samples for model c from a .npy file, the first max_samples of it (0: all):
+ * ViT: float32 (B, in_chans, img_size, img_size), finite; token families: int32/int64 (B, T),
+ * 1 <= T <= max_position_embeddings, ids in [0, vocab_size). Anything else (another dtype or
+ * shape, NaN, no sample, an id out of range) is an error whose detail says what and where. */
+NMF_API nmf_status nmf_calib_load(nmf_calib *out, const nmf_model_config *c, const char *path,
+                                  size_t max_samples);
+/* The default set for the built-in data: the first `samples` images of the Fashion-MNIST train
+ * split (data_dir as nmf_dataset_load), normalised with c's mean and std. The model must take
+ * 1 x 28 x 28 images (NMF_ERR_INVALID_ARG otherwise: token models need a file). */
+NMF_API nmf_status nmf_calib_fashion_mnist(nmf_calib *out, const nmf_model_config *c,
+                                           const char *data_dir, size_t samples);
+NMF_API void nmf_calib_free(nmf_calib *cal);
+
+/* ---- one layer ------------------------------------------------------------------------- */
+/* scores (rows, cols) = |w| * sqrt(sumsq) per column, in float: sumsq[j] = sum over the
+ * calibration tokens of x_j^2, accumulated in double in token order (so that a reference which
+ * adds in the same order agrees bit for bit). */
+NMF_API void nmf_wanda_scores(float *scores, const float *w, const double *sumsq, size_t rows,
+                              size_t cols);
+/* Wanda on one (out, in) weight: mask = N largest scores per group (ties: the lower index, as
+ * nmf_nm_mask), w zeroed where the mask drops it. mask may be NULL. */
+NMF_API nmf_status nmf_wanda_prune(float *w, uint8_t *mask, const double *sumsq, size_t rows,
+                                   size_t cols, nmf_pattern p);
+/* SparseGPT on one (out, in) weight in place, from xtx = X^T X (cols x cols, upper triangle
+ * read; not modified): damp is lambda as a fraction of mean(diag H) (0.01 in the paper),
+ * block_cols the lazy-update width (rounded down to a multiple of M; 128 in the paper). Columns
+ * whose diag(H) is 0 (inputs never seen) are zeroed. mask (may be NULL) receives the kept set.
+ * A Hessian that damping leaves singular is NMF_ERR_NUMERIC. */
+NMF_API nmf_status nmf_sparsegpt_prune(float *w, uint8_t *mask, const double *xtx, size_t rows,
+                                       size_t cols, nmf_pattern p, double damp, size_t block_cols);
+
+/* ---- a whole model ---------------------------------------------------------------------- */
+typedef struct {
+    nmf_prune_method method;
+    double damp;       /* SparseGPT dampening (fraction of mean diag H); default 0.01 */
+    size_t block_cols; /* SparseGPT lazy-update block; default 128 */
+    size_t batch;      /* calibration samples per forward; 0: chosen from the model's sizes */
+} nmf_prune_options;
+NMF_API void nmf_prune_options_default(nmf_prune_options *o);
+
+typedef struct {
+    double seconds;  /* calibration and pruning, wall clock, all patterns */
+    size_t samples;  /* calibration samples used */
+    size_t tokens;   /* rows each linear saw per forward pass (samples x tokens per sample) */
+    size_t forwards; /* passes over the calibration set (Wanda: 1; SparseGPT: blocks x patterns) */
+} nmf_prune_stats;
+
+/* out[k] (initialised here) = dense pruned to patterns[k] by o->method (NULL: magnitude), each
+ * N:M-eligible weight held packed as nmf_model_prune holds it, everything else copied. Wanda and
+ * SparseGPT need cal (samples of the model's input kind); Wanda gathers its norms in one pass
+ * shared by every pattern. stats may be NULL. On failure no out[k] is left allocated. */
+NMF_API nmf_status nmf_prune_oneshot(const nmf_model_config *c, const nmf_tensor_set *dense,
+                                     const nmf_pattern *patterns, size_t count,
+                                     const nmf_prune_options *o, const nmf_calib *cal,
+                                     nmf_tensor_set *out, nmf_prune_stats *stats);
+/* nmf_family_prune (io.h) with the candidates pruned by nmf_prune_oneshot(o, cal). */
+NMF_API nmf_status nmf_family_prune_oneshot(nmf_family *fam, const nmf_model_config *cfg,
+                                            const nmf_tensor_set *src, const nmf_pattern *patterns,
+                                            size_t count, int with_dense,
+                                            const nmf_prune_options *o, const nmf_calib *cal,
+                                            nmf_dtype *default_dtype, nmf_prune_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

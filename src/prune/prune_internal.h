@@ -1,0 +1,58 @@
+/* Private to src/prune: where each N:M linear's input comes from, and the statistics the
+ * calibration forward gathers there. */
+#ifndef NMF_PRUNE_INTERNAL_H
+#define NMF_PRUNE_INTERNAL_H
+
+#include "nmformer/desc.h"
+#include "nmformer/model.h"
+#include "nmformer/prune.h"
+
+/* U with H^-1 = U^T U (upper, n x n) from H (n x n, upper triangle read, overwritten). */
+nmf_status nmf_hinv_chol_upper(double *h, double *u, size_t n);
+
+/* sumsq[j] += x_ij^2 over the rows of x (rows, cols), row by row, in double. */
+void nmf_acc_sumsq(double *sumsq, const float *x, size_t rows, size_t cols);
+/* xtx (cols, cols) += x^T x, upper triangle. */
+nmf_status nmf_acc_xtx(double *xtx, const float *x, size_t rows, size_t cols);
+
+/* A tap: the output of one op of the forward that is the input of one or more N:M linears
+ * (ViT norm1 feeds qkv; LLaMA's post_attention_layernorm feeds gate and up). */
+typedef struct {
+    int op, block;  /* the producing op (desc.h ids; block -1 for the stem) */
+    size_t cols;    /* its width = the linears' input dimension */
+    double *sumsq;  /* Wanda: (cols) */
+    double *xtx;    /* SparseGPT: (cols, cols) */
+    size_t rows;    /* rows seen */
+} nmf_prune_tap;
+
+typedef struct {
+    const nmf_param *param; /* the weight's row of the plan's description */
+    int block;
+    size_t tap;
+} nmf_prune_linear;
+
+/* Every N:M-eligible linear of a model in forward order, each with its tap, from the op lists. */
+typedef struct {
+    nmf_model_desc desc;
+    nmf_prune_linear *linears;
+    size_t nlinears;
+    nmf_prune_tap *taps;
+    size_t ntaps;
+    int layers;
+    int *slot;            /* (layers + 1) x NMF_OP_ID_MAX: tap index of (block + 1, op), -1 none */
+    nmf_status error;     /* the first failure inside the observer */
+} nmf_prune_plan;
+
+nmf_status nmf_prune_plan_build(nmf_prune_plan *pl, const nmf_model_config *c);
+void nmf_prune_plan_free(nmf_prune_plan *pl);
+/* The linear whose tensor is named name; NULL when none. */
+const nmf_prune_linear *nmf_prune_plan_find(const nmf_prune_plan *pl, const char *name);
+/* The observer: adds every watched op's output into its tap's statistics (those allocated). */
+void nmf_prune_plan_observe(const nmf_op_event *e, void *ctx);
+
+/* The calibration set through the one forward of a model built from tensors (dense), obs watching,
+ * batch samples per pass (0: chosen from the sizes). */
+nmf_status nmf_calib_forward(const nmf_model_config *c, const nmf_tensor_set *tensors,
+                             const nmf_calib *cal, size_t batch, nmf_observer obs, void *ctx);
+
+#endif
