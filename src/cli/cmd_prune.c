@@ -9,124 +9,98 @@
 #include "cli/commands.h"
 #include "nmformer/model.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: nmformer prune IN OUT --pattern N:M[,N:M...] [options]\n"
-            "\n"
-            "One-shot magnitude pruning: in every block linear (ViT attn.qkv, attn.proj,\n"
-            "mlp.fc1, mlp.fc2; BERT query/key/value/dense; GPT-2 c_attn, c_proj, c_fc; LLaMA\n"
-            "q/k/v/o, gate/up/down) keep the N largest |w| of each group of M consecutive\n"
-            "inputs (ties: lower index), along the input dimension whatever the storage\n"
-            "(GPT-2's [in, out]: M consecutive rows per output column). Embeddings, norms,\n"
-            "pooler and heads stay dense. IN is .safetensors, .nmf (its 'dense' model, or\n"
-            "--model) or a Hugging Face model folder (config.json + weights).\n"
-            "OUT .nmf: a family holding 'dense' and one candidate per pattern (named \"N:M\");\n"
-            "tensors the candidates have in common are stored once.\n"
-            "OUT .safetensors: one pattern only; the pruned model, dense with zeros.\n"
-            "\n"
-            "options:\n"
-            "  --pattern LIST    N:M patterns, comma separated (e.g. 4:8,2:8,1:8)\n"
-            "  --add             append the candidates to the existing family file OUT\n"
-            "                    (IN is then the dense source they are pruned from)\n"
-            "  --no-dense        do not store the dense model in a new family\n"
-            "  --model NAME      model of an .nmf IN to prune (default: dense)\n"
-            "  --dtype T         stored values: f32, f16 or bf16 (default: the source's\n"
-            "                    dtype, f32 when its tensors differ; with --add: the family's)\n"
-            "  --help            this text\n" CLI_CONFIG_FLAGS_HELP);
-}
+static const char about[] =
+    "One-shot magnitude pruning: in every block linear (ViT attn.qkv, attn.proj,\n"
+    "mlp.fc1, mlp.fc2; BERT query/key/value/dense; GPT-2 c_attn, c_proj, c_fc; LLaMA\n"
+    "q/k/v/o, gate/up/down) keep the N largest |w| of each group of M consecutive\n"
+    "inputs (ties: lower index), along the input dimension whatever the storage\n"
+    "(GPT-2's [in, out]: M consecutive rows per output column). Embeddings, norms,\n"
+    "pooler and heads stay dense. IN is a safetensors file, an .nmf family (its 'dense'\n"
+    "model, or --model) or a Hugging Face model folder, told apart by their contents.\n"
+    "OUT .nmf: a family holding 'dense' and one candidate per pattern (named \"N:M\");\n"
+    "tensors the candidates have in common are stored once.\n"
+    "OUT .safetensors: one pattern only; the pruned model, dense with zeros.\n"
+    "On success one line on stdout: IN and OUT with their kinds and sizes, the candidates\n"
+    "OUT holds with the index-code bits per group of each pattern, and the dtype.\n";
 
 #define MAX_PATTERNS 16
 
 int cmd_prune(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *patterns = NULL, *model = NULL, *dtype_s = NULL;
-    int add = 0, no_dense = 0;
+    const char *in = NULL, *out = NULL, *patterns = NULL, *model = NULL;
+    nmf_dtype dtype = NMF_DTYPE_COUNT; /* not given: the source's (with --add: the family's) */
+    int add = 0, no_dense = 0, quiet = 0, json = 0;
     cli_config_flags flags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--pattern") || !strcmp(a, "--patterns")) {
-            if (!(patterns = cli_value("prune", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--model")) {
-            if (!(model = cli_value("prune", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--dtype")) {
-            if (!(dtype_s = cli_value("prune", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--add")) {
-            add = 1;
-        } else if (!strcmp(a, "--no-dense")) {
-            no_dense = 1;
-        } else if ((r = cli_take_config_flag("prune", argc, argv, &i, &flags)) != 0) {
-            if (r < 0) return 2;
-        } else if (cli_positional("prune", a, (const char **[]){&in, &out}, 2)) {
-            return 2;
-        }
-    }
-    if (!in || !out || !patterns) {
-        fprintf(stderr, "nmformer prune: need IN, OUT and --pattern (see --help)\n");
-        return 2;
-    }
-    nmf_dtype dtype = NMF_DTYPE_F32;
-    if (dtype_s && nmf_dtype_parse(dtype_s, &dtype))
-        return cli_fail("prune", "--dtype", NMF_ERR_INVALID_ARG);
+    /* Each option is one row; a new one is a row here and its use below (args.h). */
+    const cli_opt opts[] = {
+        CLI_STR("pattern", 'p', &patterns, "LIST", "N:M patterns, comma separated (e.g. 4:8,2:8,1:8)"),
+        CLI_ALIAS("patterns", "pattern"),
+        CLI_FLAG("add", 0, &add, "append the candidates to the existing family\nfile OUT (IN is "
+                 "then the dense source they\nare pruned from)"),
+        CLI_FLAG("no-dense", 0, &no_dense, "do not store the dense model in a new family"),
+        CLI_STR("model", 'm', &model, "NAME", "model of an .nmf IN to prune (default: dense)"),
+        CLI_FN("dtype", 0, cli_parse_dtype, &dtype, "T",
+               "stored values: f32, f16 or bf16 (default: the\nsource's dtype, f32 when its tensors "
+               "differ;\nwith --add: the family's)"),
+        CLI_FLAG("quiet", 'q', &quiet, "no summary line"),
+        CLI_FLAG("json", 0, &json, "the summary as one JSON object"),
+        CLI_CONFIG_OPTS(&flags),
+        CLI_END,
+    };
+    const cli_command cmd = {"prune", "IN OUT --pattern N:M[,N:M...] [options]", about, opts,
+                             {&in, &out}, NULL};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!in || !out || !patterns)
+        return cli_usage_error("prune", "need IN, OUT and --pattern (see --help)");
 
     nmf_pattern pats[MAX_PATTERNS];
     int npat = 0;
     char list[256];
-    if (strlen(patterns) >= sizeof list) {
-        fprintf(stderr, "nmformer prune: --pattern list too long\n");
-        return 2;
-    }
+    if (strlen(patterns) >= sizeof list) return cli_usage_error("prune", "--pattern list too long");
     strcpy(list, patterns);
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (npat >= MAX_PATTERNS) {
-            fprintf(stderr, "nmformer prune: at most %d patterns\n", MAX_PATTERNS);
-            return 2;
-        }
-        nmf_status st = nmf_pattern_parse(tok, &pats[npat]);
-        if (st) return cli_fail("prune", "--pattern", st);
+        if (npat >= MAX_PATTERNS) return cli_usage_error("prune", "at most %d patterns", MAX_PATTERNS);
+        if (nmf_pattern_parse(tok, &pats[npat]))
+            return cli_usage_error("prune", "--pattern: %s", nmf_last_error());
         for (int k = 0; k < npat; k++)
-            if (pats[k].n == pats[npat].n && pats[k].m == pats[npat].m) {
-                fprintf(stderr, "nmformer prune: pattern %s given twice\n", tok);
-                return 2;
-            }
+            if (pats[k].n == pats[npat].n && pats[k].m == pats[npat].m)
+                return cli_usage_error("prune", "pattern %s given twice", tok);
         npat++;
     }
-    if (npat == 0) {
-        fprintf(stderr, "nmformer prune: --pattern needs at least one N:M\n");
-        return 2;
-    }
-    cli_file_kind out_kind = cli_file_kind_of(out);
-    if (out_kind == CLI_FILE_OTHER) {
-        fprintf(stderr, "nmformer prune: %s: output must be .nmf or .safetensors\n", out);
-        return 2;
-    }
-    if (out_kind == CLI_FILE_SAFETENSORS && (npat != 1 || add)) {
-        fprintf(stderr, "nmformer prune: a .safetensors output holds one pattern and no --add; "
-                        "use .nmf for a family\n");
-        return 2;
-    }
+    if (npat == 0) return cli_usage_error("prune", "--pattern needs at least one N:M");
+    nmf_file_kind out_kind = cli_output_kind(out), in_kind;
+    if (out_kind == NMF_FILE_HF_FOLDER)
+        return cli_usage_error("prune", "%s: output must be .nmf or .safetensors", out);
+    if (out_kind == NMF_FILE_SAFETENSORS && (npat != 1 || add))
+        return cli_usage_error("prune", "a .safetensors output holds one pattern and no --add; "
+                               "use .nmf for a family");
+    if (cli_file_kind("prune", in, &in_kind)) return CLI_EXIT_FAILURE;
 
     nmf_model_config cfg;
     nmf_tensor_set src;
     const char *src_model = model;
-    if (!src_model && cli_file_kind_of(in) == CLI_FILE_NMF) src_model = "dense";
+    if (!src_model && in_kind == NMF_FILE_NMF) src_model = "dense";
     nmf_status st = cli_load_model(in, src_model, &flags, &cfg, &src);
     if (st) return cli_fail("prune", in, st);
 
-    int rc = 0;
+    rc = 0;
     nmf_family fam;
     nmf_family_init(&fam);
-    if (out_kind == CLI_FILE_SAFETENSORS) {
-        if (!dtype_s) dtype = nmf_tensors_stored_dtype(&src); /* a BF16 source stays BF16 */
+    if (out_kind == NMF_FILE_SAFETENSORS) {
+        if (dtype == NMF_DTYPE_COUNT) dtype = nmf_tensors_stored_dtype(&src); /* BF16 stays BF16 */
         nmf_tensor_set pruned;
         st = nmf_model_prune(&cfg, &src, pats[0], &pruned);
         if (!st) {
             st = nmf_safetensors_write(out, &pruned, dtype);
             nmf_tensors_free(&pruned);
         }
-        rc = st ? cli_fail("prune", out, st) : 0;
+        if (st) {
+            rc = cli_fail("prune", out, st);
+        } else if (!quiet) {
+            char name[16];
+            nmf_pattern_format(pats[0], name, sizeof name);
+            cli_print_summary("prune", in, out, NULL, name, dtype, json);
+        }
         goto done;
     }
     if (add) { /* the family to extend */
@@ -144,10 +118,11 @@ int cmd_prune(int argc, char **argv) {
         rc = cli_fail("prune", out, st);
         goto done;
     }
-    if (!dtype_s) dtype = default_dtype;
+    if (dtype == NMF_DTYPE_COUNT) dtype = default_dtype;
     nmf_write_options opt = {dtype};
     st = nmf_family_write(out, &fam, &opt);
     if (st) rc = cli_fail("prune", out, st);
+    else if (!quiet) cli_print_summary("prune", in, out, &fam, NULL, dtype, json);
 done:
     nmf_family_free(&fam);
     nmf_tensors_free(&src);
