@@ -61,6 +61,8 @@ expect_rc 0 "sim --opt=value --" -- "$CLI" sim --no-functional --threads=1 --jso
 expect_rc 0 "sim --shape= -p" -- "$CLI" sim --shape=deit-tiny -p 2:8 --json
 expect_rc 0 "report --output= -q --" -- "$CLI" report --output="$TMP/r.html" -q -- "$TMP/run"
 [ -s "$TMP/r.html" ] || fail "report --output= wrote nothing"
+expect_rc 2 "bench gemm -- operand" -- "$CLI" bench gemm --reps=1 -- extra
+grep -q "unexpected argument 'extra'" "$TMP/err" || fail "bench gemm --: $(cat "$TMP/err")"
 # train: no data needed to see that --output=, --config= and -- are parsed (usage errors after them)
 expect_rc 2 "train --output= parsed" -- "$CLI" train --output="$TMP/t.nmf" --resume --steps=3
 grep -q -- "--resume needs --checkpoint" "$TMP/err" || fail "train: $(cat "$TMP/err")"
@@ -162,8 +164,8 @@ PY
     --json >"$TMP/e" || fail "eval --images --labels"
 $PY -c "import json; d=json.load(open('$TMP/e')); assert d['images'] == 3 and d['correct'] == 2, d" ||
     fail "eval on the .npy pair: $(cat "$TMP/e")"
-"$CLI" eval "$FIX/vit_2to8.safetensors" --images="$FIX/vit_2to8.input.npy" --labels="$TMP/labels.npy" \
-    --batch 2 --limit 1 >"$TMP/e" || fail "eval --limit"
+"$CLI" eval --images="$FIX/vit_2to8.input.npy" --labels="$TMP/labels.npy" --batch 2 --limit=1 -- \
+    "$FIX/vit_2to8.safetensors" >"$TMP/e" || fail "eval --opt=value --limit"
 grep -q "top-1 100.00% (1/1)" "$TMP/e" || fail "eval --limit 1: $(cat "$TMP/e")"
 expect_rc 1 "eval label count" -- "$CLI" eval "$FIX/vit_2to8.safetensors" --images "$FIX/vit_2to8.input.npy" \
     --labels "$TMP/bad_count.npy"
