@@ -67,6 +67,13 @@ NMF_API const char *nmf_isa_name(nmf_isa isa);
 NMF_API void nmf_set_threads(int n);
 NMF_API int nmf_get_threads(void);
 
+/* The environment the library reads (docs/CLI.md): NMF_THREADS (threads, 1..4096), NMF_ISA
+ * (scalar|avx2|avx512), NMF_GEMM (openblas|onednn), NMF_SPMM (panel|tv), NMF_DATA_DIR (the
+ * Fashion-MNIST folder). Unset or empty means the default. Where it reads a malformed value the
+ * library falls back to the default (with a warning where there is one); this check instead
+ * returns NMF_ERR_INVALID_ARG naming the first malformed variable. The CLI runs it first. */
+NMF_API nmf_status nmf_env_check(void);
+
 /* Monotonic wall clock in seconds. */
 NMF_API double nmf_now(void);
 

@@ -42,7 +42,8 @@ typedef struct {
  *   train-images-idx3-ubyte.gz + train-labels-idx1-ubyte.gz   (60000 examples)
  *   t10k-images-idx3-ubyte.gz  + t10k-labels-idx1-ubyte.gz    (10000 examples)
  * falling back to the same names without .gz. Labels must be < NMF_FASHION_MNIST_CLASSES.
- * NMF_ERR_NOT_FOUND when the files are absent (the detail names the path and the package). */
+ * NMF_ERR_NOT_FOUND when the files are absent (the detail names the path and the package);
+ * NMF_ERR_INVALID_ARG when dir is NULL and NMF_DATA_DIR is set but is not a folder. */
 NMF_API nmf_status nmf_dataset_load(nmf_dataset *ds, const char *dir, nmf_split split);
 /* Loads an explicit image/label IDX pair; labels must be < num_classes (1..256). */
 NMF_API nmf_status nmf_dataset_load_files(nmf_dataset *ds, const char *images_path,

@@ -136,6 +136,14 @@ NMF_API nmf_status nmf_family_select(nmf_family *fam, const char *name);
  * (family, architecture, layers, heads, ...). *json: malloc'd text (free with nmf_free). */
 NMF_API nmf_status nmf_file_info_json(const char *path, char **json);
 
+/* What a model path holds, from its contents, never its name: a folder is a Hugging Face model
+ * folder; a file that starts with the .nmf magic is a family; one whose 8-byte little-endian
+ * header length is followed by '{' is safetensors. NMF_ERR_IO when the path cannot be read,
+ * NMF_ERR_FORMAT when it is none of these. Every reader of a model path decides with this. */
+typedef enum { NMF_FILE_UNKNOWN = 0, NMF_FILE_NMF, NMF_FILE_SAFETENSORS, NMF_FILE_HF_FOLDER } nmf_file_kind;
+NMF_API nmf_status nmf_file_kind_detect(const char *path, nmf_file_kind *kind);
+NMF_API const char *nmf_file_kind_name(nmf_file_kind kind); /* "nmf", "safetensors", "hf folder" */
+
 /* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
  * names) or .safetensors (name must be NULL or "dense"); config from the file, or from
  * *fallback_config when the file has none (fallback may be NULL). Tensors are checked against the

@@ -1,52 +1,20 @@
-/* Shared CLI helpers: config flags, file kinds, model loading. */
+/* Shared CLI helpers: config options, file kinds, model loading, sizes. */
 #include "cli/cli_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const config_flags[] = {"--img-size", "--patch", "--in-chans", "--dim",
-                                           "--depth", "--heads", "--mlp-ratio", "--classes"};
+#include "cli/commands.h"
+#include "cli/model_cli.h"
+#include "nmformer/nm.h"
 
-const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "nmformer %s: %s needs a value\n", cmd, argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-int cli_positional(const char *cmd, const char *arg, const char **slots[], int n) {
-    if (arg[0] == '-' && arg[1]) {
-        fprintf(stderr, "nmformer %s: unknown option '%s' (see --help)\n", cmd, arg);
-        return 2;
-    }
-    for (int k = 0; k < n; k++)
-        if (!*slots[k]) {
-            *slots[k] = arg;
-            return 0;
-        }
-    fprintf(stderr, "nmformer %s: unexpected argument '%s'\n", cmd, arg);
-    return 2;
-}
-
-int cli_take_config_flag(const char *cmd, int argc, char **argv, int *i, cli_config_flags *f) {
-    for (size_t k = 0; k < sizeof config_flags / sizeof config_flags[0]; k++) {
-        if (strcmp(argv[*i], config_flags[k]) != 0) continue;
-        const char *v = cli_value(cmd, argc, argv, i);
-        if (!v) return -1;
-        if (f->count >= CLI_MAX_CONFIG_FLAGS) {
-            fprintf(stderr, "nmformer %s: too many config flags\n", cmd);
-            return -1;
-        }
-        f->key[f->count] = config_flags[k];
-        f->value[f->count] = v;
-        f->count++;
-        return 1;
-    }
-    return 0;
+int cli_config_flags_any(const cli_config_flags *f) {
+    return f && (f->img_size || f->patch || f->in_chans || f->dim || f->depth || f->heads ||
+                 f->mlp_ratio || f->classes);
 }
 
 static nmf_status parse_int(const char *flag, const char *s, int *out) {
@@ -61,41 +29,44 @@ static nmf_status parse_int(const char *flag, const char *s, int *out) {
 
 nmf_status cli_config_overrides(const cli_config_flags *f, nmf_config_overrides *o) {
     memset(o, 0, sizeof *o);
-    for (int i = 0; f && i < f->count; i++) {
-        const char *k = f->key[i], *v = f->value[i];
-        nmf_status st = NMF_OK;
-        if (!strcmp(k, "--img-size")) st = parse_int(k, v, &o->img_size);
-        else if (!strcmp(k, "--patch")) st = parse_int(k, v, &o->patch);
-        else if (!strcmp(k, "--in-chans")) st = parse_int(k, v, &o->in_chans);
-        else if (!strcmp(k, "--dim")) st = parse_int(k, v, &o->dim);
-        else if (!strcmp(k, "--depth")) st = parse_int(k, v, &o->depth);
-        else if (!strcmp(k, "--heads")) st = parse_int(k, v, &o->heads);
-        else if (!strcmp(k, "--classes")) st = parse_int(k, v, &o->num_classes);
-        else if (!strcmp(k, "--mlp-ratio")) {
-            char *end;
-            errno = 0;
-            double x = strtod(v, &end);
-            if (errno || end == v || *end || !(x > 0) || x > 64)
-                st = nmf_error(NMF_ERR_INVALID_ARG, "--mlp-ratio '%s': expected a positive number", v);
-            else
-                o->mlp_ratio = (float)x;
-        }
+    if (!f) return NMF_OK;
+    const struct {
+        const char *flag, *value;
+        int *field;
+    } ints[] = {{"--img-size", f->img_size, &o->img_size}, {"--patch", f->patch, &o->patch},
+                {"--in-chans", f->in_chans, &o->in_chans}, {"--dim", f->dim, &o->dim},
+                {"--depth", f->depth, &o->depth},          {"--heads", f->heads, &o->heads},
+                {"--classes", f->classes, &o->num_classes}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        nmf_status st = ints[i].value ? parse_int(ints[i].flag, ints[i].value, ints[i].field) : NMF_OK;
         if (st) return st;
+    }
+    if (f->mlp_ratio) {
+        char *end;
+        errno = 0;
+        double x = strtod(f->mlp_ratio, &end);
+        if (errno || end == f->mlp_ratio || *end || !(x > 0) || x > 64)
+            return nmf_error(NMF_ERR_INVALID_ARG, "--mlp-ratio '%s': expected a positive number",
+                             f->mlp_ratio);
+        o->mlp_ratio = (float)x;
     }
     return NMF_OK;
 }
 
-int cli_has_suffix(const char *path, const char *suffix) {
+int cli_file_kind(const char *cmd, const char *path, nmf_file_kind *kind) {
+    nmf_status st = nmf_file_kind_detect(path, kind);
+    return st ? cli_fail(cmd, "input", st) : 0;
+}
+
+static int has_suffix(const char *path, const char *suffix) {
     size_t n = strlen(path), k = strlen(suffix);
     return n >= k && !strcmp(path + n - k, suffix);
 }
 
-cli_file_kind cli_file_kind_of(const char *path) {
-    struct stat sb;
-    if (cli_has_suffix(path, ".nmf")) return CLI_FILE_NMF;
-    if (cli_has_suffix(path, ".safetensors")) return CLI_FILE_SAFETENSORS;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return CLI_FILE_DIR;
-    return CLI_FILE_OTHER;
+nmf_file_kind cli_output_kind(const char *path) {
+    if (has_suffix(path, ".nmf")) return NMF_FILE_NMF;
+    if (has_suffix(path, ".safetensors")) return NMF_FILE_SAFETENSORS;
+    return NMF_FILE_HF_FOLDER;
 }
 
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
@@ -105,4 +76,73 @@ nmf_status cli_load_model(const char *path, const char *model, const cli_config_
     nmf_status st = cli_config_overrides(flags, &o);
     if (st) return st;
     return nmf_load_model_with(path, model, NULL, &o, config, tensors);
+}
+
+uint64_t cli_path_bytes(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;
+    if (!S_ISDIR(sb.st_mode)) return (uint64_t)sb.st_size;
+    uint64_t total = 0;
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    char file[4096];
+    for (struct dirent *e; (e = readdir(d));) {
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        if (stat(file, &sb) == 0 && S_ISREG(sb.st_mode)) total += (uint64_t)sb.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+nmf_status cli_parse_dtype(const char *value, void *dest) {
+    return nmf_dtype_parse(value, dest);
+}
+
+/* What the summary says of one candidate: its name, and its pattern when it is named N:M. */
+static int candidate_pattern(const char *name, nmf_pattern *p) {
+    int ok = strcmp(name, "dense") && nmf_pattern_parse(name, p) == NMF_OK;
+    nmf_clear_error(); /* a name that is no pattern is not a failure */
+    return ok;
+}
+
+void cli_print_summary(const char *cmd, const char *in, const char *out, const nmf_family *fam,
+                       const char *single, nmf_dtype dtype, int json) {
+    nmf_file_kind ik = NMF_FILE_UNKNOWN, ok = cli_output_kind(out);
+    if (nmf_file_kind_detect(in, &ik) != NMF_OK) nmf_clear_error(); /* read a moment ago */
+    const uint64_t ib = cli_path_bytes(in), ob = cli_path_bytes(out);
+    const size_t count = fam ? fam->count : 1;
+    const int packed = ok == NMF_FILE_NMF; /* only an .nmf stores index codes */
+    if (json) {
+        printf("{\"command\": ");
+        model_cli_json_string(stdout, cmd);
+        printf(", \"input\": ");
+        model_cli_json_string(stdout, in);
+        printf(", \"input_kind\": \"%s\", \"input_bytes\": %llu, \"output\": ", nmf_file_kind_name(ik),
+               (unsigned long long)ib);
+        model_cli_json_string(stdout, out);
+        printf(", \"output_kind\": \"%s\", \"output_bytes\": %llu, \"dtype\": \"%s\", \"candidates\": [",
+               nmf_file_kind_name(ok), (unsigned long long)ob, nmf_dtype_name(dtype));
+    } else {
+        printf("%s: %s (%s, %llu bytes) -> %s (%s, %llu bytes, %.3fx): ", cmd, in,
+               nmf_file_kind_name(ik), (unsigned long long)ib, out, nmf_file_kind_name(ok),
+               (unsigned long long)ob, ib ? (double)ob / (double)ib : 0.0);
+    }
+    for (size_t i = 0; i < count; i++) {
+        const char *name = fam ? fam->models[i].name : single;
+        nmf_pattern p;
+        const int nm = candidate_pattern(name, &p);
+        if (json) {
+            printf("%s{\"name\": ", i ? ", " : "");
+            model_cli_json_string(stdout, name);
+            if (nm && packed) printf(", \"pattern\": \"%d:%d\", \"bits_per_group\": %d}", p.n, p.m, nmf_nm_code_bits(p));
+            else if (nm) printf(", \"pattern\": \"%d:%d\", \"bits_per_group\": null}", p.n, p.m);
+            else printf(", \"pattern\": null, \"bits_per_group\": null}");
+        } else {
+            printf("%s%s", i ? ", " : "", name);
+            if (nm && packed) printf(" (%d bits/group)", nmf_nm_code_bits(p));
+            else if (nm) printf(" (stored dense)");
+        }
+    }
+    if (json) printf("]}\n");
+    else printf("; %s\n", nmf_dtype_name(dtype));
 }

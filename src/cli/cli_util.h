@@ -1,47 +1,61 @@
-/* Helpers shared by the convert / prune / info commands: model config flags, file kinds, loading
- * a source model. Printing happens here only through cli_fail-style messages on stderr. */
+/* Helpers shared by the commands: the model config options, what a path holds, loading a source
+ * model, the size of what was read and written. Printing happens here only through
+ * cli_fail-style messages on stderr. */
 #ifndef NMF_CLI_UTIL_H
 #define NMF_CLI_UTIL_H
 
+#include <stdint.h>
+
+#include "cli/args.h"
 #include "nmformer/io.h"
 
 /* --img-size --patch --in-chans --dim --depth --heads --mlp-ratio --classes, kept as given and
  * applied over the file's config (or the defaults when the file has none). */
-#define CLI_MAX_CONFIG_FLAGS 16
 typedef struct {
-    int count;
-    const char *key[CLI_MAX_CONFIG_FLAGS];
-    const char *value[CLI_MAX_CONFIG_FLAGS];
+    const char *img_size, *patch, *in_chans, *dim, *depth, *heads, *mlp_ratio, *classes;
 } cli_config_flags;
 
-#define CLI_CONFIG_FLAGS_HELP                                                                   \
-    "model config (used when the safetensors file has no nmformer.config metadata; a flag\n"   \
-    "that contradicts the file's config is an error):\n"                                       \
-    "  --img-size N --patch N --in-chans N --dim N --depth N --heads N --mlp-ratio X\n"         \
-    "  --classes N\n"
+/* The eight option rows of a command that loads a model (spliced into its table). */
+#define CLI_CONFIG_OPTS(f)                                                                     \
+    CLI_STR("img-size", 0, &(f)->img_size, "N", "model config (used when a safetensors file\n" \
+            "has no nmformer.config metadata; a value\nthat contradicts the file's is an error)"), \
+    CLI_STR("patch", 0, &(f)->patch, "N", "patch size"),                                       \
+    CLI_STR("in-chans", 0, &(f)->in_chans, "N", "input channels"),                              \
+    CLI_STR("dim", 0, &(f)->dim, "N", "embedding width"),                                       \
+    CLI_STR("depth", 0, &(f)->depth, "N", "blocks"),                                            \
+    CLI_STR("heads", 0, &(f)->heads, "N", "attention heads"),                                   \
+    CLI_STR("mlp-ratio", 0, &(f)->mlp_ratio, "X", "MLP hidden width / dim"),                    \
+    CLI_STR("classes", 0, &(f)->classes, "N", "classes of the head")
 
-/* If argv[*i] is a config flag, consumes it and its value (advancing *i) and returns 1;
- * returns 0 when it is not one; -1 (message printed) when its value is missing. */
-int cli_take_config_flag(const char *cmd, int argc, char **argv, int *i, cli_config_flags *f);
+int cli_config_flags_any(const cli_config_flags *f);
 /* The flags as the library's overrides; fails on a malformed number. */
 nmf_status cli_config_overrides(const cli_config_flags *f, nmf_config_overrides *o);
 
-int cli_has_suffix(const char *path, const char *suffix);
-/* By extension; CLI_FILE_DIR: an existing folder (a Hugging Face model folder as input). */
-typedef enum { CLI_FILE_NMF, CLI_FILE_SAFETENSORS, CLI_FILE_DIR, CLI_FILE_OTHER } cli_file_kind;
-cli_file_kind cli_file_kind_of(const char *path);
+/* What a model path holds, by its contents (nmf_file_kind_detect); a failure is reported as
+ * "nmformer CMD: PATH: ..." and 1 returned, else 0. */
+int cli_file_kind(const char *cmd, const char *path, nmf_file_kind *kind);
+/* An output path's kind by its name (it may not exist yet): .nmf, .safetensors, else a model
+ * folder (NMF_FILE_HF_FOLDER). */
+nmf_file_kind cli_output_kind(const char *path);
 
-/* nmf_load_model_with the config flags as overrides (io.h): .safetensors or .nmf candidate
- * `model`; flags complete a file without config metadata and must agree with one that has it. */
+/* nmf_load_model_with the config flags as overrides (io.h): an .nmf (candidate `model`), a
+ * safetensors file or a model folder; flags complete a file without config metadata and must
+ * agree with one that has it. */
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
                           nmf_model_config *config, nmf_tensor_set *tensors);
 
+/* Bytes a path occupies: a file's size, a folder's regular files (not recursive); 0 if neither. */
+uint64_t cli_path_bytes(const char *path);
 
-/* Option value: argv[*i + 1], advancing *i; prints "nmformer CMD: OPT needs a value" and returns
- * NULL when absent. */
-const char *cli_value(const char *cmd, int argc, char **argv, int *i);
-/* An argument that no option took: stored in the first empty one of slots[0..n) (IN, OUT, ...) and
- * 0 returned; an unknown option or one argument too many prints one line and returns 2. */
-int cli_positional(const char *cmd, const char *arg, const char **slots[], int n);
+/* The value parsers of the options that the library parses (CLI_FN rows). */
+nmf_status cli_parse_dtype(const char *value, void *dest); /* nmf_dtype * */
+
+/* The line prune and convert print on success (unless --quiet), on stdout:
+ *   CMD: IN (KIND, B bytes) -> OUT (KIND, B bytes, R x): NAME[ (N:M, K bits/group)]...; DTYPE
+ * or with json the same as one JSON object. The written candidates are fam's models, or the one
+ * model `single` when fam is NULL; a candidate named N:M is that pattern (bits/group: its
+ * index code per group of M, nmf_nm_code_bits; a .safetensors OUT stores it dense). */
+void cli_print_summary(const char *cmd, const char *in, const char *out, const nmf_family *fam,
+                       const char *single, nmf_dtype dtype, int json);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "nmformer/kernels.h"
 
@@ -24,33 +25,16 @@ typedef struct {
     double target_s;
 } options;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: nmformer bench gemm [--json] [--threads T] [--reps R] [--time S] [--quick]\n"
-            "                           [--shapes OUTxIN,...] [--tokens T,...] [--patterns P,...]\n"
-            "Times y = x W^T for W dense (our dense path) and N:M (our kernels) against every\n"
-            "dense backend built in (oneDNN, OpenBLAS), each on the same shape and threads, in\n"
-            "the same run; 'vs best' is the speed-up over the fastest of them (named in 'best').\n"
-            "  --shapes    out x in of W   (default 768x768,3072x768,768x3072,384x384,\n"
-            "              1536x384,384x1536,4096x4096)\n"
-            "  --tokens    rows of x       (default 1,16,128,512)\n"
-            "  --patterns  dense and/or N:M (default dense,2:4,1:4,4:8,2:8,1:8,1:16)\n"
-            "  --threads   threads for ours and for the baselines (default: NMF_THREADS or all\n"
-            "              cores); each baseline runs single-threaded slabs on them (nmf_gemm)\n"
-            "  --reps      fixed repetitions per cell (default: adaptive, ~--time s, >= 3)\n"
-            "  --time      seconds per cell when adaptive (default 0.2)\n"
-            "  --quick     a small sweep for smoke tests (384x384,768x768; 1,16; dense,2:4,1:8)\n"
-            "  --json      print a JSON array (keys out, in, tokens, pattern, threads, kernel, ms\n"
-            "              (median), ms_min (fastest rep: steadier on a busy machine),\n"
-            "              gflops_dense_equiv, gflops_useful, best_dense_ms, best_dense_backend,\n"
-            "              speedup_vs_best_dense, <backend>_ms for each backend, weight_bytes,\n"
-            "              bytes_ratio, peak_gflops, frac_peak; speedup_vs_dense when dense is\n"
-            "              listed first)\n"
-            "  %% peak     useful GFLOP/s / (measured single-core FMA peak x threads)\n"
-            "  bytes ratio = dense f32 weight bytes / bytes our kernel reads (values + positions)\n"
-            "Kernels follow NMF_ISA=scalar|avx2|avx512 (default: the best this CPU has); our dense\n"
-            "path follows NMF_GEMM=onednn|openblas (default: oneDNN when built in).\n");
-}
+static const char about[] =
+    "Times y = x W^T for W dense (our dense path) and N:M (our kernels) against every\n"
+    "dense backend built in (oneDNN, OpenBLAS), each on the same shape and threads, in\n"
+    "the same run; 'vs best' is the speed-up over the fastest of them (named in 'best').\n";
+
+static const char epilog[] =
+    "  % peak      useful GFLOP/s / (measured single-core FMA peak x threads)\n"
+    "  bytes ratio = dense f32 weight bytes / bytes our kernel reads (values + positions)\n"
+    "Kernels follow NMF_ISA=scalar|avx2|avx512 (default: the best this CPU has); our dense\n"
+    "path follows NMF_GEMM=onednn|openblas (default: oneDNN when built in).\n";
 
 static int parse_size(const char *s, size_t *v) {
     char *end;
@@ -150,63 +134,51 @@ static void run_linear(void *p) {
     (void)nmf_linear_forward(c->y, c->x, c->lin, NULL, c->tokens, NMF_ACT_NONE);
 }
 
+/* A comma list option: parsed into o by item(); a usage error names the option and an example. */
+static int take_list(const char *opt, const char *text, int (*item)(const char *, options *),
+                     options *o, const char *example) {
+    char tmp[1024];
+    if (!text) return 0;
+    if (strlen(text) >= sizeof tmp) return cli_usage_error("bench gemm", "--%s: list too long", opt);
+    strcpy(tmp, text);
+    if (!parse_list(tmp, item, o))
+        return cli_usage_error("bench gemm", "--%s %s: bad list (e.g. %s)", opt, text, example);
+    return 0;
+}
+
 int bench_gemm(int argc, char **argv) {
     static options o; /* large arrays: not on the stack */
     memset(&o, 0, sizeof o);
     o.target_s = 0.2;
     int quick = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char tmp[1024];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            o.json = 1;
-        } else if (!strcmp(a, "--quick")) {
-            quick = 1;
-        } else if (!v) {
-            fprintf(stderr, "nmformer bench gemm: %s needs a value (or unknown option)\n", a);
-            return 2;
-        } else if (!strcmp(a, "--threads") || !strcmp(a, "--reps")) {
-            size_t n;
-            const size_t limit = a[2] == 't' ? 1024 : MAX_REPS;
-            if (!parse_size(v, &n) || n > limit) {
-                fprintf(stderr, "nmformer bench gemm: %s %s: expected an integer in 1..%zu\n", a,
-                        v, limit);
-                return 2;
-            }
-            if (a[2] == 't') o.threads = (int)n; else o.reps = (int)n;
-            i++;
-        } else if (!strcmp(a, "--time")) {
-            char *end;
-            o.target_s = strtod(v, &end);
-            if (*end || !(o.target_s > 0 && o.target_s <= 60)) {
-                fprintf(stderr, "nmformer bench gemm: --time %s: expected seconds in (0, 60]\n", v);
-                return 2;
-            }
-            i++;
-        } else if (!strcmp(a, "--shapes") || !strcmp(a, "--tokens") || !strcmp(a, "--patterns")) {
-            if (strlen(v) >= sizeof tmp) {
-                fprintf(stderr, "nmformer bench gemm: %s: list too long\n", a);
-                return 2;
-            }
-            strcpy(tmp, v);
-            int ok = a[2] == 's'   ? parse_list(tmp, add_shape, &o)
-                     : a[2] == 't' ? parse_list(tmp, add_tokens, &o)
-                                   : parse_list(tmp, add_pattern, &o);
-            if (!ok) {
-                fprintf(stderr, "nmformer bench gemm: %s %s: bad list (e.g. %s)\n", a, v,
-                        a[2] == 's' ? "768x768,3072x768" : a[2] == 't' ? "1,16,128" : "dense,2:4,1:8");
-                return 2;
-            }
-            i++;
-        } else {
-            fprintf(stderr, "nmformer bench gemm: unknown option %s (see --help)\n", a);
-            return 2;
-        }
-    }
+    const char *shapes = NULL, *tokens = NULL, *patterns = NULL;
+    const cli_opt opts[] = {
+        CLI_STR("shapes", 0, &shapes, "LIST", "out x in of W (default 768x768,3072x768,\n768x3072,"
+                "384x384,1536x384,384x1536,4096x4096)"),
+        CLI_STR("tokens", 0, &tokens, "LIST", "rows of x (default 1,16,128,512)"),
+        CLI_STR("pattern", 'p', &patterns, "LIST", "dense and/or N:M (default dense,2:4,1:4,4:8,\n2:8,1:8,1:16)"),
+        CLI_ALIAS("patterns", "pattern"),
+        CLI_INT("threads", 'j', &o.threads, 1, 1024, "T", "threads for ours and for the baselines\n"
+                "(default: NMF_THREADS or all cores); each\nbaseline runs single-threaded slabs on "
+                "them"),
+        CLI_INT("reps", 0, &o.reps, 1, MAX_REPS, "R", "fixed repetitions per cell (default: adaptive,\n"
+                "~--time s, >= 3)"),
+        CLI_DOUBLE("time", 0, &o.target_s, 1e-6, 60, "S", "seconds per cell when adaptive (default 0.2)"),
+        CLI_FLAG("quick", 0, &quick, "a small sweep for smoke tests (384x384,768x768;\n1,16; dense,2:4,1:8)"),
+        CLI_FLAG("json", 0, &o.json, "print a JSON array (keys out, in, tokens,\npattern, threads, "
+                 "kernel, ms (median), ms_min\n(fastest rep: steadier on a busy machine),\n"
+                 "gflops_dense_equiv, gflops_useful,\nbest_dense_ms, best_dense_backend,\n"
+                 "speedup_vs_best_dense, <backend>_ms for each\nbackend, weight_bytes, bytes_ratio,\n"
+                 "peak_gflops, frac_peak; speedup_vs_dense when\ndense is listed first)"),
+        CLI_END,
+    };
+    const cli_command cmd = {"bench gemm", "[options]", about, opts, {NULL}, epilog};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (take_list("shapes", shapes, add_shape, &o, "768x768,3072x768") ||
+        take_list("tokens", tokens, add_tokens, &o, "1,16,128") ||
+        take_list("pattern", patterns, add_pattern, &o, "dense,2:4,1:8"))
+        return CLI_EXIT_USAGE;
     char defaults[3][128];
     strcpy(defaults[0], quick ? "384x384,768x768"
                               : "768x768,3072x768,768x3072,384x384,1536x384,384x1536,4096x4096");
@@ -243,7 +215,7 @@ int bench_gemm(int argc, char **argv) {
                "tokens", "pattern", "kernel", "ms", "GFLOP/s", "useful", "% peak", "vs best", "best",
                "vs dense", "bytes x");
     }
-    int rc = 0;
+    rc = 0;
     unsigned long long seed = 0x2545F4914F6CDD1Dull;
     for (int si = 0; si < o.nshapes && !rc; si++) {
         const size_t out = o.out[si], in = o.in[si];

@@ -22,29 +22,12 @@
 #include "nmformer/lm.h"
 #include "nmformer/model.h"
 
-static const char usage_text[] =
-    "usage: nmformer bench model MODEL [options]\n"
-    "       nmformer bench model --shape NAME [--pattern LIST] [options]\n"
-    "  Latency and throughput of every candidate of a model file (or of the listed candidates),\n"
-    "  or of a named shape with random weights at its real size: %s.\n"
-    "  ViT: one forward pass of a batch of images. Token models: the prefill of --tokens T per\n"
-    "  sequence (BERT: the forward; GPT-2 / LLaMA: the prompt into the key/value cache, logits of\n"
-    "  the last position), then for decoders --new-tokens G cached steps of one token each.\n"
-    "  --model LIST      candidates of a family file to run (default: all)\n"
-    "  --pattern LIST    with --shape: dense and/or N:M patterns (default dense,2:8,1:8)\n"
-    "  --threads LIST    thread counts (default 1,2)\n"
-    "  --batch LIST      batch sizes (default 1,32; token models: 1)\n"
-    "  --tokens T        token models: prompt tokens per sequence (default 128)\n"
-    "  --new-tokens G    decoders: decode steps after the prompt (default 128; 0: prefill only)\n"
-    "  --reps N          timed runs per setting, median reported (default 5)\n"
-    "  --quick           smoke test: --reps 1 --batch 1,2 --threads 1 (token models: --batch 1\n"
-    "                    --tokens 16 --new-tokens 4) unless given\n"
-    "  --json            JSON array, one object per (candidate, threads, batch) with model,\n"
-    "                    candidate, threads, batch, latency_ms (one forward pass), ms_per_image,\n"
-    "                    images_per_s, peak_rss_mb, file_mb, weight_mb; token models: tokens,\n"
-    "                    prefill_ms, prefill_tokens_per_s, and for decoders new_tokens,\n"
-    "                    decode_ms_per_token (one step of the batch), decode_tokens_per_s\n"
-    CLI_CONFIG_FLAGS_HELP;
+static const char about_format[] =
+    "Latency and throughput of every candidate of a model file (or of the listed candidates),\n"
+    "or of a named shape with random weights at its real size: %s.\n"
+    "ViT: one forward pass of a batch of images. Token models: the prefill of --tokens T per\n"
+    "sequence (BERT: the forward; GPT-2 / LLaMA: the prompt into the key/value cache, logits of\n"
+    "the last position), then for decoders --new-tokens G cached steps of one token each.\n";
 
 #define MAX_LIST 16
 #define MAX_CANDIDATES 64
@@ -216,7 +199,7 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
             for (int bi = 0; st == NMF_OK && bi < o->nbatch; bi++) {
                 bench_row *row = &rows[nrows];
                 memset(row, 0, sizeof *row);
-                snprintf(row->candidate, sizeof row->candidate, "%s", candidate);
+                snprintf(row->candidate, sizeof row->candidate, "%.31s", candidate); /* names are < 32 */
                 row->threads = o->threads[ti];
                 row->batch = o->batch[bi];
                 if ((st = measure_token(lm, o, (size_t)o->batch[bi], row)) == NMF_OK) nrows++;
@@ -252,7 +235,7 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
             double med = median(times, o->reps);
             bench_row *row = &rows[nrows++];
             memset(row, 0, sizeof *row);
-            snprintf(row->candidate, sizeof row->candidate, "%s", candidate);
+            snprintf(row->candidate, sizeof row->candidate, "%.31s", candidate); /* names are < 32 */
             row->threads = o->threads[ti];
             row->batch = (int)B;
             row->latency_ms = 1e3 * med;
@@ -444,94 +427,71 @@ int bench_model(int argc, char **argv) {
     bench_opts o;
     memset(&o, 0, sizeof o);
     const char *patterns = NULL, *models = NULL, *threads = NULL, *batches = NULL;
-    int json = 0, quick = 0;
-    long reps = 0, tokens = -1, new_tokens = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int took = cli_take_config_flag("bench model", argc, argv, &i, &o.flags);
-        if (took < 0) return 2;
-        if (took) continue;
-        int has_value = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            char names[512] = "";
-            for (size_t k = 0; nmf_model_shape_name(k); k++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
-                         nmf_model_shape_name(k));
-            printf(usage_text, names);
-            return 0;
-        } else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--quick")) quick = 1;
-        else if (!strcmp(a, "--shape") && has_value) o.shape = argv[++i];
-        else if (!strcmp(a, "--pattern") && has_value) patterns = argv[++i];
-        else if (!strcmp(a, "--model") && has_value) models = argv[++i];
-        else if (!strcmp(a, "--threads") && has_value) threads = argv[++i];
-        else if (!strcmp(a, "--batch") && has_value) batches = argv[++i];
-        else if (!strcmp(a, "--reps") && has_value) {
-            if (model_cli_int(argv[++i], 1, 100000, &reps)) {
-                fprintf(stderr, "nmformer bench model: --reps wants an integer >= 1, got '%s'\n", argv[i]);
-                return 2;
-            }
-        } else if ((!strcmp(a, "--tokens") || !strcmp(a, "--new-tokens")) && has_value) {
-            long *v = !strcmp(a, "--tokens") ? &tokens : &new_tokens;
-            if (model_cli_int(argv[++i], !strcmp(a, "--tokens") ? 1 : 0, 1L << 20, v)) {
-                fprintf(stderr, "nmformer bench model: %s wants an integer, got '%s'\n", a, argv[i]);
-                return 2;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "nmformer bench model: unknown or incomplete option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!o.model_path) o.model_path = a;
-        else {
-            fprintf(stderr, "nmformer bench model: unexpected argument '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!!o.model_path == !!o.shape) {
-        fprintf(stderr, "nmformer bench model: give either MODEL or --shape NAME (see --help)\n");
-        return 2;
-    }
+    int json = 0, quick = 0, reps = 0, tokens = -1, new_tokens = -1;
+    const cli_opt opts[] = {
+        CLI_STR("shape", 0, &o.shape, "NAME", "a named shape (see above) instead of MODEL"),
+        CLI_STR("model", 'm', &models, "LIST", "candidates of a family file to run (default: all)"),
+        CLI_STR("pattern", 'p', &patterns, "LIST", "with --shape: dense and/or N:M patterns\n(default dense,2:8,1:8)"),
+        CLI_ALIAS("patterns", "pattern"),
+        CLI_STR("threads", 'j', &threads, "LIST", "thread counts (default 1,2)"),
+        CLI_STR("batch", 'b', &batches, "LIST", "batch sizes (default 1,32; token models: 1)"),
+        CLI_INT("tokens", 0, &tokens, 1, 1 << 20, "T", "token models: prompt tokens per sequence\n(default 128)"),
+        CLI_INT("new-tokens", 0, &new_tokens, 0, 1 << 20, "G", "decoders: decode steps after the prompt\n"
+                "(default 128; 0: prefill only)"),
+        CLI_INT("reps", 0, &reps, 1, 100000, "N", "timed runs per setting, median reported\n(default 5)"),
+        CLI_FLAG("quick", 0, &quick, "smoke test: --reps 1 --batch 1,2 --threads 1\n(token models: "
+                 "--batch 1 --tokens 16\n--new-tokens 4) unless given"),
+        CLI_FLAG("json", 0, &json, "JSON array, one object per (candidate, threads,\nbatch) with model, "
+                 "candidate, threads, batch,\nlatency_ms (one forward pass), ms_per_image,\n"
+                 "images_per_s, peak_rss_mb, file_mb, weight_mb;\ntoken models: tokens, prefill_ms,\n"
+                 "prefill_tokens_per_s, and for decoders\nnew_tokens, decode_ms_per_token (one step "
+                 "of\nthe batch), decode_tokens_per_s"),
+        CLI_CONFIG_OPTS(&o.flags),
+        CLI_END,
+    };
+    char shapes[512] = "", about[2048];
+    for (size_t k = 0; nmf_model_shape_name(k); k++)
+        snprintf(shapes + strlen(shapes), sizeof shapes - strlen(shapes), "%s%s", k ? ", " : "",
+                 nmf_model_shape_name(k));
+    snprintf(about, sizeof about, about_format, shapes);
+    const cli_command cmd = {"bench model", "MODEL [options]\nnmformer bench model --shape NAME "
+                             "[--pattern LIST] [options]", about, opts, {&o.model_path}, NULL};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!!o.model_path == !!o.shape)
+        return cli_usage_error("bench model", "give either MODEL or --shape NAME (see --help)");
     int token = 0; /* a token model: batch 1 by default */
     if (o.shape) {
         nmf_model_config c;
         nmf_status st = nmf_model_shape_config(o.shape, &c);
         if (st) return cli_fail("bench model", "--shape", st);
         token = nmf_model_is_token(&c);
-        if (models) {
-            fprintf(stderr, "nmformer bench model: --model is for files; use --pattern with --shape\n");
-            return 2;
-        }
+        if (models)
+            return cli_usage_error("bench model", "--model is for files; use --pattern with --shape");
     } else if (patterns) {
-        fprintf(stderr, "nmformer bench model: --pattern is for --shape; use --model with a file\n");
-        return 2;
+        return cli_usage_error("bench model", "--pattern is for --shape; use --model with a file");
     }
-    if (parse_int_list(threads ? threads : quick ? "1" : "1,2", o.threads, &o.nthreads, 4096)) {
-        fprintf(stderr, "nmformer bench model: --threads wants a list like 1,2 (at most %d)\n", MAX_LIST);
-        return 2;
-    }
-    if (!o.shape) { /* a Hugging Face folder holds a token model */
-        struct stat sb;
-        token = stat(o.model_path, &sb) == 0 && S_ISDIR(sb.st_mode);
-    }
+    if (parse_int_list(threads ? threads : quick ? "1" : "1,2", o.threads, &o.nthreads, 4096))
+        return cli_usage_error("bench model", "--threads wants a list like 1,2 (at most %d)", MAX_LIST);
+    nmf_file_kind kind = NMF_FILE_UNKNOWN;
+    if (!o.shape && cli_file_kind("bench model", o.model_path, &kind)) return CLI_EXIT_FAILURE;
+    if (!o.shape) token = kind == NMF_FILE_HF_FOLDER; /* a Hugging Face folder holds a token model */
     o.tokens = tokens >= 0 ? (int)tokens : quick ? 16 : 128;
     o.new_tokens = new_tokens >= 0 ? (int)new_tokens : quick ? 4 : 128;
-    if (parse_int_list(batches ? batches : token ? "1" : quick ? "1,2" : "1,32", o.batch, &o.nbatch, 4096)) {
-        fprintf(stderr, "nmformer bench model: --batch wants a list like 1,32 (at most %d)\n", MAX_LIST);
-        return 2;
-    }
+    if (parse_int_list(batches ? batches : token ? "1" : quick ? "1,2" : "1,32", o.batch, &o.nbatch, 4096))
+        return cli_usage_error("bench model", "--batch wants a list like 1,32 (at most %d)", MAX_LIST);
     o.reps = reps ? (int)reps : quick ? 1 : 5;
 
     static char names[MAX_CANDIDATES][32];
     int count = 0;
     double file_mb = -1.0;
     if (o.shape) {
-        if (split_names(patterns ? patterns : "dense,2:8,1:8", names, &count)) {
-            fprintf(stderr, "nmformer bench model: --pattern wants a list like dense,2:8,1:8\n");
-            return 2;
-        }
+        if (split_names(patterns ? patterns : "dense,2:8,1:8", names, &count))
+            return cli_usage_error("bench model", "--pattern wants a list like dense,2:8,1:8");
         for (int i = 0; i < count; i++) {
             nmf_pattern p;
             if (strcmp(names[i], "dense") && nmf_pattern_parse(names[i], &p))
-                return cli_fail("bench model", "--pattern", NMF_ERR_INVALID_ARG);
+                return cli_usage_error("bench model", "--pattern: %s", nmf_last_error());
         }
     } else {
         struct stat sb;
@@ -540,14 +500,10 @@ int bench_model(int argc, char **argv) {
             return 1;
         }
         file_mb = S_ISDIR(sb.st_mode) ? -1.0 : (double)sb.st_size / (1024.0 * 1024.0); /* a folder: - */
-        size_t len = strlen(o.model_path);
-        int family = len > 4 && !strcmp(o.model_path + len - 4, ".nmf");
         if (models) {
-            if (split_names(models, names, &count)) {
-                fprintf(stderr, "nmformer bench model: --model wants a list like dense,2:8\n");
-                return 2;
-            }
-        } else if (family) {
+            if (split_names(models, names, &count))
+                return cli_usage_error("bench model", "--model wants a list like dense,2:8");
+        } else if (kind == NMF_FILE_NMF) {
             if (list_candidates(o.model_path, names, &count)) return 1;
         } else {
             snprintf(names[0], 32, "-"); /* the file's only model */
@@ -556,7 +512,8 @@ int bench_model(int argc, char **argv) {
     }
     bench_row *rows = calloc((size_t)MAX_CANDIDATES * MAX_LIST * MAX_LIST, sizeof *rows);
     if (!rows) return cli_fail("bench model", "results", nmf_error(NMF_ERR_NOMEM, "rows"));
-    int nrows = 0, rc = 0;
+    int nrows = 0;
+    rc = 0;
     for (int i = 0; i < count && rc == 0; i++)
         rc = run_child(&o, names[i], rows, &nrows, MAX_CANDIDATES * MAX_LIST * MAX_LIST);
     if (rc == 0) {

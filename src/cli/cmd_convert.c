@@ -1,6 +1,6 @@
-/* nmformer convert: between .safetensors, .nmf and Hugging Face model folders, by the paths
- * (also .nmf -> .nmf and safetensors -> safetensors, to change the stored dtype or pick one
- * candidate). */
+/* nmformer convert: between .safetensors, .nmf and Hugging Face model folders (also .nmf -> .nmf
+ * and safetensors -> safetensors, to change the stored dtype or pick one candidate). IN's type
+ * comes from its contents, OUT's from its name. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,85 +9,59 @@
 #include "cli/commands.h"
 #include "nmformer/model.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: nmformer convert IN OUT [options]\n"
-            "\n"
-            "Converts between .safetensors, .nmf and Hugging Face model folders (IN: a file\n"
-            "by its extension, or a folder holding config.json + model.safetensors or shards;\n"
-            "OUT: .nmf, .safetensors, anything else is written as a model folder).\n"
-            "  safetensors/folder -> .nmf   one candidate, named by --model (default 'dense');\n"
-            "                               if NAME is an N:M pattern (e.g. 2:8), the block\n"
-            "                               linears must already be N:M and are stored packed\n"
-            "  .nmf -> safetensors          one candidate (--model NAME when the file holds\n"
-            "                               several), dense, zeros where pruned\n"
-            "  .nmf -> .nmf                 all candidates, or only --model NAME\n"
-            "  safetensors -> safetensors   re-encode (e.g. --dtype bf16)\n"
-            "  any -> OUT_DIR               a BERT, GPT-2 or LLaMA model (one candidate of an\n"
-            "                               .nmf: --model NAME) as a Hugging Face folder:\n"
-            "                               config.json + model.safetensors, the original\n"
-            "                               tensor names, dense values (zeros where pruned).\n"
-            "                               Written whole or not at all; an existing non-empty\n"
-            "                               OUT_DIR is refused unless --force\n"
-            "\n"
-            "options:\n"
-            "  --model NAME   candidate to read or to write (see above)\n"
-            "  --dtype T      stored values: f32, f16 or bf16 (default: the source's dtype,\n"
-            "                 f32 when its tensors differ)\n"
-            "  --force        replace an existing model folder OUT_DIR (config.json and files\n"
-            "                 only; any other non-empty folder is left alone)\n"
-            "  --help         this text\n" CLI_CONFIG_FLAGS_HELP);
-}
+static const char about[] =
+    "Converts between .safetensors, .nmf and Hugging Face model folders. IN's type comes from\n"
+    "its contents (the .nmf magic, a safetensors header, or a folder holding config.json +\n"
+    "model.safetensors or shards), whatever its name; OUT's from its name: .nmf, .safetensors,\n"
+    "anything else is written as a model folder.\n"
+    "  safetensors/folder -> .nmf   one candidate, named by --model (default 'dense');\n"
+    "                               if NAME is an N:M pattern (e.g. 2:8), the block\n"
+    "                               linears must already be N:M and are stored packed\n"
+    "  .nmf -> safetensors          one candidate (--model NAME when the file holds\n"
+    "                               several), dense, zeros where pruned\n"
+    "  .nmf -> .nmf                 all candidates, or only --model NAME\n"
+    "  safetensors -> safetensors   re-encode (e.g. --dtype bf16)\n"
+    "  any -> OUT_DIR               a BERT, GPT-2 or LLaMA model (one candidate of an\n"
+    "                               .nmf: --model NAME) as a Hugging Face folder:\n"
+    "                               config.json + model.safetensors, the original\n"
+    "                               tensor names, dense values (zeros where pruned).\n"
+    "                               Written whole or not at all; an existing non-empty\n"
+    "                               OUT_DIR is refused unless --force\n"
+    "On success one line on stdout: IN and OUT with their kinds and sizes, the candidates\n"
+    "written (bits per group of each N:M one) and the dtype.\n";
 
 int cmd_convert(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *model = NULL, *dtype_s = NULL;
-    int force = 0;
+    const char *in = NULL, *out = NULL, *model = NULL;
+    nmf_dtype dtype = NMF_DTYPE_COUNT; /* not given: the source's */
+    int force = 0, quiet = 0, json = 0;
     cli_config_flags flags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--model")) {
-            if (!(model = cli_value("convert", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--dtype")) {
-            if (!(dtype_s = cli_value("convert", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--force")) {
-            force = 1;
-        } else if ((r = cli_take_config_flag("convert", argc, argv, &i, &flags)) != 0) {
-            if (r < 0) return 2;
-        } else if (cli_positional("convert", a, (const char **[]){&in, &out}, 2)) {
-            return 2;
-        }
-    }
-    if (!in || !out) {
-        fprintf(stderr, "nmformer convert: need IN and OUT (see --help)\n");
-        return 2;
-    }
-    nmf_dtype dtype = NMF_DTYPE_F32;
-    if (dtype_s && nmf_dtype_parse(dtype_s, &dtype))
-        return cli_fail("convert", "--dtype", NMF_ERR_INVALID_ARG);
-    cli_file_kind ik = cli_file_kind_of(in), ok = cli_file_kind_of(out);
-    int to_folder = ok != CLI_FILE_NMF && ok != CLI_FILE_SAFETENSORS;
-    if (ik == CLI_FILE_OTHER) {
-        fprintf(stderr, "nmformer convert: %s: input must be .safetensors, .nmf or a model folder\n",
-                in);
-        return 2;
-    }
-    if (force && !to_folder) {
-        fprintf(stderr, "nmformer convert: --force applies to a model folder OUT only\n");
-        return 2;
-    }
+    const cli_opt opts[] = {
+        CLI_STR("model", 'm', &model, "NAME", "candidate to read or to write (see above)"),
+        CLI_FN("dtype", 0, cli_parse_dtype, &dtype, "T",
+               "stored values: f32, f16 or bf16 (default: the\nsource's dtype, f32 when its tensors differ)"),
+        CLI_FLAG("force", 'f', &force, "replace an existing model folder OUT_DIR\n(config.json and "
+                 "files only; any other\nnon-empty folder is left alone)"),
+        CLI_FLAG("quiet", 'q', &quiet, "no summary line"),
+        CLI_FLAG("json", 0, &json, "the summary as one JSON object"),
+        CLI_CONFIG_OPTS(&flags),
+        CLI_END,
+    };
+    const cli_command cmd = {"convert", "IN OUT [options]", about, opts, {&in, &out}, NULL};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!in || !out) return cli_usage_error("convert", "need IN and OUT (see --help)");
+    nmf_file_kind ik, ok = cli_output_kind(out);
+    const int to_folder = ok == NMF_FILE_HF_FOLDER;
+    if (force && !to_folder)
+        return cli_usage_error("convert", "--force applies to a model folder OUT only");
+    if (cli_file_kind("convert", in, &ik)) return CLI_EXIT_FAILURE;
     nmf_status st;
     nmf_model_config cfg;
     nmf_tensor_set set;
 
-    if (ik == CLI_FILE_NMF && ok == CLI_FILE_NMF) {
-        if (flags.count) {
-            fprintf(stderr, "nmformer convert: config flags apply to safetensors input only\n");
-            return 2;
-        }
+    if (ik == NMF_FILE_NMF && ok == NMF_FILE_NMF) {
+        if (cli_config_flags_any(&flags))
+            return cli_usage_error("convert", "config flags apply to safetensors input only");
         nmf_family fam;
         st = nmf_family_read(in, &fam);
         if (st) return cli_fail("convert", in, st);
@@ -96,32 +70,34 @@ int cmd_convert(int argc, char **argv) {
             nmf_family_free(&fam);
             return cli_fail("convert", in, st);
         }
-        nmf_write_options opt = {dtype_s ? dtype : nmf_family_stored_dtype(&fam)};
+        if (dtype == NMF_DTYPE_COUNT) dtype = nmf_family_stored_dtype(&fam);
+        nmf_write_options opt = {dtype};
         st = nmf_family_write(out, &fam, &opt);
+        if (!st && !quiet) cli_print_summary("convert", in, out, &fam, NULL, dtype, json);
         nmf_family_free(&fam);
         return st ? cli_fail("convert", out, st) : 0;
     }
 
     /* One model in: a candidate of an .nmf (--model), or the one model of a file or folder. */
-    int one_model_in = ik != CLI_FILE_NMF;
-    if (one_model_in && ok != CLI_FILE_NMF && model && strcmp(model, "dense")) {
-        fprintf(stderr, "nmformer convert: --model names a candidate of an .nmf file; %s holds "
-                        "one model\n", in);
-        return 2;
-    }
+    int one_model_in = ik != NMF_FILE_NMF;
+    if (one_model_in && ok != NMF_FILE_NMF && model && strcmp(model, "dense"))
+        return cli_usage_error("convert", "--model names a candidate of an .nmf file; %s holds "
+                               "one model", in);
     st = cli_load_model(in, one_model_in ? NULL : model, &flags, &cfg, &set);
     if (st) return cli_fail("convert", in, st);
-    if (!dtype_s) dtype = nmf_tensors_stored_dtype(&set);
-    if (to_folder) {
-        nmf_hf_write_options hopt = {dtype, force};
-        st = nmf_hf_folder_write(out, &cfg, &set, &hopt);
+    if (dtype == NMF_DTYPE_COUNT) dtype = nmf_tensors_stored_dtype(&set);
+    const char *written = one_model_in || !model ? "dense" : model;
+    if (to_folder || ok == NMF_FILE_SAFETENSORS) {
+        if (to_folder) {
+            nmf_hf_write_options hopt = {dtype, force};
+            st = nmf_hf_folder_write(out, &cfg, &set, &hopt);
+        } else {
+            st = nmf_safetensors_write(out, &set, dtype); /* the loader set the config meta */
+        }
         nmf_tensors_free(&set);
-        return st ? cli_fail("convert", out, st) : 0;
-    }
-    if (ok == CLI_FILE_SAFETENSORS) {
-        st = nmf_safetensors_write(out, &set, dtype); /* the loader set the config meta */
-        nmf_tensors_free(&set);
-        return st ? cli_fail("convert", out, st) : 0;
+        if (st) return cli_fail("convert", out, st);
+        if (!quiet) cli_print_summary("convert", in, out, NULL, written, dtype, json);
+        return 0;
     }
     /* one model -> .nmf */
     nmf_write_options opt = {dtype};
@@ -133,6 +109,7 @@ int cmd_convert(int argc, char **argv) {
         return cli_fail("convert", in, st);
     }
     st = nmf_family_write(out, &fam, &opt);
+    if (!st && !quiet) cli_print_summary("convert", in, out, &fam, NULL, dtype, json);
     nmf_family_free(&fam);
     return st ? cli_fail("convert", out, st) : 0;
 }

@@ -1,6 +1,7 @@
-/* nmformer eval MODEL [--model NAME] [--limit N] [--threads T] [--batch B] [--data DIR] [--json]
- * Top-1 accuracy on the Fashion-MNIST test split: pixels/255, then (x - mean)/std with the mean
- * and std of the model's config. */
+/* nmformer eval MODEL [--images X.npy --labels Y.npy | --data DIR] [options]
+ * Top-1 accuracy: on the Fashion-MNIST test split by default (pixels/255, then (x - mean)/std
+ * with the mean and std of the model's config), or on any images and labels given as .npy
+ * (images NCHW float32, used as they are, like run's input; labels int64/int32). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,119 +9,177 @@
 #include "cli/commands.h"
 #include "cli/model_cli.h"
 #include "nmformer/data.h"
+#include "nmformer/io.h"
 #include "nmformer/model.h"
 
-static const char usage_text[] =
-    "usage: nmformer eval MODEL [options]\n"
-    "  Top-1 accuracy of a ViT on the Fashion-MNIST test split (10000 images).\n"
-    "  --model NAME    candidate of a family file (dense, 2:8, ...)\n"
-    "  --limit N       only the first N test images\n"
-    "  --batch B       images per forward pass (default 64)\n"
-    "  --threads T     threads (default: NMF_THREADS or all cores)\n"
-    "  --data DIR      directory of the IDX files (default: $NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")\n"
-    "  --json          one JSON object instead of text\n"
-    CLI_CONFIG_FLAGS_HELP;
+static const char about[] =
+    "Top-1 accuracy of a ViT (a safetensors file, an .nmf candidate or a model folder):\n"
+    "  by default on the Fashion-MNIST test split (10000 images; pixels/255, then\n"
+    "  (x - mean) / std with the model config's mean and std);\n"
+    "  with --images X.npy --labels Y.npy on any data: X float32 NCHW (N, in_chans,\n"
+    "  img_size, img_size), already normalised as the model expects (as run's input);\n"
+    "  Y int64 or int32 (N), each label in [0, num_classes).\n";
+
+/* Where the examples come from: the IDX dataset, or the arrays of --images/--labels. */
+typedef struct {
+    const nmf_dataset *ds; /* NULL: the arrays */
+    const nmf_array *x;
+    const nmf_id_array *y;
+    float mean, std;
+    size_t n, per_image;
+} eval_source;
+
+/* Examples first..first+b as normalised float NCHW and int labels. */
+static nmf_status fill(const eval_source *s, float *images, int *labels, size_t *idx, size_t first,
+                       size_t b) {
+    if (s->ds) {
+        for (size_t j = 0; j < b; j++) idx[j] = first + j;
+        return nmf_dataset_batch(images, labels, s->ds, idx, b, s->mean, s->std);
+    }
+    memcpy(images, s->x->data + first * s->per_image, b * s->per_image * sizeof(float));
+    for (size_t j = 0; j < b; j++) labels[j] = (int)s->y->data[first + j]; /* checked in range */
+    return NMF_OK;
+}
+
+/* --images / --labels against the model: shapes, count, label range; one line on failure. */
+static int check_arrays(const nmf_model_config *c, const char *images, const nmf_array *x,
+                        const char *labels, const nmf_id_array *y) {
+    const int64_t want[3] = {c->in_chans, c->img_size, c->img_size};
+    int ok = x->ndim == 4 && x->shape[0] > 0;
+    for (int d = 0; ok && d < 3; d++) ok = x->shape[d + 1] == want[d];
+    if (!ok) {
+        char have[96] = "[";
+        for (int d = 0; d < x->ndim; d++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), d ? ",%lld" : "%lld",
+                     (long long)x->shape[d]);
+        fprintf(stderr, "nmformer eval: %s: images of shape %s], model expects [N,%d,%d,%d] (float32 "
+                        "NCHW)\n", images, have, c->in_chans, c->img_size, c->img_size);
+        return 0;
+    }
+    if (y->ndim != 1 || y->shape[0] != x->shape[0]) {
+        fprintf(stderr, "nmformer eval: %s: want one label per image (%lld), got %zu values in %d "
+                        "dimensions\n", labels, (long long)x->shape[0], y->numel, y->ndim);
+        return 0;
+    }
+    for (size_t i = 0; i < y->numel; i++)
+        if (y->data[i] < 0 || y->data[i] >= c->num_classes) {
+            fprintf(stderr, "nmformer eval: %s: label %lld at %zu is outside [0, %d)\n", labels,
+                    (long long)y->data[i], i, c->num_classes);
+            return 0;
+        }
+    return 1;
+}
 
 int cmd_eval(int argc, char **argv) {
-    const char *model_path = NULL, *name = NULL, *data_dir = NULL;
-    long limit = 0, threads = 0, batch = 64;
-    int json = 0;
+    const char *model_path = NULL, *name = NULL, *data_dir = NULL, *images = NULL, *labels = NULL;
+    long limit = 0;
+    int threads = 0, batch = 64, json = 0;
     cli_config_flags flags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int took = cli_take_config_flag("eval", argc, argv, &i, &flags);
-        if (took < 0) return 2;
-        if (took) continue;
-        int has_value = i + 1 < argc;
-        long *num = NULL;
-        long lo = 1;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--model") && has_value) name = argv[++i];
-        else if (!strcmp(a, "--data") && has_value) data_dir = argv[++i];
-        else if (!strcmp(a, "--limit") && has_value) num = &limit;
-        else if (!strcmp(a, "--threads") && has_value) num = &threads;
-        else if (!strcmp(a, "--batch") && has_value) num = &batch;
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "nmformer eval: unknown or incomplete option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!model_path) model_path = a;
-        else {
-            fprintf(stderr, "nmformer eval: unexpected argument '%s'\n", a);
-            return 2;
-        }
-        if (num && model_cli_int(argv[++i], lo, 1L << 30, num)) {
-            fprintf(stderr, "nmformer eval: %s wants an integer >= 1, got '%s'\n", a, argv[i]);
-            return 2;
-        }
-    }
-    if (!model_path) {
-        fprintf(stderr, "nmformer eval: need MODEL (see --help)\n");
-        return 2;
-    }
-    if (threads) nmf_set_threads((int)threads);
+    const cli_opt opts[] = {
+        CLI_STR("model", 'm', &name, "NAME", "candidate of a family file (dense, 2:8, ...)"),
+        CLI_STR("images", 0, &images, "X.npy", "images to score (with --labels), see above"),
+        CLI_STR("labels", 0, &labels, "Y.npy", "their labels"),
+        CLI_STR("data", 0, &data_dir, "DIR", "directory of the Fashion-MNIST IDX files (default:\n"
+                "$NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")"),
+        CLI_LONG("limit", 0, &limit, 1, 1L << 30, "N", "only the first N images"),
+        CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images per forward pass (default 64)"),
+        CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
+        CLI_FLAG("json", 0, &json, "one JSON object instead of text"),
+        CLI_CONFIG_OPTS(&flags),
+        CLI_END,
+    };
+    const cli_command cmd = {"eval", "MODEL [--images X.npy --labels Y.npy] [options]", about, opts,
+                             {&model_path}, NULL};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!model_path) return cli_usage_error("eval", "need MODEL (see --help)");
+    if (!images != !labels) return cli_usage_error("eval", "--images and --labels go together");
+    if (images && data_dir) return cli_usage_error("eval", "--data is Fashion-MNIST's; not with --images");
+    if (threads) nmf_set_threads(threads);
     nmf_vit *m = NULL;
     nmf_status st = model_cli_load(&m, model_path, name, &flags);
     if (st) return cli_fail("eval", model_path, st);
     const nmf_model_config *c = nmf_vit_get_config(m);
     nmf_dataset ds = {0};
-    st = nmf_dataset_load(&ds, data_dir, NMF_SPLIT_TEST);
-    if (st) {
-        nmf_vit_free(m);
-        return cli_fail("eval", "Fashion-MNIST test split", st);
+    nmf_array x = {0};
+    nmf_id_array y = {0};
+    eval_source src = {NULL, &x, &y, c->mean, c->std, 0,
+                       (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size};
+    const char *what = images ? images : "Fashion-MNIST test split";
+    if (images) {
+        if ((st = nmf_npy_read(images, &x)) || (st = nmf_npy_read_ids(labels, &y))) {
+            rc = cli_fail("eval", x.data ? labels : images, st);
+            goto done;
+        }
+        if (!check_arrays(c, images, &x, labels, &y)) {
+            rc = CLI_EXIT_FAILURE;
+            goto done;
+        }
+        src.n = (size_t)x.shape[0];
+    } else {
+        if ((st = nmf_dataset_load(&ds, data_dir, NMF_SPLIT_TEST))) {
+            rc = cli_fail("eval", what, st);
+            goto done;
+        }
+        if (c->in_chans != 1 || c->img_size != ds.rows || ds.rows != ds.cols ||
+            c->num_classes < ds.num_classes) {
+            fprintf(stderr, "nmformer eval: %s: model takes %dx%dx%d images into %d classes; "
+                            "Fashion-MNIST is 1x%dx%d with %d classes\n", model_path, c->in_chans,
+                    c->img_size, c->img_size, c->num_classes, ds.rows, ds.cols, ds.num_classes);
+            rc = CLI_EXIT_FAILURE;
+            goto done;
+        }
+        src.ds = &ds;
+        src.n = ds.n;
     }
-    if (c->in_chans != 1 || c->img_size != ds.rows || ds.rows != ds.cols ||
-        c->num_classes < ds.num_classes) {
-        fprintf(stderr,
-                "nmformer eval: %s: model takes %dx%dx%d images into %d classes; Fashion-MNIST is "
-                "1x%dx%d with %d classes\n",
-                model_path, c->in_chans, c->img_size, c->img_size, c->num_classes, ds.rows, ds.cols,
-                ds.num_classes);
-        nmf_dataset_free(&ds);
-        nmf_vit_free(m);
-        return 1;
-    }
-    size_t n = limit && (size_t)limit < ds.n ? (size_t)limit : ds.n;
-    size_t B = (size_t)batch, classes = (size_t)c->num_classes, pixels = (size_t)ds.rows * ds.cols;
-    float *images = malloc(B * pixels * sizeof(float)), *logits = malloc(B * classes * sizeof(float));
-    int *labels = malloc(B * sizeof(int));
+    size_t n = limit && (size_t)limit < src.n ? (size_t)limit : src.n;
+    size_t B = (size_t)batch, classes = (size_t)c->num_classes;
+    float *xb = malloc(B * src.per_image * sizeof(float)), *logits = malloc(B * classes * sizeof(float));
+    int *yb = malloc(B * sizeof(int));
     size_t *idx = malloc(B * sizeof(size_t));
-    if (!images || !logits || !labels || !idx) st = nmf_error(NMF_ERR_NOMEM, "eval batch of %zu", B);
+    if (!xb || !logits || !yb || !idx) st = nmf_error(NMF_ERR_NOMEM, "eval batch of %zu", B);
     size_t correct = 0;
     double t0 = nmf_now();
     for (size_t i = 0; st == NMF_OK && i < n; i += B) {
         size_t b = n - i < B ? n - i : B;
-        for (size_t j = 0; j < b; j++) idx[j] = i + j;
-        st = nmf_dataset_batch(images, labels, &ds, idx, b, c->mean, c->std);
-        if (st == NMF_OK) st = nmf_vit_forward(m, logits, images, b);
+        st = fill(&src, xb, yb, idx, i, b);
+        if (st == NMF_OK) st = nmf_vit_forward(m, logits, xb, b);
         for (size_t j = 0; st == NMF_OK && j < b; j++) {
             const float *row = logits + j * classes;
             size_t best = 0;
             for (size_t k = 1; k < classes; k++)
                 if (row[k] > row[best]) best = k; /* ties: the lower class, like torch.argmax */
-            correct += (int)best == labels[j];
+            correct += (int)best == yb[j];
         }
     }
     double secs = nmf_now() - t0;
-    free(images);
+    free(xb);
     free(logits);
-    free(labels);
+    free(yb);
     free(idx);
-    nmf_dataset_free(&ds);
-    nmf_vit_free(m);
-    if (st) return cli_fail("eval", model_path, st);
+    if (st) {
+        rc = cli_fail("eval", model_path, st);
+        goto done;
+    }
+    rc = 0;
     double acc = n ? (double)correct / (double)n : 0.0;
     if (json) {
         printf("{\"model\": ");
         model_cli_json_string(stdout, model_path);
         printf(", \"candidate\": ");
         model_cli_json_string(stdout, name ? name : "");
+        printf(", \"data\": ");
+        model_cli_json_string(stdout, what);
         printf(", \"images\": %zu, \"correct\": %zu, \"top1\": %.6f, \"seconds\": %.3f}\n", n,
                correct, acc, secs);
-    } else
-        printf("%s%s%s: top-1 %.2f%% (%zu/%zu) on the Fashion-MNIST test split, %.2f s\n",
-               model_path, name ? " " : "", name ? name : "", 100.0 * acc, correct, n, secs);
-    return 0;
+    } else {
+        printf("%s%s%s: top-1 %.2f%% (%zu/%zu) on %s%s, %.2f s\n", model_path, name ? " " : "",
+               name ? name : "", 100.0 * acc, correct, n, images ? "" : "the ", what, secs);
+    }
+done:
+    nmf_dataset_free(&ds);
+    nmf_array_free(&x);
+    nmf_id_array_free(&y);
+    nmf_vit_free(m);
+    return rc;
 }

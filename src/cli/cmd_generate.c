@@ -1,8 +1,6 @@
 /* nmformer generate MODEL --input ids.npy --tokens G --output seq.npy [options]
  * Continues token sequences with a causal LM (GPT-2, LLaMA): one prefill of the prompt into a
  * key/value cache, then one cached step per new token (nmf_lm_generate, lm.h). */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,101 +10,55 @@
 #include "nmformer/io.h"
 #include "nmformer/lm.h"
 
-static const char usage_text[] =
-    "usage: nmformer generate MODEL --input ids.npy --tokens G --output seq.npy [options]\n"
-    "  Continues each prompt of a causal language model (GPT-2 or LLaMA with an LM head; a\n"
-    "  Hugging Face folder, a .safetensors or one candidate of an .nmf family) by G tokens. The\n"
-    "  prompt runs once (prefill) into a key/value cache; each new token is then one cached step,\n"
-    "  so the prefix is never recomputed. Prints prefill and decode tokens/s.\n"
-    "  --input PATH        prompt token ids, int64 or int32 .npy (B, T) (or one sequence (T));\n"
-    "                      - = stdin\n"
-    "  --tokens G          new tokens per sequence (>= 1; required)\n"
-    "  --output PATH       int64 .npy (B, T + G): each prompt followed by its new tokens;\n"
-    "                      - = stdout (the figures then go to stderr)\n"
-    "  --model NAME        candidate of a family file (dense, 2:8, ...)\n"
-    "  --temperature X     0 (default): greedy, the highest logit (the lowest id on ties);\n"
-    "                      X > 0: sample from softmax(logits / X)\n"
-    "  --top-k K           with X > 0: sample among the K highest logits (default 0: all)\n"
-    "  --seed S            sampling seed (default 0); the same seed gives the same tokens\n"
-    "  --max-tokens N      positions the cache holds (default T + G; at most the model's\n"
-    "                      max_position_embeddings). T + G beyond it is an error.\n"
-    "  --threads T         threads (default: NMF_THREADS or all cores)\n"
+static const char about[] =
+    "Continues each prompt of a causal language model (GPT-2 or LLaMA with an LM head; a\n"
+    "Hugging Face folder, a safetensors file or one candidate of an .nmf family) by G tokens.\n"
+    "The prompt runs once (prefill) into a key/value cache; each new token is then one cached\n"
+    "step, so the prefix is never recomputed. Prints prefill and decode tokens/s (on stderr\n"
+    "when --output is -).\n";
+
+static const char epilog[] =
     "memory: the cache holds keys and values of every layer for B sequences of N positions:\n"
     "  2 * layers * B * N * kv_heads * head_dim * 4 bytes (GPT-2 small, B = 1, N = 1024: 72 MiB;\n"
     "  the figure for the model at hand is printed with the results).\n";
 
-static int parse_double(const char *s, double lo, double hi, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return 1;
-    *out = v;
-    return 0;
-}
-
-static int parse_u64(const char *s, uint64_t *out) {
-    char *end = NULL;
-    errno = 0;
-    if (!*s || *s == '-') return 1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end) return 1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
-    long tokens = 0, top_k = 0, max_tokens = 0, threads = 0;
+    long tokens = 0, top_k = 0, max_tokens = 0;
+    int threads = 0, quiet = 0, json = 0;
     double temperature = 0.0;
     uint64_t seed = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        int has_value = i + 1 < argc;
-        const char *v = has_value ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "--input") && has_value) input = v;
-        else if (!strcmp(a, "--output") && has_value) output = v;
-        else if (!strcmp(a, "--model") && has_value) name = v;
-        else if (!strcmp(a, "--tokens") && has_value) bad = model_cli_int(v, 1, 1L << 24, &tokens);
-        else if (!strcmp(a, "--top-k") && has_value) bad = model_cli_int(v, 0, 1L << 30, &top_k);
-        else if (!strcmp(a, "--max-tokens") && has_value) bad = model_cli_int(v, 1, 1L << 30, &max_tokens);
-        else if (!strcmp(a, "--threads") && has_value) bad = model_cli_int(v, 1, 4096, &threads);
-        else if (!strcmp(a, "--temperature") && has_value) bad = parse_double(v, 0.0, 1e6, &temperature);
-        else if (!strcmp(a, "--seed") && has_value) bad = parse_u64(v, &seed);
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "nmformer generate: unknown or incomplete option '%s' (see --help)\n", a);
-            return 2;
-        } else {
-            if (model_path) {
-                fprintf(stderr, "nmformer generate: unexpected argument '%s'\n", a);
-                return 2;
-            }
-            model_path = a;
-            continue;
-        }
-        if (bad) {
-            fprintf(stderr, "nmformer generate: %s: bad value '%s' (see --help)\n", a, v);
-            return 2;
-        }
-        i++;
-    }
-    if (!model_path || !input || !output) {
-        fprintf(stderr, "nmformer generate: need MODEL, --input and --output (see --help)\n");
-        return 2;
-    }
-    if (!tokens) {
-        fprintf(stderr, "nmformer generate: need --tokens G, the new tokens per sequence (see --help)\n");
-        return 2;
-    }
-    if (top_k && temperature == 0.0) {
-        fprintf(stderr, "nmformer generate: --top-k samples, so it needs --temperature X > 0\n");
-        return 2;
-    }
-    if (threads) nmf_set_threads((int)threads);
+    const cli_opt opts[] = {
+        CLI_STR("input", 'i', &input, "PATH", "prompt token ids, int64 or int32 .npy (B, T)\n"
+                "(or one sequence (T)); - = stdin"),
+        CLI_LONG("tokens", 'n', &tokens, 1, 1 << 24, "G", "new tokens per sequence (required)"),
+        CLI_ALIAS("new-tokens", "tokens"),
+        CLI_STR("output", 'o', &output, "PATH", "int64 .npy (B, T + G): each prompt followed by\n"
+                "its new tokens; - = stdout"),
+        CLI_STR("model", 'm', &name, "NAME", "candidate of a family file (dense, 2:8, ...)"),
+        CLI_DOUBLE("temperature", 0, &temperature, 0.0, 1e6, "X", "0 (default): greedy, the highest logit (the\n"
+                   "lowest id on ties); X > 0: sample from\nsoftmax(logits / X)"),
+        CLI_LONG("top-k", 0, &top_k, 0, 1L << 30, "K", "with X > 0: sample among the K highest logits\n"
+                 "(default 0: all)"),
+        CLI_U64("seed", 0, &seed, "S", "sampling seed (default 0); the same seed gives\nthe same tokens"),
+        CLI_LONG("max-tokens", 0, &max_tokens, 1, 1L << 30, "N", "positions the cache holds (default T + G; at\n"
+                 "most max_position_embeddings)"),
+        CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
+        CLI_FLAG("quiet", 'q', &quiet, "no figures"),
+        CLI_FLAG("json", 0, &json, "the figures as one JSON object"),
+        CLI_END,
+    };
+    const cli_command cmd = {"generate", "MODEL --input ids.npy --tokens G --output seq.npy [options]",
+                             about, opts, {&model_path}, epilog};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!model_path || !input || !output)
+        return cli_usage_error("generate", "need MODEL, --input and --output (see --help)");
+    if (!tokens)
+        return cli_usage_error("generate", "need --tokens G, the new tokens per sequence (see --help)");
+    if (top_k && temperature == 0.0)
+        return cli_usage_error("generate", "--top-k samples, so it needs --temperature X > 0");
+    if (threads) nmf_set_threads(threads);
 
     nmf_model_config c;
     nmf_tensor_set tensors;
@@ -154,21 +106,32 @@ int cmd_generate(int argc, char **argv) {
         what = output;
         st = nmf_npy_write_ids(output, seq, 2, shape);
     }
-    if (st == NMF_OK) {
+    if (st == NMF_OK && !quiet) {
         FILE *f = strcmp(output, "-") ? stdout : stderr;
         const size_t cache_tokens = max_tokens ? (size_t)max_tokens : T + G;
         const double cache_mib = (double)nmf_kv_cache_bytes(lm, B, cache_tokens) / (1024.0 * 1024.0);
-        fprintf(f, "prefill: %zu x %zu prompt tokens in %.3f s (%.1f tokens/s)\n", B, T,
-                stats.prefill_seconds,
-                stats.prefill_seconds > 0 ? (double)(B * T) / stats.prefill_seconds : 0.0);
-        if (stats.decode_tokens)
-            fprintf(f, "decode: %zu tokens in %.3f s (%.1f tokens/s, %.2f ms per step)\n",
-                    stats.decode_tokens, stats.decode_seconds,
-                    stats.decode_seconds > 0 ? (double)stats.decode_tokens / stats.decode_seconds : 0.0,
-                    1e3 * stats.decode_seconds / (double)(G > 1 ? G - 1 : 1));
-        else
-            fprintf(f, "decode: none (the one new token comes from the prefill)\n");
-        fprintf(f, "cache: %zu sequences x %zu positions, %.2f MiB\n", B, cache_tokens, cache_mib);
+        const double prefill_tps = stats.prefill_seconds > 0 ? (double)(B * T) / stats.prefill_seconds : 0.0;
+        const double decode_tps =
+            stats.decode_seconds > 0 ? (double)stats.decode_tokens / stats.decode_seconds : 0.0;
+        const double step_ms = 1e3 * stats.decode_seconds / (double)(G > 1 ? G - 1 : 1);
+        if (json) {
+            fprintf(f, "{\"sequences\": %zu, \"prompt_tokens\": %zu, \"new_tokens\": %zu, "
+                       "\"prefill_seconds\": %.6f, \"prefill_tokens_per_s\": %.3f, "
+                       "\"decode_tokens\": %zu, \"decode_seconds\": %.6f, \"decode_tokens_per_s\": %.3f, "
+                       "\"decode_ms_per_step\": %.4f, \"cache_positions\": %zu, \"cache_mib\": %.3f}\n",
+                    B, T, G, stats.prefill_seconds, prefill_tps, stats.decode_tokens,
+                    stats.decode_seconds, decode_tps, stats.decode_tokens ? step_ms : 0.0,
+                    cache_tokens, cache_mib);
+        } else {
+            fprintf(f, "prefill: %zu x %zu prompt tokens in %.3f s (%.1f tokens/s)\n", B, T,
+                    stats.prefill_seconds, prefill_tps);
+            if (stats.decode_tokens)
+                fprintf(f, "decode: %zu tokens in %.3f s (%.1f tokens/s, %.2f ms per step)\n",
+                        stats.decode_tokens, stats.decode_seconds, decode_tps, step_ms);
+            else
+                fprintf(f, "decode: none (the one new token comes from the prefill)\n");
+            fprintf(f, "cache: %zu sequences x %zu positions, %.2f MiB\n", B, cache_tokens, cache_mib);
+        }
     }
     nmf_free(seq);
     nmf_id_array_free(&ids);

@@ -8,19 +8,12 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: nmformer info FILE [--json]\n"
-                 "\n"
-                 "Describes a .nmf family, a .safetensors model or a Hugging Face model folder:\n"
-                 "for BERT, GPT-2 and LLaMA the family, architecture, layers, heads, kv heads and\n"
-                 "vocabulary; per model and per tensor the shape, N:M pattern, stored dtype,\n"
-                 "index-code bits per group and bytes stored vs dense f32; totals per candidate;\n"
-                 "tensors shared between candidates and the bytes saved.\n"
-                 "\n"
-                 "options:\n"
-                 "  --json   machine-readable output on stdout\n"
-                 "  --help   this text\n");
-}
+static const char about[] =
+    "Describes a .nmf family, a safetensors model or a Hugging Face model folder (told\n"
+    "apart by their contents): for BERT, GPT-2 and LLaMA the family, architecture, layers,\n"
+    "heads, kv heads and vocabulary; per model and per tensor the shape, N:M pattern,\n"
+    "stored dtype, index-code bits per group and bytes stored vs dense f32; totals per\n"
+    "candidate; tensors shared between candidates and the bytes saved.\n";
 
 /* Field accessors: the document comes from the library, so a missing field reads as 0 / "". */
 static double num(const cJSON *o, const char *key) {
@@ -146,25 +139,14 @@ static int print_text(const cJSON *doc) {
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (cli_positional("info", argv[i], (const char **[]){&path}, 1)) {
-            return 2;
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "nmformer info: need FILE (see --help)\n");
-        return 2;
-    }
-    if (cli_file_kind_of(path) == CLI_FILE_OTHER) {
-        fprintf(stderr, "nmformer info: %s: unknown file type (want .nmf, .safetensors or a model "
-                        "folder)\n", path);
-        return 2;
-    }
+    const cli_opt opts[] = {
+        CLI_FLAG("json", 0, &json, "machine-readable output on stdout"),
+        CLI_END,
+    };
+    const cli_command cmd = {"info", "FILE [--json]", about, opts, {&path}, NULL};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!path) return cli_usage_error("info", "need FILE (see --help)");
     char *text;
     nmf_status st = nmf_file_info_json(path, &text);
     if (st) return cli_fail("info", path, st);
@@ -176,7 +158,7 @@ int cmd_info(int argc, char **argv) {
     cJSON *doc = cJSON_Parse(text);
     free(text);
     if (!doc) return cli_fail("info", path, NMF_ERR_NOMEM);
-    int rc = print_text(doc);
+    rc = print_text(doc);
     cJSON_Delete(doc);
     return rc ? cli_fail("info", path, NMF_ERR_NOMEM) : 0;
 }

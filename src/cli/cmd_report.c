@@ -7,44 +7,30 @@
 #include "cli/commands.h"
 #include "nmformer/report.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: nmformer report RUN_DIR [-o report.html]\n"
-            "  One self-contained HTML page (inline SVG, no script, no network) from what a run\n"
-            "  directory holds (what `make run` writes in out/): accuracy against stored bytes\n"
-            "  and latency per candidate (summary.json, train_summary.json), training curves\n"
-            "  (*.jsonl from `train --log`) and the accelerator timeline (sim*.json from\n"
-            "  `sim --json`, with sim*.trace.json from `sim --trace`). A missing part leaves its\n"
-            "  section out with a warning; a malformed one is an error naming file and line.\n"
-            "  -o, --output PATH   where to write (default RUN_DIR/report.html; - for stdout)\n"
-            "  --quiet             print nothing on success\n"
-            "  --help              this text\n"
-            "exit status: 0 written, 1 failed, 2 usage error\n");
-}
+static const char about[] =
+    "One self-contained HTML page (inline SVG, no script, no network) from what a run\n"
+    "directory holds (what `make run` writes in out/): accuracy against stored bytes\n"
+    "and latency per candidate (summary.json, train_summary.json), training curves\n"
+    "(*.jsonl from `train --log`) and the accelerator timeline (sim*.json from\n"
+    "`sim --json`, with sim*.trace.json from `sim --trace`). A missing part leaves its\n"
+    "section out with a warning; a malformed one is an error naming file and line.\n"
+    "On success the page's path is printed on stdout.\n";
 
 int cmd_report(int argc, char **argv) {
     const char *dir = NULL, *out = NULL;
     int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (!(out = cli_value("report", argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            quiet = 1;
-        } else if (cli_positional("report", a, (const char **[]){&dir}, 1)) {
-            return 2;
-        }
-    }
-    if (!dir) {
-        fprintf(stderr, "nmformer report: need RUN_DIR (see --help)\n");
-        return 2;
-    }
+    const cli_opt opts[] = {
+        CLI_STR("output", 'o', &out, "PATH", "where to write (default RUN_DIR/report.html;\n- for stdout)"),
+        CLI_FLAG("quiet", 'q', &quiet, "print nothing on success"),
+        CLI_END,
+    };
+    const cli_command cmd = {"report", "RUN_DIR [-o report.html]", about, opts, {&dir}, NULL};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!dir) return cli_usage_error("report", "need RUN_DIR (see --help)");
     nmf_report_info info;
     nmf_status st = nmf_report_write(dir, out, &info);
-    int rc = 0;
+    rc = 0;
     if (st) {
         rc = cli_fail("report", dir, st);
     } else {

@@ -10,25 +10,19 @@
 #include "nmformer/lm.h"
 #include "nmformer/model.h"
 
-static const char usage_text[] =
-    "usage: nmformer run MODEL --input x.npy --output y.npy [options]\n"
-    "  Runs a model (a Hugging Face folder, a .safetensors or one candidate of an .nmf family):\n"
-    "  a ViT on a batch of images, a BERT / GPT-2 / LLaMA model on a batch of token ids.\n"
-    "  --input PATH    ViT: float32 .npy, NCHW (N, in_chans, img_size, img_size), already\n"
-    "                  normalised ((pixel/255 - mean)/std); a single (C, S, S) image is accepted\n"
-    "                  too. Token model: int64 or int32 .npy of token ids (B, T) (or one sequence\n"
-    "                  (T)), each in [0, vocab_size), T <= max_position_embeddings. - = stdin\n"
-    "  --output PATH   float32 .npy: ViT logits (N, num_classes); token models by their head:\n"
-    "                  causal LM logits (B, T, vocab), sequence classification logits\n"
-    "                  (B, num_labels), a bare model's last hidden state (B, T, hidden).\n"
-    "                  Replaced atomically, a symlink written through, a device/FIFO or - (stdout)\n"
-    "                  written directly\n"
-    "  --model NAME    candidate of a family file (dense, 2:8, ...)\n"
-    "  --token-types PATH    BERT: token type ids (B, T), int64/int32 (default zeros)\n"
-    "  --attention-mask PATH BERT: 1 = token, 0 = padding (B, T), int64/int32 (default all 1)\n"
-    "  --batch B       images (sequences) per forward pass (default 32)\n"
-    "  --threads T     threads (default: NMF_THREADS or all cores)\n"
-    CLI_CONFIG_FLAGS_HELP;
+static const char about[] =
+    "Runs a model (a Hugging Face folder, a safetensors file or one candidate of an .nmf\n"
+    "family; told apart by their contents): a ViT on a batch of images, a BERT / GPT-2 /\n"
+    "LLaMA model on a batch of token ids.\n"
+    "  input   ViT: float32 .npy, NCHW (N, in_chans, img_size, img_size), already\n"
+    "          normalised ((pixel/255 - mean)/std); a single (C, S, S) image is accepted\n"
+    "          too. Token model: int64 or int32 .npy of token ids (B, T) (or one sequence\n"
+    "          (T)), each in [0, vocab_size), T <= max_position_embeddings. - = stdin\n"
+    "  output  float32 .npy: ViT logits (N, num_classes); token models by their head:\n"
+    "          causal LM logits (B, T, vocab), sequence classification logits\n"
+    "          (B, num_labels), a bare model's last hidden state (B, T, hidden).\n"
+    "          Replaced atomically, a symlink written through, a device/FIFO or - (stdout)\n"
+    "          written directly\n";
 
 typedef struct {
     const char *input, *output, *types, *mask;
@@ -74,9 +68,8 @@ static int run_token_model(nmf_lm *lm, const lm_run_files *f, size_t batch) {
     }
     if ((f->types || f->mask) && c->hf.model_type != NMF_HF_BERT) {
         nmf_id_array_free(&ids);
-        fprintf(stderr, "nmformer run: --token-types and --attention-mask are for BERT models, "
-                        "not %s\n", c->arch);
-        return 2;
+        return cli_usage_error("run", "--token-types and --attention-mask are for BERT models, "
+                               "not %s", c->arch);
     }
     if (f->types && (st = read_side_ids(f->types, "--token-types", B, T, &types))) what = f->types;
     if (!st && f->mask && (st = read_side_ids(f->mask, "--attention-mask", B, T, &mask))) what = f->mask;
@@ -110,47 +103,26 @@ static int run_token_model(nmf_lm *lm, const lm_run_files *f, size_t batch) {
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
     const char *types_path = NULL, *mask_path = NULL;
-    long batch = 32, threads = 0;
+    int batch = 32, threads = 0;
     cli_config_flags flags = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int took = cli_take_config_flag("run", argc, argv, &i, &flags);
-        if (took < 0) return 2;
-        if (took) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        int has_value = i + 1 < argc;
-        if (!strcmp(a, "--input") && has_value) input = argv[++i];
-        else if (!strcmp(a, "--output") && has_value) output = argv[++i];
-        else if (!strcmp(a, "--model") && has_value) name = argv[++i];
-        else if (!strcmp(a, "--token-types") && has_value) types_path = argv[++i];
-        else if (!strcmp(a, "--attention-mask") && has_value) mask_path = argv[++i];
-        else if (!strcmp(a, "--batch") && has_value) {
-            if (model_cli_int(argv[++i], 1, 1 << 20, &batch)) {
-                fprintf(stderr, "nmformer run: --batch wants an integer >= 1, got '%s'\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--threads") && has_value) {
-            if (model_cli_int(argv[++i], 1, 4096, &threads)) {
-                fprintf(stderr, "nmformer run: --threads wants an integer >= 1, got '%s'\n", argv[i]);
-                return 2;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "nmformer run: unknown or incomplete option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!model_path) model_path = a;
-        else {
-            fprintf(stderr, "nmformer run: unexpected argument '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!model_path || !input || !output) {
-        fprintf(stderr, "nmformer run: need MODEL, --input and --output (see --help)\n");
-        return 2;
-    }
-    if (threads) nmf_set_threads((int)threads);
+    const cli_opt opts[] = {
+        CLI_STR("input", 'i', &input, "PATH", "the input .npy (see above); - = stdin"),
+        CLI_STR("output", 'o', &output, "PATH", "the output .npy (see above); - = stdout"),
+        CLI_STR("model", 'm', &name, "NAME", "candidate of a family file (dense, 2:8, ...)"),
+        CLI_STR("token-types", 0, &types_path, "PATH", "BERT: token type ids (B, T), int64/int32\n(default zeros)"),
+        CLI_STR("attention-mask", 0, &mask_path, "PATH", "BERT: 1 = token, 0 = padding (B, T),\nint64/int32 (default all 1)"),
+        CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images (sequences) per forward pass (default 32)"),
+        CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
+        CLI_CONFIG_OPTS(&flags),
+        CLI_END,
+    };
+    const cli_command cmd = {"run", "MODEL --input x.npy --output y.npy [options]", about, opts,
+                             {&model_path}, NULL};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!model_path || !input || !output)
+        return cli_usage_error("run", "need MODEL, --input and --output (see --help)");
+    if (threads) nmf_set_threads(threads);
 
     nmf_model_config loaded;
     nmf_tensor_set tensors;
@@ -161,14 +133,13 @@ int cmd_run(int argc, char **argv) {
         nmf_tensors_free(&tensors);
         if (st) return cli_fail("run", model_path, st);
         const lm_run_files files = {input, output, types_path, mask_path};
-        int rc = run_token_model(lm, &files, (size_t)batch);
+        rc = run_token_model(lm, &files, (size_t)batch);
         nmf_lm_free(lm);
         return rc;
     }
     if (types_path || mask_path) {
         nmf_tensors_free(&tensors);
-        fprintf(stderr, "nmformer run: --token-types and --attention-mask are for BERT models\n");
-        return 2;
+        return cli_usage_error("run", "--token-types and --attention-mask are for BERT models");
     }
     nmf_vit *m = NULL;
     if (st == NMF_OK) st = nmf_vit_create(&m, &loaded, &tensors);

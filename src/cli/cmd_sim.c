@@ -19,39 +19,17 @@
 #include "nmformer/model.h"
 #include "nmformer/sta.h"
 
-static const char usage_text[] =
-    "usage: nmformer sim MODEL [options]\n"
-    "       nmformer sim --shape NAME [--pattern N:M] [--phase prefill|decode] [options]\n"
-    "  Runs every operation of a model (ViT, BERT, GPT-2, LLaMA) through the simulated N:M sparse\n"
-    "  accelerator (STA) and reports cycles, time, useful MACs, MAC efficiency, DRAM stalls, DRAM\n"
-    "  bytes per tensor, buffer occupancy and an FPGA resource estimate (docs/STA.md).\n"
-    "  --hw PATH         design INI (configs/hw/*.ini); default: the built-in mid-size design\n"
-    "  --model NAME      candidate of a family file (dense, 2:8, ...)\n"
-    "  --shape NAME      synthetic model of a named shape (no weights): %s\n"
-    "  --pattern N:M     with --shape: N:M of every block linear (default dense); with a\n"
-    "                    dense model file: pack its block linears to N:M by magnitude\n"
-    "  --tokens T        sequence length (default: the ViT's; 128 for token models); in the\n"
-    "                    decode phase, the positions already in the key/value cache\n"
-    "  --phase P         token decoders (GPT-2, LLaMA): prefill (default: T tokens, the cache\n"
-    "                    written to DRAM) or decode (one new token against a cache of T)\n"
-    "  --json            one JSON object {config, model, ops, total, resources, ...}\n"
-    "  --trace PATH      Chrome-trace timeline (chrome://tracing, ui.perfetto.dev)\n"
-    "  --functional      run the fixed-point datapath and compare with the reference\n"
-    "                    (ViT only; default on for ViTs with weights and < 20M MACs per image)\n"
-    "  --no-functional   timing only\n"
-    "  --eval-images N   test images for the fixed-point accuracy (default 1000; 0: all)\n"
-    "  --data DIR        Fashion-MNIST IDX directory (default: $NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")\n"
-    "  --compare         simulated latency next to nmformer's and PyTorch's CPU latency (ViT)\n"
-    "  --pytorch PATH    the PyTorch benchmark script (default: bench/pytorch_vit.py found\n"
-    "                    via $NMF_SOURCE_DIR, ./ or the executable's ../)\n"
-    "  --threads T       CPU threads for --compare and the f32 reference\n"
-    CLI_CONFIG_FLAGS_HELP;
+static const char about_format[] =
+    "Runs every operation of a model (ViT, BERT, GPT-2, LLaMA) through the simulated N:M sparse\n"
+    "accelerator (STA) and reports cycles, time, useful MACs, MAC efficiency, DRAM stalls, DRAM\n"
+    "bytes per tensor, buffer occupancy and an FPGA resource estimate (docs/STA.md).\n"
+    "Named shapes (--shape, no weights): %s.\n";
 
 typedef struct {
     const char *model_path, *name, *hw_path, *shape, *trace, *data_dir, *pytorch;
     nmf_pattern pattern;
     nmf_sta_phase phase;
-    long tokens, eval_images, threads;
+    int tokens, eval_images, threads;
     int json, functional, compare;
     cli_config_flags flags;
 } sim_args;
@@ -360,77 +338,58 @@ static void print_resources(FILE *f, const nmf_sta_resources *r) {
             r->fits ? "fits" : "DOES NOT FIT: ", r->over);
 }
 
+static nmf_status parse_phase(const char *v, void *dest) {
+    if (!strcmp(v, "prefill")) *(nmf_sta_phase *)dest = NMF_STA_PREFILL;
+    else if (!strcmp(v, "decode")) *(nmf_sta_phase *)dest = NMF_STA_DECODE;
+    else return nmf_error(NMF_ERR_INVALID_ARG, "expected prefill or decode");
+    return NMF_OK;
+}
+
+static nmf_status parse_pattern(const char *v, void *dest) { return nmf_pattern_parse(v, dest); }
+
 int cmd_sim(int argc, char **argv) {
     sim_args a;
     memset(&a, 0, sizeof a);
     a.functional = -1;
     a.eval_images = 1000;
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        int r = cli_take_config_flag("sim", argc, argv, &i, &a.flags);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        long *num = NULL;
-        long lo = 1;
-        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-            char names[512] = "";
-            for (size_t k = 0; nmf_model_shape_name(k); k++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
-                         nmf_model_shape_name(k));
-            printf(usage_text, names);
-            return 0;
-        } else if (!strcmp(s, "--json")) a.json = 1;
-        else if (!strcmp(s, "--functional")) a.functional = 1;
-        else if (!strcmp(s, "--no-functional")) a.functional = 0;
-        else if (!strcmp(s, "--compare")) a.compare = 1;
-        else if (!strcmp(s, "--hw") || !strcmp(s, "--model") || !strcmp(s, "--shape") ||
-                 !strcmp(s, "--trace") || !strcmp(s, "--data") || !strcmp(s, "--pytorch") ||
-                 !strcmp(s, "--pattern") || !strcmp(s, "--phase")) {
-            const char *v = cli_value("sim", argc, argv, &i);
-            if (!v) return 2;
-            if (!strcmp(s, "--hw")) a.hw_path = v;
-            else if (!strcmp(s, "--model")) a.name = v;
-            else if (!strcmp(s, "--shape")) a.shape = v;
-            else if (!strcmp(s, "--trace")) a.trace = v;
-            else if (!strcmp(s, "--data")) a.data_dir = v;
-            else if (!strcmp(s, "--pytorch")) a.pytorch = v;
-            else if (!strcmp(s, "--phase")) {
-                if (!strcmp(v, "prefill")) a.phase = NMF_STA_PREFILL;
-                else if (!strcmp(v, "decode")) a.phase = NMF_STA_DECODE;
-                else {
-                    fprintf(stderr, "nmformer sim: --phase wants prefill or decode, got '%s'\n", v);
-                    return 2;
-                }
-            } else if (nmf_pattern_parse(v, &a.pattern)) return cli_fail("sim", "--pattern", NMF_ERR_INVALID_ARG);
-        } else if (!strcmp(s, "--tokens")) {
-            num = &a.tokens;
-            lo = 1;
-        } else if (!strcmp(s, "--eval-images")) {
-            num = &a.eval_images;
-            lo = 0;
-        } else if (!strcmp(s, "--threads")) num = &a.threads;
-        else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "nmformer sim: unknown option '%s' (see --help)\n", s);
-            return 2;
-        } else if (!a.model_path) a.model_path = s;
-        else {
-            fprintf(stderr, "nmformer sim: unexpected argument '%s'\n", s);
-            return 2;
-        }
-        if (num) {
-            const char *v = cli_value("sim", argc, argv, &i);
-            if (!v) return 2;
-            if (model_cli_int(v, lo, 1L << 30, num)) {
-                fprintf(stderr, "nmformer sim: %s wants an integer >= %ld, got '%s'\n", s, lo, v);
-                return 2;
-            }
-        }
-    }
-    if (!a.model_path == !a.shape) {
-        fprintf(stderr, "nmformer sim: give either MODEL or --shape NAME (see --help)\n");
-        return 2;
-    }
-    if (a.threads) nmf_set_threads((int)a.threads);
+    const cli_opt opts[] = {
+        CLI_STR("hw", 0, &a.hw_path, "PATH", "design INI (configs/hw/*.ini); default: the\nbuilt-in mid-size design"),
+        CLI_STR("model", 'm', &a.name, "NAME", "candidate of a family file (dense, 2:8, ...)"),
+        CLI_STR("shape", 0, &a.shape, "NAME", "synthetic model of a named shape (no weights)"),
+        CLI_FN("pattern", 'p', parse_pattern, &a.pattern, "N:M", "with --shape: N:M of every block linear\n"
+               "(default dense); with a dense model file:\npack its block linears to N:M by magnitude"),
+        CLI_INT("tokens", 0, &a.tokens, 1, 1 << 30, "T", "sequence length (default: the ViT's; 128 for\n"
+                "token models); in the decode phase, the\npositions already in the key/value cache"),
+        CLI_FN("phase", 0, parse_phase, &a.phase, "P", "token decoders (GPT-2, LLaMA): prefill\n(default: "
+               "T tokens, the cache written to\nDRAM) or decode (one new token against a\ncache of T)"),
+        CLI_FLAG("json", 0, &a.json, "one JSON object {config, model, ops, total,\nresources, ...}"),
+        CLI_STR("trace", 0, &a.trace, "PATH", "Chrome-trace timeline (chrome://tracing,\nui.perfetto.dev)"),
+        CLI_FLAG_SET("functional", 0, &a.functional, 1, "run the fixed-point datapath and compare with\n"
+                     "the reference (ViT only; default on for ViTs\nwith weights and < 20M MACs per image)"),
+        CLI_FLAG_SET("no-functional", 0, &a.functional, 0, "timing only"),
+        CLI_INT("eval-images", 0, &a.eval_images, 0, 1 << 30, "N", "test images for the fixed-point accuracy\n"
+                "(default 1000; 0: all)"),
+        CLI_STR("data", 0, &a.data_dir, "DIR", "Fashion-MNIST IDX directory (default:\n$NMF_DATA_DIR or "
+                NMF_FASHION_MNIST_DIR ")"),
+        CLI_FLAG("compare", 0, &a.compare, "simulated latency next to nmformer's and\nPyTorch's CPU latency (ViT)"),
+        CLI_STR("pytorch", 0, &a.pytorch, "PATH", "the PyTorch benchmark script (default:\nbench/pytorch_vit.py "
+                "found via $NMF_SOURCE_DIR,\n./ or the executable's ../)"),
+        CLI_INT("threads", 'j', &a.threads, 1, 4096, "T", "CPU threads for --compare and the f32 reference"),
+        CLI_CONFIG_OPTS(&a.flags),
+        CLI_END,
+    };
+    char shapes[512] = "", about[2048];
+    for (size_t k = 0; nmf_model_shape_name(k); k++)
+        snprintf(shapes + strlen(shapes), sizeof shapes - strlen(shapes), "%s%s", k ? ", " : "",
+                 nmf_model_shape_name(k));
+    snprintf(about, sizeof about, about_format, shapes);
+    const cli_command cmd = {"sim", "MODEL [options]\nnmformer sim --shape NAME [--pattern N:M] "
+                             "[--phase prefill|decode] [options]", about, opts, {&a.model_path}, NULL};
+    int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
+    if (!a.model_path == !a.shape)
+        return cli_usage_error("sim", "give either MODEL or --shape NAME (see --help)");
+    if (a.threads) nmf_set_threads(a.threads);
     nmf_sta_config hw;
     nmf_sta_config_default(&hw);
     nmf_status st;
@@ -445,9 +404,9 @@ int cmd_sim(int argc, char **argv) {
     nmf_sta_result res;
     memset(&res, 0, sizeof res);
     cJSON *extra = cJSON_CreateObject();
-    int rc = 0;
+    rc = 0;
     if (a.shape) {
-        if (a.flags.count) {
+        if (cli_config_flags_any(&a.flags)) {
             fprintf(stderr, "nmformer sim: config flags do not apply to --shape\n");
             rc = 2;
             goto out;
@@ -489,7 +448,7 @@ int cmd_sim(int argc, char **argv) {
         }
         if (a.functional < 0) a.functional = a.tokens == 0 && model_macs(&vit) < 20000000ULL;
         if (a.functional && a.tokens && a.tokens != nmf_vit_tokens(&vit)) {
-            fprintf(stderr, "nmformer sim: --functional runs the model's own %d tokens, not --tokens %ld\n",
+            fprintf(stderr, "nmformer sim: --functional runs the model's own %d tokens, not --tokens %d\n",
                     nmf_vit_tokens(&vit), a.tokens);
             rc = 2;
             goto out;

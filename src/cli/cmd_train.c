@@ -1,6 +1,5 @@
 /* nmformer train: IDP (and baselines) on Fashion-MNIST -> a family file of N:M candidates. */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,53 +7,22 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "nmformer/data.h"
 #include "nmformer/dist.h"
 #include "nmformer/io.h"
 #include "nmformer/train.h"
 
-static void usage(FILE *f) {
-    fprintf(
-        f,
-        "usage: nmformer train --out FAMILY.nmf [options]\n"
-        "Trains a ViT on Fashion-MNIST: a dense stage, then one N:M stage per pattern (IDP: each\n"
-        "stage starts from the previous one's weights; SR-STE masks recomputed from magnitudes).\n"
-        "The best held-out checkpoint of each stage becomes a candidate; all go into "
-        "FAMILY.nmf.\n\n"
-        "  --config NAME          demo (default) or full; every value below overrides it\n"
-        "  --patterns LIST        N:M chain, e.g. 4:8,2:8,1:8 (default)\n"
-        "  --method M             idp (default) | srste | asp | oneshot\n"
-        "  --init FILE            start from dense weights (.nmf / .safetensors); skips the dense\n"
-        "                         stage unless --steps is given\n"
-        "  --data DIR             Fashion-MNIST IDX directory (default "
-        "/usr/share/datasets/fashion-mnist)\n"
-        "  --steps N              dense stage steps          --stage-steps N  steps per N:M stage\n"
-        "  --batch N              batch size                 --seed N         RNG seed\n"
-        "  --lr X, --stage-lr X   peak learning rates        --lr-min-ratio X cosine floor / peak\n"
-        "  --warmup N, --stage-warmup N                      linear warm-up steps\n"
-        "  --weight-decay X, --beta1 X, --beta2 X, --eps X   AdamW (decoupled decay)\n"
-        "  --clip X               global grad-norm clip (0: off)\n"
-        "  --lambda X             SR-STE decay on pruned weights (default 2e-4)\n"
-        "  --mask-interval K      recompute masks every K steps (default 1)\n"
-        "  --ramp X               fraction of a stage used to step N down where the chain skips\n"
-        "  --holdout N            last N training images select checkpoints (default 5000)\n"
-        "  --eval-every N         held-out evaluation period (steps)\n"
-        "  --augment 0|1          random shift +-2 px and horizontal flip\n"
-        "  --dim N --depth N --heads N --mlp-ratio X --patch N   model shape\n"
-        "  --checkpoint FILE      write a checkpoint (atomically) every --checkpoint-every steps\n"
-        "  --resume               continue from --checkpoint (same options: same losses)\n"
-        "  --log FILE             metrics as JSON lines      --summary FILE   results as JSON\n"
-        "  --threads N            worker threads             --report-every N progress period\n"
-        "  --test-limit N         test accuracy on the first N test images only (default all)\n"
-        "  --max-steps-this-run N stop after N steps as if killed (for resume tests)\n"
-        "  --quiet                no progress output\n"
-        "Data-parallel: mpirun -np K nmformer train ... splits every batch over K processes (one\n"
-        "all-reduce of the gradients a step; only rank 0 writes files and prints progress).\n"
-        "  --deterministic        sum the gradients of --shards fixed micro-batches in a fixed\n"
-        "                         order: bit-identical results for any K <= --shards\n"
-        "  --shards N             micro-batches per batch with --deterministic (default 8)\n"
-        "  --check-every N        compare weights and masks across ranks every N steps (100)\n");
-}
+static const char about[] =
+    "Trains a ViT on Fashion-MNIST: a dense stage, then one N:M stage per pattern (IDP: each\n"
+    "stage starts from the previous one's weights; SR-STE masks recomputed from magnitudes).\n"
+    "The best held-out checkpoint of each stage becomes a candidate; all go into FAMILY.nmf.\n"
+    "--config picks the preset; every other option overrides it.\n";
+
+static const char epilog[] =
+    "Data-parallel: mpirun -np K nmformer train ... splits every batch over K processes (one\n"
+    "all-reduce of the gradients a step; only rank 0 writes files and prints progress).\n";
 
 typedef struct {
     FILE *log;
@@ -100,40 +68,27 @@ static void on_progress(const nmf_train_progress *p, void *user) {
     fflush(stderr);
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
-static int parse_float(const char *s, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return 0;
-    *out = (float)v;
-    return 1;
-}
-
-static int parse_patterns(const char *s, nmf_train_options *o) {
+static nmf_status parse_patterns(const char *s, void *dest) {
+    nmf_train_options *o = dest;
     char buf[512];
-    if (strlen(s) >= sizeof buf) return 0;
+    if (strlen(s) >= sizeof buf) return nmf_error(NMF_ERR_INVALID_ARG, "list too long");
     snprintf(buf, sizeof buf, "%s", s);
     o->num_patterns = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
-        if (o->num_patterns >= NMF_TRAIN_MAX_PATTERNS) return 0;
-        if (nmf_pattern_parse(tok, &o->patterns[o->num_patterns]) != NMF_OK) return 0;
+        if (o->num_patterns >= NMF_TRAIN_MAX_PATTERNS)
+            return nmf_error(NMF_ERR_INVALID_ARG, "at most %d patterns", NMF_TRAIN_MAX_PATTERNS);
+        nmf_status st = nmf_pattern_parse(tok, &o->patterns[o->num_patterns]);
+        if (st) return st;
         o->num_patterns++;
     }
-    return o->num_patterns > 0;
+    return o->num_patterns > 0 ? NMF_OK : nmf_error(NMF_ERR_INVALID_ARG, "no pattern");
 }
 
-static int write_summary(const char *path, const nmf_train_options *o, const nmf_train_result *r,
-                         const char *out) {
+static nmf_status parse_method(const char *s, void *dest) { return nmf_train_method_parse(s, dest); }
+
+/* The results as the JSON document of --summary FILE and --json. */
+static char *summary_json(const nmf_train_options *o, const nmf_train_result *r, const char *out) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "method", nmf_train_method_name(o->method));
     cJSON_AddStringToObject(root, "family", out);
@@ -158,7 +113,10 @@ static int write_summary(const char *path, const nmf_train_options *o, const nmf
     }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
-    if (!text) return 0;
+    return text;
+}
+
+static int write_summary(const char *path, const char *text) {
     /* atomic, like every file we write: a killed run leaves the old summary or the new one */
     nmf_atomic_file *f = NULL;
     nmf_status st = nmf_atomic_open(path, &f);
@@ -169,139 +127,109 @@ static int write_summary(const char *path, const nmf_train_options *o, const nmf
     } else if (f) {
         nmf_atomic_abort(f);
     }
-    free(text);
     return st == NMF_OK;
 }
 
-static int run(const nmf_train_options *o, const char *out, const char *log_path,
-               const char *summary, int report_every, int quiet);
+/* What the options say besides nmf_train_options. */
+typedef struct {
+    const char *config, *out, *log_path, *summary;
+    int report_every, quiet, json, threads;
+    int steps;                        /* -1: the preset's */
+    int dim, depth, heads, patch;     /* 0: the preset's (or --init's) */
+    float mlp_ratio;
+} train_cli;
+
+/* One pass over argv into o (already the preset) and t. Every option is one row below; a new
+ * option is a row plus, when it is not a field of nmf_train_options, its use in cmd_train. */
+static int parse(int argc, char **argv, nmf_train_options *o, train_cli *t) {
+    const cli_opt opts[] = {
+        CLI_STR("output", 'o', &t->out, "FAMILY.nmf", "where the family goes (required)"),
+        CLI_ALIAS("out", "output"),
+        CLI_STR("config", 'c', &t->config, "NAME", "demo (default) or full"),
+        CLI_FN("pattern", 'p', parse_patterns, o, "LIST", "N:M chain, e.g. 4:8,2:8,1:8 (default)"),
+        CLI_ALIAS("patterns", "pattern"),
+        CLI_FN("method", 0, parse_method, &o->method, "M", "idp (default) | srste | asp | oneshot"),
+        CLI_STR("init", 0, &o->init_path, "FILE", "start from dense weights (.nmf / .safetensors);\n"
+                "skips the dense stage unless --steps is given"),
+        CLI_STR("data", 0, &o->data_dir, "DIR", "Fashion-MNIST IDX directory (default:\n"
+                "$NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")"),
+        CLI_INT("steps", 0, &t->steps, 0, 100000000, "N", "dense stage steps"),
+        CLI_INT("stage-steps", 0, &o->stage_steps, 0, 100000000, "N", "steps per N:M stage"),
+        CLI_INT("batch", 'b', &o->batch, 1, 65536, "N", "batch size"),
+        CLI_U64("seed", 0, &o->seed, "N", "RNG seed"),
+        CLI_FLOAT("lr", 0, &o->lr, 0, 1e6, "X", "peak learning rate of the dense stage"),
+        CLI_FLOAT("stage-lr", 0, &o->stage_lr, 0, 1e6, "X", "peak learning rate of the N:M stages"),
+        CLI_FLOAT("lr-min-ratio", 0, &o->lr_min_ratio, 0, 1, "X", "cosine floor / peak"),
+        CLI_INT("warmup", 0, &o->warmup, 0, 100000000, "N", "linear warm-up steps (dense stage)"),
+        CLI_INT("stage-warmup", 0, &o->stage_warmup, 0, 100000000, "N", "linear warm-up steps (N:M stages)"),
+        CLI_FLOAT("weight-decay", 0, &o->weight_decay, -1e6, 1e6, "X", "AdamW decoupled decay"),
+        CLI_FLOAT("beta1", 0, &o->beta1, -1e6, 1e6, "X", "AdamW beta1"),
+        CLI_FLOAT("beta2", 0, &o->beta2, -1e6, 1e6, "X", "AdamW beta2"),
+        CLI_FLOAT("eps", 0, &o->eps, -1e6, 1e6, "X", "AdamW epsilon"),
+        CLI_FLOAT("clip", 0, &o->grad_clip, -1e6, 1e6, "X", "global grad-norm clip (0: off)"),
+        CLI_FLOAT("lambda", 0, &o->srste_lambda, -1e6, 1e6, "X", "SR-STE decay on pruned weights (default 2e-4)"),
+        CLI_INT("mask-interval", 0, &o->mask_interval, 1, 100000000, "K", "recompute masks every K steps (default 1)"),
+        CLI_FLOAT("ramp", 0, &o->ramp_frac, -1e6, 1e6, "X", "fraction of a stage used to step N down where\n"
+                  "the chain skips"),
+        CLI_INT("holdout", 0, &o->holdout, 1, 10000000, "N", "last N training images select checkpoints\n(default 5000)"),
+        CLI_INT("eval-every", 0, &o->eval_every, 1, 100000000, "N", "held-out evaluation period (steps)"),
+        CLI_INT("augment", 0, &o->augment, 0, 1, "0|1", "random shift +-2 px and horizontal flip"),
+        CLI_INT("dim", 0, &t->dim, 1, 16384, "N", "model width"),
+        CLI_INT("depth", 0, &t->depth, 1, 256, "N", "blocks"),
+        CLI_INT("heads", 0, &t->heads, 1, 16384, "N", "attention heads"),
+        CLI_INT("patch", 0, &t->patch, 1, 4096, "N", "patch size"),
+        CLI_FLOAT("mlp-ratio", 0, &t->mlp_ratio, 1e-6, 1e6, "X", "MLP hidden width / dim"),
+        CLI_STR("checkpoint", 0, &o->checkpoint_path, "FILE", "write a checkpoint (atomically) every\n"
+                "--checkpoint-every steps"),
+        CLI_INT("checkpoint-every", 0, &o->checkpoint_every, 1, 100000000, "N", "checkpoint period (steps)"),
+        CLI_FLAG("resume", 0, &o->resume, "continue from --checkpoint (same options: same\nlosses)"),
+        CLI_STR("log", 0, &t->log_path, "FILE", "metrics as JSON lines"),
+        CLI_STR("summary", 0, &t->summary, "FILE", "results as JSON"),
+        CLI_FLAG("json", 0, &t->json, "the results as JSON on stdout instead of the table"),
+        CLI_INT("threads", 'j', &t->threads, 1, 1024, "N", "worker threads"),
+        CLI_INT("report-every", 0, &t->report_every, 1, 100000000, "N", "progress period (steps)"),
+        CLI_INT("test-limit", 0, &o->test_limit, 0, 100000000, "N", "test accuracy on the first N test images only\n"
+                "(default all)"),
+        CLI_INT("max-steps-this-run", 0, &o->max_steps_this_run, 0, 100000000, "N", "stop after N steps as if "
+                "killed (for resume\ntests)"),
+        CLI_FLAG("quiet", 'q', &t->quiet, "no progress output, no results table"),
+        CLI_FLAG("deterministic", 0, &o->deterministic, "data-parallel: sum the gradients of --shards\n"
+                 "fixed micro-batches in a fixed order:\nbit-identical results for any K <= --shards"),
+        CLI_INT("shards", 0, &o->shards, 1, 65536, "N", "micro-batches per batch with --deterministic\n(default 8)"),
+        CLI_INT("check-every", 0, &o->check_every, 1, 100000000, "N", "compare weights and masks across ranks every\n"
+                "N steps (100)"),
+        CLI_END,
+    };
+    const cli_command cmd = {"train", "--output FAMILY.nmf [options]", about, opts, {NULL}, epilog};
+    return cli_parse(&cmd, argc, argv);
+}
+
+
+static int run(const nmf_train_options *opt, const char *out, const train_cli *t);
 
 int cmd_train(int argc, char **argv) {
-    const char *config = "demo";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[i + 1];
-    }
+    /* --config picks the preset the other options override, wherever it stands: a first pass
+     * finds it (and reports any usage error), the second fills the preset. */
     nmf_train_options o;
-    nmf_status st = nmf_train_options_preset(&o, config);
-    if (st != NMF_OK) return cli_fail("train", "--config", st);
-    const char *out = NULL, *log_path = NULL, *summary = NULL;
-    int report_every = 0, quiet = 0, steps_given = 0, shape_given = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define FLAG(name) (!strcmp(a, name))
-#define NEED()                                                                        \
-    do {                                                                              \
-        if (!v) {                                                                     \
-            fprintf(stderr, "nmformer train: %s needs a value\n", a);                 \
-            return 2;                                                                 \
-        }                                                                             \
-        i++;                                                                          \
-    } while (0)
-#define BADV()                                                                        \
-    do {                                                                              \
-        fprintf(stderr, "nmformer train: bad value '%s' for %s\n", v, a);             \
-        return 2;                                                                     \
-    } while (0)
-#define INT(name, field, lo, hi)                                                      \
-    if (FLAG(name)) {                                                                 \
-        NEED();                                                                       \
-        if (!parse_int(v, lo, hi, &(field))) BADV();                                  \
-        continue;                                                                     \
-    }
-#define FLT(name, field)                                                              \
-    if (FLAG(name)) {                                                                 \
-        NEED();                                                                       \
-        if (!parse_float(v, &(field))) BADV();                                        \
-        continue;                                                                     \
-    }
-        if (FLAG("--config")) { NEED(); continue; }
-        if (FLAG("--out")) { NEED(); out = v; continue; }
-        if (FLAG("--init")) { NEED(); o.init_path = v; continue; }
-        if (FLAG("--data")) { NEED(); o.data_dir = v; continue; }
-        if (FLAG("--checkpoint")) { NEED(); o.checkpoint_path = v; continue; }
-        if (FLAG("--log")) { NEED(); log_path = v; continue; }
-        if (FLAG("--summary")) { NEED(); summary = v; continue; }
-        if (FLAG("--resume")) { o.resume = 1; continue; }
-        if (FLAG("--deterministic")) { o.deterministic = 1; continue; }
-        if (FLAG("--quiet")) { quiet = 1; continue; }
-        if (FLAG("--patterns")) { NEED(); if (!parse_patterns(v, &o)) BADV(); continue; }
-        if (FLAG("--method")) {
-            NEED();
-            if ((st = nmf_train_method_parse(v, &o.method)) != NMF_OK)
-                return cli_fail("train", "--method", st);
-            continue;
-        }
-        if (FLAG("--seed")) {
-            NEED();
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || end == v || *end) BADV();
-            o.seed = s;
-            continue;
-        }
-        if (FLAG("--steps")) {
-            NEED();
-            if (!parse_int(v, 0, 100000000, &o.dense_steps)) BADV();
-            steps_given = 1;
-            continue;
-        }
-        if (FLAG("--threads")) {
-            int t;
-            NEED();
-            if (!parse_int(v, 1, 1024, &t)) BADV();
-            nmf_set_threads(t);
-            continue;
-        }
-        INT("--stage-steps", o.stage_steps, 0, 100000000)
-        INT("--batch", o.batch, 1, 65536)
-        INT("--warmup", o.warmup, 0, 100000000)
-        INT("--stage-warmup", o.stage_warmup, 0, 100000000)
-        INT("--mask-interval", o.mask_interval, 1, 100000000)
-        INT("--holdout", o.holdout, 1, 10000000)
-        INT("--eval-every", o.eval_every, 1, 100000000)
-        INT("--augment", o.augment, 0, 1)
-        INT("--checkpoint-every", o.checkpoint_every, 1, 100000000)
-        INT("--report-every", report_every, 1, 100000000)
-        INT("--max-steps-this-run", o.max_steps_this_run, 0, 100000000)
-        INT("--test-limit", o.test_limit, 0, 100000000)
-        INT("--shards", o.shards, 1, 65536)
-        INT("--check-every", o.check_every, 1, 100000000)
-        if (FLAG("--dim") || FLAG("--depth") || FLAG("--heads") || FLAG("--patch") ||
-            FLAG("--mlp-ratio"))
-            shape_given = 1;
-        INT("--dim", o.model.dim, 1, 16384)
-        INT("--depth", o.model.depth, 1, 256)
-        INT("--heads", o.model.heads, 1, 16384)
-        INT("--patch", o.model.patch, 1, 4096)
-        FLT("--mlp-ratio", o.model.mlp_ratio)
-        FLT("--lr", o.lr)
-        FLT("--stage-lr", o.stage_lr)
-        FLT("--lr-min-ratio", o.lr_min_ratio)
-        FLT("--weight-decay", o.weight_decay)
-        FLT("--beta1", o.beta1)
-        FLT("--beta2", o.beta2)
-        FLT("--eps", o.eps)
-        FLT("--clip", o.grad_clip)
-        FLT("--lambda", o.srste_lambda)
-        FLT("--ramp", o.ramp_frac)
-        fprintf(stderr, "nmformer train: unknown option '%s' (see --help)\n", a);
-        return 2;
-#undef FLAG
-#undef NEED
-#undef BADV
-#undef INT
-#undef FLT
-    }
-    if (!out) {
-        fprintf(stderr, "nmformer train: --out FAMILY.nmf is required (see --help)\n");
-        return 2;
-    }
+    train_cli t = {.config = "demo", .steps = -1};
+    nmf_status st = nmf_train_options_preset(&o, "demo");
+    int rc = st ? cli_fail("train", "preset", st) : parse(argc, argv, &o, &t);
+    if (rc != CLI_GO_ON) return rc;
+    if ((st = nmf_train_options_preset(&o, t.config)))
+        return cli_usage_error("train", "--config '%s': %s", t.config, nmf_last_error());
+    t = (train_cli){.config = t.config, .steps = -1};
+    if ((rc = parse(argc, argv, &o, &t)) != CLI_GO_ON) return rc;
+    if (!t.out) return cli_usage_error("train", "--output FAMILY.nmf is required (see --help)");
+    if (t.threads) nmf_set_threads(t.threads);
+    const int steps_given = t.steps >= 0;
+    if (steps_given) o.dense_steps = t.steps;
+    const int shape_given = t.dim || t.depth || t.heads || t.patch || t.mlp_ratio > 0;
+    if (t.dim) o.model.dim = t.dim;
+    if (t.depth) o.model.depth = t.depth;
+    if (t.heads) o.model.heads = t.heads;
+    if (t.patch) o.model.patch = t.patch;
+    if (t.mlp_ratio > 0) o.model.mlp_ratio = t.mlp_ratio;
+    const char *out = t.out;
     if (o.init_path && !steps_given) o.dense_steps = 0;
     if (o.init_path && !shape_given) {
         /* train the model that --init holds: take its shape from the file */
@@ -312,17 +240,15 @@ int cmd_train(int argc, char **argv) {
         nmf_tensors_free(&s);
         o.model = cfg;
     }
-    if (o.resume && !o.checkpoint_path) {
-        fprintf(stderr, "nmformer train: --resume needs --checkpoint FILE\n");
-        return 2;
-    }
+    if (o.resume && !o.checkpoint_path)
+        return cli_usage_error("train", "--resume needs --checkpoint FILE");
     if ((st = nmf_model_config_validate(&o.model)) != NMF_OK) return cli_fail("train", "model", st);
     /* one of K ranks under mpirun (else rank 0 of 1): only rank 0 prints and writes the log and
      * summary; a failure on any rank ends the whole job (the others would wait for it forever) */
     if ((st = nmf_dist_init()) != NMF_OK) return cli_fail("train", "MPI", st);
     /* every rank's error a whole line (one write), even when mpirun interleaves their stderr */
     if (nmf_dist_size() > 1) setvbuf(stderr, NULL, _IOLBF, 0);
-    int rc = run(&o, out, log_path, summary, report_every, quiet);
+    rc = run(&o, out, &t);
     if (rc != 0 && nmf_dist_size() > 1) {
         /* An error every rank sees (a failed check) is ended by rank 0's abort; another rank
          * waits a moment first so that one abort, not K at once, ends the job. */
@@ -333,9 +259,10 @@ int cmd_train(int argc, char **argv) {
     return rc;
 }
 
-static int run(const nmf_train_options *opt, const char *out, const char *log_path,
-               const char *summary, int report_every, int quiet) {
+static int run(const nmf_train_options *opt, const char *out, const train_cli *t) {
     const nmf_train_options o = *opt;
+    const char *log_path = t->log_path, *summary = t->summary;
+    int report_every = t->report_every, quiet = t->quiet;
     const int rank = nmf_dist_rank(), ranks = nmf_dist_size();
     if (rank != 0) log_path = summary = NULL, quiet = 1;
     ui u = {NULL, isatty(STDERR_FILENO), quiet};
@@ -368,7 +295,11 @@ static int run(const nmf_train_options *opt, const char *out, const char *log_pa
                 "nmformer train: stopped after --max-steps-this-run; resume with --resume\n");
         return 0;
     }
-    if (!quiet) {
+    char *doc = summary_json(&o, &r, out);
+    if (!doc) return cli_fail("train", "results", nmf_error(NMF_ERR_NOMEM, "summary document"));
+    if (t->json && rank == 0) {
+        printf("%s\n", doc);
+    } else if (!quiet) {
         printf("%-8s %10s %10s %10s %8s\n", "model", "test acc", "held-out", "best step", "steps");
         for (int i = 0; i < r.count; i++)
             printf("%-8s %9.2f%% %9.2f%% %10d %8lld\n", r.cand[i].name, 100 * r.cand[i].test_acc,
@@ -382,7 +313,9 @@ static int run(const nmf_train_options *opt, const char *out, const char *log_pa
                    (double)r.steps_run / r.step_seconds, r.reduced_bytes,
                    100.0 * r.comm_seconds / r.step_seconds);
     }
-    if (summary && !write_summary(summary, &o, &r, out)) {
+    const int written = !summary || write_summary(summary, doc);
+    free(doc);
+    if (!written) {
         fprintf(stderr, "nmformer train: cannot write --summary %s: %s\n", summary,
                 nmf_last_error());
         return 1;

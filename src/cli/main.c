@@ -1,12 +1,12 @@
-/* nmformer: command-line entry point. Dispatches to one function per subcommand. */
+/* nmformer: command-line entry point. Checks the environment, dispatches to one function per
+ * subcommand (each parses its options with cli_parse, args.h). */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
-#include "nmformer/kernels.h"
 #include "nmformer/core.h"
-#include "nmformer/dist.h"
-#include "nmformer/version.h"
+#include "nmformer/data.h"
 
 typedef struct {
     const char *name;
@@ -15,23 +15,40 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"convert", cmd_convert, "safetensors <-> .nmf (by extension)"},
+    {"convert", cmd_convert, "safetensors / .nmf / model folder, either way"},
     {"prune", cmd_prune, "one-shot magnitude pruning to N:M"},
     {"train", cmd_train, "IDP: train a family of N:M candidates"},
     {"info", cmd_info, "describe a model file (sizes, patterns, sharing)"},
     {"run", cmd_run, "run a model on a .npy input (images or token ids)"},
     {"generate", cmd_generate, "continue token sequences with a causal LM (KV cache)"},
-    {"eval", cmd_eval, "accuracy on the Fashion-MNIST test split"},
+    {"eval", cmd_eval, "top-1 accuracy (Fashion-MNIST, or any .npy images + labels)"},
     {"bench", cmd_bench, "benchmark kernels (gemm) or models (model)"},
     {"sim", cmd_sim, "simulate the STA accelerator"},
     {"report", cmd_report, "HTML report of a run directory (make run's out/)"},
 };
 
 static void usage(FILE *out) { /* --help only */
-    fprintf(out, "usage: nmformer <command> [options]   (nmformer <command> --help for details)\n\n"
+    fprintf(out, "usage: nmformer <command> [options]   (nmformer <command> --help for details)\n"
+                 "       nmformer -V | --version\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\nconventions (every command):\n"
+            "  --opt VALUE or --opt=VALUE; -x VALUE or -xVALUE for the short ones:\n"
+            "  -o --output, -m --model, -p --pattern, -j --threads, -i --input, -q --quiet,\n"
+            "  -h --help, -V --version. `--` ends the options. A model input's type comes from\n"
+            "  its contents (the .nmf magic, a safetensors header, or a folder), not its name.\n"
+            "\nexit status: 0 success, 1 runtime failure, 2 usage error (also a bad NMF_* value)\n"
+            "\nenvironment (unset or empty: the default; a malformed value is a usage error):\n"
+            "  NMF_THREADS=N      threads (default: all cores); --threads overrides it\n"
+            "  NMF_ISA=I          kernels: scalar, avx2 or avx512 (default: the best this CPU\n"
+            "                     runs; one it cannot run falls back with a warning)\n"
+            "  NMF_GEMM=B         dense backend: openblas or onednn (default: oneDNN when built in)\n"
+            "  NMF_SPMM=K         N:M kernel of every layer: panel or tv (default: by shape)\n"
+            "  NMF_DATA_DIR=DIR   Fashion-MNIST IDX folder (default " NMF_FASHION_MNIST_DIR
+            ");\n"
+            "                     --data overrides it\n");
 }
 
 /* Writes s with control characters shown as '?': names inside a hostile file (a JSON "\n") must
@@ -51,32 +68,29 @@ int cli_fail(const char *cmd, const char *what, int status) {
         fputc(')', stderr);
     }
     fputc('\n', stderr);
-    return 1;
+    return CLI_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) { /* an error is one line; the command list is on --help */
         fprintf(stderr, "nmformer: need a command (see nmformer --help)\n");
-        return 2;
+        return CLI_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return CLI_EXIT_OK;
     }
-    if (!strcmp(argv[1], "--version")) {
-        const nmf_gemm_backend dense = nmf_gemm_backend_active();
-        char desc[128], mpi[128];
-        printf("nmformer %s (kernels: %s; dense: %s, %s; mpi: %s)\n", nmf_version(),
-               nmf_isa_name(nmf_active_isa()), nmf_gemm_backend_name(dense),
-               nmf_gemm_backend_describe(dense, desc, sizeof desc),
-               nmf_dist_describe(mpi, sizeof mpi));
-        if (nmf_gemm_backend_generic(dense))
-            fprintf(stderr, "nmformer: warning: the dense backend runs a generic kernel on this "
-                            "CPU (several times below its speed); install oneDNN (libdnnl-dev)\n");
-        return 0;
+    /* a malformed NMF_* value would otherwise be a warning deep inside a run, or ignored */
+    if (nmf_env_check() != NMF_OK) {
+        fprintf(stderr, "nmformer: %s\n", nmf_last_error());
+        return CLI_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        cli_print_version();
+        return CLI_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "nmformer: unknown command '%s' (see nmformer --help)\n", argv[1]);
-    return 2;
+    return CLI_EXIT_USAGE;
 }

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/env.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 static unsigned long long read_xcr0(void) {
@@ -54,23 +56,29 @@ void nmf_set_isa(nmf_isa isa) {
     active_isa = (int)(isa > best ? best : isa);
 }
 
+nmf_status nmf_env_isa(int *isa) {
+    const char *env = getenv("NMF_ISA");
+    *isa = -1;
+    if (!env || !*env) return NMF_OK;
+    for (int i = 0; i < NMF_ISA_COUNT; i++)
+        if (strcmp(env, isa_names[i]) == 0) {
+            *isa = i;
+            return NMF_OK;
+        }
+    return nmf_error(NMF_ERR_INVALID_ARG, "NMF_ISA='%s': expected scalar, avx2 or avx512", env);
+}
+
 nmf_isa nmf_active_isa(void) {
     if (active_isa < 0) {
         nmf_isa best = nmf_cpu_best_isa(), want = best;
-        const char *env = getenv("NMF_ISA");
-        if (env && *env) {
-            int found = 0;
-            for (int i = 0; i < NMF_ISA_COUNT; i++)
-                if (strcmp(env, isa_names[i]) == 0) { want = (nmf_isa)i; found = 1; }
-            if (!found)
-                fprintf(stderr, "nmformer: warning: NMF_ISA=%s unknown (scalar|avx2|avx512); using %s\n",
-                        env, isa_names[best]);
-            else if (want > best) {
-                fprintf(stderr, "nmformer: warning: NMF_ISA=%s not supported by this CPU; using %s\n",
-                        env, isa_names[best]);
-                want = best;
-            }
-        }
+        int forced;
+        if (nmf_env_isa(&forced) != NMF_OK)
+            fprintf(stderr, "nmformer: warning: %s; using %s\n", nmf_last_error(), isa_names[best]);
+        else if (forced > (int)best) /* a valid name this CPU cannot run: not an error */
+            fprintf(stderr, "nmformer: warning: NMF_ISA=%s not supported by this CPU; using %s\n",
+                    isa_names[forced], isa_names[best]);
+        else if (forced >= 0)
+            want = (nmf_isa)forced;
         active_isa = (int)want;
     }
     return (nmf_isa)active_isa;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "nmformer/desc.h"
 #include "nmformer/io.h"
@@ -38,11 +37,6 @@ static void file_rows_free(file_rows *f) {
     nmf_family_free(&f->fam);
 }
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* A one-model file (safetensors or model folder) as "dense", one payload per tensor. dtypes:
  * the stored dtype of each tensor (NULL: the tensors' own stored_dtype). */
 static nmf_status rows_of_one_model(file_rows *f, nmf_tensor_set *set, const nmf_dtype *dtypes) {
@@ -65,15 +59,16 @@ static nmf_status rows_of_one_model(file_rows *f, nmf_tensor_set *set, const nmf
 
 static nmf_status read_rows(const char *path, file_rows *f) {
     nmf_status st;
-    struct stat sb;
+    nmf_file_kind kind;
     f->have_config = 1; /* an .nmf file and a model folder always have a validated one */
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* a Hugging Face model folder */
+    if ((st = nmf_file_kind_detect(path, &kind))) return st;
+    if (kind == NMF_FILE_HF_FOLDER) {
         f->kind = "hf folder";
         nmf_tensor_set set;
         if ((st = nmf_load_model(path, NULL, NULL, &f->fam.config, &set))) return st;
         return rows_of_one_model(f, &set, NULL);
     }
-    if (has_suffix(path, ".nmf")) {
+    if (kind == NMF_FILE_NMF) {
         f->kind = "nmf";
         nmf_family_layout lay;
         if ((st = nmf_family_read_layout(path, &f->fam, &lay))) return st;
@@ -92,25 +87,22 @@ static nmf_status read_rows(const char *path, file_rows *f) {
         nmf_family_layout_free(&lay);
         return NMF_OK;
     }
-    if (has_suffix(path, ".safetensors")) {
-        f->kind = "safetensors";
-        nmf_tensor_set set;
-        nmf_dtype *dtypes = NULL;
-        if ((st = nmf_safetensors_read_ex(path, &set, &dtypes))) return st;
-        const char *cj = nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY);
-        f->have_config = cj && nmf_model_config_from_json(cj, &f->fam.config) == NMF_OK &&
-                         nmf_model_config_validate(&f->fam.config) == NMF_OK;
-        nmf_clear_error(); /* no valid config is reported as null, not as an error */
-        st = rows_of_one_model(f, &set, dtypes);
-        free(dtypes);
-        if (st) return st;
-        FILE *fp = fopen(path, "rb");
-        if (fp && fseek(fp, 0, SEEK_END) == 0) f->file_size = (uint64_t)ftell(fp);
-        if (fp) fclose(fp);
-        return NMF_OK;
-    }
-    return nmf_error(NMF_ERR_UNSUPPORTED, "%s: unknown file type (want .nmf, .safetensors or a "
-                     "model folder)", path);
+    /* NMF_FILE_SAFETENSORS */
+    f->kind = "safetensors";
+    nmf_tensor_set set;
+    nmf_dtype *dtypes = NULL;
+    if ((st = nmf_safetensors_read_ex(path, &set, &dtypes))) return st;
+    const char *cj = nmf_tensors_get_meta(&set, NMF_CONFIG_META_KEY);
+    f->have_config = cj && nmf_model_config_from_json(cj, &f->fam.config) == NMF_OK &&
+                     nmf_model_config_validate(&f->fam.config) == NMF_OK;
+    nmf_clear_error(); /* no valid config is reported as null, not as an error */
+    st = rows_of_one_model(f, &set, dtypes);
+    free(dtypes);
+    if (st) return st;
+    FILE *fp = fopen(path, "rb");
+    if (fp && fseek(fp, 0, SEEK_END) == 0) f->file_size = (uint64_t)ftell(fp);
+    if (fp) fclose(fp);
+    return NMF_OK;
 }
 
 /* A token model's shape (family, architecture, layers, heads, ...) as a JSON object. */

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "io/nmf_format.h"
 
@@ -66,11 +65,6 @@ nmf_status nmf_payload_size(const nmf_payload_desc *d, size_t *values_bytes, siz
     return NMF_OK;
 }
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* "dense, 4:8, 2:8" into buf. */
 static void list_names(const nmf_family *f, char *buf, size_t size) {
     size_t at = 0;
@@ -91,8 +85,9 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
     nmf_tensors_init(tensors);
     nmf_status st;
     int from_file = 1; /* the config is the file's own */
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* a Hugging Face model folder */
+    nmf_file_kind kind;
+    if ((st = nmf_file_kind_detect(path, &kind))) return st;
+    if (kind == NMF_FILE_HF_FOLDER) {
         if (name && strcmp(name, "dense") != 0)
             return nmf_error(NMF_ERR_NOT_FOUND,
                              "%s: a model folder holds one model ('dense'), not '%s'", path, name);
@@ -100,7 +95,7 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
         st = nmf_hf_folder_read(path, &hf, tensors);
         if (!st && (st = nmf_model_config_from_hf(config, &hf, tensors)))
             st = nmf_error_context(st, "%s", path);
-    } else if (has_suffix(path, ".nmf")) {
+    } else if (kind == NMF_FILE_NMF) {
         nmf_family fam;
         st = nmf_family_read(path, &fam);
         if (st) return st;
@@ -127,7 +122,7 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
         *tensors = c->tensors;
         nmf_tensors_init(&c->tensors);
         nmf_family_free(&fam);
-    } else if (has_suffix(path, ".safetensors")) {
+    } else { /* NMF_FILE_SAFETENSORS */
         if (name && strcmp(name, "dense") != 0)
             return nmf_error(NMF_ERR_NOT_FOUND,
                              "%s: a safetensors file holds one model ('dense'), not '%s'", path,
@@ -149,9 +144,6 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
             st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no %s metadata; give the model config "
                            "(--img-size, --patch, --dim, ...)", path, NMF_CONFIG_META_KEY);
         }
-    } else {
-        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: unknown model file type (want .nmf, "
-                         ".safetensors or a Hugging Face model folder)", path);
     }
     if (!st && nmf_model_is_token(config) && nmf_config_overrides_any(overrides))
         st = nmf_error(NMF_ERR_INVALID_ARG, "%s: a %s model's config comes from its config.json; "

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "kernels/gemm_backend.h"
 
 static const nmf_gemm_backend_ops *const backends[] = {
@@ -50,6 +51,18 @@ int nmf_gemm_backend_generic(nmf_gemm_backend b) {
     return nmf_gemm_backend_available(b) && backends[b]->is_generic();
 }
 
+nmf_status nmf_env_gemm(int *backend) {
+    const char *env = getenv("NMF_GEMM");
+    *backend = -1;
+    if (!env || !*env) return NMF_OK;
+    for (int b = 0; b < NMF_GEMM_BACKEND_COUNT; b++)
+        if (!strcmp(env, backends[b]->name)) {
+            *backend = b;
+            return NMF_OK;
+        }
+    return nmf_error(NMF_ERR_INVALID_ARG, "NMF_GEMM='%s': expected openblas or onednn", env);
+}
+
 static nmf_gemm_backend active = NMF_GEMM_OPENBLAS;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
@@ -61,19 +74,16 @@ static void choose(void) {
             active = preference[i];
             break;
         }
-    const char *env = getenv("NMF_GEMM");
-    if (!env || !*env) return;
-    for (int b = 0; b < NMF_GEMM_BACKEND_COUNT; b++)
-        if (!strcmp(env, backends[b]->name)) {
-            if (nmf_gemm_backend_available((nmf_gemm_backend)b))
-                active = (nmf_gemm_backend)b;
-            else
-                fprintf(stderr, "nmformer: warning: NMF_GEMM=%s is not built in; using %s\n", env,
-                        backends[active]->name);
-            return;
-        }
-    fprintf(stderr, "nmformer: warning: NMF_GEMM=%s unknown (openblas|onednn); using %s\n", env,
-            backends[active]->name);
+    int forced;
+    if (nmf_env_gemm(&forced) != NMF_OK) {
+        fprintf(stderr, "nmformer: warning: %s; using %s\n", nmf_last_error(), backends[active]->name);
+    } else if (forced >= 0) {
+        if (nmf_gemm_backend_available((nmf_gemm_backend)forced))
+            active = (nmf_gemm_backend)forced;
+        else /* a valid name this build lacks: not an error */
+            fprintf(stderr, "nmformer: warning: NMF_GEMM=%s is not built in; using %s\n",
+                    backends[forced]->name, backends[active]->name);
+    }
 }
 
 nmf_gemm_backend nmf_gemm_backend_active(void) {

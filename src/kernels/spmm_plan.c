@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "kernels/spmm.h"
 
 /* Below 8 tokens a token vector of the tv kernel is partly empty and it does the work of 8
@@ -44,10 +45,19 @@
  * (as NMF_ISA is). */
 static nmf_spmm_choice env_tv = NMF_SPMM_AUTO;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
-static void read_env(void) {
+nmf_status nmf_env_spmm(int *choice) {
     const char *e = getenv("NMF_SPMM");
-    if (e && !strcmp(e, "tv")) env_tv = NMF_SPMM_ON;
-    if (e && !strcmp(e, "panel")) env_tv = NMF_SPMM_OFF;
+    *choice = NMF_SPMM_AUTO;
+    if (!e || !*e) return NMF_OK;
+    if (!strcmp(e, "tv")) *choice = NMF_SPMM_ON;
+    else if (!strcmp(e, "panel")) *choice = NMF_SPMM_OFF;
+    else return nmf_error(NMF_ERR_INVALID_ARG, "NMF_SPMM='%s': expected panel or tv", e);
+    return NMF_OK;
+}
+
+static void read_env(void) {
+    int choice;
+    if (nmf_env_spmm(&choice) == NMF_OK) env_tv = (nmf_spmm_choice)choice; /* else: auto */
 }
 
 nmf_spmm_tuning nmf_spmm_tuning_default(void) {

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "core/env.h"
+
 static const char *const split_names[] = {[NMF_SPLIT_TRAIN] = "train", [NMF_SPLIT_TEST] = "test"};
 static_assert(sizeof split_names / sizeof split_names[0] == NMF_SPLIT_COUNT,
               "split_names must name every nmf_split");
@@ -218,13 +220,25 @@ static nmf_status data_path(char *buf, size_t size, const char *dir, const char 
     return NMF_OK;
 }
 
+nmf_status nmf_env_data_dir(const char **dir) {
+    const char *env = getenv("NMF_DATA_DIR");
+    struct stat sb;
+    *dir = NULL;
+    if (!env || !*env) return NMF_OK;
+    if (stat(env, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return nmf_error(NMF_ERR_INVALID_ARG, "NMF_DATA_DIR='%s': not a directory", env);
+    *dir = env;
+    return NMF_OK;
+}
+
 nmf_status nmf_dataset_load(nmf_dataset *ds, const char *dir, nmf_split split) {
     if (!ds || (unsigned)split >= NMF_SPLIT_COUNT)
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_dataset_load: bad arguments");
-    if (!dir) dir = getenv("NMF_DATA_DIR");
-    if (!dir || !*dir) dir = NMF_FASHION_MNIST_DIR;
+    nmf_status st;
+    if (!dir && (st = nmf_env_data_dir(&dir))) return st;
+    if (!dir) dir = NMF_FASHION_MNIST_DIR;
     char ipath[4096], lpath[4096];
-    nmf_status st = data_path(ipath, sizeof ipath, dir, split_stems[split], "images-idx3");
+    st = data_path(ipath, sizeof ipath, dir, split_stems[split], "images-idx3");
     if (st != NMF_OK) return st;
     st = data_path(lpath, sizeof lpath, dir, split_stems[split], "labels-idx1");
     if (st != NMF_OK) return st;

@@ -188,7 +188,9 @@ static void test_info(const nmf_model_config *cfg, nmf_tensor_set *src) {
     cJSON_Delete(doc);
     nmf_free(text);
 
-    CHECK_FAILS(nmf_file_info_json(tmp_path("x.txt"), &text), NMF_ERR_UNSUPPORTED, "unknown file type");
+    /* the kind comes from the contents (nmf_file_kind_detect): text is no model, whatever its name */
+    write_bytes(tmp_path("x.txt"), "plain text, no model", 20);
+    CHECK_FAILS(nmf_file_info_json(tmp_path("x.txt"), &text), NMF_ERR_FORMAT, "not a model file");
     CHECK(text == NULL);
     CHECK_REJECTS(nmf_file_info_json(tmp_path("missing.nmf"), &text));
     write_bytes(tmp_path("junk.nmf"), "not a family", 12);

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The dense backend choice: --version names it, NMF_GEMM forces it (the library and the gemm
-# test honour it), an unknown value warns and keeps the default.
+# test honour it), an unknown value is a usage error of the CLI (exit 2, one line naming it).
 set -u
 cli="${NMF_CLI:?NMF_CLI not set}"
 build="${NMF_BUILD_DIR:?NMF_BUILD_DIR not set}"
@@ -12,8 +12,11 @@ echo "$v" | grep -Eq 'dense: (onednn|openblas), ' || fail "--version does not na
 v=$(NMF_GEMM=openblas "$cli" --version 2>/dev/null) || fail "--version with NMF_GEMM=openblas"
 echo "$v" | grep -q 'dense: openblas, OpenBLAS ' || fail "NMF_GEMM=openblas not honoured: $v"
 
-err=$(NMF_GEMM=bogus "$cli" --version 2>&1 >/dev/null) || fail "NMF_GEMM=bogus must not fail"
-echo "$err" | grep -q 'NMF_GEMM=bogus unknown' || fail "no warning for NMF_GEMM=bogus: $err"
+err=$(NMF_GEMM=bogus "$cli" --version 2>&1 >/dev/null)
+rc=$?
+[ $rc -eq 2 ] || fail "NMF_GEMM=bogus: exit $rc, want 2"
+[ "$(echo "$err" | wc -l)" -eq 1 ] && echo "$err" | grep -q "NMF_GEMM='bogus'" ||
+    fail "NMF_GEMM=bogus: want one line naming it: $err"
 
 # the whole gemm test on each backend forced (the default run is its own ctest)
 for be in openblas onednn; do
