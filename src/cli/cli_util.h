@@ -44,4 +44,7 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
  * 0 returned; an unknown option or one argument too many prints one line and returns 2. */
 int cli_positional(const char *cmd, const char *arg, const char **slots[], int n);
 
+/* Prints the library's progress (nmf_set_progress) on stderr, unless quiet. */
+void cli_progress(int quiet);
+
 #endif

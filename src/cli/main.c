@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "nmformer/kernels.h"
 #include "nmformer/core.h"
@@ -32,6 +33,24 @@ static void usage(FILE *out) { /* --help only */
                  "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nevery command: --quiet   no progress lines on stderr (steps over a second: "
+                 "loading,\n                           reading or writing a model: MB/s and ETA)\n");
+}
+
+/* --quiet anywhere after the command: progress off. train and report read it themselves (their
+ * own output); for the others it is taken out of argv here. Returns the new argc. */
+static int take_quiet(const char *cmd, int argc, char **argv, int *quiet) {
+    const int keep = !strcmp(cmd, "train") || !strcmp(cmd, "report");
+    int n = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quiet")) {
+            *quiet = 1;
+            if (!keep) continue;
+        }
+        argv[n++] = argv[i];
+    }
+    argv[n] = NULL;
+    return n;
 }
 
 /* Writes s with control characters shown as '?': names inside a hostile file (a JSON "\n") must
@@ -76,7 +95,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int quiet = 0;
+            argc = take_quiet(argv[1], argc, argv, &quiet);
+            cli_progress(quiet);
+            return commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "nmformer: unknown command '%s' (see nmformer --help)\n", argv[1]);
     return 2;
 }

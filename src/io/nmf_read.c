@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/progress.h"
 #include "io/io_internal.h"
 #include "io/nmf_format.h"
 
@@ -490,6 +491,10 @@ nmf_status nmf_family_file_verify(const nmf_family_file *f) {
 
 /* Decodes model m's tensors into s, one mapped payload at a time. */
 static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_tensor_set *s) {
+    uint64_t bytes = 0;
+    for (size_t i = f->first[m]; i < f->first[m + 1]; i++) bytes += f->entries[i].size;
+    nmf_progress_step step;
+    nmf_progress_begin(&step, "load", f->path, bytes);
     for (size_t i = f->first[m]; i < f->first[m + 1]; i++) {
         nmf_io_window w;
         nmf_status st = payload_map(f, &f->entries[i], check, &w);
@@ -497,6 +502,7 @@ static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_
         st = decode_entry(f->path, &f->entries[i], w.p, s);
         nmf_io_window_unmap(&w);
         if (st) return st;
+        nmf_progress_advance(&step, f->entries[i].name, f->entries[i].size);
     }
     return NMF_OK;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/progress.h"
 #include "io/io_internal.h"
 
 #define ST_MAX_FILE ((size_t)1 << 36)      /* 64 GiB */
@@ -97,6 +98,8 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
     }
     size_t nreg = 0;
     int have_meta = 0;
+    nmf_progress_step step;
+    nmf_progress_begin(&step, "read", path, data_size);
     const cJSON *item;
     cJSON_ArrayForEach(item, root) {
         const char *name = item->string;
@@ -180,6 +183,7 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
         }
         nmf_io_decode_values(t->data, win.p, numel, dt);
         nmf_io_window_unmap(&win);
+        nmf_progress_advance(&step, name, want);
         t->stored_dtype = dt;
         dtypes[out->count - 1] = dt;
         regions[nreg++] = (st_region){(size_t)begin, (size_t)end, out->count - 1};

@@ -214,6 +214,68 @@ static void corrupt_and_truncated(void) {
     nmf_family_free(&eager);
 }
 
+/* What the progress handler saw. */
+typedef struct {
+    int calls, ordered, named;
+    uint64_t done, total;
+    char step[16];
+} seen;
+
+static void record(const nmf_progress *p, void *user) {
+    seen *s = user;
+    if (s->calls++ == 0) snprintf(s->step, sizeof s->step, "%s", p->step);
+    const int next_step = s->done == s->total; /* the last one ended: done starts again */
+    s->ordered &= (next_step || p->done >= s->done) && p->done <= p->total && p->seconds >= 0 &&
+                  !strcmp(p->step, s->step) && strstr(p->what, ".nmf") != NULL;
+    s->named &= p->item && p->item[0];
+    s->done = p->done;
+    s->total = p->total;
+}
+
+/* Loading a candidate reports each tensor, bytes ascending to the candidate's payload bytes;
+ * writing the family each payload, up to the data section; no handler, no calls. */
+static void progress_reported(void) {
+    nmf_model_config c;
+    nmf_tensor_set src;
+    nmf_status st = nmf_load_model(test_source_path("tests/fixtures/vit_tiny.safetensors"), NULL, NULL, &c, &src);
+    CHECK_MSG(st == NMF_OK, "%s", nmf_last_error());
+    if (st) return;
+    seen w = {0, 1, 1, 0, 0, ""};
+    nmf_set_progress(record, &w);
+    const char *p = write_family("progress.nmf", &c, &src, NMF_DTYPE_F32, NULL);
+    nmf_tensors_free(&src);
+    if (!p) return;
+    nmf_family_layout lay;
+    nmf_family f;
+    seen r = {0, 1, 1, 0, 0, ""};
+    nmf_set_progress(record, &r);
+    CHECK_OK(nmf_family_read_layout(p, &f, &lay)); /* decodes all 4: 4 load steps */
+    nmf_set_progress(NULL, NULL);
+    CHECK(w.calls == (int)lay.payloads && w.ordered && !strcmp(w.step, "write"));
+    CHECK(w.done == w.total && w.total == lay.data_size);
+    CHECK(r.calls == (int)lay.count && r.ordered && r.named && !strcmp(r.step, "load"));
+    nmf_family_free(&f);
+    uint64_t bytes = 0; /* candidate 1's payload bytes */
+    for (size_t i = 0; i < lay.count; i++)
+        if (lay.items[i].model == 1) bytes += lay.items[i].size;
+    nmf_family_layout_free(&lay);
+    seen one = {0, 1, 1, 0, 0, ""};
+    nmf_set_progress(record, &one);
+    nmf_family_file *ff = NULL;
+    nmf_tensor_set t;
+    CHECK_OK(nmf_family_open(p, &ff));
+    CHECK_OK(nmf_family_file_load(ff, 1, &t));
+    nmf_set_progress(NULL, NULL);
+    CHECK(one.calls == (int)t.count && one.ordered && one.named && one.done == bytes &&
+          one.total == bytes);
+    nmf_tensors_free(&t);
+    seen none = {0, 1, 1, 0, 0, ""};
+    CHECK_OK(nmf_family_file_load(ff, 1, &t));
+    CHECK(none.calls == 0);
+    nmf_tensors_free(&t);
+    nmf_family_close(ff);
+}
+
 /* ---- a family larger than the address-space budget, one candidate run within it ---- */
 
 #define BIG_CANDIDATES 8
@@ -354,6 +416,7 @@ int main(void) {
     mapped_equals_eager(fixture_path("llama_gqa6x2", NULL));
     mapped_equals_eager(fixture_path("gpt2_lm", NULL)); /* [in, out] weights: a version-2 file */
     corrupt_and_truncated();
+    progress_reported();
     rm_tmp_dir();
     return test_finish("nmf_mapped");
 }
