@@ -74,6 +74,20 @@ NMF_API int nmf_get_threads(void);
  * returns NMF_ERR_INVALID_ARG naming the first malformed variable. The CLI runs it first. */
 NMF_API nmf_status nmf_env_check(void);
 
+/* Progress of steps that can take seconds (loading a candidate or a safetensors file, writing a
+ * family): after each tensor the library calls the handler set here; it runs on the calling
+ * thread and must not call back into the library. NULL (the default): nothing is reported. The
+ * library never prints: the CLI prints these on stderr (silenced by --quiet). */
+typedef struct {
+    const char *step;     /* "load", "read", "write" */
+    const char *what;     /* the file */
+    const char *item;     /* the tensor just done; NULL when unnamed (a shared payload) */
+    uint64_t done, total; /* bytes */
+    double seconds;       /* since the step began */
+} nmf_progress;
+typedef void (*nmf_progress_fn)(const nmf_progress *p, void *user);
+NMF_API void nmf_set_progress(nmf_progress_fn fn, void *user);
+
 /* Monotonic wall clock in seconds. */
 NMF_API double nmf_now(void);
 

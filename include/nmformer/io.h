@@ -106,6 +106,25 @@ typedef struct {
 NMF_API nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout);
 NMF_API void nmf_family_layout_free(nmf_family_layout *layout);
 
+/* ---- an .nmf family opened to load one candidate at a time ----
+ * nmf_family_open checks the header, the metadata and the whole tensor table (every offset, size
+ * and shared payload) but reads no payload: the file stays on disk and each payload is mapped
+ * only while it is decoded, so loading one candidate costs that candidate's memory, never the
+ * family's (nmf_load_model loads an .nmf candidate this way). A payload's zero padding and CRC
+ * are checked when a load first touches it (an error names the tensor and the model);
+ * nmf_family_file_verify checks every payload's, as nmf_family_read does. */
+typedef struct nmf_family_file nmf_family_file;
+NMF_API nmf_status nmf_family_open(const char *path, nmf_family_file **out);
+NMF_API void nmf_family_close(nmf_family_file *f);
+NMF_API const nmf_model_config *nmf_family_file_config(const nmf_family_file *f);
+NMF_API size_t nmf_family_file_count(const nmf_family_file *f);
+/* Name of candidate i ("dense", "2:8", ...); NULL when i >= count. */
+NMF_API const char *nmf_family_file_name(const nmf_family_file *f, size_t i);
+/* Candidate i's tensors and metadata into out (initialised here), values in f32 as
+ * nmf_family_read gives them. */
+NMF_API nmf_status nmf_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out);
+NMF_API nmf_status nmf_family_file_verify(const nmf_family_file *f);
+
 /* ---- families built from one model (src/model/family_build.c) ---- */
 /* The dtype every candidate is stored in (nmf_tensors_stored_dtype); F32 when they differ. */
 NMF_API nmf_dtype nmf_family_stored_dtype(const nmf_family *f);

@@ -1,5 +1,6 @@
 /* The option parser of every command (args.h): one loop, one set of messages, one help layout. */
 #include "cli/args.h"
+#include "cli/cli_util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -142,12 +143,20 @@ int cli_parse(const cli_command *cmd, int argc, char **argv) {
             if (eq) value = eq + 1;
             snprintf(shown, sizeof shown, "--%.*s", (int)(len < 48 ? len : 48), a + 2);
             o = find_long(cmd->opts, a + 2, len);
+            if (!eq && len == 5 && !strncmp(a + 2, "quiet", 5)) {
+                cli_progress(1); /* every command: no progress lines; a table row may want more */
+                if (!o) continue;
+            }
             if (!o && len == 4 && !strncmp(a + 2, "help", 4)) goto help;
             if (!o && len == 7 && !strncmp(a + 2, "version", 7)) goto version;
         } else {
             snprintf(shown, sizeof shown, "-%c", a[1]);
             o = find_short(cmd->opts, a[1]);
             if (a[2]) value = a + 2;
+            if (a[1] == 'q' && !a[2]) {
+                cli_progress(1);
+                if (!o) continue;
+            }
             if (!o && a[1] == 'h' && !a[2]) goto help;
             if (!o && a[1] == 'V' && !a[2]) goto version;
         }

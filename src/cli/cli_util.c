@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/model_cli.h"
@@ -146,3 +147,24 @@ void cli_print_summary(const char *cmd, const char *in, const char *out, const n
     if (json) printf("]}\n");
     else printf("; %s\n", nmf_dtype_name(dtype));
 }
+
+/* The library's progress on stderr, for steps that last over a second: on a terminal one line
+ * rewritten in place (at most 5 times a second), else a line every 5 s; a last line when the
+ * step ends. */
+static void print_progress(const nmf_progress *p, void *user) {
+    static double last; /* when the current step last printed; 0: not yet */
+    (void)user;
+    const int end = p->done >= p->total, tty = isatty(STDERR_FILENO);
+    if (!end && (p->seconds < 1.0 || p->seconds - last < (tty ? 0.2 : 5.0))) return;
+    if (end && last == 0 && p->seconds < 1.0) return; /* a short step: nothing to say */
+    const double rate = p->seconds > 0 ? (double)p->done / p->seconds : 0;
+    const double eta = rate > 0 ? (double)(p->total - p->done) / rate : 0;
+    fprintf(stderr, "%s%s %s: %5.1f%% of %.1f MB, %.1f MB/s, %s %.0f s%s%s%s", tty ? "\r" : "",
+            p->step, p->what, p->total ? 100.0 * (double)p->done / (double)p->total : 100.0,
+            (double)p->total / 1e6, rate / 1e6, end ? "took" : "ETA", end ? p->seconds : eta,
+            p->item && !end ? " (" : "", p->item && !end ? p->item : "", p->item && !end ? ")" : "");
+    fputs(tty && !end ? "\033[K" : tty ? "\033[K\n" : "\n", stderr);
+    last = end ? 0 : p->seconds;
+}
+
+void cli_progress(int quiet) { nmf_set_progress(quiet ? NULL : print_progress, NULL); }

@@ -58,4 +58,7 @@ nmf_status cli_parse_dtype(const char *value, void *dest); /* nmf_dtype * */
 void cli_print_summary(const char *cmd, const char *in, const char *out, const nmf_family *fam,
                        const char *single, nmf_dtype dtype, int json);
 
+/* Prints the library's progress (nmf_set_progress) on stderr, unless quiet. */
+void cli_progress(int quiet);
+
 #endif

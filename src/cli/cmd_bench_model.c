@@ -319,17 +319,21 @@ static int list_candidates(const char *path, char names[][32], int *count) {
     }
     if (pid == 0) {
         close(fds[0]);
-        nmf_family f;
-        nmf_family_init(&f);
-        nmf_status st = nmf_family_read(path, &f);
+        nmf_family_file *f = NULL; /* the table only: no payload is read */
+        nmf_status st = nmf_family_open(path, &f);
         int rc = 0;
         if (st) rc = cli_fail("bench model", path, st);
         else {
-            int n = (int)(f.count < MAX_CANDIDATES ? f.count : MAX_CANDIDATES);
+            size_t count = nmf_family_file_count(f);
+            int n = (int)(count < MAX_CANDIDATES ? count : MAX_CANDIDATES);
             rc = full_write(fds[1], &n, sizeof n);
-            for (int i = 0; !rc && i < n; i++) rc = full_write(fds[1], f.models[i].name, 32);
+            for (int i = 0; !rc && i < n; i++) {
+                char name[32] = {0};
+                snprintf(name, sizeof name, "%s", nmf_family_file_name(f, (size_t)i));
+                rc = full_write(fds[1], name, 32);
+            }
         }
-        nmf_family_free(&f);
+        nmf_family_close(f);
         close(fds[1]);
         _exit(rc);
     }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "nmformer/core.h"
 #include "nmformer/data.h"
@@ -48,7 +49,9 @@ static void usage(FILE *out) { /* --help only */
             "  NMF_SPMM=K         N:M kernel of every layer: panel or tv (default: by shape)\n"
             "  NMF_DATA_DIR=DIR   Fashion-MNIST IDX folder (default " NMF_FASHION_MNIST_DIR
             ");\n"
-            "                     --data overrides it\n");
+            "                     --data overrides it\n"
+            "\nprogress: steps over a second (loading, reading or writing a model) print MB/s and\n"
+            "  ETA on stderr; --quiet / -q (every command) silences them\n");
 }
 
 /* Writes s with control characters shown as '?': names inside a hostile file (a JSON "\n") must
@@ -90,7 +93,10 @@ int main(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            cli_progress(0); /* on until the command's parser sees --quiet / -q */
+            return commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "nmformer: unknown command '%s' (see nmformer --help)\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

@@ -61,4 +61,26 @@ cJSON *nmf_io_parse_json(const char *text, size_t len);
 /* dir + "/" + name, malloc'd (no doubled '/'; an empty dir gives name). NULL when out of memory. */
 char *nmf_io_path_join(const char *dir, const char *name);
 
+/* A model file opened for reading in windows (src/io/mapped.c): a regular file is mapped one
+ * byte range at a time; "-", a FIFO or a character device is read whole into mem. */
+typedef struct {
+    const char *path; /* for messages; not owned */
+    int fd;           /* the regular file; -1 when the bytes are in mem */
+    uint8_t *mem;
+    uint64_t size;    /* bytes at open */
+} nmf_io_source;
+typedef struct {
+    const uint8_t *p; /* the requested bytes */
+    void *map;        /* the mapping around them (NULL: p points into the source's mem) */
+    size_t map_len;
+} nmf_io_window;
+/* Opens path (files over max_size refused, as nmf_read_file does); nothing is read yet for a
+ * regular file. Close with nmf_io_source_close even after a failure. */
+nmf_status nmf_io_source_open(const char *path, size_t max_size, nmf_io_source *out);
+void nmf_io_source_close(nmf_io_source *s);
+/* Bytes [offset, offset + len) of s, read-only. Outside s->size is NMF_ERR_FORMAT; a file that
+ * shrank below the range since it was opened is NMF_ERR_IO (never a SIGBUS on touch). */
+nmf_status nmf_io_window_map(const nmf_io_source *s, uint64_t offset, uint64_t len, nmf_io_window *w);
+void nmf_io_window_unmap(nmf_io_window *w);
+
 #endif

@@ -66,11 +66,12 @@ nmf_status nmf_payload_size(const nmf_payload_desc *d, size_t *values_bytes, siz
 }
 
 /* "dense, 4:8, 2:8" into buf. */
-static void list_names(const nmf_family *f, char *buf, size_t size) {
+static void list_names(const nmf_family_file *f, char *buf, size_t size) {
     size_t at = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < f->count && at < size; i++)
-        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", f->models[i].name);
+    for (size_t i = 0; i < nmf_family_file_count(f) && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "",
+                               nmf_family_file_name(f, i));
 }
 
 nmf_status nmf_load_model(const char *path, const char *name, const nmf_model_config *fallback_config,
@@ -96,32 +97,30 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
         if (!st && (st = nmf_model_config_from_hf(config, &hf, tensors)))
             st = nmf_error_context(st, "%s", path);
     } else if (kind == NMF_FILE_NMF) {
-        nmf_family fam;
-        st = nmf_family_read(path, &fam);
+        nmf_family_file *fam; /* mapped: only the chosen candidate is read and decoded */
+        st = nmf_family_open(path, &fam);
         if (st) return st;
-        nmf_candidate *c = NULL;
+        size_t count = nmf_family_file_count(fam), pick = count;
         char names[512];
-        list_names(&fam, names, sizeof names);
+        list_names(fam, names, sizeof names);
         if (name) {
-            c = nmf_family_find(&fam, name);
-            if (!c) {
+            for (size_t i = 0; i < count; i++)
+                if (!strcmp(nmf_family_file_name(fam, i), name)) pick = i;
+            if (pick == count)
                 st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no model '%s' (available: %s)", path, name,
                                names);
-                nmf_family_free(&fam);
-                return st;
-            }
-        } else if (fam.count == 1) {
-            c = &fam.models[0];
+        } else if (count == 1) {
+            pick = 0;
         } else {
             st = nmf_error(NMF_ERR_NOT_FOUND, "%s holds %zu models, pick one with --model (%s)",
-                           path, fam.count, names);
-            nmf_family_free(&fam);
-            return st;
+                           path, count, names);
         }
-        *config = fam.config;
-        *tensors = c->tensors;
-        nmf_tensors_init(&c->tensors);
-        nmf_family_free(&fam);
+        if (!st) {
+            *config = *nmf_family_file_config(fam);
+            st = nmf_family_file_load(fam, pick, tensors);
+        }
+        nmf_family_close(fam);
+        if (st) return st;
     } else { /* NMF_FILE_SAFETENSORS */
         if (name && strcmp(name, "dense") != 0)
             return nmf_error(NMF_ERR_NOT_FOUND,

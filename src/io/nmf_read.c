@@ -1,16 +1,20 @@
 /* Reading the .nmf family container (layout in docs/FORMAT.md).
  *
- * The file is hostile until proven otherwise. Order of checks: magic, version, sizes in the fixed
- * header against the real file size, header CRC (covers the JSON), zero padding, JSON schema,
- * every tensor entry (dtype, shape, pattern, offset alignment and bounds, size implied by the
- * descriptor), the payload map (distinct payloads tile the data section in 64-byte steps, shared
- * payloads agree on everything), payload CRCs, and finally the decoded positions (ranks in range,
- * zero padding bits, ascending positions, zero padding values). Only then is anything returned. */
+ * The file is hostile until proven otherwise. nmf_family_open checks, without reading any
+ * payload: magic, version, sizes in the fixed header against the real file size, header CRC
+ * (covers the JSON), zero padding, JSON schema, every tensor entry (dtype, shape, pattern, offset
+ * alignment and bounds, size implied by the descriptor) and the payload map (distinct payloads
+ * tile the data section in 64-byte steps, shared payloads agree on everything). The payloads stay
+ * in the file (src/io/mapped.c): a payload is mapped when a candidate that uses it is loaded, and
+ * its zero padding and CRC are checked then, before it is decoded (ranks in range, zero padding
+ * bits, ascending positions, zero padding values); so loading one candidate reads and holds that
+ * candidate only. nmf_family_read checks every payload first, then decodes every candidate. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/progress.h"
 #include "io/io_internal.h"
 #include "io/nmf_format.h"
 
@@ -23,6 +27,21 @@ typedef struct {
     size_t values_bytes;
     size_t payload; /* distinct payload index */
 } entry;
+
+/* An opened family: everything but the payloads, which stay in the file. */
+struct nmf_family_file {
+    char *path;
+    nmf_io_source src;
+    nmf_family fam;        /* config, candidate names and metadata; tensor sets left empty */
+    cJSON *root;           /* the metadata: entry names point into it */
+    entry *entries;        /* the tensor table in JSON order, model after model */
+    size_t count;
+    size_t first[NMF_FAMILY_MAX_MODELS + 1]; /* model m's entries: [first[m], first[m + 1]) */
+    size_t *payload_entry; /* [payloads]: the first entry of each distinct payload, file order */
+    size_t payloads;
+    uint32_t version;
+    uint64_t data_offset, data_size, json_size;
+};
 
 static int entry_cmp(const void *a, const void *b) {
     const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
@@ -151,16 +170,28 @@ static nmf_status decode_entry(const char *path, const entry *e, const uint8_t *
     return st;
 }
 
-nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout) {
-    nmf_family_init(out);
-    if (layout) memset(layout, 0, sizeof *layout);
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    cJSON *root = NULL;
+nmf_status nmf_family_open(const char *path, nmf_family_file **out) {
+    if (!out) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_open: NULL argument");
+    *out = NULL;
+    nmf_family_file *f = calloc(1, sizeof *f);
+    if (!f) return nmf_error(NMF_ERR_NOMEM, "family file");
+    f->src.fd = -1;
+    nmf_family_init(&f->fam);
+    nmf_family *fam = &f->fam;
+    nmf_io_window head = {0};
     entry *entries = NULL;
     entry **order = NULL;
-    nmf_status st = nmf_read_file(path, NMF_FILE_MAX_SIZE, &buf, &size);
-    if (st) return st;
+    cJSON *root = NULL;
+    nmf_status st = nmf_io_source_open(path, NMF_FILE_MAX_SIZE, &f->src);
+    if (!st && !(f->path = strdup(path))) st = nmf_error(NMF_ERR_NOMEM, "%s: path", path);
+    if (st) goto fail;
+    f->src.path = f->path;
+    const size_t size = (size_t)f->src.size; /* <= NMF_FILE_MAX_SIZE */
+    /* the fixed header first, then (its sizes checked) the metadata up to the data section */
+    st = nmf_io_window_map(&f->src, 0, size < NMF_FILE_HEADER_SIZE ? size : NMF_FILE_HEADER_SIZE,
+                           &head);
+    if (st) goto fail;
+    const uint8_t *buf = head.p;
     if (size < NMF_FILE_MAGIC_SIZE || memcmp(buf, NMF_FILE_MAGIC, NMF_FILE_MAGIC_SIZE) != 0) {
         st = nmf_error(NMF_ERR_FORMAT, "%s: not an .nmf file (bad magic)", path);
         goto fail;
@@ -190,6 +221,10 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
                                                                             : "trailing bytes");
         goto fail;
     }
+    nmf_io_window_unmap(&head);
+    st = nmf_io_window_map(&f->src, 0, data_offset, &head);
+    if (st) goto fail;
+    buf = head.p;
     uint32_t hcrc = nmf_crc32_update(nmf_crc32_update(0, buf + 16, 16), buf + NMF_FILE_HEADER_SIZE,
                                      (size_t)json_size);
     if (hcrc != nmf_get_u32(buf + 12) && !nmf_io_fuzz_skip_crc) {
@@ -201,8 +236,6 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
             st = nmf_error(NMF_ERR_FORMAT, "%s: non-zero padding after the metadata", path);
             goto fail;
         }
-    const uint8_t *data = buf + data_offset;
-
     root = nmf_io_parse_json((const char *)buf + NMF_FILE_HEADER_SIZE, (size_t)json_size);
     if (!root || !cJSON_IsObject(root)) {
         st = nmf_error(NMF_ERR_FORMAT, "%s: metadata is not a JSON object", path);
@@ -224,9 +257,9 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
         st = nmf_error(NMF_ERR_NOMEM, "%s: config", path);
         goto fail;
     }
-    st = nmf_model_config_from_json(cfg_text, &out->config);
+    st = nmf_model_config_from_json(cfg_text, &fam->config);
     free(cfg_text);
-    if (!st) st = nmf_model_config_validate(&out->config);
+    if (!st) st = nmf_model_config_validate(&fam->config);
     if (st) {
         st = nmf_error_context(st, "%s: config", path);
         goto fail;
@@ -269,12 +302,13 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
         }
         nmf_tensor_set empty;
         nmf_tensors_init(&empty);
-        st = nmf_family_add(out, name->valuestring, &empty);
+        st = nmf_family_add(fam, name->valuestring, &empty);
         if (st) {
             st = nmf_error_context(NMF_ERR_FORMAT, "%s", path);
             goto fail;
         }
-        nmf_candidate *c = &out->models[mi];
+        nmf_candidate *c = &fam->models[mi];
+        f->first[mi] = ne;
         const cJSON *meta = cJSON_GetObjectItemCaseSensitive(mo, "metadata");
         if (meta && !cJSON_IsObject(meta)) {
             st = nmf_error(NMF_ERR_FORMAT, "%s: model '%s': metadata is not an object", path,
@@ -329,6 +363,12 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
             }
         mi++;
     }
+    f->first[mi] = ne;
+    f->payload_entry = calloc(ne + 1, sizeof *f->payload_entry);
+    if (!f->payload_entry) {
+        st = nmf_error(NMF_ERR_NOMEM, "%s: payload table", path);
+        goto fail;
+    }
 
     /* Payload map: entries at one offset are one shared payload and must agree; distinct payloads
      * follow each other at the next 64-byte boundary, from 0 to the end of the data section. */
@@ -341,8 +381,8 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
             if (!same_payload(en, order[i - 1])) {
                 st = nmf_error(NMF_ERR_FORMAT,
                                "%s: tensor '%s' (model '%s') overlaps tensor '%s' (model '%s')",
-                               path, en->name, out->models[en->model].name, order[i - 1]->name,
-                               out->models[order[i - 1]->model].name);
+                               path, en->name, fam->models[en->model].name, order[i - 1]->name,
+                               fam->models[order[i - 1]->model].name);
                 goto fail;
             }
             en->payload = order[i - 1]->payload;
@@ -350,28 +390,18 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
         }
         if (en->offset < at) {
             st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' (model '%s') overlaps the payload before it",
-                           path, en->name, out->models[en->model].name);
+                           path, en->name, fam->models[en->model].name);
             goto fail;
         }
         if (en->offset > at) {
             st = nmf_error(NMF_ERR_FORMAT,
                            "%s: %llu unaccounted bytes before tensor '%s' (model '%s')", path,
                            (unsigned long long)(en->offset - at), en->name,
-                           out->models[en->model].name);
+                           fam->models[en->model].name);
             goto fail;
         }
-        for (uint64_t b = en->offset + en->size; b < nmf_align64(en->offset + en->size); b++)
-            if (b < data_size && data[b]) {
-                st = nmf_error(NMF_ERR_FORMAT, "%s: non-zero padding after tensor '%s'", path,
-                               en->name);
-                goto fail;
-            }
-        if (nmf_crc32_update(0, data + en->offset, (size_t)en->size) != en->crc &&
-            !nmf_io_fuzz_skip_crc) {
-            st = nmf_error(NMF_ERR_CHECKSUM, "%s: tensor '%s' (model '%s'): CRC mismatch (data corrupt)",
-                           path, en->name, out->models[en->model].name);
-            goto fail;
-        }
+        /* its padding and CRC are checked when it is first touched (payload_map) */
+        f->payload_entry[npayloads] = (size_t)(en - entries);
         en->payload = npayloads++;
         at = nmf_align64(en->offset + en->size);
     }
@@ -381,43 +411,147 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
         goto fail;
     }
 
-    /* Everything checked: decode. */
-    for (size_t i = 0; i < ne; i++) {
-        st = decode_entry(path, &entries[i], data + entries[i].offset,
-                          &out->models[entries[i].model].tensors);
-        if (st) goto fail;
-    }
-    if (layout) {
-        layout->items = calloc(ne + 1, sizeof *layout->items);
-        if (!layout->items) {
-            st = nmf_error(NMF_ERR_NOMEM, "%s: layout", path);
-            goto fail;
-        }
-        for (size_t i = 0; i < ne; i++)
-            layout->items[i] = (nmf_stored_tensor){entries[i].model, entries[i].tensor_in_model,
-                                                   entries[i].desc.dtype, entries[i].desc.pattern,
-                                                   entries[i].offset, entries[i].size,
-                                                   entries[i].payload};
-        layout->count = ne;
-        layout->payloads = npayloads;
-        layout->version = version;
-        layout->file_size = size;
-        layout->data_offset = data_offset;
-        layout->data_size = data_size;
-        layout->json_size = json_size;
-    }
-    cJSON_Delete(root);
-    free(entries);
+    nmf_io_window_unmap(&head);
     free(order);
-    free(buf);
+    f->root = root;
+    f->entries = entries;
+    f->count = ne;
+    f->payloads = npayloads;
+    f->version = version;
+    f->data_offset = data_offset;
+    f->data_size = data_size;
+    f->json_size = json_size;
+    *out = f;
     return NMF_OK;
 fail:
+    nmf_io_window_unmap(&head);
     cJSON_Delete(root);
     free(entries);
     free(order);
-    free(buf);
-    nmf_family_free(out);
-    if (layout) nmf_family_layout_free(layout);
+    nmf_family_close(f);
+    return st;
+}
+
+void nmf_family_close(nmf_family_file *f) {
+    if (!f) return;
+    nmf_io_source_close(&f->src);
+    nmf_family_free(&f->fam);
+    cJSON_Delete(f->root);
+    free(f->entries);
+    free(f->payload_entry);
+    free(f->path);
+    free(f);
+}
+
+const nmf_model_config *nmf_family_file_config(const nmf_family_file *f) {
+    return f ? &f->fam.config : NULL;
+}
+
+size_t nmf_family_file_count(const nmf_family_file *f) { return f ? f->fam.count : 0; }
+
+const char *nmf_family_file_name(const nmf_family_file *f, size_t i) {
+    return f && i < f->fam.count ? f->fam.models[i].name : NULL;
+}
+
+/* Maps e's payload with its padding (to the next 64-byte boundary or the end of the data); when
+ * check, the padding must be zero and the CRC must match: a payload is checked when touched. */
+static nmf_status payload_map(const nmf_family_file *f, const entry *e, int check,
+                              nmf_io_window *w) {
+    const char *model = f->fam.models[e->model].name;
+    uint64_t end = nmf_align64(e->offset + e->size);
+    if (end > f->data_size) end = f->data_size;
+    nmf_status st = nmf_io_window_map(&f->src, f->data_offset + e->offset, end - e->offset, w);
+    if (st) return nmf_error_context(st, "tensor '%s' (model '%s')", e->name, model);
+    if (!check) return NMF_OK;
+    for (uint64_t b = e->size; b < end - e->offset; b++)
+        if (w->p[b]) {
+            nmf_io_window_unmap(w);
+            return nmf_error(NMF_ERR_FORMAT, "%s: non-zero padding after tensor '%s'", f->path,
+                             e->name);
+        }
+    if (nmf_crc32_update(0, w->p, (size_t)e->size) != e->crc && !nmf_io_fuzz_skip_crc) {
+        nmf_io_window_unmap(w);
+        return nmf_error(NMF_ERR_CHECKSUM,
+                         "%s: tensor '%s' (model '%s'): CRC mismatch (data corrupt)", f->path,
+                         e->name, model);
+    }
+    return NMF_OK;
+}
+
+nmf_status nmf_family_file_verify(const nmf_family_file *f) {
+    if (!f) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_file_verify: NULL argument");
+    for (size_t p = 0; p < f->payloads; p++) {
+        nmf_io_window w;
+        nmf_status st = payload_map(f, &f->entries[f->payload_entry[p]], 1, &w);
+        if (st) return st;
+        nmf_io_window_unmap(&w);
+    }
+    return NMF_OK;
+}
+
+/* Decodes model m's tensors into s, one mapped payload at a time. */
+static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_tensor_set *s) {
+    uint64_t bytes = 0;
+    for (size_t i = f->first[m]; i < f->first[m + 1]; i++) bytes += f->entries[i].size;
+    nmf_progress_step step;
+    nmf_progress_begin(&step, "load", f->path, bytes);
+    for (size_t i = f->first[m]; i < f->first[m + 1]; i++) {
+        nmf_io_window w;
+        nmf_status st = payload_map(f, &f->entries[i], check, &w);
+        if (st) return st;
+        st = decode_entry(f->path, &f->entries[i], w.p, s);
+        nmf_io_window_unmap(&w);
+        if (st) return st;
+        nmf_progress_advance(&step, f->entries[i].name, f->entries[i].size);
+    }
+    return NMF_OK;
+}
+
+nmf_status nmf_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out) {
+    if (out) nmf_tensors_init(out);
+    if (!f || !out) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_file_load: NULL argument");
+    if (i >= f->fam.count)
+        return nmf_error(NMF_ERR_INVALID_ARG, "%s: model %zu of %zu", f->path, i, f->fam.count);
+    nmf_status st = nmf_tensors_copy_meta(&f->fam.models[i].tensors, out);
+    if (!st) st = load_model(f, i, 1, out);
+    if (st) nmf_tensors_free(out);
+    return st;
+}
+
+/* Every payload checked, in file order, before anything is decoded; then every candidate. */
+nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout) {
+    nmf_family_init(out);
+    if (layout) memset(layout, 0, sizeof *layout);
+    nmf_family_file *f;
+    nmf_status st = nmf_family_open(path, &f);
+    if (st) return st;
+    st = nmf_family_file_verify(f);
+    for (size_t m = 0; !st && m < f->fam.count; m++)
+        st = load_model(f, m, 0, &f->fam.models[m].tensors);
+    if (!st && layout) {
+        layout->items = calloc(f->count + 1, sizeof *layout->items);
+        if (!layout->items) st = nmf_error(NMF_ERR_NOMEM, "%s: layout", path);
+        for (size_t i = 0; !st && i < f->count; i++) {
+            const entry *e = &f->entries[i];
+            layout->items[i] = (nmf_stored_tensor){e->model, e->tensor_in_model, e->desc.dtype,
+                                                   e->desc.pattern, e->offset, e->size,
+                                                   e->payload};
+        }
+        layout->count = f->count;
+        layout->payloads = f->payloads;
+        layout->version = f->version;
+        layout->file_size = f->src.size;
+        layout->data_offset = f->data_offset;
+        layout->data_size = f->data_size;
+        layout->json_size = f->json_size;
+    }
+    if (st) {
+        if (layout) nmf_family_layout_free(layout);
+    } else {
+        *out = f->fam; /* moved: the file's copy is left empty */
+        nmf_family_init(&f->fam);
+    }
+    nmf_family_close(f);
     return st;
 }
 

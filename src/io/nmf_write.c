@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/progress.h"
 #include "io/io_internal.h"
 #include "io/nmf_format.h"
 
@@ -230,10 +231,13 @@ nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_wri
     if (!st) st = nmf_atomic_write(af, json, json_size);
     uint64_t head = NMF_FILE_HEADER_SIZE + json_size;
     if (!st) st = nmf_atomic_write(af, zeros, (size_t)(nmf_align64(head) - head));
+    nmf_progress_step step;
+    nmf_progress_begin(&step, "write", path, data_size);
     for (size_t i = 0; !st && i < pl.count; i++) {
         st = nmf_atomic_write(af, pl.items[i].bytes, pl.items[i].size);
         size_t pad = (size_t)(nmf_align64(pl.items[i].size) - pl.items[i].size);
         if (!st && pad) st = nmf_atomic_write(af, zeros, pad);
+        if (!st) nmf_progress_advance(&step, NULL, nmf_align64(pl.items[i].size));
     }
     if (st)
         nmf_atomic_abort(af);

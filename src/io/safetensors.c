@@ -4,13 +4,16 @@
  *          "__metadata__": {"key": "value", ...}}
  * Offsets are relative to the start of the data buffer. As the format requires, the tensors must
  * tile the buffer exactly: no overlap, no hole, nothing after the last one. Values are converted
- * to f32 on read; writes use one dtype for every tensor. */
+ * to f32 on read; writes use one dtype for every tensor. The file is not read whole: the header
+ * and then each tensor's bytes are mapped while they are parsed or decoded (src/io/mapped.c), so
+ * reading costs the decoded tensors plus one tensor's bytes. */
 #include "nmformer/io.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/progress.h"
 #include "io/io_internal.h"
 
 #define ST_MAX_FILE ((size_t)1 << 36)      /* 64 GiB */
@@ -51,32 +54,37 @@ static nmf_status parse_dtype(const char *path, const char *name, const cJSON *v
 nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out) {
     nmf_tensors_init(out);
     if (dtypes_out) *dtypes_out = NULL;
-    uint8_t *buf = NULL;
-    size_t size = 0;
     cJSON *root = NULL;
     st_region *regions = NULL;
     nmf_dtype *dtypes = NULL;
-    nmf_status st = nmf_read_file(path, ST_MAX_FILE, &buf, &size);
-    if (st) return st;
+    nmf_io_source src;
+    nmf_io_window win = {0};
+    nmf_status st = nmf_io_source_open(path, ST_MAX_FILE, &src);
+    if (st) goto fail;
+    const size_t size = (size_t)src.size; /* <= ST_MAX_FILE */
     if (size < 8) {
         st = nmf_error(NMF_ERR_FORMAT, "%s: truncated safetensors file (%zu bytes)", path, size);
         goto fail;
     }
+    if ((st = nmf_io_window_map(&src, 0, 8, &win))) goto fail;
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | win.p[i];
+    nmf_io_window_unmap(&win);
     if (hlen > ST_MAX_HEADER || hlen > size - 8) {
         st = nmf_error(NMF_ERR_FORMAT,
                        "%s: safetensors header length %llu exceeds the file (%zu bytes)", path,
                        (unsigned long long)hlen, size);
         goto fail;
     }
-    if (hlen < 2 || buf[8] != '{') {
+    if ((st = nmf_io_window_map(&src, 8, hlen, &win))) goto fail;
+    if (hlen < 2 || win.p[0] != '{') {
         st = nmf_error(NMF_ERR_FORMAT, "%s: safetensors header is not a JSON object", path);
         goto fail;
     }
-    const uint8_t *data = buf + 8 + hlen;
+    const uint64_t data_at = 8 + hlen;
     size_t data_size = size - 8 - (size_t)hlen;
-    root = nmf_io_parse_json((const char *)buf + 8, (size_t)hlen);
+    root = nmf_io_parse_json((const char *)win.p, (size_t)hlen);
+    nmf_io_window_unmap(&win);
     if (!root || !cJSON_IsObject(root)) {
         st = nmf_error(NMF_ERR_FORMAT, "%s: safetensors header is not valid JSON", path);
         goto fail;
@@ -90,6 +98,8 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
     }
     size_t nreg = 0;
     int have_meta = 0;
+    nmf_progress_step step;
+    nmf_progress_begin(&step, "read", path, data_size);
     const cJSON *item;
     cJSON_ArrayForEach(item, root) {
         const char *name = item->string;
@@ -167,7 +177,13 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
         nmf_tensor *t;
         st = nmf_tensors_add_dense(out, name, ndim, dims, NULL, &t);
         if (st) goto fail;
-        nmf_io_decode_values(t->data, data + begin, numel, dt);
+        if ((st = nmf_io_window_map(&src, data_at + begin, want, &win))) {
+            st = nmf_error_context(st, "tensor '%s'", name);
+            goto fail;
+        }
+        nmf_io_decode_values(t->data, win.p, numel, dt);
+        nmf_io_window_unmap(&win);
+        nmf_progress_advance(&step, name, want);
         t->stored_dtype = dt;
         dtypes[out->count - 1] = dt;
         regions[nreg++] = (st_region){(size_t)begin, (size_t)end, out->count - 1};
@@ -196,17 +212,18 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
     }
     cJSON_Delete(root);
     free(regions);
-    free(buf);
+    nmf_io_source_close(&src);
     if (dtypes_out)
         *dtypes_out = dtypes;
     else
         free(dtypes);
     return NMF_OK;
 fail:
+    nmf_io_window_unmap(&win);
+    nmf_io_source_close(&src);
     cJSON_Delete(root);
     free(regions);
     free(dtypes);
-    free(buf);
     nmf_tensors_free(out);
     return st;
 }

@@ -126,17 +126,23 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, const nmf_te
     return st;
 }
 
-nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
-    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create: NULL argument");
-    *out = NULL;
+/* nmf_lm_create; when owned is not NULL (it is then `tensors` itself), each tensor is removed
+ * from it as soon as the model holds its own copy, so that building from a set the caller gives
+ * up (nmf_lm_load) peaks near one copy of the weights, not two. */
+static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors,
+                           nmf_tensor_set *owned) {
     nmf_lm *m;
     nmf_status st = lm_alloc(&m, c);
     if (st) return st;
     st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
+    for (size_t i = 0; st == NMF_OK && owned && i < m->desc.count; i++)
+        if (!nmf_param_kind_of(&m->desc, &m->desc.params[i])->nm)
+            nmf_tensors_remove(owned, m->desc.params[i].name);
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
-        if (nmf_param_kind_of(&m->desc, p)->nm)
-            st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name));
+        if (!nmf_param_kind_of(&m->desc, p)->nm) continue;
+        st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name));
+        if (st == NMF_OK && owned) nmf_tensors_remove(owned, p->name);
     }
     if (st) {
         nmf_lm_free(m);
@@ -144,6 +150,12 @@ nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tens
     }
     *out = m;
     return NMF_OK;
+}
+
+nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
+    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create: NULL argument");
+    *out = NULL;
+    return lm_build(out, c, tensors, NULL);
 }
 
 nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pattern pattern,
@@ -200,7 +212,7 @@ nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
     if (st == NMF_OK && !nmf_model_is_token(&c))
         st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model, not a token model (use nmf_vit_load)",
                        path, c.arch);
-    if (st == NMF_OK) st = nmf_lm_create(out, &c, &s);
+    if (st == NMF_OK) st = lm_build(out, &c, &s, &s);
     nmf_tensors_free(&s);
     return st;
 }
