@@ -20,6 +20,8 @@ typedef struct {
     int ntokens;
     nmf_pattern pats[MAX_LIST]; /* {0,0} = dense */
     int npats;
+    nmf_precision precs[NMF_PREC_COUNT]; /* of the N:M layers (dense: f32 only) */
+    int nprecs;
     int threads, reps, json;
     double target_s;
 } options;
@@ -28,6 +30,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: nmformer bench gemm [--json] [--threads T] [--reps R] [--time S] [--quick]\n"
             "                           [--shapes OUTxIN,...] [--tokens T,...] [--patterns P,...]\n"
+            "                           [--precision f32,bf16,int8]\n"
             "Times y = x W^T for W dense (our dense path) and N:M (our kernels) against every\n"
             "dense backend built in (oneDNN, OpenBLAS), each on the same shape and threads, in\n"
             "the same run; 'vs best' is the speed-up over the fastest of them (named in 'best').\n"
@@ -35,6 +38,8 @@ static void usage(FILE *f) {
             "              1536x384,384x1536,4096x4096)\n"
             "  --tokens    rows of x       (default 1,16,128,512)\n"
             "  --patterns  dense and/or N:M (default dense,2:4,1:4,4:8,2:8,1:8,1:16)\n"
+            "  --precision N:M layers in each of these (default f32; dense runs f32 only):\n"
+            "              nmf_linear_set_precision; JSON key precision\n"
             "  --threads   threads for ours and for the baselines (default: NMF_THREADS or all\n"
             "              cores); each baseline runs single-threaded slabs on them (nmf_gemm)\n"
             "  --reps      fixed repetitions per cell (default: adaptive, ~--time s, >= 3)\n"
@@ -91,6 +96,10 @@ static int add_pattern(const char *s, options *o) {
         return 1;
     }
     return nmf_pattern_parse(s, &o->pats[o->npats++]) == NMF_OK;
+}
+
+static int add_precision(const char *s, options *o) {
+    return o->nprecs < NMF_PREC_COUNT && nmf_precision_parse(s, &o->precs[o->nprecs++]) == NMF_OK;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -187,6 +196,13 @@ int bench_gemm(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--precision")) {
+            strcpy(tmp, strlen(v) < sizeof tmp ? v : "");
+            if (!parse_list(tmp, add_precision, &o) || !o.nprecs) {
+                fprintf(stderr, "nmformer bench gemm: --precision %s: bad list (e.g. f32,int8)\n", v);
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--shapes") || !strcmp(a, "--tokens") || !strcmp(a, "--patterns")) {
             if (strlen(v) >= sizeof tmp) {
                 fprintf(stderr, "nmformer bench gemm: %s: list too long\n", a);
@@ -215,6 +231,7 @@ int bench_gemm(int argc, char **argv) {
     if (!o.nshapes) parse_list(defaults[0], add_shape, &o);
     if (!o.ntokens) parse_list(defaults[1], add_tokens, &o);
     if (!o.npats) parse_list(defaults[2], add_pattern, &o);
+    if (!o.nprecs) o.precs[o.nprecs++] = NMF_PREC_F32;
     if (quick && o.reps == 0 && o.target_s == 0.2) o.target_s = 0.02;
     if (o.threads) nmf_set_threads(o.threads);
     const int threads = nmf_get_threads();
@@ -239,7 +256,7 @@ int bench_gemm(int argc, char **argv) {
                    be == (int)nmf_gemm_backend_active() ? " (ours)" : "",
                    nmf_gemm_backend_generic((nmf_gemm_backend)be) ? " WARNING: generic kernel" : "");
         }
-        printf("%6s %6s %6s %-7s %-8s %10s %10s %10s %6s %9s %-8s %9s %8s\n", "out", "in",
+        printf("%6s %6s %6s %-7s %-11s %10s %10s %10s %6s %9s %-8s %9s %8s\n", "out", "in",
                "tokens", "pattern", "kernel", "ms", "GFLOP/s", "useful", "% peak", "vs best", "best",
                "vs dense", "bytes x");
     }
@@ -260,19 +277,22 @@ int bench_gemm(int argc, char **argv) {
             }
             for (size_t i = 0; i < maxT * in; i++) x[i] = w[(i * 7919) % (out * in)];
         }
-        /* one linear per pattern, built once per shape */
-        nmf_linear *lins[MAX_LIST] = {0};
-        for (int pi = 0; pi < o.npats && !rc; pi++) {
+        /* one linear per pattern and precision (dense: f32 only), built once per shape */
+        nmf_linear *lins[MAX_LIST * NMF_PREC_COUNT] = {0};
+        for (int li = 0; li < o.npats * o.nprecs && !rc; li++) {
+            const nmf_pattern p = o.pats[li / o.nprecs];
+            const nmf_precision prec = o.precs[li % o.nprecs];
             nmf_status st;
-            if (o.pats[pi].n == 0) {
-                st = nmf_linear_create_dense(&lins[pi], w, out, in);
+            if (p.n == 0) {
+                st = prec == NMF_PREC_F32 ? nmf_linear_create_dense(&lins[li], w, out, in) : NMF_OK;
             } else {
                 nmf_nm_matrix a;
-                st = nmf_nm_pack(&a, w, out, in, o.pats[pi], 1);
+                st = nmf_nm_pack(&a, w, out, in, p, 1);
                 if (st == NMF_OK) {
-                    st = nmf_linear_create_nm(&lins[pi], &a);
+                    st = nmf_linear_create_nm(&lins[li], &a);
                     nmf_nm_free(&a);
                 }
+                if (st == NMF_OK) st = nmf_linear_set_precision(lins[li], prec);
             }
             if (st != NMF_OK) rc = cli_fail("bench gemm", "building the weight", st);
         }
@@ -292,11 +312,13 @@ int bench_gemm(int argc, char **argv) {
             }
             double dense_s = 0; /* our dense row (sgemv at 1 token), when it is in the list */
             const double dense_flop = 2.0 * (double)out * (double)in * (double)c.tokens;
-            for (int pi = 0; pi < o.npats; pi++) {
-                c.lin = lins[pi];
+            for (int li = 0; li < o.npats * o.nprecs; li++) {
+                if (!lins[li]) continue; /* dense at a low precision */
+                c.lin = lins[li];
                 double s_min;
                 const double s = time_median(run_linear, &c, &o, samples, &s_min);
-                const nmf_pattern p = o.pats[pi];
+                const nmf_pattern p = o.pats[li / o.nprecs];
+                const char *prec = nmf_precision_name(nmf_linear_precision(c.lin));
                 if (p.n == 0) dense_s = s;
                 const double density = p.n ? (double)p.n / p.m : 1.0;
                 char name[16];
@@ -309,6 +331,7 @@ int bench_gemm(int argc, char **argv) {
                     cJSON_AddNumberToObject(e, "in", (double)in);
                     cJSON_AddNumberToObject(e, "tokens", (double)c.tokens);
                     cJSON_AddStringToObject(e, "pattern", name);
+                    cJSON_AddStringToObject(e, "precision", prec);
                     cJSON_AddNumberToObject(e, "threads", threads);
                     cJSON_AddStringToObject(e, "kernel", nmf_linear_kernel_name(c.lin, c.tokens));
                     cJSON_AddNumberToObject(e, "ms", s * 1e3);
@@ -334,7 +357,7 @@ int bench_gemm(int argc, char **argv) {
                     char vs_dense[16] = "-";
                     if (dense_s > 0) snprintf(vs_dense, sizeof vs_dense, "%.2fx", dense_s / s);
                     const double useful = density * dense_flop / s * 1e-9;
-                    printf("%6zu %6zu %6zu %-7s %-8s %10.4f %10.1f %10.1f %5.0f%% %8.2fx %-8s %9s %7.2fx\n",
+                    printf("%6zu %6zu %6zu %-7s %-11s %10.4f %10.1f %10.1f %5.0f%% %8.2fx %-8s %9s %7.2fx\n",
                            out, in, c.tokens, name, nmf_linear_kernel_name(c.lin, c.tokens), s * 1e3,
                            dense_flop / s * 1e-9, useful, 100.0 * useful / peak, best_s / s,
                            nmf_gemm_backend_name(best_be), vs_dense, ratio);
@@ -342,7 +365,7 @@ int bench_gemm(int argc, char **argv) {
                 }
             }
         }
-        for (int pi = 0; pi < o.npats; pi++) nmf_linear_free(lins[pi]);
+        for (int li = 0; li < o.npats * o.nprecs; li++) nmf_linear_free(lins[li]);
         nmf_free(w);
         nmf_free(x);
         nmf_free(y);

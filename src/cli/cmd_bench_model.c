@@ -37,6 +37,8 @@ static const char usage_text[] =
     "  --tokens T        token models: prompt tokens per sequence (default 128)\n"
     "  --new-tokens G    decoders: decode steps after the prompt (default 128; 0: prefill only)\n"
     "  --reps N          timed runs per setting, median reported (default 5)\n"
+    "  --precision P     f32 (default), bf16 or int8 for the N:M block linears of ViT\n"
+    "                    candidates (named CANDIDATE@P; dense ones and token models run f32)\n"
     "  --quick           smoke test: --reps 1 --batch 1,2 --threads 1 (token models: --batch 1\n"
     "                    --tokens 16 --new-tokens 4) unless given\n"
     "  --json            JSON array, one object per (candidate, threads, batch) with model,\n"
@@ -63,6 +65,7 @@ typedef struct {
     int threads[MAX_LIST], nthreads;
     int batch[MAX_LIST], nbatch;
     int reps, tokens, new_tokens;
+    nmf_precision prec;
     cli_config_flags flags; /* config for safetensors files without one */
 } bench_opts;
 
@@ -208,6 +211,19 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
     nmf_lm *lm = NULL;
     nmf_status st = build_candidate(o, candidate, &m, &lm);
     if (st) return cli_fail("bench model", o->shape ? o->shape : o->model_path, st);
+    char label[32]; /* the candidate, with its precision unless f32 */
+    snprintf(label, sizeof label, "%s", candidate);
+    if (m && o->prec != NMF_PREC_F32) {
+        st = nmf_vit_set_precision(m, o->prec);
+        if (st == NMF_OK)
+            snprintf(label, sizeof label, "%.20s@%s", candidate, nmf_precision_name(o->prec));
+        else if (st == NMF_ERR_UNSUPPORTED) /* dense block linears: f32 only */
+            st = NMF_OK;
+        if (st) {
+            nmf_vit_free(m);
+            return cli_fail("bench model", candidate, st);
+        }
+    }
     bench_row rows[MAX_LIST * MAX_LIST];
     int nrows = 0;
     if (lm) {
@@ -252,7 +268,7 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
             double med = median(times, o->reps);
             bench_row *row = &rows[nrows++];
             memset(row, 0, sizeof *row);
-            snprintf(row->candidate, sizeof row->candidate, "%s", candidate);
+            snprintf(row->candidate, sizeof row->candidate, "%s", label);
             row->threads = o->threads[ti];
             row->batch = (int)B;
             row->latency_ms = 1e3 * med;
@@ -466,7 +482,9 @@ int bench_model(int argc, char **argv) {
         else if (!strcmp(a, "--model") && has_value) models = argv[++i];
         else if (!strcmp(a, "--threads") && has_value) threads = argv[++i];
         else if (!strcmp(a, "--batch") && has_value) batches = argv[++i];
-        else if (!strcmp(a, "--reps") && has_value) {
+        else if (!strcmp(a, "--precision") && has_value) {
+            if (model_cli_precision("bench model", argv[++i], &o.prec)) return 2;
+        } else if (!strcmp(a, "--reps") && has_value) {
             if (model_cli_int(argv[++i], 1, 100000, &reps)) {
                 fprintf(stderr, "nmformer bench model: --reps wants an integer >= 1, got '%s'\n", argv[i]);
                 return 2;

@@ -19,12 +19,14 @@ static const char usage_text[] =
     "  --threads T     threads (default: NMF_THREADS or all cores)\n"
     "  --data DIR      directory of the IDX files (default: $NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")\n"
     "  --json          one JSON object instead of text\n"
+    MODEL_CLI_PRECISION_HELP
     CLI_CONFIG_FLAGS_HELP;
 
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *name = NULL, *data_dir = NULL;
     long limit = 0, threads = 0, batch = 64;
     int json = 0;
+    nmf_precision prec = NMF_PREC_F32;
     cli_config_flags flags = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -40,6 +42,9 @@ int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--model") && has_value) name = argv[++i];
         else if (!strcmp(a, "--data") && has_value) data_dir = argv[++i];
+        else if (!strcmp(a, "--precision") && has_value) {
+            if (model_cli_precision("eval", argv[++i], &prec)) return 2;
+        }
         else if (!strcmp(a, "--limit") && has_value) num = &limit;
         else if (!strcmp(a, "--threads") && has_value) num = &threads;
         else if (!strcmp(a, "--batch") && has_value) num = &batch;
@@ -63,7 +68,11 @@ int cmd_eval(int argc, char **argv) {
     if (threads) nmf_set_threads((int)threads);
     nmf_vit *m = NULL;
     nmf_status st = model_cli_load(&m, model_path, name, &flags);
-    if (st) return cli_fail("eval", model_path, st);
+    if (st == NMF_OK) st = nmf_vit_set_precision(m, prec);
+    if (st) {
+        nmf_vit_free(m);
+        return cli_fail("eval", model_path, st);
+    }
     const nmf_model_config *c = nmf_vit_get_config(m);
     nmf_dataset ds = {0};
     st = nmf_dataset_load(&ds, data_dir, NMF_SPLIT_TEST);
@@ -117,10 +126,11 @@ int cmd_eval(int argc, char **argv) {
         model_cli_json_string(stdout, model_path);
         printf(", \"candidate\": ");
         model_cli_json_string(stdout, name ? name : "");
-        printf(", \"images\": %zu, \"correct\": %zu, \"top1\": %.6f, \"seconds\": %.3f}\n", n,
-               correct, acc, secs);
+        printf(", \"precision\": \"%s\", \"images\": %zu, \"correct\": %zu, \"top1\": %.6f, "
+               "\"seconds\": %.3f}\n", nmf_precision_name(prec), n, correct, acc, secs);
     } else
-        printf("%s%s%s: top-1 %.2f%% (%zu/%zu) on the Fashion-MNIST test split, %.2f s\n",
-               model_path, name ? " " : "", name ? name : "", 100.0 * acc, correct, n, secs);
+        printf("%s%s%s%s%s: top-1 %.2f%% (%zu/%zu) on the Fashion-MNIST test split, %.2f s\n",
+               model_path, name ? " " : "", name ? name : "", prec ? " " : "",
+               prec ? nmf_precision_name(prec) : "", 100.0 * acc, correct, n, secs);
     return 0;
 }

@@ -28,6 +28,7 @@ static const char usage_text[] =
     "  --attention-mask PATH BERT: 1 = token, 0 = padding (B, T), int64/int32 (default all 1)\n"
     "  --batch B       images (sequences) per forward pass (default 32)\n"
     "  --threads T     threads (default: NMF_THREADS or all cores)\n"
+    MODEL_CLI_PRECISION_HELP
     CLI_CONFIG_FLAGS_HELP;
 
 typedef struct {
@@ -111,6 +112,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
     const char *types_path = NULL, *mask_path = NULL;
     long batch = 32, threads = 0;
+    nmf_precision prec = NMF_PREC_F32;
     cli_config_flags flags = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -127,7 +129,9 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--model") && has_value) name = argv[++i];
         else if (!strcmp(a, "--token-types") && has_value) types_path = argv[++i];
         else if (!strcmp(a, "--attention-mask") && has_value) mask_path = argv[++i];
-        else if (!strcmp(a, "--batch") && has_value) {
+        else if (!strcmp(a, "--precision") && has_value) {
+            if (model_cli_precision("run", argv[++i], &prec)) return 2;
+        } else if (!strcmp(a, "--batch") && has_value) {
             if (model_cli_int(argv[++i], 1, 1 << 20, &batch)) {
                 fprintf(stderr, "nmformer run: --batch wants an integer >= 1, got '%s'\n", argv[i]);
                 return 2;
@@ -155,6 +159,12 @@ int cmd_run(int argc, char **argv) {
     nmf_model_config loaded;
     nmf_tensor_set tensors;
     nmf_status st = cli_load_model(model_path, name, &flags, &loaded, &tensors);
+    if (st == NMF_OK && nmf_model_is_token(&loaded) && prec != NMF_PREC_F32) {
+        nmf_tensors_free(&tensors);
+        fprintf(stderr, "nmformer run: --precision %s is for ViT models (token models run f32)\n",
+                nmf_precision_name(prec));
+        return 2;
+    }
     if (st == NMF_OK && nmf_model_is_token(&loaded)) {
         nmf_lm *lm = NULL;
         st = nmf_lm_create(&lm, &loaded, &tensors);
@@ -173,7 +183,11 @@ int cmd_run(int argc, char **argv) {
     nmf_vit *m = NULL;
     if (st == NMF_OK) st = nmf_vit_create(&m, &loaded, &tensors);
     nmf_tensors_free(&tensors);
-    if (st) return cli_fail("run", model_path, st);
+    if (st == NMF_OK) st = nmf_vit_set_precision(m, prec);
+    if (st) {
+        nmf_vit_free(m);
+        return cli_fail("run", model_path, st);
+    }
     nmf_array x = {0};
     st = nmf_npy_read(input, &x);
     if (st) {

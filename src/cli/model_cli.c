@@ -26,6 +26,12 @@ nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
     return st;
 }
 
+int model_cli_precision(const char *cmd, const char *text, nmf_precision *p) {
+    if (nmf_precision_parse(text, p) == NMF_OK) return 0;
+    fprintf(stderr, "nmformer %s: --precision wants f32, bf16 or int8, got '%s'\n", cmd, text);
+    return 1;
+}
+
 void model_cli_json_string(FILE *out, const char *s) {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
