@@ -446,9 +446,10 @@ static nmf_status to_bf16(nmf_linear *l) {
     uint16_t *v16 = nmf_alloc(slots, sizeof(uint16_t)); /* size checked */
     if (!v16) return nmf_error(NMF_ERR_NOMEM, "linear bf16: out of memory");
     float *val = (float *)l->storage; /* w->val: the layer's own */
-    for (size_t s = 0; s < slots; s++) {
-        v16[s] = nmf_f32_to_bf16(val[s]);
-        val[s] = nmf_bf16_to_f32(v16[s]);
+    for (size_t s = 0; s < slots; s++) { /* rows r and r + 8 of a slot side by side (spmm.h) */
+        const size_t r = s % NMF_SPMM_ROWS, at = s - r + r % 8 * 2 + r / 8;
+        v16[at] = nmf_f32_to_bf16(val[s]);
+        val[s] = nmf_bf16_to_f32(v16[at]);
     }
     nmf_free(l->transpose_storage); /* built from the f32 values: rebuilt on use */
     l->transpose_storage = NULL;

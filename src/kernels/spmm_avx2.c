@@ -91,13 +91,15 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
             }
         }
         for (size_t k = 0; k < n; k++) {
+            /* bf16: 16 rows paired in 8 u32 lanes (spmm.h); an f32 is bf16 << 16 */
+            const __m256i pairs =
+                BF ? _mm256_loadu_si256((const __m256i *)v16) : _mm256_setzero_si256();
             for (int h = 0; h < 2; h++) {
-                /* bf16: the 8 values widened to f32 (bf16 is the high half of an f32) */
                 const __m256 wv =
-                    BF ? _mm256_castsi256_ps(_mm256_slli_epi32(
-                             _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(v16 + 8 * h))),
-                             16))
-                       : _mm256_load_ps(val + 8 * h);
+                    !BF ? _mm256_load_ps(val + 8 * h)
+                    : h == 0 ? _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16))
+                             : _mm256_castsi256_ps(_mm256_and_si256(
+                                   pairs, _mm256_set1_epi32(-65536) /* 0xFFFF0000 */));
                 const __m256i id =
                     _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(idx + 8 * h)));
                 const __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(id, 28));

@@ -27,7 +27,8 @@ void nmf_spmm_forward_scalar(float *y, const float *x, size_t ldx, size_t x_slac
                 for (size_t k = 0; k < n; k++, id += NMF_SPMM_ROWS) {
                     const size_t s = (size_t)(id - w->idx);
                     for (size_t r = 0; r < NMF_SPMM_ROWS; r++) {
-                        const float v = bf ? nmf_bf16_to_f32(w->val16[s + r]) : w->val[s + r];
+                        const float v = bf ? nmf_bf16_to_f32(w->val16[s + r % 8 * 2 + r / 8])
+                                           : w->val[s + r]; /* bf16: rows paired (spmm.h) */
                         acc[r] += v * xg[id[r]];
                     }
                 }
