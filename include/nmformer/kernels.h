@@ -37,6 +37,27 @@ NMF_API size_t nmf_linear_weight_bytes(const nmf_linear *lin);
  * "scalar"). */
 NMF_API const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens);
 
+/* The arithmetic of a layer's forward products, a property of the prepared layer (set once,
+ * after creation, from f32):
+ * - NMF_PREC_F32: f32 weights, f32 FMA.
+ * - NMF_PREC_BF16: weights rounded to bf16 (round to nearest even) and kept as bf16 where the
+ *   product is memory-bound (the N:M panel layout that 1-token products read: 3 bytes per
+ *   kept weight instead of 5), widened to f32 in registers; f32 accumulation.
+ * - NMF_PREC_INT8: symmetric int8 weights with one scale per output channel, activations
+ *   quantised to int8 per token on each product (dynamic, symmetric), exact int32 sums, then
+ *   y = fma(float(sum), s_x[t] * s_w[o], bias[o]) and the activation (spmm_q8.h). N:M only.
+ * The backward product (training) is f32 or bf16 only. */
+typedef enum { NMF_PREC_F32 = 0, NMF_PREC_BF16, NMF_PREC_INT8, NMF_PREC_COUNT } nmf_precision;
+NMF_API const char *nmf_precision_name(nmf_precision p); /* "f32", "bf16", "int8" */
+/* "f32" | "bf16" | "int8" -> *p; anything else NMF_ERR_INVALID_ARG. */
+NMF_API nmf_status nmf_precision_parse(const char *s, nmf_precision *p);
+/* Converts an f32 layer to p (f32 to f32 is a no-op; a layer already converted cannot change
+ * again: NMF_ERR_INVALID_ARG). Dense layers: f32 only (NMF_ERR_UNSUPPORTED otherwise). An int8
+ * row whose kept weights could overflow the int32 sums (more than 66311 kept weights) is
+ * NMF_ERR_UNSUPPORTED; a non-finite weight NMF_ERR_NUMERIC. */
+NMF_API nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p);
+NMF_API nmf_precision nmf_linear_precision(const nmf_linear *lin);
+
 /* y[t][o] = act( sum_i x[t][i] * W[o][i] + bias[o] )      bias may be NULL
  * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). */
 NMF_API nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,

@@ -13,6 +13,7 @@
 #define NMFORMER_MODEL_H
 
 #include "nmformer/config.h"
+#include "nmformer/kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,13 @@ NMF_API nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *nam
                         const nmf_model_config *fallback_config);
 
 NMF_API void nmf_vit_free(nmf_vit *m);
+
+/* Sets the precision of every block linear (nmf_linear_set_precision, kernels.h: bf16 / int8
+ * for N:M layers; a model with dense block linears stays f32 only: NMF_ERR_UNSUPPORTED). Call
+ * once, after loading and before the first forward; on failure the model is unchanged only
+ * for NMF_PREC_F32, so free it. The rest of the model (embeddings, attention, norms, head)
+ * stays f32. */
+NMF_API nmf_status nmf_vit_set_precision(nmf_vit *m, nmf_precision p);
 
 /* logits (B, num_classes) from images (B, in_chans, img_size, img_size), float32 NCHW, already
  * normalised (the (pixel/255 - mean)/std of the config is the caller's job: see nmf_dataset_batch).

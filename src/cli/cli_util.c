@@ -99,6 +99,10 @@ nmf_status cli_parse_dtype(const char *value, void *dest) {
     return nmf_dtype_parse(value, dest);
 }
 
+nmf_status cli_parse_precision(const char *value, void *dest) {
+    return nmf_precision_parse(value, dest);
+}
+
 /* What the summary says of one candidate: its name, and its pattern when it is named N:M. */
 static int candidate_pattern(const char *name, nmf_pattern *p) {
     int ok = strcmp(name, "dense") && nmf_pattern_parse(name, p) == NMF_OK;

@@ -21,6 +21,8 @@ typedef struct {
     int ntokens;
     nmf_pattern pats[MAX_LIST]; /* {0,0} = dense */
     int npats;
+    nmf_precision precs[NMF_PREC_COUNT]; /* of the N:M layers (dense: f32 only) */
+    int nprecs;
     int threads, reps, json;
     double target_s;
 } options;
@@ -75,6 +77,10 @@ static int add_pattern(const char *s, options *o) {
         return 1;
     }
     return nmf_pattern_parse(s, &o->pats[o->npats++]) == NMF_OK;
+}
+
+static int add_precision(const char *s, options *o) {
+    return o->nprecs < NMF_PREC_COUNT && nmf_precision_parse(s, &o->precs[o->nprecs++]) == NMF_OK;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -151,13 +157,15 @@ int bench_gemm(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     o.target_s = 0.2;
     int quick = 0;
-    const char *shapes = NULL, *tokens = NULL, *patterns = NULL;
+    const char *shapes = NULL, *tokens = NULL, *patterns = NULL, *precisions = NULL;
     const cli_opt opts[] = {
         CLI_STR("shapes", 0, &shapes, "LIST", "out x in of W (default 768x768,3072x768,\n768x3072,"
                 "384x384,1536x384,384x1536,4096x4096)"),
         CLI_STR("tokens", 0, &tokens, "LIST", "rows of x (default 1,16,128,512)"),
         CLI_STR("pattern", 'p', &patterns, "LIST", "dense and/or N:M (default dense,2:4,1:4,4:8,\n2:8,1:8,1:16)"),
         CLI_ALIAS("patterns", "pattern"),
+        CLI_STR("precision", 0, &precisions, "LIST", "N:M layers in each of f32, bf16, int8 (default\n"
+                "f32; dense runs f32 only): nmf_linear_set_precision;\nJSON key precision"),
         CLI_INT("threads", 'j', &o.threads, 1, 1024, "T", "threads for ours and for the baselines\n"
                 "(default: NMF_THREADS or all cores); each\nbaseline runs single-threaded slabs on "
                 "them"),
@@ -177,7 +185,8 @@ int bench_gemm(int argc, char **argv) {
     if (rc != CLI_GO_ON) return rc;
     if (take_list("shapes", shapes, add_shape, &o, "768x768,3072x768") ||
         take_list("tokens", tokens, add_tokens, &o, "1,16,128") ||
-        take_list("pattern", patterns, add_pattern, &o, "dense,2:4,1:8"))
+        take_list("pattern", patterns, add_pattern, &o, "dense,2:4,1:8") ||
+        take_list("precision", precisions, add_precision, &o, "f32,int8"))
         return CLI_EXIT_USAGE;
     char defaults[3][128];
     strcpy(defaults[0], quick ? "384x384,768x768"
@@ -187,6 +196,7 @@ int bench_gemm(int argc, char **argv) {
     if (!o.nshapes) parse_list(defaults[0], add_shape, &o);
     if (!o.ntokens) parse_list(defaults[1], add_tokens, &o);
     if (!o.npats) parse_list(defaults[2], add_pattern, &o);
+    if (!o.nprecs) o.precs[o.nprecs++] = NMF_PREC_F32;
     if (quick && o.reps == 0 && o.target_s == 0.2) o.target_s = 0.02;
     if (o.threads) nmf_set_threads(o.threads);
     const int threads = nmf_get_threads();
@@ -211,7 +221,7 @@ int bench_gemm(int argc, char **argv) {
                    be == (int)nmf_gemm_backend_active() ? " (ours)" : "",
                    nmf_gemm_backend_generic((nmf_gemm_backend)be) ? " WARNING: generic kernel" : "");
         }
-        printf("%6s %6s %6s %-7s %-8s %10s %10s %10s %6s %9s %-8s %9s %8s\n", "out", "in",
+        printf("%6s %6s %6s %-7s %-11s %10s %10s %10s %6s %9s %-8s %9s %8s\n", "out", "in",
                "tokens", "pattern", "kernel", "ms", "GFLOP/s", "useful", "% peak", "vs best", "best",
                "vs dense", "bytes x");
     }
@@ -232,19 +242,22 @@ int bench_gemm(int argc, char **argv) {
             }
             for (size_t i = 0; i < maxT * in; i++) x[i] = w[(i * 7919) % (out * in)];
         }
-        /* one linear per pattern, built once per shape */
-        nmf_linear *lins[MAX_LIST] = {0};
-        for (int pi = 0; pi < o.npats && !rc; pi++) {
+        /* one linear per pattern and precision (dense: f32 only), built once per shape */
+        nmf_linear *lins[MAX_LIST * NMF_PREC_COUNT] = {0};
+        for (int li = 0; li < o.npats * o.nprecs && !rc; li++) {
+            const nmf_pattern p = o.pats[li / o.nprecs];
+            const nmf_precision prec = o.precs[li % o.nprecs];
             nmf_status st;
-            if (o.pats[pi].n == 0) {
-                st = nmf_linear_create_dense(&lins[pi], w, out, in);
+            if (p.n == 0) {
+                st = prec == NMF_PREC_F32 ? nmf_linear_create_dense(&lins[li], w, out, in) : NMF_OK;
             } else {
                 nmf_nm_matrix a;
-                st = nmf_nm_pack(&a, w, out, in, o.pats[pi], 1);
+                st = nmf_nm_pack(&a, w, out, in, p, 1);
                 if (st == NMF_OK) {
-                    st = nmf_linear_create_nm(&lins[pi], &a);
+                    st = nmf_linear_create_nm(&lins[li], &a);
                     nmf_nm_free(&a);
                 }
+                if (st == NMF_OK) st = nmf_linear_set_precision(lins[li], prec);
             }
             if (st != NMF_OK) rc = cli_fail("bench gemm", "building the weight", st);
         }
@@ -264,11 +277,13 @@ int bench_gemm(int argc, char **argv) {
             }
             double dense_s = 0; /* our dense row (sgemv at 1 token), when it is in the list */
             const double dense_flop = 2.0 * (double)out * (double)in * (double)c.tokens;
-            for (int pi = 0; pi < o.npats; pi++) {
-                c.lin = lins[pi];
+            for (int li = 0; li < o.npats * o.nprecs; li++) {
+                if (!lins[li]) continue; /* dense at a low precision */
+                c.lin = lins[li];
                 double s_min;
                 const double s = time_median(run_linear, &c, &o, samples, &s_min);
-                const nmf_pattern p = o.pats[pi];
+                const nmf_pattern p = o.pats[li / o.nprecs];
+                const char *prec = nmf_precision_name(nmf_linear_precision(c.lin));
                 if (p.n == 0) dense_s = s;
                 const double density = p.n ? (double)p.n / p.m : 1.0;
                 char name[16];
@@ -281,6 +296,7 @@ int bench_gemm(int argc, char **argv) {
                     cJSON_AddNumberToObject(e, "in", (double)in);
                     cJSON_AddNumberToObject(e, "tokens", (double)c.tokens);
                     cJSON_AddStringToObject(e, "pattern", name);
+                    cJSON_AddStringToObject(e, "precision", prec);
                     cJSON_AddNumberToObject(e, "threads", threads);
                     cJSON_AddStringToObject(e, "kernel", nmf_linear_kernel_name(c.lin, c.tokens));
                     cJSON_AddNumberToObject(e, "ms", s * 1e3);
@@ -306,7 +322,7 @@ int bench_gemm(int argc, char **argv) {
                     char vs_dense[16] = "-";
                     if (dense_s > 0) snprintf(vs_dense, sizeof vs_dense, "%.2fx", dense_s / s);
                     const double useful = density * dense_flop / s * 1e-9;
-                    printf("%6zu %6zu %6zu %-7s %-8s %10.4f %10.1f %10.1f %5.0f%% %8.2fx %-8s %9s %7.2fx\n",
+                    printf("%6zu %6zu %6zu %-7s %-11s %10.4f %10.1f %10.1f %5.0f%% %8.2fx %-8s %9s %7.2fx\n",
                            out, in, c.tokens, name, nmf_linear_kernel_name(c.lin, c.tokens), s * 1e3,
                            dense_flop / s * 1e-9, useful, 100.0 * useful / peak, best_s / s,
                            nmf_gemm_backend_name(best_be), vs_dense, ratio);
@@ -314,7 +330,7 @@ int bench_gemm(int argc, char **argv) {
                 }
             }
         }
-        for (int pi = 0; pi < o.npats; pi++) nmf_linear_free(lins[pi]);
+        for (int li = 0; li < o.npats * o.nprecs; li++) nmf_linear_free(lins[li]);
         nmf_free(w);
         nmf_free(x);
         nmf_free(y);

@@ -46,6 +46,7 @@ typedef struct {
     int threads[MAX_LIST], nthreads;
     int batch[MAX_LIST], nbatch;
     int reps, tokens, new_tokens;
+    nmf_precision prec;
     cli_config_flags flags; /* config for safetensors files without one */
 } bench_opts;
 
@@ -191,6 +192,19 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
     nmf_lm *lm = NULL;
     nmf_status st = build_candidate(o, candidate, &m, &lm);
     if (st) return cli_fail("bench model", o->shape ? o->shape : o->model_path, st);
+    char label[32]; /* the candidate, with its precision unless f32 */
+    snprintf(label, sizeof label, "%.31s", candidate);
+    if (m && o->prec != NMF_PREC_F32) {
+        st = nmf_vit_set_precision(m, o->prec);
+        if (st == NMF_OK)
+            snprintf(label, sizeof label, "%.20s@%s", candidate, nmf_precision_name(o->prec));
+        else if (st == NMF_ERR_UNSUPPORTED) /* dense block linears: f32 only */
+            st = NMF_OK;
+        if (st) {
+            nmf_vit_free(m);
+            return cli_fail("bench model", candidate, st);
+        }
+    }
     bench_row rows[MAX_LIST * MAX_LIST];
     int nrows = 0;
     if (lm) {
@@ -235,7 +249,7 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
             double med = median(times, o->reps);
             bench_row *row = &rows[nrows++];
             memset(row, 0, sizeof *row);
-            snprintf(row->candidate, sizeof row->candidate, "%.31s", candidate); /* names are < 32 */
+            snprintf(row->candidate, sizeof row->candidate, "%.31s", label);
             row->threads = o->threads[ti];
             row->batch = (int)B;
             row->latency_ms = 1e3 * med;
@@ -443,6 +457,8 @@ int bench_model(int argc, char **argv) {
         CLI_INT("new-tokens", 0, &new_tokens, 0, 1 << 20, "G", "decoders: decode steps after the prompt\n"
                 "(default 128; 0: prefill only)"),
         CLI_INT("reps", 0, &reps, 1, 100000, "N", "timed runs per setting, median reported\n(default 5)"),
+        CLI_FN("precision", 0, cli_parse_precision, &o.prec, "P", "f32 (default), bf16 or int8 for the N:M block\n"
+               "linears of ViT candidates (named CANDIDATE@P;\ndense ones and token models run f32)"),
         CLI_FLAG("quick", 0, &quick, "smoke test: --reps 1 --batch 1,2 --threads 1\n(token models: "
                  "--batch 1 --tokens 16\n--new-tokens 4) unless given"),
         CLI_FLAG("json", 0, &json, "JSON array, one object per (candidate, threads,\nbatch) with model, "

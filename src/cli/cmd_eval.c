@@ -74,6 +74,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *name = NULL, *data_dir = NULL, *images = NULL, *labels = NULL;
     long limit = 0;
     int threads = 0, batch = 64, json = 0;
+    nmf_precision prec = NMF_PREC_F32;
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
         CLI_STR("model", 'm', &name, "NAME", "candidate of a family file (dense, 2:8, ...)"),
@@ -84,6 +85,8 @@ int cmd_eval(int argc, char **argv) {
         CLI_LONG("limit", 0, &limit, 1, 1L << 30, "N", "only the first N images"),
         CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images per forward pass (default 64)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
+        CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
+               "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears"),
         CLI_FLAG("json", 0, &json, "one JSON object instead of text"),
         CLI_CONFIG_OPTS(&flags),
         CLI_END,
@@ -98,7 +101,11 @@ int cmd_eval(int argc, char **argv) {
     if (threads) nmf_set_threads(threads);
     nmf_vit *m = NULL;
     nmf_status st = model_cli_load(&m, model_path, name, &flags);
-    if (st) return cli_fail("eval", model_path, st);
+    if (st == NMF_OK) st = nmf_vit_set_precision(m, prec);
+    if (st) {
+        nmf_vit_free(m);
+        return cli_fail("eval", model_path, st);
+    }
     const nmf_model_config *c = nmf_vit_get_config(m);
     nmf_dataset ds = {0};
     nmf_array x = {0};
@@ -170,11 +177,12 @@ int cmd_eval(int argc, char **argv) {
         model_cli_json_string(stdout, name ? name : "");
         printf(", \"data\": ");
         model_cli_json_string(stdout, what);
-        printf(", \"images\": %zu, \"correct\": %zu, \"top1\": %.6f, \"seconds\": %.3f}\n", n,
-               correct, acc, secs);
+        printf(", \"precision\": \"%s\", \"images\": %zu, \"correct\": %zu, \"top1\": %.6f, "
+               "\"seconds\": %.3f}\n", nmf_precision_name(prec), n, correct, acc, secs);
     } else {
-        printf("%s%s%s: top-1 %.2f%% (%zu/%zu) on %s%s, %.2f s\n", model_path, name ? " " : "",
-               name ? name : "", 100.0 * acc, correct, n, images ? "" : "the ", what, secs);
+        printf("%s%s%s%s%s: top-1 %.2f%% (%zu/%zu) on %s%s, %.2f s\n", model_path, name ? " " : "",
+               name ? name : "", prec ? " " : "", prec ? nmf_precision_name(prec) : "", 100.0 * acc,
+               correct, n, images ? "" : "the ", what, secs);
     }
 done:
     nmf_dataset_free(&ds);

@@ -104,6 +104,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
     const char *types_path = NULL, *mask_path = NULL;
     int batch = 32, threads = 0;
+    nmf_precision prec = NMF_PREC_F32;
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
         CLI_STR("input", 'i', &input, "PATH", "the input .npy (see above); - = stdin"),
@@ -113,6 +114,8 @@ int cmd_run(int argc, char **argv) {
         CLI_STR("attention-mask", 0, &mask_path, "PATH", "BERT: 1 = token, 0 = padding (B, T),\nint64/int32 (default all 1)"),
         CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images (sequences) per forward pass (default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
+        CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
+               "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears"),
         CLI_CONFIG_OPTS(&flags),
         CLI_END,
     };
@@ -127,6 +130,11 @@ int cmd_run(int argc, char **argv) {
     nmf_model_config loaded;
     nmf_tensor_set tensors;
     nmf_status st = cli_load_model(model_path, name, &flags, &loaded, &tensors);
+    if (st == NMF_OK && nmf_model_is_token(&loaded) && prec != NMF_PREC_F32) {
+        nmf_tensors_free(&tensors);
+        return cli_usage_error("run", "--precision %s is for ViT models (token models run f32)",
+                               nmf_precision_name(prec));
+    }
     if (st == NMF_OK && nmf_model_is_token(&loaded)) {
         nmf_lm *lm = NULL;
         st = nmf_lm_create(&lm, &loaded, &tensors);
@@ -144,7 +152,11 @@ int cmd_run(int argc, char **argv) {
     nmf_vit *m = NULL;
     if (st == NMF_OK) st = nmf_vit_create(&m, &loaded, &tensors);
     nmf_tensors_free(&tensors);
-    if (st) return cli_fail("run", model_path, st);
+    if (st == NMF_OK) st = nmf_vit_set_precision(m, prec);
+    if (st) {
+        nmf_vit_free(m);
+        return cli_fail("run", model_path, st);
+    }
     nmf_array x = {0};
     st = nmf_npy_read(input, &x);
     if (st) {

@@ -13,6 +13,8 @@
 
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
+#include "kernels/spmm_q8.h"
+#include "nmformer/tensor.h"
 
 struct nmf_linear {
     size_t out, in;
@@ -21,6 +23,9 @@ struct nmf_linear {
     nmf_spmm_weights w;  /* when N:M; arrays in `storage` and the plan's */
     void *storage;
     nmf_spmm_plan plan;  /* when N:M: which kernel runs what (spmm_plan.c) */
+    nmf_precision prec;  /* nmf_linear_set_precision */
+    nmf_q8_weights q8;   /* int8: the window layout (spmm_q8.h), in lowprec_storage */
+    void *lowprec_storage; /* bf16: w.val16; int8: q8's arrays */
     /* W^T for the backward product (spmm_backward.h), built on its first use so that inference
      * never pays for it; the lock makes that build safe from several threads. */
     pthread_mutex_t cache_lock;
@@ -125,6 +130,7 @@ void nmf_linear_free(nmf_linear *lin) {
     nmf_free(lin->transpose_storage);
     if (!lin->dense) nmf_spmm_plan_free(&lin->plan, &lin->w);
     nmf_free(lin->storage);
+    nmf_free(lin->lowprec_storage);
     nmf_free(lin);
 }
 
@@ -137,6 +143,9 @@ nmf_pattern nmf_linear_pattern(const nmf_linear *lin) {
 size_t nmf_linear_weight_bytes(const nmf_linear *lin) {
     if (!lin) return 0;
     if (lin->dense) return lin->out * lin->in * sizeof(float);
+    if (lin->prec == NMF_PREC_INT8) return nmf_q8_layout_bytes(&lin->q8);
+    if (lin->prec == NMF_PREC_BF16) /* the panel layout's bf16 values and u8 positions */
+        return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n) / 5 * 3;
     return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n);
 }
 
@@ -147,6 +156,7 @@ const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin) {
 const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens) {
     if (!lin) return "none";
     if (lin->dense) return nmf_gemm_backend_name(nmf_gemm_backend_active());
+    if (lin->prec == NMF_PREC_INT8) return lin->plan.isa >= NMF_ISA_AVX2 ? "avx2-int8" : "scalar-int8";
     return nmf_spmm_plan_step(&lin->plan, &lin->w, tokens).name;
 }
 
@@ -165,6 +175,45 @@ static int threads_for(double fmas, size_t units) {
     if (fmas < 65536.0) t = 1;
     if ((size_t)t > units) t = (int)units;
     return t < 1 ? 1 : t;
+}
+
+/* int8 (spmm_q8.h): the tokens quantised once into one scratch (threads share it: each
+ * quantises a share of the tokens), then each thread computes its row blocks from it. */
+static nmf_status forward_q8(float *y, const float *x, const nmf_linear *lin, const float *bias,
+                             size_t tokens, nmf_activation act) {
+    const nmf_q8_weights *q = &lin->q8;
+    const size_t in = lin->in, ldq = q->windows * NMF_Q8_WIN;
+    size_t bytes;
+    if (nmf_mul_overflow(tokens, ldq + sizeof(float), &bytes))
+        return nmf_error(NMF_ERR_NOMEM, "linear int8: %zu tokens too many", tokens);
+    uint8_t *buf = malloc(bytes); /* every byte is written before it is read */
+    if (!buf) return nmf_error(NMF_ERR_NOMEM, "linear int8: out of memory for %zu tokens", tokens);
+    float *sx = (float *)buf; /* [tokens], then xq [tokens][ldq] */
+    uint8_t *xq = buf + tokens * sizeof(float);
+    const double fmas = (double)tokens * (double)lin->out * (double)lin->w.groups * lin->w.n;
+    const int threads = threads_for(fmas, q->rowblocks);
+    const nmf_q8_forward_fn forward =
+        lin->plan.isa >= NMF_ISA_AVX2 ? nmf_q8_forward_avx2 : nmf_q8_forward_scalar;
+    size_t bad = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad)
+    {
+        const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        const size_t t0 = tokens * id / nt, t1 = tokens * (id + 1) / nt;
+        bad += lin->plan.isa >= NMF_ISA_AVX2
+                   ? nmf_q8_quantize_tokens_avx2(xq, ldq, sx, x, in, in, t0, t1)
+                   : nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, t0, t1);
+    }
+    if (bad == 0) {
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+            const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+            const size_t rb0 = q->rowblocks * id / nt, rb1 = q->rowblocks * (id + 1) / nt;
+            if (rb1 > rb0) forward(y, xq, ldq, sx, tokens, q, bias, act, rb0, rb1);
+        }
+    }
+    free(buf);
+    return bad ? nmf_error(NMF_ERR_NUMERIC, "linear int8: %zu tokens hold non-finite inputs", bad)
+               : NMF_OK;
 }
 
 /* The token-vectorised products: x is transposed once into xT, shared by the threads (each
@@ -205,6 +254,7 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
         return nmf_error(NMF_ERR_INVALID_ARG, "linear forward: activation %d unknown", (int)act);
     if (tokens == 0) return NMF_OK;
     const size_t out = lin->out, in = lin->in;
+    if (lin->prec == NMF_PREC_INT8) return forward_q8(y, x, lin, bias, tokens, act);
     if (lin->dense) {
         nmf_gemm(0, 1, tokens, out, in, 1.0f, x, in, lin->dense, in, 0.0f, y, out); // (T,in)(in,out)
         if (bias) {
@@ -220,7 +270,10 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     const nmf_spmm_step step = nmf_spmm_plan_step(plan, w, tokens);
     const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
     const int threads = threads_for(fmas, w->panels);
-    const nmf_spmm_forward_fn forward = plan->k->forward;
+    /* a bf16 panel step runs the AVX2 (or scalar) panel kernel: the ones that read bf16 */
+    const nmf_spmm_forward_fn forward =
+        !step.prm.bf16 ? plan->k->forward
+        : plan->isa >= NMF_ISA_AVX2 ? nmf_spmm_forward_avx2 : nmf_spmm_forward_scalar;
     /* the token-vectorised kernels: x transposed once into a scratch xT, and (AVX2) each
      * thread's partial sums yT after it, in one allocation (if it cannot be had for want of
      * memory, the panel kernel runs instead: it needs none) */
@@ -334,6 +387,8 @@ nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linea
     if (st != NMF_OK) return st;
     if (tokens == 0) return NMF_OK;
     const size_t out = lin->out, in = lin->in;
+    if (lin->prec == NMF_PREC_INT8)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "linear backward: int8 layers are inference only");
     if (lin->dense) {
         nmf_gemm(0, 0, tokens, in, out, 1.0f, dy, out, lin->dense, in, 0.0f, dx, in); // (T,out)(out,in)
         return NMF_OK;
@@ -360,4 +415,66 @@ nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linea
     }
     nmf_free(work);
     return NMF_OK;
+}
+
+/* ---- precision ------------------------------------------------------------------------------ */
+
+static const char *const prec_names[NMF_PREC_COUNT] = {"f32", "bf16", "int8"};
+
+const char *nmf_precision_name(nmf_precision p) {
+    return (unsigned)p < NMF_PREC_COUNT ? prec_names[p] : "unknown";
+}
+
+nmf_status nmf_precision_parse(const char *s, nmf_precision *p) {
+    if (!s || !p) return nmf_error(NMF_ERR_INVALID_ARG, "precision: NULL argument");
+    for (int i = 0; i < NMF_PREC_COUNT; i++)
+        if (!strcmp(s, prec_names[i])) {
+            *p = (nmf_precision)i;
+            return NMF_OK;
+        }
+    return nmf_error(NMF_ERR_INVALID_ARG, "precision '%s' unknown (f32, bf16, int8)", s);
+}
+
+nmf_precision nmf_linear_precision(const nmf_linear *lin) { return lin ? lin->prec : NMF_PREC_F32; }
+
+/* bf16: the panel values rounded in place (so that every layout built from them, the plan's
+ * tv layout and the backward transpose, computes with the bf16 weights) and kept as bf16 for
+ * the panel kernels. */
+static nmf_status to_bf16(nmf_linear *l) {
+    nmf_spmm_weights *w = &l->w;
+    const size_t slots = w->panels * w->groups * (size_t)w->n * NMF_SPMM_ROWS;
+    uint16_t *v16 = nmf_alloc(slots, sizeof(uint16_t)); /* size checked */
+    if (!v16) return nmf_error(NMF_ERR_NOMEM, "linear bf16: out of memory");
+    float *val = (float *)l->storage; /* w->val: the layer's own */
+    for (size_t s = 0; s < slots; s++) { /* rows r and r + 8 of a slot side by side (spmm.h) */
+        const size_t r = s % NMF_SPMM_ROWS, at = s - r + r % 8 * 2 + r / 8;
+        v16[at] = nmf_f32_to_bf16(val[s]);
+        val[s] = nmf_bf16_to_f32(v16[at]);
+    }
+    nmf_free(l->transpose_storage); /* built from the f32 values: rebuilt on use */
+    l->transpose_storage = NULL;
+    w->tptr = NULL;
+    w->trow = NULL;
+    w->tval = NULL;
+    w->val16 = v16;
+    l->lowprec_storage = v16;
+    l->prec = NMF_PREC_BF16;
+    return nmf_spmm_plan_make(&l->plan, w, &l->plan.tuning);
+}
+
+nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear precision: NULL layer");
+    if ((unsigned)p >= NMF_PREC_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear precision: %d unknown", (int)p);
+    if (p == lin->prec) return NMF_OK;
+    if (lin->prec != NMF_PREC_F32)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear precision: already %s, cannot become %s",
+                         nmf_precision_name(lin->prec), nmf_precision_name(p));
+    if (lin->dense)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "linear precision: %s for dense layers is not "
+                         "implemented (N:M only)", nmf_precision_name(p));
+    if (p == NMF_PREC_BF16) return to_bf16(lin);
+    nmf_status st = nmf_q8_build(&lin->q8, &lin->lowprec_storage, &lin->w);
+    if (st == NMF_OK) lin->prec = NMF_PREC_INT8;
+    return st;
 }

@@ -73,6 +73,14 @@ typedef struct {
      * planned, for plans that use it (1-token products keep reading the u8 form, where bytes
      * matter); else NULL. */
     const uint32_t *idx32;
+    /* The panel layout's values rounded to bf16 (the f32 `val` then holds the same values
+     * widened), rows paired: val16[s*16 + 2j + h] is row j + 8h of slot s (= (b*G + g)*n + k),
+     * so that one 32-byte load holds the 16 rows as 8 u32 lanes, row j in the low half of lane
+     * j and row j + 8 in the high half: a shift and an and make the two f32 vectors (no
+     * widening shuffle, which would compete with the kernel's vpermps). Read instead of `val`
+     * by the panel kernels of a bf16 layer whose step says bf16 (AVX2 and scalar), 3 bytes per
+     * kept weight instead of 5. */
+    const uint16_t *val16;
 } nmf_spmm_weights;
 
 #define NMF_TV_ROWS 4    /* rows per block of the token-vectorised kernel */
@@ -84,6 +92,7 @@ typedef struct {
     size_t panel_block; /* AVX-512 panel kernel: bytes of weights per block of panels */
     int wide;           /* AVX-512 panel kernel: read the layer's u32 positions (w->idx32) */
     size_t in_block;    /* AVX-512 tv kernel: input columns per block */
+    int bf16;           /* AVX2 / scalar panel kernels: read the bf16 values w->val16 */
 } nmf_spmm_params;
 
 /* Forward on output panels [p0, p1) for all tokens:

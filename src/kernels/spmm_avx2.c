@@ -45,9 +45,10 @@ static inline __attribute__((always_inline)) __m256 select8(__m256 lo, __m256 hi
  * the row; the last few with maskload (or, for M > 16, from a zero-padded copy), so nothing past
  * column in-1 is read. */
 static inline __attribute__((always_inline)) void
-tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const uint8_t *idx,
-     size_t g0, size_t g1, size_t gsafe, size_t in, size_t m, size_t n_rt, size_t rows,
-     const float *bias, int first, const int TR, const int NC, const int SEL) {
+tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const uint16_t *v16,
+     const uint8_t *idx, size_t g0, size_t g1, size_t gsafe, size_t in, size_t m, size_t n_rt,
+     size_t rows, const float *bias, int first, const int TR, const int NC, const int SEL,
+     const int BF) {
     const size_t n = NC ? (size_t)NC : n_rt;
     const __m256i rlo = lane_mask(rows), rhi = lane_mask(rows > 8 ? rows - 8 : 0);
     __m256 acc[TB][2];
@@ -90,8 +91,15 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
             }
         }
         for (size_t k = 0; k < n; k++) {
+            /* bf16: 16 rows paired in 8 u32 lanes (spmm.h); an f32 is bf16 << 16 */
+            const __m256i pairs =
+                BF ? _mm256_loadu_si256((const __m256i *)v16) : _mm256_setzero_si256();
             for (int h = 0; h < 2; h++) {
-                const __m256 wv = _mm256_load_ps(val + 8 * h);
+                const __m256 wv =
+                    !BF ? _mm256_load_ps(val + 8 * h)
+                    : h == 0 ? _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16))
+                             : _mm256_castsi256_ps(_mm256_and_si256(
+                                   pairs, _mm256_set1_epi32(-65536) /* 0xFFFF0000 */));
                 const __m256i id =
                     _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(idx + 8 * h)));
                 const __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(id, 28));
@@ -100,7 +108,8 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
                     acc[t][h] = _mm256_fmadd_ps(
                         wv, select8(xl[t], xh[t], id, b3, b4, src[t], SEL), acc[t][h]);
             }
-            val += NMF_SPMM_ROWS;
+            if (BF) v16 += NMF_SPMM_ROWS; /* (the other may be NULL) */
+            else val += NMF_SPMM_ROWS;
             idx += NMF_SPMM_ROWS;
         }
     }
@@ -110,25 +119,33 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
     }
 }
 
-typedef void (*tile_fn)(float *, size_t, const float *, size_t, const float *, const uint8_t *,
-                        size_t, size_t, size_t, size_t, size_t, size_t, size_t, const float *,
-                        int);
+typedef void (*tile_fn)(float *, size_t, const float *, size_t, const float *, const uint16_t *,
+                        const uint8_t *, size_t, size_t, size_t, size_t, size_t, size_t, size_t,
+                        const float *, int);
 
-#define DEF_TILE(TR, NC, SEL)                                                                  \
-    static void tile_##TR##_##NC##_##SEL(float *y, size_t ldy, const float *x, size_t ldx,     \
-                                         const float *val, const uint8_t *idx, size_t g0,      \
-                                         size_t g1, size_t gsafe, size_t in, size_t m,         \
-                                         size_t n, size_t rows, const float *b, int first) {   \
-        tile(y, ldy, x, ldx, val, idx, g0, g1, gsafe, in, m, n, rows, b, first, TR, NC, SEL);  \
+#define DEF_TILE(TR, NC, SEL, BF)                                                              \
+    static void tile_##TR##_##NC##_##SEL##_##BF(                                               \
+        float *y, size_t ldy, const float *x, size_t ldx, const float *val,                    \
+        const uint16_t *v16, const uint8_t *idx, size_t g0, size_t g1, size_t gsafe, size_t in, \
+        size_t m, size_t n, size_t rows, const float *b, int first) {                          \
+        tile(y, ldy, x, ldx, val, v16, idx, g0, g1, gsafe, in, m, n, rows, b, first, TR, NC,   \
+             SEL, BF);                                                                         \
     }
-#define DEF_TILES(NC, SEL) DEF_TILE(4, NC, SEL) DEF_TILE(2, NC, SEL) DEF_TILE(1, NC, SEL)
-DEF_TILES(1, 0) DEF_TILES(2, 0) DEF_TILES(4, 0) DEF_TILES(0, 0)
-DEF_TILES(1, 1) DEF_TILES(2, 1) DEF_TILES(4, 1) DEF_TILES(0, 1)
-DEF_TILES(1, 2) DEF_TILES(2, 2) DEF_TILES(4, 2) DEF_TILES(0, 2)
+#define DEF_TILES(NC, SEL, BF) DEF_TILE(4, NC, SEL, BF) DEF_TILE(2, NC, SEL, BF) DEF_TILE(1, NC, SEL, BF)
+#define DEF_ALL(BF)                                                                            \
+    DEF_TILES(1, 0, BF) DEF_TILES(2, 0, BF) DEF_TILES(4, 0, BF) DEF_TILES(0, 0, BF)           \
+    DEF_TILES(1, 1, BF) DEF_TILES(2, 1, BF) DEF_TILES(4, 1, BF) DEF_TILES(0, 1, BF)           \
+    DEF_TILES(1, 2, BF) DEF_TILES(2, 2, BF) DEF_TILES(4, 2, BF) DEF_TILES(0, 2, BF)
+DEF_ALL(0)
+DEF_ALL(1) /* bf16 values (params.bf16: w->val16) */
 
-#define ROW_TILES(NC, SEL) {tile_4_##NC##_##SEL, tile_2_##NC##_##SEL, tile_1_##NC##_##SEL}
-#define SEL_TILES(SEL) {ROW_TILES(1, SEL), ROW_TILES(2, SEL), ROW_TILES(4, SEL), ROW_TILES(0, SEL)}
-static const tile_fn tiles[SEL_COUNT][4][3] = {SEL_TILES(0), SEL_TILES(1), SEL_TILES(2)};
+#define ROW_TILES(NC, SEL, BF)                                                                 \
+    {tile_4_##NC##_##SEL##_##BF, tile_2_##NC##_##SEL##_##BF, tile_1_##NC##_##SEL##_##BF}
+#define SEL_TILES(SEL, BF)                                                                     \
+    {ROW_TILES(1, SEL, BF), ROW_TILES(2, SEL, BF), ROW_TILES(4, SEL, BF), ROW_TILES(0, SEL, BF)}
+static const tile_fn tiles[2][SEL_COUNT][4][3] = {
+    {SEL_TILES(0, 0), SEL_TILES(1, 0), SEL_TILES(2, 0)},
+    {SEL_TILES(0, 1), SEL_TILES(1, 1), SEL_TILES(2, 1)}};
 
 static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
@@ -136,7 +153,7 @@ void nmf_spmm_forward_avx2(float *y, const float *x, size_t ldx, size_t x_slack,
                            const nmf_spmm_weights *w, const float *bias, size_t tokens,
                            nmf_activation act, size_t p0, size_t p1,
                            const nmf_spmm_params *prm) {
-    (void)prm; /* no settings */
+    const int bf = prm && prm->bf16 && w->val16; /* bf16 values: the layer's plan says */
     const size_t in = w->in, out = w->out, G = w->groups, m = (size_t)w->m, n = (size_t)w->n;
     const size_t panel_slots = G * n * NMF_SPMM_ROWS;
     const int sel = m <= 8 ? SEL_PERM : m <= 16 ? SEL_PERM2 : SEL_PERM4, ns = n_slot(w->n);
@@ -159,9 +176,10 @@ void nmf_spmm_forward_avx2(float *y, const float *x, size_t ldx, size_t x_slack,
                 for (int s = 0; s < 3; s++) {
                     const size_t len = (size_t)TB >> s;
                     if (tr - t >= len) {
-                        tiles[sel][ns][s](y + (t0 + t) * out + r0, out, x + (t0 + t) * ldx, ldx,
-                                          w->val + off, w->idx + off, c0, c1, gsafe, in, m, n,
-                                          rows, bb, c0 == 0);
+                        tiles[bf][sel][ns][s](y + (t0 + t) * out + r0, out, x + (t0 + t) * ldx,
+                                              ldx, bf ? NULL : w->val + off,
+                                              bf ? w->val16 + off : NULL, w->idx + off, c0, c1,
+                                              gsafe, in, m, n, rows, bb, c0 == 0);
                         t += len;
                     }
                 }

@@ -3,7 +3,9 @@
  * measured rule that picks a kernel, a layout or a blocking lives here.
  *
  * Rules (measured, docs/PERFORMANCE.md):
- * - 1 token: the panel kernel of the ISA (a GEMV: it reads each weight once, 5 bytes).
+ * - 1 token: the panel kernel of the ISA (a GEMV: it reads each weight once, 5 bytes); a bf16
+ *   layer (w->val16) runs the AVX2 (or scalar) panel kernel on its bf16 values (3 bytes) at
+ *   every step that is a panel step, on AVX-512 CPUs too (no AVX-512 bf16 panel kernel yet).
  * - AVX-512: the 4 x 64 token-vectorised kernel at density >= 1/2 with full 64-token tiles
  *   (Zen 4: 5-20 % faster there; at lower densities its transposes cost more than the permutes
  *   it saves); the panel kernel elsewhere, with u32 positions from NMF_SPMM_WIDE_MIN_TOKENS.
@@ -171,6 +173,11 @@ nmf_spmm_step nmf_spmm_plan_step(const nmf_spmm_plan *p, const nmf_spmm_weights 
             s.prm.in_block = p->tuning.tv_in_block;
             return s;
         }
+    }
+    if (w->val16) { /* a bf16 layer: the panel kernel on its bf16 values (AVX2 on AVX-512 too) */
+        s.prm.bf16 = 1;
+        s.name = p->isa >= NMF_ISA_AVX2 ? "avx2-bf16" : "scalar-bf16";
+        return s;
     }
     if (p->isa == NMF_ISA_AVX512) {
         s.prm.panel_block = p->tuning.panel_block;

@@ -3,12 +3,13 @@
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
 #include "kernels/spmm_backward.h"
+#include "nmformer/tensor.h"
 
 void nmf_spmm_forward_scalar(float *y, const float *x, size_t ldx, size_t x_slack,
                              const nmf_spmm_weights *w, const float *bias, size_t tokens,
                              nmf_activation act, size_t p0, size_t p1,
                              const nmf_spmm_params *prm) {
-    (void)prm; /* no settings */
+    const int bf = prm && prm->bf16 && w->val16; /* bf16 values: the layer's plan says */
     (void)x_slack; /* reads only kept columns */
     const size_t out = w->out, G = w->groups, n = (size_t)w->n, m = (size_t)w->m;
     const size_t panel_slots = G * n * NMF_SPMM_ROWS;
@@ -19,12 +20,18 @@ void nmf_spmm_forward_scalar(float *y, const float *x, size_t ldx, size_t x_slac
             const size_t rows = out - r0 < NMF_SPMM_ROWS ? out - r0 : NMF_SPMM_ROWS;
             float acc[NMF_SPMM_ROWS];
             for (size_t r = 0; r < NMF_SPMM_ROWS; r++) acc[r] = (bias && r < rows) ? bias[r0 + r] : 0.0f;
-            const float *v = w->val + b * panel_slots;
-            const uint8_t *id = w->idx + b * panel_slots;
+            const size_t at = b * panel_slots;
+            const uint8_t *id = w->idx + at;
             for (size_t g = 0; g < G; g++) {
                 const float *xg = xt + g * m;
-                for (size_t k = 0; k < n; k++, v += NMF_SPMM_ROWS, id += NMF_SPMM_ROWS)
-                    for (size_t r = 0; r < NMF_SPMM_ROWS; r++) acc[r] += v[r] * xg[id[r]];
+                for (size_t k = 0; k < n; k++, id += NMF_SPMM_ROWS) {
+                    const size_t s = (size_t)(id - w->idx);
+                    for (size_t r = 0; r < NMF_SPMM_ROWS; r++) {
+                        const float v = bf ? nmf_bf16_to_f32(w->val16[s + r % 8 * 2 + r / 8])
+                                           : w->val[s + r]; /* bf16: rows paired (spmm.h) */
+                        acc[r] += v * xg[id[r]];
+                    }
+                }
             }
             float *yt = y + t * out + r0;
             for (size_t r = 0; r < rows; r++) yt[r] = acc[r];

@@ -182,6 +182,19 @@ void nmf_vit_free(nmf_vit *m) {
     free(m);
 }
 
+nmf_status nmf_vit_set_precision(nmf_vit *m, nmf_precision p) {
+    if (!m) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_set_precision: NULL model");
+    for (int b = 0; b < m->config.depth; b++) {
+        nmf_vit_block *k = &m->blocks[b];
+        nmf_linear *lins[4] = {k->qkv, k->proj, k->fc1, k->fc2};
+        for (int i = 0; i < 4; i++) {
+            const nmf_status st = nmf_linear_set_precision(lins[i], p);
+            if (st) return st;
+        }
+    }
+    return NMF_OK;
+}
+
 const nmf_model_config *nmf_vit_get_config(const nmf_vit *m) { return &m->config; }
 
 size_t nmf_vit_weight_bytes(const nmf_vit *m) {

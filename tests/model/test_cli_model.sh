@@ -50,6 +50,33 @@ expect_error "missing input file" "nope.npy" -- \
 expect_error "missing --output" "need MODEL" -- $CLI run "$FIX/vit_2to8.safetensors" --input x.npy
 expect_error "bad --batch" "--batch" -- $CLI run m --input a --output b --batch 0
 
+# --precision: the 2:8 model packed (a family), run in bf16 and int8: every logit within 2 %
+# of the largest f32 logit (int8: per-token / per-channel quantisation; bf16 weights), not
+# bit-identical to f32 for int8; dense block linears refuse it; a bad value is a usage error
+$CLI prune "$FIX/vit_2to8.safetensors" "$TMP/p28.nmf" --pattern 2:8 >/dev/null || fail "prune to 2:8"
+for p in f32 bf16 int8; do
+    $CLI run "$TMP/p28.nmf" --model 2:8 --precision $p --input "$FIX/vit_2to8.input.npy" \
+        --output "$TMP/y_$p.npy" --threads 1 || fail "run --precision $p"
+done
+close_logits() { # max |a - b| <= 0.02 max |b| over the float32 payloads
+    paste <(od -An -v -f -j128 -w4 "$1") <(od -An -v -f -j128 -w4 "$2") | awk '
+        { d = $1 - $2; d = d < 0 ? -d : d; b = $2 < 0 ? -$2 : $2
+          if (d > dmax) dmax = d; if (b > bmax) bmax = b; n++ }
+        END { exit !(n == 21 && dmax <= 0.02 * bmax) }'
+}
+close_logits "$TMP/y_bf16.npy" "$TMP/y_f32.npy" || fail "run --precision bf16: logits off"
+close_logits "$TMP/y_int8.npy" "$TMP/y_f32.npy" || fail "run --precision int8: logits off"
+cmp -s "$TMP/y_int8.npy" "$TMP/y_f32.npy" && fail "run --precision int8: same bytes as f32"
+expect_error "--precision on dense block linears" "N:M only" -- \
+    $CLI run "$FIX/vit_2to8.safetensors" --precision int8 --input "$FIX/vit_2to8.input.npy" \
+    --output "$TMP/z.npy"
+[ -e "$TMP/z.npy" ] && fail "--precision on a dense model still wrote an output"
+expect_error "bad --precision" "f32, bf16 or int8" -- $CLI run m --input a --output b --precision fp8
+expect_error "bad --precision (eval)" "f32, bf16 or int8" -- $CLI eval m --precision int4
+$CLI bench model "$TMP/p28.nmf" --model 2:8 --quick --precision int8 --json >"$TMP/bm" ||
+    fail "bench model --precision int8"
+grep -q '"candidate": "2:8@int8"' "$TMP/bm" || { fail "bench model --precision label"; cat "$TMP/bm" >&2; }
+
 # eval: a Fashion-MNIST shaped model (random weights: only that it runs and reports)
 if [ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
     $CLI eval "$FIX/vit_dense_fmnist.safetensors" --limit 40 --threads 1 --json >"$TMP/eval" ||

@@ -1,0 +1,104 @@
+/* Private: int8 N:M products (nmf_linear at NMF_PREC_INT8, include/nmformer/kernels.h).
+ *
+ * Numerics (one definition, used by the kernels and the reference alike):
+ *   weights   per output channel o: s_w[o] = amax_o / 127, q_w = clamp(rne(w * (127 / amax_o)))
+ *   inputs    per token t (dynamic): s_x[t] = amax_t / 127, q_x likewise, in [-127, 127]
+ *   product   acc[t][o] = sum_j q_x[t][col_j] * q_w[o][j]          exact, int32
+ *   output    y[t][o] = act(fmaf((float)acc, s_x[t] * s_w[o], bias[o]))
+ * (rne: round to nearest even; an amax of 0, or so small that 127 / amax overflows, quantises
+ * the row to zeros with scale 0). The int32 sums cannot overflow: |q_x + 128| <= 255, |q_w| <=
+ * 127, and a row has at most NMF_Q8_MAX_KEPT kept weights (checked when the layer is made).
+ *
+ * Layout ("windows", built from the f32 panel layout of spmm.h): output rows in blocks of 8
+ * (one ymm of int32 sums), input columns in windows of 16 (16 activation bytes: one vpshufb
+ * table, broadcast to both 128-bit lanes), S steps per window (S = the layer's largest
+ * ceil(kept of a row in a window / 2)). For row block rb, window v, step s, row r, slot h:
+ *   q  [((rb*W + v)*S + s)*16 + 2r + h]  s8  weight (0 in a padding slot)
+ *   pos[ same ]                          u8  its column - 16 v (0 in a padding slot)
+ * Step s of 8 rows is one vpshufb (picks, per int16 lane, activation byte pos with a zero high
+ * byte), one vpmaddwd with the 16 sign-extended weights (row r's two products summed into its
+ * int32 lane: int16 x int16, no saturation, unlike vpmaddubsw's int16 pair sums) and one add:
+ * 16 multiply-adds, no permute across lanes. 2 bytes per slot. Patterns with M dividing 16 fill
+ * every slot (1:4, 2:4: 4 resp. 8 kept per window; 1:8, 2:8, 4:8: 2, 4, 8); 1:16 uses half the
+ * slots, 3:32 about 3/8 (up to 3 kept in a window of a 32-group).
+ * Activations are stored u8 = q_x + 128 (vpshufb zero-extends bytes), so the kernels sum
+ * (q_x + 128) q_w and subtract 128 sum_j q_w[o][j] (off[o]) before the epilogue. */
+#ifndef NMF_KERNELS_SPMM_Q8_H
+#define NMF_KERNELS_SPMM_Q8_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/spmm.h"
+
+#define NMF_Q8_ROWS 8    /* rows per block */
+#define NMF_Q8_WIN 16    /* input columns per window */
+#define NMF_Q8_MAX_KEPT ((size_t)INT32_MAX / (255 * 127)) /* kept weights per row: 66311 */
+
+typedef struct {
+    size_t out, in;
+    size_t rowblocks; /* ceil(out / 8) */
+    size_t windows;   /* W = ceil(in / 16) */
+    size_t steps;     /* S */
+    const int8_t *q;  /* [rowblocks][W][S][16] */
+    const uint8_t *pos;
+    const float *scale; /* s_w [rowblocks * 8] (0 past out) */
+    const int32_t *off; /* 128 * sum_j q_w[o][j] [rowblocks * 8] */
+} nmf_q8_weights;
+
+/* rne(v) clamped to [-127, 127], for finite v with |v| < 2^22 (adding and subtracting 1.5 * 2^23
+ * rounds to an integer in the current mode, nearest even by default: vcvtps2dq does the same). */
+static inline int32_t nmf_q8_round(float v) {
+    v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+    return (int32_t)((v + 12582912.0f) - 12582912.0f);
+}
+/* The scale of values with largest magnitude amax: *inv = 127 / amax, or 0 (and scale 0) when
+ * amax is 0 or 127 / amax is not finite. */
+static inline float nmf_q8_scale(float amax, float *inv) {
+    const float i = 127.0f / amax;
+    if (!(amax > 0.0f) || !isfinite(i)) {
+        *inv = 0.0f;
+        return 0.0f;
+    }
+    *inv = i;
+    return amax / 127.0f;
+}
+/* The epilogue before the activation (fmaf: one rounding, as vfmadd). */
+static inline float nmf_q8_out(int32_t acc, float sx, float sw, float b) {
+    return fmaf((float)acc, sx * sw, b);
+}
+
+/* Quantises tokens [t0, t1) of x (rows ldx apart, `in` columns) into xq (rows ldq >= in bytes
+ * apart: q_x + 128, columns in..ldq-1 set to 128) and sx. Returns the number of tokens with a
+ * non-finite value (their rows are left zero). spmm_q8_quant.c */
+size_t nmf_q8_quantize_tokens(uint8_t *xq, size_t ldq, float *sx, const float *x, size_t ldx,
+                              size_t in, size_t t0, size_t t1);
+/* The same, AVX2 (spmm_q8_avx2.c; the same bytes). */
+size_t nmf_q8_quantize_tokens_avx2(uint8_t *xq, size_t ldq, float *sx, const float *x,
+                                   size_t ldx, size_t in, size_t t0, size_t t1);
+/* Builds the window layout from an f32 panel layout (one allocation, *storage: nmf_free).
+ * spmm_q8_layout.c */
+nmf_status nmf_q8_build(nmf_q8_weights *q, void **storage, const nmf_spmm_weights *w);
+/* Bytes the window layout reads per product (what a 1-token product streams). */
+size_t nmf_q8_layout_bytes(const nmf_q8_weights *q);
+
+/* Forward on row blocks [rb0, rb1) for all tokens, from quantised inputs (xq rows ldq bytes
+ * apart, ldq a multiple of 16 >= 16 W): y[t][o] as above, y (tokens, out). Single-threaded. */
+typedef void (*nmf_q8_forward_fn)(float *y, const uint8_t *xq, size_t ldq, const float *sx,
+                                  size_t tokens, const nmf_q8_weights *w, const float *bias,
+                                  nmf_activation act, size_t rb0, size_t rb1);
+void nmf_q8_forward_scalar(float *y, const uint8_t *xq, size_t ldq, const float *sx,
+                           size_t tokens, const nmf_q8_weights *w, const float *bias,
+                           nmf_activation act, size_t rb0, size_t rb1);
+/* spmm_q8_avx2.c: call only when nmf_cpu_best_isa() allows. */
+void nmf_q8_forward_avx2(float *y, const uint8_t *xq, size_t ldq, const float *sx,
+                         size_t tokens, const nmf_q8_weights *w, const float *bias,
+                         nmf_activation act, size_t rb0, size_t rb1);
+#define NMF_Q8_TOKENS 6 /* AVX2: tokens per block (6 sums + 6 windows + 3 in 16 ymm) */
+
+/* Reference on the canonical matrix (spmm_ref.c): quantises w's rows and x's tokens with the
+ * functions above and sums in int64 in the plain order; GELU with erf from libm. */
+void nmf_q8_ref_forward(float *y, const float *x, const nmf_nm_matrix *w, const float *bias,
+                        size_t tokens, nmf_activation act);
+
+#endif

@@ -1,0 +1,312 @@
+/* Low-precision N:M layers (nmf_linear_set_precision):
+ * - int8: every ISA's kernel (through the layer, and on the window layout directly with split
+ *   row ranges) bit-exact against the reference on the canonical matrix (spmm_ref.c: the same
+ *   integer arithmetic, written independently of the layout) without activation, within 1e-5 of
+ *   the summed magnitudes with GELU; the reference within its quantisation error bound of the
+ *   f32 product; sizes below/at/above the row block (8), the token block (6) and the window
+ *   (16 columns), ragged tokens, padded last groups, every pattern of test_spmm;
+ *   the largest sums that fit int32 (a row of NMF_Q8_MAX_KEPT kept weights at +-127 x 127) and
+ *   the first row that does not; zero and non-finite inputs; the scalar dispatch (NMF_ISA).
+ * - bf16: every ISA's layer at 1 token (the bf16 panel kernel) and at many (the f32 kernels on
+ *   the rounded values) within 1e-5 of the f32 reference on bf16-rounded weights, and within
+ *   2^-8 of the summed magnitudes of the f32 product on the original weights.
+ * - the precision API's errors. */
+#include <stdint.h>
+
+#include "kernels/spmm_q8.h"
+#include "nmformer/kernels.h"
+#include "nmformer/ops.h"
+#include "nmformer/tensor.h"
+#include "test.h"
+
+static unsigned long long rng = 0x2545F4914F6CDD1Dull;
+
+/* |a - b| <= rel * scale[i] for all i */
+static int close_all(const float *a, const float *b, const float *scale, size_t n, double rel,
+                     const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)a[i] - (double)b[i]) <= rel * (scale[i] + 1e-30))) {
+            fprintf(stderr, "  %s: element %zu: %.9g vs %.9g (tol %.3g)\n", what, i, a[i], b[i],
+                    rel * scale[i]);
+            return 0;
+        }
+    return 1;
+}
+static int same_bits(const float *a, const float *b, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float))) {
+            fprintf(stderr, "  %s: element %zu: %.9g vs %.9g\n", what, i, a[i], b[i]);
+            return 0;
+        }
+    return 1;
+}
+
+/* The quantisation error bound of one output: sum_j |x_j w_j - (sx qx_j)(sw qw_j)| <=
+ * sum_j (|x_j| sw / 2 + |w_j| sx / 2 + sx sw / 4), plus float rounding. */
+static void q8_bound(float *bound, const float *x, const float *wu, size_t T, size_t out,
+                     size_t in) {
+    for (size_t t = 0; t < T; t++) {
+        float ax = 0.0f;
+        for (size_t i = 0; i < in; i++) ax = fmaxf(ax, fabsf(x[t * in + i]));
+        const double sx = ax / 127.0;
+        for (size_t o = 0; o < out; o++) {
+            float aw = 0.0f;
+            for (size_t i = 0; i < in; i++) aw = fmaxf(aw, fabsf(wu[o * in + i]));
+            const double sw = aw / 127.0;
+            double b = 1e-6;
+            for (size_t i = 0; i < in; i++)
+                if (wu[o * in + i] != 0.0f)
+                    b += fabs(x[t * in + i]) * sw / 2 + fabs(wu[o * in + i]) * sx / 2 + sx * sw / 4;
+            bound[t * out + o] = (float)(b * 1.0001);
+        }
+    }
+}
+
+static void dense_ref(float *y, const float *x, const float *w, const float *bias, size_t T,
+                      size_t out, size_t in, float *scale) {
+    for (size_t t = 0; t < T; t++)
+        for (size_t o = 0; o < out; o++) {
+            double s = bias ? bias[o] : 0.0, a = bias ? fabs(bias[o]) : 0.0;
+            for (size_t i = 0; i < in; i++) {
+                s += (double)x[t * in + i] * w[o * in + i];
+                a += fabs((double)x[t * in + i] * w[o * in + i]);
+            }
+            y[t * out + o] = (float)s;
+            if (scale) scale[t * out + o] = (float)a;
+        }
+}
+
+typedef struct {
+    int n, m;
+    size_t out, in, tokens;
+    int pad, bias, gelu;
+} lp_case;
+
+static void run_case(const lp_case *c) {
+    const nmf_pattern p = {c->n, c->m};
+    const size_t out = c->out, in = c->in, T = c->tokens;
+    char label[160];
+    snprintf(label, sizeof label, "%d:%d out=%zu in=%zu T=%zu%s%s%s", c->n, c->m, out, in, T,
+             c->pad ? " pad" : "", c->bias ? " bias" : "", c->gelu ? " gelu" : "");
+    float *wd = calloc(out * in, sizeof(float)), *wu = calloc(out * in, sizeof(float));
+    float *wb = calloc(out * in, sizeof(float)), *x = calloc(T * in, sizeof(float));
+    float *bias = calloc(out, sizeof(float)), *yref = calloc(T * out, sizeof(float));
+    float *y = calloc(T * out, sizeof(float)), *y2 = calloc(T * out, sizeof(float));
+    float *yf = calloc(T * out, sizeof(float)), *scale = calloc(T * out, sizeof(float));
+    float *bound = calloc(T * out, sizeof(float));
+    for (size_t i = 0; i < out * in; i++) wd[i] = test_rand_float(&rng);
+    for (size_t i = 0; i < T * in; i++) x[i] = 3.0f * test_rand_float(&rng);
+    for (size_t i = 0; i < out; i++) bias[i] = test_rand_float(&rng);
+    if (T > 2) memset(x + in, 0, in * sizeof(float)); /* a zero token: y = bias exactly */
+    const float *b = c->bias ? bias : NULL;
+    const nmf_activation act = c->gelu ? NMF_ACT_GELU : NMF_ACT_NONE;
+    nmf_nm_matrix a;
+    nmf_status st = nmf_nm_pack(&a, wd, out, in, p, c->pad);
+    CHECK_MSG(st == NMF_OK, "%s: pack: %s", label, nmf_last_error());
+    if (st != NMF_OK) goto done;
+    CHECK_OK(nmf_nm_unpack(wu, &a));
+
+    /* int8: the reference against the f32 product (its error bound), then every ISA */
+    nmf_q8_ref_forward(yref, x, &a, b, T, NMF_ACT_NONE);
+    dense_ref(yf, x, wu, b, T, out, in, scale);
+    q8_bound(bound, x, wu, T, out, in);
+    for (size_t i = 0; i < T * out; i++) scale[i] = bound[i] / 1e-2f; /* rel 1e-2 = bound */
+    CHECK_MSG(close_all(yref, yf, scale, T * out, 1e-2, label), "%s: int8 ref vs f32", label);
+    if (T > 2)
+        for (size_t o = 0; o < out; o++) CHECK(yref[out + o] == (b ? b[o] : 0.0f));
+    if (act == NMF_ACT_GELU) nmf_q8_ref_forward(yref, x, &a, b, T, act);
+    dense_ref(yf, x, wu, b, T, out, in, scale); /* scale: sum |x w| + |b| again */
+    for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        nmf_linear *lin = NULL;
+        CHECK_OK(nmf_linear_create_nm(&lin, &a));
+        if (!lin) continue;
+        CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
+        CHECK(nmf_linear_precision(lin) == NMF_PREC_INT8);
+        CHECK(!strcmp(nmf_linear_kernel_name(lin, T), isa ? "avx2-int8" : "scalar-int8"));
+        CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
+        if (act == NMF_ACT_NONE)
+            CHECK_MSG(same_bits(y, yref, T * out, label), "%s: int8 %s", label,
+                      nmf_isa_name((nmf_isa)isa));
+        else
+            CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, label), "%s: int8 gelu %s", label,
+                      nmf_isa_name((nmf_isa)isa));
+        /* the kernels directly on the layer's window layout: row blocks in two calls */
+        if (act == NMF_ACT_NONE) {
+            nmf_q8_weights q;
+            void *storage = NULL;
+            CHECK_OK(nmf_q8_build(&q, &storage, nmf_linear_spmm_weights(lin)));
+            const size_t ldq = q.windows * NMF_Q8_WIN;
+            uint8_t *xq = malloc(T * ldq);
+            float *sx = malloc(T * sizeof(float));
+            CHECK(nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, 0, T) == 0);
+            if (isa) { /* the AVX2 quantiser: the same bytes and scales, rows in two calls */
+                uint8_t *xq2 = malloc(T * ldq);
+                float *sx2 = malloc(T * sizeof(float));
+                CHECK(nmf_q8_quantize_tokens_avx2(xq2, ldq, sx2, x, in, in, T / 2, T) == 0);
+                CHECK(nmf_q8_quantize_tokens_avx2(xq2, ldq, sx2, x, in, in, 0, T / 2) == 0);
+                CHECK_MSG(!memcmp(xq, xq2, T * ldq) && !memcmp(sx, sx2, T * sizeof(float)),
+                          "%s: AVX2 quantiser", label);
+                free(xq2);
+                free(sx2);
+            }
+            const nmf_q8_forward_fn f = isa ? nmf_q8_forward_avx2 : nmf_q8_forward_scalar;
+            const size_t half = q.rowblocks / 2;
+            memset(y2, 0xFF, T * out * sizeof(float));
+            f(y2, xq, ldq, sx, T, &q, b, act, half, q.rowblocks);
+            f(y2, xq, ldq, sx, T, &q, b, act, 0, half);
+            CHECK_MSG(same_bits(y2, yref, T * out, label), "%s: int8 kernel %s", label,
+                      nmf_isa_name((nmf_isa)isa));
+            free(xq);
+            free(sx);
+            nmf_free(storage);
+        }
+        nmf_linear_free(lin);
+    }
+
+    /* bf16: against the f32 reference on the rounded weights and on the original ones */
+    for (size_t i = 0; i < out * in; i++) wb[i] = nmf_bf16_to_f32(nmf_f32_to_bf16(wu[i]));
+    dense_ref(yref, x, wb, b, T, out, in, NULL);
+    if (act == NMF_ACT_GELU) {
+        nmf_gelu_forward_ref(yref, yref, T * out);
+        nmf_gelu_forward_ref(yf, yf, T * out);
+    }
+    for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        nmf_linear *lin = NULL;
+        CHECK_OK(nmf_linear_create_nm(&lin, &a));
+        if (!lin) continue;
+        const size_t f32_bytes = nmf_linear_weight_bytes(lin);
+        CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_BF16));
+        CHECK(nmf_linear_weight_bytes(lin) * 5 == f32_bytes * 3);
+        CHECK(strcmp(nmf_linear_kernel_name(lin, 1), isa ? "avx2-bf16" : "scalar-bf16") == 0);
+        for (size_t t0 = 0; t0 < T; t0 = t0 ? T : 1) { /* token 0 alone (bf16 panel), the rest */
+            const size_t tt = t0 ? T - t0 : 1;
+            CHECK_OK(nmf_linear_forward(y + t0 * out, x + t0 * in, lin, b, tt, act));
+        }
+        CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, label), "%s: bf16 %s", label,
+                  nmf_isa_name((nmf_isa)isa));
+        CHECK_MSG(close_all(y, yf, scale, T * out, 1.0 / 256, label), "%s: bf16 vs f32 %s",
+                  label, nmf_isa_name((nmf_isa)isa));
+        nmf_linear_free(lin);
+    }
+    nmf_set_isa(nmf_cpu_best_isa());
+    nmf_nm_free(&a);
+done:
+    free(wd), free(wu), free(wb), free(x), free(bias), free(yref), free(y), free(y2), free(yf);
+    free(scale), free(bound);
+}
+
+/* Sums at the int32 limit: one row of NMF_Q8_MAX_KEPT kept weights (1:4), all at +amax (q_w =
+ * 127), inputs at +amax (q_x = 127, stored 255): the biased int32 sum reaches 255 * 127 * K,
+ * the largest the layer allows; then mixed signs. One more kept weight is refused. */
+static void test_saturation(void) {
+    for (size_t extra = 0; extra < 2; extra++) {
+        const size_t K = NMF_Q8_MAX_KEPT + extra, cols = 4 * K;
+        float *w = calloc(cols, sizeof(float)), *x = calloc(cols, sizeof(float));
+        for (size_t i = 0; i < cols; i += 4) w[i] = 0.5f;
+        for (size_t i = 0; i < cols; i++) x[i] = 2.0f;
+        nmf_nm_matrix a;
+        CHECK_OK(nmf_nm_pack(&a, w, 1, cols, (nmf_pattern){1, 4}, 0));
+        nmf_linear *lin = NULL;
+        CHECK_OK(nmf_linear_create_nm(&lin, &a));
+        const float sx = 2.0f / 127.0f, sw = 0.5f / 127.0f;
+        float y = 0.0f, yr = 1.0f;
+        if (extra) {
+            CHECK_STATUS(nmf_linear_set_precision(lin, NMF_PREC_INT8), NMF_ERR_UNSUPPORTED);
+        } else if (lin) {
+            CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
+            CHECK_OK(nmf_linear_forward(&y, x, lin, NULL, 1, NMF_ACT_NONE));
+            CHECK(y == nmf_q8_out(127 * 127 * (int32_t)K, sx, sw, 0.0f));
+            /* mixed signs: q_x = +-127 (stored 1 or 255) against q_w = +-127 */
+            int64_t want = 0;
+            for (size_t i = 0; i < cols; i++) {
+                x[i] = (i / 4) % 3 ? 2.0f : -2.0f;
+                const int32_t qw = (i / 8) % 5 ? 127 : -127;
+                if (i % 4 == 0) a.values[i / 4] = qw > 0 ? 0.5f : -0.5f, want += (x[i] > 0 ? 127 : -127) * qw;
+            }
+            nmf_linear_free(lin);
+            lin = NULL;
+            CHECK_OK(nmf_linear_create_nm(&lin, &a));
+            CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
+            CHECK_OK(nmf_linear_forward(&y, x, lin, NULL, 1, NMF_ACT_NONE));
+            nmf_q8_ref_forward(&yr, x, &a, NULL, 1, NMF_ACT_NONE);
+            CHECK(y == yr);
+            CHECK(y == nmf_q8_out((int32_t)want, sx, sw, 0.0f));
+        }
+        nmf_linear_free(lin);
+        nmf_nm_free(&a);
+        free(w);
+        free(x);
+    }
+}
+
+static void test_api(void) {
+    nmf_precision p;
+    for (int i = 0; i < NMF_PREC_COUNT; i++) {
+        CHECK_OK(nmf_precision_parse(nmf_precision_name((nmf_precision)i), &p));
+        CHECK(p == (nmf_precision)i);
+    }
+    CHECK_STATUS(nmf_precision_parse("fp8", &p), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_precision_parse(NULL, &p), NMF_ERR_INVALID_ARG);
+    float w[64], x[32], y[8] = {0}, dx[32] = {0};
+    for (int i = 0; i < 64; i++) w[i] = test_rand_float(&rng);
+    for (int i = 0; i < 32; i++) x[i] = test_rand_float(&rng);
+    nmf_linear *dense = NULL;
+    CHECK_OK(nmf_linear_create_dense(&dense, w, 4, 16));
+    CHECK_OK(nmf_linear_set_precision(dense, NMF_PREC_F32));
+    CHECK_STATUS(nmf_linear_set_precision(dense, NMF_PREC_INT8), NMF_ERR_UNSUPPORTED);
+    CHECK_STATUS(nmf_linear_set_precision(NULL, NMF_PREC_INT8), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_linear_set_precision(dense, NMF_PREC_COUNT), NMF_ERR_INVALID_ARG);
+    nmf_linear_free(dense);
+    nmf_nm_matrix a;
+    CHECK_OK(nmf_nm_pack(&a, w, 4, 16, (nmf_pattern){2, 8}, 0));
+    nmf_linear *lin = NULL;
+    CHECK_OK(nmf_linear_create_nm(&lin, &a));
+    CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
+    CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8)); /* unchanged */
+    CHECK_STATUS(nmf_linear_set_precision(lin, NMF_PREC_BF16), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_linear_backward_input(dx, y, lin, 2), NMF_ERR_UNSUPPORTED);
+    x[17] = NAN; /* token 1 */
+    CHECK_STATUS(nmf_linear_forward(y, x, lin, NULL, 2, NMF_ACT_NONE), NMF_ERR_NUMERIC);
+    x[17] = INFINITY;
+    CHECK_STATUS(nmf_linear_forward(y, x, lin, NULL, 2, NMF_ACT_NONE), NMF_ERR_NUMERIC);
+    x[17] = 0.0f;
+    CHECK_OK(nmf_linear_forward(y, x, lin, NULL, 2, NMF_ACT_NONE));
+    nmf_linear_free(lin);
+    a.values[3] = INFINITY; /* a non-finite weight */
+    CHECK_OK(nmf_linear_create_nm(&lin, &a));
+    CHECK_STATUS(nmf_linear_set_precision(lin, NMF_PREC_INT8), NMF_ERR_NUMERIC);
+    nmf_linear_free(lin);
+    nmf_nm_free(&a);
+}
+
+int main(void) {
+    const int san = getenv("NMF_SANITIZED") != NULL;
+    static const int pats[][2] = {{2, 4}, {1, 4}, {4, 8}, {2, 8}, {1, 8}, {1, 16}, {3, 32},
+                                  {2, 16}, {3, 7}, {9, 12}, {17, 32}, {31, 32}, {5, 24}};
+    test_api();
+    test_saturation();
+    int cnum = 0;
+    for (size_t pi = 0; pi < sizeof pats / sizeof pats[0]; pi++) {
+        const int n = pats[pi][0], m = pats[pi][1];
+        const size_t M = (size_t)m;
+        /* (out, in, tokens, pad): rows 1/7/8/9/17 around the block of 8, windows of 16
+         * columns (in 16, 48, ragged), tokens 1..13 around the block of 6 */
+        lp_case cases[] = {
+            {n, m, 1, M, 1, 0, 0, 0},
+            {n, m, 7, (16 / M + 1) * M, 5, 0, 0, 0},
+            {n, m, 8, 3 * M + 1, 6, 1, 0, 0},
+            {n, m, 9, (48 / M + 1) * M, 7, 0, 0, 0},
+            {n, m, 17, 5 * M, san ? 7 : 13, 0, 0, 0},
+            {n, m, 33, (200 / M + 1) * M - 1, san ? 12 : 49, 1, 0, 0},
+        };
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            cases[ci].bias = cnum % 2;
+            cases[ci].gelu = (cnum / 2) % 2;
+            cnum++;
+            run_case(&cases[ci]);
+        }
+    }
+    return test_finish("test_lowprec");
+}
