@@ -71,8 +71,8 @@ expect_error "--precision on dense block linears" "N:M only" -- \
     $CLI run "$FIX/vit_2to8.safetensors" --precision int8 --input "$FIX/vit_2to8.input.npy" \
     --output "$TMP/z.npy"
 [ -e "$TMP/z.npy" ] && fail "--precision on a dense model still wrote an output"
-expect_error "bad --precision" "f32, bf16 or int8" -- $CLI run m --input a --output b --precision fp8
-expect_error "bad --precision (eval)" "f32, bf16 or int8" -- $CLI eval m --precision int4
+expect_error "bad --precision" "unknown (f32, bf16, int8)" -- $CLI run m --input a --output b --precision fp8
+expect_error "bad --precision (eval)" "unknown (f32, bf16, int8)" -- $CLI eval m --precision int4
 $CLI bench model "$TMP/p28.nmf" --model 2:8 --quick --precision int8 --json >"$TMP/bm" ||
     fail "bench model --precision int8"
 grep -q '"candidate": "2:8@int8"' "$TMP/bm" || { fail "bench model --precision label"; cat "$TMP/bm" >&2; }
