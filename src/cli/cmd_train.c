@@ -1,4 +1,5 @@
-/* nmformer train: IDP (and baselines) on Fashion-MNIST -> a family file of N:M candidates. */
+/* nmformer train: IDP (and baselines) on Fashion-MNIST (ViT) or on a text corpus (byte-level
+ * GPT-2, --config lm) -> a family file of N:M candidates. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,13 +22,18 @@ static void usage(FILE *f) {
         "stage starts from the previous one's weights; SR-STE masks recomputed from magnitudes).\n"
         "The best held-out checkpoint of each stage becomes a candidate; all go into "
         "FAMILY.nmf.\n\n"
-        "  --config NAME          demo (default) or full; every value below overrides it\n"
+        "  --config NAME          demo (default) or full: the ViT; lm: a byte-level GPT-2 decoder\n"
+        "                         (dim 64, depth 4, 4 heads, 64-byte windows) on a text corpus,\n"
+        "                         scored by held-out perplexity; every value below overrides it\n"
         "  --patterns LIST        N:M chain, e.g. 4:8,2:8,1:8 (default)\n"
         "  --method M             idp (default) | srste | asp | oneshot\n"
         "  --init FILE            start from dense weights (.nmf / .safetensors); skips the dense\n"
         "                         stage unless --steps is given\n"
         "  --data DIR             Fashion-MNIST IDX directory (default "
         "/usr/share/datasets/fashion-mnist)\n"
+        "  --corpus PATH          LM text: a directory of '%%'-separated documents or one file\n"
+        "                         (default /usr/share/games/fortunes, Debian package fortunes);\n"
+        "                         split by document into train / valid (held-out) / test\n"
         "  --steps N              dense stage steps          --stage-steps N  steps per N:M stage\n"
         "  --batch N              batch size                 --seed N         RNG seed\n"
         "  --lr X, --stage-lr X   peak learning rates        --lr-min-ratio X cosine floor / peak\n"
@@ -37,10 +43,11 @@ static void usage(FILE *f) {
         "  --lambda X             SR-STE decay on pruned weights (default 2e-4)\n"
         "  --mask-interval K      recompute masks every K steps (default 1)\n"
         "  --ramp X               fraction of a stage used to step N down where the chain skips\n"
-        "  --holdout N            last N training images select checkpoints (default 5000)\n"
+        "  --holdout N            last N training images select checkpoints (default 5000; LM:\n"
+        "                         N windows of the valid split, default 256)\n"
         "  --eval-every N         held-out evaluation period (steps)\n"
         "  --augment 0|1          random shift +-2 px and horizontal flip\n"
-        "  --dim N --depth N --heads N --mlp-ratio X --patch N   model shape\n"
+        "  --dim N --depth N --heads N --mlp-ratio X --patch N   model shape (LM: --seq-len N)\n"
         "  --checkpoint FILE      write a checkpoint (atomically) every --checkpoint-every steps\n"
         "  --resume               continue from --checkpoint (same options: same losses)\n"
         "  --log FILE             metrics as JSON lines      --summary FILE   results as JSON\n"
@@ -76,7 +83,11 @@ static void on_progress(const nmf_train_progress *p, void *user) {
         if (!p->stage_done)
             fprintf(u->log, ",\"loss\":%.9g,\"acc\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g", p->loss,
                     p->acc, p->lr, p->grad_norm);
-        if (p->heldout_acc >= 0) fprintf(u->log, ",\"heldout_acc\":%.6g", p->heldout_acc);
+        if (p->heldout_acc >= 0 && p->lm)
+            fprintf(u->log, ",\"heldout_ppl\":%.6g,\"heldout_bpb\":%.6g", 1.0 / p->heldout_acc,
+                    -log2(p->heldout_acc));
+        else if (p->heldout_acc >= 0)
+            fprintf(u->log, ",\"heldout_acc\":%.6g", p->heldout_acc);
         fprintf(u->log, ",\"stage_done\":%s,\"elapsed_s\":%.3f}\n",
                 p->stage_done ? "true" : "false", p->elapsed_s);
         fflush(u->log);
@@ -85,6 +96,12 @@ static void on_progress(const nmf_train_progress *p, void *user) {
     char eta[32], el[32];
     fmt_time(eta, sizeof eta, p->eta_s);
     fmt_time(el, sizeof el, p->elapsed_s);
+    if (p->stage_done && p->lm) {
+        fprintf(stderr, "%s[%d/%d %s] done: best held-out perplexity %.3f (%.3f bits/byte, %s "
+                "elapsed)\n", u->tty ? "\r\033[K" : "", p->stage_index + 1, p->num_stages,
+                p->stage, 1.0 / p->heldout_acc, -log2(p->heldout_acc), el);
+        return;
+    }
     if (p->stage_done) {
         fprintf(stderr, "%s[%d/%d %s] done: best held-out accuracy %.2f%% (%s elapsed)%s\n",
                 u->tty ? "\r\033[K" : "", p->stage_index + 1, p->num_stages, p->stage,
@@ -92,7 +109,10 @@ static void on_progress(const nmf_train_progress *p, void *user) {
         return;
     }
     char held[48] = "";
-    if (p->heldout_acc >= 0) snprintf(held, sizeof held, " held-out %.2f%%", 100 * p->heldout_acc);
+    if (p->heldout_acc >= 0 && p->lm)
+        snprintf(held, sizeof held, " held-out ppl %.3f", 1.0 / p->heldout_acc);
+    else if (p->heldout_acc >= 0)
+        snprintf(held, sizeof held, " held-out %.2f%%", 100 * p->heldout_acc);
     fprintf(stderr, "%s[%d/%d %s] step %d/%d loss %.4f acc %.1f%% lr %.2e%s | %s, ETA %s%s",
             u->tty ? "\r\033[K" : "", p->stage_index + 1, p->num_stages, p->stage, p->step,
             p->stage_total, p->loss, 100 * p->acc, p->lr, held, el, eta,
@@ -151,7 +171,13 @@ static int write_summary(const char *path, const nmf_train_options *o, const nmf
         cJSON *c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "model", r->cand[i].name);
         cJSON_AddNumberToObject(c, "accuracy", r->cand[i].test_acc);
-        cJSON_AddNumberToObject(c, "heldout_accuracy", r->cand[i].heldout_acc);
+        if (r->lm) { /* test figures on the corpus's test split; held-out on its valid split */
+            cJSON_AddNumberToObject(c, "perplexity", exp(r->cand[i].test_loss));
+            cJSON_AddNumberToObject(c, "bits_per_byte", r->cand[i].test_loss / log(2.0));
+            cJSON_AddNumberToObject(c, "heldout_perplexity", 1.0 / r->cand[i].heldout_acc);
+        } else {
+            cJSON_AddNumberToObject(c, "heldout_accuracy", r->cand[i].heldout_acc);
+        }
         cJSON_AddNumberToObject(c, "best_step", r->cand[i].best_step);
         cJSON_AddNumberToObject(c, "steps", (double)r->cand[i].steps);
         cJSON_AddItemToArray(arr, c);
@@ -189,7 +215,15 @@ int cmd_train(int argc, char **argv) {
     nmf_status st = nmf_train_options_preset(&o, config);
     if (st != NMF_OK) return cli_fail("train", "--config", st);
     const char *out = NULL, *log_path = NULL, *summary = NULL;
-    int report_every = 0, quiet = 0, steps_given = 0, shape_given = 0;
+    int report_every = 0, quiet = 0, steps_given = 0, shape_given = 0, seq_len = 0;
+    const int lm = nmf_model_is_token(&o.model);
+    /* the LM's shape flags parse into the ViT's fields: the preset's shape unless given */
+    if (lm) {
+        o.model.dim = o.model.hf.hidden_size, o.model.depth = o.model.hf.num_hidden_layers;
+        o.model.heads = o.model.hf.num_attention_heads;
+        o.model.mlp_ratio = (float)o.model.hf.intermediate_size / (float)o.model.hf.hidden_size;
+        seq_len = o.model.hf.max_position_embeddings;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -223,6 +257,7 @@ int cmd_train(int argc, char **argv) {
         if (FLAG("--out")) { NEED(); out = v; continue; }
         if (FLAG("--init")) { NEED(); o.init_path = v; continue; }
         if (FLAG("--data")) { NEED(); o.data_dir = v; continue; }
+        if (FLAG("--corpus")) { NEED(); o.corpus = v; continue; }
         if (FLAG("--checkpoint")) { NEED(); o.checkpoint_path = v; continue; }
         if (FLAG("--log")) { NEED(); log_path = v; continue; }
         if (FLAG("--summary")) { NEED(); summary = v; continue; }
@@ -273,8 +308,9 @@ int cmd_train(int argc, char **argv) {
         INT("--shards", o.shards, 1, 65536)
         INT("--check-every", o.check_every, 1, 100000000)
         if (FLAG("--dim") || FLAG("--depth") || FLAG("--heads") || FLAG("--patch") ||
-            FLAG("--mlp-ratio"))
+            FLAG("--mlp-ratio") || FLAG("--seq-len"))
             shape_given = 1;
+        INT("--seq-len", seq_len, 2, 4096)
         INT("--dim", o.model.dim, 1, 16384)
         INT("--depth", o.model.depth, 1, 256)
         INT("--heads", o.model.heads, 1, 16384)
@@ -300,6 +336,15 @@ int cmd_train(int argc, char **argv) {
     }
     if (!out) {
         fprintf(stderr, "nmformer train: --out FAMILY.nmf is required (see --help)\n");
+        return 2;
+    }
+    /* the LM's config from its shape (which zeroes the ViT fields used to parse it) */
+    if (lm &&
+        (st = nmf_train_lm_config(&o.model, o.model.dim, o.model.depth, o.model.heads,
+                                  o.model.mlp_ratio, seq_len)) != NMF_OK)
+        return cli_fail("train", "LM shape", st);
+    if (!lm && seq_len) {
+        fprintf(stderr, "nmformer train: --seq-len is for language models (--config lm)\n");
         return 2;
     }
     if (o.init_path && !steps_given) o.dense_steps = 0;
@@ -368,7 +413,17 @@ static int run(const nmf_train_options *opt, const char *out, const char *log_pa
                 "nmformer train: stopped after --max-steps-this-run; resume with --resume\n");
         return 0;
     }
-    if (!quiet) {
+    if (!quiet && r.lm) {
+        printf("%-8s %10s %8s %9s %10s %10s %8s\n", "model", "test ppl", "bits/B", "next-byte",
+               "held-out", "best step", "steps");
+        for (int i = 0; i < r.count; i++)
+            printf("%-8s %10.3f %8.3f %8.2f%% %10.3f %10d %8lld\n", r.cand[i].name,
+                   exp(r.cand[i].test_loss), r.cand[i].test_loss / log(2.0),
+                   100 * r.cand[i].test_acc, 1.0 / r.cand[i].heldout_acc, r.cand[i].best_step,
+                   r.cand[i].steps);
+        printf("method %s, %lld steps in %.1f s; family written to %s\n",
+               nmf_train_method_name(o.method), r.total_steps, r.seconds, out);
+    } else if (!quiet) {
         printf("%-8s %10s %10s %10s %8s\n", "model", "test acc", "held-out", "best step", "steps");
         for (int i = 0; i < r.count; i++)
             printf("%-8s %9.2f%% %9.2f%% %10d %8lld\n", r.cand[i].name, 100 * r.cand[i].test_acc,
