@@ -81,16 +81,19 @@ nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name) {
         return NMF_OK;
     }
     if (!strcmp(name, "lm")) {
-        /* ~0.2M parameters: dense 1500 steps of 32 x 64 bytes train in minutes on 2 cores */
+        /* ~0.22M parameters, 32 windows of 64 bytes a step (~0.2 s of one core): the dense stage
+         * plus the 15 N:M stages of scripts/idp_compare.sh train in well under an hour on a
+         * shared 2-core machine (docs/IDP.md) */
         nmf_status st = nmf_train_lm_config(&o->model, 64, 4, 4, 4.0f, 64);
         if (st) return st;
         o->batch = 32;
-        o->dense_steps = 1500;
-        o->stage_steps = 300;
-        o->warmup = 100;
-        o->stage_warmup = 30;
+        o->dense_steps = 1000;
+        o->stage_steps = 100;
+        o->warmup = 50;
+        o->stage_warmup = 10;
         o->weight_decay = 0.01f;
-        o->holdout = 256; /* windows of the valid split: 16k bytes */
+        o->holdout = 128;    /* windows of the valid split: 8 KB */
+        o->test_limit = 512; /* windows spread over the test split: 32 KB */
         o->eval_every = 100;
         o->checkpoint_every = 250;
         return NMF_OK;
