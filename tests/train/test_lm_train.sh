@@ -41,7 +41,7 @@ first=$(grep -m1 -o '"heldout_ppl":[0-9.e+-]*' "$tmp/ref.jsonl" | cut -d: -f2)
 last=$(grep '"stage":"dense"' "$tmp/ref.jsonl" | grep -o '"heldout_ppl":[0-9.e+-]*' | tail -1 | cut -d: -f2)
 echo "held-out perplexity: $first after $((steps / 3)) steps, $last after $steps"
 check "held-out perplexity falls during training" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }'
-check "held-out perplexity far below an untrained model's (256)" awk -v b="$last" 'BEGIN { exit !(b < 40) }'
+check "held-out perplexity far below an untrained model's (256)" awk -v b="$last" 'BEGIN { exit !(b < 100) }'
 check "summary has perplexity and bits per byte" grep -q '"bits_per_byte"' "$tmp/ref.json"
 check "the log reports next-byte accuracy and bits per byte" grep -q '"heldout_bpb"' "$tmp/ref.jsonl"
 
