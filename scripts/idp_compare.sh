@@ -5,8 +5,10 @@
 #        train --config C --init dense.nmf --method M --patterns CHAIN      (one thread each,
 #        JOBS runs at a time)
 #   3. a markdown table of test accuracy per candidate, and the steps each method needs.
+#      CONFIG lm (the byte-level GPT-2 on the fortunes corpus) is the same flow; its table holds
+#      the test perplexity of each candidate (lower is better) with its bits per byte.
 # usage: bash scripts/idp_compare.sh PATH/TO/nmformer OUTDIR [CONFIG] [JOBS]
-#        CONFIG: demo | full (default full); JOBS: parallel runs (default: cores).
+#        CONFIG: demo | full | lm (default full); JOBS: parallel runs (default: cores).
 # env:   NMF_COMPARE_ARGS extra flags for every train run (e.g. "--seed 7");
 #        NMF_COMPARE_DENSE_ARGS extra flags for the dense run only (e.g. "--steps 2000");
 #        NMF_TABLE_ONLY=1 prints the table from an earlier run's OUTDIR without training.
@@ -56,12 +58,16 @@ if [[ ${NMF_TABLE_ONLY:-0} != 1 ]]; then
   ((failed == 0)) || exit 1
 fi
 
-# "model"/"accuracy" pairs of a summary (cJSON_Print layout: one key per line)
-acc_of() { # FILE MODEL -> accuracy in % (2 decimals), "-" where missing (a run not done yet)
+# "model"/"accuracy" (LM: "perplexity", "bits_per_byte") of a summary (cJSON_Print layout: one
+# key per line)
+acc_of() { # FILE MODEL -> accuracy in % (2 decimals) or LM "perplexity (bits/byte)", "-" where
+           # missing (a run not done yet)
   [[ -s $1 ]] || { printf -- "-"; return 0; }
-  awk -v want="$2" -F'\t' '
+  awk -v want="$2" -v lm="$([[ $config == lm ]] && echo 1 || echo 0)" -F'\t' '
     /"model":/ { gsub(/[",]/, "", $NF); model = $NF }
-    /"accuracy":/ { gsub(/,/, "", $NF); if (model == want) { printf "%.2f", 100 * $NF; found = 1 } }
+    !lm && /"accuracy":/ { gsub(/,/, "", $NF); if (model == want) { printf "%.2f", 100 * $NF; found = 1 } }
+    lm && /"perplexity":/ { gsub(/,/, "", $NF); if (model == want) ppl = $NF }
+    lm && /"bits_per_byte":/ { gsub(/,/, "", $NF); if (model == want) { printf "%.3f (%.3f)", ppl, $NF; found = 1 } }
     END { if (!found) printf "-" }' "$1"
 }
 steps_of() { # FILE -> total_steps
@@ -70,6 +76,7 @@ steps_of() { # FILE -> total_steps
 }
 dense_acc=$(acc_of dense.json dense)
 echo
+[[ $config == lm ]] && echo "test perplexity (bits per byte) on the corpus's test split; lower is better"
 echo "| method | dense | 4:8 | 2:8 | 1:8 | 2:4 | 1:4 | steps for the N:M candidates (M=8 / M=4 chain) |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for m in "${methods[@]}"; do

@@ -6,6 +6,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev libcjson-dev zlib1g-dev dataset-fashion-mnist
+          # the byte-level LM's English text corpus (train --config lm): /usr/share/games/fortunes
+          fortunes
           # OpenMPI: data-parallel training (optional in the build)
           libopenmpi-dev openmpi-bin
           # the Python package's tests (tests/python): numpy, and a venv that `pip install ./python`

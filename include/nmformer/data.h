@@ -56,6 +56,34 @@ NMF_API void nmf_dataset_free(nmf_dataset *ds);
 NMF_API nmf_status nmf_dataset_batch(float *out, int *labels_out, const nmf_dataset *ds,
                              const size_t *idx, size_t count, float mean, float std);
 
+/* ---- text corpora (byte-level language models) --------------------------------------------
+ * A corpus is a directory of text files of documents separated by lines holding only "%" (the
+ * fortune format: the Debian package `fortunes` installs /usr/share/games/fortunes), or one such
+ * file. In a directory, every regular file whose name has no '.' is read (fortune's .dat / .u8
+ * indexes are skipped), in name order. Every document goes whole to one split, chosen by a hash
+ * of its bytes (nmf_corpus_doc_split): the split is by document, deterministic, and the same
+ * text always lands in the same split whatever file or position it comes in. A split's text is
+ * its documents in reading order, each followed by "%\n" (so a model learns where one ends). */
+#define NMF_FORTUNES_DIR "/usr/share/games/fortunes"
+#define NMF_CORPUS_MAX_BYTES ((size_t)1 << 30) /* in all; larger corpora are refused */
+
+typedef enum { NMF_TEXT_TRAIN = 0, NMF_TEXT_VALID, NMF_TEXT_TEST, NMF_TEXT_SPLITS } nmf_text_split;
+NMF_API const char *nmf_text_split_name(nmf_text_split s); /* "train", "valid", "test" */
+
+typedef struct {
+    uint8_t *text[NMF_TEXT_SPLITS]; /* each split's documents, each followed by "%\n" */
+    size_t len[NMF_TEXT_SPLITS];    /* bytes */
+    size_t docs[NMF_TEXT_SPLITS];   /* documents */
+    size_t files;                   /* files read */
+} nmf_corpus;
+
+/* The split of a document: FNV-1a 64 of its bytes, mod 20: 0 test, 1 valid (5% each), else train. */
+NMF_API nmf_text_split nmf_corpus_doc_split(const uint8_t *doc, size_t n);
+/* Reads the corpus at path (NULL: NMF_FORTUNES_DIR). NMF_ERR_NOT_FOUND naming the path (and the
+ * package) when it does not exist; NMF_ERR_INVALID_ARG when it holds no document. */
+NMF_API nmf_status nmf_corpus_load(nmf_corpus *c, const char *path);
+NMF_API void nmf_corpus_free(nmf_corpus *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,6 +19,10 @@ extern "C" {
 #endif
 
 /* ---- the trainable model ---------------------------------------------------------------- */
+/* A ViT, or a GPT-2 decoder language model (config arch "gpt2": GPT2LMHeadModel with the head
+ * tied to wte, gelu_new or gelu): both share the pre-norm block, the N:M masks, the optimizer
+ * and import / export; the LM's examples are sequences of T = n_positions tokens
+ * (nmf_lm_train_forward). */
 typedef struct nmf_vit_train nmf_vit_train; /* opaque */
 
 /* Allocates params/grads/m/v and activations for batches of up to max_batch examples.
@@ -73,9 +77,18 @@ NMF_API uint8_t *nmf_vit_train_mask_mem(nmf_vit_train *m);
  * either pointer may be NULL). B <= max_batch. */
 NMF_API nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *labels, int B,
                                  float *loss, int *correct);
-/* Logits of the last forward, (B, K). */
+/* 1 for a language model (GPT-2 config), 0 for a ViT. */
+NMF_API int nmf_vit_train_is_lm(const nmf_vit_train *m);
+/* Tokens per example (the LM's sequence length, n_positions; the ViT's patches + class token). */
+NMF_API int nmf_vit_train_seq_len(const nmf_vit_train *m);
+/* The LM's forward: ids (B, T) token ids, targets (B, T) the next token of each position, or
+ * NULL (logits only). *loss: mean cross-entropy over the B*T tokens (nats per token); *correct:
+ * tokens whose argmax is the target. Logits of every token, (B*T, vocab). */
+NMF_API nmf_status nmf_lm_train_forward(nmf_vit_train *m, const int *ids, const int *targets,
+                                        int B, float *loss, int *correct);
+/* Logits of the last forward, (B, K); the LM's (B*T, vocab). */
 NMF_API const float *nmf_vit_train_logits(const nmf_vit_train *m);
-/* Gradients of the mean loss of the last forward (with labels) into the grad buffer
+/* Gradients of the mean loss of the last forward (with labels / targets) into the grad buffer
  * (overwritten, not accumulated). For masked linears the weight gradient is the straight-
  * through one, dL/d(W*mask). */
 NMF_API nmf_status nmf_vit_train_backward(nmf_vit_train *m);
@@ -133,6 +146,8 @@ typedef struct {
     int num_patterns;
     const char *init_path; /* start from these dense weights (.nmf/.safetensors) or NULL */
     const char *data_dir;  /* NULL: default */
+    const char *corpus;    /* language models (model arch gpt2): the text corpus (nmf_corpus_load;
+                              NULL: NMF_FORTUNES_DIR); the model's n_positions is the window */
     int batch;
     int dense_steps;   /* dense stage (0 with init_path: skip) */
     int stage_steps;   /* each N:M stage */
@@ -142,7 +157,8 @@ typedef struct {
     float srste_lambda;
     int mask_interval; /* recompute masks every k steps */
     float ramp_frac;   /* fraction of a stage spent stepping N down where the chain skips */
-    int holdout;       /* last `holdout` training examples select checkpoints */
+    int holdout;       /* last `holdout` training examples select checkpoints (LM: this many
+                          windows of the corpus's valid split) */
     int eval_every;    /* held-out evaluation every k steps (and at the end of each stage) */
     int augment;       /* random shift (+-2 px, zero fill) + horizontal flip */
     uint64_t seed;
@@ -169,8 +185,13 @@ typedef struct {
 NMF_API nmf_pattern nmf_idp_stage_pattern(nmf_pattern from, nmf_pattern target, int steps, int step,
                                   float ramp_frac);
 
-/* Named configs: "demo" (default) and "full". */
+/* Named configs: "demo" (default) and "full" (the ViT on Fashion-MNIST); "lm" a byte-level
+ * GPT-2 on the fortunes corpus (nmf_train_lm_config(64, 4, 4, 4.0, 64)). */
 NMF_API nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name);
+/* A byte-level GPT-2 (GPT2LMHeadModel, vocab 256, head tied to wte, gelu_new): width dim, depth
+ * blocks of heads heads, MLP width mlp_ratio * dim, T = n_positions tokens a window. */
+NMF_API nmf_status nmf_train_lm_config(nmf_model_config *c, int dim, int depth, int heads,
+                                       float mlp_ratio, int T);
 
 typedef struct {
     const char *stage;  /* "dense", "4:8", "3:8>2:8" while ramping */
@@ -178,7 +199,10 @@ typedef struct {
     int step, stage_total;        /* within the stage */
     long long global_step, global_total;
     float loss, acc, lr, grad_norm;
-    double heldout_acc;           /* < 0 when not evaluated at this step */
+    double heldout_acc;           /* < 0 when not evaluated at this step; LM: exp(-held-out loss),
+                                     the geometric mean probability of the right next token
+                                     (1 / perplexity), the score that selects checkpoints */
+    int lm;                       /* a language model: acc is next-token accuracy */
     double elapsed_s, eta_s;
     int stage_done;               /* 1 on the last report of a stage */
 } nmf_train_progress;
@@ -187,7 +211,9 @@ typedef void (*nmf_train_callback)(const nmf_train_progress *p, void *user);
 
 typedef struct {
     char name[32];
-    double heldout_acc, test_acc;
+    double heldout_acc, test_acc; /* LM: held-out exp(-loss); test next-token accuracy */
+    double test_loss;             /* LM: test mean nats per token (perplexity exp(test_loss),
+                                     bits per byte test_loss / ln 2); ViT: 0 */
     int best_step;
     long long steps; /* training steps spent on this candidate's own stage(s) */
 } nmf_train_candidate_info;
@@ -198,6 +224,7 @@ typedef struct {
     long long total_steps;
     double seconds;
     int stopped_early; /* max_steps_this_run hit: no family written */
+    int lm;            /* a language model's run (see nmf_train_candidate_info) */
     /* data parallelism, as seen by this rank */
     int ranks;
     long long steps_run;      /* training steps run by this call */

@@ -1,5 +1,6 @@
 /* nmformer train: IDP (and baselines) on Fashion-MNIST -> a family file of N:M candidates. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 #include "nmformer/train.h"
 
 static const char about[] =
-    "Trains a ViT on Fashion-MNIST: a dense stage, then one N:M stage per pattern (IDP: each\n"
+    "Trains a ViT on Fashion-MNIST (--config demo|full) or a byte-level GPT-2 decoder on a\n"
+    "text corpus (--config lm: dim 64, depth 4, 4 heads, 64-byte windows, scored by held-out\n"
+    "perplexity and bits per byte): a dense stage, then one N:M stage per pattern (IDP: each\n"
     "stage starts from the previous one's weights; SR-STE masks recomputed from magnitudes).\n"
     "The best held-out checkpoint of each stage becomes a candidate; all go into FAMILY.nmf.\n"
     "--config picks the preset; every other option overrides it.\n";
@@ -44,7 +47,11 @@ static void on_progress(const nmf_train_progress *p, void *user) {
         if (!p->stage_done)
             fprintf(u->log, ",\"loss\":%.9g,\"acc\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g", p->loss,
                     p->acc, p->lr, p->grad_norm);
-        if (p->heldout_acc >= 0) fprintf(u->log, ",\"heldout_acc\":%.6g", p->heldout_acc);
+        if (p->heldout_acc >= 0 && p->lm) /* the LM's held-out score is exp(-loss) */
+            fprintf(u->log, ",\"heldout_ppl\":%.6g,\"heldout_bpb\":%.6g", 1.0 / p->heldout_acc,
+                    -log2(p->heldout_acc));
+        else if (p->heldout_acc >= 0)
+            fprintf(u->log, ",\"heldout_acc\":%.6g", p->heldout_acc);
         fprintf(u->log, ",\"stage_done\":%s,\"elapsed_s\":%.3f}\n",
                 p->stage_done ? "true" : "false", p->elapsed_s);
         fflush(u->log);
@@ -53,6 +60,12 @@ static void on_progress(const nmf_train_progress *p, void *user) {
     char eta[32], el[32];
     fmt_time(eta, sizeof eta, p->eta_s);
     fmt_time(el, sizeof el, p->elapsed_s);
+    if (p->stage_done && p->lm) {
+        fprintf(stderr, "%s[%d/%d %s] done: best held-out perplexity %.3f (%.3f bits/byte, %s "
+                "elapsed)\n", u->tty ? "\r\033[K" : "", p->stage_index + 1, p->num_stages,
+                p->stage, 1.0 / p->heldout_acc, -log2(p->heldout_acc), el);
+        return;
+    }
     if (p->stage_done) {
         fprintf(stderr, "%s[%d/%d %s] done: best held-out accuracy %.2f%% (%s elapsed)%s\n",
                 u->tty ? "\r\033[K" : "", p->stage_index + 1, p->num_stages, p->stage,
@@ -60,7 +73,10 @@ static void on_progress(const nmf_train_progress *p, void *user) {
         return;
     }
     char held[48] = "";
-    if (p->heldout_acc >= 0) snprintf(held, sizeof held, " held-out %.2f%%", 100 * p->heldout_acc);
+    if (p->heldout_acc >= 0 && p->lm)
+        snprintf(held, sizeof held, " held-out ppl %.3f", 1.0 / p->heldout_acc);
+    else if (p->heldout_acc >= 0)
+        snprintf(held, sizeof held, " held-out %.2f%%", 100 * p->heldout_acc);
     fprintf(stderr, "%s[%d/%d %s] step %d/%d loss %.4f acc %.1f%% lr %.2e%s | %s, ETA %s%s",
             u->tty ? "\r\033[K" : "", p->stage_index + 1, p->num_stages, p->stage, p->step,
             p->stage_total, p->loss, 100 * p->acc, p->lr, held, el, eta,
@@ -106,7 +122,13 @@ static char *summary_json(const nmf_train_options *o, const nmf_train_result *r,
         cJSON *c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "model", r->cand[i].name);
         cJSON_AddNumberToObject(c, "accuracy", r->cand[i].test_acc);
-        cJSON_AddNumberToObject(c, "heldout_accuracy", r->cand[i].heldout_acc);
+        if (r->lm) { /* test figures on the corpus's test split; held-out on its valid split */
+            cJSON_AddNumberToObject(c, "perplexity", exp(r->cand[i].test_loss));
+            cJSON_AddNumberToObject(c, "bits_per_byte", r->cand[i].test_loss / log(2.0));
+            cJSON_AddNumberToObject(c, "heldout_perplexity", 1.0 / r->cand[i].heldout_acc);
+        } else {
+            cJSON_AddNumberToObject(c, "heldout_accuracy", r->cand[i].heldout_acc);
+        }
         cJSON_AddNumberToObject(c, "best_step", r->cand[i].best_step);
         cJSON_AddNumberToObject(c, "steps", (double)r->cand[i].steps);
         cJSON_AddItemToArray(arr, c);
@@ -136,6 +158,7 @@ typedef struct {
     int report_every, quiet, json, threads;
     int steps;                        /* -1: the preset's */
     int dim, depth, heads, patch;     /* 0: the preset's (or --init's) */
+    int seq_len;                      /* LM window; 0: the preset's */
     float mlp_ratio;
 } train_cli;
 
@@ -145,7 +168,11 @@ static int parse(int argc, char **argv, nmf_train_options *o, train_cli *t) {
     const cli_opt opts[] = {
         CLI_STR("output", 'o', &t->out, "FAMILY.nmf", "where the family goes (required)"),
         CLI_ALIAS("out", "output"),
-        CLI_STR("config", 'c', &t->config, "NAME", "demo (default) or full"),
+        CLI_STR("config", 'c', &t->config, "NAME", "demo (default) or full: the ViT; lm: a byte-level\nGPT-2 on a text corpus"),
+        CLI_STR("corpus", 0, &o->corpus, "PATH", "LM text: a directory of '%'-separated documents\n"
+                "or one file (default /usr/share/games/fortunes,\nDebian package fortunes); split by "
+                "document into\ntrain / valid (held-out) / test"),
+        CLI_INT("seq-len", 0, &t->seq_len, 2, 4096, "N", "LM: bytes per training window"),
         CLI_FN("pattern", 'p', parse_patterns, o, "LIST", "N:M chain, e.g. 4:8,2:8,1:8 (default)"),
         CLI_ALIAS("patterns", "pattern"),
         CLI_FN("method", 0, parse_method, &o->method, "M", "idp (default) | srste | asp | oneshot"),
@@ -224,11 +251,24 @@ int cmd_train(int argc, char **argv) {
     const int steps_given = t.steps >= 0;
     if (steps_given) o.dense_steps = t.steps;
     const int shape_given = t.dim || t.depth || t.heads || t.patch || t.mlp_ratio > 0;
-    if (t.dim) o.model.dim = t.dim;
-    if (t.depth) o.model.depth = t.depth;
-    if (t.heads) o.model.heads = t.heads;
-    if (t.patch) o.model.patch = t.patch;
-    if (t.mlp_ratio > 0) o.model.mlp_ratio = t.mlp_ratio;
+    if (nmf_model_is_token(&o.model)) { /* the LM: its config from the preset's shape and the flags */
+        const nmf_hf_config *h = &o.model.hf;
+        if (t.patch) return cli_usage_error("train", "--patch is for the ViT");
+        st = nmf_train_lm_config(&o.model, t.dim ? t.dim : h->hidden_size,
+                                 t.depth ? t.depth : h->num_hidden_layers,
+                                 t.heads ? t.heads : h->num_attention_heads,
+                                 t.mlp_ratio > 0 ? t.mlp_ratio
+                                                 : (float)h->intermediate_size / (float)h->hidden_size,
+                                 t.seq_len ? t.seq_len : h->max_position_embeddings);
+        if (st) return cli_fail("train", "LM shape", st);
+    } else {
+        if (t.seq_len) return cli_usage_error("train", "--seq-len is for language models (--config lm)");
+        if (t.dim) o.model.dim = t.dim;
+        if (t.depth) o.model.depth = t.depth;
+        if (t.heads) o.model.heads = t.heads;
+        if (t.patch) o.model.patch = t.patch;
+        if (t.mlp_ratio > 0) o.model.mlp_ratio = t.mlp_ratio;
+    }
     const char *out = t.out;
     if (o.init_path && !steps_given) o.dense_steps = 0;
     if (o.init_path && !shape_given) {
@@ -299,6 +339,16 @@ static int run(const nmf_train_options *opt, const char *out, const train_cli *t
     if (!doc) return cli_fail("train", "results", nmf_error(NMF_ERR_NOMEM, "summary document"));
     if (t->json && rank == 0) {
         printf("%s\n", doc);
+    } else if (!quiet && r.lm) {
+        printf("%-8s %10s %8s %9s %10s %10s %8s\n", "model", "test ppl", "bits/B", "next-byte",
+               "held-out", "best step", "steps");
+        for (int i = 0; i < r.count; i++)
+            printf("%-8s %10.3f %8.3f %8.2f%% %10.3f %10d %8lld\n", r.cand[i].name,
+                   exp(r.cand[i].test_loss), r.cand[i].test_loss / log(2.0),
+                   100 * r.cand[i].test_acc, 1.0 / r.cand[i].heldout_acc, r.cand[i].best_step,
+                   r.cand[i].steps);
+        printf("method %s, %lld steps in %.1f s; family written to %s\n",
+               nmf_train_method_name(o.method), r.total_steps, r.seconds, out);
     } else if (!quiet) {
         printf("%-8s %10s %10s %10s %8s\n", "model", "test acc", "held-out", "best step", "steps");
         for (int i = 0; i < r.count; i++)

@@ -25,6 +25,11 @@ void nmf_vit_observe(const nmf_vit_observer *o, nmf_vit_op op, int block, const 
     o->fn(&e, o->ctx);
 }
 
+nmf_block_shape nmf_vit_block_shape(const nmf_model_config *c) {
+    return (nmf_block_shape){(size_t)nmf_vit_tokens(c), (size_t)c->dim, (size_t)nmf_vit_hidden(c),
+                             (size_t)c->heads, NMF_LAYERNORM_EPS, 0, 0};
+}
+
 /* y (N, out) = x (N, in) W^T + b: the block's linear when it has one, else the dense weight w */
 static nmf_status linear(float *y, const float *x, const nmf_linear *lin, const float *w,
                          const float *b, size_t N, size_t in, size_t out, nmf_activation act) {
@@ -34,22 +39,21 @@ static nmf_status linear(float *y, const float *x, const nmf_linear *lin, const 
     return NMF_OK;
 }
 
-/* LayerNorm (eps 1e-6); with a tape, saving mean and rstd for backward */
+/* LayerNorm; with a tape, saving mean and rstd for backward */
 static void norm(float *y, const float *x, const float *w, const float *b, size_t N, size_t D,
-                 float *mean, float *rstd) {
-    if (mean) layernorm_forward(y, mean, rstd, x, w, b, N, D);
-    else nmf_layernorm_forward(y, x, w, b, N, D, NMF_LAYERNORM_EPS);
+                 float eps, float *mean, float *rstd) {
+    if (mean) layernorm_forward(y, mean, rstd, x, w, b, N, D, eps);
+    else nmf_layernorm_forward(y, x, w, b, N, D, eps);
 }
 
-nmf_status nmf_vit_block_forward(const nmf_model_config *c, const nmf_vit_params *p,
+nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params *p,
                                  const nmf_vit_block *lin, int l, size_t B,
                                  const nmf_vit_block_io *io, const nmf_vit_tape *tape,
                                  const nmf_vit_observer *o) {
-    const size_t T = (size_t)nmf_vit_tokens(c), D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c);
-    const size_t NH = (size_t)c->heads, BT = B * T, L = (size_t)l;
+    const size_t T = s->T, D = s->D, H = s->H, NH = s->heads, BT = B * T, L = (size_t)l;
     const int watched = o && o->fn;
     nmf_status st;
-    norm(io->ln1, io->x_in, p->ln1_w + L * D, p->ln1_b + L * D, BT, D,
+    norm(io->ln1, io->x_in, p->ln1_w + L * D, p->ln1_b + L * D, BT, D, s->eps,
          tape ? tape->ln1_mean : NULL, tape ? tape->ln1_rstd : NULL);
     nmf_vit_observe(o, NMF_OP_NORM1, l, io->ln1, BT, D);
     if ((st = linear(io->qkv, io->ln1, lin->qkv, p->qkv_w ? p->qkv_w + L * 3 * D * D : NULL,
@@ -59,8 +63,9 @@ nmf_status nmf_vit_block_forward(const nmf_model_config *c, const nmf_vit_params
     // (B,T,3,heads,hd) -> (B,T,D)
     if (tape)
         attention_forward(io->atty, tape->att, io->qkv, (int)B, (int)T, (int)D, (int)NH,
-                          tape->scratch, tape->nscratch);
-    else if ((st = nmf_mhsa_forward(io->atty, io->qkv, B, T, NH, D / NH, 0, io->work, io->work_floats)))
+                          s->causal, tape->scratch, tape->nscratch);
+    else if ((st = nmf_mhsa_forward(io->atty, io->qkv, B, T, NH, D / NH, s->causal, io->work,
+                                    io->work_floats)))
         return st;
     nmf_vit_observe(o, NMF_OP_ATTN, l, io->atty, BT, D);
     if ((st = linear(io->tmp, io->atty, lin->proj, p->proj_w ? p->proj_w + L * D * D : NULL,
@@ -69,15 +74,19 @@ nmf_status nmf_vit_block_forward(const nmf_model_config *c, const nmf_vit_params
     nmf_vit_observe(o, NMF_OP_PROJ, l, io->tmp, BT, D);
     residual_forward(io->x1, io->x_in, io->tmp, BT * D);
     nmf_vit_observe(o, NMF_OP_ADD1, l, io->x1, BT, D);
-    norm(io->ln2, io->x1, p->ln2_w + L * D, p->ln2_b + L * D, BT, D,
+    norm(io->ln2, io->x1, p->ln2_w + L * D, p->ln2_b + L * D, BT, D, s->eps,
          tape ? tape->ln2_mean : NULL, tape ? tape->ln2_rstd : NULL);
     nmf_vit_observe(o, NMF_OP_NORM2, l, io->ln2, BT, D);
     const float *fc1_w = p->fc1_w ? p->fc1_w + L * H * D : NULL;
-    if (tape || watched) { /* fc1 and GELU apart: backward needs Phi(fc1), an observer both */
+    if (tape || watched || s->gelu_tanh) {
+        /* fc1 and GELU apart: backward needs Phi(fc1) (or tanh), an observer both; the linears
+         * fuse only the exact GELU */
         if ((st = linear(io->fc1, io->ln2, lin->fc1, fc1_w, p->fc1_b + L * H, BT, D, H, NMF_ACT_NONE)))
             return st;
         nmf_vit_observe(o, NMF_OP_FC1, l, io->fc1, BT, H);
-        if (tape) gelu_forward(io->gelu, tape->gelu_cdf, io->fc1, BT * H);
+        if (tape && s->gelu_tanh) gelu_tanh_forward(io->gelu, tape->gelu_cdf, io->fc1, BT * H);
+        else if (tape) gelu_forward(io->gelu, tape->gelu_cdf, io->fc1, BT * H);
+        else if (s->gelu_tanh) nmf_gelu_tanh_forward(io->gelu, io->fc1, BT * H);
         else nmf_gelu_forward(io->gelu, io->fc1, BT * H);
         nmf_vit_observe(o, NMF_OP_GELU, l, io->gelu, BT, H);
     } else if ((st = linear(io->gelu, io->ln2, lin->fc1, fc1_w, p->fc1_b + L * H, BT, D, H,
@@ -112,6 +121,6 @@ void nmf_vit_head_forward(const nmf_model_config *c, const nmf_vit_params *p, co
     const size_t T = (size_t)nmf_vit_tokens(c), D = (size_t)c->dim, K = (size_t)c->num_classes;
     // final norm on the class tokens only (LayerNorm is per token), then the head
     for (size_t b = 0; b < B; b++) memcpy(cls + b * D, x + b * T * D, D * sizeof(float));
-    norm(lnf, cls, p->norm_w, p->norm_b, B, D, mean, rstd);
+    norm(lnf, cls, p->norm_w, p->norm_b, B, D, NMF_LAYERNORM_EPS, mean, rstd);
     matmul_forward(logits, lnf, p->head_w, p->head_b, B, D, K);
 }

@@ -16,6 +16,17 @@ typedef struct {
 void nmf_vit_observe(const nmf_vit_observer *o, nmf_vit_op op, int block, const float *data,
                      size_t rows, size_t cols);
 
+/* What differs between the pre-norm blocks that share this forward: the ViT's (timm) and GPT-2's
+ * (trained by src/train; its inference runs in lm_block.c). */
+typedef struct {
+    size_t T, D, H, heads; /* tokens per sequence, width, MLP width, attention heads */
+    float eps;             /* LayerNorm eps: timm 1e-6, GPT-2 1e-5 */
+    int causal;            /* decoder attention: token t sees tokens 0..t */
+    int gelu_tanh;         /* GPT-2's gelu_new (tanh); else the exact erf GELU */
+} nmf_block_shape;
+/* The ViT's: T = patches + class token, H = dim * mlp_ratio, eps 1e-6, exact GELU. */
+nmf_block_shape nmf_vit_block_shape(const nmf_model_config *c);
+
 /* A block's linears (dense or N:M); NULL (training without N:M kernels): the dense weights of
  * nmf_vit_params are used. */
 typedef struct {
@@ -43,13 +54,14 @@ typedef struct {
 typedef struct {
     float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd; // (B*T)
     float *att;                                       // softmax probabilities (B, heads, T, T)
-    float *gelu_cdf;                                  // Phi(fc1) (B*T, H)
+    float *gelu_cdf;                                  // Phi(fc1), tanh GELU: tanh(u) (B*T, H)
     float *scratch;                                   // attention scratch, nscratch slices
     int nscratch;
 } nmf_vit_tape;
 
-/* Block l of a model with weights p (block vectors at + l * size) and linears lin. */
-nmf_status nmf_vit_block_forward(const nmf_model_config *c, const nmf_vit_params *p,
+/* Block l of a model of shape s with weights p (block vectors at + l * size; linears (out, in))
+ * and linears lin. */
+nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params *p,
                                  const nmf_vit_block *lin, int l, size_t B,
                                  const nmf_vit_block_io *io, const nmf_vit_tape *tape,
                                  const nmf_vit_observer *o);

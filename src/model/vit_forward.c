@@ -82,8 +82,9 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
     /* blocks in place on x (no tape: nothing is saved for a backward) */
     const nmf_vit_block_io io = {a->x, a->x, a->x, a->ln, a->ln, a->qkv, a->att,
                                  a->hid, a->hid, a->tmp, a->work, a->work_floats};
+    const nmf_block_shape shape = nmf_vit_block_shape(c);
     for (int i = 0; i < c->depth; i++)
-        if ((st = nmf_vit_block_forward(c, &m->p, &m->blocks[i], i, B, &io, NULL, &o))) return st;
+        if ((st = nmf_vit_block_forward(&shape, &m->p, &m->blocks[i], i, B, &io, NULL, &o))) return st;
 
     /* the observer sees the final norm's output with the logits (the tail is one call) */
     nmf_vit_head_forward(c, &m->p, a->x, B, a->cls, a->cls, NULL, NULL, logits);

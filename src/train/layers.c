@@ -10,7 +10,6 @@
 
 #include "nmformer/kernels.h"
 
-#define LN_EPS 1e-6f
 /* Below this much work a parallel region costs more than it saves (and on a busy machine a
  * barrier waiting for a descheduled thread costs a whole time slice). */
 #define PAR_MIN ((size_t)1 << 15)
@@ -44,7 +43,7 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 }
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                       const float *b, size_t N, size_t C) {
+                       const float *b, size_t N, size_t C, float eps) {
 #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
@@ -57,7 +56,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
             v += d * d;
         }
         v /= (float)C;
-        float s = 1.0f / sqrtf(v + LN_EPS);
+        float s = 1.0f / sqrtf(v + eps);
         float *o = out + n * C;
         for (size_t i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
         mean[n] = m;
@@ -119,10 +118,32 @@ void gelu_backward(float *dinp, const float *inp, const float *cdf, const float 
     }
 }
 
+void gelu_tanh_forward(float *out, float *th, const float *inp, size_t n) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 4)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i], t = tanhf(k * (x + 0.044715f * x * x * x));
+        th[i] = t;
+        out[i] = 0.5f * x * (1.0f + t);
+    }
+}
+
+void gelu_tanh_backward(float *dinp, const float *inp, const float *th, const float *dout,
+                        size_t n) {
+    const float k = 0.7978845608028654f;
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 4)
+    for (size_t i = 0; i < n; i++) {
+        // d/dx 0.5 x (1 + t) = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx,  du/dx = k (1 + 3 0.044715 x^2)
+        float x = inp[i], t = th[i];
+        float du = k * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] += (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du) * dout[i];
+    }
+}
+
 /* Per (b, h) we copy K and V into transposed scratch kt/vt (hd, T), so that the score and
  * dL/d(score) loops run over t2 with unit stride (they vectorise without reassociating sums). */
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
-                       float *scratch, int nscratch) {
+                       int causal, float *scratch, int nscratch) {
     const int hd = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel num_threads(nscratch) if ((size_t)B * NH * T * T * hd > PAR_MIN)
@@ -138,23 +159,24 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
                 for (int t = 0; t < T; t++) {
                     const float *q = base + (size_t)t * C3 + h * hd;
                     float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                    const int n = causal ? t + 1 : T; /* keys this query sees */
                     for (int t2 = 0; t2 < T; t2++) a[t2] = 0.0f;
                     for (int i = 0; i < hd; i++) {
                         const float qi = q[i] * scale, *kr = kt + (size_t)i * T;
-                        for (int t2 = 0; t2 < T; t2++) a[t2] += qi * kr[t2];
+                        for (int t2 = 0; t2 < n; t2++) a[t2] += qi * kr[t2];
                     }
                     float maxv = a[0];
-                    for (int t2 = 1; t2 < T; t2++) maxv = a[t2] > maxv ? a[t2] : maxv;
+                    for (int t2 = 1; t2 < n; t2++) maxv = a[t2] > maxv ? a[t2] : maxv;
                     float sum = 0.0f;
-                    for (int t2 = 0; t2 < T; t2++) {
+                    for (int t2 = 0; t2 < n; t2++) {
                         a[t2] = expf(a[t2] - maxv);
                         sum += a[t2];
                     }
                     const float inv = 1.0f / sum;
-                    for (int t2 = 0; t2 < T; t2++) a[t2] *= inv;
+                    for (int t2 = 0; t2 < n; t2++) a[t2] *= inv;
                     float *o = out + ((size_t)b * T + t) * C + h * hd;
                     for (int i = 0; i < hd; i++) o[i] = 0.0f;
-                    for (int t2 = 0; t2 < T; t2++) {
+                    for (int t2 = 0; t2 < n; t2++) {
                         const float *v = base + (size_t)t2 * C3 + 2 * C + h * hd, at = a[t2];
                         for (int i = 0; i < hd; i++) o[i] += at * v[i];
                     }
@@ -164,7 +186,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
-                        int T, int C, int NH, float *scratch, int nscratch) {
+                        int T, int C, int NH, int causal, float *scratch, int nscratch) {
     const int hd = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hd);
     /* every (b, h) touches only its own slices of dqkv: no races */
@@ -183,24 +205,26 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                 for (int t = 0; t < T; t++) {
                     const float *a = att + (((size_t)b * NH + h) * T + t) * T;
                     const float *dy = dout + ((size_t)b * T + t) * C + h * hd;
+                    /* causal: probabilities past t are 0, so are their gradients */
+                    const int n = causal ? t + 1 : T;
                     // out = a . v  ->  datt = dy . v^T,  dv += a^T dy
-                    for (int t2 = 0; t2 < T; t2++) datt[t2] = 0.0f;
+                    for (int t2 = 0; t2 < n; t2++) datt[t2] = 0.0f;
                     for (int i = 0; i < hd; i++) {
                         const float di = dy[i], *vr = vt + (size_t)i * T;
-                        for (int t2 = 0; t2 < T; t2++) datt[t2] += di * vr[t2];
+                        for (int t2 = 0; t2 < n; t2++) datt[t2] += di * vr[t2];
                     }
-                    for (int t2 = 0; t2 < T; t2++) {
+                    for (int t2 = 0; t2 < n; t2++) {
                         float *dv = dbase + (size_t)t2 * C3 + 2 * C + h * hd;
                         const float at = a[t2];
                         for (int i = 0; i < hd; i++) dv[i] += at * dy[i];
                     }
                     // softmax backward: dpre = a * (datt - sum(a * datt)); scores = q.k * scale
                     float dot = 0.0f;
-                    for (int t2 = 0; t2 < T; t2++) dot += a[t2] * datt[t2];
-                    for (int t2 = 0; t2 < T; t2++) dpre[t2] = a[t2] * (datt[t2] - dot) * scale;
+                    for (int t2 = 0; t2 < n; t2++) dot += a[t2] * datt[t2];
+                    for (int t2 = 0; t2 < n; t2++) dpre[t2] = a[t2] * (datt[t2] - dot) * scale;
                     const float *q = base + (size_t)t * C3 + h * hd;
                     float *dq = dbase + (size_t)t * C3 + h * hd;
-                    for (int t2 = 0; t2 < T; t2++) {
+                    for (int t2 = 0; t2 < n; t2++) {
                         const float *k = base + (size_t)t2 * C3 + C + h * hd;
                         float *dk = dbase + (size_t)t2 * C3 + C + h * hd;
                         const float dp = dpre[t2];

@@ -80,5 +80,39 @@ nmf_status nmf_train_options_preset(nmf_train_options *o, const char *name) {
         o->checkpoint_every = 1000;
         return NMF_OK;
     }
-    return nmf_error(NMF_ERR_INVALID_ARG, "unknown config '%s' (demo, full)", name);
+    if (!strcmp(name, "lm")) {
+        /* ~0.22M parameters, 32 windows of 64 bytes a step (~0.2 s of one core): the dense stage
+         * plus the 15 N:M stages of scripts/idp_compare.sh train in well under an hour on a
+         * shared 2-core machine (docs/IDP.md) */
+        nmf_status st = nmf_train_lm_config(&o->model, 64, 4, 4, 4.0f, 64);
+        if (st) return st;
+        o->batch = 32;
+        o->dense_steps = 1000;
+        o->stage_steps = 100;
+        o->warmup = 50;
+        o->stage_warmup = 10;
+        o->weight_decay = 0.01f;
+        o->holdout = 128;    /* windows of the valid split: 8 KB */
+        o->test_limit = 512; /* windows spread over the test split: 32 KB */
+        o->eval_every = 100;
+        o->checkpoint_every = 250;
+        return NMF_OK;
+    }
+    return nmf_error(NMF_ERR_INVALID_ARG, "unknown config '%s' (demo, full, lm)", name);
+}
+
+nmf_status nmf_train_lm_config(nmf_model_config *c, int dim, int depth, int heads,
+                               float mlp_ratio, int T) {
+    if (dim < 1 || depth < 1 || heads < 1 || T < 2 || !(mlp_ratio > 0) || mlp_ratio > 64)
+        return nmf_error(NMF_ERR_INVALID_ARG, "LM shape: dim %d, depth %d, heads %d, mlp ratio "
+                         "%g, T %d", dim, depth, heads, (double)mlp_ratio, T);
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"arch\":\"gpt2\",\"hf\":{\"model_type\":\"gpt2\",\"architectures\":"
+             "[\"GPT2LMHeadModel\"],\"n_embd\":%d,\"n_layer\":%d,\"n_head\":%d,\"n_inner\":%d,"
+             "\"vocab_size\":256,\"n_positions\":%d}}",
+             dim, depth, heads, (int)(dim * mlp_ratio + 0.5f), T);
+    memset(c, 0, sizeof *c);
+    nmf_status st = nmf_model_config_from_json(json, c);
+    return st ? st : nmf_model_config_validate(c);
 }

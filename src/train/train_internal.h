@@ -1,12 +1,20 @@
-/* Internals of the trainable ViT shared by the files of src/train. */
+/* Internals of the trainable model shared by the files of src/train. One struct trains both
+ * families that share the pre-norm block (model/vit_block.c): the ViT (classifier on the class
+ * token) and the GPT-2 decoder (tied LM head on every token, lm_train.c). The parameter buffer
+ * follows the model description (one tensor per kind, stacked over the blocks), except that
+ * every linear weight is held as its (out, in) view: GPT-2's Conv1D [in, out] tensors are
+ * transposed on import and export, so masks, N:M kernels and the block passes are the ViT's. */
 #ifndef NMF_TRAIN_INTERNAL_H
 #define NMF_TRAIN_INTERNAL_H
 
+#include "model/vit_block.h"
 #include "nmformer/kernels.h"
 #include "nmformer/train.h"
 
 /* Activation buffers (llm.c's ActivationTensors). Per-layer ones hold L copies. */
 enum {
+    /* ViT shapes; the LM's tail (LNF .. LOSSES, DLOGITS, DLNF) has B*T rows of vocab logits,
+     * and it has no PATCHES, PE, CLSX, DCLSX, DPE */
     ACT_PATCHES = 0, /* (B*NP, CPP) */
     ACT_PE,          /* (B*NP, D) */
     ACT_ENCODED,     /* (B, T, D) */
@@ -53,30 +61,40 @@ enum {
 struct nmf_vit_train {
     nmf_model_config cfg;
     nmf_model_desc desc; /* the parameter table: names, shapes, roles, the buffer layout */
+    int lm;              /* GPT-2 decoder (else ViT) */
+    int L;               /* blocks */
+    nmf_block_shape shape;
+    /* the model's kind for each of the shared block's (nmf_vit_param block kinds; -1 others) */
+    int blk_kind[NMF_VP_COUNT];
     int max_batch;
-    size_t sizes[NMF_VP_COUNT], offsets[NMF_VP_COUNT], num_params;
+    size_t sizes[NMF_DESC_MAX_KINDS], offsets[NMF_DESC_MAX_KINDS], num_params;
     float *param_mem, *grad_mem, *m_mem, *v_mem; /* grad_mem: num_params + NMF_GRAD_TAIL */
     /* the loss of a forward is the mean over this many examples (0: the batch); data-parallel
      * ranks set the global batch, so that their gradients add up to the global mean's */
     int loss_denom;
-    nmf_vit_params params, grads;
+    nmf_vit_params params, grads; /* ViT views (all NULL for the LM) */
     /* N:M: pattern {0,0} when dense; masks and masked copies of the prunable tensors, stacked in
-     * enum order (offsets mask_offsets[p]); fw = the weights the passes use (masked or not). */
+     * kind order (offsets mask_offsets[p]); fw = the weights the passes use (masked or not), one
+     * pointer per kind (fw.vit: the ViT's names for them) */
     nmf_pattern pattern;
-    size_t mask_offsets[NMF_VP_COUNT], mask_total;
+    size_t mask_offsets[NMF_DESC_MAX_KINDS], mask_total;
     uint8_t *mask_mem;
     float *masked_mem;
     int masked_stale; /* masked_mem must be recomputed before use (sync_masked) */
-    nmf_vit_params fw;
+    union {
+        nmf_vit_params vit;
+        float *k[NMF_DESC_MAX_KINDS];
+    } fw;
     /* N:M kernels for the masked linears (forward and dx = dy W), rebuilt lazily from the masked
      * weights whenever they changed (lin_dirty). lin[q][l] is NULL when not in use. */
     int use_nm_kernels, lin_dirty;
-    nmf_linear **lin[NMF_VP_COUNT];
+    nmf_linear **lin[NMF_DESC_MAX_KINDS];
     /* activations of the last forward */
     float *act_mem, *act[ACT_COUNT];
     size_t act_sizes[ACT_COUNT];
     int B, has_labels;
-    int *labels;
+    int *labels; /* ViT (B) classes; LM (B*T) next tokens */
+    int *ids;    /* LM: the input tokens of the last forward (B*T), for the embedding backward */
     float *scratch; /* attention: nscratch per-thread slices */
     int nscratch;
 };
@@ -107,6 +125,30 @@ typedef struct {
     int num_stages;           /* stages of the plan: cand[0 .. num_stages) have buffers */
     nmf_run_candidate cand[NMF_TRAIN_MAX_PATTERNS + 1];
 } nmf_run_state;
+
+/* ---- the passes shared by both families (vit_train.c), used by lm_train.c ---- */
+/* Runs the blocks from enc (B*T, D), saving activations; *out: the last block's output. Syncs the
+ * masked weights and N:M linears first. */
+nmf_status nmf_train_blocks_forward(nmf_vit_train *m, int B, const float *enc, const float **out);
+/* Backward through the blocks: dres (B*T, D) holds dL/d(last block output) and ends as
+ * dL/d(enc); block gradients accumulate into the gradient buffer (zeroed by the caller). */
+nmf_status nmf_train_blocks_backward(nmf_vit_train *m, int B, float *dres);
+/* The LM's forward and backward (lm_train.c); nmf_vit_train_backward dispatches here. */
+nmf_status nmf_lm_train_backward(nmf_vit_train *m);
+/* Correct argmax predictions of rows (R, K) of logits against labels. */
+int nmf_train_count_argmax(const float *logits, const int *labels, int R, int K);
+
+/* ---- the LM's data (lm_data.c) ---- */
+/* ids, targets (B, T): B windows of text (len > T bytes) at random offsets of stream (seed, g) */
+void nmf_lm_sample_batch(int *ids, int *targets, const uint8_t *text, size_t len, int B, int T,
+                         uint64_t seed, long long g);
+/* Evaluation windows of a split of len bytes: all consecutive T-byte windows, or limit (> 0) of
+ * them evenly spaced */
+size_t nmf_lm_eval_windows(size_t len, int T, size_t limit);
+/* Mean loss (nats per token) and next-token accuracy over n evaluation windows, split over the
+ * ranks (every rank gets the same figures). */
+nmf_status nmf_lm_eval_split(nmf_vit_train *m, const uint8_t *text, size_t len, size_t n,
+                             double *loss, double *acc);
 
 /* Writes model (params, m, v, pattern, masks) + run state atomically to path. */
 /* nmf_vit_train_set_pattern without computing masks: for callers that load masks next (then

@@ -11,7 +11,12 @@
  * count) are summed over the ranks in one all-reduce of the gradient buffer, after which every
  * rank holds the same gradient and takes the same optimizer step, so weights and masks stay
  * identical everywhere without being sent (a checksum verifies it every --check-every steps).
- * Evaluations split their examples over the ranks and sum the correct counts. */
+ * Evaluations split their examples over the ranks and sum the correct counts.
+ *
+ * Two tasks share all of this: the ViT on Fashion-MNIST (examples are images, the held-out score
+ * is accuracy) and the GPT-2 LM on a text corpus (lm_data.c: examples are windows of T bytes,
+ * the held-out score is exp(-loss) on the corpus's valid split, i.e. 1 / perplexity, and the
+ * candidates are measured on its test split). The model config's family picks the task. */
 #include <glob.h>
 #include <math.h>
 #include <stdio.h>
@@ -100,6 +105,14 @@ static uint64_t fingerprint(const nmf_train_options *o) {
                   o->ramp_frac};
     h = fnv(h, ints, sizeof ints);
     h = fnv(h, fl, sizeof fl);
+    if (nmf_model_is_token(c)) { /* only then, so that ViT checkpoints keep their fingerprint */
+        const nmf_hf_config *f = &c->hf;
+        int lm[] = {f->hidden_size, f->num_hidden_layers, f->num_attention_heads,
+                    f->intermediate_size, f->vocab_size, f->max_position_embeddings,
+                    (int)f->hidden_act};
+        h = fnv(h, lm, sizeof lm);
+        h = fnv(h, &f->norm_eps, sizeof f->norm_eps);
+    }
     h = fnv(h, o->patterns, sizeof o->patterns[0] * (size_t)o->num_patterns);
     h = fnv(h, &o->seed, sizeof o->seed);
     /* the fixed micro-batches change the rounding of every step; the number of ranks does not
@@ -212,17 +225,57 @@ static nmf_status eval_split(nmf_vit_train *m, const nmf_dataset *ds, size_t fir
     return NMF_OK;
 }
 
-/* Held-out accuracy of the current weights. SR-STE evaluates the magnitude mask of the current
+/* What a run learns from: Fashion-MNIST images (ViT) or a text corpus (LM). */
+typedef struct {
+    int lm, T;                   /* LM: T bytes a window */
+    nmf_dataset train, test;     /* ViT: held-out = the last `holdout` training images */
+    size_t hold_start, holdout;
+    nmf_corpus corpus;           /* LM: train / valid / test by document */
+    size_t valid_windows;
+} run_data;
+
+/* The score of the current weights on the held-out examples (test = 0) or on the test set
+ * (test = 1, the first `limit` examples / windows when limit > 0): ViT accuracy; LM exp(-mean
+ * loss) (1 / perplexity, higher is better like an accuracy), with its loss and next-token
+ * accuracy (may be NULL). */
+static nmf_status eval_score(nmf_vit_train *m, const run_data *d, int test, int limit,
+                             double *score, double *loss, double *acc) {
+    if (d->lm) {
+        const nmf_text_split sp = test ? NMF_TEXT_TEST : NMF_TEXT_VALID;
+        const size_t len = d->corpus.len[sp];
+        const size_t n = test ? nmf_lm_eval_windows(len, d->T, limit > 0 ? (size_t)limit : 0)
+                              : d->valid_windows;
+        double l = 0, a = 0;
+        nmf_status st = nmf_lm_eval_split(m, d->corpus.text[sp], len, n, &l, &a);
+        if (st != NMF_OK) return st;
+        *score = exp(-l);
+        if (loss) *loss = l;
+        if (acc) *acc = a;
+        return NMF_OK;
+    }
+    if (loss) *loss = 0;
+    nmf_status st;
+    if (!test) {
+        st = eval_split(m, &d->train, d->hold_start, d->holdout, score);
+    } else {
+        size_t n = limit > 0 && (size_t)limit < d->test.n ? (size_t)limit : d->test.n;
+        st = eval_split(m, &d->test, 0, n, score);
+    }
+    if (st == NMF_OK && acc) *acc = *score;
+    return st;
+}
+
+/* Held-out score of the current weights. SR-STE evaluates the magnitude mask of the current
  * weights (what the candidate will be), then puts the training mask back so that the training
  * trajectory does not depend on when we evaluate. */
-static nmf_status eval_heldout(nmf_vit_train *m, const nmf_dataset *ds, size_t start, size_t count,
-                               int fixed_mask, uint8_t *mask_backup, double *acc) {
+static nmf_status eval_heldout(nmf_vit_train *m, const run_data *d, int fixed_mask,
+                               uint8_t *mask_backup, double *score) {
     if (m->pattern.m && !fixed_mask) {
         memcpy(mask_backup, m->mask_mem, m->mask_total);
         nmf_status st = nmf_vit_train_update_masks(m);
         if (st != NMF_OK) return st;
     }
-    return eval_split(m, ds, start, count, acc);
+    return eval_score(m, d, 0, 0, score, NULL, NULL);
 }
 
 static void restore_mask(nmf_vit_train *m, int fixed_mask, const uint8_t *mask_backup) {
@@ -275,8 +328,9 @@ static nmf_status check_options(const nmf_train_options *o) {
     if (o->checkpoint_every < 1) BAD("--checkpoint-every must be >= 1");
     if (o->dense_steps == 0 && !o->init_path)
         BAD("no dense training and no --init: nothing to prune");
-    if (o->model.in_chans != 1)
+    if (!nmf_model_is_token(&o->model) && o->model.in_chans != 1)
         BAD("Fashion-MNIST has 1 channel (model in_chans %d)", o->model.in_chans);
+    if (nmf_model_is_token(&o->model) && o->augment) BAD("--augment is for images, not text");
     const int K = nmf_dist_size();
     if (o->check_every < 1) BAD("--check-every must be >= 1");
     if (o->deterministic) {
@@ -326,13 +380,32 @@ static nmf_status rank_parts(const nmf_train_options *o, nmf_dist_part **parts, 
     return NMF_OK;
 }
 
+/* One global batch: images (B, pix) and labels (ViT), or windows ids / targets (B, T) (LM). */
+typedef struct {
+    const float *x;
+    const int *labels;
+    size_t pix;
+    const int *ids, *targets;
+    size_t T;
+} batch_data;
+
+/* Forward (with labels) of examples [begin, begin + count) of the batch */
+static nmf_status forward_part(nmf_vit_train *m, const batch_data *d, size_t begin, size_t count,
+                               float *loss, int *correct) {
+    if (d->ids)
+        return nmf_lm_train_forward(m, d->ids + begin * d->T, d->targets + begin * d->T,
+                                    (int)count, loss, correct);
+    return nmf_vit_train_forward(m, d->x + begin * d->pix, d->labels + begin, (int)count, loss,
+                                 correct);
+}
+
 /* Gradient of the global batch's mean loss into m's gradient buffer, identical on every rank,
  * with the batch's mean loss and correct count in the buffer's tail (NMF_GRAD_TAIL). Each rank
- * runs forward + backward on its parts (x, labels: the whole global batch; pix floats an image);
- * the backward divides by the global batch size (m->loss_denom), so the parts' gradients just
- * add up. Default: one all-reduce of the buffer. Deterministic: every shard's buffer is kept and
- * the shards are summed in shard order (nmf_dist_ordered_sum). */
-static nmf_status batch_gradients(nmf_vit_train *m, const float *x, const int *labels, size_t pix,
+ * runs forward + backward on its parts of the whole global batch d; the backward divides by the
+ * global batch size (m->loss_denom), so the parts' gradients just add up. Default: one
+ * all-reduce of the buffer. Deterministic: every shard's buffer is kept and the shards are
+ * summed in shard order (nmf_dist_ordered_sum). */
+static nmf_status batch_gradients(nmf_vit_train *m, const batch_data *d,
                                   const nmf_dist_part *parts, int nparts, int batch,
                                   float *const *shard_grads) {
     const size_t n = m->num_params + NMF_GRAD_TAIL;
@@ -341,8 +414,7 @@ static nmf_status batch_gradients(nmf_vit_train *m, const float *x, const int *l
         const nmf_dist_part *p = &parts[j];
         float loss = 0.0f;
         int correct = 0;
-        nmf_status st = nmf_vit_train_forward(m, x + p->begin * pix, labels + p->begin,
-                                              (int)p->count, &loss, &correct);
+        nmf_status st = forward_part(m, d, p->begin, p->count, &loss, &correct);
         if (st == NMF_OK) st = nmf_vit_train_backward(m);
         if (st != NMF_OK) return st;
         tail[0] = loss * ((float)p->count / (float)batch); /* this part's share of the mean */
@@ -390,13 +462,14 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                    (st = probe_writable(o->checkpoint_path, "--checkpoint")) != NMF_OK))
         return st;
 
-    nmf_dataset train = {0}, test = {0};
+    run_data data = {0};
+    nmf_dataset *train = &data.train;
     nmf_vit_train *m = NULL;
     nmf_run_state rs;
     memset(&rs, 0, sizeof rs);
     size_t *idx = NULL;
     float *x = NULL;
-    int *labels = NULL;
+    int *labels = NULL, *ids = NULL, *targets = NULL;
     uint8_t *mask_backup = NULL;
     stream ds_stream = {0};
     nmf_dist_part *parts = NULL;
@@ -405,16 +478,34 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     double step_s = 0, comm_s = 0;
     long long steps_this_run = 0;
 
-    if ((st = nmf_dataset_load(&train, o->data_dir, NMF_SPLIT_TRAIN)) != NMF_OK) goto done;
-    if ((size_t)o->holdout >= train.n) {
-        st = nmf_error(NMF_ERR_INVALID_ARG, "--holdout %d leaves no training data (%zu examples)",
-                       o->holdout, train.n);
-        goto done;
-    }
-    if (train.rows != o->model.img_size || train.cols != o->model.img_size) {
-        st = nmf_error(NMF_ERR_SHAPE, "images are %dx%d, model img_size %d", train.rows, train.cols,
-                       o->model.img_size);
-        goto done;
+    data.lm = nmf_model_is_token(&o->model);
+    if (data.lm) {
+        data.T = o->model.hf.max_position_embeddings;
+        if ((st = nmf_corpus_load(&data.corpus, o->corpus)) != NMF_OK) goto done;
+        for (int sp = 0; sp < NMF_TEXT_SPLITS; sp++)
+            if (data.corpus.len[sp] <= (size_t)data.T) {
+                st = nmf_error(NMF_ERR_INVALID_ARG, "corpus %s: its %s split has %zu bytes (%zu "
+                               "documents), fewer than a window of %d", o->corpus ? o->corpus
+                               : NMF_FORTUNES_DIR, nmf_text_split_name((nmf_text_split)sp),
+                               data.corpus.len[sp], data.corpus.docs[sp], data.T + 1);
+                goto done;
+            }
+        data.valid_windows = nmf_lm_eval_windows(data.corpus.len[NMF_TEXT_VALID], data.T,
+                                                 (size_t)o->holdout);
+    } else {
+        if ((st = nmf_dataset_load(train, o->data_dir, NMF_SPLIT_TRAIN)) != NMF_OK) goto done;
+        if ((size_t)o->holdout >= train->n) {
+            st = nmf_error(NMF_ERR_INVALID_ARG, "--holdout %d leaves no training data (%zu "
+                           "examples)", o->holdout, train->n);
+            goto done;
+        }
+        if (train->rows != o->model.img_size || train->cols != o->model.img_size) {
+            st = nmf_error(NMF_ERR_SHAPE, "images are %dx%d, model img_size %d", train->rows,
+                           train->cols, o->model.img_size);
+            goto done;
+        }
+        data.holdout = (size_t)o->holdout;
+        data.hold_start = train->n - data.holdout;
     }
     if ((st = rank_parts(o, &parts, &nparts, &max_rows)) != NMF_OK) goto done;
     if ((st = nmf_vit_train_create(&m, &o->model, max_rows)) != NMF_OK) goto done;
@@ -438,15 +529,24 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
         rs.cand[i].mask = nmf_alloc(MB, 1);
         ok = rs.cand[i].params && rs.cand[i].mask;
     }
-    idx = nmf_alloc((size_t)o->batch, sizeof(size_t));
-    x = nmf_alloc((size_t)o->batch * train.rows * train.cols, sizeof(float));
-    labels = nmf_alloc((size_t)o->batch, sizeof(int));
-    ds_stream = (stream){&train, train.n - (size_t)o->holdout, nmf_alloc(train.n, sizeof(size_t)),
-                         -1, o->seed};
+    const size_t pix = (size_t)train->rows * train->cols, BT = (size_t)o->batch * data.T;
+    if (data.lm) {
+        ids = nmf_alloc(BT, sizeof(int));
+        targets = nmf_alloc(BT, sizeof(int));
+        ok = ok && ids && targets;
+    } else {
+        idx = nmf_alloc((size_t)o->batch, sizeof(size_t));
+        x = nmf_alloc((size_t)o->batch * pix, sizeof(float));
+        labels = nmf_alloc((size_t)o->batch, sizeof(int));
+        ds_stream = (stream){train, train->n - data.holdout, nmf_alloc(train->n, sizeof(size_t)),
+                             -1, o->seed};
+        ok = ok && idx && x && labels && ds_stream.perm;
+    }
+    const batch_data bd = {x, labels, pix, ids, targets, (size_t)data.T};
     if (o->deterministic && (shard_grads = calloc((size_t)nparts, sizeof *shard_grads)))
         for (int j = 0; j < nparts && ok; j++)
             ok = (shard_grads[j] = nmf_alloc(P + NMF_GRAD_TAIL, sizeof(float))) != NULL;
-    if (!ok || !idx || !x || !labels || !ds_stream.perm || (o->deterministic && !shard_grads)) {
+    if (!ok || (o->deterministic && !shard_grads)) {
         st = nmf_error(NMF_ERR_NOMEM, "training state");
         goto done;
     }
@@ -466,7 +566,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             nmf_model_config cfg;
             nmf_tensor_set s;
             if ((st = nmf_train_load_init(o->init_path, &o->model, &cfg, &s)) != NMF_OK) goto done;
-            if (cfg.dim != o->model.dim || cfg.depth != o->model.depth ||
+            if (strcmp(cfg.arch, o->model.arch) || cfg.dim != o->model.dim ||
+                cfg.depth != o->model.depth ||
                 cfg.patch != o->model.patch || cfg.heads != o->model.heads ||
                 cfg.mlp_ratio != o->model.mlp_ratio || cfg.num_classes != o->model.num_classes) {
                 nmf_tensors_free(&s);
@@ -488,9 +589,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
 
     long long global_total = 0;
     for (int i = 0; i < nstages; i++) global_total += plan[i].steps;
-    const size_t hold_start = train.n - (size_t)o->holdout;
     const double t0 = nmf_now();
-    const float fill = (0.0f - o->model.mean) / o->model.std;
+    const float fill = data.lm ? 0.0f : (0.0f - o->model.mean) / o->model.std;
 
     for (; rs.stage < nstages; rs.stage++, rs.step = 0, rs.stage_started = 0) {
         const stage_plan *sp = &plan[rs.stage];
@@ -507,8 +607,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                 goto done;
             if (fixed_mask) {
                 /* ASP: prune once, pruned weights stay exactly zero */
-                for (int q = 0; q < NMF_VP_COUNT; q++) {
-                    if (!nmf_vit_param_prunable(q)) continue;
+                for (int q = 0; q < m->desc.kind_count; q++) {
+                    if (!m->desc.kinds[q].nm) continue;
                     float *w = m->param_mem + m->offsets[q];
                     const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
                     for (size_t i = 0; i < m->sizes[q]; i++)
@@ -535,13 +635,18 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                 if ((st = nmf_vit_train_update_masks(m)) != NMF_OK) goto done;
             }
             const double step_t0 = nmf_now(), comm0 = nmf_dist_stats_get().seconds;
-            stream_batch(&ds_stream, rs.global_step, o->batch, idx);
-            if ((st = nmf_dataset_batch(x, labels, &train, idx, (size_t)o->batch, o->model.mean,
-                                        o->model.std)) != NMF_OK)
-                goto done;
-            if (o->augment) augment(x, o->batch, train.rows, fill, o->seed, rs.global_step);
-            if ((st = batch_gradients(m, x, labels, (size_t)train.rows * train.cols, parts, nparts,
-                                      o->batch, shard_grads)) != NMF_OK)
+            if (data.lm) {
+                nmf_lm_sample_batch(ids, targets, data.corpus.text[NMF_TEXT_TRAIN],
+                                    data.corpus.len[NMF_TEXT_TRAIN], o->batch, data.T, o->seed,
+                                    rs.global_step);
+            } else {
+                stream_batch(&ds_stream, rs.global_step, o->batch, idx);
+                if ((st = nmf_dataset_batch(x, labels, train, idx, (size_t)o->batch,
+                                            o->model.mean, o->model.std)) != NMF_OK)
+                    goto done;
+                if (o->augment) augment(x, o->batch, train->rows, fill, o->seed, rs.global_step);
+            }
+            if ((st = batch_gradients(m, &bd, parts, nparts, o->batch, shard_grads)) != NMF_OK)
                 goto done;
             const float loss = m->grad_mem[P];
             const int correct = (int)m->grad_mem[P + 1];
@@ -557,14 +662,13 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                 (st = check_same_state(m, rs.global_step)) != NMF_OK)
                 goto done;
             loss_sum += loss;
-            acc_sum += (float)correct / (float)o->batch;
+            acc_sum += (float)correct / (float)(data.lm ? BT : (size_t)o->batch);
             window++;
 
             const int last = rs.step + 1 == sp->steps;
             double held = -1;
             if ((rs.step + 1) % o->eval_every == 0 || last) {
-                if ((st = eval_heldout(m, &train, hold_start, (size_t)o->holdout, fixed_mask,
-                                       mask_backup, &held)) != NMF_OK)
+                if ((st = eval_heldout(m, &data, fixed_mask, mask_backup, &held)) != NMF_OK)
                     goto done;
                 if (held > rs.best_acc) {
                     rs.best_acc = held;
@@ -580,7 +684,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                     .step = rs.step + 1, .stage_total = sp->steps, .global_step = rs.global_step,
                     .global_total = global_total, .loss = loss_sum / window,
                     .acc = acc_sum / window, .lr = ac.lr, .grad_norm = gnorm,
-                    .heldout_acc = held, .elapsed_s = rs.elapsed_s + el,
+                    .heldout_acc = held, .elapsed_s = rs.elapsed_s + el, .lm = data.lm,
                     .eta_s = el / (double)steps_this_run * (double)(global_total - rs.global_step),
                 };
                 char label[32];
@@ -611,8 +715,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             if (sp->kind != STAGE_DENSE &&
                 (st = nmf_vit_train_set_pattern(m, sp->target)) != NMF_OK)
                 goto done;
-            if ((st = eval_heldout(m, &train, hold_start, (size_t)o->holdout, 1, mask_backup,
-                                   &rs.best_acc)) != NMF_OK)
+            if ((st = eval_heldout(m, &data, 1, mask_backup, &rs.best_acc)) != NMF_OK)
                 goto done;
             rs.best_step = 0;
             copy_state(rs.best_params, rs.best_mask, m);
@@ -628,7 +731,7 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
                 .stage = sp->name, .stage_index = rs.stage, .num_stages = nstages,
                 .step = sp->steps, .stage_total = sp->steps, .global_step = rs.global_step,
                 .global_total = global_total, .heldout_acc = rs.best_acc,
-                .elapsed_s = rs.elapsed_s + el, .stage_done = 1,
+                .elapsed_s = rs.elapsed_s + el, .stage_done = 1, .lm = data.lm,
                 .eta_s = steps_this_run ? el / (double)steps_this_run *
                                               (double)(global_total - rs.global_step) : 0,
             };
@@ -643,8 +746,10 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     }
 
     /* test accuracy of every candidate (the test split is only ever used here) */
-    if ((st = nmf_dataset_load(&test, o->data_dir, NMF_SPLIT_TEST)) != NMF_OK) goto done;
+    if (!data.lm && (st = nmf_dataset_load(&data.test, o->data_dir, NMF_SPLIT_TEST)) != NMF_OK)
+        goto done;
     if (result) {
+        result->lm = data.lm;
         result->count = rs.ncand;
         result->total_steps = global_total;
         for (int i = 0; i < rs.ncand; i++) {
@@ -655,9 +760,10 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             ci->best_step = c->best_step;
             ci->steps = c->steps;
             if ((st = load_state(m, c->params, c->mask, c->pattern)) != NMF_OK) goto done;
-            size_t n = o->test_limit > 0 && (size_t)o->test_limit < test.n ? (size_t)o->test_limit
-                                                                            : test.n;
-            if ((st = eval_split(m, &test, 0, n, &ci->test_acc)) != NMF_OK) goto done;
+            double score;
+            if ((st = eval_score(m, &data, 1, o->test_limit, &score, &ci->test_loss,
+                                 &ci->test_acc)) != NMF_OK)
+                goto done;
         }
     }
     if (R == 0 && out_path && (st = write_family(m, &rs, out_path)) != NMF_OK) goto done;
@@ -684,9 +790,12 @@ done:
     nmf_free(idx);
     nmf_free(x);
     nmf_free(labels);
+    nmf_free(ids);
+    nmf_free(targets);
     nmf_free(ds_stream.perm);
     nmf_vit_train_free(m);
-    nmf_dataset_free(&train);
-    nmf_dataset_free(&test);
+    nmf_dataset_free(&data.train);
+    nmf_dataset_free(&data.test);
+    nmf_corpus_free(&data.corpus);
     return st;
 }

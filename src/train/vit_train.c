@@ -6,21 +6,65 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/vit_block.h"
 #include "nmformer/train.h"
 #include "train/layers.h"
 #include "train/train_internal.h"
 
 /* rows/cols of one layer's 2-D view of kind p (linear weights: (out, in)) */
-static void param_dims(const nmf_vit_train *m, nmf_vit_param p, size_t *rows, size_t *cols) {
-    const nmf_param *r = nmf_model_desc_kind_row(&m->desc, (int)p);
+static void param_dims(const nmf_vit_train *m, int p, size_t *rows, size_t *cols) {
+    const nmf_param *r = nmf_model_desc_kind_row(&m->desc, p);
     *rows = r->rows;
     *cols = r->cols;
 }
 
-static size_t layer_numel(const nmf_vit_train *m, nmf_vit_param p) { return m->desc.kind_numel[p]; }
+static size_t layer_numel(const nmf_vit_train *m, int p) { return m->desc.kind_numel[p]; }
+static int is_block(const nmf_vit_train *m, int p) { return m->desc.kinds[p].per_block; }
+static int prunable(const nmf_vit_train *m, int p) { return m->desc.kinds[p].nm; }
 
-static float **pp(nmf_vit_params *s, nmf_vit_param p) { return (float **)s + p; }
+/* GPT-2's block kinds under the shared block's (ViT) names: the same pre-norm block */
+static const int gpt2_block_kind[NMF_VP_COUNT] = {
+    [NMF_VP_PATCH_W] = -1, [NMF_VP_PATCH_B] = -1, [NMF_VP_CLS] = -1, [NMF_VP_POS] = -1,
+    [NMF_VP_LN1_W] = NMF_GP_LN1_W,   [NMF_VP_LN1_B] = NMF_GP_LN1_B,
+    [NMF_VP_QKV_W] = NMF_GP_ATTN_W,  [NMF_VP_QKV_B] = NMF_GP_ATTN_B,
+    [NMF_VP_PROJ_W] = NMF_GP_PROJ_W, [NMF_VP_PROJ_B] = NMF_GP_PROJ_B,
+    [NMF_VP_LN2_W] = NMF_GP_LN2_W,   [NMF_VP_LN2_B] = NMF_GP_LN2_B,
+    [NMF_VP_FC1_W] = NMF_GP_FC_W,    [NMF_VP_FC1_B] = NMF_GP_FC_B,
+    [NMF_VP_FC2_W] = NMF_GP_MPROJ_W, [NMF_VP_FC2_B] = NMF_GP_MPROJ_B,
+    [NMF_VP_NORM_W] = -1, [NMF_VP_NORM_B] = -1, [NMF_VP_HEAD_W] = -1, [NMF_VP_HEAD_B] = -1,
+};
+
+/* The family's shape: the ViT, or a GPT-2 LM head model with a tied head (what we train). */
+static nmf_status family_shape(nmf_vit_train *m, const nmf_model_config *cfg) {
+    if (!nmf_model_is_token(cfg)) {
+        m->L = cfg->depth;
+        m->shape = nmf_vit_block_shape(cfg);
+        for (int k = 0; k < NMF_VP_COUNT; k++) m->blk_kind[k] = nmf_vit_param_is_block(k) ? k : -1;
+        if (nmf_vit_tokens(cfg) > NMF_TRAIN_MAX_T)
+            return nmf_error(NMF_ERR_UNSUPPORTED, "%d tokens: training supports at most %d",
+                             nmf_vit_tokens(cfg), NMF_TRAIN_MAX_T);
+        return NMF_OK;
+    }
+    const nmf_hf_config *h = &cfg->hf;
+    if (h->model_type != NMF_HF_GPT2)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "training supports the ViT and GPT-2 decoders, not "
+                         "arch '%s'", cfg->arch);
+    if (h->head != NMF_HF_HEAD_LM || !h->tie_word_embeddings)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "GPT-2 training needs an LM head tied to wte "
+                         "(GPT2LMHeadModel, tie_word_embeddings)");
+    if (h->hidden_act != NMF_HF_ACT_GELU_TANH && h->hidden_act != NMF_HF_ACT_GELU)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "GPT-2 training: activation '%s' (gelu_new or gelu)",
+                         nmf_hf_act_name(h->hidden_act));
+    if (h->max_position_embeddings > NMF_TRAIN_MAX_T)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%d positions: training supports at most %d",
+                         h->max_position_embeddings, NMF_TRAIN_MAX_T);
+    m->lm = 1;
+    m->L = h->num_hidden_layers;
+    m->shape = (nmf_block_shape){(size_t)h->max_position_embeddings, (size_t)h->hidden_size,
+                                 (size_t)h->intermediate_size, (size_t)h->num_attention_heads,
+                                 h->norm_eps, 1, h->hidden_act == NMF_HF_ACT_GELU_TANH};
+    memcpy(m->blk_kind, gpt2_block_kind, sizeof m->blk_kind);
+    return NMF_OK;
+}
 
 /* ---- create / free ------------------------------------------------------------------------ */
 nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg, int max_batch) {
@@ -29,22 +73,19 @@ nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg
     if (st != NMF_OK) return st;
     if (max_batch < 1 || max_batch > 65536)
         return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..65536", max_batch);
-    if (nmf_vit_tokens(cfg) > NMF_TRAIN_MAX_T)
-        return nmf_error(NMF_ERR_UNSUPPORTED, "%d tokens: training supports at most %d",
-                         nmf_vit_tokens(cfg), NMF_TRAIN_MAX_T);
     nmf_vit_train *m = calloc(1, sizeof *m);
     if (!m) return nmf_error(NMF_ERR_NOMEM, "nmf_vit_train_create");
     m->cfg = *cfg;
     m->max_batch = max_batch;
-    if ((st = nmf_model_describe(&m->desc, cfg))) {
+    if ((st = family_shape(m, cfg)) != NMF_OK || (st = nmf_model_describe(&m->desc, cfg))) {
         free(m);
         return st;
     }
-    size_t L = (size_t)cfg->depth, total = m->desc.floats[NMF_LAYOUT_ALL], mtotal = 0;
-    for (int p = 0; p < NMF_VP_COUNT; p++) {
-        m->sizes[p] = layer_numel(m, (nmf_vit_param)p) * (nmf_vit_param_is_block(p) ? L : 1);
+    size_t L = (size_t)m->L, total = m->desc.floats[NMF_LAYOUT_ALL], mtotal = 0;
+    for (int p = 0; p < m->desc.kind_count; p++) {
         m->offsets[p] = m->desc.kind_offset[NMF_LAYOUT_ALL][p];
-        if (nmf_vit_param_prunable(p)) {
+        m->sizes[p] = m->offsets[p] == SIZE_MAX ? 0 : layer_numel(m, p) * (is_block(m, p) ? L : 1);
+        if (prunable(m, p)) {
             m->mask_offsets[p] = mtotal;
             mtotal += m->sizes[p];
         }
@@ -63,19 +104,26 @@ nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg
         return nmf_error(NMF_ERR_NOMEM, "training buffers for %zu parameters", total);
     }
     m->use_nm_kernels = 1;
-    for (int p = 0; p < NMF_VP_COUNT; p++)
-        if (nmf_vit_param_prunable(p) && !(m->lin[p] = calloc(L, sizeof(nmf_linear *)))) {
+    for (int p = 0; p < m->desc.kind_count; p++)
+        if (prunable(m, p) && !(m->lin[p] = calloc(L, sizeof(nmf_linear *)))) {
             nmf_vit_train_free(m);
             return nmf_error(NMF_ERR_NOMEM, "linear table");
         }
-    nmf_vit_params_bind(&m->desc, NMF_LAYOUT_ALL, m->param_mem, &m->params);
-    nmf_vit_params_bind(&m->desc, NMF_LAYOUT_ALL, m->grad_mem, &m->grads);
-    m->fw = m->params;
+    if (!m->lm) {
+        nmf_vit_params_bind(&m->desc, NMF_LAYOUT_ALL, m->param_mem, &m->params);
+        nmf_vit_params_bind(&m->desc, NMF_LAYOUT_ALL, m->grad_mem, &m->grads);
+    }
+    for (int p = 0; p < m->desc.kind_count; p++)
+        m->fw.k[p] = m->sizes[p] ? m->param_mem + m->offsets[p] : NULL;
 
-    /* activations (llm.c ActivationTensors): one buffer, saved per layer where backward needs */
-    size_t B = (size_t)max_batch, T = (size_t)nmf_vit_tokens(cfg), D = (size_t)cfg->dim;
-    size_t H = (size_t)nmf_vit_hidden(cfg), K = (size_t)cfg->num_classes, NH = (size_t)cfg->heads;
-    size_t NP = T - 1, CPP = (size_t)cfg->in_chans * cfg->patch * cfg->patch, BT = B * T;
+    /* activations (llm.c ActivationTensors): one buffer, saved per layer where backward needs.
+     * R rows reach the tail: the class tokens (ViT) or every token (LM) */
+    size_t B = (size_t)max_batch, T = m->shape.T, D = m->shape.D, H = m->shape.H;
+    size_t NH = m->shape.heads, BT = B * T, R = m->lm ? BT : B;
+    size_t K = m->lm ? (size_t)cfg->hf.vocab_size : (size_t)cfg->num_classes;
+    size_t NP = m->lm ? 0 : T - 1;
+    size_t CPP = m->lm ? 0 : (size_t)cfg->in_chans * cfg->patch * cfg->patch;
+    size_t CLS = m->lm ? 0 : B * D;
     size_t asizes[ACT_COUNT] = {
         [ACT_PATCHES] = B * NP * CPP, [ACT_PE] = B * NP * D,  [ACT_ENCODED] = BT * D,
         [ACT_LN1] = L * BT * D,       [ACT_LN1_MEAN] = L * BT, [ACT_LN1_RSTD] = L * BT,
@@ -83,11 +131,11 @@ nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg
         [ACT_RES2] = L * BT * D,      [ACT_LN2] = L * BT * D, [ACT_LN2_MEAN] = L * BT,
         [ACT_LN2_RSTD] = L * BT,      [ACT_FCH] = L * BT * H, [ACT_FCH_GELU] = L * BT * H,
         [ACT_FCH_CDF] = L * BT * H,
-        [ACT_RES3] = L * BT * D,      [ACT_TMP] = BT * D,     [ACT_CLSX] = B * D,
-        [ACT_LNF] = B * D,            [ACT_LNF_MEAN] = B,     [ACT_LNF_RSTD] = B,
-        [ACT_LOGITS] = B * K,         [ACT_PROBS] = B * K,    [ACT_LOSSES] = B,
+        [ACT_RES3] = L * BT * D,      [ACT_TMP] = BT * D,     [ACT_CLSX] = CLS,
+        [ACT_LNF] = R * D,            [ACT_LNF_MEAN] = R,     [ACT_LNF_RSTD] = R,
+        [ACT_LOGITS] = R * K,         [ACT_PROBS] = R * K,    [ACT_LOSSES] = R,
         /* gradient scratch, reused by every layer */
-        [ACT_DLOGITS] = B * K,        [ACT_DLNF] = B * D,     [ACT_DCLSX] = B * D,
+        [ACT_DLOGITS] = R * K,        [ACT_DLNF] = R * D,     [ACT_DCLSX] = CLS,
         [ACT_DRES] = BT * D,          [ACT_DFCHG] = BT * H,   [ACT_DFCH] = BT * H,
         [ACT_DLN2] = BT * D,          [ACT_DATTY] = BT * D,   [ACT_DQKV] = BT * 3 * D,
         [ACT_DLN1] = BT * D,          [ACT_DPE] = B * NP * D,
@@ -95,11 +143,12 @@ nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg
     size_t atotal = 0;
     for (int a = 0; a < ACT_COUNT; a++) atotal += asizes[a];
     m->act_mem = nmf_alloc(atotal, sizeof(float));
-    m->labels = nmf_alloc(B, sizeof(int));
+    m->labels = nmf_alloc(R, sizeof(int));
+    if (m->lm) m->ids = nmf_alloc(BT, sizeof(int));
     m->nscratch = nmf_get_threads();
     m->scratch = nmf_alloc((size_t)m->nscratch * attention_scratch_floats((int)T, (int)D, (int)NH),
                            sizeof(float));
-    if (!m->act_mem || !m->labels || !m->scratch) {
+    if (!m->act_mem || !m->labels || !m->scratch || (m->lm && !m->ids)) {
         nmf_vit_train_free(m);
         return nmf_error(NMF_ERR_NOMEM, "activations for batch %d (%zu floats)", max_batch, atotal);
     }
@@ -114,8 +163,8 @@ nmf_status nmf_vit_train_create(nmf_vit_train **out, const nmf_model_config *cfg
 }
 
 static void free_linears(nmf_vit_train *m) {
-    for (int p = 0; p < NMF_VP_COUNT; p++)
-        for (int l = 0; m->lin[p] && l < m->cfg.depth; l++) {
+    for (int p = 0; p < NMF_DESC_MAX_KINDS; p++)
+        for (int l = 0; m->lin[p] && l < m->L; l++) {
             nmf_linear_free(m->lin[p][l]);
             m->lin[p][l] = NULL;
         }
@@ -124,7 +173,7 @@ static void free_linears(nmf_vit_train *m) {
 void nmf_vit_train_free(nmf_vit_train *m) {
     if (!m) return;
     free_linears(m);
-    for (int p = 0; p < NMF_VP_COUNT; p++) free(m->lin[p]);
+    for (int p = 0; p < NMF_DESC_MAX_KINDS; p++) free(m->lin[p]);
     nmf_model_desc_free(&m->desc);
     nmf_free(m->param_mem);
     nmf_free(m->grad_mem);
@@ -134,13 +183,16 @@ void nmf_vit_train_free(nmf_vit_train *m) {
     nmf_free(m->mask_mem);
     nmf_free(m->act_mem);
     nmf_free(m->labels);
+    nmf_free(m->ids);
     nmf_free(m->scratch);
     free(m);
 }
 
 const nmf_model_config *nmf_vit_train_config(const nmf_vit_train *m) { return &m->cfg; }
 size_t nmf_vit_train_num_params(const nmf_vit_train *m) { return m->num_params; }
-size_t nmf_vit_train_param_size(const nmf_vit_train *m, nmf_vit_param p) { return m->sizes[p]; }
+size_t nmf_vit_train_param_size(const nmf_vit_train *m, nmf_vit_param p) {
+    return (int)p >= 0 && (int)p < m->desc.kind_count ? m->sizes[p] : 0;
+}
 nmf_vit_params *nmf_vit_train_params(nmf_vit_train *m) { return &m->params; }
 nmf_vit_params *nmf_vit_train_grads(nmf_vit_train *m) { return &m->grads; }
 float *nmf_vit_train_param_mem(nmf_vit_train *m) { return m->param_mem; }
@@ -154,11 +206,11 @@ const float *nmf_vit_train_logits(const nmf_vit_train *m) { return m->act[ACT_LO
 
 float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer) {
     size_t per = layer_numel(m, p);
-    return m->param_mem + m->offsets[p] + (nmf_vit_param_is_block(p) ? (size_t)layer * per : 0);
+    return m->param_mem + m->offsets[p] + (is_block(m, p) ? (size_t)layer * per : 0);
 }
 
 uint8_t *nmf_vit_train_mask(nmf_vit_train *m, nmf_vit_param p, int layer) {
-    if (!nmf_vit_param_prunable(p) || m->pattern.m == 0) return NULL;
+    if (!prunable(m, p) || m->pattern.m == 0) return NULL;
     return m->mask_mem + m->mask_offsets[p] + (size_t)layer * layer_numel(m, p);
 }
 
@@ -166,8 +218,9 @@ uint8_t *nmf_vit_train_mask(nmf_vit_train *m, nmf_vit_param p, int layer) {
 void nmf_vit_train_init(nmf_vit_train *m, uint64_t seed) {
     uint64_t s = seed ^ 0x6E6D666F726D6572ull; /* "nmformer" */
     /* kind by kind in buffer order, each kind's blocks in one draw (the seed's stream) */
-    for (int p = 0; p < NMF_VP_COUNT; p++)
-        nmf_param_role_init(m->desc.kinds[p].role, m->param_mem + m->offsets[p], m->sizes[p], &s);
+    for (int p = 0; p < m->desc.kind_count; p++)
+        if (m->sizes[p])
+            nmf_param_role_init(m->desc.kinds[p].role, m->param_mem + m->offsets[p], m->sizes[p], &s);
     nmf_vit_train_refresh_masked(m);
 }
 
@@ -176,19 +229,19 @@ nmf_status nmf_vit_train_use_pattern(nmf_vit_train *m, nmf_pattern p) {
     m->lin_dirty = 1;
     if (p.n == 0 && p.m == 0) {
         m->pattern = p;
-        m->fw = m->params;
+        for (int q = 0; q < m->desc.kind_count; q++)
+            if (prunable(m, q)) m->fw.k[q] = m->param_mem + m->offsets[q];
         return NMF_OK;
     }
     if (!nmf_pattern_valid(p))
         return nmf_error(NMF_ERR_INVALID_ARG, "invalid N:M pattern %d:%d", p.n, p.m);
-    if (m->cfg.dim % p.m || nmf_vit_hidden(&m->cfg) % p.m)
+    if (m->shape.D % (size_t)p.m || m->shape.H % (size_t)p.m)
         return nmf_error(NMF_ERR_SHAPE,
-                         "pattern %d:%d: dim %d and hidden %d must be multiples of %d", p.n, p.m,
-                         m->cfg.dim, nmf_vit_hidden(&m->cfg), p.m);
+                         "pattern %d:%d: dim %zu and hidden %zu must be multiples of %d", p.n, p.m,
+                         m->shape.D, m->shape.H, p.m);
     m->pattern = p;
-    for (int q = 0; q < NMF_VP_COUNT; q++)
-        if (nmf_vit_param_prunable(q))
-            *pp(&m->fw, q) = m->masked_mem + m->mask_offsets[q];
+    for (int q = 0; q < m->desc.kind_count; q++)
+        if (prunable(m, q)) m->fw.k[q] = m->masked_mem + m->mask_offsets[q];
     return NMF_OK;
 }
 
@@ -199,13 +252,13 @@ nmf_status nmf_vit_train_set_pattern(nmf_vit_train *m, nmf_pattern p) {
 
 nmf_status nmf_vit_train_update_masks(nmf_vit_train *m) {
     if (m->pattern.m == 0) return NMF_OK;
-    for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!nmf_vit_param_prunable(q)) continue;
+    for (int q = 0; q < m->desc.kind_count; q++) {
+        if (!prunable(m, q)) continue;
         size_t rows, cols;
         param_dims(m, q, &rows, &cols);
         /* layers are stacked, so all layers form one (L*rows, cols) matrix */
         nmf_status st = nmf_nm_mask(m->mask_mem + m->mask_offsets[q], m->param_mem + m->offsets[q],
-                                    rows * (size_t)m->cfg.depth, cols, m->pattern, 0);
+                                    rows * (size_t)m->L, cols, m->pattern, 0);
         if (st != NMF_OK) return st;
     }
     nmf_vit_train_refresh_masked(m);
@@ -222,11 +275,11 @@ static nmf_status build_linears(nmf_vit_train *m) {
     free_linears(m);
     m->lin_dirty = 0;
     if (m->pattern.m == 0 || !m->use_nm_kernels) return NMF_OK;
-    for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!nmf_vit_param_prunable(q)) continue;
+    for (int q = 0; q < m->desc.kind_count; q++) {
+        if (!prunable(m, q)) continue;
         size_t rows, cols;
         param_dims(m, q, &rows, &cols);
-        for (int l = 0; l < m->cfg.depth; l++) {
+        for (int l = 0; l < m->L; l++) {
             size_t off = (size_t)l * rows * cols;
             nmf_nm_matrix nm;
             nmf_status st = nmf_nm_pack_masked(&nm, m->masked_mem + m->mask_offsets[q] + off,
@@ -251,8 +304,8 @@ static void sync_masked(nmf_vit_train *m) {
     if (!m->masked_stale) return;
     m->masked_stale = 0;
     if (m->pattern.m == 0) return;
-    for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!nmf_vit_param_prunable(q)) continue;
+    for (int q = 0; q < m->desc.kind_count; q++) {
+        if (!prunable(m, q)) continue;
         const float *w = m->param_mem + m->offsets[q];
         const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
         float *o = m->masked_mem + m->mask_offsets[q];
@@ -262,8 +315,8 @@ static void sync_masked(nmf_vit_train *m) {
 
 void nmf_vit_train_srste_decay(nmf_vit_train *m, float lambda) {
     if (m->pattern.m == 0 || lambda == 0.0f) return;
-    for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!nmf_vit_param_prunable(q)) continue;
+    for (int q = 0; q < m->desc.kind_count; q++) {
+        if (!prunable(m, q)) continue;
         const float *w = m->param_mem + m->offsets[q];
         const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
         float *g = m->grad_mem + m->offsets[q];
@@ -274,8 +327,8 @@ void nmf_vit_train_srste_decay(nmf_vit_train *m, float lambda) {
 
 void nmf_vit_train_mask_grads(nmf_vit_train *m) {
     if (m->pattern.m == 0) return;
-    for (int q = 0; q < NMF_VP_COUNT; q++) {
-        if (!nmf_vit_param_prunable(q)) continue;
+    for (int q = 0; q < m->desc.kind_count; q++) {
+        if (!prunable(m, q)) continue;
         const uint8_t *mk = m->mask_mem + m->mask_offsets[q];
         float *g = m->grad_mem + m->offsets[q];
         for (size_t i = 0; i < m->sizes[q]; i++)
@@ -288,34 +341,53 @@ static void keep(nmf_status *st, nmf_status s) {
     if (*st == NMF_OK) *st = s;
 }
 
+/* The block tensors of buffer `k` (one pointer per kind: the weights the passes use, or the
+ * gradients) under the shared block's names. */
+static void block_view(const nmf_vit_train *m, float *const *k, nmf_vit_params *v) {
+    float **slot = (float **)v;
+    for (int q = 0; q < NMF_VP_COUNT; q++) slot[q] = m->blk_kind[q] >= 0 ? k[m->blk_kind[q]] : NULL;
+}
+
+static void grad_pointers(const nmf_vit_train *m, float **g) {
+    for (int p = 0; p < m->desc.kind_count; p++) g[p] = m->sizes[p] ? m->grad_mem + m->offsets[p] : NULL;
+}
+
+/* Block l's linears for the shared block (NULL: dense weights) */
+static nmf_vit_block block_linears(const nmf_vit_train *m, int l) {
+    const int *k = m->blk_kind;
+    return (nmf_vit_block){m->lin[k[NMF_VP_QKV_W]][l], m->lin[k[NMF_VP_PROJ_W]][l],
+                           m->lin[k[NMF_VP_FC1_W]][l], m->lin[k[NMF_VP_FC2_W]][l]};
+}
+
+int nmf_train_count_argmax(const float *logits, const int *labels, int R, int K) {
+    int n = 0;
+    for (int r = 0; r < R; r++) {
+        const float *z = logits + (size_t)r * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (z[k] > z[best]) best = k;
+        n += best == labels[r];
+    }
+    return n;
+}
+
 /* ---- forward --------------------------------------------------------------------------------- */
-nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *labels, int B,
-                                 float *loss, int *correct) {
-    if (B < 1 || B > m->max_batch)
-        return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..%d", B, m->max_batch);
-    const nmf_model_config *c = &m->cfg;
-    const int T = nmf_vit_tokens(c), L = c->depth, NH = c->heads, K = c->num_classes;
-    const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), BT = (size_t)B * T;
-    const nmf_vit_params *w = &m->fw;
+nmf_status nmf_train_blocks_forward(nmf_vit_train *m, int B, const float *enc, const float **out) {
+    const size_t T = m->shape.T, D = m->shape.D, H = m->shape.H, NH = m->shape.heads;
+    const size_t BT = (size_t)B * T;
     float **a = m->act;
-    m->B = B;
-    m->has_labels = labels != NULL;
     sync_masked(m);
     if (m->lin_dirty) {
         nmf_status st = build_linears(m);
         if (st != NMF_OK) return st;
     }
-    nmf_linear **lq = m->lin[NMF_VP_QKV_W], **lp = m->lin[NMF_VP_PROJ_W];
-    nmf_linear **l1 = m->lin[NMF_VP_FC1_W], **l2 = m->lin[NMF_VP_FC2_W];
+    nmf_vit_params w;
+    block_view(m, m->fw.k, &w);
     nmf_status lst = NMF_OK;
-
-    float *enc = a[ACT_ENCODED]; // (B, T, D): [cls; patches] + pos
-    nmf_vit_embed_forward(c, w, x, (size_t)B, a[ACT_PATCHES], a[ACT_PE], enc);
-
     // the blocks: the one block forward (model/vit_block.c), saving what backward needs
     const float *residual = enc;
-    for (int l = 0; l < L && lst == NMF_OK; l++) {
-        const nmf_vit_block lin = {lq[l], lp[l], l1[l], l2[l]};
+    for (int l = 0; l < m->L && lst == NMF_OK; l++) {
+        const nmf_vit_block lin = block_linears(m, l);
         const nmf_vit_block_io io = {
             .x_in = residual,
             .x1 = a[ACT_RES2] + l * BT * D,
@@ -335,9 +407,32 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
             .gelu_cdf = a[ACT_FCH_CDF] + l * BT * H,
             .scratch = m->scratch, .nscratch = m->nscratch,
         };
-        lst = nmf_vit_block_forward(c, w, &lin, l, (size_t)B, &io, &tape, NULL);
+        lst = nmf_vit_block_forward(&m->shape, &w, &lin, l, (size_t)B, &io, &tape, NULL);
         residual = io.x_out;
     }
+    *out = residual;
+    return lst;
+}
+
+nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *labels, int B,
+                                 float *loss, int *correct) {
+    if (m->lm)
+        return nmf_error(NMF_ERR_INVALID_ARG, "this is a language model: nmf_lm_train_forward");
+    if (B < 1 || B > m->max_batch)
+        return nmf_error(NMF_ERR_INVALID_ARG, "batch %d out of range 1..%d", B, m->max_batch);
+    const nmf_model_config *c = &m->cfg;
+    const int K = c->num_classes;
+    const nmf_vit_params *w = &m->fw.vit;
+    float **a = m->act;
+    m->B = B;
+    m->has_labels = labels != NULL;
+    sync_masked(m);
+
+    float *enc = a[ACT_ENCODED]; // (B, T, D): [cls; patches] + pos
+    nmf_vit_embed_forward(c, w, x, (size_t)B, a[ACT_PATCHES], a[ACT_PE], enc);
+    const float *residual;
+    nmf_status st = nmf_train_blocks_forward(m, B, enc, &residual);
+    if (st != NMF_OK) return st;
     // the class token of every example -> final norm -> head
     nmf_vit_head_forward(c, w, residual, (size_t)B, a[ACT_CLSX], a[ACT_LNF], a[ACT_LNF_MEAN],
                          a[ACT_LNF_RSTD], a[ACT_LOGITS]);
@@ -358,33 +453,21 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
         float l = crossentropy_forward(a[ACT_PROBS], a[ACT_LOSSES], logits, labels, B, K);
         if (loss) *loss = l;
     }
-    if (correct) {
-        int n = 0;
-        for (int b = 0; b < B && labels; b++) {
-            const float *z = logits + (size_t)b * K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (z[k] > z[best]) best = k;
-            n += best == labels[b];
-        }
-        *correct = n;
-    }
+    if (correct) *correct = labels ? nmf_train_count_argmax(logits, labels, B, K) : 0;
     return NMF_OK;
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
-nmf_status nmf_vit_train_backward(nmf_vit_train *m) {
-    if (!m->has_labels || m->B < 1)
-        return nmf_error(NMF_ERR_INVALID_ARG, "backward needs a forward with labels first");
-    const nmf_model_config *c = &m->cfg;
-    const int B = m->B, T = nmf_vit_tokens(c), NP = T - 1, L = c->depth, NH = c->heads;
-    const size_t D = (size_t)c->dim, H = (size_t)nmf_vit_hidden(c), K = (size_t)c->num_classes;
-    const size_t CPP = (size_t)c->in_chans * c->patch * c->patch, BT = (size_t)B * T;
-    const nmf_vit_params *w = &m->fw;
-    nmf_vit_params *g = &m->grads;
+nmf_status nmf_train_blocks_backward(nmf_vit_train *m, int B, float *dres) {
+    const size_t T = m->shape.T, D = m->shape.D, H = m->shape.H, BT = (size_t)B * T;
+    const int NH = (int)m->shape.heads, causal = m->shape.causal;
+    float *gk[NMF_DESC_MAX_KINDS];
+    grad_pointers(m, gk);
+    nmf_vit_params wv, gv;
+    block_view(m, m->fw.k, &wv);
+    block_view(m, gk, &gv);
+    const nmf_vit_params *w = &wv, *g = &gv;
     float **a = m->act;
-    nmf_linear **lq = m->lin[NMF_VP_QKV_W], **lp = m->lin[NMF_VP_PROJ_W];
-    nmf_linear **l1 = m->lin[NMF_VP_FC1_W], **l2 = m->lin[NMF_VP_FC2_W];
     nmf_status lst = NMF_OK;
 #define ZERO(id, n) memset(a[id], 0, (n) * sizeof(float))
 /* dinp was zeroed just before, so the kernels' "dx = dy W" (overwrite) equals "dx += dy W" */
@@ -398,23 +481,8 @@ nmf_status nmf_vit_train_backward(nmf_vit_train *m) {
         }                                                                             \
     } while (0)
 
-    memset(m->grad_mem, 0, m->num_params * sizeof(float));
-    ZERO(ACT_DLOGITS, (size_t)B * K);
-    crossentropy_backward(a[ACT_DLOGITS], a[ACT_PROBS], m->labels, B, (int)K,
-                          m->loss_denom > 0 ? m->loss_denom : B);
-    ZERO(ACT_DLNF, (size_t)B * D);
-    matmul_backward(a[ACT_DLNF], g->head_w, g->head_b, a[ACT_DLOGITS], a[ACT_LNF], w->head_w,
-                    (size_t)B, D, K);
-    ZERO(ACT_DCLSX, (size_t)B * D);
-    layernorm_backward(a[ACT_DCLSX], g->norm_w, g->norm_b, a[ACT_DLNF], a[ACT_CLSX], w->norm_w,
-                       a[ACT_LNF_MEAN], a[ACT_LNF_RSTD], (size_t)B, D);
-    // dres (B,T,D) = dL/d(output of the last block): only class-token rows are non-zero
-    float *dres = a[ACT_DRES];
-    ZERO(ACT_DRES, BT * D);
-    for (int b = 0; b < B; b++)
-        memcpy(dres + (size_t)b * T * D, a[ACT_DCLSX] + b * D, D * sizeof(float));
-
-    for (int l = L - 1; l >= 0; l--) {
+    for (int l = m->L - 1; l >= 0; l--) {
+        const nmf_vit_block lin = block_linears(m, l);
         const float *residual = l == 0 ? a[ACT_ENCODED] : a[ACT_RES3] + (l - 1) * BT * D;
         const float *ln1 = a[ACT_LN1] + l * BT * D, *ln1_mean = a[ACT_LN1_MEAN] + l * BT;
         const float *ln1_rstd = a[ACT_LN1_RSTD] + l * BT, *qkv = a[ACT_QKV] + l * BT * 3 * D;
@@ -422,32 +490,69 @@ nmf_status nmf_vit_train_backward(nmf_vit_train *m) {
         const float *atty = a[ACT_ATTY] + l * BT * D, *res2 = a[ACT_RES2] + l * BT * D;
         const float *ln2 = a[ACT_LN2] + l * BT * D, *ln2_mean = a[ACT_LN2_MEAN] + l * BT;
         const float *ln2_rstd = a[ACT_LN2_RSTD] + l * BT, *fch = a[ACT_FCH] + l * BT * H;
-        const float *fchg = a[ACT_FCH_GELU] + l * BT * H;
+        const float *fchg = a[ACT_FCH_GELU] + l * BT * H, *cdf = a[ACT_FCH_CDF] + l * BT * H;
 
         // res3 = res2 + fc2(gelu(fc1(ln2(res2)))): dres passes through to res2 unchanged
         ZERO(ACT_DFCHG, BT * H);
-        LINEAR_BACKWARD(l2[l], a[ACT_DFCHG], g->fc2_w + l * D * H, g->fc2_b + l * D, dres, fchg,
+        LINEAR_BACKWARD(lin.fc2, a[ACT_DFCHG], g->fc2_w + l * D * H, g->fc2_b + l * D, dres, fchg,
                         w->fc2_w + l * D * H, BT, H, D);
         ZERO(ACT_DFCH, BT * H);
-        gelu_backward(a[ACT_DFCH], fch, a[ACT_FCH_CDF] + l * BT * H, a[ACT_DFCHG], BT * H);
+        if (m->shape.gelu_tanh) gelu_tanh_backward(a[ACT_DFCH], fch, cdf, a[ACT_DFCHG], BT * H);
+        else gelu_backward(a[ACT_DFCH], fch, cdf, a[ACT_DFCHG], BT * H);
         ZERO(ACT_DLN2, BT * D);
-        LINEAR_BACKWARD(l1[l], a[ACT_DLN2], g->fc1_w + l * H * D, g->fc1_b + l * H, a[ACT_DFCH],
+        LINEAR_BACKWARD(lin.fc1, a[ACT_DLN2], g->fc1_w + l * H * D, g->fc1_b + l * H, a[ACT_DFCH],
                         ln2, w->fc1_w + l * H * D, BT, D, H);
         layernorm_backward(dres, g->ln2_w + l * D, g->ln2_b + l * D, a[ACT_DLN2], res2,
                            w->ln2_w + l * D, ln2_mean, ln2_rstd, BT, D);
         // res2 = residual + proj(attn(qkv(ln1(residual))))
         ZERO(ACT_DATTY, BT * D);
-        LINEAR_BACKWARD(lp[l], a[ACT_DATTY], g->proj_w + l * D * D, g->proj_b + l * D, dres, atty,
-                        w->proj_w + l * D * D, BT, D, D);
+        LINEAR_BACKWARD(lin.proj, a[ACT_DATTY], g->proj_w + l * D * D, g->proj_b + l * D, dres,
+                        atty, w->proj_w + l * D * D, BT, D, D);
         ZERO(ACT_DQKV, BT * 3 * D);
-        attention_backward(a[ACT_DQKV], a[ACT_DATTY], qkv, att, B, T, (int)D, NH, m->scratch,
-                           m->nscratch);
+        attention_backward(a[ACT_DQKV], a[ACT_DATTY], qkv, att, B, (int)T, (int)D, NH, causal,
+                           m->scratch, m->nscratch);
         ZERO(ACT_DLN1, BT * D);
-        LINEAR_BACKWARD(lq[l], a[ACT_DLN1], g->qkv_w + l * 3 * D * D, g->qkv_b + l * 3 * D,
+        LINEAR_BACKWARD(lin.qkv, a[ACT_DLN1], g->qkv_w + l * 3 * D * D, g->qkv_b + l * 3 * D,
                         a[ACT_DQKV], ln1, w->qkv_w + l * 3 * D * D, BT, D, 3 * D);
         layernorm_backward(dres, g->ln1_w + l * D, g->ln1_b + l * D, a[ACT_DLN1], residual,
                            w->ln1_w + l * D, ln1_mean, ln1_rstd, BT, D);
     }
+#undef ZERO
+#undef LINEAR_BACKWARD
+    if (lst != NMF_OK) return nmf_error(NMF_ERR_INVALID_ARG, "N:M linear backward failed: %s",
+                                        nmf_last_error());
+    return NMF_OK;
+}
+
+nmf_status nmf_vit_train_backward(nmf_vit_train *m) {
+    if (!m->has_labels || m->B < 1)
+        return nmf_error(NMF_ERR_INVALID_ARG, "backward needs a forward with labels first");
+    if (m->lm) return nmf_lm_train_backward(m);
+    const nmf_model_config *c = &m->cfg;
+    const int B = m->B, T = (int)m->shape.T, NP = T - 1;
+    const size_t D = m->shape.D, K = (size_t)c->num_classes;
+    const size_t CPP = (size_t)c->in_chans * c->patch * c->patch, BT = (size_t)B * T;
+    const nmf_vit_params *w = &m->fw.vit;
+    nmf_vit_params *g = &m->grads;
+    float **a = m->act;
+
+    memset(m->grad_mem, 0, m->num_params * sizeof(float));
+    memset(a[ACT_DLOGITS], 0, (size_t)B * K * sizeof(float));
+    crossentropy_backward(a[ACT_DLOGITS], a[ACT_PROBS], m->labels, B, (int)K,
+                          m->loss_denom > 0 ? m->loss_denom : B);
+    memset(a[ACT_DLNF], 0, (size_t)B * D * sizeof(float));
+    matmul_backward(a[ACT_DLNF], g->head_w, g->head_b, a[ACT_DLOGITS], a[ACT_LNF], w->head_w,
+                    (size_t)B, D, K);
+    memset(a[ACT_DCLSX], 0, (size_t)B * D * sizeof(float));
+    layernorm_backward(a[ACT_DCLSX], g->norm_w, g->norm_b, a[ACT_DLNF], a[ACT_CLSX], w->norm_w,
+                       a[ACT_LNF_MEAN], a[ACT_LNF_RSTD], (size_t)B, D);
+    // dres (B,T,D) = dL/d(output of the last block): only class-token rows are non-zero
+    float *dres = a[ACT_DRES];
+    memset(dres, 0, BT * D * sizeof(float));
+    for (int b = 0; b < B; b++)
+        memcpy(dres + (size_t)b * T * D, a[ACT_DCLSX] + b * D, D * sizeof(float));
+    nmf_status st = nmf_train_blocks_backward(m, B, dres);
+    if (st != NMF_OK) return st;
     // encoded = [cls; patch embeddings] + pos
     float *dpe = a[ACT_DPE];
     for (int b = 0; b < B; b++)
@@ -462,10 +567,6 @@ nmf_status nmf_vit_train_backward(nmf_vit_train *m) {
         }
     matmul_backward(NULL, g->patch_w, g->patch_b, dpe, a[ACT_PATCHES], w->patch_w, (size_t)B * NP,
                     CPP, D);
-#undef ZERO
-#undef LINEAR_BACKWARD
-    if (lst != NMF_OK) return nmf_error(NMF_ERR_INVALID_ARG, "N:M linear backward failed: %s",
-                                        nmf_last_error());
     return NMF_OK;
 }
 
@@ -482,10 +583,12 @@ float nmf_vit_train_adamw_step(nmf_vit_train *m, const nmf_adamw_config *c, int 
     /* torch.optim.AdamW's arithmetic, so 10 steps match PyTorch closely */
     const double bc1 = 1.0 - pow(c->beta1, t), bc2 = 1.0 - pow(c->beta2, t);
     const float step_size = (float)(c->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    for (int p = 0; p < NMF_VP_COUNT; p++) {
+    for (int p = 0; p < m->desc.kind_count; p++) {
+        if (!m->sizes[p]) continue;
         float *w = m->param_mem + m->offsets[p], *g = m->grad_mem + m->offsets[p];
         float *mm = m->m_mem + m->offsets[p], *vv = m->v_mem + m->offsets[p];
-        const float decay = nmf_vit_param_decays(p) ? 1.0f - c->lr * c->weight_decay : 1.0f;
+        const float decay =
+            nmf_param_role_decays(m->desc.kinds[p].role) ? 1.0f - c->lr * c->weight_decay : 1.0f;
         const size_t n = m->sizes[p];
 #pragma omp parallel for schedule(static) if (n > 16384)
         for (size_t i = 0; i < n; i++) {
@@ -515,10 +618,41 @@ float nmf_lr_cosine(int step, int total, int warmup, float lr_max, float lr_min)
 }
 
 /* ---- tensors in / out -------------------------------------------------------------------- */
+/* dst (cols, rows) = src (rows, cols)^T: between a Conv1D's [in, out] storage and the (out, in)
+ * view the training buffer holds */
+static void transpose(float *dst, const float *src, size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+}
+
+static int stored_in_out(const nmf_vit_train *m, const nmf_param *d) {
+    return m->desc.kinds[d->kind].in_axis == 0;
+}
+
+/* The largest tensor stored [in, out] (0: none) */
+static size_t max_in_out(const nmf_vit_train *m) {
+    size_t n = 0;
+    for (size_t i = 0; i < m->desc.count; i++)
+        if (stored_in_out(m, &m->desc.params[i]) && m->desc.params[i].numel > n)
+            n = m->desc.params[i].numel;
+    return n;
+}
+
 nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s) {
     /* like the inference loader: a NaN here would only surface later as "diverged" */
     nmf_status st = nmf_model_load_dense(&m->desc, s, NMF_LAYOUT_ALL, m->param_mem);
     if (st != NMF_OK) return st;
+    const size_t n = max_in_out(m);
+    float *tmp = n ? nmf_alloc(n, sizeof(float)) : NULL;
+    if (n && !tmp) return nmf_error(NMF_ERR_NOMEM, "import");
+    for (size_t i = 0; i < m->desc.count && n; i++) {
+        const nmf_param *d = &m->desc.params[i];
+        if (!stored_in_out(m, d)) continue;
+        float *w = nmf_vit_train_param_ptr(m, (nmf_vit_param)d->kind, d->block < 0 ? 0 : d->block);
+        memcpy(tmp, w, d->numel * sizeof(float));
+        transpose(w, tmp, d->cols, d->rows); /* [in, out] -> (out, in) */
+    }
+    nmf_free(tmp);
     if (m->pattern.m) return nmf_vit_train_update_masks(m);
     return NMF_OK;
 }
@@ -526,19 +660,23 @@ nmf_status nmf_vit_train_import(nmf_vit_train *m, const nmf_tensor_set *s) {
 nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *out) {
     nmf_tensors_init(out);
     sync_masked(m);
+    const size_t n = max_in_out(m);
+    float *tmp = n ? nmf_alloc(n, sizeof(float)) : NULL;
+    if (n && !tmp) return nmf_error(NMF_ERR_NOMEM, "export");
     nmf_status st = NMF_OK;
     for (size_t i = 0; i < m->desc.count && st == NMF_OK; i++) {
         const nmf_param *d = &m->desc.params[i];
         nmf_vit_param p = (nmf_vit_param)d->kind;
         int layer = d->block < 0 ? 0 : d->block;
+        const int in_out = stored_in_out(m, d);
         const float *data = nmf_vit_train_param_ptr(m, p, layer);
         uint8_t *mask = nmf_vit_train_mask(m, p, layer);
         if (mask) {
-            if (pack_nm) {
+            if (pack_nm) { /* the (out, in) view packs; the tensor keeps its storage shape */
                 nmf_nm_matrix nm;
                 st = nmf_nm_pack_masked(&nm, data, mask, d->rows, d->cols, m->pattern, 0);
                 if (st == NMF_OK) {
-                    st = nmf_tensors_add_nm(out, d->name, &nm, NULL);
+                    st = nmf_tensors_add_nm_transposed(out, d->name, &nm, in_out, NULL);
                     if (st != NMF_OK) nmf_nm_free(&nm);
                 }
                 continue;
@@ -546,8 +684,13 @@ nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tensor_set *o
             /* dense but pruned: the masked copy */
             data = m->masked_mem + m->mask_offsets[p] + (size_t)layer * d->numel;
         }
+        if (in_out) { /* (out, in) -> [in, out] */
+            transpose(tmp, data, d->rows, d->cols);
+            data = tmp;
+        }
         st = nmf_tensors_add_dense(out, d->name, d->ndim, d->shape, data, NULL);
     }
+    nmf_free(tmp);
     if (st == NMF_OK) {
         char *json = nmf_model_config_to_json(&m->cfg);
         if (!json) st = nmf_error(NMF_ERR_NOMEM, "config JSON");
