@@ -99,6 +99,13 @@ nmf_status cli_parse_dtype(const char *value, void *dest) {
     return nmf_dtype_parse(value, dest);
 }
 
+const char *cli_shape_names(char *buf, size_t cap) {
+    buf[0] = '\0';
+    for (size_t k = 0, at = 0; nmf_model_shape_name(k) && at < cap; k++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", k ? ", " : "", nmf_model_shape_name(k));
+    return buf;
+}
+
 nmf_status cli_parse_precision(const char *value, void *dest) {
     return nmf_precision_parse(value, dest);
 }

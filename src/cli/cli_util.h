@@ -50,6 +50,8 @@ uint64_t cli_path_bytes(const char *path);
 /* The value parsers of the options that the library parses (CLI_FN rows). */
 nmf_status cli_parse_dtype(const char *value, void *dest); /* nmf_dtype * */
 nmf_status cli_parse_precision(const char *value, void *dest); /* nmf_precision * */
+/* "vit-fmnist, deit-tiny, ..." (the --shape names of bench model and sim) into buf; returns buf */
+const char *cli_shape_names(char *buf, size_t cap);
 
 /* The line prune and convert print on success (unless --quiet), on stdout:
  *   CMD: IN (KIND, B bytes) -> OUT (KIND, B bytes, R x): NAME[ (N:M, K bits/group)]...; DTYPE

@@ -469,11 +469,8 @@ int bench_model(int argc, char **argv) {
         CLI_CONFIG_OPTS(&o.flags),
         CLI_END,
     };
-    char shapes[512] = "", about[2048];
-    for (size_t k = 0; nmf_model_shape_name(k); k++)
-        snprintf(shapes + strlen(shapes), sizeof shapes - strlen(shapes), "%s%s", k ? ", " : "",
-                 nmf_model_shape_name(k));
-    snprintf(about, sizeof about, about_format, shapes);
+    char shapes[512], about[2048];
+    snprintf(about, sizeof about, about_format, cli_shape_names(shapes, sizeof shapes));
     const cli_command cmd = {"bench model", "MODEL [options]\nnmformer bench model --shape NAME "
                              "[--pattern LIST] [options]", about, opts, {&o.model_path}, NULL};
     int rc = cli_parse(&cmd, argc, argv);

@@ -378,11 +378,8 @@ int cmd_sim(int argc, char **argv) {
         CLI_CONFIG_OPTS(&a.flags),
         CLI_END,
     };
-    char shapes[512] = "", about[2048];
-    for (size_t k = 0; nmf_model_shape_name(k); k++)
-        snprintf(shapes + strlen(shapes), sizeof shapes - strlen(shapes), "%s%s", k ? ", " : "",
-                 nmf_model_shape_name(k));
-    snprintf(about, sizeof about, about_format, shapes);
+    char shapes[512], about[2048];
+    snprintf(about, sizeof about, about_format, cli_shape_names(shapes, sizeof shapes));
     const cli_command cmd = {"sim", "MODEL [options]\nnmformer sim --shape NAME [--pattern N:M] "
                              "[--phase prefill|decode] [options]", about, opts, {&a.model_path}, NULL};
     int rc = cli_parse(&cmd, argc, argv);
