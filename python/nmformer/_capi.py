@@ -199,7 +199,8 @@ _SIGNATURES = {
     "nmf_family_write": (status_t, [C.c_char_p, P(FamilyStruct), P(WriteOptions)]),
     "nmf_family_read_layout": (status_t, [C.c_char_p, P(FamilyStruct), P(FamilyLayout)]),
     "nmf_family_layout_free": (None, [P(FamilyLayout)]),
-    "nmf_file_info_json": (status_t, [C.c_char_p, P(C.c_void_p)]),  # text freed with libc free
+    "nmf_file_info_json": (status_t, [C.c_char_p, P(C.c_void_p)]),
+    "nmf_file_kind_detect": (status_t, [C.c_char_p, P(C.c_int)]),  # nmf_file_kind: 1 nmf, 2 st, 3 folder  # text freed with libc free
     "nmf_family_stored_dtype": (dtype_t, [P(FamilyStruct)]),
     "nmf_family_prune": (status_t, [P(FamilyStruct), P(ModelConfig), P(TensorSet), P(Pattern),
                                     size_t, C.c_int, P(dtype_t)]),

@@ -15,12 +15,20 @@ def _is_path(x):
     return isinstance(x, (str, os.PathLike))
 
 
+def _is_family_file(path):
+    """Whether an existing model path holds an .nmf family, from its contents (the magic bytes),
+    as every reader of the library and the CLI decides; errors name the path."""
+    kind = ctypes.c_int(0)
+    check(api().nmf_file_kind_detect(str(path).encode(), ctypes.byref(kind)))
+    return kind.value == 1  # NMF_FILE_NMF
+
+
 def _source_model(source, config, model):
     """The dense model to prune from: a path (.safetensors, or an .nmf's candidate ``model``,
     default "dense"), a Model, a Family (its ``model`` or "dense") or a state dict (+ config)."""
     if _is_path(source):
         path = str(source)
-        name = model or ("dense" if path.endswith(".nmf") else None)
+        name = model or ("dense" if _is_family_file(path) else None)
         return load(path, name=name, config=config)
     if isinstance(source, Model):
         return source
@@ -106,12 +114,10 @@ def convert(source, out, model=None, dtype=None, config=None):
     families are built by the library (nmf_family_select, nmf_family_from_model), as the CLI's.
     """
     src, out = str(source), str(out)
-    kinds = [(p, p.endswith(".nmf"), p.endswith(".safetensors")) for p in (src, out)]
-    for p, is_nmf, is_st in kinds:
-        if not (is_nmf or is_st):
-            raise InvalidArgumentError(f"convert: {p}: files must be .safetensors or .nmf",
-                                       status=1)
-    src_nmf, out_nmf = kinds[0][1], kinds[1][1]
+    if not (out.endswith(".nmf") or out.endswith(".safetensors")):  # an output: by its name
+        raise InvalidArgumentError(f"convert: {out}: files must be .safetensors or .nmf",
+                                   status=1)
+    src_nmf, out_nmf = _is_family_file(src), out.endswith(".nmf")
     lib = api()
     if src_nmf and out_nmf:
         if config is not None:

@@ -481,7 +481,7 @@ int bench_model(int argc, char **argv) {
     if (o.shape) {
         nmf_model_config c;
         nmf_status st = nmf_model_shape_config(o.shape, &c);
-        if (st) return cli_fail("bench model", "--shape", st);
+        if (st) return cli_usage_error("bench model", "--shape: %s", nmf_last_error()); /* a bad value */
         token = nmf_model_is_token(&c);
         if (models)
             return cli_usage_error("bench model", "--model is for files; use --pattern with --shape");

@@ -81,6 +81,8 @@ static int run_token_model(nmf_lm *lm, const lm_run_files *f, size_t batch) {
         nmf_lm_inputs in = {types.data ? types.data + i * T : NULL, mask.data ? mask.data + i * T : NULL,
                             NULL};
         st = nmf_lm_forward(lm, out + i * per_seq, ids.data + i * T, b, T, &in);
+        if (st && B > b) /* the library numbers the sequences of this pass from 0 */
+            st = nmf_error_context(st, "in the pass over sequences %zu..%zu", i, i + b - 1);
         if (st) what = f->input;
     }
     if (st == NMF_OK) {

@@ -408,8 +408,8 @@ int cmd_sim(int argc, char **argv) {
             rc = 2;
             goto out;
         }
-        if ((st = nmf_model_shape_config(a.shape, &vit))) {
-            rc = cli_fail("sim", "--shape", st);
+        if ((st = nmf_model_shape_config(a.shape, &vit))) { /* an unknown name: a usage error */
+            rc = cli_usage_error("sim", "--shape: %s", nmf_last_error());
             goto out;
         }
         if (a.functional == 1) {

@@ -85,6 +85,8 @@ for cmd in convert prune train info run generate eval "bench gemm" "bench model"
         fail "$cmd --help does not document the exit statuses"
 done
 expect_rc 2 "flag with a value" -- "$CLI" info --json=yes "$TINY"
+expect_rc 2 "sim --shape unknown" -- "$CLI" sim --shape nope
+expect_rc 2 "bench model --shape unknown" -- "$CLI" bench model --shape nope
 expect_rc 2 "missing value" -- "$CLI" run "$TINY" --input
 expect_rc 2 "bad number" -- "$CLI" eval "$TINY" --batch=zero
 expect_rc 2 "bad dtype" -- "$CLI" convert "$TINY" "$TMP/x.nmf" --dtype=f64

@@ -307,6 +307,22 @@ class TestPruneConvert(TmpDir):
         self.assertIn(cli("convert", TINY, self.path("y.nmf"), "--model", "2:8",
                           check=False).stderr.split(" (", 1)[1].rstrip(")\n"), str(e.exception))
 
+    def test_source_kind_from_contents(self):
+        """A family under another name is still a family (the magic bytes decide, as in the CLI);
+        a file that is no model is refused with the library's message."""
+        fam = self.cli_family("2:8")
+        renamed = self.path("family.bin")
+        shutil.copyfile(fam, renamed)
+        want, got = self.path("want.safetensors"), self.path("got.safetensors")
+        cli("convert", renamed, want, "--model", "2:8")
+        nmformer.convert(renamed, got, model="2:8")
+        self.assertEqual(read(got), read(want))
+        junk = self.path("junk.nmf")
+        with open(junk, "w") as f:
+            f.write("not a model")
+        with self.assertRaises(nmformer.Error):
+            nmformer.convert(junk, self.path("z.safetensors"))
+
     def test_info_same_as_cli(self):
         fam = self.cli_family("4:8,2:8", ("--dtype", "bf16"))
         pair = self.path("pair.nmf")  # payloads shared by two candidates
