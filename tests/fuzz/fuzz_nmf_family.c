@@ -2,6 +2,7 @@
  * small; the layout is checked against the file it describes. The same file is then opened the
  * mapped way (nmf_family_open) and each candidate loaded on its own: a file the whole-family
  * reader accepts must load candidate by candidate too, and equally; any file, never a crash. */
+#include "tensor_compare.h"
 #include "fuzz_nmf_family.h"
 
 #include <stdlib.h>
@@ -11,23 +12,6 @@
 #include "nmformer/io.h"
 
 /* 1 when a and b hold the same tensors (names, shapes, dense values bit for bit). */
-static int same_tensors(const nmf_tensor_set *a, const nmf_tensor_set *b) {
-    if (a->count != b->count) return 0;
-    for (size_t i = 0; i < a->count; i++) {
-        const nmf_tensor *x = &a->items[i], *y = &b->items[i];
-        if (strcmp(x->name, y->name) || x->ndim != y->ndim || x->numel != y->numel ||
-            memcmp(x->shape, y->shape, sizeof x->shape) || !x->nm != !y->nm)
-            return 0;
-        float *u = malloc(x->numel * sizeof *u), *v = malloc(x->numel * sizeof *v);
-        int same = u && v && nmf_tensor_dense(x, u) == NMF_OK && nmf_tensor_dense(y, v) == NMF_OK &&
-                   !memcmp(u, v, x->numel * sizeof *u);
-        free(u);
-        free(v);
-        if (!same) return 0;
-    }
-    return 1;
-}
-
 /* eager: the whole family as nmf_family_read_layout gave it, or NULL when it refused the file. */
 static void load_each(const char *path, const nmf_family *eager) {
     nmf_family_file *ff;
@@ -42,7 +26,7 @@ static void load_each(const char *path, const nmf_family *eager) {
             if (eager) abort();
             continue;
         }
-        if (eager && !same_tensors(&s, &eager->models[i].tensors)) abort();
+        if (eager && !nmf_test_same_tensors(&s, &eager->models[i].tensors, 0)) abort();
         nmf_tensors_free(&s);
     }
     nmf_family_close(ff);

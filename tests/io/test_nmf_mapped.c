@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "io/io_test_util.h"
+#include "tensor_compare.h"
 #include "model/lm_test_util.h"
 #include "nmformer/model.h"
 
@@ -30,27 +31,6 @@ static const char *write_family(const char *file, const nmf_model_config *c,
     CHECK_MSG(st == NMF_OK, "%s: %s", file, nmf_last_error());
     if (fam == &own || st) nmf_family_free(fam);
     return st ? NULL : p;
-}
-
-/* 1 when a and b hold the same tensors in the same order: names, shapes, storage (N:M pattern,
- * orientation, and the stored dtype when with_dtype) and values bit for bit. */
-static int same_tensors(const nmf_tensor_set *a, const nmf_tensor_set *b, int with_dtype) {
-    if (a->count != b->count) return 0;
-    for (size_t i = 0; i < a->count; i++) {
-        const nmf_tensor *x = &a->items[i], *y = &b->items[i];
-        if (strcmp(x->name, y->name) || x->ndim != y->ndim || x->numel != y->numel ||
-            memcmp(x->shape, y->shape, sizeof x->shape) || !x->nm != !y->nm ||
-            x->nm_transposed != y->nm_transposed || (with_dtype && x->stored_dtype != y->stored_dtype) ||
-            (x->nm && (x->nm->pattern.n != y->nm->pattern.n || x->nm->pattern.m != y->nm->pattern.m)))
-            return 0;
-        float *u = malloc(x->numel * sizeof *u), *v = malloc(x->numel * sizeof *v);
-        int same = u && v && nmf_tensor_dense(x, u) == NMF_OK && nmf_tensor_dense(y, v) == NMF_OK &&
-                   !memcmp(u, v, x->numel * sizeof *u);
-        free(u);
-        free(v);
-        if (!same) return 0;
-    }
-    return 1;
 }
 
 /* The model of (c, s) run on fixed inputs (ViT: 2 images; token model: 2 x 5 ids); *n outputs,
@@ -109,10 +89,10 @@ static void mapped_equals_eager(const char *src_path) {
             nmf_model_config c2;
             nmf_tensor_set lazy;
             CHECK_OK(nmf_load_model(p, name, NULL, &c2, &lazy));
-            CHECK_MSG(same_tensors(&lazy, &eager.models[i].tensors, 1), "%s %s candidate %s",
+            CHECK_MSG(nmf_test_same_tensors(&lazy, &eager.models[i].tensors, 1), "%s %s candidate %s",
                       src_path, dn, name);
             if (dtypes[d] == NMF_DTYPE_F32)
-                CHECK_MSG(same_tensors(&lazy, &mem.models[i].tensors, 0), "%s candidate %s vs memory",
+                CHECK_MSG(nmf_test_same_tensors(&lazy, &mem.models[i].tensors, 0), "%s candidate %s vs memory",
                           src_path, name);
             CHECK(!memcmp(&c2, &eager.config, sizeof c2));
             size_t n1 = 0, n2 = 0;
@@ -150,7 +130,7 @@ static void corrupt_payload(const char *p, const nmf_family *eager, const nmf_fa
     for (size_t m = 0; m < eager->count; m++) {
         if (m == k) continue;
         CHECK_OK(nmf_load_model(q, eager->models[m].name, NULL, &c2, &t));
-        CHECK(same_tensors(&t, &eager->models[m].tensors, 1));
+        CHECK(nmf_test_same_tensors(&t, &eager->models[m].tensors, 1));
         nmf_tensors_free(&t);
     }
     CHECK_FAILS(nmf_load_model(q, kname, NULL, &c2, &t), NMF_ERR_CHECKSUM, tensor);

@@ -7,6 +7,7 @@
 
 #include "nmformer/io.h"
 #include "nmformer/train.h"
+#include "grad_fixture.h"
 #include "test.h"
 
 #define TOL 1e-4
@@ -14,45 +15,18 @@
 static nmf_tensor_set fx;
 static nmf_model_config cfg;
 
-static const nmf_tensor *get(const char *name) {
-    const nmf_tensor *t = nmf_tensors_find(&fx, name);
-    CHECK_MSG(t != NULL, "fixture tensor %s missing", name);
-    return t;
-}
-
-/* The fixture's "params.*" tensors under their timm names. */
-static nmf_status load_params(nmf_vit_train *m) {
-    nmf_tensor_set s;
-    nmf_tensors_init(&s);
-    nmf_status st = NMF_OK;
-    for (size_t i = 0; i < fx.count && st == NMF_OK; i++) {
-        const nmf_tensor *t = &fx.items[i];
-        if (strncmp(t->name, "params.", 7)) continue;
-        st = nmf_tensors_add_dense(&s, t->name + 7, t->ndim, t->shape, t->data, NULL);
-    }
-    if (st == NMF_OK) st = nmf_vit_train_import(m, &s);
-    nmf_tensors_free(&s);
-    return st;
-}
-
-static double max_abs(const float *a, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
-    return m;
-}
-
 /* Compares every gradient (and mask, for masked cases) with the fixture. */
 static void check_case(nmf_vit_train *m, const char *cas, nmf_pattern pat, float lambda) {
     char name[160];
     CHECK_OK(nmf_vit_train_set_pattern(m, pat));
-    const nmf_tensor *x = get("x"), *lab = get("labels");
+    const nmf_tensor *x = fixture_get(&fx, "x"), *lab = fixture_get(&fx, "labels");
     if (!x || !lab) return;
     int B = (int)lab->numel, labels[64];
     for (int b = 0; b < B; b++) labels[b] = (int)lab->data[b];
     float loss = 0;
     CHECK_OK(nmf_vit_train_forward(m, x->data, labels, B, &loss, NULL));
     snprintf(name, sizeof name, "%s.loss", cas);
-    const nmf_tensor *ref_loss = get(name);
+    const nmf_tensor *ref_loss = fixture_get(&fx, name);
     if (ref_loss) CHECK_MSG(fabs(loss - ref_loss->data[0]) <= TOL * fabs(ref_loss->data[0]),
                             "%s: loss %.8f vs %.8f", cas, loss, ref_loss->data[0]);
     CHECK_OK(nmf_vit_train_backward(m));
@@ -70,7 +44,7 @@ static void check_case(nmf_vit_train *m, const char *cas, nmf_pattern pat, float
             else
                 snprintf(tname, sizeof tname, "%s", nmf_vit_param_name(p));
             snprintf(name, sizeof name, "%s.grad.%s", cas, tname);
-            const nmf_tensor *ref = get(name);
+            const nmf_tensor *ref = fixture_get(&fx, name);
             if (!ref) continue;
             CHECK(ref->numel == per);
             if (ref->numel != per) continue;
@@ -85,7 +59,7 @@ static void check_case(nmf_vit_train *m, const char *cas, nmf_pattern pat, float
             tensors++;
             if (nmf_vit_param_prunable(p) && pat.m) {
                 snprintf(name, sizeof name, "%s.mask.%s", cas, tname);
-                const nmf_tensor *rm = get(name);
+                const nmf_tensor *rm = fixture_get(&fx, name);
                 const uint8_t *mk = nmf_vit_train_mask(m, p, l);
                 int diff = 0;
                 for (size_t i = 0; rm && mk && i < per; i++) diff += (rm->data[i] != 0) != mk[i];
@@ -100,7 +74,7 @@ static void check_case(nmf_vit_train *m, const char *cas, nmf_pattern pat, float
 
 static void check_adamw(nmf_vit_train *m, const char *cas, nmf_pattern pat, float lambda,
                         const cJSON *adam) {
-    CHECK_OK(load_params(m));
+    CHECK_OK(fixture_load_params(&fx, m));
     CHECK_OK(nmf_vit_train_set_pattern(m, pat));
     nmf_vit_train_reset_optimizer(m);
     nmf_adamw_config c = {
@@ -116,8 +90,8 @@ static void check_adamw(nmf_vit_train *m, const char *cas, nmf_pattern pat, floa
     float lr_max = c.lr, lr_min = (float)cJSON_GetObjectItem(adam, "lr_min")->valuedouble;
     char name[64];
     snprintf(name, sizeof name, "adamw.%s.losses", cas);
-    const nmf_tensor *ref = get(name);
-    const nmf_tensor *x = get("x"), *lab = get("labels");
+    const nmf_tensor *ref = fixture_get(&fx, name);
+    const nmf_tensor *x = fixture_get(&fx, "x"), *lab = fixture_get(&fx, "labels");
     if (!ref || !x || !lab || ref->numel != (size_t)steps) return;
     int B = (int)lab->numel, labels[64];
     for (int b = 0; b < B; b++) labels[b] = (int)lab->data[b];
@@ -152,7 +126,7 @@ int main(void) {
     nmf_vit_train *m = NULL;
     CHECK_OK(nmf_vit_train_create(&m, &cfg, 8));
     if (!m) return test_finish("test_grad");
-    CHECK_OK(load_params(m));
+    CHECK_OK(fixture_load_params(&fx, m));
     check_case(m, "dense", (nmf_pattern){0, 0}, 0.0f);
     /* masked linears through the N:M kernels (default), then through dense BLAS on W*mask */
     for (int kernels = 1; kernels >= 0; kernels--) {
@@ -172,7 +146,7 @@ int main(void) {
     }
 
     /* hostile-ish calls */
-    CHECK_STATUS(nmf_vit_train_forward(m, get("x")->data, NULL, 9, NULL, NULL),
+    CHECK_STATUS(nmf_vit_train_forward(m, fixture_get(&fx, "x")->data, NULL, 9, NULL, NULL),
                  NMF_ERR_INVALID_ARG);
     CHECK_STATUS(nmf_vit_train_set_pattern(m, (nmf_pattern){1, 32}), NMF_ERR_SHAPE);
     nmf_vit_train_free(m);

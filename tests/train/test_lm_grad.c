@@ -9,6 +9,7 @@
 #include "nmformer/io.h"
 #include "nmformer/lm.h"
 #include "nmformer/train.h"
+#include "grad_fixture.h"
 #include "test.h"
 
 #define TOL 1e-4
@@ -17,32 +18,6 @@ static nmf_tensor_set fx;
 static nmf_model_config cfg;
 static nmf_model_desc desc;
 static int B, T, ids[256], targets[256];
-
-static const nmf_tensor *get(const char *name) {
-    const nmf_tensor *t = nmf_tensors_find(&fx, name);
-    CHECK_MSG(t != NULL, "fixture tensor %s missing", name);
-    return t;
-}
-
-static nmf_status load_params(nmf_vit_train *m) {
-    nmf_tensor_set s;
-    nmf_tensors_init(&s);
-    nmf_status st = NMF_OK;
-    for (size_t i = 0; i < fx.count && st == NMF_OK; i++) {
-        const nmf_tensor *t = &fx.items[i];
-        if (strncmp(t->name, "params.", 7)) continue;
-        st = nmf_tensors_add_dense(&s, t->name + 7, t->ndim, t->shape, t->data, NULL);
-    }
-    if (st == NMF_OK) st = nmf_vit_train_import(m, &s);
-    nmf_tensors_free(&s);
-    return st;
-}
-
-static double max_abs(const float *a, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
-    return m;
-}
 
 /* Element i of the reference (HF layout) of row p, as the training buffer holds it (Conv1D
  * weights as their (out, in) view): index of the buffer's element o*cols + c */
@@ -60,7 +35,7 @@ static void check_case(nmf_vit_train *m, const char *cas, nmf_pattern pat, float
     CHECK_OK(nmf_lm_train_forward(m, ids, targets, B, &loss, &correct));
     CHECK(correct >= 0 && correct <= B * T);
     snprintf(name, sizeof name, "%s.loss", cas);
-    const nmf_tensor *ref_loss = get(name);
+    const nmf_tensor *ref_loss = fixture_get(&fx, name);
     if (ref_loss) CHECK_MSG(fabs(loss - ref_loss->data[0]) <= TOL * fabs(ref_loss->data[0]),
                             "%s: loss %.8f vs %.8f", cas, loss, ref_loss->data[0]);
     snprintf(name, sizeof name, "%s.logits", cas);
@@ -81,7 +56,7 @@ static void check_case(nmf_vit_train *m, const char *cas, nmf_pattern pat, float
     for (size_t r = 0; r < desc.count; r++) {
         const nmf_param *p = &desc.params[r];
         snprintf(name, sizeof name, "%s.grad.%s", cas, p->name);
-        const nmf_tensor *ref = get(name);
+        const nmf_tensor *ref = fixture_get(&fx, name);
         if (!ref || ref->numel != p->numel) {
             CHECK(ref && ref->numel == p->numel);
             continue;
@@ -98,7 +73,7 @@ static void check_case(nmf_vit_train *m, const char *cas, nmf_pattern pat, float
         const uint8_t *mk = nmf_vit_train_mask(m, (nmf_vit_param)p->kind, layer);
         if (pat.m && nmf_param_kind_of(&desc, p)->nm) {
             snprintf(name, sizeof name, "%s.mask.%s", cas, p->name);
-            const nmf_tensor *rm = get(name);
+            const nmf_tensor *rm = fixture_get(&fx, name);
             int diff = 0;
             for (size_t k = 0; rm && mk && k < p->numel; k++)
                 diff += (rm->data[ref_index(p, k)] != 0) != mk[k];
@@ -114,7 +89,7 @@ static void check_case(nmf_vit_train *m, const char *cas, nmf_pattern pat, float
 
 static void check_adamw(nmf_vit_train *m, const char *cas, nmf_pattern pat, float lambda,
                         const cJSON *adam) {
-    CHECK_OK(load_params(m));
+    CHECK_OK(fixture_load_params(&fx, m));
     CHECK_OK(nmf_vit_train_set_pattern(m, pat));
     nmf_vit_train_reset_optimizer(m);
     nmf_adamw_config c = {
@@ -130,7 +105,7 @@ static void check_adamw(nmf_vit_train *m, const char *cas, nmf_pattern pat, floa
     float lr_max = c.lr, lr_min = (float)cJSON_GetObjectItem(adam, "lr_min")->valuedouble;
     char name[64];
     snprintf(name, sizeof name, "adamw.%s.losses", cas);
-    const nmf_tensor *ref = get(name);
+    const nmf_tensor *ref = fixture_get(&fx, name);
     if (!ref || ref->numel != (size_t)steps) return;
     double worst = 0;
     for (int s = 0; s < steps; s++) {
@@ -152,7 +127,7 @@ static void check_adamw(nmf_vit_train *m, const char *cas, nmf_pattern pat, floa
 /* The exported model (packed N:M when a pattern is set) in the inference forward gives the
  * training forward's logits. */
 static void check_inference(nmf_vit_train *m, nmf_pattern pat) {
-    CHECK_OK(load_params(m));
+    CHECK_OK(fixture_load_params(&fx, m));
     CHECK_OK(nmf_vit_train_set_pattern(m, pat));
     CHECK_OK(nmf_lm_train_forward(m, ids, NULL, B, NULL, NULL));
     nmf_tensor_set s;
@@ -189,7 +164,7 @@ int main(void) {
     CHECK_OK(nmf_model_describe(&desc, &cfg));
     float lambda = (float)atof(nmf_tensors_get_meta(&fx, "lambda"));
     CHECK(lambda > 0);
-    const nmf_tensor *ti = get("ids"), *tt = get("targets");
+    const nmf_tensor *ti = fixture_get(&fx, "ids"), *tt = fixture_get(&fx, "targets");
     if (!ti || !tt || ti->ndim != 2 || ti->numel > 256) return test_finish("test_lm_grad");
     B = (int)ti->shape[0], T = (int)ti->shape[1];
     for (int i = 0; i < B * T; i++) ids[i] = (int)ti->data[i], targets[i] = (int)tt->data[i];
@@ -198,7 +173,7 @@ int main(void) {
     CHECK_OK(nmf_vit_train_create(&m, &cfg, 4));
     if (!m) return test_finish("test_lm_grad");
     CHECK(nmf_vit_train_is_lm(m) && nmf_vit_train_seq_len(m) == T);
-    CHECK_OK(load_params(m));
+    CHECK_OK(fixture_load_params(&fx, m));
     check_case(m, "dense", (nmf_pattern){0, 0}, 0.0f);
     for (int kernels = 1; kernels >= 0; kernels--) {
         printf("N:M kernels %s\n", kernels ? "on" : "off");
