@@ -27,9 +27,10 @@ int cmd_eval_lm(const cmd_eval_lm_args *a, const nmf_model_config *c, const nmf_
         model_cli_json_string(stdout, a->name ? a->name : "");
         printf(", \"corpus\": ");
         model_cli_json_string(stdout, where);
-        printf(", \"split\": \"%s\", \"windows\": %zu, \"tokens\": %zu, \"loss\": %.6f, "
-               "\"perplexity\": %.6f, \"bits_per_byte\": %.6f, \"accuracy\": %.6f, \"seconds\": "
-               "%.3f}\n", split, r.windows, r.tokens, r.loss, r.perplexity, r.bits_per_byte,
+        /* every digit: the figures compare exactly with train's --summary */
+        printf(", \"split\": \"%s\", \"windows\": %zu, \"tokens\": %zu, \"loss\": %.17g, "
+               "\"perplexity\": %.17g, \"bits_per_byte\": %.17g, \"accuracy\": %.17g, "
+               "\"seconds\": %.3f}\n", split, r.windows, r.tokens, r.loss, r.perplexity, r.bits_per_byte,
                r.accuracy, secs);
     } else {
         printf("%s%s%s: perplexity %.3f, %.3f bits per byte, next-byte accuracy %.2f%% on %zu "
