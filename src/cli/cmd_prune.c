@@ -137,9 +137,16 @@ int cmd_prune(int argc, char **argv) {
     nmf_calib cal = {0};
     nmf_prune_stats stats = {0};
     if (calibrated) {
+        const int token = nmf_model_is_token(&cfg);
+        if (token ? data_dir != NULL : corpus != NULL) { /* the other kind's default set */
+            rc = cli_usage_error("prune", token ? "--data is Fashion-MNIST's; a language model's "
+                                 "default set comes from --corpus" : "--corpus is for language "
+                                 "models; this %s model takes images", cfg.arch);
+            goto done;
+        }
         st = calib ? nmf_calib_load(&cal, &cfg, calib, (size_t)samples)
-                   : nmf_calib_default(&cal, &cfg, nmf_model_is_token(&cfg) ? corpus : data_dir,
-                                       (size_t)samples, (size_t)seq_len);
+                   : nmf_calib_default(&cal, &cfg, token ? corpus : data_dir, (size_t)samples,
+                                       (size_t)seq_len);
         if (st) {
             rc = cli_fail("prune", calib ? "--calib" : "default calibration set", st);
             goto done;

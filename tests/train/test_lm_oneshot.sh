@@ -104,6 +104,8 @@ check "prune: window longer than the context" one_line_error 1 "at most 16" "$CL
   "$tmp/x.nmf" --pattern 2:4 --method wanda --corpus "$tmp/corpus" --seq-len 17
 check "prune: --corpus with --calib" one_line_error 2 "--calib" "$CLI" prune "$tmp/lm.nmf" "$tmp/x.nmf" \
   --pattern 2:4 --method wanda --corpus "$tmp/corpus" --calib "$tmp/x.npy"
+check "prune: --data (Fashion-MNIST) for an LM" one_line_error 2 "--corpus" "$CLI" prune "$tmp/lm.nmf" \
+  "$tmp/x.nmf" --pattern 2:4 --method wanda --data "$tmp/corpus"
 check "train: --init-model names a missing candidate" one_line_error 1 "1:8" "$CLI" train "${args[@]}" \
   --init "$tmp/lm.nmf" --init-model 1:8 --method asp --patterns 2:4 --out "$tmp/x.nmf"
 check "no output after failures" test ! -e "$tmp/x.nmf"
