@@ -51,6 +51,18 @@ NMF_API nmf_status nmf_calib_load(nmf_calib *out, const nmf_model_config *c, con
  * 1 x 28 x 28 images (NMF_ERR_INVALID_ARG otherwise: token models need a file). */
 NMF_API nmf_status nmf_calib_fashion_mnist(nmf_calib *out, const nmf_model_config *c,
                                            const char *data_dir, size_t samples);
+/* The default set for a byte-level token model (vocabulary 256, e.g. `train --config lm`):
+ * `samples` windows of seq_len bytes (0: the model's context, max_position_embeddings) of the
+ * train split of the text corpus at corpus (nmf_corpus_load; NULL: NMF_FORTUNES_DIR), spread
+ * evenly over it (fewer when the split holds fewer). Deterministic: the same corpus gives the
+ * same windows. Another vocabulary, a window longer than the context, a corpus that cannot be
+ * read or whose train split is shorter than one window: an error that says which. */
+NMF_API nmf_status nmf_calib_corpus(nmf_calib *out, const nmf_model_config *c, const char *corpus,
+                                    size_t samples, size_t seq_len);
+/* The default set of model c by its kind: token models nmf_calib_corpus(data = the corpus),
+ * images nmf_calib_fashion_mnist(data = the IDX directory; seq_len must be 0). */
+NMF_API nmf_status nmf_calib_default(nmf_calib *out, const nmf_model_config *c, const char *data,
+                                     size_t samples, size_t seq_len);
 NMF_API void nmf_calib_free(nmf_calib *cal);
 
 /* ---- one layer ------------------------------------------------------------------------- */

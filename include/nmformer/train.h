@@ -42,10 +42,12 @@ NMF_API float *nmf_vit_train_v_mem(nmf_vit_train *m);
 /* Pointer to tensor p (of layer `layer` for block tensors) in the parameter buffer. */
 NMF_API float *nmf_vit_train_param_ptr(nmf_vit_train *m, nmf_vit_param p, int layer);
 
-/* The weights `train --init PATH` starts from: a family's dense model, or a file's only model
- * (nmf_load_model; fallback is the config for a safetensors file without one). */
-NMF_API nmf_status nmf_train_load_init(const char *path, const nmf_model_config *fallback,
-                               nmf_model_config *config, nmf_tensor_set *tensors);
+/* The weights `train --init PATH [--init-model NAME]` starts from: candidate `name` of a family
+ * (NULL: its dense model), or a file's only model (nmf_load_model; fallback is the config for a
+ * safetensors file without one). */
+NMF_API nmf_status nmf_train_load_init(const char *path, const char *name,
+                                       const nmf_model_config *fallback, nmf_model_config *config,
+                                       nmf_tensor_set *tensors);
 
 /* timm-style init from a seed, by role (nmf_param_role_init): weights and pos_embed
  * trunc_normal(std 0.02), cls_token trunc_normal(std 1e-6), biases 0, LayerNorm (1, 0). */
@@ -126,6 +128,25 @@ NMF_API nmf_status nmf_vit_train_export(nmf_vit_train *m, int pack_nm, nmf_tenso
 NMF_API nmf_status nmf_vit_train_evaluate(nmf_vit_train *m, const nmf_dataset *ds, const size_t *idx,
                                   size_t count, double *accuracy, double *mean_loss);
 
+/* ---- a language model's perplexity on a text corpus ------------------------------------------ */
+typedef struct {
+    double loss;          /* mean cross-entropy, nats per byte */
+    double accuracy;      /* next-byte accuracy */
+    double perplexity;    /* exp(loss) */
+    double bits_per_byte; /* loss / ln 2 */
+    size_t windows, tokens;
+    nmf_pattern pattern;  /* the weights' N:M pattern ({0,0}: dense) */
+} nmf_lm_eval_result;
+/* A byte-level GPT-2's weights (any candidate; N:M tensors are evaluated with their own masks,
+ * as the trainer holds them) on one split of a corpus: nmf_lm_eval_windows(len, T, limit) windows
+ * of T = n_positions bytes spread evenly over the split (limit 0: every window), `batch` windows
+ * a forward. It is the trainer's evaluation: `train`'s test figures are (test split, limit
+ * --test-limit, batch --batch) and its held-out ones (valid split, --holdout), and the same
+ * weights give the same figures. A split shorter than one window is an error. */
+NMF_API nmf_status nmf_lm_evaluate(const nmf_model_config *c, const nmf_tensor_set *weights,
+                                   const nmf_corpus *corpus, nmf_text_split split, size_t limit,
+                                   int batch, nmf_lm_eval_result *r);
+
 /* ---- IDP and the baselines ---------------------------------------------------------------- */
 typedef enum {
     NMF_METHOD_IDP = 0, /* dense -> p1 -> p2 -> ..., each stage from the previous (SR-STE) */
@@ -145,6 +166,9 @@ typedef struct {
     nmf_pattern patterns[NMF_TRAIN_MAX_PATTERNS];
     int num_patterns;
     const char *init_path; /* start from these dense weights (.nmf/.safetensors) or NULL */
+    const char *init_model; /* the candidate of an init_path family to start from (NULL: dense);
+                               an N:M candidate's own mask is kept by every `asp` stage of its
+                               pattern (one-shot pruning + fine-tuning with the mask fixed) */
     const char *data_dir;  /* NULL: default */
     const char *corpus;    /* language models (model arch gpt2): the text corpus (nmf_corpus_load;
                               NULL: NMF_FORTUNES_DIR); the model's n_positions is the window */

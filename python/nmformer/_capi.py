@@ -138,6 +138,21 @@ HF_HEAD_NONE, HF_HEAD_LM, HF_HEAD_CLASSIFIER = 0, 1, 2
 
 
 # For the layout test: C struct name -> ctypes class.
+class PruneOptions(C.Structure):  # nmf_prune_options (prune.h)
+    _fields_ = [("method", C.c_int), ("damp", C.c_double), ("block_cols", size_t),
+                ("batch", size_t)]
+
+
+class Calib(C.Structure):  # nmf_calib
+    _fields_ = [("count", size_t), ("seq_len", size_t), ("sample_len", size_t),
+                ("images", C.POINTER(C.c_float)), ("ids", C.POINTER(C.c_int64))]
+
+
+class PruneStats(C.Structure):  # nmf_prune_stats
+    _fields_ = [("seconds", C.c_double), ("samples", size_t), ("tokens", size_t),
+                ("forwards", size_t)]
+
+
 STRUCTS = {
     "nmf_model_config": ModelConfig, "nmf_hf_config": HfConfig, "nmf_config_overrides": ConfigOverrides,
     "nmf_pattern": Pattern, "nmf_nm_matrix": NmMatrix, "nmf_tensor": Tensor, "nmf_meta": Meta,
@@ -145,7 +160,8 @@ STRUCTS = {
     "nmf_write_options": WriteOptions, "nmf_stored_tensor": StoredTensor,
     "nmf_family_layout": FamilyLayout, "nmf_param_kind": ParamKind, "nmf_param": Param,
     "nmf_model_desc": ModelDesc, "nmf_lm_inputs": LmInputs, "nmf_sampling": Sampling,
-    "nmf_generate_stats": GenerateStats,
+    "nmf_generate_stats": GenerateStats, "nmf_prune_options": PruneOptions,
+    "nmf_calib": Calib, "nmf_prune_stats": PruneStats,
 }
 
 P = C.POINTER
@@ -204,6 +220,16 @@ _SIGNATURES = {
     "nmf_family_stored_dtype": (dtype_t, [P(FamilyStruct)]),
     "nmf_family_prune": (status_t, [P(FamilyStruct), P(ModelConfig), P(TensorSet), P(Pattern),
                                     size_t, C.c_int, P(dtype_t)]),
+    # one-shot pruning with calibration (prune.h)
+    "nmf_prune_options_default": (None, [P(PruneOptions)]),
+    "nmf_model_is_token": (C.c_int, [P(ModelConfig)]),
+    "nmf_prune_method_parse": (status_t, [C.c_char_p, P(C.c_int)]),
+    "nmf_calib_load": (status_t, [P(Calib), P(ModelConfig), C.c_char_p, size_t]),
+    "nmf_calib_default": (status_t, [P(Calib), P(ModelConfig), C.c_char_p, size_t, size_t]),
+    "nmf_calib_free": (None, [P(Calib)]),
+    "nmf_family_prune_oneshot": (status_t, [P(FamilyStruct), P(ModelConfig), P(TensorSet),
+                                            P(Pattern), size_t, C.c_int, P(PruneOptions),
+                                            P(Calib), P(dtype_t), P(PruneStats)]),
     "nmf_family_from_model": (status_t, [P(FamilyStruct), P(ModelConfig), P(TensorSet),
                                          C.c_char_p]),
     "nmf_family_select": (status_t, [P(FamilyStruct), C.c_char_p]),

@@ -4,7 +4,7 @@ import collections.abc
 import ctypes
 import os
 
-from nmformer import _tensors
+from nmformer import _capi, _tensors
 from nmformer._capi import Pattern, api
 from nmformer.errors import InvalidArgumentError, check
 from nmformer.family import Family
@@ -58,9 +58,20 @@ def _patterns(patterns):
     return names
 
 
-def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model=None, add=False):
-    """One-shot magnitude pruning into a family: in every N:M-eligible weight (the block
-    linears) keep the N largest |w| of each group of M consecutive inputs.
+def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model=None, add=False,
+          method="magnitude", calib=None, calib_samples=None, damp=None, data=None, corpus=None,
+          seq_len=None):
+    """One-shot pruning into a family: in every N:M-eligible weight (the block linears) keep N
+    of each group of M consecutive inputs, chosen by ``method``: "magnitude" (the N largest
+    |w|), "wanda" (|w| times the norm of its input over calibration data) or "sparsegpt" (with
+    the kept weights updated to make up for the pruned ones; ``damp``: its dampening, default
+    0.01). Calibration (wanda, sparsegpt): ``calib``, a .npy file (float32 NCHW images for a
+    ViT, int32/int64 token ids (B, T) for a token model), its first ``calib_samples`` (default
+    128) samples; without it the default set: a Fashion-MNIST ViT's first training images
+    (``data``: the IDX directory), a byte-level LM's windows of ``seq_len`` bytes (default its
+    context) of the train split of its text ``corpus`` (default the fortunes corpus). The
+    returned Family's ``calibration`` is then a dict of what it cost (seconds, samples, tokens,
+    forwards); None for magnitude.
 
     ``source``: a path (.safetensors, .nmf, whose ``model`` candidate, default "dense", is
     pruned, or a Hugging Face model folder), a Model, a Family, or a state dict of numpy arrays /
@@ -70,9 +81,28 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
     nmf_family_prune). With ``out`` (.nmf) it is also written, values as ``dtype`` ("f32",
     "f16", "bf16"; default: the source's). With ``add=True`` the candidates are appended to the
     existing family ``out`` (keeping its stored dtype unless ``dtype`` is given).
-    Same result as ``nmformer prune SOURCE OUT --pattern ...``.
+    Same result as ``nmformer prune SOURCE OUT --pattern ... [--method ...]``.
     """
     names = _patterns(patterns)
+    lib = api()
+    opts = _capi.PruneOptions()
+    lib.nmf_prune_options_default(ctypes.byref(opts))
+    code = ctypes.c_int()
+    check(lib.nmf_prune_method_parse(str(method).encode(), ctypes.byref(code)))
+    opts.method = code.value
+    calibrated = opts.method != 0  # NMF_PRUNE_MAGNITUDE
+    given = [k for k, v in (("calib", calib), ("calib_samples", calib_samples), ("damp", damp),
+                            ("data", data), ("corpus", corpus), ("seq_len", seq_len)) if v is not None]
+    if not calibrated and given:
+        raise InvalidArgumentError(f"prune: {', '.join(given)}: for method wanda or sparsegpt",
+                                   status=1)
+    if damp is not None:
+        if method != "sparsegpt":
+            raise InvalidArgumentError("prune: damp is for method sparsegpt", status=1)
+        opts.damp = float(damp)
+    if calib is not None and (data is not None or corpus is not None or seq_len is not None):
+        raise InvalidArgumentError("prune: data, corpus and seq_len choose the default "
+                                   "calibration set; not with calib", status=1)
     if out is not None and not str(out).endswith(".nmf"):
         raise InvalidArgumentError(
             f"prune: {out}: a family is written as .nmf; for one pruned model use "
@@ -85,12 +115,30 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
         fam = Family.open(out)
     else:
         fam = Family.new(src.config)
-    lib = api()
     pats = (Pattern * len(names))(*[_tensors.to_pattern(n) for n in names])
     cfg = src.config._to_c()
     default = ctypes.c_int()
-    check(lib.nmf_family_prune(ctypes.byref(fam._fam), ctypes.byref(cfg), src._set(), pats,
-                               len(names), int(dense and not add), ctypes.byref(default)))
+    cal, stats = _capi.Calib(), _capi.PruneStats()
+    fam.calibration = None
+    try:
+        if calibrated:
+            k = int(calib_samples) if calib_samples is not None else 128
+            if calib is not None:
+                check(lib.nmf_calib_load(ctypes.byref(cal), ctypes.byref(cfg), str(calib).encode(), k))
+            else:
+                where = corpus if lib.nmf_model_is_token(ctypes.byref(cfg)) else data
+                check(lib.nmf_calib_default(ctypes.byref(cal), ctypes.byref(cfg),
+                                            None if where is None else str(where).encode(), k,
+                                            int(seq_len or 0)))
+        check(lib.nmf_family_prune_oneshot(ctypes.byref(fam._fam), ctypes.byref(cfg), src._set(),
+                                           pats, len(names), int(dense and not add),
+                                           ctypes.byref(opts), ctypes.byref(cal),
+                                           ctypes.byref(default), ctypes.byref(stats)))
+    finally:
+        lib.nmf_calib_free(ctypes.byref(cal))
+    if calibrated:
+        fam.calibration = {"seconds": stats.seconds, "samples": stats.samples,
+                           "tokens": stats.tokens, "forwards": stats.forwards}
     if out is not None:
         fam.save(out, dtype=dtype or lib.nmf_dtype_name(default.value).decode().lower())
     return fam

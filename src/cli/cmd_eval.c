@@ -1,7 +1,8 @@
-/* nmformer eval MODEL [--images X.npy --labels Y.npy | --data DIR] [options]
- * Top-1 accuracy: on the Fashion-MNIST test split by default (pixels/255, then (x - mean)/std
- * with the mean and std of the model's config), or on any images and labels given as .npy
- * (images NCHW float32, used as they are, like run's input; labels int64/int32). */
+/* nmformer eval MODEL [--images X.npy --labels Y.npy | --data DIR | --corpus PATH] [options]
+ * Top-1 accuracy of a ViT: on the Fashion-MNIST test split by default (pixels/255, then
+ * (x - mean)/std with the mean and std of the model's config), or on any images and labels
+ * given as .npy (images NCHW float32, used as they are, like run's input; labels int64/int32).
+ * A byte-level language model: perplexity on a text corpus (cmd_eval_lm.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,21 @@ static const char about[] =
     "  (x - mean) / std with the model config's mean and std);\n"
     "  with --images X.npy --labels Y.npy on any data: X float32 NCHW (N, in_chans,\n"
     "  img_size, img_size), already normalised as the model expects (as run's input);\n"
-    "  Y int64 or int32 (N), each label in [0, num_classes).\n";
+    "  Y int64 or int32 (N), each label in [0, num_classes).\n"
+    "A byte-level GPT-2 (train --config lm): perplexity and bits per byte on the\n"
+    "  test (or --split valid) split of a text corpus (--corpus; default the\n"
+    "  fortunes corpus it was trained on), windows of its context length spread\n"
+    "  evenly over the split (--limit: that many; default all), scored as `train`\n"
+    "  scores its candidates (same windows and --batch: same figures).\n";
+
+static nmf_status parse_split(const char *value, void *dest) {
+    for (int s = 0; s < NMF_TEXT_SPLITS; s++)
+        if (!strcmp(value, nmf_text_split_name((nmf_text_split)s))) {
+            *(nmf_text_split *)dest = (nmf_text_split)s;
+            return NMF_OK;
+        }
+    return nmf_error(NMF_ERR_INVALID_ARG, "--split '%s': train, valid or test", value);
+}
 
 /* Where the examples come from: the IDX dataset, or the arrays of --images/--labels. */
 typedef struct {
@@ -72,8 +87,10 @@ static int check_arrays(const nmf_model_config *c, const char *images, const nmf
 
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *name = NULL, *data_dir = NULL, *images = NULL, *labels = NULL;
+    const char *corpus = NULL;
+    nmf_text_split split = NMF_TEXT_SPLITS; /* not given: test */
     long limit = 0;
-    int threads = 0, batch = 64, json = 0;
+    int threads = 0, batch = 0, json = 0; /* batch 0: 64 images, 32 windows (the lm preset's) */
     nmf_precision prec = NMF_PREC_F32;
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
@@ -82,8 +99,13 @@ int cmd_eval(int argc, char **argv) {
         CLI_STR("labels", 0, &labels, "Y.npy", "their labels"),
         CLI_STR("data", 0, &data_dir, "DIR", "directory of the Fashion-MNIST IDX files (default:\n"
                 "$NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")"),
-        CLI_LONG("limit", 0, &limit, 1, 1L << 30, "N", "only the first N images"),
-        CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images per forward pass (default 64)"),
+        CLI_STR("corpus", 0, &corpus, "PATH", "language models: the text corpus (default\n"
+                NMF_FORTUNES_DIR ")"),
+        CLI_FN("split", 0, parse_split, &split, "S", "language models: test (default) or valid"),
+        CLI_LONG("limit", 0, &limit, 1, 1L << 30, "N", "only the first N images (language models: N\n"
+                 "windows spread over the split)"),
+        CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images per forward pass (default 64; language\n"
+                "models: windows, default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
                "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears"),
@@ -99,8 +121,30 @@ int cmd_eval(int argc, char **argv) {
     if (!images != !labels) return cli_usage_error("eval", "--images and --labels go together");
     if (images && data_dir) return cli_usage_error("eval", "--data is Fashion-MNIST's; not with --images");
     if (threads) nmf_set_threads(threads);
+    nmf_model_config cfg;
+    nmf_tensor_set weights;
+    nmf_status st = cli_load_model(model_path, name, &flags, &cfg, &weights);
+    if (st) return cli_fail("eval", model_path, st);
+    const int token = nmf_model_is_token(&cfg);
+    if (token || corpus || split != NMF_TEXT_SPLITS) {
+        if (!token || images || data_dir || prec) {
+            nmf_tensors_free(&weights);
+            return cli_usage_error("eval", token ? "a language model is scored on a text corpus: "
+                                   "--images, --labels, --data and --precision are for the ViT"
+                                   : "--corpus and --split are for language models; this is a %s",
+                                   cfg.arch);
+        }
+        const cmd_eval_lm_args a = {model_path, name, corpus,
+                                    split == NMF_TEXT_SPLITS ? NMF_TEXT_TEST : split,
+                                    (size_t)limit, batch ? batch : 32, json};
+        rc = cmd_eval_lm(&a, &cfg, &weights);
+        nmf_tensors_free(&weights);
+        return rc;
+    }
+    if (!batch) batch = 64;
     nmf_vit *m = NULL;
-    nmf_status st = model_cli_load(&m, model_path, name, &flags);
+    st = nmf_vit_create(&m, &cfg, &weights);
+    nmf_tensors_free(&weights);
     if (st == NMF_OK) st = nmf_vit_set_precision(m, prec);
     if (st) {
         nmf_vit_free(m);

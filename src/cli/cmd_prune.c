@@ -27,8 +27,9 @@ static const char about[] =
     "             weights updated to make up for the pruned ones\n"
     "Calibration (wanda, sparsegpt): --calib FILE.npy, float32 NCHW images (B, C, S, S)\n"
     "for a ViT, int32/int64 token ids (B, T) for BERT / GPT-2 / LLaMA; without it a\n"
-    "ViT of Fashion-MNIST's shape uses the first K images of its train split; the\n"
-    "calibration cost is printed on stderr.\n"
+    "ViT of Fashion-MNIST's shape uses the first K images of its train split, a\n"
+    "byte-level LM (vocabulary 256) K windows of --seq-len bytes spread over the\n"
+    "train split of its text corpus; the calibration cost is printed on stderr.\n"
     " IN is a safetensors file, an .nmf family (its 'dense'\n"
     "model, or --model) or a Hugging Face model folder, told apart by their contents.\n"
     "OUT .nmf: a family holding 'dense' and one candidate per pattern (named \"N:M\");\n"
@@ -47,8 +48,9 @@ int cmd_prune(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *patterns = NULL, *model = NULL;
     nmf_dtype dtype = NMF_DTYPE_COUNT; /* not given: the source's (with --add: the family's) */
     int add = 0, no_dense = 0, quiet = 0, json = 0;
-    const char *calib = NULL, *data_dir = NULL;
+    const char *calib = NULL, *data_dir = NULL, *corpus = NULL;
     long samples = 0;   /* 0: not given (default 128) */
+    long seq_len = 0;   /* 0: the model's context */
     double damp = -1.0; /* < 0: not given (the library's default) */
     nmf_prune_options popt;
     nmf_prune_options_default(&popt);
@@ -72,6 +74,10 @@ int cmd_prune(int argc, char **argv) {
         CLI_STR("data", 0, &data_dir, "DIR",
                 "Fashion-MNIST IDX files for the default\ncalibration set (default: $NMF_DATA_DIR or\n"
                 NMF_FASHION_MNIST_DIR ")"),
+        CLI_STR("corpus", 0, &corpus, "PATH", "text corpus of a byte-level LM's default\n"
+                "calibration set (default " NMF_FORTUNES_DIR ")"),
+        CLI_LONG("seq-len", 0, &seq_len, 1, 1L << 30, "T", "bytes per default calibration window\n"
+                 "(default: the model's context)"),
         CLI_FLAG("quiet", 'q', &quiet, "no summary line"),
         CLI_FLAG("json", 0, &json, "the summary as one JSON object"),
         CLI_CONFIG_OPTS(&flags),
@@ -84,9 +90,12 @@ int cmd_prune(int argc, char **argv) {
     if (!in || !out || !patterns)
         return cli_usage_error("prune", "need IN, OUT and --pattern (see --help)");
     const int calibrated = popt.method != NMF_PRUNE_MAGNITUDE;
-    if (!calibrated && (calib || samples || damp >= 0 || data_dir))
-        return cli_usage_error("prune", "--calib, --calib-samples, --damp and --data are for "
-                                        "--method wanda or sparsegpt");
+    if (!calibrated && (calib || samples || damp >= 0 || data_dir || corpus || seq_len))
+        return cli_usage_error("prune", "--calib, --calib-samples, --damp, --data, --corpus and "
+                                        "--seq-len are for --method wanda or sparsegpt");
+    if (calib && (data_dir || corpus || seq_len))
+        return cli_usage_error("prune", "--data, --corpus and --seq-len choose the default "
+                                        "calibration set; not with --calib");
     if (damp >= 0 && popt.method != NMF_PRUNE_SPARSEGPT)
         return cli_usage_error("prune", "--damp is for --method sparsegpt");
     if (damp >= 0) popt.damp = damp;
@@ -128,8 +137,16 @@ int cmd_prune(int argc, char **argv) {
     nmf_calib cal = {0};
     nmf_prune_stats stats = {0};
     if (calibrated) {
+        const int token = nmf_model_is_token(&cfg);
+        if (token ? data_dir != NULL : corpus != NULL) { /* the other kind's default set */
+            rc = cli_usage_error("prune", token ? "--data is Fashion-MNIST's; a language model's "
+                                 "default set comes from --corpus" : "--corpus is for language "
+                                 "models; this %s model takes images", cfg.arch);
+            goto done;
+        }
         st = calib ? nmf_calib_load(&cal, &cfg, calib, (size_t)samples)
-                   : nmf_calib_fashion_mnist(&cal, &cfg, data_dir, (size_t)samples);
+                   : nmf_calib_default(&cal, &cfg, token ? corpus : data_dir, (size_t)samples,
+                                       (size_t)seq_len);
         if (st) {
             rc = cli_fail("prune", calib ? "--calib" : "default calibration set", st);
             goto done;

@@ -178,6 +178,9 @@ static int parse(int argc, char **argv, nmf_train_options *o, train_cli *t) {
         CLI_FN("method", 0, parse_method, &o->method, "M", "idp (default) | srste | asp | oneshot"),
         CLI_STR("init", 0, &o->init_path, "FILE", "start from dense weights (.nmf / .safetensors);\n"
                 "skips the dense stage unless --steps is given"),
+        CLI_STR("init-model", 0, &o->init_model, "NAME", "the candidate of an --init family to start "
+                "from\n(default: dense); an asp stage of its pattern\nkeeps its mask (one-shot + "
+                "fine-tune)"),
         CLI_STR("data", 0, &o->data_dir, "DIR", "Fashion-MNIST IDX directory (default:\n"
                 "$NMF_DATA_DIR or " NMF_FASHION_MNIST_DIR ")"),
         CLI_INT("steps", 0, &t->steps, 0, 100000000, "N", "dense stage steps"),
@@ -275,7 +278,7 @@ int cmd_train(int argc, char **argv) {
         /* train the model that --init holds: take its shape from the file */
         nmf_model_config cfg;
         nmf_tensor_set s;
-        st = nmf_train_load_init(o.init_path, &o.model, &cfg, &s);
+        st = nmf_train_load_init(o.init_path, o.init_model, &o.model, &cfg, &s);
         if (st != NMF_OK) return cli_fail("train", o.init_path, st);
         nmf_tensors_free(&s);
         o.model = cfg;

@@ -15,6 +15,19 @@ int cmd_train(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
+/* eval of a language model (cmd_eval_lm.c): perplexity on a split of a text corpus. */
+#include <stddef.h>
+
+#include "nmformer/data.h"
+#include "nmformer/io.h"
+typedef struct {
+    const char *model, *name, *corpus; /* the file, its candidate (or NULL), the corpus (or NULL) */
+    nmf_text_split split;
+    size_t limit; /* windows; 0: all */
+    int batch, json;
+} cmd_eval_lm_args;
+int cmd_eval_lm(const cmd_eval_lm_args *a, const nmf_model_config *c, const nmf_tensor_set *w);
+
 /* Prints "nmformer <cmd>: <what>: <status text> (<detail>)" to stderr and returns 1. */
 int cli_fail(const char *cmd, const char *what, int status);
 

@@ -29,8 +29,7 @@ size_t nmf_lm_eval_windows(size_t len, int T, size_t limit) {
     return limit > 0 && limit < all ? limit : all;
 }
 
-/* window w of n: its first byte */
-static size_t window_start(size_t len, int T, size_t n, size_t w) {
+size_t nmf_lm_window_start(size_t len, int T, size_t n, size_t w) {
     size_t all = (len - 1) / (size_t)T;
     return (size_t)((unsigned long long)w * all / n) * (size_t)T;
 }
@@ -56,7 +55,7 @@ nmf_status nmf_lm_eval_split(nmf_vit_train *m, const uint8_t *text, size_t len, 
     for (size_t w = b; w < e && st == NMF_OK; w += E) {
         const size_t cnt = e - w < E ? e - w : E;
         for (size_t i = 0; i < cnt; i++) {
-            const uint8_t *s = text + window_start(len, T, n, w + i);
+            const uint8_t *s = text + nmf_lm_window_start(len, T, n, w + i);
             for (int t = 0; t < T; t++) ids[i * T + t] = s[t], tg[i * T + t] = s[t + 1];
         }
         float l = 0;

@@ -10,6 +10,7 @@
 #include "model/vit_block.h"
 #include "nmformer/kernels.h"
 #include "nmformer/train.h"
+#include "train/text_windows.h"
 
 /* Activation buffers (llm.c's ActivationTensors). Per-layer ones hold L copies. */
 enum {
@@ -142,13 +143,17 @@ int nmf_train_count_argmax(const float *logits, const int *labels, int R, int K)
 /* ids, targets (B, T): B windows of text (len > T bytes) at random offsets of stream (seed, g) */
 void nmf_lm_sample_batch(int *ids, int *targets, const uint8_t *text, size_t len, int B, int T,
                          uint64_t seed, long long g);
-/* Evaluation windows of a split of len bytes: all consecutive T-byte windows, or limit (> 0) of
- * them evenly spaced */
-size_t nmf_lm_eval_windows(size_t len, int T, size_t limit);
 /* Mean loss (nats per token) and next-token accuracy over n evaluation windows, split over the
  * ranks (every rank gets the same figures). */
 nmf_status nmf_lm_eval_split(nmf_vit_train *m, const uint8_t *text, size_t len, size_t n,
                              double *loss, double *acc);
+
+/* The pattern and masks of a pruned candidate's packed N:M tensors (every prunable weight of s
+ * N:M with one pattern; the weights themselves come from nmf_vit_train_import): the model is set
+ * to that pattern with exactly those masks. s without N:M tensors leaves the model dense
+ * (*pattern {0,0}). pattern may be NULL. */
+nmf_status nmf_vit_train_import_masks(nmf_vit_train *m, const nmf_tensor_set *s,
+                                      nmf_pattern *pattern);
 
 /* Writes model (params, m, v, pattern, masks) + run state atomically to path. */
 /* nmf_vit_train_set_pattern without computing masks: for callers that load masks next (then

@@ -119,15 +119,34 @@ static uint64_t fingerprint(const nmf_train_options *o) {
      * enter: a checkpoint resumes with any K (only hashed when on, so that older checkpoints
      * keep their fingerprint) */
     if (o->deterministic) h = fnv(h, &o->shards, sizeof o->shards);
+    if (o->init_model) h = fnv(h, o->init_model, strlen(o->init_model)); /* (only when set, too) */
     return h;
 }
 
-nmf_status nmf_train_load_init(const char *path, const nmf_model_config *fallback,
-                               nmf_model_config *config, nmf_tensor_set *tensors) {
+nmf_status nmf_train_load_init(const char *path, const char *name,
+                               const nmf_model_config *fallback, nmf_model_config *config,
+                               nmf_tensor_set *tensors) {
+    if (name) return nmf_load_model(path, name, fallback, config, tensors);
     /* a family: its dense model; a single model: that one */
     nmf_status st = nmf_load_model(path, "dense", fallback, config, tensors);
     if (st == NMF_ERR_NOT_FOUND) st = nmf_load_model(path, NULL, fallback, config, tensors);
     return st;
+}
+
+/* The mask of the --init-model candidate, for the `asp` stages of its pattern: read from its
+ * packed tensors (nmf_vit_train_import_masks) into mask (mask_total bytes); m is left dense and
+ * its weights untouched. *pattern {0,0}: the candidate is dense. */
+static nmf_status load_init_mask(nmf_vit_train *m, const nmf_train_options *o, uint8_t *mask,
+                                 nmf_pattern *pattern) {
+    nmf_model_config cfg;
+    nmf_tensor_set s;
+    nmf_status st = nmf_train_load_init(o->init_path, o->init_model, &o->model, &cfg, &s);
+    if (st != NMF_OK) return st;
+    st = nmf_vit_train_import_masks(m, &s, pattern);
+    nmf_tensors_free(&s);
+    if (st != NMF_OK) return nmf_error_context(st, "--init-model %s", o->init_model);
+    if (pattern->m) memcpy(mask, m->mask_mem, m->mask_total);
+    return nmf_vit_train_use_pattern(m, (nmf_pattern){0, 0});
 }
 
 /* ---- data stream -------------------------------------------------------------------------- */
@@ -328,6 +347,7 @@ static nmf_status check_options(const nmf_train_options *o) {
     if (o->checkpoint_every < 1) BAD("--checkpoint-every must be >= 1");
     if (o->dense_steps == 0 && !o->init_path)
         BAD("no dense training and no --init: nothing to prune");
+    if (o->init_model && !o->init_path) BAD("--init-model names a candidate of --init FAMILY");
     if (!nmf_model_is_token(&o->model) && o->model.in_chans != 1)
         BAD("Fashion-MNIST has 1 channel (model in_chans %d)", o->model.in_chans);
     if (nmf_model_is_token(&o->model) && o->augment) BAD("--augment is for images, not text");
@@ -470,7 +490,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     size_t *idx = NULL;
     float *x = NULL;
     int *labels = NULL, *ids = NULL, *targets = NULL;
-    uint8_t *mask_backup = NULL;
+    uint8_t *mask_backup = NULL, *init_mask = NULL;
+    nmf_pattern init_pattern = {0, 0}; /* the --init-model candidate's; {0,0}: dense */
     stream ds_stream = {0};
     nmf_dist_part *parts = NULL;
     float **shard_grads = NULL;
@@ -523,7 +544,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
     rs.best_params = nmf_alloc(P, sizeof(float));
     rs.best_mask = nmf_alloc(MB, 1);
     mask_backup = nmf_alloc(MB, 1);
-    int ok = rs.best_params && rs.best_mask && mask_backup;
+    init_mask = nmf_alloc(MB, 1);
+    int ok = rs.best_params && rs.best_mask && mask_backup && init_mask;
     for (int i = 0; i < nstages && ok; i++) {
         rs.cand[i].params = nmf_alloc(P, sizeof(float));
         rs.cand[i].mask = nmf_alloc(MB, 1);
@@ -551,6 +573,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
         goto done;
     }
 
+    /* before the checkpoint: a resumed run needs the init mask for the stages still to come */
+    if (o->init_model && (st = load_init_mask(m, o, init_mask, &init_pattern)) != NMF_OK) goto done;
     if (o->resume && o->checkpoint_path) {
         int have = 0; /* no checkpoint yet (killed before the first one): start fresh */
         if (R == 0) {
@@ -565,7 +589,8 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
         if (o->init_path) {
             nmf_model_config cfg;
             nmf_tensor_set s;
-            if ((st = nmf_train_load_init(o->init_path, &o->model, &cfg, &s)) != NMF_OK) goto done;
+            if ((st = nmf_train_load_init(o->init_path, o->init_model, &o->model, &cfg, &s)) != NMF_OK)
+                goto done;
             if (strcmp(cfg.arch, o->model.arch) || cfg.dim != o->model.dim ||
                 cfg.depth != o->model.depth ||
                 cfg.patch != o->model.patch || cfg.heads != o->model.heads ||
@@ -605,6 +630,12 @@ nmf_status nmf_train_run(const nmf_train_options *o, const char *out_path,
             }
             if ((st = nmf_vit_train_set_pattern(m, stage_pattern(sp, 0, o->ramp_frac))) != NMF_OK)
                 goto done;
+            if (fixed_mask && init_pattern.m && init_pattern.n == sp->target.n &&
+                init_pattern.m == sp->target.m) {
+                /* fine-tuning a pruned --init-model: its own mask, not its weights' magnitudes */
+                memcpy(m->mask_mem, init_mask, m->mask_total);
+                nmf_vit_train_refresh_masked(m);
+            }
             if (fixed_mask) {
                 /* ASP: prune once, pruned weights stay exactly zero */
                 for (int q = 0; q < m->desc.kind_count; q++) {
@@ -787,6 +818,7 @@ done:
     nmf_free(rs.best_params);
     nmf_free(rs.best_mask);
     nmf_free(mask_backup);
+    nmf_free(init_mask);
     nmf_free(idx);
     nmf_free(x);
     nmf_free(labels);

@@ -75,6 +75,12 @@ int main(void) {
     end();
     S(nmf_generate_stats); F(nmf_generate_stats, prefill_seconds);
     F(nmf_generate_stats, decode_seconds); F(nmf_generate_stats, decode_tokens); end();
+    S(nmf_prune_options); F(nmf_prune_options, method); F(nmf_prune_options, damp);
+    F(nmf_prune_options, block_cols); F(nmf_prune_options, batch); end();
+    S(nmf_calib); F(nmf_calib, count); F(nmf_calib, seq_len); F(nmf_calib, sample_len);
+    F(nmf_calib, images); F(nmf_calib, ids); end();
+    S(nmf_prune_stats); F(nmf_prune_stats, seconds); F(nmf_prune_stats, samples);
+    F(nmf_prune_stats, tokens); F(nmf_prune_stats, forwards); end();
     /* the constants the package writes down: array sizes, every nmf_status, the nmf_hf_head values */
     printf(",\n  \"constants\": {\"NMF_MAX_DIMS\": %d, \"NMF_LAYOUT_COUNT\": %d, "
            "\"NMF_DESC_MAX_KINDS\": %d, \"NMF_STATUS_COUNT\": %d",

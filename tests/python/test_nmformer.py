@@ -250,6 +250,37 @@ class TestPruneConvert(TmpDir):
         nmformer.prune(TINY, "2:4,1:8", out=self.path("p2.nmf"), dense=False)
         self.assertEqual(read(self.path("p2.nmf")), read(self.path("c2.nmf")))
 
+    def test_prune_calibrated_same_bytes_as_cli(self):
+        """method= and calibration: the CLI's family, byte for byte, and what it cost."""
+        x = np.random.default_rng(3).standard_normal((12, 1, 28, 28)).astype(np.float32)
+        x[:, :, :, 5] *= 20.0  # an outlier column, so that the methods differ from magnitude
+        calib = self.path("calib.npy")
+        np.save(calib, x)
+        for method, extra in (("wanda", ()), ("sparsegpt", ("--damp", "0.05"))):
+            want = self.path(f"cli_{method}.nmf")
+            cli("prune", TINY, want, "--pattern", "2:4,1:8", "--method", method, "--calib", calib,
+                "--calib-samples", "10", *extra)
+            out = self.path(f"py_{method}.nmf")
+            fam = nmformer.prune(TINY, "2:4,1:8", out=out, method=method, calib=calib,
+                                 calib_samples=10, damp=0.05 if extra else None)
+            self.assertEqual(read(out), read(want), method)
+            self.assertEqual(fam.calibration["samples"], 10)
+            self.assertEqual(fam.calibration["forwards"], 1 if method == "wanda" else 2 * 2)
+        mag = nmformer.prune(TINY, "2:4", out=self.path("mag.nmf"))
+        self.assertIsNone(mag.calibration)
+        self.assertNotEqual(read(self.path("mag.nmf")), read(self.path("py_wanda.nmf")))
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            nmformer.prune(TINY, "2:4", method="magnitude", calib=calib)
+        with self.assertRaises(nmformer.InvalidArgumentError):
+            nmformer.prune(TINY, "2:4", method="wanda", calib=calib, damp=0.1)
+        with self.assertRaises(nmformer.Error):
+            nmformer.prune(TINY, "2:4", method="obs")
+        x[3, 0, 2, 2] = np.nan
+        np.save(calib, x)
+        with self.assertRaises(nmformer.Error) as e:
+            nmformer.prune(TINY, "2:4", method="wanda", calib=calib)
+        self.assertIn("image 3", str(e.exception))
+
     def test_prune_add_same_bytes_as_cli(self):
         a, b = self.path("a.nmf"), self.path("b.nmf")
         cli("prune", TINY, a, "--pattern", "4:8", "--dtype", "f16")
