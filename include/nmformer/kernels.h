@@ -27,6 +27,10 @@ NMF_API nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, siz
  * the 16-bit path). Inference only: the backward product is NMF_ERR_UNSUPPORTED. */
 NMF_API nmf_status nmf_linear_create_dense16(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
                                              size_t out, size_t in);
+/* The same, taking *w (allocated with nmf_alloc, e.g. a tensor's data16) instead of copying it:
+ * on success *w is NULL and the layer frees it; on failure *w is the caller's still. */
+NMF_API nmf_status nmf_linear_create_dense16_take(nmf_linear **lin, uint16_t **w, nmf_dtype dtype,
+                                                  size_t out, size_t in);
 /* The 16-bit values [out][in] of a dense 16-bit layer and their dtype (for the rows an embedding
  * lookup reads from a weight it shares with a tied head); NULL for any other layer. */
 NMF_API const uint16_t *nmf_linear_weights16(const nmf_linear *lin, nmf_dtype *dtype);

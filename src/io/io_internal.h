@@ -92,5 +92,9 @@ void nmf_io_source_close(nmf_io_source *s);
  * shrank below the range since it was opened is NMF_ERR_IO (never a SIGBUS on touch). */
 nmf_status nmf_io_window_map(const nmf_io_source *s, uint64_t offset, uint64_t len, nmf_io_window *w);
 void nmf_io_window_unmap(nmf_io_window *w);
+/* Bytes [offset, offset + len) of s copied into dst with pread (no mapping: a copy that the
+ * caller keeps costs its own pages only, not the page cache's mapped as well); the same range
+ * checks and errors as nmf_io_window_map. */
+nmf_status nmf_io_read_at(const nmf_io_source *s, uint64_t offset, uint64_t len, void *dst);
 
 #endif

@@ -184,15 +184,19 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
         st = raw ? nmf_tensors_add_dense16(out, name, ndim, dims, dt, &t)
                  : nmf_tensors_add_dense(out, name, ndim, dims, NULL, &t);
         if (st) goto fail;
-        if ((st = nmf_io_window_map(&src, data_at + begin, want, &win))) {
-            st = nmf_error_context(st, "tensor '%s'", name);
-            goto fail;
-        }
-        if (raw) /* little-endian 16-bit values on a little-endian host, as memcpy'd */
-            memcpy(t->data16, win.p, want);
-        else
+        if (raw) { /* little-endian 16-bit values on a little-endian host: read as they are */
+            if ((st = nmf_io_read_at(&src, data_at + begin, want, t->data16))) {
+                st = nmf_error_context(st, "tensor '%s'", name);
+                goto fail;
+            }
+        } else {
+            if ((st = nmf_io_window_map(&src, data_at + begin, want, &win))) {
+                st = nmf_error_context(st, "tensor '%s'", name);
+                goto fail;
+            }
             nmf_io_decode_values(t->data, win.p, numel, dt);
-        nmf_io_window_unmap(&win);
+            nmf_io_window_unmap(&win);
+        }
         nmf_progress_advance(&step, name, want);
         t->stored_dtype = dt;
         dtypes[out->count - 1] = dt;

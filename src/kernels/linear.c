@@ -107,36 +107,52 @@ static nmf_status plan_dense16(nmf_linear *l, uint16_t *w, nmf_dtype dtype) {
     return NMF_OK;
 }
 
-nmf_status nmf_linear_create_dense16(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
-                                     size_t out, size_t in) {
-    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
-    *lin = NULL;
-    if (!w || out == 0 || in == 0)
-        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+/* a dense 16-bit layer holding d (owned) */
+static nmf_status create_dense16(nmf_linear **lin, uint16_t *d, nmf_dtype dtype, size_t out,
+                                 size_t in) {
     if (dtype != NMF_DTYPE_BF16 && dtype != NMF_DTYPE_F16)
         return nmf_error(NMF_ERR_INVALID_ARG, "linear: 16-bit weights must be BF16 or F16, not %s",
                          nmf_dtype_name(dtype));
     if (out > INT32_MAX || in > INT32_MAX)
         return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu exceeds BLAS int range", out, in);
     nmf_linear *l = nmf_alloc(1, sizeof *l);
-    uint16_t *d = nmf_alloc(out * in, sizeof(uint16_t)); /* nmf_alloc checks the product */
-    if (!l || !d) {
-        nmf_free(l);
-        nmf_free(d);
-        return nmf_error(NMF_ERR_NOMEM, "linear: dense %zu x %zu: out of memory", out, in);
-    }
-    memcpy(d, w, out * in * sizeof(uint16_t));
+    if (!l) return nmf_error(NMF_ERR_NOMEM, "linear: out of memory");
     pthread_mutex_init(&l->cache_lock, NULL);
     l->out = out;
     l->in = in;
-    l->storage = d;
     nmf_status st = plan_dense16(l, d, dtype);
     if (st != NMF_OK) {
         nmf_linear_free(l);
         return st;
     }
+    l->storage = d;
     *lin = l;
     return NMF_OK;
+}
+
+nmf_status nmf_linear_create_dense16(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
+                                     size_t out, size_t in) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
+    *lin = NULL;
+    if (!w || out == 0 || in == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    uint16_t *d = nmf_alloc(out * in, sizeof(uint16_t)); /* nmf_alloc checks the product */
+    if (!d) return nmf_error(NMF_ERR_NOMEM, "linear: dense %zu x %zu: out of memory", out, in);
+    memcpy(d, w, out * in * sizeof(uint16_t));
+    nmf_status st = create_dense16(lin, d, dtype, out, in);
+    if (st != NMF_OK) nmf_free(d);
+    return st;
+}
+
+nmf_status nmf_linear_create_dense16_take(nmf_linear **lin, uint16_t **w, nmf_dtype dtype,
+                                          size_t out, size_t in) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
+    *lin = NULL;
+    if (!w || !*w || out == 0 || in == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    nmf_status st = create_dense16(lin, *w, dtype, out, in);
+    if (st == NMF_OK) *w = NULL;
+    return st;
 }
 
 const uint16_t *nmf_linear_weights16(const nmf_linear *lin, nmf_dtype *dtype) {

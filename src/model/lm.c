@@ -131,10 +131,13 @@ static nmf_status check_finite16(const nmf_tensor *t) {
 }
 
 /* A dense linear kept in t's stored 16-bit dtype; GPT-2's [in, out] storage transposed once
- * (the values are moved, never rounded). */
-static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, const nmf_tensor *t,
-                                       int transposed) {
+ * (the values are moved, never rounded). When t is the caller's to give up (take), the layer
+ * takes its values rather than a copy. */
+static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, nmf_tensor *t,
+                                       int transposed, int take) {
     nmf_status st = check_finite16(t);
+    if (st == NMF_OK && !transposed && take)
+        return nmf_linear_create_dense16_take(lin, &t->data16, t->stored_dtype, p->rows, p->cols);
     if (st || !transposed)
         return st ? st : nmf_linear_create_dense16(lin, t->data16, t->stored_dtype, p->rows, p->cols);
     uint16_t *wt = malloc(p->numel * sizeof *wt); /* (out, in) from [in, out] */
@@ -148,7 +151,7 @@ static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, con
 
 /* A block linear from its tensor: N:M as held (on its (out, in) view), or dense, transposed
  * from [in, out] storage when the kind says so. */
-static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, const nmf_tensor *t) {
+static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *t, int take) {
     const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
     nmf_linear **lin = linear_slot(m, p);
     if (t->nm) {
@@ -162,7 +165,7 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, const nmf_te
                 st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", p->name, i);
         return st ? st : nmf_linear_create_nm(lin, t->nm);
     }
-    if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0);
+    if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0, take);
     float *w = malloc(p->numel * sizeof(float)), *wt = k->in_axis == 0 ? malloc(p->numel * sizeof(float)) : NULL;
     nmf_status st = !w || (k->in_axis == 0 && !wt)
                         ? nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu floats", p->name, p->numel)
@@ -201,10 +204,12 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
         if (!skip[p->kind]) continue;
-        const nmf_tensor *t = nmf_tensors_find(tensors, p->name);
+        nmf_tensor *t = nmf_tensors_find(tensors, p->name);
         nmf_linear **dst = p->kind == m->k.word ? &m->embed16 : &m->head16;
         st = check_finite16(t);
-        if (st == NMF_OK) /* (V, D): the head's (out, in), the embedding's rows */
+        if (st == NMF_OK && owned) /* (V, D): the head's (out, in), the embedding's rows */
+            st = nmf_linear_create_dense16_take(dst, &t->data16, t->stored_dtype, p->rows, p->cols);
+        else if (st == NMF_OK)
             st = nmf_linear_create_dense16(dst, t->data16, t->stored_dtype, p->rows, p->cols);
     }
     if (st == NMF_OK && m->embed16 && !m->head16 && m->config.hf.head == NMF_HF_HEAD_LM &&
@@ -216,7 +221,7 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
         if (!nmf_param_kind_of(&m->desc, p)->nm) continue;
-        st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name));
+        st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name), owned != NULL);
         if (st == NMF_OK && owned) nmf_tensors_remove(owned, p->name);
     }
     if (st) {
