@@ -151,7 +151,11 @@ static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, nmf
 
 /* A block linear from its tensor: N:M as held (on its (out, in) view), or dense, transposed
  * from [in, out] storage when the kind says so. */
-static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *t, int take) {
+/* A block linear from its tensor (see below); take: t is the caller's to give up; kept16: the set
+ * was read keeping 16-bit values, so an N:M weight stored BF16 runs on the bf16 N:M path
+ * (nmf_linear_set_precision: its values are bf16 already, the rounding changes none). */
+static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *t, int take,
+                                     int kept16) {
     const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
     nmf_linear **lin = linear_slot(m, p);
     if (t->nm) {
@@ -163,7 +167,10 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *
         for (size_t i = 0; st == NMF_OK && i < kept; i++)
             if (!isfinite(t->nm->values[i]))
                 st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", p->name, i);
-        return st ? st : nmf_linear_create_nm(lin, t->nm);
+        if (st == NMF_OK) st = nmf_linear_create_nm(lin, t->nm);
+        if (st == NMF_OK && kept16 && t->stored_dtype == NMF_DTYPE_BF16)
+            st = nmf_linear_set_precision(*lin, NMF_PREC_BF16);
+        return st;
     }
     if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0, take);
     float *w = malloc(p->numel * sizeof(float)), *wt = k->in_axis == 0 ? malloc(p->numel * sizeof(float)) : NULL;
@@ -189,7 +196,8 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     nmf_status st = nmf_model_describe(&d, c);
     if (st) return st;
     const nmf_lm_kinds *kinds = kinds_of(c);
-    int skip[NMF_DESC_MAX_KINDS] = {0}, any = 0;
+    int skip[NMF_DESC_MAX_KINDS] = {0}, any = 0, kept16 = 0; /* kept16: read with keep16 */
+    for (size_t i = 0; i < tensors->count && !kept16; i++) kept16 = tensors->items[i].data16 != NULL;
     for (size_t i = 0; i < d.count; i++) {
         const nmf_param *p = &d.params[i];
         const nmf_tensor *t = nmf_tensors_find(tensors, p->name);
@@ -221,7 +229,7 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
         if (!nmf_param_kind_of(&m->desc, p)->nm) continue;
-        st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name), owned != NULL);
+        st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name), owned != NULL, kept16);
         if (st == NMF_OK && owned) nmf_tensors_remove(owned, p->name);
     }
     if (st) {
