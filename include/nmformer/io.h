@@ -178,6 +178,15 @@ NMF_API nmf_status nmf_load_model_with(const char *path, const char *name,
                                const nmf_config_overrides *overrides, nmf_model_config *config,
                                nmf_tensor_set *tensors);
 
+/* nmf_load_model_with, except that every dense tensor stored BF16 or F16 keeps its stored 16-bit values
+ * (nmf_tensor's data16, data NULL) instead of being widened to f32, so that a model built from
+ * the set holds its weights in their storage precision (nmf_lm_load). N:M payloads and F32
+ * tensors are read as nmf_load_model reads them. */
+NMF_API nmf_status nmf_load_model_keep16(const char *path, const char *name,
+                                         const nmf_model_config *fallback_config,
+                                         const nmf_config_overrides *overrides,
+                                         nmf_model_config *config, nmf_tensor_set *tensors);
+
 /* ---- Hugging Face model folders: config.json + model.safetensors, or shards
  *      model-0000i-of-0000n.safetensors listed in model.safetensors.index.json ---- */
 /* nmf_hf_config and its enums are in config.h (a token family's model config). */

@@ -8,6 +8,7 @@
 #define NMFORMER_KERNELS_H
 
 #include "nmformer/nm.h"
+#include "nmformer/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -19,6 +20,20 @@ typedef struct nmf_linear nmf_linear; /* opaque */
 
 /* Dense W [out][in] (copied). */
 NMF_API nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out, size_t in);
+/* Dense W [out][in] kept in its 16-bit storage dtype (NMF_DTYPE_BF16 or NMF_DTYPE_F16; the
+ * values are copied as they are, never rounded): products widen them to f32 inside the kernels
+ * (one token: in registers; many: a block of rows at a time into a scratch planned here, then
+ * the dense backend), f32 accumulation. Precision NMF_PREC_BF16 for bf16 (F16 reports bf16 too:
+ * the 16-bit path). Inference only: the backward product is NMF_ERR_UNSUPPORTED. */
+NMF_API nmf_status nmf_linear_create_dense16(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
+                                             size_t out, size_t in);
+/* The same, taking *w (allocated with nmf_alloc, e.g. a tensor's data16) instead of copying it:
+ * on success *w is NULL and the layer frees it; on failure *w is the caller's still. */
+NMF_API nmf_status nmf_linear_create_dense16_take(nmf_linear **lin, uint16_t **w, nmf_dtype dtype,
+                                                  size_t out, size_t in);
+/* The 16-bit values [out][in] of a dense 16-bit layer and their dtype (for the rows an embedding
+ * lookup reads from a weight it shares with a tied head); NULL for any other layer. */
+NMF_API const uint16_t *nmf_linear_weights16(const nmf_linear *lin, nmf_dtype *dtype);
 /* N:M W, repacked into the kernels' layout (the nmf_nm_matrix is not kept). */
 NMF_API nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *w);
 NMF_API void nmf_linear_free(nmf_linear *lin);
@@ -32,7 +47,9 @@ NMF_API nmf_pattern nmf_linear_pattern(const nmf_linear *lin);
 NMF_API size_t nmf_linear_weight_bytes(const nmf_linear *lin);
 
 /* What runs this layer's product of `tokens` tokens now: the dense backend's name
- * ("onednn", "openblas") for dense, else the N:M
+ * ("onednn", "openblas") for dense f32; for dense 16-bit "avx2-bf16"/"scalar-bf16" (or -f16)
+ * for the in-register kernel, "widen-bf16+<backend>" when a block is widened for the backend;
+ * else the N:M
  * kernel of the active ISA ("avx512", "avx512-tv" for the token-vectorised one, "avx2",
  * "scalar"). */
 NMF_API const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens);
@@ -52,7 +69,8 @@ NMF_API const char *nmf_precision_name(nmf_precision p); /* "f32", "bf16", "int8
 /* "f32" | "bf16" | "int8" -> *p; anything else NMF_ERR_INVALID_ARG. */
 NMF_API nmf_status nmf_precision_parse(const char *s, nmf_precision *p);
 /* Converts an f32 layer to p (f32 to f32 is a no-op; a layer already converted cannot change
- * again: NMF_ERR_INVALID_ARG). Dense layers: f32 only (NMF_ERR_UNSUPPORTED otherwise). An int8
+ * again: NMF_ERR_INVALID_ARG). Dense layers: f32 or bf16 (the f32 weights rounded to bf16 and
+ * replaced by them, as nmf_linear_create_dense16 holds them); int8 is NMF_ERR_UNSUPPORTED. An int8
  * row whose kept weights could overflow the int32 sums (more than 66311 kept weights) is
  * NMF_ERR_UNSUPPORTED; a non-finite weight NMF_ERR_NUMERIC. */
 NMF_API nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p);

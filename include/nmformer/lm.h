@@ -25,12 +25,19 @@ typedef struct nmf_lm nmf_lm; /* opaque */
 /* c: a token family's validated config; tensors checked against its table (nmf_model_desc_check),
  * values copied (the set is not referenced afterwards). */
 NMF_API nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors);
+/* nmf_lm_create from a set the caller gives up: each tensor is removed from it (freed) as soon as
+ * the model holds its own copy, so that building peaks near one copy of the weights, not two.
+ * The set is left with what the model does not use; the caller still frees it. Dense tensors
+ * held 16-bit (nmf_load_model_keep16) stay 16-bit in the model: block linears, the word
+ * embedding (rows widened as looked up) and the LM head (nmf_linear_create_dense16). */
+NMF_API nmf_status nmf_lm_create_from(nmf_lm **out, const nmf_model_config *c, nmf_tensor_set *tensors);
 /* Random weights by role (nmf_param_role_init), block linears pruned to pattern by magnitude and
  * held N:M when pattern.n != 0. Deterministic in seed. For benchmarks at real sizes. */
 NMF_API nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pattern pattern,
                                         uint64_t seed);
-/* nmf_load_model (an HF folder, a .nmf candidate, a .safetensors with nmformer.config) +
- * nmf_lm_create. A ViT file is NMF_ERR_UNSUPPORTED ("use nmf_vit_load"). */
+/* nmf_load_model_keep16 (an HF folder, a .nmf candidate, a .safetensors with nmformer.config) +
+ * nmf_lm_create_from: weights stored BF16/F16 stay so in memory, F32 ones are f32. A ViT file
+ * is NMF_ERR_UNSUPPORTED ("use nmf_vit_load"). */
 NMF_API nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name);
 NMF_API void nmf_lm_free(nmf_lm *m);
 NMF_API const nmf_model_config *nmf_lm_get_config(const nmf_lm *m);

@@ -1,6 +1,8 @@
 /* A named set of tensors (one model's weights) plus string metadata, as read from safetensors or
- * from one candidate of an .nmf family. In memory every value is f32; a 2-D weight may be held
- * packed N:M instead of (or besides) dense. */
+ * from one candidate of an .nmf family. In memory every value is f32 (a 2-D weight may be held
+ * packed N:M instead of (or besides) dense), except in a set read for a model that keeps its
+ * weights in their storage precision (nmf_load_model_keep16): there a dense BF16/F16 tensor
+ * holds its stored 16-bit values in data16 and data is NULL. */
 #ifndef NMFORMER_TENSOR_H
 #define NMFORMER_TENSOR_H
 
@@ -27,7 +29,10 @@ typedef struct {
     int ndim;
     int64_t shape[NMF_MAX_DIMS];
     size_t numel;
-    float *data;       /* dense values [numel] in `shape`, or NULL when the tensor is held only as nm */
+    float *data;       /* dense values [numel] in `shape`, or NULL when the tensor is held only as nm
+                        * or as data16 */
+    uint16_t *data16;  /* the stored BF16/F16 values [numel] (stored_dtype says which) when a reader
+                        * was asked to keep them (nmf_load_model_keep16), else NULL */
     /* Packed N:M form of a 2-D linear weight, or NULL. The nm matrix is ALWAYS the linear's
      * (out, in) view: nm->rows = outputs, nm->cols = inputs, groups of M consecutive inputs, so
      * y = x W^T with W = nmf_nm_unpack(nm) whatever the storage order; an nmf_linear built from it
@@ -73,12 +78,20 @@ NMF_API nmf_status nmf_tensors_add_nm(nmf_tensor_set *s, const char *name, nmf_n
  * (out, in) view and the tensor gets shape [nm->cols, nm->rows] and nm_transposed = 1. */
 NMF_API nmf_status nmf_tensors_add_nm_transposed(nmf_tensor_set *s, const char *name, nmf_nm_matrix *nm,
                                          int transposed, nmf_tensor **out);
+/* Adds a dense tensor held as 16-bit values (data16, zeroed; data NULL) of stored dtype
+ * NMF_DTYPE_BF16 or NMF_DTYPE_F16. */
+NMF_API nmf_status nmf_tensors_add_dense16(nmf_tensor_set *s, const char *name, int ndim,
+                                           const int64_t *shape, nmf_dtype dtype, nmf_tensor **out);
+/* Moves t (a tensor of another set: name, shape, values in whatever form, stored dtype) into s;
+ * t keeps its name and loses its values (data, data16, nm NULL), so that its set frees nothing
+ * twice. A duplicate name in s is an error and leaves t as it was. */
+NMF_API nmf_status nmf_tensors_move_in(nmf_tensor_set *s, nmf_tensor *t, nmf_tensor **out);
 NMF_API nmf_tensor *nmf_tensors_find(const nmf_tensor_set *s, const char *name);
 /* Removes (and frees) the tensor of that name; 1 if there was one, 0 if not. Keeps the order of
  * the others. */
 NMF_API int nmf_tensors_remove(nmf_tensor_set *s, const char *name);
 /* Dense values of t into out[numel], in t's shape (unpacks nm tensors; [in, out] for a
- * transposed one). */
+ * transposed one; widens data16). */
 NMF_API nmf_status nmf_tensor_dense(const nmf_tensor *t, float *out);
 /* The dtype every tensor of s was stored in (stored_dtype); F32 when they differ or s is empty
  * (f32 holds every F16/BF16 value exactly). Writers' default, so that a BF16 source stays BF16. */

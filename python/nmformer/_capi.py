@@ -56,7 +56,7 @@ class NmMatrix(C.Structure):  # nmf_nm_matrix
 class Tensor(C.Structure):  # nmf_tensor
     _fields_ = [("name", C.c_char_p), ("ndim", C.c_int), ("shape", C.c_int64 * MAX_DIMS),
                 ("numel", size_t), ("data", C.POINTER(C.c_float)),
-                ("nm", C.POINTER(NmMatrix)), ("nm_transposed", C.c_int),
+                ("data16", C.POINTER(C.c_uint16)), ("nm", C.POINTER(NmMatrix)), ("nm_transposed", C.c_int),
                 ("stored_dtype", C.c_int)]
 
 

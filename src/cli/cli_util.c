@@ -72,11 +72,17 @@ nmf_file_kind cli_output_kind(const char *path) {
 
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
                           nmf_model_config *config, nmf_tensor_set *tensors) {
+    return cli_load_model_ex(path, model, flags, 0, config, tensors);
+}
+
+nmf_status cli_load_model_ex(const char *path, const char *model, const cli_config_flags *flags,
+                             int keep16, nmf_model_config *config, nmf_tensor_set *tensors) {
     nmf_tensors_init(tensors);
     nmf_config_overrides o;
     nmf_status st = cli_config_overrides(flags, &o);
     if (st) return st;
-    return nmf_load_model_with(path, model, NULL, &o, config, tensors);
+    return keep16 ? nmf_load_model_keep16(path, model, NULL, &o, config, tensors)
+                  : nmf_load_model_with(path, model, NULL, &o, config, tensors);
 }
 
 uint64_t cli_path_bytes(const char *path) {

@@ -43,6 +43,10 @@ nmf_file_kind cli_output_kind(const char *path);
  * agree with one that has it. */
 nmf_status cli_load_model(const char *path, const char *model, const cli_config_flags *flags,
                           nmf_model_config *config, nmf_tensor_set *tensors);
+/* cli_load_model with keep16: weights stored BF16/F16 keep their 16-bit values
+ * (nmf_load_model_keep16), for a token model that holds them so (nmf_lm_create_from). */
+nmf_status cli_load_model_ex(const char *path, const char *model, const cli_config_flags *flags,
+                             int keep16, nmf_model_config *config, nmf_tensor_set *tensors);
 
 /* Bytes a path occupies: a file's size, a folder's regular files (not recursive); 0 if neither. */
 uint64_t cli_path_bytes(const char *path);

@@ -165,7 +165,7 @@ int bench_gemm(int argc, char **argv) {
         CLI_STR("pattern", 'p', &patterns, "LIST", "dense and/or N:M (default dense,2:4,1:4,4:8,\n2:8,1:8,1:16)"),
         CLI_ALIAS("patterns", "pattern"),
         CLI_STR("precision", 0, &precisions, "LIST", "N:M layers in each of f32, bf16, int8 (default\n"
-                "f32; dense runs f32 only): nmf_linear_set_precision;\nJSON key precision"),
+                "f32; dense runs f32 and bf16): nmf_linear_set_precision;\nJSON key precision"),
         CLI_INT("threads", 'j', &o.threads, 1, 1024, "T", "threads for ours and for the baselines\n"
                 "(default: NMF_THREADS or all cores); each\nbaseline runs single-threaded slabs on "
                 "them"),
@@ -242,14 +242,15 @@ int bench_gemm(int argc, char **argv) {
             }
             for (size_t i = 0; i < maxT * in; i++) x[i] = w[(i * 7919) % (out * in)];
         }
-        /* one linear per pattern and precision (dense: f32 only), built once per shape */
+        /* one linear per pattern and precision (dense: f32 and bf16), built once per shape */
         nmf_linear *lins[MAX_LIST * NMF_PREC_COUNT] = {0};
         for (int li = 0; li < o.npats * o.nprecs && !rc; li++) {
             const nmf_pattern p = o.pats[li / o.nprecs];
             const nmf_precision prec = o.precs[li % o.nprecs];
             nmf_status st;
             if (p.n == 0) {
-                st = prec == NMF_PREC_F32 ? nmf_linear_create_dense(&lins[li], w, out, in) : NMF_OK;
+                st = prec != NMF_PREC_INT8 ? nmf_linear_create_dense(&lins[li], w, out, in) : NMF_OK;
+                if (st == NMF_OK && lins[li]) st = nmf_linear_set_precision(lins[li], prec);
             } else {
                 nmf_nm_matrix a;
                 st = nmf_nm_pack(&a, w, out, in, p, 1);
@@ -284,7 +285,7 @@ int bench_gemm(int argc, char **argv) {
                 const double s = time_median(run_linear, &c, &o, samples, &s_min);
                 const nmf_pattern p = o.pats[li / o.nprecs];
                 const char *prec = nmf_precision_name(nmf_linear_precision(c.lin));
-                if (p.n == 0) dense_s = s;
+                if (p.n == 0 && nmf_linear_precision(c.lin) == NMF_PREC_F32) dense_s = s;
                 const double density = p.n ? (double)p.n / p.m : 1.0;
                 char name[16];
                 if (p.n) nmf_pattern_format(p, name, sizeof name); else strcpy(name, "dense");

@@ -26,6 +26,7 @@ int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
     long tokens = 0, top_k = 0, max_tokens = 0;
     int threads = 0, quiet = 0, json = 0;
+    nmf_precision prec = NMF_PREC_COUNT; /* not given: the weights as stored */
     double temperature = 0.0;
     uint64_t seed = 0;
     const cli_opt opts[] = {
@@ -44,6 +45,8 @@ int cmd_generate(int argc, char **argv) {
         CLI_LONG("max-tokens", 0, &max_tokens, 1, 1L << 30, "N", "positions the cache holds (default T + G; at\n"
                  "most max_position_embeddings)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
+        CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
+               "f32: widen BF16/F16 weights to f32 at load\n(default: keep them as stored)"),
         CLI_FLAG("quiet", 'q', &quiet, "no figures"),
         CLI_FLAG("json", 0, &json, "the figures as one JSON object"),
         CLI_END,
@@ -58,11 +61,14 @@ int cmd_generate(int argc, char **argv) {
         return cli_usage_error("generate", "need --tokens G, the new tokens per sequence (see --help)");
     if (top_k && temperature == 0.0)
         return cli_usage_error("generate", "--top-k samples, so it needs --temperature X > 0");
+    if (prec != NMF_PREC_COUNT && prec != NMF_PREC_F32)
+        return cli_usage_error("generate", "--precision %s: only f32 (without it, weights stay as "
+                               "stored: bf16, f16 or f32)", nmf_precision_name(prec));
     if (threads) nmf_set_threads(threads);
 
     nmf_model_config c;
     nmf_tensor_set tensors;
-    nmf_status st = cli_load_model(model_path, name, NULL, &c, &tensors);
+    nmf_status st = cli_load_model_ex(model_path, name, NULL, prec == NMF_PREC_COUNT, &c, &tensors);
     if (st == NMF_OK && !nmf_model_is_token(&c)) {
         nmf_tensors_free(&tensors);
         fprintf(stderr, "nmformer generate: %s: a %s model classifies images; generate needs a "
@@ -77,7 +83,7 @@ int cmd_generate(int argc, char **argv) {
         return 1;
     }
     nmf_lm *lm = NULL;
-    if (st == NMF_OK) st = nmf_lm_create(&lm, &c, &tensors);
+    if (st == NMF_OK) st = nmf_lm_create_from(&lm, &c, &tensors); /* frees each tensor as taken */
     nmf_tensors_free(&tensors);
     if (st) return cli_fail("generate", model_path, st);
 

@@ -106,7 +106,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
     const char *types_path = NULL, *mask_path = NULL;
     int batch = 32, threads = 0;
-    nmf_precision prec = NMF_PREC_F32;
+    nmf_precision prec = NMF_PREC_COUNT; /* not given: ViT f32, token models as stored */
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
         CLI_STR("input", 'i', &input, "PATH", "the input .npy (see above); - = stdin"),
@@ -117,7 +117,8 @@ int cmd_run(int argc, char **argv) {
         CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images (sequences) per forward pass (default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears"),
+               "ViT: f32 (default), bf16 or int8 arithmetic for\nthe N:M block linears. Token models keep BF16/F16\n"
+               "weights as stored unless f32 (widened at load)"),
         CLI_CONFIG_OPTS(&flags),
         CLI_END,
     };
@@ -131,15 +132,19 @@ int cmd_run(int argc, char **argv) {
 
     nmf_model_config loaded;
     nmf_tensor_set tensors;
-    nmf_status st = cli_load_model(model_path, name, &flags, &loaded, &tensors);
-    if (st == NMF_OK && nmf_model_is_token(&loaded) && prec != NMF_PREC_F32) {
+    /* a token model keeps 16-bit weights unless f32 is asked for (a ViT built from such a set
+     * widens them: nmf_vit_create) */
+    const int keep16 = prec == NMF_PREC_COUNT;
+    nmf_status st = cli_load_model_ex(model_path, name, &flags, keep16, &loaded, &tensors);
+    if (st == NMF_OK && nmf_model_is_token(&loaded) && prec != NMF_PREC_F32 && prec != NMF_PREC_COUNT) {
         nmf_tensors_free(&tensors);
-        return cli_usage_error("run", "--precision %s is for ViT models (token models run f32)",
-                               nmf_precision_name(prec));
+        return cli_usage_error("run", "--precision %s is for ViT models (token models: f32, or "
+                               "their weights as stored without it)", nmf_precision_name(prec));
     }
+    if (prec == NMF_PREC_COUNT) prec = NMF_PREC_F32;
     if (st == NMF_OK && nmf_model_is_token(&loaded)) {
         nmf_lm *lm = NULL;
-        st = nmf_lm_create(&lm, &loaded, &tensors);
+        st = nmf_lm_create_from(&lm, &loaded, &tensors);
         nmf_tensors_free(&tensors);
         if (st) return cli_fail("run", model_path, st);
         const lm_run_files files = {input, output, types_path, mask_path};

@@ -82,6 +82,7 @@ void nmf_tensors_free(nmf_tensor_set *s) {
     for (size_t i = 0; i < s->count; i++) {
         free(s->items[i].name);
         nmf_free(s->items[i].data);
+        nmf_free(s->items[i].data16);
         if (s->items[i].nm) {
             nmf_nm_free(s->items[i].nm);
             free(s->items[i].nm);
@@ -139,6 +140,7 @@ int nmf_tensors_remove(nmf_tensor_set *s, const char *name) {
     size_t k = (size_t)(t - s->items);
     free(t->name);
     nmf_free(t->data);
+    nmf_free(t->data16);
     if (t->nm) {
         nmf_nm_free(t->nm);
         free(t->nm);
@@ -172,8 +174,7 @@ static nmf_status push_tensor(nmf_tensor_set *s, const char *name, nmf_tensor **
     return NMF_OK;
 }
 
-nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, int ndim,
-                                 const int64_t *shape, const float *data, nmf_tensor **out) {
+static nmf_status shape_numel(const char *name, int ndim, const int64_t *shape, size_t *out) {
     if (ndim < 0 || ndim > NMF_MAX_DIMS)
         return nmf_error(NMF_ERR_UNSUPPORTED, "%s: %d dimensions (at most %d)", name, ndim,
                          NMF_MAX_DIMS);
@@ -182,6 +183,15 @@ nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, int ndim,
         if (shape[i] < 0 || nmf_mul_overflow(numel, (size_t)shape[i], &numel) ||
             numel > ((size_t)1 << 40))
             return nmf_error(NMF_ERR_FORMAT, "%s: shape too large or negative", name);
+    *out = numel;
+    return NMF_OK;
+}
+
+nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, int ndim,
+                                 const int64_t *shape, const float *data, nmf_tensor **out) {
+    size_t numel;
+    nmf_status st0 = shape_numel(name, ndim, shape, &numel);
+    if (st0 != NMF_OK) return st0;
     float *copy = nmf_alloc(numel, sizeof(float));
     if (!copy) return nmf_error(NMF_ERR_NOMEM, "%s: %zu values", name, numel);
     if (data) memcpy(copy, data, numel * sizeof(float));
@@ -196,6 +206,43 @@ nmf_status nmf_tensors_add_dense(nmf_tensor_set *s, const char *name, int ndim,
     t->numel = numel;
     t->data = copy;
     if (out) *out = t;
+    return NMF_OK;
+}
+
+nmf_status nmf_tensors_add_dense16(nmf_tensor_set *s, const char *name, int ndim,
+                                   const int64_t *shape, nmf_dtype dtype, nmf_tensor **out) {
+    if (dtype != NMF_DTYPE_BF16 && dtype != NMF_DTYPE_F16)
+        return nmf_error(NMF_ERR_INVALID_ARG, "%s: 16-bit values must be BF16 or F16", name);
+    size_t numel;
+    nmf_status st = shape_numel(name, ndim, shape, &numel);
+    if (st != NMF_OK) return st;
+    uint16_t *v = nmf_alloc(numel, sizeof(uint16_t));
+    if (!v) return nmf_error(NMF_ERR_NOMEM, "%s: %zu values", name, numel);
+    nmf_tensor *t = NULL;
+    if ((st = push_tensor(s, name, &t)) != NMF_OK) {
+        nmf_free(v);
+        return st;
+    }
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = numel;
+    t->data16 = v;
+    t->stored_dtype = dtype;
+    if (out) *out = t;
+    return NMF_OK;
+}
+
+nmf_status nmf_tensors_move_in(nmf_tensor_set *s, nmf_tensor *t, nmf_tensor **out) {
+    nmf_tensor *n = NULL;
+    nmf_status st = push_tensor(s, t->name, &n);
+    if (st != NMF_OK) return st;
+    char *name = n->name;
+    *n = *t;
+    n->name = name;
+    t->data = NULL;
+    t->data16 = NULL;
+    t->nm = NULL;
+    if (out) *out = n;
     return NMF_OK;
 }
 
@@ -229,6 +276,12 @@ nmf_status nmf_tensors_add_nm_transposed(nmf_tensor_set *s, const char *name, nm
 nmf_status nmf_tensor_dense(const nmf_tensor *t, float *out) {
     if (t->data) {
         memcpy(out, t->data, t->numel * sizeof(float));
+        return NMF_OK;
+    }
+    if (t->data16) {
+        const int f16 = t->stored_dtype == NMF_DTYPE_F16;
+        for (size_t i = 0; i < t->numel; i++)
+            out[i] = f16 ? nmf_f16_to_f32(t->data16[i]) : nmf_bf16_to_f32(t->data16[i]);
         return NMF_OK;
     }
     if (t->nm) return t->nm_transposed ? nmf_nm_unpack_transposed(out, t->nm) : nmf_nm_unpack(out, t->nm);

@@ -138,10 +138,9 @@ static nmf_status take_shard(const char *path, const char *index_path, const cha
         if (e->shard != shard)
             return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' is in %s but the index maps it to %s",
                              index_path, t->name, file, e->file);
-        nmf_tensor *copy;
-        nmf_status st = nmf_tensors_add_dense(out, t->name, t->ndim, t->shape, t->data, &copy);
+        /* moved, not copied: the shard's values are held once */
+        nmf_status st = nmf_tensors_move_in(out, &part->items[i], NULL);
         if (st) return nmf_error_context(st, "%s", path);
-        copy->stored_dtype = t->stored_dtype;
         dtypes[out->count - 1] = part_dtypes[i];
         e->found = 1;
     }
@@ -149,7 +148,7 @@ static nmf_status take_shard(const char *path, const char *index_path, const cha
 }
 
 static nmf_status read_sharded(const char *dir, const char *index_path, nmf_tensor_set *out,
-                               nmf_dtype **dtypes_out) {
+                               nmf_dtype **dtypes_out, int keep16) {
     uint8_t *text = NULL;
     size_t size = 0;
     nmf_status st = nmf_read_file(index_path, HF_MAX_INDEX_FILE, &text, &size);
@@ -177,7 +176,7 @@ static nmf_status read_sharded(const char *dir, const char *index_path, nmf_tens
         }
         nmf_tensor_set part; /* the reader leaves it empty on failure */
         nmf_dtype *part_dtypes = NULL;
-        st = nmf_safetensors_read_ex(path, &part, &part_dtypes);
+        st = nmf_io_safetensors_read(path, &part, &part_dtypes, keep16);
         /* out never outgrows dtypes[count]: each tensor taken is a distinct index entry */
         if (!st)
             st = take_shard(path, index_path, files[s], s, entries, count, &part, part_dtypes, out,
@@ -205,6 +204,11 @@ static nmf_status read_sharded(const char *dir, const char *index_path, nmf_tens
 }
 
 nmf_status nmf_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtype **dtypes) {
+    return nmf_io_hf_weights_read(dir, out, dtypes, 0);
+}
+
+nmf_status nmf_io_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtype **dtypes,
+                                  int keep16) {
     nmf_tensors_init(out);
     if (dtypes) *dtypes = NULL;
     if (!dir) return nmf_error(NMF_ERR_INVALID_ARG, "no model folder given");
@@ -215,9 +219,9 @@ nmf_status nmf_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtype *
     if (!single || !index || !pickle)
         st = nmf_error(NMF_ERR_NOMEM, "%s: path", dir);
     else if (is_file(single)) /* transformers: SAFE_WEIGHTS_NAME first, then the index */
-        st = nmf_safetensors_read_ex(single, out, dtypes);
+        st = nmf_io_safetensors_read(single, out, dtypes, keep16);
     else if (is_file(index))
-        st = read_sharded(dir, index, out, dtypes);
+        st = read_sharded(dir, index, out, dtypes, keep16);
     else if (is_file(pickle))
         st = nmf_error(NMF_ERR_UNSUPPORTED,
                        "%s: only pytorch_model.bin (a pickle); nmformer reads safetensors weights "

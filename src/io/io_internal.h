@@ -26,6 +26,16 @@ void nmf_io_encode_values(uint8_t *out, const float *src, size_t count, nmf_dtyp
  * the library or the CLI. */
 extern int nmf_io_fuzz_skip_crc;
 
+/* The readers with keep16: a dense BF16/F16 tensor keeps its stored values (nmf_tensor's data16,
+ * data NULL) instead of being widened to f32; N:M payloads and F32 tensors are as without. What
+ * nmf_load_model_keep16 reads with. */
+nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes,
+                                   int keep16);
+nmf_status nmf_io_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtype **dtypes,
+                                  int keep16);
+nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out,
+                                   int keep16);
+
 /* The process umask, read without changing it (022 when /proc does not say). */
 mode_t nmf_io_umask(void);
 
@@ -82,5 +92,9 @@ void nmf_io_source_close(nmf_io_source *s);
  * shrank below the range since it was opened is NMF_ERR_IO (never a SIGBUS on touch). */
 nmf_status nmf_io_window_map(const nmf_io_source *s, uint64_t offset, uint64_t len, nmf_io_window *w);
 void nmf_io_window_unmap(nmf_io_window *w);
+/* Bytes [offset, offset + len) of s copied into dst with pread (no mapping: a copy that the
+ * caller keeps costs its own pages only, not the page cache's mapped as well); the same range
+ * checks and errors as nmf_io_window_map. */
+nmf_status nmf_io_read_at(const nmf_io_source *s, uint64_t offset, uint64_t len, void *dst);
 
 #endif

@@ -89,6 +89,30 @@ nmf_status nmf_io_window_map(const nmf_io_source *s, uint64_t offset, uint64_t l
     return NMF_OK;
 }
 
+nmf_status nmf_io_read_at(const nmf_io_source *s, uint64_t offset, uint64_t len, void *dst) {
+    if (offset > s->size || len > s->size - offset)
+        return nmf_error(NMF_ERR_FORMAT, "%s: bytes [%llu, +%llu) are outside the file (%llu bytes)",
+                         s->path, (unsigned long long)offset, (unsigned long long)len,
+                         (unsigned long long)s->size);
+    if (s->fd < 0) {
+        if (len) memcpy(dst, s->mem + offset, (size_t)len);
+        return NMF_OK;
+    }
+    for (uint64_t done = 0; done < len;) {
+        const ssize_t n = pread(s->fd, (uint8_t *)dst + done, (size_t)(len - done), (off_t)(offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return nmf_error(NMF_ERR_IO, "%s: cannot read bytes [%llu, +%llu): %s", s->path,
+                             (unsigned long long)offset, (unsigned long long)len, strerror(errno));
+        if (n == 0)
+            return nmf_error(NMF_ERR_IO, "%s: the file shrank since it was opened: bytes [%llu, "
+                             "+%llu) are gone", s->path, (unsigned long long)offset,
+                             (unsigned long long)len);
+        done += (uint64_t)n;
+    }
+    return NMF_OK;
+}
+
 void nmf_io_window_unmap(nmf_io_window *w) {
     if (w->map) munmap(w->map, w->map_len);
     memset(w, 0, sizeof *w);

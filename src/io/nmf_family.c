@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/io_internal.h"
 #include "io/nmf_format.h"
 
 void nmf_family_init(nmf_family *f) {
@@ -79,10 +80,29 @@ nmf_status nmf_load_model(const char *path, const char *name, const nmf_model_co
     return nmf_load_model_with(path, name, fallback_config, NULL, config, tensors);
 }
 
+static nmf_status load_model(const char *path, const char *name,
+                             const nmf_model_config *fallback_config,
+                             const nmf_config_overrides *overrides, nmf_model_config *config,
+                             nmf_tensor_set *tensors, int keep16);
+
 nmf_status nmf_load_model_with(const char *path, const char *name,
                                const nmf_model_config *fallback_config,
                                const nmf_config_overrides *overrides, nmf_model_config *config,
                                nmf_tensor_set *tensors) {
+    return load_model(path, name, fallback_config, overrides, config, tensors, 0);
+}
+
+nmf_status nmf_load_model_keep16(const char *path, const char *name,
+                                 const nmf_model_config *fallback_config,
+                                 const nmf_config_overrides *overrides, nmf_model_config *config,
+                                 nmf_tensor_set *tensors) {
+    return load_model(path, name, fallback_config, overrides, config, tensors, 1);
+}
+
+static nmf_status load_model(const char *path, const char *name,
+                             const nmf_model_config *fallback_config,
+                             const nmf_config_overrides *overrides, nmf_model_config *config,
+                             nmf_tensor_set *tensors, int keep16) {
     nmf_tensors_init(tensors);
     nmf_status st;
     int from_file = 1; /* the config is the file's own */
@@ -93,7 +113,8 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
             return nmf_error(NMF_ERR_NOT_FOUND,
                              "%s: a model folder holds one model ('dense'), not '%s'", path, name);
         nmf_hf_config hf;
-        st = nmf_hf_folder_read(path, &hf, tensors);
+        st = nmf_hf_config_read(path, &hf);
+        if (!st) st = nmf_io_hf_weights_read(path, tensors, NULL, keep16);
         if (!st && (st = nmf_model_config_from_hf(config, &hf, tensors)))
             st = nmf_error_context(st, "%s", path);
     } else if (kind == NMF_FILE_NMF) {
@@ -117,7 +138,7 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
         }
         if (!st) {
             *config = *nmf_family_file_config(fam);
-            st = nmf_family_file_load(fam, pick, tensors);
+            st = nmf_io_family_file_load(fam, pick, tensors, keep16);
         }
         nmf_family_close(fam);
         if (st) return st;
@@ -126,7 +147,7 @@ nmf_status nmf_load_model_with(const char *path, const char *name,
             return nmf_error(NMF_ERR_NOT_FOUND,
                              "%s: a safetensors file holds one model ('dense'), not '%s'", path,
                              name);
-        st = nmf_safetensors_read(path, tensors);
+        st = nmf_io_safetensors_read(path, tensors, NULL, keep16);
         if (st) return st;
         const char *json = nmf_tensors_get_meta(tensors, NMF_CONFIG_META_KEY);
         if (json) {

@@ -139,8 +139,14 @@ static nmf_status parse_entry(const char *path, const char *model, const cJSON *
 
 /* Decodes the payload of e into set s under its name. */
 static nmf_status decode_entry(const char *path, const entry *e, const uint8_t *bytes,
-                               nmf_tensor_set *s) {
+                               nmf_tensor_set *s, int keep16) {
     nmf_status st;
+    if (e->desc.pattern.n == 0 && keep16 && e->desc.dtype != NMF_DTYPE_F32) {
+        nmf_tensor *t; /* the stored little-endian 16-bit values, as they are */
+        st = nmf_tensors_add_dense16(s, e->name, e->desc.ndim, e->desc.shape, e->desc.dtype, &t);
+        if (!st) memcpy(t->data16, bytes, e->desc.numel * sizeof(uint16_t));
+        return st;
+    }
     if (e->desc.pattern.n == 0) {
         nmf_tensor *t;
         st = nmf_tensors_add_dense(s, e->name, e->desc.ndim, e->desc.shape, NULL, &t);
@@ -490,7 +496,8 @@ nmf_status nmf_family_file_verify(const nmf_family_file *f) {
 }
 
 /* Decodes model m's tensors into s, one mapped payload at a time. */
-static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_tensor_set *s) {
+static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_tensor_set *s,
+                             int keep16) {
     uint64_t bytes = 0;
     for (size_t i = f->first[m]; i < f->first[m + 1]; i++) bytes += f->entries[i].size;
     nmf_progress_step step;
@@ -499,7 +506,7 @@ static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_
         nmf_io_window w;
         nmf_status st = payload_map(f, &f->entries[i], check, &w);
         if (st) return st;
-        st = decode_entry(f->path, &f->entries[i], w.p, s);
+        st = decode_entry(f->path, &f->entries[i], w.p, s, keep16);
         nmf_io_window_unmap(&w);
         if (st) return st;
         nmf_progress_advance(&step, f->entries[i].name, f->entries[i].size);
@@ -508,12 +515,17 @@ static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_
 }
 
 nmf_status nmf_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out) {
+    return nmf_io_family_file_load(f, i, out, 0);
+}
+
+nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out,
+                                   int keep16) {
     if (out) nmf_tensors_init(out);
     if (!f || !out) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_file_load: NULL argument");
     if (i >= f->fam.count)
         return nmf_error(NMF_ERR_INVALID_ARG, "%s: model %zu of %zu", f->path, i, f->fam.count);
     nmf_status st = nmf_tensors_copy_meta(&f->fam.models[i].tensors, out);
-    if (!st) st = load_model(f, i, 1, out);
+    if (!st) st = load_model(f, i, 1, out, keep16);
     if (st) nmf_tensors_free(out);
     return st;
 }
@@ -527,7 +539,7 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
     if (st) return st;
     st = nmf_family_file_verify(f);
     for (size_t m = 0; !st && m < f->fam.count; m++)
-        st = load_model(f, m, 0, &f->fam.models[m].tensors);
+        st = load_model(f, m, 0, &f->fam.models[m].tensors, 0);
     if (!st && layout) {
         layout->items = calloc(f->count + 1, sizeof *layout->items);
         if (!layout->items) st = nmf_error(NMF_ERR_NOMEM, "%s: layout", path);

@@ -52,6 +52,11 @@ static nmf_status parse_dtype(const char *path, const char *name, const cJSON *v
 }
 
 nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out) {
+    return nmf_io_safetensors_read(path, out, dtypes_out, 0);
+}
+
+nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out,
+                                   int keep16) {
     nmf_tensors_init(out);
     if (dtypes_out) *dtypes_out = NULL;
     cJSON *root = NULL;
@@ -175,14 +180,23 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
             goto fail;
         }
         nmf_tensor *t;
-        st = nmf_tensors_add_dense(out, name, ndim, dims, NULL, &t);
+        const int raw = keep16 && dt != NMF_DTYPE_F32; /* the stored bytes are the values */
+        st = raw ? nmf_tensors_add_dense16(out, name, ndim, dims, dt, &t)
+                 : nmf_tensors_add_dense(out, name, ndim, dims, NULL, &t);
         if (st) goto fail;
-        if ((st = nmf_io_window_map(&src, data_at + begin, want, &win))) {
-            st = nmf_error_context(st, "tensor '%s'", name);
-            goto fail;
+        if (raw) { /* little-endian 16-bit values on a little-endian host: read as they are */
+            if ((st = nmf_io_read_at(&src, data_at + begin, want, t->data16))) {
+                st = nmf_error_context(st, "tensor '%s'", name);
+                goto fail;
+            }
+        } else {
+            if ((st = nmf_io_window_map(&src, data_at + begin, want, &win))) {
+                st = nmf_error_context(st, "tensor '%s'", name);
+                goto fail;
+            }
+            nmf_io_decode_values(t->data, win.p, numel, dt);
+            nmf_io_window_unmap(&win);
         }
-        nmf_io_decode_values(t->data, win.p, numel, dt);
-        nmf_io_window_unmap(&win);
         nmf_progress_advance(&step, name, want);
         t->stored_dtype = dt;
         dtypes[out->count - 1] = dt;

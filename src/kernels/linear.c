@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/dense16.h"
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
 #include "kernels/spmm_q8.h"
@@ -19,7 +20,21 @@
 struct nmf_linear {
     size_t out, in;
     nmf_pattern pattern; /* {0,0}: dense */
-    float *dense;        /* [out][in] when dense */
+    float *dense;        /* [out][in] when dense f32 */
+    /* dense 16-bit (dense16.h): d16.w in storage; the kernels and the block size planned at
+     * create; from d16_gemm_tokens tokens on, blocks of d16_block rows are widened into one
+     * scratch per thread (d16_threads of them, taken under d16_lock: a concurrent caller, or
+     * one from inside a parallel region, runs the rows kernel instead, which needs none) */
+    nmf_dense16 d16;
+    nmf_dense16_rows_fn d16_rows;
+    nmf_dense16_widen_fn d16_widen;
+    const char *d16_name;
+    size_t d16_gemm_tokens, d16_block;
+    int d16_threads;
+    float *d16_scratch;  /* [d16_threads][d16_block][in], allocated on the first widened product
+                          * (a decode after a short prompt never needs it) */
+    size_t d16_scratch_floats;
+    pthread_mutex_t d16_lock;
     nmf_spmm_weights w;  /* when N:M; arrays in `storage` and the plan's */
     void *storage;
     nmf_spmm_plan plan;  /* when N:M: which kernel runs what (spmm_plan.c) */
@@ -59,6 +74,91 @@ nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out,
     l->storage = d;
     *lin = l;
     return NMF_OK;
+}
+
+/* Tokens from which a 16-bit product widens blocks for the dense backend rather than running
+ * the in-register kernel (which reads W once per pair of tokens): measured on Zen 3
+ * (docs/PERFORMANCE.md, bench gemm --precision bf16). */
+#define D16_GEMM_TOKENS 32
+/* floats of one thread's widened block (128 KB, in L2): rows = this / in, at least 8; blocks
+ * of 8 K floats were measured 1.5-2x slower (the backend's product too narrow) */
+#define D16_BLOCK_FLOATS 32768
+
+/* l's 16-bit kernels, block and scratch for W = w (the layer's own copy) */
+static nmf_status plan_dense16(nmf_linear *l, uint16_t *w, nmf_dtype dtype) {
+    size_t rows = D16_BLOCK_FLOATS / l->in / 8 * 8, floats;
+    if (rows < 8) rows = 8;
+    if (rows > l->out) rows = l->out;
+    const int threads = nmf_get_threads();
+    if (nmf_mul_overflow(rows * l->in, (size_t)threads, &floats)) /* rows * in <= out * in */
+        return nmf_error(NMF_ERR_NOMEM, "linear: 16-bit scratch too large");
+    const int avx2 = nmf_active_isa() >= NMF_ISA_AVX2;
+    const int f16 = dtype == NMF_DTYPE_F16;
+    l->d16 = (nmf_dense16){.w = w, .out = l->out, .in = l->in, .dtype = dtype};
+    l->d16_rows = avx2 ? nmf_dense16_rows_avx2 : nmf_dense16_rows_scalar;
+    l->d16_widen = avx2 ? nmf_dense16_widen_avx2 : nmf_dense16_widen_scalar;
+    l->d16_name = avx2 ? (f16 ? "avx2-f16" : "avx2-bf16") : (f16 ? "scalar-f16" : "scalar-bf16");
+    l->d16_block = rows;
+    l->d16_gemm_tokens = D16_GEMM_TOKENS;
+    l->d16_threads = threads;
+    l->d16_scratch_floats = floats;
+    pthread_mutex_init(&l->d16_lock, NULL);
+    l->prec = NMF_PREC_BF16;
+    return NMF_OK;
+}
+
+/* a dense 16-bit layer holding d (owned) */
+static nmf_status create_dense16(nmf_linear **lin, uint16_t *d, nmf_dtype dtype, size_t out,
+                                 size_t in) {
+    if (dtype != NMF_DTYPE_BF16 && dtype != NMF_DTYPE_F16)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: 16-bit weights must be BF16 or F16, not %s",
+                         nmf_dtype_name(dtype));
+    if (out > INT32_MAX || in > INT32_MAX)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu exceeds BLAS int range", out, in);
+    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    if (!l) return nmf_error(NMF_ERR_NOMEM, "linear: out of memory");
+    pthread_mutex_init(&l->cache_lock, NULL);
+    l->out = out;
+    l->in = in;
+    nmf_status st = plan_dense16(l, d, dtype);
+    if (st != NMF_OK) {
+        nmf_linear_free(l);
+        return st;
+    }
+    l->storage = d;
+    *lin = l;
+    return NMF_OK;
+}
+
+nmf_status nmf_linear_create_dense16(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
+                                     size_t out, size_t in) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
+    *lin = NULL;
+    if (!w || out == 0 || in == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    uint16_t *d = nmf_alloc(out * in, sizeof(uint16_t)); /* nmf_alloc checks the product */
+    if (!d) return nmf_error(NMF_ERR_NOMEM, "linear: dense %zu x %zu: out of memory", out, in);
+    memcpy(d, w, out * in * sizeof(uint16_t));
+    nmf_status st = create_dense16(lin, d, dtype, out, in);
+    if (st != NMF_OK) nmf_free(d);
+    return st;
+}
+
+nmf_status nmf_linear_create_dense16_take(nmf_linear **lin, uint16_t **w, nmf_dtype dtype,
+                                          size_t out, size_t in) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
+    *lin = NULL;
+    if (!w || !*w || out == 0 || in == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    nmf_status st = create_dense16(lin, *w, dtype, out, in);
+    if (st == NMF_OK) *w = NULL;
+    return st;
+}
+
+const uint16_t *nmf_linear_weights16(const nmf_linear *lin, nmf_dtype *dtype) {
+    if (!lin || !lin->d16.w) return NULL;
+    if (dtype) *dtype = lin->d16.dtype;
+    return lin->d16.w;
 }
 
 nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
@@ -119,7 +219,7 @@ nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
 }
 
 nmf_status nmf_linear_set_tuning(nmf_linear *lin, const nmf_spmm_tuning *t) {
-    if (!lin || !t || lin->dense)
+    if (!lin || !t || lin->pattern.n == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "linear: tuning needs an N:M layer");
     return nmf_spmm_plan_make(&lin->plan, &lin->w, t);
 }
@@ -128,7 +228,9 @@ void nmf_linear_free(nmf_linear *lin) {
     if (!lin) return;
     pthread_mutex_destroy(&lin->cache_lock);
     nmf_free(lin->transpose_storage);
-    if (!lin->dense) nmf_spmm_plan_free(&lin->plan, &lin->w);
+    if (lin->pattern.n) nmf_spmm_plan_free(&lin->plan, &lin->w);
+    if (lin->d16.w) pthread_mutex_destroy(&lin->d16_lock);
+    nmf_free(lin->d16_scratch);
     nmf_free(lin->storage);
     nmf_free(lin->lowprec_storage);
     nmf_free(lin);
@@ -143,6 +245,7 @@ nmf_pattern nmf_linear_pattern(const nmf_linear *lin) {
 size_t nmf_linear_weight_bytes(const nmf_linear *lin) {
     if (!lin) return 0;
     if (lin->dense) return lin->out * lin->in * sizeof(float);
+    if (lin->d16.w) return lin->out * lin->in * sizeof(uint16_t);
     if (lin->prec == NMF_PREC_INT8) return nmf_q8_layout_bytes(&lin->q8);
     if (lin->prec == NMF_PREC_BF16) /* the panel layout's bf16 values and u8 positions */
         return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n) / 5 * 3;
@@ -150,12 +253,18 @@ size_t nmf_linear_weight_bytes(const nmf_linear *lin) {
 }
 
 const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin) {
-    return lin && !lin->dense ? &lin->w : NULL;
+    return lin && lin->pattern.n ? &lin->w : NULL;
 }
 
 const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens) {
     if (!lin) return "none";
     if (lin->dense) return nmf_gemm_backend_name(nmf_gemm_backend_active());
+    if (lin->d16.w) {
+        if (tokens < lin->d16_gemm_tokens) return lin->d16_name;
+        static const char *const widened[2][NMF_GEMM_BACKEND_COUNT] = {
+            {"widen-bf16+openblas", "widen-bf16+onednn"}, {"widen-f16+openblas", "widen-f16+onednn"}};
+        return widened[lin->d16.dtype == NMF_DTYPE_F16][nmf_gemm_backend_active()];
+    }
     if (lin->prec == NMF_PREC_INT8) return lin->plan.isa >= NMF_ISA_AVX2 ? "avx2-int8" : "scalar-int8";
     return nmf_spmm_plan_step(&lin->plan, &lin->w, tokens).name;
 }
@@ -246,6 +355,59 @@ static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_sp
     }
 }
 
+/* Dense 16-bit: below d16_gemm_tokens the rows kernel, threads splitting the output rows in
+ * blocks of NMF_DENSE16_ROWS (each streams only its share of W); from there each thread widens
+ * blocks of rows into its scratch and multiplies them with the backend (single-threaded inside
+ * our region, gemm.c), writing its columns of y. Bias and activation as the f32 path. */
+static void forward_d16(float *y, const float *x, nmf_linear *lin, size_t tokens) {
+    const size_t out = lin->out, in = lin->in;
+    const double fmas = (double)tokens * (double)out * (double)in;
+    int widen = tokens >= lin->d16_gemm_tokens && !omp_in_parallel() &&
+                pthread_mutex_trylock(&lin->d16_lock) == 0;
+    if (widen && !lin->d16_scratch) { /* once per layer; without it the rows kernel runs */
+        lin->d16_scratch = nmf_alloc(lin->d16_scratch_floats, sizeof(float));
+        if (!lin->d16_scratch) {
+            pthread_mutex_unlock(&lin->d16_lock);
+            widen = 0;
+        }
+    }
+    if (!widen) {
+        const size_t units = (out + NMF_DENSE16_ROWS - 1) / NMF_DENSE16_ROWS;
+        const int threads = threads_for(fmas, units);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+            const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+            const size_t r0 = units * id / nt * NMF_DENSE16_ROWS;
+            const size_t r1e = units * (id + 1) / nt * NMF_DENSE16_ROWS, r1 = r1e < out ? r1e : out;
+            if (r1 > r0) lin->d16_rows(y, out, x, in, &lin->d16, tokens, r0, r1);
+        }
+        return;
+    }
+    const size_t bs = lin->d16_block, blocks = (out + bs - 1) / bs;
+    int threads = threads_for(fmas, blocks);
+    if (threads > lin->d16_threads) threads = lin->d16_threads;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        float *wf = lin->d16_scratch + id * bs * in; /* [bs][in] */
+        for (size_t b = blocks * id / nt; b < blocks * (id + 1) / nt; b++) {
+            const size_t r0 = b * bs, r1 = r0 + bs < out ? r0 + bs : out;
+            lin->d16_widen(wf, &lin->d16, r0, r1);
+            nmf_gemm(0, 1, tokens, r1 - r0, in, 1.0f, x, in, wf, in, 0.0f, y + r0, out); // (T,in)(in,rows)
+        }
+    }
+    pthread_mutex_unlock(&lin->d16_lock);
+}
+
+static void add_bias_act(float *y, const float *bias, size_t tokens, size_t out, nmf_activation act) {
+    if (bias) {
+#pragma omp parallel for schedule(static) num_threads(threads_for((double)tokens * out, tokens))
+        for (size_t t = 0; t < tokens; t++)
+            for (size_t o = 0; o < out; o++) y[t * out + o] += bias[o];
+    }
+    if (act == NMF_ACT_GELU) nmf_gelu_forward(y, y, tokens * out); /* picks ISA and threads */
+}
+
 nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
                               size_t tokens, nmf_activation act) {
     nmf_status st = check_args(y, x, lin, tokens, "forward");
@@ -255,14 +417,12 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     if (tokens == 0) return NMF_OK;
     const size_t out = lin->out, in = lin->in;
     if (lin->prec == NMF_PREC_INT8) return forward_q8(y, x, lin, bias, tokens, act);
-    if (lin->dense) {
-        nmf_gemm(0, 1, tokens, out, in, 1.0f, x, in, lin->dense, in, 0.0f, y, out); // (T,in)(in,out)
-        if (bias) {
-#pragma omp parallel for schedule(static) num_threads(threads_for((double)tokens * out, tokens))
-            for (size_t t = 0; t < tokens; t++)
-                for (size_t o = 0; o < out; o++) y[t * out + o] += bias[o];
-        }
-        if (act == NMF_ACT_GELU) nmf_gelu_forward(y, y, tokens * out); /* picks ISA and threads */
+    if (lin->dense || lin->d16.w) {
+        if (lin->dense)
+            nmf_gemm(0, 1, tokens, out, in, 1.0f, x, in, lin->dense, in, 0.0f, y, out); // (T,in)(in,out)
+        else /* the scratch and its lock are the layer's planned workspace, not its weights */
+            forward_d16(y, x, (nmf_linear *)lin, tokens);
+        add_bias_act(y, bias, tokens, out, act);
         return NMF_OK;
     }
     const nmf_spmm_plan *plan = &lin->plan;
@@ -387,8 +547,9 @@ nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linea
     if (st != NMF_OK) return st;
     if (tokens == 0) return NMF_OK;
     const size_t out = lin->out, in = lin->in;
-    if (lin->prec == NMF_PREC_INT8)
-        return nmf_error(NMF_ERR_UNSUPPORTED, "linear backward: int8 layers are inference only");
+    if (lin->prec == NMF_PREC_INT8 || lin->d16.w)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "linear backward: %s layers are inference only",
+                         lin->d16.w ? "dense 16-bit" : "int8");
     if (lin->dense) {
         nmf_gemm(0, 0, tokens, in, out, 1.0f, dy, out, lin->dense, in, 0.0f, dx, in); // (T,out)(out,in)
         return NMF_OK;
@@ -462,6 +623,24 @@ static nmf_status to_bf16(nmf_linear *l) {
     return nmf_spmm_plan_make(&l->plan, w, &l->plan.tuning);
 }
 
+/* Dense bf16: the f32 weights rounded (nearest even) into the layer's 16-bit storage, which
+ * replaces them. */
+static nmf_status dense_to_bf16(nmf_linear *l) {
+    const size_t n = l->out * l->in;
+    uint16_t *w = nmf_alloc(n, sizeof(uint16_t));
+    if (!w) return nmf_error(NMF_ERR_NOMEM, "linear bf16: out of memory");
+    for (size_t i = 0; i < n; i++) w[i] = nmf_f32_to_bf16(l->dense[i]);
+    const nmf_status st = plan_dense16(l, w, NMF_DTYPE_BF16);
+    if (st != NMF_OK) {
+        nmf_free(w);
+        return st;
+    }
+    nmf_free(l->storage); /* the f32 weights */
+    l->storage = w;
+    l->dense = NULL;
+    return NMF_OK;
+}
+
 nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
     if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear precision: NULL layer");
     if ((unsigned)p >= NMF_PREC_COUNT)
@@ -470,6 +649,7 @@ nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
     if (lin->prec != NMF_PREC_F32)
         return nmf_error(NMF_ERR_INVALID_ARG, "linear precision: already %s, cannot become %s",
                          nmf_precision_name(lin->prec), nmf_precision_name(p));
+    if (lin->dense && p == NMF_PREC_BF16) return dense_to_bf16(lin);
     if (lin->dense)
         return nmf_error(NMF_ERR_UNSUPPORTED, "linear precision: %s for dense layers is not "
                          "implemented (N:M only)", nmf_precision_name(p));

@@ -40,6 +40,11 @@ static const nmf_lm_kinds llama_kinds = {
     .pool_w = -1, .pool_b = -1, .cls_w = -1, .cls_b = -1, .head_w = NMF_LP_HEAD_W,
 };
 
+static const nmf_lm_kinds *kinds_of(const nmf_model_config *c) {
+    const nmf_hf_model_type t = c->hf.model_type;
+    return t == NMF_HF_BERT ? &bert_kinds : t == NMF_HF_GPT2 ? &gpt2_kinds : &llama_kinds;
+}
+
 float *nmf_lm_param(const nmf_lm *m, int kind, int block) {
     if (kind < 0 || kind >= m->desc.kind_count) return NULL;
     const size_t off = m->desc.kind_offset[NMF_LAYOUT_DENSE][kind];
@@ -47,8 +52,27 @@ float *nmf_lm_param(const nmf_lm *m, int kind, int block) {
     return m->param_buf + off + (block > 0 ? (size_t)block * m->desc.kind_numel[kind] : 0);
 }
 
-/* m with derived sizes, its description and a zeroed parameter buffer; linears NULL */
-static nmf_status lm_alloc(nmf_lm **out, const nmf_model_config *c) {
+/* Takes the kinds of skip (kind_count flags, or NULL) out of the description's dense layout and
+ * packs the others in kind order: what param_buf holds when the embedding or the head is held
+ * 16-bit instead. A kind's tensors are contiguous, block after block (nmf_model_desc_offset). */
+static void drop_from_dense_layout(nmf_model_desc *d, const int *skip, size_t L) {
+    size_t at = 0;
+    for (int k = 0; k < d->kind_count; k++) {
+        size_t *off = &d->kind_offset[NMF_LAYOUT_DENSE][k];
+        if (*off == SIZE_MAX) continue;
+        if (skip[k]) {
+            *off = SIZE_MAX;
+            continue;
+        }
+        *off = at;
+        at += d->kind_numel[k] * (d->kinds[k].per_block ? L : 1);
+    }
+    d->floats[NMF_LAYOUT_DENSE] = at;
+}
+
+/* m with derived sizes, its description and a zeroed parameter buffer (less the kinds of skip,
+ * which may be NULL); linears NULL */
+static nmf_status lm_alloc(nmf_lm **out, const nmf_model_config *c, const int *skip) {
     *out = NULL;
     if (!nmf_model_is_token(c))
         return nmf_error(NMF_ERR_UNSUPPORTED, "token model: arch '%s' is not bert, gpt2 or llama "
@@ -62,8 +86,7 @@ static nmf_status lm_alloc(nmf_lm **out, const nmf_model_config *c) {
     }
     const nmf_hf_config *h = &c->hf;
     m->config = *c;
-    m->k = h->model_type == NMF_HF_BERT ? bert_kinds : h->model_type == NMF_HF_GPT2 ? gpt2_kinds
-                                                                                   : llama_kinds;
+    m->k = *kinds_of(c);
     m->D = (size_t)h->hidden_size;
     m->I = (size_t)h->intermediate_size;
     m->heads = (size_t)h->num_attention_heads;
@@ -76,6 +99,7 @@ static nmf_status lm_alloc(nmf_lm **out, const nmf_model_config *c) {
     m->Q = m->heads * m->hd;
     m->KVW = m->kv_heads * m->hd;
     m->eps = h->norm_eps;
+    if (skip) drop_from_dense_layout(&m->desc, skip, m->L);
     m->lin = calloc(m->L * (size_t)m->desc.kind_count, sizeof *m->lin);
     m->param_buf = nmf_alloc(m->desc.floats[NMF_LAYOUT_DENSE], sizeof(float));
     if (!m->lin || !m->param_buf) {
@@ -97,9 +121,41 @@ static void transpose(float *dst, const float *src, size_t rows_in, size_t cols_
         for (size_t o = 0; o < cols_out; o++) dst[o * rows_in + i] = src[i * cols_out + o];
 }
 
+/* NMF_ERR_NUMERIC when a 16-bit value of t is an infinity or a NaN (exponent bits all ones) */
+static nmf_status check_finite16(const nmf_tensor *t) {
+    const uint16_t exp = t->stored_dtype == NMF_DTYPE_F16 ? 0x7c00 : 0x7f80;
+    for (size_t i = 0; i < t->numel; i++)
+        if ((t->data16[i] & exp) == exp)
+            return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", t->name, i);
+    return NMF_OK;
+}
+
+/* A dense linear kept in t's stored 16-bit dtype; GPT-2's [in, out] storage transposed once
+ * (the values are moved, never rounded). When t is the caller's to give up (take), the layer
+ * takes its values rather than a copy. */
+static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, nmf_tensor *t,
+                                       int transposed, int take) {
+    nmf_status st = check_finite16(t);
+    if (st == NMF_OK && !transposed && take)
+        return nmf_linear_create_dense16_take(lin, &t->data16, t->stored_dtype, p->rows, p->cols);
+    if (st || !transposed)
+        return st ? st : nmf_linear_create_dense16(lin, t->data16, t->stored_dtype, p->rows, p->cols);
+    uint16_t *wt = malloc(p->numel * sizeof *wt); /* (out, in) from [in, out] */
+    if (!wt) return nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu values", p->name, p->numel);
+    for (size_t i = 0; i < p->cols; i++)
+        for (size_t o = 0; o < p->rows; o++) wt[o * p->cols + i] = t->data16[i * p->rows + o];
+    st = nmf_linear_create_dense16(lin, wt, t->stored_dtype, p->rows, p->cols);
+    free(wt);
+    return st;
+}
+
 /* A block linear from its tensor: N:M as held (on its (out, in) view), or dense, transposed
  * from [in, out] storage when the kind says so. */
-static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, const nmf_tensor *t) {
+/* A block linear from its tensor (see below); take: t is the caller's to give up; kept16: the set
+ * was read keeping 16-bit values, so an N:M weight stored BF16 runs on the bf16 N:M path
+ * (nmf_linear_set_precision: its values are bf16 already, the rounding changes none). */
+static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *t, int take,
+                                     int kept16) {
     const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
     nmf_linear **lin = linear_slot(m, p);
     if (t->nm) {
@@ -111,8 +167,12 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, const nmf_te
         for (size_t i = 0; st == NMF_OK && i < kept; i++)
             if (!isfinite(t->nm->values[i]))
                 st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", p->name, i);
-        return st ? st : nmf_linear_create_nm(lin, t->nm);
+        if (st == NMF_OK) st = nmf_linear_create_nm(lin, t->nm);
+        if (st == NMF_OK && kept16 && t->stored_dtype == NMF_DTYPE_BF16)
+            st = nmf_linear_set_precision(*lin, NMF_PREC_BF16);
+        return st;
     }
+    if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0, take);
     float *w = malloc(p->numel * sizeof(float)), *wt = k->in_axis == 0 ? malloc(p->numel * sizeof(float)) : NULL;
     nmf_status st = !w || (k->in_axis == 0 && !wt)
                         ? nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu floats", p->name, p->numel)
@@ -131,17 +191,45 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, const nmf_te
  * up (nmf_lm_load) peaks near one copy of the weights, not two. */
 static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors,
                            nmf_tensor_set *owned) {
+    /* the embedding and the head stay 16-bit when the set holds them so: out of param_buf */
+    nmf_model_desc d;
+    nmf_status st = nmf_model_describe(&d, c);
+    if (st) return st;
+    const nmf_lm_kinds *kinds = kinds_of(c);
+    int skip[NMF_DESC_MAX_KINDS] = {0}, any = 0, kept16 = 0; /* kept16: read with keep16 */
+    for (size_t i = 0; i < tensors->count && !kept16; i++) kept16 = tensors->items[i].data16 != NULL;
+    for (size_t i = 0; i < d.count; i++) {
+        const nmf_param *p = &d.params[i];
+        const nmf_tensor *t = nmf_tensors_find(tensors, p->name);
+        if (t && t->data16 && (p->kind == kinds->word || p->kind == kinds->head_w))
+            skip[p->kind] = any = 1;
+    }
+    nmf_model_desc_free(&d);
     nmf_lm *m;
-    nmf_status st = lm_alloc(&m, c);
+    st = lm_alloc(&m, c, any ? skip : NULL);
     if (st) return st;
     st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
+    for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
+        const nmf_param *p = &m->desc.params[i];
+        if (!skip[p->kind]) continue;
+        nmf_tensor *t = nmf_tensors_find(tensors, p->name);
+        nmf_linear **dst = p->kind == m->k.word ? &m->embed16 : &m->head16;
+        st = check_finite16(t);
+        if (st == NMF_OK && owned) /* (V, D): the head's (out, in), the embedding's rows */
+            st = nmf_linear_create_dense16_take(dst, &t->data16, t->stored_dtype, p->rows, p->cols);
+        else if (st == NMF_OK)
+            st = nmf_linear_create_dense16(dst, t->data16, t->stored_dtype, p->rows, p->cols);
+    }
+    if (st == NMF_OK && m->embed16 && !m->head16 && m->config.hf.head == NMF_HF_HEAD_LM &&
+        !nmf_lm_param(m, m->k.head_w, -1))
+        m->head16 = m->embed16; /* tied */
     for (size_t i = 0; st == NMF_OK && owned && i < m->desc.count; i++)
         if (!nmf_param_kind_of(&m->desc, &m->desc.params[i])->nm)
             nmf_tensors_remove(owned, m->desc.params[i].name);
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
         if (!nmf_param_kind_of(&m->desc, p)->nm) continue;
-        st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name));
+        st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name), owned != NULL, kept16);
         if (st == NMF_OK && owned) nmf_tensors_remove(owned, p->name);
     }
     if (st) {
@@ -158,6 +246,13 @@ nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tens
     return lm_build(out, c, tensors, NULL);
 }
 
+nmf_status nmf_lm_create_from(nmf_lm **out, const nmf_model_config *c, nmf_tensor_set *tensors) {
+    if (!out || !c || !tensors)
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create_from: NULL argument");
+    *out = NULL;
+    return lm_build(out, c, tensors, tensors);
+}
+
 nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pattern pattern,
                                 uint64_t seed) {
     if (!out || !c) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create_random: NULL argument");
@@ -165,7 +260,7 @@ nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pat
     if (!(pattern.n == 0 && pattern.m == 0) && !nmf_pattern_valid(pattern))
         return nmf_error(NMF_ERR_INVALID_ARG, "pattern %d:%d invalid", pattern.n, pattern.m);
     nmf_lm *m;
-    nmf_status st = lm_alloc(&m, c);
+    nmf_status st = lm_alloc(&m, c, NULL);
     if (st) return st;
     uint64_t rng = seed;
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
@@ -208,11 +303,11 @@ nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
     nmf_model_config c;
     nmf_tensor_set s;
     nmf_tensors_init(&s);
-    nmf_status st = nmf_load_model(path, name, NULL, &c, &s);
+    nmf_status st = nmf_load_model_keep16(path, name, NULL, NULL, &c, &s);
     if (st == NMF_OK && !nmf_model_is_token(&c))
         st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model, not a token model (use nmf_vit_load)",
                        path, c.arch);
-    if (st == NMF_OK) st = lm_build(out, &c, &s, &s);
+    if (st == NMF_OK) st = nmf_lm_create_from(out, &c, &s);
     nmf_tensors_free(&s);
     return st;
 }
@@ -222,6 +317,8 @@ void nmf_lm_free(nmf_lm *m) {
     if (m->lin)
         for (size_t i = 0; i < m->L * (size_t)m->desc.kind_count; i++) nmf_linear_free(m->lin[i]);
     free(m->lin);
+    if (m->head16 != m->embed16) nmf_linear_free(m->head16);
+    nmf_linear_free(m->embed16);
     nmf_free(m->param_buf);
     nmf_model_desc_free(&m->desc);
     nmf_free(m->arena.storage);
@@ -244,5 +341,7 @@ size_t nmf_lm_weight_bytes(const nmf_lm *m) {
     size_t bytes = m->desc.floats[NMF_LAYOUT_DENSE] * sizeof(float);
     for (size_t i = 0; i < m->L * (size_t)m->desc.kind_count; i++)
         bytes += nmf_linear_weight_bytes(m->lin[i]);
+    bytes += nmf_linear_weight_bytes(m->embed16); /* 0 when NULL */
+    if (m->head16 != m->embed16) bytes += nmf_linear_weight_bytes(m->head16);
     return bytes;
 }

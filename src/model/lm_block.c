@@ -168,6 +168,16 @@ static nmf_status attend(const nmf_lm *m, float *att, const float *q, size_t ldq
 
 /* ---- stem ---- */
 
+/* x (D) = row `row` of a 16-bit embedding table (V, D), widened (exactly) */
+static void widen_row(float *x, const nmf_linear *table, size_t row, size_t D) {
+    nmf_dtype dt = NMF_DTYPE_BF16;
+    const uint16_t *w = nmf_linear_weights16(table, &dt) + row * D;
+    if (dt == NMF_DTYPE_F16)
+        for (size_t d = 0; d < D; d++) x[d] = nmf_f16_to_f32(w[d]);
+    else
+        for (size_t d = 0; d < D; d++) x[d] = nmf_bf16_to_f32(w[d]);
+}
+
 void nmf_lm_embed(const nmf_lm *m, const int64_t *ids, const int64_t *types, size_t B, size_t T,
                   size_t past, const nmf_lm_observer *o) {
     const size_t D = m->D;
@@ -178,7 +188,8 @@ void nmf_lm_embed(const nmf_lm *m, const int64_t *ids, const int64_t *types, siz
         for (size_t t = 0; t < T; t++) {
             const size_t r = b * T + t;
             float *xr = x + r * D;
-            memcpy(xr, word + (size_t)ids[r] * D, D * sizeof(float));
+            if (word) memcpy(xr, word + (size_t)ids[r] * D, D * sizeof(float));
+            else widen_row(xr, m->embed16, (size_t)ids[r], D);
             if (type) { /* BERT: (word + token type) + position, HF's order */
                 const float *ty = type + (size_t)(types ? types[r] : 0) * D;
                 for (size_t d = 0; d < D; d++) xr[d] += ty[d];
@@ -338,9 +349,14 @@ nmf_status nmf_lm_tail(const nmf_lm *m, float *out, size_t B, size_t T, int last
     norm(m, h, src, k->nf_w, k->nf_b, -1, rows);
     nmf_lm_observe(m, o, NMF_LOP_NORM, -1, h, rows, D);
     if (head != NMF_HF_HEAD_LM) return NMF_OK;
-    const float *W = nmf_lm_param(m, k->head_w, -1);
-    if (!W) W = nmf_lm_param(m, k->word, -1); /* tied */
-    nmf_gemm(0, 1, rows, m->V, D, 1.0f, h, D, W, D, 0.0f, out, m->V); // (rows, D)(D, V)
+    if (m->head16) { /* kept 16-bit (the embedding's layer when tied) */
+        nmf_status st = nmf_linear_forward(out, h, m->head16, NULL, rows, NMF_ACT_NONE); // (rows, V)
+        if (st) return st;
+    } else {
+        const float *W = nmf_lm_param(m, k->head_w, -1);
+        if (!W) W = nmf_lm_param(m, k->word, -1); /* tied */
+        nmf_gemm(0, 1, rows, m->V, D, 1.0f, h, D, W, D, 0.0f, out, m->V); // (rows, D)(D, V)
+    }
     nmf_lm_observe(m, o, NMF_LOP_LM_HEAD, -1, out, rows, m->V);
     return NMF_OK;
 }

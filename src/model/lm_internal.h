@@ -50,8 +50,12 @@ struct nmf_lm {
     nmf_lm_kinds k;
     size_t D, I, heads, kv_heads, hd, V, P, L, labels, Q, KVW;
     float eps;
-    float *param_buf;
+    float *param_buf;      /* desc's NMF_LAYOUT_DENSE, less the kinds held 16-bit below */
     nmf_linear **lin;      /* [L][kind_count]: the block linears by kind */
+    /* Held in their stored 16-bit dtype when the file stores them so (else NULL, and they are in
+     * param_buf): the word embedding (V, D), whose looked-up rows are widened, and the LM head
+     * (V, D); a tied head is the embedding's layer itself (freed once). */
+    nmf_linear *embed16, *head16;
     nmf_lm_arena arena;
 };
 

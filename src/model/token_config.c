@@ -69,8 +69,12 @@ static void drop_gpt2_buffers(nmf_tensor_set *s, const char *prefix, int layers)
 static nmf_status drop_tied_head(nmf_tensor_set *s, const char *embed_name) {
     nmf_tensor *head = nmf_tensors_find(s, "lm_head.weight"), *embed = nmf_tensors_find(s, embed_name);
     if (!head) return NMF_OK;
-    int same = embed && head->data && embed->data && head->numel == embed->numel &&
-               !memcmp(head->data, embed->data, head->numel * sizeof(float));
+    /* both f32, or both kept 16-bit in one dtype (nmf_load_model_keep16) */
+    int same = embed && head->numel == embed->numel &&
+               ((head->data && embed->data &&
+                 !memcmp(head->data, embed->data, head->numel * sizeof(float))) ||
+                (head->data16 && embed->data16 && head->stored_dtype == embed->stored_dtype &&
+                 !memcmp(head->data16, embed->data16, head->numel * sizeof(uint16_t))));
     if (!same)
         return nmf_error(NMF_ERR_FORMAT, "tensor 'lm_head.weight' differs from '%s' but "
                          "config.json says tie_word_embeddings", embed_name);

@@ -90,6 +90,14 @@ static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, fl
             if (!isfinite(t->data[i]))
                 return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", spec->name, i);
         st = nmf_linear_create_dense(lin, t->data, spec->rows, spec->cols);
+    } else if (t->data16) { /* a set read with nmf_load_model_keep16: the ViT computes in f32 */
+        float *w = malloc(t->numel * sizeof *w);
+        st = w ? nmf_tensor_dense(t, w) : nmf_error(NMF_ERR_NOMEM, "tensor '%s'", spec->name);
+        for (size_t i = 0; st == NMF_OK && i < t->numel; i++)
+            if (!isfinite(w[i]))
+                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", spec->name, i);
+        if (st == NMF_OK) st = nmf_linear_create_dense(lin, w, spec->rows, spec->cols);
+        free(w);
     } else {
         st = nmf_error(NMF_ERR_FORMAT, "tensor '%s' holds no data", spec->name);
     }

@@ -45,7 +45,8 @@ int main(void) {
     F(nmf_nm_matrix, pattern); F(nmf_nm_matrix, values); F(nmf_nm_matrix, pos);
     F(nmf_nm_matrix, storage_); end();
     S(nmf_tensor); F(nmf_tensor, name); F(nmf_tensor, ndim); F(nmf_tensor, shape);
-    F(nmf_tensor, numel); F(nmf_tensor, data); F(nmf_tensor, nm); F(nmf_tensor, nm_transposed);
+    F(nmf_tensor, numel); F(nmf_tensor, data); F(nmf_tensor, data16);
+    F(nmf_tensor, nm); F(nmf_tensor, nm_transposed);
     F(nmf_tensor, stored_dtype); end();
     S(nmf_meta); F(nmf_meta, key); F(nmf_meta, value); end();
     S(nmf_tensor_set); F(nmf_tensor_set, items); F(nmf_tensor_set, count); F(nmf_tensor_set, cap);
