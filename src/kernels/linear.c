@@ -547,9 +547,10 @@ nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linea
     if (st != NMF_OK) return st;
     if (tokens == 0) return NMF_OK;
     const size_t out = lin->out, in = lin->in;
-    if (lin->prec == NMF_PREC_INT8 || lin->d16.w)
+    if (lin->prec == NMF_PREC_INT8 || lin->d16.w || (lin->pattern.n && !lin->w.val))
         return nmf_error(NMF_ERR_UNSUPPORTED, "linear backward: %s layers are inference only",
-                         lin->d16.w ? "dense 16-bit" : "int8");
+                         lin->d16.w ? "dense 16-bit" : lin->prec == NMF_PREC_INT8 ? "int8"
+                                                                                : "compact bf16");
     if (lin->dense) {
         nmf_gemm(0, 0, tokens, in, out, 1.0f, dy, out, lin->dense, in, 0.0f, dx, in); // (T,out)(out,in)
         return NMF_OK;
@@ -638,6 +639,36 @@ static nmf_status dense_to_bf16(nmf_linear *l) {
     nmf_free(l->storage); /* the f32 weights */
     l->storage = w;
     l->dense = NULL;
+    return NMF_OK;
+}
+
+nmf_status nmf_linear_compact(nmf_linear *lin) {
+    if (!lin || !lin->pattern.n || lin->prec != NMF_PREC_BF16)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear compact: needs a bf16 N:M layer");
+    nmf_spmm_weights *w = &lin->w;
+    if (!w->val) return NMF_OK; /* compact already */
+    const size_t slots = w->panels * w->groups * (size_t)w->n * NMF_SPMM_ROWS;
+    uint8_t *idx = nmf_alloc(slots, 1); /* size checked at create */
+    if (!idx) return nmf_error(NMF_ERR_NOMEM, "linear compact: out of memory");
+    /* a panel-only plan first: it frees the tv layout (and u32 positions) built from `val` */
+    nmf_spmm_tuning t = lin->plan.tuning;
+    t.tv = NMF_SPMM_OFF;
+    t.wide = NMF_SPMM_OFF;
+    const nmf_status st = nmf_spmm_plan_make(&lin->plan, w, &t);
+    if (st != NMF_OK) {
+        nmf_free(idx);
+        return st;
+    }
+    memcpy(idx, w->idx, slots);
+    nmf_free(lin->transpose_storage); /* a backward cache, refused from now on */
+    lin->transpose_storage = NULL;
+    w->tptr = NULL;
+    w->trow = NULL;
+    w->tval = NULL;
+    nmf_free(lin->storage); /* the f32 values and the u8 positions, in one block */
+    lin->storage = idx;
+    w->idx = idx;
+    w->val = NULL;
     return NMF_OK;
 }
 

@@ -153,7 +153,8 @@ static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, nmf
  * from [in, out] storage when the kind says so. */
 /* A block linear from its tensor (see below); take: t is the caller's to give up; kept16: the set
  * was read keeping 16-bit values, so an N:M weight stored BF16 runs on the bf16 N:M path
- * (nmf_linear_set_precision: its values are bf16 already, the rounding changes none). */
+ * (nmf_linear_set_precision: its values are bf16 already, the rounding changes none), compact
+ * (nmf_linear_compact: 3 bytes per kept weight; every token count on the bf16 panel kernel). */
 static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *t, int take,
                                      int kept16) {
     const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
@@ -168,8 +169,10 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *
             if (!isfinite(t->nm->values[i]))
                 st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", p->name, i);
         if (st == NMF_OK) st = nmf_linear_create_nm(lin, t->nm);
-        if (st == NMF_OK && kept16 && t->stored_dtype == NMF_DTYPE_BF16)
+        if (st == NMF_OK && kept16 && t->stored_dtype == NMF_DTYPE_BF16) {
             st = nmf_linear_set_precision(*lin, NMF_PREC_BF16);
+            if (st == NMF_OK) st = nmf_linear_compact(*lin); /* memory ~ the stored bytes */
+        }
         return st;
     }
     if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0, take);

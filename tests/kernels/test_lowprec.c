@@ -188,6 +188,18 @@ static void run_case(const lp_case *c) {
                   nmf_isa_name((nmf_isa)isa));
         CHECK_MSG(close_all(y, yf, scale, T * out, 1.0 / 256, label), "%s: bf16 vs f32 %s",
                   label, nmf_isa_name((nmf_isa)isa));
+        /* compact: the f32 copy gone, every token count on the bf16 panel kernel, whose
+         * 1-token product above it repeats bit for bit; the rest as close as before */
+        CHECK_OK(nmf_linear_compact(lin));
+        CHECK_OK(nmf_linear_compact(lin)); /* idempotent */
+        CHECK(nmf_linear_spmm_weights(lin)->val == NULL);
+        CHECK(nmf_linear_weight_bytes(lin) * 5 == f32_bytes * 3);
+        CHECK(strcmp(nmf_linear_kernel_name(lin, T), isa ? "avx2-bf16" : "scalar-bf16") == 0);
+        CHECK_OK(nmf_linear_forward(y2, x, lin, b, T, act));
+        CHECK_MSG(same_bits(y2, y, out, label), "%s: compact bf16 token 0 %s", label,
+                  nmf_isa_name((nmf_isa)isa));
+        CHECK_MSG(close_all(y2, yref, scale, T * out, 1e-5, label), "%s: compact bf16 %s", label,
+                  nmf_isa_name((nmf_isa)isa));
         nmf_linear_free(lin);
     }
     nmf_set_isa(nmf_cpu_best_isa());
@@ -267,6 +279,7 @@ static void test_api(void) {
     CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8)); /* unchanged */
     CHECK_STATUS(nmf_linear_set_precision(lin, NMF_PREC_BF16), NMF_ERR_INVALID_ARG);
     CHECK_STATUS(nmf_linear_backward_input(dx, y, lin, 2), NMF_ERR_UNSUPPORTED);
+    CHECK_STATUS(nmf_linear_compact(lin), NMF_ERR_INVALID_ARG); /* int8, not bf16 */
     x[17] = NAN; /* token 1 */
     CHECK_STATUS(nmf_linear_forward(y, x, lin, NULL, 2, NMF_ACT_NONE), NMF_ERR_NUMERIC);
     x[17] = INFINITY;
@@ -274,6 +287,16 @@ static void test_api(void) {
     x[17] = 0.0f;
     CHECK_OK(nmf_linear_forward(y, x, lin, NULL, 2, NMF_ACT_NONE));
     nmf_linear_free(lin);
+    /* compact: bf16 N:M only; afterwards inference only */
+    CHECK_OK(nmf_linear_create_nm(&lin, &a));
+    CHECK_STATUS(nmf_linear_compact(lin), NMF_ERR_INVALID_ARG); /* still f32 */
+    CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_BF16));
+    CHECK_OK(nmf_linear_backward_input(dx, y, lin, 2)); /* builds the transpose cache */
+    CHECK_OK(nmf_linear_compact(lin));
+    CHECK_STATUS(nmf_linear_backward_input(dx, y, lin, 2), NMF_ERR_UNSUPPORTED);
+    CHECK_OK(nmf_linear_forward(y, x, lin, NULL, 2, NMF_ACT_NONE));
+    nmf_linear_free(lin);
+    CHECK_STATUS(nmf_linear_compact(NULL), NMF_ERR_INVALID_ARG);
     a.values[3] = INFINITY; /* a non-finite weight */
     CHECK_OK(nmf_linear_create_nm(&lin, &a));
     CHECK_STATUS(nmf_linear_set_precision(lin, NMF_PREC_INT8), NMF_ERR_NUMERIC);
