@@ -86,6 +86,24 @@ typedef struct {
 NMF_API nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_write_options *opt);
 NMF_API nmf_status nmf_family_read(const char *path, nmf_family *out);
 
+/* ---- an .nmf family written one tensor at a time (what nmf_family_write does for a family
+ * held whole; streaming prune and convert add each tensor as it is made) ----
+ * plan: the family to write; only its config, candidate names and metadata and each tensor's
+ * name, shape and N:M form (nm->pattern, nm_transposed) are read, so its tensors may be headers
+ * without values. It must stay unchanged until commit or abort. add stores tensor t (values
+ * now) as the entry of model `model` with t's name; its shape and N:M form must be the plan's.
+ * A payload equal to one stored before is shared. The output is atomic (temporary file +
+ * fsync + rename): commit fails, leaving nothing behind, when a planned tensor was never added;
+ * abort (or any failed commit) removes the temporary file. Memory: one tensor's payload (a
+ * device or FIFO output, written in order, keeps the payloads until commit). */
+typedef struct nmf_family_writer nmf_family_writer;
+NMF_API nmf_status nmf_family_writer_open(const char *path, const nmf_family *plan,
+                                          const nmf_write_options *opt, nmf_family_writer **out);
+NMF_API nmf_status nmf_family_writer_add(nmf_family_writer *w, size_t model, const nmf_tensor *t);
+/* Writes the header and table and publishes the file; frees w (also on failure). */
+NMF_API nmf_status nmf_family_writer_commit(nmf_family_writer *w);
+NMF_API void nmf_family_writer_abort(nmf_family_writer *w);
+
 /* Where each tensor of a family file is stored (for `nmformer info`): one entry per
  * (model, tensor), in file order. Entries with the same payload index share one payload. */
 typedef struct {

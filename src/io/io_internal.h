@@ -55,6 +55,13 @@ void nmf_io_dir_discard(nmf_io_staged_dir *d);
  * without RENAME_EXCHANGE (aside, in, delete). Never set by the library or the CLI. */
 extern int nmf_io_dir_no_exchange;
 
+/* Positional access to an atomic output's temporary file (src/io/atomic.c): only a replaced
+ * regular file has one (seekable); a device, FIFO or "-" is NMF_ERR_UNSUPPORTED. pwrite records
+ * a failure as nmf_atomic_write does (commit then refuses to publish). */
+int nmf_io_atomic_seekable(const nmf_atomic_file *f);
+nmf_status nmf_io_atomic_pwrite(nmf_atomic_file *f, uint64_t offset, const void *data, size_t size);
+nmf_status nmf_io_atomic_pread(nmf_atomic_file *f, uint64_t offset, void *data, size_t size);
+
 /* Parses exactly one JSON value from text[0..len), allowing only whitespace after it. */
 cJSON *nmf_io_parse_json(const char *text, size_t len);
 
