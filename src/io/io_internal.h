@@ -90,4 +90,41 @@ void nmf_io_source_close(nmf_io_source *s);
 nmf_status nmf_io_window_map(const nmf_io_source *s, uint64_t offset, uint64_t len, nmf_io_window *w);
 void nmf_io_window_unmap(nmf_io_window *w);
 
+/* A safetensors file opened for reading tensor by tensor (src/io/safetensors.c): open parses
+ * and checks the whole header (entries, metadata, the exact tiling of the data) and reads no
+ * tensor; decode maps one tensor's bytes and converts them to f32. */
+typedef struct {
+    const char *name; /* into the parsed header */
+    nmf_dtype dtype;
+    int ndim;
+    int64_t shape[NMF_MAX_DIMS];
+    size_t numel, bytes;
+    uint64_t begin; /* relative to the data buffer */
+} nmf_io_st_tensor;
+typedef struct {
+    const char *path; /* not owned */
+    nmf_io_source src;
+    nmf_io_st_tensor *items; /* header order */
+    size_t count;
+    uint64_t data_at, data_size;
+    nmf_tensor_set meta; /* __metadata__ (no tensors) */
+    nmf_tensor_set names_; /* internal: the names, for the duplicate check */
+    cJSON *root_;
+} nmf_io_st_file;
+nmf_status nmf_io_st_open(const char *path, nmf_io_st_file *f); /* closes f itself on failure */
+nmf_status nmf_io_st_decode(const nmf_io_st_file *f, size_t i, float *dst); /* dst[numel] */
+void nmf_io_st_close(nmf_io_st_file *f);
+
+/* The weight files of a Hugging Face model folder opened tensor by tensor (src/io/hf_weights.c):
+ * model.safetensors, or the shards of its index in file-name order, every header checked against
+ * the index; the tensors are shards[s].items[i], shard by shard. */
+typedef struct {
+    nmf_io_st_file *shards;
+    char **paths; /* shards[s].path */
+    size_t count, npaths; /* shards opened, paths allocated */
+    nmf_tensor_set meta; /* the shards' __metadata__ merged (no tensors) */
+} nmf_io_hf_weights;
+nmf_status nmf_io_hf_weights_open(const char *dir, nmf_io_hf_weights *w); /* closes w on failure */
+void nmf_io_hf_weights_close(nmf_io_hf_weights *w);
+
 #endif
