@@ -186,6 +186,22 @@ static nmf_status open_sharded(const char *dir, const char *index_path, nmf_io_h
     return st;
 }
 
+nmf_status nmf_io_hf_weights_open_file(const char *path, nmf_io_hf_weights *w) {
+    memset(w, 0, sizeof *w);
+    w->paths = calloc(1, sizeof *w->paths);
+    w->shards = calloc(1, sizeof *w->shards);
+    nmf_status st = NMF_OK;
+    if (!w->paths || !w->shards || !(w->paths[0] = strdup(path)))
+        st = nmf_error(NMF_ERR_NOMEM, "%s: path", path);
+    else
+        w->npaths = 1;
+    if (!st) st = nmf_io_st_open(w->paths[0], &w->shards[0]);
+    if (!st) w->count = 1;
+    if (!st) st = nmf_tensors_copy_meta(&w->shards[0].meta, &w->meta);
+    if (st) nmf_io_hf_weights_close(w);
+    return st;
+}
+
 nmf_status nmf_io_hf_weights_open(const char *dir, nmf_io_hf_weights *w) {
     memset(w, 0, sizeof *w);
     if (!dir) return nmf_error(NMF_ERR_INVALID_ARG, "no model folder given");
@@ -196,18 +212,7 @@ nmf_status nmf_io_hf_weights_open(const char *dir, nmf_io_hf_weights *w) {
     if (!single || !index || !pickle) {
         st = nmf_error(NMF_ERR_NOMEM, "%s: path", dir);
     } else if (is_file(single)) { /* transformers: SAFE_WEIGHTS_NAME first, then the index */
-        w->paths = calloc(1, sizeof *w->paths);
-        w->shards = calloc(1, sizeof *w->shards);
-        if (!w->paths || !w->shards) {
-            st = nmf_error(NMF_ERR_NOMEM, "%s: shard table", dir);
-        } else {
-            w->npaths = 1;
-            w->paths[0] = single;
-            single = NULL;
-            st = nmf_io_st_open(w->paths[0], &w->shards[0]);
-            if (!st) w->count = 1;
-            if (!st) st = nmf_tensors_copy_meta(&w->shards[0].meta, &w->meta);
-        }
+        st = nmf_io_hf_weights_open_file(single, w);
     } else if (is_file(index)) {
         st = open_sharded(dir, index, w);
     } else if (is_file(pickle)) {

@@ -125,6 +125,31 @@ typedef struct {
     nmf_tensor_set meta; /* the shards' __metadata__ merged (no tensors) */
 } nmf_io_hf_weights;
 nmf_status nmf_io_hf_weights_open(const char *dir, nmf_io_hf_weights *w); /* closes w on failure */
+/* One safetensors file opened the same way (count 1). */
+nmf_status nmf_io_hf_weights_open_file(const char *path, nmf_io_hf_weights *w);
 void nmf_io_hf_weights_close(nmf_io_hf_weights *w);
+
+/* One candidate of an opened .nmf family tensor by tensor (src/io/nmf_read.c): headers gives
+ * model m's tensors without values (nmf_tensors_add_header: shapes, N:M headers, stored dtypes)
+ * and its metadata, in file order; decode checks (padding, CRC, codes) and adds tensor j of
+ * model m to out, as nmf_family_file_load would; bytes is its payload size. */
+nmf_status nmf_io_family_file_headers(const nmf_family_file *f, size_t m, nmf_tensor_set *out);
+nmf_status nmf_io_family_file_decode(const nmf_family_file *f, size_t m, size_t j, nmf_tensor_set *out);
+uint64_t nmf_io_family_file_bytes(const nmf_family_file *f, size_t m, size_t j);
+/* The candidate a model load means by name (NULL: the only one), or an error listing them. */
+nmf_status nmf_io_family_file_pick(const nmf_family_file *f, const char *path, const char *name,
+                                   size_t *pick);
+
+/* The steps of a model load (nmf_load_model_with, src/io/nmf_family.c) that a streamed read
+ * shares: a safetensors model's config from its metadata (else the fallback or the defaults when
+ * the caller gives values; *from_file says which), then the overrides, validation, the tensor
+ * check against the config and the nmformer.config metadata. tensors may be headers only. */
+nmf_status nmf_io_safetensors_config(const char *path, const nmf_tensor_set *meta,
+                                     const nmf_model_config *fallback_config,
+                                     const nmf_config_overrides *overrides, nmf_model_config *config,
+                                     int *from_file);
+nmf_status nmf_io_model_config_finish(const char *path, int from_file,
+                                      const nmf_config_overrides *overrides, nmf_model_config *config,
+                                      nmf_tensor_set *tensors);
 
 #endif
