@@ -136,6 +136,10 @@ void nmf_io_hf_weights_close(nmf_io_hf_weights *w);
 nmf_status nmf_io_family_file_headers(const nmf_family_file *f, size_t m, nmf_tensor_set *out);
 nmf_status nmf_io_family_file_decode(const nmf_family_file *f, size_t m, size_t j, nmf_tensor_set *out);
 uint64_t nmf_io_family_file_bytes(const nmf_family_file *f, size_t m, size_t j);
+/* nmf_family_read_layout with every payload checked (padding, CRC) but none decoded: the
+ * candidates' tensors are headers (nmf_tensors_add_header). What `info` needs of a family of
+ * any size. */
+nmf_status nmf_io_family_read_headers(const char *path, nmf_family *out, nmf_family_layout *layout);
 /* The candidate a model load means by name (NULL: the only one), or an error listing them. */
 nmf_status nmf_io_family_file_pick(const nmf_family_file *f, const char *path, const char *name,
                                    size_t *pick);

@@ -587,16 +587,27 @@ nmf_status nmf_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_s
     return st;
 }
 
-/* Every payload checked, in file order, before anything is decoded; then every candidate. */
-nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout) {
+/* Every payload checked, in file order, before anything is decoded; then every candidate
+ * decoded, or (headers) given as tensor headers without values. */
+static nmf_status read_layout(const char *path, int headers, nmf_family *out, nmf_family_layout *layout) {
     nmf_family_init(out);
     if (layout) memset(layout, 0, sizeof *layout);
     nmf_family_file *f;
     nmf_status st = nmf_family_open(path, &f);
     if (st) return st;
     st = nmf_family_file_verify(f);
-    for (size_t m = 0; !st && m < f->fam.count; m++)
-        st = load_model(f, m, 0, &f->fam.models[m].tensors);
+    for (size_t m = 0; !st && m < f->fam.count; m++) {
+        if (!headers) {
+            st = load_model(f, m, 0, &f->fam.models[m].tensors);
+            continue;
+        }
+        nmf_tensor_set h;
+        st = nmf_io_family_file_headers(f, m, &h);
+        if (!st) {
+            nmf_tensors_free(&f->fam.models[m].tensors);
+            f->fam.models[m].tensors = h;
+        }
+    }
     if (!st && layout) {
         layout->items = calloc(f->count + 1, sizeof *layout->items);
         if (!layout->items) st = nmf_error(NMF_ERR_NOMEM, "%s: layout", path);
@@ -622,6 +633,14 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
     }
     nmf_family_close(f);
     return st;
+}
+
+nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout) {
+    return read_layout(path, 0, out, layout);
+}
+
+nmf_status nmf_io_family_read_headers(const char *path, nmf_family *out, nmf_family_layout *layout) {
+    return read_layout(path, 1, out, layout);
 }
 
 nmf_status nmf_family_read(const char *path, nmf_family *out) {
