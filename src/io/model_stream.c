@@ -42,7 +42,7 @@ static nmf_status add_file_headers(nmf_model_stream *s) {
             st = nmf_tensors_add_header(&s->headers, e->name, e->ndim, e->shape, (nmf_pattern){0, 0}, 0,
                                         e->dtype, NULL);
             if (st) st = nmf_error_context(st, "%s", file->path);
-            s->loc[s->headers.count - 1] = (location){f, i};
+            else s->loc[s->headers.count - 1] = (location){f, i};
         }
     }
     return st;
