@@ -9,6 +9,7 @@
  * nmf_model_pack_nm on a one-tensor set, which work tensor by tensor), so the values are the
  * same bit for bit; tensors land in the same entries, only the order of the payloads in the data
  * section differs (tensor after tensor instead of candidate after candidate). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +162,7 @@ nmf_status nmf_family_convert_file(const char *in, const char *model, const nmf_
     if (st) return st;
     /* the candidates to copy: every one of an .nmf (or the one named), else the one model */
     nmf_model_stream *srcs[NMF_FAMILY_MAX_MODELS] = {0};
+    char names[NMF_FAMILY_MAX_MODELS][32]; /* the candidates' names */
     size_t n = 0;
     const char *cand_name = model ? model : "dense";
     nmf_pattern pack = {0, 0};
@@ -168,12 +170,14 @@ nmf_status nmf_family_convert_file(const char *in, const char *model, const nmf_
         nmf_family_file *f;
         if ((st = nmf_family_open(in, &f))) return st;
         n = nmf_family_file_count(f);
-        for (size_t i = 0; !st && i < n; i++)
-            if ((st = nmf_model_stream_open(in, nmf_family_file_name(f, i), overrides, &srcs[i])))
-                st = nmf_error_context(st, "model '%s'", nmf_family_file_name(f, i));
+        for (size_t i = 0; i < n; i++) snprintf(names[i], sizeof names[i], "%s", nmf_family_file_name(f, i));
         nmf_family_close(f);
+        for (size_t i = 0; !st && i < n; i++)
+            if ((st = nmf_model_stream_open(in, names[i], overrides, &srcs[i])))
+                st = nmf_error_context(st, "model '%s'", names[i]);
     } else {
         n = 1;
+        snprintf(names[0], sizeof names[0], "%s", cand_name);
         st = nmf_model_stream_open(in, kind == NMF_FILE_NMF ? model : NULL, overrides, &srcs[0]);
         if (kind != NMF_FILE_NMF && !st && !pattern_name(cand_name, &pack)) pack.n = 0;
     }
@@ -189,18 +193,10 @@ nmf_status nmf_family_convert_file(const char *in, const char *model, const nmf_
     nmf_dtype stored = NMF_DTYPE_F32;
     for (size_t i = 0; !st && i < n; i++) {
         const nmf_tensor_set *h = nmf_model_stream_headers(srcs[i]);
-        const char *name = kind == NMF_FILE_NMF && !model ? NULL : cand_name;
-        nmf_family_file *f = NULL;
-        if (!name) { /* the candidate's own name */
-            st = nmf_family_open(in, &f);
-            name = st ? NULL : nmf_family_file_name(f, i);
-        }
-        if (!st) st = plan_candidate(&plan, name, &d, h, pack, 1);
-        nmf_family_close(f);
+        st = plan_candidate(&plan, names[i], &d, h, pack, 1);
         /* one dtype for all, as nmf_family_stored_dtype: F32 when they differ */
         nmf_dtype t = nmf_tensors_stored_dtype(h);
         stored = i == 0 || t == stored ? t : NMF_DTYPE_F32;
-        if (i > 0 && t != stored) stored = NMF_DTYPE_F32;
     }
     nmf_write_options opt = {pick_dtype(dtype, stored)};
     nmf_family_writer *w = NULL;
