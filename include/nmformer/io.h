@@ -86,6 +86,24 @@ typedef struct {
 NMF_API nmf_status nmf_family_write(const char *path, const nmf_family *f, const nmf_write_options *opt);
 NMF_API nmf_status nmf_family_read(const char *path, nmf_family *out);
 
+/* ---- an .nmf family written one tensor at a time (what nmf_family_write does for a family
+ * held whole; streaming prune and convert add each tensor as it is made) ----
+ * plan: the family to write; only its config, candidate names and metadata and each tensor's
+ * name, shape and N:M form (nm->pattern, nm_transposed) are read, so its tensors may be headers
+ * without values. It must stay unchanged until commit or abort. add stores tensor t (values
+ * now) as the entry of model `model` with t's name; its shape and N:M form must be the plan's.
+ * A payload equal to one stored before is shared. The output is atomic (temporary file +
+ * fsync + rename): commit fails, leaving nothing behind, when a planned tensor was never added;
+ * abort (or any failed commit) removes the temporary file. Memory: one tensor's payload (a
+ * device or FIFO output, written in order, keeps the payloads until commit). */
+typedef struct nmf_family_writer nmf_family_writer;
+NMF_API nmf_status nmf_family_writer_open(const char *path, const nmf_family *plan,
+                                          const nmf_write_options *opt, nmf_family_writer **out);
+NMF_API nmf_status nmf_family_writer_add(nmf_family_writer *w, size_t model, const nmf_tensor *t);
+/* Writes the header and table and publishes the file; frees w (also on failure). */
+NMF_API nmf_status nmf_family_writer_commit(nmf_family_writer *w);
+NMF_API void nmf_family_writer_abort(nmf_family_writer *w);
+
 /* Where each tensor of a family file is stored (for `nmformer info`): one entry per
  * (model, tensor), in file order. Entries with the same payload index share one payload. */
 typedef struct {
@@ -125,6 +143,28 @@ NMF_API const char *nmf_family_file_name(const nmf_family_file *f, size_t i);
 NMF_API nmf_status nmf_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out);
 NMF_API nmf_status nmf_family_file_verify(const nmf_family_file *f);
 
+/* ---- checking a model file's stored bytes (`nmformer info --verify`) ---- */
+typedef struct {
+    const char *model;  /* candidate name ("dense" for a one-model file) */
+    const char *tensor; /* NULL: the file as a whole (header, table) */
+    nmf_status status;
+    const char *detail; /* the error text */
+} nmf_verify_problem;
+typedef void (*nmf_verify_fn)(const nmf_verify_problem *p, void *user);
+/* Every distinct payload of f: zero padding and CRC, and for an N:M payload its index codes and
+ * positions decoded and checked (rank range, zero padding bits, ascending positions, zero padding
+ * values). Unlike nmf_family_file_verify it does not stop at the first bad payload: fn (may be
+ * NULL) is called once per bad tensor entry (a shared payload names every entry using it), *bad
+ * (may be NULL) counts them; the status is NMF_OK when every payload is good, else the first
+ * problem's (NMF_ERR_CHECKSUM, NMF_ERR_FORMAT, ...). One payload is mapped at a time. */
+NMF_API nmf_status nmf_family_file_check(const nmf_family_file *f, nmf_verify_fn fn, void *user,
+                                         size_t *bad);
+/* nmf_family_file_check of the file at path, or for a safetensors file / Hugging Face folder
+ * (which hold no checksum) every header and tensor entry checked and every tensor's bytes read
+ * and decoded. A file that does not open (bad header, table, sizes) is one problem with tensor
+ * NULL. */
+NMF_API nmf_status nmf_file_verify(const char *path, nmf_verify_fn fn, void *user, size_t *bad);
+
 /* ---- families built from one model (src/model/family_build.c) ---- */
 /* The dtype every candidate is stored in (nmf_tensors_stored_dtype); F32 when they differ. */
 NMF_API nmf_dtype nmf_family_stored_dtype(const nmf_family *f);
@@ -142,6 +182,27 @@ NMF_API nmf_status nmf_family_prune(nmf_family *fam, const nmf_model_config *cfg
  * (nmf_model_pack_nm). The tensors are moved in (re-initialised) on success. */
 NMF_API nmf_status nmf_family_from_model(nmf_family *fam, const nmf_model_config *cfg,
                                          nmf_tensor_set *tensors, const char *name);
+/* ---- family files made tensor by tensor (src/model/family_stream.c) ----
+ * The source (a model folder, sharded or not, a safetensors file, or candidate `model` of an
+ * .nmf; overrides as nmf_load_model_with) is read one tensor at a time and each tensor's outputs
+ * are written to out (.nmf, nmf_family_writer) before the next is read, so memory is a few
+ * tensors, never the model. The result is the family the whole-model functions give (the same
+ * entries and values bit for bit; payloads ordered tensor by tensor). Atomic: on any failure (a
+ * corrupt source tensor: the error names it) nothing is left at out. dtype NMF_DTYPE_COUNT: the
+ * source's stored dtype (F32 when its tensors differ), *dtype_used (may be NULL) says which.
+ * written (may be NULL): the family written, tensors as headers without values (names, shapes,
+ * N:M forms), for a summary; free with nmf_family_free.
+ * prune: nmf_family_prune's candidates (magnitude): "dense" when with_dense, then one per pattern.
+ * convert: an .nmf source with model NULL: every candidate; else the one model as candidate
+ * `model` (NULL: "dense"; a pattern name packs the N:M-eligible weights, which must already be
+ * N:M: nmf_family_from_model). */
+NMF_API nmf_status nmf_family_prune_file(const char *in, const char *model,
+                                         const nmf_config_overrides *overrides, const char *out,
+                                         const nmf_pattern *patterns, size_t count, int with_dense,
+                                         nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
+NMF_API nmf_status nmf_family_convert_file(const char *in, const char *model,
+                                           const nmf_config_overrides *overrides, const char *out,
+                                           nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
 /* What `convert` copies of a family: every candidate checked against the config (the detail names
  * the model), then, when name is not NULL, only that candidate kept (NMF_ERR_NOT_FOUND if absent). */
 NMF_API nmf_status nmf_family_select(nmf_family *fam, const char *name);

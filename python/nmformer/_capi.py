@@ -233,6 +233,12 @@ _SIGNATURES = {
     "nmf_family_from_model": (status_t, [P(FamilyStruct), P(ModelConfig), P(TensorSet),
                                          C.c_char_p]),
     "nmf_family_select": (status_t, [P(FamilyStruct), C.c_char_p]),
+    # streamed (tensor by tensor) prune / convert of a model path into an .nmf
+    "nmf_family_prune_file": (status_t, [C.c_char_p, C.c_char_p, P(ConfigOverrides), C.c_char_p,
+                                         P(Pattern), size_t, C.c_int, dtype_t, P(FamilyStruct),
+                                         P(dtype_t)]),
+    "nmf_family_convert_file": (status_t, [C.c_char_p, C.c_char_p, P(ConfigOverrides), C.c_char_p,
+                                           dtype_t, P(FamilyStruct), P(dtype_t)]),
     "nmf_load_model_with": (status_t, [C.c_char_p, C.c_char_p, P(ModelConfig),
                                        P(ConfigOverrides), P(ModelConfig), P(TensorSet)]),
     # model description

@@ -8,7 +8,7 @@ from nmformer import _capi, _tensors
 from nmformer._capi import Pattern, api
 from nmformer.errors import InvalidArgumentError, check
 from nmformer.family import Family
-from nmformer.model import Model, from_state_dict, load
+from nmformer.model import Model, dtype_code, from_state_dict, load
 
 
 def _is_path(x):
@@ -81,7 +81,9 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
     nmf_family_prune). With ``out`` (.nmf) it is also written, values as ``dtype`` ("f32",
     "f16", "bf16"; default: the source's). With ``add=True`` the candidates are appended to the
     existing family ``out`` (keeping its stored dtype unless ``dtype`` is given).
-    Same result as ``nmformer prune SOURCE OUT --pattern ... [--method ...]``.
+    A path source with ``out`` (no ``config``, no ``add``, method magnitude) is streamed tensor
+    by tensor (nmf_family_prune_file: memory is a few tensors) and the Family read back from
+    ``out``. Same bytes as ``nmformer prune SOURCE OUT --pattern ... [--method ...]``.
     """
     names = _patterns(patterns)
     lib = api()
@@ -107,6 +109,18 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
         raise InvalidArgumentError(
             f"prune: {out}: a family is written as .nmf; for one pruned model use "
             "load(...).prune('2:8').save('x.safetensors')", status=1)
+    pats = (Pattern * len(names))(*[_tensors.to_pattern(n) for n in names])
+    if _is_path(source) and out is not None and not add and config is None and not calibrated:
+        # a file to a new family: streamed tensor by tensor, as the CLI does (same bytes)
+        path = str(source)
+        name = model or ("dense" if _is_family_file(path) else None)
+        check(lib.nmf_family_prune_file(path.encode(), None if name is None else name.encode(),
+                                        None, str(out).encode(), pats, len(names), int(dense),
+                                        _DTYPE_SOURCE if dtype is None else dtype_code(dtype),
+                                        None, None))
+        fam = Family.open(out)
+        fam.calibration = None
+        return fam
     src = _source_model(source, config, model)
     if add:
         if out is None:
@@ -115,7 +129,6 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
         fam = Family.open(out)
     else:
         fam = Family.new(src.config)
-    pats = (Pattern * len(names))(*[_tensors.to_pattern(n) for n in names])
     cfg = src.config._to_c()
     default = ctypes.c_int()
     cal, stats = _capi.Calib(), _capi.PruneStats()
@@ -144,6 +157,9 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
     return fam
 
 
+_DTYPE_SOURCE = 3  # NMF_DTYPE_COUNT: the source's stored dtype
+
+
 def _dtype_name(code):
     return api().nmf_dtype_name(code).decode().lower()
 
@@ -158,8 +174,9 @@ def convert(source, out, model=None, dtype=None, config=None):
     * safetensors -> safetensors: re-encoded (e.g. ``dtype="bf16"``).
 
     ``dtype`` of the stored values: "f32", "f16", "bf16"; default: the source's (f32 when its
-    tensors differ). ``config`` completes a safetensors file without config metadata. The
-    families are built by the library (nmf_family_select, nmf_family_from_model), as the CLI's.
+    tensors differ). ``config`` completes a safetensors file without config metadata. An .nmf
+    output (without ``config``) is written tensor by tensor (nmf_family_convert_file), as the
+    CLI's, byte for byte; with ``config`` the family is built whole (nmf_family_from_model).
     """
     src, out = str(source), str(out)
     if not (out.endswith(".nmf") or out.endswith(".safetensors")):  # an output: by its name
@@ -167,6 +184,13 @@ def convert(source, out, model=None, dtype=None, config=None):
                                    status=1)
     src_nmf, out_nmf = _is_family_file(src), out.endswith(".nmf")
     lib = api()
+    if out_nmf and config is None:
+        # streamed tensor by tensor, as the CLI does (same bytes)
+        check(lib.nmf_family_convert_file(src.encode(), None if model is None else str(model).encode(),
+                                          None, out.encode(),
+                                          _DTYPE_SOURCE if dtype is None else dtype_code(dtype),
+                                          None, None))
+        return
     if src_nmf and out_nmf:
         if config is not None:
             raise InvalidArgumentError("convert: config applies to safetensors input only",

@@ -85,6 +85,12 @@ nmf_status cli_load_model_ex(const char *path, const char *model, const cli_conf
                   : nmf_load_model_with(path, model, NULL, &o, config, tensors);
 }
 
+const char *cli_failed_path(const char *in, const char *out) {
+    const char *detail = nmf_last_error();
+    size_t n = strlen(out);
+    return detail && !strncmp(detail, out, n) && detail[n] == ':' ? out : in;
+}
+
 uint64_t cli_path_bytes(const char *path) {
     struct stat sb;
     if (stat(path, &sb) != 0) return 0;

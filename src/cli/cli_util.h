@@ -50,6 +50,9 @@ nmf_status cli_load_model_ex(const char *path, const char *model, const cli_conf
 
 /* Bytes a path occupies: a file's size, a folder's regular files (not recursive); 0 if neither. */
 uint64_t cli_path_bytes(const char *path);
+/* Which path a failed read-and-write step names: OUT when the library's detail starts with it
+ * ("OUT: ..."), else IN. */
+const char *cli_failed_path(const char *in, const char *out);
 
 /* The value parsers of the options that the library parses (CLI_FN rows). */
 nmf_status cli_parse_dtype(const char *value, void *dest); /* nmf_dtype * */

@@ -27,6 +27,9 @@ static const char about[] =
     "                               tensor names, dense values (zeros where pruned).\n"
     "                               Written whole or not at all; an existing non-empty\n"
     "                               OUT_DIR is refused unless --force\n"
+    "An .nmf OUT is written tensor by tensor (IN read one tensor at a time: memory is a\n"
+    "few tensors, not the model); safetensors and folder outputs hold the model whole.\n"
+    "Progress (bytes/s, ETA) on stderr for steps over a second; --quiet silences it.\n"
     "On success one line on stdout: IN and OUT with their kinds and sizes, the candidates\n"
     "written (bits per group of each N:M one) and the dtype.\n";
 
@@ -41,7 +44,7 @@ int cmd_convert(int argc, char **argv) {
                "stored values: f32, f16 or bf16 (default: the\nsource's dtype, f32 when its tensors differ)"),
         CLI_FLAG("force", 'f', &force, "replace an existing model folder OUT_DIR\n(config.json and "
                  "files only; any other\nnon-empty folder is left alone)"),
-        CLI_FLAG("quiet", 'q', &quiet, "no summary line"),
+        CLI_FLAG("quiet", 'q', &quiet, "no summary line, no progress"),
         CLI_FLAG("json", 0, &json, "the summary as one JSON object"),
         CLI_CONFIG_OPTS(&flags),
         CLI_END,
@@ -59,57 +62,37 @@ int cmd_convert(int argc, char **argv) {
     nmf_model_config cfg;
     nmf_tensor_set set;
 
-    if (ik == NMF_FILE_NMF && ok == NMF_FILE_NMF) {
-        if (cli_config_flags_any(&flags))
+    if (ok == NMF_FILE_NMF) { /* tensor by tensor (nmf_family_convert_file) */
+        if (ik == NMF_FILE_NMF && cli_config_flags_any(&flags))
             return cli_usage_error("convert", "config flags apply to safetensors input only");
+        nmf_config_overrides o;
         nmf_family fam;
-        st = nmf_family_read(in, &fam);
-        if (st) return cli_fail("convert", in, st);
-        st = nmf_family_select(&fam, model);
-        if (st) { /* a problem of the input */
-            nmf_family_free(&fam);
-            return cli_fail("convert", in, st);
-        }
-        if (dtype == NMF_DTYPE_COUNT) dtype = nmf_family_stored_dtype(&fam);
-        nmf_write_options opt = {dtype};
-        st = nmf_family_write(out, &fam, &opt);
-        if (!st && !quiet) cli_print_summary("convert", in, out, &fam, NULL, dtype, json);
+        st = cli_config_overrides(&flags, &o);
+        if (!st) st = nmf_family_convert_file(in, model, &o, out, dtype, &fam, &dtype);
+        if (st) return cli_fail("convert", cli_failed_path(in, out), st);
+        if (!quiet) cli_print_summary("convert", in, out, &fam, NULL, dtype, json);
         nmf_family_free(&fam);
-        return st ? cli_fail("convert", out, st) : 0;
+        return 0;
     }
 
-    /* One model in: a candidate of an .nmf (--model), or the one model of a file or folder. */
+    /* One model in (a candidate of an .nmf: --model, or the one model of a file or folder),
+     * written as a safetensors file or a model folder. */
     int one_model_in = ik != NMF_FILE_NMF;
-    if (one_model_in && ok != NMF_FILE_NMF && model && strcmp(model, "dense"))
+    if (one_model_in && model && strcmp(model, "dense"))
         return cli_usage_error("convert", "--model names a candidate of an .nmf file; %s holds "
                                "one model", in);
     st = cli_load_model(in, one_model_in ? NULL : model, &flags, &cfg, &set);
     if (st) return cli_fail("convert", in, st);
     if (dtype == NMF_DTYPE_COUNT) dtype = nmf_tensors_stored_dtype(&set);
     const char *written = one_model_in || !model ? "dense" : model;
-    if (to_folder || ok == NMF_FILE_SAFETENSORS) {
-        if (to_folder) {
-            nmf_hf_write_options hopt = {dtype, force};
-            st = nmf_hf_folder_write(out, &cfg, &set, &hopt);
-        } else {
-            st = nmf_safetensors_write(out, &set, dtype); /* the loader set the config meta */
-        }
-        nmf_tensors_free(&set);
-        if (st) return cli_fail("convert", out, st);
-        if (!quiet) cli_print_summary("convert", in, out, NULL, written, dtype, json);
-        return 0;
+    if (to_folder) {
+        nmf_hf_write_options hopt = {dtype, force};
+        st = nmf_hf_folder_write(out, &cfg, &set, &hopt);
+    } else {
+        st = nmf_safetensors_write(out, &set, dtype); /* the loader set the config meta */
     }
-    /* one model -> .nmf */
-    nmf_write_options opt = {dtype};
-    nmf_family fam;
-    st = nmf_family_from_model(&fam, &cfg, &set, model);
-    if (st) {
-        nmf_family_free(&fam);
-        nmf_tensors_free(&set);
-        return cli_fail("convert", in, st);
-    }
-    st = nmf_family_write(out, &fam, &opt);
-    if (!st && !quiet) cli_print_summary("convert", in, out, &fam, NULL, dtype, json);
-    nmf_family_free(&fam);
-    return st ? cli_fail("convert", out, st) : 0;
+    nmf_tensors_free(&set);
+    if (st) return cli_fail("convert", out, st);
+    if (!quiet) cli_print_summary("convert", in, out, NULL, written, dtype, json);
+    return 0;
 }

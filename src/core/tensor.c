@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/tensor_internal.h"
 #include "nmformer/tensor.h"
 
 static const char *const dtype_names[] = {"F32", "F16", "BF16"};
@@ -348,4 +349,38 @@ nmf_status nmf_tensors_copy_dense(const nmf_tensor_set *s, nmf_tensor_set *out) 
     }
     if (st) nmf_tensors_free(out);
     return st;
+}
+
+nmf_status nmf_tensors_add_header(nmf_tensor_set *s, const char *name, int ndim, const int64_t *shape,
+                                  nmf_pattern pattern, int transposed, nmf_dtype stored,
+                                  nmf_tensor **out) {
+    if (ndim < 0 || ndim > NMF_MAX_DIMS)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: %d dimensions (at most %d)", name, ndim, NMF_MAX_DIMS);
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0 || nmf_mul_overflow(numel, (size_t)shape[i], &numel) || numel > ((size_t)1 << 40))
+            return nmf_error(NMF_ERR_FORMAT, "%s: shape too large or negative", name);
+    if (pattern.n && ndim != 2) return nmf_error(NMF_ERR_SHAPE, "%s: an N:M tensor is 2-D", name);
+    nmf_nm_matrix *nm = NULL;
+    if (pattern.n) { /* the (out, in) view's header: no values, no positions */
+        if (!(nm = calloc(1, sizeof *nm))) return nmf_error(NMF_ERR_NOMEM, "%s", name);
+        nm->rows = (size_t)shape[transposed ? 1 : 0];
+        nm->cols = (size_t)shape[transposed ? 0 : 1];
+        nm->pattern = pattern;
+        nm->groups = (nm->cols + (size_t)pattern.m - 1) / (size_t)pattern.m;
+    }
+    nmf_tensor *t = NULL;
+    nmf_status st = push_tensor(s, name, &t);
+    if (st) {
+        free(nm);
+        return st;
+    }
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = numel;
+    t->nm = nm;
+    t->nm_transposed = nm && transposed;
+    t->stored_dtype = stored;
+    if (out) *out = t;
+    return NMF_OK;
 }

@@ -277,3 +277,43 @@ void nmf_atomic_abort(nmf_atomic_file *f) {
     if (f->tmp) unlink(f->tmp);
     atomic_free(f);
 }
+
+/* Positional access to the temporary file, for writers that fill in a header after the data
+ * (the streaming .nmf writer). Only a replaced regular file has one: a device, FIFO or "-" is
+ * written in order and says so with NMF_ERR_UNSUPPORTED. */
+int nmf_io_atomic_seekable(const nmf_atomic_file *f) { return f && f->tmp != NULL; }
+
+nmf_status nmf_io_atomic_pwrite(nmf_atomic_file *f, uint64_t offset, const void *data, size_t size) {
+    if (!nmf_io_atomic_seekable(f)) return nmf_error(NMF_ERR_UNSUPPORTED, "atomic write: not seekable");
+    if (f->failed) return f->failed;
+    const uint8_t *p = data;
+    while (size > 0) {
+        ssize_t w = pwrite(f->fd, p, size, (off_t)offset);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            f->failed = NMF_ERR_IO;
+            return nmf_error(NMF_ERR_IO, "%s: write failed: %s", f->path, strerror(e));
+        }
+        p += w;
+        size -= (size_t)w;
+        offset += (uint64_t)w;
+    }
+    return NMF_OK;
+}
+
+nmf_status nmf_io_atomic_pread(nmf_atomic_file *f, uint64_t offset, void *data, size_t size) {
+    if (!nmf_io_atomic_seekable(f)) return nmf_error(NMF_ERR_UNSUPPORTED, "atomic write: not seekable");
+    uint8_t *p = data;
+    while (size > 0) {
+        ssize_t r = pread(f->fd, p, size, (off_t)offset);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return nmf_error(NMF_ERR_IO, "%s: reading back the temporary file failed: %s", f->path,
+                             r < 0 ? strerror(errno) : "short read");
+        p += r;
+        size -= (size_t)r;
+        offset += (uint64_t)r;
+    }
+    return NMF_OK;
+}

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/progress.h"
 #include "io/io_internal.h"
 
 #define HF_MAX_INDEX_FILE ((size_t)256 << 20)
@@ -124,31 +125,27 @@ static nmf_status parse_index(const char *index_path, const cJSON *root, hf_entr
     return NMF_OK;
 }
 
-/* Moves one shard's tensors into out, checking each against the index. */
-static nmf_status take_shard(const char *path, const char *index_path, const char *file,
-                             size_t shard, hf_entry *entries, size_t count, nmf_tensor_set *part,
-                             const nmf_dtype *part_dtypes, nmf_tensor_set *out, nmf_dtype *dtypes) {
+/* Checks one shard's tensors against the index and merges its metadata into meta. */
+static nmf_status check_shard(const nmf_io_st_file *part, const char *index_path, const char *file,
+                              size_t shard, hf_entry *entries, size_t count, nmf_tensor_set *meta) {
     for (size_t i = 0; i < part->count; i++) {
-        const nmf_tensor *t = &part->items[i];
-        hf_entry key = {t->name, NULL, 0, 0};
+        const char *name = part->items[i].name;
+        hf_entry key = {name, NULL, 0, 0};
         hf_entry *e = bsearch(&key, entries, count, sizeof *entries, entry_cmp);
         if (!e)
-            return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' is not listed in %s", path, t->name,
+            return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' is not listed in %s", part->path, name,
                              index_path);
         if (e->shard != shard)
             return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' is in %s but the index maps it to %s",
-                             index_path, t->name, file, e->file);
-        /* moved, not copied: the shard's values are held once */
-        nmf_status st = nmf_tensors_move_in(out, &part->items[i], NULL);
-        if (st) return nmf_error_context(st, "%s", path);
-        dtypes[out->count - 1] = part_dtypes[i];
+                             index_path, name, file, e->file);
         e->found = 1;
     }
-    return merge_meta(out, part, path);
+    return merge_meta(meta, &part->meta, part->path);
 }
 
-static nmf_status read_sharded(const char *dir, const char *index_path, nmf_tensor_set *out,
-                               nmf_dtype **dtypes_out, int keep16) {
+/* The shards named by the index, each header opened and checked against it (every tensor in its
+ * mapped shard and in no other, nothing unlisted, nothing missing). */
+static nmf_status open_sharded(const char *dir, const char *index_path, nmf_io_hf_weights *w) {
     uint8_t *text = NULL;
     size_t size = 0;
     nmf_status st = nmf_read_file(index_path, HF_MAX_INDEX_FILE, &text, &size);
@@ -162,28 +159,22 @@ static nmf_status read_sharded(const char *dir, const char *index_path, nmf_tens
     hf_entry *entries = NULL;
     const char **files = NULL;
     size_t count = 0, nfiles = 0;
-    nmf_dtype *dtypes = NULL;
     st = parse_index(index_path, root, &entries, &count, &files, &nfiles);
     if (!st) {
-        dtypes = malloc(count * sizeof *dtypes);
-        if (!dtypes) st = nmf_error(NMF_ERR_NOMEM, "%s: dtype table", index_path);
+        w->paths = calloc(nfiles, sizeof *w->paths);
+        w->shards = calloc(nfiles, sizeof *w->shards);
+        if (!w->paths || !w->shards) st = nmf_error(NMF_ERR_NOMEM, "%s: shard table", index_path);
+        else w->npaths = nfiles;
     }
     for (size_t s = 0; !st && s < nfiles; s++) {
-        char *path = nmf_io_path_join(dir, files[s]);
-        if (!path) {
+        if (!(w->paths[s] = nmf_io_path_join(dir, files[s]))) {
             st = nmf_error(NMF_ERR_NOMEM, "%s: path", dir);
             break;
         }
-        nmf_tensor_set part; /* the reader leaves it empty on failure */
-        nmf_dtype *part_dtypes = NULL;
-        st = nmf_io_safetensors_read(path, &part, &part_dtypes, keep16);
-        /* out never outgrows dtypes[count]: each tensor taken is a distinct index entry */
-        if (!st)
-            st = take_shard(path, index_path, files[s], s, entries, count, &part, part_dtypes, out,
-                            dtypes);
-        nmf_tensors_free(&part);
-        free(part_dtypes);
-        free(path);
+        st = nmf_io_st_open(w->paths[s], &w->shards[s]);
+        if (st) break;
+        w->count++;
+        st = check_shard(&w->shards[s], index_path, files[s], s, entries, count, &w->meta);
     }
     for (size_t i = 0; !st && i < count; i++)
         if (!entries[i].found)
@@ -192,15 +183,61 @@ static nmf_status read_sharded(const char *dir, const char *index_path, nmf_tens
     free(entries);
     free(files);
     cJSON_Delete(root);
-    if (st) {
-        free(dtypes);
-        return st;
-    }
-    if (dtypes_out)
-        *dtypes_out = dtypes;
+    return st;
+}
+
+nmf_status nmf_io_hf_weights_open_file(const char *path, nmf_io_hf_weights *w) {
+    memset(w, 0, sizeof *w);
+    w->paths = calloc(1, sizeof *w->paths);
+    w->shards = calloc(1, sizeof *w->shards);
+    nmf_status st = NMF_OK;
+    if (!w->paths || !w->shards || !(w->paths[0] = strdup(path)))
+        st = nmf_error(NMF_ERR_NOMEM, "%s: path", path);
     else
-        free(dtypes);
-    return NMF_OK;
+        w->npaths = 1;
+    if (!st) st = nmf_io_st_open(w->paths[0], &w->shards[0]);
+    if (!st) w->count = 1;
+    if (!st) st = nmf_tensors_copy_meta(&w->shards[0].meta, &w->meta);
+    if (st) nmf_io_hf_weights_close(w);
+    return st;
+}
+
+nmf_status nmf_io_hf_weights_open(const char *dir, nmf_io_hf_weights *w) {
+    memset(w, 0, sizeof *w);
+    if (!dir) return nmf_error(NMF_ERR_INVALID_ARG, "no model folder given");
+    char *single = nmf_io_path_join(dir, "model.safetensors");
+    char *index = nmf_io_path_join(dir, "model.safetensors.index.json");
+    char *pickle = nmf_io_path_join(dir, "pytorch_model.bin");
+    nmf_status st;
+    if (!single || !index || !pickle) {
+        st = nmf_error(NMF_ERR_NOMEM, "%s: path", dir);
+    } else if (is_file(single)) { /* transformers: SAFE_WEIGHTS_NAME first, then the index */
+        st = nmf_io_hf_weights_open_file(single, w);
+    } else if (is_file(index)) {
+        st = open_sharded(dir, index, w);
+    } else if (is_file(pickle)) {
+        st = nmf_error(NMF_ERR_UNSUPPORTED,
+                       "%s: only pytorch_model.bin (a pickle); nmformer reads safetensors weights "
+                       "(model.safetensors or model.safetensors.index.json)",
+                       dir);
+    } else {
+        st = nmf_error(NMF_ERR_NOT_FOUND,
+                       "%s: no model.safetensors or model.safetensors.index.json", dir);
+    }
+    free(single);
+    free(index);
+    free(pickle);
+    if (st) nmf_io_hf_weights_close(w);
+    return st;
+}
+
+void nmf_io_hf_weights_close(nmf_io_hf_weights *w) {
+    for (size_t s = 0; s < w->count; s++) nmf_io_st_close(&w->shards[s]);
+    for (size_t s = 0; s < w->npaths; s++) free(w->paths[s]);
+    free(w->paths);
+    free(w->shards);
+    nmf_tensors_free(&w->meta);
+    memset(w, 0, sizeof *w);
 }
 
 nmf_status nmf_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtype **dtypes) {
@@ -211,30 +248,42 @@ nmf_status nmf_io_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtyp
                                   int keep16) {
     nmf_tensors_init(out);
     if (dtypes) *dtypes = NULL;
-    if (!dir) return nmf_error(NMF_ERR_INVALID_ARG, "no model folder given");
-    char *single = nmf_io_path_join(dir, "model.safetensors");
-    char *index = nmf_io_path_join(dir, "model.safetensors.index.json");
-    char *pickle = nmf_io_path_join(dir, "pytorch_model.bin");
-    nmf_status st;
-    if (!single || !index || !pickle)
-        st = nmf_error(NMF_ERR_NOMEM, "%s: path", dir);
-    else if (is_file(single)) /* transformers: SAFE_WEIGHTS_NAME first, then the index */
-        st = nmf_io_safetensors_read(single, out, dtypes, keep16);
-    else if (is_file(index))
-        st = read_sharded(dir, index, out, dtypes, keep16);
-    else if (is_file(pickle))
-        st = nmf_error(NMF_ERR_UNSUPPORTED,
-                       "%s: only pytorch_model.bin (a pickle); nmformer reads safetensors weights "
-                       "(model.safetensors or model.safetensors.index.json)",
-                       dir);
+    nmf_io_hf_weights w;
+    nmf_status st = nmf_io_hf_weights_open(dir, &w);
+    if (st) return st;
+    size_t total = 0;
+    for (size_t s = 0; s < w.count; s++) total += w.shards[s].count;
+    nmf_dtype *dt = malloc((total + 1) * sizeof *dt);
+    if (!dt) st = nmf_error(NMF_ERR_NOMEM, "%s: dtype table", dir);
+    if (!st) st = nmf_tensors_copy_meta(&w.meta, out);
+    for (size_t s = 0; !st && s < w.count; s++) { /* shard by shard, each in its header's order */
+        const nmf_io_st_file *f = &w.shards[s];
+        nmf_progress_step step;
+        nmf_progress_begin(&step, "read", f->path, f->data_size);
+        for (size_t i = 0; !st && i < f->count; i++) {
+            const nmf_io_st_tensor *e = &f->items[i];
+            nmf_tensor *t;
+            const int raw = keep16 && e->dtype != NMF_DTYPE_F32; /* the stored values, kept */
+            st = raw ? nmf_tensors_add_dense16(out, e->name, e->ndim, e->shape, e->dtype, &t)
+                     : nmf_tensors_add_dense(out, e->name, e->ndim, e->shape, NULL, &t);
+            if (st) st = nmf_error_context(st, "%s", f->path);
+            if (!st) st = raw ? nmf_io_st_read16(f, i, t->data16) : nmf_io_st_decode(f, i, t->data);
+            if (st) break;
+            t->stored_dtype = dt[out->count - 1] = e->dtype;
+            nmf_progress_advance(&step, e->name, e->bytes);
+        }
+    }
+    nmf_io_hf_weights_close(&w);
+    if (st) {
+        free(dt);
+        nmf_tensors_free(out);
+        return st;
+    }
+    if (dtypes)
+        *dtypes = dt;
     else
-        st = nmf_error(NMF_ERR_NOT_FOUND,
-                       "%s: no model.safetensors or model.safetensors.index.json", dir);
-    if (st) nmf_tensors_free(out);
-    free(single);
-    free(index);
-    free(pickle);
-    return st;
+        free(dt);
+    return NMF_OK;
 }
 
 nmf_status nmf_hf_folder_read(const char *dir, nmf_hf_config *config, nmf_tensor_set *tensors) {

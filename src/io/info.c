@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/tensor_internal.h"
+#include "io/io_internal.h"
+#include "io/model_stream.h"
 #include "nmformer/desc.h"
 #include "nmformer/io.h"
 
@@ -64,14 +67,28 @@ static nmf_status read_rows(const char *path, file_rows *f) {
     if ((st = nmf_file_kind_detect(path, &kind))) return st;
     if (kind == NMF_FILE_HF_FOLDER) {
         f->kind = "hf folder";
+        nmf_model_stream *ms; /* headers only: the loader's config and checks, no values */
+        if ((st = nmf_model_stream_open(path, NULL, NULL, &ms))) return st;
+        f->fam.config = *nmf_model_stream_config(ms);
+        const nmf_tensor_set *h = nmf_model_stream_headers(ms);
         nmf_tensor_set set;
-        if ((st = nmf_load_model(path, NULL, NULL, &f->fam.config, &set))) return st;
+        nmf_tensors_init(&set);
+        st = nmf_tensors_copy_meta(h, &set);
+        for (size_t i = 0; !st && i < h->count; i++)
+            st = nmf_tensors_add_header(&set, h->items[i].name, h->items[i].ndim, h->items[i].shape,
+                                        (nmf_pattern){0, 0}, 0, h->items[i].stored_dtype, NULL);
+        nmf_model_stream_close(ms);
+        if (st) {
+            nmf_tensors_free(&set);
+            return st;
+        }
         return rows_of_one_model(f, &set, NULL);
     }
     if (kind == NMF_FILE_NMF) {
         f->kind = "nmf";
         nmf_family_layout lay;
-        if ((st = nmf_family_read_layout(path, &f->fam, &lay))) return st;
+        /* every payload checked, none decoded: a family of any size costs its table */
+        if ((st = nmf_io_family_read_headers(path, &f->fam, &lay))) return st;
         if (!(f->rows = calloc(lay.count + 1, sizeof *f->rows))) {
             nmf_family_layout_free(&lay);
             return nmf_error(NMF_ERR_NOMEM, "info rows");

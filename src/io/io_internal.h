@@ -65,6 +65,13 @@ void nmf_io_dir_discard(nmf_io_staged_dir *d);
  * without RENAME_EXCHANGE (aside, in, delete). Never set by the library or the CLI. */
 extern int nmf_io_dir_no_exchange;
 
+/* Positional access to an atomic output's temporary file (src/io/atomic.c): only a replaced
+ * regular file has one (seekable); a device, FIFO or "-" is NMF_ERR_UNSUPPORTED. pwrite records
+ * a failure as nmf_atomic_write does (commit then refuses to publish). */
+int nmf_io_atomic_seekable(const nmf_atomic_file *f);
+nmf_status nmf_io_atomic_pwrite(nmf_atomic_file *f, uint64_t offset, const void *data, size_t size);
+nmf_status nmf_io_atomic_pread(nmf_atomic_file *f, uint64_t offset, void *data, size_t size);
+
 /* Parses exactly one JSON value from text[0..len), allowing only whitespace after it. */
 cJSON *nmf_io_parse_json(const char *text, size_t len);
 
@@ -96,5 +103,73 @@ void nmf_io_window_unmap(nmf_io_window *w);
  * caller keeps costs its own pages only, not the page cache's mapped as well); the same range
  * checks and errors as nmf_io_window_map. */
 nmf_status nmf_io_read_at(const nmf_io_source *s, uint64_t offset, uint64_t len, void *dst);
+
+/* A safetensors file opened for reading tensor by tensor (src/io/safetensors.c): open parses
+ * and checks the whole header (entries, metadata, the exact tiling of the data) and reads no
+ * tensor; decode maps one tensor's bytes and converts them to f32. */
+typedef struct {
+    const char *name; /* into the parsed header */
+    nmf_dtype dtype;
+    int ndim;
+    int64_t shape[NMF_MAX_DIMS];
+    size_t numel, bytes;
+    uint64_t begin; /* relative to the data buffer */
+} nmf_io_st_tensor;
+typedef struct {
+    const char *path; /* not owned */
+    nmf_io_source src;
+    nmf_io_st_tensor *items; /* header order */
+    size_t count;
+    uint64_t data_at, data_size;
+    nmf_tensor_set meta; /* __metadata__ (no tensors) */
+    nmf_tensor_set names_; /* internal: the names, for the duplicate check */
+    cJSON *root_;
+} nmf_io_st_file;
+nmf_status nmf_io_st_open(const char *path, nmf_io_st_file *f); /* closes f itself on failure */
+nmf_status nmf_io_st_decode(const nmf_io_st_file *f, size_t i, float *dst); /* dst[numel] */
+/* a BF16/F16 tensor's stored values as they are: dst[numel] */
+nmf_status nmf_io_st_read16(const nmf_io_st_file *f, size_t i, uint16_t *dst);
+void nmf_io_st_close(nmf_io_st_file *f);
+
+/* The weight files of a Hugging Face model folder opened tensor by tensor (src/io/hf_weights.c):
+ * model.safetensors, or the shards of its index in file-name order, every header checked against
+ * the index; the tensors are shards[s].items[i], shard by shard. */
+typedef struct {
+    nmf_io_st_file *shards;
+    char **paths; /* shards[s].path */
+    size_t count, npaths; /* shards opened, paths allocated */
+    nmf_tensor_set meta; /* the shards' __metadata__ merged (no tensors) */
+} nmf_io_hf_weights;
+nmf_status nmf_io_hf_weights_open(const char *dir, nmf_io_hf_weights *w); /* closes w on failure */
+/* One safetensors file opened the same way (count 1). */
+nmf_status nmf_io_hf_weights_open_file(const char *path, nmf_io_hf_weights *w);
+void nmf_io_hf_weights_close(nmf_io_hf_weights *w);
+
+/* One candidate of an opened .nmf family tensor by tensor (src/io/nmf_read.c): headers gives
+ * model m's tensors without values (nmf_tensors_add_header: shapes, N:M headers, stored dtypes)
+ * and its metadata, in file order; decode checks (padding, CRC, codes) and adds tensor j of
+ * model m to out, as nmf_family_file_load would; bytes is its payload size. */
+nmf_status nmf_io_family_file_headers(const nmf_family_file *f, size_t m, nmf_tensor_set *out);
+nmf_status nmf_io_family_file_decode(const nmf_family_file *f, size_t m, size_t j, nmf_tensor_set *out);
+uint64_t nmf_io_family_file_bytes(const nmf_family_file *f, size_t m, size_t j);
+/* nmf_family_read_layout with every payload checked (padding, CRC) but none decoded: the
+ * candidates' tensors are headers (nmf_tensors_add_header). What `info` needs of a family of
+ * any size. */
+nmf_status nmf_io_family_read_headers(const char *path, nmf_family *out, nmf_family_layout *layout);
+/* The candidate a model load means by name (NULL: the only one), or an error listing them. */
+nmf_status nmf_io_family_file_pick(const nmf_family_file *f, const char *path, const char *name,
+                                   size_t *pick);
+
+/* The steps of a model load (nmf_load_model_with, src/io/nmf_family.c) that a streamed read
+ * shares: a safetensors model's config from its metadata (else the fallback or the defaults when
+ * the caller gives values; *from_file says which), then the overrides, validation, the tensor
+ * check against the config and the nmformer.config metadata. tensors may be headers only. */
+nmf_status nmf_io_safetensors_config(const char *path, const nmf_tensor_set *meta,
+                                     const nmf_model_config *fallback_config,
+                                     const nmf_config_overrides *overrides, nmf_model_config *config,
+                                     int *from_file);
+nmf_status nmf_io_model_config_finish(const char *path, int from_file,
+                                      const nmf_config_overrides *overrides, nmf_model_config *config,
+                                      nmf_tensor_set *tensors);
 
 #endif

@@ -75,6 +75,27 @@ static void list_names(const nmf_family_file *f, char *buf, size_t size) {
                                nmf_family_file_name(f, i));
 }
 
+nmf_status nmf_io_family_file_pick(const nmf_family_file *fam, const char *path, const char *name,
+                                   size_t *pick) {
+    size_t count = nmf_family_file_count(fam);
+    char names[512];
+    list_names(fam, names, sizeof names);
+    if (name) {
+        for (size_t i = 0; i < count; i++)
+            if (!strcmp(nmf_family_file_name(fam, i), name)) {
+                *pick = i;
+                return NMF_OK;
+            }
+        return nmf_error(NMF_ERR_NOT_FOUND, "%s: no model '%s' (available: %s)", path, name, names);
+    }
+    if (count == 1) {
+        *pick = 0;
+        return NMF_OK;
+    }
+    return nmf_error(NMF_ERR_NOT_FOUND, "%s holds %zu models, pick one with --model (%s)", path,
+                     count, names);
+}
+
 nmf_status nmf_load_model(const char *path, const char *name, const nmf_model_config *fallback_config,
                           nmf_model_config *config, nmf_tensor_set *tensors) {
     return nmf_load_model_with(path, name, fallback_config, NULL, config, tensors);
@@ -121,21 +142,8 @@ static nmf_status load_model(const char *path, const char *name,
         nmf_family_file *fam; /* mapped: only the chosen candidate is read and decoded */
         st = nmf_family_open(path, &fam);
         if (st) return st;
-        size_t count = nmf_family_file_count(fam), pick = count;
-        char names[512];
-        list_names(fam, names, sizeof names);
-        if (name) {
-            for (size_t i = 0; i < count; i++)
-                if (!strcmp(nmf_family_file_name(fam, i), name)) pick = i;
-            if (pick == count)
-                st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no model '%s' (available: %s)", path, name,
-                               names);
-        } else if (count == 1) {
-            pick = 0;
-        } else {
-            st = nmf_error(NMF_ERR_NOT_FOUND, "%s holds %zu models, pick one with --model (%s)",
-                           path, count, names);
-        }
+        size_t pick;
+        st = nmf_io_family_file_pick(fam, path, name, &pick);
         if (!st) {
             *config = *nmf_family_file_config(fam);
             st = nmf_io_family_file_load(fam, pick, tensors, keep16);
@@ -149,23 +157,42 @@ static nmf_status load_model(const char *path, const char *name,
                              name);
         st = nmf_io_safetensors_read(path, tensors, NULL, keep16);
         if (st) return st;
-        const char *json = nmf_tensors_get_meta(tensors, NMF_CONFIG_META_KEY);
-        if (json) {
-            nmf_model_config_default(config);
-            st = nmf_model_config_from_json(json, config);
-            if (st) {
-                st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
-            }
-        } else if (fallback_config || nmf_config_overrides_any(overrides)) {
-            if (fallback_config) *config = *fallback_config;
-            else nmf_model_config_default(config);
-            from_file = 0;
-        } else {
-            st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no %s metadata; give the model config "
-                           "(--img-size, --patch, --dim, ...)", path, NMF_CONFIG_META_KEY);
-        }
+        st = nmf_io_safetensors_config(path, tensors, fallback_config, overrides, config, &from_file);
     }
-    if (!st && nmf_model_is_token(config) && nmf_config_overrides_any(overrides))
+    if (!st) st = nmf_io_model_config_finish(path, from_file, overrides, config, tensors);
+    if (st) nmf_tensors_free(tensors);
+    return st;
+}
+
+nmf_status nmf_io_safetensors_config(const char *path, const nmf_tensor_set *meta,
+                                     const nmf_model_config *fallback_config,
+                                     const nmf_config_overrides *overrides, nmf_model_config *config,
+                                     int *from_file) {
+    nmf_status st = NMF_OK;
+    *from_file = 1;
+    const char *json = nmf_tensors_get_meta(meta, NMF_CONFIG_META_KEY);
+    if (json) {
+        nmf_model_config_default(config);
+        st = nmf_model_config_from_json(json, config);
+        if (st) {
+            st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
+        }
+    } else if (fallback_config || nmf_config_overrides_any(overrides)) {
+        if (fallback_config) *config = *fallback_config;
+        else nmf_model_config_default(config);
+        *from_file = 0;
+    } else {
+        st = nmf_error(NMF_ERR_NOT_FOUND, "%s: no %s metadata; give the model config "
+                       "(--img-size, --patch, --dim, ...)", path, NMF_CONFIG_META_KEY);
+    }
+    return st;
+}
+
+nmf_status nmf_io_model_config_finish(const char *path, int from_file,
+                                      const nmf_config_overrides *overrides, nmf_model_config *config,
+                                      nmf_tensor_set *tensors) {
+    nmf_status st = NMF_OK;
+    if (nmf_model_is_token(config) && nmf_config_overrides_any(overrides))
         st = nmf_error(NMF_ERR_INVALID_ARG, "%s: a %s model's config comes from its config.json; "
                        "the ViT flags (--dim, --heads, ...) do not apply", path, config->arch);
     if (!st && (st = nmf_model_config_override(config, overrides, from_file)))
@@ -183,6 +210,5 @@ static nmf_status load_model(const char *path, const char *name,
                   : nmf_error(NMF_ERR_NOMEM, "config");
         free(json);
     }
-    if (st) nmf_tensors_free(tensors);
     return st;
 }

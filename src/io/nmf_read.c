@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/progress.h"
+#include "core/tensor_internal.h"
 #include "io/io_internal.h"
 #include "io/nmf_format.h"
 
@@ -495,6 +496,74 @@ nmf_status nmf_family_file_verify(const nmf_family_file *f) {
     return NMF_OK;
 }
 
+nmf_status nmf_family_file_check(const nmf_family_file *f, nmf_verify_fn fn, void *user, size_t *bad) {
+    if (bad) *bad = 0;
+    if (!f) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_file_check: NULL argument");
+    nmf_status first = NMF_OK;
+    char detail[512];
+    nmf_progress_step step;
+    nmf_progress_begin(&step, "verify", f->path, f->data_size);
+    for (size_t p = 0; p < f->payloads; p++) {
+        const entry *e = &f->entries[f->payload_entry[p]];
+        nmf_io_window w;
+        nmf_status st = payload_map(f, e, 1, &w); /* unmapped again when it fails */
+        if (!st) {
+            if (e->desc.pattern.n) { /* the codes and positions, as a load decodes them */
+                nmf_tensor_set one;
+                nmf_tensors_init(&one);
+                st = decode_entry(f->path, e, w.p, &one, 0);
+                nmf_tensors_free(&one);
+            }
+            nmf_io_window_unmap(&w);
+        }
+        nmf_progress_advance(&step, e->name, nmf_align64(e->size));
+        if (!st) continue;
+        snprintf(detail, sizeof detail, "%s", nmf_last_error());
+        if (!first) first = st;
+        for (size_t i = 0; i < f->count; i++) /* every entry of the payload: each is a bad tensor */
+            if (f->entries[i].payload == p) {
+                if (bad) (*bad)++;
+                if (fn) {
+                    nmf_verify_problem pr = {f->fam.models[f->entries[i].model].name, f->entries[i].name,
+                                             st, detail};
+                    fn(&pr, user);
+                }
+            }
+    }
+    if (first) return nmf_error(first, "%s: %zu bad tensor%s", f->path, bad ? *bad : 0,
+                                bad && *bad == 1 ? "" : "s");
+    return NMF_OK;
+}
+
+nmf_status nmf_io_family_file_headers(const nmf_family_file *f, size_t m, nmf_tensor_set *out) {
+    nmf_tensors_init(out);
+    if (m >= f->fam.count) return nmf_error(NMF_ERR_INVALID_ARG, "%s: model %zu of %zu", f->path, m, f->fam.count);
+    nmf_status st = nmf_tensors_copy_meta(&f->fam.models[m].tensors, out);
+    for (size_t i = f->first[m]; !st && i < f->first[m + 1]; i++) {
+        const entry *e = &f->entries[i];
+        st = nmf_tensors_add_header(out, e->name, e->desc.ndim, e->desc.shape, e->desc.pattern,
+                                    e->desc.transposed, e->desc.dtype, NULL);
+    }
+    if (st) nmf_tensors_free(out);
+    return st;
+}
+
+nmf_status nmf_io_family_file_decode(const nmf_family_file *f, size_t m, size_t j, nmf_tensor_set *out) {
+    if (m >= f->fam.count || j >= f->first[m + 1] - f->first[m])
+        return nmf_error(NMF_ERR_INVALID_ARG, "%s: tensor %zu of model %zu", f->path, j, m);
+    const entry *e = &f->entries[f->first[m] + j];
+    nmf_io_window w;
+    nmf_status st = payload_map(f, e, 1, &w);
+    if (st) return st;
+    st = decode_entry(f->path, e, w.p, out, 0);
+    nmf_io_window_unmap(&w);
+    return st;
+}
+
+uint64_t nmf_io_family_file_bytes(const nmf_family_file *f, size_t m, size_t j) {
+    return m < f->fam.count && j < f->first[m + 1] - f->first[m] ? f->entries[f->first[m] + j].size : 0;
+}
+
 /* Decodes model m's tensors into s, one mapped payload at a time. */
 static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_tensor_set *s,
                              int keep16) {
@@ -530,16 +599,27 @@ nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tenso
     return st;
 }
 
-/* Every payload checked, in file order, before anything is decoded; then every candidate. */
-nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout) {
+/* Every payload checked, in file order, before anything is decoded; then every candidate
+ * decoded, or (headers) given as tensor headers without values. */
+static nmf_status read_layout(const char *path, int headers, nmf_family *out, nmf_family_layout *layout) {
     nmf_family_init(out);
     if (layout) memset(layout, 0, sizeof *layout);
     nmf_family_file *f;
     nmf_status st = nmf_family_open(path, &f);
     if (st) return st;
     st = nmf_family_file_verify(f);
-    for (size_t m = 0; !st && m < f->fam.count; m++)
-        st = load_model(f, m, 0, &f->fam.models[m].tensors, 0);
+    for (size_t m = 0; !st && m < f->fam.count; m++) {
+        if (!headers) {
+            st = load_model(f, m, 0, &f->fam.models[m].tensors, 0);
+            continue;
+        }
+        nmf_tensor_set h;
+        st = nmf_io_family_file_headers(f, m, &h);
+        if (!st) {
+            nmf_tensors_free(&f->fam.models[m].tensors);
+            f->fam.models[m].tensors = h;
+        }
+    }
     if (!st && layout) {
         layout->items = calloc(f->count + 1, sizeof *layout->items);
         if (!layout->items) st = nmf_error(NMF_ERR_NOMEM, "%s: layout", path);
@@ -565,6 +645,14 @@ nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_
     }
     nmf_family_close(f);
     return st;
+}
+
+nmf_status nmf_family_read_layout(const char *path, nmf_family *out, nmf_family_layout *layout) {
+    return read_layout(path, 0, out, layout);
+}
+
+nmf_status nmf_io_family_read_headers(const char *path, nmf_family *out, nmf_family_layout *layout) {
+    return read_layout(path, 1, out, layout);
 }
 
 nmf_status nmf_family_read(const char *path, nmf_family *out) {

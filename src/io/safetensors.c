@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/progress.h"
+#include "core/tensor_internal.h"
 #include "io/io_internal.h"
 
 #define ST_MAX_FILE ((size_t)1 << 36)      /* 64 GiB */
@@ -51,27 +52,22 @@ static nmf_status parse_dtype(const char *path, const char *name, const cJSON *v
     return nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%.32s'", path, name, s);
 }
 
-nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out) {
-    return nmf_io_safetensors_read(path, out, dtypes_out, 0);
-}
-
-nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out,
-                                   int keep16) {
-    nmf_tensors_init(out);
-    if (dtypes_out) *dtypes_out = NULL;
+/* The header: every entry parsed and checked, the data tiling checked; no tensor read. */
+nmf_status nmf_io_st_open(const char *path, nmf_io_st_file *f) {
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    f->src.fd = -1;
     cJSON *root = NULL;
     st_region *regions = NULL;
-    nmf_dtype *dtypes = NULL;
-    nmf_io_source src;
     nmf_io_window win = {0};
-    nmf_status st = nmf_io_source_open(path, ST_MAX_FILE, &src);
+    nmf_status st = nmf_io_source_open(path, ST_MAX_FILE, &f->src);
     if (st) goto fail;
-    const size_t size = (size_t)src.size; /* <= ST_MAX_FILE */
+    const size_t size = (size_t)f->src.size; /* <= ST_MAX_FILE */
     if (size < 8) {
         st = nmf_error(NMF_ERR_FORMAT, "%s: truncated safetensors file (%zu bytes)", path, size);
         goto fail;
     }
-    if ((st = nmf_io_window_map(&src, 0, 8, &win))) goto fail;
+    if ((st = nmf_io_window_map(&f->src, 0, 8, &win))) goto fail;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | win.p[i];
     nmf_io_window_unmap(&win);
@@ -81,13 +77,14 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
                        (unsigned long long)hlen, size);
         goto fail;
     }
-    if ((st = nmf_io_window_map(&src, 8, hlen, &win))) goto fail;
+    if ((st = nmf_io_window_map(&f->src, 8, hlen, &win))) goto fail;
     if (hlen < 2 || win.p[0] != '{') {
         st = nmf_error(NMF_ERR_FORMAT, "%s: safetensors header is not a JSON object", path);
         goto fail;
     }
-    const uint64_t data_at = 8 + hlen;
+    f->data_at = 8 + hlen;
     size_t data_size = size - 8 - (size_t)hlen;
+    f->data_size = data_size;
     root = nmf_io_parse_json((const char *)win.p, (size_t)hlen);
     nmf_io_window_unmap(&win);
     if (!root || !cJSON_IsObject(root)) {
@@ -96,15 +93,13 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
     }
     int n = cJSON_GetArraySize(root);
     regions = calloc((size_t)n + 1, sizeof *regions);
-    dtypes = calloc((size_t)n + 1, sizeof *dtypes);
-    if (!regions || !dtypes) {
+    f->items = calloc((size_t)n + 1, sizeof *f->items);
+    if (!regions || !f->items) {
         st = nmf_error(NMF_ERR_NOMEM, "%s: header table", path);
         goto fail;
     }
     size_t nreg = 0;
     int have_meta = 0;
-    nmf_progress_step step;
-    nmf_progress_begin(&step, "read", path, data_size);
     const cJSON *item;
     cJSON_ArrayForEach(item, root) {
         const char *name = item->string;
@@ -129,12 +124,12 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
                                    path, kv->string ? kv->string : "?");
                     goto fail;
                 }
-                if (nmf_tensors_get_meta(out, kv->string)) {
+                if (nmf_tensors_get_meta(&f->meta, kv->string)) {
                     st = nmf_error(NMF_ERR_FORMAT, "%s: __metadata__ key '%s' appears twice", path,
                                    kv->string);
                     goto fail;
                 }
-                st = nmf_tensors_set_meta(out, kv->string, kv->valuestring);
+                st = nmf_tensors_set_meta(&f->meta, kv->string, kv->valuestring);
                 if (st) goto fail;
             }
             continue;
@@ -143,18 +138,12 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
             st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s': entry is not an object", path, name);
             goto fail;
         }
-        if (nmf_tensors_find(out, name)) {
-            st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' appears twice", path, name);
-            goto fail;
-        }
-        nmf_dtype dt = NMF_DTYPE_F32;
-        st = parse_dtype(path, name, cJSON_GetObjectItemCaseSensitive(item, "dtype"), &dt);
+        nmf_io_st_tensor *t = &f->items[f->count];
+        t->name = name;
+        st = parse_dtype(path, name, cJSON_GetObjectItemCaseSensitive(item, "dtype"), &t->dtype);
         if (st) goto fail;
-        int ndim;
-        int64_t dims[NMF_MAX_DIMS] = {0};
-        size_t numel;
-        st = nmf_io_parse_shape(path, name, cJSON_GetObjectItemCaseSensitive(item, "shape"), &ndim,
-                                dims, &numel);
+        st = nmf_io_parse_shape(path, name, cJSON_GetObjectItemCaseSensitive(item, "shape"), &t->ndim,
+                                t->shape, &t->numel);
         if (st) goto fail;
         const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
         uint64_t begin, end;
@@ -172,41 +161,35 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
                            data_size);
             goto fail;
         }
-        size_t want = numel * nmf_dtype_size(dt); /* numel <= 2^40: no overflow */
+        size_t want = t->numel * nmf_dtype_size(t->dtype); /* numel <= 2^40: no overflow */
         if (end - begin != want) {
             st = nmf_error(NMF_ERR_FORMAT,
                            "%s: tensor '%s': %llu bytes stored, shape and dtype need %zu", path,
                            name, (unsigned long long)(end - begin), want);
             goto fail;
         }
-        nmf_tensor *t;
-        const int raw = keep16 && dt != NMF_DTYPE_F32; /* the stored bytes are the values */
-        st = raw ? nmf_tensors_add_dense16(out, name, ndim, dims, dt, &t)
-                 : nmf_tensors_add_dense(out, name, ndim, dims, NULL, &t);
-        if (st) goto fail;
-        if (raw) { /* little-endian 16-bit values on a little-endian host: read as they are */
-            if ((st = nmf_io_read_at(&src, data_at + begin, want, t->data16))) {
-                st = nmf_error_context(st, "tensor '%s'", name);
-                goto fail;
-            }
-        } else {
-            if ((st = nmf_io_window_map(&src, data_at + begin, want, &win))) {
-                st = nmf_error_context(st, "tensor '%s'", name);
-                goto fail;
-            }
-            nmf_io_decode_values(t->data, win.p, numel, dt);
-            nmf_io_window_unmap(&win);
+        t->begin = begin;
+        t->bytes = want;
+        regions[nreg++] = (st_region){(size_t)begin, (size_t)end, f->count};
+        f->count++;
+    }
+    /* Names once (a hash set, as the tensor sets keep them). */
+    for (size_t i = 0; i < f->count; i++) {
+        nmf_tensor *dummy;
+        int64_t one = 1;
+        if (nmf_tensors_find(&f->names_, f->items[i].name)) {
+            st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' appears twice", path, f->items[i].name);
+            goto fail;
         }
-        nmf_progress_advance(&step, name, want);
-        t->stored_dtype = dt;
-        dtypes[out->count - 1] = dt;
-        regions[nreg++] = (st_region){(size_t)begin, (size_t)end, out->count - 1};
+        if ((st = nmf_tensors_add_header(&f->names_, f->items[i].name, 0, &one, (nmf_pattern){0, 0}, 0,
+                                         NMF_DTYPE_F32, &dummy)))
+            goto fail;
     }
     /* The tensors must tile the data buffer exactly. */
     qsort(regions, nreg, sizeof *regions, region_cmp);
     size_t at = 0;
     for (size_t i = 0; i < nreg; i++) {
-        const char *name = out->items[regions[i].index].name;
+        const char *name = f->items[regions[i].index].name;
         if (regions[i].begin < at) {
             st = nmf_error(NMF_ERR_FORMAT, "%s: tensor '%s' overlaps another tensor's data", path,
                            name);
@@ -224,22 +207,89 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
                        data_size - at);
         goto fail;
     }
+    free(regions);
+    f->root_ = root;
+    return NMF_OK;
+fail:
+    nmf_io_window_unmap(&win);
     cJSON_Delete(root);
     free(regions);
-    nmf_io_source_close(&src);
+    f->root_ = NULL;
+    nmf_io_st_close(f);
+    return st;
+}
+
+nmf_status nmf_io_st_decode(const nmf_io_st_file *f, size_t i, float *dst) {
+    const nmf_io_st_tensor *t = &f->items[i];
+    nmf_io_window win;
+    nmf_status st = nmf_io_window_map(&f->src, f->data_at + t->begin, t->bytes, &win);
+    if (st) return nmf_error_context(st, "tensor '%s'", t->name);
+    nmf_io_decode_values(dst, win.p, t->numel, t->dtype);
+    nmf_io_window_unmap(&win);
+    return NMF_OK;
+}
+
+void nmf_io_st_close(nmf_io_st_file *f) {
+    nmf_io_source_close(&f->src);
+    cJSON_Delete(f->root_);
+    free(f->items);
+    nmf_tensors_free(&f->meta);
+    nmf_tensors_free(&f->names_);
+    memset(f, 0, sizeof *f);
+    f->src.fd = -1;
+}
+
+nmf_status nmf_io_st_read16(const nmf_io_st_file *f, size_t i, uint16_t *dst) {
+    const nmf_io_st_tensor *t = &f->items[i];
+    if (t->dtype != NMF_DTYPE_BF16 && t->dtype != NMF_DTYPE_F16)
+        return nmf_error(NMF_ERR_INVALID_ARG, "%s: tensor '%s' is not 16-bit", f->path, t->name);
+    /* little-endian 16-bit values on a little-endian host: read as they are, into their final
+     * buffer (a mapping would hold the bytes twice while they are copied) */
+    nmf_status st = nmf_io_read_at(&f->src, f->data_at + t->begin, t->bytes, dst);
+    return st ? nmf_error_context(st, "tensor '%s'", t->name) : NMF_OK;
+}
+
+nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out) {
+    return nmf_io_safetensors_read(path, out, dtypes_out, 0);
+}
+
+nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out,
+                                   int keep16) {
+    nmf_tensors_init(out);
+    if (dtypes_out) *dtypes_out = NULL;
+    nmf_io_st_file f;
+    nmf_status st = nmf_io_st_open(path, &f);
+    if (st) return st;
+    nmf_dtype *dtypes = calloc(f.count + 1, sizeof *dtypes);
+    if (!dtypes) st = nmf_error(NMF_ERR_NOMEM, "%s: header table", path);
+    if (!st) st = nmf_tensors_copy_meta(&f.meta, out);
+    nmf_progress_step step;
+    nmf_progress_begin(&step, "read", path, f.data_size);
+    for (size_t i = 0; !st && i < f.count; i++) {
+        const nmf_io_st_tensor *e = &f.items[i];
+        nmf_tensor *t;
+        if (keep16 && e->dtype != NMF_DTYPE_F32) { /* the stored values, kept */
+            st = nmf_tensors_add_dense16(out, e->name, e->ndim, e->shape, e->dtype, &t);
+            if (!st) st = nmf_io_st_read16(&f, i, t->data16);
+        } else {
+            st = nmf_tensors_add_dense(out, e->name, e->ndim, e->shape, NULL, &t);
+            if (!st) st = nmf_io_st_decode(&f, i, t->data);
+        }
+        if (st) break;
+        t->stored_dtype = dtypes[i] = e->dtype;
+        nmf_progress_advance(&step, e->name, e->bytes);
+    }
+    nmf_io_st_close(&f);
+    if (st) {
+        free(dtypes);
+        nmf_tensors_free(out);
+        return st;
+    }
     if (dtypes_out)
         *dtypes_out = dtypes;
     else
         free(dtypes);
     return NMF_OK;
-fail:
-    nmf_io_window_unmap(&win);
-    nmf_io_source_close(&src);
-    cJSON_Delete(root);
-    free(regions);
-    free(dtypes);
-    nmf_tensors_free(out);
-    return st;
 }
 
 nmf_status nmf_safetensors_read(const char *path, nmf_tensor_set *out) {

@@ -16,10 +16,14 @@
 #include "nmformer/desc.h"
 #include "nmformer/model.h"
 
+const nmf_param *nmf_model_nm_param(const nmf_model_desc *d, const char *name) {
+    const nmf_param *p = nmf_model_desc_find(d, name);
+    return p && nmf_param_kind_of(d, p)->nm ? p : NULL;
+}
+
 /* The description row of an N:M-eligible tensor t; NULL when t is not one. */
 static const nmf_param *eligible(const nmf_model_desc *d, const nmf_tensor *t) {
-    const nmf_param *p = nmf_model_desc_find(d, t->name);
-    return p && nmf_param_kind_of(d, p)->nm ? p : NULL;
+    return nmf_model_nm_param(d, t->name);
 }
 
 nmf_status nmf_linear_view(const nmf_model_desc *d, const nmf_param *p, const nmf_tensor *t,

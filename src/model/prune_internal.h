@@ -6,6 +6,9 @@
 
 #include "nmformer/desc.h"
 
+/* The description row of tensor `name` when it is N:M-eligible (a block linear); else NULL. */
+const nmf_param *nmf_model_nm_param(const nmf_model_desc *d, const char *name);
+
 /* The weight's values as its (out, in) view, p->rows x p->cols (malloc'd via nmf_alloc; *out
  * NULL on failure). t may be dense or N:M. */
 nmf_status nmf_linear_view(const nmf_model_desc *d, const nmf_param *p, const nmf_tensor *t,

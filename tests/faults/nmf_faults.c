@@ -2,7 +2,8 @@
  * one function, counted only when called from the main program (the CLI with the library linked
  * in statically, not zlib/OpenBLAS/libgomp), fail with a chosen errno.
  *
- *   NMF_FAULT=write:3:ENOSPC     the 3rd write() fails with ENOSPC (also fsync, rename, read,
+ *   NMF_FAULT=write:3:ENOSPC     the 3rd write() or pwrite() fails with ENOSPC (also fsync,
+ *                                rename, read (read and pread),
  *                                malloc: malloc/calloc/realloc/aligned_alloc/posix_memalign
  *                                together, failing with ENOMEM)
  *   NMF_FAULT_REPORT=FILE        at exit, append "FUNCTION COUNT" lines (calls seen from the
@@ -92,6 +93,33 @@ ssize_t write(int fd, const void *buf, size_t n) {
     REAL(write);
     if (should_fail(F_WRITE, __builtin_return_address(0))) return errno = fault_errno, -1;
     return real_write(fd, buf, n);
+}
+
+/* The positional forms (the streaming .nmf writer places payloads with pwrite and reads them
+ * back with pread) count as writes and reads. pwrite64/pread64 are the same calls under
+ * _FILE_OFFSET_BITS=64. */
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t at) {
+    REAL(pwrite);
+    if (should_fail(F_WRITE, __builtin_return_address(0))) return errno = fault_errno, -1;
+    return real_pwrite(fd, buf, n, at);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t at) {
+    REAL(pwrite64);
+    if (should_fail(F_WRITE, __builtin_return_address(0))) return errno = fault_errno, -1;
+    return real_pwrite64(fd, buf, n, at);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t at) {
+    REAL(pread);
+    if (should_fail(F_READ, __builtin_return_address(0))) return errno = fault_errno, -1;
+    return real_pread(fd, buf, n, at);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off64_t at) {
+    REAL(pread64);
+    if (should_fail(F_READ, __builtin_return_address(0))) return errno = fault_errno, -1;
+    return real_pread64(fd, buf, n, at);
 }
 
 ssize_t read(int fd, void *buf, size_t n) {

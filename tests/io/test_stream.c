@@ -1,0 +1,345 @@
+/* Streaming prune and convert (nmf_family_prune_file, nmf_family_convert_file) and the checks of
+ * `info --verify` (nmf_file_verify):
+ * - on every fixture (ViT safetensors, GPT-2 / BERT / LLaMA model folders, sharded, tied, bf16,
+ *   and an .nmf family as source) the streamed family holds the same candidates, tensors, stored
+ *   dtypes and values, bit for bit, as the whole-model path (load, nmf_family_prune or
+ *   nmf_family_from_model / nmf_family_read, nmf_family_write);
+ * - a corrupt or truncated source tensor is one error naming it and leaves no output and no
+ *   temporary file;
+ * - verify passes a good file and names the tensor of a flipped payload byte;
+ * - a source larger than an RLIMIT_AS budget is pruned within that budget (a child process),
+ *   where loading it whole fails. */
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "io/io_test_util.h"
+#include "model/lm_test_util.h"
+#include "nmformer/model.h"
+#include "tensor_compare.h"
+
+static const nmf_pattern pats[3] = {{4, 8}, {2, 8}, {1, 8}};
+
+/* a and b (files) hold the same candidates in the same order with the same tensors. */
+static void same_families(const char *a, const char *b, const char *what) {
+    nmf_family fa, fb;
+    nmf_status sa = nmf_family_read(a, &fa);
+    CHECK_MSG(sa == NMF_OK, "%s: %s", what, nmf_last_error());
+    nmf_status sb = nmf_family_read(b, &fb);
+    CHECK_MSG(sb == NMF_OK, "%s: %s", what, nmf_last_error());
+    if (sa || sb) {
+        if (!sa) nmf_family_free(&fa);
+        if (!sb) nmf_family_free(&fb);
+        return;
+    }
+    CHECK_MSG(fa.count == fb.count, "%s: %zu vs %zu candidates", what, fa.count, fb.count);
+    for (size_t m = 0; m < fa.count && m < fb.count; m++)
+        CHECK_MSG(!strcmp(fa.models[m].name, fb.models[m].name) &&
+                      nmf_test_same_tensors(&fa.models[m].tensors, &fb.models[m].tensors, 1),
+                  "%s: candidate %s differs", what, fa.models[m].name);
+    nmf_family_free(&fa);
+    nmf_family_free(&fb);
+}
+
+/* Nothing but the expected files in the scratch folder: no output, no temporary file left. */
+static void nothing_left(int before, const char *out, const char *what) {
+    CHECK_MSG(access(out, F_OK) != 0, "%s: output left behind", what);
+    CHECK_MSG(count_dir_entries(tmp_dir()) == before, "%s: %d files, %d before", what,
+              count_dir_entries(tmp_dir()), before);
+}
+
+/* The streamed prune and convert of src against the whole-model path. */
+static void streamed_equals_whole(const char *src, const char *tag) {
+    nmf_model_config c;
+    nmf_tensor_set s;
+    nmf_status st = nmf_load_model(src, NULL, NULL, &c, &s);
+    CHECK_MSG(st == NMF_OK, "%s: %s", tag, nmf_last_error());
+    if (st) return;
+    char whole[600], streamed[600];
+    snprintf(whole, sizeof whole, "%s", tmp_path("whole.nmf"));
+    snprintf(streamed, sizeof streamed, "%s", tmp_path("streamed.nmf"));
+
+    /* prune: dense + 4:8, 2:8, 1:8 */
+    nmf_family fam;
+    nmf_family_init(&fam);
+    fam.config = c;
+    nmf_dtype dt, sdt = NMF_DTYPE_COUNT;
+    CHECK_OK(nmf_family_prune(&fam, &c, &s, pats, 3, 1, &dt));
+    nmf_write_options o = {dt};
+    CHECK_OK(nmf_family_write(whole, &fam, &o));
+    nmf_family_free(&fam);
+    nmf_family plan;
+    st = nmf_family_prune_file(src, NULL, NULL, streamed, pats, 3, 1, NMF_DTYPE_COUNT, &plan, &sdt);
+    CHECK_MSG(st == NMF_OK, "%s: %s", tag, nmf_last_error());
+    CHECK(sdt == dt);
+    CHECK(!st && plan.count == 4 && !strcmp(plan.models[0].name, "dense") && !strcmp(plan.models[3].name, "1:8"));
+    if (!st) nmf_family_free(&plan);
+    same_families(whole, streamed, tag);
+
+    /* the same from the .nmf family as source (its dense candidate), patterns only */
+    char again[600];
+    snprintf(again, sizeof again, "%s", tmp_path("again.nmf"));
+    CHECK_OK(nmf_family_prune_file(whole, "dense", NULL, again, pats, 3, 1, NMF_DTYPE_COUNT, NULL, NULL));
+    same_families(whole, again, tag);
+
+    /* convert .nmf -> .nmf: every candidate, and one of them */
+    CHECK_OK(nmf_family_convert_file(whole, NULL, NULL, again, NMF_DTYPE_COUNT, NULL, NULL));
+    same_families(whole, again, tag);
+    nmf_family one;
+    CHECK_OK(nmf_family_read(whole, &one));
+    CHECK_OK(nmf_family_select(&one, "2:8"));
+    o.value_dtype = NMF_DTYPE_F16; /* and a dtype change on the way */
+    CHECK_OK(nmf_family_write(streamed, &one, &o));
+    nmf_family_free(&one);
+    CHECK_OK(nmf_family_convert_file(whole, "2:8", NULL, again, NMF_DTYPE_F16, NULL, &sdt));
+    CHECK(sdt == NMF_DTYPE_F16);
+    same_families(streamed, again, tag);
+
+    /* convert one model -> .nmf, as nmf_family_from_model */
+    CHECK_OK(nmf_family_from_model(&one, &c, &s, NULL));
+    o.value_dtype = nmf_family_stored_dtype(&one);
+    CHECK_OK(nmf_family_write(whole, &one, &o));
+    nmf_family_free(&one);
+    CHECK_OK(nmf_family_convert_file(src, NULL, NULL, streamed, NMF_DTYPE_COUNT, NULL, NULL));
+    same_families(whole, streamed, tag);
+    nmf_tensors_free(&s);
+    unlink(whole);
+    unlink(streamed);
+    unlink(again);
+}
+
+/* A pattern name packs weights that already are N:M (an N:M model written dense), as
+ * nmf_family_from_model does; a dense model under a pattern name is refused, naming a tensor. */
+static void convert_packs(void) {
+    const char *src = fixture_path("llama_gqa6x2_2to8", NULL);
+    nmf_model_config c;
+    nmf_tensor_set s;
+    CHECK_OK(nmf_load_model(src, NULL, NULL, &c, &s));
+    nmf_family one;
+    CHECK_OK(nmf_family_from_model(&one, &c, &s, "2:8"));
+    nmf_write_options o = {nmf_family_stored_dtype(&one)};
+    char whole[600];
+    snprintf(whole, sizeof whole, "%s", tmp_path("packed_whole.nmf"));
+    CHECK_OK(nmf_family_write(whole, &one, &o));
+    nmf_family_free(&one);
+    nmf_tensors_free(&s);
+    const char *streamed = tmp_path("packed.nmf");
+    CHECK_OK(nmf_family_convert_file(src, "2:8", NULL, streamed, NMF_DTYPE_COUNT, NULL, NULL));
+    same_families(whole, streamed, "packed 2:8");
+    int before = count_dir_entries(tmp_dir());
+    const char *bad = tmp_path("not_sparse.nmf");
+    CHECK(nmf_family_convert_file(fixture_path("llama_gqa6x2", NULL), "2:8", NULL, bad, NMF_DTYPE_COUNT,
+                                  NULL, NULL) == NMF_ERR_INVALID_ARG);
+    CHECK(strstr(nmf_last_error(), "is not 2:8 sparse") != NULL);
+    nothing_left(before, bad, "dense model as 2:8");
+}
+
+/* Offset in the file of the first entry of tensor `name` of model `model`; its layout item. */
+static uint64_t payload_at(const char *p, const char *model, const char *name, uint64_t *size) {
+    nmf_family f;
+    nmf_family_layout lay;
+    CHECK_OK(nmf_family_read_layout(p, &f, &lay));
+    uint64_t at = 0;
+    for (size_t i = 0; i < lay.count; i++) {
+        const nmf_stored_tensor *e = &lay.items[i];
+        if (!strcmp(f.models[e->model].name, model) && !strcmp(f.models[e->model].tensors.items[e->tensor].name, name)) {
+            at = lay.data_offset + e->offset;
+            *size = e->size;
+            break;
+        }
+    }
+    nmf_family_layout_free(&lay);
+    nmf_family_free(&f);
+    CHECK(at > 0);
+    return at;
+}
+
+static void flip(const char *p, uint64_t at) {
+    size_t n;
+    uint8_t *b = read_bytes(p, &n);
+    CHECK(at < n);
+    if (at < n) b[at] ^= 0x10;
+    write_bytes(p, b, n);
+    free(b);
+}
+
+typedef struct {
+    int calls;
+    char model[32], tensor[128];
+} problems;
+
+static void note(const nmf_verify_problem *p, void *user) {
+    problems *x = user;
+    if (x->calls++ == 0) {
+        snprintf(x->model, sizeof x->model, "%s", p->model ? p->model : "");
+        snprintf(x->tensor, sizeof x->tensor, "%s", p->tensor ? p->tensor : "");
+    }
+}
+
+/* verify: a good file passes; a flipped byte in one (unshared) payload is that tensor, named;
+ * a corrupt .nmf source or a truncated safetensors source stops the streamed prune with one
+ * error naming the tensor or the file, and nothing is left. */
+static void corrupt_sources(void) {
+    const char *src = fixture_path("llama_gqa6x2", NULL);
+    char fam[600];
+    snprintf(fam, sizeof fam, "%s", tmp_path("good.nmf"));
+    CHECK_OK(nmf_family_prune_file(src, NULL, NULL, fam, pats, 2, 1, NMF_DTYPE_COUNT, NULL, NULL));
+    size_t bad = 9;
+    problems pr = {0, "", ""};
+    CHECK_OK(nmf_file_verify(fam, note, &pr, &bad));
+    CHECK(bad == 0 && pr.calls == 0);
+    CHECK_OK(nmf_file_verify(src, note, &pr, &bad)); /* a model folder: every tensor read */
+    CHECK(bad == 0 && pr.calls == 0);
+
+    /* a flipped byte inside a pruned weight of the 2:8 candidate (no other entry shares it) */
+    const char *victim = "model.layers.1.mlp.up_proj.weight";
+    uint64_t size = 0, at = payload_at(fam, "2:8", victim, &size);
+    flip(fam, at + size / 2);
+    nmf_status st = nmf_file_verify(fam, note, &pr, &bad);
+    CHECK(st == NMF_ERR_CHECKSUM && bad == 1 && pr.calls == 1);
+    CHECK(!strcmp(pr.model, "2:8") && !strcmp(pr.tensor, victim));
+    CHECK(strstr(nmf_last_error(), "1 bad tensor") != NULL);
+
+    /* that family as a source: the 2:8 candidate fails where the bad tensor is read */
+    int before = count_dir_entries(tmp_dir());
+    const char *out = tmp_path("from_bad.nmf");
+    st = nmf_family_prune_file(fam, "2:8", NULL, out, pats, 1, 1, NMF_DTYPE_COUNT, NULL, NULL);
+    CHECK(st == NMF_ERR_CHECKSUM && strstr(nmf_last_error(), victim) != NULL);
+    nothing_left(before, out, "corrupt .nmf source");
+    st = nmf_family_convert_file(fam, NULL, NULL, out, NMF_DTYPE_COUNT, NULL, NULL);
+    CHECK(st == NMF_ERR_CHECKSUM && strstr(nmf_last_error(), victim) != NULL);
+    nothing_left(before, out, "corrupt .nmf source, convert");
+    /* its dense candidate is intact: pruning it works */
+    CHECK_OK(nmf_family_prune_file(fam, "dense", NULL, out, pats, 1, 1, NMF_DTYPE_COUNT, NULL, NULL));
+    unlink(out);
+
+    /* a safetensors source cut short: refused before anything is written */
+    size_t n;
+    uint8_t *b = read_bytes(test_source_path("tests/fixtures/vit_tiny.safetensors"), &n);
+    const char *cut = tmp_path("cut.safetensors");
+    write_bytes(cut, b, n - 100);
+    free(b);
+    before = count_dir_entries(tmp_dir());
+    st = nmf_family_prune_file(cut, NULL, NULL, out, pats, 3, 1, NMF_DTYPE_COUNT, NULL, NULL);
+    CHECK(st == NMF_ERR_FORMAT && strstr(nmf_last_error(), "cut.safetensors") != NULL);
+    nothing_left(before, out, "truncated safetensors");
+    pr.calls = 0;
+    CHECK(nmf_file_verify(cut, note, &pr, &bad) == NMF_ERR_FORMAT && bad == 1 && pr.calls == 1 && !pr.tensor[0]);
+    unlink(cut);
+    unlink(fam);
+}
+
+/* ---- a source larger than the address-space budget, pruned within it ---- */
+
+static size_t vm_size(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %llu kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return (size_t)kib * 1024;
+}
+
+/* Exit status: 0, or the step that failed. */
+static int budget_child(const char *src, const char *out, size_t budget) {
+    nmf_set_threads(1);
+    struct rlimit lim;
+    lim.rlim_cur = lim.rlim_max = (rlim_t)(vm_size() + budget);
+    if (setrlimit(RLIMIT_AS, &lim) != 0) return 2;
+    nmf_status st = nmf_family_prune_file(src, NULL, NULL, out, pats, 3, 1, NMF_DTYPE_COUNT, NULL, NULL);
+    if (st) fprintf(stderr, "streamed prune under the budget: %s\n", nmf_last_error());
+    if (getenv("NMF_TEST_VERBOSE")) {
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmPeak", 6) || !strncmp(line, "VmSize", 6)) fputs(line, stderr);
+        if (f) fclose(f);
+        fprintf(stderr, "limit %zu kB\n", (size_t)lim.rlim_cur / 1024);
+    }
+    if (st) return 4;
+    /* after it (a failed load leaves the heap grown): the model whole does not fit */
+    nmf_model_config c;
+    nmf_tensor_set s;
+    st = nmf_load_model(src, NULL, NULL, &c, &s);
+    if (st == NMF_OK) nmf_tensors_free(&s);
+    if (st != NMF_ERR_NOMEM) {
+        fprintf(stderr, "whole model under the budget: %s (%s)\n", nmf_strerror(st), nmf_last_error());
+        return 3;
+    }
+    return 0;
+}
+
+static void prunes_within_address_budget(void) {
+    nmf_model_config c; /* a ViT of ~50 MB of f32 weights, random values */
+    nmf_model_config_default(&c);
+    c.dim = 256;
+    c.depth = 16;
+    c.heads = 4;
+    c.mlp_ratio = 4.0f;
+    CHECK_OK(nmf_model_config_validate(&c));
+    nmf_model_desc d;
+    CHECK_OK(nmf_model_describe(&d, &c));
+    nmf_tensor_set s;
+    nmf_tensors_init(&s);
+    unsigned long long r = 99;
+    size_t bytes = 0, largest = 0;
+    for (size_t i = 0; i < d.count; i++) {
+        nmf_tensor *t = NULL;
+        CHECK_OK(nmf_tensors_add_dense(&s, d.params[i].name, d.params[i].ndim, d.params[i].shape, NULL, &t));
+        for (size_t j = 0; t && j < t->numel; j++) t->data[j] = 0.05f * test_rand_float(&r);
+        bytes += d.params[i].numel * sizeof(float);
+        if (d.params[i].numel * sizeof(float) > largest) largest = d.params[i].numel * sizeof(float);
+    }
+    nmf_model_desc_free(&d);
+    char *json = nmf_model_config_to_json(&c);
+    CHECK_OK(nmf_tensors_set_meta(&s, NMF_CONFIG_META_KEY, json));
+    free(json);
+    char dir[] = "/tmp/nmf_stream_budget_XXXXXX"; /* not tmpfs: the files must not sit in memory */
+    CHECK(mkdtemp(dir) != NULL);
+    char src[64], out[64], whole[64];
+    snprintf(src, sizeof src, "%s/big.safetensors", dir);
+    snprintf(out, sizeof out, "%s/streamed.nmf", dir);
+    snprintf(whole, sizeof whole, "%s/whole.nmf", dir);
+    CHECK_OK(nmf_safetensors_write(src, &s, NMF_DTYPE_F32));
+    /* a few tensors (f32, their N:M forms, a payload and its read-back, a 1 MB mapping) and
+     * slack for the allocator; the source is ~50 MB */
+    const size_t budget = 16 * largest + ((size_t)8 << 20);
+    CHECK_MSG(bytes > budget, "source %zu bytes, budget %zu", bytes, budget);
+    fflush(NULL);
+    pid_t pid = fork(); /* before this process runs any OpenMP region */
+    if (pid == 0) _exit(budget_child(src, out, budget));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    /* the same family as the whole-model path */
+    nmf_family fam;
+    nmf_family_init(&fam);
+    fam.config = c;
+    CHECK_OK(nmf_family_prune(&fam, &c, &s, pats, 3, 1, NULL));
+    CHECK_OK(nmf_family_write(whole, &fam, NULL));
+    nmf_family_free(&fam);
+    same_families(whole, out, "budget");
+    nmf_tensors_free(&s);
+    unlink(src);
+    unlink(out);
+    unlink(whole);
+    rmdir(dir);
+}
+
+int main(void) {
+    /* ASan reserves terabytes of address space: RLIMIT_AS cannot apply under the sanitizers */
+    if (getenv("NMF_SANITIZED")) printf("address budget: skipped under the sanitizers\n");
+    else prunes_within_address_budget(); /* first: it forks before any OpenMP region */
+    streamed_equals_whole(test_source_path("tests/fixtures/vit_tiny.safetensors"), "vit");
+    streamed_equals_whole(fixture_path("gpt2_lm", NULL), "gpt2");
+    streamed_equals_whole(fixture_path("gpt2_long_bf16", NULL), "gpt2 bf16");
+    streamed_equals_whole(fixture_path("bert_cls_pad", NULL), "bert");
+    streamed_equals_whole(fixture_path("llama_gqa6x2_sharded", NULL), "llama sharded");
+    streamed_equals_whole(fixture_path("llama_gqa4x1_tied_bf16", NULL), "llama tied bf16");
+    convert_packs();
+    corrupt_sources();
+    rm_tmp_dir();
+    return test_finish("stream");
+}
