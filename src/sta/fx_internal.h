@@ -1,4 +1,11 @@
-/* Internals of the fixed-point half of src/sta: calibration slots and fixed-point helpers. */
+/* Internals of the fixed-point half of src/sta: calibration slots and fixed-point helpers.
+ *
+ * The element-wise and per-row steps of the datapath (output stage, residual add, GELU table,
+ * softmax unit, LayerNorm) live here and in fx_rows.c, ONCE: the functional simulator
+ * (functional.c) and the CPU's fixed-point mode (fx_cpu.c) both call them, so the two cannot
+ * drift. Only the products (engine tiles and multiplexers versus SIMD integer kernels) differ,
+ * and integer sums that never overflow are exact in any order. The plain reference (fxp_ref.c)
+ * is written independently on purpose. */
 #ifndef NMF_STA_FX_INTERNAL_H
 #define NMF_STA_FX_INTERNAL_H
 
@@ -19,5 +26,30 @@ static inline int64_t fx_add(int64_t a, nmf_fx_rq ma, int64_t b, nmf_fx_rq mb, i
 /* The softmax probability scale: P = p * (2^(bits-1) - 1). */
 static inline int64_t fx_pmax(int bits) { return ((int64_t)1 << (bits - 1)) - 1; }
 #define FX_RECIP_BITS 46 /* reciprocal of the exp sum: floor(2^46 / sum) */
+
+/* Output stage of a product: the accumulator saturates to acc_bits on readout, then requantises
+ * to data_bits. */
+static inline int16_t fx_out(int64_t acc, nmf_fx_rq rq, int bits, int acc_bits) {
+    return (int16_t)nmf_fx_requant(nmf_fx_sat(acc, acc_bits), rq, bits);
+}
+/* GELU by table, indexed by x + 2^(bits-1). */
+static inline int16_t fx_gelu(const nmf_fx_block *B, int16_t x, int bits) {
+    return B->gelu_lut[x + (1 << (bits - 1))];
+}
+
+/* Softmax unit on one row of n saturated scores (max: their maximum, taken as they were
+ * written): P lanes compute exp with per-lane partial sums (lsum [P] scratch), one reciprocal
+ * per row, then the scale pass writes the probabilities (<= 2^(bits-1) - 1) in place. */
+void fx_softmax_row(int64_t *row, int n, int64_t max, nmf_fx_rq rq, int P, int bits, int64_t *lsum);
+/* Vector unit LayerNorm of one row of C values, V lanes: one pass of lane sums of x and x^2,
+ * then normalise, scale and shift, requantise. */
+void fx_layernorm_row(int16_t *y, const int16_t *x, const nmf_fx_norm *n, int C, int V, int bits);
+/* What a design cannot run of a quantised model, as one error naming the key: the data and
+ * accumulator widths it was quantised for, an N:M pattern the multiplexers cannot serve
+ * (M > max_m or N > lanes_per_dpu), a score buffer that cannot hold one row of T scores.
+ * Returns the query rows the score buffer holds (>= 1) in *score_rows (may be NULL). */
+nmf_status fx_check_design(const nmf_fx_model *q, const nmf_sta_config *hw, int *score_rows);
+/* The pattern check of one linear (the engine's multiplexers). */
+nmf_status fx_check_linear(const nmf_fx_linear *L, const nmf_sta_config *hw, const char *name);
 
 #endif
