@@ -72,6 +72,7 @@ static int check_arrays(const nmf_model_config *c, const char *images, const nmf
 
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *name = NULL, *data_dir = NULL, *images = NULL, *labels = NULL;
+    const char *sta = NULL;
     long limit = 0;
     int threads = 0, batch = 64, json = 0;
     nmf_precision prec = NMF_PREC_F32;
@@ -87,6 +88,8 @@ int cmd_eval(int argc, char **argv) {
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
                "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears"),
+        CLI_STR("sta", 0, &sta, "HW.ini", "with --precision int8: the STA accelerator's\nfixed-point "
+                "numbers, bit for bit (docs/STA.md)"),
         CLI_FLAG("json", 0, &json, "one JSON object instead of text"),
         CLI_CONFIG_OPTS(&flags),
         CLI_END,
@@ -99,14 +102,13 @@ int cmd_eval(int argc, char **argv) {
     if (!images != !labels) return cli_usage_error("eval", "--images and --labels go together");
     if (images && data_dir) return cli_usage_error("eval", "--data is Fashion-MNIST's; not with --images");
     if (threads) nmf_set_threads(threads);
-    nmf_vit *m = NULL;
-    nmf_status st = model_cli_load(&m, model_path, name, &flags);
-    if (st == NMF_OK) st = nmf_vit_set_precision(m, prec);
+    model_cli_vit m;
+    nmf_status st = model_cli_vit_load(&m, model_path, name, &flags, prec, sta, data_dir);
     if (st) {
-        nmf_vit_free(m);
+        model_cli_vit_free(&m);
         return cli_fail("eval", model_path, st);
     }
-    const nmf_model_config *c = nmf_vit_get_config(m);
+    const nmf_model_config *c = &m.config;
     nmf_dataset ds = {0};
     nmf_array x = {0};
     nmf_id_array y = {0};
@@ -150,7 +152,7 @@ int cmd_eval(int argc, char **argv) {
     for (size_t i = 0; st == NMF_OK && i < n; i += B) {
         size_t b = n - i < B ? n - i : B;
         st = fill(&src, xb, yb, idx, i, b);
-        if (st == NMF_OK) st = nmf_vit_forward(m, logits, xb, b);
+        if (st == NMF_OK) st = model_cli_vit_forward(&m, logits, xb, b);
         for (size_t j = 0; st == NMF_OK && j < b; j++) {
             const float *row = logits + j * classes;
             size_t best = 0;
@@ -188,6 +190,6 @@ done:
     nmf_dataset_free(&ds);
     nmf_array_free(&x);
     nmf_id_array_free(&y);
-    nmf_vit_free(m);
+    model_cli_vit_free(&m);
     return rc;
 }
