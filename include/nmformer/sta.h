@@ -371,8 +371,8 @@ NMF_API nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *im
 NMF_API void nmf_fx_logits_to_f32(float *out, const int64_t *logits, const nmf_fx_model *q);
 
 /* The verification workflow of functional mode: quantise the model on calib (ncal images),
- * run every image of x (neval, normalised NCHW) through the functional simulator and the
- * fixed-point reference and compare their logits bit for bit, and compare both with the f32
+ * run every image of x (neval, normalised NCHW) through the functional simulator, the
+ * fixed-point reference and the CPU's fixed-point mode and compare their logits bit for bit, and compare both with the f32
  * forward (nmf_vit_forward); with labels (may be NULL), top-1 accuracy of f32 and fixed point. */
 typedef struct {
     size_t images, calibration_images;
@@ -381,6 +381,10 @@ typedef struct {
     size_t top1_agree;          /* images where fixed point and f32 pick the same class */
     size_t correct_f32, correct_fixed; /* with labels only */
     double wall_s;
+    /* the CPU's fixed-point mode (nmf_fx_cpu) on the same images */
+    size_t cpu_mismatched;      /* images whose CPU logits differ from the simulator's */
+    double sim_s, cpu_s;        /* seconds in the simulator (one thread), in the CPU mode */
+    int cpu_threads;            /* threads of the CPU mode (nmf_get_threads()) */
 } nmf_sta_verify_result;
 NMF_API nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
                           const nmf_model_config *vit, const nmf_tensor_set *weights,

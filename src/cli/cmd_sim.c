@@ -101,6 +101,11 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
         cJSON_AddNumberToObject(f, "accuracy_fixed", (double)correct_fx / (double)neval);
     }
     cJSON_AddNumberToObject(f, "wall_s", r.wall_s);
+    cJSON_AddNumberToObject(f, "cpu_logits_mismatched_vs_simulator", (double)r.cpu_mismatched);
+    cJSON_AddBoolToObject(f, "cpu_bit_identical", r.cpu_mismatched == 0);
+    cJSON_AddNumberToObject(f, "simulator_images_per_s", r.sim_s > 0 ? (double)neval / r.sim_s : 0.0);
+    cJSON_AddNumberToObject(f, "cpu_images_per_s", r.cpu_s > 0 ? (double)neval / r.cpu_s : 0.0);
+    cJSON_AddNumberToObject(f, "cpu_threads", r.cpu_threads);
     if (txt) {
         fprintf(txt, "functional (int%d, acc %d bits, %s scales): %zu images (%s), logits of the "
                      "simulator vs the fixed-point reference: %s (%zu mismatched)\n",
@@ -117,8 +122,16 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
         else
             fprintf(txt, "  top-1 agreement with f32 %.2f%%, max |logit - f32| %.4f\n",
                     100.0 * (double)agree / (double)neval, max_logit_err);
+        fprintf(txt, "  CPU fixed-point mode (run/eval --precision int8 --sta): %s (%zu mismatched); "
+                     "%.0f images/s (%d threads) vs the simulator's %.0f images/s (1 thread)\n",
+                r.cpu_mismatched ? "DIFFERENT" : "bit-identical to the simulator", r.cpu_mismatched,
+                r.cpu_s > 0 ? (double)neval / r.cpu_s : 0.0, r.cpu_threads,
+                r.sim_s > 0 ? (double)neval / r.sim_s : 0.0);
     }
-    rc = mismatched ? 1 : 0;
+    rc = mismatched || r.cpu_mismatched ? 1 : 0;
+    if (r.cpu_mismatched)
+        fprintf(stderr, "nmformer sim: the CPU's fixed-point logits differ from the simulator's on "
+                        "%zu of %zu images\n", r.cpu_mismatched, neval);
     if (mismatched)
         fprintf(stderr, "nmformer sim: functional logits differ from the fixed-point reference on "
                         "%zu of %zu images\n", mismatched, neval);

@@ -27,8 +27,7 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 typedef struct {
     int rows, cols;
-    size_t kp;              /* padded row length */
-    int16_t *w;             /* [rows][kp], zeros where pruned and past cols */
+    int16_t *w;             /* panels of W [rows][cols] (fx_gemm.h), zeros where pruned */
     const int64_t *bias;    /* [rows] (the patch embedding's is per token, elsewhere) */
     const nmf_fx_rq *rq;    /* [rows] */
     fx_acc acc;             /* proven at create */
@@ -38,7 +37,7 @@ typedef struct {
     int16_t *img, *patch_raw, *patch;     /* [C*S*S], [(T-1)*pk], [T-1][pkp] */
     int16_t *x, *ln, *att, *tmp, *x1;      /* [T][Dp] */
     int16_t *qkv;                          /* [T][3D] */
-    int16_t *qh, *kh, *vt, *p;             /* [T][dhp], [T][dhp], [dh][Tp], [T][Tp] */
+    int16_t *kpan, *vpan, *p;              /* panels of K_h (T, dh) and V_h^T (dh, T); [T][Tp] */
     int16_t *hid, *gel;                    /* [T][Hp] */
     int64_t *acc, *lsum, *logits;          /* [T][acc_w], [softmax_lanes], [classes] */
     void *block16, *block64;
@@ -49,7 +48,7 @@ struct nmf_fx_cpu {
     const nmf_fx_model *q;
     nmf_sta_config hw;
     int T, D, H, heads, dh, pk, img, bits, acc_bits, classes;
-    size_t Dp, Hp, dhp, Tp, pkp, acc_w;
+    size_t Dp, Hp, Tp, pkp, acc_w;
     cpu_linear patch, head, *lin; /* lin: [depth][4] qkv, proj, fc1, fc2 */
     fx_acc acc_qk, acc_pv;
     int threads;
@@ -74,14 +73,11 @@ static void weight_bounds(const int16_t *w, int rows, int cols, int64_t *wmax, i
 static nmf_status linear_setup(cpu_linear *c, const nmf_fx_linear *L, int64_t amax) {
     c->rows = L->rows;
     c->cols = L->cols;
-    c->kp = pad16((size_t)L->cols);
     c->bias = L->bias;
     c->rq = L->rq;
-    if (!(c->w = nmf_alloc((size_t)L->rows * c->kp, sizeof *c->w)))
+    if (!(c->w = nmf_alloc(fx_panel_size(L->rows, L->cols), sizeof *c->w)))
         return nmf_error(NMF_ERR_NOMEM, "sta cpu: out of memory for weights");
-    memset(c->w, 0, (size_t)L->rows * c->kp * sizeof *c->w);
-    for (int r = 0; r < L->rows; r++)
-        memcpy(c->w + (size_t)r * c->kp, L->w + (size_t)r * L->cols, (size_t)L->cols * sizeof *c->w);
+    fx_panel_pack(c->w, L->w, (size_t)L->cols, L->rows, L->cols, 0);
     int64_t wmax, wsum;
     weight_bounds(L->w, L->rows, L->cols, &wmax, &wsum);
     c->acc = fx_acc_for(amax, wmax, wsum);
@@ -90,8 +86,8 @@ static nmf_status linear_setup(cpu_linear *c, const nmf_fx_linear *L, int64_t am
 
 static nmf_status scratch_setup(cpu_scratch *s, const nmf_fx_cpu *m) {
     const size_t T = (size_t)m->T, n16 = (size_t)m->img + (T - 1) * (size_t)m->pk + (T - 1) * m->pkp +
-                                          5 * T * m->Dp + 3 * T * (size_t)m->D + 2 * T * m->dhp +
-                                          (size_t)m->dh * m->Tp + T * m->Tp + 2 * T * m->Hp;
+                                          5 * T * m->Dp + 3 * T * (size_t)m->D + fx_panel_size(m->T, m->dh) +
+                                          fx_panel_size(m->dh, m->T) + T * m->Tp + 2 * T * m->Hp;
     const size_t n64 = T * m->acc_w + (size_t)m->hw.softmax_lanes + (size_t)m->classes;
     if (!(s->block16 = nmf_alloc(n16, sizeof(int16_t))) || !(s->block64 = nmf_alloc(n64, sizeof(int64_t))))
         return nmf_error(NMF_ERR_NOMEM, "sta cpu: out of memory for scratch");
@@ -107,9 +103,8 @@ static nmf_status scratch_setup(cpu_scratch *s, const nmf_fx_cpu *m) {
     TAKE(s->tmp, T * m->Dp);
     TAKE(s->x1, T * m->Dp);
     TAKE(s->qkv, T * 3 * (size_t)m->D);
-    TAKE(s->qh, T * m->dhp);
-    TAKE(s->kh, T * m->dhp);
-    TAKE(s->vt, (size_t)m->dh * m->Tp);
+    TAKE(s->kpan, fx_panel_size(m->T, m->dh));
+    TAKE(s->vpan, fx_panel_size(m->dh, m->T));
     TAKE(s->p, T * m->Tp);
     TAKE(s->hid, T * m->Hp);
     TAKE(s->gel, T * m->Hp);
@@ -154,7 +149,6 @@ static nmf_status setup(nmf_fx_cpu *m) {
     m->classes = v->num_classes;
     m->Dp = pad16((size_t)m->D);
     m->Hp = pad16((size_t)m->H);
-    m->dhp = pad16((size_t)m->dh);
     m->Tp = pad16((size_t)m->T);
     m->pkp = pad16((size_t)m->pk);
     size_t w = (size_t)3 * m->D;
@@ -232,7 +226,7 @@ const char *nmf_fx_cpu_describe(const nmf_fx_cpu *m) { return m ? m->about : "";
 /* y[t][o] = out(bias + W[o] . x[t]) for T tokens; tok_bias [T][rows] replaces bias when given */
 static void linear(const nmf_fx_cpu *m, fx_gemm_fn gemm, cpu_scratch *s, const cpu_linear *L,
                    const int16_t *x, size_t ldx, int T, int16_t *y, size_t ldy, const int64_t *tok_bias) {
-    gemm(s->acc, (size_t)L->rows, x, ldx, L->w, L->kp, T, L->rows, (int)L->kp, L->acc);
+    gemm(s->acc, (size_t)L->rows, x, ldx, L->w, T, L->rows, L->cols, L->acc);
     for (int t = 0; t < T; t++) {
         const int64_t *a = s->acc + (size_t)t * L->rows, *b = tok_bias ? tok_bias + (size_t)t * L->rows : L->bias;
         for (int o = 0; o < L->rows; o++)
@@ -244,23 +238,21 @@ static void linear(const nmf_fx_cpu *m, fx_gemm_fn gemm, cpu_scratch *s, const c
 static void attention(const nmf_fx_cpu *m, fx_gemm_fn gemm, cpu_scratch *s, const nmf_fx_block *B) {
     const int T = m->T, D = m->D, dh = m->dh;
     for (int h = 0; h < m->heads; h++) {
-        for (int t = 0; t < T; t++) {
-            const int16_t *r = s->qkv + (size_t)t * 3 * D + (size_t)h * dh;
-            memcpy(s->qh + (size_t)t * m->dhp, r, (size_t)dh * sizeof *r);
-            memcpy(s->kh + (size_t)t * m->dhp, r + D, (size_t)dh * sizeof *r);
-            for (int d = 0; d < dh; d++) s->vt[(size_t)d * m->Tp + t] = r[2 * D + d];
-        }
-        gemm(s->acc, (size_t)T, s->qh, m->dhp, s->kh, m->dhp, T, T, (int)m->dhp, m->acc_qk);
+        /* Q_h is read in place (pairs past dh meet zero weights); K_h and V_h^T as panels */
+        const int16_t *q = s->qkv + (size_t)h * dh;
+        fx_panel_pack(s->kpan, q + D, 3 * (size_t)D, T, dh, 0);
+        fx_panel_pack(s->vpan, q + 2 * D, 3 * (size_t)D, dh, T, 1);
+        gemm(s->acc, (size_t)T, q, 3 * (size_t)D, s->kpan, T, T, dh, m->acc_qk);
         for (int i = 0; i < T; i++) {
             int64_t *row = s->acc + (size_t)i * T, max = 0;
             for (int j = 0; j < T; j++) {
-                row[j] = nmf_fx_sat(row[j], m->acc_bits);
+                row[j] = fx_sat(row[j], m->acc_bits);
                 if (j == 0 || row[j] > max) max = row[j];
             }
             fx_softmax_row(row, T, max, B->softmax_rq, m->hw.softmax_lanes, m->bits, s->lsum);
             for (int j = 0; j < T; j++) s->p[(size_t)i * m->Tp + j] = (int16_t)row[j];
         }
-        gemm(s->acc, (size_t)dh, s->p, m->Tp, s->vt, m->Tp, T, dh, (int)m->Tp, m->acc_pv);
+        gemm(s->acc, (size_t)dh, s->p, m->Tp, s->vpan, T, dh, T, m->acc_pv);
         for (int t = 0; t < T; t++)
             for (int d = 0; d < dh; d++)
                 s->att[(size_t)t * m->Dp + (size_t)h * dh + d] =
@@ -311,9 +303,8 @@ static void forward_one(const nmf_fx_cpu *m, fx_gemm_fn gemm, cpu_scratch *s, in
         residual(m, s->x, s->x1, B->add2_a, s->tmp, B->add2_b);
     }
     layernorm(m, s->ln, s->x, &q->norm, 1); /* the class token only */
-    gemm(s->acc, (size_t)m->classes, s->ln, m->Dp, m->head.w, m->head.kp, 1, m->classes, (int)m->head.kp,
-         m->head.acc);
-    for (int o = 0; o < m->classes; o++) logits[o] = nmf_fx_sat(s->acc[o] + m->head.bias[o], m->acc_bits);
+    gemm(s->acc, (size_t)m->classes, s->ln, m->Dp, m->head.w, 1, m->classes, m->D, m->head.acc);
+    for (int o = 0; o < m->classes; o++) logits[o] = fx_sat(s->acc[o] + m->head.bias[o], m->acc_bits);
 }
 
 /* images: int16 (quantised) or float (normalised, quantised here); logits as accumulators and/or

@@ -1,14 +1,31 @@
-/* The scalar reference of the fixed-point products (fx_gemm.h) and the choice of kernel. */
+/* The panel layout, the scalar reference of the fixed-point products (fx_gemm.h) and the choice
+ * of kernel. */
+#include <string.h>
+
 #include "sta/fx_gemm.h"
 
-void fx_gemm_scalar(int64_t *C, size_t ldc, const int16_t *A, size_t lda, const int16_t *B,
-                    size_t ldb, int T, int O, int K, fx_acc acc) {
+void fx_panel_pack(int16_t *P, const int16_t *rows, size_t ldr, int O, int K, int transposed) {
+    const int K2 = (K + 1) / 2, blocks = (O + FX_PANEL - 1) / FX_PANEL;
+    memset(P, 0, fx_panel_size(O, K) * sizeof *P);
+    for (int ob = 0; ob < blocks; ob++)
+        for (int i = 0; i < FX_PANEL && ob * FX_PANEL + i < O; i++) {
+            const int o = ob * FX_PANEL + i;
+            for (int k = 0; k < K; k++)
+                P[((size_t)ob * K2 + (size_t)(k / 2)) * 2 * FX_PANEL + 2 * (size_t)i + (size_t)(k % 2)] =
+                    transposed ? rows[(size_t)k * ldr + (size_t)o] : rows[(size_t)o * ldr + (size_t)k];
+        }
+}
+
+void fx_gemm_scalar(int64_t *C, size_t ldc, const int16_t *A, size_t lda, const int16_t *P, int T,
+                    int O, int K, fx_acc acc) {
     (void)acc; /* int64 is exact in every mode */
+    const int K2 = (K + 1) / 2;
     for (int t = 0; t < T; t++)
         for (int o = 0; o < O; o++) {
-            const int16_t *a = A + (size_t)t * lda, *b = B + (size_t)o * ldb;
+            const int16_t *a = A + (size_t)t * lda;
+            const int16_t *p = P + (size_t)(o / FX_PANEL) * (size_t)K2 * 2 * FX_PANEL + 2 * (size_t)(o % FX_PANEL);
             int64_t s = 0;
-            for (int k = 0; k < K; k++) s += (int64_t)a[k] * b[k];
+            for (int k = 0; k < K; k++) s += (int64_t)a[k] * p[(size_t)(k / 2) * 2 * FX_PANEL + (size_t)(k % 2)];
             C[(size_t)t * ldc + (size_t)o] = s;
         }
 }

@@ -19,9 +19,34 @@ enum { FX_LN1 = 0, FX_QKV, FX_ATTN, FX_PROJ, FX_X1, FX_LN2, FX_FC1, FX_GELU, FX_
 static inline size_t fx_block_slot(int block) { return FX_SLOT_BLOCKS + (size_t)FX_SLOTS * (size_t)block; }
 static inline size_t fx_norm_slot(const nmf_model_config *v) { return fx_block_slot(v->depth); }
 
+/* The datapath's scalar arithmetic (docs/STA.md, "numbers"), defined here once and inline so the
+ * CPU's hot loops pay no call; fixed.c exports them as nmf_fx_sat, nmf_fx_shift_round,
+ * nmf_fx_requant and nmf_fx_div_round. */
+static inline int64_t fx_sat(int64_t v, int bits) { /* clamp to signed `bits` */
+    if (bits >= 64) return v;
+    const int64_t hi = (int64_t)((UINT64_C(1) << (bits - 1)) - 1), lo = -hi - 1;
+    return v > hi ? hi : v < lo ? lo : v;
+}
+/* round(v / 2^shift), half up: floor((v + 2^(shift-1)) / 2^shift) without relying on the sign
+ * behaviour of >> */
+static inline int64_t fx_shift_round(int64_t v, int shift) {
+    if (shift <= 0) return v;
+    v += (int64_t)1 << (shift - 1);
+    return v >= 0 ? v >> shift : -(int64_t)((((uint64_t)(-(v + 1))) >> shift) + 1);
+}
+/* sat(round(acc * mult * 2^-shift)) */
+static inline int64_t fx_requant(int64_t acc, nmf_fx_rq rq, int bits) {
+    return fx_sat(fx_shift_round(acc * (int64_t)rq.mult, rq.shift), bits);
+}
+/* round(a / b), half away from zero; b > 0 (0 otherwise) */
+static inline int64_t fx_div_round(int64_t a, int64_t b) {
+    if (b <= 0) return 0;
+    return a >= 0 ? (a + b / 2) / b : -((-a + b / 2) / b);
+}
+
 /* Residual add: sat(round((a * ma + b * mb) * 2^-shift)), ma and mb sharing one shift. */
 static inline int64_t fx_add(int64_t a, nmf_fx_rq ma, int64_t b, nmf_fx_rq mb, int bits) {
-    return nmf_fx_sat(nmf_fx_shift_round(a * ma.mult + b * mb.mult, ma.shift), bits);
+    return fx_sat(fx_shift_round(a * ma.mult + b * mb.mult, ma.shift), bits);
 }
 /* The softmax probability scale: P = p * (2^(bits-1) - 1). */
 static inline int64_t fx_pmax(int bits) { return ((int64_t)1 << (bits - 1)) - 1; }
@@ -30,7 +55,7 @@ static inline int64_t fx_pmax(int bits) { return ((int64_t)1 << (bits - 1)) - 1;
 /* Output stage of a product: the accumulator saturates to acc_bits on readout, then requantises
  * to data_bits. */
 static inline int16_t fx_out(int64_t acc, nmf_fx_rq rq, int bits, int acc_bits) {
-    return (int16_t)nmf_fx_requant(nmf_fx_sat(acc, acc_bits), rq, bits);
+    return (int16_t)fx_requant(fx_sat(acc, acc_bits), rq, bits);
 }
 /* GELU by table, indexed by x + 2^(bits-1). */
 static inline int16_t fx_gelu(const nmf_fx_block *B, int16_t x, int bits) {

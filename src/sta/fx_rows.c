@@ -12,14 +12,14 @@ void fx_softmax_row(int64_t *row, int n, int64_t max, nmf_fx_rq rq, int P, int b
     memset(lsum, 0, (size_t)P * sizeof *lsum);
     for (int c0 = 0; c0 < n; c0 += P)
         for (int l = 0; l < P && c0 + l < n; l++) {
-            int64_t u = nmf_fx_requant(max - row[c0 + l], rq, 63);
+            int64_t u = fx_requant(max - row[c0 + l], rq, 63);
             row[c0 + l] = nmf_fx_exp2_neg((uint64_t)u);
             lsum[l] += row[c0 + l];
         }
     int64_t sum = 0;
     for (int l = 0; l < P; l++) sum += lsum[l];
     const int64_t recip = ((int64_t)1 << FX_RECIP_BITS) / sum; /* sum >= 2^15: the max's exp */
-    for (int c = 0; c < n; c++) row[c] = nmf_fx_shift_round(row[c] * recip * pmax, FX_RECIP_BITS);
+    for (int c = 0; c < n; c++) row[c] = fx_shift_round(row[c] * recip * pmax, FX_RECIP_BITS);
 }
 
 void fx_layernorm_row(int16_t *y, const int16_t *x, const nmf_fx_norm *n, int C, int V, int bits) {
@@ -38,8 +38,8 @@ void fx_layernorm_row(int16_t *y, const int16_t *x, const nmf_fx_norm *n, int C,
     if (den < 1) den = 1;
     for (int c = 0; c < C; c++) {
         int64_t xc = (int64_t)x[c] * C - S;
-        int64_t z = nmf_fx_div_round(xc * (1 << NMF_FX_LN_FRAC), den);
-        y[c] = (int16_t)nmf_fx_requant(z * n->gamma[c] + n->beta[c], n->rq, bits);
+        int64_t z = fx_div_round(xc * (1 << NMF_FX_LN_FRAC), den);
+        y[c] = (int16_t)fx_requant(z * n->gamma[c] + n->beta[c], n->rq, bits);
     }
 }
 

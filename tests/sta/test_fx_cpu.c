@@ -25,16 +25,14 @@ static int16_t draw(unsigned long long *s, int lo, int hi) {
 }
 
 static void test_kernels(void) {
-    if (nmf_cpu_best_isa() < NMF_ISA_AVX2) {
-        printf("kernels: no AVX2 on this CPU, the scalar reference only\n");
-        return;
-    }
-    static const int Ts[] = {1, 2, 3, 5}, Os[] = {1, 2, 3, 4, 5, 9}, Ks[] = {1, 15, 16, 17, 33, 64, 100};
+    if (nmf_cpu_best_isa() < NMF_ISA_AVX2) printf("kernels: no AVX2 on this CPU, the scalar kernel only\n");
+    /* below, at and above the 4-token and 8/16-row tiles; K ragged (odd: half a pair) */
+    static const int Ts[] = {1, 2, 3, 4, 5, 9}, Os[] = {1, 7, 8, 9, 16, 17, 33}, Ks[] = {1, 2, 15, 16, 17, 33, 64};
     /* value ranges within each mode's bound (fx_acc_for): int32 needs sum |a b| < 2^31 */
     struct { fx_acc acc; int alo, ahi, blo, bhi; } modes[] = {
-        {FX_ACC32, -128, 127, -127, 127},         /* int8 data: 100 x 2^14 << 2^31 */
+        {FX_ACC32, -128, 127, -127, 127},               /* int8 data: 64 x 2^14 << 2^31 */
         {FX_ACC64_PAIRS, -32768, 32767, -32767, 32767}, /* pair sums up to 2^31 - 2^16 */
-        {FX_ACC64, -32768, 32767, -32768, 32767},  /* -32768^2 pairs: vpmaddwd would wrap */
+        {FX_ACC64, -32768, 32767, -32768, 32767},       /* -32768^2 pairs: vpmaddwd would wrap */
     };
     unsigned long long s = 11;
     int cases = 0;
@@ -42,35 +40,48 @@ static void test_kernels(void) {
         for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++)
             for (size_t oi = 0; oi < sizeof Os / sizeof Os[0]; oi++)
                 for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
-                    const int T = Ts[ti], O = Os[oi], K = Ks[ki];
-                    const size_t lda = (size_t)K + 3, ldb = (size_t)K + 5, ldc = (size_t)O + 2;
-                    int16_t *A = malloc((size_t)T * lda * sizeof *A), *B = malloc((size_t)O * ldb * sizeof *B);
+                    const int T = Ts[ti], O = Os[oi], K = Ks[ki], tr = (int)(cases % 2);
+                    const size_t lda = (size_t)K + 3, ldc = (size_t)O + 2;
+                    const size_t ldb = tr ? (size_t)O + 1 : (size_t)K + 5, nb = tr ? (size_t)K * ldb : (size_t)O * ldb;
+                    int16_t *A = malloc((size_t)T * lda * sizeof *A), *B = malloc(nb * sizeof *B);
+                    int16_t *P = malloc(fx_panel_size(O, K) * sizeof *P);
                     int64_t *c0 = malloc((size_t)T * ldc * sizeof *c0), *c1 = malloc((size_t)T * ldc * sizeof *c1);
                     for (size_t i = 0; i < (size_t)T * lda; i++) A[i] = draw(&s, modes[mi].alo, modes[mi].ahi);
-                    for (size_t i = 0; i < (size_t)O * ldb; i++) B[i] = draw(&s, modes[mi].blo, modes[mi].bhi);
+                    for (size_t i = 0; i < nb; i++) B[i] = draw(&s, modes[mi].blo, modes[mi].bhi);
                     for (size_t i = 0; i < (size_t)T * ldc; i++) c0[i] = c1[i] = 77; /* gaps untouched */
-                    fx_gemm_scalar(c0, ldc, A, lda, B, ldb, T, O, K, modes[mi].acc);
-                    fx_gemm_avx2(c1, ldc, A, lda, B, ldb, T, O, K, modes[mi].acc);
-                    CHECK_MSG(!memcmp(c0, c1, (size_t)T * ldc * sizeof *c0), "%s T=%d O=%d K=%d differ",
-                              fx_acc_name(modes[mi].acc), T, O, K);
-                    /* the reference itself: one entry by hand */
-                    int64_t want = 0;
-                    for (int k = 0; k < K; k++) want += (int64_t)A[(size_t)(T - 1) * lda + k] * B[(size_t)(O - 1) * ldb + k];
-                    CHECK(c0[(size_t)(T - 1) * ldc + (size_t)(O - 1)] == want);
+                    fx_panel_pack(P, B, ldb, O, K, tr);
+                    fx_gemm_scalar(c0, ldc, A, lda, P, T, O, K, modes[mi].acc);
+                    if (nmf_cpu_best_isa() >= NMF_ISA_AVX2) {
+                        fx_gemm_avx2(c1, ldc, A, lda, P, T, O, K, modes[mi].acc);
+                        CHECK_MSG(!memcmp(c0, c1, (size_t)T * ldc * sizeof *c0), "%s T=%d O=%d K=%d differ",
+                                  fx_acc_name(modes[mi].acc), T, O, K);
+                    }
+                    /* the scalar kernel against the plain sum on B itself */
+                    int bad = 0;
+                    for (int t = 0; t < T; t++)
+                        for (int o = 0; o < O; o++) {
+                            int64_t want = 0;
+                            for (int k = 0; k < K; k++)
+                                want += (int64_t)A[(size_t)t * lda + k] * B[tr ? (size_t)k * ldb + o : (size_t)o * ldb + k];
+                            bad += c0[(size_t)t * ldc + (size_t)o] != want;
+                        }
+                    for (int t = 0; t < T; t++) bad += c0[(size_t)t * ldc + (size_t)O] != 77;
+                    CHECK_MSG(!bad, "scalar T=%d O=%d K=%d: %d wrong", T, O, K, bad);
                     cases++;
-                    free(A), free(B), free(c0), free(c1);
+                    free(A), free(B), free(P), free(c0), free(c1);
                 }
-    /* an all -32768 row pair is exactly the case FX_ACC64 exists for */
-    int16_t a[32], b[32];
+    /* an all -32768 pair is exactly the case FX_ACC64 exists for */
+    int16_t a[32], b[32], p[fx_panel_size(1, 32)];
     int64_t c = 0;
     for (int i = 0; i < 32; i++) a[i] = b[i] = -32768;
-    fx_gemm_avx2(&c, 1, a, 32, b, 32, 1, 1, 32, FX_ACC64);
+    fx_panel_pack(p, b, 32, 1, 32, 0);
+    fx_gemm_for(NMF_ISA_AVX2)(&c, 1, a, 32, p, 1, 1, 32, FX_ACC64);
     CHECK(c == 32 * (int64_t)1073741824);
     /* the bound picks the narrowest exact mode */
     CHECK(fx_acc_for(128, 127, 127 * 3072) == FX_ACC32);
     CHECK(fx_acc_for(32768, 32767, 32767 * 64) == FX_ACC64_PAIRS);
     CHECK(fx_acc_for(32768, 32768, 32768 * 16) == FX_ACC64);
-    printf("kernels: %d shapes x modes bit-exact against the scalar reference\n", cases);
+    printf("kernels: %d shapes x modes bit-exact against the scalar kernel and the plain sum\n", cases);
 }
 
 /* ---- models ----------------------------------------------------------------------------- */

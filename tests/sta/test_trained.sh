@@ -34,6 +34,7 @@ for hw in mid mid_int16; do
   [[ $(field logits_mismatched_vs_reference) == 0 ]] ||
     { echo "FAIL: $hw: $(field logits_mismatched_vs_reference) logits differ from the reference"; fail=1; }
   [[ $(field bit_identical) == true ]] || { echo "FAIL: $hw: not bit-identical"; fail=1; }
+  [[ $(field cpu_bit_identical) == true ]] || { echo "FAIL: $hw: the CPU mode differs from the simulator"; fail=1; }
   # the model did learn something (chance is 0.10): these are trained weights, not noise
   acc=$(field accuracy_f32)
   awk -v a="$acc" 'BEGIN { exit !(a >= 0.2) }' || { echo "FAIL: $hw: f32 accuracy $acc"; fail=1; }
