@@ -27,12 +27,14 @@ static inline int64_t fx_sat(int64_t v, int bits) { /* clamp to signed `bits` */
     const int64_t hi = (int64_t)((UINT64_C(1) << (bits - 1)) - 1), lo = -hi - 1;
     return v > hi ? hi : v < lo ? lo : v;
 }
-/* round(v / 2^shift), half up: floor((v + 2^(shift-1)) / 2^shift) without relying on the sign
- * behaviour of >> */
+/* round(v / 2^shift), half up: floor((v + 2^(shift-1)) / 2^shift), 1 <= shift <= 63, without
+ * relying on the sign behaviour of >> and without a branch on the sign (the hot loops' values
+ * are signed at random): offset by 2^63, a multiple of 2^shift, shift unsigned, take the offset
+ * back. */
 static inline int64_t fx_shift_round(int64_t v, int shift) {
     if (shift <= 0) return v;
-    v += (int64_t)1 << (shift - 1);
-    return v >= 0 ? v >> shift : -(int64_t)((((uint64_t)(-(v + 1))) >> shift) + 1);
+    const uint64_t u = (uint64_t)v + (UINT64_C(1) << (shift - 1)) + (UINT64_C(1) << 63);
+    return (int64_t)(u >> shift) - (int64_t)(UINT64_C(1) << (63 - shift));
 }
 /* sat(round(acc * mult * 2^-shift)) */
 static inline int64_t fx_requant(int64_t acc, nmf_fx_rq rq, int bits) {
@@ -41,7 +43,8 @@ static inline int64_t fx_requant(int64_t acc, nmf_fx_rq rq, int bits) {
 /* round(a / b), half away from zero; b > 0 (0 otherwise) */
 static inline int64_t fx_div_round(int64_t a, int64_t b) {
     if (b <= 0) return 0;
-    return a >= 0 ? (a + b / 2) / b : -((-a + b / 2) / b);
+    const int64_t r = ((a < 0 ? -a : a) + b / 2) / b; /* the sign by a select, not a branch */
+    return a < 0 ? -r : r;
 }
 
 /* Residual add: sat(round((a * ma + b * mb) * 2^-shift)), ma and mb sharing one shift. */

@@ -84,6 +84,28 @@ static void test_kernels(void) {
     printf("kernels: %d shapes x modes bit-exact against the scalar kernel and the plain sum\n", cases);
 }
 
+/* The branch-free rounding shift and division (fx_internal.h) against their plain definitions. */
+static void test_arithmetic(void) {
+    unsigned long long s = 5;
+    int bad = 0;
+    for (int i = 0; i < 200000; i++) {
+        const int shift = 1 + (int)(test_rand_u64(&s) % 62);
+        int64_t v = (int64_t)(test_rand_u64(&s) >> (2 + test_rand_u64(&s) % 62)); /* |v| < 2^62: no overflow */
+        if (test_rand_u64(&s) % 2) v = -v;
+        if (i < 64 && shift < 40) /* ties and their neighbours */
+            v = (i % 2 ? -1 : 1) * (((int64_t)1 << (shift - 1)) * (i / 2 % 5) - i % 3);
+        /* floor((v + 2^(shift-1)) / 2^shift) by the sign cases */
+        const int64_t w = v + ((int64_t)1 << (shift - 1));
+        const int64_t want = w >= 0 ? w / ((int64_t)1 << shift)
+                                    : -((-w + ((int64_t)1 << shift) - 1) / ((int64_t)1 << shift));
+        bad += nmf_fx_shift_round(v, shift) != want;
+        const int64_t b = 1 + (int64_t)(test_rand_u64(&s) % 100000), a = v >> 20;
+        const int64_t q = a >= 0 ? (a + b / 2) / b : -((-a + b / 2) / b);
+        bad += nmf_fx_div_round(a, b) != q;
+    }
+    CHECK_MSG(bad == 0, "%d rounding shifts/divisions differ from their definitions", bad);
+}
+
 /* ---- models ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -215,6 +237,7 @@ static void test_errors(const float *calib) {
 }
 
 int main(void) {
+    test_arithmetic();
     test_kernels();
     /* Fashion-MNIST-shaped images (1x28x28, normalised): smooth blobs; the last half x4, beyond
      * the range the 8 calibration images set */
