@@ -398,7 +398,8 @@ NMF_API nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config
  * accumulator widths and saturation, softmax unit, LayerNorm, GELU table and requantisation (the
  * per-row steps are the simulator's own functions); only the products run on SIMD integer
  * kernels, in int32 where a bound proven at create allows, else int64. Scratch for every thread
- * is planned at create (nmf_get_threads()); forward allocates nothing. */
+ * is planned at create (nmf_get_threads()); forward allocates nothing, and one object runs one
+ * forward at a time (its scratch is its own). */
 typedef struct nmf_fx_cpu nmf_fx_cpu;
 
 /* Quantises the model as nmf_fx_quantize_model does (same quantiser, calib: normalised images

@@ -7,12 +7,13 @@
  * rests on one fact: the simulator's accumulators never overflow before their readout (the
  * quantiser proves |acc| < 2^(acc_bits-1) for every linear; scores and P V are bounded by the
  * same check), so its tile/multiplexer/adder-tree order and the kernels' lane order sum the same
- * integers to the same value. N:M weights run as dense rows with zeros where pruned (the
- * kernels are dense; docs/STA.md has the measurement).
+ * integers to the same value. N:M weights run as dense panels with zeros where pruned
+ * (docs/STA.md §8 on why).
  *
- * Layout: every activation tensor whose rows feed a product has rows padded to a multiple of 16
- * int16 with zeros (written once at create, never touched after), so the kernels see whole
- * 16-column steps. Threads run over images, each with its own scratch planned at create. */
+ * Layout: weights as panels (fx_gemm.h), K_h and V_h^T packed per head and image; activation
+ * rows that feed a product are padded to a multiple of 16 int16 with zeros (written once at
+ * create, never touched after), so the kernels' pair reads past an odd K stay in the row and
+ * meet zero weights. Threads run over images, each with its own scratch planned at create. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>

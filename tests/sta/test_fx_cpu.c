@@ -71,8 +71,9 @@ static void test_kernels(void) {
                     free(A), free(B), free(P), free(c0), free(c1);
                 }
     /* an all -32768 pair is exactly the case FX_ACC64 exists for */
-    int16_t a[32], b[32], p[fx_panel_size(1, 32)];
+    int16_t a[32], b[32], p[256];
     int64_t c = 0;
+    CHECK(fx_panel_size(1, 32) == 256); /* one panel of 16 pairs */
     for (int i = 0; i < 32; i++) a[i] = b[i] = -32768;
     fx_panel_pack(p, b, 32, 1, 32, 0);
     fx_gemm_for(NMF_ISA_AVX2)(&c, 1, a, 32, p, 1, 1, 32, FX_ACC64);
