@@ -27,7 +27,8 @@ nmf_status nmf_sta_calibration_images(float **images, size_t *n, int *fmnist,
     if (!st && use) {
         st = nmf_dataset_batch(x, NULL, &train, NULL, count, v->mean, v->std);
     } else if (!st) {
-        nmf_clear_error(); /* a missing dataset is not an error here */
+        /* a missing dataset is not an error here; why it is missing stays in nmf_last_error()
+         * for the caller's warning (sim prints it) */
         uint64_t s = CALIB_SEED;
         for (size_t i = 0; i < count * img; i++) x[i] = (float)nmf_rng_normal(&s);
     }
