@@ -371,8 +371,8 @@ NMF_API nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *im
 NMF_API void nmf_fx_logits_to_f32(float *out, const int64_t *logits, const nmf_fx_model *q);
 
 /* The verification workflow of functional mode: quantise the model on calib (ncal images),
- * run every image of x (neval, normalised NCHW) through the functional simulator and the
- * fixed-point reference and compare their logits bit for bit, and compare both with the f32
+ * run every image of x (neval, normalised NCHW) through the functional simulator, the
+ * fixed-point reference and the CPU's fixed-point mode and compare their logits bit for bit, and compare both with the f32
  * forward (nmf_vit_forward); with labels (may be NULL), top-1 accuracy of f32 and fixed point. */
 typedef struct {
     size_t images, calibration_images;
@@ -381,11 +381,56 @@ typedef struct {
     size_t top1_agree;          /* images where fixed point and f32 pick the same class */
     size_t correct_f32, correct_fixed; /* with labels only */
     double wall_s;
+    /* the CPU's fixed-point mode (nmf_fx_cpu) on the same images */
+    size_t cpu_mismatched;      /* images whose CPU logits differ from the simulator's */
+    double sim_s, cpu_s;        /* seconds in the simulator (one thread), in the CPU mode */
+    int cpu_threads;            /* threads of the CPU mode (nmf_get_threads()) */
 } nmf_sta_verify_result;
 NMF_API nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
                           const nmf_model_config *vit, const nmf_tensor_set *weights,
                           const float *calib, size_t ncal, const float *x, const int *labels,
                           size_t neval);
+
+/* ---- the fixed-point datapath on the CPU (docs/STA.md, "the CPU in the accelerator's numbers") -- */
+
+/* A quantised ViT set up to compute, on the CPU at CPU speed, exactly the numbers of the
+ * functional simulator (nmf_sta_functional_forward) for one design: the same quantised model,
+ * accumulator widths and saturation, softmax unit, LayerNorm, GELU table and requantisation (the
+ * per-row steps are the simulator's own functions); only the products run on SIMD integer
+ * kernels, in int32 where a bound proven at create allows, else int64. Scratch for every thread
+ * is planned at create (nmf_get_threads()); forward allocates nothing, and one object runs one
+ * forward at a time (its scratch is its own). */
+typedef struct nmf_fx_cpu nmf_fx_cpu;
+
+/* Quantises the model as nmf_fx_quantize_model does (same quantiser, calib: normalised images
+ * [ncal][C][H][W]) and sets it up for the design. Errors: a bad design (nmf_sta_config_validate),
+ * a pattern its multiplexers cannot serve, accumulators that can overflow acc_bits. */
+NMF_API nmf_status nmf_fx_cpu_create(nmf_fx_cpu **out, const nmf_model_config *vit,
+                                     const nmf_tensor_set *weights, const nmf_sta_config *hw,
+                                     const float *calib, size_t ncal);
+/* The same on an already quantised model, which is borrowed (it must outlive the object). */
+NMF_API nmf_status nmf_fx_cpu_create_quantized(nmf_fx_cpu **out, const nmf_fx_model *q,
+                                               const nmf_sta_config *hw);
+NMF_API void nmf_fx_cpu_free(nmf_fx_cpu *m);
+NMF_API const nmf_fx_model *nmf_fx_cpu_model(const nmf_fx_cpu *m);
+/* n quantised images [n][C*H*W] (nmf_fx_quantize_input) -> logit accumulators [n][classes],
+ * bit-identical to nmf_sta_functional_forward image by image. Threads over images. */
+NMF_API nmf_status nmf_fx_cpu_forward_q(nmf_fx_cpu *m, int64_t *logits, const int16_t *images, size_t n);
+/* n normalised images [n][C][H][W] -> logit accumulators [n][classes] (quantised with s_image). */
+NMF_API nmf_status nmf_fx_cpu_forward(nmf_fx_cpu *m, int64_t *logits, const float *images, size_t n);
+/* As nmf_fx_cpu_forward, the logits as real numbers (nmf_fx_logits_to_f32). */
+NMF_API nmf_status nmf_fx_cpu_forward_f32(nmf_fx_cpu *m, float *logits, const float *images, size_t n);
+/* How the products accumulate ("int32", "int32 pairs -> int64", "int64") for the block linears,
+ * attention scores and P V, as one line (for reports). */
+NMF_API const char *nmf_fx_cpu_describe(const nmf_fx_cpu *m);
+
+/* The calibration images of functional mode, one definition for `sim --functional` and
+ * `run`/`eval --sta`: the first 256 images of the Fashion-MNIST training split (normalised with
+ * the config's mean and std) when the model takes them and data_dir (NULL: $NMF_DATA_DIR or the
+ * default) has them, else 16 N(0,1) images of a fixed seed. *images: nmf_alloc'd [*n][C][H][W];
+ * *fmnist: 1 when they are Fashion-MNIST's (may be NULL). */
+NMF_API nmf_status nmf_sta_calibration_images(float **images, size_t *n, int *fmnist,
+                                              const nmf_model_config *vit, const char *data_dir);
 
 /* f32 forward of the sta module (used for calibration and as the accuracy reference when no other
  * is given): nmf_vit_forward on these weights, images [n][C][H][W] normalised -> logits

@@ -89,6 +89,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *name = NULL, *data_dir = NULL, *images = NULL, *labels = NULL;
     const char *corpus = NULL;
     nmf_text_split split = NMF_TEXT_SPLITS; /* not given: test */
+    const char *sta = NULL;
     long limit = 0;
     int threads = 0, batch = 0, json = 0; /* batch 0: 64 images, 32 windows (the lm preset's) */
     nmf_precision prec = NMF_PREC_F32;
@@ -109,6 +110,8 @@ int cmd_eval(int argc, char **argv) {
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
                "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears"),
+        CLI_STR("sta", 0, &sta, "HW.ini", "with --precision int8: the STA accelerator's\nfixed-point "
+                "numbers, bit for bit (docs/STA.md)"),
         CLI_FLAG("json", 0, &json, "one JSON object instead of text"),
         CLI_CONFIG_OPTS(&flags),
         CLI_END,
@@ -127,10 +130,10 @@ int cmd_eval(int argc, char **argv) {
     if (st) return cli_fail("eval", model_path, st);
     const int token = nmf_model_is_token(&cfg);
     if (token || corpus || split != NMF_TEXT_SPLITS) {
-        if (!token || images || data_dir || prec) {
+        if (!token || images || data_dir || prec || sta) {
             nmf_tensors_free(&weights);
             return cli_usage_error("eval", token ? "a language model is scored on a text corpus: "
-                                   "--images, --labels, --data and --precision are for the ViT"
+                                   "--images, --labels, --data, --precision and --sta are for the ViT"
                                    : "--corpus and --split are for language models; this is a %s",
                                    cfg.arch);
         }
@@ -142,15 +145,14 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     if (!batch) batch = 64;
-    nmf_vit *m = NULL;
-    st = nmf_vit_create(&m, &cfg, &weights);
+    model_cli_vit m;
+    st = model_cli_vit_create(&m, &cfg, &weights, prec, sta, data_dir);
     nmf_tensors_free(&weights);
-    if (st == NMF_OK) st = nmf_vit_set_precision(m, prec);
     if (st) {
-        nmf_vit_free(m);
+        model_cli_vit_free(&m);
         return cli_fail("eval", model_path, st);
     }
-    const nmf_model_config *c = nmf_vit_get_config(m);
+    const nmf_model_config *c = &m.config;
     nmf_dataset ds = {0};
     nmf_array x = {0};
     nmf_id_array y = {0};
@@ -194,7 +196,7 @@ int cmd_eval(int argc, char **argv) {
     for (size_t i = 0; st == NMF_OK && i < n; i += B) {
         size_t b = n - i < B ? n - i : B;
         st = fill(&src, xb, yb, idx, i, b);
-        if (st == NMF_OK) st = nmf_vit_forward(m, logits, xb, b);
+        if (st == NMF_OK) st = model_cli_vit_forward(&m, logits, xb, b);
         for (size_t j = 0; st == NMF_OK && j < b; j++) {
             const float *row = logits + j * classes;
             size_t best = 0;
@@ -232,6 +234,6 @@ done:
     nmf_dataset_free(&ds);
     nmf_array_free(&x);
     nmf_id_array_free(&y);
-    nmf_vit_free(m);
+    model_cli_vit_free(&m);
     return rc;
 }

@@ -104,7 +104,7 @@ static int run_token_model(nmf_lm *lm, const lm_run_files *f, size_t batch) {
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
-    const char *types_path = NULL, *mask_path = NULL;
+    const char *types_path = NULL, *mask_path = NULL, *sta = NULL;
     int batch = 32, threads = 0;
     nmf_precision prec = NMF_PREC_COUNT; /* not given: ViT f32, token models as stored */
     cli_config_flags flags = {0};
@@ -119,6 +119,8 @@ int cmd_run(int argc, char **argv) {
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
                "ViT: f32 (default), bf16 or int8 arithmetic for\nthe N:M block linears. Token models keep BF16/F16\n"
                "weights as stored unless f32 (widened at load)"),
+        CLI_STR("sta", 0, &sta, "HW.ini", "ViT with --precision int8: the STA accelerator's\n"
+                "fixed-point numbers, bit for bit (docs/STA.md)"),
         CLI_CONFIG_OPTS(&flags),
         CLI_END,
     };
@@ -136,10 +138,11 @@ int cmd_run(int argc, char **argv) {
      * widens them: nmf_vit_create) */
     const int keep16 = prec == NMF_PREC_COUNT;
     nmf_status st = cli_load_model_ex(model_path, name, &flags, keep16, &loaded, &tensors);
-    if (st == NMF_OK && nmf_model_is_token(&loaded) && prec != NMF_PREC_F32 && prec != NMF_PREC_COUNT) {
+    if (st == NMF_OK && nmf_model_is_token(&loaded) && ((prec != NMF_PREC_F32 && prec != NMF_PREC_COUNT) || sta)) {
         nmf_tensors_free(&tensors);
-        return cli_usage_error("run", "--precision %s is for ViT models (token models: f32, or "
-                               "their weights as stored without it)", nmf_precision_name(prec));
+        return cli_usage_error("run", "--precision %s%s is for ViT models (token models: f32, or "
+                               "their weights as stored without it)", nmf_precision_name(prec),
+                               sta ? " --sta" : "");
     }
     if (prec == NMF_PREC_COUNT) prec = NMF_PREC_F32;
     if (st == NMF_OK && nmf_model_is_token(&loaded)) {
@@ -156,21 +159,20 @@ int cmd_run(int argc, char **argv) {
         nmf_tensors_free(&tensors);
         return cli_usage_error("run", "--token-types and --attention-mask are for BERT models");
     }
-    nmf_vit *m = NULL;
-    if (st == NMF_OK) st = nmf_vit_create(&m, &loaded, &tensors);
+    model_cli_vit m = {0};
+    if (st == NMF_OK) st = model_cli_vit_create(&m, &loaded, &tensors, prec, sta, NULL);
     nmf_tensors_free(&tensors);
-    if (st == NMF_OK) st = nmf_vit_set_precision(m, prec);
     if (st) {
-        nmf_vit_free(m);
+        model_cli_vit_free(&m);
         return cli_fail("run", model_path, st);
     }
     nmf_array x = {0};
     st = nmf_npy_read(input, &x);
     if (st) {
-        nmf_vit_free(m);
+        model_cli_vit_free(&m);
         return cli_fail("run", input, st);
     }
-    const nmf_model_config *c = nmf_vit_get_config(m);
+    const nmf_model_config *c = &m.config;
     int64_t want[4] = {-1, c->in_chans, c->img_size, c->img_size};
     int lead = x.ndim == 4 ? 1 : 0; /* (C, S, S) is one image */
     int ok = (x.ndim == 4 || x.ndim == 3) && x.numel > 0;
@@ -183,7 +185,7 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr,
                 "nmformer run: %s: input shape %s], model expects [N,%d,%d,%d] (float32 NCHW)\n",
                 input, have, c->in_chans, c->img_size, c->img_size);
-        nmf_vit_free(m);
+        model_cli_vit_free(&m);
         nmf_array_free(&x);
         return 1;
     }
@@ -195,7 +197,7 @@ int cmd_run(int argc, char **argv) {
     const char *what = input;
     for (size_t i = 0; st == NMF_OK && i < n; i += (size_t)batch) {
         size_t b = n - i < (size_t)batch ? n - i : (size_t)batch;
-        st = nmf_vit_forward(m, logits + i * classes, x.data + i * per_image, b);
+        st = model_cli_vit_forward(&m, logits + i * classes, x.data + i * per_image, b);
     }
     if (st == NMF_OK) {
         int64_t shape[2] = {(int64_t)n, (int64_t)classes};
@@ -203,7 +205,7 @@ int cmd_run(int argc, char **argv) {
         st = nmf_npy_write(output, logits, 2, shape);
     }
     nmf_free(logits);
-    nmf_vit_free(m);
+    model_cli_vit_free(&m);
     nmf_array_free(&x);
     if (st) return cli_fail("run", what, st);
     return 0;

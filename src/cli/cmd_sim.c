@@ -47,36 +47,34 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
                           const nmf_tensor_set *tensors, cJSON *extra, FILE *txt) {
     const size_t img = (size_t)v->in_chans * (size_t)v->img_size * (size_t)v->img_size;
     const int classes = v->num_classes;
-    int fmnist = v->in_chans == 1 && v->img_size == 28 && classes >= NMF_FASHION_MNIST_CLASSES;
-    nmf_dataset train = {0}, test = {0};
-    if (fmnist) {
-        if (nmf_dataset_load(&train, a->data_dir, NMF_SPLIT_TRAIN) ||
-            nmf_dataset_load(&test, a->data_dir, NMF_SPLIT_TEST)) {
-            fprintf(stderr, "nmformer sim: Fashion-MNIST not available (%s); calibrating on random "
-                            "images, no accuracy\n", nmf_last_error());
-            nmf_dataset_free(&train);
-            nmf_dataset_free(&test);
-            fmnist = 0;
-        }
-    }
-    size_t ncal = fmnist ? 256 : 16;
+    /* calibration: the library's one definition (shared with run/eval --sta) */
+    float *calib = NULL, *x = NULL;
+    size_t ncal = 0;
+    int fmnist = 0;
+    nmf_dataset test = {0};
+    int *labels = NULL;
+    int rc = 1;
+    nmf_sta_verify_result r;
+    nmf_status st = nmf_sta_calibration_images(&calib, &ncal, &fmnist, v, a->data_dir);
+    if (st) goto done;
+    if (fmnist && nmf_dataset_load(&test, a->data_dir, NMF_SPLIT_TEST)) fmnist = 0;
+    if (!fmnist && v->in_chans == 1 && v->img_size == 28 && classes >= NMF_FASHION_MNIST_CLASSES)
+        fprintf(stderr, "nmformer sim: Fashion-MNIST not available (%s); %s on random images, no "
+                        "accuracy\n", nmf_last_error(), ncal > 16 ? "evaluating" : "calibrating");
     size_t neval = fmnist ? (a->eval_images > 0 ? (size_t)a->eval_images : test.n) : 4;
     if (fmnist && neval > test.n) neval = test.n;
-    float *calib = malloc(ncal * img * sizeof(float)), *x = malloc(neval * img * sizeof(float));
-    int *labels = malloc(neval * sizeof(int));
-    int rc = 1;
-    nmf_status st = NMF_OK;
-    nmf_sta_verify_result r;
-    if (!calib || !x || !labels) {
+    x = malloc(neval * img * sizeof(float));
+    labels = malloc(neval * sizeof(int));
+    if (!x || !labels) {
         st = nmf_error(NMF_ERR_NOMEM, "out of memory");
         goto done;
     }
     if (fmnist) {
-        if ((st = nmf_dataset_batch(calib, NULL, &train, NULL, ncal, v->mean, v->std))) goto done;
         if ((st = nmf_dataset_batch(x, labels, &test, NULL, neval, v->mean, v->std))) goto done;
     } else {
+        /* the random calibration images' stream continued (16 of them, seed 0x1234567) */
         uint64_t s = 0x1234567ULL;
-        for (size_t i = 0; i < ncal * img; i++) calib[i] = (float)nmf_rng_normal(&s);
+        for (size_t i = 0; i < 16 * img; i++) (void)nmf_rng_normal(&s);
         for (size_t i = 0; i < neval * img; i++) x[i] = (float)nmf_rng_normal(&s);
     }
     /* f32 reference: the model module's forward (include/nmformer/model.h) */
@@ -103,6 +101,11 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
         cJSON_AddNumberToObject(f, "accuracy_fixed", (double)correct_fx / (double)neval);
     }
     cJSON_AddNumberToObject(f, "wall_s", r.wall_s);
+    cJSON_AddNumberToObject(f, "cpu_logits_mismatched_vs_simulator", (double)r.cpu_mismatched);
+    cJSON_AddBoolToObject(f, "cpu_bit_identical", r.cpu_mismatched == 0);
+    cJSON_AddNumberToObject(f, "simulator_images_per_s", r.sim_s > 0 ? (double)neval / r.sim_s : 0.0);
+    cJSON_AddNumberToObject(f, "cpu_images_per_s", r.cpu_s > 0 ? (double)neval / r.cpu_s : 0.0);
+    cJSON_AddNumberToObject(f, "cpu_threads", r.cpu_threads);
     if (txt) {
         fprintf(txt, "functional (int%d, acc %d bits, %s scales): %zu images (%s), logits of the "
                      "simulator vs the fixed-point reference: %s (%zu mismatched)\n",
@@ -119,16 +122,24 @@ static int run_functional(const sim_args *a, const nmf_sta_config *hw, const nmf
         else
             fprintf(txt, "  top-1 agreement with f32 %.2f%%, max |logit - f32| %.4f\n",
                     100.0 * (double)agree / (double)neval, max_logit_err);
+        fprintf(txt, "  CPU fixed-point mode (run/eval --precision int8 --sta): %s (%zu mismatched); "
+                     "%.0f images/s (%d threads) vs the simulator's %.0f images/s (1 thread)\n",
+                r.cpu_mismatched ? "DIFFERENT" : "bit-identical to the simulator", r.cpu_mismatched,
+                r.cpu_s > 0 ? (double)neval / r.cpu_s : 0.0, r.cpu_threads,
+                r.sim_s > 0 ? (double)neval / r.sim_s : 0.0);
     }
-    rc = mismatched ? 1 : 0;
+    rc = mismatched || r.cpu_mismatched ? 1 : 0;
+    if (r.cpu_mismatched)
+        fprintf(stderr, "nmformer sim: the CPU's fixed-point logits differ from the simulator's on "
+                        "%zu of %zu images\n", r.cpu_mismatched, neval);
     if (mismatched)
         fprintf(stderr, "nmformer sim: functional logits differ from the fixed-point reference on "
                         "%zu of %zu images\n", mismatched, neval);
 done:
     if (st) rc = cli_fail("sim", "functional mode", st);
-    nmf_dataset_free(&train);
     nmf_dataset_free(&test);
-    free(calib), free(x), free(labels);
+    nmf_free(calib);
+    free(x), free(labels);
     return rc;
 }
 

@@ -26,6 +26,52 @@ nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
     return st;
 }
 
+nmf_status model_cli_vit_create(model_cli_vit *r, const nmf_model_config *c, const nmf_tensor_set *tensors,
+                                nmf_precision prec, const char *sta_hw, const char *data_dir) {
+    memset(r, 0, sizeof *r);
+    r->config = *c;
+    if (!sta_hw) {
+        nmf_status st = nmf_vit_create(&r->vit, c, tensors);
+        if (st == NMF_OK) st = nmf_vit_set_precision(r->vit, prec);
+        return st;
+    }
+    if (prec != NMF_PREC_INT8)
+        return nmf_error(NMF_ERR_INVALID_ARG, "--sta runs the accelerator's fixed-point numbers: it goes "
+                         "with --precision int8 (the design's data_bits set the widths), not %s",
+                         nmf_precision_name(prec));
+    nmf_sta_config hw;
+    nmf_sta_config_default(&hw);
+    nmf_status st = nmf_sta_config_load(sta_hw, &hw);
+    float *calib = NULL;
+    size_t ncal = 0;
+    if (st == NMF_OK) st = nmf_sta_calibration_images(&calib, &ncal, NULL, c, data_dir);
+    if (st == NMF_OK) st = nmf_fx_cpu_create(&r->fx, c, tensors, &hw, calib, ncal);
+    nmf_free(calib);
+    return st;
+}
+
+nmf_status model_cli_vit_load(model_cli_vit *r, const char *path, const char *name,
+                              const cli_config_flags *flags, nmf_precision prec, const char *sta_hw,
+                              const char *data_dir) {
+    memset(r, 0, sizeof *r);
+    nmf_model_config config;
+    nmf_tensor_set tensors;
+    nmf_status st = cli_load_model(path, name, flags, &config, &tensors);
+    if (st == NMF_OK) st = model_cli_vit_create(r, &config, &tensors, prec, sta_hw, data_dir);
+    nmf_tensors_free(&tensors);
+    return st;
+}
+
+nmf_status model_cli_vit_forward(model_cli_vit *r, float *logits, const float *images, size_t n) {
+    return r->fx ? nmf_fx_cpu_forward_f32(r->fx, logits, images, n) : nmf_vit_forward(r->vit, logits, images, n);
+}
+
+void model_cli_vit_free(model_cli_vit *r) {
+    nmf_vit_free(r->vit);
+    nmf_fx_cpu_free(r->fx);
+    memset(r, 0, sizeof *r);
+}
+
 void model_cli_json_string(FILE *out, const char *s) {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

@@ -7,12 +7,33 @@
 
 #include "cli/cli_util.h"
 #include "nmformer/model.h"
+#include "nmformer/sta.h"
 
 /* Parses a whole decimal integer in [lo, hi]; returns 0 on success. */
 int model_cli_int(const char *text, long lo, long hi, long *out);
 /* cli_load_model (file + config flags) then nmf_vit_create; the tensors are freed. */
 nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
                           const cli_config_flags *flags);
+
+/* A runnable ViT for run/eval: the f32/bf16/int8 model (nmf_vit), or with --sta HW.ini the
+ * accelerator's fixed-point numbers on the CPU (nmf_fx_cpu: quantised on the library's
+ * calibration images, as `sim --functional` does). */
+typedef struct {
+    nmf_vit *vit;
+    nmf_fx_cpu *fx;
+    nmf_model_config config;
+} model_cli_vit;
+/* From a loaded config + tensors (borrowed). sta_hw: the design INI or NULL; it needs
+ * prec == NMF_PREC_INT8 (the design's data_bits, 8 or 16, set the widths). data_dir: where the
+ * Fashion-MNIST calibration images are (NULL: the default). */
+nmf_status model_cli_vit_create(model_cli_vit *r, const nmf_model_config *c, const nmf_tensor_set *tensors,
+                                nmf_precision prec, const char *sta_hw, const char *data_dir);
+/* cli_load_model, then model_cli_vit_create. */
+nmf_status model_cli_vit_load(model_cli_vit *r, const char *path, const char *name,
+                              const cli_config_flags *flags, nmf_precision prec, const char *sta_hw,
+                              const char *data_dir);
+nmf_status model_cli_vit_forward(model_cli_vit *r, float *logits, const float *images, size_t n);
+void model_cli_vit_free(model_cli_vit *r);
 
 /* Writes s as a JSON string literal (quotes, escapes). */
 void model_cli_json_string(FILE *out, const char *s);

@@ -3,6 +3,9 @@
  * reference forward both call them, while their loops (tiles, multiplexers, lanes versus plain
  * dense loops) are written independently.
  *
+ * (sat, shift_round, requant and div_round are defined inline in fx_internal.h, for the CPU's
+ * fixed-point mode; these exports wrap them.)
+ *
  *   rounding     round half up: floor(x / 2^s + 1/2)       (an adder and a shift in hardware)
  *   saturation   clamp to the signed range of the target width
  *   requantise   sat(round(acc * mult * 2^-shift)), mult a Q15 value in [2^14, 2^15)
@@ -11,28 +14,11 @@
 #include <math.h>
 
 #include "nmformer/sta.h"
+#include "sta/fx_internal.h"
 
-int64_t nmf_fx_sat(int64_t v, int bits) {
-    if (bits >= 64) return v;
-    int64_t hi = (int64_t)((UINT64_C(1) << (bits - 1)) - 1), lo = -hi - 1;
-    return v > hi ? hi : v < lo ? lo : v;
-}
-
-/* floor(v / 2^s) without relying on the sign behaviour of >> */
-static int64_t floor_shift(int64_t v, int s) {
-    if (v >= 0) return v >> s;
-    return -(int64_t)((((uint64_t)(-(v + 1))) >> s) + 1);
-}
-
-int64_t nmf_fx_shift_round(int64_t v, int shift) {
-    if (shift <= 0) return v;
-    return floor_shift(v + ((int64_t)1 << (shift - 1)), shift);
-}
-
-int64_t nmf_fx_div_round(int64_t a, int64_t b) {
-    if (b <= 0) return 0;
-    return a >= 0 ? (a + b / 2) / b : -((-a + b / 2) / b);
-}
+int64_t nmf_fx_sat(int64_t v, int bits) { return fx_sat(v, bits); }
+int64_t nmf_fx_shift_round(int64_t v, int shift) { return fx_shift_round(v, shift); }
+int64_t nmf_fx_div_round(int64_t a, int64_t b) { return fx_div_round(a, b); }
 
 nmf_status nmf_fx_rq_from_real(double real, nmf_fx_rq *out) {
     if (!(real > 0) || !isfinite(real))
@@ -52,9 +38,7 @@ nmf_status nmf_fx_rq_from_real(double real, nmf_fx_rq *out) {
     return NMF_OK;
 }
 
-int64_t nmf_fx_requant(int64_t acc, nmf_fx_rq rq, int bits) {
-    return nmf_fx_sat(nmf_fx_shift_round(acc * (int64_t)rq.mult, rq.shift), bits);
-}
+int64_t nmf_fx_requant(int64_t acc, nmf_fx_rq rq, int bits) { return fx_requant(acc, rq, bits); }
 
 int32_t nmf_fx_quantize(float x, float scale, int bits) {
     double v = (double)x / (double)scale;
@@ -112,5 +96,5 @@ int32_t nmf_fx_exp2_neg(uint64_t u) {
     uint32_t f = (uint32_t)(u & 0xFFFF), idx = f >> 8, frac = f & 0xFF;
     int32_t a = exp2_table[idx], b = exp2_table[idx + 1];
     int32_t v = a - (int32_t)((((int64_t)(a - b)) * frac + 128) >> 8);
-    return (int32_t)nmf_fx_shift_round(v, (int)ip);
+    return (int32_t)fx_shift_round(v, (int)ip);
 }

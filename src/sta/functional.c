@@ -21,6 +21,7 @@
 typedef struct {
     const nmf_sta_config *hw;
     int bits, acc_bits;
+    int score_rows;  /* query rows the score buffer holds */
     int64_t *acc;    /* [D] accumulators */
     int16_t *win;    /* window register [L * max M] */
 } fx_engine;
@@ -32,8 +33,8 @@ static nmf_status engine_linear(fx_engine *e, int16_t *y, int64_t *raw, const in
     const int D = e->hw->dpus, lanes = e->hw->lanes_per_dpu, K = L->cols;
     const int sparse = L->pattern.n > 0 && L->values;
     const int N = sparse ? L->pattern.n : 1, M = sparse ? L->pattern.m : 1;
-    if (sparse && (M > e->hw->max_m || N > lanes))
-        return nmf_error(NMF_ERR_INVALID_ARG, "engine.max_m/lanes_per_dpu: pattern %d:%d not supported", N, M);
+    nmf_status st = fx_check_linear(L, e->hw, NULL);
+    if (st) return st;
     const int gpc = lanes / N;
     const int groups = sparse ? (int)L->groups : K;
     for (int r0 = 0; r0 < L->rows; r0 += D) {
@@ -68,9 +69,8 @@ static nmf_status engine_linear(fx_engine *e, int16_t *y, int64_t *raw, const in
                 }
             }
             for (int d = 0; d < rn; d++) {
-                int64_t a = nmf_fx_sat(e->acc[d], e->acc_bits);
-                if (raw) raw[(size_t)t * L->rows + r0 + d] = a;
-                else y[(size_t)t * L->rows + r0 + d] = (int16_t)nmf_fx_requant(a, L->rq[r0 + d], e->bits);
+                if (raw) raw[(size_t)t * L->rows + r0 + d] = nmf_fx_sat(e->acc[d], e->acc_bits);
+                else y[(size_t)t * L->rows + r0 + d] = fx_out(e->acc[d], L->rq[r0 + d], e->bits, e->acc_bits);
             }
         }
     }
@@ -82,10 +82,7 @@ static nmf_status engine_attention(fx_engine *e, int16_t *out, const int16_t *qk
                                    const nmf_fx_block *B, int T, int D, int heads) {
     const nmf_sta_config *hw = e->hw;
     const int dh = D / heads, lanes = hw->lanes_per_dpu, P = hw->softmax_lanes, Dp = hw->dpus;
-    const int64_t pmax = fx_pmax(e->bits);
-    int Tq = (int)((uint64_t)hw->score_buf_kib * 1024 / ((uint64_t)T * (uint64_t)((hw->acc_bits + 7) / 8)));
-    if (Tq < 1) return nmf_error(NMF_ERR_INVALID_ARG, "memory.score_buf_kib: too small for one row");
-    if (Tq > T) Tq = T;
+    const int Tq = e->score_rows; /* query rows the score buffer holds (fx_check_design) */
     int64_t *score = malloc((size_t)Tq * T * sizeof *score); /* the score buffer */
     int64_t *rowmax = malloc((size_t)Tq * sizeof *rowmax);
     int64_t *lsum = malloc((size_t)P * sizeof *lsum);
@@ -116,22 +113,8 @@ static nmf_status engine_attention(fx_engine *e, int16_t *out, const int16_t *qk
                     }
             }
             /* softmax unit: P lanes, exp + partial sums, reciprocal, scale (in place) */
-            for (int i = 0; i < qn; i++) {
-                int64_t *row = score + (size_t)i * T;
-                memset(lsum, 0, (size_t)P * sizeof *lsum);
-                for (int c0 = 0; c0 < T; c0 += P)
-                    for (int l = 0; l < P && c0 + l < T; l++) {
-                        int64_t u = nmf_fx_requant(rowmax[i] - row[c0 + l], B->softmax_rq, 63);
-                        row[c0 + l] = nmf_fx_exp2_neg((uint64_t)u);
-                        lsum[l] += row[c0 + l];
-                    }
-                int64_t sum = 0;
-                for (int l = 0; l < P; l++) sum += lsum[l];
-                const int64_t recip = ((int64_t)1 << FX_RECIP_BITS) / sum;
-                for (int c0 = 0; c0 < T; c0 += P)
-                    for (int l = 0; l < P && c0 + l < T; l++)
-                        row[c0 + l] = nmf_fx_shift_round(row[c0 + l] * recip * pmax, FX_RECIP_BITS);
-            }
+            for (int i = 0; i < qn; i++)
+                fx_softmax_row(score + (size_t)i * T, T, rowmax[i], B->softmax_rq, P, e->bits, lsum);
             /* engine, dense x dense: DPU d holds column d of V; steps of L over the keys */
             for (int i = 0; i < qn; i++) {
                 const int64_t *p = score + (size_t)i * T;
@@ -144,8 +127,7 @@ static nmf_status engine_attention(fx_engine *e, int16_t *out, const int16_t *qk
                                 tree += p[j] * qkv[(size_t)j * 3 * D + 2 * D + h * dh + d];
                             acc += tree;
                         }
-                        out[(size_t)(q0 + i) * D + h * dh + d] =
-                            (int16_t)nmf_fx_requant(nmf_fx_sat(acc, e->acc_bits), B->av_rq, e->bits);
+                        out[(size_t)(q0 + i) * D + h * dh + d] = fx_out(acc, B->av_rq, e->bits, e->acc_bits);
                     }
             }
         }
@@ -155,47 +137,25 @@ static nmf_status engine_attention(fx_engine *e, int16_t *out, const int16_t *qk
     return NMF_OK;
 }
 
-/* Vector unit LayerNorm: one pass of lane sums of x and x^2, then normalise. */
+/* Vector unit LayerNorm, row by row (fx_rows.c). */
 static void vector_layernorm(int16_t *y, const int16_t *x, const nmf_fx_norm *n, int rows, int C,
                              int V, int bits) {
-    for (int t = 0; t < rows; t++) {
-        const int16_t *xr = x + (size_t)t * C;
-        int64_t S = 0, Q = 0;
-        for (int c0 = 0; c0 < C; c0 += V) {
-            int64_t ls = 0, lq = 0; /* this cycle's lanes, reduced by a tree */
-            for (int c = c0; c < C && c < c0 + V; c++) {
-                ls += xr[c];
-                lq += (int64_t)xr[c] * xr[c];
-            }
-            S += ls;
-            Q += lq;
-        }
-        uint64_t var = (uint64_t)((int64_t)C * Q - S * S); /* = sum (C x - S)^2 / C */
-        int64_t den = (int64_t)nmf_fx_isqrt(var);
-        if (den < 1) den = 1;
-        for (int c = 0; c < C; c++) {
-            int64_t xc = (int64_t)xr[c] * C - S;
-            int64_t z = nmf_fx_div_round(xc * (1 << NMF_FX_LN_FRAC), den);
-            y[(size_t)t * C + c] = (int16_t)nmf_fx_requant(z * n->gamma[c] + n->beta[c], n->rq, bits);
-        }
-    }
+    for (int t = 0; t < rows; t++) fx_layernorm_row(y + (size_t)t * C, x + (size_t)t * C, n, C, V, bits);
 }
 
 nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image, const nmf_fx_model *q,
                                       const nmf_sta_config *hw) {
     if (!logits || !image || !q || !hw || !q->blocks)
         return nmf_error(NMF_ERR_INVALID_ARG, "sta functional: NULL argument");
-    if (hw->data_bits != q->data_bits || hw->acc_bits != q->acc_bits)
-        return nmf_error(NMF_ERR_INVALID_ARG,
-                         "sta functional: model quantised for %d/%d bits, design has %d/%d",
-                         q->data_bits, q->acc_bits, hw->data_bits, hw->acc_bits);
+    int score_rows = 0;
+    nmf_status st = fx_check_design(q, hw, &score_rows);
+    if (st) return st;
     const nmf_model_config *v = &q->vit;
     nmf_sta_schedule s;
-    nmf_status st = nmf_sta_schedule_synthetic(&s, v, (nmf_pattern){0, 0}, 0);
-    if (st) return st;
+    if ((st = nmf_sta_schedule_synthetic(&s, v, (nmf_pattern){0, 0}, 0))) return st;
     const int T = s.tokens, D = v->dim, bits = q->data_bits;
     int16_t **ten = calloc(s.tensor_count, sizeof *ten);
-    fx_engine e = {hw, bits, q->acc_bits, malloc((size_t)hw->dpus * sizeof(int64_t)),
+    fx_engine e = {hw, bits, q->acc_bits, score_rows, malloc((size_t)hw->dpus * sizeof(int64_t)),
                    malloc((size_t)hw->lanes_per_dpu * NMF_NM_MAX_M * sizeof(int16_t))};
     if (!ten || !e.acc || !e.win) goto nomem;
     for (size_t i = 0; i < s.tensor_count; i++)
@@ -230,7 +190,7 @@ nmf_status nmf_sta_functional_forward(int64_t *logits, const int16_t *image, con
         }
         case NMF_OP_GELU:
             for (size_t k = 0; k < (size_t)op->rows * (size_t)op->k; k++)
-                out[k] = B->gelu_lut[in0[k] + (1 << (bits - 1))];
+                out[k] = fx_gelu(B, in0[k], bits);
             break;
         case NMF_OP_ATTN: {
             /* qk, softmax, av: run together, head-interleaved */

@@ -1,5 +1,5 @@
-/* Functional-mode verification: the simulator against the fixed-point reference (bit for bit)
- * and both against the f32 forward, on given images. */
+/* Functional-mode verification: the simulator against the fixed-point reference and the CPU's
+ * fixed-point mode (bit for bit), and against the f32 forward, on given images. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +25,31 @@ nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
     const int classes = v->num_classes;
     float *lf32 = malloc(neval * (size_t)classes * sizeof(float));
     float *lfx = malloc((size_t)classes * sizeof(float));
-    int16_t *xq = malloc(img * sizeof(int16_t));
+    int16_t *xq = malloc(neval * img * sizeof(int16_t));
+    int64_t *lcpu = malloc(neval * (size_t)classes * sizeof(int64_t));
+    nmf_fx_cpu *cpu = NULL;
     int64_t *lsim = malloc((size_t)classes * sizeof(int64_t)), *lref = malloc((size_t)classes * sizeof(int64_t));
     nmf_fx_model q = {0};
     nmf_status st = NMF_OK;
     double t0 = nmf_now();
-    if (!lf32 || !lfx || !xq || !lsim || !lref) st = nmf_error(NMF_ERR_NOMEM, "sta verify: out of memory");
+    if (!lf32 || !lfx || !xq || !lsim || !lref || !lcpu) st = nmf_error(NMF_ERR_NOMEM, "sta verify: out of memory");
     if (!st) st = nmf_fx_quantize_model(&q, v, weights, hw, calib, ncal);
     if (!st) st = nmf_sta_f32_forward(lf32, x, neval, v, weights, NULL, 0);
+    if (!st) st = nmf_fx_cpu_create_quantized(&cpu, &q, hw);
+    if (!st) {
+        nmf_fx_quantize_input(xq, x, neval * img, &q);
+        double c0 = nmf_now();
+        st = nmf_fx_cpu_forward_q(cpu, lcpu, xq, neval);
+        r->cpu_s = nmf_now() - c0;
+        r->cpu_threads = nmf_get_threads();
+    }
     for (size_t b = 0; b < neval && !st; b++) {
-        nmf_fx_quantize_input(xq, x + b * img, img, &q);
-        if ((st = nmf_sta_functional_forward(lsim, xq, &q, hw))) break;
-        if ((st = nmf_fx_ref_forward(lref, xq, &q))) break;
+        double s0 = nmf_now();
+        if ((st = nmf_sta_functional_forward(lsim, xq + b * img, &q, hw))) break;
+        r->sim_s += nmf_now() - s0;
+        if ((st = nmf_fx_ref_forward(lref, xq + b * img, &q))) break;
         r->mismatched += memcmp(lsim, lref, (size_t)classes * sizeof *lsim) != 0;
+        r->cpu_mismatched += memcmp(lsim, lcpu + b * (size_t)classes, (size_t)classes * sizeof *lsim) != 0;
         nmf_fx_logits_to_f32(lfx, lsim, &q);
         const float *lf = lf32 + b * (size_t)classes;
         for (int o = 0; o < classes; o++)
@@ -52,7 +64,8 @@ nmf_status nmf_sta_verify(nmf_sta_verify_result *r, const nmf_sta_config *hw,
     r->images = neval;
     r->calibration_images = ncal;
     r->wall_s = nmf_now() - t0;
+    nmf_fx_cpu_free(cpu);
     nmf_fx_model_free(&q);
-    free(lf32), free(lfx), free(xq), free(lsim), free(lref);
+    free(lf32), free(lfx), free(xq), free(lsim), free(lref), free(lcpu);
     return st;
 }

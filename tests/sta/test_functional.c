@@ -135,6 +135,8 @@ static int run_variant(const variant *v, int corrupt) {
         nmf_sta_verify_result r;
         CHECK_OK(nmf_sta_verify(&r, &hw, &c, &set, x, ncal, x + ncal * img, labels, ntest));
         CHECK(r.images == ntest && r.calibration_images == ncal && r.mismatched == (size_t)mismatches);
+        CHECK_MSG(r.cpu_mismatched == 0, "%s: the CPU's fixed-point mode differs on %zu images", v->what,
+                  r.cpu_mismatched); /* run/eval --sta */
         CHECK_MSG(r.max_abs_logit_error == maxerr, "%s: verify max error %g, loop %g", v->what,
                   r.max_abs_logit_error, maxerr);
         CHECK(r.correct_f32 == ntest && r.correct_fixed == r.top1_agree && r.top1_agree <= ntest);
