@@ -82,6 +82,9 @@ NMF_API nmf_precision nmf_linear_precision(const nmf_linear *lin);
  * products are refused. What a model loaded for generation wants: memory ~ the stored
  * weights. NMF_ERR_INVALID_ARG unless the layer is N:M and bf16; idempotent. */
 NMF_API nmf_status nmf_linear_compact(nmf_linear *lin);
+/* nmf_linear_create_nm, nmf_linear_set_precision(BF16) and nmf_linear_compact in one step, without
+ * ever building the f32 layouts a compact layer drops (what a model loaded to generate wants). */
+NMF_API nmf_status nmf_linear_create_nm_bf16(nmf_linear **lin, const nmf_nm_matrix *a);
 
 /* y[t][o] = act( sum_i x[t][i] * W[o][i] + bias[o] )      bias may be NULL
  * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). */

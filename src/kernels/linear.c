@@ -161,7 +161,8 @@ const uint16_t *nmf_linear_weights16(const nmf_linear *lin, nmf_dtype *dtype) {
     return lin->d16.w;
 }
 
-nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
+/* nmf_linear_create_nm with the plan's tuning t (NULL: the default) */
+static nmf_status create_nm(nmf_linear **lin, const nmf_nm_matrix *a, const nmf_spmm_tuning *t) {
     if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
     *lin = NULL;
     if (!a || !a->values || !a->pos || a->rows == 0 || a->cols == 0)
@@ -209,13 +210,32 @@ nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
     l->w = (nmf_spmm_weights){.out = out, .in = in, .groups = G, .n = (int)n, .m = (int)m,
                               .panels = panels, .val = val, .idx = idx};
     l->storage = mem;
-    st = nmf_spmm_plan_make(&l->plan, &l->w, NULL);
+    st = nmf_spmm_plan_make(&l->plan, &l->w, t);
     if (st != NMF_OK) {
         nmf_linear_free(l);
         return st;
     }
     *lin = l;
     return NMF_OK;
+}
+
+nmf_status nmf_linear_create_nm(nmf_linear **lin, const nmf_nm_matrix *a) {
+    return create_nm(lin, a, NULL);
+}
+
+nmf_status nmf_linear_create_nm_bf16(nmf_linear **lin, const nmf_nm_matrix *a) {
+    /* a panel-only plan from the start: the layouts a compact layer drops are never built */
+    nmf_spmm_tuning t = nmf_spmm_tuning_default();
+    t.tv = NMF_SPMM_OFF;
+    t.wide = NMF_SPMM_OFF;
+    nmf_status st = create_nm(lin, a, &t);
+    if (st == NMF_OK) st = nmf_linear_set_precision(*lin, NMF_PREC_BF16);
+    if (st == NMF_OK) st = nmf_linear_compact(*lin);
+    if (st != NMF_OK && lin) {
+        nmf_linear_free(*lin);
+        *lin = NULL;
+    }
+    return st;
 }
 
 nmf_status nmf_linear_set_tuning(nmf_linear *lin, const nmf_spmm_tuning *t) {

@@ -168,12 +168,10 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *
         for (size_t i = 0; st == NMF_OK && i < kept; i++)
             if (!isfinite(t->nm->values[i]))
                 st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", p->name, i);
-        if (st == NMF_OK) st = nmf_linear_create_nm(lin, t->nm);
-        if (st == NMF_OK && kept16 && t->stored_dtype == NMF_DTYPE_BF16) {
-            st = nmf_linear_set_precision(*lin, NMF_PREC_BF16);
-            if (st == NMF_OK) st = nmf_linear_compact(*lin); /* memory ~ the stored bytes */
-        }
-        return st;
+        if (st != NMF_OK) return st;
+        if (kept16 && t->stored_dtype == NMF_DTYPE_BF16) /* memory ~ the stored bytes */
+            return nmf_linear_create_nm_bf16(lin, t->nm);
+        return nmf_linear_create_nm(lin, t->nm);
     }
     if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0, take);
     float *w = malloc(p->numel * sizeof(float)), *wt = k->in_axis == 0 ? malloc(p->numel * sizeof(float)) : NULL;

@@ -201,6 +201,15 @@ static void run_case(const lp_case *c) {
         CHECK_MSG(close_all(y2, yref, scale, T * out, 1e-5, label), "%s: compact bf16 %s", label,
                   nmf_isa_name((nmf_isa)isa));
         nmf_linear_free(lin);
+        /* the same layer in one step: the same bits */
+        CHECK_OK(nmf_linear_create_nm_bf16(&lin, &a));
+        if (!lin) continue;
+        CHECK(nmf_linear_spmm_weights(lin)->val == NULL);
+        CHECK(nmf_linear_weight_bytes(lin) * 5 == f32_bytes * 3);
+        CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
+        CHECK_MSG(same_bits(y, y2, T * out, label), "%s: create_nm_bf16 %s", label,
+                  nmf_isa_name((nmf_isa)isa));
+        nmf_linear_free(lin);
     }
     nmf_set_isa(nmf_cpu_best_isa());
     nmf_nm_free(&a);
