@@ -66,26 +66,29 @@ int cmd_generate(int argc, char **argv) {
                                "stored: bf16, f16 or f32)", nmf_precision_name(prec));
     if (threads) nmf_set_threads(threads);
 
-    nmf_model_config c;
-    nmf_tensor_set tensors;
-    nmf_status st = cli_load_model_ex(model_path, name, NULL, prec == NMF_PREC_COUNT, &c, &tensors);
-    if (st == NMF_OK && !nmf_model_is_token(&c)) {
-        nmf_tensors_free(&tensors);
-        fprintf(stderr, "nmformer generate: %s: a %s model classifies images; generate needs a "
-                        "causal language model (GPT-2, LLaMA)\n", model_path, c.arch);
-        return 1;
-    }
-    if (st == NMF_OK && c.hf.head != NMF_HF_HEAD_LM) {
-        nmf_tensors_free(&tensors);
-        fprintf(stderr, "nmformer generate: %s: %s %s has no language-model head; generate needs "
-                        "a causal LM (GPT2LMHeadModel, LlamaForCausalLM)\n", model_path, c.arch,
-                c.hf.architecture[0] ? c.hf.architecture : "model");
-        return 1;
-    }
     nmf_lm *lm = NULL;
-    if (st == NMF_OK) st = nmf_lm_create_from(&lm, &c, &tensors); /* frees each tensor as taken */
-    nmf_tensors_free(&tensors);
+    nmf_status st;
+    if (prec == NMF_PREC_COUNT) { /* weights as stored; a family's N:M tensors read layer by layer */
+        st = nmf_lm_load(&lm, model_path, name);
+    } else {
+        nmf_model_config c;
+        nmf_tensor_set tensors;
+        st = cli_load_model_ex(model_path, name, NULL, 0, &c, &tensors);
+        if (st == NMF_OK && !nmf_model_is_token(&c))
+            st = nmf_error(NMF_ERR_UNSUPPORTED, "a %s model classifies images; generate needs a "
+                           "causal language model (GPT-2, LLaMA)", c.arch);
+        if (st == NMF_OK) st = nmf_lm_create_from(&lm, &c, &tensors); /* frees each tensor as taken */
+        nmf_tensors_free(&tensors);
+    }
     if (st) return cli_fail("generate", model_path, st);
+    const nmf_model_config *c = nmf_lm_get_config(lm);
+    if (c->hf.head != NMF_HF_HEAD_LM) {
+        fprintf(stderr, "nmformer generate: %s: %s %s has no language-model head; generate needs "
+                        "a causal LM (GPT2LMHeadModel, LlamaForCausalLM)\n", model_path, c->arch,
+                c->hf.architecture[0] ? c->hf.architecture : "model");
+        nmf_lm_free(lm);
+        return 1;
+    }
 
     nmf_id_array ids = {0};
     const char *what = input;

@@ -33,8 +33,16 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
                                    int keep16);
 nmf_status nmf_io_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtype **dtypes,
                                   int keep16);
-nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out,
-                                   int keep16);
+/* how: NMF_IO_KEEP16 (1, the keep16 above) | NMF_IO_NM_HEADERS: an N:M tensor as its header only
+ * (shape, pattern, stored dtype; nm->values NULL), for a caller that then reads each one when it
+ * needs it (nmf_io_family_file_decode_named) and drops it, so that a model built from the
+ * candidate never holds all its N:M tensors decoded at once (nmf_lm_load). */
+#define NMF_IO_KEEP16 1
+#define NMF_IO_NM_HEADERS 2
+nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out, int how);
+/* Tensor `name` of model m, decoded (its payload's CRC checked) and added to out. */
+nmf_status nmf_io_family_file_decode_named(const nmf_family_file *f, size_t m, const char *name,
+                                           nmf_tensor_set *out);
 
 /* The process umask, read without changing it (022 when /proc does not say). */
 mode_t nmf_io_umask(void);

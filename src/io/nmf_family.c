@@ -146,7 +146,7 @@ static nmf_status load_model(const char *path, const char *name,
         st = nmf_io_family_file_pick(fam, path, name, &pick);
         if (!st) {
             *config = *nmf_family_file_config(fam);
-            st = nmf_io_family_file_load(fam, pick, tensors, keep16);
+            st = nmf_io_family_file_load(fam, pick, tensors, keep16 ? NMF_IO_KEEP16 : 0);
         }
         nmf_family_close(fam);
         if (st) return st;

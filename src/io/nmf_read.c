@@ -564,18 +564,33 @@ uint64_t nmf_io_family_file_bytes(const nmf_family_file *f, size_t m, size_t j) 
     return m < f->fam.count && j < f->first[m + 1] - f->first[m] ? f->entries[f->first[m] + j].size : 0;
 }
 
-/* Decodes model m's tensors into s, one mapped payload at a time. */
+nmf_status nmf_io_family_file_decode_named(const nmf_family_file *f, size_t m, const char *name,
+                                           nmf_tensor_set *out) {
+    for (size_t j = 0; m < f->fam.count && j < f->first[m + 1] - f->first[m]; j++)
+        if (!strcmp(f->entries[f->first[m] + j].name, name)) return nmf_io_family_file_decode(f, m, j, out);
+    return nmf_error(NMF_ERR_NOT_FOUND, "%s: no tensor '%s' in model %zu", f->path, name, m);
+}
+
+/* Decodes model m's tensors into s, one mapped payload at a time (how: nmf_io_family_file_load). */
 static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_tensor_set *s,
-                             int keep16) {
+                             int how) {
     uint64_t bytes = 0;
     for (size_t i = f->first[m]; i < f->first[m + 1]; i++) bytes += f->entries[i].size;
     nmf_progress_step step;
     nmf_progress_begin(&step, "load", f->path, bytes);
     for (size_t i = f->first[m]; i < f->first[m + 1]; i++) {
+        const entry *e = &f->entries[i];
+        if ((how & NMF_IO_NM_HEADERS) && e->desc.pattern.n) {
+            nmf_status st = nmf_tensors_add_header(s, e->name, e->desc.ndim, e->desc.shape, e->desc.pattern,
+                                                   e->desc.transposed, e->desc.dtype, NULL);
+            if (st) return st;
+            nmf_progress_advance(&step, e->name, e->size);
+            continue;
+        }
         nmf_io_window w;
         nmf_status st = payload_map(f, &f->entries[i], check, &w);
         if (st) return st;
-        st = decode_entry(f->path, &f->entries[i], w.p, s, keep16);
+        st = decode_entry(f->path, &f->entries[i], w.p, s, how & NMF_IO_KEEP16);
         nmf_io_window_unmap(&w);
         if (st) return st;
         nmf_progress_advance(&step, f->entries[i].name, f->entries[i].size);
@@ -587,14 +602,13 @@ nmf_status nmf_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_s
     return nmf_io_family_file_load(f, i, out, 0);
 }
 
-nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out,
-                                   int keep16) {
+nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out, int how) {
     if (out) nmf_tensors_init(out);
     if (!f || !out) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_file_load: NULL argument");
     if (i >= f->fam.count)
         return nmf_error(NMF_ERR_INVALID_ARG, "%s: model %zu of %zu", f->path, i, f->fam.count);
     nmf_status st = nmf_tensors_copy_meta(&f->fam.models[i].tensors, out);
-    if (!st) st = load_model(f, i, 1, out, keep16);
+    if (!st) st = load_model(f, i, 1, out, how);
     if (st) nmf_tensors_free(out);
     return st;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/io_internal.h"
 #include "model/lm_internal.h"
 #include "nmformer/io.h"
 
@@ -187,11 +188,19 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *
     return st;
 }
 
+/* Reads one block linear's tensor into `one` when the set holds only its header (a family
+ * candidate loaded with NMF_IO_NM_HEADERS). */
+typedef struct {
+    const nmf_family_file *file;
+    size_t model;
+} lm_lazy;
+
 /* nmf_lm_create; when owned is not NULL (it is then `tensors` itself), each tensor is removed
  * from it as soon as the model holds its own copy, so that building from a set the caller gives
- * up (nmf_lm_load) peaks near one copy of the weights, not two. */
+ * up (nmf_lm_load) peaks near one copy of the weights, not two. lazy (or NULL): where the N:M
+ * tensors the set holds as headers are read, one at a time as each layer is built. */
 static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors,
-                           nmf_tensor_set *owned) {
+                           nmf_tensor_set *owned, const lm_lazy *lazy) {
     /* the embedding and the head stay 16-bit when the set holds them so: out of param_buf */
     nmf_model_desc d;
     nmf_status st = nmf_model_describe(&d, c);
@@ -230,7 +239,16 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
         if (!nmf_param_kind_of(&m->desc, p)->nm) continue;
-        st = linear_from_tensor(m, p, nmf_tensors_find(tensors, p->name), owned != NULL, kept16);
+        nmf_tensor *t = nmf_tensors_find(tensors, p->name);
+        if (lazy && t->nm && !t->nm->values) { /* a header: read it for this layer only */
+            nmf_tensor_set one;
+            nmf_tensors_init(&one);
+            st = nmf_io_family_file_decode_named(lazy->file, lazy->model, p->name, &one);
+            if (st == NMF_OK) st = linear_from_tensor(m, p, &one.items[0], 1, kept16);
+            nmf_tensors_free(&one);
+        } else {
+            st = linear_from_tensor(m, p, t, owned != NULL, kept16);
+        }
         if (st == NMF_OK && owned) nmf_tensors_remove(owned, p->name);
     }
     if (st) {
@@ -244,14 +262,14 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
 nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
     if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create: NULL argument");
     *out = NULL;
-    return lm_build(out, c, tensors, NULL);
+    return lm_build(out, c, tensors, NULL, NULL);
 }
 
 nmf_status nmf_lm_create_from(nmf_lm **out, const nmf_model_config *c, nmf_tensor_set *tensors) {
     if (!out || !c || !tensors)
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create_from: NULL argument");
     *out = NULL;
-    return lm_build(out, c, tensors, tensors);
+    return lm_build(out, c, tensors, tensors, NULL);
 }
 
 nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pattern pattern,
@@ -304,12 +322,36 @@ nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
     nmf_model_config c;
     nmf_tensor_set s;
     nmf_tensors_init(&s);
-    nmf_status st = nmf_load_model_keep16(path, name, NULL, NULL, &c, &s);
-    if (st == NMF_OK && !nmf_model_is_token(&c))
-        st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model, not a token model (use nmf_vit_load)",
-                       path, c.arch);
-    if (st == NMF_OK) st = nmf_lm_create_from(out, &c, &s);
+    nmf_file_kind kind;
+    nmf_status st = nmf_file_kind_detect(path, &kind);
+    if (st) return st;
+    if (kind != NMF_FILE_NMF) { /* a folder or safetensors file: the one model it holds */
+        st = nmf_load_model_keep16(path, name, NULL, NULL, &c, &s);
+        if (st == NMF_OK && !nmf_model_is_token(&c))
+            st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model classifies images, not a causal language model or other token model (nmf_vit_load reads it)",
+                           path, c.arch);
+        if (st == NMF_OK) st = lm_build(out, &c, &s, &s, NULL);
+        nmf_tensors_free(&s);
+        return st;
+    }
+    /* a family candidate: its dense tensors read now (16-bit ones kept), each N:M tensor only
+     * when its layer is built, so the decoded N:M forms never coexist (memory ~ the candidate's
+     * stored bytes; docs/PERFORMANCE.md, billion-parameter models) */
+    nmf_family_file *fam;
+    if ((st = nmf_family_open(path, &fam))) return st;
+    lm_lazy lazy = {fam, 0};
+    st = nmf_io_family_file_pick(fam, path, name, &lazy.model);
+    if (st == NMF_OK) {
+        c = *nmf_family_file_config(fam);
+        if (!nmf_model_is_token(&c))
+            st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model classifies images, not a causal language model or other token model (nmf_vit_load reads it)",
+                           path, c.arch);
+    }
+    if (st == NMF_OK) st = nmf_io_family_file_load(fam, lazy.model, &s, NMF_IO_KEEP16 | NMF_IO_NM_HEADERS);
+    if (st == NMF_OK) st = nmf_io_model_config_finish(path, 1, NULL, &c, &s);
+    if (st == NMF_OK) st = lm_build(out, &c, &s, &s, &lazy);
     nmf_tensors_free(&s);
+    nmf_family_close(fam);
     return st;
 }
 
