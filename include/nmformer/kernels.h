@@ -76,8 +76,8 @@ NMF_API nmf_status nmf_precision_parse(const char *s, nmf_precision *p);
 NMF_API nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p);
 NMF_API nmf_precision nmf_linear_precision(const nmf_linear *lin);
 /* A bf16 N:M layer kept for inference in the fewest bytes: the f32 copy of its values and the
- * token-vectorised layout built from it are freed, leaving the 3 bytes per kept weight (bf16
- * value, u8 position) that the bf16 panel kernels read; products of every token count then run
+ * token-vectorised layout built from it are freed, leaving what the bf16 panel kernels read: 3
+ * bytes per kept weight (bf16 value, u8 position), 2.5 for M <= 16 (positions as nibbles); products of every token count then run
  * those kernels (slower than the token-vectorised one at many tokens on AVX2), and backward
  * products are refused. What a model loaded for generation wants: memory ~ the stored
  * weights. NMF_ERR_INVALID_ARG unless the layer is N:M and bf16; idempotent. */

@@ -267,8 +267,8 @@ size_t nmf_linear_weight_bytes(const nmf_linear *lin) {
     if (lin->dense) return lin->out * lin->in * sizeof(float);
     if (lin->d16.w) return lin->out * lin->in * sizeof(uint16_t);
     if (lin->prec == NMF_PREC_INT8) return nmf_q8_layout_bytes(&lin->q8);
-    if (lin->prec == NMF_PREC_BF16) /* the panel layout's bf16 values and u8 positions */
-        return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n) / 5 * 3;
+    if (lin->prec == NMF_PREC_BF16) /* the panel layout's bf16 values and u8 (or u4) positions */
+        return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n) / 10 * (lin->w.idx4 ? 5 : 6);
     return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n);
 }
 
@@ -668,7 +668,8 @@ nmf_status nmf_linear_compact(nmf_linear *lin) {
     nmf_spmm_weights *w = &lin->w;
     if (!w->val) return NMF_OK; /* compact already */
     const size_t slots = w->panels * w->groups * (size_t)w->n * NMF_SPMM_ROWS;
-    uint8_t *idx = nmf_alloc(slots, 1); /* size checked at create */
+    const int nibbles = w->m <= 16; /* positions < 16: 4 bits each (spmm.h idx4) */
+    uint8_t *idx = nmf_alloc(nibbles ? slots / 2 : slots, 1); /* size checked at create */
     if (!idx) return nmf_error(NMF_ERR_NOMEM, "linear compact: out of memory");
     /* a panel-only plan first: it frees the tv layout (and u32 positions) built from `val` */
     nmf_spmm_tuning t = lin->plan.tuning;
@@ -679,7 +680,12 @@ nmf_status nmf_linear_compact(nmf_linear *lin) {
         nmf_free(idx);
         return st;
     }
-    memcpy(idx, w->idx, slots);
+    if (nibbles) /* slot s (16 rows): byte j = row j | row j + 8 << 4 */
+        for (size_t s = 0; s < slots; s += NMF_SPMM_ROWS)
+            for (size_t j = 0; j < 8; j++)
+                idx[s / 2 + j] = (uint8_t)(w->idx[s + j] | w->idx[s + j + 8] << 4);
+    else
+        memcpy(idx, w->idx, slots);
     nmf_free(lin->transpose_storage); /* a backward cache, refused from now on */
     lin->transpose_storage = NULL;
     w->tptr = NULL;
@@ -687,7 +693,8 @@ nmf_status nmf_linear_compact(nmf_linear *lin) {
     w->tval = NULL;
     nmf_free(lin->storage); /* the f32 values and the u8 positions, in one block */
     lin->storage = idx;
-    w->idx = idx;
+    w->idx = nibbles ? NULL : idx;
+    w->idx4 = nibbles ? idx : NULL;
     w->val = NULL;
     return NMF_OK;
 }

@@ -81,6 +81,11 @@ typedef struct {
      * by the panel kernels of a bf16 layer whose step says bf16 (AVX2 and scalar), 3 bytes per
      * kept weight instead of 5. */
     const uint16_t *val16;
+    /* A compact bf16 layer with M <= 16 (nmf_linear_compact): the positions as nibbles, `idx`
+     * NULL: 8 bytes per slot, byte j of slot s (idx4[s/2 + j]) holding row j's position in its
+     * low nibble and row j + 8's in its high one, so that with val16 a kept weight costs 2.5
+     * bytes. Read by the bf16 panel kernels (AVX2, scalar). */
+    const uint8_t *idx4;
 } nmf_spmm_weights;
 
 #define NMF_TV_ROWS 4    /* rows per block of the token-vectorised kernel */

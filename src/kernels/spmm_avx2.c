@@ -94,6 +94,9 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
             /* bf16: 16 rows paired in 8 u32 lanes (spmm.h); an f32 is bf16 << 16 */
             const __m256i pairs =
                 BF ? _mm256_loadu_si256((const __m256i *)v16) : _mm256_setzero_si256();
+            /* BF == 2: positions as nibbles, rows j and j + 8 in byte j (spmm.h idx4) */
+            const __m256i nib = BF == 2 ? _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)idx))
+                                        : _mm256_setzero_si256();
             for (int h = 0; h < 2; h++) {
                 const __m256 wv =
                     !BF ? _mm256_load_ps(val + 8 * h)
@@ -101,7 +104,9 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
                              : _mm256_castsi256_ps(_mm256_and_si256(
                                    pairs, _mm256_set1_epi32(-65536) /* 0xFFFF0000 */));
                 const __m256i id =
-                    _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(idx + 8 * h)));
+                    BF == 2 ? (h == 0 ? _mm256_and_si256(nib, _mm256_set1_epi32(15))
+                                      : _mm256_srli_epi32(nib, 4))
+                            : _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(idx + 8 * h)));
                 const __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(id, 28));
                 const __m256 b4 = _mm256_castsi256_ps(_mm256_slli_epi32(id, 27));
                 for (int t = 0; t < TR; t++)
@@ -110,7 +115,7 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
             }
             if (BF) v16 += NMF_SPMM_ROWS; /* (the other may be NULL) */
             else val += NMF_SPMM_ROWS;
-            idx += NMF_SPMM_ROWS;
+            idx += BF == 2 ? NMF_SPMM_ROWS / 2 : NMF_SPMM_ROWS;
         }
     }
     for (int t = 0; t < TR; t++) {
@@ -138,14 +143,16 @@ typedef void (*tile_fn)(float *, size_t, const float *, size_t, const float *, c
     DEF_TILES(1, 2, BF) DEF_TILES(2, 2, BF) DEF_TILES(4, 2, BF) DEF_TILES(0, 2, BF)
 DEF_ALL(0)
 DEF_ALL(1) /* bf16 values (params.bf16: w->val16) */
+DEF_ALL(2) /* bf16 values, positions as nibbles (w->idx4) */
 
 #define ROW_TILES(NC, SEL, BF)                                                                 \
     {tile_4_##NC##_##SEL##_##BF, tile_2_##NC##_##SEL##_##BF, tile_1_##NC##_##SEL##_##BF}
 #define SEL_TILES(SEL, BF)                                                                     \
     {ROW_TILES(1, SEL, BF), ROW_TILES(2, SEL, BF), ROW_TILES(4, SEL, BF), ROW_TILES(0, SEL, BF)}
-static const tile_fn tiles[2][SEL_COUNT][4][3] = {
+static const tile_fn tiles[3][SEL_COUNT][4][3] = {
     {SEL_TILES(0, 0), SEL_TILES(1, 0), SEL_TILES(2, 0)},
-    {SEL_TILES(0, 1), SEL_TILES(1, 1), SEL_TILES(2, 1)}};
+    {SEL_TILES(0, 1), SEL_TILES(1, 1), SEL_TILES(2, 1)},
+    {SEL_TILES(0, 2), SEL_TILES(1, 2), SEL_TILES(2, 2)}};
 
 static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
@@ -153,7 +160,8 @@ void nmf_spmm_forward_avx2(float *y, const float *x, size_t ldx, size_t x_slack,
                            const nmf_spmm_weights *w, const float *bias, size_t tokens,
                            nmf_activation act, size_t p0, size_t p1,
                            const nmf_spmm_params *prm) {
-    const int bf = prm && prm->bf16 && w->val16; /* bf16 values: the layer's plan says */
+    /* bf16 values (the layer's plan says): 1, 2 with nibble positions (a compact layer) */
+    const int bf = prm && prm->bf16 && w->val16 ? (w->idx4 ? 2 : 1) : 0;
     const size_t in = w->in, out = w->out, G = w->groups, m = (size_t)w->m, n = (size_t)w->n;
     const size_t panel_slots = G * n * NMF_SPMM_ROWS;
     const int sel = m <= 8 ? SEL_PERM : m <= 16 ? SEL_PERM2 : SEL_PERM4, ns = n_slot(w->n);
@@ -178,7 +186,8 @@ void nmf_spmm_forward_avx2(float *y, const float *x, size_t ldx, size_t x_slack,
                     if (tr - t >= len) {
                         tiles[bf][sel][ns][s](y + (t0 + t) * out + r0, out, x + (t0 + t) * ldx,
                                               ldx, bf ? NULL : w->val + off,
-                                              bf ? w->val16 + off : NULL, w->idx + off, c0, c1,
+                                              bf ? w->val16 + off : NULL,
+                                              bf == 2 ? w->idx4 + off / 2 : w->idx + off, c0, c1,
                                               gsafe, in, m, n, rows, bb, c0 == 0);
                         t += len;
                     }

@@ -20,16 +20,16 @@ void nmf_spmm_forward_scalar(float *y, const float *x, size_t ldx, size_t x_slac
             const size_t rows = out - r0 < NMF_SPMM_ROWS ? out - r0 : NMF_SPMM_ROWS;
             float acc[NMF_SPMM_ROWS];
             for (size_t r = 0; r < NMF_SPMM_ROWS; r++) acc[r] = (bias && r < rows) ? bias[r0 + r] : 0.0f;
-            const size_t at = b * panel_slots;
-            const uint8_t *id = w->idx + at;
+            size_t s = b * panel_slots; /* the slot's first value */
             for (size_t g = 0; g < G; g++) {
                 const float *xg = xt + g * m;
-                for (size_t k = 0; k < n; k++, id += NMF_SPMM_ROWS) {
-                    const size_t s = (size_t)(id - w->idx);
+                for (size_t k = 0; k < n; k++, s += NMF_SPMM_ROWS) {
                     for (size_t r = 0; r < NMF_SPMM_ROWS; r++) {
                         const float v = bf ? nmf_bf16_to_f32(w->val16[s + r % 8 * 2 + r / 8])
                                            : w->val[s + r]; /* bf16: rows paired (spmm.h) */
-                        acc[r] += v * xg[id[r]];
+                        const size_t pos = bf && w->idx4 ? (size_t)(w->idx4[s / 2 + r % 8] >> (r / 8 * 4) & 15u)
+                                                         : w->idx[s + r]; /* nibbles: spmm.h */
+                        acc[r] += v * xg[pos];
                     }
                 }
             }

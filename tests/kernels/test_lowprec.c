@@ -193,7 +193,9 @@ static void run_case(const lp_case *c) {
         CHECK_OK(nmf_linear_compact(lin));
         CHECK_OK(nmf_linear_compact(lin)); /* idempotent */
         CHECK(nmf_linear_spmm_weights(lin)->val == NULL);
-        CHECK(nmf_linear_weight_bytes(lin) * 5 == f32_bytes * 3);
+        /* 2 bytes of value and 1 of position per kept weight, or half a byte for M <= 16 */
+        CHECK(nmf_linear_weight_bytes(lin) * 10 == f32_bytes * (c->m <= 16 ? 5 : 6));
+        CHECK((nmf_linear_spmm_weights(lin)->idx4 != NULL) == (c->m <= 16));
         CHECK(strcmp(nmf_linear_kernel_name(lin, T), isa ? "avx2-bf16" : "scalar-bf16") == 0);
         CHECK_OK(nmf_linear_forward(y2, x, lin, b, T, act));
         CHECK_MSG(same_bits(y2, y, out, label), "%s: compact bf16 token 0 %s", label,
@@ -205,7 +207,7 @@ static void run_case(const lp_case *c) {
         CHECK_OK(nmf_linear_create_nm_bf16(&lin, &a));
         if (!lin) continue;
         CHECK(nmf_linear_spmm_weights(lin)->val == NULL);
-        CHECK(nmf_linear_weight_bytes(lin) * 5 == f32_bytes * 3);
+        CHECK(nmf_linear_weight_bytes(lin) * 10 == f32_bytes * (c->m <= 16 ? 5 : 6));
         CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
         CHECK_MSG(same_bits(y, y2, T * out, label), "%s: create_nm_bf16 %s", label,
                   nmf_isa_name((nmf_isa)isa));
