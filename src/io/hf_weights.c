@@ -256,23 +256,8 @@ nmf_status nmf_io_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtyp
     nmf_dtype *dt = malloc((total + 1) * sizeof *dt);
     if (!dt) st = nmf_error(NMF_ERR_NOMEM, "%s: dtype table", dir);
     if (!st) st = nmf_tensors_copy_meta(&w.meta, out);
-    for (size_t s = 0; !st && s < w.count; s++) { /* shard by shard, each in its header's order */
-        const nmf_io_st_file *f = &w.shards[s];
-        nmf_progress_step step;
-        nmf_progress_begin(&step, "read", f->path, f->data_size);
-        for (size_t i = 0; !st && i < f->count; i++) {
-            const nmf_io_st_tensor *e = &f->items[i];
-            nmf_tensor *t;
-            const int raw = keep16 && e->dtype != NMF_DTYPE_F32; /* the stored values, kept */
-            st = raw ? nmf_tensors_add_dense16(out, e->name, e->ndim, e->shape, e->dtype, &t)
-                     : nmf_tensors_add_dense(out, e->name, e->ndim, e->shape, NULL, &t);
-            if (st) st = nmf_error_context(st, "%s", f->path);
-            if (!st) st = raw ? nmf_io_st_read16(f, i, t->data16) : nmf_io_st_decode(f, i, t->data);
-            if (st) break;
-            t->stored_dtype = dt[out->count - 1] = e->dtype;
-            nmf_progress_advance(&step, e->name, e->bytes);
-        }
-    }
+    for (size_t s = 0; !st && s < w.count; s++) /* shard by shard, each in its header's order */
+        st = nmf_io_st_read_all(&w.shards[s], out, dt + out->count, keep16);
     nmf_io_hf_weights_close(&w);
     if (st) {
         free(dt);

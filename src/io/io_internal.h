@@ -137,6 +137,10 @@ nmf_status nmf_io_st_open(const char *path, nmf_io_st_file *f); /* closes f itse
 nmf_status nmf_io_st_decode(const nmf_io_st_file *f, size_t i, float *dst); /* dst[numel] */
 /* a BF16/F16 tensor's stored values as they are: dst[numel] */
 nmf_status nmf_io_st_read16(const nmf_io_st_file *f, size_t i, uint16_t *dst);
+/* Every tensor of f, in header order, appended to out (16-bit ones kept as stored with keep16), its
+ * stored dtype in dtypes[0 .. f->count); with progress. */
+nmf_status nmf_io_st_read_all(const nmf_io_st_file *f, nmf_tensor_set *out, nmf_dtype *dtypes,
+                              int keep16);
 void nmf_io_st_close(nmf_io_st_file *f);
 
 /* The weight files of a Hugging Face model folder opened tensor by tensor (src/io/hf_weights.c):

@@ -253,6 +253,25 @@ nmf_status nmf_safetensors_read_ex(const char *path, nmf_tensor_set *out, nmf_dt
     return nmf_io_safetensors_read(path, out, dtypes_out, 0);
 }
 
+nmf_status nmf_io_st_read_all(const nmf_io_st_file *f, nmf_tensor_set *out, nmf_dtype *dtypes,
+                              int keep16) {
+    nmf_progress_step step;
+    nmf_progress_begin(&step, "read", f->path, f->data_size);
+    for (size_t i = 0; i < f->count; i++) {
+        const nmf_io_st_tensor *e = &f->items[i];
+        nmf_tensor *t;
+        const int raw = keep16 && e->dtype != NMF_DTYPE_F32; /* the stored values, kept */
+        nmf_status st = raw ? nmf_tensors_add_dense16(out, e->name, e->ndim, e->shape, e->dtype, &t)
+                            : nmf_tensors_add_dense(out, e->name, e->ndim, e->shape, NULL, &t);
+        if (st) return nmf_error_context(st, "%s", f->path);
+        st = raw ? nmf_io_st_read16(f, i, t->data16) : nmf_io_st_decode(f, i, t->data);
+        if (st) return st;
+        t->stored_dtype = dtypes[i] = e->dtype;
+        nmf_progress_advance(&step, e->name, e->bytes);
+    }
+    return NMF_OK;
+}
+
 nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dtype **dtypes_out,
                                    int keep16) {
     nmf_tensors_init(out);
@@ -263,22 +282,7 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
     nmf_dtype *dtypes = calloc(f.count + 1, sizeof *dtypes);
     if (!dtypes) st = nmf_error(NMF_ERR_NOMEM, "%s: header table", path);
     if (!st) st = nmf_tensors_copy_meta(&f.meta, out);
-    nmf_progress_step step;
-    nmf_progress_begin(&step, "read", path, f.data_size);
-    for (size_t i = 0; !st && i < f.count; i++) {
-        const nmf_io_st_tensor *e = &f.items[i];
-        nmf_tensor *t;
-        if (keep16 && e->dtype != NMF_DTYPE_F32) { /* the stored values, kept */
-            st = nmf_tensors_add_dense16(out, e->name, e->ndim, e->shape, e->dtype, &t);
-            if (!st) st = nmf_io_st_read16(&f, i, t->data16);
-        } else {
-            st = nmf_tensors_add_dense(out, e->name, e->ndim, e->shape, NULL, &t);
-            if (!st) st = nmf_io_st_decode(&f, i, t->data);
-        }
-        if (st) break;
-        t->stored_dtype = dtypes[i] = e->dtype;
-        nmf_progress_advance(&step, e->name, e->bytes);
-    }
+    if (!st) st = nmf_io_st_read_all(&f, out, dtypes, keep16);
     nmf_io_st_close(&f);
     if (st) {
         free(dtypes);
