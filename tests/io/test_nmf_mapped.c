@@ -11,6 +11,7 @@
 
 #include "io/io_test_util.h"
 #include "tensor_compare.h"
+#include "vm_budget.h"
 #include "model/lm_test_util.h"
 #include "nmformer/model.h"
 
@@ -262,17 +263,6 @@ static void progress_reported(void) {
 
 #define BIG_CANDIDATES 8
 
-/* VmSize of this process, bytes. */
-static size_t vm_size(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    unsigned long long kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %llu kB", &kib) == 1) break;
-    if (f) fclose(f);
-    return (size_t)kib * 1024;
-}
-
 /* A ViT of ~25 MB of f32 weights: random values, scaled per candidate so no payload is shared. */
 static void random_candidate(const nmf_model_desc *d, int k, nmf_tensor_set *s) {
     nmf_tensors_init(s);
@@ -291,9 +281,7 @@ static void random_candidate(const nmf_model_desc *d, int k, nmf_tensor_set *s) 
  * failed. */
 static int budget_child(const char *p, const char *name, size_t budget, const float *image, int fd) {
     nmf_set_threads(1);
-    struct rlimit lim;
-    lim.rlim_cur = lim.rlim_max = (rlim_t)(vm_size() + budget);
-    if (setrlimit(RLIMIT_AS, &lim) != 0) return 2;
+    if (test_limit_address_space(budget) != 0) return 2;
     nmf_family f;
     nmf_status st = nmf_family_read(p, &f);
     if (st == NMF_OK) nmf_family_free(&f);

@@ -18,6 +18,7 @@
 #include "model/lm_test_util.h"
 #include "nmformer/model.h"
 #include "tensor_compare.h"
+#include "vm_budget.h"
 
 static const nmf_pattern pats[3] = {{4, 8}, {2, 8}, {1, 8}};
 
@@ -232,22 +233,10 @@ static void corrupt_sources(void) {
 
 /* ---- a source larger than the address-space budget, pruned within it ---- */
 
-static size_t vm_size(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    unsigned long long kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %llu kB", &kib) == 1) break;
-    if (f) fclose(f);
-    return (size_t)kib * 1024;
-}
-
 /* Exit status: 0, or the step that failed. */
 static int budget_child(const char *src, const char *out, size_t budget) {
     nmf_set_threads(1);
-    struct rlimit lim;
-    lim.rlim_cur = lim.rlim_max = (rlim_t)(vm_size() + budget);
-    if (setrlimit(RLIMIT_AS, &lim) != 0) return 2;
+    if (test_limit_address_space(budget) != 0) return 2;
     nmf_status st = nmf_family_prune_file(src, NULL, NULL, out, pats, 3, 1, NMF_DTYPE_COUNT, NULL, NULL);
     if (st) fprintf(stderr, "streamed prune under the budget: %s\n", nmf_last_error());
     if (getenv("NMF_TEST_VERBOSE")) {
@@ -256,7 +245,6 @@ static int budget_child(const char *src, const char *out, size_t budget) {
         while (f && fgets(line, sizeof line, f))
             if (!strncmp(line, "VmPeak", 6) || !strncmp(line, "VmSize", 6)) fputs(line, stderr);
         if (f) fclose(f);
-        fprintf(stderr, "limit %zu kB\n", (size_t)lim.rlim_cur / 1024);
     }
     if (st) return 4;
     /* after it (a failed load leaves the heap grown): the model whole does not fit */
