@@ -241,6 +241,9 @@ nmf_status nmf_linear_create_nm_bf16(nmf_linear **lin, const nmf_nm_matrix *a) {
 nmf_status nmf_linear_set_tuning(nmf_linear *lin, const nmf_spmm_tuning *t) {
     if (!lin || !t || lin->pattern.n == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "linear: tuning needs an N:M layer");
+    if (!lin->w.val) /* the other layouts are built from the f32 values it no longer has */
+        return nmf_error(NMF_ERR_UNSUPPORTED, "linear: a compact bf16 layer runs only its bf16 "
+                         "panel kernel; it takes no tuning");
     return nmf_spmm_plan_make(&lin->plan, &lin->w, t);
 }
 

@@ -305,6 +305,9 @@ static void test_api(void) {
     CHECK_OK(nmf_linear_backward_input(dx, y, lin, 2)); /* builds the transpose cache */
     CHECK_OK(nmf_linear_compact(lin));
     CHECK_STATUS(nmf_linear_backward_input(dx, y, lin, 2), NMF_ERR_UNSUPPORTED);
+    nmf_spmm_tuning tv = nmf_spmm_tuning_default();
+    tv.tv = NMF_SPMM_ON; /* would build the tv layout from the f32 values it no longer has */
+    CHECK_STATUS(nmf_linear_set_tuning(lin, &tv), NMF_ERR_UNSUPPORTED);
     CHECK_OK(nmf_linear_forward(y, x, lin, NULL, 2, NMF_ACT_NONE));
     nmf_linear_free(lin);
     CHECK_STATUS(nmf_linear_compact(NULL), NMF_ERR_INVALID_ARG);
