@@ -46,7 +46,8 @@ int cmd_generate(int argc, char **argv) {
                  "most max_position_embeddings)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "f32: widen BF16/F16 weights to f32 at load\n(default: keep them as stored)"),
+               "f32: widen BF16/F16 weights to f32 at load;\nbf16, int8: the block linears' arithmetic\n"
+               "(int8: N:M candidates only) (default: weights\nas stored)"),
         CLI_FLAG("quiet", 'q', &quiet, "no figures"),
         CLI_FLAG("json", 0, &json, "the figures as one JSON object"),
         CLI_END,
@@ -61,9 +62,6 @@ int cmd_generate(int argc, char **argv) {
         return cli_usage_error("generate", "need --tokens G, the new tokens per sequence (see --help)");
     if (top_k && temperature == 0.0)
         return cli_usage_error("generate", "--top-k samples, so it needs --temperature X > 0");
-    if (prec != NMF_PREC_COUNT && prec != NMF_PREC_F32)
-        return cli_usage_error("generate", "--precision %s: only f32 (without it, weights stay as "
-                               "stored: bf16, f16 or f32)", nmf_precision_name(prec));
     if (threads) nmf_set_threads(threads);
 
     nmf_lm *lm = NULL;
@@ -79,6 +77,8 @@ int cmd_generate(int argc, char **argv) {
                            "causal language model (GPT-2, LLaMA)", c.arch);
         if (st == NMF_OK) st = nmf_lm_create_from(&lm, &c, &tensors); /* frees each tensor as taken */
         nmf_tensors_free(&tensors);
+        if (st == NMF_OK && prec != NMF_PREC_F32) st = nmf_lm_set_precision(lm, prec);
+        if (st) nmf_lm_free(lm);
     }
     if (st) return cli_fail("generate", model_path, st);
     const nmf_model_config *c = nmf_lm_get_config(lm);

@@ -117,8 +117,8 @@ int cmd_run(int argc, char **argv) {
         CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images (sequences) per forward pass (default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "ViT: f32 (default), bf16 or int8 arithmetic for\nthe N:M block linears. Token models keep BF16/F16\n"
-               "weights as stored unless f32 (widened at load)"),
+               "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears (int8: N:M only). Token models\n"
+               "without it keep BF16/F16 weights as stored"),
         CLI_STR("sta", 0, &sta, "HW.ini", "ViT with --precision int8: the STA accelerator's\n"
                 "fixed-point numbers, bit for bit (docs/STA.md)"),
         CLI_CONFIG_OPTS(&flags),
@@ -138,17 +138,17 @@ int cmd_run(int argc, char **argv) {
      * widens them: nmf_vit_create) */
     const int keep16 = prec == NMF_PREC_COUNT;
     nmf_status st = cli_load_model_ex(model_path, name, &flags, keep16, &loaded, &tensors);
-    if (st == NMF_OK && nmf_model_is_token(&loaded) && ((prec != NMF_PREC_F32 && prec != NMF_PREC_COUNT) || sta)) {
+    if (st == NMF_OK && nmf_model_is_token(&loaded) && sta) {
         nmf_tensors_free(&tensors);
-        return cli_usage_error("run", "--precision %s%s is for ViT models (token models: f32, or "
-                               "their weights as stored without it)", nmf_precision_name(prec),
-                               sta ? " --sta" : "");
+        return cli_usage_error("run", "--sta is for ViT models (the accelerator's datapath)");
     }
     if (prec == NMF_PREC_COUNT) prec = NMF_PREC_F32;
     if (st == NMF_OK && nmf_model_is_token(&loaded)) {
         nmf_lm *lm = NULL;
         st = nmf_lm_create_from(&lm, &loaded, &tensors);
         nmf_tensors_free(&tensors);
+        if (st == NMF_OK && !keep16 && prec != NMF_PREC_F32) st = nmf_lm_set_precision(lm, prec);
+        if (st) nmf_lm_free(lm);
         if (st) return cli_fail("run", model_path, st);
         const lm_run_files files = {input, output, types_path, mask_path};
         rc = run_token_model(lm, &files, (size_t)batch);

@@ -379,6 +379,16 @@ size_t nmf_lm_output_floats(const nmf_lm *m, size_t B, size_t T) {
     }
 }
 
+nmf_status nmf_lm_set_precision(nmf_lm *m, nmf_precision p) {
+    if (!m) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_set_precision: NULL model");
+    for (size_t i = 0; i < m->L * (size_t)m->desc.kind_count; i++) {
+        if (!m->lin[i]) continue;
+        const nmf_status st = nmf_linear_set_precision(m->lin[i], p);
+        if (st) return nmf_error_context(st, "block %zu", i / (size_t)m->desc.kind_count);
+    }
+    return NMF_OK;
+}
+
 size_t nmf_lm_weight_bytes(const nmf_lm *m) {
     if (!m) return 0;
     size_t bytes = m->desc.floats[NMF_LAYOUT_DENSE] * sizeof(float);

@@ -1,0 +1,76 @@
+/* Token models in bf16 and int8 arithmetic (nmf_lm_set_precision), against the same model in
+ * f32: the GPT-2 and LLaMA fixtures pruned to 2:4 and 2:8 by magnitude (nmf_family_prune), each
+ * candidate built in f32 three times, two of them switched. bf16 and int8 logits differ from
+ * f32 (the weights really are rounded / quantised) but stay within a stated fraction of the
+ * largest logit (bf16 weights: 8 mantissa bits, ~2^-9 relative per weight; int8: per-row weights
+ * and per-token activations, ~2^-7), at every ISA; a dense candidate has no int8 (block linears
+ * are N:M only there); a precision is set once. */
+#include <stdlib.h>
+
+#include "lm_test_util.h"
+#include "nmformer/kernels.h"
+
+static void one(const char *fixture, nmf_pattern p) {
+    nmf_model_config c;
+    nmf_tensor_set s;
+    CHECK_OK(nmf_load_model(fixture_path(fixture, NULL), NULL, NULL, &c, &s));
+    nmf_family fam;
+    nmf_family_init(&fam);
+    fam.config = c;
+    nmf_dtype dt;
+    CHECK_OK(nmf_family_prune(&fam, &c, &s, &p, 1, 1, &dt));
+    nmf_tensors_free(&s);
+    nmf_id_array ids = fixture_ids(fixture, "input_ids.npy");
+    if (test_failures || fam.count != 2 || !ids.data) goto done;
+    const size_t B = (size_t)ids.shape[0], T = (size_t)ids.shape[1];
+    /* the dense candidate: bf16 yes, int8 no */
+    nmf_lm *d = NULL;
+    CHECK_OK(nmf_lm_create(&d, &c, &fam.models[0].tensors));
+    if (d) CHECK_STATUS(nmf_lm_set_precision(d, NMF_PREC_INT8), NMF_ERR_UNSUPPORTED);
+    nmf_lm_free(d);
+    d = NULL;
+    CHECK_OK(nmf_lm_create(&d, &c, &fam.models[0].tensors));
+    if (d) CHECK_OK(nmf_lm_set_precision(d, NMF_PREC_BF16));
+    nmf_lm_free(d);
+    /* the N:M candidate in each precision */
+    nmf_lm *mf = NULL, *mb = NULL, *mi = NULL;
+    CHECK_OK(nmf_lm_create(&mf, &c, &fam.models[1].tensors));
+    CHECK_OK(nmf_lm_create(&mb, &c, &fam.models[1].tensors));
+    CHECK_OK(nmf_lm_create(&mi, &c, &fam.models[1].tensors));
+    if (!mf || !mb || !mi) goto free_models;
+    CHECK_OK(nmf_lm_set_precision(mb, NMF_PREC_BF16));
+    CHECK_OK(nmf_lm_set_precision(mi, NMF_PREC_INT8));
+    CHECK_STATUS(nmf_lm_set_precision(mi, NMF_PREC_BF16), NMF_ERR_INVALID_ARG); /* set once */
+    CHECK(nmf_lm_weight_bytes(mi) < nmf_lm_weight_bytes(mb) && nmf_lm_weight_bytes(mb) < nmf_lm_weight_bytes(mf));
+    const size_t n = nmf_lm_output_floats(mf, B, T);
+    float *f = malloc(n * sizeof *f), *y = malloc(n * sizeof *y);
+    CHECK_OK(nmf_lm_forward(mf, f, ids.data, B, T, NULL));
+    for (int isa = NMF_ISA_SCALAR; isa <= (int)nmf_cpu_best_isa(); isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        const struct { nmf_lm *m; const char *name; double tol; } runs[] = {
+            {mb, "bf16", 1.0 / 64}, {mi, "int8", 1.0 / 16}};
+        for (int r = 0; r < 2; r++) {
+            CHECK_OK(nmf_lm_forward(runs[r].m, y, ids.data, B, T, NULL));
+            const double e = rel_err(y, f, n);
+            CHECK_MSG(e > 0 && e <= runs[r].tol, "%s %d:%d %s (%s): rel err %.3g vs f32 (tolerance %.3g)",
+                      fixture, p.n, p.m, runs[r].name, nmf_isa_name((nmf_isa)isa), e, runs[r].tol);
+        }
+    }
+    nmf_set_isa(nmf_cpu_best_isa());
+    free(f);
+    free(y);
+free_models:
+    nmf_lm_free(mf);
+    nmf_lm_free(mb);
+    nmf_lm_free(mi);
+done:
+    nmf_id_array_free(&ids);
+    nmf_family_free(&fam);
+}
+
+int main(void) {
+    CHECK_STATUS(nmf_lm_set_precision(NULL, NMF_PREC_BF16), NMF_ERR_INVALID_ARG);
+    one("gpt2_lm", (nmf_pattern){2, 4});
+    one("llama_gqa6x2", (nmf_pattern){2, 8});
+    return test_finish("test_lm_precision");
+}
