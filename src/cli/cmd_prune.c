@@ -160,10 +160,10 @@ int cmd_prune(int argc, char **argv) {
     nmf_prune_stats stats = {0};
     if (calibrated) {
         const int token = nmf_model_is_token(&cfg);
-        if (token ? data_dir != NULL : corpus != NULL) { /* the other kind's default set */
+        if (token ? data_dir != NULL : corpus != NULL || seq_len) { /* the other kind's default set */
             rc = cli_usage_error("prune", token ? "--data is Fashion-MNIST's; a language model's "
-                                 "default set comes from --corpus" : "--corpus is for language "
-                                 "models; this %s model takes images", cfg.arch);
+                                 "default set comes from --corpus" : "--corpus and --seq-len are for "
+                                 "language models; this %s model takes images", cfg.arch);
             goto done;
         }
         st = calib ? nmf_calib_load(&cal, &cfg, calib, (size_t)samples)

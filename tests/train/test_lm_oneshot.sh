@@ -107,6 +107,8 @@ check "prune: --corpus with --calib" one_line_error 2 "--calib" "$CLI" prune "$t
   --pattern 2:4 --method wanda --corpus "$tmp/corpus" --calib "$tmp/x.npy"
 check "prune: --data (Fashion-MNIST) for an LM" one_line_error 2 "--corpus" "$CLI" prune "$tmp/lm.nmf" \
   "$tmp/x.nmf" --pattern 2:4 --method wanda --data "$tmp/corpus"
+check "prune: --seq-len for a ViT is a usage error" one_line_error 2 "--seq-len" "$CLI" prune \
+  "$SRC/tests/fixtures/vit_tiny.safetensors" "$tmp/x.nmf" --pattern 2:4 --method wanda --seq-len 8
 check "train: --init-model names a missing candidate" one_line_error 1 "1:8" "$CLI" train "${args[@]}" \
   --init "$tmp/lm.nmf" --init-model 1:8 --method asp --patterns 2:4 --out "$tmp/x.nmf"
 check "no output after failures" test ! -e "$tmp/x.nmf"
