@@ -35,9 +35,11 @@ NMF_API nmf_status nmf_lm_create_from(nmf_lm **out, const nmf_model_config *c, n
  * held N:M when pattern.n != 0. Deterministic in seed. For benchmarks at real sizes. */
 NMF_API nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pattern pattern,
                                         uint64_t seed);
-/* nmf_load_model_keep16 (an HF folder, a .nmf candidate, a .safetensors with nmformer.config) +
- * nmf_lm_create_from: weights stored BF16/F16 stay so in memory, F32 ones are f32. A ViT file
- * is NMF_ERR_UNSUPPORTED ("use nmf_vit_load"). */
+/* An HF folder, a .nmf candidate or a .safetensors with nmformer.config, weights as stored:
+ * BF16/F16 ones stay 16-bit in memory (bf16 N:M linears compact: nmf_linear_create_nm_bf16), F32
+ * ones are f32. A folder or safetensors file is nmf_load_model_keep16 + nmf_lm_create_from; a
+ * family candidate's N:M tensors are each read only when its layer is built, so that memory
+ * stays near the candidate's stored bytes. A ViT file is NMF_ERR_UNSUPPORTED (nmf_vit_load). */
 NMF_API nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name);
 NMF_API void nmf_lm_free(nmf_lm *m);
 NMF_API const nmf_model_config *nmf_lm_get_config(const nmf_lm *m);

@@ -188,8 +188,8 @@ static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *
     return st;
 }
 
-/* Reads one block linear's tensor into `one` when the set holds only its header (a family
- * candidate loaded with NMF_IO_NM_HEADERS). */
+/* Where a family candidate's N:M tensors are read from when the set holds only their headers
+ * (nmf_io_family_file_load with NMF_IO_NM_HEADERS). */
 typedef struct {
     const nmf_family_file *file;
     size_t model;
@@ -316,6 +316,12 @@ nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pat
     return NMF_OK;
 }
 
+static nmf_status token_model(const char *path, const nmf_model_config *c) {
+    if (nmf_model_is_token(c)) return NMF_OK;
+    return nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model classifies images, not a causal language "
+                     "model or other token model (nmf_vit_load reads it)", path, c->arch);
+}
+
 nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
     if (!out || !path) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_load: NULL argument");
     *out = NULL;
@@ -327,9 +333,7 @@ nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
     if (st) return st;
     if (kind != NMF_FILE_NMF) { /* a folder or safetensors file: the one model it holds */
         st = nmf_load_model_keep16(path, name, NULL, NULL, &c, &s);
-        if (st == NMF_OK && !nmf_model_is_token(&c))
-            st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model classifies images, not a causal language model or other token model (nmf_vit_load reads it)",
-                           path, c.arch);
+        if (st == NMF_OK) st = token_model(path, &c);
         if (st == NMF_OK) st = lm_build(out, &c, &s, &s, NULL);
         nmf_tensors_free(&s);
         return st;
@@ -343,9 +347,7 @@ nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
     st = nmf_io_family_file_pick(fam, path, name, &lazy.model);
     if (st == NMF_OK) {
         c = *nmf_family_file_config(fam);
-        if (!nmf_model_is_token(&c))
-            st = nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model classifies images, not a causal language model or other token model (nmf_vit_load reads it)",
-                           path, c.arch);
+        st = token_model(path, &c);
     }
     if (st == NMF_OK) st = nmf_io_family_file_load(fam, lazy.model, &s, NMF_IO_KEEP16 | NMF_IO_NM_HEADERS);
     if (st == NMF_OK) st = nmf_io_model_config_finish(path, 1, NULL, &c, &s);
