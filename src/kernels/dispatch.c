@@ -3,10 +3,18 @@
  * a layer's plan (linear.c) takes its entry when the layer is created. */
 #include "kernels/spmm.h"
 
+static const nmf_spmm_tv_kernels tv_avx2 = {"avx2-tv", 8, nmf_spmm_tv_avx2_supports,
+                                             nmf_spmm_tv_transpose_avx2,
+                                             nmf_spmm_forward_tv_xt_avx2};
+static const nmf_spmm_tv_kernels tv_avx512 = {"avx512-tv", 16, nmf_spmm_tv_avx512_supports,
+                                               nmf_spmm_tv_transpose_avx512,
+                                               nmf_spmm_forward_tv_xt_avx512};
+
 static const nmf_spmm_kernels table[] = {
-    [NMF_ISA_SCALAR] = {"scalar", nmf_spmm_forward_scalar, nmf_spmm_backward_scalar},
-    [NMF_ISA_AVX2] = {"avx2", nmf_spmm_forward_avx2, nmf_spmm_backward_avx2},
-    [NMF_ISA_AVX512] = {"avx512", nmf_spmm_forward_avx512, nmf_spmm_backward_avx512},
+    [NMF_ISA_SCALAR] = {"scalar", nmf_spmm_forward_scalar, nmf_spmm_backward_scalar, NULL},
+    [NMF_ISA_AVX2] = {"avx2", nmf_spmm_forward_avx2, nmf_spmm_backward_avx2, &tv_avx2},
+    [NMF_ISA_AVX512] = {"avx512", nmf_spmm_forward_avx512, nmf_spmm_backward_avx512,
+                        &tv_avx512},
 };
 _Static_assert(sizeof table / sizeof table[0] == NMF_ISA_COUNT, "one kernel set per nmf_isa");
 

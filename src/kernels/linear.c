@@ -349,32 +349,22 @@ static nmf_status forward_q8(float *y, const float *x, const nmf_linear *lin, co
 }
 
 /* The token-vectorised products: x is transposed once into xT, shared by the threads (each
- * transposes a share of it: AVX2 an even share of the 8-token vectors, AVX-512 of the token
- * tiles), then each thread computes its panels from it. */
+ * transposes an even share of the token vectors), then each thread computes its panels from it
+ * with its own partial sums yT. */
 static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_spmm_weights *w,
-                               const float *bias, size_t tokens, nmf_activation act,
-                               const nmf_spmm_step *step, size_t chunk, float *yT,
-                               size_t yt_floats, int threads) {
-    const size_t tok = step->kind == NMF_SPMM_STEP_TV2 ? w->tv_tokens : NMF_TV_TOKENS;
-    const size_t tiles = (tokens + tok - 1) / tok;
+                               const nmf_spmm_tv_kernels *tv, const float *bias, size_t tokens,
+                               nmf_activation act, size_t chunk, float *yT, size_t yt_floats,
+                               int threads) {
+    const size_t vecs = (tokens + tv->lanes - 1) / tv->lanes;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        if (step->kind == NMF_SPMM_STEP_TV2) { /* an even share of the token vectors */
-            const size_t vecs = (tokens + 7) / 8;
-            nmf_spmm_tv_transpose_avx2(xT, x, w->in, w->in, tokens, tok, vecs * id / nt,
-                                       vecs * (id + 1) / nt);
-        } else {
-            nmf_spmm_tv_transpose_avx512(xT, x, w->in, w->in, tokens, tiles * id / nt,
-                                         tiles * (id + 1) / nt);
-        }
+        tv->transpose(xT, x, w->in, w->in, tokens, w->tv_tokens, vecs * id / nt,
+                      vecs * (id + 1) / nt);
 #pragma omp barrier
         const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
-        if (p1 > p0 && step->kind == NMF_SPMM_STEP_TV2)
-            nmf_spmm_forward_tv_xt_avx2(y, xT, w, bias, tokens, act, p0, p1, chunk,
-                                        yT + id * yt_floats);
-        else if (p1 > p0)
-            nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1, &step->prm);
+        if (p1 > p0)
+            tv->forward_xt(y, xT, w, bias, tokens, act, p0, p1, chunk, yT + id * yt_floats);
     }
 }
 
@@ -460,19 +450,16 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     /* the token-vectorised kernels: x transposed once into a scratch xT, and (AVX2) each
      * thread's partial sums yT after it, in one allocation (if it cannot be had for want of
      * memory, the panel kernel runs instead: it needs none) */
-    if (step.kind != NMF_SPMM_STEP_PANEL) {
-        const int tv2 = step.kind == NMF_SPMM_STEP_TV2;
-        const size_t xt = tv2 ? nmf_spmm_tv2_xt_floats(in, tokens, w->tv_tokens)
-                              : nmf_spmm_tv_xt_floats(in, tokens);
-        const size_t yt =
-            tv2 ? nmf_round_up(nmf_spmm_tv2_yt_floats(plan->tv2.chunk, w->tv_tokens), 16) : 0;
+    if (step.kind == NMF_SPMM_STEP_TV) {
+        const size_t xt = nmf_spmm_tv_xt_floats(in, tokens, w->tv_tokens);
+        const size_t yt = nmf_round_up(nmf_spmm_tv_yt_floats(plan->tv_shape.chunk, w->tv_tokens), 16);
         /* not nmf_alloc: every float is written before it is read, zeroing would be waste */
         const size_t floats = nmf_round_up(xt + yt * (size_t)threads, 16);
         float *xT = xt && floats < SIZE_MAX / sizeof(float)
                         ? aligned_alloc(64, floats * sizeof(float)) : NULL;
         if (xT) {
-            forward_tv_threads(y, xT, x, w, bias, tokens, act, &step, plan->tv2.chunk, xT + xt,
-                               yt, threads);
+            forward_tv_threads(y, xT, x, w, plan->k->tv, bias, tokens, act,
+                               plan->tv_shape.chunk, xT + xt, yt, threads);
             free(xT);
             return NMF_OK;
         }

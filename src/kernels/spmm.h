@@ -46,25 +46,21 @@ typedef struct {
     const size_t *tptr;  /* [in + 1] */
     const uint32_t *trow;
     const float *tval;
-    /* Token-vectorised layout (spmm_tv_avx512.c: R = 4, TOK = 64, KB = K; spmm_tv_avx2.c:
-     * the layer's plan), built by nmf_spmm_tv_layout. Rows in blocks of R = tv_rows (RB
-     * blocks; padding rows: value 0, offset 0); the K = groups * n kept indices of a row in
-     * input blocks of KB = tv_kblock (the last one shorter: len = min(KB, K - j0)), each input
-     * block holding all row blocks, so that a sweep of one input block over all rows reads
-     * one contiguous stream. For block rb, kept index j (= g*n + k, ascending groups) in the
-     * input block starting at j0, row r:
-     *   tv_val[j0*RB*R + (rb*len + j - j0)*R + r]  f32  value
-     *   tv_off[ same ]                             u32  byte offset of its column in xT[in][TOK]
+    /* Token-vectorised layout (spmm_tv_avx2.c, spmm_tv_avx512.c; shape from the layer's
+     * plan), built by nmf_spmm_tv_layout. Rows in blocks of R = tv_rows (RB blocks; padding
+     * rows: value 0, offset 0); the K = groups * n kept indices of a row in input blocks of
+     * KB = tv_kblock (the last one shorter: len = min(KB, K - j0)), each input block holding
+     * all row blocks, so that a sweep of one input block over all rows reads one contiguous
+     * stream. For block rb, kept index j (= g*n + k, ascending groups) in the input block
+     * starting at j0, row r:
+     *   tv_pairs[j0*RB*R + (rb*len + j - j0)*R + r] = {value, byte offset of its column in
+     *                                                  xT[in][TOK]}
      * (TOK = tv_tokens floats per xT row), so the inner loop adds the offset to xT and loads,
-     * with no index arithmetic. With KB = K this is tv_val[(rb*K + j)*R + r]. A padding column
-     * has value 0, offset 0. NULL until built.
-     * The AVX2 kernel reads the same slots interleaved instead (tv_pairs[same] = {value,
-     * offset}, tv_val / tv_off NULL): one stream instead of two. Two arrays a multiple of
-     * 4 KiB apart (as tv_val and tv_off are whenever RB*R*K is a multiple of 1024) walk the
-     * same L1 sets in step, and with the xT block filling most of each set they evict it:
-     * interleaved, the rows kernel alone ran 1.3x faster (Zen 3, 768 rows, 2:8 and 1:8). */
-    const float *tv_val;
-    const uint32_t *tv_off;
+     * with no index arithmetic. A padding column has value 0, offset 0. NULL until built.
+     * Value and offset side by side, not two arrays: two arrays a multiple of 4 KiB apart (as
+     * they were whenever RB*R*K is a multiple of 1024) walk the same L1 sets in step, and with
+     * the xT block filling most of each set they evict it: interleaved, the rows kernel alone
+     * ran 1.3x faster (Zen 3, 768 rows, 2:8 and 1:8). */
     const nmf_tv_pair *tv_pairs;
     size_t tv_rows, tv_tokens, tv_kblock;
     /* The panel layout's positions widened to u32 (idx32[i] = idx[i]), for the AVX-512 panel
@@ -88,15 +84,15 @@ typedef struct {
     const uint8_t *idx4;
 } nmf_spmm_weights;
 
-#define NMF_TV_ROWS 4    /* rows per block of the token-vectorised kernel */
-#define NMF_TV_TOKENS 64 /* tokens per tile (4 zmm); xT rows are this many floats apart */
+/* xT rows (input columns) of the token-vectorised kernels are allocated in multiples of this
+ * (the AVX-512 transpose writes 16 columns at a time, the AVX2 one 8). */
+#define NMF_TV_IN_ALIGN 16
 
 /* Per-product settings of the forward kernels, from the layer's plan (linear.c): the kernels
  * read no process-wide tuning state. Zero fields mean "the kernel's default". */
 typedef struct {
     size_t panel_block; /* AVX-512 panel kernel: bytes of weights per block of panels */
     int wide;           /* AVX-512 panel kernel: read the layer's u32 positions (w->idx32) */
-    size_t in_block;    /* AVX-512 tv kernel: input columns per block */
     int bf16;           /* AVX2 / scalar panel kernels: read the bf16 values w->val16 */
 } nmf_spmm_params;
 
@@ -117,10 +113,37 @@ typedef void (*nmf_spmm_backward_fn)(float *dx, const float *dy, const nmf_spmm_
 #define NMF_SPMM_BWD_TOKENS 16 /* tokens per transposed tile of the backward kernels */
 #define NMF_SPMM_BWD_WORK(out) ((out) * NMF_SPMM_BWD_TOKENS)
 
+/* The token-vectorised kernels of an ISA (spmm_tv_avx2.c, spmm_tv_avx512.c: read the AVX2
+ * file's header for the design), on w->tv_pairs (the interleaved tv layout, R = w->tv_rows rows
+ * per block, TOK = w->tv_tokens floats per xT row, a multiple of `lanes`):
+ * - transpose: xT[tiles][in16][TOK] (in16 = in rounded up to NMF_TV_IN_ALIGN, tiles =
+ *   ceil(tokens / TOK), 64-byte aligned, nmf_spmm_tv_xt_floats) written for token vectors
+ *   [v0, v1) (tokens lanes*v .. lanes*v + lanes-1, v < ceil(tokens / lanes): threads split
+ *   them evenly whatever the tiles);
+ * - forward_xt: output panels [p0, p1) from xT, in the layout's input blocks (w->tv_kblock kept
+ *   indices per row; the xT columns they span should stay in L1), for chunks of `chunk` rows
+ *   (rounded down to a multiple of 16: their partial sums yT[chunk][TOK] are kept in the
+ *   scratch yT, nmf_spmm_tv_yt_floats, 64-byte aligned, private to the thread, across the
+ *   input blocks);
+ * - supports(R, TOK): whether that block shape has a microkernel for every tile height. */
+typedef void (*nmf_spmm_tv_transpose_fn)(float *xT, const float *x, size_t ldx, size_t in,
+                                         size_t tokens, size_t tok, size_t v0, size_t v1);
+typedef void (*nmf_spmm_tv_forward_fn)(float *y, const float *xT, const nmf_spmm_weights *w,
+                                       const float *bias, size_t tokens, nmf_activation act,
+                                       size_t p0, size_t p1, size_t chunk, float *yT);
+typedef struct {
+    const char *name; /* "avx2-tv" */
+    size_t lanes;     /* floats per token vector */
+    int (*supports)(size_t rows, size_t tok);
+    nmf_spmm_tv_transpose_fn transpose;
+    nmf_spmm_tv_forward_fn forward_xt;
+} nmf_spmm_tv_kernels;
+
 typedef struct {
     const char *name;
     nmf_spmm_forward_fn forward;
     nmf_spmm_backward_fn backward_input;
+    const nmf_spmm_tv_kernels *tv; /* NULL: the ISA has no token-vectorised kernel */
 } nmf_spmm_kernels;
 
 /* dispatch.c: the kernels for an ISA (the one table, indexed by nmf_isa). */
@@ -145,62 +168,34 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
 void nmf_spmm_backward_avx512(float *dx, const float *dy, const nmf_spmm_weights *w, size_t t0,
                               size_t t1, float *work);
 
-/* Token-vectorised AVX-512 forward (spmm_tv_avx512.c), same contract as the forward above;
- * needs w->tv_val / w->tv_off. Call only when nmf_cpu_best_isa() allows AVX-512. */
-void nmf_spmm_forward_tv_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
-                                const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                                nmf_activation act, size_t p0, size_t p1,
-                                const nmf_spmm_params *prm);
-/* The same in two steps, so that threads share one transposed x: xT[tile][in16][64] (in16 = in
- * rounded up to 16; nmf_spmm_tv_xt_floats floats, 64-byte aligned) is written for token tiles
- * [tile0, tile1), then the product reads it. */
-static inline size_t nmf_spmm_tv_tiles(size_t tokens) {
-    return (tokens + NMF_TV_TOKENS - 1) / NMF_TV_TOKENS;
-}
-/* Floats of xT for a product (0 if the size overflows). */
-static inline size_t nmf_spmm_tv_xt_floats(size_t in, size_t tokens) {
-    const size_t tile = (in + 15) / 16 * 16 * NMF_TV_TOKENS, tiles = nmf_spmm_tv_tiles(tokens);
-    return in < SIZE_MAX / 2 / NMF_TV_TOKENS && tiles <= SIZE_MAX / sizeof(float) / tile
-               ? tiles * tile : 0;
-}
-void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t in,
-                                  size_t tokens, size_t tile0, size_t tile1);
-void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
-                                   const float *bias, size_t tokens, nmf_activation act,
-                                   size_t p0, size_t p1, const nmf_spmm_params *prm);
 /* Builds the token-vectorised layout of w for R rows per block, xT rows of TOK floats and
  * input blocks of KB kept indices per row (0: one block): one allocation (*storage, nmf_free
- * it) that w->tv_val / w->tv_off (interleave 0) or w->tv_pairs (interleave 1) then point
- * into. spmm_tv_layout.c */
+ * it) that w->tv_pairs then points into. spmm_tv_layout.c */
 nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t rows, size_t tok, size_t kb,
-                              int interleave, void **storage);
+                              void **storage);
 
-/* Token-vectorised AVX2 forward (spmm_tv_avx2.c), on w->tv_pairs (the interleaved layout).
- * Call only when nmf_cpu_best_isa() allows.
- * xT: [tiles][in8][TOK] (in8 = in rounded up to 8, TOK = w->tv_tokens, tiles = ceil(tokens /
- * TOK), 32-byte aligned), written for token vectors [v0, v1) (tokens 8 v .. 8 v + 7, v <
- * ceil(tokens / 8): threads split them evenly whatever the tiles) by the transpose; the product
- * then computes output panels [p0, p1) from it, in the layout's input blocks (w->tv_kblock
- * kept indices per row; the xT columns they span should stay in L1), for chunks of `chunk`
- * rows (rounded down to a multiple of 16: their partial sums yT[chunk][TOK] are kept in the
- * scratch yT, nmf_spmm_tv2_yt_floats, across the input blocks). Supported (R, TOK):
- * nmf_spmm_tv_avx2_supports. */
 int nmf_spmm_tv_avx2_supports(size_t rows, size_t tok);
 void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
                                 size_t tok, size_t v0, size_t v1);
 void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weights *w,
                                  const float *bias, size_t tokens, nmf_activation act,
                                  size_t p0, size_t p1, size_t chunk, float *yT);
-/* Floats of the scratch yT of that product (32-byte aligned, private to the thread). */
-static inline size_t nmf_spmm_tv2_yt_floats(size_t chunk, size_t tok) {
+int nmf_spmm_tv_avx512_supports(size_t rows, size_t tok);
+void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t in,
+                                  size_t tokens, size_t tok, size_t v0, size_t v1);
+void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
+                                   const float *bias, size_t tokens, nmf_activation act,
+                                   size_t p0, size_t p1, size_t chunk, float *yT);
+/* Floats of the scratch yT of a tv product (the partial sums and the chunk's bias). */
+static inline size_t nmf_spmm_tv_yt_floats(size_t chunk, size_t tok) {
     return (chunk < 16 ? 16 : chunk / 16 * 16) * (tok + 1);
 }
-/* Floats of an AVX2 xT for a product (0 if the size overflows). */
-static inline size_t nmf_spmm_tv2_xt_floats(size_t in, size_t tokens, size_t tok) {
+/* Floats of xT for a tv product (0 if the size overflows). */
+static inline size_t nmf_spmm_tv_xt_floats(size_t in, size_t tokens, size_t tok) {
     const size_t tiles = (tokens + tok - 1) / tok;
-    if (in > SIZE_MAX / 2 / 64 || tiles > SIZE_MAX / sizeof(float) / 64 / ((in + 7) / 8 * 8))
-        return 0;
-    return tiles * ((in + 7) / 8 * 8) * tok;
+    if (in > SIZE_MAX / 2 / 64 || tok == 0 || tok > 1024) return 0;
+    const size_t in16 = (in + NMF_TV_IN_ALIGN - 1) / NMF_TV_IN_ALIGN * NMF_TV_IN_ALIGN;
+    return tiles <= SIZE_MAX / sizeof(float) / 1024 / in16 ? tiles * in16 * tok : 0;
 }
 
 /* Threads of a panel-layout forward (linear.c) split the TOKENS, in blocks of
@@ -212,8 +207,6 @@ static inline size_t nmf_spmm_tv2_xt_floats(size_t in, size_t tokens, size_t tok
  * each thread's share of them in its cache.) */
 #define NMF_SPMM_TOKEN_SPLIT_BYTES_DEFAULT ((size_t)2 << 20)
 #define NMF_SPMM_SPLIT_TOKENS 12 /* a multiple of every kernel's token block (12, 4) */
-/* The AVX-512 tv kernel's default input block (columns, whole groups) for group size m. */
-size_t nmf_spmm_tv_in_block_default(size_t m);
 
 /* ---- The layer's plan (linear.c) ---------------------------------------------------------
  * Decided when the layer is created (nmf_linear_create_nm), for the ISA active then: which
@@ -233,27 +226,27 @@ typedef struct {
     nmf_spmm_choice wide;     /* AVX-512 panel kernel's u32 positions: AUTO from
                                * NMF_SPMM_WIDE_MIN_TOKENS, ON whenever tokens > 1, OFF never */
     size_t panel_block;       /* AVX-512 panel: bytes of weights per block (0: 2 MiB) */
-    size_t tv_in_block;       /* AVX-512 tv: input columns per block (0: default) */
     size_t token_split_bytes; /* panel kernels: threads split tokens up to this layout size */
-    /* AVX2 tv kernel's shape (0: the plan's rule; rows x tokens must be supported,
-     * nmf_spmm_tv_avx2_supports): rows per block, floats per xT row, input columns per block,
-     * rows per chunk */
-    size_t tv2_rows, tv2_tokens, tv2_in_block, tv2_chunk;
+    /* The tv kernel's shape (0: the plan's rule; rows x tokens must be supported by the ISA's
+     * tv kernels): rows per block, floats per xT row, input columns per block, rows per
+     * chunk */
+    size_t tv_rows, tv_tokens, tv_in_block, tv_chunk;
 } nmf_spmm_tuning;
 /* The defaults (AUTO, measured constants). */
 nmf_spmm_tuning nmf_spmm_tuning_default(void);
 /* Replans the layer with this tuning (building the layouts it needs). */
 nmf_status nmf_linear_set_tuning(nmf_linear *lin, const nmf_spmm_tuning *t);
 
-/* The AVX2 tv kernel's layout and blocking for a layer (spmm_plan.c: measured rules). */
+/* The tv kernel's layout and blocking for a layer (spmm_plan.c: measured rules per ISA). */
 typedef struct {
     size_t rows, tokens; /* R rows per block, TOK floats per xT row */
     size_t kblock;       /* kept indices per row per input block */
     size_t chunk;        /* rows per chunk */
-} nmf_spmm_tv2_shape;
+    size_t min_tokens;   /* the tv kernel runs from this many tokens (unless forced) */
+} nmf_spmm_tv_shape;
 
 /* What runs one product: the kernel, its name (nmf_linear_kernel_name) and its settings. */
-typedef enum { NMF_SPMM_STEP_PANEL = 0, NMF_SPMM_STEP_TV512, NMF_SPMM_STEP_TV2 } nmf_spmm_step_kind;
+typedef enum { NMF_SPMM_STEP_PANEL = 0, NMF_SPMM_STEP_TV } nmf_spmm_step_kind;
 typedef struct {
     nmf_spmm_step_kind kind;
     const char *name;
@@ -265,8 +258,8 @@ typedef struct {
     nmf_isa isa;                /* nmf_active_isa() when planned */
     const nmf_spmm_kernels *k;  /* that ISA's panel kernels */
     nmf_spmm_tuning tuning;
-    int tv;                     /* a tv layout was built (AVX-512: 4 x 64; AVX2: tv2) */
-    nmf_spmm_tv2_shape tv2;     /* AVX2 tv */
+    int tv;                     /* a tv layout was built, of this shape: */
+    nmf_spmm_tv_shape tv_shape;
     void *tv_storage;
     uint32_t *idx32_storage;
 } nmf_spmm_plan;

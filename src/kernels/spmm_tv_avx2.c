@@ -137,7 +137,7 @@ static AI void transpose_block(float *xt, const float *xs, size_t ldx, size_t to
 
 void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in, size_t tokens,
                                 size_t tok, size_t v0, size_t v1) {
-    const size_t in8 = nmf_round_up(in, 8), tile_floats = in8 * tok;
+    const size_t in8 = nmf_round_up(in, 8), tile_floats = nmf_round_up(in, NMF_TV_IN_ALIGN) * tok;
     /* token vectors outer (tokens [8 v, 8 v + 8), in tile 8 v / TOK at offset s; the kernel
      * reads no more): 8 rows of x read front to back, streams the prefetcher follows (columns
      * outer touched 48 rows' lines per step) */
@@ -186,7 +186,8 @@ void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weigh
     const size_t jb = w->tv_kblock, RB = (out + R - 1) / R;
     const size_t r0 = p0 * NMF_SPMM_ROWS, r1 = p1 * NMF_SPMM_ROWS < out ? p1 * NMF_SPMM_ROWS : out;
     if (r0 >= r1) return;
-    const size_t ntiles = (tokens + tok - 1) / tok, tile_floats = nmf_round_up(in, 8) * tok;
+    const size_t ntiles = (tokens + tok - 1) / tok;
+    const size_t tile_floats = nmf_round_up(in, NMF_TV_IN_ALIGN) * tok;
     chunk = chunk < NMF_SPMM_ROWS ? NMF_SPMM_ROWS : chunk / NMF_SPMM_ROWS * NMF_SPMM_ROWS;
     float *bpad = yT + chunk * tok; /* the chunk's bias, 0 past `out` */
     /* row chunks outer, token tiles inner (a layer of up to a chunk of rows: tiles outer) */

@@ -1,31 +1,88 @@
-/* N:M x dense forward, AVX-512, vectorised over TOKENS (XNNPACK f32-spmm style). Layout: spmm.h
- * ("token-vectorised layout"). The panel kernel (spmm_avx512.c) vectorises over 16 output rows
- * and needs a vpermps per FMA to pick each row's inputs; on Zen 4 any second 512-bit op next to
- * an FMA costs about a third of an FMA slot. Here there is no permute at all:
+/* N:M x dense forward, AVX-512, vectorised over TOKENS (XNNPACK f32-spmm style): the design of
+ * spmm_tv_avx2.c (read its header) in zmm registers. Layout: spmm.h ("token-vectorised
+ * layout", interleaved: tv_pairs), with the layer's tv_rows (R) and tv_tokens (TOK = 16 V).
  *
- *   x is transposed once per call into 64-token tiles xT[tile][in][64] (linear.c shares one
- *   transposed copy between its threads);
- *   for a block of 4 output rows and each kept index j, the 4 rows' values are broadcast and
- *   FMA'd with the xT row at each row's precomputed byte offset: 4 rows x V token vectors
- *   (V = 4 for 64 tokens) = 16 accumulators, one x load per FMA (a memory operand), one
- *   broadcast and one offset load per V FMAs;
- *   rows are taken in chunks of TV_CHUNK (outer loop: a chunk's weights stay in L2 across the
- *   token tiles), their accumulators kept in yT[chunk][64] (L1) across input blocks of
- *   ~256 columns;
- *   the chunk's yT is transposed back into y[T][out] by 16x16 register transposes, bias
- *   (added when the accumulators start) and GELU (nmf_gelu_avx512) applied on the way. */
+ * Why not the panel kernel (spmm_avx512.c): it issues a vpermps per FMA, and on Intel cores the
+ * permute port is one of the two FMA ports: vpermps + FMA pairs cap at ~0.47 of the FMA peak.
+ * Here, per row and kept index, one broadcast of the value, one load of its offset and V FMAs
+ * with x as a memory operand: no permute, load-bound at about V / (V + 2) of the FMA peak
+ * (two loads per cycle, two FMAs), so V is large (8 token vectors: 128-token tiles) and R
+ * small; 32 zmm registers hold R x V <= 28 accumulators. */
 #include <immintrin.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "kernels/gelu_avx512.h"
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
 
 #define AI __attribute__((always_inline)) inline
-#define TV_CHUNK 64 /* rows whose accumulators live in yT (16 KiB), multiple of 16 */
-_Static_assert(TV_CHUNK % 16 == 0 && TV_CHUNK % NMF_TV_ROWS == 0, "chunk of whole tiles");
-_Static_assert(NMF_TV_TOKENS == 64 && NMF_TV_ROWS == 4, "the microkernel is 4 rows x 4 zmm");
+
+/* R rows x V token vectors over `len` kept indices (wp: the block's [len][R] weights). yt: the
+ * rows' partial sums [R][TOK]; init: start from the rows' bias (b, R floats, 0 past `out`)
+ * instead of yt. */
+static AI void rows_kernel(float *yt, size_t tok, const float *xT, const nmf_tv_pair *wp,
+                           size_t len, int init, const float *b, const int R, const int V) {
+    __m512 acc[4][8];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++)
+            acc[r][v] = init ? _mm512_set1_ps(b[r]) : _mm512_load_ps(yt + r * tok + v * 16);
+    const char *xb = (const char *)xT;
+    for (size_t j = 0; j < len; j++, wp += R) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m512 wv = _mm512_set1_ps(wp[r].val);
+            const float *xp = (const float *)(xb + wp[r].off);
+            /* xp in a register of its own: the FMAs' memory operands are then base +
+             * displacement, which Intel cores keep micro-fused (base + index is split into two
+             * uops at rename, and the front end, not the FMA ports, becomes the limit) */
+            __asm__("" : "+r"(xp));
+#pragma GCC unroll 8
+            for (int v = 0; v < V; v++)
+                acc[r][v] = _mm512_fmadd_ps(wv, _mm512_load_ps(xp + v * 16), acc[r][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++) _mm512_store_ps(yt + r * tok + v * 16, acc[r][v]);
+}
+
+/* Row blocks [rb0, rb1) of a chunk (partial sums at yT, R * tok floats per block) over one input
+ * block of len kept indices (wp: that input block's weights, all row blocks). */
+static AI void rows_blocks(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,
+                           size_t len, size_t rb0, size_t rb1, int init, const float *b,
+                           const int R, const int V) {
+    for (size_t rb = rb0; rb < rb1; rb++, yT += R * tok, b += R)
+        rows_kernel(yT, tok, xT, wp + rb * len * R, len, init, b, R, V);
+}
+
+typedef void (*rows_fn)(float *, size_t, const float *, const nmf_tv_pair *, size_t, size_t,
+                        size_t, int, const float *);
+#define DEF_ROWS(R, V)                                                                         \
+    static void rows_##R##_##V(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,  \
+                               size_t len, size_t rb0, size_t rb1, int init, const float *b) {  \
+        rows_blocks(yT, tok, xT, wp, len, rb0, rb1, init, b, R, V);                             \
+    }
+/* every R x V up to 4 x 7 (R*V <= 28 accumulators of 32 zmm); 1..3 rows up to 8 vectors */
+DEF_ROWS(1, 1) DEF_ROWS(1, 2) DEF_ROWS(1, 3) DEF_ROWS(1, 4)
+DEF_ROWS(1, 5) DEF_ROWS(1, 6) DEF_ROWS(1, 7) DEF_ROWS(1, 8)
+DEF_ROWS(2, 1) DEF_ROWS(2, 2) DEF_ROWS(2, 3) DEF_ROWS(2, 4)
+DEF_ROWS(2, 5) DEF_ROWS(2, 6) DEF_ROWS(2, 7) DEF_ROWS(2, 8)
+DEF_ROWS(4, 1) DEF_ROWS(4, 2) DEF_ROWS(4, 3) DEF_ROWS(4, 4)
+DEF_ROWS(4, 5) DEF_ROWS(4, 6) DEF_ROWS(4, 7)
+static const rows_fn rows_fns[5][9] = {
+    [1] = {NULL, rows_1_1, rows_1_2, rows_1_3, rows_1_4, rows_1_5, rows_1_6, rows_1_7, rows_1_8},
+    [2] = {NULL, rows_2_1, rows_2_2, rows_2_3, rows_2_4, rows_2_5, rows_2_6, rows_2_7, rows_2_8},
+    [4] = {NULL, rows_4_1, rows_4_2, rows_4_3, rows_4_4, rows_4_5, rows_4_6, rows_4_7, NULL},
+};
+
+/* Every tile height up to TOK must have a kernel: a ragged last tile runs fewer vectors. */
+int nmf_spmm_tv_avx512_supports(size_t rows, size_t tokens) {
+    return rows <= 4 && tokens % 16 == 0 && tokens / 16 >= 1 && tokens / 16 <= 8 &&
+           rows_fns[rows][tokens / 16] != NULL;
+}
 
 /* In-place 16x16 transpose: r[i] lane j  ->  r[j] lane i. */
 static AI void transpose16(__m512 r[16]) {
@@ -57,159 +114,87 @@ static AI void transpose16(__m512 r[16]) {
     }
 }
 
-/* 4 rows x V token vectors over kept indices [j0, j1). yt: the rows' accumulators [4][64];
- * init: start from bias (b4, 4 floats, zeros past `out`) instead of yt. Named registers, not
- * arrays: GCC keeps large arrays of vectors in memory. */
-static AI void rows4(float *yt, const float *xT, const float *val, const uint32_t *off, size_t j0,
-                     size_t j1, int init, const float *b4, const int V) {
-    __m512 a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33;
-    if (init) {
-        a00 = a01 = a02 = a03 = _mm512_set1_ps(b4[0]);
-        a10 = a11 = a12 = a13 = _mm512_set1_ps(b4[1]);
-        a20 = a21 = a22 = a23 = _mm512_set1_ps(b4[2]);
-        a30 = a31 = a32 = a33 = _mm512_set1_ps(b4[3]);
-    } else {
-#define LD(r, v) a##r##v = V > v ? _mm512_load_ps(yt + r * 64 + v * 16) : _mm512_setzero_ps()
-        LD(0, 0); LD(0, 1); LD(0, 2); LD(0, 3); LD(1, 0); LD(1, 1); LD(1, 2); LD(1, 3);
-        LD(2, 0); LD(2, 1); LD(2, 2); LD(2, 3); LD(3, 0); LD(3, 1); LD(3, 2); LD(3, 3);
-#undef LD
-    }
-    const char *xb = (const char *)xT;
-    val += 4 * j0;
-    off += 4 * j0;
-    for (size_t j = j0; j < j1; j++, val += 4, off += 4) {
-        const __m512 w0 = _mm512_set1_ps(val[0]), w1 = _mm512_set1_ps(val[1]);
-        const __m512 w2 = _mm512_set1_ps(val[2]), w3 = _mm512_set1_ps(val[3]);
-        const float *x0 = (const float *)(xb + off[0]), *x1 = (const float *)(xb + off[1]);
-        const float *x2 = (const float *)(xb + off[2]), *x3 = (const float *)(xb + off[3]);
-#define FMA(r, v)                                                                              \
-    if (V > v) a##r##v = _mm512_fmadd_ps(w##r, _mm512_load_ps(x##r + v * 16), a##r##v)
-        FMA(0, 0); FMA(1, 0); FMA(2, 0); FMA(3, 0);
-        FMA(0, 1); FMA(1, 1); FMA(2, 1); FMA(3, 1);
-        FMA(0, 2); FMA(1, 2); FMA(2, 2); FMA(3, 2);
-        FMA(0, 3); FMA(1, 3); FMA(2, 3); FMA(3, 3);
-#undef FMA
-    }
-#define ST(r, v) if (V > v) _mm512_store_ps(yt + r * 64 + v * 16, a##r##v)
-    ST(0, 0); ST(0, 1); ST(0, 2); ST(0, 3); ST(1, 0); ST(1, 1); ST(1, 2); ST(1, 3);
-    ST(2, 0); ST(2, 1); ST(2, 2); ST(2, 3); ST(3, 0); ST(3, 1); ST(3, 2); ST(3, 3);
-#undef ST
+static __mmask16 lanes(size_t count) { /* lanes [0, count) set, count <= 16 */
+    return (__mmask16)(count >= 16 ? 0xFFFFu : (1u << count) - 1u);
 }
 
-typedef void (*rows4_fn)(float *, const float *, const float *, const uint32_t *, size_t, size_t,
-                         int, const float *);
-#define DEF_ROWS4(V)                                                                           \
-    static void rows4_##V(float *yt, const float *xT, const float *val, const uint32_t *off,   \
-                          size_t j0, size_t j1, int init, const float *b4) {                  \
-        rows4(yt, xT, val, off, j0, j1, init, b4, V);                                         \
-    }
-DEF_ROWS4(1) DEF_ROWS4(2) DEF_ROWS4(3) DEF_ROWS4(4)
-static const rows4_fn rows4_fns[4] = {rows4_1, rows4_2, rows4_3, rows4_4};
-
-/* xT[i][0..16V) = x[t0 + u][i] for u < tt, 0 for tt <= u < 16V; i over [0, in16) (in16 = in
- * rounded up to 16; columns past in are 0). */
-static void transpose_x(float *xT, const float *x, size_t ldx, size_t in, size_t in16,
-                        size_t tt, size_t V) {
+/* 16 token rows of x (u < nr of them real, the rest zero), columns [i0, i0 + 16) (ci of them
+ * real) -> xT rows i0.. at token offset s. */
+static AI void transpose_block(float *xt, const float *xs, size_t ldx, size_t tok, size_t s,
+                               size_t nr, size_t i0, size_t ci) {
     __m512 r[16];
-    for (size_t i0 = 0; i0 < in16; i0 += 16) {
-        const size_t ci = in - i0 < 16 ? in - i0 : 16;
-        const __mmask16 cm = (__mmask16)(ci == 16 ? 0xFFFFu : (1u << ci) - 1u);
-        for (size_t s = 0; s < V; s++) {
+    if (nr == 16 && ci == 16) {
 #pragma GCC unroll 16
-            for (size_t u = 0; u < 16; u++) {
-                const size_t t = s * 16 + u;
-                r[u] = t < tt ? _mm512_maskz_loadu_ps(cm, x + t * ldx + i0) : _mm512_setzero_ps();
-            }
+        for (size_t u = 0; u < 16; u++) r[u] = _mm512_loadu_ps(xs + u * ldx + i0);
+    } else {
+        const __mmask16 cm = lanes(ci);
+        for (size_t u = 0; u < 16; u++)
+            r[u] = u < nr ? _mm512_maskz_loadu_ps(cm, xs + u * ldx + i0) : _mm512_setzero_ps();
+    }
+    transpose16(r);
+#pragma GCC unroll 16
+    for (size_t c = 0; c < 16; c++) _mm512_store_ps(xt + (i0 + c) * tok + s, r[c]);
+}
+
+void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t in,
+                                  size_t tokens, size_t tok, size_t v0, size_t v1) {
+    const size_t in16 = nmf_round_up(in, NMF_TV_IN_ALIGN), tile_floats = in16 * tok;
+    for (size_t v = v0; v < v1; v++) { /* token vectors outer: x read front to back */
+        const size_t t = v * 16, tile = t / tok, s = t - tile * tok;
+        const size_t nr = tokens - t < 16 ? tokens - t : 16;
+        const float *xs = x + t * ldx;
+        float *xt = xT + tile * tile_floats;
+        for (size_t i0 = 0; i0 < in16; i0 += 16)
+            transpose_block(xt, xs, ldx, tok, s, nr, i0, in - i0 < 16 ? in - i0 : 16);
+    }
+}
+
+/* yT[rows c0..c1 of the chunk][TOK] -> y[t0 + u][o], 16 x 16 at a time, GELU in registers on
+ * the way; tokens outer (y written row after row). */
+static void store_chunk(float *y, size_t out, const float *yT, size_t tok, size_t c0, size_t c1,
+                        size_t t0, size_t tt, nmf_activation act) {
+    for (size_t s = 0; s < tt; s += 16) {
+        const size_t nt = tt - s < 16 ? tt - s : 16;
+        for (size_t o0 = c0; o0 < c1; o0 += 16) {
+            const size_t rows = c1 - o0 < 16 ? c1 - o0 : 16;
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (size_t u = 0; u < 16; u++) r[u] = _mm512_load_ps(yT + (o0 - c0 + u) * tok + s);
             transpose16(r);
-#pragma GCC unroll 16
-            for (size_t c = 0; c < 16; c++) _mm512_store_ps(xT + (i0 + c) * NMF_TV_TOKENS + s * 16, r[c]);
+            float *yp = y + (t0 + s) * out + o0;
+            if (act == NMF_ACT_GELU)
+                for (size_t c = 0; c < nt; c++) r[c] = nmf_gelu16_avx512(r[c]);
+            const __mmask16 rm = lanes(rows);
+            for (size_t c = 0; c < nt; c++) _mm512_mask_storeu_ps(yp + c * out, rm, r[c]);
         }
     }
 }
 
-/* The default input block of the driver (the params' in_block overrides it). */
-size_t nmf_spmm_tv_in_block_default(size_t m) {
-    size_t b = 256 / m * m; /* whole groups, ~256 columns: 64 KiB of xT swept per row block */
-    return b ? b : m;
-}
-
-void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t in,
-                                  size_t tokens, size_t tile0, size_t tile1) {
-    const size_t in16 = (in + 15) / 16 * 16, tile_floats = in16 * NMF_TV_TOKENS;
-    for (size_t tile = tile0; tile < tile1; tile++) {
-        const size_t t0 = tile * NMF_TV_TOKENS;
-        const size_t tt = tokens - t0 < NMF_TV_TOKENS ? tokens - t0 : NMF_TV_TOKENS;
-        transpose_x(xT + tile * tile_floats, x + t0 * ldx, ldx, in, in16, tt, (tt + 15) / 16);
-    }
-}
-
-void nmf_spmm_forward_tv_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
-                                const nmf_spmm_weights *w, const float *bias, size_t tokens,
-                                nmf_activation act, size_t p0, size_t p1,
-                                const nmf_spmm_params *prm) {
-    const size_t floats = nmf_spmm_tv_xt_floats(w->in, tokens);
-    float *xT = floats ? aligned_alloc(64, floats * sizeof(float)) : NULL;
-    if (!xT) { /* no scratch: the panel kernel needs none */
-        nmf_spmm_forward_avx512(y, x, ldx, x_slack, w, bias, tokens, act, p0, p1, prm);
-        return;
-    }
-    nmf_spmm_tv_transpose_avx512(xT, x, ldx, w->in, tokens, 0, nmf_spmm_tv_tiles(tokens));
-    nmf_spmm_forward_tv_xt_avx512(y, xT, w, bias, tokens, act, p0, p1, prm);
-    free(xT);
-}
-
 void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
                                    const float *bias, size_t tokens, nmf_activation act,
-                                   size_t p0, size_t p1, const nmf_spmm_params *prm) {
-    const size_t in = w->in, out = w->out, m = (size_t)w->m, n = (size_t)w->n;
-    const size_t K = w->groups * n; /* kept indices per row */
-    size_t ib = prm && prm->in_block ? prm->in_block : nmf_spmm_tv_in_block_default(m);
-    ib = ib < m ? m : ib / m * m;
-    const size_t jb = ib / m * n; /* kept indices per input block */
+                                   size_t p0, size_t p1, size_t chunk, float *yT) {
+    const size_t in = w->in, out = w->out, n = (size_t)w->n;
+    const size_t R = w->tv_rows, tok = w->tv_tokens, K = w->groups * n; /* kept per row */
+    const size_t jb = w->tv_kblock, RB = (out + R - 1) / R;
     const size_t r0 = p0 * NMF_SPMM_ROWS, r1 = p1 * NMF_SPMM_ROWS < out ? p1 * NMF_SPMM_ROWS : out;
     if (r0 >= r1) return;
-    const size_t ntiles = nmf_spmm_tv_tiles(tokens);
-    const size_t tile_floats = (in + 15) / 16 * 16 * NMF_TV_TOKENS;
-    float yT[TV_CHUNK * NMF_TV_TOKENS] __attribute__((aligned(64)));
-    float bpad[TV_CHUNK] __attribute__((aligned(64)));
-    /* row chunks outer, token tiles inner: a chunk's weights stay in L2 across the tiles
-     * (weights are read from memory once per product) */
-    for (size_t c0 = r0; c0 < r1; c0 += TV_CHUNK) {
-        const size_t c1 = r1 - c0 < TV_CHUNK ? r1 : c0 + TV_CHUNK;
-        for (size_t o = c0; o < c0 + TV_CHUNK; o++) bpad[o - c0] = bias && o < out ? bias[o] : 0.0f;
-        const size_t rb0 = c0 / NMF_TV_ROWS, rb1 = (c1 + NMF_TV_ROWS - 1) / NMF_TV_ROWS;
+    const size_t ntiles = (tokens + tok - 1) / tok;
+    const size_t tile_floats = nmf_round_up(in, NMF_TV_IN_ALIGN) * tok;
+    chunk = chunk < NMF_SPMM_ROWS ? NMF_SPMM_ROWS : chunk / NMF_SPMM_ROWS * NMF_SPMM_ROWS;
+    float *bpad = yT + chunk * tok; /* the chunk's bias, 0 past `out` */
+    for (size_t c0 = r0; c0 < r1; c0 += chunk) {
+        const size_t c1 = r1 - c0 < chunk ? r1 : c0 + chunk;
+        const size_t rb0 = c0 / R, rb1 = (c1 + R - 1) / R; /* R divides 16: c0 % R == 0 */
+        for (size_t o = c0; o < rb1 * R; o++) bpad[o - c0] = bias && o < out ? bias[o] : 0.0f;
         for (size_t tile = 0; tile < ntiles; tile++) {
-            const size_t t0 = tile * NMF_TV_TOKENS;
-            const size_t tt = tokens - t0 < NMF_TV_TOKENS ? tokens - t0 : NMF_TV_TOKENS;
-            const size_t V = (tt + 15) / 16;
-            const rows4_fn kern = rows4_fns[V - 1];
+            const size_t t0 = tile * tok, tt = tokens - t0 < tok ? tokens - t0 : tok;
+            const rows_fn kern = rows_fns[R][(tt + 15) / 16];
             const float *xt = xT + tile * tile_floats;
             for (size_t j0 = 0; j0 < K; j0 += jb) {
-                const size_t j1 = K - j0 < jb ? K : j0 + jb;
-                for (size_t rb = rb0; rb < rb1; rb++) {
-                    const size_t lr = rb * NMF_TV_ROWS - c0; /* row within the chunk */
-                    kern(yT + lr * NMF_TV_TOKENS, xt, w->tv_val + rb * K * NMF_TV_ROWS,
-                         w->tv_off + rb * K * NMF_TV_ROWS, j0, j1, j0 == 0, bpad + lr);
-                }
+                const size_t len = K - j0 < jb ? K - j0 : jb, at = j0 * RB * R;
+                kern(yT, tok, xt, w->tv_pairs + at, len, rb0, rb1, j0 == 0, bpad);
             }
-            /* yT [chunk rows][tokens] -> y [tokens][rows], 16 x 16 at a time */
-            for (size_t o0 = c0; o0 < c1; o0 += 16) {
-                const size_t rows = c1 - o0 < 16 ? c1 - o0 : 16;
-                const __mmask16 rm = (__mmask16)(rows == 16 ? 0xFFFFu : (1u << rows) - 1u);
-                for (size_t s = 0; s < V; s++) {
-                    __m512 r[16];
-#pragma GCC unroll 16
-                    for (size_t u = 0; u < 16; u++)
-                        r[u] = _mm512_load_ps(yT + (o0 - c0 + u) * NMF_TV_TOKENS + s * 16);
-                    transpose16(r);
-                    const size_t nt = tt - s * 16 < 16 ? tt - s * 16 : 16;
-                    for (size_t c = 0; c < nt; c++) {
-                        float *yp = y + (t0 + s * 16 + c) * out + o0;
-                        _mm512_mask_storeu_ps(yp, rm, r[c]);
-                        if (act == NMF_ACT_GELU) nmf_gelu_avx512(yp, yp, rows);
-                    }
-                }
-            }
+            store_chunk(y, out, yT, tok, c0, c1, t0, tt, act);
         }
     }
 }

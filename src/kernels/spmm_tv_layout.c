@@ -5,21 +5,18 @@
 #include "kernels/spmm.h"
 
 nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t R, size_t tok, size_t kb,
-                              int interleave, void **storage) {
+                              void **storage) {
     const size_t G = w->groups, n = (size_t)w->n, m = (size_t)w->m, K = G * n;
     const size_t blocks = (w->out + R - 1) / R;
     if (kb == 0 || kb > K) kb = K;
     size_t slots, bytes;
     if (R == 0 || tok == 0 || w->in > UINT32_MAX / (tok * sizeof(float)) ||
         nmf_mul_overflow(blocks * R, K, &slots) ||
-        nmf_mul_overflow(slots, sizeof(float) + sizeof(uint32_t), &bytes))
+        nmf_mul_overflow(slots, sizeof(nmf_tv_pair), &bytes))
         return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu too large for the tv layout",
                          w->out, w->in);
-    uint8_t *mem = nmf_alloc(bytes, 1); /* zeroed: padding rows are value 0, offset 0 */
-    if (!mem) return nmf_error(NMF_ERR_NOMEM, "linear: tv layout: out of memory");
-    nmf_tv_pair *pairs = interleave ? (nmf_tv_pair *)mem : NULL;
-    float *val = interleave ? NULL : (float *)mem;
-    uint32_t *off = interleave ? NULL : (uint32_t *)(mem + slots * sizeof(float));
+    nmf_tv_pair *pairs = nmf_alloc(bytes, 1); /* zeroed: padding rows are value 0, offset 0 */
+    if (!pairs) return nmf_error(NMF_ERR_NOMEM, "linear: tv layout: out of memory");
     for (size_t o = 0; o < w->out; o++) {
         const size_t b = o / NMF_SPMM_ROWS, r = o % NMF_SPMM_ROWS, rb = o / R, rr = o % R;
         for (size_t g = 0; g < G; g++)
@@ -30,20 +27,13 @@ nmf_status nmf_spmm_tv_layout(nmf_spmm_weights *w, size_t R, size_t tok, size_t 
                 const size_t dst = j0 * blocks * R + (rb * len + j - j0) * R + rr;
                 /* padding columns are value 0 at position 0 in the panel layout too */
                 const uint32_t o = (uint32_t)((g * m + w->idx[src]) * tok * sizeof(float));
-                if (interleave) {
-                    pairs[dst] = (nmf_tv_pair){w->val[src], o};
-                } else {
-                    val[dst] = w->val[src];
-                    off[dst] = o;
-                }
+                pairs[dst] = (nmf_tv_pair){w->val[src], o};
             }
     }
-    *storage = mem;
+    *storage = pairs;
     w->tv_rows = R;
     w->tv_tokens = tok;
     w->tv_kblock = kb;
-    w->tv_val = val;
-    w->tv_off = off;
     w->tv_pairs = pairs;
     return NMF_OK;
 }

@@ -52,39 +52,44 @@ typedef struct {
     const nmf_spmm_tuning *tune; /* set on every ISA's layer (NULL: the default plan) */
 } test_case;
 
-/* The AVX2 token-vectorised kernel on layouts other than the plan's: every block height R with
- * token tiles below, at and above the tested token counts (TOK = 8 .. 64), input blocks of one
- * group and of the whole row, chunks of one panel and the largest; output panels in two calls
- * ([1, end) then [0, 1)), xT transposed in two calls (token vectors split in halves). */
-static void check_tv2_shapes(const nmf_spmm_weights *pw, const float *x, const float *b,
-                             size_t T, nmf_activation act, const float *yref,
-                             const float *scale, const char *label) {
-    static const size_t shapes[][2] = {{1, 8}, {1, 64}, {2, 16}, {2, 48}, {4, 24}, {4, 8}};
+/* An ISA's token-vectorised kernel on layouts other than the plan's: every block height R
+ * with token tiles below, at and above the tested token counts (TOK = 8 .. 128), input blocks
+ * of one group and of the whole row, chunks of one panel and the largest; output panels in two
+ * calls ([1, end) then [0, 1)), xT transposed in two calls (token vectors split in halves). */
+static void check_tv_shapes(const nmf_spmm_tv_kernels *tv, const nmf_spmm_weights *pw,
+                            const float *x, const float *b, size_t T, nmf_activation act,
+                            const float *yref, const float *scale, const char *label) {
+    static const size_t shapes_avx2[][2] = {{1, 8}, {1, 64}, {2, 16}, {2, 48}, {4, 24}, {4, 8}};
+    static const size_t shapes_avx512[][2] = {{1, 16}, {1, 128}, {2, 64}, {2, 128},
+                                              {4, 112}, {4, 32}};
+    const int wide = tv->lanes == 16;
+    const size_t(*shapes)[2] = wide ? shapes_avx512 : shapes_avx2;
+    const size_t count = wide ? sizeof shapes_avx512 / sizeof shapes_avx512[0]
+                              : sizeof shapes_avx2 / sizeof shapes_avx2[0];
     const size_t out = pw->out, in = pw->in;
     float *y = alloc_floats(T * out);
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    for (size_t si = 0; si < count; si++) {
         const size_t R = shapes[si][0], tok = shapes[si][1];
-        CHECK(nmf_spmm_tv_avx2_supports(R, tok));
+        CHECK(tv->supports(R, tok));
         for (int kb = 0; kb < 2; kb++) {
             nmf_spmm_weights w = *pw;
             void *storage = NULL;
-            CHECK_OK(nmf_spmm_tv_layout(&w, R, tok, kb ? (size_t)pw->n : 0, 1, &storage));
-            const size_t floats = nmf_spmm_tv2_xt_floats(in, T, tok);
+            CHECK_OK(nmf_spmm_tv_layout(&w, R, tok, kb ? (size_t)pw->n : 0, &storage));
+            const size_t floats = nmf_spmm_tv_xt_floats(in, T, tok);
             float *xT = nmf_alloc(floats, sizeof(float));
             CHECK(floats > 0 && xT != NULL);
             if (storage && xT) {
-                const size_t vecs = (T + 7) / 8; /* two calls, the later one first */
-                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, vecs / 2, vecs);
-                nmf_spmm_tv_transpose_avx2(xT, x, in, in, T, tok, 0, vecs / 2);
+                const size_t vecs = (T + tv->lanes - 1) / tv->lanes; /* two calls, later first */
+                tv->transpose(xT, x, in, in, T, tok, vecs / 2, vecs);
+                tv->transpose(xT, x, in, in, T, tok, 0, vecs / 2);
                 const size_t chunk = kb ? NMF_SPMM_ROWS : 1024;
-                float *yT = nmf_alloc(nmf_spmm_tv2_yt_floats(chunk, tok), sizeof(float));
+                float *yT = nmf_alloc(nmf_spmm_tv_yt_floats(chunk, tok), sizeof(float));
                 for (size_t i = 0; i < T * out; i++) y[i] = NAN;
-                if (w.panels > 1)
-                    nmf_spmm_forward_tv_xt_avx2(y, xT, &w, b, T, act, 1, w.panels, chunk, yT);
-                nmf_spmm_forward_tv_xt_avx2(y, xT, &w, b, T, act, 0, 1, chunk, yT);
+                if (w.panels > 1) tv->forward_xt(y, xT, &w, b, T, act, 1, w.panels, chunk, yT);
+                tv->forward_xt(y, xT, &w, b, T, act, 0, 1, chunk, yT);
                 nmf_free(yT);
-                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "avx2 tv shapes"),
-                          "%s R=%zu TOK=%zu kblock=%s chunk=%zu", label, R, tok,
+                CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv shapes"),
+                          "%s %s R=%zu TOK=%zu kblock=%s chunk=%zu", label, tv->name, R, tok,
                           kb ? "n" : "K", chunk);
             }
             nmf_free(xT);
@@ -219,20 +224,10 @@ static void run_case(const test_case *c) {
             }
             nmf_set_threads(threads);
             const nmf_spmm_weights *tw = nmf_linear_spmm_weights(lin);
-            CHECK(tw != NULL && (isa == NMF_ISA_AVX2 ? tw->tv_pairs != NULL
-                                                 : tw->tv_val != NULL && tw->tv_off != NULL));
-            if (isa == NMF_ISA_AVX512 && tw)
-                for (int blk = 0; blk < 2; blk++) { /* default and one-group input blocks */
-                    const nmf_spmm_params prm = {.in_block = blk ? (size_t)c->m : 0};
-                    for (size_t i = 0; i < T * out; i++) y[i] = NAN;
-                    /* panels [1, end) then [0, 1): the kernel honours a panel range */
-                    if (tw->panels > 1)
-                        nmf_spmm_forward_tv_avx512(y, x, in, 0, tw, b, T, act, 1, tw->panels, &prm);
-                    nmf_spmm_forward_tv_avx512(y, x, in, 0, tw, b, T, act, 0, 1, &prm);
-                    CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv direct"),
-                              "%s in_block=%zu", label, prm.in_block);
-                }
-            if (isa == NMF_ISA_AVX2 && tw) check_tv2_shapes(tw, x, b, T, act, yref, scale, label);
+            CHECK(tw != NULL && tw->tv_pairs != NULL);
+            if (tw && tw->tv_pairs)
+                check_tv_shapes(nmf_spmm_kernels_for((nmf_isa)isa)->tv, tw, x, b, T, act, yref,
+                                scale, label);
         }
         {
             /* two threads on the panel kernels, splitting panels and (where there are enough
@@ -304,13 +299,22 @@ static void test_bad_input(void) {
     nmf_linear_free(NULL);
 }
 
-/* AVX2: the tv kernel's shape forced through the layer's tuning (rows x tokens, input block,
- * chunk: each below, at and above the plan's own), the product against the reference (with a
- * bias and GELU, 50 tokens: a ragged tile of every TOK); an unsupported shape is refused and
- * leaves the plan as it was. */
-static void check_tv2_tuning(nmf_linear *lin, const nmf_nm_matrix *a, nmf_spmm_tuning tune) {
-    static const size_t shapes[][4] = {{1, 64, 16, 16}, {4, 24, 0, 0}, {2, 48, 1024, 48},
-                                       {1, 8, 8, 1000}, {2, 16, 200, 64}};
+/* The tv kernel's shape forced through the layer's tuning (rows x tokens, input block, chunk:
+ * each below, at and above the plan's own), the product against the reference (with a bias and
+ * GELU, 50 tokens: a ragged tile of every TOK); an unsupported shape is refused and leaves the
+ * plan as it was. */
+static void check_tv_tuning(nmf_linear *lin, const nmf_nm_matrix *a, nmf_spmm_tuning tune,
+                            nmf_isa isa) {
+    static const size_t shapes_avx2[][4] = {{1, 64, 16, 16}, {4, 24, 0, 0}, {2, 48, 1024, 48},
+                                            {1, 8, 8, 1000}, {2, 16, 200, 64}};
+    static const size_t shapes_avx512[][4] = {{1, 128, 16, 16}, {4, 48, 0, 0},
+                                              {2, 64, 1024, 48}, {1, 16, 8, 1000},
+                                              {2, 32, 200, 64}};
+    static const size_t bad_avx2[][2] = {{3, 48}, {2, 56}, {1, 12}, {4, 32}, {0, 48}, {2, 0}};
+    static const size_t bad_avx512[][2] = {{3, 48}, {2, 56}, {1, 8}, {4, 128}, {0, 48}, {2, 0}};
+    const int wide = isa == NMF_ISA_AVX512;
+    const size_t(*shapes)[4] = wide ? shapes_avx512 : shapes_avx2;
+    const size_t(*bad)[2] = wide ? bad_avx512 : bad_avx2;
     const size_t T = 50, out = a->rows, in = a->cols;
     float *x = alloc_floats(T * in), *y = alloc_floats(T * out), *yref = alloc_floats(T * out);
     float *b = alloc_floats(out), *scale = alloc_floats(T * out), *wu = alloc_floats(out * in);
@@ -325,27 +329,27 @@ static void check_tv2_tuning(nmf_linear *lin, const nmf_nm_matrix *a, nmf_spmm_t
             scale[t * out + o] = (float)s;
         }
     tune.tv = NMF_SPMM_ON;
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        tune.tv2_rows = shapes[si][0];
-        tune.tv2_tokens = shapes[si][1];
-        tune.tv2_in_block = shapes[si][2];
-        tune.tv2_chunk = shapes[si][3];
+    for (size_t si = 0; si < 5; si++) {
+        tune.tv_rows = shapes[si][0];
+        tune.tv_tokens = shapes[si][1];
+        tune.tv_in_block = shapes[si][2];
+        tune.tv_chunk = shapes[si][3];
         CHECK_OK(nmf_linear_set_tuning(lin, &tune));
         const nmf_spmm_weights *w = nmf_linear_spmm_weights(lin);
         CHECK(w->tv_rows == shapes[si][0] && w->tv_tokens == shapes[si][1]);
         for (size_t i = 0; i < T * out; i++) y[i] = NAN;
         CHECK_OK(nmf_linear_forward(y, x, lin, b, T, NMF_ACT_GELU));
-        CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv2 tuned shape"),
-                  "R=%zu TOK=%zu in_block=%zu chunk=%zu", shapes[si][0], shapes[si][1],
+        CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv tuned shape"),
+                  "%s R=%zu TOK=%zu in_block=%zu chunk=%zu", nmf_isa_name(isa), shapes[si][0],
+                  shapes[si][1],
                   shapes[si][2], shapes[si][3]);
     }
-    static const size_t bad[][2] = {{3, 48}, {2, 56}, {1, 12}, {4, 32}, {0, 48}, {2, 0}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    for (size_t i = 0; i < 6; i++) {
         nmf_spmm_tuning t = tune;
-        t.tv2_rows = bad[i][0];
-        t.tv2_tokens = bad[i][1];
+        t.tv_rows = bad[i][0];
+        t.tv_tokens = bad[i][1];
         CHECK_STATUS(nmf_linear_set_tuning(lin, &t), NMF_ERR_INVALID_ARG);
-        CHECK(nmf_linear_spmm_weights(lin)->tv_rows == 2); /* the last good plan, 2 x 16 */
+        CHECK(nmf_linear_spmm_weights(lin)->tv_rows == 2); /* the last good plan */
     }
     nmf_free(x);
     nmf_free(y);
@@ -362,7 +366,7 @@ static void test_plan(void) {
     static float w[128 * 128];
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) w[i] = test_rand_float(&rng);
     CHECK_OK(nmf_nm_pack(&a, w, 128, 128, (nmf_pattern){2, 8}, 0));
-    CHECK_OK(nmf_nm_pack(&small, w, 48, 64, (nmf_pattern){2, 8}, 0)); /* < NMF_TV2_MIN_WEIGHTS */
+    CHECK_OK(nmf_nm_pack(&small, w, 48, 64, (nmf_pattern){2, 8}, 0)); /* < 128 x 128 weights */
     nmf_spmm_tuning tune = nmf_spmm_tuning_default();
     tune.tv = NMF_SPMM_AUTO; /* whatever NMF_SPMM says */
     for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
@@ -385,17 +389,30 @@ static void test_plan(void) {
                 CHECK(nmf_linear_spmm_weights(sl)->tv_pairs == NULL);
             }
             nmf_linear_free(sl);
-            check_tv2_tuning(lin, &a, tune);
         }
-        if (isa == NMF_ISA_AVX512) /* 2:8: below the density of its tv rule */
-            CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "avx512"));
+        if (isa == NMF_ISA_AVX512) { /* 2:8 (density 1/4): tv from 48 tokens */
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 47), "avx512"));
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 48), "avx512-tv"));
+            CHECK(!strcmp(nmf_linear_kernel_name(lin, 512), "avx512-tv"));
+            nmf_nm_matrix sparse; /* 1:8 below 768 x 768: the panel kernel at every count */
+            CHECK_OK(nmf_nm_pack(&sparse, w, 128, 128, (nmf_pattern){1, 8}, 0));
+            nmf_linear *sl = NULL;
+            CHECK_OK(nmf_linear_create_nm(&sl, &sparse));
+            if (sl) {
+                CHECK_OK(nmf_linear_set_tuning(sl, &tune));
+                CHECK(!strcmp(nmf_linear_kernel_name(sl, 512), "avx512"));
+                CHECK(nmf_linear_spmm_weights(sl)->tv_pairs == NULL);
+            }
+            nmf_linear_free(sl);
+            nmf_nm_free(&sparse);
+        }
+        if (isa >= NMF_ISA_AVX2) check_tv_tuning(lin, &a, tune, (nmf_isa)isa);
         if (isa == NMF_ISA_SCALAR) CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), "scalar"));
         nmf_spmm_tuning off = tune;
         off.tv = NMF_SPMM_OFF;
         CHECK_OK(nmf_linear_set_tuning(lin, &off));
         CHECK(!strcmp(nmf_linear_kernel_name(lin, 128), name));
-        CHECK(nmf_linear_spmm_weights(lin)->tv_off == NULL && /* no layout it will not use */
-              nmf_linear_spmm_weights(lin)->tv_pairs == NULL);
+        CHECK(nmf_linear_spmm_weights(lin)->tv_pairs == NULL); /* no layout it will not use */
         nmf_spmm_tuning bad = tune;
         bad.tv = (nmf_spmm_choice)7;
         CHECK_STATUS(nmf_linear_set_tuning(lin, &bad), NMF_ERR_INVALID_ARG);
