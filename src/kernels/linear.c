@@ -13,6 +13,7 @@
 
 #include "kernels/dense16.h"
 #include "kernels/ops_internal.h"
+#include "core/scratch.h"
 #include "kernels/spmm.h"
 #include "kernels/spmm_q8.h"
 #include "nmformer/tensor.h"
@@ -453,14 +454,15 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     if (step.kind == NMF_SPMM_STEP_TV) {
         const size_t xt = nmf_spmm_tv_xt_floats(in, tokens, w->tv_tokens);
         const size_t yt = nmf_round_up(nmf_spmm_tv_yt_floats(plan->tv_shape.chunk, w->tv_tokens), 16);
-        /* not nmf_alloc: every float is written before it is read, zeroing would be waste */
+        /* the thread's scratch (allocated once, grown when a product needs more): every
+         * float is written before it is read */
         const size_t floats = nmf_round_up(xt + yt * (size_t)threads, 16);
         float *xT = xt && floats < SIZE_MAX / sizeof(float)
-                        ? aligned_alloc(64, floats * sizeof(float)) : NULL;
+                        ? nmf_scratch_take(floats * sizeof(float)) : NULL;
         if (xT) {
             forward_tv_threads(y, xT, x, w, plan->k->tv, bias, tokens, act,
                                plan->tv_shape.chunk, xT + xt, yt, threads);
-            free(xT);
+            nmf_scratch_give(xT);
             return NMF_OK;
         }
     }
