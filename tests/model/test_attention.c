@@ -103,7 +103,7 @@ static void run_mhsa(size_t B, size_t T, size_t heads, size_t hd, int causal) {
 /* The sweep, run once per SIMD ISA the CPU has (the best one in full). */
 static void sweep(int full, int san) {
     const size_t Ts[] = {1, 2, 5, 6, 7, 13, 16, 63, 64, 65, 130, 197, 600};
-    const size_t ds[] = {16, 24, 32, 48, 64, 80, 128};
+    const size_t ds[] = {16, 24, 32, 48, 56, 64, 80, 128};
     const size_t nT = sizeof Ts / sizeof Ts[0], nd = sizeof ds / sizeof ds[0];
     for (size_t ti = 0; ti < nT; ti++)
         for (size_t di = 0; di < nd; di++) {
