@@ -18,11 +18,15 @@ rc=$?
 [ "$(echo "$err" | wc -l)" -eq 1 ] && echo "$err" | grep -q "NMF_GEMM='bogus'" ||
     fail "NMF_GEMM=bogus: want one line naming it: $err"
 
-# the whole gemm test on each backend forced (the default run is its own ctest)
+# the whole gemm test on each backend forced (the default run is its own ctest), and the layer
+# tests whose dense layers store their weights as that backend wants them (W on OpenBLAS, W^T on
+# oneDNN: linear.c dense_layout_for): forward, backward and bf16 conversion against references
 for be in openblas onednn; do
     if [ "$be" = onednn ] && ! NMF_GEMM= "$cli" --version | grep -q 'dense: onednn'; then
         echo "test_gemm_backend: oneDNN not built in, skipped"; continue
     fi
-    NMF_GEMM=$be "$build/kernels_test_gemm" > /dev/null || fail "test_gemm with NMF_GEMM=$be"
+    for t in gemm spmm lowprec; do
+        NMF_GEMM=$be "$build/kernels_test_$t" > /dev/null || fail "test_$t with NMF_GEMM=$be"
+    done
 done
 echo "test_gemm_backend: ok"
