@@ -146,6 +146,14 @@ typedef struct {
 NMF_API nmf_status nmf_lm_evaluate(const nmf_model_config *c, const nmf_tensor_set *weights,
                                    const nmf_corpus *corpus, nmf_text_split split, size_t limit,
                                    int batch, nmf_lm_eval_result *r);
+/* The same windows scored by the inference engine, as m computes (nmf_lm_set_precision: bf16 or
+ * int8 block linears, what `eval --precision` reports): forwards of up to `batch` windows (fewer
+ * when their logits would pass ~256 MiB), the loss summed in double. At f32 it agrees with
+ * nmf_lm_evaluate to float rounding. One process (no data-parallel split); r->pattern is left
+ * {0, 0} (the caller knows the weights). */
+typedef struct nmf_lm nmf_lm;
+NMF_API nmf_status nmf_lm_evaluate_model(nmf_lm *m, const nmf_corpus *corpus, nmf_text_split split,
+                                         size_t limit, int batch, nmf_lm_eval_result *r);
 
 /* ---- IDP and the baselines ---------------------------------------------------------------- */
 typedef enum {
