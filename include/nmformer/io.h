@@ -5,6 +5,7 @@
 #define NMFORMER_IO_H
 
 #include "nmformer/config.h"
+#include "nmformer/kernels.h" /* nmf_precision */
 #include "nmformer/tensor.h"
 
 #ifdef __cplusplus
@@ -203,6 +204,22 @@ NMF_API nmf_status nmf_family_prune_file(const char *in, const char *model,
 NMF_API nmf_status nmf_family_convert_file(const char *in, const char *model,
                                            const nmf_config_overrides *overrides, const char *out,
                                            nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
+/* The same, also setting every written candidate's default precision (NMF_META_PRECISION) to
+ * default_precision (NMF_PREC_COUNT: the sources' metadata as they are). */
+NMF_API nmf_status nmf_family_convert_file_precision(const char *in, const char *model,
+                                                     const nmf_config_overrides *overrides,
+                                                     const char *out, nmf_dtype dtype,
+                                                     nmf_precision default_precision,
+                                                     nmf_family *written, nmf_dtype *dtype_used);
+
+/* ---- a candidate's default precision ----
+ * The arithmetic `run`, `eval` and `bench model` use for a candidate when no --precision is
+ * given, set by `convert --default-precision`: the candidate metadata key below, value "f32",
+ * "bf16" or "int8". nmf_candidate_precision gives NMF_PREC_COUNT when the key is absent and
+ * NMF_ERR_FORMAT (naming the value) when it holds anything else. */
+#define NMF_META_PRECISION "nmformer.precision"
+NMF_API nmf_status nmf_candidate_precision(const nmf_tensor_set *s, nmf_precision *p);
+NMF_API nmf_status nmf_candidate_set_precision(nmf_tensor_set *s, nmf_precision p);
 /* What `convert` copies of a family: every candidate checked against the config (the detail names
  * the model), then, when name is not NULL, only that candidate kept (NMF_ERR_NOT_FOUND if absent). */
 NMF_API nmf_status nmf_family_select(nmf_family *fam, const char *name);

@@ -27,6 +27,9 @@ static const char about[] =
     "                               tensor names, dense values (zeros where pruned).\n"
     "                               Written whole or not at all; an existing non-empty\n"
     "                               OUT_DIR is refused unless --force\n"
+    "--default-precision P (an .nmf OUT) records P (f32, bf16 or int8) as every written\n"
+    "candidate's default: run, eval and bench model then compute in it unless --precision\n"
+    "says otherwise (metadata key nmformer.precision; OUT may be IN: written atomically).\n"
     "An .nmf OUT is written tensor by tensor (IN read one tensor at a time: memory is a\n"
     "few tensors, not the model); safetensors and folder outputs hold the model whole.\n"
     "Progress (bytes/s, ETA) on stderr for steps over a second; --quiet silences it.\n"
@@ -36,12 +39,15 @@ static const char about[] =
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *model = NULL;
     nmf_dtype dtype = NMF_DTYPE_COUNT; /* not given: the source's */
+    nmf_precision default_prec = NMF_PREC_COUNT; /* not given: as the source's metadata says */
     int force = 0, quiet = 0, json = 0;
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
         CLI_STR("model", 'm', &model, "NAME", "candidate to read or to write (see above)"),
         CLI_FN("dtype", 0, cli_parse_dtype, &dtype, "T",
                "stored values: f32, f16 or bf16 (default: the\nsource's dtype, f32 when its tensors differ)"),
+        CLI_FN("default-precision", 0, cli_parse_precision, &default_prec, "P",
+               "an .nmf OUT: the candidates' default arithmetic\n(f32, bf16 or int8), see above"),
         CLI_FLAG("force", 'f', &force, "replace an existing model folder OUT_DIR\n(config.json and "
                  "files only; any other\nnon-empty folder is left alone)"),
         CLI_FLAG("quiet", 'q', &quiet, "no summary line, no progress"),
@@ -57,6 +63,8 @@ int cmd_convert(int argc, char **argv) {
     const int to_folder = ok == NMF_FILE_HF_FOLDER;
     if (force && !to_folder)
         return cli_usage_error("convert", "--force applies to a model folder OUT only");
+    if (default_prec != NMF_PREC_COUNT && ok != NMF_FILE_NMF)
+        return cli_usage_error("convert", "--default-precision is stored in an .nmf OUT only");
     if (cli_file_kind("convert", in, &ik)) return CLI_EXIT_FAILURE;
     nmf_status st;
     nmf_model_config cfg;
@@ -68,7 +76,9 @@ int cmd_convert(int argc, char **argv) {
         nmf_config_overrides o;
         nmf_family fam;
         st = cli_config_overrides(&flags, &o);
-        if (!st) st = nmf_family_convert_file(in, model, &o, out, dtype, &fam, &dtype);
+        if (!st)
+            st = nmf_family_convert_file_precision(in, model, &o, out, dtype, default_prec, &fam,
+                                                   &dtype);
         if (st) return cli_fail("convert", cli_failed_path(in, out), st);
         if (!quiet) cli_print_summary("convert", in, out, &fam, NULL, dtype, json);
         nmf_family_free(&fam);

@@ -94,7 +94,11 @@ static int print_text(const cJSON *doc) {
         }
     }
     cJSON_ArrayForEach(mo, models) {
-        printf("\nmodel '%s'\n", str(mo, "name"));
+        const cJSON *dp = cJSON_GetObjectItemCaseSensitive(mo, "default_precision");
+        if (cJSON_IsString(dp))
+            printf("\nmodel '%s' (default precision %s)\n", str(mo, "name"), dp->valuestring);
+        else
+            printf("\nmodel '%s'\n", str(mo, "name"));
         printf("  %-*s %-14s %-7s %-5s %8s %10s %11s %7s  %s\n", width, "tensor", "shape", "pattern",
                "dtype", "bits/grp", "stored B", "dense f32 B", "ratio", "shared");
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(mo, "tensors")) {

@@ -223,6 +223,9 @@ static cJSON *info_json(const char *path, const file_rows *f) {
         cJSON *mo = cJSON_CreateObject();
         cJSON_AddItemToArray(models, mo);
         cJSON_AddStringToObject(mo, "name", fam->models[m].name);
+        /* the default precision as stored (a bad value is shown, and refused when loaded) */
+        const char *prec = nmf_tensors_get_meta(&fam->models[m].tensors, NMF_META_PRECISION);
+        if (prec) cJSON_AddStringToObject(mo, "default_precision", prec);
         model_json(mo, f, m, described ? &desc : NULL);
     }
     if (described) nmf_model_desc_free(&desc);

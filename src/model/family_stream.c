@@ -155,8 +155,19 @@ static int pattern_name(const char *name, nmf_pattern *p) {
 nmf_status nmf_family_convert_file(const char *in, const char *model, const nmf_config_overrides *overrides,
                                    const char *out, nmf_dtype dtype, nmf_family *written,
                                    nmf_dtype *dtype_used) {
+    return nmf_family_convert_file_precision(in, model, overrides, out, dtype, NMF_PREC_COUNT,
+                                             written, dtype_used);
+}
+
+nmf_status nmf_family_convert_file_precision(const char *in, const char *model,
+                                             const nmf_config_overrides *overrides, const char *out,
+                                             nmf_dtype dtype, nmf_precision default_precision,
+                                             nmf_family *written, nmf_dtype *dtype_used) {
     if (written) nmf_family_init(written);
     if (!in || !out) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_convert_file: NULL argument");
+    if ((unsigned)default_precision > NMF_PREC_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_convert_file: precision %d unknown",
+                         (int)default_precision);
     nmf_file_kind kind;
     nmf_status st = nmf_file_kind_detect(in, &kind);
     if (st) return st;
@@ -194,6 +205,8 @@ nmf_status nmf_family_convert_file(const char *in, const char *model, const nmf_
     for (size_t i = 0; !st && i < n; i++) {
         const nmf_tensor_set *h = nmf_model_stream_headers(srcs[i]);
         st = plan_candidate(&plan, names[i], &d, h, pack, 1);
+        if (!st && default_precision != NMF_PREC_COUNT)
+            st = nmf_candidate_set_precision(&plan.models[plan.count - 1].tensors, default_precision);
         /* one dtype for all, as nmf_family_stored_dtype: F32 when they differ */
         nmf_dtype t = nmf_tensors_stored_dtype(h);
         stored = i == 0 || t == stored ? t : NMF_DTYPE_F32;
