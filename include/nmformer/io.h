@@ -139,6 +139,8 @@ NMF_API const nmf_model_config *nmf_family_file_config(const nmf_family_file *f)
 NMF_API size_t nmf_family_file_count(const nmf_family_file *f);
 /* Name of candidate i ("dense", "2:8", ...); NULL when i >= count. */
 NMF_API const char *nmf_family_file_name(const nmf_family_file *f, size_t i);
+/* Candidate i's metadata (a set without tensors: nmf_tensors_get_meta); NULL when i >= count. */
+NMF_API const nmf_tensor_set *nmf_family_file_metadata(const nmf_family_file *f, size_t i);
 /* Candidate i's tensors and metadata into out (initialised here), values in f32 as
  * nmf_family_read gives them. */
 NMF_API nmf_status nmf_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out);
@@ -220,6 +222,10 @@ NMF_API nmf_status nmf_family_convert_file_precision(const char *in, const char 
 #define NMF_META_PRECISION "nmformer.precision"
 NMF_API nmf_status nmf_candidate_precision(const nmf_tensor_set *s, nmf_precision *p);
 NMF_API nmf_status nmf_candidate_set_precision(nmf_tensor_set *s, nmf_precision p);
+/* The default precision of candidate `name` of the model file at path (NULL: a one-candidate
+ * file's): read from an .nmf family's table without touching a payload; NMF_PREC_COUNT for a
+ * candidate without one and for safetensors files and model folders. */
+NMF_API nmf_status nmf_file_default_precision(const char *path, const char *name, nmf_precision *p);
 /* What `convert` copies of a family: every candidate checked against the config (the detail names
  * the model), then, when name is not NULL, only that candidate kept (NMF_ERR_NOT_FOUND if absent). */
 NMF_API nmf_status nmf_family_select(nmf_family *fam, const char *name);

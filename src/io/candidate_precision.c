@@ -23,3 +23,23 @@ nmf_status nmf_candidate_set_precision(nmf_tensor_set *s, nmf_precision p) {
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_candidate_set_precision: bad argument");
     return nmf_tensors_set_meta(s, NMF_META_PRECISION, nmf_precision_name(p));
 }
+
+nmf_status nmf_file_default_precision(const char *path, const char *name, nmf_precision *p) {
+    if (!path || !p) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_file_default_precision: NULL argument");
+    *p = NMF_PREC_COUNT;
+    nmf_file_kind kind;
+    nmf_status st = nmf_file_kind_detect(path, &kind);
+    if (st || kind != NMF_FILE_NMF) return st;
+    nmf_family_file *f;
+    if ((st = nmf_family_open(path, &f))) return st;
+    const size_t n = nmf_family_file_count(f);
+    size_t i = 0;
+    if (name)
+        while (i < n && strcmp(nmf_family_file_name(f, i), name)) i++;
+    if (i >= n || (!name && n != 1)) /* the loader says which candidate is missing or needed */
+        i = n;
+    if (i < n) st = nmf_candidate_precision(nmf_family_file_metadata(f, i), p);
+    if (st) st = nmf_error_context(st, "model '%s'", nmf_family_file_name(f, i));
+    nmf_family_close(f);
+    return st;
+}

@@ -460,6 +460,10 @@ const char *nmf_family_file_name(const nmf_family_file *f, size_t i) {
     return f && i < f->fam.count ? f->fam.models[i].name : NULL;
 }
 
+const nmf_tensor_set *nmf_family_file_metadata(const nmf_family_file *f, size_t i) {
+    return f && i < f->fam.count ? &f->fam.models[i].tensors : NULL;
+}
+
 /* Maps e's payload with its padding (to the next 64-byte boundary or the end of the data); when
  * check, the padding must be zero and the CRC must match: a payload is checked when touched. */
 static nmf_status payload_map(const nmf_family_file *f, const entry *e, int check,
