@@ -223,6 +223,12 @@ NMF_API nmf_status nmf_file_info_json(const char *path, char **json);
 typedef enum { NMF_FILE_UNKNOWN = 0, NMF_FILE_NMF, NMF_FILE_SAFETENSORS, NMF_FILE_HF_FOLDER } nmf_file_kind;
 NMF_API nmf_status nmf_file_kind_detect(const char *path, nmf_file_kind *kind);
 NMF_API const char *nmf_file_kind_name(nmf_file_kind kind); /* "nmf", "safetensors", "hf folder" */
+/* *token = 1 when path holds a token model (BERT, GPT-2, LLaMA), 0 for a ViT, told from what is
+ * cheap to read, no tensor: a model folder holds a token model (config.json); an .nmf says by its
+ * family config (header and table only); a safetensors file by its nmformer.config metadata (the
+ * header only; none: a ViT whose config the caller gives). So that a command picks its loader
+ * (nmf_lm_load_with builds a family candidate layer by layer) before it loads anything. */
+NMF_API nmf_status nmf_file_is_token_model(const char *path, int *token);
 
 /* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
  * names) or .safetensors (name must be NULL or "dense"); config from the file, or from

@@ -132,29 +132,20 @@ int cmd_run(int argc, char **argv) {
         return cli_usage_error("run", "need MODEL, --input and --output (see --help)");
     if (threads) nmf_set_threads(threads);
 
-    nmf_model_config loaded;
-    nmf_tensor_set tensors;
-    /* a token model keeps 16-bit weights unless f32 is asked for (a ViT built from such a set
-     * widens them: nmf_vit_create) */
-    const int keep16 = prec == NMF_PREC_COUNT;
-    nmf_status st = cli_load_model_ex(model_path, name, &flags, keep16, &loaded, &tensors);
-    if (st == NMF_OK && nmf_model_is_token(&loaded) && sta) {
-        nmf_tensors_free(&tensors);
-        return cli_usage_error("run", "--sta is for ViT models (the accelerator's datapath)");
-    }
-    if (prec == NMF_PREC_COUNT) prec = NMF_PREC_F32;
-    if (st == NMF_OK && nmf_model_is_token(&loaded)) {
+    if (model_cli_is_token(model_path)) { /* a family candidate is built layer by layer */
+        if (sta) return cli_usage_error("run", "--sta is for ViT models (the accelerator's datapath)");
         nmf_lm *lm = NULL;
-        st = nmf_lm_create_from(&lm, &loaded, &tensors);
-        nmf_tensors_free(&tensors);
-        if (st == NMF_OK && !keep16 && prec != NMF_PREC_F32) st = nmf_lm_set_precision(lm, prec);
-        if (st) nmf_lm_free(lm);
+        nmf_status st = model_cli_lm_load(&lm, model_path, name, &flags, prec);
         if (st) return cli_fail("run", model_path, st);
         const lm_run_files files = {input, output, types_path, mask_path};
         rc = run_token_model(lm, &files, (size_t)batch);
         nmf_lm_free(lm);
         return rc;
     }
+    nmf_model_config loaded;
+    nmf_tensor_set tensors;
+    /* 16-bit weights stay 16-bit unless a precision is asked for (nmf_vit_create) */
+    nmf_status st = cli_load_model_ex(model_path, name, &flags, prec == NMF_PREC_COUNT, &loaded, &tensors);
     if (types_path || mask_path) {
         nmf_tensors_free(&tensors);
         return cli_usage_error("run", "--token-types and --attention-mask are for BERT models");

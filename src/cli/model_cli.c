@@ -26,19 +26,36 @@ nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
     return st;
 }
 
+int model_cli_is_token(const char *path) {
+    int token = 0;
+    if (nmf_file_is_token_model(path, &token) != NMF_OK) {
+        nmf_clear_error(); /* the full load says what is wrong with the path */
+        return 0;
+    }
+    return token;
+}
+
+nmf_status model_cli_lm_load(nmf_lm **out, const char *path, const char *name,
+                             const cli_config_flags *flags, nmf_precision prec) {
+    *out = NULL;
+    nmf_config_overrides o;
+    nmf_status st = cli_config_overrides(flags, &o);
+    return st ? st : nmf_lm_load_with(out, path, name, &o, prec);
+}
+
 nmf_status model_cli_vit_create(model_cli_vit *r, const nmf_model_config *c, const nmf_tensor_set *tensors,
                                 nmf_precision prec, const char *sta_hw, const char *data_dir) {
     memset(r, 0, sizeof *r);
     r->config = *c;
     if (!sta_hw) {
         nmf_status st = nmf_vit_create(&r->vit, c, tensors);
-        if (st == NMF_OK) st = nmf_vit_set_precision(r->vit, prec);
+        if (st == NMF_OK && prec != NMF_PREC_COUNT) st = nmf_vit_set_precision(r->vit, prec);
         return st;
     }
     if (prec != NMF_PREC_INT8)
         return nmf_error(NMF_ERR_INVALID_ARG, "--sta runs the accelerator's fixed-point numbers: it goes "
                          "with --precision int8 (the design's data_bits set the widths), not %s",
-                         nmf_precision_name(prec));
+                         nmf_precision_name(prec == NMF_PREC_COUNT ? NMF_PREC_F32 : prec));
     nmf_sta_config hw;
     nmf_sta_config_default(&hw);
     nmf_status st = nmf_sta_config_load(sta_hw, &hw);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "cli/cli_util.h"
+#include "nmformer/lm.h"
 #include "nmformer/model.h"
 #include "nmformer/sta.h"
 
@@ -15,6 +16,15 @@ int model_cli_int(const char *text, long lo, long hi, long *out);
 nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
                           const cli_config_flags *flags);
 
+/* 1 when path holds a token model, told cheaply (nmf_file_is_token_model: no tensor read); 0 for
+ * a ViT or when it cannot be told (the command's full load then reports what is wrong). */
+int model_cli_is_token(const char *path);
+/* A token model for the commands that run one (run, generate, bench model): nmf_lm_load_with,
+ * so that a family candidate is built layer by layer, with the config flags as overrides (a token
+ * model refuses them, naming them) and prec (NMF_PREC_COUNT: the weights as stored). */
+nmf_status model_cli_lm_load(nmf_lm **out, const char *path, const char *name,
+                             const cli_config_flags *flags, nmf_precision prec);
+
 /* A runnable ViT for run/eval: the f32/bf16/int8 model (nmf_vit), or with --sta HW.ini the
  * accelerator's fixed-point numbers on the CPU (nmf_fx_cpu: quantised on the library's
  * calibration images, as `sim --functional` does). */
@@ -23,7 +33,8 @@ typedef struct {
     nmf_fx_cpu *fx;
     nmf_model_config config;
 } model_cli_vit;
-/* From a loaded config + tensors (borrowed). sta_hw: the design INI or NULL; it needs
+/* From a loaded config + tensors (borrowed); prec NMF_PREC_COUNT: the linears as the set holds
+ * them (16-bit weights of nmf_load_model_keep16 stay 16-bit), else nmf_vit_set_precision. sta_hw: the design INI or NULL; it needs
  * prec == NMF_PREC_INT8 (the design's data_bits, 8 or 16, set the widths). data_dir: where the
  * Fashion-MNIST calibration images are (NULL: the default). */
 nmf_status model_cli_vit_create(model_cli_vit *r, const nmf_model_config *c, const nmf_tensor_set *tensors,

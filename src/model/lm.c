@@ -198,9 +198,11 @@ typedef struct {
 /* nmf_lm_create; when owned is not NULL (it is then `tensors` itself), each tensor is removed
  * from it as soon as the model holds its own copy, so that building from a set the caller gives
  * up (nmf_lm_load) peaks near one copy of the weights, not two. lazy (or NULL): where the N:M
- * tensors the set holds as headers are read, one at a time as each layer is built. */
+ * tensors the set holds as headers are read, one at a time as each layer is built. prec: bf16 or
+ * int8 converts each block linear as soon as it is built (nmf_lm_set_precision's conversion, one
+ * layer's f32 forms at a time); f32 or NMF_PREC_COUNT leaves them as built. */
 static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors,
-                           nmf_tensor_set *owned, const lm_lazy *lazy) {
+                           nmf_tensor_set *owned, const lm_lazy *lazy, nmf_precision prec) {
     /* the embedding and the head stay 16-bit when the set holds them so: out of param_buf */
     nmf_model_desc d;
     nmf_status st = nmf_model_describe(&d, c);
@@ -249,6 +251,9 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
         } else {
             st = linear_from_tensor(m, p, t, owned != NULL, kept16);
         }
+        if (st == NMF_OK && (prec == NMF_PREC_BF16 || prec == NMF_PREC_INT8) &&
+            (st = nmf_linear_set_precision(*linear_slot(m, p), prec)))
+            st = nmf_error_context(st, "block %d", p->block);
         if (st == NMF_OK && owned) nmf_tensors_remove(owned, p->name);
     }
     if (st) {
@@ -262,14 +267,14 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
 nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
     if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create: NULL argument");
     *out = NULL;
-    return lm_build(out, c, tensors, NULL, NULL);
+    return lm_build(out, c, tensors, NULL, NULL, NMF_PREC_COUNT);
 }
 
 nmf_status nmf_lm_create_from(nmf_lm **out, const nmf_model_config *c, nmf_tensor_set *tensors) {
     if (!out || !c || !tensors)
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create_from: NULL argument");
     *out = NULL;
-    return lm_build(out, c, tensors, tensors, NULL);
+    return lm_build(out, c, tensors, tensors, NULL, NMF_PREC_COUNT);
 }
 
 nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pattern pattern,
@@ -323,8 +328,16 @@ static nmf_status token_model(const char *path, const nmf_model_config *c) {
 }
 
 nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
+    return nmf_lm_load_with(out, path, name, NULL, NMF_PREC_COUNT);
+}
+
+nmf_status nmf_lm_load_with(nmf_lm **out, const char *path, const char *name,
+                            const nmf_config_overrides *overrides, nmf_precision prec) {
     if (!out || !path) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_load: NULL argument");
     *out = NULL;
+    if ((unsigned)prec > NMF_PREC_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_load: precision %d unknown", (int)prec);
+    const int keep16 = prec == NMF_PREC_COUNT; /* else every weight widened to f32 first */
     nmf_model_config c;
     nmf_tensor_set s;
     nmf_tensors_init(&s);
@@ -332,9 +345,10 @@ nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
     nmf_status st = nmf_file_kind_detect(path, &kind);
     if (st) return st;
     if (kind != NMF_FILE_NMF) { /* a folder or safetensors file: the one model it holds */
-        st = nmf_load_model_keep16(path, name, NULL, NULL, &c, &s);
+        st = keep16 ? nmf_load_model_keep16(path, name, NULL, overrides, &c, &s)
+                    : nmf_load_model_with(path, name, NULL, overrides, &c, &s);
         if (st == NMF_OK) st = token_model(path, &c);
-        if (st == NMF_OK) st = lm_build(out, &c, &s, &s, NULL);
+        if (st == NMF_OK) st = lm_build(out, &c, &s, &s, NULL, prec);
         nmf_tensors_free(&s);
         return st;
     }
@@ -349,9 +363,10 @@ nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
         c = *nmf_family_file_config(fam);
         st = token_model(path, &c);
     }
-    if (st == NMF_OK) st = nmf_io_family_file_load(fam, lazy.model, &s, NMF_IO_KEEP16 | NMF_IO_NM_HEADERS);
-    if (st == NMF_OK) st = nmf_io_model_config_finish(path, 1, NULL, &c, &s);
-    if (st == NMF_OK) st = lm_build(out, &c, &s, &s, &lazy);
+    if (st == NMF_OK)
+        st = nmf_io_family_file_load(fam, lazy.model, &s, (keep16 ? NMF_IO_KEEP16 : 0) | NMF_IO_NM_HEADERS);
+    if (st == NMF_OK) st = nmf_io_model_config_finish(path, 1, overrides, &c, &s);
+    if (st == NMF_OK) st = lm_build(out, &c, &s, &s, &lazy, prec);
     nmf_tensors_free(&s);
     nmf_family_close(fam);
     return st;
