@@ -23,6 +23,10 @@ typedef struct nmf_vit nmf_vit; /* opaque */
 
 /* Builds a model from tensors in timm names (checked against the config with
  * nmf_model_check_tensors). Block linear weights held as nm become N:M linears, dense ones dense.
+ * A set read keeping 16-bit values (nmf_load_model_keep16) keeps them in the block linears as the
+ * token models do (lm.h): dense 16-bit layers (nmf_linear_create_dense16) and, for BF16 N:M
+ * weights, compact bf16 N:M layers (nmf_linear_create_nm_bf16; their precision is then bf16 and
+ * nmf_vit_set_precision cannot change it); the rest of the model is f32.
  * The tensor set is not referenced afterwards (values are copied / repacked). */
 NMF_API nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors);
 
@@ -32,8 +36,10 @@ NMF_API nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, cons
 NMF_API nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_model_config *c, nmf_pattern pattern,
                                  uint64_t seed);
 
-/* nmf_load_model (io.h: .nmf family candidate `name`, or .safetensors) + nmf_vit_create; the
- * tensors are freed once the model holds its own copy. fallback_config may be NULL. */
+/* nmf_load_model_keep16 (io.h: .nmf family candidate `name`, or .safetensors) + nmf_vit_create:
+ * the weights as stored (BF16/F16 block linears stay 16-bit; for f32 ones, nmf_load_model +
+ * nmf_vit_create); the tensors are freed once the model holds its own copy. fallback_config may
+ * be NULL. */
 NMF_API nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
                         const nmf_model_config *fallback_config);
 

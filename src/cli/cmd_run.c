@@ -106,7 +106,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
     const char *types_path = NULL, *mask_path = NULL, *sta = NULL;
     int batch = 32, threads = 0;
-    nmf_precision prec = NMF_PREC_COUNT; /* not given: ViT f32, token models as stored */
+    nmf_precision prec = NMF_PREC_COUNT; /* not given: the weights as stored */
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
         CLI_STR("input", 'i', &input, "PATH", "the input .npy (see above); - = stdin"),
@@ -117,8 +117,8 @@ int cmd_run(int argc, char **argv) {
         CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images (sequences) per forward pass (default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears (int8: N:M only). Token models\n"
-               "without it keep BF16/F16 weights as stored"),
+               "f32, bf16 or int8 arithmetic for the block\nlinears (int8: N:M only). Without it the weights\n"
+               "stay as stored (BF16/F16 16-bit, F32 f32)"),
         CLI_STR("sta", 0, &sta, "HW.ini", "ViT with --precision int8: the STA accelerator's\n"
                 "fixed-point numbers, bit for bit (docs/STA.md)"),
         CLI_CONFIG_OPTS(&flags),

@@ -1,13 +1,13 @@
 /* Token models (BERT, GPT-2, LLaMA): construction from a tensor set in HF names or at random,
  * loading, sizes. The parameter table is the contract: N:M-eligible block weights become
  * nmf_linear objects (dense or N:M as held), everything else lands in one dense buffer.
- * GPT-2's Conv1D weights, stored [in, out], are transposed here once to the (out, in) the
- * linears want. The forward is in lm_forward.c / lm_block.c. */
-#include <math.h>
+ * GPT-2's Conv1D weights, stored [in, out], are transposed once to the (out, in) the linears
+ * want (block_linear.c, which builds every model's block linears). The forward is in lm_forward.c / lm_block.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/io_internal.h"
+#include "model/block_linear.h"
 #include "model/lm_internal.h"
 #include "nmformer/io.h"
 
@@ -116,76 +116,13 @@ static nmf_linear **linear_slot(nmf_lm *m, const nmf_param *p) {
     return &m->lin[(size_t)p->block * (size_t)m->desc.kind_count + (size_t)p->kind];
 }
 
-/* (out, in) from storage [in, out] */
-static void transpose(float *dst, const float *src, size_t rows_in, size_t cols_out) {
-    for (size_t i = 0; i < rows_in; i++)
-        for (size_t o = 0; o < cols_out; o++) dst[o * rows_in + i] = src[i * cols_out + o];
-}
-
-/* NMF_ERR_NUMERIC when a 16-bit value of t is an infinity or a NaN (exponent bits all ones) */
-static nmf_status check_finite16(const nmf_tensor *t) {
-    const uint16_t exp = t->stored_dtype == NMF_DTYPE_F16 ? 0x7c00 : 0x7f80;
-    for (size_t i = 0; i < t->numel; i++)
-        if ((t->data16[i] & exp) == exp)
-            return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", t->name, i);
-    return NMF_OK;
-}
-
-/* A dense linear kept in t's stored 16-bit dtype; GPT-2's [in, out] storage transposed once
- * (the values are moved, never rounded). When t is the caller's to give up (take), the layer
- * takes its values rather than a copy. */
-static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, nmf_tensor *t,
-                                       int transposed, int take) {
-    nmf_status st = check_finite16(t);
-    if (st == NMF_OK && !transposed && take)
-        return nmf_linear_create_dense16_take(lin, &t->data16, t->stored_dtype, p->rows, p->cols);
-    if (st || !transposed)
-        return st ? st : nmf_linear_create_dense16(lin, t->data16, t->stored_dtype, p->rows, p->cols);
-    uint16_t *wt = malloc(p->numel * sizeof *wt); /* (out, in) from [in, out] */
-    if (!wt) return nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu values", p->name, p->numel);
-    for (size_t i = 0; i < p->cols; i++)
-        for (size_t o = 0; o < p->rows; o++) wt[o * p->cols + i] = t->data16[i * p->rows + o];
-    st = nmf_linear_create_dense16(lin, wt, t->stored_dtype, p->rows, p->cols);
-    free(wt);
-    return st;
-}
-
-/* A block linear from its tensor: N:M as held (on its (out, in) view), or dense, transposed
- * from [in, out] storage when the kind says so. */
-/* A block linear from its tensor (see below); take: t is the caller's to give up; kept16: the set
- * was read keeping 16-bit values, so an N:M weight stored BF16 runs on the bf16 N:M path
- * (nmf_linear_set_precision: its values are bf16 already, the rounding changes none), compact
- * (nmf_linear_compact: 3 bytes per kept weight; every token count on the bf16 panel kernel). */
+/* A block linear from its tensor (block_linear.h) into its slot; take: t is the caller's to give
+ * up; kept16: the set was read keeping 16-bit values (bf16 N:M weights become compact bf16 layers:
+ * 2.5-3 bytes per kept weight, every token count on the bf16 panel kernel). */
 static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *t, int take,
                                      int kept16) {
-    const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
-    nmf_linear **lin = linear_slot(m, p);
-    if (t->nm) {
-        if (t->nm->rows != p->rows || t->nm->cols != p->cols)
-            return nmf_error(NMF_ERR_SHAPE, "tensor '%s': N:M form is %zu x %zu, its (out, in) view "
-                             "%zu x %zu", p->name, t->nm->rows, t->nm->cols, p->rows, p->cols);
-        nmf_status st = nmf_nm_validate(t->nm);
-        const size_t kept = t->nm->rows * t->nm->groups * (size_t)t->nm->pattern.n;
-        for (size_t i = 0; st == NMF_OK && i < kept; i++)
-            if (!isfinite(t->nm->values[i]))
-                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", p->name, i);
-        if (st != NMF_OK) return st;
-        if (kept16 && t->stored_dtype == NMF_DTYPE_BF16) /* memory ~ the stored bytes */
-            return nmf_linear_create_nm_bf16(lin, t->nm);
-        return nmf_linear_create_nm(lin, t->nm);
-    }
-    if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0, take);
-    float *w = malloc(p->numel * sizeof(float)), *wt = k->in_axis == 0 ? malloc(p->numel * sizeof(float)) : NULL;
-    nmf_status st = !w || (k->in_axis == 0 && !wt)
-                        ? nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu floats", p->name, p->numel)
-                        : nmf_tensor_dense(t, w);
-    for (size_t i = 0; st == NMF_OK && i < p->numel; i++)
-        if (!isfinite(w[i])) st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", p->name, i);
-    if (st == NMF_OK && wt) transpose(wt, w, p->cols, p->rows);
-    if (st == NMF_OK) st = nmf_linear_create_dense(lin, wt ? wt : w, p->rows, p->cols);
-    free(w);
-    free(wt);
-    return st;
+    return nmf_block_linear_from_tensor(linear_slot(m, p), p, nmf_param_kind_of(&m->desc, p), t, take,
+                                        kept16);
 }
 
 /* Where a family candidate's N:M tensors are read from when the set holds only their headers
@@ -208,8 +145,8 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     nmf_status st = nmf_model_describe(&d, c);
     if (st) return st;
     const nmf_lm_kinds *kinds = kinds_of(c);
-    int skip[NMF_DESC_MAX_KINDS] = {0}, any = 0, kept16 = 0; /* kept16: read with keep16 */
-    for (size_t i = 0; i < tensors->count && !kept16; i++) kept16 = tensors->items[i].data16 != NULL;
+    int skip[NMF_DESC_MAX_KINDS] = {0}, any = 0;
+    const int kept16 = nmf_block_set_kept16(tensors); /* read with keep16 */
     for (size_t i = 0; i < d.count; i++) {
         const nmf_param *p = &d.params[i];
         const nmf_tensor *t = nmf_tensors_find(tensors, p->name);
@@ -226,7 +163,7 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
         if (!skip[p->kind]) continue;
         nmf_tensor *t = nmf_tensors_find(tensors, p->name);
         nmf_linear **dst = p->kind == m->k.word ? &m->embed16 : &m->head16;
-        st = check_finite16(t);
+        st = nmf_block_check_finite16(t);
         if (st == NMF_OK && owned) /* (V, D): the head's (out, in), the embedding's rows */
             st = nmf_linear_create_dense16_take(dst, &t->data16, t->stored_dtype, p->rows, p->cols);
         else if (st == NMF_OK)

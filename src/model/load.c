@@ -9,7 +9,8 @@ nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
     nmf_model_config config;
     nmf_tensor_set tensors;
     nmf_tensors_init(&tensors);
-    nmf_status st = nmf_load_model(path, name, fallback_config, &config, &tensors);
+    /* weights as stored: BF16/F16 ones stay 16-bit in the model (nmf_vit_create) */
+    nmf_status st = nmf_load_model_keep16(path, name, fallback_config, NULL, &config, &tensors);
     if (st == NMF_OK) st = nmf_vit_create(out, &config, &tensors);
     nmf_tensors_free(&tensors);
     return st;

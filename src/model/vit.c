@@ -1,10 +1,10 @@
 /* ViT construction: the parameter buffer + struct of pointers, the block linears (dense or N:M),
  * from a tensor set or random for the shape library. The forward is in vit_forward.c. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/block_linear.h"
 #include "model/vit_internal.h"
 
 /* m with derived sizes, its description, the parameter buffer (zeroed) and pointers; linears NULL */
@@ -71,36 +71,20 @@ static nmf_status for_each_param(nmf_vit *m, fill_fn fill, void *ctx) {
     return NMF_OK;
 }
 
-/* The block linears from their tensors (the dense rest is loaded by nmf_model_load_dense). */
+/* The block linears from their tensors (the dense rest is loaded by nmf_model_load_dense), as
+ * every model builds them (block_linear.h): a set read keeping 16-bit values (kept16) gives dense
+ * 16-bit and compact bf16 N:M layers. */
+typedef struct {
+    const nmf_tensor_set *tensors;
+    int kept16;
+} linear_ctx;
+
 static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, float *dense,
-                              nmf_linear **lin, void *ctx) {
-    (void)k;
+                              nmf_linear **lin, void *vctx) {
     if (dense) return NMF_OK;
-    const nmf_tensor *t = nmf_tensors_find((const nmf_tensor_set *)ctx, spec->name);
-    nmf_status st = NMF_OK;
-    if (t->nm) {
-        st = nmf_nm_validate(t->nm);
-        size_t kept = t->nm->rows * t->nm->groups * (size_t)t->nm->pattern.n;
-        for (size_t i = 0; st == NMF_OK && i < kept; i++)
-            if (!isfinite(t->nm->values[i]))
-                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", spec->name, i);
-        if (st == NMF_OK) st = nmf_linear_create_nm(lin, t->nm);
-    } else if (t->data) {
-        for (size_t i = 0; i < t->numel; i++)
-            if (!isfinite(t->data[i]))
-                return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", spec->name, i);
-        st = nmf_linear_create_dense(lin, t->data, spec->rows, spec->cols);
-    } else if (t->data16) { /* a set read with nmf_load_model_keep16: the ViT computes in f32 */
-        float *w = malloc(t->numel * sizeof *w);
-        st = w ? nmf_tensor_dense(t, w) : nmf_error(NMF_ERR_NOMEM, "tensor '%s'", spec->name);
-        for (size_t i = 0; st == NMF_OK && i < t->numel; i++)
-            if (!isfinite(w[i]))
-                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", spec->name, i);
-        if (st == NMF_OK) st = nmf_linear_create_dense(lin, w, spec->rows, spec->cols);
-        free(w);
-    } else {
-        st = nmf_error(NMF_ERR_FORMAT, "tensor '%s' holds no data", spec->name);
-    }
+    const linear_ctx *ctx = vctx;
+    nmf_tensor *t = nmf_tensors_find(ctx->tensors, spec->name); /* not given up: take = 0 */
+    nmf_status st = nmf_block_linear_from_tensor(lin, spec, k, t, 0, ctx->kept16);
     if (st && nmf_last_error()[0] == '\0') st = nmf_error(st, "linear '%s'", spec->name);
     return st;
 }
@@ -112,7 +96,8 @@ nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_te
     nmf_status st = vit_alloc(&m, c);
     if (st) return st;
     st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
-    if (!st) st = for_each_param(m, fill_linear, (void *)tensors);
+    linear_ctx ctx = {tensors, nmf_block_set_kept16(tensors)};
+    if (!st) st = for_each_param(m, fill_linear, &ctx);
     if (st) {
         nmf_vit_free(m);
         return st;

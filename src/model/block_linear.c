@@ -1,0 +1,82 @@
+/* Block linears from their tensors, for every model (block_linear.h). */
+#include "model/block_linear.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "nmformer/nm.h"
+
+nmf_status nmf_block_check_finite16(const nmf_tensor *t) {
+    const uint16_t exp = t->stored_dtype == NMF_DTYPE_F16 ? 0x7c00 : 0x7f80; /* exponent all ones */
+    for (size_t i = 0; i < t->numel; i++)
+        if ((t->data16[i] & exp) == exp)
+            return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", t->name, i);
+    return NMF_OK;
+}
+
+int nmf_block_set_kept16(const nmf_tensor_set *s) {
+    for (size_t i = 0; i < s->count; i++)
+        if (s->items[i].data16) return 1;
+    return 0;
+}
+
+/* (out, in) from storage [in, out] */
+static void transpose(float *dst, const float *src, size_t rows_in, size_t cols_out) {
+    for (size_t i = 0; i < rows_in; i++)
+        for (size_t o = 0; o < cols_out; o++) dst[o * rows_in + i] = src[i * cols_out + o];
+}
+
+/* A dense linear kept in t's stored 16-bit dtype. */
+static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, nmf_tensor *t,
+                                       int transposed, int take) {
+    nmf_status st = nmf_block_check_finite16(t);
+    if (st == NMF_OK && !transposed && take)
+        return nmf_linear_create_dense16_take(lin, &t->data16, t->stored_dtype, p->rows, p->cols);
+    if (st || !transposed)
+        return st ? st : nmf_linear_create_dense16(lin, t->data16, t->stored_dtype, p->rows, p->cols);
+    uint16_t *wt = malloc(p->numel * sizeof *wt); /* (out, in) from [in, out] */
+    if (!wt) return nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu values", p->name, p->numel);
+    for (size_t i = 0; i < p->cols; i++)
+        for (size_t o = 0; o < p->rows; o++) wt[o * p->cols + i] = t->data16[i * p->rows + o];
+    st = nmf_linear_create_dense16(lin, wt, t->stored_dtype, p->rows, p->cols);
+    free(wt);
+    return st;
+}
+
+static nmf_status non_finite(const nmf_param *p, const float *w, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(w[i])) return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite %s %zu", p->name, what, i);
+    return NMF_OK;
+}
+
+nmf_status nmf_block_linear_from_tensor(nmf_linear **lin, const nmf_param *p, const nmf_param_kind *k,
+                                        nmf_tensor *t, int take, int kept16) {
+    if (t->nm) {
+        if (t->nm->rows != p->rows || t->nm->cols != p->cols)
+            return nmf_error(NMF_ERR_SHAPE, "tensor '%s': N:M form is %zu x %zu, its (out, in) view "
+                             "%zu x %zu", p->name, t->nm->rows, t->nm->cols, p->rows, p->cols);
+        nmf_status st = nmf_nm_validate(t->nm);
+        if (st == NMF_OK)
+            st = non_finite(p, t->nm->values, t->nm->rows * t->nm->groups * (size_t)t->nm->pattern.n,
+                            "kept value");
+        if (st != NMF_OK) return st;
+        if (kept16 && t->stored_dtype == NMF_DTYPE_BF16) /* memory ~ the stored bytes */
+            return nmf_linear_create_nm_bf16(lin, t->nm);
+        return nmf_linear_create_nm(lin, t->nm);
+    }
+    if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0, take);
+    if (!t->data) return nmf_error(NMF_ERR_FORMAT, "tensor '%s' holds no data", p->name);
+    if (k->in_axis != 0) { /* stored (out, in): the values as they are */
+        nmf_status st = non_finite(p, t->data, p->numel, "value at");
+        return st ? st : nmf_linear_create_dense(lin, t->data, p->rows, p->cols);
+    }
+    float *wt = malloc(p->numel * sizeof(float));
+    if (!wt) return nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu floats", p->name, p->numel);
+    nmf_status st = non_finite(p, t->data, p->numel, "value at");
+    if (st == NMF_OK) {
+        transpose(wt, t->data, p->cols, p->rows);
+        st = nmf_linear_create_dense(lin, wt, p->rows, p->cols);
+    }
+    free(wt);
+    return st;
+}
