@@ -125,15 +125,13 @@ int cmd_eval(int argc, char **argv) {
     if (!images != !labels) return cli_usage_error("eval", "--images and --labels go together");
     if (images && data_dir) return cli_usage_error("eval", "--data is Fashion-MNIST's; not with --images");
     if (threads) nmf_set_threads(threads);
-    nmf_model_config cfg;
-    nmf_tensor_set weights;
-    /* a ViT keeps 16-bit weights unless a precision is asked for; a language model is scored by
-     * the trainer's f32 model (nmf_lm_evaluate) */
-    const int keep16 = prec == NMF_PREC_COUNT && !model_cli_is_token(model_path);
-    nmf_status st = cli_load_model_ex(model_path, name, &flags, keep16, &cfg, &weights);
-    if (st) return cli_fail("eval", model_path, st);
-    const int token = nmf_model_is_token(&cfg);
-    if (token || corpus || split != NMF_TEXT_SPLITS) {
+    if (model_cli_is_token(model_path) || corpus || split != NMF_TEXT_SPLITS) {
+        /* a language model is scored by the trainer's f32 model (nmf_lm_evaluate) */
+        nmf_model_config cfg;
+        nmf_tensor_set weights;
+        nmf_status st = cli_load_model(model_path, name, &flags, &cfg, &weights);
+        if (st) return cli_fail("eval", model_path, st);
+        const int token = nmf_model_is_token(&cfg);
         if (!token || images || data_dir || (prec != NMF_PREC_COUNT && prec != NMF_PREC_F32) || sta) {
             nmf_tensors_free(&weights);
             return cli_usage_error("eval", token ? "a language model is scored on a text corpus: "
@@ -149,18 +147,13 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     if (!batch) batch = 64;
-    model_cli_vit m;
-    st = model_cli_vit_create(&m, &cfg, &weights, prec, sta, data_dir);
-    if (prec == NMF_PREC_COUNT) { /* what the block linears compute in: 16-bit weights are bf16's */
-        prec = NMF_PREC_F32;
-        for (size_t i = 0; i < weights.count; i++)
-            if (weights.items[i].data16) prec = NMF_PREC_BF16;
-    }
-    nmf_tensors_free(&weights);
+    model_cli_vit m; /* 16-bit weights stay 16-bit unless a precision is asked for */
+    nmf_status st = model_cli_vit_load(&m, model_path, name, &flags, prec, sta, data_dir);
     if (st) {
         model_cli_vit_free(&m);
         return cli_fail("eval", model_path, st);
     }
+    if (prec == NMF_PREC_COUNT) prec = m.vit ? nmf_vit_get_precision(m.vit) : NMF_PREC_F32; /* as shown */
     const nmf_model_config *c = &m.config;
     nmf_dataset ds = {0};
     nmf_array x = {0};

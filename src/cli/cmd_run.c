@@ -142,17 +142,10 @@ int cmd_run(int argc, char **argv) {
         nmf_lm_free(lm);
         return rc;
     }
-    nmf_model_config loaded;
-    nmf_tensor_set tensors;
-    /* 16-bit weights stay 16-bit unless a precision is asked for (nmf_vit_create) */
-    nmf_status st = cli_load_model_ex(model_path, name, &flags, prec == NMF_PREC_COUNT, &loaded, &tensors);
-    if (types_path || mask_path) {
-        nmf_tensors_free(&tensors);
+    if (types_path || mask_path)
         return cli_usage_error("run", "--token-types and --attention-mask are for BERT models");
-    }
-    model_cli_vit m = {0};
-    if (st == NMF_OK) st = model_cli_vit_create(&m, &loaded, &tensors, prec, sta, NULL);
-    nmf_tensors_free(&tensors);
+    model_cli_vit m = {0}; /* 16-bit weights stay 16-bit unless a precision is asked for */
+    nmf_status st = model_cli_vit_load(&m, model_path, name, &flags, prec, sta, NULL);
     if (st) {
         model_cli_vit_free(&m);
         return cli_fail("run", model_path, st);

@@ -12,10 +12,6 @@
 
 /* Parses a whole decimal integer in [lo, hi]; returns 0 on success. */
 int model_cli_int(const char *text, long lo, long hi, long *out);
-/* cli_load_model (file + config flags) then nmf_vit_create; the tensors are freed. */
-nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
-                          const cli_config_flags *flags);
-
 /* 1 when path holds a token model, told cheaply (nmf_file_is_token_model: no tensor read); 0 for
  * a ViT or when it cannot be told (the command's full load then reports what is wrong). */
 int model_cli_is_token(const char *path);
@@ -33,13 +29,11 @@ typedef struct {
     nmf_fx_cpu *fx;
     nmf_model_config config;
 } model_cli_vit;
-/* From a loaded config + tensors (borrowed); prec NMF_PREC_COUNT: the linears as the set holds
- * them (16-bit weights of nmf_load_model_keep16 stay 16-bit), else nmf_vit_set_precision. sta_hw: the design INI or NULL; it needs
- * prec == NMF_PREC_INT8 (the design's data_bits, 8 or 16, set the widths). data_dir: where the
- * Fashion-MNIST calibration images are (NULL: the default). */
-nmf_status model_cli_vit_create(model_cli_vit *r, const nmf_model_config *c, const nmf_tensor_set *tensors,
-                                nmf_precision prec, const char *sta_hw, const char *data_dir);
-/* cli_load_model, then model_cli_vit_create. */
+/* A runnable ViT from a path: without sta_hw nmf_vit_load_with (the config flags as overrides, prec
+ * NMF_PREC_COUNT: weights as stored; a family candidate read layer by layer); with sta_hw (the
+ * design INI; it needs prec == NMF_PREC_INT8: the design's data_bits, 8 or 16, set the widths)
+ * cli_load_model, then nmf_fx_cpu_create quantised on the Fashion-MNIST calibration images of
+ * data_dir (NULL: the default). */
 nmf_status model_cli_vit_load(model_cli_vit *r, const char *path, const char *name,
                               const cli_config_flags *flags, nmf_precision prec, const char *sta_hw,
                               const char *data_dir);

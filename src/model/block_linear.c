@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "io/io_internal.h"
 #include "nmformer/nm.h"
 
 nmf_status nmf_block_check_finite16(const nmf_tensor *t) {
@@ -78,5 +79,57 @@ nmf_status nmf_block_linear_from_tensor(nmf_linear **lin, const nmf_param *p, co
         st = nmf_linear_create_dense(lin, wt, p->rows, p->cols);
     }
     free(wt);
+    return st;
+}
+
+static nmf_status kind_is(const char *path, const nmf_model_config *c, int token) {
+    if (nmf_model_is_token(c) == token) return NMF_OK;
+    if (token)
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model classifies images, not a causal language "
+                         "model or other token model (nmf_vit_load reads it)", path, c->arch);
+    return nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model takes token ids, not images (nmf_lm_load "
+                     "reads it)", path, c->arch);
+}
+
+nmf_status nmf_block_source_open(nmf_block_source *src, const char *path, const char *name,
+                                 const nmf_model_config *fallback, const nmf_config_overrides *overrides,
+                                 int keep16, int token, nmf_model_config *c, nmf_tensor_set *s) {
+    src->file = NULL;
+    src->model = 0;
+    nmf_tensors_init(s);
+    nmf_file_kind kind;
+    nmf_status st = nmf_file_kind_detect(path, &kind);
+    if (st) return st;
+    if (kind != NMF_FILE_NMF) { /* a folder or safetensors file: the one model it holds */
+        st = keep16 ? nmf_load_model_keep16(path, name, fallback, overrides, c, s)
+                    : nmf_load_model_with(path, name, fallback, overrides, c, s);
+        return st ? st : kind_is(path, c, token);
+    }
+    if ((st = nmf_family_open(path, &src->file))) return st;
+    st = nmf_io_family_file_pick(src->file, path, name, &src->model);
+    if (st == NMF_OK) {
+        *c = *nmf_family_file_config(src->file);
+        st = kind_is(path, c, token);
+    }
+    if (st == NMF_OK)
+        st = nmf_io_family_file_load(src->file, src->model, s, (keep16 ? NMF_IO_KEEP16 : 0) | NMF_IO_NM_HEADERS);
+    if (st == NMF_OK) st = nmf_io_model_config_finish(path, 1, overrides, c, s);
+    return st;
+}
+
+void nmf_block_source_close(nmf_block_source *src) {
+    nmf_family_close(src->file);
+    src->file = NULL;
+}
+
+nmf_status nmf_block_linear_build(nmf_linear **lin, const nmf_param *p, const nmf_param_kind *k,
+                                  nmf_tensor *t, int take, int kept16, const nmf_block_source *src) {
+    if (!(src && src->file && t->nm && !t->nm->values))
+        return nmf_block_linear_from_tensor(lin, p, k, t, take, kept16);
+    nmf_tensor_set one; /* a header: read for this layer only */
+    nmf_tensors_init(&one);
+    nmf_status st = nmf_io_family_file_decode_named(src->file, src->model, p->name, &one);
+    if (st == NMF_OK) st = nmf_block_linear_from_tensor(lin, p, k, &one.items[0], 1, kept16);
+    nmf_tensors_free(&one);
     return st;
 }

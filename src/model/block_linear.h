@@ -1,10 +1,12 @@
-/* A model's block linear built from its tensor: the one path by which every model (token models
- * in lm.c, the ViT in vit.c) turns a weight as read into the layer that runs it, so that a weight
- * stored 16-bit stays 16-bit in whichever model holds it. */
+/* A model's block linears built from their tensors: the one path by which every model (token
+ * models in lm.c, the ViT in vit.c) reads a model file for building and turns each weight as read
+ * into the layer that runs it, so that a weight stored 16-bit stays 16-bit and a family
+ * candidate's N:M tensors are read one layer at a time in whichever model holds them. */
 #ifndef NMF_MODEL_BLOCK_LINEAR_H
 #define NMF_MODEL_BLOCK_LINEAR_H
 
 #include "nmformer/desc.h"
+#include "nmformer/io.h"
 #include "nmformer/kernels.h"
 #include "nmformer/tensor.h"
 
@@ -23,5 +25,28 @@ int nmf_block_set_kept16(const nmf_tensor_set *s);
  * 16-bit values are moved, never rounded. */
 nmf_status nmf_block_linear_from_tensor(nmf_linear **lin, const nmf_param *p, const nmf_param_kind *k,
                                         nmf_tensor *t, int take, int kept16);
+
+/* Where a model's tensors come from while it is built. */
+typedef struct {
+    nmf_family_file *file; /* an .nmf family: the candidate's N:M tensors are in the set as headers
+                            * (values NULL), each read when its layer is built; NULL: all in the set */
+    size_t model;          /* the candidate in file */
+} nmf_block_source;
+
+/* path's model `name` read for a build: its config (fallback, overrides: as nmf_load_model_with;
+ * finished and checked against the tensors) and tensors into s (16-bit values kept with keep16).
+ * A family candidate's dense tensors are read now and its N:M tensors only as headers (memory ~
+ * the candidate's stored bytes once built); a folder or safetensors file is read whole. token:
+ * the kind the caller builds (1 a token model, 0 a ViT); a family of the other kind is
+ * NMF_ERR_UNSUPPORTED before any tensor is read (a folder or safetensors file: after). Close src
+ * (and free s) even after a failure. */
+nmf_status nmf_block_source_open(nmf_block_source *src, const char *path, const char *name,
+                                 const nmf_model_config *fallback, const nmf_config_overrides *overrides,
+                                 int keep16, int token, nmf_model_config *c, nmf_tensor_set *s);
+void nmf_block_source_close(nmf_block_source *src);
+/* nmf_block_linear_from_tensor for t, the set's tensor of p; when t is an N:M header (src's
+ * family), the tensor is read from src's file (its CRC checked), built and dropped. */
+nmf_status nmf_block_linear_build(nmf_linear **lin, const nmf_param *p, const nmf_param_kind *k,
+                                  nmf_tensor *t, int take, int kept16, const nmf_block_source *src);
 
 #endif

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/io_internal.h"
 #include "model/block_linear.h"
 #include "model/lm_internal.h"
 #include "nmformer/io.h"
@@ -116,30 +115,14 @@ static nmf_linear **linear_slot(nmf_lm *m, const nmf_param *p) {
     return &m->lin[(size_t)p->block * (size_t)m->desc.kind_count + (size_t)p->kind];
 }
 
-/* A block linear from its tensor (block_linear.h) into its slot; take: t is the caller's to give
- * up; kept16: the set was read keeping 16-bit values (bf16 N:M weights become compact bf16 layers:
- * 2.5-3 bytes per kept weight, every token count on the bf16 panel kernel). */
-static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *t, int take,
-                                     int kept16) {
-    return nmf_block_linear_from_tensor(linear_slot(m, p), p, nmf_param_kind_of(&m->desc, p), t, take,
-                                        kept16);
-}
-
-/* Where a family candidate's N:M tensors are read from when the set holds only their headers
- * (nmf_io_family_file_load with NMF_IO_NM_HEADERS). */
-typedef struct {
-    const nmf_family_file *file;
-    size_t model;
-} lm_lazy;
-
 /* nmf_lm_create; when owned is not NULL (it is then `tensors` itself), each tensor is removed
  * from it as soon as the model holds its own copy, so that building from a set the caller gives
- * up (nmf_lm_load) peaks near one copy of the weights, not two. lazy (or NULL): where the N:M
+ * up (nmf_lm_load) peaks near one copy of the weights, not two. src (or NULL): where the N:M
  * tensors the set holds as headers are read, one at a time as each layer is built. prec: bf16 or
  * int8 converts each block linear as soon as it is built (nmf_lm_set_precision's conversion, one
  * layer's f32 forms at a time); f32 or NMF_PREC_COUNT leaves them as built. */
 static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors,
-                           nmf_tensor_set *owned, const lm_lazy *lazy, nmf_precision prec) {
+                           nmf_tensor_set *owned, const nmf_block_source *src, nmf_precision prec) {
     /* the embedding and the head stay 16-bit when the set holds them so: out of param_buf */
     nmf_model_desc d;
     nmf_status st = nmf_model_describe(&d, c);
@@ -178,16 +161,8 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
         if (!nmf_param_kind_of(&m->desc, p)->nm) continue;
-        nmf_tensor *t = nmf_tensors_find(tensors, p->name);
-        if (lazy && t->nm && !t->nm->values) { /* a header: read it for this layer only */
-            nmf_tensor_set one;
-            nmf_tensors_init(&one);
-            st = nmf_io_family_file_decode_named(lazy->file, lazy->model, p->name, &one);
-            if (st == NMF_OK) st = linear_from_tensor(m, p, &one.items[0], 1, kept16);
-            nmf_tensors_free(&one);
-        } else {
-            st = linear_from_tensor(m, p, t, owned != NULL, kept16);
-        }
+        st = nmf_block_linear_build(linear_slot(m, p), p, nmf_param_kind_of(&m->desc, p),
+                                    nmf_tensors_find(tensors, p->name), owned != NULL, kept16, src);
         if (st == NMF_OK && (prec == NMF_PREC_BF16 || prec == NMF_PREC_INT8) &&
             (st = nmf_linear_set_precision(*linear_slot(m, p), prec)))
             st = nmf_error_context(st, "block %d", p->block);
@@ -258,12 +233,6 @@ nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pat
     return NMF_OK;
 }
 
-static nmf_status token_model(const char *path, const nmf_model_config *c) {
-    if (nmf_model_is_token(c)) return NMF_OK;
-    return nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model classifies images, not a causal language "
-                     "model or other token model (nmf_vit_load reads it)", path, c->arch);
-}
-
 nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
     return nmf_lm_load_with(out, path, name, NULL, NMF_PREC_COUNT);
 }
@@ -274,38 +243,17 @@ nmf_status nmf_lm_load_with(nmf_lm **out, const char *path, const char *name,
     *out = NULL;
     if ((unsigned)prec > NMF_PREC_COUNT)
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_load: precision %d unknown", (int)prec);
-    const int keep16 = prec == NMF_PREC_COUNT; /* else every weight widened to f32 first */
+    /* a family candidate's dense tensors read now (16-bit ones kept unless a precision is asked
+     * for), each N:M tensor only when its layer is built, so the decoded N:M forms never coexist
+     * (memory ~ the candidate's stored bytes; docs/PERFORMANCE.md, billion-parameter models) */
     nmf_model_config c;
     nmf_tensor_set s;
-    nmf_tensors_init(&s);
-    nmf_file_kind kind;
-    nmf_status st = nmf_file_kind_detect(path, &kind);
-    if (st) return st;
-    if (kind != NMF_FILE_NMF) { /* a folder or safetensors file: the one model it holds */
-        st = keep16 ? nmf_load_model_keep16(path, name, NULL, overrides, &c, &s)
-                    : nmf_load_model_with(path, name, NULL, overrides, &c, &s);
-        if (st == NMF_OK) st = token_model(path, &c);
-        if (st == NMF_OK) st = lm_build(out, &c, &s, &s, NULL, prec);
-        nmf_tensors_free(&s);
-        return st;
-    }
-    /* a family candidate: its dense tensors read now (16-bit ones kept), each N:M tensor only
-     * when its layer is built, so the decoded N:M forms never coexist (memory ~ the candidate's
-     * stored bytes; docs/PERFORMANCE.md, billion-parameter models) */
-    nmf_family_file *fam;
-    if ((st = nmf_family_open(path, &fam))) return st;
-    lm_lazy lazy = {fam, 0};
-    st = nmf_io_family_file_pick(fam, path, name, &lazy.model);
-    if (st == NMF_OK) {
-        c = *nmf_family_file_config(fam);
-        st = token_model(path, &c);
-    }
-    if (st == NMF_OK)
-        st = nmf_io_family_file_load(fam, lazy.model, &s, (keep16 ? NMF_IO_KEEP16 : 0) | NMF_IO_NM_HEADERS);
-    if (st == NMF_OK) st = nmf_io_model_config_finish(path, 1, overrides, &c, &s);
-    if (st == NMF_OK) st = lm_build(out, &c, &s, &s, &lazy, prec);
+    nmf_block_source src;
+    nmf_status st = nmf_block_source_open(&src, path, name, NULL, overrides, prec == NMF_PREC_COUNT, 1,
+                                          &c, &s);
+    if (st == NMF_OK) st = lm_build(out, &c, &s, &s, &src, prec);
     nmf_tensors_free(&s);
-    nmf_family_close(fam);
+    nmf_block_source_close(&src);
     return st;
 }
 

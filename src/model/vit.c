@@ -76,27 +76,40 @@ static nmf_status for_each_param(nmf_vit *m, fill_fn fill, void *ctx) {
  * 16-bit and compact bf16 N:M layers. */
 typedef struct {
     const nmf_tensor_set *tensors;
+    nmf_tensor_set *owned; /* the same set when the caller gives it up (nmf_vit_create_from) */
     int kept16;
+    const nmf_block_source *src; /* where N:M headers are read (nmf_vit_load); NULL */
+    nmf_precision prec;          /* bf16 / int8: each linear converted as it is built */
 } linear_ctx;
 
 static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, float *dense,
                               nmf_linear **lin, void *vctx) {
     if (dense) return NMF_OK;
     const linear_ctx *ctx = vctx;
-    nmf_tensor *t = nmf_tensors_find(ctx->tensors, spec->name); /* not given up: take = 0 */
-    nmf_status st = nmf_block_linear_from_tensor(lin, spec, k, t, 0, ctx->kept16);
+    nmf_tensor *t = nmf_tensors_find(ctx->tensors, spec->name);
+    nmf_status st = nmf_block_linear_build(lin, spec, k, t, ctx->owned != NULL, ctx->kept16, ctx->src);
+    if (st == NMF_OK && (ctx->prec == NMF_PREC_BF16 || ctx->prec == NMF_PREC_INT8))
+        st = nmf_linear_set_precision(*lin, ctx->prec); /* nmf_vit_set_precision's conversion */
     if (st && nmf_last_error()[0] == '\0') st = nmf_error(st, "linear '%s'", spec->name);
+    if (st == NMF_OK && ctx->owned) nmf_tensors_remove(ctx->owned, spec->name); /* built: drop it */
     return st;
 }
 
-nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
-    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create: NULL argument");
+/* nmf_vit_create; owned (NULL, or tensors itself): each tensor removed from it once the model
+ * holds its own copy, so that building from a set the caller gives up peaks near one copy. src
+ * (or NULL): where the N:M tensors the set holds as headers are read, one layer at a time. prec:
+ * bf16 or int8 converts each block linear as it is built; f32 or NMF_PREC_COUNT leaves them. */
+static nmf_status vit_build(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors,
+                            nmf_tensor_set *owned, const nmf_block_source *src, nmf_precision prec) {
     *out = NULL;
     nmf_vit *m;
     nmf_status st = vit_alloc(&m, c);
     if (st) return st;
+    linear_ctx ctx = {tensors, owned, nmf_block_set_kept16(tensors), src, prec}; /* before any is dropped */
     st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
-    linear_ctx ctx = {tensors, nmf_block_set_kept16(tensors)};
+    for (size_t i = 0; st == NMF_OK && owned && i < m->desc.count; i++)
+        if (!nmf_param_kind_of(&m->desc, &m->desc.params[i])->nm)
+            nmf_tensors_remove(owned, m->desc.params[i].name);
     if (!st) st = for_each_param(m, fill_linear, &ctx);
     if (st) {
         nmf_vit_free(m);
@@ -104,6 +117,45 @@ nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_te
     }
     *out = m;
     return NMF_OK;
+}
+
+nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
+    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create: NULL argument");
+    return vit_build(out, c, tensors, NULL, NULL, NMF_PREC_COUNT);
+}
+
+nmf_status nmf_vit_create_from(nmf_vit **out, const nmf_model_config *c, nmf_tensor_set *tensors) {
+    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create_from: NULL argument");
+    return vit_build(out, c, tensors, tensors, NULL, NMF_PREC_COUNT);
+}
+
+nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
+                        const nmf_model_config *fallback_config) {
+    return nmf_vit_load_with(out, path, name, fallback_config, NULL, NMF_PREC_COUNT);
+}
+
+nmf_status nmf_vit_load_with(nmf_vit **out, const char *path, const char *name,
+                             const nmf_model_config *fallback_config,
+                             const nmf_config_overrides *overrides, nmf_precision prec) {
+    if (!out || !path) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_load: NULL argument");
+    *out = NULL;
+    if ((unsigned)prec > NMF_PREC_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_load: precision %d unknown", (int)prec);
+    /* weights as stored unless a precision is asked for (BF16/F16 block linears 16-bit); a family
+     * candidate's N:M tensors read one layer at a time, as nmf_lm_load reads them */
+    nmf_model_config c;
+    nmf_tensor_set s;
+    nmf_block_source src;
+    nmf_status st = nmf_block_source_open(&src, path, name, fallback_config, overrides,
+                                          prec == NMF_PREC_COUNT, 0, &c, &s);
+    if (st == NMF_OK) st = vit_build(out, &c, &s, &s, &src, prec);
+    nmf_tensors_free(&s);
+    nmf_block_source_close(&src);
+    return st;
+}
+
+nmf_precision nmf_vit_get_precision(const nmf_vit *m) {
+    return m && m->blocks ? nmf_linear_precision(m->blocks[0].qkv) : NMF_PREC_F32;
 }
 
 /* ---- random initialisation (shape library) ---- */
