@@ -133,24 +133,20 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     for (size_t i = 0; i < d.count; i++) {
         const nmf_param *p = &d.params[i];
         const nmf_tensor *t = nmf_tensors_find(tensors, p->name);
-        if (t && t->data16 && (p->kind == kinds->word || p->kind == kinds->head_w))
+        if (t && nmf_block_is16(t) && (p->kind == kinds->word || p->kind == kinds->head_w))
             skip[p->kind] = any = 1;
     }
     nmf_model_desc_free(&d);
     nmf_lm *m;
     st = lm_alloc(&m, c, any ? skip : NULL);
     if (st) return st;
-    st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
+    st = owned ? nmf_block_source_fill(src, owned, &m->desc, NMF_LAYOUT_DENSE) : NMF_OK;
+    if (st == NMF_OK) st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf);
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
-        if (!skip[p->kind]) continue;
-        nmf_tensor *t = nmf_tensors_find(tensors, p->name);
-        nmf_linear **dst = p->kind == m->k.word ? &m->embed16 : &m->head16;
-        st = nmf_block_check_finite16(t);
-        if (st == NMF_OK && owned) /* (V, D): the head's (out, in), the embedding's rows */
-            st = nmf_linear_create_dense16_take(dst, &t->data16, t->stored_dtype, p->rows, p->cols);
-        else if (st == NMF_OK)
-            st = nmf_linear_create_dense16(dst, t->data16, t->stored_dtype, p->rows, p->cols);
+        if (!skip[p->kind]) continue; /* (V, D): the head's (out, in), the embedding's rows */
+        st = nmf_block_dense16_build(p->kind == m->k.word ? &m->embed16 : &m->head16, p,
+                                     nmf_tensors_find(tensors, p->name), 0, owned != NULL, src, &m->maps);
     }
     if (st == NMF_OK && m->embed16 && !m->head16 && m->config.hf.head == NMF_HF_HEAD_LM &&
         !nmf_lm_param(m, m->k.head_w, -1))
@@ -162,7 +158,8 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
         const nmf_param *p = &m->desc.params[i];
         if (!nmf_param_kind_of(&m->desc, p)->nm) continue;
         st = nmf_block_linear_build(linear_slot(m, p), p, nmf_param_kind_of(&m->desc, p),
-                                    nmf_tensors_find(tensors, p->name), owned != NULL, kept16, src);
+                                    nmf_tensors_find(tensors, p->name), owned != NULL, kept16, src,
+                                    &m->maps);
         if (st == NMF_OK && (prec == NMF_PREC_BF16 || prec == NMF_PREC_INT8) &&
             (st = nmf_linear_set_precision(*linear_slot(m, p), prec)))
             st = nmf_error_context(st, "block %d", p->block);
@@ -264,6 +261,7 @@ void nmf_lm_free(nmf_lm *m) {
     free(m->lin);
     if (m->head16 != m->embed16) nmf_linear_free(m->head16);
     nmf_linear_free(m->embed16);
+    nmf_block_maps_free(&m->maps); /* after the linears that read from them */
     nmf_free(m->param_buf);
     nmf_model_desc_free(&m->desc);
     nmf_free(m->arena.storage);

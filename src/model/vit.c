@@ -80,6 +80,7 @@ typedef struct {
     int kept16;
     const nmf_block_source *src; /* where N:M headers are read (nmf_vit_load); NULL */
     nmf_precision prec;          /* bf16 / int8: each linear converted as it is built */
+    nmf_block_maps *maps;        /* the model's: mappings of weights used in place */
 } linear_ctx;
 
 static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, float *dense,
@@ -87,7 +88,8 @@ static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, fl
     if (dense) return NMF_OK;
     const linear_ctx *ctx = vctx;
     nmf_tensor *t = nmf_tensors_find(ctx->tensors, spec->name);
-    nmf_status st = nmf_block_linear_build(lin, spec, k, t, ctx->owned != NULL, ctx->kept16, ctx->src);
+    nmf_status st = nmf_block_linear_build(lin, spec, k, t, ctx->owned != NULL, ctx->kept16, ctx->src,
+                                           ctx->maps);
     if (st == NMF_OK && (ctx->prec == NMF_PREC_BF16 || ctx->prec == NMF_PREC_INT8))
         st = nmf_linear_set_precision(*lin, ctx->prec); /* nmf_vit_set_precision's conversion */
     if (st && nmf_last_error()[0] == '\0') st = nmf_error(st, "linear '%s'", spec->name);
@@ -105,8 +107,9 @@ static nmf_status vit_build(nmf_vit **out, const nmf_model_config *c, const nmf_
     nmf_vit *m;
     nmf_status st = vit_alloc(&m, c);
     if (st) return st;
-    linear_ctx ctx = {tensors, owned, nmf_block_set_kept16(tensors), src, prec}; /* before any is dropped */
-    st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
+    linear_ctx ctx = {tensors, owned, nmf_block_set_kept16(tensors), src, prec, &m->maps}; /* before any is dropped */
+    st = owned ? nmf_block_source_fill(src, owned, &m->desc, NMF_LAYOUT_DENSE) : NMF_OK;
+    if (st == NMF_OK) st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf);
     for (size_t i = 0; st == NMF_OK && owned && i < m->desc.count; i++)
         if (!nmf_param_kind_of(&m->desc, &m->desc.params[i])->nm)
             nmf_tensors_remove(owned, m->desc.params[i].name);
@@ -221,6 +224,7 @@ void nmf_vit_free(nmf_vit *m) {
             nmf_linear_free(m->blocks[b].fc2);
         }
     free(m->blocks);
+    nmf_block_maps_free(&m->maps); /* after the linears that read from them */
     nmf_free(m->param_buf);
     nmf_model_desc_free(&m->desc);
     nmf_free(m->arena.storage);

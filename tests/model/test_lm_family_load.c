@@ -5,6 +5,10 @@
  *   for bit the outputs of the whole-candidate path it replaced (nmf_load_model[_keep16] +
  *   nmf_lm_create_from + nmf_lm_set_precision), at every ISA, or fails with the same status;
  * - `run` prints those outputs, bit for bit (the CLI, one thread);
+ * - 16-bit weights are used in place from the mapped file: loading a bf16 dense candidate adds
+ *   its bytes to file-backed memory and next to none to anonymous memory (the copying path: the
+ *   reverse); a corrupt payload of a tensor used in place (a dense block linear, the embedding
+ *   every candidate shares) is NMF_ERR_CHECKSUM naming it, from exactly the loads that use it;
  * - `run` on the 4:8 candidate of a random bf16 LLaMA (23 M parameters) peaks (the child's
  *   ru_maxrss) under the CLI's own footprint + 1.5 x the candidate's stored bytes, which the
  *   replaced path (the candidate read whole, N:M values decoded to f32, then built and run)
@@ -91,6 +95,32 @@ static void same_as_whole(const char *fam, const char *label) {
         }
 }
 
+/* ---- a corrupt payload of a tensor used in place ---- */
+
+/* Tensors a bf16 family's candidates use in place (the dense candidate's block linears, the
+ * embedding every candidate shares): a flipped byte is NMF_ERR_CHECKSUM naming the tensor, from
+ * every load that uses it and only those; never a crash. */
+static void corrupt_in_place(const char *fam) {
+    const char *victims[2][2] = {{"dense", "model.layers.1.mlp.up_proj.weight"},
+                                 {"2:8", "model.embed_tokens.weight"}};
+    for (int v = 0; v < 2; v++) {
+        unsigned users = 0;
+        const char *q = family_corrupt_copy(fam, victims[v][0], victims[v][1], "corrupt.nmf", &users);
+        CHECK(users != 0 && (v == 0 ? users == 1u : users == 15u)); /* the embedding: all four */
+        for (int k = 0; k < 4; k++) {
+            nmf_lm *m = NULL;
+            if (users & (1u << k)) {
+                CHECK_FAILS(nmf_lm_load(&m, q, cand_names[k]), NMF_ERR_CHECKSUM, victims[v][1]);
+                CHECK(m == NULL);
+            } else {
+                CHECK_OK(nmf_lm_load(&m, q, cand_names[k]));
+            }
+            nmf_lm_free(m);
+        }
+        unlink(q);
+    }
+}
+
 /* ---- the CLI ---- */
 
 /* Runs the CLI with argv (NULL-terminated) in a child; its exit status, and its peak RSS in bytes
@@ -157,7 +187,7 @@ static const char big_config[] =
     "\"intermediate_size\":1536,\"vocab_size\":4096,\"max_position_embeddings\":64,"
     "\"rms_norm_eps\":1e-05,\"rope_theta\":10000.0,\"tie_word_embeddings\":false}";
 
-/* A 4:8 family of one candidate (random weights by role, stored bf16) at path. */
+/* A family dense + 4:8 (random weights by role, stored bf16) at path. */
 static void write_big(const char *path) {
     nmf_hf_config hf;
     CHECK_OK(nmf_hf_config_parse(big_config, strlen(big_config), "big config", &hf));
@@ -178,22 +208,22 @@ static void write_big(const char *path) {
     nmf_family_init(&fam);
     fam.config = c;
     const nmf_write_options o = {NMF_DTYPE_BF16};
-    CHECK_OK(nmf_family_prune(&fam, &c, &s, pats, 1, 0, NULL));
+    CHECK_OK(nmf_family_prune(&fam, &c, &s, pats, 1, 1, NULL));
     nmf_tensors_free(&s);
     CHECK_OK(nmf_family_write(path, &fam, &o));
     nmf_family_free(&fam);
 }
 
-/* Bytes of candidate 0's payloads (what `info` calls its bytes). */
-static size_t candidate_bytes(const char *path) {
+/* Bytes of candidate k's payloads (what `info` calls its bytes). */
+static size_t candidate_bytes(const char *path, size_t k) {
     nmf_family_file *f = NULL;
     CHECK_OK(nmf_family_open(path, &f));
     if (!f) return 0;
     nmf_tensor_set h;
     nmf_tensors_init(&h);
-    CHECK_OK(nmf_io_family_file_headers(f, 0, &h));
+    CHECK_OK(nmf_io_family_file_headers(f, k, &h));
     size_t bytes = 0;
-    for (size_t j = 0; j < h.count; j++) bytes += (size_t)nmf_io_family_file_bytes(f, 0, j);
+    for (size_t j = 0; j < h.count; j++) bytes += (size_t)nmf_io_family_file_bytes(f, k, j);
     nmf_tensors_free(&h);
     nmf_family_close(f);
     return bytes;
@@ -221,6 +251,58 @@ static size_t whole_run_peak(const char *path, const int64_t *ids) {
     return (size_t)ru.ru_maxrss * 1024;
 }
 
+/* kB of a /proc/self/status line ("RssAnon", "RssFile"); 0 if absent */
+static size_t status_bytes(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    const size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':') kb = strtoull(line + n + 1, NULL, 10);
+    if (f) fclose(f);
+    return (size_t)kb * 1024;
+}
+
+/* In a child: how much anonymous and file-backed resident memory loading candidate `name` adds,
+ * in place (nmf_lm_load) or copied (whole: the set read keeping 16-bit values, then built).
+ * got[0] anon, got[1] file; 0 when the child failed. */
+static int load_rss(const char *path, const char *name, int whole, size_t got[2]) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        size_t d[2] = {status_bytes("RssAnon"), status_bytes("RssFile")};
+        nmf_lm *m = NULL;
+        nmf_status st = whole ? load_whole(&m, path, name, NMF_PREC_COUNT) : nmf_lm_load(&m, path, name);
+        d[0] = status_bytes("RssAnon") - d[0];
+        d[1] = status_bytes("RssFile") - d[1];
+        _exit(st == NMF_OK && write(fds[1], d, sizeof d) == (ssize_t)sizeof d ? 0 : 1);
+    }
+    close(fds[1]);
+    const ssize_t n = read(fds[0], got, 2 * sizeof *got);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return n == (ssize_t)(2 * sizeof *got) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The dense bf16 candidate: every weight is a dense 16-bit layer read in place from the mapped file
+ * (file-backed pages, shared with the page cache), so loading it adds almost no anonymous memory;
+ * the copying path adds the weights' bytes of it. */
+static void in_place_memory(const char *fam, size_t stored) {
+    size_t in[2] = {0, 0}, copy[2] = {0, 0};
+    CHECK(load_rss(fam, "dense", 0, in));
+    CHECK(load_rss(fam, "dense", 1, copy));
+    printf("dense candidate, %.1f MB stored: in place +%.1f MB anonymous, +%.1f MB file-backed; copied "
+           "+%.1f MB anonymous, +%.1f MB file-backed\n", stored / 1e6, in[0] / 1e6, in[1] / 1e6,
+           copy[0] / 1e6, copy[1] / 1e6);
+    CHECK_MSG(in[0] < stored / 10, "in place: %zu anonymous bytes for %zu stored", in[0], stored);
+    CHECK_MSG(in[1] > stored * 9 / 10, "in place: %zu file-backed bytes for %zu stored", in[1], stored);
+    CHECK_MSG(copy[0] > stored * 9 / 10, "copied: %zu anonymous bytes for %zu stored", copy[0], stored);
+}
+
 static void run_peak_memory(void) {
     char dir[] = "/tmp/nmf_lm_peak_XXXXXX"; /* not tmpfs: the file must not sit in memory */
     CHECK(mkdtemp(dir) != NULL);
@@ -236,7 +318,7 @@ static void run_peak_memory(void) {
     }
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    const size_t stored = candidate_bytes(fam);
+    const size_t stored = candidate_bytes(fam, 1);
     int64_t ids[8];
     for (size_t i = 0; i < 8; i++) ids[i] = (int64_t)(i * 331 % 4096);
     const int64_t shape[2] = {1, 8};
@@ -261,6 +343,7 @@ static void run_peak_memory(void) {
     CHECK_MSG(peak <= bound, "run peaked at %zu bytes, bound %zu", peak, bound);
     CHECK_MSG(whole > bound, "the whole read (%zu bytes) fits the bound %zu: the bound proves nothing",
               whole, bound);
+    in_place_memory(fam, candidate_bytes(fam, 0));
     unlink(fam);
     unlink(ids_path);
     unlink(tiny_ids);
@@ -279,6 +362,7 @@ int main(void) {
     same_as_whole(f32, "llama f32");
     same_as_whole(gpt, "gpt2 f32");
     same_as_whole(b16, "llama bf16");
+    corrupt_in_place(b16);
     if (cli_path()) {
         run_equals_whole(b16, "2:8", "llama bf16");
         run_equals_whole(b16, "dense", "llama bf16");

@@ -6,6 +6,8 @@
  *   block weight (dense 16-bit layers), and for bf16 N:M candidates the compact layout's;
  * - logits within 1e-5 of the f32 load's (relative to the largest; the kernels widen exactly and
  *   differ only in summation order), at every ISA, on batches of 1, 2 and 5 images;
+ * - a corrupt block weight the dense candidate uses in place from the file is NMF_ERR_CHECKSUM
+ *   naming it, for that candidate only;
  * - such a model is bf16 already: nmf_vit_set_precision(bf16) is a no-op, int8 is refused;
  * - `run` without --precision computes those logits bit for bit (one thread), and
  *   `run --precision f32` the f32 load's. */
@@ -157,11 +159,29 @@ done:
     nmf_vit_free(mf);
 }
 
+/* A flipped byte in a block weight the dense bf16 candidate uses in place from the mapped file:
+ * NMF_ERR_CHECKSUM naming it when that candidate loads; the others load. */
+static void corrupt_in_place(const char *fam) {
+    unsigned users = 0;
+    const char *victim = "blocks.1.mlp.fc1.weight";
+    const char *q = family_corrupt_copy(fam, "dense", victim, "corrupt.nmf", &users);
+    CHECK(users == 1u);
+    for (int k = 0; k < 4; k++) {
+        nmf_vit *m = NULL;
+        if (k == 0) CHECK_FAILS(nmf_vit_load(&m, q, names[k], NULL), NMF_ERR_CHECKSUM, victim);
+        else CHECK_OK(nmf_vit_load(&m, q, names[k], NULL));
+        CHECK(!m == !k);
+        nmf_vit_free(m);
+    }
+    unlink(q);
+}
+
 int main(void) {
     const char *b16 = write_family("vit_bf16.nmf", NMF_DTYPE_BF16);
     const char *f16 = write_family("vit_f16.nmf", NMF_DTYPE_F16);
     against_f32(b16, NMF_DTYPE_BF16, "bf16");
     against_f32(f16, NMF_DTYPE_F16, "f16");
+    corrupt_in_place(b16);
     run_cli(b16, "2:8");
     run_cli(b16, "dense");
     rm_tmp_dir();
