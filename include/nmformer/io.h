@@ -227,7 +227,9 @@ NMF_API const char *nmf_file_kind_name(nmf_file_kind kind); /* "nmf", "safetenso
  * cheap to read, no tensor: a model folder holds a token model (config.json); an .nmf says by its
  * family config (header and table only); a safetensors file by its nmformer.config metadata (the
  * header only; none: a ViT whose config the caller gives). So that a command picks its loader
- * (nmf_lm_load_with builds a family candidate layer by layer) before it loads anything. */
+ * (nmf_lm_load_with builds a family candidate layer by layer) before it loads anything. A path
+ * that is neither a regular file nor a folder (a FIFO would lose what is read) is
+ * NMF_ERR_UNSUPPORTED, read not at all. */
 NMF_API nmf_status nmf_file_is_token_model(const char *path, int *token);
 
 /* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
