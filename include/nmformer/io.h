@@ -200,6 +200,16 @@ NMF_API nmf_status nmf_family_prune_file(const char *in, const char *model,
                                          const nmf_config_overrides *overrides, const char *out,
                                          const nmf_pattern *patterns, size_t count, int with_dense,
                                          nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
+/* `prune --add`: the family file `family` extended with one candidate per pattern pruned from in
+ * (magnitude, as nmf_family_prune_file), streamed the same way: its candidates copied tensor by
+ * tensor, then the new ones, into a new file that replaces it atomically. The source's config must
+ * be the family's and no pattern may name a candidate it holds (NMF_ERR_INVALID_ARG). dtype
+ * NMF_DTYPE_COUNT: the family's stored dtype (F32 when its candidates differ). written and
+ * dtype_used as above (written lists every candidate, old and new). */
+NMF_API nmf_status nmf_family_extend_file(const char *in, const char *model,
+                                          const nmf_config_overrides *overrides, const char *family,
+                                          const nmf_pattern *patterns, size_t count, nmf_dtype dtype,
+                                          nmf_family *written, nmf_dtype *dtype_used);
 NMF_API nmf_status nmf_family_convert_file(const char *in, const char *model,
                                            const nmf_config_overrides *overrides, const char *out,
                                            nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
