@@ -41,10 +41,12 @@ NMF_API nmf_status nmf_vit_create_from(nmf_vit **out, const nmf_model_config *c,
 NMF_API nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_model_config *c, nmf_pattern pattern,
                                  uint64_t seed);
 
-/* nmf_load_model_keep16 (io.h: .nmf family candidate `name`, or .safetensors) + nmf_vit_create_from:
- * the weights as stored (BF16/F16 block linears stay 16-bit; for f32 ones, nmf_load_model +
- * nmf_vit_create); the tensors are freed once the model holds its own copy. fallback_config may
- * be NULL. */
+/* A ViT from an .nmf family candidate `name` or a .safetensors file, the weights as stored
+ * (BF16/F16 block linears stay 16-bit; for f32 ones, nmf_load_model + nmf_vit_create): a
+ * safetensors file is nmf_load_model_keep16 + nmf_vit_create_from; a family candidate's N:M
+ * tensors are each read only when its layer is built and its dense 16-bit block weights are used
+ * in place from the mapped file (as nmf_lm_load), so that memory stays near the candidate's
+ * stored bytes. A token model's file is NMF_ERR_UNSUPPORTED. fallback_config may be NULL. */
 NMF_API nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
                         const nmf_model_config *fallback_config);
 /* nmf_vit_load with config values given by the caller (as nmf_load_model_with; may be NULL) and
