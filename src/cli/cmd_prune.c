@@ -57,8 +57,10 @@ static int prune_streamed(const char *in, const char *model, const char *out,
     nmf_config_overrides o;
     nmf_status st = cli_config_overrides(flags, &o);
     nmf_family fam;
-    if (!st && add) st = nmf_family_extend_file(in, model, &o, out, pats, (size_t)npat, dtype, &fam, &dtype);
-    else if (!st) st = nmf_family_prune_file(in, model, &o, out, pats, (size_t)npat, with_dense, dtype, &fam, &dtype);
+    if (!st && add)
+        st = nmf_family_extend_file(in, model, &o, out, pats, (size_t)npat, dtype, &fam, &dtype);
+    else if (!st)
+        st = nmf_family_prune_file(in, model, &o, out, pats, (size_t)npat, with_dense, dtype, &fam, &dtype);
     if (st) return cli_fail("prune", cli_failed_path(in, out), st);
     if (!quiet) cli_print_summary("prune", in, out, &fam, NULL, dtype, json);
     nmf_family_free(&fam);

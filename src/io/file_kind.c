@@ -49,7 +49,8 @@ nmf_status nmf_file_is_token_model(const char *path, int *token) {
     *token = 0;
     struct stat sb; /* a FIFO or device would lose the bytes read here */
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
-        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: not a regular file or folder: its kind is not peeked", path);
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: not a regular file or folder: its kind is not peeked",
+                         path);
     nmf_file_kind kind;
     nmf_status st = nmf_file_kind_detect(path, &kind);
     if (st) return st;

@@ -21,10 +21,11 @@ struct nmf_linear {
     size_t out, in;
     nmf_pattern pattern; /* {0,0}: dense */
     float *dense;        /* [out][in] when dense f32 */
-    /* dense 16-bit (dense16.h): d16.w in storage (or borrowed, storage NULL); the kernels and the block size planned at
-     * create; from d16_gemm_tokens tokens on, blocks of d16_block rows are widened into one
-     * scratch per thread (d16_threads of them, taken under d16_lock: a concurrent caller, or
-     * one from inside a parallel region, runs the rows kernel instead, which needs none) */
+    /* dense 16-bit (dense16.h): d16.w in storage (or borrowed: storage NULL); the kernels and
+     * the block size planned at create; from d16_gemm_tokens tokens on, blocks of d16_block
+     * rows are widened into one scratch per thread (d16_threads of them, taken under d16_lock:
+     * a concurrent caller, or one from inside a parallel region, runs the rows kernel instead,
+     * which needs none) */
     nmf_dense16 d16;
     nmf_dense16_rows_fn d16_rows;
     nmf_dense16_widen_fn d16_widen;

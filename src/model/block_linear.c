@@ -60,7 +60,8 @@ static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, nmf
 
 static nmf_status non_finite(const nmf_param *p, const float *w, size_t n, const char *what) {
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(w[i])) return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite %s %zu", p->name, what, i);
+        if (!isfinite(w[i]))
+            return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite %s %zu", p->name, what, i);
     return NMF_OK;
 }
 
@@ -111,7 +112,8 @@ nmf_status nmf_block_dense16_build(nmf_linear **lin, const nmf_param *p, nmf_ten
     if (!src || !src->file)
         return nmf_error(NMF_ERR_FORMAT, "tensor '%s' holds no data", p->name);
     nmf_io_window w;
-    nmf_status st = transposed ? NMF_ERR_UNSUPPORTED : nmf_io_family_file_map16(src->file, src->model, p->name, &w);
+    nmf_status st = transposed ? NMF_ERR_UNSUPPORTED /* stored [in, out]: a transposed copy */
+                               : nmf_io_family_file_map16(src->file, src->model, p->name, &w);
     if (st == NMF_OK) { /* in place: the model keeps the mapping */
         if (maps->count == maps->cap) {
             const size_t cap = maps->cap ? 2 * maps->cap : 16;

@@ -81,7 +81,8 @@ static nmf_status open_candidates(const char *path, const nmf_config_overrides *
     for (size_t i = 0; !st && i < *n; i++) {
         if ((st = nmf_model_stream_open(path, names[i], overrides, &streams[i])))
             st = nmf_error_context(st, "model '%s'", names[i]);
-        const nmf_dtype t = st ? NMF_DTYPE_F32 : nmf_tensors_stored_dtype(nmf_model_stream_headers(streams[i]));
+        const nmf_dtype t =
+            st ? NMF_DTYPE_F32 : nmf_tensors_stored_dtype(nmf_model_stream_headers(streams[i]));
         *stored = i == 0 || t == *stored ? t : NMF_DTYPE_F32;
     }
     return st;
@@ -89,8 +90,8 @@ static nmf_status open_candidates(const char *path, const nmf_config_overrides *
 
 /* Every tensor of stream s to the writer as model m's, one at a time (pack: N:M-eligible weights
  * packed to it first; {0, 0}: as read). */
-static nmf_status copy_candidate(nmf_family_writer *w, size_t m, nmf_model_stream *s, const nmf_model_config *c,
-                                 nmf_pattern pack, nmf_progress_step *step) {
+static nmf_status copy_candidate(nmf_family_writer *w, size_t m, nmf_model_stream *s,
+                                 const nmf_model_config *c, nmf_pattern pack, nmf_progress_step *step) {
     const nmf_tensor_set *h = nmf_model_stream_headers(s);
     nmf_status st = NMF_OK;
     for (size_t j = 0; !st && j < h->count; j++) {
@@ -164,7 +165,8 @@ static nmf_status prune_file(const char *in, const char *model, const nmf_config
     if (add && !st && !nkept) st = nmf_error(NMF_ERR_FORMAT, "%s: a family of no candidate", out);
     if (add && !st) st = nmf_family_same_config(nmf_model_stream_config(kept[0]), cfg);
     for (size_t i = 0; !st && i < nkept; i++)
-        st = plan_candidate(&plan, kept_names[i], &d, nmf_model_stream_headers(kept[i]), (nmf_pattern){0, 0}, 1);
+        st = plan_candidate(&plan, kept_names[i], &d, nmf_model_stream_headers(kept[i]),
+                            (nmf_pattern){0, 0}, 1);
     for (size_t k = 0; !st && k < count; k++) {
         char name[16];
         nmf_pattern_format(patterns[k], name, sizeof name);

@@ -2,7 +2,8 @@
  * loading, sizes. The parameter table is the contract: N:M-eligible block weights become
  * nmf_linear objects (dense or N:M as held), everything else lands in one dense buffer.
  * GPT-2's Conv1D weights, stored [in, out], are transposed once to the (out, in) the linears
- * want (block_linear.c, which builds every model's block linears). The forward is in lm_forward.c / lm_block.c. */
+ * want (block_linear.c, which builds every model's block linears). The forward is in
+ * lm_forward.c / lm_block.c. */
 #include <stdlib.h>
 #include <string.h>
 

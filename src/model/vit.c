@@ -107,7 +107,8 @@ static nmf_status vit_build(nmf_vit **out, const nmf_model_config *c, const nmf_
     nmf_vit *m;
     nmf_status st = vit_alloc(&m, c);
     if (st) return st;
-    linear_ctx ctx = {tensors, owned, nmf_block_set_kept16(tensors), src, prec, &m->maps}; /* before any is dropped */
+    /* kept16 read before any tensor is dropped */
+    linear_ctx ctx = {tensors, owned, nmf_block_set_kept16(tensors), src, prec, &m->maps};
     st = owned ? nmf_block_source_fill(src, owned, &m->desc, NMF_LAYOUT_DENSE) : NMF_OK;
     if (st == NMF_OK) st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf);
     for (size_t i = 0; st == NMF_OK && owned && i < m->desc.count; i++)
