@@ -203,6 +203,16 @@ NMF_API nmf_status nmf_family_prune_file(const char *in, const char *model,
                                          const nmf_config_overrides *overrides, const char *out,
                                          const nmf_pattern *patterns, size_t count, int with_dense,
                                          nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
+/* `prune --add`: the family file `family` extended with one candidate per pattern pruned from in
+ * (magnitude, as nmf_family_prune_file), streamed the same way: its candidates copied tensor by
+ * tensor, then the new ones, into a new file that replaces it atomically. The source's config must
+ * be the family's and no pattern may name a candidate it holds (NMF_ERR_INVALID_ARG). dtype
+ * NMF_DTYPE_COUNT: the family's stored dtype (F32 when its candidates differ). written and
+ * dtype_used as above (written lists every candidate, old and new). */
+NMF_API nmf_status nmf_family_extend_file(const char *in, const char *model,
+                                          const nmf_config_overrides *overrides, const char *family,
+                                          const nmf_pattern *patterns, size_t count, nmf_dtype dtype,
+                                          nmf_family *written, nmf_dtype *dtype_used);
 NMF_API nmf_status nmf_family_convert_file(const char *in, const char *model,
                                            const nmf_config_overrides *overrides, const char *out,
                                            nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
@@ -246,6 +256,14 @@ NMF_API nmf_status nmf_file_info_json(const char *path, char **json);
 typedef enum { NMF_FILE_UNKNOWN = 0, NMF_FILE_NMF, NMF_FILE_SAFETENSORS, NMF_FILE_HF_FOLDER } nmf_file_kind;
 NMF_API nmf_status nmf_file_kind_detect(const char *path, nmf_file_kind *kind);
 NMF_API const char *nmf_file_kind_name(nmf_file_kind kind); /* "nmf", "safetensors", "hf folder" */
+/* *token = 1 when path holds a token model (BERT, GPT-2, LLaMA), 0 for a ViT, told from what is
+ * cheap to read, no tensor: a model folder holds a token model (config.json); an .nmf says by its
+ * family config (header and table only); a safetensors file by its nmformer.config metadata (the
+ * header only; none: a ViT whose config the caller gives). So that a command picks its loader
+ * (nmf_lm_load_with builds a family candidate layer by layer) before it loads anything. A path
+ * that is neither a regular file nor a folder (a FIFO would lose what is read) is
+ * NMF_ERR_UNSUPPORTED, read not at all. */
+NMF_API nmf_status nmf_file_is_token_model(const char *path, int *token);
 
 /* Loads one model from .nmf (name picks a candidate; NULL: the only one, else error listing the
  * names) or .safetensors (name must be NULL or "dense"); config from the file, or from

@@ -31,6 +31,10 @@ NMF_API nmf_status nmf_linear_create_dense16(nmf_linear **lin, const uint16_t *w
  * on success *w is NULL and the layer frees it; on failure *w is the caller's still. */
 NMF_API nmf_status nmf_linear_create_dense16_take(nmf_linear **lin, uint16_t **w, nmf_dtype dtype,
                                                   size_t out, size_t in);
+/* The same, reading w in place (a file mapping: the model's weights used where they are stored)
+ * and never freeing it: w must stay valid, unchanged, for the layer's life. */
+NMF_API nmf_status nmf_linear_create_dense16_borrow(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
+                                                    size_t out, size_t in);
 /* The 16-bit values [out][in] of a dense 16-bit layer and their dtype (for the rows an embedding
  * lookup reads from a weight it shares with a tied head); NULL for any other layer. */
 NMF_API const uint16_t *nmf_linear_weights16(const nmf_linear *lin, nmf_dtype *dtype);

@@ -38,9 +38,18 @@ NMF_API nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c,
 /* An HF folder, a .nmf candidate or a .safetensors with nmformer.config, weights as stored:
  * BF16/F16 ones stay 16-bit in memory (bf16 N:M linears compact: nmf_linear_create_nm_bf16), F32
  * ones are f32. A folder or safetensors file is nmf_load_model_keep16 + nmf_lm_create_from; a
- * family candidate's N:M tensors are each read only when its layer is built, so that memory
- * stays near the candidate's stored bytes. A ViT file is NMF_ERR_UNSUPPORTED (nmf_vit_load). */
+ * family candidate's N:M tensors are each read only when its layer is built, and its dense
+ * 16-bit weights (embedding, head, dense linears) are used in place from the mapped file (their
+ * CRC checked at load; the model keeps the mapping), so that memory stays near the candidate's
+ * stored bytes, much of it file-backed. A ViT file is NMF_ERR_UNSUPPORTED (nmf_vit_load). */
 NMF_API nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name);
+/* nmf_lm_load with the caller's config values (as nmf_load_model_with: they must agree with the
+ * file's; a token model's ViT flags are an error naming them; may be NULL) and the precision the
+ * block linears compute in: NMF_PREC_COUNT = weights as stored (nmf_lm_load); NMF_PREC_F32 every
+ * weight widened to f32 at load; bf16 or int8 that f32 load with each block linear converted as it
+ * is built (nmf_lm_set_precision's numbers). A family candidate is read layer by layer either way. */
+NMF_API nmf_status nmf_lm_load_with(nmf_lm **out, const char *path, const char *name,
+                                    const nmf_config_overrides *overrides, nmf_precision prec);
 NMF_API void nmf_lm_free(nmf_lm *m);
 NMF_API const nmf_model_config *nmf_lm_get_config(const nmf_lm *m);
 /* Floats of nmf_lm_forward's output for B sequences of T tokens. */

@@ -23,8 +23,17 @@ typedef struct nmf_vit nmf_vit; /* opaque */
 
 /* Builds a model from tensors in timm names (checked against the config with
  * nmf_model_check_tensors). Block linear weights held as nm become N:M linears, dense ones dense.
+ * A set read keeping 16-bit values (nmf_load_model_keep16) keeps them in the block linears as the
+ * token models do (lm.h): dense 16-bit layers (nmf_linear_create_dense16) and, for BF16 N:M
+ * weights, compact bf16 N:M layers (nmf_linear_create_nm_bf16; their precision is then bf16 and
+ * nmf_vit_set_precision cannot change it); the rest of the model is f32.
  * The tensor set is not referenced afterwards (values are copied / repacked). */
 NMF_API nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors);
+/* nmf_vit_create from a set the caller gives up: each tensor is removed from it (freed) as soon as
+ * the model holds its own copy (16-bit dense weights are taken, not copied), so that building
+ * peaks near one copy of the weights, not two (nmf_lm_create_from's contract). The caller still
+ * frees the set. */
+NMF_API nmf_status nmf_vit_create_from(nmf_vit **out, const nmf_model_config *c, nmf_tensor_set *tensors);
 
 /* A randomly initialised model of this config (deterministic in seed), every tensor by its role
  * as training initialises it (nmf_param_role_init: timm-style), pruned to pattern by magnitude and held N:M when pattern.n != 0
@@ -32,10 +41,21 @@ NMF_API nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, cons
 NMF_API nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_model_config *c, nmf_pattern pattern,
                                  uint64_t seed);
 
-/* nmf_load_model (io.h: .nmf family candidate `name`, or .safetensors) + nmf_vit_create; the
- * tensors are freed once the model holds its own copy. fallback_config may be NULL. */
+/* A ViT from an .nmf family candidate `name` or a .safetensors file, the weights as stored
+ * (BF16/F16 block linears stay 16-bit; for f32 ones, nmf_load_model + nmf_vit_create): a
+ * safetensors file is nmf_load_model_keep16 + nmf_vit_create_from; a family candidate's N:M
+ * tensors are each read only when its layer is built and its dense 16-bit block weights are used
+ * in place from the mapped file (as nmf_lm_load), so that memory stays near the candidate's
+ * stored bytes. A token model's file is NMF_ERR_UNSUPPORTED. fallback_config may be NULL. */
 NMF_API nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
                         const nmf_model_config *fallback_config);
+/* nmf_vit_load with config values given by the caller (as nmf_load_model_with; may be NULL) and
+ * the block linears' precision: NMF_PREC_COUNT = weights as stored (nmf_vit_load); NMF_PREC_F32
+ * every weight widened to f32 at load; bf16 or int8 that f32 load with each block linear
+ * converted as it is built (nmf_vit_set_precision's numbers). */
+NMF_API nmf_status nmf_vit_load_with(nmf_vit **out, const char *path, const char *name,
+                                     const nmf_model_config *fallback_config,
+                                     const nmf_config_overrides *overrides, nmf_precision prec);
 
 NMF_API void nmf_vit_free(nmf_vit *m);
 
@@ -104,6 +124,9 @@ NMF_API nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const flo
                                     nmf_observer obs, void *ctx);
 
 NMF_API const nmf_model_config *nmf_vit_get_config(const nmf_vit *m);
+/* What the block linears compute in (block 0's qkv: a model's linears agree, bar F16 N:M weights,
+ * which run in f32 beside 16-bit dense ones): f32, or bf16 for weights kept 16-bit. */
+NMF_API nmf_precision nmf_vit_get_precision(const nmf_vit *m);
 /* Bytes of parameters the forward reads: the dense buffer plus every linear's weight bytes. */
 NMF_API size_t nmf_vit_weight_bytes(const nmf_vit *m);
 /* Bytes of the activation arena currently allocated (0 before the first forward). */

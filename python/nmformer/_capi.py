@@ -237,6 +237,8 @@ _SIGNATURES = {
     "nmf_family_prune_file": (status_t, [C.c_char_p, C.c_char_p, P(ConfigOverrides), C.c_char_p,
                                          P(Pattern), size_t, C.c_int, dtype_t, P(FamilyStruct),
                                          P(dtype_t)]),
+    "nmf_family_extend_file": (status_t, [C.c_char_p, C.c_char_p, P(ConfigOverrides), C.c_char_p,
+                                          P(Pattern), size_t, dtype_t, P(FamilyStruct), P(dtype_t)]),
     "nmf_family_convert_file": (status_t, [C.c_char_p, C.c_char_p, P(ConfigOverrides), C.c_char_p,
                                            dtype_t, P(FamilyStruct), P(dtype_t)]),
     "nmf_load_model_with": (status_t, [C.c_char_p, C.c_char_p, P(ModelConfig),

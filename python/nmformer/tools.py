@@ -81,9 +81,10 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
     nmf_family_prune). With ``out`` (.nmf) it is also written, values as ``dtype`` ("f32",
     "f16", "bf16"; default: the source's). With ``add=True`` the candidates are appended to the
     existing family ``out`` (keeping its stored dtype unless ``dtype`` is given).
-    A path source with ``out`` (no ``config``, no ``add``, method magnitude) is streamed tensor
-    by tensor (nmf_family_prune_file: memory is a few tensors) and the Family read back from
-    ``out``. Same bytes as ``nmformer prune SOURCE OUT --pattern ... [--method ...]``.
+    A path source with ``out`` (no ``config``, method magnitude) is streamed tensor by tensor
+    (nmf_family_prune_file, with ``add`` nmf_family_extend_file: memory is a few tensors) and the
+    Family read back from ``out``. Same bytes as ``nmformer prune SOURCE OUT --pattern ...
+    [--method ...] [--add]``.
     """
     names = _patterns(patterns)
     lib = api()
@@ -110,14 +111,18 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
             f"prune: {out}: a family is written as .nmf; for one pruned model use "
             "load(...).prune('2:8').save('x.safetensors')", status=1)
     pats = (Pattern * len(names))(*[_tensors.to_pattern(n) for n in names])
-    if _is_path(source) and out is not None and not add and config is None and not calibrated:
-        # a file to a new family: streamed tensor by tensor, as the CLI does (same bytes)
+    if _is_path(source) and out is not None and config is None and not calibrated:
+        # a file to a new or extended family: streamed tensor by tensor, as the CLI does (same bytes)
         path = str(source)
         name = model or ("dense" if _is_family_file(path) else None)
-        check(lib.nmf_family_prune_file(path.encode(), None if name is None else name.encode(),
-                                        None, str(out).encode(), pats, len(names), int(dense),
-                                        _DTYPE_SOURCE if dtype is None else dtype_code(dtype),
-                                        None, None))
+        name = None if name is None else name.encode()
+        code = _DTYPE_SOURCE if dtype is None else dtype_code(dtype)
+        if add:
+            check(lib.nmf_family_extend_file(path.encode(), name, None, str(out).encode(), pats,
+                                             len(names), code, None, None))
+        else:
+            check(lib.nmf_family_prune_file(path.encode(), name, None, str(out).encode(), pats,
+                                            len(names), int(dense), code, None, None))
         fam = Family.open(out)
         fam.calibration = None
         return fam

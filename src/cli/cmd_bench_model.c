@@ -178,12 +178,12 @@ static nmf_status build_candidate(const bench_opts *o, const char *candidate, nm
         return nmf_model_is_token(&c) ? nmf_lm_create_random(lm, &c, p, 42)
                                       : nmf_vit_create_random(vit, &c, p, 42);
     }
-    nmf_tensor_set tensors;
-    st = cli_load_model(o->model_path, strcmp(candidate, "-") ? candidate : NULL, &o->flags, &c, &tensors);
-    if (st == NMF_OK)
-        st = nmf_model_is_token(&c) ? nmf_lm_create(lm, &c, &tensors) : nmf_vit_create(vit, &c, &tensors);
-    nmf_tensors_free(&tensors);
-    return st;
+    const char *name = strcmp(candidate, "-") ? candidate : NULL;
+    if (model_cli_is_token(o->model_path)) /* in f32, a family candidate built layer by layer */
+        return model_cli_lm_load(lm, o->model_path, name, &o->flags, NMF_PREC_F32);
+    nmf_config_overrides ov; /* a ViT in f32 (--precision is set on it), read layer by layer too */
+    st = cli_config_overrides(&o->flags, &ov);
+    return st ? st : nmf_vit_load_with(vit, o->model_path, name, NULL, &ov, NMF_PREC_F32);
 }
 
 /* Child: build one candidate, measure every (threads, batch), send rows, exit. */

@@ -92,7 +92,7 @@ int cmd_eval(int argc, char **argv) {
     const char *sta = NULL;
     long limit = 0;
     int threads = 0, batch = 0, json = 0; /* batch 0: 64 images, 32 windows (the lm preset's) */
-    nmf_precision prec = NMF_PREC_F32;
+    nmf_precision prec = NMF_PREC_COUNT; /* not given: a ViT's weights as stored */
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
         CLI_STR("model", 'm', &name, "NAME", "candidate of a family file (dense, 2:8, ...)"),
@@ -109,7 +109,8 @@ int cmd_eval(int argc, char **argv) {
                 "models: windows, default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears"),
+               "f32, bf16 or int8 arithmetic for the N:M block\nlinears (default: BF16/F16 weights kept as\n"
+               "stored, f32 ones f32)"),
         CLI_STR("sta", 0, &sta, "HW.ini", "with --precision int8: the STA accelerator's\nfixed-point "
                 "numbers, bit for bit (docs/STA.md)"),
         CLI_FLAG("json", 0, &json, "one JSON object instead of text"),
@@ -124,13 +125,14 @@ int cmd_eval(int argc, char **argv) {
     if (!images != !labels) return cli_usage_error("eval", "--images and --labels go together");
     if (images && data_dir) return cli_usage_error("eval", "--data is Fashion-MNIST's; not with --images");
     if (threads) nmf_set_threads(threads);
-    nmf_model_config cfg;
-    nmf_tensor_set weights;
-    nmf_status st = cli_load_model(model_path, name, &flags, &cfg, &weights);
-    if (st) return cli_fail("eval", model_path, st);
-    const int token = nmf_model_is_token(&cfg);
-    if (token || corpus || split != NMF_TEXT_SPLITS) {
-        if (!token || images || data_dir || prec || sta) {
+    if (model_cli_is_token(model_path) || corpus || split != NMF_TEXT_SPLITS) {
+        /* a language model is scored by the trainer's f32 model (nmf_lm_evaluate) */
+        nmf_model_config cfg;
+        nmf_tensor_set weights;
+        nmf_status st = cli_load_model(model_path, name, &flags, &cfg, &weights);
+        if (st) return cli_fail("eval", model_path, st);
+        const int token = nmf_model_is_token(&cfg);
+        if (!token || images || data_dir || (prec != NMF_PREC_COUNT && prec != NMF_PREC_F32) || sta) {
             nmf_tensors_free(&weights);
             return cli_usage_error("eval", token ? "a language model is scored on a text corpus: "
                                    "--images, --labels, --data, --precision and --sta are for the ViT"
@@ -145,13 +147,13 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     if (!batch) batch = 64;
-    model_cli_vit m;
-    st = model_cli_vit_create(&m, &cfg, &weights, prec, sta, data_dir);
-    nmf_tensors_free(&weights);
+    model_cli_vit m; /* 16-bit weights stay 16-bit unless a precision is asked for */
+    nmf_status st = model_cli_vit_load(&m, model_path, name, &flags, prec, sta, data_dir);
     if (st) {
         model_cli_vit_free(&m);
         return cli_fail("eval", model_path, st);
     }
+    if (prec == NMF_PREC_COUNT) prec = m.vit ? nmf_vit_get_precision(m.vit) : NMF_PREC_F32; /* as shown */
     const nmf_model_config *c = &m.config;
     nmf_dataset ds = {0};
     nmf_array x = {0};

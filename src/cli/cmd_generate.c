@@ -64,22 +64,8 @@ int cmd_generate(int argc, char **argv) {
         return cli_usage_error("generate", "--top-k samples, so it needs --temperature X > 0");
     if (threads) nmf_set_threads(threads);
 
-    nmf_lm *lm = NULL;
-    nmf_status st;
-    if (prec == NMF_PREC_COUNT) { /* weights as stored; a family's N:M tensors read layer by layer */
-        st = nmf_lm_load(&lm, model_path, name);
-    } else {
-        nmf_model_config c;
-        nmf_tensor_set tensors;
-        st = cli_load_model_ex(model_path, name, NULL, 0, &c, &tensors);
-        if (st == NMF_OK && !nmf_model_is_token(&c))
-            st = nmf_error(NMF_ERR_UNSUPPORTED, "a %s model classifies images; generate needs a "
-                           "causal language model (GPT-2, LLaMA)", c.arch);
-        if (st == NMF_OK) st = nmf_lm_create_from(&lm, &c, &tensors); /* frees each tensor as taken */
-        nmf_tensors_free(&tensors);
-        if (st == NMF_OK && prec != NMF_PREC_F32) st = nmf_lm_set_precision(lm, prec);
-        if (st) nmf_lm_free(lm);
-    }
+    nmf_lm *lm = NULL; /* a family candidate is built layer by layer, at any precision */
+    nmf_status st = model_cli_lm_load(&lm, model_path, name, NULL, prec);
     if (st) return cli_fail("generate", model_path, st);
     const nmf_model_config *c = nmf_lm_get_config(lm);
     if (c->hf.head != NMF_HF_HEAD_LM) {

@@ -35,10 +35,11 @@ static const char about[] =
     "OUT .nmf: a family holding 'dense' and one candidate per pattern (named \"N:M\");\n"
     "tensors the candidates have in common are stored once.\n"
     "OUT .safetensors: one pattern only; the pruned model, dense with zeros.\n"
-    "Magnitude pruning to a new .nmf family streams: IN is read one tensor at a time\n"
+    "Magnitude pruning to an .nmf family streams: IN is read one tensor at a time\n"
     "and each tensor's dense copy and N:M forms are written before the next is read,\n"
-    "so memory is a few tensors, not the model. --add, a .safetensors OUT, and wanda /\n"
-    "sparsegpt (which run forwards over the whole model) load the model whole.\n"
+    "so memory is a few tensors, not the model (--add: the family's candidates are\n"
+    "copied tensor by tensor first). A .safetensors OUT and wanda / sparsegpt (which\n"
+    "run forwards over the whole model) load the model whole.\n"
     "Progress (bytes/s, ETA) on stderr for steps over a second; --quiet silences it.\n"
     "On success one line on stdout: IN and OUT with their kinds and sizes, the candidates\n"
     "OUT holds with the index-code bits per group of each pattern, and the dtype.\n";
@@ -52,11 +53,14 @@ static nmf_status parse_method(const char *value, void *dest) {
 /* A new family by magnitude: the library streams it (nmf_family_prune_file). */
 static int prune_streamed(const char *in, const char *model, const char *out,
                           const cli_config_flags *flags, const nmf_pattern *pats, int npat,
-                          int with_dense, nmf_dtype dtype, int quiet, int json) {
+                          int with_dense, int add, nmf_dtype dtype, int quiet, int json) {
     nmf_config_overrides o;
     nmf_status st = cli_config_overrides(flags, &o);
     nmf_family fam;
-    if (!st) st = nmf_family_prune_file(in, model, &o, out, pats, (size_t)npat, with_dense, dtype, &fam, &dtype);
+    if (!st && add)
+        st = nmf_family_extend_file(in, model, &o, out, pats, (size_t)npat, dtype, &fam, &dtype);
+    else if (!st)
+        st = nmf_family_prune_file(in, model, &o, out, pats, (size_t)npat, with_dense, dtype, &fam, &dtype);
     if (st) return cli_fail("prune", cli_failed_path(in, out), st);
     if (!quiet) cli_print_summary("prune", in, out, &fam, NULL, dtype, json);
     nmf_family_free(&fam);
@@ -145,8 +149,8 @@ int cmd_prune(int argc, char **argv) {
 
     const char *src_model = model;
     if (!src_model && in_kind == NMF_FILE_NMF) src_model = "dense";
-    if (out_kind == NMF_FILE_NMF && !add && !calibrated) /* magnitude: tensor by tensor */
-        return prune_streamed(in, src_model, out, &flags, pats, npat, !no_dense, dtype, quiet, json);
+    if (out_kind == NMF_FILE_NMF && !calibrated) /* magnitude: tensor by tensor, --add too */
+        return prune_streamed(in, src_model, out, &flags, pats, npat, !no_dense, add, dtype, quiet, json);
 
     nmf_model_config cfg;
     nmf_tensor_set src;

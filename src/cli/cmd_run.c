@@ -106,7 +106,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *name = NULL;
     const char *types_path = NULL, *mask_path = NULL, *sta = NULL;
     int batch = 32, threads = 0;
-    nmf_precision prec = NMF_PREC_COUNT; /* not given: ViT f32, token models as stored */
+    nmf_precision prec = NMF_PREC_COUNT; /* not given: the weights as stored */
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
         CLI_STR("input", 'i', &input, "PATH", "the input .npy (see above); - = stdin"),
@@ -117,8 +117,8 @@ int cmd_run(int argc, char **argv) {
         CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images (sequences) per forward pass (default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "f32 (default), bf16 or int8 arithmetic for the\nN:M block linears (int8: N:M only). Token models\n"
-               "without it keep BF16/F16 weights as stored"),
+               "f32, bf16 or int8 arithmetic for the block\nlinears (int8: N:M only). Without it the weights\n"
+               "stay as stored (BF16/F16 16-bit, F32 f32)"),
         CLI_STR("sta", 0, &sta, "HW.ini", "ViT with --precision int8: the STA accelerator's\n"
                 "fixed-point numbers, bit for bit (docs/STA.md)"),
         CLI_CONFIG_OPTS(&flags),
@@ -132,36 +132,20 @@ int cmd_run(int argc, char **argv) {
         return cli_usage_error("run", "need MODEL, --input and --output (see --help)");
     if (threads) nmf_set_threads(threads);
 
-    nmf_model_config loaded;
-    nmf_tensor_set tensors;
-    /* a token model keeps 16-bit weights unless f32 is asked for (a ViT built from such a set
-     * widens them: nmf_vit_create) */
-    const int keep16 = prec == NMF_PREC_COUNT;
-    nmf_status st = cli_load_model_ex(model_path, name, &flags, keep16, &loaded, &tensors);
-    if (st == NMF_OK && nmf_model_is_token(&loaded) && sta) {
-        nmf_tensors_free(&tensors);
-        return cli_usage_error("run", "--sta is for ViT models (the accelerator's datapath)");
-    }
-    if (prec == NMF_PREC_COUNT) prec = NMF_PREC_F32;
-    if (st == NMF_OK && nmf_model_is_token(&loaded)) {
+    if (model_cli_is_token(model_path)) { /* a family candidate is built layer by layer */
+        if (sta) return cli_usage_error("run", "--sta is for ViT models (the accelerator's datapath)");
         nmf_lm *lm = NULL;
-        st = nmf_lm_create_from(&lm, &loaded, &tensors);
-        nmf_tensors_free(&tensors);
-        if (st == NMF_OK && !keep16 && prec != NMF_PREC_F32) st = nmf_lm_set_precision(lm, prec);
-        if (st) nmf_lm_free(lm);
+        nmf_status st = model_cli_lm_load(&lm, model_path, name, &flags, prec);
         if (st) return cli_fail("run", model_path, st);
         const lm_run_files files = {input, output, types_path, mask_path};
         rc = run_token_model(lm, &files, (size_t)batch);
         nmf_lm_free(lm);
         return rc;
     }
-    if (types_path || mask_path) {
-        nmf_tensors_free(&tensors);
+    if (types_path || mask_path)
         return cli_usage_error("run", "--token-types and --attention-mask are for BERT models");
-    }
-    model_cli_vit m = {0};
-    if (st == NMF_OK) st = model_cli_vit_create(&m, &loaded, &tensors, prec, sta, NULL);
-    nmf_tensors_free(&tensors);
+    model_cli_vit m = {0}; /* 16-bit weights stay 16-bit unless a precision is asked for */
+    nmf_status st = model_cli_vit_load(&m, model_path, name, &flags, prec, sta, NULL);
     if (st) {
         model_cli_vit_free(&m);
         return cli_fail("run", model_path, st);

@@ -15,49 +15,49 @@ int model_cli_int(const char *text, long lo, long hi, long *out) {
     return 0;
 }
 
-nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
-                          const cli_config_flags *flags) {
-    *out = NULL;
-    nmf_model_config config;
-    nmf_tensor_set tensors;
-    nmf_status st = cli_load_model(path, name, flags, &config, &tensors);
-    if (st == NMF_OK) st = nmf_vit_create(out, &config, &tensors);
-    nmf_tensors_free(&tensors);
-    return st;
+int model_cli_is_token(const char *path) {
+    int token = 0;
+    if (nmf_file_is_token_model(path, &token) != NMF_OK) {
+        nmf_clear_error(); /* the full load says what is wrong with the path */
+        return 0;
+    }
+    return token;
 }
 
-nmf_status model_cli_vit_create(model_cli_vit *r, const nmf_model_config *c, const nmf_tensor_set *tensors,
-                                nmf_precision prec, const char *sta_hw, const char *data_dir) {
-    memset(r, 0, sizeof *r);
-    r->config = *c;
-    if (!sta_hw) {
-        nmf_status st = nmf_vit_create(&r->vit, c, tensors);
-        if (st == NMF_OK) st = nmf_vit_set_precision(r->vit, prec);
-        return st;
-    }
-    if (prec != NMF_PREC_INT8)
-        return nmf_error(NMF_ERR_INVALID_ARG, "--sta runs the accelerator's fixed-point numbers: it goes "
-                         "with --precision int8 (the design's data_bits set the widths), not %s",
-                         nmf_precision_name(prec));
-    nmf_sta_config hw;
-    nmf_sta_config_default(&hw);
-    nmf_status st = nmf_sta_config_load(sta_hw, &hw);
-    float *calib = NULL;
-    size_t ncal = 0;
-    if (st == NMF_OK) st = nmf_sta_calibration_images(&calib, &ncal, NULL, c, data_dir);
-    if (st == NMF_OK) st = nmf_fx_cpu_create(&r->fx, c, tensors, &hw, calib, ncal);
-    nmf_free(calib);
-    return st;
+nmf_status model_cli_lm_load(nmf_lm **out, const char *path, const char *name,
+                             const cli_config_flags *flags, nmf_precision prec) {
+    *out = NULL;
+    nmf_config_overrides o;
+    nmf_status st = cli_config_overrides(flags, &o);
+    return st ? st : nmf_lm_load_with(out, path, name, &o, prec);
 }
 
 nmf_status model_cli_vit_load(model_cli_vit *r, const char *path, const char *name,
                               const cli_config_flags *flags, nmf_precision prec, const char *sta_hw,
                               const char *data_dir) {
     memset(r, 0, sizeof *r);
-    nmf_model_config config;
-    nmf_tensor_set tensors;
-    nmf_status st = cli_load_model(path, name, flags, &config, &tensors);
-    if (st == NMF_OK) st = model_cli_vit_create(r, &config, &tensors, prec, sta_hw, data_dir);
+    nmf_config_overrides o;
+    nmf_status st = cli_config_overrides(flags, &o);
+    if (st) return st;
+    if (!sta_hw) { /* a family candidate read layer by layer */
+        st = nmf_vit_load_with(&r->vit, path, name, NULL, &o, prec);
+        if (st == NMF_OK) r->config = *nmf_vit_get_config(r->vit);
+        return st;
+    }
+    if (prec != NMF_PREC_INT8)
+        return nmf_error(NMF_ERR_INVALID_ARG, "--sta runs the accelerator's fixed-point numbers: it goes "
+                         "with --precision int8 (the design's data_bits set the widths), not %s",
+                         nmf_precision_name(prec == NMF_PREC_COUNT ? NMF_PREC_F32 : prec));
+    nmf_tensor_set tensors; /* the fixed-point model quantises the f32 weights */
+    nmf_sta_config hw;
+    nmf_sta_config_default(&hw);
+    float *calib = NULL;
+    size_t ncal = 0;
+    st = cli_load_model(path, name, flags, &r->config, &tensors);
+    if (st == NMF_OK) st = nmf_sta_config_load(sta_hw, &hw);
+    if (st == NMF_OK) st = nmf_sta_calibration_images(&calib, &ncal, NULL, &r->config, data_dir);
+    if (st == NMF_OK) st = nmf_fx_cpu_create(&r->fx, &r->config, &tensors, &hw, calib, ncal);
+    nmf_free(calib);
     nmf_tensors_free(&tensors);
     return st;
 }

@@ -6,14 +6,20 @@
 #include <stdio.h>
 
 #include "cli/cli_util.h"
+#include "nmformer/lm.h"
 #include "nmformer/model.h"
 #include "nmformer/sta.h"
 
 /* Parses a whole decimal integer in [lo, hi]; returns 0 on success. */
 int model_cli_int(const char *text, long lo, long hi, long *out);
-/* cli_load_model (file + config flags) then nmf_vit_create; the tensors are freed. */
-nmf_status model_cli_load(nmf_vit **out, const char *path, const char *name,
-                          const cli_config_flags *flags);
+/* 1 when path holds a token model, told cheaply (nmf_file_is_token_model: no tensor read); 0 for
+ * a ViT or when it cannot be told (the command's full load then reports what is wrong). */
+int model_cli_is_token(const char *path);
+/* A token model for the commands that run one (run, generate, bench model): nmf_lm_load_with,
+ * so that a family candidate is built layer by layer, with the config flags as overrides (a token
+ * model refuses them, naming them) and prec (NMF_PREC_COUNT: the weights as stored). */
+nmf_status model_cli_lm_load(nmf_lm **out, const char *path, const char *name,
+                             const cli_config_flags *flags, nmf_precision prec);
 
 /* A runnable ViT for run/eval: the f32/bf16/int8 model (nmf_vit), or with --sta HW.ini the
  * accelerator's fixed-point numbers on the CPU (nmf_fx_cpu: quantised on the library's
@@ -23,12 +29,11 @@ typedef struct {
     nmf_fx_cpu *fx;
     nmf_model_config config;
 } model_cli_vit;
-/* From a loaded config + tensors (borrowed). sta_hw: the design INI or NULL; it needs
- * prec == NMF_PREC_INT8 (the design's data_bits, 8 or 16, set the widths). data_dir: where the
- * Fashion-MNIST calibration images are (NULL: the default). */
-nmf_status model_cli_vit_create(model_cli_vit *r, const nmf_model_config *c, const nmf_tensor_set *tensors,
-                                nmf_precision prec, const char *sta_hw, const char *data_dir);
-/* cli_load_model, then model_cli_vit_create. */
+/* A runnable ViT from a path: without sta_hw nmf_vit_load_with (the config flags as overrides, prec
+ * NMF_PREC_COUNT: weights as stored; a family candidate read layer by layer); with sta_hw (the
+ * design INI; it needs prec == NMF_PREC_INT8: the design's data_bits, 8 or 16, set the widths)
+ * cli_load_model, then nmf_fx_cpu_create quantised on the Fashion-MNIST calibration images of
+ * data_dir (NULL: the default). */
 nmf_status model_cli_vit_load(model_cli_vit *r, const char *path, const char *name,
                               const cli_config_flags *flags, nmf_precision prec, const char *sta_hw,
                               const char *data_dir);

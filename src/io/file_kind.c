@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/io_internal.h"
 #include "io/nmf_format.h"
 
 const char *nmf_file_kind_name(nmf_file_kind kind) {
@@ -41,4 +42,37 @@ nmf_status nmf_file_kind_detect(const char *path, nmf_file_kind *kind) {
         return nmf_error(NMF_ERR_FORMAT, "%s: not a model file (neither the .nmf magic nor a "
                          "safetensors header: 8-byte length, then '{'; nor a model folder)", path);
     return NMF_OK;
+}
+
+nmf_status nmf_file_is_token_model(const char *path, int *token) {
+    if (!path || !token) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_file_is_token_model: NULL argument");
+    *token = 0;
+    struct stat sb; /* a FIFO or device would lose the bytes read here */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
+        return nmf_error(NMF_ERR_UNSUPPORTED, "%s: not a regular file or folder: its kind is not peeked",
+                         path);
+    nmf_file_kind kind;
+    nmf_status st = nmf_file_kind_detect(path, &kind);
+    if (st) return st;
+    if (kind == NMF_FILE_HF_FOLDER) { /* config.json's model_type: bert, gpt2 or llama */
+        *token = 1;
+        return NMF_OK;
+    }
+    if (kind == NMF_FILE_NMF) { /* the header and table only: no payload is read */
+        nmf_family_file *fam;
+        if ((st = nmf_family_open(path, &fam))) return st;
+        *token = nmf_model_is_token(nmf_family_file_config(fam));
+        nmf_family_close(fam);
+        return NMF_OK;
+    }
+    nmf_io_st_file f; /* the header only; no metadata: a ViT whose config the caller gives */
+    if ((st = nmf_io_st_open(path, &f))) return st;
+    const char *json = nmf_tensors_get_meta(&f.meta, NMF_CONFIG_META_KEY);
+    nmf_model_config c;
+    nmf_model_config_default(&c);
+    if (json && (st = nmf_model_config_from_json(json, &c)))
+        st = nmf_error_context(st, "%s: metadata %s", path, NMF_CONFIG_META_KEY);
+    if (st == NMF_OK) *token = json && nmf_model_is_token(&c);
+    nmf_io_st_close(&f);
+    return st;
 }

@@ -39,10 +39,16 @@ nmf_status nmf_io_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtyp
  * candidate never holds all its N:M tensors decoded at once (nmf_lm_load). */
 #define NMF_IO_KEEP16 1
 #define NMF_IO_NM_HEADERS 2
+/* with NMF_IO_KEEP16: a dense BF16/F16 tensor as its header only (data and data16 NULL), for a
+ * caller that uses it in place from the file (nmf_io_family_file_map16) or reads it when needed */
+#define NMF_IO_RAW16_HEADERS 4
 nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out, int how);
-/* Tensor `name` of model m, decoded (its payload's CRC checked) and added to out. */
+/* Tensor `name` of model m, decoded (its payload's CRC checked) and added to out; the 16-bit
+ * variant keeps a dense BF16/F16 tensor's stored values (keep16). */
 nmf_status nmf_io_family_file_decode_named(const nmf_family_file *f, size_t m, const char *name,
                                            nmf_tensor_set *out);
+nmf_status nmf_io_family_file_decode_named16(const nmf_family_file *f, size_t m, const char *name,
+                                             nmf_tensor_set *out, int keep16);
 
 /* The process umask, read without changing it (022 when /proc does not say). */
 mode_t nmf_io_umask(void);
@@ -111,6 +117,15 @@ void nmf_io_window_unmap(nmf_io_window *w);
  * caller keeps costs its own pages only, not the page cache's mapped as well); the same range
  * checks and errors as nmf_io_window_map. */
 nmf_status nmf_io_read_at(const nmf_io_source *s, uint64_t offset, uint64_t len, void *dst);
+/* Tensor `name` of model m used in place: when it is a dense BF16/F16 tensor, stored raw and
+ * little-endian like this machine, in a regular file, at a 64-byte aligned address, its padding
+ * and CRC are checked now (each page read once, from the page cache: file-backed memory, not
+ * anonymous) and w maps it (w->p: its numel stored values). The mapping is the caller's to
+ * unmap (nmf_io_window_unmap) and stays valid after the family file is closed; a file truncated
+ * or rewritten while it is mapped is outside what can be checked (a later touch may fault).
+ * NMF_ERR_UNSUPPORTED, with no error text, when the layout does not allow it: read a copy. */
+nmf_status nmf_io_family_file_map16(const nmf_family_file *f, size_t m, const char *name,
+                                    nmf_io_window *w);
 
 /* A safetensors file opened for reading tensor by tensor (src/io/safetensors.c): open parses
  * and checks the whole header (entries, metadata, the exact tiling of the data) and reads no

@@ -568,11 +568,47 @@ uint64_t nmf_io_family_file_bytes(const nmf_family_file *f, size_t m, size_t j) 
     return m < f->fam.count && j < f->first[m + 1] - f->first[m] ? f->entries[f->first[m] + j].size : 0;
 }
 
+/* Model m's entry named name, or NULL with the error set. */
+static const entry *named_entry(const nmf_family_file *f, size_t m, const char *name) {
+    for (size_t j = 0; m < f->fam.count && j < f->first[m + 1] - f->first[m]; j++)
+        if (!strcmp(f->entries[f->first[m] + j].name, name)) return &f->entries[f->first[m] + j];
+    nmf_error(NMF_ERR_NOT_FOUND, "%s: no tensor '%s' in model %zu", f->path, name, m);
+    return NULL;
+}
+
 nmf_status nmf_io_family_file_decode_named(const nmf_family_file *f, size_t m, const char *name,
                                            nmf_tensor_set *out) {
-    for (size_t j = 0; m < f->fam.count && j < f->first[m + 1] - f->first[m]; j++)
-        if (!strcmp(f->entries[f->first[m] + j].name, name)) return nmf_io_family_file_decode(f, m, j, out);
-    return nmf_error(NMF_ERR_NOT_FOUND, "%s: no tensor '%s' in model %zu", f->path, name, m);
+    return nmf_io_family_file_decode_named16(f, m, name, out, 0);
+}
+
+nmf_status nmf_io_family_file_decode_named16(const nmf_family_file *f, size_t m, const char *name,
+                                             nmf_tensor_set *out, int keep16) {
+    const entry *e = named_entry(f, m, name);
+    if (!e) return NMF_ERR_NOT_FOUND;
+    nmf_io_window w;
+    nmf_status st = payload_map(f, e, 1, &w);
+    if (st) return st;
+    st = decode_entry(f->path, e, w.p, out, keep16);
+    nmf_io_window_unmap(&w);
+    return st;
+}
+
+nmf_status nmf_io_family_file_map16(const nmf_family_file *f, size_t m, const char *name,
+                                    nmf_io_window *w) {
+    memset(w, 0, sizeof *w);
+    const entry *e = named_entry(f, m, name);
+    if (!e) return NMF_ERR_NOT_FOUND;
+    const uint16_t one = 1;
+    const int little = *(const uint8_t *)&one == 1; /* the stored order is little-endian */
+    if (e->desc.pattern.n || e->desc.dtype == NMF_DTYPE_F32 || !little || f->src.fd < 0)
+        return NMF_ERR_UNSUPPORTED; /* decoded, widened or not in a file: the caller copies */
+    nmf_status st = payload_map(f, e, 1, w); /* CRC checked: every page touched once, now */
+    if (st) return st;
+    if (!w->map || (uintptr_t)w->p % 64 != 0) { /* not a file mapping; rows the kernels want aligned */
+        nmf_io_window_unmap(w);
+        return NMF_ERR_UNSUPPORTED;
+    }
+    return NMF_OK;
 }
 
 /* Decodes model m's tensors into s, one mapped payload at a time (how: nmf_io_family_file_load). */
@@ -584,7 +620,9 @@ static nmf_status load_model(const nmf_family_file *f, size_t m, int check, nmf_
     nmf_progress_begin(&step, "load", f->path, bytes);
     for (size_t i = f->first[m]; i < f->first[m + 1]; i++) {
         const entry *e = &f->entries[i];
-        if ((how & NMF_IO_NM_HEADERS) && e->desc.pattern.n) {
+        const int raw16 = !e->desc.pattern.n && e->desc.dtype != NMF_DTYPE_F32;
+        if (((how & NMF_IO_NM_HEADERS) && e->desc.pattern.n) ||
+            ((how & NMF_IO_RAW16_HEADERS) && (how & NMF_IO_KEEP16) && raw16)) {
             nmf_status st = nmf_tensors_add_header(s, e->name, e->desc.ndim, e->desc.shape, e->desc.pattern,
                                                    e->desc.transposed, e->desc.dtype, NULL);
             if (st) return st;

@@ -23,10 +23,11 @@ struct nmf_linear {
     nmf_pattern pattern; /* {0,0}: dense */
     float *dense;        /* when dense f32: W [out][in], or W^T [in][out] when dense_t */
     int dense_t;         /* the dense weights are stored transposed (dense_layout_for) */
-    /* dense 16-bit (dense16.h): d16.w in storage; the kernels and the block size planned at
-     * create; from d16_gemm_tokens tokens on, blocks of d16_block rows are widened into one
-     * scratch per thread (d16_threads of them, taken under d16_lock: a concurrent caller, or
-     * one from inside a parallel region, runs the rows kernel instead, which needs none) */
+    /* dense 16-bit (dense16.h): d16.w in storage (or borrowed: storage NULL); the kernels and
+     * the block size planned at create; from d16_gemm_tokens tokens on, blocks of d16_block
+     * rows are widened into one scratch per thread (d16_threads of them, taken under d16_lock:
+     * a concurrent caller, or one from inside a parallel region, runs the rows kernel instead,
+     * which needs none) */
     nmf_dense16 d16;
     nmf_dense16_rows_fn d16_rows;
     nmf_dense16_widen_fn d16_widen;
@@ -130,9 +131,9 @@ static nmf_status plan_dense16(nmf_linear *l, uint16_t *w, nmf_dtype dtype) {
     return NMF_OK;
 }
 
-/* a dense 16-bit layer holding d (owned) */
+/* a dense 16-bit layer holding d (owned: freed with the layer; else only read) */
 static nmf_status create_dense16(nmf_linear **lin, uint16_t *d, nmf_dtype dtype, size_t out,
-                                 size_t in) {
+                                 size_t in, int owned) {
     if (dtype != NMF_DTYPE_BF16 && dtype != NMF_DTYPE_F16)
         return nmf_error(NMF_ERR_INVALID_ARG, "linear: 16-bit weights must be BF16 or F16, not %s",
                          nmf_dtype_name(dtype));
@@ -148,7 +149,7 @@ static nmf_status create_dense16(nmf_linear **lin, uint16_t *d, nmf_dtype dtype,
         nmf_linear_free(l);
         return st;
     }
-    l->storage = d;
+    l->storage = owned ? d : NULL;
     *lin = l;
     return NMF_OK;
 }
@@ -162,7 +163,7 @@ nmf_status nmf_linear_create_dense16(nmf_linear **lin, const uint16_t *w, nmf_dt
     uint16_t *d = nmf_alloc(out * in, sizeof(uint16_t)); /* nmf_alloc checks the product */
     if (!d) return nmf_error(NMF_ERR_NOMEM, "linear: dense %zu x %zu: out of memory", out, in);
     memcpy(d, w, out * in * sizeof(uint16_t));
-    nmf_status st = create_dense16(lin, d, dtype, out, in);
+    nmf_status st = create_dense16(lin, d, dtype, out, in, 1);
     if (st != NMF_OK) nmf_free(d);
     return st;
 }
@@ -173,9 +174,18 @@ nmf_status nmf_linear_create_dense16_take(nmf_linear **lin, uint16_t **w, nmf_dt
     *lin = NULL;
     if (!w || !*w || out == 0 || in == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
-    nmf_status st = create_dense16(lin, *w, dtype, out, in);
+    nmf_status st = create_dense16(lin, *w, dtype, out, in, 1);
     if (st == NMF_OK) *w = NULL;
     return st;
+}
+
+nmf_status nmf_linear_create_dense16_borrow(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
+                                            size_t out, size_t in) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
+    *lin = NULL;
+    if (!w || out == 0 || in == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    return create_dense16(lin, (uint16_t *)w, dtype, out, in, 0); /* only ever read */
 }
 
 const uint16_t *nmf_linear_weights16(const nmf_linear *lin, nmf_dtype *dtype) {

@@ -8,6 +8,7 @@
 #include "nmformer/io.h"
 #include "nmformer/model.h"
 #include "nmformer/prune.h"
+#include "model/prune_internal.h"
 
 nmf_dtype nmf_family_stored_dtype(const nmf_family *f) {
     nmf_dtype t = f->count ? nmf_tensors_stored_dtype(&f->models[0].tensors) : NMF_DTYPE_F32;
@@ -17,7 +18,7 @@ nmf_dtype nmf_family_stored_dtype(const nmf_family *f) {
 }
 
 /* Configs compare as their JSON text: the one form every reader and writer agrees on. */
-static nmf_status same_config(const nmf_model_config *family, const nmf_model_config *source) {
+nmf_status nmf_family_same_config(const nmf_model_config *family, const nmf_model_config *source) {
     char *a = nmf_model_config_to_json(family), *b = nmf_model_config_to_json(source);
     nmf_status st = NMF_OK;
     if (!a || !b)
@@ -44,7 +45,7 @@ nmf_status nmf_family_prune_oneshot(nmf_family *fam, const nmf_model_config *cfg
                                     nmf_prune_stats *stats) {
     if (!fam || !cfg || !src || (count && !patterns))
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_prune: NULL argument");
-    nmf_status st = same_config(&fam->config, cfg);
+    nmf_status st = nmf_family_same_config(&fam->config, cfg);
     if (st) return st;
     /* a family being extended is rewritten whole: it keeps its stored dtype; a new one takes the
      * source's (a BF16 source stays BF16) */

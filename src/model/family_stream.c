@@ -66,12 +66,73 @@ static nmf_status add_as_planned(nmf_family_writer *w, const nmf_family *plan, s
     return st;
 }
 
+/* The candidates of the family at path, each as a stream (names[i], streams[i]; *n of them), and
+ * the dtype they share (F32 when they differ, as nmf_family_stored_dtype). */
+static nmf_status open_candidates(const char *path, const nmf_config_overrides *overrides,
+                                  nmf_model_stream **streams, char (*names)[32], size_t *n,
+                                  nmf_dtype *stored) {
+    nmf_family_file *f;
+    *n = 0;
+    nmf_status st = nmf_family_open(path, &f);
+    if (st) return st;
+    *n = nmf_family_file_count(f);
+    for (size_t i = 0; i < *n; i++) snprintf(names[i], sizeof names[i], "%s", nmf_family_file_name(f, i));
+    nmf_family_close(f);
+    for (size_t i = 0; !st && i < *n; i++) {
+        if ((st = nmf_model_stream_open(path, names[i], overrides, &streams[i])))
+            st = nmf_error_context(st, "model '%s'", names[i]);
+        const nmf_dtype t =
+            st ? NMF_DTYPE_F32 : nmf_tensors_stored_dtype(nmf_model_stream_headers(streams[i]));
+        *stored = i == 0 || t == *stored ? t : NMF_DTYPE_F32;
+    }
+    return st;
+}
+
+/* Every tensor of stream s to the writer as model m's, one at a time (pack: N:M-eligible weights
+ * packed to it first; {0, 0}: as read). */
+static nmf_status copy_candidate(nmf_family_writer *w, size_t m, nmf_model_stream *s,
+                                 const nmf_model_config *c, nmf_pattern pack, nmf_progress_step *step) {
+    const nmf_tensor_set *h = nmf_model_stream_headers(s);
+    nmf_status st = NMF_OK;
+    for (size_t j = 0; !st && j < h->count; j++) {
+        nmf_tensor_set one;
+        nmf_tensors_init(&one);
+        st = nmf_model_stream_read(s, j, &one);
+        if (!st && pack.n) st = nmf_model_pack_nm(c, &one, pack);
+        if (!st) st = nmf_family_writer_add(w, m, &one.items[0]);
+        if (!st) nmf_progress_advance(step, one.items[0].name, nmf_model_stream_bytes(s, j));
+        nmf_tensors_free(&one);
+    }
+    return st;
+}
+
+/* nmf_family_prune_file, or with add (then out is an existing family) its candidates first,
+ * copied tensor by tensor, and the new ones after them, the whole file replaced atomically. */
+static nmf_status prune_file(const char *in, const char *model, const nmf_config_overrides *overrides,
+                             const char *out, const nmf_pattern *patterns, size_t count, int with_dense,
+                             int add, nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
+
 nmf_status nmf_family_prune_file(const char *in, const char *model, const nmf_config_overrides *overrides,
                                  const char *out, const nmf_pattern *patterns, size_t count, int with_dense,
                                  nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used) {
     if (written) nmf_family_init(written);
     if (!in || !out || (count && !patterns))
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_prune_file: NULL argument");
+    return prune_file(in, model, overrides, out, patterns, count, with_dense, 0, dtype, written, dtype_used);
+}
+
+nmf_status nmf_family_extend_file(const char *in, const char *model, const nmf_config_overrides *overrides,
+                                  const char *family, const nmf_pattern *patterns, size_t count,
+                                  nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used) {
+    if (written) nmf_family_init(written);
+    if (!in || !family || !patterns)
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_extend_file: NULL argument");
+    return prune_file(in, model, overrides, family, patterns, count, 0, 1, dtype, written, dtype_used);
+}
+
+static nmf_status prune_file(const char *in, const char *model, const nmf_config_overrides *overrides,
+                             const char *out, const nmf_pattern *patterns, size_t count, int with_dense,
+                             int add, nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used) {
     if (!count && !with_dense) return nmf_error(NMF_ERR_INVALID_ARG, "%s: no candidate to write", out);
     for (size_t k = 0; k < count; k++) {
         if (!nmf_pattern_valid(patterns[k]))
@@ -95,26 +156,48 @@ nmf_status nmf_family_prune_file(const char *in, const char *model, const nmf_co
     nmf_family plan;
     nmf_family_init(&plan);
     plan.config = *cfg;
-    if (with_dense) st = plan_candidate(&plan, "dense", &d, heads, (nmf_pattern){0, 0}, 0);
+    /* extending: the family's candidates come first, as they are; it keeps its stored dtype */
+    nmf_model_stream *kept[NMF_FAMILY_MAX_MODELS] = {0};
+    char kept_names[NMF_FAMILY_MAX_MODELS][32];
+    size_t nkept = 0;
+    nmf_dtype stored = nmf_tensors_stored_dtype(heads);
+    if (add) st = open_candidates(out, NULL, kept, kept_names, &nkept, &stored);
+    if (add && !st && !nkept) st = nmf_error(NMF_ERR_FORMAT, "%s: a family of no candidate", out);
+    if (add && !st) st = nmf_family_same_config(nmf_model_stream_config(kept[0]), cfg);
+    for (size_t i = 0; !st && i < nkept; i++)
+        st = plan_candidate(&plan, kept_names[i], &d, nmf_model_stream_headers(kept[i]),
+                            (nmf_pattern){0, 0}, 1);
+    for (size_t k = 0; !st && k < count; k++) {
+        char name[16];
+        nmf_pattern_format(patterns[k], name, sizeof name);
+        if (nmf_family_find(&plan, name))
+            st = nmf_error(NMF_ERR_INVALID_ARG, "the family already holds a model named '%s'", name);
+    }
+    if (!st && with_dense) st = plan_candidate(&plan, "dense", &d, heads, (nmf_pattern){0, 0}, 0);
     for (size_t k = 0; !st && k < count; k++) {
         char name[16];
         nmf_pattern_format(patterns[k], name, sizeof name);
         st = plan_candidate(&plan, name, &d, heads, patterns[k], 0);
     }
-    nmf_write_options opt = {pick_dtype(dtype, nmf_tensors_stored_dtype(heads))};
+    nmf_write_options opt = {pick_dtype(dtype, stored)};
     nmf_family_writer *w = NULL;
     if (!st) st = nmf_family_writer_open(out, &plan, &opt, &w);
     uint64_t total = 0;
     for (size_t i = 0; i < heads->count; i++) total += nmf_model_stream_bytes(src, i);
+    for (size_t i = 0; !st && i < nkept; i++) /* every stream open when st is NMF_OK */
+        for (size_t j = 0; j < nmf_model_stream_headers(kept[i])->count; j++)
+            total += nmf_model_stream_bytes(kept[i], j);
     nmf_progress_step step;
     nmf_progress_begin(&step, "prune", in, total);
-    const size_t first = with_dense ? 1 : 0; /* plan model of patterns[0] */
+    for (size_t i = 0; !st && i < nkept; i++)
+        st = copy_candidate(w, i, kept[i], cfg, (nmf_pattern){0, 0}, &step);
+    const size_t first = nkept + (with_dense ? 1 : 0); /* plan model of patterns[0] */
     for (size_t i = 0; !st && i < heads->count; i++) {
         nmf_tensor_set one;
         nmf_tensors_init(&one);
         st = nmf_model_stream_read(src, i, &one);
         const nmf_tensor *t = st ? NULL : &one.items[0];
-        if (!st && with_dense) st = add_as_planned(w, &plan, 0, t);
+        if (!st && with_dense) st = add_as_planned(w, &plan, nkept, t);
         const int eligible = t && nmf_model_nm_param(&d, t->name) != NULL;
         for (size_t k = 0; !st && k < count; k++) {
             if (!eligible) { /* stays as it is: the writer shares the dense payload */
@@ -136,6 +219,7 @@ nmf_status nmf_family_prune_file(const char *in, const char *model, const nmf_co
         st = nmf_family_writer_commit(w);
     nmf_model_desc_free(&d);
     nmf_model_stream_close(src);
+    for (size_t i = 0; i < nkept; i++) nmf_model_stream_close(kept[i]);
     if (!st && dtype_used) *dtype_used = opt.value_dtype;
     if (!st && written)
         *written = plan;
@@ -177,15 +261,9 @@ nmf_status nmf_family_convert_file_precision(const char *in, const char *model,
     size_t n = 0;
     const char *cand_name = model ? model : "dense";
     nmf_pattern pack = {0, 0};
+    nmf_dtype ignored;
     if (kind == NMF_FILE_NMF && !model) {
-        nmf_family_file *f;
-        if ((st = nmf_family_open(in, &f))) return st;
-        n = nmf_family_file_count(f);
-        for (size_t i = 0; i < n; i++) snprintf(names[i], sizeof names[i], "%s", nmf_family_file_name(f, i));
-        nmf_family_close(f);
-        for (size_t i = 0; !st && i < n; i++)
-            if ((st = nmf_model_stream_open(in, names[i], overrides, &srcs[i])))
-                st = nmf_error_context(st, "model '%s'", names[i]);
+        st = open_candidates(in, overrides, srcs, names, &n, &ignored);
     } else {
         n = 1;
         snprintf(names[0], sizeof names[0], "%s", cand_name);
@@ -220,18 +298,7 @@ nmf_status nmf_family_convert_file_precision(const char *in, const char *model,
             total += nmf_model_stream_bytes(srcs[i], j);
     nmf_progress_step step;
     nmf_progress_begin(&step, "convert", in, total);
-    for (size_t i = 0; !st && i < n; i++) {
-        const nmf_tensor_set *h = nmf_model_stream_headers(srcs[i]);
-        for (size_t j = 0; !st && j < h->count; j++) {
-            nmf_tensor_set one;
-            nmf_tensors_init(&one);
-            st = nmf_model_stream_read(srcs[i], j, &one);
-            if (!st && pack.n) st = nmf_model_pack_nm(&plan.config, &one, pack);
-            if (!st) st = nmf_family_writer_add(w, i, &one.items[0]);
-            if (!st) nmf_progress_advance(&step, one.items[0].name, nmf_model_stream_bytes(srcs[i], j));
-            nmf_tensors_free(&one);
-        }
-    }
+    for (size_t i = 0; !st && i < n; i++) st = copy_candidate(w, i, srcs[i], &plan.config, pack, &step);
     if (st)
         nmf_family_writer_abort(w);
     else

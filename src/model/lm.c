@@ -1,13 +1,13 @@
 /* Token models (BERT, GPT-2, LLaMA): construction from a tensor set in HF names or at random,
  * loading, sizes. The parameter table is the contract: N:M-eligible block weights become
  * nmf_linear objects (dense or N:M as held), everything else lands in one dense buffer.
- * GPT-2's Conv1D weights, stored [in, out], are transposed here once to the (out, in) the
- * linears want. The forward is in lm_forward.c / lm_block.c. */
-#include <math.h>
+ * GPT-2's Conv1D weights, stored [in, out], are transposed once to the (out, in) the linears
+ * want (block_linear.c, which builds every model's block linears). The forward is in
+ * lm_forward.c / lm_block.c. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/io_internal.h"
+#include "model/block_linear.h"
 #include "model/lm_internal.h"
 #include "nmformer/io.h"
 
@@ -116,119 +116,38 @@ static nmf_linear **linear_slot(nmf_lm *m, const nmf_param *p) {
     return &m->lin[(size_t)p->block * (size_t)m->desc.kind_count + (size_t)p->kind];
 }
 
-/* (out, in) from storage [in, out] */
-static void transpose(float *dst, const float *src, size_t rows_in, size_t cols_out) {
-    for (size_t i = 0; i < rows_in; i++)
-        for (size_t o = 0; o < cols_out; o++) dst[o * rows_in + i] = src[i * cols_out + o];
-}
-
-/* NMF_ERR_NUMERIC when a 16-bit value of t is an infinity or a NaN (exponent bits all ones) */
-static nmf_status check_finite16(const nmf_tensor *t) {
-    const uint16_t exp = t->stored_dtype == NMF_DTYPE_F16 ? 0x7c00 : 0x7f80;
-    for (size_t i = 0; i < t->numel; i++)
-        if ((t->data16[i] & exp) == exp)
-            return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", t->name, i);
-    return NMF_OK;
-}
-
-/* A dense linear kept in t's stored 16-bit dtype; GPT-2's [in, out] storage transposed once
- * (the values are moved, never rounded). When t is the caller's to give up (take), the layer
- * takes its values rather than a copy. */
-static nmf_status linear16_from_tensor(nmf_linear **lin, const nmf_param *p, nmf_tensor *t,
-                                       int transposed, int take) {
-    nmf_status st = check_finite16(t);
-    if (st == NMF_OK && !transposed && take)
-        return nmf_linear_create_dense16_take(lin, &t->data16, t->stored_dtype, p->rows, p->cols);
-    if (st || !transposed)
-        return st ? st : nmf_linear_create_dense16(lin, t->data16, t->stored_dtype, p->rows, p->cols);
-    uint16_t *wt = malloc(p->numel * sizeof *wt); /* (out, in) from [in, out] */
-    if (!wt) return nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu values", p->name, p->numel);
-    for (size_t i = 0; i < p->cols; i++)
-        for (size_t o = 0; o < p->rows; o++) wt[o * p->cols + i] = t->data16[i * p->rows + o];
-    st = nmf_linear_create_dense16(lin, wt, t->stored_dtype, p->rows, p->cols);
-    free(wt);
-    return st;
-}
-
-/* A block linear from its tensor: N:M as held (on its (out, in) view), or dense, transposed
- * from [in, out] storage when the kind says so. */
-/* A block linear from its tensor (see below); take: t is the caller's to give up; kept16: the set
- * was read keeping 16-bit values, so an N:M weight stored BF16 runs on the bf16 N:M path
- * (nmf_linear_set_precision: its values are bf16 already, the rounding changes none), compact
- * (nmf_linear_compact: 3 bytes per kept weight; every token count on the bf16 panel kernel). */
-static nmf_status linear_from_tensor(nmf_lm *m, const nmf_param *p, nmf_tensor *t, int take,
-                                     int kept16) {
-    const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
-    nmf_linear **lin = linear_slot(m, p);
-    if (t->nm) {
-        if (t->nm->rows != p->rows || t->nm->cols != p->cols)
-            return nmf_error(NMF_ERR_SHAPE, "tensor '%s': N:M form is %zu x %zu, its (out, in) view "
-                             "%zu x %zu", p->name, t->nm->rows, t->nm->cols, p->rows, p->cols);
-        nmf_status st = nmf_nm_validate(t->nm);
-        const size_t kept = t->nm->rows * t->nm->groups * (size_t)t->nm->pattern.n;
-        for (size_t i = 0; st == NMF_OK && i < kept; i++)
-            if (!isfinite(t->nm->values[i]))
-                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", p->name, i);
-        if (st != NMF_OK) return st;
-        if (kept16 && t->stored_dtype == NMF_DTYPE_BF16) /* memory ~ the stored bytes */
-            return nmf_linear_create_nm_bf16(lin, t->nm);
-        return nmf_linear_create_nm(lin, t->nm);
-    }
-    if (t->data16) return linear16_from_tensor(lin, p, t, k->in_axis == 0, take);
-    float *w = malloc(p->numel * sizeof(float)), *wt = k->in_axis == 0 ? malloc(p->numel * sizeof(float)) : NULL;
-    nmf_status st = !w || (k->in_axis == 0 && !wt)
-                        ? nmf_error(NMF_ERR_NOMEM, "tensor '%s': %zu floats", p->name, p->numel)
-                        : nmf_tensor_dense(t, w);
-    for (size_t i = 0; st == NMF_OK && i < p->numel; i++)
-        if (!isfinite(w[i])) st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", p->name, i);
-    if (st == NMF_OK && wt) transpose(wt, w, p->cols, p->rows);
-    if (st == NMF_OK) st = nmf_linear_create_dense(lin, wt ? wt : w, p->rows, p->cols);
-    free(w);
-    free(wt);
-    return st;
-}
-
-/* Where a family candidate's N:M tensors are read from when the set holds only their headers
- * (nmf_io_family_file_load with NMF_IO_NM_HEADERS). */
-typedef struct {
-    const nmf_family_file *file;
-    size_t model;
-} lm_lazy;
-
 /* nmf_lm_create; when owned is not NULL (it is then `tensors` itself), each tensor is removed
  * from it as soon as the model holds its own copy, so that building from a set the caller gives
- * up (nmf_lm_load) peaks near one copy of the weights, not two. lazy (or NULL): where the N:M
- * tensors the set holds as headers are read, one at a time as each layer is built. */
+ * up (nmf_lm_load) peaks near one copy of the weights, not two. src (or NULL): where the N:M
+ * tensors the set holds as headers are read, one at a time as each layer is built. prec: bf16 or
+ * int8 converts each block linear as soon as it is built (nmf_lm_set_precision's conversion, one
+ * layer's f32 forms at a time); f32 or NMF_PREC_COUNT leaves them as built. */
 static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors,
-                           nmf_tensor_set *owned, const lm_lazy *lazy) {
+                           nmf_tensor_set *owned, const nmf_block_source *src, nmf_precision prec) {
     /* the embedding and the head stay 16-bit when the set holds them so: out of param_buf */
     nmf_model_desc d;
     nmf_status st = nmf_model_describe(&d, c);
     if (st) return st;
     const nmf_lm_kinds *kinds = kinds_of(c);
-    int skip[NMF_DESC_MAX_KINDS] = {0}, any = 0, kept16 = 0; /* kept16: read with keep16 */
-    for (size_t i = 0; i < tensors->count && !kept16; i++) kept16 = tensors->items[i].data16 != NULL;
+    int skip[NMF_DESC_MAX_KINDS] = {0}, any = 0;
+    const int kept16 = nmf_block_set_kept16(tensors); /* read with keep16 */
     for (size_t i = 0; i < d.count; i++) {
         const nmf_param *p = &d.params[i];
         const nmf_tensor *t = nmf_tensors_find(tensors, p->name);
-        if (t && t->data16 && (p->kind == kinds->word || p->kind == kinds->head_w))
+        if (t && nmf_block_is16(t) && (p->kind == kinds->word || p->kind == kinds->head_w))
             skip[p->kind] = any = 1;
     }
     nmf_model_desc_free(&d);
     nmf_lm *m;
     st = lm_alloc(&m, c, any ? skip : NULL);
     if (st) return st;
-    st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
+    st = owned ? nmf_block_source_fill(src, owned, &m->desc, NMF_LAYOUT_DENSE) : NMF_OK;
+    if (st == NMF_OK) st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf);
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
-        if (!skip[p->kind]) continue;
-        nmf_tensor *t = nmf_tensors_find(tensors, p->name);
-        nmf_linear **dst = p->kind == m->k.word ? &m->embed16 : &m->head16;
-        st = check_finite16(t);
-        if (st == NMF_OK && owned) /* (V, D): the head's (out, in), the embedding's rows */
-            st = nmf_linear_create_dense16_take(dst, &t->data16, t->stored_dtype, p->rows, p->cols);
-        else if (st == NMF_OK)
-            st = nmf_linear_create_dense16(dst, t->data16, t->stored_dtype, p->rows, p->cols);
+        if (!skip[p->kind]) continue; /* (V, D): the head's (out, in), the embedding's rows */
+        st = nmf_block_dense16_build(p->kind == m->k.word ? &m->embed16 : &m->head16, p,
+                                     nmf_tensors_find(tensors, p->name), 0, owned != NULL, src, &m->maps);
     }
     if (st == NMF_OK && m->embed16 && !m->head16 && m->config.hf.head == NMF_HF_HEAD_LM &&
         !nmf_lm_param(m, m->k.head_w, -1))
@@ -239,16 +158,12 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     for (size_t i = 0; st == NMF_OK && i < m->desc.count; i++) {
         const nmf_param *p = &m->desc.params[i];
         if (!nmf_param_kind_of(&m->desc, p)->nm) continue;
-        nmf_tensor *t = nmf_tensors_find(tensors, p->name);
-        if (lazy && t->nm && !t->nm->values) { /* a header: read it for this layer only */
-            nmf_tensor_set one;
-            nmf_tensors_init(&one);
-            st = nmf_io_family_file_decode_named(lazy->file, lazy->model, p->name, &one);
-            if (st == NMF_OK) st = linear_from_tensor(m, p, &one.items[0], 1, kept16);
-            nmf_tensors_free(&one);
-        } else {
-            st = linear_from_tensor(m, p, t, owned != NULL, kept16);
-        }
+        st = nmf_block_linear_build(linear_slot(m, p), p, nmf_param_kind_of(&m->desc, p),
+                                    nmf_tensors_find(tensors, p->name), owned != NULL, kept16, src,
+                                    &m->maps);
+        if (st == NMF_OK && (prec == NMF_PREC_BF16 || prec == NMF_PREC_INT8) &&
+            (st = nmf_linear_set_precision(*linear_slot(m, p), prec)))
+            st = nmf_error_context(st, "block %d", p->block);
         if (st == NMF_OK && owned) nmf_tensors_remove(owned, p->name);
     }
     if (st) {
@@ -262,14 +177,14 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
 nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
     if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create: NULL argument");
     *out = NULL;
-    return lm_build(out, c, tensors, NULL, NULL);
+    return lm_build(out, c, tensors, NULL, NULL, NMF_PREC_COUNT);
 }
 
 nmf_status nmf_lm_create_from(nmf_lm **out, const nmf_model_config *c, nmf_tensor_set *tensors) {
     if (!out || !c || !tensors)
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_create_from: NULL argument");
     *out = NULL;
-    return lm_build(out, c, tensors, tensors, NULL);
+    return lm_build(out, c, tensors, tensors, NULL, NMF_PREC_COUNT);
 }
 
 nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pattern pattern,
@@ -316,44 +231,27 @@ nmf_status nmf_lm_create_random(nmf_lm **out, const nmf_model_config *c, nmf_pat
     return NMF_OK;
 }
 
-static nmf_status token_model(const char *path, const nmf_model_config *c) {
-    if (nmf_model_is_token(c)) return NMF_OK;
-    return nmf_error(NMF_ERR_UNSUPPORTED, "%s: a %s model classifies images, not a causal language "
-                     "model or other token model (nmf_vit_load reads it)", path, c->arch);
+nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
+    return nmf_lm_load_with(out, path, name, NULL, NMF_PREC_COUNT);
 }
 
-nmf_status nmf_lm_load(nmf_lm **out, const char *path, const char *name) {
+nmf_status nmf_lm_load_with(nmf_lm **out, const char *path, const char *name,
+                            const nmf_config_overrides *overrides, nmf_precision prec) {
     if (!out || !path) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_load: NULL argument");
     *out = NULL;
+    if ((unsigned)prec > NMF_PREC_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_load: precision %d unknown", (int)prec);
+    /* a family candidate's dense tensors read now (16-bit ones kept unless a precision is asked
+     * for), each N:M tensor only when its layer is built, so the decoded N:M forms never coexist
+     * (memory ~ the candidate's stored bytes; docs/PERFORMANCE.md, billion-parameter models) */
     nmf_model_config c;
     nmf_tensor_set s;
-    nmf_tensors_init(&s);
-    nmf_file_kind kind;
-    nmf_status st = nmf_file_kind_detect(path, &kind);
-    if (st) return st;
-    if (kind != NMF_FILE_NMF) { /* a folder or safetensors file: the one model it holds */
-        st = nmf_load_model_keep16(path, name, NULL, NULL, &c, &s);
-        if (st == NMF_OK) st = token_model(path, &c);
-        if (st == NMF_OK) st = lm_build(out, &c, &s, &s, NULL);
-        nmf_tensors_free(&s);
-        return st;
-    }
-    /* a family candidate: its dense tensors read now (16-bit ones kept), each N:M tensor only
-     * when its layer is built, so the decoded N:M forms never coexist (memory ~ the candidate's
-     * stored bytes; docs/PERFORMANCE.md, billion-parameter models) */
-    nmf_family_file *fam;
-    if ((st = nmf_family_open(path, &fam))) return st;
-    lm_lazy lazy = {fam, 0};
-    st = nmf_io_family_file_pick(fam, path, name, &lazy.model);
-    if (st == NMF_OK) {
-        c = *nmf_family_file_config(fam);
-        st = token_model(path, &c);
-    }
-    if (st == NMF_OK) st = nmf_io_family_file_load(fam, lazy.model, &s, NMF_IO_KEEP16 | NMF_IO_NM_HEADERS);
-    if (st == NMF_OK) st = nmf_io_model_config_finish(path, 1, NULL, &c, &s);
-    if (st == NMF_OK) st = lm_build(out, &c, &s, &s, &lazy);
+    nmf_block_source src;
+    nmf_status st = nmf_block_source_open(&src, path, name, NULL, overrides, prec == NMF_PREC_COUNT, 1,
+                                          &c, &s);
+    if (st == NMF_OK) st = lm_build(out, &c, &s, &s, &src, prec);
     nmf_tensors_free(&s);
-    nmf_family_close(fam);
+    nmf_block_source_close(&src);
     return st;
 }
 
@@ -364,6 +262,7 @@ void nmf_lm_free(nmf_lm *m) {
     free(m->lin);
     if (m->head16 != m->embed16) nmf_linear_free(m->head16);
     nmf_linear_free(m->embed16);
+    nmf_block_maps_free(&m->maps); /* after the linears that read from them */
     nmf_free(m->param_buf);
     nmf_model_desc_free(&m->desc);
     nmf_free(m->arena.storage);

@@ -4,6 +4,7 @@
 #ifndef NMF_MODEL_LM_INTERNAL_H
 #define NMF_MODEL_LM_INTERNAL_H
 
+#include "model/block_linear.h"
 #include "nmformer/desc.h"
 #include "nmformer/kernels.h"
 #include "nmformer/lm.h"
@@ -56,6 +57,7 @@ struct nmf_lm {
      * param_buf): the word embedding (V, D), whose looked-up rows are widened, and the LM head
      * (V, D); a tied head is the embedding's layer itself (freed once). */
     nmf_linear *embed16, *head16;
+    nmf_block_maps maps;   /* the file mappings 16-bit weights used in place point into */
     nmf_lm_arena arena;
 };
 

@@ -24,4 +24,8 @@ typedef nmf_status (*nmf_prune_layer_fn)(void *ctx, const nmf_param *p, float *w
 nmf_status nmf_model_prune_by(const nmf_model_config *c, const nmf_tensor_set *dense, nmf_pattern p,
                               nmf_prune_layer_fn fn, void *ctx, nmf_tensor_set *out);
 
+/* NMF_ERR_INVALID_ARG naming both when a source's config is not a family's (as their JSON text):
+ * what a family extended with more candidates requires. */
+nmf_status nmf_family_same_config(const nmf_model_config *family, const nmf_model_config *source);
+
 #endif

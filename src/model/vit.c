@@ -1,10 +1,10 @@
 /* ViT construction: the parameter buffer + struct of pointers, the block linears (dense or N:M),
  * from a tensor set or random for the shape library. The forward is in vit_forward.c. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/block_linear.h"
 #include "model/vit_internal.h"
 
 /* m with derived sizes, its description, the parameter buffer (zeroed) and pointers; linears NULL */
@@ -71,54 +71,95 @@ static nmf_status for_each_param(nmf_vit *m, fill_fn fill, void *ctx) {
     return NMF_OK;
 }
 
-/* The block linears from their tensors (the dense rest is loaded by nmf_model_load_dense). */
+/* The block linears from their tensors (the dense rest is loaded by nmf_model_load_dense), as
+ * every model builds them (block_linear.h): a set read keeping 16-bit values (kept16) gives dense
+ * 16-bit and compact bf16 N:M layers. */
+typedef struct {
+    const nmf_tensor_set *tensors;
+    nmf_tensor_set *owned; /* the same set when the caller gives it up (nmf_vit_create_from) */
+    int kept16;
+    const nmf_block_source *src; /* where N:M headers are read (nmf_vit_load); NULL */
+    nmf_precision prec;          /* bf16 / int8: each linear converted as it is built */
+    nmf_block_maps *maps;        /* the model's: mappings of weights used in place */
+} linear_ctx;
+
 static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, float *dense,
-                              nmf_linear **lin, void *ctx) {
-    (void)k;
+                              nmf_linear **lin, void *vctx) {
     if (dense) return NMF_OK;
-    const nmf_tensor *t = nmf_tensors_find((const nmf_tensor_set *)ctx, spec->name);
-    nmf_status st = NMF_OK;
-    if (t->nm) {
-        st = nmf_nm_validate(t->nm);
-        size_t kept = t->nm->rows * t->nm->groups * (size_t)t->nm->pattern.n;
-        for (size_t i = 0; st == NMF_OK && i < kept; i++)
-            if (!isfinite(t->nm->values[i]))
-                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite kept value %zu", spec->name, i);
-        if (st == NMF_OK) st = nmf_linear_create_nm(lin, t->nm);
-    } else if (t->data) {
-        for (size_t i = 0; i < t->numel; i++)
-            if (!isfinite(t->data[i]))
-                return nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", spec->name, i);
-        st = nmf_linear_create_dense(lin, t->data, spec->rows, spec->cols);
-    } else if (t->data16) { /* a set read with nmf_load_model_keep16: the ViT computes in f32 */
-        float *w = malloc(t->numel * sizeof *w);
-        st = w ? nmf_tensor_dense(t, w) : nmf_error(NMF_ERR_NOMEM, "tensor '%s'", spec->name);
-        for (size_t i = 0; st == NMF_OK && i < t->numel; i++)
-            if (!isfinite(w[i]))
-                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", spec->name, i);
-        if (st == NMF_OK) st = nmf_linear_create_dense(lin, w, spec->rows, spec->cols);
-        free(w);
-    } else {
-        st = nmf_error(NMF_ERR_FORMAT, "tensor '%s' holds no data", spec->name);
-    }
+    const linear_ctx *ctx = vctx;
+    nmf_tensor *t = nmf_tensors_find(ctx->tensors, spec->name);
+    nmf_status st = nmf_block_linear_build(lin, spec, k, t, ctx->owned != NULL, ctx->kept16, ctx->src,
+                                           ctx->maps);
+    if (st == NMF_OK && (ctx->prec == NMF_PREC_BF16 || ctx->prec == NMF_PREC_INT8))
+        st = nmf_linear_set_precision(*lin, ctx->prec); /* nmf_vit_set_precision's conversion */
     if (st && nmf_last_error()[0] == '\0') st = nmf_error(st, "linear '%s'", spec->name);
+    if (st == NMF_OK && ctx->owned) nmf_tensors_remove(ctx->owned, spec->name); /* built: drop it */
     return st;
 }
 
-nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
-    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create: NULL argument");
+/* nmf_vit_create; owned (NULL, or tensors itself): each tensor removed from it once the model
+ * holds its own copy, so that building from a set the caller gives up peaks near one copy. src
+ * (or NULL): where the N:M tensors the set holds as headers are read, one layer at a time. prec:
+ * bf16 or int8 converts each block linear as it is built; f32 or NMF_PREC_COUNT leaves them. */
+static nmf_status vit_build(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors,
+                            nmf_tensor_set *owned, const nmf_block_source *src, nmf_precision prec) {
     *out = NULL;
     nmf_vit *m;
     nmf_status st = vit_alloc(&m, c);
     if (st) return st;
-    st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf); /* checks too */
-    if (!st) st = for_each_param(m, fill_linear, (void *)tensors);
+    /* kept16 read before any tensor is dropped */
+    linear_ctx ctx = {tensors, owned, nmf_block_set_kept16(tensors), src, prec, &m->maps};
+    st = owned ? nmf_block_source_fill(src, owned, &m->desc, NMF_LAYOUT_DENSE) : NMF_OK;
+    if (st == NMF_OK) st = nmf_model_load_dense(&m->desc, tensors, NMF_LAYOUT_DENSE, m->param_buf);
+    for (size_t i = 0; st == NMF_OK && owned && i < m->desc.count; i++)
+        if (!nmf_param_kind_of(&m->desc, &m->desc.params[i])->nm)
+            nmf_tensors_remove(owned, m->desc.params[i].name);
+    if (!st) st = for_each_param(m, fill_linear, &ctx);
     if (st) {
         nmf_vit_free(m);
         return st;
     }
     *out = m;
     return NMF_OK;
+}
+
+nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
+    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create: NULL argument");
+    return vit_build(out, c, tensors, NULL, NULL, NMF_PREC_COUNT);
+}
+
+nmf_status nmf_vit_create_from(nmf_vit **out, const nmf_model_config *c, nmf_tensor_set *tensors) {
+    if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create_from: NULL argument");
+    return vit_build(out, c, tensors, tensors, NULL, NMF_PREC_COUNT);
+}
+
+nmf_status nmf_vit_load(nmf_vit **out, const char *path, const char *name,
+                        const nmf_model_config *fallback_config) {
+    return nmf_vit_load_with(out, path, name, fallback_config, NULL, NMF_PREC_COUNT);
+}
+
+nmf_status nmf_vit_load_with(nmf_vit **out, const char *path, const char *name,
+                             const nmf_model_config *fallback_config,
+                             const nmf_config_overrides *overrides, nmf_precision prec) {
+    if (!out || !path) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_load: NULL argument");
+    *out = NULL;
+    if ((unsigned)prec > NMF_PREC_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_load: precision %d unknown", (int)prec);
+    /* weights as stored unless a precision is asked for (BF16/F16 block linears 16-bit); a family
+     * candidate's N:M tensors read one layer at a time, as nmf_lm_load reads them */
+    nmf_model_config c;
+    nmf_tensor_set s;
+    nmf_block_source src;
+    nmf_status st = nmf_block_source_open(&src, path, name, fallback_config, overrides,
+                                          prec == NMF_PREC_COUNT, 0, &c, &s);
+    if (st == NMF_OK) st = vit_build(out, &c, &s, &s, &src, prec);
+    nmf_tensors_free(&s);
+    nmf_block_source_close(&src);
+    return st;
+}
+
+nmf_precision nmf_vit_get_precision(const nmf_vit *m) {
+    return m && m->blocks ? nmf_linear_precision(m->blocks[0].qkv) : NMF_PREC_F32;
 }
 
 /* ---- random initialisation (shape library) ---- */
@@ -184,6 +225,7 @@ void nmf_vit_free(nmf_vit *m) {
             nmf_linear_free(m->blocks[b].fc2);
         }
     free(m->blocks);
+    nmf_block_maps_free(&m->maps); /* after the linears that read from them */
     nmf_free(m->param_buf);
     nmf_model_desc_free(&m->desc);
     nmf_free(m->arena.storage);

@@ -3,6 +3,7 @@
 #ifndef NMF_MODEL_VIT_INTERNAL_H
 #define NMF_MODEL_VIT_INTERNAL_H
 
+#include "model/block_linear.h"
 #include "model/vit_block.h"
 #include "nmformer/desc.h"
 #include "nmformer/kernels.h"
@@ -33,6 +34,7 @@ struct nmf_vit {
     float *param_buf; /* every parameter but the block linears' weights */
     nmf_vit_params p; /* pointers into param_buf (the linear weights' are NULL) */
     nmf_vit_block *blocks; /* [depth] */
+    nmf_block_maps maps;   /* the file mappings 16-bit weights used in place point into */
     nmf_vit_arena arena;
 };
 

@@ -101,4 +101,33 @@ static inline void rm_tmp_dir(void) {
                   nmf_strerror(st3_));                                                       \
     } while (0)
 
+/* fam with one byte of tensor `victim` (of candidate `in`) flipped, at tmp/file; the candidates
+ * whose entries refer to that payload get a bit mask in *users. */
+static inline const char *family_corrupt_copy(const char *fam, const char *in, const char *victim, const char *file,
+                                unsigned *users) {
+    nmf_family f;
+    nmf_family_layout lay;
+    *users = 0;
+    CHECK_OK(nmf_family_read_layout(fam, &f, &lay));
+    const nmf_stored_tensor *hit = NULL;
+    for (size_t i = 0; i < lay.count && !hit; i++)
+        if (!strcmp(f.models[lay.items[i].model].name, in) &&
+            !strcmp(f.models[lay.items[i].model].tensors.items[lay.items[i].tensor].name, victim))
+            hit = &lay.items[i];
+    CHECK_MSG(hit != NULL, "%s: no tensor %s in %s", fam, victim, in);
+    const char *q = tmp_path(file);
+    if (hit) {
+        for (size_t i = 0; i < lay.count; i++)
+            if (lay.items[i].payload == hit->payload) *users |= 1u << lay.items[i].model;
+        size_t size;
+        uint8_t *raw = read_bytes(fam, &size);
+        raw[lay.data_offset + hit->offset + hit->size / 3] ^= 0x10;
+        write_bytes(q, raw, size);
+        free(raw);
+    }
+    nmf_family_layout_free(&lay);
+    nmf_family_free(&f);
+    return q;
+}
+
 #endif

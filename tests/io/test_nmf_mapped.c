@@ -136,6 +136,12 @@ static void corrupt_payload(const char *p, const nmf_family *eager, const nmf_fa
     }
     CHECK_FAILS(nmf_load_model(q, kname, NULL, &c2, &t), NMF_ERR_CHECKSUM, tensor);
     CHECK(strstr(nmf_last_error(), kname) != NULL && t.count == 0);
+    /* the model loaders, which read a candidate's N:M tensors as its layers are built: the same */
+    nmf_vit *vm = NULL;
+    CHECK_OK(nmf_vit_load(&vm, q, eager->models[k == 1 ? 3 : 1].name, NULL));
+    nmf_vit_free(vm);
+    CHECK_FAILS(nmf_vit_load(&vm, q, kname, NULL), NMF_ERR_CHECKSUM, tensor);
+    CHECK(vm == NULL);
     nmf_family_file *ff = NULL;
     CHECK_OK(nmf_family_open(q, &ff));
     CHECK_FAILS(nmf_family_file_verify(ff), NMF_ERR_CHECKSUM, tensor);

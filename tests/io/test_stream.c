@@ -7,8 +7,10 @@
  * - a corrupt or truncated source tensor is one error naming it and leaves no output and no
  *   temporary file;
  * - verify passes a good file and names the tensor of a flipped payload byte;
- * - a source larger than an RLIMIT_AS budget is pruned within that budget (a child process),
- *   where loading it whole fails. */
+ * - prune --add streamed (nmf_family_extend_file) holds what the whole-family path writes; a
+ *   clashing name or another model's config is refused, the file untouched;
+ * - a source larger than an RLIMIT_AS budget is pruned, and the family extended, within that
+ *   budget (a child process), where loading it whole fails. */
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -112,6 +114,54 @@ static void streamed_equals_whole(const char *src, const char *tag) {
 
 /* A pattern name packs weights that already are N:M (an N:M model written dense), as
  * nmf_family_from_model does; a dense model under a pattern name is refused, naming a tensor. */
+/* prune --add streamed (nmf_family_extend_file) against the whole-family path (read, prune,
+ * write): the same candidates, tensors and stored dtype; a name the family holds, or a source of
+ * another config, is refused and leaves the file as it was. */
+static void extend_equals_whole(const char *src, const char *other, const char *tag) {
+    char base[600], whole[600], streamed[600];
+    snprintf(base, sizeof base, "%s", tmp_path("base.nmf"));
+    snprintf(whole, sizeof whole, "%s", tmp_path("whole_add.nmf"));
+    snprintf(streamed, sizeof streamed, "%s", tmp_path("streamed_add.nmf"));
+    const nmf_pattern first = {4, 8}, more[2] = {{2, 8}, {1, 8}};
+    CHECK_OK(nmf_family_prune_file(src, NULL, NULL, base, &first, 1, 1, NMF_DTYPE_F16, NULL, NULL));
+    nmf_model_config c;
+    nmf_tensor_set s;
+    nmf_family fam;
+    CHECK_OK(nmf_load_model(src, NULL, NULL, &c, &s));
+    CHECK_OK(nmf_family_read(base, &fam));
+    nmf_dtype dt = NMF_DTYPE_COUNT;
+    CHECK_OK(nmf_family_prune(&fam, &c, &s, more, 2, 0, &dt));
+    CHECK(dt == NMF_DTYPE_F16); /* the family's, not the source's */
+    const nmf_write_options o = {dt};
+    CHECK_OK(nmf_family_write(whole, &fam, &o));
+    nmf_family_free(&fam);
+    nmf_tensors_free(&s);
+    size_t n;
+    uint8_t *b = read_bytes(base, &n);
+    write_bytes(streamed, b, n);
+    nmf_family written;
+    nmf_dtype used = NMF_DTYPE_COUNT;
+    nmf_status st = nmf_family_extend_file(src, NULL, NULL, streamed, more, 2, NMF_DTYPE_COUNT, &written, &used);
+    CHECK_MSG(st == NMF_OK, "%s: %s", tag, nmf_last_error());
+    if (!st) {
+        CHECK(used == NMF_DTYPE_F16 && written.count == 4 && !strcmp(written.models[3].name, "1:8"));
+        nmf_family_free(&written);
+    }
+    same_families(whole, streamed, tag);
+    /* refused: a candidate it holds; another model's config. The file is untouched. */
+    uint8_t *before = read_bytes(streamed, &n), *after;
+    size_t n2;
+    CHECK_FAILS(nmf_family_extend_file(src, NULL, NULL, streamed, more, 1, NMF_DTYPE_COUNT, NULL, NULL),
+                NMF_ERR_INVALID_ARG, "already holds a model named '2:8'");
+    const nmf_pattern fresh = {1, 4};
+    CHECK_FAILS(nmf_family_extend_file(other, NULL, NULL, streamed, &fresh, 1, NMF_DTYPE_COUNT, NULL, NULL),
+                NMF_ERR_INVALID_ARG, "differs from the family's");
+    after = read_bytes(streamed, &n2);
+    CHECK(n == n2 && !memcmp(before, after, n));
+    free(b), free(before), free(after);
+    unlink(base), unlink(whole), unlink(streamed);
+}
+
 static void convert_packs(void) {
     const char *src = fixture_path("llama_gqa6x2_2to8", NULL);
     nmf_model_config c;
@@ -247,6 +297,13 @@ static int budget_child(const char *src, const char *out, size_t budget) {
         if (f) fclose(f);
     }
     if (st) return 4;
+    /* the family extended with one more pattern (prune --add): streamed as well */
+    const nmf_pattern more = {1, 4};
+    st = nmf_family_extend_file(src, NULL, NULL, out, &more, 1, NMF_DTYPE_COUNT, NULL, NULL);
+    if (st) {
+        fprintf(stderr, "streamed extend under the budget: %s\n", nmf_last_error());
+        return 5;
+    }
     /* after it (a failed load leaves the heap grown): the model whole does not fit */
     nmf_model_config c;
     nmf_tensor_set s;
@@ -301,11 +358,12 @@ static void prunes_within_address_budget(void) {
     int status = 0;
     waitpid(pid, &status, 0);
     CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
-    /* the same family as the whole-model path */
+    /* the same family as the whole-model path (the extension's candidate last) */
     nmf_family fam;
     nmf_family_init(&fam);
     fam.config = c;
-    CHECK_OK(nmf_family_prune(&fam, &c, &s, pats, 3, 1, NULL));
+    const nmf_pattern all[4] = {pats[0], pats[1], pats[2], {1, 4}};
+    CHECK_OK(nmf_family_prune(&fam, &c, &s, all, 4, 1, NULL));
     CHECK_OK(nmf_family_write(whole, &fam, NULL));
     nmf_family_free(&fam);
     same_families(whole, out, "budget");
@@ -326,6 +384,10 @@ int main(void) {
     streamed_equals_whole(fixture_path("bert_cls_pad", NULL), "bert");
     streamed_equals_whole(fixture_path("llama_gqa6x2_sharded", NULL), "llama sharded");
     streamed_equals_whole(fixture_path("llama_gqa4x1_tied_bf16", NULL), "llama tied bf16");
+    char vit[4300]; /* test_source_path's buffer is reused by fixture_path */
+    snprintf(vit, sizeof vit, "%s", test_source_path("tests/fixtures/vit_tiny.safetensors"));
+    extend_equals_whole(vit, fixture_path("llama_gqa6x2", NULL), "extend vit");
+    extend_equals_whole(fixture_path("llama_gqa4x1_tied_bf16", NULL), vit, "extend llama bf16");
     convert_packs();
     corrupt_sources();
     rm_tmp_dir();
