@@ -5,30 +5,8 @@
 #include <immintrin.h>
 
 #include "kernels/ops_internal.h"
-#include "kernels/erf_poly.h"
+#include "kernels/gelu_avx512.h"
 #include "kernels/simd_exp.h"
-
-static inline __m512 gelu16(__m512 x) {
-    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
-    z = _mm512_max_ps(_mm512_min_ps(z, _mm512_set1_ps(4.0f)), _mm512_set1_ps(-4.0f));
-    __m512 z2 = _mm512_mul_ps(z, z);
-    __m512 p = _mm512_set1_ps(NMF_ERF_A13);
-    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A11));
-    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A9));
-    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A7));
-    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A5));
-    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A3));
-    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A1));
-    p = _mm512_mul_ps(p, z);
-    __m512 q = _mm512_set1_ps(NMF_ERF_B8);
-    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(NMF_ERF_B6));
-    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(NMF_ERF_B4));
-    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(NMF_ERF_B2));
-    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(NMF_ERF_B0));
-    __m512 erf = _mm512_div_ps(p, q);
-    __m512 hx = _mm512_mul_ps(_mm512_set1_ps(0.5f), x);
-    return _mm512_fmadd_ps(hx, erf, hx); /* 0.5 x (1 + erf) */
-}
 
 /* x sigmoid(s) = x / (1 + exp(-s)): exp's clamping keeps it finite (x / ~1e38 -> 0 for s << 0,
  * x for s >> 0) */
@@ -54,6 +32,6 @@ static inline __m512 silu16(__m512 x) { return x_sigmoid16(x, x); }
             _mm512_mask_storeu_ps(y + i, m, f(_mm512_maskz_loadu_ps(m, x + i)));               \
         }                                                                                      \
     }
-ELEMENTWISE_AVX512(nmf_gelu_avx512, gelu16)
+ELEMENTWISE_AVX512(nmf_gelu_avx512, nmf_gelu16_avx512)
 ELEMENTWISE_AVX512(nmf_gelu_tanh_avx512, gelu_tanh16)
 ELEMENTWISE_AVX512(nmf_silu_avx512, silu16)

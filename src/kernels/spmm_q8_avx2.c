@@ -1,4 +1,5 @@
-/* int8 N:M forward, AVX2 (no VNNI needed): layout and arithmetic in spmm_q8.h.
+/* int8 forward, AVX2 (no VNNI needed), geometry NMF_Q8_GEOM_AVX2: layout and arithmetic in
+ * spmm_q8.h (N:M and dense layers alike).
  *
  * For a block of 8 rows and up to NMF_Q8_TOKENS tokens: per window, each token's 16 activation
  * bytes are broadcast to both lanes once; per step, the 16 positions become a vpshufb control
@@ -32,7 +33,7 @@ static AI void block(float *y, size_t out, const uint8_t *xq, size_t ldq, const 
         __m256i xw[NMF_Q8_TOKENS];
         for (int u = 0; u < NT; u++)
             xw[u] = _mm256_broadcastsi128_si256(
-                _mm_loadu_si128((const __m128i *)(xq + (size_t)u * ldq + v * NMF_Q8_WIN)));
+                _mm_loadu_si128((const __m128i *)(xq + (size_t)u * ldq + v * 16)));
         for (size_t s = 0; s < S; s++, q += 16, pos += 16) {
             const __m256i ctl = _mm256_or_si256(
                 _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pos)), high);
@@ -51,7 +52,7 @@ static AI void block(float *y, size_t out, const uint8_t *xq, size_t ldq, const 
         const __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[u], o));
         __m256 r = _mm256_fmadd_ps(f, _mm256_mul_ps(_mm256_set1_ps(sx[u]), sw), b);
         if (act == NMF_ACT_GELU) r = nmf_gelu8_avx2(r);
-        if (rows == NMF_Q8_ROWS) _mm256_storeu_ps(y + (size_t)u * out, r);
+        if (rows == 8) _mm256_storeu_ps(y + (size_t)u * out, r);
         else _mm256_maskstore_ps(y + (size_t)u * out, rm, r);
     }
 }
@@ -75,8 +76,8 @@ void nmf_q8_forward_avx2(float *y, const uint8_t *xq, size_t ldq, const float *s
                          nmf_activation act, size_t rb0, size_t rb1) {
     const size_t out = w->out, W = w->windows, S = w->steps, per_block = W * S * 16;
     for (size_t rb = rb0; rb < rb1; rb++) {
-        const size_t o0 = rb * NMF_Q8_ROWS;
-        const size_t rows = out - o0 < NMF_Q8_ROWS ? out - o0 : NMF_Q8_ROWS;
+        const size_t o0 = rb * 8;
+        const size_t rows = out - o0 < 8 ? out - o0 : 8;
         for (size_t t0 = 0; t0 < tokens; t0 += NMF_Q8_TOKENS) {
             const size_t nt = tokens - t0 < NMF_Q8_TOKENS ? tokens - t0 : NMF_Q8_TOKENS;
             blocks[nt](y + t0 * out + o0, out, xq + t0 * ldq, ldq, sx + t0, w->q + rb * per_block,

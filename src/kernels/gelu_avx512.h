@@ -1,0 +1,33 @@
+/* GELU of 16 floats, AVX-512 (the rational erf of kernels/erf_poly.h, the operations of
+ * gelu_avx2.h on 16 lanes: the same bits): for files compiled for AVX-512 (act_avx512.c, and
+ * spmm_q8_avx512.c, which applies it in registers on the way out of a product). */
+#ifndef NMF_KERNELS_GELU_AVX512_H
+#define NMF_KERNELS_GELU_AVX512_H
+
+#include <immintrin.h>
+
+#include "kernels/erf_poly.h"
+
+static inline __m512 nmf_gelu16_avx512(__m512 x) {
+    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+    z = _mm512_max_ps(_mm512_min_ps(z, _mm512_set1_ps(4.0f)), _mm512_set1_ps(-4.0f));
+    __m512 z2 = _mm512_mul_ps(z, z);
+    __m512 p = _mm512_set1_ps(NMF_ERF_A13);
+    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A11));
+    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A9));
+    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A7));
+    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A5));
+    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A3));
+    p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(NMF_ERF_A1));
+    p = _mm512_mul_ps(p, z);
+    __m512 q = _mm512_set1_ps(NMF_ERF_B8);
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(NMF_ERF_B6));
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(NMF_ERF_B4));
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(NMF_ERF_B2));
+    q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(NMF_ERF_B0));
+    __m512 erf = _mm512_div_ps(p, q);
+    __m512 hx = _mm512_mul_ps(_mm512_set1_ps(0.5f), x);
+    return _mm512_fmadd_ps(hx, erf, hx); /* 0.5 x (1 + erf) */
+}
+
+#endif

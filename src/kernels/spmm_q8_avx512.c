@@ -1,0 +1,169 @@
+/* int8 forward, AVX-512 VNNI + VBMI: layouts and arithmetic in spmm_q8.h.
+ *
+ * N:M (geometry {16, 64, 4}): for a block of 16 rows (one zmm of int32 sums, lane = row) and up
+ * to Q8_NT tokens: per step, the 64 positions (the vpermb control, the same for every token)
+ * and the 64 weights are loaded once; then per token one vpermb picks each row's 4 activation
+ * bytes from the token's 64-byte window and one vpdpbusd adds their 4 products (u8 x s8, exact
+ * in int32) into the row's lane: 64 multiply-adds per pair.
+ * Dense (geometry {16, 4, 4}): per 4 input columns the 64 weights of 16 rows are loaded once,
+ * then per token one vpdpbusd with the token's 4 bytes broadcast: 64 multiply-adds, no permute.
+ * The epilogue (offset, scales, bias, GELU: spmm_q8.h) runs in registers and stores 16 floats
+ * per token. Rows outer, tokens inner: a block's weights stay in L1 for all token blocks. */
+#include <immintrin.h>
+
+#include "kernels/gelu_avx512.h"
+#include "kernels/spmm_q8.h"
+
+#define AI __attribute__((always_inline)) inline
+#define Q8_NT 8        /* N:M: tokens per block (8 sums + 8 windows + control + weights) */
+#define Q8_DENSE_NT 16 /* dense: tokens per block (16 sums; windows are broadcast from memory) */
+
+/* y[u][0..rows) = act(fmaf(float(acc[u] - off), sx[u] * sw, bias)) for NT tokens */
+static AI void epilogue(float *y, size_t out, const __m512i *acc, const float *sx,
+                        const float *scale, const int32_t *off, const float *bias, size_t rows,
+                        nmf_activation act, const int NT) {
+    const __mmask16 rm = (__mmask16)((1u << rows) - 1); /* rows <= 16 */
+    const __m512 sw = _mm512_loadu_ps(scale);            /* scale, off: padded to 16 rows (0) */
+    const __m512i o = _mm512_loadu_si512(off);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(rm, bias) : _mm512_setzero_ps();
+    for (int u = 0; u < NT; u++) {
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[u], o));
+        __m512 r = _mm512_fmadd_ps(f, _mm512_mul_ps(_mm512_set1_ps(sx[u]), sw), b);
+        if (act == NMF_ACT_GELU) r = nmf_gelu16_avx512(r);
+        _mm512_mask_storeu_ps(y + (size_t)u * out, rm, r);
+    }
+}
+
+/* N:M: NT tokens (xq rows ldq apart) x the 16 rows of one block (q, pos: its W*S steps). */
+static AI void block_nm(float *y, size_t out, const uint8_t *xq, size_t ldq, const float *sx,
+                        const int8_t *q, const uint8_t *pos, size_t W, size_t S,
+                        const float *scale, const int32_t *off, const float *bias, size_t rows,
+                        nmf_activation act, const int NT) {
+    __m512i acc[Q8_NT];
+    for (int u = 0; u < NT; u++) acc[u] = _mm512_setzero_si512();
+    for (size_t v = 0; v < W; v++) {
+        __m512i xw[Q8_NT];
+        for (int u = 0; u < NT; u++) xw[u] = _mm512_loadu_si512(xq + (size_t)u * ldq + v * 64);
+        for (size_t s = 0; s < S; s++, q += 64, pos += 64) {
+            const __m512i ctl = _mm512_loadu_si512(pos), wv = _mm512_loadu_si512(q);
+            for (int u = 0; u < NT; u++)
+                acc[u] = _mm512_dpbusd_epi32(acc[u], _mm512_permutexvar_epi8(ctl, xw[u]), wv);
+        }
+    }
+    epilogue(y, out, acc, sx, scale, off, bias, rows, act, NT);
+}
+
+/* Dense: NT tokens x the 16 rows of one block (q: its W windows of 4 columns). */
+static AI void block_dense(float *y, size_t out, const uint8_t *xq, size_t ldq, const float *sx,
+                           const int8_t *q, const uint8_t *pos, size_t W, size_t S,
+                           const float *scale, const int32_t *off, const float *bias,
+                           size_t rows, nmf_activation act, const int NT) {
+    (void)pos, (void)S; /* S = 1, positions implied */
+    __m512i acc[Q8_DENSE_NT];
+    for (int u = 0; u < NT; u++) acc[u] = _mm512_setzero_si512();
+    for (size_t v = 0; v < W; v++, q += 64) {
+        const __m512i wv = _mm512_loadu_si512(q);
+        for (int u = 0; u < NT; u++) {
+            int32_t quad; /* the token's 4 bytes of this window */
+            __builtin_memcpy(&quad, xq + (size_t)u * ldq + v * 4, 4);
+            acc[u] = _mm512_dpbusd_epi32(acc[u], _mm512_set1_epi32(quad), wv);
+        }
+    }
+    epilogue(y, out, acc, sx, scale, off, bias, rows, act, NT);
+}
+
+typedef void (*block_fn)(float *, size_t, const uint8_t *, size_t, const float *, const int8_t *,
+                         const uint8_t *, size_t, size_t, const float *, const int32_t *,
+                         const float *, size_t, nmf_activation);
+#define DEF_BLOCK(KIND, NT)                                                                     \
+    static void KIND##_##NT(float *y, size_t out, const uint8_t *xq, size_t ldq, const float *sx, \
+                            const int8_t *q, const uint8_t *pos, size_t W, size_t S,             \
+                            const float *scale, const int32_t *off, const float *bias,           \
+                            size_t rows, nmf_activation act) {                                   \
+        block_##KIND(y, out, xq, ldq, sx, q, pos, W, S, scale, off, bias, rows, act, NT);       \
+    }
+DEF_BLOCK(nm, 1) DEF_BLOCK(nm, 2) DEF_BLOCK(nm, 3) DEF_BLOCK(nm, 4) DEF_BLOCK(nm, 5)
+DEF_BLOCK(nm, 6) DEF_BLOCK(nm, 7) DEF_BLOCK(nm, 8)
+static const block_fn nm_blocks[Q8_NT + 1] = {NULL, nm_1, nm_2, nm_3, nm_4,
+                                              nm_5, nm_6, nm_7, nm_8};
+DEF_BLOCK(dense, 1) DEF_BLOCK(dense, 2) DEF_BLOCK(dense, 3) DEF_BLOCK(dense, 4)
+DEF_BLOCK(dense, 5) DEF_BLOCK(dense, 6) DEF_BLOCK(dense, 7) DEF_BLOCK(dense, 8)
+DEF_BLOCK(dense, 9) DEF_BLOCK(dense, 10) DEF_BLOCK(dense, 11) DEF_BLOCK(dense, 12)
+DEF_BLOCK(dense, 13) DEF_BLOCK(dense, 14) DEF_BLOCK(dense, 15) DEF_BLOCK(dense, 16)
+static const block_fn dense_blocks[Q8_DENSE_NT + 1] = {
+    NULL,     dense_1,  dense_2,  dense_3,  dense_4,  dense_5,  dense_6,  dense_7, dense_8,
+    dense_9,  dense_10, dense_11, dense_12, dense_13, dense_14, dense_15, dense_16};
+
+/* Row blocks [rb0, rb1), tokens in blocks of nt_max (the last one ragged). */
+static void forward(const block_fn *blocks, size_t nt_max, float *y, const uint8_t *xq,
+                    size_t ldq, const float *sx, size_t tokens, const nmf_q8_weights *w,
+                    const float *bias, nmf_activation act, size_t rb0, size_t rb1) {
+    const size_t out = w->out, W = w->windows, S = w->steps, per_block = W * S * 64;
+    for (size_t rb = rb0; rb < rb1; rb++) {
+        const size_t o0 = rb * 16, rows = out - o0 < 16 ? out - o0 : 16;
+        const int8_t *q = w->q + rb * per_block;
+        const uint8_t *pos = w->pos ? w->pos + rb * per_block : NULL;
+        for (size_t t0 = 0; t0 < tokens; t0 += nt_max) {
+            const size_t nt = tokens - t0 < nt_max ? tokens - t0 : nt_max;
+            blocks[nt](y + t0 * out + o0, out, xq + t0 * ldq, ldq, sx + t0, q, pos, W, S,
+                       w->scale + o0, w->off + o0, bias ? bias + o0 : NULL, rows, act);
+        }
+    }
+}
+
+void nmf_q8_forward_avx512(float *y, const uint8_t *xq, size_t ldq, const float *sx,
+                           size_t tokens, const nmf_q8_weights *w, const float *bias,
+                           nmf_activation act, size_t rb0, size_t rb1) {
+    forward(nm_blocks, Q8_NT, y, xq, ldq, sx, tokens, w, bias, act, rb0, rb1);
+}
+
+void nmf_q8_forward_dense_avx512(float *y, const uint8_t *xq, size_t ldq, const float *sx,
+                                 size_t tokens, const nmf_q8_weights *w, const float *bias,
+                                 nmf_activation act, size_t rb0, size_t rb1) {
+    forward(dense_blocks, Q8_DENSE_NT, y, xq, ldq, sx, tokens, w, bias, act, rb0, rb1);
+}
+
+/* nmf_q8_quantize_tokens, 16 inputs at a time: the same float operations (|x| max, x * inv,
+ * clamp, round to nearest even by vcvtps2dq), so the bytes are those of the portable version;
+ * the tail of a row goes through it. */
+size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const float *x,
+                                     size_t ldx, size_t in, size_t t0, size_t t1) {
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m128i bias = _mm_set1_epi8(-128);
+    const size_t body = in / 16 * 16;
+    size_t bad = 0;
+    for (size_t t = t0; t < t1; t++) {
+        const float *xt = x + t * ldx; // (in)
+        uint8_t *qt = xq + t * ldq;    // (ldq)
+        __m512 amax = _mm512_setzero_ps();
+        __mmask16 nan = 0;
+        for (size_t i = 0; i < body; i += 16) {
+            const __m512 v = _mm512_loadu_ps(xt + i);
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        }
+        float m = _mm512_reduce_max_ps(amax); /* of finite-or-inf magnitudes: exact */
+        int has_nan = nan != 0;
+        for (size_t i = body; i < in; i++) {
+            const float a = fabsf(xt[i]);
+            m = a > m ? a : m;
+            has_nan |= a != a;
+        }
+        if (has_nan || !isfinite(m)) { /* the portable version zeroes the row and counts it */
+            bad += nmf_q8_quantize_tokens(xq, ldq, sx, x, ldx, in, t, t + 1);
+            continue;
+        }
+        float inv;
+        sx[t] = nmf_q8_scale(m, &inv);
+        const __m512 vinv = _mm512_set1_ps(inv);
+        for (size_t i = 0; i < body; i += 16) {
+            const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xt + i), vinv);
+            const __m512i qi = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
+            /* int32 -> int8 (|q| <= 127: truncation is exact), then + 128 */
+            _mm_storeu_si128((__m128i *)(qt + i), _mm_xor_si128(_mm512_cvtepi32_epi8(qi), bias));
+        }
+        for (size_t i = body; i < in; i++) qt[i] = (uint8_t)(nmf_q8_round(xt[i] * inv) + 128);
+        for (size_t i = in; i < ldq; i++) qt[i] = 128;
+    }
+    return bad;
+}
