@@ -17,6 +17,7 @@
 #define AI __attribute__((always_inline)) inline
 #define Q8_NT 8        /* N:M: tokens per block (8 sums + 8 windows + control + weights) */
 #define Q8_DENSE_NT 16 /* dense: tokens per block (16 sums; windows are broadcast from memory) */
+#define Q8_CHUNK_BYTES (512 * 1024) /* weights of the row blocks run together: a share of L2 */
 
 /* y[u][0..rows) = act(fmaf(float(acc[u] - off), sx[u] * sw, bias)) for NT tokens */
 static AI void epilogue(float *y, size_t out, const __m512i *acc, const float *sx,
@@ -39,15 +40,15 @@ static AI void block_nm(float *y, size_t out, const uint8_t *xq, size_t ldq, con
                         const int8_t *q, const uint8_t *pos, size_t W, size_t S,
                         const float *scale, const int32_t *off, const float *bias, size_t rows,
                         nmf_activation act, const int NT) {
-    __m512i acc[Q8_NT];
+    __m512i acc[12]; /* NT <= 12 */
     for (int u = 0; u < NT; u++) acc[u] = _mm512_setzero_si512();
     for (size_t v = 0; v < W; v++) {
-        __m512i xw[Q8_NT];
-        for (int u = 0; u < NT; u++) xw[u] = _mm512_loadu_si512(xq + (size_t)u * ldq + v * 64);
+        const uint8_t *xv = xq + v * 64;
         for (size_t s = 0; s < S; s++, q += 64, pos += 64) {
             const __m512i ctl = _mm512_loadu_si512(pos), wv = _mm512_loadu_si512(q);
             for (int u = 0; u < NT; u++)
-                acc[u] = _mm512_dpbusd_epi32(acc[u], _mm512_permutexvar_epi8(ctl, xw[u]), wv);
+                acc[u] = _mm512_dpbusd_epi32(
+                    acc[u], _mm512_permutexvar_epi8(ctl, _mm512_loadu_si512(xv + (size_t)u * ldq)), wv);
         }
     }
     epilogue(y, out, acc, sx, scale, off, bias, rows, act, NT);
@@ -83,9 +84,11 @@ typedef void (*block_fn)(float *, size_t, const uint8_t *, size_t, const float *
         block_##KIND(y, out, xq, ldq, sx, q, pos, W, S, scale, off, bias, rows, act, NT);       \
     }
 DEF_BLOCK(nm, 1) DEF_BLOCK(nm, 2) DEF_BLOCK(nm, 3) DEF_BLOCK(nm, 4) DEF_BLOCK(nm, 5)
-DEF_BLOCK(nm, 6) DEF_BLOCK(nm, 7) DEF_BLOCK(nm, 8)
-static const block_fn nm_blocks[Q8_NT + 1] = {NULL, nm_1, nm_2, nm_3, nm_4,
-                                              nm_5, nm_6, nm_7, nm_8};
+DEF_BLOCK(nm, 6) DEF_BLOCK(nm, 7) DEF_BLOCK(nm, 8) DEF_BLOCK(nm, 9) DEF_BLOCK(nm, 10)
+DEF_BLOCK(nm, 11) DEF_BLOCK(nm, 12)
+static const block_fn nm_blocks[] = {NULL, nm_1, nm_2, nm_3, nm_4,  nm_5,  nm_6,
+                                     nm_7, nm_8, nm_9, nm_10, nm_11, nm_12};
+_Static_assert(sizeof nm_blocks / sizeof nm_blocks[0] > Q8_NT, "a block per token count");
 DEF_BLOCK(dense, 1) DEF_BLOCK(dense, 2) DEF_BLOCK(dense, 3) DEF_BLOCK(dense, 4)
 DEF_BLOCK(dense, 5) DEF_BLOCK(dense, 6) DEF_BLOCK(dense, 7) DEF_BLOCK(dense, 8)
 DEF_BLOCK(dense, 9) DEF_BLOCK(dense, 10) DEF_BLOCK(dense, 11) DEF_BLOCK(dense, 12)
@@ -94,20 +97,30 @@ static const block_fn dense_blocks[Q8_DENSE_NT + 1] = {
     NULL,     dense_1,  dense_2,  dense_3,  dense_4,  dense_5,  dense_6,  dense_7, dense_8,
     dense_9,  dense_10, dense_11, dense_12, dense_13, dense_14, dense_15, dense_16};
 
-/* Row blocks [rb0, rb1), tokens in blocks of nt_max (the last one ragged). */
+/* Row blocks [rb0, rb1), tokens in blocks of nt_max (the last one ragged): row blocks in chunks
+ * whose weights stay in L2 (Q8_CHUNK_BYTES), and within a chunk, token blocks outer and row
+ * blocks inner, so that a token block's activations stay in L1 while the chunk's weights
+ * stream past them from L2. (Rows outer, as the AVX2 kernel, streams the activations from L2
+ * once per row block instead: 64 bytes per S pairs, the bound at S = 2 (1:8, 1:16); tokens
+ * outer over all rows streams the weights from L3 when they outgrow L2.) */
 static void forward(const block_fn *blocks, size_t nt_max, float *y, const uint8_t *xq,
                     size_t ldq, const float *sx, size_t tokens, const nmf_q8_weights *w,
                     const float *bias, nmf_activation act, size_t rb0, size_t rb1) {
     const size_t out = w->out, W = w->windows, S = w->steps, per_block = W * S * 64;
-    for (size_t rb = rb0; rb < rb1; rb++) {
-        const size_t o0 = rb * 16, rows = out - o0 < 16 ? out - o0 : 16;
-        const int8_t *q = w->q + rb * per_block;
-        const uint8_t *pos = w->pos ? w->pos + rb * per_block : NULL;
-        for (size_t t0 = 0; t0 < tokens; t0 += nt_max) {
-            const size_t nt = tokens - t0 < nt_max ? tokens - t0 : nt_max;
+    const size_t block_bytes = per_block * (w->pos ? 2 : 1);
+    const size_t chunk = block_bytes < Q8_CHUNK_BYTES ? Q8_CHUNK_BYTES / block_bytes : 1;
+    for (size_t c0 = rb0; c0 < rb1; c0 += chunk) {
+    const size_t c1 = c0 + chunk < rb1 ? c0 + chunk : rb1;
+    for (size_t t0 = 0; t0 < tokens; t0 += nt_max) {
+        const size_t nt = tokens - t0 < nt_max ? tokens - t0 : nt_max;
+        for (size_t rb = c0; rb < c1; rb++) {
+            const size_t o0 = rb * 16, rows = out - o0 < 16 ? out - o0 : 16;
+            const int8_t *q = w->q + rb * per_block;
+            const uint8_t *pos = w->pos ? w->pos + rb * per_block : NULL;
             blocks[nt](y + t0 * out + o0, out, xq + t0 * ldq, ldq, sx + t0, q, pos, W, S,
                        w->scale + o0, w->off + o0, bias ? bias + o0 : NULL, rows, act);
         }
+    }
     }
 }
 
@@ -130,19 +143,33 @@ size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const f
                                      size_t ldx, size_t in, size_t t0, size_t t1) {
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     const __m128i bias = _mm_set1_epi8(-128);
+    const __m512i bias64 = _mm512_set1_epi8(-128);
+    /* after the two packs, dword j of 128-bit lane l holds inputs 16 j + 4 l .. + 3 */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     const size_t body = in / 16 * 16;
     size_t bad = 0;
     for (size_t t = t0; t < t1; t++) {
         const float *xt = x + t * ldx; // (in)
         uint8_t *qt = xq + t * ldq;    // (ldq)
-        __m512 amax = _mm512_setzero_ps();
+        /* 4 running maxima: one would wait on vmaxps's latency every 16 inputs */
+        __m512 amax[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                          _mm512_setzero_ps()};
         __mmask16 nan = 0;
-        for (size_t i = 0; i < body; i += 16) {
+        size_t i = 0;
+        for (; i + 64 <= body; i += 64)
+            for (int k = 0; k < 4; k++) {
+                const __m512 v = _mm512_loadu_ps(xt + i + 16 * k);
+                amax[k] = _mm512_max_ps(amax[k], _mm512_abs_ps(v));
+                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            }
+        for (; i < body; i += 16) {
             const __m512 v = _mm512_loadu_ps(xt + i);
-            amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+            amax[0] = _mm512_max_ps(amax[0], _mm512_abs_ps(v));
             nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
         }
-        float m = _mm512_reduce_max_ps(amax); /* of finite-or-inf magnitudes: exact */
+        /* the largest magnitude (max is exact in any order; NaN lanes are flagged apart) */
+        float m = _mm512_reduce_max_ps(
+            _mm512_max_ps(_mm512_max_ps(amax[0], amax[1]), _mm512_max_ps(amax[2], amax[3])));
         int has_nan = nan != 0;
         for (size_t i = body; i < in; i++) {
             const float a = fabsf(xt[i]);
@@ -156,7 +183,19 @@ size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const f
         float inv;
         sx[t] = nmf_q8_scale(m, &inv);
         const __m512 vinv = _mm512_set1_ps(inv);
-        for (size_t i = 0; i < body; i += 16) {
+        for (i = 0; i + 64 <= body; i += 64) {
+            __m512i qi[4];
+            for (int k = 0; k < 4; k++) {
+                const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xt + i + 16 * k), vinv);
+                qi[k] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
+            }
+            /* int32 -> int8 (no saturation: |q| <= 127) in 128-bit lane order, restored by
+             * one permute, then + 128 */
+            const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(qi[0], qi[1]),
+                                                 _mm512_packs_epi32(qi[2], qi[3]));
+            _mm512_storeu_si512(qt + i, _mm512_xor_si512(_mm512_permutexvar_epi32(order, b), bias64));
+        }
+        for (; i < body; i += 16) {
             const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xt + i), vinv);
             const __m512i qi = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
             /* int32 -> int8 (|q| <= 127: truncation is exact), then + 128 */
