@@ -19,39 +19,59 @@
 #define Q8_DENSE_NT 16 /* dense: tokens per block (16 sums; windows are broadcast from memory) */
 #define Q8_CHUNK_BYTES (512 * 1024) /* weights of the row blocks run together: a share of L2 */
 
-/* y[u][0..rows) = act(fmaf(float(acc[u] - off), sx[u] * sw, bias)) for NT tokens */
-static AI void epilogue(float *y, size_t out, const __m512i *acc, const float *sx,
-                        const float *scale, const int32_t *off, const float *bias, size_t rows,
-                        nmf_activation act, const int NT) {
-    const __mmask16 rm = (__mmask16)((1u << rows) - 1); /* rows <= 16 */
-    const __m512 sw = _mm512_loadu_ps(scale);            /* scale, off: padded to 16 rows (0) */
-    const __m512i o = _mm512_loadu_si512(off);
-    const __m512 b = bias ? _mm512_maskz_loadu_ps(rm, bias) : _mm512_setzero_ps();
-    for (int u = 0; u < NT; u++) {
-        const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[u], o));
-        __m512 r = _mm512_fmadd_ps(f, _mm512_mul_ps(_mm512_set1_ps(sx[u]), sw), b);
-        if (act == NMF_ACT_GELU) r = nmf_gelu16_avx512(r);
-        _mm512_mask_storeu_ps(y + (size_t)u * out, rm, r);
-    }
+/* The epilogue of one token: y[0..rows) = act(fmaf(float(acc - off), sx * sw, bias)), with sw,
+ * off (padded to 16 rows: 0) and the bias (masked) loaded by the caller. (Sums passed by value:
+ * an address-taken array of sums costs a register copy of each per step in GCC 12's loops.) */
+static AI void epilogue(float *y, __m512i acc, float sx, __m512 sw, __m512i off, __m512 b,
+                        __mmask16 rm, nmf_activation act) {
+    const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, off));
+    __m512 r = _mm512_fmadd_ps(f, _mm512_mul_ps(_mm512_set1_ps(sx), sw), b);
+    if (act == NMF_ACT_GELU) r = nmf_gelu16_avx512(r);
+    _mm512_mask_storeu_ps(y, rm, r);
 }
+#define EPILOGUE(NT)                                                                            \
+    do {                                                                                        \
+        const __mmask16 rm = (__mmask16)((1u << rows) - 1); /* rows <= 16 */                   \
+        const __m512 sw = _mm512_loadu_ps(scale);                                               \
+        const __m512i o = _mm512_loadu_si512(off);                                              \
+        const __m512 b = bias ? _mm512_maskz_loadu_ps(rm, bias) : _mm512_setzero_ps();         \
+        for (int u = 0; u < (NT); u++)                                                          \
+            epilogue(y + (size_t)u * out, acc[u], sx[u], sw, o, b, rm, act);                    \
+    } while (0)
+
+/* Independent sums per token: vpdpbusd's latency (~5 cycles) bounds a single chain of them, so
+ * below 4 tokens each token's sums are split over CH(NT) chains (windows round robin) and added
+ * at the end (int32 addition: exact, any order). */
+#define CH(NT) ((NT) == 1 ? 4 : (NT) < 4 ? 2 : 1)
+#define WINDOW_RUN 16 /* windows per inner loop (a nested loop keeps GCC 12 from copying sums) */
 
 /* N:M: NT tokens (xq rows ldq apart) x the 16 rows of one block (q, pos: its W*S steps). */
 static AI void block_nm(float *y, size_t out, const uint8_t *xq, size_t ldq, const float *sx,
                         const int8_t *q, const uint8_t *pos, size_t W, size_t S,
                         const float *scale, const int32_t *off, const float *bias, size_t rows,
                         nmf_activation act, const int NT) {
-    __m512i acc[12]; /* NT <= 12 */
-    for (int u = 0; u < NT; u++) acc[u] = _mm512_setzero_si512();
-    for (size_t v = 0; v < W; v++) {
-        const uint8_t *xv = xq + v * 64;
-        for (size_t s = 0; s < S; s++, q += 64, pos += 64) {
-            const __m512i ctl = _mm512_loadu_si512(pos), wv = _mm512_loadu_si512(q);
-            for (int u = 0; u < NT; u++)
-                acc[u] = _mm512_dpbusd_epi32(
-                    acc[u], _mm512_permutexvar_epi8(ctl, _mm512_loadu_si512(xv + (size_t)u * ldq)), wv);
-        }
+    const int P = CH(NT);
+    __m512i acc[12]; /* NT * P <= 12 */
+    for (int u = 0; u < NT * P; u++) acc[u] = _mm512_setzero_si512();
+    for (size_t v0 = 0; v0 < W; v0 += WINDOW_RUN) {
+        const size_t v1 = v0 + WINDOW_RUN < W ? v0 + WINDOW_RUN : W;
+        for (size_t v = v0; v < v1; v += (size_t)P)
+            for (int p = 0; p < P && v + (size_t)p < v1; p++) {
+                const uint8_t *xv = xq + (v + (size_t)p) * 64;
+                for (size_t s = 0; s < S; s++, q += 64, pos += 64) {
+                    const __m512i ctl = _mm512_loadu_si512(pos), wv = _mm512_loadu_si512(q);
+                    for (int u = 0; u < NT; u++) {
+                        const __m512i xw = _mm512_loadu_si512(xv + (size_t)u * ldq);
+                        acc[u * P + p] = _mm512_dpbusd_epi32(
+                            acc[u * P + p], _mm512_permutexvar_epi8(ctl, xw), wv);
+                    }
+                }
+            }
     }
-    epilogue(y, out, acc, sx, scale, off, bias, rows, act, NT);
+    for (int u = 0; u < NT; u++)
+        for (int p = 1; p < P; p++) acc[u * P] = _mm512_add_epi32(acc[u * P], acc[u * P + p]);
+    for (int u = 1; u < NT; u++) acc[u] = acc[u * P];
+    EPILOGUE(NT);
 }
 
 /* Dense: NT tokens x the 16 rows of one block (q: its W windows of 4 columns). */
@@ -60,17 +80,33 @@ static AI void block_dense(float *y, size_t out, const uint8_t *xq, size_t ldq, 
                            const float *scale, const int32_t *off, const float *bias,
                            size_t rows, nmf_activation act, const int NT) {
     (void)pos, (void)S; /* S = 1, positions implied */
+    const int P = CH(NT);
     __m512i acc[Q8_DENSE_NT];
-    for (int u = 0; u < NT; u++) acc[u] = _mm512_setzero_si512();
-    for (size_t v = 0; v < W; v++, q += 64) {
-        const __m512i wv = _mm512_loadu_si512(q);
-        for (int u = 0; u < NT; u++) {
-            int32_t quad; /* the token's 4 bytes of this window */
-            __builtin_memcpy(&quad, xq + (size_t)u * ldq + v * 4, 4);
-            acc[u] = _mm512_dpbusd_epi32(acc[u], _mm512_set1_epi32(quad), wv);
-        }
+    for (int u = 0; u < NT * P; u++) acc[u] = _mm512_setzero_si512();
+    /* token u's bytes at x[u / 4] + {0, 1, 2, 3}[u % 4] * ldq: 4 pointers, ldq and 3 ldq in
+     * registers, so that every broadcast is one addressing mode (16 pointers do not fit) */
+    const uint8_t *x[4] = {xq, xq, xq, xq};
+    for (int g = 1; g < 4; g++)
+        if (4 * g < NT) x[g] = xq + (size_t)(4 * g) * ldq;
+    const size_t ld[4] = {0, ldq, 2 * ldq, 3 * ldq};
+    for (size_t v0 = 0; v0 < W; v0 += WINDOW_RUN) {
+        const size_t v1 = v0 + WINDOW_RUN < W ? v0 + WINDOW_RUN : W;
+        for (size_t v = v0; v < v1; v += (size_t)P)
+            for (int p = 0; p < P && v + (size_t)p < v1; p++) {
+                const __m512i wv = _mm512_loadu_si512(q + 64 * (v + (size_t)p));
+                const size_t c = 4 * (v + (size_t)p);
+                for (int u = 0; u < NT; u++) {
+                    int32_t quad; /* the token's 4 bytes of this window */
+                    __builtin_memcpy(&quad, x[u / 4] + ld[u % 4] + c, 4);
+                    acc[u * P + p] =
+                        _mm512_dpbusd_epi32(acc[u * P + p], _mm512_set1_epi32(quad), wv);
+                }
+            }
     }
-    epilogue(y, out, acc, sx, scale, off, bias, rows, act, NT);
+    for (int u = 0; u < NT; u++)
+        for (int p = 1; p < P; p++) acc[u * P] = _mm512_add_epi32(acc[u * P], acc[u * P + p]);
+    for (int u = 1; u < NT; u++) acc[u] = acc[u * P];
+    EPILOGUE(NT);
 }
 
 typedef void (*block_fn)(float *, size_t, const uint8_t *, size_t, const float *, const int8_t *,

@@ -470,17 +470,18 @@ int main(void) {
     for (size_t pi = 0; pi < sizeof pats / sizeof pats[0]; pi++) {
         const int n = pats[pi][0], m = pats[pi][1];
         const size_t M = (size_t)m;
-        /* (out, in, tokens, pad): rows 1/7/8/9/16/17/33 around the blocks of 8 and 16,
-         * windows of 16 and 64 columns (in 16, 48, 64, ragged), tokens 1..17 around the
-         * blocks of 6 and 8, and 49 */
+        /* (out, in, tokens, pad): rows 1/3/7/8/9/16/17/33 around the blocks of 8 and 16,
+         * windows of 16 and 64 columns (in 16, 48, 64, ragged, > 16 windows of 64), tokens
+         * 1..17 around the blocks of 6 and 8 (ragged blocks of 1, 2, 3, 5 tokens), and 49 */
         const size_t in64 = (64 / M ? 64 / M : 1) * M; /* 64 where M divides it */
         lp_case cases[] = {
             {n, m, 1, M, 1, 0, 0, 0},
             {n, m, 7, (16 / M + 1) * M, 5, 0, 0, 0},
             {n, m, 8, 3 * M + 1, 6, 1, 0, 0},
-            {n, m, 9, (48 / M + 1) * M, 7, 0, 0, 0},
+            {n, m, 9, (48 / M + 1) * M, 10, 0, 0, 0},
             {n, m, 16, in64, 8, 0, 0, 0},
-            {n, m, 16, in64 + M, 9, 0, 0, 0},
+            {n, m, 16, in64 + M, 11, 0, 0, 0},
+            {n, m, 3, (1100 / M + 1) * M + 3, 3, 1, 0, 0}, /* 18 windows of 64: two runs */
             {n, m, 17, 5 * M, san ? 7 : 13, 0, 0, 0},
             {n, m, 15, (64 / M + 2) * M + 1, san ? 7 : 17, 1, 0, 0},
             {n, m, 33, (200 / M + 1) * M - 1, san ? 12 : 49, 1, 0, 0},
