@@ -18,7 +18,7 @@ OUT=${OUT:-$(mktemp -d /tmp/int8_figures.XXXXXX)}
 mkdir -p "$OUT"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | grep 'Model name' | sed 's/ \+/ /g')," \
-     "$(grep -o -w -E 'avx512_vnni|avx512_vbmi|avx512_bf16|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+     "$(grep -o -w -E 'avx512_vnni|avx512vbmi|avx512_bf16|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 "$BIN" --version | head -1
 GEMM="$BIN bench gemm --threads 1 --shapes 768x768,3072x768,768x3072 --tokens 128,1"
 GEMM="$GEMM --patterns $PATS --precision f32,int8 --time $T --json"
