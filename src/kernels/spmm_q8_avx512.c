@@ -10,6 +10,7 @@
  * The epilogue (offset, scales, bias, GELU: spmm_q8.h) runs in registers and stores 16 floats
  * per token. Rows outer, tokens inner: a block's weights stay in L1 for all token blocks. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/gelu_avx512.h"
 #include "kernels/spmm_q8.h"
@@ -173,13 +174,18 @@ void nmf_q8_forward_dense_avx512(float *y, const uint8_t *xq, size_t ldq, const 
 }
 
 /* nmf_q8_quantize_tokens, 16 inputs at a time: the same float operations (|x| max, x * inv,
- * clamp, round to nearest even by vcvtps2dq), so the bytes are those of the portable version;
- * the tail of a row goes through it. */
+ * round to nearest even by vcvtps2dq), so the bytes are those of the portable version; the
+ * tail of a row goes through it.
+ * - The largest magnitude is an integer max of the bit patterns with the sign cleared: for
+ *   non-negative floats integer order is float order, and every NaN lies above +inf (0x7f800000),
+ *   so one vpmaxud per 16 inputs finds the maximum and flags NaN and inf (no compare).
+ * - No clamp to [-127, 127]: |x| <= amax and inv = fl(127 / amax) give |fl(x inv)| <=
+ *   fl(127 (1 + 2^-24)^2), i.e. 127 or the float above it, which rounds to 127 as the clamped
+ *   value does (the portable version's clamp changes no result). */
 size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const float *x,
                                      size_t ldx, size_t in, size_t t0, size_t t1) {
-    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff), bias64 = _mm512_set1_epi8(-128);
     const __m128i bias = _mm_set1_epi8(-128);
-    const __m512i bias64 = _mm512_set1_epi8(-128);
     /* after the two packs, dword j of 128-bit lane l holds inputs 16 j + 4 l .. + 3 */
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     const size_t body = in / 16 * 16;
@@ -187,27 +193,23 @@ size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const f
     for (size_t t = t0; t < t1; t++) {
         const float *xt = x + t * ldx; // (in)
         uint8_t *qt = xq + t * ldq;    // (ldq)
-        /* 4 running maxima: one would wait on vmaxps's latency every 16 inputs */
-        __m512 amax[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                          _mm512_setzero_ps()};
-        __mmask16 nan = 0;
+        /* 4 running maxima: one would wait on the max's latency every 16 inputs */
+        __m512i amax[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(),
+                           _mm512_setzero_si512(), _mm512_setzero_si512()};
         size_t i = 0;
         for (; i + 64 <= body; i += 64)
-            for (int k = 0; k < 4; k++) {
-                const __m512 v = _mm512_loadu_ps(xt + i + 16 * k);
-                amax[k] = _mm512_max_ps(amax[k], _mm512_abs_ps(v));
-                nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            }
-        for (; i < body; i += 16) {
-            const __m512 v = _mm512_loadu_ps(xt + i);
-            amax[0] = _mm512_max_ps(amax[0], _mm512_abs_ps(v));
-            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        }
-        /* the largest magnitude (max is exact in any order; NaN lanes are flagged apart) */
-        float m = _mm512_reduce_max_ps(
-            _mm512_max_ps(_mm512_max_ps(amax[0], amax[1]), _mm512_max_ps(amax[2], amax[3])));
-        int has_nan = nan != 0;
-        for (size_t i = body; i < in; i++) {
+            for (int k = 0; k < 4; k++)
+                amax[k] = _mm512_max_epu32(
+                    amax[k], _mm512_and_si512(_mm512_loadu_si512(xt + i + 16 * k), magnitude));
+        for (; i < body; i += 16)
+            amax[0] = _mm512_max_epu32(amax[0],
+                                       _mm512_and_si512(_mm512_loadu_si512(xt + i), magnitude));
+        uint32_t bits = _mm512_reduce_max_epu32(_mm512_max_epu32(
+            _mm512_max_epu32(amax[0], amax[1]), _mm512_max_epu32(amax[2], amax[3])));
+        float m;
+        memcpy(&m, &bits, sizeof m);
+        int has_nan = bits > 0x7f800000u;
+        for (i = body; i < in; i++) {
             const float a = fabsf(xt[i]);
             m = a > m ? a : m;
             has_nan |= a != a;
@@ -221,10 +223,8 @@ size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const f
         const __m512 vinv = _mm512_set1_ps(inv);
         for (i = 0; i + 64 <= body; i += 64) {
             __m512i qi[4];
-            for (int k = 0; k < 4; k++) {
-                const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xt + i + 16 * k), vinv);
-                qi[k] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
-            }
+            for (int k = 0; k < 4; k++)
+                qi[k] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xt + i + 16 * k), vinv));
             /* int32 -> int8 (no saturation: |q| <= 127) in 128-bit lane order, restored by
              * one permute, then + 128 */
             const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(qi[0], qi[1]),
@@ -232,13 +232,12 @@ size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const f
             _mm512_storeu_si512(qt + i, _mm512_xor_si512(_mm512_permutexvar_epi32(order, b), bias64));
         }
         for (; i < body; i += 16) {
-            const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xt + i), vinv);
-            const __m512i qi = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
+            const __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xt + i), vinv));
             /* int32 -> int8 (|q| <= 127: truncation is exact), then + 128 */
             _mm_storeu_si128((__m128i *)(qt + i), _mm_xor_si128(_mm512_cvtepi32_epi8(qi), bias));
         }
-        for (size_t i = body; i < in; i++) qt[i] = (uint8_t)(nmf_q8_round(xt[i] * inv) + 128);
-        for (size_t i = in; i < ldq; i++) qt[i] = 128;
+        for (i = body; i < in; i++) qt[i] = (uint8_t)(nmf_q8_round(xt[i] * inv) + 128);
+        for (i = in; i < ldq; i++) qt[i] = 128;
     }
     return bad;
 }

@@ -398,6 +398,52 @@ static void test_dense_saturation(void) {
     }
 }
 
+/* Every SIMD quantiser against the portable one on rows that stress the scale: denormals only,
+ * magnitudes near FLT_MAX, -0.0 and an exact -amax, an infinity, a NaN (as the first, a body and
+ * a tail element), all zeros; lengths around 16 and 64 (bytes, scales and the count of bad
+ * tokens the same; padding columns 128). */
+static void test_quantisers(void) {
+    nmf_q8_quantize_fn simd[2] = {NULL, NULL};
+    if (nmf_cpu_best_isa() >= NMF_ISA_AVX2) simd[0] = nmf_q8_quantize_tokens_avx2;
+    if (nmf_cpu_best_isa() >= NMF_ISA_AVX512 && nmf_cpu_has_vnni512())
+        simd[1] = nmf_q8_quantize_tokens_avx512;
+    static const size_t lens[] = {1, 15, 16, 17, 63, 64, 65, 200};
+    enum { ROWS = 9 };
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const size_t in = lens[li], ldq = (in + 63) / 64 * 64;
+        float *x = calloc(ROWS * in, sizeof(float)), sx[ROWS], sx2[ROWS];
+        uint8_t *xq = malloc(ROWS * ldq), *xq2 = malloc(ROWS * ldq);
+        for (size_t i = 0; i < in; i++) {
+            const float r = test_rand_float(&rng);
+            x[0 * in + i] = r * 1e-39f;                   /* denormals */
+            x[1 * in + i] = r * 3.4e38f;                  /* near FLT_MAX */
+            x[2 * in + i] = i % 3 ? r : -0.0f;            /* -0.0 among values */
+            x[3 * in + i] = r;                            /* + an infinity */
+            x[4 * in + i] = r;                            /* + a NaN in the body */
+            x[5 * in + i] = 0.0f;                         /* all zeros */
+            x[6 * in + i] = r;                            /* + a NaN first */
+            x[7 * in + i] = r;                            /* + a NaN last (the tail) */
+            x[8 * in + i] = 2.0f * r;                     /* an exact -amax */
+        }
+        x[2 * in + in / 2] = -1.5f;
+        x[3 * in + in / 2] = -INFINITY;
+        x[4 * in + in / 2] = NAN;
+        x[6 * in] = -NAN;
+        x[7 * in + in - 1] = NAN;
+        x[8 * in + in - 1] = -2.0f;
+        const size_t bad = nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, 0, ROWS);
+        CHECK(bad == 4);
+        for (int k = 0; k < 2; k++) {
+            if (!simd[k]) continue;
+            memset(xq2, 0xAB, ROWS * ldq);
+            CHECK(simd[k](xq2, ldq, sx2, x, in, in, 0, ROWS) == bad);
+            CHECK_MSG(!memcmp(xq, xq2, ROWS * ldq) && !memcmp(sx, sx2, sizeof sx),
+                      "quantiser %s, in = %zu", k ? "avx512" : "avx2", in);
+        }
+        free(x), free(xq), free(xq2);
+    }
+}
+
 static void test_api(void) {
     nmf_precision p;
     for (int i = 0; i < NMF_PREC_COUNT; i++) {
@@ -463,6 +509,7 @@ int main(void) {
     else if (nmf_cpu_best_isa() < NMF_ISA_AVX512)
         printf("test_lowprec: no AVX-512 here: the AVX-512 VNNI int8 kernels are not run\n");
     test_api();
+    test_quantisers();
     test_saturation();
     test_dense();
     test_dense_saturation();
