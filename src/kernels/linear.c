@@ -317,12 +317,16 @@ static nmf_status forward_q8(float *y, const float *x, const nmf_linear *lin, co
     const nmf_q8_weights *q = &lin->q8;
     const size_t in = lin->in, ldq = q->windows * q->g.win;
     size_t bytes;
-    if (nmf_mul_overflow(tokens, ldq + sizeof(float), &bytes))
+    if (nmf_mul_overflow(tokens, ldq + sizeof(float), &bytes) || bytes > SIZE_MAX - 128)
         return nmf_error(NMF_ERR_NOMEM, "linear int8: %zu tokens too many", tokens);
-    uint8_t *buf = malloc(bytes); /* every byte is written before it is read */
+    /* xq [tokens][ldq] first, 64-byte aligned (AVX-512 loads a token's 64-byte window: one that
+     * straddles two cache lines costs two), then sx [tokens]; every byte is written before it
+     * is read (no zeroing) */
+    const size_t xq_bytes = (tokens * ldq + 63) / 64 * 64;
+    uint8_t *buf = aligned_alloc(64, (bytes + 127) / 64 * 64);
     if (!buf) return nmf_error(NMF_ERR_NOMEM, "linear int8: out of memory for %zu tokens", tokens);
-    float *sx = (float *)buf; /* [tokens], then xq [tokens][ldq] */
-    uint8_t *xq = buf + tokens * sizeof(float);
+    uint8_t *xq = buf;
+    float *sx = (float *)(buf + xq_bytes);
     const double kept = lin->pattern.n ? (double)lin->w.groups * lin->w.n : (double)in;
     const double fmas = (double)tokens * (double)lin->out * kept;
     const int threads = threads_for(fmas, q->rowblocks);
