@@ -35,6 +35,14 @@ for r in $(seq "$R"); do
     echo "model round $r $p: load $b before, $(load) after"
   done
 done
+# PyTorch f32 dense in the same run (issue 12's aim: 1:8 int8 >= 10x it), when torch is there
+PEERS="/usr/bin/python3 $(dirname "$0")/../bench/model_vs_peers.py --nmformer $BIN --shape deit-small"
+PEERS="$PEERS --pattern 1:8 --threads 1 --batch 1 --reps $REPS --rounds $R --peers torch --json"
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  echo "peers: $PEERS"
+  b=$(load); $PEERS > "$OUT/peers.json" 2> "$OUT/peers.err" || echo "model_vs_peers failed (see $OUT/peers.err)"
+  echo "peers: load $b before, $(load) after"
+fi
 echo "raw JSON: $OUT"
 python3 - "$OUT" "$R" <<'EOF'
 import glob, json, statistics as st, sys
@@ -75,4 +83,16 @@ for c in ("dense", "2:8", "1:8"):
     if f and i:
         fm, im = st.median(x[0] for x in f), st.median(x[0] for x in i)
         print(f"| {c} | {fm:.1f} | {im:.1f} | {fm / im:.2f}x | {f[0][1]:.1f} / {i[0][1]:.1f} |")
+try:
+    peers = json.load(open(f"{out}/peers.json"))
+    torch = [e for e in peers["rows"] if e["engine"] == "torch"]
+    int8 = lat.get(("1:8", "int8"))
+    if torch and int8:
+        tm = torch[0]["latency_ms"]
+        print(f"\nPyTorch f32 dense (model_vs_peers.py, best of {R} rounds' medians): {tm:.1f} ms; "
+              f"our 1:8 int8 {st.median(x[0] for x in int8):.1f} ms: {tm / st.median(x[0] for x in int8):.2f}x")
+        for h in peers["header"]:
+            print("#", h)
+except (OSError, ValueError, KeyError):
+    pass
 EOF
