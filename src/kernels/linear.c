@@ -331,20 +331,19 @@ static nmf_status forward_q8(float *y, const float *x, const nmf_linear *lin, co
     const double fmas = (double)tokens * (double)lin->out * kept;
     const int threads = threads_for(fmas, q->rowblocks);
     const nmf_q8_forward_fn forward = lin->q8k->forward;
-    size_t bad = 0;
-#pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad)
+    size_t bad = 0; /* one parallel region (a fork-join less): quantise, barrier, products */
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
         const size_t t0 = tokens * id / nt, t1 = tokens * (id + 1) / nt;
-        bad += lin->q8k->quantize(xq, ldq, sx, x, in, in, t0, t1);
-    }
-    if (bad == 0) {
-#pragma omp parallel num_threads(threads) if (threads > 1)
-        {
-            const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-            const size_t rb0 = q->rowblocks * id / nt, rb1 = q->rowblocks * (id + 1) / nt;
-            if (rb1 > rb0) forward(y, xq, ldq, sx, tokens, q, bias, act, rb0, rb1);
+        const size_t b = lin->q8k->quantize(xq, ldq, sx, x, in, in, t0, t1);
+        if (b) {
+#pragma omp atomic
+            bad += b;
         }
+#pragma omp barrier
+        const size_t rb0 = q->rowblocks * id / nt, rb1 = q->rowblocks * (id + 1) / nt;
+        if (bad == 0 && rb1 > rb0) forward(y, xq, ldq, sx, tokens, q, bias, act, rb0, rb1);
     }
     free(buf);
     return bad ? nmf_error(NMF_ERR_NUMERIC, "linear int8: %zu tokens hold non-finite inputs", bad)
