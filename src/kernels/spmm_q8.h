@@ -16,8 +16,7 @@
  *   q  [((rb*W + v)*S + s)*R*K + K*r + h]  s8  weight (0 in a padding slot)
  *   pos[ same ]                            u8  its column - V v (0 in a padding slot)
  * A row's kept weights of a window fill its slots in column order; a dense layer keeps every
- * column, so where V == K (one step per window) the positions are the slot numbers and pos is
- * not stored (NULL).
+ * column, so slot h of step s holds column V v + K s + h and pos is not stored (NULL).
  * - AVX2 {8, 16, 2}: step s of 8 rows is one vpshufb (picks, per int16 lane, activation byte
  *   pos with a zero high byte; the window broadcast to both 128-bit lanes), one vpmaddwd with
  *   the 16 sign-extended weights (row r's two products summed into its int32 lane: int16 x
@@ -31,7 +30,7 @@
  *   1:4, 4:8, 2:8, 1:8, 2:16, 1:16: 32, 16, 32, 16, 8, 8, 4 per window); 3:32 uses 6 of 8.
  * - AVX-512 VNNI dense {16, 4, 4}: a window is 4 columns, one step, no positions: one
  *   vpdpbusd per 16 rows x 4 columns with the token's 4 bytes broadcast.
- * 2 bytes per slot (1 without positions).
+ * 2 bytes per slot (1 for dense layers).
  * Activations are stored u8 = q_x + 128 (vpshufb zero-extends bytes; vpdpbusd takes u8), so
  * the kernels sum (q_x + 128) q_w and subtract 128 sum_j q_w[o][j] (off[o]) before the
  * epilogue. */
@@ -59,7 +58,7 @@ typedef struct {
     size_t windows;   /* W = ceil(in / V) */
     size_t steps;     /* S */
     const int8_t *q;  /* [rowblocks][W][S][R * K] */
-    const uint8_t *pos; /* the same shape, or NULL: positions are the slot numbers (dense, V == K) */
+    const uint8_t *pos; /* the same shape, or NULL (dense: position of step s, slot h = K s + h) */
     const float *scale; /* s_w [rowblocks * R] (0 past out) */
     const int32_t *off; /* 128 * sum_j q_w[o][j] [rowblocks * R] */
 } nmf_q8_weights;

@@ -17,7 +17,8 @@ typedef struct {
 
 /* Row o's kept weight j. N:M: panel slot (g, k) = (j / n, j % n), value val[at], column
  * g*M + idx[at] (a zero value, padding or a kept zero, adds nothing: *col = SIZE_MAX, skipped).
- * Dense: column j, zeros included (every column of a window in order: pos = slot). */
+ * Dense: column j, zeros included (every column of a window in order: its position is its
+ * place, K s + h, and is not stored). */
 static float kept_weight(const source *src, size_t o, size_t j, size_t *col) {
     if (!src->nm) {
         *col = j;
@@ -45,7 +46,7 @@ static nmf_status build(nmf_q8_weights *q, void **storage, const source *src, nm
                          "linear int8: %zu kept weights per row could overflow the int32 sums "
                          "(at most %zu)", src->kept, NMF_Q8_MAX_KEPT);
     const size_t RB = (out + R - 1) / R, W = (in + V - 1) / V;
-    const int has_pos = src->nm || V != K; /* dense with V == K: positions are slot numbers */
+    const int has_pos = src->nm != NULL; /* dense: every column in order, positions implied */
     /* S: the most kept weights of one row in one window, K per step */
     size_t *count = calloc(W, sizeof *count);
     if (!count) return nmf_error(NMF_ERR_NOMEM, "linear int8: out of memory");

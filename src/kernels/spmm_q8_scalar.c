@@ -19,7 +19,8 @@ void nmf_q8_forward_scalar(float *y, const uint8_t *xq, size_t ldq, const float 
             int32_t acc[NMF_Q8_MAX_ROWS] = {0};
             for (size_t v = 0; v < W; v++, q += w->steps * step, pos = pos ? pos + w->steps * step : NULL)
                 for (size_t s = 0; s < w->steps * step; s++) /* slot s: row (s % step) / K */
-                    acc[(s % step) / K] += (int32_t)xt[v * V + (pos ? pos[s] : s % K)] * q[s];
+                    acc[(s % step) / K] +=
+                        (int32_t)xt[v * V + (pos ? pos[s] : s / step * K + s % K)] * q[s];
             float *yt = y + t * out + o0;
             for (size_t r = 0; r < rows; r++)
                 yt[r] = nmf_q8_out(acc[r] - w->off[o0 + r], sx[t], w->scale[o0 + r],
