@@ -1,7 +1,4 @@
-/* GELU, AVX-512. erf by the rational approximation Eigen and XLA use for float
- * (x clamped to [-4, 4], where erf is +-1 in float; erf(x) ~ x P(x^2) / Q(x^2), P degree 6,
- * Q degree 4): |error| < 5e-7 over the whole line, about half the work of the
- * exp-based Abramowitz & Stegun 7.1.26 formula PyTorch's vectorised erf uses. */
+/* Activations, AVX-512: GELU (kernels/gelu_avx512.h), gelu_new and SiLU. */
 #include <immintrin.h>
 
 #include "kernels/ops_internal.h"
