@@ -718,7 +718,7 @@ nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
      * f32 weights are then dropped, as bf16 drops them */
     const nmf_q8_kernel *k = nmf_q8_kernel_for(nmf_active_isa(), lin->dense != NULL);
     nmf_status st = lin->dense ? nmf_q8_build_dense(&lin->q8, &lin->lowprec_storage, lin->dense,
-                                                    lin->out, lin->in, k->g)
+                                                    0, lin->out, lin->in, k->g)
                                : nmf_q8_build_nm(&lin->q8, &lin->lowprec_storage, &lin->w, k->g);
     if (st != NMF_OK) return st;
     if (lin->dense) {

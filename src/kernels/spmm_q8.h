@@ -97,11 +97,12 @@ size_t nmf_q8_quantize_tokens_avx2(uint8_t *xq, size_t ldq, float *sx, const flo
 size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const float *x,
                                      size_t ldx, size_t in, size_t t0, size_t t1);
 /* Builds the window layout of geometry g (one allocation, *storage: nmf_free) from an f32 panel
- * layout (N:M: its kept weights) or from a dense [out][in] weight (every column). spmm_q8_layout.c */
+ * layout (N:M: its kept weights) or from a dense weight (every column), W [out][in] or, when
+ * transposed, W^T [in][out]. spmm_q8_layout.c */
 nmf_status nmf_q8_build_nm(nmf_q8_weights *q, void **storage, const nmf_spmm_weights *w,
                            nmf_q8_geometry g);
-nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w, size_t out,
-                              size_t in, nmf_q8_geometry g);
+nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w, int transposed,
+                              size_t out, size_t in, nmf_q8_geometry g);
 /* Bytes the window layout reads per product (what a 1-token product streams). */
 size_t nmf_q8_layout_bytes(const nmf_q8_weights *q);
 

@@ -11,7 +11,8 @@
 /* Where a layer's weights come from: a row's j-th kept weight, j < kept, and its column. */
 typedef struct {
     const nmf_spmm_weights *nm; /* N:M panel layout, or NULL */
-    const float *dense;         /* [out][in] when nm is NULL */
+    const float *dense;         /* when nm is NULL: [out][in], or [in][out] when transposed */
+    int transposed;
     size_t out, in, kept;       /* kept: G n (N:M) or in (dense) */
 } source;
 
@@ -22,7 +23,7 @@ typedef struct {
 static float kept_weight(const source *src, size_t o, size_t j, size_t *col) {
     if (!src->nm) {
         *col = j;
-        return src->dense[o * src->in + j];
+        return src->transposed ? src->dense[j * src->out + o] : src->dense[o * src->in + j];
     }
     const nmf_spmm_weights *w = src->nm;
     const size_t n = (size_t)w->n, g = j / n, k = j % n;
@@ -122,9 +123,9 @@ nmf_status nmf_q8_build_nm(nmf_q8_weights *q, void **storage, const nmf_spmm_wei
     return build(q, storage, &src, g);
 }
 
-nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w, size_t out,
-                              size_t in, nmf_q8_geometry g) {
-    const source src = {.dense = w, .out = out, .in = in, .kept = in};
+nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w, int transposed,
+                              size_t out, size_t in, nmf_q8_geometry g) {
+    const source src = {.dense = w, .transposed = transposed, .out = out, .in = in, .kept = in};
     return build(q, storage, &src, g);
 }
 

@@ -345,9 +345,22 @@ static void test_dense(void) {
                     CHECK_MSG(same_bits(y, yref, T * out, label), "%s: %s", label, k->name);
                     nmf_q8_weights q;
                     void *storage = NULL;
-                    CHECK_OK(nmf_q8_build_dense(&q, &storage, w, out, in, k->g));
+                    CHECK_OK(nmf_q8_build_dense(&q, &storage, w, 0, out, in, k->g));
                     CHECK(nmf_linear_weight_bytes(lin) == nmf_q8_layout_bytes(&q));
                     if (storage) check_kernel(k, &q, x, T, b, yref, y2, label);
+                    /* from W^T [in][out]: the same layout, byte for byte */
+                    float *wt = malloc(out * in * sizeof(float));
+                    for (size_t o = 0; o < out; o++)
+                        for (size_t i = 0; i < in; i++) wt[i * out + o] = w[o * in + i];
+                    nmf_q8_weights qt;
+                    void *storage_t = NULL;
+                    CHECK_OK(nmf_q8_build_dense(&qt, &storage_t, wt, 1, out, in, k->g));
+                    if (storage && storage_t)
+                        CHECK_MSG(nmf_q8_layout_bytes(&qt) == nmf_q8_layout_bytes(&q) &&
+                                      !memcmp(storage_t, storage, nmf_q8_layout_bytes(&q)),
+                                  "%s: %s layout from W^T", label, k->name);
+                    nmf_free(storage_t);
+                    free(wt);
                     nmf_free(storage);
                 } else {
                     CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, label), "%s: gelu %s",
