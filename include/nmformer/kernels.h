@@ -53,7 +53,8 @@ NMF_API size_t nmf_linear_weight_bytes(const nmf_linear *lin);
 /* What runs this layer's product of `tokens` tokens now: the dense backend's name
  * ("onednn", "openblas") for dense f32; for dense 16-bit "avx2-bf16"/"scalar-bf16" (or -f16)
  * for the in-register kernel, "widen-bf16+<backend>" when a block is widened for the backend;
- * else the N:M
+ * int8 layers (dense or N:M) "avx512-int8", "avx512-dense-int8" (AVX-512 VNNI + VBMI),
+ * "avx2-int8", "scalar-int8"; else the N:M
  * kernel of the active ISA ("avx512", "avx512-tv" for the token-vectorised one, "avx2",
  * "scalar"). */
 NMF_API const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens);
@@ -66,17 +67,18 @@ NMF_API const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens)
  *   kept weight instead of 5), widened to f32 in registers; f32 accumulation.
  * - NMF_PREC_INT8: symmetric int8 weights with one scale per output channel, activations
  *   quantised to int8 per token on each product (dynamic, symmetric), exact int32 sums, then
- *   y = fma(float(sum), s_x[t] * s_w[o], bias[o]) and the activation (spmm_q8.h). N:M only.
+ *   y = fma(float(sum), s_x[t] * s_w[o], bias[o]) and the activation (spmm_q8.h). N:M and
+ *   dense layers alike (the same numbers on every ISA; AVX-512 kernels need VNNI + VBMI).
  * The backward product (training) is f32 or bf16 only. */
 typedef enum { NMF_PREC_F32 = 0, NMF_PREC_BF16, NMF_PREC_INT8, NMF_PREC_COUNT } nmf_precision;
 NMF_API const char *nmf_precision_name(nmf_precision p); /* "f32", "bf16", "int8" */
 /* "f32" | "bf16" | "int8" -> *p; anything else NMF_ERR_INVALID_ARG. */
 NMF_API nmf_status nmf_precision_parse(const char *s, nmf_precision *p);
 /* Converts an f32 layer to p (f32 to f32 is a no-op; a layer already converted cannot change
- * again: NMF_ERR_INVALID_ARG). Dense layers: f32 or bf16 (the f32 weights rounded to bf16 and
- * replaced by them, as nmf_linear_create_dense16 holds them); int8 is NMF_ERR_UNSUPPORTED. An int8
- * row whose kept weights could overflow the int32 sums (more than 66311 kept weights) is
- * NMF_ERR_UNSUPPORTED; a non-finite weight NMF_ERR_NUMERIC. */
+ * again: NMF_ERR_INVALID_ARG). Dense layers: bf16 (the f32 weights rounded to bf16 and
+ * replaced by them, as nmf_linear_create_dense16 holds them) or int8 (the f32 weights replaced by
+ * the int8 layout). An int8 row whose kept weights (a dense row: its columns) could overflow the
+ * int32 sums (more than 66311) is NMF_ERR_UNSUPPORTED; a non-finite weight NMF_ERR_NUMERIC. */
 NMF_API nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p);
 NMF_API nmf_precision nmf_linear_precision(const nmf_linear *lin);
 /* A bf16 N:M layer kept for inference in the fewest bytes: the f32 copy of its values and the

@@ -59,8 +59,8 @@ NMF_API nmf_status nmf_vit_load_with(nmf_vit **out, const char *path, const char
 
 NMF_API void nmf_vit_free(nmf_vit *m);
 
-/* Sets the precision of every block linear (nmf_linear_set_precision, kernels.h: bf16 / int8
- * for N:M layers; a model with dense block linears stays f32 only: NMF_ERR_UNSUPPORTED). Call
+/* Sets the precision of every block linear (nmf_linear_set_precision, kernels.h: bf16 / int8,
+ * dense and N:M layers alike). Call
  * once, after loading and before the first forward; on failure the model is unchanged only
  * for NMF_PREC_F32, so free it. The rest of the model (embeddings, attention, norms, head)
  * stays f32. */

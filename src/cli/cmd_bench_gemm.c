@@ -171,8 +171,8 @@ int bench_gemm(int argc, char **argv) {
         CLI_STR("tokens", 0, &tokens, "LIST", "rows of x (default 1,16,128,512)"),
         CLI_STR("pattern", 'p', &patterns, "LIST", "dense and/or N:M (default dense,2:4,1:4,4:8,\n2:8,1:8,1:16)"),
         CLI_ALIAS("patterns", "pattern"),
-        CLI_STR("precision", 0, &precisions, "LIST", "N:M layers in each of f32, bf16, int8 (default\n"
-                "f32; dense runs f32 and bf16): nmf_linear_set_precision;\nJSON key precision"),
+        CLI_STR("precision", 0, &precisions, "LIST", "every layer in each of f32, bf16, int8\n"
+                "(default f32): nmf_linear_set_precision;\nJSON key precision"),
         CLI_INT("threads", 'j', &o.threads, 1, 1024, "T", "threads for ours and for the baselines\n"
                 "(default: NMF_THREADS or all cores); each\nbaseline runs single-threaded slabs on "
                 "them"),
@@ -258,8 +258,8 @@ int bench_gemm(int argc, char **argv) {
             const nmf_precision prec = o.precs[li % o.nprecs];
             nmf_status st;
             if (p.n == 0) {
-                st = prec != NMF_PREC_INT8 ? nmf_linear_create_dense(&lins[li], w, out, in) : NMF_OK;
-                if (st == NMF_OK && lins[li]) st = nmf_linear_set_precision(lins[li], prec);
+                st = nmf_linear_create_dense(&lins[li], w, out, in);
+                if (st == NMF_OK) st = nmf_linear_set_precision(lins[li], prec);
             } else {
                 nmf_nm_matrix a;
                 st = nmf_nm_pack(&a, w, out, in, p, 1);
@@ -291,7 +291,7 @@ int bench_gemm(int argc, char **argv) {
             double dense_s = 0; /* our dense row (sgemv at 1 token), when it is in the list */
             const double dense_flop = 2.0 * (double)out * (double)in * (double)c.tokens;
             for (int li = 0; li < o.npats * o.nprecs; li++) {
-                if (!lins[li]) continue; /* dense at a low precision */
+                if (!lins[li]) continue;
                 c.lin = lins[li];
                 double s_min;
                 const double s = time_median(run_linear, &c, &o, samples, &s_min);

@@ -198,7 +198,7 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
         st = nmf_vit_set_precision(m, o->prec);
         if (st == NMF_OK)
             snprintf(label, sizeof label, "%.20s@%s", candidate, nmf_precision_name(o->prec));
-        else if (st == NMF_ERR_UNSUPPORTED) /* dense block linears: f32 only */
+        else if (st == NMF_ERR_UNSUPPORTED) /* a layer the precision cannot hold: f32 */
             st = NMF_OK;
         if (st) {
             nmf_vit_free(m);
@@ -457,8 +457,8 @@ int bench_model(int argc, char **argv) {
         CLI_INT("new-tokens", 0, &new_tokens, 0, 1 << 20, "G", "decoders: decode steps after the prompt\n"
                 "(default 128; 0: prefill only)"),
         CLI_INT("reps", 0, &reps, 1, 100000, "N", "timed runs per setting, median reported\n(default 5)"),
-        CLI_FN("precision", 0, cli_parse_precision, &o.prec, "P", "f32 (default), bf16 or int8 for the N:M block\n"
-               "linears of ViT candidates (named CANDIDATE@P;\ndense ones and token models run f32)"),
+        CLI_FN("precision", 0, cli_parse_precision, &o.prec, "P", "f32 (default), bf16 or int8 for the block\n"
+               "linears of ViT candidates, dense or N:M (named\nCANDIDATE@P; token models run f32)"),
         CLI_FLAG("quick", 0, &quick, "smoke test: --reps 1 --batch 1,2 --threads 1\n(token models: "
                  "--batch 1 --tokens 16\n--new-tokens 4) unless given"),
         CLI_FLAG("json", 0, &json, "JSON array, one object per (candidate, threads,\nbatch) with model, "

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/env.h"
+#include "kernels/ops_internal.h" /* nmf_cpu_has_vnni512 */
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -32,8 +33,16 @@ static nmf_isa detect_isa(void) {
     if (avx2 && fma) return NMF_ISA_AVX2;
     return NMF_ISA_SCALAR;
 }
+
+/* AVX512_VNNI (cpuid 7.0 ecx bit 11) and AVX512_VBMI (bit 1), on top of the AVX-512 level */
+static int detect_vnni512(void) {
+    unsigned int a, b, c, d;
+    if (detect_isa() != NMF_ISA_AVX512 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return ((c >> 11) & 1) && ((c >> 1) & 1);
+}
 #else
 static nmf_isa detect_isa(void) { return NMF_ISA_SCALAR; }
+static int detect_vnni512(void) { return 0; }
 #endif
 
 static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
@@ -47,6 +56,12 @@ nmf_isa nmf_cpu_best_isa(void) {
     static int detected = -1;
     if (detected < 0) detected = (int)detect_isa();
     return (nmf_isa)detected;
+}
+
+int nmf_cpu_has_vnni512(void) {
+    static int detected = -1;
+    if (detected < 0) detected = detect_vnni512();
+    return detected;
 }
 
 static int active_isa = -1;

@@ -43,6 +43,7 @@ struct nmf_linear {
     nmf_spmm_plan plan;  /* when N:M: which kernel runs what (spmm_plan.c) */
     nmf_precision prec;  /* nmf_linear_set_precision */
     nmf_q8_weights q8;   /* int8: the window layout (spmm_q8.h), in lowprec_storage */
+    const nmf_q8_kernel *q8k; /* int8: its geometry, quantiser and kernel, planned at set */
     void *lowprec_storage; /* bf16: w.val16; int8: q8's arrays */
     /* W^T for the backward product (spmm_backward.h), built on its first use so that inference
      * never pays for it; the lock makes that build safe from several threads. */
@@ -321,7 +322,7 @@ const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens) {
             {"widen-bf16+openblas", "widen-bf16+onednn"}, {"widen-f16+openblas", "widen-f16+onednn"}};
         return widened[lin->d16.dtype == NMF_DTYPE_F16][nmf_gemm_backend_active()];
     }
-    if (lin->prec == NMF_PREC_INT8) return lin->plan.isa >= NMF_ISA_AVX2 ? "avx2-int8" : "scalar-int8";
+    if (lin->prec == NMF_PREC_INT8) return lin->q8k->name;
     return nmf_spmm_plan_step(&lin->plan, &lin->w, tokens).name;
 }
 
@@ -347,36 +348,37 @@ static int threads_for(double fmas, size_t units) {
 static nmf_status forward_q8(float *y, const float *x, const nmf_linear *lin, const float *bias,
                              size_t tokens, nmf_activation act) {
     const nmf_q8_weights *q = &lin->q8;
-    const size_t in = lin->in, ldq = q->windows * NMF_Q8_WIN;
+    const size_t in = lin->in, ldq = q->windows * q->g.win;
     size_t bytes;
-    if (nmf_mul_overflow(tokens, ldq + sizeof(float), &bytes))
+    if (nmf_mul_overflow(tokens, ldq + sizeof(float), &bytes) || bytes > SIZE_MAX - 128)
         return nmf_error(NMF_ERR_NOMEM, "linear int8: %zu tokens too many", tokens);
-    uint8_t *buf = malloc(bytes); /* every byte is written before it is read */
+    /* xq [tokens][ldq] first, 64-byte aligned (AVX-512 loads a token's 64-byte window: one that
+     * straddles two cache lines costs two), then sx [tokens]; every byte is written before it
+     * is read (no zeroing) */
+    const size_t xq_bytes = (tokens * ldq + 63) / 64 * 64;
+    uint8_t *buf = nmf_scratch_take((bytes + 127) / 64 * 64); /* the thread's, not per call */
     if (!buf) return nmf_error(NMF_ERR_NOMEM, "linear int8: out of memory for %zu tokens", tokens);
-    float *sx = (float *)buf; /* [tokens], then xq [tokens][ldq] */
-    uint8_t *xq = buf + tokens * sizeof(float);
-    const double fmas = (double)tokens * (double)lin->out * (double)lin->w.groups * lin->w.n;
+    uint8_t *xq = buf;
+    float *sx = (float *)(buf + xq_bytes);
+    const double kept = lin->pattern.n ? (double)lin->w.groups * lin->w.n : (double)in;
+    const double fmas = (double)tokens * (double)lin->out * kept;
     const int threads = threads_for(fmas, q->rowblocks);
-    const nmf_q8_forward_fn forward =
-        lin->plan.isa >= NMF_ISA_AVX2 ? nmf_q8_forward_avx2 : nmf_q8_forward_scalar;
-    size_t bad = 0;
-#pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad)
+    const nmf_q8_forward_fn forward = lin->q8k->forward;
+    size_t bad = 0; /* one parallel region (a fork-join less): quantise, barrier, products */
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
         const size_t t0 = tokens * id / nt, t1 = tokens * (id + 1) / nt;
-        bad += lin->plan.isa >= NMF_ISA_AVX2
-                   ? nmf_q8_quantize_tokens_avx2(xq, ldq, sx, x, in, in, t0, t1)
-                   : nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, t0, t1);
-    }
-    if (bad == 0) {
-#pragma omp parallel num_threads(threads) if (threads > 1)
-        {
-            const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-            const size_t rb0 = q->rowblocks * id / nt, rb1 = q->rowblocks * (id + 1) / nt;
-            if (rb1 > rb0) forward(y, xq, ldq, sx, tokens, q, bias, act, rb0, rb1);
+        const size_t b = lin->q8k->quantize(xq, ldq, sx, x, in, in, t0, t1);
+        if (b) {
+#pragma omp atomic
+            bad += b;
         }
+#pragma omp barrier
+        const size_t rb0 = q->rowblocks * id / nt, rb1 = q->rowblocks * (id + 1) / nt;
+        if (bad == 0 && rb1 > rb0) forward(y, xq, ldq, sx, tokens, q, bias, act, rb0, rb1);
     }
-    free(buf);
+    nmf_scratch_give(buf);
     return bad ? nmf_error(NMF_ERR_NUMERIC, "linear int8: %zu tokens hold non-finite inputs", bad)
                : NMF_OK;
 }
@@ -740,11 +742,21 @@ nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
         return nmf_error(NMF_ERR_INVALID_ARG, "linear precision: already %s, cannot become %s",
                          nmf_precision_name(lin->prec), nmf_precision_name(p));
     if (lin->dense && p == NMF_PREC_BF16) return dense_to_bf16(lin);
-    if (lin->dense)
-        return nmf_error(NMF_ERR_UNSUPPORTED, "linear precision: %s for dense layers is not "
-                         "implemented (N:M only)", nmf_precision_name(p));
     if (p == NMF_PREC_BF16) return to_bf16(lin);
-    nmf_status st = nmf_q8_build(&lin->q8, &lin->lowprec_storage, &lin->w);
-    if (st == NMF_OK) lin->prec = NMF_PREC_INT8;
-    return st;
+    /* int8: the layout of the kernel planned for the active ISA (spmm_q8.h); a dense layer's
+     * f32 weights are then dropped, as bf16 drops them */
+    const nmf_q8_kernel *k = nmf_q8_kernel_for(nmf_active_isa(), lin->dense != NULL);
+    nmf_status st = lin->dense ? nmf_q8_build_dense(&lin->q8, &lin->lowprec_storage, lin->dense,
+                                                    lin->dense_t, lin->out, lin->in, k->g)
+                               : nmf_q8_build_nm(&lin->q8, &lin->lowprec_storage, &lin->w, k->g);
+    if (st != NMF_OK) return st;
+    if (lin->dense) {
+        nmf_free(lin->storage);
+        lin->storage = NULL;
+        lin->dense = NULL;
+        lin->dense_t = 0;
+    }
+    lin->q8k = k;
+    lin->prec = NMF_PREC_INT8;
+    return NMF_OK;
 }

@@ -10,6 +10,10 @@
 #define NMF_ATT_QB 6  /* queries per block: 6 rows x 4 vectors of scores fit in 24 zmm */
 #define NMF_ATT_KT 64 /* keys per tile */
 
+/* Whether the CPU (and OS) run AVX-512 with VNNI and VBMI: the int8 kernels of spmm_q8_avx512.c
+ * (src/core/cpu.c; a feature beyond the nmf_isa levels, asked where those kernels are planned). */
+int nmf_cpu_has_vnni512(void);
+
 void nmf_gelu_avx512(float *y, const float *x, size_t n);
 void nmf_gelu_avx2(float *y, const float *x, size_t n);
 void nmf_gelu_tanh_avx512(float *y, const float *x, size_t n);

@@ -9,20 +9,31 @@
  * the row to zeros with scale 0). The int32 sums cannot overflow: |q_x + 128| <= 255, |q_w| <=
  * 127, and a row has at most NMF_Q8_MAX_KEPT kept weights (checked when the layer is made).
  *
- * Layout ("windows", built from the f32 panel layout of spmm.h): output rows in blocks of 8
- * (one ymm of int32 sums), input columns in windows of 16 (16 activation bytes: one vpshufb
- * table, broadcast to both 128-bit lanes), S steps per window (S = the layer's largest
- * ceil(kept of a row in a window / 2)). For row block rb, window v, step s, row r, slot h:
- *   q  [((rb*W + v)*S + s)*16 + 2r + h]  s8  weight (0 in a padding slot)
- *   pos[ same ]                          u8  its column - 16 v (0 in a padding slot)
- * Step s of 8 rows is one vpshufb (picks, per int16 lane, activation byte pos with a zero high
- * byte), one vpmaddwd with the 16 sign-extended weights (row r's two products summed into its
- * int32 lane: int16 x int16, no saturation, unlike vpmaddubsw's int16 pair sums) and one add:
- * 16 multiply-adds, no permute across lanes. 2 bytes per slot. Patterns with M dividing 16 fill
- * every slot (1:4, 2:4: 4 resp. 8 kept per window; 1:8, 2:8, 4:8: 2, 4, 8); 1:16 uses half the
- * slots, 3:32 about 3/8 (up to 3 kept in a window of a 32-group).
- * Activations are stored u8 = q_x + 128 (vpshufb zero-extends bytes), so the kernels sum
- * (q_x + 128) q_w and subtract 128 sum_j q_w[o][j] (off[o]) before the epilogue. */
+ * Layout ("windows", one builder for every ISA, parameterised by a geometry {R, V, K}): output
+ * rows in blocks of R (one vector of int32 sums, lane = row), input columns in windows of V
+ * bytes, S steps per window (S = the layer's largest ceil(kept of a row in a window / K)), K
+ * slots of a row per step. For row block rb, window v, step s, row r, slot h:
+ *   q  [((rb*W + v)*S + s)*R*K + K*r + h]  s8  weight (0 in a padding slot)
+ *   pos[ same ]                            u8  its column - V v (0 in a padding slot)
+ * A row's kept weights of a window fill its slots in column order; a dense layer keeps every
+ * column, so slot h of step s holds column V v + K s + h and pos is not stored (NULL).
+ * - AVX2 {8, 16, 2}: step s of 8 rows is one vpshufb (picks, per int16 lane, activation byte
+ *   pos with a zero high byte; the window broadcast to both 128-bit lanes), one vpmaddwd with
+ *   the 16 sign-extended weights (row r's two products summed into its int32 lane: int16 x
+ *   int16, no saturation, unlike vpmaddubsw's int16 pair sums) and one add: 16 multiply-adds.
+ *   Patterns with M dividing 16 fill every slot (1:4, 2:4: 4 resp. 8 kept per window; 1:8,
+ *   2:8, 4:8: 2, 4, 8); 1:16 uses half the slots, 3:32 about 3/8.
+ * - AVX-512 VNNI + VBMI {16, 64, 4} (N:M): step s of 16 rows is one vpermb (picks each row's 4
+ *   activation bytes from the token's 64-byte window; the control is the positions, the same
+ *   for every token) and one vpdpbusd (u8 x s8, 4 products summed exactly into the row's int32
+ *   lane): 64 multiply-adds. M dividing 64 with 4 | kept per window fills every slot (2:4,
+ *   1:4, 4:8, 2:8, 1:8, 2:16, 1:16: 32, 16, 32, 16, 8, 8, 4 per window); 3:32 uses 6 of 8.
+ * - AVX-512 VNNI dense {16, 4, 4}: a window is 4 columns, one step, no positions: one
+ *   vpdpbusd per 16 rows x 4 columns with the token's 4 bytes broadcast.
+ * 2 bytes per slot (1 for dense layers).
+ * Activations are stored u8 = q_x + 128 (vpshufb zero-extends bytes; vpdpbusd takes u8), so
+ * the kernels sum (q_x + 128) q_w and subtract 128 sum_j q_w[o][j] (off[o]) before the
+ * epilogue. */
 #ifndef NMF_KERNELS_SPMM_Q8_H
 #define NMF_KERNELS_SPMM_Q8_H
 
@@ -31,19 +42,25 @@
 
 #include "kernels/spmm.h"
 
-#define NMF_Q8_ROWS 8    /* rows per block */
-#define NMF_Q8_WIN 16    /* input columns per window */
 #define NMF_Q8_MAX_KEPT ((size_t)INT32_MAX / (255 * 127)) /* kept weights per row: 66311 */
+#define NMF_Q8_MAX_ROWS 16 /* the largest R of a geometry */
+
+/* The shape of a window layout: R rows per block, windows of V input columns, K slots of a row
+ * per step (a step = R * K bytes, one vector). */
+typedef struct {
+    size_t rows, win, slots;
+} nmf_q8_geometry;
 
 typedef struct {
     size_t out, in;
-    size_t rowblocks; /* ceil(out / 8) */
-    size_t windows;   /* W = ceil(in / 16) */
+    nmf_q8_geometry g;
+    size_t rowblocks; /* ceil(out / R) */
+    size_t windows;   /* W = ceil(in / V) */
     size_t steps;     /* S */
-    const int8_t *q;  /* [rowblocks][W][S][16] */
-    const uint8_t *pos;
-    const float *scale; /* s_w [rowblocks * 8] (0 past out) */
-    const int32_t *off; /* 128 * sum_j q_w[o][j] [rowblocks * 8] */
+    const int8_t *q;  /* [rowblocks][W][S][R * K] */
+    const uint8_t *pos; /* the same shape, or NULL (dense: position of step s, slot h = K s + h) */
+    const float *scale; /* s_w [rowblocks * R] (0 past out) */
+    const int32_t *off; /* 128 * sum_j q_w[o][j] [rowblocks * R] */
 } nmf_q8_weights;
 
 /* rne(v) clamped to [-127, 127], for finite v with |v| < 2^22 (adding and subtracting 1.5 * 2^23
@@ -76,25 +93,57 @@ size_t nmf_q8_quantize_tokens(uint8_t *xq, size_t ldq, float *sx, const float *x
 /* The same, AVX2 (spmm_q8_avx2.c; the same bytes). */
 size_t nmf_q8_quantize_tokens_avx2(uint8_t *xq, size_t ldq, float *sx, const float *x,
                                    size_t ldx, size_t in, size_t t0, size_t t1);
-/* Builds the window layout from an f32 panel layout (one allocation, *storage: nmf_free).
- * spmm_q8_layout.c */
-nmf_status nmf_q8_build(nmf_q8_weights *q, void **storage, const nmf_spmm_weights *w);
+/* The same, AVX-512 (spmm_q8_avx512.c; the same bytes). */
+size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const float *x,
+                                     size_t ldx, size_t in, size_t t0, size_t t1);
+/* Builds the window layout of geometry g (one allocation, *storage: nmf_free) from an f32 panel
+ * layout (N:M: its kept weights) or from a dense weight (every column), W [out][in] or, when
+ * transposed, W^T [in][out]. spmm_q8_layout.c */
+nmf_status nmf_q8_build_nm(nmf_q8_weights *q, void **storage, const nmf_spmm_weights *w,
+                           nmf_q8_geometry g);
+nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w, int transposed,
+                              size_t out, size_t in, nmf_q8_geometry g);
 /* Bytes the window layout reads per product (what a 1-token product streams). */
 size_t nmf_q8_layout_bytes(const nmf_q8_weights *q);
 
 /* Forward on row blocks [rb0, rb1) for all tokens, from quantised inputs (xq rows ldq bytes
- * apart, ldq a multiple of 16 >= 16 W): y[t][o] as above, y (tokens, out). Single-threaded. */
+ * apart, ldq a multiple of V >= V W): y[t][o] as above, y (tokens, out). Single-threaded. */
 typedef void (*nmf_q8_forward_fn)(float *y, const uint8_t *xq, size_t ldq, const float *sx,
                                   size_t tokens, const nmf_q8_weights *w, const float *bias,
                                   nmf_activation act, size_t rb0, size_t rb1);
+typedef size_t (*nmf_q8_quantize_fn)(uint8_t *xq, size_t ldq, float *sx, const float *x,
+                                     size_t ldx, size_t in, size_t t0, size_t t1);
+/* Any geometry (the reference of the kernels below: the same integers, GELU by erff). */
 void nmf_q8_forward_scalar(float *y, const uint8_t *xq, size_t ldq, const float *sx,
                            size_t tokens, const nmf_q8_weights *w, const float *bias,
                            nmf_activation act, size_t rb0, size_t rb1);
-/* spmm_q8_avx2.c: call only when nmf_cpu_best_isa() allows. */
+/* spmm_q8_avx2.c, geometry NMF_Q8_GEOM_AVX2: call only when nmf_cpu_best_isa() allows. */
 void nmf_q8_forward_avx2(float *y, const uint8_t *xq, size_t ldq, const float *sx,
                          size_t tokens, const nmf_q8_weights *w, const float *bias,
                          nmf_activation act, size_t rb0, size_t rb1);
 #define NMF_Q8_TOKENS 6 /* AVX2: tokens per block (6 sums + 6 windows + 3 in 16 ymm) */
+/* spmm_q8_avx512.c, geometries NMF_Q8_GEOM_AVX512 (N:M) and NMF_Q8_GEOM_DENSE512: call only
+ * when nmf_cpu_has_vnni512() (AVX-512 F/BW/VL + VNNI + VBMI). */
+void nmf_q8_forward_avx512(float *y, const uint8_t *xq, size_t ldq, const float *sx,
+                           size_t tokens, const nmf_q8_weights *w, const float *bias,
+                           nmf_activation act, size_t rb0, size_t rb1);
+void nmf_q8_forward_dense_avx512(float *y, const uint8_t *xq, size_t ldq, const float *sx,
+                                 size_t tokens, const nmf_q8_weights *w, const float *bias,
+                                 nmf_activation act, size_t rb0, size_t rb1);
+#define NMF_Q8_GEOM_AVX2 ((nmf_q8_geometry){8, 16, 2}) /* the scalar kernel runs it too */
+#define NMF_Q8_GEOM_AVX512 ((nmf_q8_geometry){16, 64, 4})
+#define NMF_Q8_GEOM_DENSE512 ((nmf_q8_geometry){16, 4, 4})
+
+/* What an int8 layer runs, planned once when it is made (spmm_q8_layout.c): the geometry of its
+ * layout, the quantiser and the kernel, for the active ISA (AVX-512 only where the CPU has VNNI
+ * and VBMI; else AVX2; NMF_ISA=avx2|scalar forces those). */
+typedef struct {
+    const char *name; /* "avx512-int8", "avx512-dense-int8", "avx2-int8", "scalar-int8" */
+    nmf_q8_geometry g;
+    nmf_q8_quantize_fn quantize;
+    nmf_q8_forward_fn forward;
+} nmf_q8_kernel;
+const nmf_q8_kernel *nmf_q8_kernel_for(nmf_isa isa, int dense);
 
 /* Reference on the canonical matrix (spmm_ref.c): quantises w's rows and x's tokens with the
  * functions above and sums in int64 in the plain order; GELU with erf from libm. */

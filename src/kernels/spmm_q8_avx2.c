@@ -1,4 +1,5 @@
-/* int8 N:M forward, AVX2 (no VNNI needed): layout and arithmetic in spmm_q8.h.
+/* int8 forward, AVX2 (no VNNI needed), geometry NMF_Q8_GEOM_AVX2: layout and arithmetic in
+ * spmm_q8.h (N:M and dense layers alike).
  *
  * For a block of 8 rows and up to NMF_Q8_TOKENS tokens: per window, each token's 16 activation
  * bytes are broadcast to both lanes once; per step, the 16 positions become a vpshufb control
@@ -20,6 +21,13 @@ static __m256i lane_mask(size_t count) { /* lanes [0, count) set, count <= 8 */
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* One step for NT tokens: the 16 weights at q, the shuffle control ctl. */
+static AI void step(__m256i *acc, const __m256i *xw, const int8_t *q, __m256i ctl, const int NT) {
+    const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)q));
+    for (int u = 0; u < NT; u++)
+        acc[u] = _mm256_add_epi32(acc[u], _mm256_madd_epi16(_mm256_shuffle_epi8(xw[u], ctl), wv));
+}
+
 /* NT tokens (xq rows ldq apart) x the 8 rows of one block (q, pos: its W*S steps). */
 static AI void block(float *y, size_t out, const uint8_t *xq, size_t ldq, const float *sx,
                      const int8_t *q, const uint8_t *pos, size_t W, size_t S,
@@ -28,18 +36,24 @@ static AI void block(float *y, size_t out, const uint8_t *xq, size_t ldq, const 
     __m256i acc[NMF_Q8_TOKENS];
     for (int u = 0; u < NT; u++) acc[u] = _mm256_setzero_si256();
     const __m256i high = _mm256_set1_epi16(INT16_MIN); /* control byte 0x80: zero */
+    /* no positions (a dense layer): slot h of step s picks byte 2 s + h */
+    const __m256i implied = _mm256_or_si256(high, _mm256_setr_epi16(0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                                                     0, 1, 0, 1, 0, 1));
+    const __m256i two = _mm256_set1_epi16(2);
     for (size_t v = 0; v < W; v++) {
         __m256i xw[NMF_Q8_TOKENS];
         for (int u = 0; u < NT; u++)
             xw[u] = _mm256_broadcastsi128_si256(
-                _mm_loadu_si128((const __m128i *)(xq + (size_t)u * ldq + v * NMF_Q8_WIN)));
-        for (size_t s = 0; s < S; s++, q += 16, pos += 16) {
-            const __m256i ctl = _mm256_or_si256(
-                _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pos)), high);
-            const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)q));
-            for (int u = 0; u < NT; u++)
-                acc[u] = _mm256_add_epi32(
-                    acc[u], _mm256_madd_epi16(_mm256_shuffle_epi8(xw[u], ctl), wv));
+                _mm_loadu_si128((const __m128i *)(xq + (size_t)u * ldq + v * 16)));
+        if (pos) {
+            for (size_t s = 0; s < S; s++, q += 16, pos += 16)
+                step(acc, xw, q, _mm256_or_si256(_mm256_cvtepu8_epi16(
+                                                     _mm_loadu_si128((const __m128i *)pos)),
+                                                 high), NT);
+        } else { /* the control of step s + 1: that of step s + 2 (no shuffle-port work) */
+            __m256i ctl = implied;
+            for (size_t s = 0; s < S; s++, q += 16, ctl = _mm256_add_epi16(ctl, two))
+                step(acc, xw, q, ctl, NT);
         }
     }
     /* scale, off: padded to 8 rows (0); bias: `rows` floats or NULL */
@@ -51,7 +65,7 @@ static AI void block(float *y, size_t out, const uint8_t *xq, size_t ldq, const 
         const __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[u], o));
         __m256 r = _mm256_fmadd_ps(f, _mm256_mul_ps(_mm256_set1_ps(sx[u]), sw), b);
         if (act == NMF_ACT_GELU) r = nmf_gelu8_avx2(r);
-        if (rows == NMF_Q8_ROWS) _mm256_storeu_ps(y + (size_t)u * out, r);
+        if (rows == 8) _mm256_storeu_ps(y + (size_t)u * out, r);
         else _mm256_maskstore_ps(y + (size_t)u * out, rm, r);
     }
 }
@@ -75,12 +89,12 @@ void nmf_q8_forward_avx2(float *y, const uint8_t *xq, size_t ldq, const float *s
                          nmf_activation act, size_t rb0, size_t rb1) {
     const size_t out = w->out, W = w->windows, S = w->steps, per_block = W * S * 16;
     for (size_t rb = rb0; rb < rb1; rb++) {
-        const size_t o0 = rb * NMF_Q8_ROWS;
-        const size_t rows = out - o0 < NMF_Q8_ROWS ? out - o0 : NMF_Q8_ROWS;
+        const size_t o0 = rb * 8;
+        const size_t rows = out - o0 < 8 ? out - o0 : 8;
         for (size_t t0 = 0; t0 < tokens; t0 += NMF_Q8_TOKENS) {
             const size_t nt = tokens - t0 < NMF_Q8_TOKENS ? tokens - t0 : NMF_Q8_TOKENS;
             blocks[nt](y + t0 * out + o0, out, xq + t0 * ldq, ldq, sx + t0, w->q + rb * per_block,
-                       w->pos + rb * per_block, W, S, w->scale + o0, w->off + o0,
+                       w->pos ? w->pos + rb * per_block : NULL, W, S, w->scale + o0, w->off + o0,
                        bias ? bias + o0 : NULL, rows, act);
         }
     }

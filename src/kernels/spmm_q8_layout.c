@@ -1,50 +1,72 @@
-/* The int8 window layout (spmm_q8.h), built once from the f32 panel layout (spmm.h) when a
- * layer is set to int8: each row quantised with its own scale, its kept weights dealt into the
- * 16-column windows of their columns, two per step. */
+/* The int8 window layout (spmm_q8.h), built once when a layer is set to int8, for the geometry
+ * its plan chose: each row quantised with its own scale, its kept weights dealt into the
+ * windows of their columns, K per step. One builder for every geometry and for both sources
+ * (an N:M panel layout, a dense weight); the plan (nmf_q8_kernel_for) is here too. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ops_internal.h"
 #include "kernels/spmm_q8.h"
 
-/* Row o's kept weights in the panel layout: slot (g, k) is value val[at(g, k)], column
- * g*M + idx[at(g, k)]; a zero value (padding, or a kept zero) adds nothing and is skipped. */
-static size_t panel_at(const nmf_spmm_weights *w, size_t o, size_t g, size_t k) {
+/* Where a layer's weights come from: a row's j-th kept weight, j < kept, and its column. */
+typedef struct {
+    const nmf_spmm_weights *nm; /* N:M panel layout, or NULL */
+    const float *dense;         /* when nm is NULL: [out][in], or [in][out] when transposed */
+    int transposed;
+    size_t out, in, kept;       /* kept: G n (N:M) or in (dense) */
+} source;
+
+/* Row o's kept weight j. N:M: panel slot (g, k) = (j / n, j % n), value val[at], column
+ * g*M + idx[at] (a zero value, padding or a kept zero, adds nothing: *col = SIZE_MAX, skipped).
+ * Dense: column j, zeros included (every column of a window in order: its position is its
+ * place, K s + h, and is not stored). */
+static float kept_weight(const source *src, size_t o, size_t j, size_t *col) {
+    if (!src->nm) {
+        *col = j;
+        return src->transposed ? src->dense[j * src->out + o] : src->dense[o * src->in + j];
+    }
+    const nmf_spmm_weights *w = src->nm;
+    const size_t n = (size_t)w->n, g = j / n, k = j % n;
     const size_t b = o / NMF_SPMM_ROWS, r = o % NMF_SPMM_ROWS;
-    return ((b * w->groups + g) * (size_t)w->n + k) * NMF_SPMM_ROWS + r;
+    const size_t at = ((b * w->groups + g) * n + k) * NMF_SPMM_ROWS + r;
+    const float v = w->val[at];
+    *col = v == 0.0f ? SIZE_MAX : g * (size_t)w->m + w->idx[at];
+    return v;
 }
 
 size_t nmf_q8_layout_bytes(const nmf_q8_weights *q) {
-    return q->rowblocks * q->windows * q->steps * 16 * 2 +
-           q->rowblocks * NMF_Q8_ROWS * (sizeof(float) + sizeof(int32_t));
+    const size_t slots = q->rowblocks * q->windows * q->steps * q->g.rows * q->g.slots;
+    return slots * (q->pos ? 2 : 1) + q->rowblocks * q->g.rows * (sizeof(float) + sizeof(int32_t));
 }
 
-nmf_status nmf_q8_build(nmf_q8_weights *q, void **storage, const nmf_spmm_weights *w) {
-    const size_t out = w->out, in = w->in, G = w->groups, n = (size_t)w->n, m = (size_t)w->m;
+static nmf_status build(nmf_q8_weights *q, void **storage, const source *src, nmf_q8_geometry g) {
+    const size_t out = src->out, in = src->in, R = g.rows, V = g.win, K = g.slots;
     *storage = NULL;
-    if (G * n > NMF_Q8_MAX_KEPT)
+    if (src->kept > NMF_Q8_MAX_KEPT)
         return nmf_error(NMF_ERR_UNSUPPORTED,
                          "linear int8: %zu kept weights per row could overflow the int32 sums "
-                         "(at most %zu)", G * n, NMF_Q8_MAX_KEPT);
-    const size_t RB = (out + NMF_Q8_ROWS - 1) / NMF_Q8_ROWS, W = (in + NMF_Q8_WIN - 1) / NMF_Q8_WIN;
-    /* S: the most kept weights of one row in one window, in pairs */
+                         "(at most %zu)", src->kept, NMF_Q8_MAX_KEPT);
+    const size_t RB = (out + R - 1) / R, W = (in + V - 1) / V;
+    const int has_pos = src->nm != NULL; /* dense: every column in order, positions implied */
+    /* S: the most kept weights of one row in one window, K per step */
     size_t *count = calloc(W, sizeof *count);
     if (!count) return nmf_error(NMF_ERR_NOMEM, "linear int8: out of memory");
     size_t most = 0;
     for (size_t o = 0; o < out; o++) {
         memset(count, 0, W * sizeof *count);
-        for (size_t g = 0; g < G; g++)
-            for (size_t k = 0; k < n; k++) {
-                const size_t at = panel_at(w, o, g, k);
-                if (w->val[at] == 0.0f) continue;
-                const size_t c = ++count[(g * m + w->idx[at]) / NMF_Q8_WIN];
-                most = c > most ? c : most;
-            }
+        for (size_t j = 0; j < src->kept; j++) {
+            size_t col;
+            kept_weight(src, o, j, &col);
+            if (col == SIZE_MAX) continue;
+            const size_t c = ++count[col / V];
+            most = c > most ? c : most;
+        }
     }
-    const size_t S = most ? (most + 1) / 2 : 1;
+    const size_t S = most ? (most + K - 1) / K : 1;
     size_t slots, bytes;
-    if (nmf_mul_overflow(RB * W, S * 16, &slots) || nmf_mul_overflow(slots, 2, &bytes) ||
-        nmf_add_overflow(bytes, RB * NMF_Q8_ROWS * 8, &bytes)) {
+    if (nmf_mul_overflow(RB * W, S * R * K, &slots) ||
+        nmf_mul_overflow(slots, has_pos ? 2 : 1, &bytes) ||
+        nmf_add_overflow(bytes, RB * R * 8, &bytes)) {
         free(count);
         return nmf_error(NMF_ERR_NOMEM, "linear int8: %zu x %zu too large", out, in);
     }
@@ -55,33 +77,33 @@ nmf_status nmf_q8_build(nmf_q8_weights *q, void **storage, const nmf_spmm_weight
         return nmf_error(NMF_ERR_NOMEM, "linear int8: %zu x %zu: out of memory", out, in);
     }
     float *scale = (float *)mem;
-    int32_t *off = (int32_t *)(mem + RB * NMF_Q8_ROWS * sizeof(float));
-    int8_t *qv = (int8_t *)(mem + RB * NMF_Q8_ROWS * 8);
-    uint8_t *pos = (uint8_t *)qv + slots;
+    int32_t *off = (int32_t *)(mem + RB * R * sizeof(float));
+    int8_t *qv = (int8_t *)(mem + RB * R * 8);
+    uint8_t *pos = has_pos ? (uint8_t *)qv + slots : NULL;
     nmf_status st = NMF_OK;
     for (size_t o = 0; o < out && st == NMF_OK; o++) {
         float amax = 0.0f;
-        for (size_t g = 0; g < G; g++)
-            for (size_t k = 0; k < n; k++) {
-                const float a = fabsf(w->val[panel_at(w, o, g, k)]);
-                if (!isfinite(a)) st = nmf_error(NMF_ERR_NUMERIC, "linear int8: row %zu: non-finite weight", o);
-                amax = a > amax ? a : amax;
-            }
+        for (size_t j = 0; j < src->kept; j++) {
+            size_t col;
+            const float a = fabsf(kept_weight(src, o, j, &col));
+            if (!isfinite(a)) st = nmf_error(NMF_ERR_NUMERIC, "linear int8: row %zu: non-finite weight", o);
+            amax = a > amax ? a : amax;
+        }
         float inv;
         scale[o] = nmf_q8_scale(amax, &inv);
         memset(count, 0, W * sizeof *count);
-        const size_t rb = o / NMF_Q8_ROWS, r = o % NMF_Q8_ROWS;
+        const size_t rb = o / R, r = o % R;
         int32_t sum = 0; /* |sum| <= 127 * NMF_Q8_MAX_KEPT */
-        for (size_t g = 0; g < G && st == NMF_OK; g++)
-            for (size_t k = 0; k < n; k++) {
-                const size_t at = panel_at(w, o, g, k);
-                if (w->val[at] == 0.0f) continue;
-                const size_t col = g * m + w->idx[at], v = col / NMF_Q8_WIN, c = count[v]++;
-                const size_t dst = ((rb * W + v) * S + c / 2) * 16 + 2 * r + c % 2;
-                qv[dst] = (int8_t)nmf_q8_round(w->val[at] * inv);
-                pos[dst] = (uint8_t)(col % NMF_Q8_WIN);
-                sum += qv[dst];
-            }
+        for (size_t j = 0; j < src->kept && st == NMF_OK; j++) {
+            size_t col;
+            const float v = kept_weight(src, o, j, &col);
+            if (col == SIZE_MAX) continue;
+            const size_t win = col / V, c = count[win]++;
+            const size_t dst = ((rb * W + win) * S + c / K) * R * K + K * r + c % K;
+            qv[dst] = (int8_t)nmf_q8_round(v * inv);
+            if (pos) pos[dst] = (uint8_t)(col % V);
+            sum += qv[dst];
+        }
         off[o] = 128 * sum;
     }
     free(count);
@@ -89,8 +111,35 @@ nmf_status nmf_q8_build(nmf_q8_weights *q, void **storage, const nmf_spmm_weight
         nmf_free(mem);
         return st;
     }
-    *q = (nmf_q8_weights){.out = out, .in = in, .rowblocks = RB, .windows = W, .steps = S,
-                          .q = qv, .pos = pos, .scale = scale, .off = off};
+    *q = (nmf_q8_weights){.out = out, .in = in, .g = g, .rowblocks = RB, .windows = W,
+                          .steps = S, .q = qv, .pos = pos, .scale = scale, .off = off};
     *storage = mem;
     return NMF_OK;
+}
+
+nmf_status nmf_q8_build_nm(nmf_q8_weights *q, void **storage, const nmf_spmm_weights *w,
+                           nmf_q8_geometry g) {
+    const source src = {.nm = w, .out = w->out, .in = w->in, .kept = w->groups * (size_t)w->n};
+    return build(q, storage, &src, g);
+}
+
+nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w, int transposed,
+                              size_t out, size_t in, nmf_q8_geometry g) {
+    const source src = {.dense = w, .transposed = transposed, .out = out, .in = in, .kept = in};
+    return build(q, storage, &src, g);
+}
+
+/* The plan: AVX-512 kernels need VNNI (vpdpbusd) and VBMI (vpermb) beside AVX-512 F/BW/VL. */
+static const nmf_q8_kernel kernels[] = {
+    {"scalar-int8", NMF_Q8_GEOM_AVX2, nmf_q8_quantize_tokens, nmf_q8_forward_scalar},
+    {"avx2-int8", NMF_Q8_GEOM_AVX2, nmf_q8_quantize_tokens_avx2, nmf_q8_forward_avx2},
+    {"avx512-int8", NMF_Q8_GEOM_AVX512, nmf_q8_quantize_tokens_avx512, nmf_q8_forward_avx512},
+    {"avx512-dense-int8", NMF_Q8_GEOM_DENSE512, nmf_q8_quantize_tokens_avx512,
+     nmf_q8_forward_dense_avx512},
+};
+
+const nmf_q8_kernel *nmf_q8_kernel_for(nmf_isa isa, int dense) {
+    if (isa > nmf_cpu_best_isa()) isa = nmf_cpu_best_isa(); /* never run what the CPU lacks */
+    if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) return &kernels[dense ? 3 : 2];
+    return &kernels[isa >= NMF_ISA_AVX2 ? 1 : 0];
 }

@@ -26,13 +26,15 @@ grep -q '"threads":[[:space:]]*1' "$tmp/out.json" || fail "threads not recorded"
 # every ms is a positive number
 if grep -E '"ms":[[:space:]]*(0[,}]|-|0\.0+[,}]|null)' "$tmp/out.json"; then fail "non-positive ms"; fi
 
-# --precision: dense runs f32 only, each N:M pattern once per precision (3 rows), each row
-# names its precision and the kernel that ran it
+# --precision: each pattern, dense too, once per precision (4 rows), each row names its
+# precision and the kernel that ran it
 "$cli" bench gemm --json --reps 3 --threads 1 --shapes 32x64 --tokens 3 --patterns dense,2:4 \
     --precision f32,int8 > "$tmp/prec.json" || fail "--precision f32,int8 failed"
-[ "$(grep -c '"pattern":' "$tmp/prec.json")" -eq 3 ] || fail "--precision: expected 3 rows"
-[ "$(grep -c '"precision":[[:space:]]*"int8"' "$tmp/prec.json")" -eq 1 ] || fail "no int8 row"
-grep -Eq '"kernel":[[:space:]]*"(avx2|scalar)-int8"' "$tmp/prec.json" || fail "int8 kernel name"
+[ "$(grep -c '"pattern":' "$tmp/prec.json")" -eq 4 ] || fail "--precision: expected 4 rows"
+[ "$(grep -c '"precision":[[:space:]]*"int8"' "$tmp/prec.json")" -eq 2 ] || fail "no int8 rows"
+grep -Eq '"kernel":[[:space:]]*"(avx512|avx2|scalar)-int8"' "$tmp/prec.json" || fail "int8 kernel name"
+grep -Eq '"kernel":[[:space:]]*"(avx512-dense|avx2|scalar)-int8"' "$tmp/prec.json" ||
+    fail "dense int8 kernel name"
 "$cli" bench gemm --precision f16 > /dev/null 2> "$tmp/err" && fail "--precision f16 accepted"
 grep -q "bad list" "$tmp/err" || fail "--precision f16: no clear error"
 

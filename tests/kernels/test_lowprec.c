@@ -1,10 +1,16 @@
 /* Low-precision N:M layers (nmf_linear_set_precision):
  * - int8: every ISA's kernel (through the layer, and on the window layout directly with split
- *   row ranges) bit-exact against the reference on the canonical matrix (spmm_ref.c: the same
- *   integer arithmetic, written independently of the layout) without activation, within 1e-5 of
- *   the summed magnitudes with GELU; the reference within its quantisation error bound of the
- *   f32 product; sizes below/at/above the row block (8), the token block (6) and the window
- *   (16 columns), ragged tokens, padded last groups, every pattern of test_spmm;
+ *   row ranges; the AVX-512 VNNI one where the CPU has VNNI + VBMI) bit-exact against the
+ *   reference on the canonical matrix (spmm_ref.c: the same integer arithmetic, written
+ *   independently of the layout) and against the scalar kernel on the same layout without
+ *   activation; with GELU within 1e-5 of the summed magnitudes, and the SIMD ISAs (AVX2 and
+ *   AVX-512 GELU: the same operations) bit-identical to each other; every SIMD quantiser the
+ *   bytes of the portable one; the reference within its quantisation error bound of the f32
+ *   product; sizes below/at/above the row blocks (8, 16), the token blocks (6, 8) and the
+ *   windows (16, 64 columns), ragged tokens, padded last groups, every pattern of test_spmm;
+ * - dense int8 (every ISA, the AVX-512 VNNI dense kernel where present) bit-exact against a
+ *   plain dense reference of the same arithmetic; rows around 16, columns around 4 and 64,
+ *   tokens around 16; the int32 limit for a dense row;
  *   the largest sums that fit int32 (a row of NMF_Q8_MAX_KEPT kept weights at +-127 x 127) and
  *   the first row that does not; zero and non-finite inputs; the scalar dispatch (NMF_ISA).
  * - bf16: every ISA's layer at 1 token (the bf16 panel kernel) and at many (the f32 kernels on
@@ -13,6 +19,7 @@
  * - the precision API's errors. */
 #include <stdint.h>
 
+#include "kernels/ops_internal.h"
 #include "kernels/spmm_q8.h"
 #include "nmformer/kernels.h"
 #include "nmformer/ops.h"
@@ -76,6 +83,31 @@ static void dense_ref(float *y, const float *x, const float *w, const float *bia
         }
 }
 
+/* Kernel k on layout q (built for it) from x (T tokens): its quantiser gives the portable
+ * quantiser's bytes and scales (tokens in two calls); the kernel (row blocks in two calls) and
+ * the scalar kernel on the same layout give yref's bits (y2: scratch of T * out floats). */
+static void check_kernel(const nmf_q8_kernel *k, const nmf_q8_weights *q, const float *x, size_t T,
+                         const float *b, const float *yref, float *y2, const char *label) {
+    const size_t in = q->in, out = q->out, ldq = q->windows * q->g.win;
+    uint8_t *xq = malloc(T * ldq), *xq2 = malloc(T * ldq);
+    float *sx = malloc(T * sizeof(float)), *sx2 = malloc(T * sizeof(float));
+    CHECK(nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, 0, T) == 0);
+    CHECK(k->quantize(xq2, ldq, sx2, x, in, in, T / 2, T) == 0);
+    CHECK(k->quantize(xq2, ldq, sx2, x, in, in, 0, T / 2) == 0);
+    CHECK_MSG(!memcmp(xq, xq2, T * ldq) && !memcmp(sx, sx2, T * sizeof(float)), "%s: %s quantiser",
+              label, k->name);
+    const size_t half = q->rowblocks / 2;
+    memset(y2, 0xFF, T * out * sizeof(float));
+    k->forward(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, half, q->rowblocks);
+    k->forward(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, 0, half);
+    CHECK_MSG(same_bits(y2, yref, T * out, label), "%s: int8 kernel %s", label, k->name);
+    memset(y2, 0xFF, T * out * sizeof(float));
+    nmf_q8_forward_scalar(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, 0, q->rowblocks);
+    CHECK_MSG(same_bits(y2, yref, T * out, label), "%s: scalar kernel on the %s layout", label,
+              k->name);
+    free(xq), free(xq2), free(sx), free(sx2);
+}
+
 typedef struct {
     int n, m;
     size_t out, in, tokens;
@@ -93,7 +125,7 @@ static void run_case(const lp_case *c) {
     float *bias = calloc(out, sizeof(float)), *yref = calloc(T * out, sizeof(float));
     float *y = calloc(T * out, sizeof(float)), *y2 = calloc(T * out, sizeof(float));
     float *yf = calloc(T * out, sizeof(float)), *scale = calloc(T * out, sizeof(float));
-    float *bound = calloc(T * out, sizeof(float));
+    float *bound = calloc(T * out, sizeof(float)), *ysimd = calloc(T * out, sizeof(float));
     for (size_t i = 0; i < out * in; i++) wd[i] = test_rand_float(&rng);
     for (size_t i = 0; i < T * in; i++) x[i] = 3.0f * test_rand_float(&rng);
     for (size_t i = 0; i < out; i++) bias[i] = test_rand_float(&rng);
@@ -123,42 +155,24 @@ static void run_case(const lp_case *c) {
         if (!lin) continue;
         CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
         CHECK(nmf_linear_precision(lin) == NMF_PREC_INT8);
-        CHECK(!strcmp(nmf_linear_kernel_name(lin, T), isa ? "avx2-int8" : "scalar-int8"));
+        const nmf_q8_kernel *k = nmf_q8_kernel_for((nmf_isa)isa, 0);
+        CHECK(!strcmp(nmf_linear_kernel_name(lin, T), k->name));
         CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
         if (act == NMF_ACT_NONE)
-            CHECK_MSG(same_bits(y, yref, T * out, label), "%s: int8 %s", label,
-                      nmf_isa_name((nmf_isa)isa));
+            CHECK_MSG(same_bits(y, yref, T * out, label), "%s: int8 %s", label, k->name);
         else
             CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, label), "%s: int8 gelu %s", label,
-                      nmf_isa_name((nmf_isa)isa));
+                      k->name);
+        if (act == NMF_ACT_GELU && isa == NMF_ISA_AVX2) memcpy(ysimd, y, T * out * sizeof(float));
+        if (act == NMF_ACT_GELU && isa > NMF_ISA_AVX2) /* the same GELU operations: same bits */
+            CHECK_MSG(same_bits(y, ysimd, T * out, label), "%s: int8 gelu %s vs avx2", label,
+                      k->name);
         /* the kernels directly on the layer's window layout: row blocks in two calls */
         if (act == NMF_ACT_NONE) {
             nmf_q8_weights q;
             void *storage = NULL;
-            CHECK_OK(nmf_q8_build(&q, &storage, nmf_linear_spmm_weights(lin)));
-            const size_t ldq = q.windows * NMF_Q8_WIN;
-            uint8_t *xq = malloc(T * ldq);
-            float *sx = malloc(T * sizeof(float));
-            CHECK(nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, 0, T) == 0);
-            if (isa) { /* the AVX2 quantiser: the same bytes and scales, rows in two calls */
-                uint8_t *xq2 = malloc(T * ldq);
-                float *sx2 = malloc(T * sizeof(float));
-                CHECK(nmf_q8_quantize_tokens_avx2(xq2, ldq, sx2, x, in, in, T / 2, T) == 0);
-                CHECK(nmf_q8_quantize_tokens_avx2(xq2, ldq, sx2, x, in, in, 0, T / 2) == 0);
-                CHECK_MSG(!memcmp(xq, xq2, T * ldq) && !memcmp(sx, sx2, T * sizeof(float)),
-                          "%s: AVX2 quantiser", label);
-                free(xq2);
-                free(sx2);
-            }
-            const nmf_q8_forward_fn f = isa ? nmf_q8_forward_avx2 : nmf_q8_forward_scalar;
-            const size_t half = q.rowblocks / 2;
-            memset(y2, 0xFF, T * out * sizeof(float));
-            f(y2, xq, ldq, sx, T, &q, b, act, half, q.rowblocks);
-            f(y2, xq, ldq, sx, T, &q, b, act, 0, half);
-            CHECK_MSG(same_bits(y2, yref, T * out, label), "%s: int8 kernel %s", label,
-                      nmf_isa_name((nmf_isa)isa));
-            free(xq);
-            free(sx);
+            CHECK_OK(nmf_q8_build_nm(&q, &storage, nmf_linear_spmm_weights(lin), k->g));
+            check_kernel(k, &q, x, T, b, yref, y2, label);
             nmf_free(storage);
         }
         nmf_linear_free(lin);
@@ -217,14 +231,16 @@ static void run_case(const lp_case *c) {
     nmf_nm_free(&a);
 done:
     free(wd), free(wu), free(wb), free(x), free(bias), free(yref), free(y), free(y2), free(yf);
-    free(scale), free(bound);
+    free(scale), free(bound), free(ysimd);
 }
 
 /* Sums at the int32 limit: one row of NMF_Q8_MAX_KEPT kept weights (1:4), all at +amax (q_w =
  * 127), inputs at +amax (q_x = 127, stored 255): the biased int32 sum reaches 255 * 127 * K,
  * the largest the layer allows; then mixed signs. One more kept weight is refused. */
 static void test_saturation(void) {
+    for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++)
     for (size_t extra = 0; extra < 2; extra++) {
+        nmf_set_isa((nmf_isa)isa);
         const size_t K = NMF_Q8_MAX_KEPT + extra, cols = 4 * K;
         float *w = calloc(cols, sizeof(float)), *x = calloc(cols, sizeof(float));
         for (size_t i = 0; i < cols; i += 4) w[i] = 0.5f;
@@ -257,10 +273,187 @@ static void test_saturation(void) {
             CHECK(y == yr);
             CHECK(y == nmf_q8_out((int32_t)want, sx, sw, 0.0f));
         }
+        nmf_set_isa(nmf_cpu_best_isa());
         nmf_linear_free(lin);
         nmf_nm_free(&a);
         free(w);
         free(x);
+    }
+}
+
+/* Dense int8: the numerics of spmm_q8.h on every column, written plainly (int64 sums). */
+static void dense_q8_ref(float *y, const float *x, const float *w, const float *bias, size_t T,
+                         size_t out, size_t in, nmf_activation act) {
+    for (size_t t = 0; t < T; t++) {
+        float amax = 0.0f, inv;
+        for (size_t i = 0; i < in; i++) amax = fmaxf(amax, fabsf(x[t * in + i]));
+        const float sx = nmf_q8_scale(amax, &inv);
+        for (size_t o = 0; o < out; o++) {
+            float wmax = 0.0f, winv;
+            for (size_t i = 0; i < in; i++) wmax = fmaxf(wmax, fabsf(w[o * in + i]));
+            const float sw = nmf_q8_scale(wmax, &winv);
+            int64_t acc = 0;
+            for (size_t i = 0; i < in; i++)
+                acc += (int64_t)nmf_q8_round(x[t * in + i] * inv) * nmf_q8_round(w[o * in + i] * winv);
+            float r = nmf_q8_out((int32_t)acc, sx, sw, bias ? bias[o] : 0.0f);
+            if (act == NMF_ACT_GELU) r = (float)(0.5 * r * (1.0 + erf(r * 0.70710678118654752)));
+            y[t * out + o] = r;
+        }
+    }
+}
+
+/* Dense layers at int8, every ISA: bit-exact against dense_q8_ref without activation (through
+ * the layer and the kernel directly), GELU within 1e-5 of the summed magnitudes and the SIMD
+ * ISAs' bits the same; rows 1..33 around the block of 16, columns around 4 (the dense AVX-512
+ * window) and 64, tokens around 16 (its token block). */
+static void test_dense(void) {
+    const int san = getenv("NMF_SANITIZED") != NULL;
+    static const size_t shapes[][3] = {{1, 1, 1},   {15, 3, 2},   {16, 4, 16},  {17, 5, 17},
+                                       {16, 63, 7}, {33, 64, 15}, {31, 65, 33}, {48, 130, 9},
+                                       {7, 768, 3}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int variant = 0; variant < 2; variant++) { /* 0: no bias, none; 1: bias, GELU */
+            const size_t out = shapes[si][0], in = shapes[si][1];
+            const size_t T = san && shapes[si][2] > 9 ? 9 : shapes[si][2];
+            const nmf_activation act = variant ? NMF_ACT_GELU : NMF_ACT_NONE;
+            char label[96];
+            snprintf(label, sizeof label, "dense out=%zu in=%zu T=%zu%s", out, in, T,
+                     variant ? " bias gelu" : "");
+            float *w = calloc(out * in, sizeof(float)), *x = calloc(T * in, sizeof(float));
+            float *bias = calloc(out, sizeof(float)), *yref = calloc(T * out, sizeof(float));
+            float *y = calloc(T * out, sizeof(float)), *y2 = calloc(T * out, sizeof(float));
+            float *ysimd = calloc(T * out, sizeof(float)), *scale = calloc(T * out, sizeof(float));
+            for (size_t i = 0; i < out * in; i++) w[i] = test_rand_float(&rng);
+            for (size_t i = 0; i < T * in; i++) x[i] = 3.0f * test_rand_float(&rng);
+            for (size_t i = 0; i < out; i++) bias[i] = test_rand_float(&rng);
+            if (out > 2) memset(w + in, 0, in * sizeof(float)); /* a zero row: y = bias */
+            const float *b = variant ? bias : NULL;
+            dense_q8_ref(yref, x, w, b, T, out, in, act);
+            dense_ref(y2, x, w, b, T, out, in, scale); /* scale: sum |x w| + |b| */
+            for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
+                nmf_set_isa((nmf_isa)isa);
+                const nmf_q8_kernel *k = nmf_q8_kernel_for((nmf_isa)isa, 1);
+                nmf_linear *lin = NULL;
+                CHECK_OK(nmf_linear_create_dense(&lin, w, out, in));
+                if (!lin) continue;
+                CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
+                CHECK(nmf_linear_precision(lin) == NMF_PREC_INT8);
+                CHECK(!strcmp(nmf_linear_kernel_name(lin, T), k->name));
+                CHECK_STATUS(nmf_linear_backward_input(y2, y, lin, 1), NMF_ERR_UNSUPPORTED);
+                CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
+                if (act == NMF_ACT_NONE) {
+                    CHECK_MSG(same_bits(y, yref, T * out, label), "%s: %s", label, k->name);
+                    nmf_q8_weights q;
+                    void *storage = NULL;
+                    CHECK_OK(nmf_q8_build_dense(&q, &storage, w, 0, out, in, k->g));
+                    CHECK(nmf_linear_weight_bytes(lin) == nmf_q8_layout_bytes(&q));
+                    if (storage) check_kernel(k, &q, x, T, b, yref, y2, label);
+                    /* from W^T [in][out]: the same layout, byte for byte */
+                    float *wt = malloc(out * in * sizeof(float));
+                    for (size_t o = 0; o < out; o++)
+                        for (size_t i = 0; i < in; i++) wt[i * out + o] = w[o * in + i];
+                    nmf_q8_weights qt;
+                    void *storage_t = NULL;
+                    CHECK_OK(nmf_q8_build_dense(&qt, &storage_t, wt, 1, out, in, k->g));
+                    if (storage && storage_t)
+                        CHECK_MSG(nmf_q8_layout_bytes(&qt) == nmf_q8_layout_bytes(&q) &&
+                                      !memcmp(storage_t, storage, nmf_q8_layout_bytes(&q)),
+                                  "%s: %s layout from W^T", label, k->name);
+                    nmf_free(storage_t);
+                    free(wt);
+                    nmf_free(storage);
+                } else {
+                    CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, label), "%s: gelu %s",
+                              label, k->name);
+                    if (isa == NMF_ISA_AVX2) memcpy(ysimd, y, T * out * sizeof(float));
+                    if (isa > NMF_ISA_AVX2)
+                        CHECK_MSG(same_bits(y, ysimd, T * out, label), "%s: gelu %s vs avx2",
+                                  label, k->name);
+                }
+                nmf_linear_free(lin);
+            }
+            nmf_set_isa(nmf_cpu_best_isa());
+            free(w), free(x), free(bias), free(yref), free(y), free(y2), free(ysimd), free(scale);
+        }
+}
+
+/* A dense row at the int32 limit (NMF_Q8_MAX_KEPT columns, q_w = +-127 against stored 255 / 1),
+ * every ISA; one more column is refused. */
+static void test_dense_saturation(void) {
+    for (size_t extra = 0; extra < 2; extra++) {
+        const size_t in = NMF_Q8_MAX_KEPT + extra;
+        float *w = malloc(in * sizeof(float)), *x = malloc(in * sizeof(float));
+        int64_t want = 0;
+        for (size_t i = 0; i < in; i++) {
+            w[i] = (i / 8) % 5 ? 0.5f : -0.5f;
+            x[i] = (i / 3) % 7 ? 2.0f : -2.0f;
+            want += (x[i] > 0 ? 127 : -127) * (w[i] > 0 ? 127 : -127);
+        }
+        for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
+            nmf_set_isa((nmf_isa)isa);
+            nmf_linear *lin = NULL;
+            CHECK_OK(nmf_linear_create_dense(&lin, w, 1, in));
+            if (!lin) continue;
+            if (extra) {
+                CHECK_STATUS(nmf_linear_set_precision(lin, NMF_PREC_INT8), NMF_ERR_UNSUPPORTED);
+            } else {
+                float y = 0.0f;
+                CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
+                CHECK_OK(nmf_linear_forward(&y, x, lin, NULL, 1, NMF_ACT_NONE));
+                CHECK_MSG(y == nmf_q8_out((int32_t)want, 2.0f / 127.0f, 0.5f / 127.0f, 0.0f),
+                          "dense saturation %s", nmf_isa_name((nmf_isa)isa));
+            }
+            nmf_linear_free(lin);
+        }
+        nmf_set_isa(nmf_cpu_best_isa());
+        free(w);
+        free(x);
+    }
+}
+
+/* Every SIMD quantiser against the portable one on rows that stress the scale: denormals only,
+ * magnitudes near FLT_MAX, -0.0 and an exact -amax, an infinity, a NaN (as the first, a body and
+ * a tail element), all zeros; lengths around 16 and 64 (bytes, scales and the count of bad
+ * tokens the same; padding columns 128). */
+static void test_quantisers(void) {
+    nmf_q8_quantize_fn simd[2] = {NULL, NULL};
+    if (nmf_cpu_best_isa() >= NMF_ISA_AVX2) simd[0] = nmf_q8_quantize_tokens_avx2;
+    if (nmf_cpu_best_isa() >= NMF_ISA_AVX512 && nmf_cpu_has_vnni512())
+        simd[1] = nmf_q8_quantize_tokens_avx512;
+    static const size_t lens[] = {1, 15, 16, 17, 63, 64, 65, 200};
+    enum { ROWS = 9 };
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const size_t in = lens[li], ldq = (in + 63) / 64 * 64;
+        float *x = calloc(ROWS * in, sizeof(float)), sx[ROWS], sx2[ROWS];
+        uint8_t *xq = malloc(ROWS * ldq), *xq2 = malloc(ROWS * ldq);
+        for (size_t i = 0; i < in; i++) {
+            const float r = test_rand_float(&rng);
+            x[0 * in + i] = r * 1e-39f;                   /* denormals */
+            x[1 * in + i] = r * 3.4e38f;                  /* near FLT_MAX */
+            x[2 * in + i] = i % 3 ? r : -0.0f;            /* -0.0 among values */
+            x[3 * in + i] = r;                            /* + an infinity */
+            x[4 * in + i] = r;                            /* + a NaN in the body */
+            x[5 * in + i] = 0.0f;                         /* all zeros */
+            x[6 * in + i] = r;                            /* + a NaN first */
+            x[7 * in + i] = r;                            /* + a NaN last (the tail) */
+            x[8 * in + i] = 2.0f * r;                     /* an exact -amax */
+        }
+        x[2 * in + in / 2] = -1.5f;
+        x[3 * in + in / 2] = -INFINITY;
+        x[4 * in + in / 2] = NAN;
+        x[6 * in] = -NAN;
+        x[7 * in + in - 1] = NAN;
+        x[8 * in + in - 1] = -2.0f;
+        const size_t bad = nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, 0, ROWS);
+        CHECK(bad == 4);
+        for (int k = 0; k < 2; k++) {
+            if (!simd[k]) continue;
+            memset(xq2, 0xAB, ROWS * ldq);
+            CHECK(simd[k](xq2, ldq, sx2, x, in, in, 0, ROWS) == bad);
+            CHECK_MSG(!memcmp(xq, xq2, ROWS * ldq) && !memcmp(sx, sx2, sizeof sx),
+                      "quantiser %s, in = %zu", k ? "avx512" : "avx2", in);
+        }
+        free(x), free(xq), free(xq2);
     }
 }
 
@@ -278,7 +471,8 @@ static void test_api(void) {
     nmf_linear *dense = NULL;
     CHECK_OK(nmf_linear_create_dense(&dense, w, 4, 16));
     CHECK_OK(nmf_linear_set_precision(dense, NMF_PREC_F32));
-    CHECK_STATUS(nmf_linear_set_precision(dense, NMF_PREC_INT8), NMF_ERR_UNSUPPORTED);
+    CHECK_OK(nmf_linear_set_precision(dense, NMF_PREC_INT8));
+    CHECK_STATUS(nmf_linear_set_precision(dense, NMF_PREC_BF16), NMF_ERR_INVALID_ARG);
     CHECK_STATUS(nmf_linear_set_precision(NULL, NMF_PREC_INT8), NMF_ERR_INVALID_ARG);
     CHECK_STATUS(nmf_linear_set_precision(dense, NMF_PREC_COUNT), NMF_ERR_INVALID_ARG);
     nmf_linear_free(dense);
@@ -322,20 +516,34 @@ int main(void) {
     const int san = getenv("NMF_SANITIZED") != NULL;
     static const int pats[][2] = {{2, 4}, {1, 4}, {4, 8}, {2, 8}, {1, 8}, {1, 16}, {3, 32},
                                   {2, 16}, {3, 7}, {9, 12}, {17, 32}, {31, 32}, {5, 24}};
+    if (nmf_cpu_best_isa() == NMF_ISA_AVX512 && !nmf_cpu_has_vnni512())
+        printf("test_lowprec: this CPU has AVX-512 without VNNI + VBMI: the AVX-512 int8 kernels "
+               "are not run (their ISA runs the AVX2 ones)\n");
+    else if (nmf_cpu_best_isa() < NMF_ISA_AVX512)
+        printf("test_lowprec: no AVX-512 here: the AVX-512 VNNI int8 kernels are not run\n");
     test_api();
+    test_quantisers();
     test_saturation();
+    test_dense();
+    test_dense_saturation();
     int cnum = 0;
     for (size_t pi = 0; pi < sizeof pats / sizeof pats[0]; pi++) {
         const int n = pats[pi][0], m = pats[pi][1];
         const size_t M = (size_t)m;
-        /* (out, in, tokens, pad): rows 1/7/8/9/17 around the block of 8, windows of 16
-         * columns (in 16, 48, ragged), tokens 1..13 around the block of 6 */
+        /* (out, in, tokens, pad): rows 1/3/7/8/9/16/17/33 around the blocks of 8 and 16,
+         * windows of 16 and 64 columns (in 16, 48, 64, ragged, > 16 windows of 64), tokens
+         * 1..17 around the blocks of 6 and 8 (ragged blocks of 1, 2, 3, 5 tokens), and 49 */
+        const size_t in64 = (64 / M ? 64 / M : 1) * M; /* 64 where M divides it */
         lp_case cases[] = {
             {n, m, 1, M, 1, 0, 0, 0},
             {n, m, 7, (16 / M + 1) * M, 5, 0, 0, 0},
             {n, m, 8, 3 * M + 1, 6, 1, 0, 0},
-            {n, m, 9, (48 / M + 1) * M, 7, 0, 0, 0},
+            {n, m, 9, (48 / M + 1) * M, 10, 0, 0, 0},
+            {n, m, 16, in64, 8, 0, 0, 0},
+            {n, m, 16, in64 + M, 11, 0, 0, 0},
+            {n, m, 3, (1100 / M + 1) * M + 3, 3, 1, 0, 0}, /* 18 windows of 64: two runs */
             {n, m, 17, 5 * M, san ? 7 : 13, 0, 0, 0},
+            {n, m, 15, (64 / M + 2) * M + 1, san ? 7 : 17, 1, 0, 0},
             {n, m, 33, (200 / M + 1) * M - 1, san ? 12 : 49, 1, 0, 0},
         };
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {

@@ -3,8 +3,8 @@
  * candidate built in f32 three times, two of them switched. bf16 and int8 logits differ from
  * f32 (the weights really are rounded / quantised) but stay within a stated fraction of the
  * largest logit (bf16 weights: 8 mantissa bits, ~2^-9 relative per weight; int8: per-row weights
- * and per-token activations, ~2^-7), at every ISA; a dense candidate has no int8 (block linears
- * are N:M only there); a precision is set once. */
+ * and per-token activations, ~2^-7), at every ISA; the dense candidate in int8 (dense int8
+ * products) within the int8 tolerance of its f32 logits too; a precision is set once. */
 #include <stdlib.h>
 
 #include "lm_test_util.h"
@@ -23,11 +23,23 @@ static void one(const char *fixture, nmf_pattern p) {
     nmf_id_array ids = fixture_ids(fixture, "input_ids.npy");
     if (test_failures || fam.count != 2 || !ids.data) goto done;
     const size_t B = (size_t)ids.shape[0], T = (size_t)ids.shape[1];
-    /* the dense candidate: bf16 yes, int8 no */
-    nmf_lm *d = NULL;
+    /* the dense candidate: bf16, and int8 close to its f32 logits */
+    nmf_lm *d = NULL, *di = NULL;
     CHECK_OK(nmf_lm_create(&d, &c, &fam.models[0].tensors));
-    if (d) CHECK_STATUS(nmf_lm_set_precision(d, NMF_PREC_INT8), NMF_ERR_UNSUPPORTED);
+    CHECK_OK(nmf_lm_create(&di, &c, &fam.models[0].tensors));
+    if (d && di) {
+        CHECK_OK(nmf_lm_set_precision(di, NMF_PREC_INT8));
+        const size_t n = nmf_lm_output_floats(d, B, T);
+        float *f = malloc(n * sizeof *f), *y = malloc(n * sizeof *y);
+        CHECK_OK(nmf_lm_forward(d, f, ids.data, B, T, NULL));
+        CHECK_OK(nmf_lm_forward(di, y, ids.data, B, T, NULL));
+        const double e = rel_err(y, f, n);
+        CHECK_MSG(e > 0 && e <= 1.0 / 16, "%s dense int8: rel err %.3g vs f32", fixture, e);
+        free(f);
+        free(y);
+    }
     nmf_lm_free(d);
+    nmf_lm_free(di);
     d = NULL;
     CHECK_OK(nmf_lm_create(&d, &c, &fam.models[0].tensors));
     if (d) CHECK_OK(nmf_lm_set_precision(d, NMF_PREC_BF16));
