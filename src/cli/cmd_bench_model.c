@@ -194,16 +194,20 @@ static int child_measure(const bench_opts *o, const char *candidate, int fd) {
     if (st) return cli_fail("bench model", o->shape ? o->shape : o->model_path, st);
     char label[32]; /* the candidate, with its precision unless f32 */
     snprintf(label, sizeof label, "%.31s", candidate);
-    if (m && o->prec != NMF_PREC_F32) {
-        st = nmf_vit_set_precision(m, o->prec);
+    nmf_precision prec = o->prec; /* not given: the candidate's default, else f32 */
+    if (!o->shape) st = model_cli_precision(o->model_path, strcmp(candidate, "-") ? candidate : NULL, &prec);
+    if (prec == NMF_PREC_COUNT) prec = NMF_PREC_F32;
+    if (st == NMF_OK && prec != NMF_PREC_F32) {
+        st = m ? nmf_vit_set_precision(m, prec) : nmf_lm_set_precision(lm, prec);
         if (st == NMF_OK)
-            snprintf(label, sizeof label, "%.20s@%s", candidate, nmf_precision_name(o->prec));
+            snprintf(label, sizeof label, "%.20s@%s", candidate, nmf_precision_name(prec));
         else if (st == NMF_ERR_UNSUPPORTED) /* a layer the precision cannot hold: f32 */
             st = NMF_OK;
-        if (st) {
-            nmf_vit_free(m);
-            return cli_fail("bench model", candidate, st);
-        }
+    }
+    if (st) {
+        nmf_vit_free(m);
+        nmf_lm_free(lm);
+        return cli_fail("bench model", candidate, st);
     }
     bench_row rows[MAX_LIST * MAX_LIST];
     int nrows = 0;
@@ -444,6 +448,7 @@ static void print_rows(const bench_opts *o, const bench_row *rows, int n, int js
 int bench_model(int argc, char **argv) {
     bench_opts o;
     memset(&o, 0, sizeof o);
+    o.prec = NMF_PREC_COUNT; /* not given: each candidate's default precision, else f32 */
     const char *patterns = NULL, *models = NULL, *threads = NULL, *batches = NULL;
     int json = 0, quick = 0, reps = 0, tokens = -1, new_tokens = -1;
     const cli_opt opts[] = {
@@ -457,8 +462,8 @@ int bench_model(int argc, char **argv) {
         CLI_INT("new-tokens", 0, &new_tokens, 0, 1 << 20, "G", "decoders: decode steps after the prompt\n"
                 "(default 128; 0: prefill only)"),
         CLI_INT("reps", 0, &reps, 1, 100000, "N", "timed runs per setting, median reported\n(default 5)"),
-        CLI_FN("precision", 0, cli_parse_precision, &o.prec, "P", "f32 (default), bf16 or int8 for the block\n"
-               "linears of ViT candidates, dense or N:M (named\nCANDIDATE@P; token models run f32)"),
+        CLI_FN("precision", 0, cli_parse_precision, &o.prec, "P", "f32, bf16 or int8 for the block linears, dense\n"
+               "or N:M (named CANDIDATE@P; default: the\ncandidate's default precision, else f32)"),
         CLI_FLAG("quick", 0, &quick, "smoke test: --reps 1 --batch 1,2 --threads 1\n(token models: "
                  "--batch 1 --tokens 16\n--new-tokens 4) unless given"),
         CLI_FLAG("json", 0, &json, "JSON array, one object per (candidate, threads,\nbatch) with model, "

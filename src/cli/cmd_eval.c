@@ -109,8 +109,9 @@ int cmd_eval(int argc, char **argv) {
                 "models: windows, default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "f32, bf16 or int8 arithmetic for the N:M block\nlinears (default: BF16/F16 weights kept as\n"
-               "stored, f32 ones f32)"),
+               "f32, bf16 or int8 arithmetic for the block linears\n(default: the candidate's default "
+               "precision,\nelse BF16/F16 weights kept as stored, f32 ones\nf32; a language model: the "
+               "trainer's f32\nevaluation)"),
         CLI_STR("sta", 0, &sta, "HW.ini", "with --precision int8: the STA accelerator's\nfixed-point "
                 "numbers, bit for bit (docs/STA.md)"),
         CLI_FLAG("json", 0, &json, "one JSON object instead of text"),
@@ -126,22 +127,24 @@ int cmd_eval(int argc, char **argv) {
     if (images && data_dir) return cli_usage_error("eval", "--data is Fashion-MNIST's; not with --images");
     if (threads) nmf_set_threads(threads);
     if (model_cli_is_token(model_path) || corpus || split != NMF_TEXT_SPLITS) {
-        /* a language model is scored by the trainer's f32 model (nmf_lm_evaluate) */
+        /* a language model is scored by the trainer's f32 model (nmf_lm_evaluate), or with a
+         * precision (--precision, or the candidate's default) by the inference engine in it */
         nmf_model_config cfg;
         nmf_tensor_set weights;
-        nmf_status st = cli_load_model(model_path, name, &flags, &cfg, &weights);
+        nmf_status st = model_cli_precision(model_path, name, &prec);
+        if (!st) st = cli_load_model(model_path, name, &flags, &cfg, &weights);
         if (st) return cli_fail("eval", model_path, st);
         const int token = nmf_model_is_token(&cfg);
-        if (!token || images || data_dir || (prec != NMF_PREC_COUNT && prec != NMF_PREC_F32) || sta) {
+        if (!token || images || data_dir || sta) {
             nmf_tensors_free(&weights);
             return cli_usage_error("eval", token ? "a language model is scored on a text corpus: "
-                                   "--images, --labels, --data, --precision and --sta are for the ViT"
+                                   "--images, --labels, --data and --sta are for the ViT"
                                    : "--corpus and --split are for language models; this is a %s",
                                    cfg.arch);
         }
         const cmd_eval_lm_args a = {model_path, name, corpus,
                                     split == NMF_TEXT_SPLITS ? NMF_TEXT_TEST : split,
-                                    (size_t)limit, batch ? batch : 32, json};
+                                    (size_t)limit, batch ? batch : 32, json, prec};
         rc = cmd_eval_lm(&a, &cfg, &weights);
         nmf_tensors_free(&weights);
         return rc;

@@ -25,6 +25,7 @@ typedef struct {
     nmf_text_split split;
     size_t limit; /* windows; 0: all */
     int batch, json;
+    nmf_precision prec; /* NMF_PREC_COUNT: the trainer's evaluation; else the inference engine's */
 } cmd_eval_lm_args;
 int cmd_eval_lm(const cmd_eval_lm_args *a, const nmf_model_config *c, const nmf_tensor_set *w);
 

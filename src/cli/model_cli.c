@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "nmformer/io.h"
 
 
 int model_cli_int(const char *text, long lo, long hi, long *out) {
@@ -24,11 +27,18 @@ int model_cli_is_token(const char *path) {
     return token;
 }
 
+nmf_status model_cli_precision(const char *path, const char *name, nmf_precision *prec) {
+    struct stat sb; /* a FIFO or device would lose the bytes the peek reads */
+    if (*prec != NMF_PREC_COUNT || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return NMF_OK;
+    return nmf_file_default_precision(path, name, prec);
+}
+
 nmf_status model_cli_lm_load(nmf_lm **out, const char *path, const char *name,
                              const cli_config_flags *flags, nmf_precision prec) {
     *out = NULL;
     nmf_config_overrides o;
     nmf_status st = cli_config_overrides(flags, &o);
+    if (!st) st = model_cli_precision(path, name, &prec);
     return st ? st : nmf_lm_load_with(out, path, name, &o, prec);
 }
 
@@ -38,6 +48,7 @@ nmf_status model_cli_vit_load(model_cli_vit *r, const char *path, const char *na
     memset(r, 0, sizeof *r);
     nmf_config_overrides o;
     nmf_status st = cli_config_overrides(flags, &o);
+    if (!st) st = model_cli_precision(path, name, &prec);
     if (st) return st;
     if (!sta_hw) { /* a family candidate read layer by layer */
         st = nmf_vit_load_with(&r->vit, path, name, NULL, &o, prec);

@@ -34,5 +34,23 @@ expect_error "safetensors OUT" "only" -- "$CLI" convert "$TMP/fam.nmf" "$TMP/x.s
 expect_error "unknown precision" "fp8" -- "$CLI" convert "$TMP/fam.nmf" "$TMP/y.nmf" --default-precision fp8
 [ -e "$TMP/x.safetensors" ] || [ -e "$TMP/y.nmf" ] && fail "a refused convert wrote something"
 
+# run computes a candidate in its default precision: the int8 family's 2:8 gives exactly what the
+# plain family gives with --precision int8, and not the f32 output; --precision overrides it
+run() { "$CLI" run "$1" -m 2:8 --threads 1 --input "$IN" --output "$2" "${@:3}"; }
+run "$TMP/fam.nmf" "$TMP/f32.npy" --precision f32 || fail "run f32"
+run "$TMP/fam.nmf" "$TMP/q.npy" --precision int8 || fail "run --precision int8"
+run "$TMP/int8.nmf" "$TMP/default.npy" || fail "run on the default"
+cmp -s "$TMP/q.npy" "$TMP/default.npy" || fail "the default int8 run differs from --precision int8"
+cmp -s "$TMP/f32.npy" "$TMP/default.npy" && fail "the default int8 run equals the f32 one"
+run "$TMP/int8.nmf" "$TMP/over.npy" --precision f32 || fail "run --precision f32 over the default"
+cmp -s "$TMP/f32.npy" "$TMP/over.npy" || fail "--precision f32 did not override the default"
+# eval reports it; bench model measures in it (the candidate's label says so)
+/usr/bin/python3 -c "import numpy as np; np.save('$TMP/labels.npy', np.zeros(3, dtype=np.int64))" ||
+    fail "labels"
+"$CLI" eval "$TMP/int8.nmf" -m 2:8 --images "$IN" --labels "$TMP/labels.npy" --json --threads 1 \
+    2>/dev/null | grep -q '"precision": "int8"' || fail "eval does not report int8"
+"$CLI" bench model "$TMP/one.nmf" --quick --json 2>/dev/null | grep -q '1:8@bf16' ||
+    fail "bench model did not run the bf16 default"
+
 [ "$failures" -eq 0 ] && echo "test_default_precision: ok"
 exit "$failures"

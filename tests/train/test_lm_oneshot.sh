@@ -59,6 +59,23 @@ ok = ok and same(test["bits_per_byte"], cand["bits_per_byte"]) and test["windows
 sys.exit(0 if ok and test["split"] == "test" and valid["split"] == "valid" else 1)
 PY
 done
+# eval --precision: the inference engine in that arithmetic; f32 agrees with the trainer's figure
+# to float rounding, bf16 / int8 stay close (a tiny trained model: within 5 %) and say so
+for p in f32 bf16 int8; do
+  "$CLI" eval "$tmp/lm.nmf" --model 2:4 --corpus "$tmp/corpus" --limit 48 --batch 8 --threads 1 \
+    --precision $p --json > "$tmp/prec_$p.json" || { echo "FAIL: eval --precision $p"; fail=1; }
+done
+check "eval --precision: the inference engine per precision" $PY - "$tmp/test_2:4.json" \
+  "$tmp/prec_f32.json" "$tmp/prec_bf16.json" "$tmp/prec_int8.json" <<'PY'
+import json, sys
+ref, f32, bf16, int8 = (json.load(open(f)) for f in sys.argv[1:5])
+print("  2:4 perplexity: trainer %.6f, f32 %.6f, bf16 %.6f, int8 %.6f" % (ref["perplexity"],
+      f32["perplexity"], bf16["perplexity"], int8["perplexity"]))
+ok = abs(f32["perplexity"] - ref["perplexity"]) <= 1e-4 * ref["perplexity"]
+ok = ok and all(abs(q["perplexity"] - ref["perplexity"]) <= 0.05 * ref["perplexity"] for q in (bf16, int8))
+ok = ok and [q["precision"] for q in (f32, bf16, int8)] == ["f32", "bf16", "int8"]
+sys.exit(0 if ok and "precision" not in ref and int8["windows"] == 48 else 1)
+PY
 check "eval text line: perplexity and bits per byte" bash -c \
   '"$1" eval "$2" --model 2:4 --corpus "$3" --limit 8 | grep -Eq "perplexity [0-9.]+, [0-9.]+ bits per byte"' \
   _ "$CLI" "$tmp/lm.nmf" "$tmp/corpus"
