@@ -434,7 +434,19 @@ static void forward_d16(float *y, const float *x, nmf_linear *lin, size_t tokens
     const size_t bs = lin->d16_block, blocks = (out + bs - 1) / bs;
     int threads = threads_for(fmas, blocks);
     if (threads > lin->d16_threads) threads = lin->d16_threads;
-#pragma omp parallel num_threads(threads) if (threads > 1)
+    /* one thread: no parallel construct at all, so that nmf_gemm threads each block itself (a
+     * team opened inside even an inactive `if (0)` region is a nested one, whose threads libgomp
+     * creates anew on every product: 10x slower on the make-run ViT at 2 threads) */
+    if (threads <= 1) {
+        for (size_t b = 0; b < blocks; b++) {
+            const size_t r0 = b * bs, r1 = r0 + bs < out ? r0 + bs : out;
+            lin->d16_widen(lin->d16_scratch, &lin->d16, r0, r1);
+            nmf_gemm(0, 1, tokens, r1 - r0, in, 1.0f, x, in, lin->d16_scratch, in, 0.0f, y + r0, out);
+        }
+        pthread_mutex_unlock(&lin->d16_lock);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
         float *wf = lin->d16_scratch + id * bs * in; /* [bs][in] */
