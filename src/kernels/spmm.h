@@ -186,6 +186,19 @@ void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t 
 void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
                                    const float *bias, size_t tokens, nmf_activation act,
                                    size_t p0, size_t p1, size_t chunk, float *yT);
+/* The tv product's loop nest (spmm_tv_driver.c), for an ISA's forward_xt: rows[V] is the
+ * microkernel for tiles of V token vectors of `lanes` floats (R = w->tv_rows rows per block, over
+ * row blocks [rb0, rb1) and `len` kept indices of one input block: partial sums yT [R][TOK] per
+ * block, initialised from the bias b when init), store writes a chunk's partial sums (rows c0..c1,
+ * tokens t0..t0+tt) into y with the activation. */
+typedef void (*nmf_spmm_tv_rows_fn)(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,
+                                    size_t len, size_t rb0, size_t rb1, int init, const float *b);
+typedef void (*nmf_spmm_tv_store_fn)(float *y, size_t out, const float *yT, size_t tok, size_t c0,
+                                     size_t c1, size_t t0, size_t tt, nmf_activation act);
+void nmf_spmm_tv_drive(float *y, const float *xT, const nmf_spmm_weights *w, const float *bias,
+                       size_t tokens, nmf_activation act, size_t p0, size_t p1, size_t chunk,
+                       float *yT, size_t lanes, const nmf_spmm_tv_rows_fn *rows,
+                       nmf_spmm_tv_store_fn store);
 /* Floats of the scratch yT of a tv product (the partial sums and the chunk's bias). */
 static inline size_t nmf_spmm_tv_yt_floats(size_t chunk, size_t tok) {
     return (chunk < 16 ? 16 : chunk / 16 * 16) * (tok + 1);

@@ -66,8 +66,6 @@ static AI void rows_blocks(float *yT, size_t tok, const float *xT, const nmf_tv_
         rows_kernel(yT, tok, xT, wp + rb * len * R, len, init, b, R, V);
 }
 
-typedef void (*rows_fn)(float *, size_t, const float *, const nmf_tv_pair *, size_t, size_t,
-                        size_t, int, const float *);
 #define DEF_ROWS(R, V)                                                                         \
     static void rows_##R##_##V(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,  \
                                size_t len, size_t rb0, size_t rb1, int init, const float *b) {  \
@@ -79,7 +77,7 @@ DEF_ROWS(1, 5) DEF_ROWS(1, 6) DEF_ROWS(1, 7) DEF_ROWS(1, 8)
 DEF_ROWS(2, 1) DEF_ROWS(2, 2) DEF_ROWS(2, 3) DEF_ROWS(2, 4)
 DEF_ROWS(2, 5) DEF_ROWS(2, 6)
 DEF_ROWS(4, 1) DEF_ROWS(4, 2) DEF_ROWS(4, 3)
-static const rows_fn rows_fns[5][9] = {
+static const nmf_spmm_tv_rows_fn rows_fns[5][9] = {
     [1] = {NULL, rows_1_1, rows_1_2, rows_1_3, rows_1_4, rows_1_5, rows_1_6, rows_1_7, rows_1_8},
     [2] = {NULL, rows_2_1, rows_2_2, rows_2_3, rows_2_4, rows_2_5, rows_2_6, NULL, NULL},
     [4] = {NULL, rows_4_1, rows_4_2, rows_4_3, NULL, NULL, NULL, NULL, NULL},
@@ -181,29 +179,6 @@ static void store_chunk(float *y, size_t out, const float *yT, size_t tok, size_
 void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weights *w,
                                  const float *bias, size_t tokens, nmf_activation act,
                                  size_t p0, size_t p1, size_t chunk, float *yT) {
-    const size_t in = w->in, out = w->out, n = (size_t)w->n;
-    const size_t R = w->tv_rows, tok = w->tv_tokens, K = w->groups * n; /* kept per row */
-    const size_t jb = w->tv_kblock, RB = (out + R - 1) / R;
-    const size_t r0 = p0 * NMF_SPMM_ROWS, r1 = p1 * NMF_SPMM_ROWS < out ? p1 * NMF_SPMM_ROWS : out;
-    if (r0 >= r1) return;
-    const size_t ntiles = (tokens + tok - 1) / tok;
-    const size_t tile_floats = nmf_round_up(in, NMF_TV_IN_ALIGN) * tok;
-    chunk = chunk < NMF_SPMM_ROWS ? NMF_SPMM_ROWS : chunk / NMF_SPMM_ROWS * NMF_SPMM_ROWS;
-    float *bpad = yT + chunk * tok; /* the chunk's bias, 0 past `out` */
-    /* row chunks outer, token tiles inner (a layer of up to a chunk of rows: tiles outer) */
-    for (size_t c0 = r0; c0 < r1; c0 += chunk) {
-        const size_t c1 = r1 - c0 < chunk ? r1 : c0 + chunk;
-        const size_t rb0 = c0 / R, rb1 = (c1 + R - 1) / R; /* R divides 16: c0 % R == 0 */
-        for (size_t o = c0; o < rb1 * R; o++) bpad[o - c0] = bias && o < out ? bias[o] : 0.0f;
-        for (size_t tile = 0; tile < ntiles; tile++) {
-            const size_t t0 = tile * tok, tt = tokens - t0 < tok ? tokens - t0 : tok;
-            const rows_fn kern = rows_fns[R][(tt + 7) / 8];
-            const float *xt = xT + tile * tile_floats;
-            for (size_t j0 = 0; j0 < K; j0 += jb) {
-                const size_t len = K - j0 < jb ? K - j0 : jb, at = j0 * RB * R;
-                kern(yT, tok, xt, w->tv_pairs + at, len, rb0, rb1, j0 == 0, bpad);
-            }
-            store_chunk(y, out, yT, tok, c0, c1, t0, tt, act);
-        }
-    }
+    nmf_spmm_tv_drive(y, xT, w, bias, tokens, act, p0, p1, chunk, yT, 8, rows_fns[w->tv_rows],
+                      store_chunk);
 }

@@ -9,13 +9,10 @@
 #include "nmformer/lm.h"
 #include "train/train_internal.h"
 
-nmf_status nmf_lm_evaluate(const nmf_model_config *c, const nmf_tensor_set *weights,
-                           const nmf_corpus *corpus, nmf_text_split split, size_t limit, int batch,
-                           nmf_lm_eval_result *r) {
-    if (!c || !weights || !corpus || !r || (unsigned)split >= NMF_TEXT_SPLITS)
-        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_evaluate: NULL argument or bad split");
-    memset(r, 0, sizeof *r);
-    if (!nmf_model_is_token(c) || strcmp(c->arch, "gpt2"))
+/* What both evaluations require of the model and the corpus; *n: the windows to score. */
+static nmf_status check_evaluation(const nmf_model_config *c, const nmf_corpus *corpus,
+                                   nmf_text_split split, size_t limit, int batch, size_t *n) {
+    if (!nmf_model_is_token(c) || strcmp(c->arch, "gpt2") || c->hf.head != NMF_HF_HEAD_LM)
         return nmf_error(NMF_ERR_INVALID_ARG, "perplexity on a text corpus is for GPT-2 byte-level "
                          "language models; this model is %s", c->arch);
     if (c->hf.vocab_size < 256)
@@ -24,10 +21,24 @@ nmf_status nmf_lm_evaluate(const nmf_model_config *c, const nmf_tensor_set *weig
     if (batch < 1) return nmf_error(NMF_ERR_INVALID_ARG, "evaluation batch %d: must be >= 1", batch);
     const int T = c->hf.max_position_embeddings;
     const size_t len = corpus->len[split];
-    const size_t n = nmf_lm_eval_windows(len, T, limit);
-    if (n == 0)
+    *n = nmf_lm_eval_windows(len, T, limit);
+    if (*n == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "the corpus's %s split has %zu bytes, fewer than one "
                          "window of %d", nmf_text_split_name(split), len, T + 1);
+    return NMF_OK;
+}
+
+nmf_status nmf_lm_evaluate(const nmf_model_config *c, const nmf_tensor_set *weights,
+                           const nmf_corpus *corpus, nmf_text_split split, size_t limit, int batch,
+                           nmf_lm_eval_result *r) {
+    if (!c || !weights || !corpus || !r || (unsigned)split >= NMF_TEXT_SPLITS)
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_evaluate: NULL argument or bad split");
+    memset(r, 0, sizeof *r);
+    size_t n;
+    nmf_status st0 = check_evaluation(c, corpus, split, limit, batch, &n);
+    if (st0) return st0;
+    const int T = c->hf.max_position_embeddings;
+    const size_t len = corpus->len[split];
     nmf_vit_train *m = NULL;
     nmf_status st = nmf_vit_train_create(&m, c, batch);
     if (st == NMF_OK) st = nmf_vit_train_import(m, weights);
@@ -56,19 +67,11 @@ nmf_status nmf_lm_evaluate_model(nmf_lm *m, const nmf_corpus *corpus, nmf_text_s
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_lm_evaluate_model: NULL argument or bad split");
     memset(r, 0, sizeof *r);
     const nmf_model_config *c = nmf_lm_get_config(m);
-    if (!nmf_model_is_token(c) || strcmp(c->arch, "gpt2") || c->hf.head != NMF_HF_HEAD_LM)
-        return nmf_error(NMF_ERR_INVALID_ARG, "perplexity on a text corpus is for GPT-2 byte-level "
-                         "language models; this model is %s", c->arch);
-    if (c->hf.vocab_size < 256)
-        return nmf_error(NMF_ERR_INVALID_ARG, "the corpus is bytes (0..255); this model's vocabulary "
-                         "has %d tokens", c->hf.vocab_size);
-    if (batch < 1) return nmf_error(NMF_ERR_INVALID_ARG, "evaluation batch %d: must be >= 1", batch);
+    size_t n;
+    nmf_status st0 = check_evaluation(c, corpus, split, limit, batch, &n);
+    if (st0) return st0;
     const int T = c->hf.max_position_embeddings;
     const size_t V = (size_t)c->hf.vocab_size, len = corpus->len[split];
-    const size_t n = nmf_lm_eval_windows(len, T, limit);
-    if (n == 0)
-        return nmf_error(NMF_ERR_INVALID_ARG, "the corpus's %s split has %zu bytes, fewer than one "
-                         "window of %d", nmf_text_split_name(split), len, T + 1);
     size_t per = ((size_t)64 << 20) / ((size_t)T * V);
     if (per < 1) per = 1;
     if (per > (size_t)batch) per = (size_t)batch;
