@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "nmformer/io.h"
+#include "nmformer/model.h"
 #include "test.h"
 
 static char io_test_dir[256];
@@ -100,6 +101,24 @@ static inline void rm_tmp_dir(void) {
         CHECK_MSG(st3_ != NMF_OK && nmf_last_error()[0], "accepted (or no detail): %s",      \
                   nmf_strerror(st3_));                                                       \
     } while (0)
+
+/* The model at src pruned by magnitude to dense + the n patterns, written to tmp/file as dtype. */
+static inline const char *family_write_pruned(const char *file, const char *src,
+                                              const nmf_pattern *pats, size_t n, nmf_dtype dtype) {
+    nmf_model_config c;
+    nmf_tensor_set s;
+    CHECK_OK(nmf_load_model(src, NULL, NULL, &c, &s));
+    nmf_family fam;
+    nmf_family_init(&fam);
+    fam.config = c;
+    const nmf_write_options o = {dtype};
+    const char *p = tmp_path(file);
+    CHECK_OK(nmf_family_prune(&fam, &c, &s, pats, n, 1, NULL));
+    CHECK_OK(nmf_family_write(p, &fam, &o));
+    nmf_family_free(&fam);
+    nmf_tensors_free(&s);
+    return p;
+}
 
 /* fam with one byte of tensor `victim` (of candidate `in`) flipped, at tmp/file; the candidates
  * whose entries refer to that payload get a bit mask in *users. */

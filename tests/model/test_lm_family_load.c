@@ -27,19 +27,7 @@ static const char *const cand_names[4] = {"dense", "4:8", "2:8", "1:8"};
 
 /* src pruned to dense + 4:8, 2:8, 1:8, written to tmp/file as dtype. */
 static const char *write_family(const char *file, const char *src, nmf_dtype dtype) {
-    nmf_model_config c;
-    nmf_tensor_set s;
-    CHECK_OK(nmf_load_model(src, NULL, NULL, &c, &s));
-    nmf_family fam;
-    nmf_family_init(&fam);
-    fam.config = c;
-    const nmf_write_options o = {dtype};
-    const char *p = tmp_path(file);
-    CHECK_OK(nmf_family_prune(&fam, &c, &s, pats, 3, 1, NULL));
-    CHECK_OK(nmf_family_write(p, &fam, &o));
-    nmf_family_free(&fam);
-    nmf_tensors_free(&s);
-    return p;
+    return family_write_pruned(file, src, pats, 3, dtype);
 }
 
 /* The path nmf_lm_load_with replaced: the candidate read whole, then built, then converted. */

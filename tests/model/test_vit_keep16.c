@@ -24,19 +24,8 @@ static const nmf_pattern pats[3] = {{4, 8}, {2, 8}, {1, 8}};
 static const char *const names[4] = {"dense", "4:8", "2:8", "1:8"};
 
 static const char *write_family(const char *file, nmf_dtype dtype) {
-    nmf_model_config c;
-    nmf_tensor_set s;
-    CHECK_OK(nmf_load_model(test_source_path("tests/fixtures/vit_tiny.safetensors"), NULL, NULL, &c, &s));
-    nmf_family fam;
-    nmf_family_init(&fam);
-    fam.config = c;
-    const nmf_write_options o = {dtype};
-    const char *p = tmp_path(file);
-    CHECK_OK(nmf_family_prune(&fam, &c, &s, pats, 3, 1, NULL));
-    CHECK_OK(nmf_family_write(p, &fam, &o));
-    nmf_family_free(&fam);
-    nmf_tensors_free(&s);
-    return p;
+    return family_write_pruned(file, test_source_path("tests/fixtures/vit_tiny.safetensors"), pats, 3,
+                               dtype);
 }
 
 static nmf_vit *load_f32(const char *path, const char *name) {
