@@ -1,11 +1,11 @@
 #!/bin/bash
-# The int8 figures of docs/PERFORMANCE.md § "Low precision" (issue 12), one thread:
-# - `bench gemm` on the BERT shapes at 128 and 1 tokens, dense and N:M patterns, f32 and int8,
+# The low-precision figures of docs/PERFORMANCE.md § "Low precision" (issue 12), one thread:
+# - `bench gemm` on the BERT shapes at 128 and 1 tokens, dense and N:M patterns, f32, bf16, int8,
 #   ROUNDS runs; per cell the median over runs of each run's median time, and the ratio of
 #   useful multiply-adds per second to the f32 FMA peak (the median of the runs' measured peaks)
 #   -- the ratio issue 12 states its ceilings in (vpdpbusd alone 4.3x, vpermb + vpdpbusd 1.96x);
 # - `bench model --shape deit-small`, batch 1: latency per pattern x precision, ROUNDS rounds
-#   (f32 and int8 interleaved), median of the rounds' medians.
+#   (f32, bf16 and int8 interleaved), median of the rounds' medians.
 # The load average is printed before and after every run (the machine may be shared).
 #   bash scripts/int8_figures.sh [BUILD_DIR]        (default: build)
 #   env: ROUNDS (default 5), TIME (seconds per gemm cell, default 0.2), REPS (bench model, 5),
@@ -21,16 +21,16 @@ echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | grep 'Model name' | sed 's/
      "$(grep -o -w -E 'avx512_vnni|avx512vbmi|avx512_bf16|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 "$BIN" --version | head -1
 GEMM="$BIN bench gemm --threads 1 --shapes 768x768,3072x768,768x3072 --tokens 128,1"
-GEMM="$GEMM --patterns $PATS --precision f32,int8 --time $T --json"
+GEMM="$GEMM --patterns $PATS --precision f32,bf16,int8 --time $T --json"
 echo "gemm: $GEMM   (x $R)"
 for r in $(seq "$R"); do
   b=$(load); $GEMM > "$OUT/gemm_$r.json" || { echo "bench gemm failed"; exit 1; }
   echo "gemm round $r: load $b before, $(load) after"
 done
 MODEL="$BIN bench model --shape deit-small --pattern dense,2:8,1:8 --threads 1 --batch 1 --reps $REPS --json"
-echo "model: $MODEL --precision f32|int8   (x $R, interleaved)"
+echo "model: $MODEL --precision f32|bf16|int8   (x $R, interleaved)"
 for r in $(seq "$R"); do
-  for p in f32 int8; do
+  for p in f32 bf16 int8; do
     b=$(load); $MODEL --precision "$p" > "$OUT/model_${p}_$r.json" || { echo "bench model failed"; exit 1; }
     echo "model round $r $p: load $b before, $(load) after"
   done
@@ -56,33 +56,35 @@ for run in runs:
 print(f"\nf32 FMA peak (median of {R} runs): {peak:.1f} GFLOP/s = {peak / 2:.1f} G multiply-adds/s")
 print("x peak: useful multiply-adds/s / f32 FMA multiply-adds/s (ceilings: vpdpbusd 4.3, vpermb+vpdpbusd 1.96)\n")
 pats = sorted({k[3] for k in cells}, key=lambda p: (p != "dense", -eval(p.replace(":", "/")) if p != "dense" else 0))
-print("| shape, tokens | pattern | f32 ms (kernel) | int8 ms (kernel) | int8 / f32 speed | f32 x peak | int8 x peak | best dense f32 ms |")
-print("|---|---|---|---|---|---|---|---|")
+print("| shape, tokens | pattern | f32 ms (kernel) | bf16 ms (kernel) | int8 ms (kernel) | bf16 / f32 speed | int8 / f32 speed | f32 x peak | int8 x peak | best dense f32 ms |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 order = list(dict.fromkeys(k[:3] for k in cells))  # the order bench gemm ran them
 for shape in sorted(order, key=lambda s: (-s[2], order.index(s))):
     for p in pats:
         f, i = cells.get(shape + (p, "f32")), cells.get(shape + (p, "int8"))
-        if not f or not i:
+        h = cells.get(shape + (p, "bf16"))
+        if not f or not i or not h:
             continue
-        fm, im = st.median(e["ms"] for e in f), st.median(e["ms"] for e in i)
+        fm, im, hm = (st.median(e["ms"] for e in c) for c in (f, i, h))
         useful = 2.0 * shape[0] * shape[1] * shape[2] * (1.0 if p == "dense" else eval(p.replace(":", "/")))
         best = st.median(e["best_dense_ms"] for e in f)
-        print(f"| {shape[0]}x{shape[1]}, {shape[2]} | {p} | {fm:.4g} ({f[0]['kernel']}) | {im:.4g} ({i[0]['kernel']}) "
-              f"| {fm / im:.2f}x | {useful / fm / 1e6 / peak:.2f} | {useful / im / 1e6 / peak:.2f} | {best:.4g} |")
+        print(f"| {shape[0]}x{shape[1]}, {shape[2]} | {p} | {fm:.4g} ({f[0]['kernel']}) | {hm:.4g} ({h[0]['kernel']}) "
+              f"| {im:.4g} ({i[0]['kernel']}) | {fm / hm:.2f}x | {fm / im:.2f}x | {useful / fm / 1e6 / peak:.2f} "
+              f"| {useful / im / 1e6 / peak:.2f} | {best:.4g} |")
 print("\nDeiT-small, batch 1, 1 thread: latency ms, median of rounds (each the median of its reps)\n")
-print("| candidate | f32 | int8 | int8 / f32 speed | weight MB f32 / int8 |")
-print("|---|---|---|---|---|")
+print("| candidate | f32 | bf16 | int8 | int8 / f32 speed | weight MB f32 / bf16 / int8 |")
+print("|---|---|---|---|---|---|")
 lat = {}
-for p in ("f32", "int8"):
+for p in ("f32", "bf16", "int8"):
     for r in range(1, R + 1):
         for e in json.load(open(f"{out}/model_{p}_{r}.json")):
             c = e["candidate"].split("@")[0]
             lat.setdefault((c, p), []).append((e["latency_ms"], e["weight_mb"]))
 for c in ("dense", "2:8", "1:8"):
-    f, i = lat.get((c, "f32")), lat.get((c, "int8"))
-    if f and i:
-        fm, im = st.median(x[0] for x in f), st.median(x[0] for x in i)
-        print(f"| {c} | {fm:.1f} | {im:.1f} | {fm / im:.2f}x | {f[0][1]:.1f} / {i[0][1]:.1f} |")
+    f, h, i = lat.get((c, "f32")), lat.get((c, "bf16")), lat.get((c, "int8"))
+    if f and h and i:
+        fm, hm, im = (st.median(x[0] for x in v) for v in (f, h, i))
+        print(f"| {c} | {fm:.1f} | {hm:.1f} | {im:.1f} | {fm / im:.2f}x | {f[0][1]:.1f} / {h[0][1]:.1f} / {i[0][1]:.1f} |")
 try:
     peers = json.load(open(f"{out}/peers.json"))
     torch = [e for e in peers["rows"] if e["engine"] == "torch"]
