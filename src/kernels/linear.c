@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels/dense16.h"
 #include "kernels/ops_internal.h"
@@ -105,13 +106,19 @@ nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out,
  * the in-register kernel (which reads W once per pair of tokens): measured on Zen 3
  * (docs/PERFORMANCE.md, bench gemm --precision bf16). */
 #define D16_GEMM_TOKENS 32
-/* floats of one thread's widened block (128 KB, in L2): rows = this / in, at least 8; blocks
- * of 8 K floats were measured 1.5-2x slower (the backend's product too narrow) */
-#define D16_BLOCK_FLOATS 32768
+/* Floats of one thread's widened block: half of the core's L2 (rows = this / in, at least 8),
+ * within [32 K, 256 K] floats. Narrow blocks make the backend's products narrow: on Zen 3 (512 KiB
+ * L2) 8 K floats were 1.5-2x slower than 32 K; on the Xeon of docs/PERFORMANCE.md (2 MiB L2) 32 K
+ * ran 768x3072 at 128 tokens in 9.65 ms, 128 K in 6.51, 256 K in 5.26 (f32: 3.2-3.4). */
+static size_t d16_block_floats(void) {
+    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    size_t f = l2 > 0 ? (size_t)l2 / 2 / sizeof(float) : 32768;
+    return f < 32768 ? 32768 : f > 262144 ? 262144 : f;
+}
 
 /* l's 16-bit kernels, block and scratch for W = w (the layer's own copy) */
 static nmf_status plan_dense16(nmf_linear *l, uint16_t *w, nmf_dtype dtype) {
-    size_t rows = D16_BLOCK_FLOATS / l->in / 8 * 8, floats;
+    size_t rows = d16_block_floats() / l->in / 8 * 8, floats;
     if (rows < 8) rows = 8;
     if (rows > l->out) rows = l->out;
     const int threads = nmf_get_threads();
