@@ -234,7 +234,8 @@ NMF_API nmf_status nmf_candidate_precision(const nmf_tensor_set *s, nmf_precisio
 NMF_API nmf_status nmf_candidate_set_precision(nmf_tensor_set *s, nmf_precision p);
 /* The default precision of candidate `name` of the model file at path (NULL: a one-candidate
  * file's): read from an .nmf family's table without touching a payload; NMF_PREC_COUNT for a
- * candidate without one and for safetensors files and model folders. */
+ * candidate without one, for safetensors files and model folders, and for a FIFO or device
+ * (never peeked: its bytes are the load's). */
 NMF_API nmf_status nmf_file_default_precision(const char *path, const char *name, nmf_precision *p);
 /* What `convert` copies of a family: every candidate checked against the config (the detail names
  * the model), then, when name is not NULL, only that candidate kept (NMF_ERR_NOT_FOUND if absent). */

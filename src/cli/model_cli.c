@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "nmformer/io.h"
 
@@ -28,9 +27,7 @@ int model_cli_is_token(const char *path) {
 }
 
 nmf_status model_cli_precision(const char *path, const char *name, nmf_precision *prec) {
-    struct stat sb; /* a FIFO or device would lose the bytes the peek reads */
-    if (*prec != NMF_PREC_COUNT || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return NMF_OK;
-    return nmf_file_default_precision(path, name, prec);
+    return *prec != NMF_PREC_COUNT ? NMF_OK : nmf_file_default_precision(path, name, prec);
 }
 
 nmf_status model_cli_lm_load(nmf_lm **out, const char *path, const char *name,

@@ -17,8 +17,8 @@ int model_cli_int(const char *text, long lo, long hi, long *out);
 int model_cli_is_token(const char *path);
 /* The precision a command computes a candidate in: *prec when given (not NMF_PREC_COUNT), else
  * the candidate's default when its family records one (`convert --default-precision`,
- * nmf_file_default_precision), else NMF_PREC_COUNT (the weights as stored). A FIFO or device is
- * not peeked (its bytes are the load's). The two loaders below apply it. */
+ * nmf_file_default_precision, which never peeks a FIFO or device), else NMF_PREC_COUNT (the
+ * weights as stored). The two loaders below apply it. */
 nmf_status model_cli_precision(const char *path, const char *name, nmf_precision *prec);
 /* A token model for the commands that run one (run, generate, bench model): nmf_lm_load_with,
  * so that a family candidate is built layer by layer, with the config flags as overrides (a token

@@ -2,6 +2,7 @@
  * travels with the candidate through every .nmf and safetensors file it is copied into. */
 #include <string.h>
 
+#include "io/io_internal.h"
 #include "nmformer/io.h"
 #include "nmformer/kernels.h"
 
@@ -27,9 +28,14 @@ nmf_status nmf_candidate_set_precision(nmf_tensor_set *s, nmf_precision p) {
 nmf_status nmf_file_default_precision(const char *path, const char *name, nmf_precision *p) {
     if (!path || !p) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_file_default_precision: NULL argument");
     *p = NMF_PREC_COUNT;
+    if (!nmf_io_peekable(path)) return NMF_OK; /* a FIFO or device: its bytes are the load's */
     nmf_file_kind kind;
     nmf_status st = nmf_file_kind_detect(path, &kind);
-    if (st || kind != NMF_FILE_NMF) return st;
+    if (st) { /* no default to read: the load that follows says what is wrong with the path */
+        nmf_clear_error();
+        return NMF_OK;
+    }
+    if (kind != NMF_FILE_NMF) return NMF_OK;
     nmf_family_file *f;
     if ((st = nmf_family_open(path, &f))) return st;
     const size_t n = nmf_family_file_count(f);

@@ -44,11 +44,15 @@ nmf_status nmf_file_kind_detect(const char *path, nmf_file_kind *kind) {
     return NMF_OK;
 }
 
+int nmf_io_peekable(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) != 0 || S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode);
+}
+
 nmf_status nmf_file_is_token_model(const char *path, int *token) {
     if (!path || !token) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_file_is_token_model: NULL argument");
     *token = 0;
-    struct stat sb; /* a FIFO or device would lose the bytes read here */
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
+    if (!nmf_io_peekable(path))
         return nmf_error(NMF_ERR_UNSUPPORTED, "%s: not a regular file or folder: its kind is not peeked",
                          path);
     nmf_file_kind kind;

@@ -42,6 +42,10 @@ nmf_status nmf_io_hf_weights_read(const char *dir, nmf_tensor_set *out, nmf_dtyp
 /* with NMF_IO_KEEP16: a dense BF16/F16 tensor as its header only (data and data16 NULL), for a
  * caller that uses it in place from the file (nmf_io_family_file_map16) or reads it when needed */
 #define NMF_IO_RAW16_HEADERS 4
+/* Whether path may be peeked (read ahead of the real load): a regular file or a folder, or a
+ * path stat cannot see (the load reports it); never a FIFO or device, which would lose the bytes
+ * the peek reads. */
+int nmf_io_peekable(const char *path);
 nmf_status nmf_io_family_file_load(const nmf_family_file *f, size_t i, nmf_tensor_set *out, int how);
 /* Tensor `name` of model m, decoded (its payload's CRC checked) and added to out; the 16-bit
  * variant keeps a dense BF16/F16 tensor's stored values (keep16). */

@@ -414,6 +414,18 @@ static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_sp
  * blocks of NMF_DENSE16_ROWS (each streams only its share of W); from there each thread widens
  * blocks of rows into its scratch and multiplies them with the backend (single-threaded inside
  * our region, gemm.c), writing its columns of y. Bias and activation as the f32 path. */
+/* Blocks [b0, b1) of d16_block rows, each widened into wf ([block][in]) and multiplied by the
+ * backend into its columns of y. */
+static void d16_widened_blocks(float *y, const float *x, const nmf_linear *lin, size_t tokens,
+                               size_t b0, size_t b1, float *wf) {
+    const size_t out = lin->out, in = lin->in, bs = lin->d16_block;
+    for (size_t b = b0; b < b1; b++) {
+        const size_t r0 = b * bs, r1 = r0 + bs < out ? r0 + bs : out;
+        lin->d16_widen(wf, &lin->d16, r0, r1);
+        nmf_gemm(0, 1, tokens, r1 - r0, in, 1.0f, x, in, wf, in, 0.0f, y + r0, out); // (T,in)(in,rows)
+    }
+}
+
 static void forward_d16(float *y, const float *x, nmf_linear *lin, size_t tokens) {
     const size_t out = lin->out, in = lin->in;
     const double fmas = (double)tokens * (double)out * (double)in;
@@ -445,22 +457,13 @@ static void forward_d16(float *y, const float *x, nmf_linear *lin, size_t tokens
      * team opened inside even an inactive `if (0)` region is a nested one, whose threads libgomp
      * creates anew on every product: 10x slower on the make-run ViT at 2 threads) */
     if (threads <= 1) {
-        for (size_t b = 0; b < blocks; b++) {
-            const size_t r0 = b * bs, r1 = r0 + bs < out ? r0 + bs : out;
-            lin->d16_widen(lin->d16_scratch, &lin->d16, r0, r1);
-            nmf_gemm(0, 1, tokens, r1 - r0, in, 1.0f, x, in, lin->d16_scratch, in, 0.0f, y + r0, out);
-        }
-        pthread_mutex_unlock(&lin->d16_lock);
-        return;
-    }
+        d16_widened_blocks(y, x, lin, tokens, 0, blocks, lin->d16_scratch);
+    } else {
 #pragma omp parallel num_threads(threads)
-    {
-        const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        float *wf = lin->d16_scratch + id * bs * in; /* [bs][in] */
-        for (size_t b = blocks * id / nt; b < blocks * (id + 1) / nt; b++) {
-            const size_t r0 = b * bs, r1 = r0 + bs < out ? r0 + bs : out;
-            lin->d16_widen(wf, &lin->d16, r0, r1);
-            nmf_gemm(0, 1, tokens, r1 - r0, in, 1.0f, x, in, wf, in, 0.0f, y + r0, out); // (T,in)(in,rows)
+        {
+            const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+            d16_widened_blocks(y, x, lin, tokens, blocks * id / nt, blocks * (id + 1) / nt,
+                               lin->d16_scratch + id * bs * in);
         }
     }
     pthread_mutex_unlock(&lin->d16_lock);
@@ -694,6 +697,15 @@ static nmf_status to_bf16(nmf_linear *l) {
     return nmf_spmm_plan_make(&l->plan, w, &l->plan.tuning);
 }
 
+/* A dense layer's f32 weights freed once a lower precision holds them; storage: what the layer
+ * owns instead (the 16-bit weights, or NULL when they live in lowprec_storage). */
+static void drop_dense_f32(nmf_linear *l, void *storage) {
+    nmf_free(l->storage);
+    l->storage = storage;
+    l->dense = NULL;
+    l->dense_t = 0;
+}
+
 /* Dense bf16: the f32 weights rounded (nearest even) into the layer's 16-bit storage, which
  * replaces them. */
 static nmf_status dense_to_bf16(nmf_linear *l) {
@@ -708,10 +720,7 @@ static nmf_status dense_to_bf16(nmf_linear *l) {
         nmf_free(w);
         return st;
     }
-    nmf_free(l->storage); /* the f32 weights */
-    l->storage = w;
-    l->dense = NULL;
-    l->dense_t = 0;
+    drop_dense_f32(l, w);
     return NMF_OK;
 }
 
@@ -769,12 +778,7 @@ nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
                                                     lin->dense_t, lin->out, lin->in, k->g)
                                : nmf_q8_build_nm(&lin->q8, &lin->lowprec_storage, &lin->w, k->g);
     if (st != NMF_OK) return st;
-    if (lin->dense) {
-        nmf_free(lin->storage);
-        lin->storage = NULL;
-        lin->dense = NULL;
-        lin->dense_t = 0;
-    }
+    if (lin->dense) drop_dense_f32(lin, NULL);
     lin->q8k = k;
     lin->prec = NMF_PREC_INT8;
     return NMF_OK;

@@ -80,6 +80,20 @@ static inline float nmf_q8_scale(float amax, float *inv) {
     *inv = i;
     return amax / 127.0f;
 }
+/* The largest magnitude of x[i0..in) folded into *amax, and whether one of them is a NaN (a NaN
+ * never wins the comparison: flagged on its own), folded into *nan: the scan of the portable
+ * quantiser, and the tail of the SIMD ones past their vector body. */
+static inline void nmf_q8_amax(const float *x, size_t i0, size_t in, float *amax, int *nan) {
+    float m = *amax;
+    int n = *nan;
+    for (size_t i = i0; i < in; i++) {
+        const float a = fabsf(x[i]);
+        m = a > m ? a : m;
+        n |= a != a;
+    }
+    *amax = m;
+    *nan = n;
+}
 /* The epilogue before the activation (fmaf: one rounding, as vfmadd). */
 static inline float nmf_q8_out(int32_t acc, float sx, float sw, float b) {
     return fmaf((float)acc, sx * sw, b);

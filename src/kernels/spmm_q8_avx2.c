@@ -123,11 +123,7 @@ size_t nmf_q8_quantize_tokens_avx2(uint8_t *xq, size_t ldq, float *sx, const flo
         _mm256_storeu_ps(lanes, amax);
         for (int l = 0; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
         int has_nan = _mm256_movemask_ps(nan) != 0;
-        for (size_t i = body; i < in; i++) {
-            const float a = fabsf(xt[i]);
-            m = a > m ? a : m;
-            has_nan |= a != a;
-        }
+        nmf_q8_amax(xt, body, in, &m, &has_nan);
         if (has_nan || !isfinite(m)) { /* the portable version zeroes the row and counts it */
             bad += nmf_q8_quantize_tokens(xq, ldq, sx, x, ldx, in, t, t + 1);
             continue;

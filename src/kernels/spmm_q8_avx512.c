@@ -208,11 +208,7 @@ size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const f
         float m;
         memcpy(&m, &bits, sizeof m);
         int has_nan = bits > 0x7f800000u;
-        for (i = body; i < in; i++) {
-            const float a = fabsf(xt[i]);
-            m = a > m ? a : m;
-            has_nan |= a != a;
-        }
+        nmf_q8_amax(xt, body, in, &m, &has_nan);
         if (has_nan || !isfinite(m)) { /* the portable version zeroes the row and counts it */
             bad += nmf_q8_quantize_tokens(xq, ldq, sx, x, ldx, in, t, t + 1);
             continue;

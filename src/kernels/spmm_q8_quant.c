@@ -12,12 +12,8 @@ size_t nmf_q8_quantize_tokens(uint8_t *xq, size_t ldq, float *sx, const float *x
         const float *xt = x + t * ldx; // (in)
         uint8_t *qt = xq + t * ldq;    // (ldq)
         float amax = 0.0f;
-        int nan = 0; /* a NaN never wins the comparison: flagged on its own */
-        for (size_t i = 0; i < in; i++) {
-            const float a = fabsf(xt[i]);
-            amax = a > amax ? a : amax;
-            nan |= a != a;
-        }
+        int nan = 0;
+        nmf_q8_amax(xt, 0, in, &amax, &nan);
         memset(qt, 128, ldq); /* q = 0, padding columns included */
         if (nan || !isfinite(amax)) {
             sx[t] = 0.0f;
