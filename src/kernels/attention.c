@@ -36,9 +36,10 @@ static inline size_t last_key(const nmf_attention_shape *s, size_t i) {
 
 size_t nmf_attention_work_floats(size_t Tk, size_t d) {
     /* SIMD kernels: K^T (d, Tk rounded to 16), accumulators (QB, d rounded to 16), probabilities
-     * (QB, KT), + 16 floats of alignment slack. The reference needs less (d + KT). */
+     * (QB, CHUNK >= KT), + 16 floats of alignment slack. The reference needs less (d + KT). */
+    _Static_assert(NMF_ATT_CHUNK >= NMF_ATT_KT, "the probabilities' rows hold a tile");
     size_t dp = nmf_round_up(d, 16);
-    return d * nmf_round_up(Tk, 16) + NMF_ATT_QB * dp + NMF_ATT_QB * NMF_ATT_KT + 16;
+    return d * nmf_round_up(Tk, 16) + NMF_ATT_QB * dp + NMF_ATT_QB * NMF_ATT_CHUNK + 16;
 }
 
 nmf_status nmf_attention_forward_ref(float *out, const float *q, const float *k, const float *v,

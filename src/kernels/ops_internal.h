@@ -9,6 +9,8 @@
 /* Tiling of the fused attention kernels; the work size formula (attention.c) covers all ISAs. */
 #define NMF_ATT_QB 6  /* queries per block: 6 rows x 4 vectors of scores fit in 24 zmm */
 #define NMF_ATT_KT 64 /* keys per tile */
+/* AVX-512: keys per softmax chunk (one max, one rescale per chunk; its QK tiles stay KT) */
+#define NMF_ATT_CHUNK 512
 
 /* Whether the CPU (and OS) run AVX-512 with VNNI and VBMI: the int8 kernels of spmm_q8_avx512.c
  * (src/core/cpu.c; a feature beyond the nmf_isa levels, asked where those kernels are planned). */
