@@ -18,8 +18,8 @@ void nmf_dense16_rows_scalar(float *y, size_t ldy, const float *x, size_t ldx,
         }
 }
 
-void nmf_dense16_widen_scalar(float *dst, const nmf_dense16 *w, size_t r0, size_t r1) {
-    const uint16_t *src = w->w + r0 * w->in;
-    const size_t n = (r1 - r0) * w->in;
-    for (size_t i = 0; i < n; i++) dst[i] = widen(src[i], w->dtype);
+void nmf_dense16_widen_scalar(float *dst, const nmf_dense16 *w, size_t r0, size_t r1, size_t c0,
+                              size_t c1) {
+    for (size_t o = r0; o < r1; o++)
+        for (size_t i = c0; i < c1; i++) *dst++ = widen(w->w[o * w->in + i], w->dtype);
 }

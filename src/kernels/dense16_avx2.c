@@ -72,16 +72,29 @@ void nmf_dense16_rows_avx2(float *y, size_t ldy, const float *x, size_t ldx,
     else rows(y, ldy, x, ldx, w, tokens, r0, r1, 0);
 }
 
-void nmf_dense16_widen_avx2(float *dst, const nmf_dense16 *w, size_t r0, size_t r1) {
-    const uint16_t *src = w->w + r0 * w->in;
-    const size_t n = (r1 - r0) * w->in;
-    const int f16 = w->dtype == NMF_DTYPE_F16;
+/* n values from src to dst */
+static AI void widen_run(float *dst, const uint16_t *src, size_t n, const int f16) {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, f16 ? widen8(src + i, 1) : widen8(src + i, 0));
-    for (; i < n; i++) { /* exact either way: the scalar widening */
-        uint16_t t[8] = {src[i]};
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, widen8(src + i, f16));
+    if (i < n) { /* exact either way: a zero-padded copy of the tail */
+        uint16_t t[8] = {0};
         float f[8];
-        _mm256_storeu_ps(f, f16 ? widen8(t, 1) : widen8(t, 0));
-        dst[i] = f[0];
+        memcpy(t, src + i, (n - i) * sizeof *t);
+        _mm256_storeu_ps(f, widen8(t, f16));
+        memcpy(dst + i, f, (n - i) * sizeof *f);
+    }
+}
+
+void nmf_dense16_widen_avx2(float *dst, const nmf_dense16 *w, size_t r0, size_t r1, size_t c0,
+                            size_t c1) {
+    const size_t n = c1 - c0;
+    if (c0 == 0 && c1 == w->in) { /* whole rows: one run */
+        if (w->dtype == NMF_DTYPE_F16) widen_run(dst, w->w + r0 * n, (r1 - r0) * n, 1);
+        else widen_run(dst, w->w + r0 * n, (r1 - r0) * n, 0);
+        return;
+    }
+    for (size_t o = r0; o < r1; o++, dst += n) {
+        if (w->dtype == NMF_DTYPE_F16) widen_run(dst, w->w + o * w->in + c0, n, 1);
+        else widen_run(dst, w->w + o * w->in + c0, n, 0);
     }
 }

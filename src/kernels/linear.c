@@ -25,17 +25,17 @@ struct nmf_linear {
     float *dense;        /* when dense f32: W [out][in], or W^T [in][out] when dense_t */
     int dense_t;         /* the dense weights are stored transposed (dense_layout_for) */
     /* dense 16-bit (dense16.h): d16.w in storage (or borrowed: storage NULL); the kernels and
-     * the block size planned at create; from d16_gemm_tokens tokens on, blocks of d16_block
-     * rows are widened into one scratch per thread (d16_threads of them, taken under d16_lock:
-     * a concurrent caller, or one from inside a parallel region, runs the rows kernel instead,
-     * which needs none) */
+     * the block size planned at create; from d16_gemm_tokens tokens on, blocks of W of up to
+     * d16_block floats are widened into one scratch per thread (d16_threads of them, taken
+     * under d16_lock: a concurrent caller, or one from inside a parallel region, runs the rows
+     * kernel instead, which needs none) */
     nmf_dense16 d16;
     nmf_dense16_rows_fn d16_rows;
     nmf_dense16_widen_fn d16_widen;
     const char *d16_name;
     size_t d16_gemm_tokens, d16_block;
     int d16_threads;
-    float *d16_scratch;  /* [d16_threads][d16_block][in], allocated on the first widened product
+    float *d16_scratch;  /* [d16_threads][d16_block], allocated on the first widened product
                           * (a decode after a short prompt never needs it) */
     size_t d16_scratch_floats;
     pthread_mutex_t d16_lock;
@@ -106,10 +106,11 @@ nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out,
  * the in-register kernel (which reads W once per pair of tokens): measured on Zen 3
  * (docs/PERFORMANCE.md, bench gemm --precision bf16). */
 #define D16_GEMM_TOKENS 32
-/* Floats of one thread's widened block: half of the core's L2 (rows = this / in, at least 8),
- * within [32 K, 256 K] floats. Narrow blocks make the backend's products narrow: on Zen 3 (512 KiB
- * L2) 8 K floats were 1.5-2x slower than 32 K; on the Xeon of docs/PERFORMANCE.md (2 MiB L2) 32 K
- * ran 768x3072 at 128 tokens in 9.65 ms, 128 K in 6.51, 256 K in 5.26 (f32: 3.2-3.4). */
+/* Floats of one thread's widened block: half of the core's L2, within [32 K, 256 K] floats.
+ * Narrow blocks make the backend's products narrow: on Zen 3 (512 KiB L2) 8 K floats were
+ * 1.5-2x slower than 32 K; on the Xeon of docs/PERFORMANCE.md (2 MiB L2) blocks of whole rows
+ * ran 768x3072 at 128 tokens in 9.65 ms with 32 K, 6.51 with 128 K, 5.26 with 256 K (f32: 3.4),
+ * and 4.2 as all rows by a block of columns (d16_widened). */
 static size_t d16_block_floats(void) {
     const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
     size_t f = l2 > 0 ? (size_t)l2 / 2 / sizeof(float) : 32768;
@@ -118,11 +119,10 @@ static size_t d16_block_floats(void) {
 
 /* l's 16-bit kernels, block and scratch for W = w (the layer's own copy) */
 static nmf_status plan_dense16(nmf_linear *l, uint16_t *w, nmf_dtype dtype) {
-    size_t rows = d16_block_floats() / l->in / 8 * 8, floats;
-    if (rows < 8) rows = 8;
-    if (rows > l->out) rows = l->out;
+    size_t block = d16_block_floats(), floats;
+    if (block > l->out * l->in) block = l->out * l->in; /* (a block is at least 8 x 16 floats) */
     const int threads = nmf_get_threads();
-    if (nmf_mul_overflow(rows * l->in, (size_t)threads, &floats)) /* rows * in <= out * in */
+    if (nmf_mul_overflow(block, (size_t)threads, &floats))
         return nmf_error(NMF_ERR_NOMEM, "linear: 16-bit scratch too large");
     const int avx2 = nmf_active_isa() >= NMF_ISA_AVX2;
     const int f16 = dtype == NMF_DTYPE_F16;
@@ -130,7 +130,7 @@ static nmf_status plan_dense16(nmf_linear *l, uint16_t *w, nmf_dtype dtype) {
     l->d16_rows = avx2 ? nmf_dense16_rows_avx2 : nmf_dense16_rows_scalar;
     l->d16_widen = avx2 ? nmf_dense16_widen_avx2 : nmf_dense16_widen_scalar;
     l->d16_name = avx2 ? (f16 ? "avx2-f16" : "avx2-bf16") : (f16 ? "scalar-f16" : "scalar-bf16");
-    l->d16_block = rows;
+    l->d16_block = block;
     l->d16_gemm_tokens = D16_GEMM_TOKENS;
     l->d16_threads = threads;
     l->d16_scratch_floats = floats;
@@ -412,17 +412,35 @@ static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_sp
 
 /* Dense 16-bit: below d16_gemm_tokens the rows kernel, threads splitting the output rows in
  * blocks of NMF_DENSE16_ROWS (each streams only its share of W); from there each thread widens
- * blocks of rows into its scratch and multiplies them with the backend (single-threaded inside
- * our region, gemm.c), writing its columns of y. Bias and activation as the f32 path. */
-/* Blocks [b0, b1) of d16_block rows, each widened into wf ([block][in]) and multiplied by the
- * backend into its columns of y. */
-static void d16_widened_blocks(float *y, const float *x, const nmf_linear *lin, size_t tokens,
-                               size_t b0, size_t b1, float *wf) {
-    const size_t out = lin->out, in = lin->in, bs = lin->d16_block;
-    for (size_t b = b0; b < b1; b++) {
-        const size_t r0 = b * bs, r1 = r0 + bs < out ? r0 + bs : out;
-        lin->d16_widen(wf, &lin->d16, r0, r1);
-        nmf_gemm(0, 1, tokens, r1 - r0, in, 1.0f, x, in, wf, in, 0.0f, y + r0, out); // (T,in)(in,rows)
+ * blocks of its rows into its scratch and multiplies them with the backend (single-threaded
+ * inside our region, gemm.c), writing its columns of y. Bias and activation as the f32 path. */
+
+/* Rows per widened block below which a thread takes all its rows against blocks of columns: the
+ * backend's product with W^T as its operand slows down on narrow blocks of rows (768x3072 at
+ * 128 tokens on the Xeon: 80-row blocks 5.3 ms, all 768 rows by 336 columns 4.2). */
+#define D16_MIN_ROWS 256
+
+/* y[:, o0..o1) = x W[o0..o1)^T, W widened into wf (d16_block floats) block by block: blocks of
+ * whole rows, or all the rows by blocks of columns whose products are summed into y (beta 1). */
+static void d16_widened(float *y, const float *x, const nmf_linear *lin, size_t tokens, size_t o0,
+                        size_t o1, float *wf) {
+    const size_t out = lin->out, in = lin->in, rows = o1 - o0, block = lin->d16_block;
+    const size_t full_rows = block / in;
+    if (full_rows >= D16_MIN_ROWS || full_rows >= rows) {
+        for (size_t r0 = o0; r0 < o1; r0 += full_rows) {
+            const size_t r1 = r0 + full_rows < o1 ? r0 + full_rows : o1;
+            lin->d16_widen(wf, &lin->d16, r0, r1, 0, in);
+            nmf_gemm(0, 1, tokens, r1 - r0, in, 1.0f, x, in, wf, in, 0.0f, y + r0, out); // (T,in)(in,rows)
+        }
+        return;
+    }
+    size_t cols = block / rows / 16 * 16;
+    if (cols < 16) cols = 16; /* block >= 8 x 16 floats and rows <= out: fits (plan_dense16) */
+    for (size_t c0 = 0; c0 < in; c0 += cols) {
+        const size_t c1 = c0 + cols < in ? c0 + cols : in;
+        lin->d16_widen(wf, &lin->d16, o0, o1, c0, c1);
+        nmf_gemm(0, 1, tokens, rows, c1 - c0, 1.0f, x + c0, in, wf, c1 - c0, c0 ? 1.0f : 0.0f,
+                 y + o0, out); // (T,cols)(cols,rows)
     }
 }
 
@@ -450,20 +468,21 @@ static void forward_d16(float *y, const float *x, nmf_linear *lin, size_t tokens
         }
         return;
     }
-    const size_t bs = lin->d16_block, blocks = (out + bs - 1) / bs;
-    int threads = threads_for(fmas, blocks);
+    const size_t units = (out + 15) / 16; /* threads own whole 16-row units of W */
+    int threads = threads_for(fmas, units);
     if (threads > lin->d16_threads) threads = lin->d16_threads;
     /* one thread: no parallel construct at all, so that nmf_gemm threads each block itself (a
      * team opened inside even an inactive `if (0)` region is a nested one, whose threads libgomp
      * creates anew on every product: 10x slower on the make-run ViT at 2 threads) */
     if (threads <= 1) {
-        d16_widened_blocks(y, x, lin, tokens, 0, blocks, lin->d16_scratch);
+        d16_widened(y, x, lin, tokens, 0, out, lin->d16_scratch);
     } else {
 #pragma omp parallel num_threads(threads)
         {
             const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-            d16_widened_blocks(y, x, lin, tokens, blocks * id / nt, blocks * (id + 1) / nt,
-                               lin->d16_scratch + id * bs * in);
+            const size_t o0 = units * id / nt * 16, o1e = units * (id + 1) / nt * 16;
+            const size_t o1 = o1e < out ? o1e : out;
+            if (o1 > o0) d16_widened(y, x, lin, tokens, o0, o1, lin->d16_scratch + id * lin->d16_block);
         }
     }
     pthread_mutex_unlock(&lin->d16_lock);

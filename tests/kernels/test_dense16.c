@@ -77,14 +77,25 @@ static void run_case(size_t out, size_t in, size_t T, nmf_dtype dt, int use_bias
     nmf_dense16_rows_scalar(y, out, x, in, &d, T, 0, split);
     nmf_dense16_rows_scalar(y, out, x, in, &d, T, split, out);
     CHECK_MSG(close_to(y, yr, mag, T * out, rel, label), "%s: scalar rows", label);
-    nmf_dense16_widen_scalar(wf, &d, 0, out);
+    nmf_dense16_widen_scalar(wf, &d, 0, out, 0, in);
     for (size_t i = 0; i < out * in; i++) CHECK(wf[i] == widen(w[i], dt));
+    /* a block of rows by a ragged block of columns, as the column-blocked product widens */
+    const size_t c0 = in / 3, c1 = in - in / 5;
+    nmf_dense16_widen_scalar(wf2, &d, split, out, c0, c1);
+    for (size_t o = split, k = 0; o < out; o++)
+        for (size_t i = c0; i < c1; i++, k++) CHECK(wf2[k] == widen(w[o * in + i], dt));
+    if (nmf_cpu_best_isa() >= NMF_ISA_AVX2) {
+        float *wf3 = wf2 + (out - split) * (c1 - c0);
+        nmf_dense16_widen_avx2(wf3, &d, split, out, c0, c1);
+        CHECK_MSG(!memcmp(wf3, wf2, (out - split) * (c1 - c0) * sizeof(float)),
+                  "%s: avx2 widening of a column block", label);
+    }
     if (nmf_cpu_best_isa() >= NMF_ISA_AVX2) {
         nmf_dense16_rows_avx2(y2, out, x, in, &d, T, 0, split);
         nmf_dense16_rows_avx2(y2, out, x, in, &d, T, split, out);
         CHECK_MSG(close_to(y2, yr, mag, T * out, rel, label), "%s: avx2 rows", label);
         CHECK_MSG(close_to(y2, y, mag, T * out, rel, label), "%s: avx2 vs scalar", label);
-        nmf_dense16_widen_avx2(wf2, &d, split, out);
+        nmf_dense16_widen_avx2(wf2, &d, split, out, 0, in);
         CHECK_MSG(!memcmp(wf2, wf + split * in, (out - split) * in * sizeof(float)),
                   "%s: avx2 widening", label);
     }
@@ -187,6 +198,10 @@ int main(void) {
             }
     /* a wide layer: several widened blocks per thread, two threads */
     run_case(70, 1030, 40, NMF_DTYPE_BF16, 1, 0, 2);
+    /* fewer than D16_MIN_ROWS rows of 2100 columns fit a block of any L2 (at most 256 K floats):
+     * each thread widens all its rows by ragged blocks of columns, summed into y */
+    run_case(600, 2100, 40, NMF_DTYPE_BF16, 1, 1, 2);
+    run_case(600, 2100, 33, NMF_DTYPE_F16, 0, 0, 1);
     run_case(70, 1030, 1, NMF_DTYPE_F16, 0, 0, 2);
     return test_finish("test_dense16");
 }
