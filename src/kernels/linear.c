@@ -521,10 +521,7 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     const nmf_spmm_step step = nmf_spmm_plan_step(plan, w, tokens);
     const double fmas = (double)tokens * (double)out * (double)w->groups * (double)w->n;
     const int threads = threads_for(fmas, w->panels);
-    /* a bf16 panel step runs the AVX2 (or scalar) panel kernel: the ones that read bf16 */
-    const nmf_spmm_forward_fn forward =
-        !step.prm.bf16 ? plan->k->forward
-        : plan->isa >= NMF_ISA_AVX2 ? nmf_spmm_forward_avx2 : nmf_spmm_forward_scalar;
+    const nmf_spmm_forward_fn forward = plan->k->forward; /* reads bf16 when step.prm says */
     /* the token-vectorised kernels: x transposed once into a scratch xT, and (AVX2) each
      * thread's partial sums yT after it, in one allocation (if it cannot be had for want of
      * memory, the panel kernel runs instead: it needs none) */

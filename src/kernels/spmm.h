@@ -74,13 +74,13 @@ typedef struct {
      * so that one 32-byte load holds the 16 rows as 8 u32 lanes, row j in the low half of lane
      * j and row j + 8 in the high half: a shift and an and make the two f32 vectors (no
      * widening shuffle, which would compete with the kernel's vpermps). Read instead of `val`
-     * by the panel kernels of a bf16 layer whose step says bf16 (AVX2 and scalar), 3 bytes per
+     * by the panel kernels of a bf16 layer whose step says bf16 (every ISA), 3 bytes per
      * kept weight instead of 5. */
     const uint16_t *val16;
     /* A compact bf16 layer with M <= 16 (nmf_linear_compact): the positions as nibbles, `idx`
      * NULL: 8 bytes per slot, byte j of slot s (idx4[s/2 + j]) holding row j's position in its
      * low nibble and row j + 8's in its high one, so that with val16 a kept weight costs 2.5
-     * bytes. Read by the bf16 panel kernels (AVX2, scalar). */
+     * bytes. Read by the bf16 panel kernels (every ISA). */
     const uint8_t *idx4;
 } nmf_spmm_weights;
 
@@ -93,7 +93,7 @@ typedef struct {
 typedef struct {
     size_t panel_block; /* AVX-512 panel kernel: bytes of weights per block of panels */
     int wide;           /* AVX-512 panel kernel: read the layer's u32 positions (w->idx32) */
-    int bf16;           /* AVX2 / scalar panel kernels: read the bf16 values w->val16 */
+    int bf16;           /* the panel kernels: read the bf16 values w->val16 */
 } nmf_spmm_params;
 
 /* Forward on output panels [p0, p1) for all tokens:

@@ -10,6 +10,12 @@
  * in registers across the chunk. The chunk of groups is sized so the TR x chunk block of x
  * stays in L1 while all panels of the thread stream past it.
  *
+ * bf16 layers (params.bf16: w->val16, rows paired in u32 lanes, spmm.h) run the same tiles with
+ * each slot's 16 values widened in registers (bf16_rows: a 32-byte broadcast load, an AND and a
+ * masked shift; exact), and a compact layer's nibble positions (w->idx4) unpacked likewise
+ * (nibble_rows): 3 or 2.5 bytes per kept weight instead of 5, for the memory-bound products of
+ * one token and of compact layers, whose f32 copy is gone.
+ *
  * Cost model (Zen 4, measured): an FMA paired with any other 512-bit op (permute, blend) runs
  * at ~0.73 of the FMA-only rate, so this scheme tops out near 0.73 of peak per useful FMA;
  * OpenBLAS sgemm runs at ~0.86 of peak. See docs/PERFORMANCE.md. */
@@ -38,6 +44,36 @@ static inline __attribute__((always_inline)) __m512 load_lo(const float *p, cons
     return _mm512_loadu_ps(p);
 }
 
+/* One slot's 16 bf16 values (u32 lane j: row j in the low half, row j + 8 in the high one) as
+ * 16 floats in row order: the 8 lanes in both halves of a zmm, rows 0-7 shifted up, rows 8-15
+ * masked to their high halves. Exact (a bf16 is the high half of its float). */
+static inline __attribute__((always_inline)) __m512 bf16_rows(const uint16_t *v16) {
+    const __m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)v16));
+    const __m512i hi = _mm512_and_si512(b, _mm512_set1_epi32((int)0xFFFF0000u));
+    return _mm512_castsi512_ps(_mm512_mask_slli_epi32(hi, 0x00FF, b, 16));
+}
+
+/* One slot's 16 nibble positions (byte j: row j low, row j + 8 high) as u32 lanes in row order. */
+static inline __attribute__((always_inline)) __m512i nibble_rows(const uint8_t *idx4) {
+    const __m128i q = _mm_loadl_epi64((const __m128i *)idx4);
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(q, q));
+    return _mm512_mask_srli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(15)), 0xFF00, b, 4);
+}
+
+/* Slot k's values and positions from the layer's arrays as BF says (0: f32 values with u8 or,
+ * WIDE, u32 positions; 1: bf16 values, u8 positions; 2: bf16 values, nibble positions). */
+static inline __attribute__((always_inline)) __m512 slot_values(const void *valp, size_t s,
+                                                               const int BF) {
+    return BF ? bf16_rows((const uint16_t *)valp + s * NMF_SPMM_ROWS)
+              : _mm512_load_ps((const float *)valp + s * NMF_SPMM_ROWS);
+}
+static inline __attribute__((always_inline)) __m512i slot_positions(const void *idxp, size_t s,
+                                                                   const int BF, const int WIDE) {
+    if (BF == 2) return nibble_rows((const uint8_t *)idxp + s * (NMF_SPMM_ROWS / 2));
+    if (WIDE) return _mm512_load_si512((const uint32_t *)idxp + s * NMF_SPMM_ROWS);
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((const uint8_t *)idxp + s * NMF_SPMM_ROWS)));
+}
+
 /* Masks for a group near the end of the row: lanes [0, valid) with valid = min(M, in - g*M). */
 static inline __mmask16 mask_lo(size_t valid) {
     return (__mmask16)(valid >= 16 ? 0xFFFFu : (1u << valid) - 1u);
@@ -63,12 +99,12 @@ static inline __mmask16 mask_hi(size_t valid) {
  * load at a constant displacement from one pointer. NC: n when the pattern's n is specialised,
  * else 0 (then n is read at run time). */
 static inline __attribute__((always_inline)) void
-tile(float *y, size_t ldy, const float *x, const float *val, const void *idxp, size_t ng,
+tile(float *y, size_t ldy, const float *x, const void *valp, const void *idxp, size_t ng,
      size_t n_rt, __mmask16 rowmask, const float *bias, int first, const int TR, const int NC,
-     const int LW, const int WIDE) {
-    const uint8_t *idx = idxp;      /* u8 positions (WIDE = 0), widened here per slot */
-    const uint32_t *idx32 = idxp;   /* u32 positions stored by the layer (WIDE = 1) */
+     const int LW, const int WIDE, const int BF) {
+    /* positions: u8 (widened here per slot), u32 stored by the layer (WIDE), or nibbles (BF 2) */
     const size_t n = NC ? (size_t)NC : n_rt;
+    size_t slot = 0;
     const int TWO = LW == 32;
     const __m512 z = _mm512_setzero_ps();
     __m512 a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z, a8 = z, a9 = z;
@@ -92,13 +128,9 @@ tile(float *y, size_t ldy, const float *x, const float *val, const void *idxp, s
     } while (0)
     for (const float *xe = x + ng * TB * LW; x != xe; x += TB * LW) {
         FOR_T(LOADX);
-        for (size_t k = 0; k < n; k++) {
-            const __m512 wv = _mm512_load_ps(val);
-            const __m512i id = WIDE ? _mm512_load_si512((const void *)idx32)
-                                    : _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)idx));
-            val += NMF_SPMM_ROWS;
-            idx += NMF_SPMM_ROWS;
-            idx32 += NMF_SPMM_ROWS;
+        for (size_t k = 0; k < n; k++, slot++) {
+            const __m512 wv = slot_values(valp, slot, BF);
+            const __m512i id = slot_positions(idxp, slot, BF, WIDE);
             FOR_T(FMA);
         }
     }
@@ -114,10 +146,11 @@ tile(float *y, size_t ldy, const float *x, const float *val, const void *idxp, s
 /* One token (GEMV): memory-bound, so the point is to keep enough independent FMA chains (four,
  * one per group of a 4-group step) to stream the weights at full speed. */
 static inline __attribute__((always_inline)) void
-gemv(float *y, const float *x, const float *val, const uint8_t *idx, size_t G, size_t gsafe,
+gemv(float *y, const float *x, const void *valp, const void *idxp, size_t G, size_t gsafe,
      size_t in, size_t m, size_t n_rt, __mmask16 rowmask, const float *bias, const int NC,
-     const int LW) {
+     const int LW, const int BF) {
     const size_t n = NC ? (size_t)NC : n_rt;
+    size_t slot = 0;
     const int TWO = LW == 32;
     __m512 acc[4];
     for (int u = 0; u < 4; u++) acc[u] = _mm512_setzero_ps();
@@ -136,11 +169,9 @@ gemv(float *y, const float *x, const float *val, const uint8_t *idx, size_t G, s
                 xl = _mm512_maskz_loadu_ps(mask_lo(valid), xp);
                 if (TWO) xh = _mm512_maskz_loadu_ps(mask_hi(valid), xp + 16);
             }
-            for (size_t k = 0; k < n; k++) {
-                const __m512 wv = _mm512_load_ps(val);
-                const __m512i id = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)idx));
-                val += NMF_SPMM_ROWS;
-                idx += NMF_SPMM_ROWS;
+            for (size_t k = 0; k < n; k++, slot++) {
+                const __m512 wv = slot_values(valp, slot, BF);
+                const __m512i id = slot_positions(idxp, slot, BF, 0);
                 __m512 xs = TWO ? _mm512_permutex2var_ps(xl, id, xh) : _mm512_permutexvar_ps(id, xl);
                 acc[u] = _mm512_fmadd_ps(wv, xs, acc[u]);
             }
@@ -151,31 +182,41 @@ gemv(float *y, const float *x, const float *val, const uint8_t *idx, size_t G, s
     _mm512_mask_storeu_ps(y, rowmask, s);
 }
 
-typedef void (*tile_fn)(float *, size_t, const float *, const float *, const void *, size_t,
+typedef void (*tile_fn)(float *, size_t, const float *, const void *, const void *, size_t,
                         size_t, __mmask16, const float *, int);
-typedef void (*gemv_fn)(float *, const float *, const float *, const uint8_t *, size_t, size_t,
+typedef void (*gemv_fn)(float *, const float *, const void *, const void *, size_t, size_t,
                         size_t, size_t, size_t, __mmask16, const float *);
 
+/* W: 0 u8 positions, 1 u32 positions (f32 values); 2 bf16 values + u8 positions; 3 bf16 values
+ * + nibble positions (a variant's BF = max(W - 1, 0), WIDE = W == 1). */
 #define DEF_TILE_W(TR, NC, LW, W)                                                              \
     static void tile_##TR##_##NC##_##LW##_##W(float *y, size_t ldy, const float *x,            \
-                                              const float *val, const void *idx, size_t ng,    \
+                                              const void *val, const void *idx, size_t ng,     \
                                               size_t n, __mmask16 rm, const float *b,          \
                                               int first) {                                     \
-        tile(y, ldy, x, val, idx, ng, n, rm, b, first, TR, NC, LW, W);                         \
+        tile(y, ldy, x, val, idx, ng, n, rm, b, first, TR, NC, LW, W == 1, W > 1 ? W - 1 : 0);  \
     }
-#define DEF_TILE(TR, NC, LW) DEF_TILE_W(TR, NC, LW, 0) DEF_TILE_W(TR, NC, LW, 1)
-#define DEF_TILES_TR(NC, LW)                                                                   \
-    DEF_TILE(12, NC, LW) DEF_TILE(8, NC, LW) DEF_TILE(4, NC, LW) DEF_TILE(2, NC, LW) DEF_TILE(1, NC, LW)            \
-    static void gemv_##NC##_##LW(float *y, const float *x, const float *val,                   \
-                                 const uint8_t *idx, size_t G, size_t gsafe, size_t in,        \
-                                 size_t m, size_t n, __mmask16 rm, const float *b) {           \
-        gemv(y, x, val, idx, G, gsafe, in, m, n, rm, b, NC, LW);                               \
+#define DEF_TILES_TR(NC, LW, W)                                                                \
+    DEF_TILE_W(12, NC, LW, W) DEF_TILE_W(8, NC, LW, W) DEF_TILE_W(4, NC, LW, W)                \
+    DEF_TILE_W(2, NC, LW, W) DEF_TILE_W(1, NC, LW, W)
+#define DEF_GEMV(NC, LW, BF)                                                                   \
+    static void gemv_##NC##_##LW##_##BF(float *y, const float *x, const void *val,             \
+                                        const void *idx, size_t G, size_t gsafe, size_t in,    \
+                                        size_t m, size_t n, __mmask16 rm, const float *b) {    \
+        gemv(y, x, val, idx, G, gsafe, in, m, n, rm, b, NC, LW, BF);                           \
     }
-#define DEF_TILES_LW(LW)                                                                       \
-    DEF_TILES_TR(1, LW) DEF_TILES_TR(2, LW) DEF_TILES_TR(4, LW) DEF_TILES_TR(0, LW)
 /* Specialised slot counts: the common patterns have n = 1, 2, 4 (1:4 1:8 1:16, 2:4 2:8 2:16,
  * 4:8); any other n runs the same code with n read at run time (NC = 0). */
-DEF_TILES_LW(4) DEF_TILES_LW(8) DEF_TILES_LW(16) DEF_TILES_LW(32)
+#define DEF_LW(LW, W) DEF_TILES_TR(1, LW, W) DEF_TILES_TR(2, LW, W) DEF_TILES_TR(4, LW, W)     \
+    DEF_TILES_TR(0, LW, W)
+#define DEF_LW_GEMV(LW, BF) DEF_GEMV(1, LW, BF) DEF_GEMV(2, LW, BF) DEF_GEMV(4, LW, BF)        \
+    DEF_GEMV(0, LW, BF)
+#define DEF_ALL_LW(W) DEF_LW(4, W) DEF_LW(8, W) DEF_LW(16, W) DEF_LW(32, W)
+DEF_ALL_LW(0) DEF_ALL_LW(1) DEF_ALL_LW(2)
+DEF_LW(4, 3) DEF_LW(8, 3) DEF_LW(16, 3) /* nibble positions: M <= 16 */
+DEF_LW_GEMV(4, 0) DEF_LW_GEMV(8, 0) DEF_LW_GEMV(16, 0) DEF_LW_GEMV(32, 0)
+DEF_LW_GEMV(4, 1) DEF_LW_GEMV(8, 1) DEF_LW_GEMV(16, 1) DEF_LW_GEMV(32, 1)
+DEF_LW_GEMV(4, 2) DEF_LW_GEMV(8, 2) DEF_LW_GEMV(16, 2)
 
 #define ROW_TILES(NC, LW, W)                                                                   \
     { tile_12_##NC##_##LW##_##W, tile_8_##NC##_##LW##_##W, tile_4_##NC##_##LW##_##W,           \
@@ -183,10 +224,16 @@ DEF_TILES_LW(4) DEF_TILES_LW(8) DEF_TILES_LW(16) DEF_TILES_LW(32)
 #define LW_TILES(LW, W)                                                                        \
     {ROW_TILES(1, LW, W), ROW_TILES(2, LW, W), ROW_TILES(4, LW, W), ROW_TILES(0, LW, W)}
 #define W_TILES(W) {LW_TILES(4, W), LW_TILES(8, W), LW_TILES(16, W), LW_TILES(32, W)}
-/* [wide positions][load width][slot count][token block] */
-static const tile_fn tiles[2][4][4][5] = {W_TILES(0), W_TILES(1)};
-#define LW_GEMVS(LW) {gemv_1_##LW, gemv_2_##LW, gemv_4_##LW, gemv_0_##LW}
-static const gemv_fn gemvs[4][4] = {LW_GEMVS(4), LW_GEMVS(8), LW_GEMVS(16), LW_GEMVS(32)};
+/* [positions and values: W above][load width][slot count][token block]; nibble positions have
+ * no 32-wide groups (NULL) */
+static const tile_fn tiles[4][4][4][5] = {
+    W_TILES(0), W_TILES(1), W_TILES(2), {LW_TILES(4, 3), LW_TILES(8, 3), LW_TILES(16, 3), {{0}}}};
+#define LW_GEMVS(LW, BF) {gemv_1_##LW##_##BF, gemv_2_##LW##_##BF, gemv_4_##LW##_##BF, gemv_0_##LW##_##BF}
+/* [bf: 0 f32, 1 bf16 + u8 positions, 2 bf16 + nibbles][load width][slot count] */
+static const gemv_fn gemvs[3][4][4] = {
+    {LW_GEMVS(4, 0), LW_GEMVS(8, 0), LW_GEMVS(16, 0), LW_GEMVS(32, 0)},
+    {LW_GEMVS(4, 1), LW_GEMVS(8, 1), LW_GEMVS(16, 1), LW_GEMVS(32, 1)},
+    {LW_GEMVS(4, 2), LW_GEMVS(8, 2), LW_GEMVS(16, 2), {0}}};
 
 /* Packs groups [c0, c1) of tr token rows of x (row u at x + u*ldx) group-major:
  * tile[(g - c0)*TB*lw + u*lw + j] = x[u][g*m + j] for j < m, 0 for m <= j < lw and for columns
@@ -230,6 +277,12 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     const size_t in = w->in, out = w->out, G = w->groups, m = (size_t)w->m, n = (size_t)w->n;
     const size_t panel_slots = G * n * NMF_SPMM_ROWS;
     const int lw_slot = m <= 4 ? 0 : m <= 8 ? 1 : m <= 16 ? 2 : 3, ns = n_slot(w->n);
+    /* bf16 values (the layer's plan says): 1 with u8 positions, 2 with nibbles (a compact layer) */
+    const int bf = prm && prm->bf16 && w->val16 ? (w->idx4 ? 2 : 1) : 0;
+    const void *vals = bf ? (const void *)w->val16 : (const void *)w->val;
+    /* a slot's values (16 floats or bf16) and positions (16 bytes or 8 of nibbles), in bytes */
+    const size_t val_bytes = bf ? 2 * NMF_SPMM_ROWS : 4 * NMF_SPMM_ROWS;
+    const size_t idx_bytes = bf == 2 ? NMF_SPMM_ROWS / 2 : NMF_SPMM_ROWS;
     if (tokens == 1) {
         const size_t lw = (size_t)4 << lw_slot;
         size_t gsafe = x_slack >= NMF_SPMM_X_SLACK ? G : in < lw ? 0 : (in - lw) / m + 1;
@@ -238,8 +291,11 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
             const size_t r0 = b * NMF_SPMM_ROWS;
             const size_t rows = out - r0 < NMF_SPMM_ROWS ? out - r0 : NMF_SPMM_ROWS;
             const __mmask16 rm = (__mmask16)((1u << rows) - 1u);
-            gemvs[lw_slot][ns](y + r0, x, w->val + b * panel_slots, w->idx + b * panel_slots, G,
-                               gsafe, in, m, n, rm, bias ? bias + r0 : NULL);
+            const size_t slot0 = b * panel_slots / NMF_SPMM_ROWS;
+            const void *ip = bf == 2 ? (const void *)w->idx4 : (const void *)w->idx;
+            gemvs[bf][lw_slot][ns](y + r0, x, (const char *)vals + slot0 * val_bytes,
+                                   (const char *)ip + slot0 * idx_bytes, G, gsafe, in, m, n, rm,
+                                   bias ? bias + r0 : NULL);
             if (act == NMF_ACT_GELU) nmf_gelu_avx512(y + r0, y + r0, rows);
         }
         return;
@@ -255,15 +311,17 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
      * block (~8 % of the time at 128 tokens). Without them the tiles widen as they go. (The
      * block size is counted on 5 bytes per slot, as measured with a per-call wide buffer;
      * not re-measured with the stored u32 positions.) */
-    const uint32_t *wide = prm && prm->wide ? w->idx32 : NULL;
+    const uint32_t *wide = !bf && prm && prm->wide ? w->idx32 : NULL;
     size_t pblock = (prm && prm->panel_block ? prm->panel_block : PANEL_BLOCK_BYTES) /
-                    (panel_slots * (sizeof(float) + 1));
+                    (panel_slots / NMF_SPMM_ROWS * (val_bytes + idx_bytes));
     if (pblock < 1) pblock = 1;
     /* Each TB-token x chunk block of x is packed group-major (pack_x) into an L1 tile and
      * reused by every panel of the block. */
     float tilebuf[X_TILE_FLOATS + TB * NMF_NM_MAX_M] __attribute__((aligned(64)));
     static const size_t lens[5] = {12, 8, 4, 2, 1}; /* tr <= 12 as 12, or 8a + 4b + 2c + d */
-    const tile_fn(*tl)[5] = tiles[wide != NULL][lw_slot];
+    const tile_fn(*tl)[5] = tiles[bf ? bf + 1 : wide != NULL][lw_slot];
+    const void *positions = wide ? (const void *)wide : bf == 2 ? (const void *)w->idx4
+                                                                : (const void *)w->idx;
     for (size_t pb0 = p0; pb0 < p1; pb0 += pblock) {
         const size_t pb1 = p1 - pb0 < pblock ? p1 : pb0 + pblock;
         for (size_t t0 = 0; t0 < tokens; t0 += TB) {
@@ -275,16 +333,17 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                     const size_t r0 = b * NMF_SPMM_ROWS;
                     const size_t rows = out - r0 < NMF_SPMM_ROWS ? out - r0 : NMF_SPMM_ROWS;
                     const __mmask16 rm = (__mmask16)((1u << rows) - 1u);
-                    const size_t off = b * panel_slots + c0 * n * NMF_SPMM_ROWS;
+                    const size_t slot0 = (b * panel_slots + c0 * n * NMF_SPMM_ROWS) / NMF_SPMM_ROWS;
                     const float *bb = bias ? bias + r0 : NULL;
-                    const void *ip = wide ? (const void *)(wide + off) : (const void *)(w->idx + off);
+                    const void *vp = (const char *)vals + slot0 * val_bytes;
+                    const void *ip = (const char *)positions + slot0 * (wide ? 4 * NMF_SPMM_ROWS : idx_bytes);
                     size_t t = 0;
                     for (int s = 0; s < 5; s++) {
                         const size_t len = lens[s];
                         if (tr - t >= len) {
                             /* groups numbered from the chunk start */
                             tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw,
-                                      w->val + off, ip, c1 - c0, n, rm, bb, c0 == 0);
+                                      vp, ip, c1 - c0, n, rm, bb, c0 == 0);
                             t += len;
                         }
                     }

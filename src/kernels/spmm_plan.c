@@ -4,9 +4,9 @@
  *
  * Rules (measured, docs/PERFORMANCE.md):
  * - 1 token: the panel kernel of the ISA (a GEMV: it reads each weight once, 5 bytes); a bf16
- *   layer (w->val16) runs the AVX2 (or scalar) panel kernel on its bf16 values (3 bytes) at
- *   every step that is a panel step, on AVX-512 CPUs at one token only (no AVX-512 bf16 panel
- *   kernel yet; from 2 tokens the AVX-512 f32 panel kernel on the rounded values is faster).
+ *   layer (w->val16) runs the panel kernel of the ISA on its bf16 values (3 bytes; 2.5 with
+ *   nibble positions) at every step that is a panel step, except where its f32 values (rounded
+ *   to bf16) are still there on an AVX-512 CPU from 2 tokens: the f32 tiles skip the widening.
  * - The token-vectorised kernel (spmm_tv_avx2.c, spmm_tv_avx512.c) from a token count and for
  *   layer shapes that depend on the ISA and the pattern's density (tv_rule below), with a block
  *   shape and blocking per ISA and density; the panel kernel elsewhere (AVX-512: with u32
@@ -178,13 +178,14 @@ nmf_spmm_step nmf_spmm_plan_step(const nmf_spmm_plan *p, const nmf_spmm_weights 
         s.name = p->k->tv->name;
         return s;
     }
-    /* a bf16 layer: the panel kernel on its bf16 values (AVX2 on AVX-512 too), except on AVX-512
-     * from 2 tokens where the f32 values (rounded to bf16) are still there: the AVX-512 panel
-     * kernel on them ran DeiT-small 1:8 in 27 ms against 44 through the AVX2 bf16 kernel (Xeon
-     * model 207); one token keeps the bf16 kernel (it reads 3 bytes per kept weight, not 5) */
+    /* a bf16 layer: the panel kernel on its bf16 values, except on AVX-512 from 2 tokens where
+     * the f32 values (rounded to bf16) are still there and the f32 tiles skip the widening (the
+     * AVX2 bf16 kernel on an AVX-512 CPU ran DeiT-small 1:8 in 44 ms against 27 on them, Xeon
+     * model 207); one token keeps the bf16 values (3 bytes per kept weight, not 5) */
     if (w->val16 && (tokens < 2 || !w->val || p->isa != NMF_ISA_AVX512)) {
         s.prm.bf16 = 1;
-        s.name = p->isa >= NMF_ISA_AVX2 ? "avx2-bf16" : "scalar-bf16";
+        s.name = p->isa == NMF_ISA_AVX512 ? "avx512-bf16"
+                 : p->isa == NMF_ISA_AVX2 ? "avx2-bf16" : "scalar-bf16";
         return s;
     }
     if (p->isa == NMF_ISA_AVX512) {

@@ -185,6 +185,8 @@ static void run_case(const lp_case *c) {
         nmf_gelu_forward_ref(yref, yref, T * out);
         nmf_gelu_forward_ref(yf, yf, T * out);
     }
+    /* each ISA's panel kernel reads the bf16 values itself */
+    static const char *const bf16_kernel[NMF_ISA_COUNT] = {"scalar-bf16", "avx2-bf16", "avx512-bf16"};
     for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
         nmf_set_isa((nmf_isa)isa);
         nmf_linear *lin = NULL;
@@ -193,7 +195,7 @@ static void run_case(const lp_case *c) {
         const size_t f32_bytes = nmf_linear_weight_bytes(lin);
         CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_BF16));
         CHECK(nmf_linear_weight_bytes(lin) * 5 == f32_bytes * 3);
-        CHECK(strcmp(nmf_linear_kernel_name(lin, 1), isa ? "avx2-bf16" : "scalar-bf16") == 0);
+        CHECK(strcmp(nmf_linear_kernel_name(lin, 1), bf16_kernel[isa]) == 0);
         for (size_t t0 = 0; t0 < T; t0 = t0 ? T : 1) { /* token 0 alone (bf16 panel), the rest */
             const size_t tt = t0 ? T - t0 : 1;
             CHECK_OK(nmf_linear_forward(y + t0 * out, x + t0 * in, lin, b, tt, act));
@@ -203,17 +205,19 @@ static void run_case(const lp_case *c) {
         CHECK_MSG(close_all(y, yf, scale, T * out, 1.0 / 256, label), "%s: bf16 vs f32 %s",
                   label, nmf_isa_name((nmf_isa)isa));
         /* compact: the f32 copy gone, every token count on the bf16 panel kernel, whose
-         * 1-token product above it repeats bit for bit; the rest as close as before */
+         * 1-token product above it repeats bit for bit where the kernel computes one token as
+         * it does a block (scalar, AVX2); the rest as close as before */
         CHECK_OK(nmf_linear_compact(lin));
         CHECK_OK(nmf_linear_compact(lin)); /* idempotent */
         CHECK(nmf_linear_spmm_weights(lin)->val == NULL);
         /* 2 bytes of value and 1 of position per kept weight, or half a byte for M <= 16 */
         CHECK(nmf_linear_weight_bytes(lin) * 10 == f32_bytes * (c->m <= 16 ? 5 : 6));
         CHECK((nmf_linear_spmm_weights(lin)->idx4 != NULL) == (c->m <= 16));
-        CHECK(strcmp(nmf_linear_kernel_name(lin, T), isa ? "avx2-bf16" : "scalar-bf16") == 0);
+        CHECK(strcmp(nmf_linear_kernel_name(lin, T), bf16_kernel[isa]) == 0);
         CHECK_OK(nmf_linear_forward(y2, x, lin, b, T, act));
-        CHECK_MSG(same_bits(y2, y, out, label), "%s: compact bf16 token 0 %s", label,
-                  nmf_isa_name((nmf_isa)isa));
+        if (isa < NMF_ISA_AVX512) /* (the AVX-512 GEMV sums 4 chains, its tiles one) */
+            CHECK_MSG(same_bits(y2, y, out, label), "%s: compact bf16 token 0 %s", label,
+                      nmf_isa_name((nmf_isa)isa));
         CHECK_MSG(close_all(y2, yref, scale, T * out, 1e-5, label), "%s: compact bf16 %s", label,
                   nmf_isa_name((nmf_isa)isa));
         nmf_linear_free(lin);
