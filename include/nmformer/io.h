@@ -350,9 +350,9 @@ typedef struct {
     nmf_dtype dtype;   /* stored dtype; NMF_DTYPE_COUNT: the source's (F32 when its tensors differ) */
     nmf_pattern prune; /* {0, 0}: the values as read; N:M: every N:M-eligible weight magnitude-pruned
                         * to it (nmf_model_prune), stored dense with zeros */
-    int folder;        /* 1: out is a model folder (below as nmf_hf_write_options); 0: a .safetensors file */
-    int force;
-    uint64_t max_shard_bytes;
+    int folder;        /* 1: out is a model folder; 0: a .safetensors file */
+    int force;                /* a folder: as nmf_hf_write_options */
+    uint64_t max_shard_bytes; /* a folder: as nmf_hf_write_options (0: one model.safetensors) */
 } nmf_dense_write_options;
 NMF_API nmf_status nmf_dense_convert_file(const char *in, const char *model,
                                           const nmf_config_overrides *overrides, const char *out,

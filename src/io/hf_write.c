@@ -102,7 +102,8 @@ static nmf_status open_shard(nmf_io_hf_writer *w) {
 }
 
 /* model.safetensors.index.json as save_pretrained writes it: json.dumps(indent=2,
- * sort_keys=True) + "\n", {"metadata": {"total_size": bytes}, "weight_map": {tensor: shard}}. */
+ * sort_keys=True) + "\n", {"metadata": {"total_size": bytes}, "weight_map": {tensor: shard}}
+ * (a name outside ASCII stays UTF-8 here where Python writes \uXXXX: the same JSON). */
 static int by_name(const void *a, const void *b) {
     return strcmp((*(const nmf_tensor *const *)a)->name, (*(const nmf_tensor *const *)b)->name);
 }
@@ -110,27 +111,22 @@ static int by_name(const void *a, const void *b) {
 static nmf_status write_index(nmf_io_hf_writer *w) {
     const nmf_tensor_set *h = w->headers;
     const nmf_tensor **sorted = malloc((h->count + 1) * sizeof *sorted);
-    size_t *shard_of = malloc((h->count + 1) * sizeof *shard_of);
+    size_t *shard_at = malloc((h->count + 1) * sizeof *shard_at); /* by place in h */
     nmf_atomic_file *f = NULL;
     char *path = nmf_io_dir_file(&w->staged, "model.safetensors.index.json");
     nmf_status st = NMF_OK;
-    if (!sorted || !shard_of || !path) {
+    if (!sorted || !shard_at || !path) {
         st = nmf_error(NMF_ERR_NOMEM, "%s: index", w->staged.dir);
         goto done;
     }
     uint64_t total = 0;
     for (size_t i = 0, s = 0; i < h->count; i++) {
         while (i >= w->shard_end[s]) s++;
+        shard_at[i] = s;
         sorted[i] = &h->items[i];
         total += (uint64_t)h->items[i].numel * nmf_dtype_size(w->dtype);
     }
     qsort(sorted, h->count, sizeof *sorted, by_name);
-    for (size_t i = 0; i < h->count; i++) { /* the shard of each, found by its place in h */
-        const size_t k = (size_t)(sorted[i] - h->items);
-        size_t s = 0;
-        while (k >= w->shard_end[s]) s++;
-        shard_of[i] = s;
-    }
     if ((st = nmf_atomic_open(path, &f))) goto done;
     char line[160];
     snprintf(line, sizeof line, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {\n",
@@ -145,7 +141,7 @@ static nmf_status write_index(nmf_io_hf_writer *w) {
             break;
         }
         char file[64];
-        shard_name(w, shard_of[i], file, sizeof file);
+        shard_name(w, shard_at[sorted[i] - h->items], file, sizeof file);
         snprintf(line, sizeof line, ": \"%s\"%s\n", file, i + 1 < h->count ? "," : "");
         st = nmf_atomic_write(f, "    ", 4);
         if (!st) st = nmf_atomic_write(f, quoted, strlen(quoted));
@@ -159,7 +155,7 @@ static nmf_status write_index(nmf_io_hf_writer *w) {
         st = nmf_atomic_commit(f);
 done:
     free(sorted);
-    free(shard_of);
+    free(shard_at);
     free(path);
     return st;
 }
