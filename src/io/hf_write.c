@@ -108,52 +108,57 @@ static int by_name(const void *a, const void *b) {
     return strcmp((*(const nmf_tensor *const *)a)->name, (*(const nmf_tensor *const *)b)->name);
 }
 
+/* text[*len ..] += piece, growing text; 0 when out of memory. */
+static int append(char **text, size_t *len, size_t *cap, const char *piece) {
+    const size_t n = strlen(piece);
+    if (*len + n + 1 > *cap) {
+        size_t c = (*cap ? *cap : 4096);
+        while (c < *len + n + 1) c *= 2;
+        char *t = realloc(*text, c);
+        if (!t) return 0;
+        *text = t;
+        *cap = c;
+    }
+    memcpy(*text + *len, piece, n + 1);
+    *len += n;
+    return 1;
+}
+
 static nmf_status write_index(nmf_io_hf_writer *w) {
     const nmf_tensor_set *h = w->headers;
     const nmf_tensor **sorted = malloc((h->count + 1) * sizeof *sorted);
     size_t *shard_at = malloc((h->count + 1) * sizeof *shard_at); /* by place in h */
-    nmf_atomic_file *f = NULL;
     char *path = nmf_io_dir_file(&w->staged, "model.safetensors.index.json");
-    nmf_status st = NMF_OK;
-    if (!sorted || !shard_at || !path) {
-        st = nmf_error(NMF_ERR_NOMEM, "%s: index", w->staged.dir);
-        goto done;
-    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int ok = sorted && shard_at && path;
     uint64_t total = 0;
-    for (size_t i = 0, s = 0; i < h->count; i++) {
+    for (size_t i = 0, s = 0; ok && i < h->count; i++) {
         while (i >= w->shard_end[s]) s++;
         shard_at[i] = s;
         sorted[i] = &h->items[i];
         total += (uint64_t)h->items[i].numel * nmf_dtype_size(w->dtype);
     }
-    qsort(sorted, h->count, sizeof *sorted, by_name);
-    if ((st = nmf_atomic_open(path, &f))) goto done;
+    if (ok) qsort(sorted, h->count, sizeof *sorted, by_name);
     char line[160];
     snprintf(line, sizeof line, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {\n",
              (unsigned long long)total);
-    st = nmf_atomic_write(f, line, strlen(line));
-    for (size_t i = 0; !st && i < h->count; i++) {
+    ok = ok && append(&text, &len, &cap, line);
+    for (size_t i = 0; ok && i < h->count; i++) {
         cJSON *key = cJSON_CreateString(sorted[i]->name); /* the name as a JSON string, escaped */
         char *quoted = key ? cJSON_PrintUnformatted(key) : NULL;
         cJSON_Delete(key);
-        if (!quoted) {
-            st = nmf_error(NMF_ERR_NOMEM, "%s: index", w->staged.dir);
-            break;
-        }
         char file[64];
         shard_name(w, shard_at[sorted[i] - h->items], file, sizeof file);
         snprintf(line, sizeof line, ": \"%s\"%s\n", file, i + 1 < h->count ? "," : "");
-        st = nmf_atomic_write(f, "    ", 4);
-        if (!st) st = nmf_atomic_write(f, quoted, strlen(quoted));
-        if (!st) st = nmf_atomic_write(f, line, strlen(line));
+        ok = quoted && append(&text, &len, &cap, "    ") && append(&text, &len, &cap, quoted) &&
+             append(&text, &len, &cap, line);
         free(quoted);
     }
-    if (!st) st = nmf_atomic_write(f, "  }\n}\n", 6);
-    if (st)
-        nmf_atomic_abort(f);
-    else
-        st = nmf_atomic_commit(f);
-done:
+    ok = ok && append(&text, &len, &cap, "  }\n}");
+    /* write_text adds the final newline */
+    nmf_status st = ok ? write_text(path, text) : nmf_error(NMF_ERR_NOMEM, "%s: index", w->staged.dir);
+    free(text);
     free(sorted);
     free(shard_at);
     free(path);
