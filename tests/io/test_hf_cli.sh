@@ -96,6 +96,14 @@ model-00005-of-00005.safetensors model.safetensors.index.json " ] || fail "shard
 "$CLI" convert "$FIX/llama_gqa6x2" "$TMP/llama_direct.safetensors" -q || fail "convert to safetensors"
 cmp -s "$TMP/llama_unsharded.safetensors" "$TMP/llama_direct.safetensors" || fail "shards read back differ"
 checks+=("$TMP/llama_shards" "$FIX/llama_gqa6x2" "$FIX/llama_gqa6x2")
+# OUT may be IN (streamed: IN is read from the files it had while the new ones are staged)
+cp -r "$TMP/llama_shards" "$TMP/self"
+"$CLI" convert "$TMP/self" "$TMP/self" --force --dtype bf16 -q || fail "a folder onto itself"
+"$CLI" convert "$TMP/self" "$TMP/self.safetensors" -q && "$CLI" convert "$TMP/self.safetensors" "$TMP/self.safetensors" --dtype f32 -q \
+    || fail "a file onto itself"
+"$CLI" convert "$FIX/llama_gqa6x2" "$TMP/direct_bf16.safetensors" --dtype bf16 -q && \
+    "$CLI" convert "$TMP/direct_bf16.safetensors" "$TMP/direct_back.safetensors" --dtype f32 -q || fail "bf16 and back"
+cmp -s "$TMP/self.safetensors" "$TMP/direct_back.safetensors" || fail "onto itself: not the direct conversion"
 expect_error "--max-shard-size for a file OUT" "model folder OUT only" -- \
     "$CLI" convert "$FIX/gpt2_lm" "$TMP/x.safetensors" --max-shard-size 1GB
 expect_error "--max-shard-size not a size" "not a size" -- \
