@@ -8,8 +8,9 @@
  * commit; on any failure or abort the temporary file is removed and the destination is left as
  * it was.
  *
- * Values are encoded in chunks, so a dense f32 tensor costs no copy beyond a fixed buffer; an
- * N:M or 16-bit tensor is unpacked to f32 first (its numel floats) and then encoded. */
+ * Values are encoded in chunks (f32 written as it is), so a dense f32 tensor costs no copy beyond
+ * a buffer of at most 1 Mi values; an N:M or 16-bit tensor is unpacked to f32 first (its numel
+ * floats) and then encoded. */
 #include "nmformer/io.h"
 
 #include <cjson/cJSON.h>
@@ -28,7 +29,8 @@ struct nmf_io_st_writer {
     size_t next, end; /* the tensor expected next; one past the last of this file */
     nmf_dtype dtype;
     nmf_atomic_file *file;
-    uint8_t *enc; /* ST_CHUNK encoded values */
+    uint8_t *enc; /* chunk encoded values (16-bit outputs) */
+    size_t chunk;
 };
 
 /* The file's first bytes (u64 length, the JSON header padded to 8 bytes; malloc'd): the one place
@@ -113,11 +115,16 @@ nmf_status nmf_io_st_writer_open(const char *path, const nmf_tensor_set *headers
     size_t len;
     nmf_status st = st_header(path, headers, first, count, dtype, meta, meta_count, &header, &len);
     if (st) return st;
+    /* the encode buffer: a chunk, or the file's largest tensor when smaller; none for f32 */
+    size_t chunk = 0;
+    for (size_t i = first; dtype != NMF_DTYPE_F32 && i < first + count; i++)
+        if (headers->items[i].numel > chunk) chunk = headers->items[i].numel;
+    if (chunk > ST_CHUNK) chunk = ST_CHUNK;
     nmf_io_st_writer *w = calloc(1, sizeof *w);
     size_t n = strlen(path) + 1;
     if (w) w->path = malloc(n);
-    if (w && w->path) w->enc = nmf_alloc(ST_CHUNK, nmf_dtype_size(dtype));
-    if (!w || !w->path || !w->enc) {
+    if (w && w->path && chunk) w->enc = nmf_alloc(chunk, nmf_dtype_size(dtype));
+    if (!w || !w->path || (chunk && !w->enc)) {
         free(header);
         nmf_io_st_writer_abort(w);
         return nmf_error(NMF_ERR_NOMEM, "%s: out of memory", path);
@@ -127,6 +134,7 @@ nmf_status nmf_io_st_writer_open(const char *path, const nmf_tensor_set *headers
     w->next = first;
     w->end = first + count;
     w->dtype = dtype;
+    w->chunk = chunk;
     st = nmf_atomic_open(path, &w->file);
     if (!st) st = nmf_atomic_write(w->file, header, len);
     free(header);
@@ -138,12 +146,14 @@ nmf_status nmf_io_st_writer_open(const char *path, const nmf_tensor_set *headers
     return NMF_OK;
 }
 
-/* values[0 .. count) encoded and written chunk by chunk. */
+/* values[0 .. count) encoded and written chunk by chunk; f32 as it is (nmf_io_encode_values'
+ * F32 is a copy: little-endian floats on a little-endian host). */
 static nmf_status write_values(nmf_io_st_writer *w, const float *values, size_t count) {
+    if (w->dtype == NMF_DTYPE_F32) return count ? nmf_atomic_write(w->file, values, count * sizeof(float)) : NMF_OK;
     const size_t esize = nmf_dtype_size(w->dtype);
     nmf_status st = NMF_OK;
-    for (size_t at = 0; !st && at < count; at += ST_CHUNK) {
-        const size_t k = count - at < ST_CHUNK ? count - at : ST_CHUNK;
+    for (size_t at = 0; !st && at < count; at += w->chunk) {
+        const size_t k = count - at < w->chunk ? count - at : w->chunk;
         nmf_io_encode_values(w->enc, values + at, k, w->dtype);
         st = nmf_atomic_write(w->file, w->enc, k * esize);
     }
