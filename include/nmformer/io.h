@@ -315,20 +315,48 @@ NMF_API nmf_status nmf_hf_folder_read(const char *dir, nmf_hf_config *config, nm
 typedef struct {
     nmf_dtype dtype; /* stored dtype of model.safetensors (a BF16 source: BF16) */
     int force;       /* replace an existing, non-empty model folder (config.json, no subfolder) */
+    /* 0: one model.safetensors. Else, as save_pretrained's max_shard_size: the tensors in order,
+     * a new shard whenever the next one would take this one past max_shard_bytes (a tensor larger
+     * than that alone in its shard), written as model-0000i-of-0000n.safetensors with
+     * model.safetensors.index.json; one shard is model.safetensors, no index. */
+    uint64_t max_shard_bytes;
 } nmf_hf_write_options;
 /* Writes dir/config.json (nmf_hf_config_to_json of c->hf, plus "torch_dtype") and
- * dir/model.safetensors: every tensor of s under its own name (the HF names it was read with),
+ * dir/model.safetensors (or its shards, above): every tensor of s under its own name (the HF names it was read with),
  * dense in its stored shape (N:M weights unpacked, zeros where pruned; GPT-2's Conv1D [in, out]),
  * metadata {"format": "pt"} as save_pretrained writes it. c is a token family's config and s must
  * hold exactly its tensors (nmf_model_check_tensors; the detail names the tensor). opt NULL: the
  * sources' dtype (nmf_tensors_stored_dtype), no force.
- * Atomic: both files go into a temporary folder next to dir ("<dir>.XXXXXX.tmp"), are fsync'ed
+ * Atomic: the files go into a temporary folder next to dir ("<dir>.XXXXXX.tmp"), are fsync'ed
  * and the folder is renamed to dir. dir may be absent or an empty folder; a non-empty folder is
  * refused unless force, and even then unless it looks like a model folder (holds config.json and
  * no subfolder): its files are replaced as a whole. A file or a symlink at dir is refused. On any
  * failure dir is as it was and nothing else is left behind. */
 NMF_API nmf_status nmf_hf_folder_write(const char *dir, const nmf_model_config *c, const nmf_tensor_set *s,
                                        const nmf_hf_write_options *opt);
+
+/* ---- one model streamed to a dense output (src/model/dense_stream.c) ----
+ * The source (as nmf_family_prune_file's: a model folder, sharded or not, a safetensors file, or
+ * candidate `model` of an .nmf) is read one tensor at a time and each tensor is written before
+ * the next is read: to a .safetensors file (nmf_safetensors_write's form, the loader's metadata)
+ * or, with folder, a Hugging Face model folder (nmf_hf_folder_write's form; a token model only).
+ * Memory is a few tensors, never the model. The bytes are those of loading the model whole
+ * (nmf_load_model_with), pruning it (nmf_model_prune) when asked and writing it with
+ * nmf_safetensors_write or nmf_hf_folder_write. Atomic as those: on any failure (a corrupt source
+ * tensor: the error names it) out is as it was and nothing is left beside it. Progress per
+ * tensor (step "convert" or "prune", bytes of the source). *dtype_used (may be NULL): the dtype
+ * written. */
+typedef struct {
+    nmf_dtype dtype;   /* stored dtype; NMF_DTYPE_COUNT: the source's (F32 when its tensors differ) */
+    nmf_pattern prune; /* {0, 0}: the values as read; N:M: every N:M-eligible weight magnitude-pruned
+                        * to it (nmf_model_prune), stored dense with zeros */
+    int folder;        /* 1: out is a model folder; 0: a .safetensors file */
+    int force;                /* a folder: as nmf_hf_write_options */
+    uint64_t max_shard_bytes; /* a folder: as nmf_hf_write_options (0: one model.safetensors) */
+} nmf_dense_write_options;
+NMF_API nmf_status nmf_dense_convert_file(const char *in, const char *model,
+                                          const nmf_config_overrides *overrides, const char *out,
+                                          const nmf_dense_write_options *opt, nmf_dtype *dtype_used);
 
 #ifdef __cplusplus
 }

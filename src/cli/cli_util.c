@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,6 +121,30 @@ const char *cli_shape_names(char *buf, size_t cap) {
 
 nmf_status cli_parse_precision(const char *value, void *dest) {
     return nmf_precision_parse(value, dest);
+}
+
+/* transformers' convert_file_size_to_int: a byte count, or a number with a unit, decimal (KB, MB,
+ * GB, TB: powers of 1000, as "5GB") or binary (KiB, MiB, GiB, TiB), case-insensitive. */
+nmf_status cli_parse_size(const char *value, void *dest) {
+    static const struct {
+        const char *unit;
+        double scale;
+    } units[] = {{"", 1},       {"b", 1},          {"kb", 1e3},       {"mb", 1e6},
+                 {"gb", 1e9},   {"tb", 1e12},      {"kib", 1024.0},   {"mib", 1048576.0},
+                 {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+    char *end = NULL;
+    errno = 0;
+    const double v = strtod(value, &end);
+    if (end == value || errno || !(v > 0))
+        return nmf_error(NMF_ERR_INVALID_ARG, "'%s' is not a size (e.g. 5GB, 500MB, 2GiB)", value);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcasecmp(end, units[i].unit)) {
+            const double bytes = v * units[i].scale;
+            if (bytes < 1 || bytes > 1e18) break;
+            *(uint64_t *)dest = (uint64_t)bytes;
+            return NMF_OK;
+        }
+    return nmf_error(NMF_ERR_INVALID_ARG, "'%s' is not a size (e.g. 5GB, 500MB, 2GiB)", value);
 }
 
 /* What the summary says of one candidate: its name, and its pattern when it is named N:M. */

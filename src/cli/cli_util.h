@@ -57,6 +57,7 @@ const char *cli_failed_path(const char *in, const char *out);
 /* The value parsers of the options that the library parses (CLI_FN rows). */
 nmf_status cli_parse_dtype(const char *value, void *dest); /* nmf_dtype * */
 nmf_status cli_parse_precision(const char *value, void *dest); /* nmf_precision * */
+nmf_status cli_parse_size(const char *value, void *dest); /* uint64_t *: "5GB", "2GiB", bytes */
 /* "vit-fmnist, deit-tiny, ..." (the --shape names of bench model and sim) into buf; returns buf */
 const char *cli_shape_names(char *buf, size_t cap);
 

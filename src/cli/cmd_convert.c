@@ -24,14 +24,16 @@ static const char about[] =
     "  any -> OUT_DIR               a BERT, GPT-2 or LLaMA model (one candidate of an\n"
     "                               .nmf: --model NAME) as a Hugging Face folder:\n"
     "                               config.json + model.safetensors, the original\n"
-    "                               tensor names, dense values (zeros where pruned).\n"
-    "                               Written whole or not at all; an existing non-empty\n"
-    "                               OUT_DIR is refused unless --force\n"
+    "                               tensor names, dense values (zeros where pruned);\n"
+    "                               over --max-shard-size (default 5GB) in shards,\n"
+    "                               model-0000i-of-0000n.safetensors + index, as\n"
+    "                               save_pretrained. Written whole or not at all; an\n"
+    "                               existing non-empty OUT_DIR is refused unless --force\n"
     "--default-precision P (an .nmf OUT) records P (f32, bf16 or int8) as every written\n"
     "candidate's default: run, eval and bench model then compute in it unless --precision\n"
     "says otherwise (metadata key nmformer.precision; OUT may be IN: written atomically).\n"
-    "An .nmf OUT is written tensor by tensor (IN read one tensor at a time: memory is a\n"
-    "few tensors, not the model); safetensors and folder outputs hold the model whole.\n"
+    "Every OUT is written tensor by tensor (IN read one tensor at a time: memory is a\n"
+    "few tensors, not the model).\n"
     "Progress (bytes/s, ETA) on stderr for steps over a second; --quiet silences it.\n"
     "On success one line on stdout: IN and OUT with their kinds and sizes, the candidates\n"
     "written (bits per group of each N:M one) and the dtype.\n";
@@ -41,6 +43,7 @@ int cmd_convert(int argc, char **argv) {
     nmf_dtype dtype = NMF_DTYPE_COUNT; /* not given: the source's */
     nmf_precision default_prec = NMF_PREC_COUNT; /* not given: as the source's metadata says */
     int force = 0, quiet = 0, json = 0;
+    uint64_t max_shard = 0; /* not given: save_pretrained's 5GB */
     cli_config_flags flags = {0};
     const cli_opt opts[] = {
         CLI_STR("model", 'm', &model, "NAME", "candidate to read or to write (see above)"),
@@ -50,6 +53,9 @@ int cmd_convert(int argc, char **argv) {
                "an .nmf OUT: the candidates' default arithmetic\n(f32, bf16 or int8), see above"),
         CLI_FLAG("force", 'f', &force, "replace an existing model folder OUT_DIR\n(config.json and "
                  "files only; any other\nnon-empty folder is left alone)"),
+        CLI_FN("max-shard-size", 0, cli_parse_size, &max_shard, "SIZE",
+               "a model folder OUT: shards of at most SIZE\n(5GB, 500MB, 2GiB, bytes; default 5GB, as\n"
+               "save_pretrained), see above"),
         CLI_FLAG("quiet", 'q', &quiet, "no summary line, no progress"),
         CLI_FLAG("json", 0, &json, "the summary as one JSON object"),
         CLI_CONFIG_OPTS(&flags),
@@ -63,12 +69,13 @@ int cmd_convert(int argc, char **argv) {
     const int to_folder = ok == NMF_FILE_HF_FOLDER;
     if (force && !to_folder)
         return cli_usage_error("convert", "--force applies to a model folder OUT only");
+    if (max_shard && !to_folder)
+        return cli_usage_error("convert", "--max-shard-size applies to a model folder OUT only");
+    if (!max_shard) max_shard = 5000000000ull;
     if (default_prec != NMF_PREC_COUNT && ok != NMF_FILE_NMF)
         return cli_usage_error("convert", "--default-precision is stored in an .nmf OUT only");
     if (cli_file_kind("convert", in, &ik)) return CLI_EXIT_FAILURE;
     nmf_status st;
-    nmf_model_config cfg;
-    nmf_tensor_set set;
 
     if (ok == NMF_FILE_NMF) { /* tensor by tensor (nmf_family_convert_file) */
         if (ik == NMF_FILE_NMF && cli_config_flags_any(&flags))
@@ -86,23 +93,17 @@ int cmd_convert(int argc, char **argv) {
     }
 
     /* One model in (a candidate of an .nmf: --model, or the one model of a file or folder),
-     * written as a safetensors file or a model folder. */
+     * written dense as a safetensors file or a model folder, tensor by tensor. */
     int one_model_in = ik != NMF_FILE_NMF;
     if (one_model_in && model && strcmp(model, "dense"))
         return cli_usage_error("convert", "--model names a candidate of an .nmf file; %s holds "
                                "one model", in);
-    st = cli_load_model(in, one_model_in ? NULL : model, &flags, &cfg, &set);
-    if (st) return cli_fail("convert", in, st);
-    if (dtype == NMF_DTYPE_COUNT) dtype = nmf_tensors_stored_dtype(&set);
+    nmf_config_overrides o;
+    const nmf_dense_write_options dopt = {dtype, {0, 0}, to_folder, force, max_shard};
+    st = cli_config_overrides(&flags, &o);
+    if (!st) st = nmf_dense_convert_file(in, one_model_in ? NULL : model, &o, out, &dopt, &dtype);
+    if (st) return cli_fail("convert", cli_failed_path(in, out), st);
     const char *written = one_model_in || !model ? "dense" : model;
-    if (to_folder) {
-        nmf_hf_write_options hopt = {dtype, force};
-        st = nmf_hf_folder_write(out, &cfg, &set, &hopt);
-    } else {
-        st = nmf_safetensors_write(out, &set, dtype); /* the loader set the config meta */
-    }
-    nmf_tensors_free(&set);
-    if (st) return cli_fail("convert", out, st);
     if (!quiet) cli_print_summary("convert", in, out, NULL, written, dtype, json);
     return 0;
 }

@@ -35,11 +35,14 @@ static const char about[] =
     "OUT .nmf: a family holding 'dense' and one candidate per pattern (named \"N:M\");\n"
     "tensors the candidates have in common are stored once.\n"
     "OUT .safetensors: one pattern only; the pruned model, dense with zeros.\n"
+    "OUT_DIR (magnitude, a BERT, GPT-2 or LLaMA model): the same as a Hugging Face\n"
+    "folder (config.json + model.safetensors, as convert writes it).\n"
     "Magnitude pruning to an .nmf family streams: IN is read one tensor at a time\n"
     "and each tensor's dense copy and N:M forms are written before the next is read,\n"
     "so memory is a few tensors, not the model (--add: the family's candidates are\n"
-    "copied tensor by tensor first). A .safetensors OUT and wanda / sparsegpt (which\n"
-    "run forwards over the whole model) load the model whole.\n"
+    "copied tensor by tensor first); so does magnitude pruning to a .safetensors OUT\n"
+    "or a folder. Wanda / sparsegpt (which run forwards over the whole model) load the\n"
+    "model whole.\n"
     "Progress (bytes/s, ETA) on stderr for steps over a second; --quiet silences it.\n"
     "On success one line on stdout: IN and OUT with their kinds and sizes, the candidates\n"
     "OUT holds with the index-code bits per group of each pattern, and the dtype.\n";
@@ -64,6 +67,22 @@ static int prune_streamed(const char *in, const char *model, const char *out,
     if (st) return cli_fail("prune", cli_failed_path(in, out), st);
     if (!quiet) cli_print_summary("prune", in, out, &fam, NULL, dtype, json);
     nmf_family_free(&fam);
+    return 0;
+}
+
+/* One pattern by magnitude to a .safetensors file or a model folder: streamed as well
+ * (nmf_dense_convert_file), dense with zeros where pruned. */
+static int prune_dense_streamed(const char *in, const char *model, const char *out,
+                                const cli_config_flags *flags, nmf_pattern p, int folder,
+                                nmf_dtype dtype, int quiet, int json) {
+    nmf_config_overrides o;
+    const nmf_dense_write_options opt = {dtype, p, folder, 0, 5000000000ull /* save_pretrained's */};
+    nmf_status st = cli_config_overrides(flags, &o);
+    if (!st) st = nmf_dense_convert_file(in, model, &o, out, &opt, &dtype);
+    if (st) return cli_fail("prune", cli_failed_path(in, out), st);
+    char name[16];
+    nmf_pattern_format(p, name, sizeof name);
+    if (!quiet) cli_print_summary("prune", in, out, NULL, name, dtype, json);
     return 0;
 }
 
@@ -140,17 +159,21 @@ int cmd_prune(int argc, char **argv) {
     }
     if (npat == 0) return cli_usage_error("prune", "--pattern needs at least one N:M");
     nmf_file_kind out_kind = cli_output_kind(out), in_kind;
-    if (out_kind == NMF_FILE_HF_FOLDER)
-        return cli_usage_error("prune", "%s: output must be .nmf or .safetensors", out);
-    if (out_kind == NMF_FILE_SAFETENSORS && (npat != 1 || add))
-        return cli_usage_error("prune", "a .safetensors output holds one pattern and no --add; "
-                               "use .nmf for a family");
+    if (out_kind == NMF_FILE_HF_FOLDER && calibrated)
+        return cli_usage_error("prune", "%s: output must be .nmf or .safetensors with --method %s "
+                               "(a model folder: magnitude only)", out, nmf_prune_method_name(popt.method));
+    if (out_kind != NMF_FILE_NMF && (npat != 1 || add))
+        return cli_usage_error("prune", "a .safetensors or folder output holds one pattern and no "
+                               "--add; use .nmf for a family");
     if (cli_file_kind("prune", in, &in_kind)) return CLI_EXIT_FAILURE;
 
     const char *src_model = model;
     if (!src_model && in_kind == NMF_FILE_NMF) src_model = "dense";
     if (out_kind == NMF_FILE_NMF && !calibrated) /* magnitude: tensor by tensor, --add too */
         return prune_streamed(in, src_model, out, &flags, pats, npat, !no_dense, add, dtype, quiet, json);
+    if (!calibrated) /* magnitude, one pattern: tensor by tensor */
+        return prune_dense_streamed(in, src_model, out, &flags, pats[0], out_kind == NMF_FILE_HF_FOLDER,
+                                    dtype, quiet, json);
 
     nmf_model_config cfg;
     nmf_tensor_set src;

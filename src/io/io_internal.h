@@ -61,6 +61,36 @@ mode_t nmf_io_umask(void);
 nmf_status nmf_io_safetensors_write_meta(const char *path, const nmf_tensor_set *s, nmf_dtype dtype,
                                          const nmf_meta *meta, size_t meta_count);
 
+/* A safetensors file written one tensor at a time (src/io/safetensors_write.c), what
+ * nmf_safetensors_write is made of. open writes the header of tensors [first, first + count) of
+ * headers (their names and shapes only, every one stored as dtype, the metadata given) into a
+ * temporary file next to path; add takes those tensors in order, each checked against its header (name,
+ * shape) and stored dense (N:M unpacked, zeros where pruned; 16-bit or f32 values); commit, once
+ * every one is added, fsyncs and renames the file to path. abort, or any failure of add or
+ * commit, removes the temporary file (after a failed add the caller still aborts). headers must
+ * outlive the writer. */
+typedef struct nmf_io_st_writer nmf_io_st_writer;
+nmf_status nmf_io_st_writer_open(const char *path, const nmf_tensor_set *headers, size_t first,
+                                 size_t count, nmf_dtype dtype, const nmf_meta *meta,
+                                 size_t meta_count, nmf_io_st_writer **out);
+nmf_status nmf_io_st_writer_add(nmf_io_st_writer *w, const nmf_tensor *t);
+nmf_status nmf_io_st_writer_commit(nmf_io_st_writer *w); /* frees w, whatever happens */
+void nmf_io_st_writer_abort(nmf_io_st_writer *w);
+
+/* A Hugging Face model folder written one tensor at a time (src/io/hf_write.c), what
+ * nmf_hf_folder_write is made of: open checks c and headers as nmf_hf_folder_write does, stages
+ * the folder, writes config.json, plans the shards from the headers (opt->max_shard_bytes) and
+ * opens the first; add takes every tensor of headers in order (as nmf_io_st_writer_add), each
+ * shard committed when its last tensor is in; commit writes the index (when sharded) and moves
+ * the folder into place. Abort, or any failure of add or commit, leaves dir as it was and
+ * nothing else behind (after a failed add the caller still aborts). headers must outlive w. */
+typedef struct nmf_io_hf_writer nmf_io_hf_writer;
+nmf_status nmf_io_hf_writer_open(const char *dir, const nmf_model_config *c, const nmf_tensor_set *headers,
+                                 const nmf_hf_write_options *opt, nmf_io_hf_writer **out);
+nmf_status nmf_io_hf_writer_add(nmf_io_hf_writer *w, const nmf_tensor *t);
+nmf_status nmf_io_hf_writer_commit(nmf_io_hf_writer *w); /* frees w, whatever happens */
+void nmf_io_hf_writer_abort(nmf_io_hf_writer *w);
+
 /* A folder written whole or not at all: its files go into a temporary folder next to it
  * ("<dir>.XXXXXX.tmp", same filesystem), which publish fsyncs and renames to dir. dir may be
  * absent or an empty folder; a non-empty one only with force, and only when it looks like a

@@ -146,19 +146,13 @@ nmf_status nmf_model_stream_read(const nmf_model_stream *s, size_t i, nmf_tensor
         return nmf_error(NMF_ERR_INVALID_ARG, "tensor %zu of %zu", i, s->headers.count);
     if (s->fam) return nmf_io_family_file_decode(s->fam, s->pick, i, out);
     const nmf_tensor *h = &s->headers.items[i];
-    float *v;
-    nmf_status st = decode_file_tensor(s, i, &v);
-    if (st) return st;
+    const location *l = &s->loc[i];
     nmf_tensor *t;
-    st = nmf_tensors_add_dense(out, h->name, h->ndim, h->shape, NULL, &t);
-    if (st) {
-        nmf_free(v);
-        return st;
-    }
-    nmf_free(t->data); /* take the decoded values instead of a copy */
-    t->data = v;
+    /* decoded straight into the tensor's own buffer: one copy of its values, never two */
+    nmf_status st = nmf_tensors_add_dense(out, h->name, h->ndim, h->shape, NULL, &t);
+    if (st) return st;
     t->stored_dtype = h->stored_dtype;
-    return NMF_OK;
+    return nmf_io_st_decode(&s->files.shards[l->shard], l->item, t->data);
 }
 
 uint64_t nmf_model_stream_bytes(const nmf_model_stream *s, size_t i) {

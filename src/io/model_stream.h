@@ -20,7 +20,8 @@ const nmf_model_config *nmf_model_stream_config(const nmf_model_stream *s);
  * included). */
 const nmf_tensor_set *nmf_model_stream_headers(const nmf_model_stream *s);
 /* Tensor i of the headers with its values, added to out as the loader holds it (dense f32, or
- * N:M for an N:M tensor of an .nmf, checked when its payload is touched). */
+ * N:M for an N:M tensor of an .nmf, checked when its payload is touched). On failure out may
+ * hold the tensor without its values: the caller frees out either way. */
 nmf_status nmf_model_stream_read(const nmf_model_stream *s, size_t i, nmf_tensor_set *out);
 /* Bytes tensor i is stored in (for progress). */
 uint64_t nmf_model_stream_bytes(const nmf_model_stream *s, size_t i);

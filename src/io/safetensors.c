@@ -4,9 +4,9 @@
  *          "__metadata__": {"key": "value", ...}}
  * Offsets are relative to the start of the data buffer. As the format requires, the tensors must
  * tile the buffer exactly: no overlap, no hole, nothing after the last one. Values are converted
- * to f32 on read; writes use one dtype for every tensor. The file is not read whole: the header
- * and then each tensor's bytes are mapped while they are parsed or decoded (src/io/mapped.c), so
- * reading costs the decoded tensors plus one tensor's bytes. */
+ * to f32 on read; writes (src/io/safetensors_write.c) use one dtype for every tensor. The file is
+ * not read whole: the header and then each tensor's bytes are mapped while they are parsed or
+ * decoded (src/io/mapped.c), so reading costs the decoded tensors plus one tensor's bytes. */
 #include "nmformer/io.h"
 
 #include <cjson/cJSON.h>
@@ -298,85 +298,4 @@ nmf_status nmf_io_safetensors_read(const char *path, nmf_tensor_set *out, nmf_dt
 
 nmf_status nmf_safetensors_read(const char *path, nmf_tensor_set *out) {
     return nmf_safetensors_read_ex(path, out, NULL);
-}
-
-nmf_status nmf_safetensors_write(const char *path, const nmf_tensor_set *s, nmf_dtype dtype) {
-    return nmf_io_safetensors_write_meta(path, s, dtype, s->meta, s->meta_count);
-}
-
-nmf_status nmf_io_safetensors_write_meta(const char *path, const nmf_tensor_set *s, nmf_dtype dtype,
-                                         const nmf_meta *metadata, size_t meta_count) {
-    if ((unsigned)dtype >= NMF_DTYPE_COUNT)
-        return nmf_error(NMF_ERR_INVALID_ARG, "%s: bad dtype", path);
-    size_t esize = nmf_dtype_size(dtype);
-    cJSON *root = cJSON_CreateObject();
-    char *header = NULL;
-    float *tmp = NULL;
-    uint8_t *enc = NULL;
-    nmf_atomic_file *f = NULL;
-    nmf_status st = NMF_OK;
-    if (!root) return nmf_error(NMF_ERR_NOMEM, "%s: header", path);
-    if (meta_count) {
-        cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
-        if (!meta) goto nomem;
-        for (size_t i = 0; i < meta_count; i++)
-            if (!cJSON_AddStringToObject(meta, metadata[i].key, metadata[i].value)) goto nomem;
-    }
-    size_t offset = 0, max_numel = 0;
-    for (size_t i = 0; i < s->count; i++) {
-        const nmf_tensor *t = &s->items[i];
-        if (!strcmp(t->name, "__metadata__")) { /* the header key is reserved: the file would be corrupt */
-            cJSON_Delete(root);
-            return nmf_error(NMF_ERR_INVALID_ARG, "%s: a tensor cannot be named __metadata__ in safetensors",
-                             path);
-        }
-        cJSON *e = cJSON_AddObjectToObject(root, t->name);
-        if (!e || !cJSON_AddStringToObject(e, "dtype", nmf_dtype_name(dtype))) goto nomem;
-        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
-        if (!shape) goto nomem;
-        for (int d = 0; d < t->ndim; d++)
-            if (!cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]))) goto nomem;
-        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
-        if (!offs) goto nomem;
-        size_t bytes = t->numel * esize;
-        if (!cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)offset)) ||
-            !cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(offset + bytes))))
-            goto nomem;
-        offset += bytes;
-        if (t->numel > max_numel) max_numel = t->numel;
-    }
-    header = cJSON_PrintUnformatted(root);
-    if (!header) goto nomem;
-    /* pad the header with spaces so the data starts 8-byte aligned (as the reference writer) */
-    size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8;
-    tmp = nmf_alloc(max_numel, sizeof(float));
-    enc = nmf_alloc(max_numel, esize);
-    if (!tmp || !enc) goto nomem;
-    st = nmf_atomic_open(path, &f);
-    if (st) goto done;
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    st = nmf_atomic_write(f, len8, 8);
-    if (!st) st = nmf_atomic_write(f, header, hlen);
-    if (!st && padded > hlen) st = nmf_atomic_write(f, "        ", padded - hlen);
-    for (size_t i = 0; !st && i < s->count; i++) {
-        const nmf_tensor *t = &s->items[i];
-        st = nmf_tensor_dense(t, tmp);
-        if (st) break;
-        nmf_io_encode_values(enc, tmp, t->numel, dtype);
-        st = nmf_atomic_write(f, enc, t->numel * esize);
-    }
-    if (st)
-        nmf_atomic_abort(f);
-    else
-        st = nmf_atomic_commit(f);
-    goto done;
-nomem:
-    st = nmf_error(NMF_ERR_NOMEM, "%s: out of memory building the header", path);
-done:
-    cJSON_Delete(root);
-    free(header);
-    nmf_free(tmp);
-    nmf_free(enc);
-    return st;
 }

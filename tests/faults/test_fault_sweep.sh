@@ -103,7 +103,11 @@ HF=$FIX/../hf/gpt2_lm
 mkdir "$TMP/prev_empty"
 sweep hf-folder "$D/hf" "$TMP/prev_empty" -- "$CLI" convert "$TMP/hf.nmf" "$D/hf" --model dense
 sweep hf-folder-force "$D/hf" "$TMP/prev_hf" -- "$CLI" convert "$TMP/hf.nmf" "$D/hf" --model dense --force
+# written tensor by tensor (nmf_dense_convert_file): a folder in shards + index, and one file
+sweep hf-shards "$D/hf" "$TMP/prev_hf" -- "$CLI" convert "$TMP/hf.nmf" "$D/hf" --model dense --force --max-shard-size 20KB
 rm -rf "$D/hf"
+"$CLI" convert "$MODEL" "$TMP/prev_st.safetensors" --dtype f16 >/dev/null || fail "setup: safetensors"
+sweep safetensors "$D/s.safetensors" "$TMP/prev_st.safetensors" -- "$CLI" convert "$MODEL" "$D/s.safetensors" --dtype bf16
 echo "not a npy" >"$TMP/prev_text"
 sweep run-output "$D/y.npy" "$TMP/prev_text" -- "$CLI" run "$MODEL" --input "$INPUT" --output "$D/y.npy" --threads 1
 sweep report "$D/r.html" "$TMP/prev_text" -- "$CLI" report "$NMF_SOURCE_DIR/tests/fixtures/report" -o "$D/r.html" --quiet

@@ -9,7 +9,10 @@
 #    and runs to the fixture's own outputs; our 2:4 / 2:8 of a dense fixture, written back, is its
 #    N:M twin fixture (same weights, same logits);
 #  - folder -> .nmf / .safetensors -> folder; --dtype; an OUT_DIR that is a file, a non-empty
-#    folder, a ViT: one clear error line, nothing written.
+#    folder, a ViT: one clear error line, nothing written;
+#  - prune straight to a folder (magnitude, streamed) is the same folder as through .nmf;
+#    --max-shard-size writes save_pretrained's shards + index, which read back (ours and the
+#    PyTorch check) as the unsharded model.
 set -u
 CLI=${NMF_CLI:?NMF_CLI not set}
 SRC=${NMF_SOURCE_DIR:?NMF_SOURCE_DIR not set}
@@ -73,6 +76,38 @@ for twin in bert_cls_pad:bert_cls_pad_2to8:2:8 gpt2_lm:gpt2_lm_2to4:2:4 llama_gq
     "$CLI" convert "$TMP/$dense.nmf" "$TMP/$nm.ours" --model "$n:$m" || fail "$nm: convert"
     checks+=("$TMP/$nm.ours" "$FIX/$nm" "$FIX/$nm")
 done
+
+# prune by magnitude straight to a folder (streamed): the same twin, the same bytes as through .nmf
+"$CLI" prune "$FIX/gpt2_lm" "$TMP/gpt2_lm_2to4.direct" --pattern 2:4 -q || fail "prune to a folder"
+for f in config.json model.safetensors; do
+    cmp -s "$TMP/gpt2_lm_2to4.direct/$f" "$TMP/gpt2_lm_2to4.ours/$f" || fail "prune to a folder: $f differs"
+done
+expect_error "prune --method wanda to a folder" "magnitude only" -- \
+    "$CLI" prune "$FIX/gpt2_lm" "$TMP/x" --pattern 2:4 --method wanda
+expect_error "prune to a folder, two patterns" "holds one pattern" -- \
+    "$CLI" prune "$FIX/gpt2_lm" "$TMP/x" --pattern 2:4,1:4
+
+# --max-shard-size: save_pretrained's shards and index, read back by us and by the PyTorch check
+"$CLI" convert "$FIX/llama_gqa6x2" "$TMP/llama_shards" --max-shard-size 40KB -q || fail "convert to shards"
+[ "$(ls "$TMP/llama_shards" | tr '\n' ' ')" = "config.json model-00001-of-00005.safetensors \
+model-00002-of-00005.safetensors model-00003-of-00005.safetensors model-00004-of-00005.safetensors \
+model-00005-of-00005.safetensors model.safetensors.index.json " ] || fail "shards: $(ls "$TMP/llama_shards" | tr '\n' ' ')"
+"$CLI" convert "$TMP/llama_shards" "$TMP/llama_unsharded.safetensors" -q || fail "shards as a source"
+"$CLI" convert "$FIX/llama_gqa6x2" "$TMP/llama_direct.safetensors" -q || fail "convert to safetensors"
+cmp -s "$TMP/llama_unsharded.safetensors" "$TMP/llama_direct.safetensors" || fail "shards read back differ"
+checks+=("$TMP/llama_shards" "$FIX/llama_gqa6x2" "$FIX/llama_gqa6x2")
+# OUT may be IN (streamed: IN is read from the files it had while the new ones are staged)
+cp -r "$TMP/llama_shards" "$TMP/self"
+"$CLI" convert "$TMP/self" "$TMP/self" --force --dtype bf16 -q || fail "a folder onto itself"
+"$CLI" convert "$TMP/self" "$TMP/self.safetensors" -q && "$CLI" convert "$TMP/self.safetensors" "$TMP/self.safetensors" --dtype f32 -q \
+    || fail "a file onto itself"
+"$CLI" convert "$FIX/llama_gqa6x2" "$TMP/direct_bf16.safetensors" --dtype bf16 -q && \
+    "$CLI" convert "$TMP/direct_bf16.safetensors" "$TMP/direct_back.safetensors" --dtype f32 -q || fail "bf16 and back"
+cmp -s "$TMP/self.safetensors" "$TMP/direct_back.safetensors" || fail "onto itself: not the direct conversion"
+expect_error "--max-shard-size for a file OUT" "model folder OUT only" -- \
+    "$CLI" convert "$FIX/gpt2_lm" "$TMP/x.safetensors" --max-shard-size 1GB
+expect_error "--max-shard-size not a size" "not a size" -- \
+    "$CLI" convert "$FIX/gpt2_lm" "$TMP/x" --max-shard-size 5XB
 
 # --dtype: a BF16 fixture written as f32 doubles its weights; the default keeps BF16
 "$CLI" convert "$FIX/llama_gqa4x1_tied_bf16" "$TMP/l32" --dtype f32 || fail "convert --dtype f32"

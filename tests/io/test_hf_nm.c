@@ -352,7 +352,7 @@ static void test_hf_round_trip(void) {
         nmf_tensors_free(&s2);
         /* a chosen dtype: f32 values of the BF16/F16 fixtures are exact in f32 */
         rm_tree(dir);
-        nmf_hf_write_options f32 = {NMF_DTYPE_F32, 0};
+        nmf_hf_write_options f32 = {NMF_DTYPE_F32, 0, 0};
         CHECK_OK(nmf_hf_folder_write(dir, &c, &s, &f32));
         nmf_tensors_free(&raw1);
         CHECK_OK(nmf_hf_folder_read(dir, &h1, &raw1));
@@ -452,7 +452,7 @@ static void test_output_targets(void) {
     nmf_model_config c;
     nmf_tensor_set s;
     CHECK_OK(nmf_load_model(fixture("gpt2_model_t1"), NULL, NULL, &c, &s));
-    nmf_hf_write_options force = {NMF_DTYPE_F32, 1};
+    nmf_hf_write_options force = {NMF_DTYPE_F32, 1, 0};
     /* a file */
     const char *file = tmp_path("out_file");
     write_bytes(file, "keep", 4);

@@ -6,7 +6,8 @@ package; tests/ref/hf_models.py mirrors its modeling_{bert,gpt2,llama}.py).
   /usr/bin/python3 tests/ref/check_hf_folder.py OUT_DIR FIXTURE_DIR WEIGHTS_DIR [OUT_DIR ...]
 
 OUT_DIR is read as transformers would read it: config.json (model_type, architectures and the
-family's own keys) and model.safetensors (metadata "format": "pt", tensors by their HF names);
+family's own keys) and model.safetensors, or the shards model.safetensors.index.json maps each
+tensor to (metadata "format": "pt", tensors by their HF names);
 the family's forward of tests/ref/hf_models.py then runs on FIXTURE_DIR's inputs and must give
 FIXTURE_DIR's outputs (logits, or last_hidden_state and pooler_output), |diff| <= 1e-5 *
 max(1, |ref|max), and its greedy generation (decoders with a head). WEIGHTS_DIR (usually
@@ -52,8 +53,10 @@ def check(out_dir, fixture, weights_dir):
         cfg = json.load(f)
     arch = cfg["architectures"][0]
     assert arch in HEADS, f"{out_dir}: architectures {cfg['architectures']}"
-    meta = header(os.path.join(out_dir, "model.safetensors")).get("__metadata__", {})
-    assert meta.get("format") == "pt", f"{out_dir}: safetensors metadata {meta} (transformers wants format pt)"
+    for name in sorted(os.listdir(out_dir)):  # model.safetensors, or every shard
+        if name.endswith(".safetensors"):
+            meta = header(os.path.join(out_dir, name)).get("__metadata__", {})
+            assert meta.get("format") == "pt", f"{out_dir}/{name}: safetensors metadata {meta} (transformers wants format pt)"
 
     p, want = read_folder(out_dir), read_folder(weights_dir)
     assert set(p) == set(want), f"tensor names differ: {sorted(set(p) ^ set(want))}"
