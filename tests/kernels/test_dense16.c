@@ -85,10 +85,11 @@ static void run_case(size_t out, size_t in, size_t T, nmf_dtype dt, int use_bias
     for (size_t o = split, k = 0; o < out; o++)
         for (size_t i = c0; i < c1; i++, k++) CHECK(wf2[k] == widen(w[o * in + i], dt));
     if (nmf_cpu_best_isa() >= NMF_ISA_AVX2) {
-        float *wf3 = wf2 + (out - split) * (c1 - c0);
+        float *wf3 = malloc(((out - split) * (c1 - c0) + 1) * sizeof *wf3);
         nmf_dense16_widen_avx2(wf3, &d, split, out, c0, c1);
         CHECK_MSG(!memcmp(wf3, wf2, (out - split) * (c1 - c0) * sizeof(float)),
                   "%s: avx2 widening of a column block", label);
+        free(wf3);
     }
     if (nmf_cpu_best_isa() >= NMF_ISA_AVX2) {
         nmf_dense16_rows_avx2(y2, out, x, in, &d, T, 0, split);
