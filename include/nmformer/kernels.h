@@ -96,6 +96,15 @@ NMF_API nmf_status nmf_linear_create_nm_bf16(nmf_linear **lin, const nmf_nm_matr
  * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). */
 NMF_API nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
                               size_t tokens, nmf_activation act);
+/* An MLP: y = down( act(up(x) + up_bias) ) + down_bias, i.e. nmf_linear_forward of up into
+ * hidden (tokens, up.out) and of down from it (down.in == up.out; biases may be NULL). Where
+ * both layers run the token-vectorised kernel on the same token tiles, the hidden activations
+ * stay in its transposed layout (no transpose out of up, none into down, one parallel region)
+ * and hidden is not written; else it holds act(up(x) + up_bias). The same values either way. */
+NMF_API nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x,
+                                          const nmf_linear *up, const float *up_bias,
+                                          nmf_activation act, const nmf_linear *down,
+                                          const float *down_bias, size_t tokens);
 /* dx[t][i] = sum_o dy[t][o] * W[o][i]    (training: gradient w.r.t. the input)
  * dx (tokens, in), dy (tokens, out). Overwrites dx. */
 NMF_API nmf_status nmf_linear_backward_input(float *dx, const float *dy, const nmf_linear *lin,

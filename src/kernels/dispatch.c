@@ -5,10 +5,12 @@
 
 static const nmf_spmm_tv_kernels tv_avx2 = {"avx2-tv", 8, nmf_spmm_tv_avx2_supports,
                                              nmf_spmm_tv_transpose_avx2,
-                                             nmf_spmm_forward_tv_xt_avx2};
+                                             nmf_spmm_forward_tv_xt_avx2,
+                                             nmf_spmm_forward_tv_xt_xt_avx2};
 static const nmf_spmm_tv_kernels tv_avx512 = {"avx512-tv", 16, nmf_spmm_tv_avx512_supports,
                                                nmf_spmm_tv_transpose_avx512,
-                                               nmf_spmm_forward_tv_xt_avx512};
+                                               nmf_spmm_forward_tv_xt_avx512,
+                                               nmf_spmm_forward_tv_xt_xt_avx512};
 
 static const nmf_spmm_kernels table[] = {
     [NMF_ISA_SCALAR] = {"scalar", nmf_spmm_forward_scalar, nmf_spmm_backward_scalar, NULL},

@@ -568,6 +568,77 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
     return NMF_OK;
 }
 
+/* Whether up and down run the token-vectorised kernel at this token count on the same token
+ * tiles (f32 N:M layers of one ISA's plans), so that up's output can stay in the tv layout. */
+static int mlp_chains(const nmf_linear *up, const nmf_linear *down, size_t tokens) {
+    if (up->prec != NMF_PREC_F32 || down->prec != NMF_PREC_F32 || up->dense || down->dense ||
+        up->d16.w || down->d16.w || !up->w.tv_pairs || !down->w.tv_pairs)
+        return 0;
+    const nmf_spmm_step su = nmf_spmm_plan_step(&up->plan, &up->w, tokens);
+    const nmf_spmm_step sd = nmf_spmm_plan_step(&down->plan, &down->w, tokens);
+    return su.kind == NMF_SPMM_STEP_TV && sd.kind == NMF_SPMM_STEP_TV &&
+           up->plan.k->tv == down->plan.k->tv && up->w.tv_tokens == down->w.tv_tokens;
+}
+
+nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const nmf_linear *up,
+                                  const float *up_bias, nmf_activation act, const nmf_linear *down,
+                                  const float *down_bias, size_t tokens) {
+    nmf_status st = check_args(y, x, up, tokens, "mlp");
+    if (st == NMF_OK) st = check_args(hidden, x, down, tokens, "mlp");
+    if (st != NMF_OK) return st;
+    if (down->in != up->out)
+        return nmf_error(NMF_ERR_SHAPE, "linear mlp: down takes %zu inputs, up gives %zu",
+                         down->in, up->out);
+    if ((unsigned)act >= NMF_ACT_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear mlp: activation %d unknown", (int)act);
+    if (tokens == 0) return NMF_OK;
+    const nmf_spmm_tv_kernels *tv = up->plan.k ? up->plan.k->tv : NULL;
+    float *xT = NULL;
+    size_t xt1 = 0, xt2 = 0, yt = 0;
+    int threads = 1;
+    if (mlp_chains(up, down, tokens)) {
+        const size_t tok = up->w.tv_tokens;
+        const size_t chunk = up->plan.tv_shape.chunk > down->plan.tv_shape.chunk
+                                 ? up->plan.tv_shape.chunk : down->plan.tv_shape.chunk;
+        const double fmas = (double)tokens * (double)up->out * (double)up->w.groups * (double)up->w.n;
+        threads = threads_for(2.0 * fmas, up->w.panels < down->w.panels ? up->w.panels : down->w.panels);
+        xt1 = nmf_spmm_tv_xt_floats(up->in, tokens, tok);
+        xt2 = nmf_spmm_tv_xt_floats(up->out, tokens, tok);
+        yt = nmf_round_up(nmf_spmm_tv_yt_floats(chunk, tok), 16);
+        const size_t floats = nmf_round_up(xt1 + xt2 + yt * (size_t)threads, 16);
+        if (xt1 && xt2 && floats < SIZE_MAX / sizeof(float))
+            xT = nmf_scratch_take(floats * sizeof(float));
+    }
+    if (!xT) { /* apart, through hidden (also when the scratch cannot be had) */
+        st = nmf_linear_forward(hidden, x, up, up_bias, tokens, act);
+        return st ? st : nmf_linear_forward(y, hidden, down, down_bias, tokens, NMF_ACT_NONE);
+    }
+    float *xT2 = xT + xt1, *yT = xT2 + xt2;
+    const size_t tok = up->w.tv_tokens, in16 = nmf_round_up(up->out, NMF_TV_IN_ALIGN);
+    const size_t vecs = (tokens + tv->lanes - 1) / tv->lanes, tiles = (tokens + tok - 1) / tok;
+    /* up's output lands in xT2 as down's transpose would have put it there; every float down
+     * reads is written before (rows past up->out: zeros, as a transpose pads them) */
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        tv->transpose(xT, x, up->in, up->in, tokens, tok, vecs * id / nt, vecs * (id + 1) / nt);
+        for (size_t t = id; t < tiles; t += nt)
+            memset(xT2 + t * in16 * tok + up->out * tok, 0, (in16 - up->out) * tok * sizeof(float));
+#pragma omp barrier
+        const size_t p0 = up->w.panels * id / nt, p1 = up->w.panels * (id + 1) / nt;
+        if (p1 > p0)
+            tv->forward_xt_xt(xT2, xT, &up->w, up_bias, tokens, act, p0, p1,
+                              up->plan.tv_shape.chunk, yT + id * yt);
+#pragma omp barrier
+        const size_t q0 = down->w.panels * id / nt, q1 = down->w.panels * (id + 1) / nt;
+        if (q1 > q0)
+            tv->forward_xt(y, xT2, &down->w, down_bias, tokens, NMF_ACT_NONE, q0, q1,
+                           down->plan.tv_shape.chunk, yT + id * yt);
+    }
+    nmf_scratch_give(xT);
+    return NMF_OK;
+}
+
 /* Builds W^T (CSR by input column) from the panel layout, once. Zero weights are left out
  * (padding rows and padding columns are stored as zeros). */
 static nmf_status make_transpose(nmf_linear *l) {

@@ -125,6 +125,11 @@ typedef void (*nmf_spmm_backward_fn)(float *dx, const float *dy, const nmf_spmm_
  *   (rounded down to a multiple of 16: their partial sums yT[chunk][TOK] are kept in the
  *   scratch yT, nmf_spmm_tv_yt_floats, 64-byte aligned, private to the thread, across the
  *   input blocks);
+ * - forward_xt_xt: the same product written, activation applied, as the next layer's xT (the
+ *   xT layout of `out` columns: tile t0 / TOK, row o at o * TOK; no transpose), so that a
+ *   second tv layer with the same TOK reads it as is (nmf_linear_forward_mlp). Lanes past the
+ *   last token hold values of the padding (finite, never stored by the next layer), rows past
+ *   `out` are not written;
  * - supports(R, TOK): whether that block shape has a microkernel for every tile height. */
 typedef void (*nmf_spmm_tv_transpose_fn)(float *xT, const float *x, size_t ldx, size_t in,
                                          size_t tokens, size_t tok, size_t v0, size_t v1);
@@ -137,6 +142,7 @@ typedef struct {
     int (*supports)(size_t rows, size_t tok);
     nmf_spmm_tv_transpose_fn transpose;
     nmf_spmm_tv_forward_fn forward_xt;
+    nmf_spmm_tv_forward_fn forward_xt_xt;
 } nmf_spmm_tv_kernels;
 
 typedef struct {
@@ -180,12 +186,18 @@ void nmf_spmm_tv_transpose_avx2(float *xT, const float *x, size_t ldx, size_t in
 void nmf_spmm_forward_tv_xt_avx2(float *y, const float *xT, const nmf_spmm_weights *w,
                                  const float *bias, size_t tokens, nmf_activation act,
                                  size_t p0, size_t p1, size_t chunk, float *yT);
+void nmf_spmm_forward_tv_xt_xt_avx2(float *xTn, const float *xT, const nmf_spmm_weights *w,
+                                    const float *bias, size_t tokens, nmf_activation act,
+                                    size_t p0, size_t p1, size_t chunk, float *yT);
 int nmf_spmm_tv_avx512_supports(size_t rows, size_t tok);
 void nmf_spmm_tv_transpose_avx512(float *xT, const float *x, size_t ldx, size_t in,
                                   size_t tokens, size_t tok, size_t v0, size_t v1);
 void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
                                    const float *bias, size_t tokens, nmf_activation act,
                                    size_t p0, size_t p1, size_t chunk, float *yT);
+void nmf_spmm_forward_tv_xt_xt_avx512(float *xTn, const float *xT, const nmf_spmm_weights *w,
+                                      const float *bias, size_t tokens, nmf_activation act,
+                                      size_t p0, size_t p1, size_t chunk, float *yT);
 /* The tv product's loop nest (spmm_tv_driver.c), for an ISA's forward_xt: rows[V] is the
  * microkernel for tiles of V token vectors of `lanes` floats (R = w->tv_rows rows per block, over
  * row blocks [rb0, rb1) and `len` kept indices of one input block: partial sums yT [R][TOK] per

@@ -168,9 +168,28 @@ static void store_chunk(float *y, size_t out, const float *yT, size_t tok, size_
     }
 }
 
+/* yT[rows c0..c1 of the chunk][TOK] -> the next layer's xT (spmm.h: `out` columns), GELU in
+ * registers: no transpose, the partial sums are already in its layout. */
+static void store_chunk_xt(float *xTn, size_t out, const float *yT, size_t tok, size_t c0,
+                           size_t c1, size_t t0, size_t tt, nmf_activation act) {
+    float *xt = xTn + t0 / tok * nmf_round_up(out, NMF_TV_IN_ALIGN) * tok;
+    for (size_t o = c0; o < c1; o++)
+        for (size_t s = 0; s < tt; s += 16) { /* the lanes past tt are never stored downstream */
+            const __m512 v = _mm512_load_ps(yT + (o - c0) * tok + s);
+            _mm512_store_ps(xt + o * tok + s, act == NMF_ACT_GELU ? nmf_gelu16_avx512(v) : v);
+        }
+}
+
 void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
                                    const float *bias, size_t tokens, nmf_activation act,
                                    size_t p0, size_t p1, size_t chunk, float *yT) {
     nmf_spmm_tv_drive(y, xT, w, bias, tokens, act, p0, p1, chunk, yT, 16, rows_fns[w->tv_rows],
                       store_chunk);
+}
+
+void nmf_spmm_forward_tv_xt_xt_avx512(float *xTn, const float *xT, const nmf_spmm_weights *w,
+                                      const float *bias, size_t tokens, nmf_activation act,
+                                      size_t p0, size_t p1, size_t chunk, float *yT) {
+    nmf_spmm_tv_drive(xTn, xT, w, bias, tokens, act, p0, p1, chunk, yT, 16, rows_fns[w->tv_rows],
+                      store_chunk_xt);
 }

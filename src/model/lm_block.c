@@ -216,13 +216,18 @@ static nmf_status mlp(const nmf_lm *m, const float *h, int l, size_t BT, const n
     const int watched = o && o->fn;
     /* exact GELU fuses into the linear unless an observer wants fc1 and GELU apart */
     const int fuse = !k->gated && !watched && m->config.hf.hidden_act == NMF_HF_ACT_GELU;
-    if ((st = linear(m, a->hid, h, k->fc1_w, k->fc1_b, l, BT, fuse ? NMF_ACT_GELU : NMF_ACT_NONE))) return st;
-    nmf_lm_observe(m, o, NMF_LOP_FC1, l, a->hid, BT, I); /* (fused: nobody watches) */
+    if (fuse) /* (BERT) fc1, GELU and fc2 in one call: the hidden activations may stay in the
+               * kernels' layout (nmf_linear_forward_mlp) */
+        return nmf_linear_forward_mlp(a->tmp, a->hid, h, nmf_lm_linear(m, k->fc1_w, l),
+                                      nmf_lm_param(m, k->fc1_b, l), NMF_ACT_GELU,
+                                      nmf_lm_linear(m, k->fc2_w, l), nmf_lm_param(m, k->fc2_b, l), BT);
+    if ((st = linear(m, a->hid, h, k->fc1_w, k->fc1_b, l, BT, NMF_ACT_NONE))) return st;
+    nmf_lm_observe(m, o, NMF_LOP_FC1, l, a->hid, BT, I);
     if (k->gated) {
         if ((st = linear(m, a->up, h, k->up_w, k->up_b, l, BT, NMF_ACT_NONE))) return st;
         nmf_lm_observe(m, o, NMF_LOP_UP, l, a->up, BT, I);
     }
-    if (!fuse) activation(m, a->hid, BT * I);
+    activation(m, a->hid, BT * I);
     nmf_lm_observe(m, o, NMF_LOP_ACT, l, a->hid, BT, I);
     if (k->gated) {
         float *g = a->hid;

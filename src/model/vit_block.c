@@ -78,7 +78,14 @@ nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params 
          tape ? tape->ln2_mean : NULL, tape ? tape->ln2_rstd : NULL);
     nmf_vit_observe(o, NMF_OP_NORM2, l, io->ln2, BT, D);
     const float *fc1_w = p->fc1_w ? p->fc1_w + L * H * D : NULL;
-    if (tape || watched || s->gelu_tanh) {
+    /* fc1, GELU and fc2 in one call where nothing needs the hidden activations: they may stay
+     * in the kernels' layout (nmf_linear_forward_mlp) */
+    const int one_call = !(tape || watched || s->gelu_tanh) && lin->fc1 && lin->fc2;
+    if (one_call) {
+        if ((st = nmf_linear_forward_mlp(io->tmp, io->gelu, io->ln2, lin->fc1, p->fc1_b + L * H,
+                                         NMF_ACT_GELU, lin->fc2, p->fc2_b + L * D, BT)))
+            return st;
+    } else if (tape || watched || s->gelu_tanh) {
         /* fc1 and GELU apart: backward needs Phi(fc1) (or tanh), an observer both; the linears
          * fuse only the exact GELU */
         if ((st = linear(io->fc1, io->ln2, lin->fc1, fc1_w, p->fc1_b + L * H, BT, D, H, NMF_ACT_NONE)))
@@ -93,8 +100,8 @@ nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params 
                             NMF_ACT_GELU))) {
         return st;
     }
-    if ((st = linear(io->tmp, io->gelu, lin->fc2, p->fc2_w ? p->fc2_w + L * D * H : NULL,
-                     p->fc2_b + L * D, BT, H, D, NMF_ACT_NONE)))
+    if (!one_call && (st = linear(io->tmp, io->gelu, lin->fc2, p->fc2_w ? p->fc2_w + L * D * H : NULL,
+                                  p->fc2_b + L * D, BT, H, D, NMF_ACT_NONE)))
         return st;
     nmf_vit_observe(o, NMF_OP_FC2, l, io->tmp, BT, D);
     residual_forward(io->x_out, io->x1, io->tmp, BT * D);
