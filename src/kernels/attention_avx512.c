@@ -6,8 +6,7 @@
  * per chunk of up to CHUNK keys rather than per tile: the tiles' scores go to a (QB, CHUNK)
  * buffer in L1 with a running max kept as a vector per row, then one reduction, one rescale of
  * the output accumulators and one pass of exponentials per chunk, and P V over the whole chunk
- * (for a ViT's 197 keys: the whole row at once, where per-tile softmax steps cost a third of the
- * time). The exponentials are 2^x (softmax_chunk). */
+ * (for a ViT's 197 keys: the whole row at once). The exponentials are 2^x (softmax_chunk). */
 #include <immintrin.h>
 #include <limits.h>
 #include <math.h>
@@ -149,8 +148,8 @@ NOINLINE void pv_head64(float *acc, size_t dp, const float *alpha, const float *
 }
 
 /* One tile's scores, scaled and masked, into p (row r at p + r * ldp) and into the
- * rows' running max vectors mx (row r at mx + 16 r). mx stays in memory: 6 more live zmm would
- * spill the QK tile's 24 accumulators + 4 K vectors (BERT's 128 keys ran 9 % slower). */
+ * rows' running max vectors mx (row r at mx + 16 r). mx stays in memory, leaving the registers
+ * to the QK tile's 24 accumulators and 4 K vectors. */
 ALWAYS_INLINE void scores_tile(__m512 s[QB][KV], int nv, int full, const long limit[QB],
                                __m512 vscale, float *p, size_t ldp, float *mx) {
     const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -284,8 +283,8 @@ void nmf_attention_avx512(float *out, const float *q, const float *k, const floa
         const float *qr[QB];
         size_t last[QB]; /* last visible key of each row */
         float m[QB], alpha[QB];
-        /* the running sums stay in memory, as 16 partial sums a row: 6 more live zmm across
-         * the tiles would spill the QK and P V accumulators (T = 1024 ran 14 % slower) */
+        /* the running sums stay in memory, as 16 partial sums a row (not 6 more live zmm
+         * around the register-blocked loops) */
         _Alignas(64) float l[QB * 16];
         for (int r = 0; r < QB; r++) {
             size_t i = i0 + ((size_t)r < nq ? (size_t)r : nq - 1); /* spare rows repeat the last */
