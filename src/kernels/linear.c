@@ -120,7 +120,7 @@ static size_t d16_block_floats(void) {
 /* l's 16-bit kernels, block and scratch for W = w (the layer's own copy) */
 static nmf_status plan_dense16(nmf_linear *l, uint16_t *w, nmf_dtype dtype) {
     size_t block = d16_block_floats(), floats;
-    if (block > l->out * l->in) block = l->out * l->in; /* (a block is at least 8 x 16 floats) */
+    if (block > l->out * l->in) block = l->out * l->in; /* (then one block holds every row) */
     const int threads = nmf_get_threads();
     if (nmf_mul_overflow(block, (size_t)threads, &floats))
         return nmf_error(NMF_ERR_NOMEM, "linear: 16-bit scratch too large");
@@ -421,7 +421,10 @@ static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_sp
 #define D16_MIN_ROWS 256
 
 /* y[:, o0..o1) = x W[o0..o1)^T, W widened into wf (d16_block floats) block by block: blocks of
- * whole rows, or all the rows by blocks of columns whose products are summed into y (beta 1). */
+ * whole rows, or groups of rows by blocks of columns whose products are summed into y (beta
+ * 1). A group is all the rows up to block / 128 of them, so that a column block is at least
+ * 128 wide: this branch runs only when a block is at least 32 K floats (a smaller one is the
+ * whole layer, plan_dense16, whose rows then fit), so a group is at least 256 rows. */
 static void d16_widened(float *y, const float *x, const nmf_linear *lin, size_t tokens, size_t o0,
                         size_t o1, float *wf) {
     const size_t out = lin->out, in = lin->in, rows = o1 - o0, block = lin->d16_block;
@@ -434,13 +437,16 @@ static void d16_widened(float *y, const float *x, const nmf_linear *lin, size_t 
         }
         return;
     }
-    size_t cols = block / rows / 16 * 16;
-    if (cols < 16) cols = 16; /* block >= 8 x 16 floats and rows <= out: fits (plan_dense16) */
-    for (size_t c0 = 0; c0 < in; c0 += cols) {
-        const size_t c1 = c0 + cols < in ? c0 + cols : in;
-        lin->d16_widen(wf, &lin->d16, o0, o1, c0, c1);
-        nmf_gemm(0, 1, tokens, rows, c1 - c0, 1.0f, x + c0, in, wf, c1 - c0, c0 ? 1.0f : 0.0f,
-                 y + o0, out); // (T,cols)(cols,rows)
+    const size_t group = rows < block / 128 ? rows : block / 128 / 16 * 16;
+    for (size_t g0 = o0; g0 < o1; g0 += group) {
+        const size_t g1 = g0 + group < o1 ? g0 + group : o1;
+        const size_t cols = block / (g1 - g0) / 16 * 16; /* >= 128: (g1 - g0) * cols <= block */
+        for (size_t c0 = 0; c0 < in; c0 += cols) {
+            const size_t c1 = c0 + cols < in ? c0 + cols : in;
+            lin->d16_widen(wf, &lin->d16, g0, g1, c0, c1);
+            nmf_gemm(0, 1, tokens, g1 - g0, c1 - c0, 1.0f, x + c0, in, wf, c1 - c0,
+                     c0 ? 1.0f : 0.0f, y + g0, out); // (T,cols)(cols,rows)
+        }
     }
 }
 

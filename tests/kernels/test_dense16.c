@@ -200,9 +200,12 @@ int main(void) {
     /* a wide layer: several widened blocks per thread, two threads */
     run_case(70, 1030, 40, NMF_DTYPE_BF16, 1, 0, 2);
     /* fewer than D16_MIN_ROWS rows of 2100 columns fit a block of any L2 (at most 256 K floats):
-     * each thread widens all its rows by ragged blocks of columns, summed into y */
+     * each thread widens its rows by ragged blocks of columns, summed into y */
     run_case(600, 2100, 40, NMF_DTYPE_BF16, 1, 1, 2);
     run_case(600, 2100, 33, NMF_DTYPE_F16, 0, 0, 1);
+    /* more rows than block / 128 (a LLaMA head's shape, scaled down): groups of rows, each by
+     * column blocks within the scratch (ASan checks the bound) */
+    run_case(3000, 2100, 33, NMF_DTYPE_BF16, 1, 0, 1);
     run_case(70, 1030, 1, NMF_DTYPE_F16, 0, 0, 2);
     return test_finish("test_dense16");
 }
