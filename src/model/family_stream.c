@@ -8,7 +8,11 @@
  * Each tensor goes through the same functions as the whole-model path (nmf_model_prune,
  * nmf_model_pack_nm on a one-tensor set, which work tensor by tensor), so the values are the
  * same bit for bit; tensors land in the same entries, only the order of the payloads in the data
- * section differs (tensor after tensor instead of candidate after candidate). */
+ * section differs (tensor after tensor instead of candidate after candidate).
+ *
+ * Wanda and SparseGPT (nmf_family_prune_file_oneshot) plan and write the same way; their
+ * tensors go block by block instead, calibrated on the activations they keep
+ * (src/prune/stream.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
