@@ -182,6 +182,7 @@ static nmf_status sparsegpt_block(const nmf_prune_sink *s, const chain_run *r, n
     if (!st) st = nmf_tensors_copy_dense(blk, &work);
     if (!st) st = nmf_staged_set_block(r->m, l, &work);
     if (!st) st = run_block(r, l, x, scratch, pl, nmf_prune_plan_observe);
+    nmf_staged_drop_block(r->m, l); /* its layers are rebuilt from the pruned weights */
     sparsegpt_ctx ctx = {pl, o, p, s->d, &work};
     if (!st) st = write_pruned(s, k, blk, p, sparsegpt_layer, &ctx);
     for (size_t i = 0; i < pl->ntaps; i++) { /* each tap feeds one block only */
