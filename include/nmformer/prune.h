@@ -114,6 +114,30 @@ NMF_API nmf_status nmf_family_prune_oneshot(nmf_family *fam, const nmf_model_con
                                             const nmf_prune_options *o, const nmf_calib *cal,
                                             nmf_dtype *default_dtype, nmf_prune_stats *stats);
 
+/* ---- a family pruned tensor by tensor (src/model/family_stream.c, src/prune/stream.c) ---- */
+/* Gives the calibration samples of a streamed prune once the source's config is known (cal is
+ * then the library's, freed with nmf_calib_free): e.g. nmf_calib_load or nmf_calib_default. */
+typedef nmf_status (*nmf_calib_loader)(nmf_calib *cal, const nmf_model_config *c, void *user);
+/* nmf_family_prune_file (add 0; io.h) or nmf_family_extend_file (add 1: out is the family to
+ * extend, with_dense is ignored) pruning by o->method (o NULL: magnitude, as they do). Wanda and
+ * SparseGPT call load(cal, config, user) once the source's config is known, before any tensor is
+ * read (a failure is returned as it is), then run block by block: the calibration activations
+ * (samples x tokens x width, f32; SparseGPT: one set per pattern) are kept, the source's tensors
+ * read one block at a time, each block's linears calibrated, pruned for every pattern and written
+ * before the next block is read. The candidates equal nmf_family_prune_oneshot's bit for bit
+ * (payloads ordered otherwise). Memory: the embeddings, norms and biases in f32 (never the head),
+ * one block's weights and their pruned forms, the activations, SparseGPT's X^T X of one block;
+ * never the model. Atomic as nmf_family_prune_file. stats (may be NULL): as nmf_prune_oneshot's,
+ * forwards counting passes of the whole set through every block (Wanda 1; SparseGPT 2 per
+ * pattern: each block calibrated dense, then run pruned). */
+NMF_API nmf_status nmf_family_prune_file_oneshot(const char *in, const char *model,
+                                                 const nmf_config_overrides *overrides, const char *out,
+                                                 const nmf_pattern *patterns, size_t count,
+                                                 int with_dense, int add, const nmf_prune_options *o,
+                                                 nmf_calib_loader load, void *user, nmf_dtype dtype,
+                                                 nmf_family *written, nmf_dtype *dtype_used,
+                                                 nmf_prune_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

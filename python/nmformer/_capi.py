@@ -153,6 +153,10 @@ class PruneStats(C.Structure):  # nmf_prune_stats
                 ("forwards", size_t)]
 
 
+# nmf_calib_loader: fills the calibration set once the source's config is known (prune.h)
+CalibLoader = C.CFUNCTYPE(C.c_int, C.POINTER(Calib), C.POINTER(ModelConfig), C.c_void_p)
+
+
 STRUCTS = {
     "nmf_model_config": ModelConfig, "nmf_hf_config": HfConfig, "nmf_config_overrides": ConfigOverrides,
     "nmf_pattern": Pattern, "nmf_nm_matrix": NmMatrix, "nmf_tensor": Tensor, "nmf_meta": Meta,
@@ -239,6 +243,10 @@ _SIGNATURES = {
                                          P(dtype_t)]),
     "nmf_family_extend_file": (status_t, [C.c_char_p, C.c_char_p, P(ConfigOverrides), C.c_char_p,
                                           P(Pattern), size_t, dtype_t, P(FamilyStruct), P(dtype_t)]),
+    "nmf_family_prune_file_oneshot": (status_t, [C.c_char_p, C.c_char_p, P(ConfigOverrides),
+                                                 C.c_char_p, P(Pattern), size_t, C.c_int, C.c_int,
+                                                 P(PruneOptions), CalibLoader, C.c_void_p, dtype_t,
+                                                 P(FamilyStruct), P(dtype_t), P(PruneStats)]),
     "nmf_family_convert_file": (status_t, [C.c_char_p, C.c_char_p, P(ConfigOverrides), C.c_char_p,
                                            dtype_t, P(FamilyStruct), P(dtype_t)]),
     "nmf_load_model_with": (status_t, [C.c_char_p, C.c_char_p, P(ModelConfig),

@@ -81,9 +81,10 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
     nmf_family_prune). With ``out`` (.nmf) it is also written, values as ``dtype`` ("f32",
     "f16", "bf16"; default: the source's). With ``add=True`` the candidates are appended to the
     existing family ``out`` (keeping its stored dtype unless ``dtype`` is given).
-    A path source with ``out`` (no ``config``, method magnitude) is streamed tensor by tensor
-    (nmf_family_prune_file, with ``add`` nmf_family_extend_file: memory is a few tensors) and the
-    Family read back from ``out``. Same bytes as ``nmformer prune SOURCE OUT --pattern ...
+    A path source with ``out`` (no ``config``) is streamed: tensor by tensor by magnitude
+    (nmf_family_prune_file, with ``add`` nmf_family_extend_file: memory is a few tensors), block
+    by block by wanda / sparsegpt (nmf_family_prune_file_oneshot), and the Family read back from
+    ``out``. Same bytes as ``nmformer prune SOURCE OUT --pattern ...
     [--method ...] [--add]``.
     """
     names = _patterns(patterns)
@@ -111,7 +112,32 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
             f"prune: {out}: a family is written as .nmf; for one pruned model use "
             "load(...).prune('2:8').save('x.safetensors')", status=1)
     pats = (Pattern * len(names))(*[_tensors.to_pattern(n) for n in names])
-    if _is_path(source) and out is not None and config is None and not calibrated:
+    k = int(calib_samples) if calib_samples is not None else 128
+    if _is_path(source) and out is not None and config is None and calibrated:
+        # a file to a family by wanda / sparsegpt: streamed block by block, as the CLI does (same
+        # bytes); the calibration set is loaded once the library knows the source's config
+        path = str(source)
+        name = model or ("dense" if _is_family_file(path) else None)
+        name = None if name is None else name.encode()
+        code = _DTYPE_SOURCE if dtype is None else dtype_code(dtype)
+
+        def load(cal, cfg, _user):
+            if calib is not None:
+                return lib.nmf_calib_load(cal, cfg, str(calib).encode(), k)
+            where = corpus if lib.nmf_model_is_token(cfg) else data
+            return lib.nmf_calib_default(cal, cfg, None if where is None else str(where).encode(), k,
+                                         int(seq_len or 0))
+
+        stats = _capi.PruneStats()
+        check(lib.nmf_family_prune_file_oneshot(path.encode(), name, None, str(out).encode(), pats,
+                                                len(names), int(dense), int(bool(add)),
+                                                ctypes.byref(opts), _capi.CalibLoader(load), None,
+                                                code, None, None, ctypes.byref(stats)))
+        fam = Family.open(out)
+        fam.calibration = {"seconds": stats.seconds, "samples": stats.samples,
+                           "tokens": stats.tokens, "forwards": stats.forwards}
+        return fam
+    if _is_path(source) and out is not None and config is None:
         # a file to a new or extended family: streamed tensor by tensor, as the CLI does (same bytes)
         path = str(source)
         name = model or ("dense" if _is_family_file(path) else None)
@@ -140,7 +166,6 @@ def prune(source, patterns, out=None, config=None, dtype=None, dense=True, model
     fam.calibration = None
     try:
         if calibrated:
-            k = int(calib_samples) if calib_samples is not None else 128
             if calib is not None:
                 check(lib.nmf_calib_load(ctypes.byref(cal), ctypes.byref(cfg), str(calib).encode(), k))
             else:

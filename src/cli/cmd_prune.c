@@ -37,12 +37,14 @@ static const char about[] =
     "OUT .safetensors: one pattern only; the pruned model, dense with zeros.\n"
     "OUT_DIR (magnitude, a BERT, GPT-2 or LLaMA model): the same as a Hugging Face\n"
     "folder (config.json + model.safetensors, as convert writes it).\n"
-    "Magnitude pruning to an .nmf family streams: IN is read one tensor at a time\n"
-    "and each tensor's dense copy and N:M forms are written before the next is read,\n"
-    "so memory is a few tensors, not the model (--add: the family's candidates are\n"
-    "copied tensor by tensor first); so does magnitude pruning to a .safetensors OUT\n"
-    "or a folder. Wanda / sparsegpt (which run forwards over the whole model) load the\n"
-    "model whole.\n"
+    "Pruning to an .nmf family streams: by magnitude IN is read one tensor at a time\n"
+    "and each tensor's dense copy and N:M forms are written before the next is read;\n"
+    "wanda / sparsegpt keep the calibration activations (samples x tokens x width, f32;\n"
+    "sparsegpt: one set per pattern) and read, calibrate, prune and write one block at\n"
+    "a time (the same candidates as pruning the model whole). Memory is a few tensors\n"
+    "(plus the embeddings, norms and activations), not the model; --add copies the\n"
+    "family's candidates tensor by tensor first. Magnitude pruning to a .safetensors OUT\n"
+    "or a folder streams too; wanda / sparsegpt to a .safetensors OUT load the model whole.\n"
     "Progress (bytes/s, ETA) on stderr for steps over a second; --quiet silences it.\n"
     "On success one line on stdout: IN and OUT with their kinds and sizes, the candidates\n"
     "OUT holds with the index-code bits per group of each pattern, and the dtype.\n";
@@ -53,19 +55,46 @@ static nmf_status parse_method(const char *value, void *dest) {
     return nmf_prune_method_parse(value, dest);
 }
 
-/* A new family by magnitude: the library streams it (nmf_family_prune_file). */
+/* Where the calibration samples come from: --calib FILE, else the model's default set. */
+typedef struct {
+    const char *calib, *data_dir, *corpus;
+    size_t samples, seq_len;
+} calib_source;
+
+static nmf_status load_calib(nmf_calib *cal, const nmf_model_config *c, void *user) {
+    const calib_source *src = user;
+    const nmf_status st = src->calib ? nmf_calib_load(cal, c, src->calib, src->samples)
+                                     : nmf_calib_default(cal, c, nmf_model_is_token(c) ? src->corpus
+                                                                                       : src->data_dir,
+                                                         src->samples, src->seq_len);
+    return st ? nmf_error_context(st, "%s", src->calib ? "--calib" : "default calibration set") : st;
+}
+
+/* What the calibration cost, for the one-shot table (docs/IDP.md); on stderr: stdout stays free
+ * for a written output (docs/RELIABILITY.md). */
+static void print_calib_cost(const nmf_prune_options *popt, int npat, const nmf_prune_stats *stats) {
+    fprintf(stderr, "prune: %s, %d pattern%s: %zu calibration samples (%zu tokens per pass), %zu forward "
+            "pass%s, %.2f s\n", nmf_prune_method_name(popt->method), npat, npat > 1 ? "s" : "",
+            stats->samples, stats->tokens, stats->forwards, stats->forwards == 1 ? "" : "es",
+            stats->seconds);
+}
+
+/* A family file: the library streams it (nmf_family_prune_file_oneshot), tensor by tensor for
+ * magnitude, block by block for wanda / sparsegpt. */
 static int prune_streamed(const char *in, const char *model, const char *out,
                           const cli_config_flags *flags, const nmf_pattern *pats, int npat,
-                          int with_dense, int add, nmf_dtype dtype, int quiet, int json) {
+                          int with_dense, int add, nmf_dtype dtype, const nmf_prune_options *popt,
+                          const calib_source *calib, int quiet, int json) {
     nmf_config_overrides o;
     nmf_status st = cli_config_overrides(flags, &o);
     nmf_family fam;
-    if (!st && add)
-        st = nmf_family_extend_file(in, model, &o, out, pats, (size_t)npat, dtype, &fam, &dtype);
-    else if (!st)
-        st = nmf_family_prune_file(in, model, &o, out, pats, (size_t)npat, with_dense, dtype, &fam, &dtype);
+    nmf_prune_stats stats = {0};
+    if (!st)
+        st = nmf_family_prune_file_oneshot(in, model, &o, out, pats, (size_t)npat, with_dense, add, popt,
+                                           load_calib, (void *)calib, dtype, &fam, &dtype, &stats);
     if (st) return cli_fail("prune", cli_failed_path(in, out), st);
     if (!quiet) cli_print_summary("prune", in, out, &fam, NULL, dtype, json);
+    if (!quiet && popt->method != NMF_PRUNE_MAGNITUDE) print_calib_cost(popt, npat, &stats);
     nmf_family_free(&fam);
     return 0;
 }
@@ -169,8 +198,20 @@ int cmd_prune(int argc, char **argv) {
 
     const char *src_model = model;
     if (!src_model && in_kind == NMF_FILE_NMF) src_model = "dense";
-    if (out_kind == NMF_FILE_NMF && !calibrated) /* magnitude: tensor by tensor, --add too */
-        return prune_streamed(in, src_model, out, &flags, pats, npat, !no_dense, add, dtype, quiet, json);
+    if (out_kind == NMF_FILE_NMF) { /* streamed: tensor by tensor or block by block, --add too */
+        if (calibrated) { /* the other kind's default set, told before anything is read */
+            int token = 0;
+            nmf_status st = nmf_file_is_token_model(in, &token);
+            if (st) return cli_fail("prune", in, st);
+            if (token ? data_dir != NULL : corpus != NULL || seq_len)
+                return cli_usage_error("prune", token ? "--data is Fashion-MNIST's; a language model's "
+                                       "default set comes from --corpus" : "--corpus and --seq-len "
+                                       "are for language models; this model takes images");
+        }
+        const calib_source cs = {calib, data_dir, corpus, (size_t)samples, (size_t)seq_len};
+        return prune_streamed(in, src_model, out, &flags, pats, npat, !no_dense, add, dtype, &popt, &cs,
+                              quiet, json);
+    }
     if (!calibrated) /* magnitude, one pattern: tensor by tensor */
         return prune_dense_streamed(in, src_model, out, &flags, pats[0], out_kind == NMF_FILE_HF_FOLDER,
                                     dtype, quiet, json);
@@ -181,8 +222,6 @@ int cmd_prune(int argc, char **argv) {
     if (st) return cli_fail("prune", in, st);
 
     rc = 0;
-    nmf_family fam;
-    nmf_family_init(&fam);
     nmf_calib cal = {0};
     nmf_prune_stats stats = {0};
     if (calibrated) {
@@ -201,54 +240,24 @@ int cmd_prune(int argc, char **argv) {
             goto done;
         }
     }
-    if (out_kind == NMF_FILE_SAFETENSORS) {
-        if (dtype == NMF_DTYPE_COUNT) dtype = nmf_tensors_stored_dtype(&src); /* BF16 stays BF16 */
-        nmf_tensor_set pruned;
-        st = nmf_prune_oneshot(&cfg, &src, pats, 1, &popt, &cal, &pruned, &stats);
-        if (!st) {
-            st = nmf_safetensors_write(out, &pruned, dtype);
-            nmf_tensors_free(&pruned);
-        }
-        if (st) {
-            rc = cli_fail("prune", out, st);
-        } else if (!quiet) {
-            char name[16];
-            nmf_pattern_format(pats[0], name, sizeof name);
-            cli_print_summary("prune", in, out, NULL, name, dtype, json);
-        }
-        goto done;
+    /* a .safetensors OUT: the one pattern's model, pruned whole */
+    if (dtype == NMF_DTYPE_COUNT) dtype = nmf_tensors_stored_dtype(&src); /* BF16 stays BF16 */
+    nmf_tensor_set pruned;
+    st = nmf_prune_oneshot(&cfg, &src, pats, 1, &popt, &cal, &pruned, &stats);
+    if (!st) {
+        st = nmf_safetensors_write(out, &pruned, dtype);
+        nmf_tensors_free(&pruned);
     }
-    if (add) { /* the family to extend */
-        st = nmf_family_read(out, &fam);
-        if (st) {
-            rc = cli_fail("prune", out, st);
-            goto done;
-        }
-    } else {
-        fam.config = cfg;
-    }
-    nmf_dtype default_dtype;
-    st = nmf_family_prune_oneshot(&fam, &cfg, &src, pats, (size_t)npat, !add && !no_dense, &popt, &cal,
-                                  &default_dtype, &stats);
     if (st) {
         rc = cli_fail("prune", out, st);
-        goto done;
+    } else if (!quiet) {
+        char name[16];
+        nmf_pattern_format(pats[0], name, sizeof name);
+        cli_print_summary("prune", in, out, NULL, name, dtype, json);
     }
-    if (dtype == NMF_DTYPE_COUNT) dtype = default_dtype;
-    nmf_write_options opt = {dtype};
-    st = nmf_family_write(out, &fam, &opt);
-    if (st) rc = cli_fail("prune", out, st);
-    else if (!quiet) cli_print_summary("prune", in, out, &fam, NULL, dtype, json);
 done:
-    /* what the calibration cost, for the one-shot table (docs/IDP.md); on stderr: stdout stays
-     * free for a written output (docs/RELIABILITY.md) */
-    if (!rc && calibrated && !quiet)
-        fprintf(stderr, "prune: %s, %d pattern%s: %zu calibration samples (%zu tokens per pass), %zu forward "
-               "pass%s, %.2f s\n", nmf_prune_method_name(popt.method), npat, npat > 1 ? "s" : "",
-               stats.samples, stats.tokens, stats.forwards, stats.forwards == 1 ? "" : "es",
-               stats.seconds);
+    if (!rc && calibrated && !quiet) print_calib_cost(&popt, npat, &stats);
     nmf_calib_free(&cal);
-    nmf_family_free(&fam);
     nmf_tensors_free(&src);
     return rc;
 }

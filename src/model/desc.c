@@ -136,21 +136,22 @@ const nmf_param *nmf_model_desc_at(const nmf_model_desc *d, int kind, int block)
     return NULL;
 }
 
+nmf_status nmf_model_load_param(const nmf_model_desc *d, nmf_layout l, const nmf_param *p,
+                                const nmf_tensor *t, float *buf) {
+    const size_t off = nmf_model_desc_offset(d, l, p);
+    if (off == SIZE_MAX) return NMF_OK;
+    float *dst = buf + off;
+    nmf_status st = nmf_tensor_dense(t, dst);
+    for (size_t k = 0; !st && k < p->numel; k++)
+        if (!isfinite(dst[k])) st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", p->name, k);
+    return st;
+}
+
 nmf_status nmf_model_load_dense(const nmf_model_desc *d, const nmf_tensor_set *s, nmf_layout l,
                                 float *buf) {
     nmf_status st = nmf_model_desc_check(d, s);
-    for (size_t i = 0; i < d->count && !st; i++) {
-        const nmf_param *p = &d->params[i];
-        size_t off = nmf_model_desc_offset(d, l, p);
-        if (off == SIZE_MAX) continue;
-        float *dst = buf + off;
-        if ((st = nmf_tensor_dense(nmf_tensors_find(s, p->name), dst))) break;
-        for (size_t k = 0; k < p->numel; k++)
-            if (!isfinite(dst[k])) {
-                st = nmf_error(NMF_ERR_NUMERIC, "tensor '%s': non-finite value at %zu", p->name, k);
-                break;
-            }
-    }
+    for (size_t i = 0; i < d->count && !st; i++)
+        st = nmf_model_load_param(d, l, &d->params[i], nmf_tensors_find(s, d->params[i].name), buf);
     return st;
 }
 

@@ -23,4 +23,9 @@ const nmf_model_family *nmf_llama_family(void);
 /* A token family's block prefix as a printf format of the block index ("h.%d."). */
 const char *nmf_hf_block_format(nmf_hf_model_type t);
 
+/* One row of nmf_model_load_dense: t's values (t is p's tensor, its shape checked by the caller)
+ * into buf at p's offset in layout l, checked finite; nothing when p has no offset there. */
+nmf_status nmf_model_load_param(const nmf_model_desc *d, nmf_layout l, const nmf_param *p,
+                                const nmf_tensor *t, float *buf);
+
 #endif

@@ -8,7 +8,11 @@
  * Each tensor goes through the same functions as the whole-model path (nmf_model_prune,
  * nmf_model_pack_nm on a one-tensor set, which work tensor by tensor), so the values are the
  * same bit for bit; tensors land in the same entries, only the order of the payloads in the data
- * section differs (tensor after tensor instead of candidate after candidate). */
+ * section differs (tensor after tensor instead of candidate after candidate).
+ *
+ * Wanda and SparseGPT (nmf_family_prune_file_oneshot) plan and write the same way; their
+ * tensors go block by block instead, calibrated on the activations they keep
+ * (src/prune/stream.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +21,7 @@
 #include "core/tensor_internal.h"
 #include "io/model_stream.h"
 #include "model/prune_internal.h"
+#include "prune/prune_internal.h"
 #include "nmformer/desc.h"
 #include "nmformer/model.h"
 
@@ -51,9 +56,8 @@ static nmf_dtype pick_dtype(nmf_dtype asked, nmf_dtype source) {
     return (unsigned)asked < NMF_DTYPE_COUNT ? asked : source;
 }
 
-/* Model m's entry for the one tensor in t (its dense form when the plan says dense). */
-static nmf_status add_as_planned(nmf_family_writer *w, const nmf_family *plan, size_t m,
-                                 const nmf_tensor *t) {
+nmf_status nmf_family_writer_add_planned(nmf_family_writer *w, const nmf_family *plan, size_t m,
+                                         const nmf_tensor *t) {
     const nmf_tensor *want = nmf_tensors_find(&plan->models[m].tensors, t->name);
     if (!want || want->nm || !t->nm) return nmf_family_writer_add(w, m, t);
     nmf_tensor_set one;
@@ -110,7 +114,9 @@ static nmf_status copy_candidate(nmf_family_writer *w, size_t m, nmf_model_strea
  * copied tensor by tensor, and the new ones after them, the whole file replaced atomically. */
 static nmf_status prune_file(const char *in, const char *model, const nmf_config_overrides *overrides,
                              const char *out, const nmf_pattern *patterns, size_t count, int with_dense,
-                             int add, nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used);
+                             int add, const nmf_prune_options *o, nmf_calib_loader load, void *user,
+                             nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used,
+                             nmf_prune_stats *stats);
 
 nmf_status nmf_family_prune_file(const char *in, const char *model, const nmf_config_overrides *overrides,
                                  const char *out, const nmf_pattern *patterns, size_t count, int with_dense,
@@ -118,7 +124,8 @@ nmf_status nmf_family_prune_file(const char *in, const char *model, const nmf_co
     if (written) nmf_family_init(written);
     if (!in || !out || (count && !patterns))
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_prune_file: NULL argument");
-    return prune_file(in, model, overrides, out, patterns, count, with_dense, 0, dtype, written, dtype_used);
+    return prune_file(in, model, overrides, out, patterns, count, with_dense, 0, NULL, NULL, NULL, dtype,
+                      written, dtype_used, NULL);
 }
 
 nmf_status nmf_family_extend_file(const char *in, const char *model, const nmf_config_overrides *overrides,
@@ -127,12 +134,36 @@ nmf_status nmf_family_extend_file(const char *in, const char *model, const nmf_c
     if (written) nmf_family_init(written);
     if (!in || !family || !patterns)
         return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_extend_file: NULL argument");
-    return prune_file(in, model, overrides, family, patterns, count, 0, 1, dtype, written, dtype_used);
+    return prune_file(in, model, overrides, family, patterns, count, 0, 1, NULL, NULL, NULL, dtype, written,
+                      dtype_used, NULL);
+}
+
+nmf_status nmf_family_prune_file_oneshot(const char *in, const char *model,
+                                         const nmf_config_overrides *overrides, const char *out,
+                                         const nmf_pattern *patterns, size_t count, int with_dense,
+                                         int add, const nmf_prune_options *o, nmf_calib_loader load,
+                                         void *user, nmf_dtype dtype, nmf_family *written,
+                                         nmf_dtype *dtype_used, nmf_prune_stats *stats) {
+    if (written) nmf_family_init(written);
+    if (!in || !out || (count && !patterns))
+        return nmf_error(NMF_ERR_INVALID_ARG, "nmf_family_prune_file_oneshot: NULL argument");
+    return prune_file(in, model, overrides, out, patterns, count, add ? 0 : with_dense, add, o, load, user,
+                      dtype, written, dtype_used, stats);
 }
 
 static nmf_status prune_file(const char *in, const char *model, const nmf_config_overrides *overrides,
                              const char *out, const nmf_pattern *patterns, size_t count, int with_dense,
-                             int add, nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used) {
+                             int add, const nmf_prune_options *o, nmf_calib_loader load, void *user,
+                             nmf_dtype dtype, nmf_family *written, nmf_dtype *dtype_used,
+                             nmf_prune_stats *stats) {
+    nmf_prune_stats local;
+    if (!stats) stats = &local;
+    memset(stats, 0, sizeof *stats);
+    const int calibrated = o && o->method != NMF_PRUNE_MAGNITUDE;
+    if (o && (unsigned)o->method >= NMF_PRUNE_METHOD_COUNT)
+        return nmf_error(NMF_ERR_INVALID_ARG, "pruning method %d", (int)o->method);
+    if (calibrated && !load)
+        return nmf_error(NMF_ERR_INVALID_ARG, "%s needs calibration samples", nmf_prune_method_name(o->method));
     if (!count && !with_dense) return nmf_error(NMF_ERR_INVALID_ARG, "%s: no candidate to write", out);
     for (size_t k = 0; k < count; k++) {
         if (!nmf_pattern_valid(patterns[k]))
@@ -147,9 +178,12 @@ static nmf_status prune_file(const char *in, const char *model, const nmf_config
     if (st) return st;
     const nmf_model_config *cfg = nmf_model_stream_config(src);
     const nmf_tensor_set *heads = nmf_model_stream_headers(src);
+    nmf_calib cal = {0}; /* the samples, once the config says what they must be */
+    if (calibrated) st = load(&cal, cfg, user);
     nmf_model_desc d;
-    st = nmf_model_describe(&d, cfg);
+    if (!st) st = nmf_model_describe(&d, cfg);
     if (st) {
+        nmf_calib_free(&cal);
         nmf_model_stream_close(src);
         return st;
     }
@@ -192,16 +226,20 @@ static nmf_status prune_file(const char *in, const char *model, const nmf_config
     for (size_t i = 0; !st && i < nkept; i++)
         st = copy_candidate(w, i, kept[i], cfg, (nmf_pattern){0, 0}, &step);
     const size_t first = nkept + (with_dense ? 1 : 0); /* plan model of patterns[0] */
-    for (size_t i = 0; !st && i < heads->count; i++) {
+    if (calibrated && !st) {
+        const nmf_prune_sink sink = {w, &plan, src, cfg, &d, with_dense, nkept, first, &step};
+        st = nmf_prune_streamed(&sink, patterns, count, o, &cal, stats);
+    }
+    for (size_t i = 0; !calibrated && !st && i < heads->count; i++) {
         nmf_tensor_set one;
         nmf_tensors_init(&one);
         st = nmf_model_stream_read(src, i, &one);
         const nmf_tensor *t = st ? NULL : &one.items[0];
-        if (!st && with_dense) st = add_as_planned(w, &plan, nkept, t);
+        if (!st && with_dense) st = nmf_family_writer_add_planned(w, &plan, nkept, t);
         const int eligible = t && nmf_model_nm_param(&d, t->name) != NULL;
         for (size_t k = 0; !st && k < count; k++) {
             if (!eligible) { /* stays as it is: the writer shares the dense payload */
-                st = add_as_planned(w, &plan, first + k, t);
+                st = nmf_family_writer_add_planned(w, &plan, first + k, t);
                 continue;
             }
             nmf_tensor_set pruned;
@@ -218,6 +256,7 @@ static nmf_status prune_file(const char *in, const char *model, const nmf_config
     else
         st = nmf_family_writer_commit(w);
     nmf_model_desc_free(&d);
+    nmf_calib_free(&cal);
     nmf_model_stream_close(src);
     for (size_t i = 0; i < nkept; i++) nmf_model_stream_close(kept[i]);
     if (!st && dtype_used) *dtype_used = opt.value_dtype;

@@ -9,6 +9,7 @@
 
 #include "model/block_linear.h"
 #include "model/lm_internal.h"
+#include "model/staged.h"
 #include "nmformer/io.h"
 
 /* Each family's parts of the shared forward. */
@@ -172,6 +173,40 @@ static nmf_status lm_build(nmf_lm **out, const nmf_model_config *c, const nmf_te
     }
     *out = m;
     return NMF_OK;
+}
+
+nmf_status nmf_lm_create_shell(nmf_lm **out, const nmf_model_config *c) {
+    /* the tail's kinds (final norm, pooler, heads) take no place: a shell never runs the tail */
+    const nmf_lm_kinds *k = kinds_of(c);
+    int skip[NMF_DESC_MAX_KINDS] = {0};
+    const int tail[] = {k->nf_w, k->nf_b, k->pool_w, k->pool_b, k->cls_w, k->cls_b, k->head_w};
+    for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
+        if (tail[i] >= 0) skip[tail[i]] = 1;
+    return lm_alloc(out, c, skip);
+}
+
+nmf_status nmf_lm_set_block(nmf_lm *m, int l, const nmf_tensor_set *set) {
+    nmf_lm_drop_block(m, l);
+    const int kept16 = nmf_block_set_kept16(set);
+    nmf_status st = NMF_OK;
+    for (size_t i = 0; !st && i < m->desc.count; i++) {
+        const nmf_param *p = &m->desc.params[i];
+        if (p->block != l || !nmf_param_kind_of(&m->desc, p)->nm) continue;
+        nmf_tensor *t = nmf_tensors_find(set, p->name);
+        st = t ? nmf_block_linear_build(linear_slot(m, p), p, nmf_param_kind_of(&m->desc, p), t, 0,
+                                        kept16, NULL, &m->maps)
+               : nmf_error(NMF_ERR_NOT_FOUND, "tensor '%s' missing", p->name);
+    }
+    if (st) nmf_lm_drop_block(m, l);
+    return st;
+}
+
+void nmf_lm_drop_block(nmf_lm *m, int l) {
+    nmf_linear **lin = &m->lin[(size_t)l * (size_t)m->desc.kind_count];
+    for (int k = 0; k < m->desc.kind_count; k++) {
+        nmf_linear_free(lin[k]);
+        lin[k] = NULL;
+    }
 }
 
 nmf_status nmf_lm_create(nmf_lm **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "model/lm_block.h"
+#include "model/staged.h"
 #include "nmformer/ops.h"
 
 static size_t up16(size_t n) { return (n + 15) / 16 * 16; }
@@ -78,6 +79,11 @@ static nmf_status check_inputs(const nmf_lm *m, const int64_t *ids, size_t B, si
     return NMF_OK;
 }
 
+/* Without a cache, one layer's keys and values live in the arena (layer_stride 0). */
+static nmf_lm_kv own_kv(const nmf_lm *m, size_t T, const int64_t *mask) {
+    return (nmf_lm_kv){m->arena.kv, 0, T, 0, mask};
+}
+
 nmf_status nmf_lm_run(nmf_lm *m, float *out, const int64_t *ids, size_t B, size_t T,
                       const nmf_lm_inputs *in, const nmf_lm_kv *kv, int last_only,
                       const nmf_lm_observer *o) {
@@ -91,8 +97,7 @@ nmf_status nmf_lm_run(nmf_lm *m, float *out, const int64_t *ids, size_t B, size_
     nmf_status st = check_inputs(m, ids, B, T, in);
     if (st) return st;
     if ((st = nmf_lm_arena_ensure(m, B, T, kv ? kv->cap : T))) return st;
-    /* without a cache, one layer's keys and values live in the arena (layer_stride 0) */
-    const nmf_lm_kv own = {m->arena.kv, 0, T, 0, in ? in->attention_mask : NULL};
+    const nmf_lm_kv own = own_kv(m, T, in ? in->attention_mask : NULL);
     if (!kv) kv = &own;
     nmf_lm_embed(m, ids, in ? in->token_type_ids : NULL, B, T, past, o);
     nmf_lm_rope_prepare(m, past, T);
@@ -113,4 +118,33 @@ nmf_status nmf_lm_forward_observed(nmf_lm *m, float *out, const int64_t *ids, si
                          "(B %zu, T %zu)", B, T);
     const nmf_lm_observer o = {obs, ctx};
     return nmf_lm_run(m, out, ids, B, T, in, NULL, 0, &o);
+}
+
+/* ---- the same pieces one stage at a time (model/staged.h): no cache, no mask, types 0 ---- */
+
+nmf_status nmf_lm_stage_embed(nmf_lm *m, const int64_t *ids, size_t B, size_t T, float *x,
+                              nmf_observer obs, void *ctx) {
+    const nmf_lm_observer o = {obs, ctx};
+    if (T > m->P)
+        return nmf_error(NMF_ERR_INVALID_ARG, "token model: %zu positions exceed "
+                         "max_position_embeddings (%zu)", T, m->P);
+    nmf_status st = check_inputs(m, ids, B, T, NULL);
+    if (!st) st = nmf_lm_arena_ensure(m, B, T, T);
+    if (st) return st;
+    nmf_lm_embed(m, ids, NULL, B, T, 0, &o);
+    memcpy(x, m->arena.x, B * T * m->D * sizeof(float));
+    return NMF_OK;
+}
+
+nmf_status nmf_lm_stage_block(nmf_lm *m, int l, size_t B, size_t T, const float *x, float *y,
+                              nmf_observer obs, void *ctx) {
+    const nmf_lm_observer o = {obs, ctx};
+    nmf_status st = nmf_lm_arena_ensure(m, B, T, T);
+    if (st) return st;
+    memcpy(m->arena.x, x, B * T * m->D * sizeof(float));
+    nmf_lm_rope_prepare(m, 0, T);
+    const nmf_lm_kv kv = own_kv(m, T, NULL);
+    if ((st = nmf_lm_block_forward(m, l, B, T, &kv, &o))) return st;
+    memcpy(y, m->arena.x, B * T * m->D * sizeof(float));
+    return NMF_OK;
 }

@@ -5,6 +5,7 @@
 #define NMF_MODEL_PRUNE_INTERNAL_H
 
 #include "nmformer/desc.h"
+#include "nmformer/io.h"
 
 /* The description row of tensor `name` when it is N:M-eligible (a block linear); else NULL. */
 const nmf_param *nmf_model_nm_param(const nmf_model_desc *d, const char *name);
@@ -27,5 +28,10 @@ nmf_status nmf_model_prune_by(const nmf_model_config *c, const nmf_tensor_set *d
 /* NMF_ERR_INVALID_ARG naming both when a source's config is not a family's (as their JSON text):
  * what a family extended with more candidates requires. */
 nmf_status nmf_family_same_config(const nmf_model_config *family, const nmf_model_config *source);
+
+/* Model m's entry of the one tensor t to w, dense when the plan's entry is dense and t is N:M
+ * (family_stream.c; the streamed prunes write with it). */
+nmf_status nmf_family_writer_add_planned(nmf_family_writer *w, const nmf_family *plan, size_t m,
+                                         const nmf_tensor *t);
 
 #endif

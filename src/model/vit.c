@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/block_linear.h"
+#include "model/staged.h"
 #include "model/vit_internal.h"
 
 /* m with derived sizes, its description, the parameter buffer (zeroed) and pointers; linears NULL */
@@ -123,6 +124,36 @@ static nmf_status vit_build(nmf_vit **out, const nmf_model_config *c, const nmf_
     return NMF_OK;
 }
 
+nmf_status nmf_vit_create_shell(nmf_vit **out, const nmf_model_config *c) {
+    return vit_alloc(out, c);
+}
+
+nmf_status nmf_vit_set_block(nmf_vit *m, int l, const nmf_tensor_set *set) {
+    nmf_vit_drop_block(m, l);
+    linear_ctx ctx = {set, NULL, nmf_block_set_kept16(set), NULL, NMF_PREC_COUNT, &m->maps};
+    nmf_status st = NMF_OK;
+    for (size_t i = 0; !st && i < m->desc.count; i++) {
+        const nmf_param *p = &m->desc.params[i];
+        const nmf_param_kind *k = nmf_param_kind_of(&m->desc, p);
+        if (p->block != l || !k->nm) continue;
+        nmf_linear **lin = linear_slot(m, p);
+        if (!lin) st = nmf_error(NMF_ERR_INVALID_ARG, "model: no linear for '%s' (internal)", p->name);
+        else if (!nmf_tensors_find(set, p->name)) st = nmf_error(NMF_ERR_NOT_FOUND, "tensor '%s' missing", p->name);
+        else st = fill_linear(p, k, NULL, lin, &ctx);
+    }
+    if (st) nmf_vit_drop_block(m, l);
+    return st;
+}
+
+void nmf_vit_drop_block(nmf_vit *m, int l) {
+    nmf_vit_block *k = &m->blocks[l];
+    nmf_linear_free(k->qkv);
+    nmf_linear_free(k->proj);
+    nmf_linear_free(k->fc1);
+    nmf_linear_free(k->fc2);
+    memset(k, 0, sizeof *k);
+}
+
 nmf_status nmf_vit_create(nmf_vit **out, const nmf_model_config *c, const nmf_tensor_set *tensors) {
     if (!out || !c || !tensors) return nmf_error(NMF_ERR_INVALID_ARG, "nmf_vit_create: NULL argument");
     return vit_build(out, c, tensors, NULL, NULL, NMF_PREC_COUNT);
@@ -218,12 +249,7 @@ nmf_status nmf_vit_create_random(nmf_vit **out, const nmf_model_config *c, nmf_p
 void nmf_vit_free(nmf_vit *m) {
     if (!m) return;
     if (m->blocks)
-        for (int b = 0; b < m->config.depth; b++) {
-            nmf_linear_free(m->blocks[b].qkv);
-            nmf_linear_free(m->blocks[b].proj);
-            nmf_linear_free(m->blocks[b].fc1);
-            nmf_linear_free(m->blocks[b].fc2);
-        }
+        for (int b = 0; b < m->config.depth; b++) nmf_vit_drop_block(m, b);
     free(m->blocks);
     nmf_block_maps_free(&m->maps); /* after the linears that read from them */
     nmf_free(m->param_buf);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/staged.h"
 #include "model/vit_internal.h"
 #include "nmformer/ops.h"
 
@@ -51,15 +52,14 @@ static nmf_status arena_ensure(nmf_vit *m, size_t batch) {
     return NMF_OK;
 }
 
-nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_t B) {
-    return nmf_vit_forward_observed(m, logits, images, B, NULL, NULL);
+/* The blocks run in place on x (no tape: nothing is saved for a backward). */
+static nmf_vit_block_io block_io(const nmf_vit_arena *a) {
+    return (nmf_vit_block_io){a->x, a->x, a->x, a->ln, a->ln, a->qkv, a->att,
+                              a->hid, a->hid, a->tmp, a->work, a->work_floats};
 }
 
-nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *images, size_t B,
-                                    nmf_observer obs, void *ctx) {
-    const nmf_vit_observer o = {obs, ctx};
-    if (!m || !logits || !images || B == 0)
-        return nmf_error(NMF_ERR_INVALID_ARG, "vit forward: NULL argument or empty batch");
+/* B images of the model's shape, every value finite */
+static nmf_status check_images(const nmf_vit *m, const float *images, size_t B) {
     const nmf_model_config *c = &m->config;
     const size_t per_image = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
     size_t n;
@@ -71,17 +71,38 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
                              "channel %zu, pixel %zu", i / per_image, (double)images[i],
                              i % per_image / ((size_t)c->img_size * (size_t)c->img_size),
                              i % ((size_t)c->img_size * (size_t)c->img_size));
-    nmf_status st = arena_ensure(m, B);
+    return NMF_OK;
+}
+
+/* arena x (B*T, D) = the stem of B checked images, on an arena sized for them */
+static nmf_status stem(nmf_vit *m, const float *images, size_t B, const nmf_vit_observer *o) {
+    const nmf_model_config *c = &m->config;
+    nmf_status st = check_images(m, images, B);
+    if (!st) st = arena_ensure(m, B);
     if (st) return st;
     nmf_vit_arena *a = &m->arena;
-    const size_t D = m->D, T = m->T;
-    nmf_vit_observe(&o, NMF_OP_INPUT, -1, images, B, per_image);
-
+    nmf_vit_observe(o, NMF_OP_INPUT, -1, images, B,
+                    (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size);
     nmf_vit_embed_forward(c, &m->p, images, B, a->patches, a->tmp, a->x); // (B*T, D)
-    nmf_vit_observe(&o, NMF_OP_EMBED, -1, a->x, B * T, D);
-    /* blocks in place on x (no tape: nothing is saved for a backward) */
-    const nmf_vit_block_io io = {a->x, a->x, a->x, a->ln, a->ln, a->qkv, a->att,
-                                 a->hid, a->hid, a->tmp, a->work, a->work_floats};
+    nmf_vit_observe(o, NMF_OP_EMBED, -1, a->x, B * m->T, m->D);
+    return NMF_OK;
+}
+
+nmf_status nmf_vit_forward(nmf_vit *m, float *logits, const float *images, size_t B) {
+    return nmf_vit_forward_observed(m, logits, images, B, NULL, NULL);
+}
+
+nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *images, size_t B,
+                                    nmf_observer obs, void *ctx) {
+    const nmf_vit_observer o = {obs, ctx};
+    if (!m || !logits || !images || B == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "vit forward: NULL argument or empty batch");
+    const nmf_model_config *c = &m->config;
+    nmf_status st = stem(m, images, B, &o);
+    if (st) return st;
+    nmf_vit_arena *a = &m->arena;
+    const size_t D = m->D;
+    const nmf_vit_block_io io = block_io(a);
     const nmf_block_shape shape = nmf_vit_block_shape(c);
     for (int i = 0; i < c->depth; i++)
         if ((st = nmf_vit_block_forward(&shape, &m->p, &m->blocks[i], i, B, &io, NULL, &o))) return st;
@@ -96,5 +117,30 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
         if (!isfinite(logits[i]))
             return nmf_error(NMF_ERR_NUMERIC, "image %zu: non-finite logit (activations overflowed "
                              "float32; are the inputs normalised?)", i / m->classes);
+    return NMF_OK;
+}
+
+/* ---- the same pieces one stage at a time (model/staged.h) ---- */
+
+nmf_status nmf_vit_stage_embed(nmf_vit *m, const float *images, size_t B, float *x, nmf_observer obs,
+                               void *ctx) {
+    const nmf_vit_observer o = {obs, ctx};
+    nmf_status st = stem(m, images, B, &o);
+    if (!st) memcpy(x, m->arena.x, B * m->T * m->D * sizeof(float));
+    return st;
+}
+
+nmf_status nmf_vit_stage_block(nmf_vit *m, int l, size_t B, const float *x, float *y, nmf_observer obs,
+                               void *ctx) {
+    const nmf_vit_observer o = {obs, ctx};
+    nmf_status st = arena_ensure(m, B);
+    if (st) return st;
+    nmf_vit_arena *a = &m->arena;
+    const size_t n = B * m->T * m->D;
+    memcpy(a->x, x, n * sizeof(float));
+    const nmf_vit_block_io io = block_io(a);
+    const nmf_block_shape shape = nmf_vit_block_shape(&m->config);
+    if ((st = nmf_vit_block_forward(&shape, &m->p, &m->blocks[l], l, B, &io, NULL, &o))) return st;
+    memcpy(y, a->x, n * sizeof(float));
     return NMF_OK;
 }

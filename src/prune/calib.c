@@ -123,11 +123,17 @@ nmf_status nmf_calib_fashion_mnist(nmf_calib *out, const nmf_model_config *c, co
 }
 
 /* Samples per forward when the caller names none: the ViT's activations are small; a token model
- * holds (B*T, vocab) logits, kept near 64 MB, and B*T near 2048 tokens. */
-static size_t auto_batch(const nmf_model_config *c, const nmf_calib *cal, size_t out_floats_per_sample) {
+ * holds (B*T, vocab) logits (B*T*D hidden states without a head; B*labels for a classifier),
+ * kept near 64 MB, and B*T near 2048 tokens. */
+size_t nmf_calib_batch(const nmf_model_config *c, const nmf_calib *cal, size_t batch) {
+    if (batch) return batch;
     if (!nmf_model_is_token(c)) return 64;
+    const nmf_hf_config *h = &c->hf;
+    const size_t per_out = h->head == NMF_HF_HEAD_LM           ? cal->seq_len * (size_t)h->vocab_size
+                           : h->head == NMF_HF_HEAD_CLASSIFIER ? (size_t)h->num_labels
+                                                               : cal->seq_len * (size_t)h->hidden_size;
     size_t b = 2048 / cal->seq_len;
-    const size_t cap = ((size_t)16 << 20) / (out_floats_per_sample ? out_floats_per_sample : 1);
+    const size_t cap = ((size_t)16 << 20) / (per_out ? per_out : 1);
     if (b > cap) b = cap;
     return b ? b : 1;
 }
@@ -143,7 +149,7 @@ nmf_status nmf_calib_forward(const nmf_model_config *c, const nmf_tensor_set *te
     nmf_status st = token ? nmf_lm_create(&lm, c, tensors) : nmf_vit_create(&vit, c, tensors);
     if (st) return st;
     const size_t per_out = token ? nmf_lm_output_floats(lm, 1, cal->seq_len) : (size_t)c->num_classes;
-    const size_t B = batch ? batch : auto_batch(c, cal, per_out);
+    const size_t B = nmf_calib_batch(c, cal, batch);
     float *out = nmf_alloc(B * per_out, sizeof(float));
     if (!out) st = nmf_error(NMF_ERR_NOMEM, "calibration outputs of %zu samples", B);
     for (size_t i = 0; !st && i < cal->count; i += B) {

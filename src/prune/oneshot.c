@@ -30,13 +30,8 @@ void nmf_prune_options_default(nmf_prune_options *o) {
 }
 
 /* ---- Wanda: one pass for the column norms of every linear's input, shared by the patterns ---- */
-typedef struct {
-    const nmf_prune_plan *pl;
-    nmf_pattern p;
-} wanda_ctx;
-
-static nmf_status wanda_layer(void *ctx, const nmf_param *p, float *w, uint8_t *mask) {
-    const wanda_ctx *x = ctx;
+nmf_status nmf_prune_wanda_layer(void *ctx, const nmf_param *p, float *w, uint8_t *mask) {
+    const nmf_wanda_ctx *x = ctx;
     const nmf_prune_linear *l = nmf_prune_plan_find(x->pl, p->name);
     if (!l) return nmf_error(NMF_ERR_NOT_FOUND, "no op of the forward reads it");
     return nmf_wanda_prune(w, mask, x->pl->taps[l->tap].sumsq, p->rows, p->cols, x->p);
@@ -52,8 +47,8 @@ static nmf_status wanda(nmf_prune_plan *pl, const nmf_model_config *c, const nmf
     if (!st) st = pl->error;
     stats->forwards = 1;
     for (size_t k = 0; !st && k < count; k++) {
-        wanda_ctx x = {pl, patterns[k]};
-        if ((st = nmf_model_prune_by(c, dense, patterns[k], wanda_layer, &x, &out[k])))
+        nmf_wanda_ctx x = {pl, patterns[k]};
+        if ((st = nmf_model_prune_by(c, dense, patterns[k], nmf_prune_wanda_layer, &x, &out[k])))
             st = nmf_error_context(st, "%d:%d", patterns[k].n, patterns[k].m);
     }
     return st;

@@ -3,6 +3,9 @@
 #ifndef NMF_PRUNE_INTERNAL_H
 #define NMF_PRUNE_INTERNAL_H
 
+#include "core/progress.h"
+#include "io/model_stream.h"
+#include "model/prune_internal.h"
 #include "nmformer/desc.h"
 #include "nmformer/model.h"
 #include "nmformer/prune.h"
@@ -54,5 +57,33 @@ void nmf_prune_plan_observe(const nmf_op_event *e, void *ctx);
  * batch samples per pass (0: chosen from the sizes). */
 nmf_status nmf_calib_forward(const nmf_model_config *c, const nmf_tensor_set *tensors,
                              const nmf_calib *cal, size_t batch, nmf_observer obs, void *ctx);
+
+/* Wanda's decision of one weight (nmf_prune_layer_fn) from the norms of its tap in pl. */
+typedef struct {
+    const nmf_prune_plan *pl;
+    nmf_pattern p;
+} nmf_wanda_ctx;
+nmf_status nmf_prune_wanda_layer(void *ctx, const nmf_param *p, float *w, uint8_t *mask);
+
+/* Samples per calibration pass: batch, or when 0 one chosen from the model's sizes. */
+size_t nmf_calib_batch(const nmf_model_config *c, const nmf_calib *cal, size_t batch);
+
+/* ---- the calibrated prune of a streamed family (stream.c; family_stream.c drives it) ---- */
+typedef struct {
+    nmf_family_writer *w;      /* open, planned as nmf_family_prune_file plans */
+    const nmf_family *plan;
+    const nmf_model_stream *src;
+    const nmf_model_config *cfg;
+    const nmf_model_desc *d;   /* cfg's */
+    int with_dense;            /* the writer's model `dense` is the source's dense copy */
+    size_t dense, first;       /* writer models of the dense copy and of patterns[0] */
+    nmf_progress_step *step;   /* advanced by each tensor's stored bytes */
+} nmf_prune_sink;
+/* Every tensor of s->src to the writer: the dense copy and, per pattern, the tensors pruning does
+ * not touch as they are and each N:M-eligible weight pruned by o->method (wanda or sparsegpt) on
+ * the calibration set cal, block by block: the activations of cal are kept, one block's weights
+ * loaded at a time. The candidates equal nmf_prune_oneshot's bit for bit. */
+nmf_status nmf_prune_streamed(const nmf_prune_sink *s, const nmf_pattern *patterns, size_t count,
+                              const nmf_prune_options *o, const nmf_calib *cal, nmf_prune_stats *stats);
 
 #endif

@@ -1,7 +1,8 @@
 #!/bin/bash
 # `nmformer prune --method wanda|sparsegpt` on the command line: a ViT with a calibration file and
 # with the default Fashion-MNIST set (when the package is installed), token models (GPT-2, LLaMA,
-# BERT) with token ids; the candidates load and run; a .safetensors output; and the bad
+# BERT) with token ids; the candidates load and run; a .safetensors output (the streamed
+# family's candidate runs alike); --add streamed; and the bad
 # calibration inputs (wrong dtype, shape, NaN, empty, ids out of range, no --calib for a token
 # model, calibration flags with magnitude), each one clear line.
 set -u
@@ -39,6 +40,20 @@ done
     --damp 0.05 >/dev/null || fail "sparsegpt safetensors"
 cmp -s "$TMP/mag.safetensors" "$TMP/wanda.safetensors" && fail "wanda = magnitude"
 cmp -s "$TMP/wanda.safetensors" "$TMP/sgpt.safetensors" && fail "sparsegpt = wanda"
+
+# the streamed family's candidate is the .safetensors output's model (pruned whole), run alike
+"$CLI" prune "$VIT" "$TMP/w24.nmf" --pattern 2:4 --method wanda --calib "$TMP/img.npy" >/dev/null 2>&1 ||
+  fail "wanda family 2:4"
+"$CLI" convert "$TMP/wanda.safetensors" "$TMP/w24_st.nmf" --model 2:4 >/dev/null 2>&1 || fail "convert 2:4"
+"$CLI" run "$TMP/w24.nmf" --model 2:4 --input "$TMP/img.npy" --output "$TMP/y_fam.npy" 2>/dev/null &&
+  "$CLI" run "$TMP/w24_st.nmf" --model 2:4 --input "$TMP/img.npy" --output "$TMP/y_st.npy" 2>/dev/null &&
+  cmp -s "$TMP/y_fam.npy" "$TMP/y_st.npy" || fail "streamed wanda family != whole-model safetensors"
+# --add streams too: the family gains the candidate, the old ones kept
+"$CLI" prune "$VIT" "$TMP/w24.nmf" --add --pattern 1:8 --method sparsegpt --calib "$TMP/img.npy" \
+    >/dev/null 2>"$TMP/err" || { fail "sparsegpt --add"; cat "$TMP/err" >&2; }
+"$CLI" info "$TMP/w24.nmf" | grep -q "1:8" && "$CLI" info "$TMP/w24.nmf" | grep -q "2:4" ||
+  fail "--add: the family lacks a candidate"
+expect_error "--add of a held name" "already holds a model named '2:4'" -- "$CLI" prune "$VIT" "$TMP/w24.nmf" --add --pattern 2:4 --method wanda --calib "$TMP/img.npy"
 
 DATA=${NMF_DATA_DIR:-/usr/share/datasets/fashion-mnist}
 if [[ -r $DATA/train-images-idx3-ubyte.gz || -r $DATA/train-images-idx3-ubyte ]]; then
