@@ -19,6 +19,7 @@
 #include "io/io_test_util.h"
 #include "model/lm_test_util.h"
 #include "nmformer/model.h"
+#include "random_model.h"
 #include "tensor_compare.h"
 #include "vm_budget.h"
 
@@ -324,23 +325,9 @@ static void prunes_within_address_budget(void) {
     c.heads = 4;
     c.mlp_ratio = 4.0f;
     CHECK_OK(nmf_model_config_validate(&c));
-    nmf_model_desc d;
-    CHECK_OK(nmf_model_describe(&d, &c));
     nmf_tensor_set s;
-    nmf_tensors_init(&s);
-    unsigned long long r = 99;
     size_t bytes = 0, largest = 0;
-    for (size_t i = 0; i < d.count; i++) {
-        nmf_tensor *t = NULL;
-        CHECK_OK(nmf_tensors_add_dense(&s, d.params[i].name, d.params[i].ndim, d.params[i].shape, NULL, &t));
-        for (size_t j = 0; t && j < t->numel; j++) t->data[j] = 0.05f * test_rand_float(&r);
-        bytes += d.params[i].numel * sizeof(float);
-        if (d.params[i].numel * sizeof(float) > largest) largest = d.params[i].numel * sizeof(float);
-    }
-    nmf_model_desc_free(&d);
-    char *json = nmf_model_config_to_json(&c);
-    CHECK_OK(nmf_tensors_set_meta(&s, NMF_CONFIG_META_KEY, json));
-    free(json);
+    test_random_model(&s, &c, 99, &bytes, &largest);
     char dir[] = "/tmp/nmf_stream_budget_XXXXXX"; /* not tmpfs: the files must not sit in memory */
     CHECK(mkdtemp(dir) != NULL);
     char src[64], out[64], whole[64];
