@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <sys/resource.h>
 
+#include "nmformer/io.h"
+
 /* VmSize of this process, bytes (0 if /proc does not say). */
 static inline size_t test_vm_size(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -23,6 +25,18 @@ static inline int test_limit_address_space(size_t budget) {
     struct rlimit lim;
     lim.rlim_cur = lim.rlim_max = (rlim_t)(test_vm_size() + budget);
     return setrlimit(RLIMIT_AS, &lim);
+}
+
+/* Whether loading the model at path whole is refused for want of memory (under a budget that
+ * a streamed step just kept within); says what happened otherwise. */
+static inline int test_whole_model_refused(const char *path) {
+    nmf_model_config c;
+    nmf_tensor_set s;
+    const nmf_status st = nmf_load_model(path, NULL, NULL, &c, &s);
+    if (st == NMF_OK) nmf_tensors_free(&s);
+    if (st == NMF_ERR_NOMEM) return 1;
+    fprintf(stderr, "whole model under the budget: %s (%s)\n", nmf_strerror(st), nmf_last_error());
+    return 0;
 }
 
 #endif

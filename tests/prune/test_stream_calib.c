@@ -313,15 +313,7 @@ static int budget_child(const char *src, const char *out, const nmf_calib *cal, 
         }
         return 0;
     }
-    nmf_model_config c; /* after it: the model whole does not fit */
-    nmf_tensor_set s;
-    st = nmf_load_model(src, NULL, NULL, &c, &s);
-    if (st == NMF_OK) nmf_tensors_free(&s);
-    if (st != NMF_ERR_NOMEM) {
-        fprintf(stderr, "whole model under the budget: %s (%s)\n", nmf_strerror(st), nmf_last_error());
-        return 3;
-    }
-    return 0;
+    return test_whole_model_refused(src) ? 0 : 3; /* after it: the model whole does not fit */
 }
 
 static void prunes_within_address_budget(void) {
