@@ -52,7 +52,8 @@ static nmf_status write_untouched(const nmf_prune_sink *s, size_t count, nmf_sta
     return st;
 }
 
-/* blk (initialised here) = block l's N:M-eligible weights read from the source, in table order. */
+/* blk (initialised here) = block l's N:M-eligible weights read from the source, in table order,
+ * each written to the dense candidate as it comes (when the family has one). */
 static nmf_status read_block(const nmf_prune_sink *s, int l, nmf_tensor_set *blk) {
     nmf_tensors_init(blk);
     nmf_status st = NMF_OK;
@@ -62,6 +63,9 @@ static nmf_status read_block(const nmf_prune_sink *s, int l, nmf_tensor_set *blk
         const size_t j = stream_index(s->src, p->name);
         st = nmf_model_stream_read(s->src, j, blk);
     }
+    /* the dense candidate's copies, as they are read */
+    for (size_t i = 0; !st && s->with_dense && i < blk->count; i++)
+        st = nmf_family_writer_add_planned(s->w, s->plan, s->dense, &blk->items[i]);
     if (st) nmf_tensors_free(blk);
     return st;
 }
@@ -132,8 +136,6 @@ static nmf_status wanda(const nmf_prune_sink *s, const chain_run *r, nmf_prune_p
     for (int l = 0; !st && l < pl->layers; l++) {
         nmf_tensor_set blk;
         if ((st = read_block(s, l, &blk))) break;
-        for (size_t i = 0; !st && s->with_dense && i < blk.count; i++)
-            st = nmf_family_writer_add_planned(s->w, s->plan, s->dense, &blk.items[i]);
         if (!st) st = nmf_staged_set_block(r->m, l, &blk);
         if (!st) st = run_block(r, l, x, x, pl, nmf_prune_plan_observe);
         nmf_staged_drop_block(r->m, l);
@@ -205,8 +207,6 @@ static nmf_status sparsegpt(const nmf_prune_sink *s, const chain_run *r, nmf_pru
     for (int l = 0; !st && l < pl->layers; l++) {
         nmf_tensor_set blk;
         if ((st = read_block(s, l, &blk))) break;
-        for (size_t i = 0; !st && s->with_dense && i < blk.count; i++)
-            st = nmf_family_writer_add_planned(s->w, s->plan, s->dense, &blk.items[i]);
         for (size_t k = 0; !st && k < count; k++) {
             st = sparsegpt_block(s, r, pl, &blk, l, k, patterns[k], o, chains[k], scratch);
             if (!st && pl->ntaps && l == 0) *tokens = pl->taps[0].rows; /* tap 0 (block 0): one pass */
