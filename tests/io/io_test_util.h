@@ -12,6 +12,7 @@
 
 #include "nmformer/io.h"
 #include "nmformer/model.h"
+#include "tensor_compare.h"
 #include "test.h"
 
 static char io_test_dir[256];
@@ -147,6 +148,27 @@ static inline const char *family_corrupt_copy(const char *fam, const char *in, c
     nmf_family_layout_free(&lay);
     nmf_family_free(&f);
     return q;
+}
+
+/* a and b (files) hold the same candidates in the same order with the same tensors. */
+static inline void same_families(const char *a, const char *b, const char *what) {
+    nmf_family fa, fb;
+    nmf_status sa = nmf_family_read(a, &fa);
+    CHECK_MSG(sa == NMF_OK, "%s: %s", what, nmf_last_error());
+    nmf_status sb = nmf_family_read(b, &fb);
+    CHECK_MSG(sb == NMF_OK, "%s: %s", what, nmf_last_error());
+    if (sa || sb) {
+        if (!sa) nmf_family_free(&fa);
+        if (!sb) nmf_family_free(&fb);
+        return;
+    }
+    CHECK_MSG(fa.count == fb.count, "%s: %zu vs %zu candidates", what, fa.count, fb.count);
+    for (size_t m = 0; m < fa.count && m < fb.count; m++)
+        CHECK_MSG(!strcmp(fa.models[m].name, fb.models[m].name) &&
+                      nmf_test_same_tensors(&fa.models[m].tensors, &fb.models[m].tensors, 1),
+                  "%s: candidate %s differs", what, fa.models[m].name);
+    nmf_family_free(&fa);
+    nmf_family_free(&fb);
 }
 
 #endif

@@ -25,27 +25,6 @@
 
 static const nmf_pattern pats[3] = {{4, 8}, {2, 8}, {1, 8}};
 
-/* a and b (files) hold the same candidates in the same order with the same tensors. */
-static void same_families(const char *a, const char *b, const char *what) {
-    nmf_family fa, fb;
-    nmf_status sa = nmf_family_read(a, &fa);
-    CHECK_MSG(sa == NMF_OK, "%s: %s", what, nmf_last_error());
-    nmf_status sb = nmf_family_read(b, &fb);
-    CHECK_MSG(sb == NMF_OK, "%s: %s", what, nmf_last_error());
-    if (sa || sb) {
-        if (!sa) nmf_family_free(&fa);
-        if (!sb) nmf_family_free(&fb);
-        return;
-    }
-    CHECK_MSG(fa.count == fb.count, "%s: %zu vs %zu candidates", what, fa.count, fb.count);
-    for (size_t m = 0; m < fa.count && m < fb.count; m++)
-        CHECK_MSG(!strcmp(fa.models[m].name, fb.models[m].name) &&
-                      nmf_test_same_tensors(&fa.models[m].tensors, &fb.models[m].tensors, 1),
-                  "%s: candidate %s differs", what, fa.models[m].name);
-    nmf_family_free(&fa);
-    nmf_family_free(&fb);
-}
-
 /* Nothing but the expected files in the scratch folder: no output, no temporary file left. */
 static void nothing_left(int before, const char *out, const char *what) {
     CHECK_MSG(access(out, F_OK) != 0, "%s: output left behind", what);

@@ -46,27 +46,6 @@ static nmf_status copy_calib(nmf_calib *cal, const nmf_model_config *c, void *us
     return NMF_OK;
 }
 
-/* a and b (files) hold the same candidates in the same order with the same tensors. */
-static void same_families(const char *a, const char *b, const char *what) {
-    nmf_family fa, fb;
-    nmf_status sa = nmf_family_read(a, &fa);
-    CHECK_MSG(sa == NMF_OK, "%s: %s", what, nmf_last_error());
-    nmf_status sb = nmf_family_read(b, &fb);
-    CHECK_MSG(sb == NMF_OK, "%s: %s", what, nmf_last_error());
-    if (sa || sb) {
-        if (!sa) nmf_family_free(&fa);
-        if (!sb) nmf_family_free(&fb);
-        return;
-    }
-    CHECK_MSG(fa.count == fb.count, "%s: %zu vs %zu candidates", what, fa.count, fb.count);
-    for (size_t m = 0; m < fa.count && m < fb.count; m++)
-        CHECK_MSG(!strcmp(fa.models[m].name, fb.models[m].name) &&
-                      nmf_test_same_tensors(&fa.models[m].tensors, &fb.models[m].tensors, 1),
-                  "%s: candidate %s differs", what, fa.models[m].name);
-    nmf_family_free(&fa);
-    nmf_family_free(&fb);
-}
-
 /* The streamed prune of src by method (batch samples per pass) against the whole-model path. */
 static void streamed_equals_whole(const char *src, const nmf_calib *cal, nmf_prune_method method,
                                   size_t batch, const char *tag) {
