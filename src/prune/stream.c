@@ -136,7 +136,7 @@ static nmf_status wanda(const nmf_prune_sink *s, const chain_run *r, nmf_prune_p
     for (int l = 0; !st && l < pl->layers; l++) {
         nmf_tensor_set blk;
         if ((st = read_block(s, l, &blk))) break;
-        if (!st) st = nmf_staged_set_block(r->m, l, &blk);
+        st = nmf_staged_set_block(r->m, l, &blk);
         if (!st) st = run_block(r, l, x, x, pl, nmf_prune_plan_observe);
         nmf_staged_drop_block(r->m, l);
         for (size_t k = 0; !st && k < count; k++) {
