@@ -9,6 +9,19 @@
 #include "nmformer/io.h"
 #include "test.h"
 
+/* A ViT of width 256, 4 heads, depth blocks of MLP ratio mlp_ratio (the default config
+ * otherwise): a source of tens of MB for the memory-budget tests. */
+static inline nmf_model_config test_budget_vit(int depth, float mlp_ratio) {
+    nmf_model_config c;
+    nmf_model_config_default(&c);
+    c.dim = 256;
+    c.depth = depth;
+    c.heads = 4;
+    c.mlp_ratio = mlp_ratio;
+    CHECK_OK(nmf_model_config_validate(&c));
+    return c;
+}
+
 /* s = every tensor of config c (nmf_model_describe), values 0.05 * uniform[-1, 1) from seed, and
  * c in the metadata as the loaders want it; bytes / largest: the f32 bytes of all the tensors and
  * of the largest one (either may be NULL). */

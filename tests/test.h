@@ -79,6 +79,16 @@ static inline int test_finish(const char *name) {
 }
 
 /* Deterministic xorshift RNG for tests. */
+/* 1 when a and b hold the same n floats bit for bit; else says where they differ (as `what`). */
+static inline int test_same_bits(const float *a, const float *b, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float))) {
+            fprintf(stderr, "  %s: element %zu: %.9g vs %.9g\n", what, i, a[i], b[i]);
+            return 0;
+        }
+    return 1;
+}
+
 static inline unsigned long long test_rand_u64(unsigned long long *s) {
     unsigned long long x = *s;
     x ^= x << 13; x ^= x >> 7; x ^= x << 17;

@@ -5,20 +5,28 @@
 #define NMF_TESTS_VM_BUDGET_H
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "nmformer/io.h"
 
-/* VmSize of this process, bytes (0 if /proc does not say). */
-static inline size_t test_vm_size(void) {
+/* A field of /proc/self/status ("VmSize", "VmHWM", "RssAnon", ...) in kB; 0 if absent. */
+static inline size_t test_status_kb(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
-    unsigned long long kib = 0;
+    unsigned long long kb = 0;
+    const size_t n = strlen(key);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %llu kB", &kib) == 1) break;
+        if (!strncmp(line, key, n) && line[n] == ':') {
+            sscanf(line + n + 1, "%llu", &kb);
+            break;
+        }
     if (f) fclose(f);
-    return (size_t)kib * 1024;
+    return (size_t)kb;
 }
+
+/* VmSize of this process, bytes (0 if /proc does not say). */
+static inline size_t test_vm_size(void) { return test_status_kb("VmSize") * 1024; }
 
 /* RLIMIT_AS = what the process maps now + budget bytes; 0 on success. */
 static inline int test_limit_address_space(size_t budget) {

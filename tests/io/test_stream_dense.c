@@ -368,13 +368,7 @@ static int budget_child(const char *src, const char *bf16, const char *pruned, s
 }
 
 static void converts_within_address_budget(void) {
-    nmf_model_config c; /* a ViT of ~50 MB of f32 weights, random values */
-    nmf_model_config_default(&c);
-    c.dim = 256;
-    c.depth = 16;
-    c.heads = 4;
-    c.mlp_ratio = 4.0f;
-    CHECK_OK(nmf_model_config_validate(&c));
+    const nmf_model_config c = test_budget_vit(16, 4.0f); /* ~50 MB of f32 weights, random values */
     nmf_tensor_set s;
     size_t bytes = 0, largest = 0;
     test_random_model(&s, &c, 7, &bytes, &largest);

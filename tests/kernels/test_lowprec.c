@@ -39,15 +39,6 @@ static int close_all(const float *a, const float *b, const float *scale, size_t 
         }
     return 1;
 }
-static int same_bits(const float *a, const float *b, size_t n, const char *what) {
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(&a[i], &b[i], sizeof(float))) {
-            fprintf(stderr, "  %s: element %zu: %.9g vs %.9g\n", what, i, a[i], b[i]);
-            return 0;
-        }
-    return 1;
-}
-
 /* The quantisation error bound of one output: sum_j |x_j w_j - (sx qx_j)(sw qw_j)| <=
  * sum_j (|x_j| sw / 2 + |w_j| sx / 2 + sx sw / 4), plus float rounding. */
 static void q8_bound(float *bound, const float *x, const float *wu, size_t T, size_t out,
@@ -100,10 +91,10 @@ static void check_kernel(const nmf_q8_kernel *k, const nmf_q8_weights *q, const 
     memset(y2, 0xFF, T * out * sizeof(float));
     k->forward(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, half, q->rowblocks);
     k->forward(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, 0, half);
-    CHECK_MSG(same_bits(y2, yref, T * out, label), "%s: int8 kernel %s", label, k->name);
+    CHECK_MSG(test_same_bits(y2, yref, T * out, label), "%s: int8 kernel %s", label, k->name);
     memset(y2, 0xFF, T * out * sizeof(float));
     nmf_q8_forward_scalar(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, 0, q->rowblocks);
-    CHECK_MSG(same_bits(y2, yref, T * out, label), "%s: scalar kernel on the %s layout", label,
+    CHECK_MSG(test_same_bits(y2, yref, T * out, label), "%s: scalar kernel on the %s layout", label,
               k->name);
     free(xq), free(xq2), free(sx), free(sx2);
 }
@@ -159,13 +150,13 @@ static void run_case(const lp_case *c) {
         CHECK(!strcmp(nmf_linear_kernel_name(lin, T), k->name));
         CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
         if (act == NMF_ACT_NONE)
-            CHECK_MSG(same_bits(y, yref, T * out, label), "%s: int8 %s", label, k->name);
+            CHECK_MSG(test_same_bits(y, yref, T * out, label), "%s: int8 %s", label, k->name);
         else
             CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, label), "%s: int8 gelu %s", label,
                       k->name);
         if (act == NMF_ACT_GELU && isa == NMF_ISA_AVX2) memcpy(ysimd, y, T * out * sizeof(float));
         if (act == NMF_ACT_GELU && isa > NMF_ISA_AVX2) /* the same GELU operations: same bits */
-            CHECK_MSG(same_bits(y, ysimd, T * out, label), "%s: int8 gelu %s vs avx2", label,
+            CHECK_MSG(test_same_bits(y, ysimd, T * out, label), "%s: int8 gelu %s vs avx2", label,
                       k->name);
         /* the kernels directly on the layer's window layout: row blocks in two calls */
         if (act == NMF_ACT_NONE) {
@@ -216,7 +207,7 @@ static void run_case(const lp_case *c) {
         CHECK(strcmp(nmf_linear_kernel_name(lin, T), bf16_kernel[isa]) == 0);
         CHECK_OK(nmf_linear_forward(y2, x, lin, b, T, act));
         if (isa < NMF_ISA_AVX512) /* (the AVX-512 GEMV sums 4 chains, its tiles one) */
-            CHECK_MSG(same_bits(y2, y, out, label), "%s: compact bf16 token 0 %s", label,
+            CHECK_MSG(test_same_bits(y2, y, out, label), "%s: compact bf16 token 0 %s", label,
                       nmf_isa_name((nmf_isa)isa));
         CHECK_MSG(close_all(y2, yref, scale, T * out, 1e-5, label), "%s: compact bf16 %s", label,
                   nmf_isa_name((nmf_isa)isa));
@@ -227,7 +218,7 @@ static void run_case(const lp_case *c) {
         CHECK(nmf_linear_spmm_weights(lin)->val == NULL);
         CHECK(nmf_linear_weight_bytes(lin) * 10 == f32_bytes * (c->m <= 16 ? 5 : 6));
         CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
-        CHECK_MSG(same_bits(y, y2, T * out, label), "%s: create_nm_bf16 %s", label,
+        CHECK_MSG(test_same_bits(y, y2, T * out, label), "%s: create_nm_bf16 %s", label,
                   nmf_isa_name((nmf_isa)isa));
         nmf_linear_free(lin);
     }
@@ -346,7 +337,7 @@ static void test_dense(void) {
                 CHECK_STATUS(nmf_linear_backward_input(y2, y, lin, 1), NMF_ERR_UNSUPPORTED);
                 CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
                 if (act == NMF_ACT_NONE) {
-                    CHECK_MSG(same_bits(y, yref, T * out, label), "%s: %s", label, k->name);
+                    CHECK_MSG(test_same_bits(y, yref, T * out, label), "%s: %s", label, k->name);
                     nmf_q8_weights q;
                     void *storage = NULL;
                     CHECK_OK(nmf_q8_build_dense(&q, &storage, w, 0, out, in, k->g));
@@ -371,7 +362,7 @@ static void test_dense(void) {
                               label, k->name);
                     if (isa == NMF_ISA_AVX2) memcpy(ysimd, y, T * out * sizeof(float));
                     if (isa > NMF_ISA_AVX2)
-                        CHECK_MSG(same_bits(y, ysimd, T * out, label), "%s: gelu %s vs avx2",
+                        CHECK_MSG(test_same_bits(y, ysimd, T * out, label), "%s: gelu %s vs avx2",
                                   label, k->name);
                 }
                 nmf_linear_free(lin);

@@ -16,15 +16,6 @@
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ull;
 
-static int same_bits(const float *a, const float *b, size_t n, const char *what) {
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(&a[i], &b[i], sizeof(float))) {
-            fprintf(stderr, "  %s: element %zu: %.9g vs %.9g\n", what, i, a[i], b[i]);
-            return 0;
-        }
-    return 1;
-}
-
 static int all_nan(const float *a, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!isnan(a[i])) return 0;
@@ -83,7 +74,7 @@ static void run_case(const mlp_case *c, nmf_isa isa) {
     for (size_t i = 0; i < T * H; i++) hid[i] = NAN;
     for (size_t i = 0; i < T * D; i++) y[i] = NAN;
     CHECK_OK(nmf_linear_forward_mlp(y, hid, x, up, bu, act, down, bd, T));
-    CHECK_MSG(same_bits(y, yref, T * D, label), "%s: mlp vs two products", label);
+    CHECK_MSG(test_same_bits(y, yref, T * D, label), "%s: mlp vs two products", label);
     /* chained exactly where both run the tv kernel on the same tiles; else hidden holds the
      * activations. Forced on, the tv kernel runs from 2 tokens on a SIMD ISA. */
     const char *ku = nmf_linear_kernel_name(up, T), *kd = nmf_linear_kernel_name(down, T);
@@ -98,7 +89,7 @@ static void run_case(const mlp_case *c, nmf_isa isa) {
     if (chained)
         CHECK_MSG(all_nan(hid, T * H), "%s: chained, yet hidden was written", label);
     else
-        CHECK_MSG(same_bits(hid, href, T * H, label), "%s: hidden", label);
+        CHECK_MSG(test_same_bits(hid, href, T * H, label), "%s: hidden", label);
     free(x), free(b1), free(b2), free(href), free(yref), free(hid), free(y);
 done:
     nmf_linear_free(up);

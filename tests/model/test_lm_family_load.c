@@ -21,6 +21,7 @@
 #include "io/io_test_util.h"
 #include "model/lm_test_util.h"
 #include "nmformer/kernels.h"
+#include "vm_budget.h"
 
 static const nmf_pattern pats[3] = {{4, 8}, {2, 8}, {1, 8}};
 static const char *const cand_names[4] = {"dense", "4:8", "2:8", "1:8"};
@@ -239,18 +240,6 @@ static size_t whole_run_peak(const char *path, const int64_t *ids) {
     return (size_t)ru.ru_maxrss * 1024;
 }
 
-/* kB of a /proc/self/status line ("RssAnon", "RssFile"); 0 if absent */
-static size_t status_bytes(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    unsigned long long kb = 0;
-    const size_t n = strlen(key);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, key, n) && line[n] == ':') kb = strtoull(line + n + 1, NULL, 10);
-    if (f) fclose(f);
-    return (size_t)kb * 1024;
-}
-
 /* In a child: how much anonymous and file-backed resident memory loading candidate `name` adds,
  * in place (nmf_lm_load) or copied (whole: the set read keeping 16-bit values, then built).
  * got[0] anon, got[1] file; 0 when the child failed. */
@@ -261,11 +250,11 @@ static int load_rss(const char *path, const char *name, int whole, size_t got[2]
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        size_t d[2] = {status_bytes("RssAnon"), status_bytes("RssFile")};
+        size_t d[2] = {test_status_kb("RssAnon") * 1024, test_status_kb("RssFile") * 1024};
         nmf_lm *m = NULL;
         nmf_status st = whole ? load_whole(&m, path, name, NMF_PREC_COUNT) : nmf_lm_load(&m, path, name);
-        d[0] = status_bytes("RssAnon") - d[0];
-        d[1] = status_bytes("RssFile") - d[1];
+        d[0] = test_status_kb("RssAnon") * 1024 - d[0];
+        d[1] = test_status_kb("RssFile") * 1024 - d[1];
         _exit(st == NMF_OK && write(fds[1], d, sizeof d) == (ssize_t)sizeof d ? 0 : 1);
     }
     close(fds[1]);

@@ -241,21 +241,6 @@ static void failures(void) {
 
 /* ---- a model larger than the address-space budget, pruned within it ---- */
 
-/* A field of /proc/self/status in kB (0 if absent). */
-static size_t status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    unsigned long long kb = 0;
-    const size_t n = strlen(key);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, key, n) && line[n] == ':') {
-            sscanf(line + n + 1, "%llu", &kb);
-            break;
-        }
-    if (f) fclose(f);
-    return (size_t)kb;
-}
-
 /* Exit status: 0, or the step that failed. Wanda runs under RLIMIT_AS = what the process maps +
  * budget; SparseGPT's X^T X goes through OpenBLAS, which maps its work buffer (128 MB of address
  * space) at a first call of its own choosing and retries forever when that fails, so there the
@@ -271,7 +256,7 @@ static int budget_child(const char *src, const char *out, const nmf_calib *cal, 
     } else {
         FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5": reset the peak RSS */
         if (!f || fputs("5", f) < 0 || fclose(f) != 0) return 2;
-        rss0 = status_kb("VmRSS");
+        rss0 = test_status_kb("VmRSS");
     }
     nmf_prune_options o;
     nmf_prune_options_default(&o);
@@ -281,10 +266,10 @@ static int budget_child(const char *src, const char *out, const nmf_calib *cal, 
     if (st) fprintf(stderr, "streamed %s under the budget: %s\n", nmf_prune_method_name(m), nmf_last_error());
     if (getenv("NMF_TEST_VERBOSE"))
         fprintf(stderr, "%s: VmPeak %zu kB, VmHWM %zu kB (from %zu)\n", nmf_prune_method_name(m),
-                status_kb("VmPeak"), status_kb("VmHWM"), rss0);
+                test_status_kb("VmPeak"), test_status_kb("VmHWM"), rss0);
     if (st) return 4;
     if (m != NMF_PRUNE_WANDA) {
-        const size_t grown = (status_kb("VmHWM") - rss0) * 1024;
+        const size_t grown = (test_status_kb("VmHWM") - rss0) * 1024;
         if (grown > budget) {
             fprintf(stderr, "streamed %s: peak RSS grew by %zu bytes, budget %zu\n",
                     nmf_prune_method_name(m), grown, budget);
@@ -296,13 +281,7 @@ static int budget_child(const char *src, const char *out, const nmf_calib *cal, 
 }
 
 static void prunes_within_address_budget(void) {
-    nmf_model_config c; /* a ViT of ~130 MB of f32 weights, random values */
-    nmf_model_config_default(&c);
-    c.dim = 256;
-    c.depth = 64;
-    c.heads = 4;
-    c.mlp_ratio = 2.0f;
-    CHECK_OK(nmf_model_config_validate(&c));
+    const nmf_model_config c = test_budget_vit(64, 2.0f); /* ~130 MB of f32 weights, random values */
     nmf_tensor_set s;
     size_t bytes = 0;
     test_random_model(&s, &c, 99, &bytes, NULL);
