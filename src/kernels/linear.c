@@ -311,7 +311,8 @@ size_t nmf_linear_weight_bytes(const nmf_linear *lin) {
     if (lin->dense) return lin->out * lin->in * sizeof(float);
     if (lin->d16.w) return lin->out * lin->in * sizeof(uint16_t);
     if (lin->prec == NMF_PREC_INT8) return nmf_q8_layout_bytes(&lin->q8);
-    if (lin->prec == NMF_PREC_BF16) /* the panel layout's bf16 values and u8 (or u4) positions */
+    if (lin->prec == NMF_PREC_BF16) /* the bf16 values and the positions a 1-token product reads:
+                                     * nibbles for M <= 16, else u8 */
         return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n) / 10 * (lin->w.idx4 ? 5 : 6);
     return nmf_spmm_layout_bytes(lin->out, lin->w.groups, lin->w.n);
 }
@@ -768,16 +769,36 @@ nmf_precision nmf_linear_precision(const nmf_linear *lin) { return lin ? lin->pr
 /* bf16: the panel values rounded in place (so that every layout built from them, the plan's
  * tv layout and the backward transpose, computes with the bf16 weights) and kept as bf16 for
  * the panel kernels. */
+/* The panel layout's u8 positions of `slots` values as nibbles (spmm.h idx4): per slot of 16
+ * rows, 8 bytes with row r's position at bit nmf_idx4_shift(r). */
+static void pack_nibbles(uint8_t *idx4, const uint8_t *idx, size_t slots) {
+    memset(idx4, 0, slots / 2);
+    for (size_t s = 0; s < slots; s += NMF_SPMM_ROWS)
+        for (unsigned r = 0; r < NMF_SPMM_ROWS; r++) {
+            const unsigned b = nmf_idx4_shift(r);
+            idx4[s / 2 + b / 8] |= (uint8_t)(idx[s + r] << (b % 8));
+        }
+}
+
 static nmf_status to_bf16(nmf_linear *l) {
     nmf_spmm_weights *w = &l->w;
     const size_t slots = w->panels * w->groups * (size_t)w->n * NMF_SPMM_ROWS;
-    uint16_t *v16 = nmf_alloc(slots, sizeof(uint16_t)); /* size checked */
+    /* the bf16 values and, for M <= 16, the positions as nibbles (spmm.h idx4: what a bf16
+     * product of one token reads, 2.5 bytes per weight; the u8 ones stay for the f32 kernels
+     * the plan may run at more tokens): one allocation, sizes checked at create */
+    const int nibbles = w->m <= 16;
+    uint16_t *v16 = nmf_alloc(slots * sizeof(uint16_t) + (nibbles ? slots / 2 : 0), 1);
     if (!v16) return nmf_error(NMF_ERR_NOMEM, "linear bf16: out of memory");
     float *val = (float *)l->storage; /* w->val: the layer's own */
     for (size_t s = 0; s < slots; s++) { /* rows r and r + 8 of a slot side by side (spmm.h) */
         const size_t r = s % NMF_SPMM_ROWS, at = s - r + r % 8 * 2 + r / 8;
         v16[at] = nmf_f32_to_bf16(val[s]);
         val[s] = nmf_bf16_to_f32(v16[at]);
+    }
+    if (nibbles) {
+        uint8_t *idx4 = (uint8_t *)(v16 + slots);
+        pack_nibbles(idx4, w->idx, slots);
+        w->idx4 = idx4;
     }
     nmf_free(l->transpose_storage); /* built from the f32 values: rebuilt on use */
     l->transpose_storage = NULL;
@@ -823,9 +844,13 @@ nmf_status nmf_linear_compact(nmf_linear *lin) {
     nmf_spmm_weights *w = &lin->w;
     if (!w->val) return NMF_OK; /* compact already */
     const size_t slots = w->panels * w->groups * (size_t)w->n * NMF_SPMM_ROWS;
-    const int nibbles = w->m <= 16; /* positions < 16: 4 bits each (spmm.h idx4) */
-    uint8_t *idx = nmf_alloc(nibbles ? slots / 2 : slots, 1); /* size checked at create */
-    if (!idx) return nmf_error(NMF_ERR_NOMEM, "linear compact: out of memory");
+    /* M <= 16: the nibble positions are there already (to_bf16), beside the bf16 values;
+     * else the u8 positions are kept in a block of their own */
+    uint8_t *idx = NULL;
+    if (!w->idx4) {
+        idx = nmf_alloc(slots, 1); /* size checked at create */
+        if (!idx) return nmf_error(NMF_ERR_NOMEM, "linear compact: out of memory");
+    }
     /* a panel-only plan first: it frees the tv layout (and u32 positions) built from `val` */
     nmf_spmm_tuning t = lin->plan.tuning;
     t.tv = NMF_SPMM_OFF;
@@ -835,12 +860,7 @@ nmf_status nmf_linear_compact(nmf_linear *lin) {
         nmf_free(idx);
         return st;
     }
-    if (nibbles) /* slot s (16 rows): byte j = row j | row j + 8 << 4 */
-        for (size_t s = 0; s < slots; s += NMF_SPMM_ROWS)
-            for (size_t j = 0; j < 8; j++)
-                idx[s / 2 + j] = (uint8_t)(w->idx[s + j] | w->idx[s + j + 8] << 4);
-    else
-        memcpy(idx, w->idx, slots);
+    if (idx) memcpy(idx, w->idx, slots);
     nmf_free(lin->transpose_storage); /* a backward cache, refused from now on */
     lin->transpose_storage = NULL;
     w->tptr = NULL;
@@ -848,8 +868,7 @@ nmf_status nmf_linear_compact(nmf_linear *lin) {
     w->tval = NULL;
     nmf_free(lin->storage); /* the f32 values and the u8 positions, in one block */
     lin->storage = idx;
-    w->idx = nibbles ? NULL : idx;
-    w->idx4 = nibbles ? idx : NULL;
+    w->idx = idx;
     w->val = NULL;
     return NMF_OK;
 }

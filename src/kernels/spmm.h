@@ -78,11 +78,23 @@ typedef struct {
      * kept weight instead of 5. */
     const uint16_t *val16;
     /* A compact bf16 layer with M <= 16 (nmf_linear_compact): the positions as nibbles, `idx`
-     * NULL: 8 bytes per slot, byte j of slot s (idx4[s/2 + j]) holding row j's position in its
-     * low nibble and row j + 8's in its high one, so that with val16 a kept weight costs 2.5
-     * bytes. Read by the bf16 panel kernels (every ISA). */
+     * NULL: 8 bytes per slot (idx4 + s/2), read as one little-endian 64-bit word whose bits
+     * nmf_idx4_shift(r) .. + 3 hold row r's position: even rows in the low u32, odd rows in the
+     * high one, so that the word broadcast to every u64 lane and shifted per u32 lane by
+     * nmf_idx4_shift(lane) % 32 (one vpsrlvd) leaves row r's position in the low bits of lane r,
+     * which is all a permute reads. With val16 a kept weight costs 2.5 bytes. Read by the bf16
+     * panel kernels (every ISA). */
     const uint8_t *idx4;
 } nmf_spmm_weights;
+
+/* Where row r (0..15) of a slot keeps its position in the slot's 64-bit nibble word (idx4,
+ * above): bit 32 (r & 1) + 4 (r >> 1). */
+static inline unsigned nmf_idx4_shift(unsigned r) { return 32u * (r & 1u) + 4u * (r >> 1); }
+/* Row r's position in the slot whose 8 nibble bytes start at `slot`. */
+static inline unsigned nmf_idx4_get(const uint8_t *slot, unsigned r) {
+    const unsigned b = nmf_idx4_shift(r);
+    return (unsigned)(slot[b / 8] >> (b % 8)) & 15u;
+}
 
 /* xT rows (input columns) of the token-vectorised kernels are allocated in multiples of this
  * (the AVX-512 transpose writes 16 columns at a time, the AVX2 one 8). */

@@ -5,6 +5,7 @@
  * M > 16: four vpermps straight from memory (the tables are not kept in registers) and three
  * blends on bits 3 and 4 (vgatherdps was tried first: 2x slower on Zen 4). */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
@@ -94,9 +95,11 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
             /* bf16: 16 rows paired in 8 u32 lanes (spmm.h); an f32 is bf16 << 16 */
             const __m256i pairs =
                 BF ? _mm256_loadu_si256((const __m256i *)v16) : _mm256_setzero_si256();
-            /* BF == 2: positions as nibbles, rows j and j + 8 in byte j (spmm.h idx4) */
-            const __m256i nib = BF == 2 ? _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)idx))
-                                        : _mm256_setzero_si256();
+            /* BF == 2: the slot's 64-bit word of nibble positions in every u64 lane (spmm.h
+             * idx4), shifted per lane below */
+            uint64_t word = 0;
+            if (BF == 2) memcpy(&word, idx, sizeof word);
+            const __m256i nib = _mm256_set1_epi64x((long long)word);
             for (int h = 0; h < 2; h++) {
                 const __m256 wv =
                     !BF ? _mm256_load_ps(val + 8 * h)
@@ -104,8 +107,10 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
                              : _mm256_castsi256_ps(_mm256_and_si256(
                                    pairs, _mm256_set1_epi32(-65536) /* 0xFFFF0000 */));
                 const __m256i id =
-                    BF == 2 ? (h == 0 ? _mm256_and_si256(nib, _mm256_set1_epi32(15))
-                                      : _mm256_srli_epi32(nib, 4))
+                    BF == 2 ? _mm256_and_si256(
+                                  _mm256_srlv_epi32(nib, h == 0 ? _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12)
+                                                                : _mm256_setr_epi32(16, 16, 20, 20, 24, 24, 28, 28)),
+                                  _mm256_set1_epi32(15))
                             : _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(idx + 8 * h)));
                 const __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(id, 28));
                 const __m256 b4 = _mm256_castsi256_ps(_mm256_slli_epi32(id, 27));

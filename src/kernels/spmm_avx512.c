@@ -45,26 +45,37 @@ static inline __attribute__((always_inline)) __m512 load_lo(const float *p, cons
 }
 
 /* One slot's 16 bf16 values (u32 lane j: row j in the low half, row j + 8 in the high one) as
- * 16 floats in row order: the 8 lanes in both halves of a zmm, rows 0-7 shifted up, rows 8-15
- * masked to their high halves. Exact (a bf16 is the high half of its float). */
-static inline __attribute__((always_inline)) __m512 bf16_rows(const uint16_t *v16) {
+ * 16 floats in row order, exact (a bf16 is the high half of its float). PERM: one vpermw (its
+ * zeroing mask clears the low halves); else a 32-byte broadcast, an AND and a masked shift (two
+ * ALU ops, neither on the permute port). */
+static inline __attribute__((always_inline)) __m512 bf16_rows(const uint16_t *v16, const int PERM) {
+    if (PERM) {
+        /* word 2r + 1 of the result = row r = word 2r (r < 8) or 2(r - 8) + 1 of the slot */
+        const __m512i rows = _mm512_set_epi16(15, 0, 13, 0, 11, 0, 9, 0, 7, 0, 5, 0, 3, 0, 1, 0,
+                                              14, 0, 12, 0, 10, 0, 8, 0, 6, 0, 4, 0, 2, 0, 0, 0);
+        const __m512i v = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)v16));
+        return _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, rows, v));
+    }
     const __m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)v16));
     const __m512i hi = _mm512_and_si512(b, _mm512_set1_epi32((int)0xFFFF0000u));
     return _mm512_castsi512_ps(_mm512_mask_slli_epi32(hi, 0x00FF, b, 16));
 }
 
-/* One slot's 16 nibble positions (byte j: row j low, row j + 8 high) as u32 lanes in row order. */
+/* One slot's 16 nibble positions (its 64-bit word, spmm.h idx4) as u32 lanes in row order: the
+ * word in every u64 lane (a broadcast load), each u32 lane shifted to its row's nibble (one
+ * vpsrlvd). Bits above the nibble are left: the permutes read only the low 4 (M <= 16). */
 static inline __attribute__((always_inline)) __m512i nibble_rows(const uint8_t *idx4) {
-    const __m128i q = _mm_loadl_epi64((const __m128i *)idx4);
-    const __m512i b = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(q, q));
-    return _mm512_mask_srli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(15)), 0xFF00, b, 4);
+    uint64_t word;
+    memcpy(&word, idx4, sizeof word);
+    return _mm512_srlv_epi32(_mm512_set1_epi64((long long)word),
+                             _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28));
 }
 
 /* Slot k's values and positions from the layer's arrays as BF says (0: f32 values with u8 or,
  * WIDE, u32 positions; 1: bf16 values, u8 positions; 2: bf16 values, nibble positions). */
 static inline __attribute__((always_inline)) __m512 slot_values(const void *valp, size_t s,
                                                                const int BF) {
-    return BF ? bf16_rows((const uint16_t *)valp + s * NMF_SPMM_ROWS)
+    return BF ? bf16_rows((const uint16_t *)valp + s * NMF_SPMM_ROWS, BF == 2)
               : _mm512_load_ps((const float *)valp + s * NMF_SPMM_ROWS);
 }
 static inline __attribute__((always_inline)) __m512i slot_positions(const void *idxp, size_t s,
@@ -143,8 +154,11 @@ tile(float *y, size_t ldy, const float *x, const void *valp, const void *idxp, s
     (void)h9; (void)h10; (void)h11;
 }
 
-/* One token (GEMV): memory-bound, so the point is to keep enough independent FMA chains (four,
- * one per group of a 4-group step) to stream the weights at full speed. */
+/* One token (GEMV): four independent FMA chains (one per group of a 4-group step) to stream
+ * the weights at full speed. Groups [0, gsafe) may read a whole load width of x; the steps
+ * of four of them run without a bound check per group (at 1:8 a group is one slot, and the
+ * checks cost as much issue bandwidth as the slot's own vector work); the rest, near the row
+ * end, load x under a mask, one group at a time. */
 static inline __attribute__((always_inline)) void
 gemv(float *y, const float *x, const void *valp, const void *idxp, size_t G, size_t gsafe,
      size_t in, size_t m, size_t n_rt, __mmask16 rowmask, const float *bias, const int NC,
@@ -156,28 +170,33 @@ gemv(float *y, const float *x, const void *valp, const void *idxp, size_t G, siz
     for (int u = 0; u < 4; u++) acc[u] = _mm512_setzero_ps();
     if (bias) acc[0] = _mm512_maskz_loadu_ps(rowmask, bias);
     const float *xp = x;
-    for (size_t g = 0; g < G; g += 4) {
-        for (int u = 0; u < 4; u++) {
-            const size_t gu = g + (size_t)u;
-            if (gu >= G) break;
-            __m512 xl, xh = _mm512_setzero_ps();
-            if (gu < gsafe) {
-                xl = load_lo(xp, LW);
-                if (TWO) xh = _mm512_loadu_ps(xp + 16);
-            } else {
-                const size_t valid = in - gu * m < m ? in - gu * m : m;
-                xl = _mm512_maskz_loadu_ps(mask_lo(valid), xp);
-                if (TWO) xh = _mm512_maskz_loadu_ps(mask_hi(valid), xp + 16);
-            }
-            for (size_t k = 0; k < n; k++, slot++) {
-                const __m512 wv = slot_values(valp, slot, BF);
-                const __m512i id = slot_positions(idxp, slot, BF, 0);
-                __m512 xs = TWO ? _mm512_permutex2var_ps(xl, id, xh) : _mm512_permutexvar_ps(id, xl);
-                acc[u] = _mm512_fmadd_ps(wv, xs, acc[u]);
-            }
-            xp += m;
-        }
+#define GROUP(ACC, XL, XH)                                                                     \
+    for (size_t k = 0; k < n; k++, slot++) {                                                   \
+        const __m512 wv = slot_values(valp, slot, BF);                                         \
+        const __m512i id = slot_positions(idxp, slot, BF, 0);                                 \
+        const __m512 xs = TWO ? _mm512_permutex2var_ps(XL, id, XH) : _mm512_permutexvar_ps(id, XL); \
+        ACC = _mm512_fmadd_ps(wv, xs, ACC);                                                    \
     }
+    size_t g = 0;
+    for (const size_t g4 = gsafe / 4 * 4; g < g4; g += 4, xp += 4 * m)
+        for (int u = 0; u < 4; u++) {
+            const float *xu = xp + (size_t)u * m;
+            const __m512 xl = load_lo(xu, LW), xh = TWO ? _mm512_loadu_ps(xu + 16) : xl;
+            GROUP(acc[u], xl, xh);
+        }
+    for (; g < G; g++, xp += m) {
+        __m512 xl, xh = _mm512_setzero_ps();
+        if (g < gsafe) {
+            xl = load_lo(xp, LW);
+            if (TWO) xh = _mm512_loadu_ps(xp + 16);
+        } else {
+            const size_t valid = in - g * m < m ? in - g * m : m;
+            xl = _mm512_maskz_loadu_ps(mask_lo(valid), xp);
+            if (TWO) xh = _mm512_maskz_loadu_ps(mask_hi(valid), xp + 16);
+        }
+        GROUP(acc[g % 4], xl, xh);
+    }
+#undef GROUP
     __m512 s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
     _mm512_mask_storeu_ps(y, rowmask, s);
 }

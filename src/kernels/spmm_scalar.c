@@ -27,7 +27,7 @@ void nmf_spmm_forward_scalar(float *y, const float *x, size_t ldx, size_t x_slac
                     for (size_t r = 0; r < NMF_SPMM_ROWS; r++) {
                         const float v = bf ? nmf_bf16_to_f32(w->val16[s + r % 8 * 2 + r / 8])
                                            : w->val[s + r]; /* bf16: rows paired (spmm.h) */
-                        const size_t pos = bf && w->idx4 ? (size_t)(w->idx4[s / 2 + r % 8] >> (r / 8 * 4) & 15u)
+                        const size_t pos = bf && w->idx4 ? (size_t)nmf_idx4_get(w->idx4 + s / 2, (unsigned)r)
                                                          : w->idx[s + r]; /* nibbles: spmm.h */
                         acc[r] += v * xg[pos];
                     }

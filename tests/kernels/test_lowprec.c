@@ -185,7 +185,10 @@ static void run_case(const lp_case *c) {
         if (!lin) continue;
         const size_t f32_bytes = nmf_linear_weight_bytes(lin);
         CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_BF16));
-        CHECK(nmf_linear_weight_bytes(lin) * 5 == f32_bytes * 3);
+        /* 2 bytes of value and 1 of position per kept weight, or half a byte for M <= 16 (the
+         * nibbles a 1-token product reads) */
+        CHECK(nmf_linear_weight_bytes(lin) * 10 == f32_bytes * (c->m <= 16 ? 5 : 6));
+        CHECK((nmf_linear_spmm_weights(lin)->idx4 != NULL) == (c->m <= 16));
         CHECK(strcmp(nmf_linear_kernel_name(lin, 1), bf16_kernel[isa]) == 0);
         for (size_t t0 = 0; t0 < T; t0 = t0 ? T : 1) { /* token 0 alone (bf16 panel), the rest */
             const size_t tt = t0 ? T - t0 : 1;

@@ -53,7 +53,9 @@ static void one(const char *fixture, nmf_pattern p) {
     CHECK_OK(nmf_lm_set_precision(mb, NMF_PREC_BF16));
     CHECK_OK(nmf_lm_set_precision(mi, NMF_PREC_INT8));
     CHECK_STATUS(nmf_lm_set_precision(mi, NMF_PREC_BF16), NMF_ERR_INVALID_ARG); /* set once */
-    CHECK(nmf_lm_weight_bytes(mi) < nmf_lm_weight_bytes(mb) && nmf_lm_weight_bytes(mb) < nmf_lm_weight_bytes(mf));
+    /* (int8's windows are padded to 64 inputs: on this small model not below bf16's 2.5 bytes
+     * per kept weight) */
+    CHECK(nmf_lm_weight_bytes(mi) < nmf_lm_weight_bytes(mf) && nmf_lm_weight_bytes(mb) < nmf_lm_weight_bytes(mf));
     const size_t n = nmf_lm_output_floats(mf, B, T);
     float *f = malloc(n * sizeof *f), *y = malloc(n * sizeof *y);
     CHECK_OK(nmf_lm_forward(mf, f, ids.data, B, T, NULL));
