@@ -63,8 +63,9 @@ NMF_API const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens)
  * after creation, from f32):
  * - NMF_PREC_F32: f32 weights, f32 FMA.
  * - NMF_PREC_BF16: weights rounded to bf16 (round to nearest even) and kept as bf16 where the
- *   product is memory-bound (the N:M panel layout that 1-token products read: 3 bytes per
- *   kept weight instead of 5), widened to f32 in registers; f32 accumulation.
+ *   product is memory-bound (the N:M panel layout that 1-token products read: 2.5 bytes per
+ *   kept weight for M <= 16, 3 for M = 32, instead of 5), widened to f32 in registers; f32
+ *   accumulation.
  * - NMF_PREC_INT8: symmetric int8 weights with one scale per output channel, activations
  *   quantised to int8 per token on each product (dynamic, symmetric), exact int32 sums, then
  *   y = fma(float(sum), s_x[t] * s_w[o], bias[o]) and the activation (spmm_q8.h). N:M and

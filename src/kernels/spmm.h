@@ -72,10 +72,12 @@ typedef struct {
     /* The panel layout's values rounded to bf16 (the f32 `val` then holds the same values
      * widened), rows paired: val16[s*16 + 2j + h] is row j + 8h of slot s (= (b*G + g)*n + k),
      * so that one 32-byte load holds the 16 rows as 8 u32 lanes, row j in the low half of lane
-     * j and row j + 8 in the high half: a shift and an and make the two f32 vectors (no
-     * widening shuffle, which would compete with the kernel's vpermps). Read instead of `val`
-     * by the panel kernels of a bf16 layer whose step says bf16 (every ISA), 3 bytes per
-     * kept weight instead of 5. */
+     * j and row j + 8 in the high half: on AVX2 a shift and an and make the two f32 vectors
+     * (no widening shuffle, which would compete with the kernel's vpermps); on AVX-512 one
+     * vpermw (or, with u8 positions, an and and a masked shift). Read instead of `val` by the
+     * panel kernels of a bf16 layer whose step says bf16 (every ISA); with the positions as
+     * nibbles (idx4, M <= 16) 2.5 bytes per kept weight instead of 5. The same allocation
+     * holds idx4 after the values. */
     const uint16_t *val16;
     /* A compact bf16 layer with M <= 16 (nmf_linear_compact): the positions as nibbles, `idx`
      * NULL: 8 bytes per slot (idx4 + s/2), read as one little-endian 64-bit word whose bits

@@ -181,7 +181,8 @@ nmf_spmm_step nmf_spmm_plan_step(const nmf_spmm_plan *p, const nmf_spmm_weights 
     /* a bf16 layer: the panel kernel on its bf16 values, except on AVX-512 from 2 tokens where
      * the f32 values (rounded to bf16) are still there and the f32 tiles skip the widening (the
      * AVX2 bf16 kernel on an AVX-512 CPU ran DeiT-small 1:8 in 44 ms against 27 on them, Xeon
-     * model 207); one token keeps the bf16 values (3 bytes per kept weight, not 5) */
+     * model 207); one token keeps the bf16 values (2.5 bytes per kept weight with the nibble
+     * positions of M <= 16, 3 with u8 ones; not 5) */
     if (w->val16 && (tokens < 2 || !w->val || p->isa != NMF_ISA_AVX512)) {
         s.prm.bf16 = 1;
         s.name = p->isa == NMF_ISA_AVX512 ? "avx512-bf16"
