@@ -107,10 +107,9 @@ tile(float *y, size_t ldy, const float *x, size_t ldx, const float *val, const u
                              : _mm256_castsi256_ps(_mm256_and_si256(
                                    pairs, _mm256_set1_epi32(-65536) /* 0xFFFF0000 */));
                 const __m256i id =
-                    BF == 2 ? _mm256_and_si256(
-                                  _mm256_srlv_epi32(nib, h == 0 ? _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12)
-                                                                : _mm256_setr_epi32(16, 16, 20, 20, 24, 24, 28, 28)),
-                                  _mm256_set1_epi32(15))
+                    /* (bits above the nibble stay: vpermps reads bits 0-2 and b3 bit 3) */
+                    BF == 2 ? _mm256_srlv_epi32(nib, h == 0 ? _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12)
+                                                            : _mm256_setr_epi32(16, 16, 20, 20, 24, 24, 28, 28))
                             : _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(idx + 8 * h)));
                 const __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(id, 28));
                 const __m256 b4 = _mm256_castsi256_ps(_mm256_slli_epi32(id, 27));
