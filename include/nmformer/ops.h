@@ -24,6 +24,16 @@ extern "C" {
 NMF_API void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,
                            size_t tokens, size_t C, float eps);
 
+/* The residual stream's add fused into the LayerNorm after it: sum = x + r, then
+ * y = LayerNorm(sum) as nmf_layernorm_forward. sum, y, x, r (tokens, C); sum may == x or r, y
+ * may == r (not sum). Threaded over tokens. */
+NMF_API void nmf_add_layernorm_forward(float *y, float *sum, const float *x, const float *r,
+                                       const float *w, const float *b, size_t tokens, size_t C,
+                                       float eps);
+
+/* y[i] = a[i] + b[i] (the residual add)      y may == a or b. Threaded for large n. */
+NMF_API void nmf_add_forward(float *y, const float *a, const float *b, size_t n);
+
 /* RMSNorm (LLaMA, in f32 as HF's LlamaRMSNorm): y[t] = w * (x[t] * rsqrt(mean(x[t]^2) + eps)).
  * y, x (tokens, C); y may == x. Threaded over tokens. */
 NMF_API void nmf_rmsnorm_forward(float *y, const float *x, const float *w, size_t tokens, size_t C,

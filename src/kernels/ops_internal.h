@@ -23,13 +23,17 @@ void nmf_gelu_tanh_avx2(float *y, const float *x, size_t n);
 void nmf_silu_avx512(float *y, const float *x, size_t n);
 void nmf_silu_avx2(float *y, const float *x, size_t n);
 
-/* LayerNorm of one row (C) -> (C); y may == x. */
-void nmf_layernorm_row_ref(float *y, const float *x, const float *w, const float *b, size_t C,
-                           float eps);
-void nmf_layernorm_row_avx512(float *y, const float *x, const float *w, const float *b, size_t C,
-                              float eps);
-void nmf_layernorm_row_avx2(float *y, const float *x, const float *w, const float *b, size_t C,
-                            float eps);
+/* LayerNorm of one row (C) -> (C); y may == x. With a residual r (else NULL): sum = x + r is
+ * stored first and normalised (the residual stream's add fused into the norm that follows it;
+ * sum may == x). */
+typedef void (*nmf_layernorm_row_fn)(float *y, float *sum, const float *x, const float *r,
+                                     const float *w, const float *b, size_t C, float eps);
+void nmf_layernorm_row_ref(float *y, float *sum, const float *x, const float *r, const float *w,
+                           const float *b, size_t C, float eps);
+void nmf_layernorm_row_avx512(float *y, float *sum, const float *x, const float *r,
+                              const float *w, const float *b, size_t C, float eps);
+void nmf_layernorm_row_avx2(float *y, float *sum, const float *x, const float *r, const float *w,
+                            const float *b, size_t C, float eps);
 
 /* One head; s checked and work sized (nmf_attention_work_floats) by the caller. */
 void nmf_attention_avx512(float *out, const float *q, const float *k, const float *v,

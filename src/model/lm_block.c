@@ -36,6 +36,18 @@ static void norm(const nmf_lm *m, float *y, const float *x, int w, int b, int bl
     else nmf_layernorm_forward(y, x, nmf_lm_param(m, w, block), nmf_lm_param(m, b, block), N, m->D, m->eps);
 }
 
+/* sum = x + r (the residual add), then y = norm(sum): one pass per token for a LayerNorm */
+static void add_norm(const nmf_lm *m, float *y, float *sum, const float *x, const float *r, int w,
+                     int b, int block, size_t N) {
+    if (m->k.rms) {
+        nmf_add_forward(sum, x, r, N * m->D);
+        nmf_rmsnorm_forward(y, sum, nmf_lm_param(m, w, block), N, m->D, m->eps);
+    } else {
+        nmf_add_layernorm_forward(y, sum, x, r, nmf_lm_param(m, w, block), nmf_lm_param(m, b, block),
+                                  N, m->D, m->eps);
+    }
+}
+
 /* y (N, out) = x (N, in) W^T + b through the block's linear of kind w */
 static nmf_status linear(const nmf_lm *m, float *y, const float *x, int w, int b, int block,
                          size_t N, nmf_activation act) {
@@ -63,11 +75,6 @@ static void activation(const nmf_lm *m, float *x, size_t n) {
     }
 }
 
-/* y += x (n) */
-static void add(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= (1u << 18))
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
 
 /* cos | sin (T, hd) of positions past .. past + T - 1, HF's LlamaRotaryEmbedding in f32:
  * inv_freq_i = 1 / theta^(2i / hd), angle = position * inv_freq_i */
@@ -289,14 +296,12 @@ nmf_status nmf_lm_block_forward(const nmf_lm *m, int l, size_t B, size_t T, cons
         nmf_lm_observe(m, o, NMF_LOP_ATTN, l, a->att, BT, m->Q);
         if ((st = linear(m, a->tmp, a->att, k->o_w, k->o_b, l, BT, NMF_ACT_NONE))) return st;
         nmf_lm_observe(m, o, NMF_LOP_PROJ, l, a->tmp, BT, D);
-        add(a->tmp, a->x, BT * D);
+        add_norm(m, a->x, a->tmp, a->tmp, a->x, k->n1_w, k->n1_b, l, BT);
         nmf_lm_observe(m, o, NMF_LOP_ADD1, l, a->tmp, BT, D);
-        norm(m, a->x, a->tmp, k->n1_w, k->n1_b, l, BT);
         nmf_lm_observe(m, o, NMF_LOP_NORM1, l, a->x, BT, D);
         if ((st = mlp(m, a->x, l, BT, o))) return st;
-        add(a->tmp, a->x, BT * D);
+        add_norm(m, a->x, a->tmp, a->tmp, a->x, k->n2_w, k->n2_b, l, BT);
         nmf_lm_observe(m, o, NMF_LOP_ADD2, l, a->tmp, BT, D);
-        norm(m, a->x, a->tmp, k->n2_w, k->n2_b, l, BT);
         nmf_lm_observe(m, o, NMF_LOP_NORM2, l, a->x, BT, D);
         return NMF_OK;
     }
@@ -308,12 +313,11 @@ nmf_status nmf_lm_block_forward(const nmf_lm *m, int l, size_t B, size_t T, cons
     nmf_lm_observe(m, o, NMF_LOP_ATTN, l, a->att, BT, m->Q);
     if ((st = linear(m, a->tmp, a->att, k->o_w, k->o_b, l, BT, NMF_ACT_NONE))) return st;
     nmf_lm_observe(m, o, NMF_LOP_PROJ, l, a->tmp, BT, D);
-    add(a->x, a->tmp, BT * D);
+    add_norm(m, a->ln, a->x, a->x, a->tmp, k->n2_w, k->n2_b, l, BT);
     nmf_lm_observe(m, o, NMF_LOP_ADD1, l, a->x, BT, D);
-    norm(m, a->ln, a->x, k->n2_w, k->n2_b, l, BT);
     nmf_lm_observe(m, o, NMF_LOP_NORM2, l, a->ln, BT, D);
     if ((st = mlp(m, a->ln, l, BT, o))) return st;
-    add(a->x, a->tmp, BT * D);
+    nmf_add_forward(a->x, a->x, a->tmp, BT * D);
     nmf_lm_observe(m, o, NMF_LOP_ADD2, l, a->x, BT, D);
     return NMF_OK;
 }

@@ -72,10 +72,15 @@ nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params 
                      p->proj_b + L * D, BT, D, D, NMF_ACT_NONE)))
         return st;
     nmf_vit_observe(o, NMF_OP_PROJ, l, io->tmp, BT, D);
-    residual_forward(io->x1, io->x_in, io->tmp, BT * D);
+    if (tape) { /* (training's norm saves its mean and rstd) */
+        residual_forward(io->x1, io->x_in, io->tmp, BT * D);
+        norm(io->ln2, io->x1, p->ln2_w + L * D, p->ln2_b + L * D, BT, D, s->eps, tape->ln2_mean,
+             tape->ln2_rstd);
+    } else {
+        nmf_add_layernorm_forward(io->ln2, io->x1, io->x_in, io->tmp, p->ln2_w + L * D,
+                                  p->ln2_b + L * D, BT, D, s->eps);
+    }
     nmf_vit_observe(o, NMF_OP_ADD1, l, io->x1, BT, D);
-    norm(io->ln2, io->x1, p->ln2_w + L * D, p->ln2_b + L * D, BT, D, s->eps,
-         tape ? tape->ln2_mean : NULL, tape ? tape->ln2_rstd : NULL);
     nmf_vit_observe(o, NMF_OP_NORM2, l, io->ln2, BT, D);
     const float *fc1_w = p->fc1_w ? p->fc1_w + L * H * D : NULL;
     /* fc1, GELU and fc2 in one call where nothing needs the hidden activations: they may stay

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nmformer/kernels.h"
+#include "nmformer/ops.h"
 
 /* Below this much work a parallel region costs more than it saves (and on a busy machine a
  * barrier waiting for a descheduled thread costs a whole time slice). */
@@ -239,8 +240,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
 }
 
 void residual_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 4 * PAR_MIN)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    nmf_add_forward(out, a, b, n);
 }
 
 float crossentropy_forward(float *probs, float *losses, const float *logits, const int *labels,

@@ -42,6 +42,38 @@ static void layernorm_case(size_t T, size_t C, float offset) {
     free(b);
 }
 
+/* The residual add fused into the norm: sum = x + r exactly, y the bits of the plain LayerNorm
+ * of sum (the same row code after the add), in place as the models call it (sum == x, y == r). */
+static void add_layernorm_case(size_t T, size_t C) {
+    const size_t n = T * C;
+    float *x = malloc(n * sizeof(float)), *r = malloc(n * sizeof(float));
+    float *sum = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    float *want = malloc(n * sizeof(float)), *w = malloc(C * sizeof(float));
+    float *b = malloc(C * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        x[i] = 2.0f + 3.0f * test_rand_float(&seed);
+        r[i] = test_rand_float(&seed);
+    }
+    for (size_t c = 0; c < C; c++) {
+        w[c] = 1.0f + 0.5f * test_rand_float(&seed);
+        b[c] = 0.5f * test_rand_float(&seed);
+    }
+    nmf_add_layernorm_forward(y, sum, x, r, w, b, T, C, NMF_LAYERNORM_EPS);
+    int sum_ok = 1;
+    for (size_t i = 0; i < n; i++) sum_ok &= sum[i] == x[i] + r[i];
+    CHECK_MSG(sum_ok, "add+layernorm %s T=%zu C=%zu: sum", nmf_isa_name(nmf_active_isa()), T, C);
+    nmf_layernorm_forward(want, sum, w, b, T, C, NMF_LAYERNORM_EPS);
+    CHECK_MSG(memcmp(y, want, n * sizeof(float)) == 0, "add+layernorm %s T=%zu C=%zu: norm",
+              nmf_isa_name(nmf_active_isa()), T, C);
+    nmf_add_layernorm_forward(r, x, x, r, w, b, T, C, NMF_LAYERNORM_EPS); /* in place */
+    CHECK(memcmp(x, sum, n * sizeof(float)) == 0 && memcmp(r, want, n * sizeof(float)) == 0);
+    nmf_add_forward(want, sum, sum, n);
+    int add_ok = 1;
+    for (size_t i = 0; i < n; i++) add_ok &= want[i] == 2.0f * sum[i];
+    CHECK_MSG(add_ok, "add %s n=%zu", nmf_isa_name(nmf_active_isa()), n);
+    free(x), free(r), free(sum), free(y), free(want), free(w), free(b);
+}
+
 static void gelu_case(size_t n) {
     float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = 8.0f * test_rand_float(&seed);
@@ -101,12 +133,16 @@ int main(void) {
     nmf_isa best = nmf_cpu_best_isa();
     for (int isa = NMF_ISA_SCALAR; isa <= (int)best; isa++) {
         nmf_set_isa((nmf_isa)isa);
-        const size_t Cs[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 384, 768};
+        /* around the AVX2 (8) and AVX-512 (16, and 64 per 4-chain step) widths */
+        const size_t Cs[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129,
+                             200, 384, 768};
         for (size_t i = 0; i < sizeof Cs / sizeof Cs[0]; i++) {
             layernorm_case(5, Cs[i], 0.0f);
             layernorm_case(3, Cs[i], 100.0f);
+            add_layernorm_case(3, Cs[i]);
         }
-        layernorm_case(197, 384, 1.0f); /* the threaded path */
+        layernorm_case(400, 384, 1.0f); /* the threaded path (>= 2^17 elements) */
+        add_layernorm_case(400, 384);
         const size_t ns[] = {1, 7, 8, 9, 16, 17, 100, 40000};
         for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) gelu_case(ns[i]);
         const size_t as[] = {1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 40000};
