@@ -1,9 +1,13 @@
-/* Fused attention, AVX2 + FMA: the online softmax of attention.c with 8-lane vectors.
+/* Fused attention, AVX2 + FMA: the online softmax of attention.c with 8-lane vectors, in
+ * chunks.
  *
  * Same plan as attention_avx512.c (K transposed once per head into work, QB = 6 queries per
- * block, KT = 64 keys per tile), fitted to 16 ymm registers: the score tile is computed 16 keys
- * at a time (6 x 2 accumulators) into the (QB, KT) probability buffer, exponentiated there, and
- * P V runs 16 output columns at a time (6 x 2 accumulators). */
+ * block, the online softmax per chunk of up to CHUNK keys), fitted to 16 ymm registers: the
+ * scores are computed 16 keys at a time (6 x 2 accumulators) into the (QB, CHUNK) probability
+ * buffer, scaled, masked and exponentiated there once per chunk, and P V runs over the whole
+ * chunk 16 output columns at a time (6 x 2 accumulators), so that the output accumulators are
+ * rescaled and reloaded once per chunk (for a ViT's 197 keys: once per query block) rather than
+ * once per 64-key tile. */
 #include <immintrin.h>
 #include <math.h>
 
@@ -11,7 +15,7 @@
 #include "kernels/simd_exp.h"
 
 #define QB NMF_ATT_QB
-#define KT NMF_ATT_KT
+#define CHUNK NMF_ATT_CHUNK
 
 #if NMF_ATT_QB != 6
 #error "the kernels below are written out for 6 query rows"
@@ -33,7 +37,7 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* s[r][0..16) = sum_c qr[r][c] kt[c*ldkt + 0..16), stored to out[r*KT + 0..16). */
+/* s[r][0..16) = sum_c qr[r][c] kt[c*ldkt + 0..16), stored to out[r*CHUNK + 0..16). */
 static void qk16(float *out, const float *const qr[QB], const float *kt, size_t ldkt, size_t d) {
     __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00;
     __m256 s30 = s00, s31 = s00, s40 = s00, s41 = s00, s50 = s00, s51 = s00;
@@ -59,7 +63,7 @@ static void qk16(float *out, const float *const qr[QB], const float *kt, size_t 
         s50 = _mm256_fmadd_ps(b, k0, s50);
         s51 = _mm256_fmadd_ps(b, k1, s51);
     }
-#define ST(r, a0, a1) (_mm256_storeu_ps(out + (r) * KT, a0), _mm256_storeu_ps(out + (r) * KT + 8, a1))
+#define ST(r, a0, a1) (_mm256_storeu_ps(out + (r) * CHUNK, a0), _mm256_storeu_ps(out + (r) * CHUNK + 8, a1))
     ST(0, s00, s01);
     ST(1, s10, s11);
     ST(2, s20, s21);
@@ -93,22 +97,22 @@ static void pv16(float *acc, size_t dp, const float *alpha, const float *p, cons
         }
         const float *pj = p + j;
         __m256 b;
-        b = _mm256_broadcast_ss(pj + 0 * KT);
+        b = _mm256_broadcast_ss(pj + 0 * CHUNK);
         a00 = _mm256_fmadd_ps(b, v0, a00);
         a01 = _mm256_fmadd_ps(b, v1, a01);
-        b = _mm256_broadcast_ss(pj + 1 * KT);
+        b = _mm256_broadcast_ss(pj + 1 * CHUNK);
         a10 = _mm256_fmadd_ps(b, v0, a10);
         a11 = _mm256_fmadd_ps(b, v1, a11);
-        b = _mm256_broadcast_ss(pj + 2 * KT);
+        b = _mm256_broadcast_ss(pj + 2 * CHUNK);
         a20 = _mm256_fmadd_ps(b, v0, a20);
         a21 = _mm256_fmadd_ps(b, v1, a21);
-        b = _mm256_broadcast_ss(pj + 3 * KT);
+        b = _mm256_broadcast_ss(pj + 3 * CHUNK);
         a30 = _mm256_fmadd_ps(b, v0, a30);
         a31 = _mm256_fmadd_ps(b, v1, a31);
-        b = _mm256_broadcast_ss(pj + 4 * KT);
+        b = _mm256_broadcast_ss(pj + 4 * CHUNK);
         a40 = _mm256_fmadd_ps(b, v0, a40);
         a41 = _mm256_fmadd_ps(b, v1, a41);
-        b = _mm256_broadcast_ss(pj + 5 * KT);
+        b = _mm256_broadcast_ss(pj + 5 * CHUNK);
         a50 = _mm256_fmadd_ps(b, v0, a50);
         a51 = _mm256_fmadd_ps(b, v1, a51);
     }
@@ -123,13 +127,14 @@ static void pv16(float *acc, size_t dp, const float *alpha, const float *p, cons
 #undef ST
 }
 
-/* Scales and masks scores p[r][0..nv*8) in place, exponentiates, updates m, l, alpha. */
+/* Scales and masks a chunk's scores p[r][0..nv8*8) in place, exponentiates, updates m, l,
+ * alpha. */
 static void softmax_tile(float *p, size_t nv8, const long limit[QB], float scale, float *m,
                          float *l, float *alpha) {
     const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY), vscale = _mm256_set1_ps(scale);
     for (int r = 0; r < QB; r++) {
-        float *pr = p + r * KT;
+        float *pr = p + r * CHUNK;
         __m256 lim = _mm256_set1_ps((float)limit[r]), mx = neg_inf;
         for (size_t v = 0; v < nv8; v++) {
             __m256 idx = _mm256_add_ps(iota, _mm256_set1_ps(8.0f * (float)v));
@@ -160,18 +165,54 @@ static void softmax_tile(float *p, size_t nv8, const long limit[QB], float scale
     }
 }
 
+/* In-place 8x8 transpose: r[i] lane j -> r[j] lane i. */
+ALWAYS_INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) { /* u[4i + c]: rows 4i..4i+3 of columns c, c + 4 (128-bit halves) */
+        u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        r[c + 4] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+
+/* kt (d, Tkp) = K^T, keys past Tk zero: 8 keys x 8 columns at a time (K's rows are ldk apart,
+ * a cache line each: the scalar copy cost ~8 % of a ViT's attention), the ragged rest scalar. */
+static void transpose_k(float *kt, size_t Tkp, const float *k, size_t ldk, size_t Tk, size_t d) {
+    const size_t j8 = Tk / 8 * 8, c8 = d / 8 * 8;
+    for (size_t j = 0; j < j8; j += 8) {
+        for (size_t c = 0; c < c8; c += 8) {
+            __m256 r[8];
+            for (int u = 0; u < 8; u++) r[u] = _mm256_loadu_ps(k + (j + (size_t)u) * ldk + c);
+            transpose8(r);
+            for (int u = 0; u < 8; u++) _mm256_storeu_ps(kt + (c + (size_t)u) * Tkp + j, r[u]);
+        }
+        for (size_t c = c8; c < d; c++)
+            for (size_t u = 0; u < 8; u++) kt[c * Tkp + j + u] = k[(j + u) * ldk + c];
+    }
+    for (size_t c = 0; c < d; c++) {
+        float *row = kt + c * Tkp;
+        for (size_t j = j8; j < Tk; j++) row[j] = k[j * ldk + c];
+        for (size_t j = Tk; j < Tkp; j++) row[j] = 0.0f;
+    }
+}
+
 void nmf_attention_avx2(float *out, const float *q, const float *k, const float *v,
                         const nmf_attention_shape *sh, float *work) {
     const size_t Tq = sh->Tq, Tk = sh->Tk, d = sh->d;
     const size_t Tkp = nmf_round_up(Tk, 16), dp = nmf_round_up(d, 16);
     float *kt = work;          // (d, Tkp)
     float *acc = kt + d * Tkp; // (QB, dp)
-    float *p = acc + QB * dp;  // (QB, KT)
-    for (size_t c = 0; c < d; c++) {
-        float *row = kt + c * Tkp;
-        for (size_t j = 0; j < Tk; j++) row[j] = k[j * sh->ldk + c];
-        for (size_t j = Tk; j < Tkp; j++) row[j] = 0.0f;
-    }
+    float *p = acc + QB * dp;  // (QB, CHUNK)
+    transpose_k(kt, Tkp, k, sh->ldk, Tk, d);
     const size_t off = sh->causal ? Tk - Tq : 0;
     for (size_t i0 = 0; i0 < Tq; i0 += QB) {
         size_t nq = Tq - i0 < QB ? Tq - i0 : QB;
@@ -186,9 +227,9 @@ void nmf_attention_avx2(float *out, const float *q, const float *k, const float 
             l[r] = 0.0f;
         }
         for (size_t x = 0; x < QB * dp; x++) acc[x] = 0.0f;
-        size_t kend = last[QB - 1] + 1;
-        for (size_t j0 = 0; j0 < kend; j0 += KT) {
-            size_t nk = kend - j0 < KT ? kend - j0 : KT;
+        size_t kend = last[QB - 1] + 1; /* rows are in order, so the last row sees the most */
+        for (size_t j0 = 0; j0 < kend; j0 += CHUNK) {
+            size_t nk = kend - j0 < CHUNK ? kend - j0 : CHUNK;
             size_t n16 = (nk + 15) / 16;
             long limit[QB];
             for (int r = 0; r < QB; r++) limit[r] = (long)last[r] - (long)j0;
