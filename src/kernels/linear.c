@@ -766,9 +766,6 @@ nmf_status nmf_precision_parse(const char *s, nmf_precision *p) {
 
 nmf_precision nmf_linear_precision(const nmf_linear *lin) { return lin ? lin->prec : NMF_PREC_F32; }
 
-/* bf16: the panel values rounded in place (so that every layout built from them, the plan's
- * tv layout and the backward transpose, computes with the bf16 weights) and kept as bf16 for
- * the panel kernels. */
 /* The panel layout's u8 positions of `slots` values as nibbles (spmm.h idx4): per slot of 16
  * rows, 8 bytes with row r's position at bit nmf_idx4_shift(r). */
 static void pack_nibbles(uint8_t *idx4, const uint8_t *idx, size_t slots) {
@@ -780,6 +777,9 @@ static void pack_nibbles(uint8_t *idx4, const uint8_t *idx, size_t slots) {
         }
 }
 
+/* bf16: the panel values rounded in place (so that every layout built from them, the plan's
+ * tv layout and the backward transpose, computes with the bf16 weights) and kept as bf16 for
+ * the panel kernels. */
 static nmf_status to_bf16(nmf_linear *l) {
     nmf_spmm_weights *w = &l->w;
     const size_t slots = w->panels * w->groups * (size_t)w->n * NMF_SPMM_ROWS;

@@ -11,10 +11,11 @@
  * stays in L1 while all panels of the thread stream past it.
  *
  * bf16 layers (params.bf16: w->val16, rows paired in u32 lanes, spmm.h) run the same tiles with
- * each slot's 16 values widened in registers (bf16_rows: a 32-byte broadcast load, an AND and a
- * masked shift; exact), and a compact layer's nibble positions (w->idx4) unpacked likewise
- * (nibble_rows): 3 or 2.5 bytes per kept weight instead of 5, for the memory-bound products of
- * one token and of compact layers, whose f32 copy is gone.
+ * each slot's 16 values widened in registers (bf16_rows, exact: one vpermw with nibble
+ * positions, else a broadcast, an AND and a masked shift) and, for M <= 16, the positions as
+ * nibbles (w->idx4, one vpsrlvd: nibble_rows): 2.5 bytes per kept weight instead of 5 (3 for
+ * M = 32), for the memory-bound products of one token and of compact layers, whose f32 copy is
+ * gone.
  *
  * Cost model (Zen 4, measured): an FMA paired with any other 512-bit op (permute, blend) runs
  * at ~0.73 of the FMA-only rate, so this scheme tops out near 0.73 of peak per useful FMA;
