@@ -6,6 +6,10 @@
  *                                rename, read (read and pread),
  *                                malloc: malloc/calloc/realloc/aligned_alloc/posix_memalign
  *                                together, failing with ENOMEM)
+ *   NMF_FAULT=rename:2:STOP      the process stops itself (SIGSTOP) at the 2nd rename(), before
+ *                                making it, then goes on as if nothing happened: a test holds
+ *                                the command at a known point of its write (temporary file in
+ *                                place) and sends it a signal there (tests/io/test_signal_temps.sh)
  *   NMF_FAULT_REPORT=FILE        at exit, append "FUNCTION COUNT" lines (calls seen from the
  *                                program) and "injected FUNCTION N" when the fault fired
  * Used by tests/faults/test_fault_sweep.sh, which sweeps n over every call a command makes. */
@@ -13,6 +17,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +30,7 @@ static const char *const names[F_COUNT] = {"write", "fsync", "rename", "read", "
 static int target = -1;      /* function to fail */
 static unsigned long nth;    /* which call (1-based) */
 static int fault_errno;      /* errno it fails with */
+static int stop_instead;     /* STOP: the call stops the process instead of failing */
 static unsigned long calls[F_COUNT];
 static int injected;
 static uintptr_t prog_lo, prog_hi; /* the main program's mapped range */
@@ -62,6 +68,7 @@ __attribute__((constructor)) static void faults_init(void) {
             for (int i = 0; i < F_COUNT; i++)
                 if (!strcmp(fn, names[i])) target = i, nth = n;
         fault_errno = errno_by_name(err);
+        stop_instead = !strcmp(err, "STOP");
     }
     busy = 0;
 }
@@ -84,6 +91,10 @@ static int should_fail(int fn, const void *ret) {
     unsigned long k = ++calls[fn];
     if (fn != target || k != nth) return 0;
     injected = 1;
+    if (stop_instead) { /* stopped here; SIGCONT goes on with the real call */
+        raise(SIGSTOP);
+        return 0;
+    }
     return 1;
 }
 
