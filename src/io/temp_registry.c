@@ -44,6 +44,8 @@ typedef struct {
     _Atomic(const char *) path; /* what a signal removes; NULL: nothing (yet, or any more) */
     const char *restore;        /* NMF_IO_TEMP_ASIDE: the folder's own place */
     int kind;                   /* nmf_io_temp_kind */
+    pid_t owner;                /* the process writing it: a forked child (bench model's
+                                 * measuring processes) inherits the registry, not the write */
 } temp_slot;
 
 static temp_slot slots[TEMP_SLOTS];
@@ -86,10 +88,11 @@ static void remove_all_now(void) {
     atomic_store(&dying, 1);
     /* each path is taken first: a slot's kind and restore are its owner's until then */
     const char *path[TEMP_SLOTS];
+    const pid_t self = getpid();
     for (int i = 0; i < TEMP_SLOTS; i++) path[i] = atomic_exchange(&slots[i].path, NULL);
     for (int kind = NMF_IO_TEMP_FILE; kind <= NMF_IO_TEMP_FOLDER; kind++)
         for (int i = 0; i < TEMP_SLOTS; i++) {
-            if (!path[i] || slots[i].kind != kind) continue;
+            if (!path[i] || slots[i].kind != kind || slots[i].owner != self) continue;
             if (kind == NMF_IO_TEMP_FILE)
                 unlink(path[i]);
             else if (kind == NMF_IO_TEMP_FOLDER || rename(path[i], slots[i].restore) != 0)
@@ -170,6 +173,7 @@ char *nmf_io_temp_create(const char *base, const char *suffix, nmf_io_temp_kind 
     if (s) {
         slots[s - 1].kind = kind;
         slots[s - 1].restore = restore;
+        slots[s - 1].owner = getpid();
     }
     int e = EEXIST;
     for (int attempt = 0; attempt < 100 && e == EEXIST; attempt++) {
