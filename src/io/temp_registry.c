@@ -56,9 +56,20 @@ static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
 /* ---- what the handler does (async-signal-safe calls only) ----------------------------------- */
 
 /* Every entry of a temporary folder (all made by this process: the folder had a fresh name), then
- * the folder. getdents64 is the bare system call, where opendir would allocate. Entries removed
+ * the folder. It is first renamed out of the way: a writer on another thread about to move it
+ * into place then finds nothing to move (or has moved it already, whole), never a folder half
+ * emptied. getdents64 is the bare system call, where opendir would allocate. Entries removed
  * while listing may shift the listing, so it is read again until a pass removes nothing. */
 static void remove_folder_now(const char *path) {
+    static const char suffix[] = ".gone.tmp";
+    char away[4096];
+    const size_t len = strlen(path);
+    if (len + sizeof suffix <= sizeof away) {
+        memcpy(away, path, len);
+        memcpy(away + len, suffix, sizeof suffix);
+        if (rename(path, away) == 0) path = away;
+        else if (errno == ENOENT) return; /* moved into place already, or never made */
+    }
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) {
         _Alignas(8) char buf[4096];

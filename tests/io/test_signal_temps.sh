@@ -1,8 +1,8 @@
 #!/bin/bash
 # Ctrl-C or kill during a write leaves no temporary output behind (nmf_cleanup_temps_on_signal,
 # called by the CLI): convert / prune are held at a known point of their write (the fault
-# interposer's STOP: the process stops itself at the n-th write() or rename(), with its temporary
-# file or folder in place), sent SIGTERM / SIGINT / SIGHUP there and let go. Each must end with
+# interposer's HOLD: the n-th write() or rename() waits, with the temporary file or folder in
+# place) and sent SIGTERM / SIGINT / SIGHUP there. Each must end with
 # the usual status (128 + signal), no "*.tmp" file or folder left, and the destination absent, or
 # the previous file or folder at it untouched. A SIGHUP that was ignored when the command
 # started (nohup) stays ignored: the command finishes its write.
@@ -22,33 +22,39 @@ HF=$SRC/tests/fixtures/hf/llama_gqa6x2
 D=$TMP/out
 mkdir "$D"
 
-# The state letter of process $1 (/proc/PID/stat: "pid (comm) S ..."); empty once it is gone.
-state() { local s; read -r s 2>/dev/null <"/proc/$1/stat" || return; s=${s##*) }; echo "${s%% *}"; }
-
-# interrupt NAME SIGNAL FN:N -- command...: runs the command stopped at the n-th call of FN, sends
-# SIGNAL, lets it go; sets rc to its exit status (as the shell reports it: 128 + signal).
+# [release=1] interrupt NAME SIGNAL FN:N -- command...: runs the command held at the n-th call of
+# FN (the interposer's HOLD: it creates $H/held and waits on the FIFO $H/go), sends SIGNAL (with
+# release=1, one it ignores: then lets it go on); sets rc to its exit status (as the shell
+# reports it: 128 + signal) and temps to the number of temporary outputs in D while it was held.
+H=$TMP/hold
+mkdir "$H"
+mkfifo "$H/go"
+exec 4<>"$H/go" # open both ways: writing to it never blocks
 interrupt() {
-    local name=$1 sig=$2 at=$3 pid s
+    local name=$1 sig=$2 at=$3 pid
     shift 4
+    rm -f "$H/held"
     # env: a background command of a script starts with SIGINT ignored, which would stay so
-    NMF_FAULT=$at:STOP LD_PRELOAD=$LIB env --default-signal=INT "$@" >/dev/null 2>"$TMP/err" &
+    NMF_FAULT=$at:HOLD NMF_FAULT_HOLD=$H LD_PRELOAD=$LIB env --default-signal=INT "$@" \
+        >/dev/null 2>"$TMP/err" &
     pid=$!
-    while s=$(state $pid) && [ -n "$s" ] && [ "$s" != T ]; do sleep 0.01; done
-    if [ "$s" != T ]; then
+    while [ ! -e "$H/held" ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+    if [ ! -e "$H/held" ]; then
         wait $pid
         rc=$?
-        fail "$name: never stopped at $at (exit $rc: $(head -2 "$TMP/err"))"
+        fail "$name: never held at $at (exit $rc: $(head -2 "$TMP/err"))"
+        temps=0
         return
     fi
     temps=$(ls -a "$D" | grep -c '\.tmp$')
     kill -s "$sig" $pid
-    kill -s CONT $pid
+    [ "${release:-0}" = 1 ] && echo >&4 # a signal it ignores: let it go on
     { wait $pid; } 2>/dev/null # (no "Hangup" notice from bash)
     rc=$?
 }
 
-no_temps() { # NAME: nothing named *.tmp in D (file or folder), and there was one while stopped
-    [ "$temps" -ge 1 ] || fail "$1: no temporary output in place while stopped"
+no_temps() { # NAME: nothing named *.tmp in D (file or folder), and there was one while held
+    [ "$temps" -ge 1 ] || fail "$1: no temporary output in place while held"
     if ls -a "$D" | grep -q '\.tmp$'; then
         fail "$1: left $(ls -a "$D" | grep '\.tmp$' | tr '\n' ' ')"
         rm -rf "$D"/*.tmp
@@ -82,7 +88,7 @@ no_temps "convert over a file"
 cmp -s "$D/old.nmf" "$TMP/old.ref" || fail "convert over a file: the previous file changed"
 
 # 3. a folder output (Hugging Face): config.json written and the weights' temporary file complete
-#    in the temporary folder (stopped at the rename that would put them in it)
+#    in the temporary folder (held at the rename that would put them in it)
 name="convert to a new folder, SIGTERM"
 interrupt "$name" TERM rename:2 -- "$CLI" convert "$HF" "$D/folder"
 [ "$rc" = 143 ] || fail "$name: exit $rc"
@@ -99,7 +105,7 @@ diff -r -q "$HF" "$D/folder" >/dev/null || fail "$name: the previous folder chan
 # 4. nohup: an ignored SIGHUP stays ignored, and the write completes
 name="convert with SIGHUP ignored"
 rm -f "$D/new.nmf"
-interrupt "$name" HUP rename:1 -- bash -c 'trap "" HUP; exec "$@"' _ "$CLI" convert "$MODEL" "$D/new.nmf"
+release=1 interrupt "$name" HUP rename:1 -- bash -c 'trap "" HUP; exec "$@"' _ "$CLI" convert "$MODEL" "$D/new.nmf"
 [ "$rc" = 0 ] || fail "$name: exit $rc ($(head -2 "$TMP/err"))"
 [ -s "$D/new.nmf" ] || fail "$name: no output"
 ls -a "$D" | grep -q '\.tmp$' && fail "$name: a temporary output left"
