@@ -23,6 +23,14 @@ NMF_API nmf_status nmf_atomic_write(nmf_atomic_file *f, const void *data, size_t
 NMF_API nmf_status nmf_atomic_commit(nmf_atomic_file *f);
 /* removes the temp file; frees f. */
 NMF_API void nmf_atomic_abort(nmf_atomic_file *f);
+/* For programs (the CLI calls it first thing; the library never installs handlers itself):
+ * installs SIGINT, SIGTERM and SIGHUP handlers that remove every temporary output in progress
+ * (the temp files above, and the temporary folders of folder outputs with what was written in
+ * them; an old folder being replaced goes back to its place) and then end the process as the
+ * signal would have (exit status 128 + signal). A signal that is ignored (nohup, a background
+ * job) or already has a handler is left as it is. SIGKILL cannot be caught: it may leave a
+ * "<target>.XXXXXX.tmp" file or folder beside the output (never a torn output). */
+NMF_API nmf_status nmf_cleanup_temps_on_signal(void);
 /* zlib CRC-32 of p[0..n) continuing from crc (0 to start); handles n beyond zlib's uInt. */
 NMF_API uint32_t nmf_crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 /* Whole file into memory (malloc'd, NUL-terminated); refuses files over max_size. "-" reads

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "nmformer/core.h"
 #include "nmformer/data.h"
+#include "nmformer/io.h"
 
 typedef struct {
     const char *name;
@@ -75,6 +76,12 @@ int cli_fail(const char *cmd, const char *what, int status) {
 }
 
 int main(int argc, char **argv) {
+    /* Ctrl-C or kill during a long write (prune, convert, a train checkpoint) must not leave
+     * gigabytes of temporary files behind */
+    if (nmf_cleanup_temps_on_signal() != NMF_OK) {
+        fprintf(stderr, "nmformer: %s\n", nmf_last_error());
+        return CLI_EXIT_FAILURE;
+    }
     if (argc < 2) { /* an error is one line; the command list is on --help */
         fprintf(stderr, "nmformer: need a command (see nmformer --help)\n");
         return CLI_EXIT_USAGE;

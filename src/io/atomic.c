@@ -3,7 +3,8 @@
  * A regular file (or a new path) is replaced atomically: the data goes to a temporary file in the
  * destination's directory (same filesystem, so rename is atomic), is fsync'ed, renamed over the
  * destination and the directory is fsync'ed so the rename itself survives a crash. Until commit
- * the old file is untouched; abort or any failure removes the temporary file. The replacement
+ * the old file is untouched; abort or any failure removes the temporary file, and so does a
+ * signal where the program asked for that (nmf_cleanup_temps_on_signal). The replacement
  * keeps the old file's permission bits, and a file the user cannot write is refused, as a shell
  * redirection would refuse it.
  *
@@ -31,6 +32,7 @@ struct nmf_atomic_file {
     char *path;   /* destination as the caller named it (for messages) */
     char *target; /* what is replaced: path with symlinks resolved */
     char *tmp;    /* temporary file next to target; NULL when writing directly */
+    int tmp_slot; /* tmp's registration for removal on a signal (temp_registry.c; 0: none) */
     int fd;
     int own_fd;        /* 0 for standard output, which is not ours to close */
     nmf_status failed; /* first write failure: commit refuses to publish a partial file */
@@ -113,6 +115,7 @@ static nmf_status resolve_links(const char *path, char **out) {
 }
 
 static void atomic_free(nmf_atomic_file *f) {
+    nmf_io_temp_forget(f->tmp_slot); /* renamed or removed by now */
     free(f->path);
     free(f->target);
     free(f->tmp);
@@ -128,23 +131,17 @@ static nmf_status open_direct(nmf_atomic_file *f) {
     return NMF_OK;
 }
 
-/* Creates the temporary file next to f->target with the permission bits `mode`. */
+/* Creates the temporary file "<target>.XXXXXX.tmp" next to f->target with the permission bits
+ * `mode`, registered so that a signal removes it (nmf_cleanup_temps_on_signal). */
 static nmf_status open_temp(nmf_atomic_file *f, mode_t mode) {
-    size_t n = strlen(f->target);
-    f->tmp = malloc(n + sizeof ".XXXXXX.tmp");
-    if (!f->tmp) return nmf_error(NMF_ERR_NOMEM, "atomic write: out of memory");
-    memcpy(f->tmp, f->target, n);
-    memcpy(f->tmp + n, ".XXXXXX.tmp", sizeof ".XXXXXX.tmp");
-    f->fd = mkstemps(f->tmp, 4); /* "<target>.AbC123.tmp" */
-    if (f->fd < 0) {
-        int e = errno;
-        free(f->tmp);
-        f->tmp = NULL;
-        return nmf_error(NMF_ERR_IO, "%s: cannot create temporary file: %s", f->path, strerror(e));
-    }
+    f->tmp = nmf_io_temp_create(f->target, ".tmp", NMF_IO_TEMP_FILE, NULL, &f->fd, &f->tmp_slot);
+    if (!f->tmp)
+        return errno == ENOMEM ? nmf_error(NMF_ERR_NOMEM, "atomic write: out of memory")
+                               : nmf_error(NMF_ERR_IO, "%s: cannot create temporary file: %s",
+                                           f->path, strerror(errno));
     f->own_fd = 1;
-    /* mkstemp makes 0600; the output gets the mode it would have had. Not fatal if refused: the
-     * data is still safe. */
+    /* made 0600; the output gets the mode it would have had. Not fatal if refused: the data is
+     * still safe. */
     if (fchmod(f->fd, mode) != 0) { /* keep 0600 */ }
     return NMF_OK;
 }

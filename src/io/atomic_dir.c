@@ -1,7 +1,8 @@
 /* A folder written whole or not at all (io_internal.h): the files are written into a temporary
  * folder next to the destination, which is then renamed into place. A reader of the destination
  * sees the old folder or the new one, never a folder with config.json but half a
- * model.safetensors; a crash leaves at most a "<dir>.XXXXXX.tmp" folder beside it.
+ * model.safetensors; a crash leaves at most a "<dir>.XXXXXX.tmp" folder beside it, a signal
+ * nothing where the program asked for that (nmf_cleanup_temps_on_signal).
  *
  * Replacing a non-empty folder needs force, and only a folder that looks like a model folder
  * (config.json, no subfolder) is replaced: `convert m.nmf ~ --force` must not delete a home
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "io/io_internal.h"
@@ -82,28 +82,8 @@ static char *parent_of(const char *path) {
     return d;
 }
 
-/* Creates a new empty folder "<base>.XXXXXX<suffix>" (mode 0700) and returns its name: the
- * ".tmp" ending every temporary output of nmformer has (atomic.c), which mkdtemp cannot give. */
-static char *make_temp_folder(const char *base, const char *suffix) {
-    static unsigned counter;
-    size_t n = strlen(base) + 8 + strlen(suffix) + 1;
-    char *path = malloc(n);
-    if (!path) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
-    for (int attempt = 0; attempt < 100; attempt++) {
-        unsigned x = (seed + ++counter * 40503u) * 2246822519u;
-        snprintf(path, n, "%s.%06x%s", base, x & 0xffffffu, suffix);
-        if (mkdir(path, 0700) == 0) return path;
-        if (errno != EEXIST) break;
-    }
-    free(path);
-    return NULL;
-}
-
 static void staged_free(nmf_io_staged_dir *d) {
+    nmf_io_temp_forget(d->tmp_slot); /* moved into place or removed by now */
     free(d->dir);
     free(d->tmp);
     memset(d, 0, sizeof *d);
@@ -143,7 +123,9 @@ nmf_status nmf_io_dir_stage(const char *dir, int force, nmf_io_staged_dir *out) 
     } else if (errno != ENOENT) {
         st = nmf_error(NMF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
-    if (!st && !(out->tmp = make_temp_folder(path, ".tmp")))
+    /* "<dir>.XXXXXX.tmp", registered so that a signal removes it and what is written in it */
+    if (!st && !(out->tmp = nmf_io_temp_create(path, ".tmp", NMF_IO_TEMP_FOLDER, NULL, NULL,
+                                                &out->tmp_slot)))
         st = nmf_error(NMF_ERR_IO, "%s: cannot create a temporary folder next to it: %s", path,
                        strerror(errno));
     /* made 0700; the result gets the mode the folder has or would have had */
@@ -164,24 +146,31 @@ void nmf_io_dir_discard(nmf_io_staged_dir *d) {
 
 int nmf_io_dir_no_exchange = 0;
 
-/* Replaces the non-empty folder d->dir by d->tmp; *old receives where the old folder now is. */
-static nmf_status swap_in(nmf_io_staged_dir *d, char **old) {
+/* Replaces the non-empty folder d->dir by d->tmp; *old receives where the old folder now is and
+ * *old_slot its registration (removed on a signal until it is deleted). */
+static nmf_status swap_in(nmf_io_staged_dir *d, char **old, int *old_slot) {
     *old = NULL;
+    *old_slot = 0;
     errno = ENOSYS;
     if (!nmf_io_dir_no_exchange && renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->dir, RENAME_EXCHANGE) == 0) {
-        *old = d->tmp; /* the old folder has the temporary name now */
+        *old = d->tmp; /* the old folder has the temporary name now, and its registration */
+        *old_slot = d->tmp_slot;
         d->tmp = NULL;
+        d->tmp_slot = 0;
         return NMF_OK;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
         return nmf_error(NMF_ERR_IO, "%s: cannot swap the new folder in: %s", d->dir, strerror(errno));
     /* no atomic exchange here: the old folder goes aside (onto an empty folder reserving a
-     * name), the new one in, and the old one back if that fails */
-    char *aside = make_temp_folder(d->dir, ".old.tmp");
+     * name), the new one in, and the old one back if that fails; a signal in between puts it
+     * back too (NMF_IO_TEMP_ASIDE) */
+    int aside_slot;
+    char *aside = nmf_io_temp_create(d->dir, ".old.tmp", NMF_IO_TEMP_ASIDE, d->dir, NULL, &aside_slot);
     if (!aside || rename(d->dir, aside) != 0) {
         nmf_status st = nmf_error(NMF_ERR_IO, "%s: cannot move the old folder aside: %s", d->dir,
                                   strerror(errno));
         if (aside) rmdir(aside);
+        nmf_io_temp_forget(aside_slot);
         free(aside);
         return st;
     }
@@ -189,10 +178,12 @@ static nmf_status swap_in(nmf_io_staged_dir *d, char **old) {
         nmf_status st = nmf_error(NMF_ERR_IO, "%s: cannot move the new folder in: %s", d->dir,
                                   strerror(errno));
         if (rename(aside, d->dir) != 0) { /* the old folder stays at `aside`, intact */ }
+        nmf_io_temp_forget(aside_slot);
         free(aside);
         return st;
     }
     *old = aside;
+    *old_slot = aside_slot;
     return NMF_OK;
 }
 
@@ -201,6 +192,7 @@ nmf_status nmf_io_dir_publish(nmf_io_staged_dir *d) {
     sync_folder(d->tmp);
     nmf_status st = NMF_OK;
     char *old = NULL;
+    int old_slot = 0;
     if (!d->replace) {
         /* a new name, or an empty folder, which rename replaces atomically */
         if (rename(d->tmp, d->dir) != 0)
@@ -208,12 +200,8 @@ nmf_status nmf_io_dir_publish(nmf_io_staged_dir *d) {
                            errno == ENOTEMPTY || errno == EEXIST
                                ? "it is no longer empty"
                                : strerror(errno));
-        else {
-            free(d->tmp);
-            d->tmp = NULL;
-        }
     } else {
-        st = swap_in(d, &old);
+        st = swap_in(d, &old, &old_slot);
     }
     if (st) {
         nmf_io_dir_discard(d);
@@ -221,6 +209,7 @@ nmf_status nmf_io_dir_publish(nmf_io_staged_dir *d) {
     }
     if (old) {
         remove_folder(old);
+        nmf_io_temp_forget(old_slot);
         free(old);
     }
     char *parent = parent_of(d->dir);

@@ -91,6 +91,24 @@ nmf_status nmf_io_hf_writer_add(nmf_io_hf_writer *w, const nmf_tensor *t);
 nmf_status nmf_io_hf_writer_commit(nmf_io_hf_writer *w); /* frees w, whatever happens */
 void nmf_io_hf_writer_abort(nmf_io_hf_writer *w);
 
+/* Temporaries removed on a signal (src/io/temp_registry.c, nmf_cleanup_temps_on_signal). What
+ * each kind is, and what the handler does with it: */
+typedef enum {
+    NMF_IO_TEMP_FILE,   /* an atomic output's temporary file: unlinked */
+    NMF_IO_TEMP_ASIDE,  /* an old folder moved aside while the new one moves in: renamed back to
+                         * `restore` if that place is free, else deleted as the write would have */
+    NMF_IO_TEMP_FOLDER, /* a folder output's temporary folder: its files, then the folder */
+} nmf_io_temp_kind;
+/* Creates "<base>.XXXXXX<suffix>" that did not exist: a file (open O_RDWR, mode 0600, into *fd)
+ * or a folder (mode 0700), registered before it is created; returns its name (malloc'd) or NULL
+ * with errno set. *slot is the registration for nmf_io_temp_forget (0: none, the registry was
+ * full: the temporary works, a signal just leaves it). restore (ASIDE) must outlive the slot. */
+char *nmf_io_temp_create(const char *base, const char *suffix, nmf_io_temp_kind kind,
+                         const char *restore, int *fd, int *slot);
+/* The temporary is gone (renamed into place or removed): a signal no longer touches its name.
+ * Before the name is freed. */
+void nmf_io_temp_forget(int slot);
+
 /* A folder written whole or not at all: its files go into a temporary folder next to it
  * ("<dir>.XXXXXX.tmp", same filesystem), which publish fsyncs and renames to dir. dir may be
  * absent or an empty folder; a non-empty one only with force, and only when it looks like a
@@ -101,6 +119,7 @@ typedef struct {
     char *dir; /* destination, trailing '/' removed */
     char *tmp; /* the temporary folder the files go into */
     int replace; /* dir exists and is not empty (force given) */
+    int tmp_slot; /* tmp's registration (nmf_io_temp_create; 0: none) */
 } nmf_io_staged_dir;
 nmf_status nmf_io_dir_stage(const char *dir, int force, nmf_io_staged_dir *out);
 /* tmp/name (malloc'd; NULL when out of memory). */

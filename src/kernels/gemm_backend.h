@@ -29,6 +29,10 @@ typedef struct {
     int (*is_generic)(void);
 } nmf_gemm_backend_ops;
 
+/* Sets OpenBLAS's own thread count (n >= 1) for a BLAS call made outside the backend, between
+ * products (never inside our parallel regions); returns the count to restore after it. */
+int nmf_openblas_threads(int n);
+
 /* gemm_openblas.c, gemm_onednn.c */
 extern const nmf_gemm_backend_ops nmf_gemm_openblas;
 extern const nmf_gemm_backend_ops nmf_gemm_onednn;

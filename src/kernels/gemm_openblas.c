@@ -14,6 +14,16 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void single_threaded(void) { openblas_set_num_threads(1); }
 
+/* OpenBLAS called outside the backend (SparseGPT's X^T X, a dsyrk: src/prune/plan.c) with our
+ * thread count: this pthreads build of OpenBLAS ignores OpenMP's, so without it the call would
+ * run on every core (or on the one thread set above), whatever --threads / NMF_THREADS say. */
+int nmf_openblas_threads(int n) {
+    pthread_once(&once, single_threaded);
+    const int old = openblas_get_num_threads();
+    openblas_set_num_threads(n);
+    return old;
+}
+
 static void openblas_gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
                           const float *A, size_t lda, const float *B, size_t ldb, float beta,
                           float *C, size_t ldc) {

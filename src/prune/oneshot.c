@@ -97,16 +97,12 @@ static nmf_status sparsegpt_block(nmf_prune_plan *pl, const nmf_model_config *c,
         st = t ? nmf_linear_view(&pl->desc, q, t, &w) : nmf_error(NMF_ERR_NOT_FOUND, "no tensor");
         if (!st && !(masks[i] = nmf_alloc(q->numel, 1))) st = nmf_error(NMF_ERR_NOMEM, "mask");
         if (!st)
-            st = nmf_sparsegpt_prune(w, masks[i], pl->taps[lin->tap].xtx, q->rows, q->cols, p, o->damp,
-                                     o->block_cols);
+            st = nmf_sparsegpt_tap_prune(&pl->taps[lin->tap], w, masks[i], q->rows, q->cols, p, o);
         if (!st) nmf_linear_view_store(&pl->desc, q, w, t); /* the next blocks see it pruned */
         nmf_free(w);
         if (st) st = nmf_error_context(st, "%s", q->name);
     }
-    for (size_t i = 0; i < pl->ntaps; i++) { /* each tap feeds one block only */
-        nmf_free(pl->taps[i].xtx);
-        pl->taps[i].xtx = NULL;
-    }
+    for (size_t i = 0; i < pl->ntaps; i++) nmf_prune_plan_drop_tap(&pl->taps[i]); /* one block each */
     return st;
 }
 

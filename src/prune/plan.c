@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 
+#include "kernels/gemm_backend.h"
 #include "prune/prune_internal.h"
 
 void nmf_acc_sumsq(double *sumsq, const float *x, size_t rows, size_t cols) {
@@ -22,6 +23,7 @@ nmf_status nmf_acc_xtx(double *xtx, const float *x, size_t rows, size_t cols) {
     enum { CHUNK = 256 }; /* rows converted to double at a time */
     double *xd = nmf_alloc(CHUNK * cols, sizeof(double));
     if (!xd) return nmf_error(NMF_ERR_NOMEM, "X^T X of %zu columns", cols);
+    const int blas_threads = nmf_openblas_threads(nmf_get_threads()); /* ours, not OpenBLAS's */
     for (size_t r0 = 0; r0 < rows; r0 += CHUNK) {
         const size_t n = rows - r0 < CHUNK ? rows - r0 : CHUNK;
         for (size_t i = 0; i < n * cols; i++) xd[i] = x[r0 * cols + i];
@@ -29,6 +31,7 @@ nmf_status nmf_acc_xtx(double *xtx, const float *x, size_t rows, size_t cols) {
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)n, 1.0, xd, (int)cols, 1.0,
                     xtx, (int)cols);
     }
+    nmf_openblas_threads(blas_threads);
     nmf_free(xd);
     return NMF_OK;
 }
@@ -81,7 +84,7 @@ nmf_status nmf_prune_plan_build(nmf_prune_plan *pl, const nmf_model_config *c) {
             int *s = slot_of(pl, op, b);
             if (*s < 0) {
                 *s = (int)pl->ntaps;
-                pl->taps[pl->ntaps++] = (nmf_prune_tap){op, b, p->cols, NULL, NULL, 0};
+                pl->taps[pl->ntaps++] = (nmf_prune_tap){.op = op, .block = b, .cols = p->cols};
             } else if (pl->taps[*s].cols != p->cols) {
                 nmf_prune_plan_free(pl);
                 return nmf_error(NMF_ERR_SHAPE, "%s: %zu inputs, its input op gives %zu", p->name,
@@ -97,10 +100,17 @@ nmf_status nmf_prune_plan_build(nmf_prune_plan *pl, const nmf_model_config *c) {
     return NMF_OK;
 }
 
+void nmf_prune_plan_drop_tap(nmf_prune_tap *t) {
+    nmf_free(t->xtx);
+    nmf_free(t->dead);
+    t->xtx = NULL;
+    t->dead = NULL;
+}
+
 void nmf_prune_plan_free(nmf_prune_plan *pl) {
     for (size_t i = 0; pl->taps && i < pl->ntaps; i++) {
         nmf_free(pl->taps[i].sumsq);
-        nmf_free(pl->taps[i].xtx);
+        nmf_prune_plan_drop_tap(&pl->taps[i]);
     }
     free(pl->taps);
     free(pl->linears);

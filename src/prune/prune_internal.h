@@ -10,8 +10,18 @@
 #include "nmformer/model.h"
 #include "nmformer/prune.h"
 
-/* U with H^-1 = U^T U (upper, n x n) from H (n x n, upper triangle read, overwritten). */
-nmf_status nmf_hinv_chol_upper(double *h, double *u, size_t n);
+/* U with H^-1 = U^T U (upper, n x n) in place of H: the upper triangle of h is read as H and
+ * holds U on return (the strict lower triangle is neither read nor written). */
+nmf_status nmf_hinv_chol_upper(double *h, size_t n);
+
+/* SparseGPT in two steps, so that the linears reading one tap (q, k, v; gate, up) share one
+ * factor, made in the tap's own X^T X buffer: factor turns xtx (cols x cols, upper triangle) into
+ * U = chol(H^-1) upper in place, H = X^T X with dead inputs (diag 0) given diag 1 and damp *
+ * mean(diag) added; dead[j] (cols) records those inputs. prune_factored is nmf_sparsegpt_prune
+ * from that U: bit for bit what nmf_sparsegpt_prune gives from the same X^T X. */
+nmf_status nmf_sparsegpt_factor(double *xtx, uint8_t *dead, size_t cols, double damp);
+nmf_status nmf_sparsegpt_prune_factored(float *w, uint8_t *mask, const double *u, const uint8_t *dead,
+                                        size_t rows, size_t cols, nmf_pattern p, size_t block_cols);
 
 /* sumsq[j] += x_ij^2 over the rows of x (rows, cols), row by row, in double. */
 void nmf_acc_sumsq(double *sumsq, const float *x, size_t rows, size_t cols);
@@ -24,7 +34,8 @@ typedef struct {
     int op, block;  /* the producing op (desc.h ids; block -1 for the stem) */
     size_t cols;    /* its width = the linears' input dimension */
     double *sumsq;  /* Wanda: (cols) */
-    double *xtx;    /* SparseGPT: (cols, cols) */
+    double *xtx;    /* SparseGPT: (cols, cols); U in its place once factored */
+    uint8_t *dead;  /* SparseGPT: (cols), set when xtx has been factored (nmf_sparsegpt_factor) */
     size_t rows;    /* rows seen */
 } nmf_prune_tap;
 
@@ -45,6 +56,14 @@ typedef struct {
     int *slot;            /* (layers + 1) x NMF_OP_ID_MAX: tap index of (block + 1, op), -1 none */
     nmf_status error;     /* the first failure inside the observer */
 } nmf_prune_plan;
+
+/* SparseGPT on one linear (rows, cols) reading tap t, whose X^T X is complete: the first linear
+ * of the tap factors it in place (nmf_sparsegpt_factor, o->damp) and the others reuse the factor;
+ * a failed factor drops the tap's buffers. */
+nmf_status nmf_sparsegpt_tap_prune(nmf_prune_tap *t, float *w, uint8_t *mask, size_t rows, size_t cols,
+                                   nmf_pattern p, const nmf_prune_options *o);
+/* Frees a tap's X^T X (or its factor); the next gathering allocates a new one. */
+void nmf_prune_plan_drop_tap(nmf_prune_tap *t);
 
 nmf_status nmf_prune_plan_build(nmf_prune_plan *pl, const nmf_model_config *c);
 void nmf_prune_plan_free(nmf_prune_plan *pl);

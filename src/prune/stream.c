@@ -151,7 +151,7 @@ static nmf_status wanda(const nmf_prune_sink *s, const chain_run *r, nmf_prune_p
 
 /* ---- SparseGPT: per pattern, its own chain through its pruned blocks ---- */
 typedef struct {
-    const nmf_prune_plan *pl;
+    nmf_prune_plan *pl; /* its taps factored in place as their linears are pruned */
     const nmf_prune_options *o;
     nmf_pattern p;
     const nmf_model_desc *d;
@@ -163,8 +163,7 @@ static nmf_status sparsegpt_layer(void *vctx, const nmf_param *p, float *w, uint
     const sparsegpt_ctx *x = vctx;
     const nmf_prune_linear *l = nmf_prune_plan_find(x->pl, p->name);
     if (!l) return nmf_error(NMF_ERR_NOT_FOUND, "no op of the forward reads it");
-    nmf_status st = nmf_sparsegpt_prune(w, mask, x->pl->taps[l->tap].xtx, p->rows, p->cols, x->p,
-                                        x->o->damp, x->o->block_cols);
+    nmf_status st = nmf_sparsegpt_tap_prune(&x->pl->taps[l->tap], w, mask, p->rows, p->cols, x->p, x->o);
     if (!st) nmf_linear_view_store(x->d, p, w, nmf_tensors_find(x->work, p->name));
     return st;
 }
@@ -187,10 +186,7 @@ static nmf_status sparsegpt_block(const nmf_prune_sink *s, const chain_run *r, n
     nmf_staged_drop_block(r->m, l); /* its layers are rebuilt from the pruned weights */
     sparsegpt_ctx ctx = {pl, o, p, s->d, &work};
     if (!st) st = write_pruned(s, k, blk, p, sparsegpt_layer, &ctx);
-    for (size_t i = 0; i < pl->ntaps; i++) { /* each tap feeds one block only */
-        nmf_free(pl->taps[i].xtx);
-        pl->taps[i].xtx = NULL;
-    }
+    for (size_t i = 0; i < pl->ntaps; i++) nmf_prune_plan_drop_tap(&pl->taps[i]); /* one block each */
     if (!st) st = nmf_staged_set_block(r->m, l, &work);
     if (!st) st = run_block(r, l, x, x, NULL, NULL);
     nmf_staged_drop_block(r->m, l);

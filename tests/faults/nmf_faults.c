@@ -6,6 +6,13 @@
  *                                rename, read (read and pread),
  *                                malloc: malloc/calloc/realloc/aligned_alloc/posix_memalign
  *                                together, failing with ENOMEM)
+ *   NMF_FAULT=rename:2:HOLD      the 2nd rename() waits before it is made, then goes on as if
+ *   NMF_FAULT_HOLD=DIR           nothing happened: it creates DIR/held, then reads a byte from
+ *                                the FIFO DIR/go (made by the test). A test holds the command
+ *                                at a known point of its write (temporary file in place) and
+ *                                sends it a signal there, which the waiting thread takes (a
+ *                                stopped process would let any thread take it);
+ *                                tests/io/test_signal_temps.sh
  *   NMF_FAULT_REPORT=FILE        at exit, append "FUNCTION COUNT" lines (calls seen from the
  *                                program) and "injected FUNCTION N" when the fault fired
  * Used by tests/faults/test_fault_sweep.sh, which sweeps n over every call a command makes. */
@@ -13,6 +20,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +33,7 @@ static const char *const names[F_COUNT] = {"write", "fsync", "rename", "read", "
 static int target = -1;      /* function to fail */
 static unsigned long nth;    /* which call (1-based) */
 static int fault_errno;      /* errno it fails with */
+static int hold_instead;     /* HOLD: the call waits (NMF_FAULT_HOLD) instead of failing */
 static unsigned long calls[F_COUNT];
 static int injected;
 static uintptr_t prog_lo, prog_hi; /* the main program's mapped range */
@@ -62,6 +71,7 @@ __attribute__((constructor)) static void faults_init(void) {
             for (int i = 0; i < F_COUNT; i++)
                 if (!strcmp(fn, names[i])) target = i, nth = n;
         fault_errno = errno_by_name(err);
+        hold_instead = !strcmp(err, "HOLD");
     }
     busy = 0;
 }
@@ -84,6 +94,23 @@ static int should_fail(int fn, const void *ret) {
     unsigned long k = ++calls[fn];
     if (fn != target || k != nth) return 0;
     injected = 1;
+    if (hold_instead) { /* held here until the test writes to DIR/go; then the real call */
+        busy = 1;
+        const char *dir = getenv("NMF_FAULT_HOLD");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/held", dir ? dir : ".");
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+        snprintf(path, sizeof path, "%s/go", dir ? dir : ".");
+        fd = open(path, O_RDWR | O_CLOEXEC); /* a FIFO: never blocks opened both ways */
+        char c;
+        if (fd >= 0) {
+            if (read(fd, &c, 1) < 0) { /* interrupted: the signal's handler has run */ }
+            close(fd);
+        }
+        busy = 0;
+        return 0;
+    }
     return 1;
 }
 

@@ -5,7 +5,8 @@
  *    come from the op that feeds it: Wanda's result equals nmf_wanda_prune on norms gathered here
  *    by hand from that op (BERT's block inputs: the previous block's output LayerNorm), and
  *    SparseGPT's block 1 equals nmf_sparsegpt_prune on the Hessian of a model whose block 0 is
- *    the pruned one (sequential);
+ *    the pruned one (sequential), bit for bit also where the linear is not the first of its tap
+ *    (BERT's key, LLaMA's k_proj: pruned with the factor the tap's first linear made in place);
  *  - calibration files: wrong dtype, shape, NaN, empty, ids out of range are refused. */
 #include <unistd.h>
 

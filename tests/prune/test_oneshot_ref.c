@@ -103,6 +103,29 @@ static void test_sparsegpt(void) {
     double diff = 0;
     for (size_t i = 0; i < R * C; i++) diff = fmax(diff, fabs((double)wc[i] - wb[i]));
     CHECK_MSG(diff < 1e-4, "block 16 vs 64: %g", diff);
+    /* the factor made in place in a copy of X^T X (as a tap's: nmf_sparsegpt_factor) serves
+     * several linears, each bit for bit what nmf_sparsegpt_prune gives on its own; and
+     * nmf_sparsegpt_prune leaves the caller's X^T X as it was */
+    double *h = malloc(C * C * sizeof(double)), *before = malloc(C * C * sizeof(double));
+    uint8_t *dead = malloc(C);
+    memcpy(h, xtx, C * C * sizeof(double));
+    memcpy(before, xtx, C * C * sizeof(double));
+    CHECK_OK(nmf_sparsegpt_factor(h, dead, C, DAMP));
+    CHECK(dead[40] && !dead[0]);
+    for (size_t k = 0; k < NPAT; k++) {
+        uint8_t *mb = malloc(R * C);
+        memcpy(wc, w.data, R * C * sizeof(float));
+        memcpy(wb, w.data, R * C * sizeof(float));
+        CHECK_OK(nmf_sparsegpt_prune(wc, mask, xtx, R, C, patterns[k], DAMP, BLOCK));
+        CHECK_OK(nmf_sparsegpt_prune_factored(wb, mb, h, dead, R, C, patterns[k], BLOCK));
+        CHECK_MSG(!memcmp(wc, wb, R * C * sizeof(float)) && !memcmp(mask, mb, R * C),
+                  "%d:%d: the shared factor differs from a fresh one", patterns[k].n, patterns[k].m);
+        free(mb);
+    }
+    CHECK(!memcmp(before, xtx, C * C * sizeof(double)));
+    free(h);
+    free(before);
+    free(dead);
     /* bad arguments */
     CHECK_STATUS(nmf_sparsegpt_prune(wc, NULL, xtx, R, 60, (nmf_pattern){2, 8}, DAMP, 16), NMF_ERR_SHAPE);
     CHECK_STATUS(nmf_sparsegpt_prune(wc, NULL, xtx, R, C, patterns[0], -1.0, 16), NMF_ERR_INVALID_ARG);
@@ -124,7 +147,7 @@ static void test_sparsegpt(void) {
 /* U^T U = H^-1, i.e. H U^T U = I, U upper with a positive diagonal; a singular H is refused. */
 static void test_hinv(void) {
     enum { N = 7 };
-    double h[N * N], a[N * N], u[N * N];
+    double h[N * N], a[N * N], u[N * N], sing[4] = {1, 1, 1, 1};
     unsigned long long s = 99;
     for (int i = 0; i < N * N; i++) a[i] = test_rand_float(&s);
     for (int i = 0; i < N; i++) /* H = A A^T + I */
@@ -133,13 +156,18 @@ static void test_hinv(void) {
             for (int k = 0; k < N; k++) v += a[i * N + k] * a[j * N + k];
             h[i * N + j] = v;
         }
-    double hc[N * N];
-    memcpy(hc, h, sizeof h);
-    CHECK_OK(nmf_hinv_chol_upper(hc, u, N));
+    /* in place: U over the upper triangle, the strict lower one left as it was (here: -7) */
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) u[i * N + j] = j >= i ? h[i * N + j] : -7.0;
+    CHECK_OK(nmf_hinv_chol_upper(u, N));
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++) {
+            CHECK(u[i * N + j] == -7.0);
+            u[i * N + j] = 0.0; /* U is upper */
+        }
     double worst = 0;
     for (int i = 0; i < N; i++) {
         CHECK(u[i * N + i] > 0);
-        for (int j = 0; j < i; j++) CHECK(u[i * N + j] == 0.0);
         for (int j = 0; j < N; j++) {
             double v = 0; /* (H U^T U)_ij */
             for (int k = 0; k < N; k++) {
@@ -151,8 +179,7 @@ static void test_hinv(void) {
         }
     }
     CHECK_MSG(worst < 1e-10, "H U^T U - I: %g", worst);
-    double sing[4] = {1, 1, 1, 1};
-    CHECK_STATUS(nmf_hinv_chol_upper(sing, u, 2), NMF_ERR_NUMERIC);
+    CHECK_STATUS(nmf_hinv_chol_upper(sing, 2), NMF_ERR_NUMERIC);
 }
 
 int main(void) {

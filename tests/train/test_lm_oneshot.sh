@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-shot N:M on a byte-level LM from the CLI (issue 14): a tiny GPT-2 trained on the docs,
+# One-shot N:M on a byte-level LM from the CLI (issue 14): a tiny GPT-2 trained on a snapshot of
+# the docs (tests/fixtures/text),
 #   - `eval --corpus` prints the perplexity `train` reported for every candidate (test and
 #     held-out split, same windows and batch);
 #   - `prune --method wanda|sparsegpt` without --calib calibrates on the corpus's train split
@@ -27,10 +28,9 @@ one_line_error() { # <exit status wanted> <text that the line names> <command...
     { echo "  (exit $rc, stderr: $err)"; return 1; }
 }
 
+# a fixed corpus (a snapshot of the docs; the live docs would change the figures with every edit)
 mkdir -p "$tmp/corpus"
-for f in "$SRC"/docs/*.md "$SRC"/README.md; do
-  awk 'BEGIN { RS = ""; ORS = "\n%\n" } { print }' "$f" > "$tmp/corpus/$(basename "$f" .md)"
-done
+cp "$SRC"/tests/fixtures/text/* "$tmp/corpus/"
 steps=40
 [[ ${NMF_SANITIZED:-0} == 1 ]] && steps=16
 args=(--config lm --corpus "$tmp/corpus" --dim 32 --depth 1 --heads 2 --seq-len 16 --batch 8

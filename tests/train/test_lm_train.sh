@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Byte-level LM training end to end (issue 14, item 1): on a small real-English corpus (the
-# repository's docs as '%'-separated paragraphs), a tiny GPT-2 trains dense then 2:4 (IDP) and
+# Byte-level LM training end to end (issue 14, item 1): on a small real-English corpus (a fixed
+# snapshot of the repository's docs, tests/fixtures/text), a tiny GPT-2 trains dense then 2:4
+# (IDP) and
 #   - lowers the held-out perplexity (log) far below the untrained model's (~256);
 #   - stopped and resumed, ends with exactly the family of an uninterrupted run;
 #   - writes a family whose candidates `run` and `generate` load;
-#   - every method runs (srste, asp, oneshot from the dense model via --init), and
-#     scripts/idp_compare.sh makes the LM's perplexity table;
+#   - every method runs (srste, asp, oneshot from the dense model via --init): one-shot is the
+#     dense model pruned by magnitude, untrained (`prune` + `eval` give its figure exactly);
+#     SR-STE and ASP retrain it; scripts/idp_compare.sh makes the LM's perplexity table;
 #   - a bad corpus path / a corpus too small is one clear error line.
 set -u
 CLI=${NMF_CLI:?NMF_CLI not set}
@@ -20,11 +22,9 @@ check() { # check <description> <command...>
   if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; fail=1; fi
 }
 
-# the corpus: every paragraph of the docs and READMEs is a document
+# the corpus: a fixed one (not the live docs: every docs edit would change the figures below)
 mkdir -p "$tmp/corpus"
-for f in "$SRC"/docs/*.md "$SRC"/README.md; do
-  awk 'BEGIN { RS = ""; ORS = "\n%\n" } { print }' "$f" > "$tmp/corpus/$(basename "$f" .md)"
-done
+cp "$SRC"/tests/fixtures/text/* "$tmp/corpus/"
 echo "not a document file" > "$tmp/corpus/skipped.dat"
 
 steps=60; stage=20
@@ -72,11 +72,25 @@ for m in srste asp oneshot; do
   check "method $m from --init" "$CLI" train "${args[@]}" --method "$m" --init "$tmp/ref.nmf" \
     --out "$tmp/$m.nmf" --summary "$tmp/$m.json"
 done
-check "oneshot's 2:4 is worse than SR-STE's (no retraining)" $PY - "$tmp/oneshot.json" "$tmp/srste.json" <<'PY'
+# one-shot: the dense candidate pruned by magnitude and not trained, so `prune` of the same family
+# and `eval` (same windows, batch, one thread) give its test perplexity to the last digits
+"$CLI" prune "$tmp/ref.nmf" "$tmp/pruned.nmf" --pattern 2:4 > /dev/null 2>&1 &&
+  "$CLI" eval "$tmp/pruned.nmf" --model 2:4 --corpus "$tmp/corpus" --limit 64 --batch 8 --threads 1 \
+    --json > "$tmp/pruned.json" || { echo "FAIL: prune + eval of the dense candidate"; fail=1; }
+# SR-STE and ASP retrain from that start: their 2:4 moves away from it, and not far. Which of them
+# is lower is not asserted: in a model this small (width 32, 60 steps) the N:M layers barely
+# matter (even 1:8 one-shot stays within ~3 % of dense), so the ordering is decided by the noise
+# of 64 test windows (measured 0.88-1.03 for SR-STE / one-shot over docs edits and seeds).
+check "oneshot's 2:4 is the magnitude-pruned dense model; srste and asp retrain it" \
+  $PY - "$tmp/pruned.json" "$tmp/oneshot.json" "$tmp/srste.json" "$tmp/asp.json" <<'PY'
 import json, sys
-ppl = [next(c["perplexity"] for c in json.load(open(f))["candidates"] if c["model"] == "2:4") for f in sys.argv[1:]]
-print("2:4 perplexity oneshot %.3f, srste %.3f" % tuple(ppl))
-sys.exit(0 if ppl[0] > ppl[1] else 1)
+pruned = json.load(open(sys.argv[1]))["perplexity"]
+ppl = [next(c["perplexity"] for c in json.load(open(f))["candidates"] if c["model"] == "2:4")
+       for f in sys.argv[2:]]
+print("2:4 perplexity: prune + eval %.6f; oneshot %.6f, srste %.6f, asp %.6f" % (pruned, *ppl))
+ok = abs(ppl[0] - pruned) <= 1e-9 * pruned
+ok = ok and all(p != ppl[0] and p < 1.10 * ppl[0] for p in ppl[1:])
+sys.exit(0 if ok else 1)
 PY
 
 # 5. scripts/idp_compare.sh with the LM: one dense run, every method x chain, a perplexity table
