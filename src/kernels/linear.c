@@ -1,10 +1,11 @@
 /* nmf_linear: a weight W [out][in], dense (products through nmf_gemm, gemm.c) or N:M (products
  * through our kernels, in the panel layout of spmm.h, built here once, and the layouts its plan
  * needs, built with the plan when the layer is created: spmm_plan.c).
- * Threads (nmf_get_threads(), OpenMP): the token-vectorised forward shares one transposed x
- * and splits output panels; the panel forward splits token blocks when the layer's weights are
- * small (the plan's token_split_bytes, spmm.h), else output panels; the backward one splits
- * token blocks. */
+ * Threads (nmf_get_threads(), OpenMP): the token-vectorised forward splits token vectors (each
+ * thread its own transposed x) when the layer's weights are small or the tokens many
+ * (tv_split_tokens, spmm.h), else output panels of one shared transposed x; the panel forward
+ * splits token blocks when the layer's weights are small (the plan's token_split_bytes,
+ * spmm.h), else output panels; the backward one splits token blocks. */
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -391,23 +392,70 @@ static nmf_status forward_q8(float *y, const float *x, const nmf_linear *lin, co
                : NMF_OK;
 }
 
-/* The token-vectorised products: x is transposed once into xT, shared by the threads (each
- * transposes an even share of the token vectors), then each thread computes its panels from it
- * with its own partial sums yT. */
-static void forward_tv_threads(float *y, float *xT, const float *x, const nmf_spmm_weights *w,
-                               const nmf_spmm_tv_kernels *tv, const float *bias, size_t tokens,
-                               nmf_activation act, size_t chunk, float *yT, size_t yt_floats,
-                               int threads) {
-    const size_t vecs = (tokens + tv->lanes - 1) / tv->lanes;
+/* Whether the `threads` threads of a tv product of `tokens` split the token vectors rather than
+ * the output panels (the rule and its measurements: spmm.h NMF_SPMM_TV_SPLIT_BYTES). */
+static int tv_split_tokens(const nmf_spmm_plan *plan, const nmf_spmm_weights *w, size_t tokens,
+                           int threads) {
+    if (threads < 2 || plan->tuning.tv_split == NMF_SPMM_OFF) return 0;
+    const size_t vecs = (tokens + plan->k->tv->lanes - 1) / plan->k->tv->lanes;
+    if (vecs < (size_t)threads) return 0; /* a thread without tokens */
+    if (plan->tuning.tv_split == NMF_SPMM_ON) return 1;
+    const size_t per = tokens / (size_t)threads;
+    const size_t bytes = w->panels * NMF_SPMM_ROWS * w->groups * (size_t)w->n * sizeof(nmf_tv_pair);
+    return per >= plan->tv_shape.min_tokens &&
+           (bytes <= NMF_SPMM_TV_SPLIT_BYTES || per >= NMF_SPMM_TV_SPLIT_TOKENS);
+}
+
+/* Thread id's token vectors [v0, v1) of `vecs` when the tokens are split, and their tokens
+ * [t0, t1) of `tokens`. */
+typedef struct {
+    size_t v0, v1, t0, t1;
+} token_share;
+static token_share share_of(size_t vecs, size_t lanes, size_t tokens, size_t id, size_t nt) {
+    token_share sh = {vecs * id / nt, vecs * (id + 1) / nt, 0, 0};
+    sh.t0 = sh.v0 * lanes;
+    sh.t1 = sh.v1 * lanes < tokens ? sh.v1 * lanes : tokens;
+    return sh;
+}
+
+/* Floats of one thread's transposed x when `threads` threads split the tokens (a share of at
+ * most ceil(vecs / threads) vectors), and of the one shared xT otherwise. */
+static size_t tv_xt_floats(size_t in, size_t tokens, size_t tok, size_t lanes, int threads,
+                           int split) {
+    if (!split) return nmf_spmm_tv_xt_floats(in, tokens, tok);
+    const size_t vecs = (tokens + lanes - 1) / lanes;
+    const size_t most = (vecs + (size_t)threads - 1) / (size_t)threads * lanes;
+    return nmf_spmm_tv_xt_floats(in, most < tokens ? most : tokens, tok);
+}
+
+/* The token-vectorised products. Split by panels: x is transposed once into xT, shared by the
+ * threads (each transposes an even share of the token vectors), then each thread computes its
+ * panels from it with its own partial sums yT. Split by tokens: each thread transposes its own
+ * tokens into its own xT (xt_floats apart) and computes every panel for them. */
+static void forward_tv_threads(float *y, float *xT, size_t xt_floats, const float *x,
+                               const nmf_spmm_weights *w, const nmf_spmm_tv_kernels *tv,
+                               const float *bias, size_t tokens, nmf_activation act,
+                               size_t chunk, float *yT, size_t yt_floats, int threads, int split) {
+    const size_t vecs = (tokens + tv->lanes - 1) / tv->lanes, tok = w->tv_tokens;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        tv->transpose(xT, x, w->in, w->in, tokens, w->tv_tokens, vecs * id / nt,
-                      vecs * (id + 1) / nt);
+        const token_share sh = share_of(vecs, tv->lanes, tokens, id, nt);
+        if (split) {
+            float *mine = xT + id * xt_floats;
+            if (sh.t1 > sh.t0) {
+                tv->transpose(mine, x + sh.t0 * w->in, w->in, w->in, sh.t1 - sh.t0, tok, 0,
+                              sh.v1 - sh.v0);
+                tv->forward_xt(y + sh.t0 * w->out, mine, w, bias, sh.t1 - sh.t0, act, 0,
+                               w->panels, chunk, yT + id * yt_floats);
+            }
+        } else {
+            tv->transpose(xT, x, w->in, w->in, tokens, tok, sh.v0, sh.v1);
 #pragma omp barrier
-        const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
-        if (p1 > p0)
-            tv->forward_xt(y, xT, w, bias, tokens, act, p0, p1, chunk, yT + id * yt_floats);
+            const size_t p0 = w->panels * id / nt, p1 = w->panels * (id + 1) / nt;
+            if (p1 > p0)
+                tv->forward_xt(y, xT, w, bias, tokens, act, p0, p1, chunk, yT + id * yt_floats);
+        }
     }
 }
 
@@ -533,16 +581,21 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
      * thread's partial sums yT after it, in one allocation (if it cannot be had for want of
      * memory, the panel kernel runs instead: it needs none) */
     if (step.kind == NMF_SPMM_STEP_TV) {
-        const size_t xt = nmf_spmm_tv_xt_floats(in, tokens, w->tv_tokens);
+        const int split = tv_split_tokens(plan, w, tokens, threads);
+        const size_t xt = nmf_round_up(
+            tv_xt_floats(in, tokens, w->tv_tokens, plan->k->tv->lanes, threads, split), 16);
         const size_t yt = nmf_round_up(nmf_spmm_tv_yt_floats(plan->tv_shape.chunk, w->tv_tokens), 16);
         /* the thread's scratch (allocated once, grown when a product needs more): every
          * float is written before it is read */
-        const size_t floats = nmf_round_up(xt + yt * (size_t)threads, 16);
-        float *xT = xt && floats < SIZE_MAX / sizeof(float)
+        const size_t xts = split ? (size_t)threads : 1; /* xT: one per thread, or shared */
+        size_t xt_all, floats = 0;
+        if (xt && !nmf_mul_overflow(xt, xts, &xt_all) && xt_all <= SIZE_MAX / sizeof(float) / 2)
+            floats = nmf_round_up(xt_all + yt * (size_t)threads, 16);
+        float *xT = floats && floats < SIZE_MAX / sizeof(float)
                         ? nmf_scratch_take(floats * sizeof(float)) : NULL;
         if (xT) {
-            forward_tv_threads(y, xT, x, w, plan->k->tv, bias, tokens, act,
-                               plan->tv_shape.chunk, xT + xt, yt, threads);
+            forward_tv_threads(y, xT, xt, x, w, plan->k->tv, bias, tokens, act,
+                               plan->tv_shape.chunk, xT + xt * xts, yt, threads, split);
             nmf_scratch_give(xT);
             return NMF_OK;
         }
@@ -602,45 +655,72 @@ nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const
     const nmf_spmm_tv_kernels *tv = up->plan.k ? up->plan.k->tv : NULL;
     float *xT = NULL;
     size_t xt1 = 0, xt2 = 0, yt = 0;
-    int threads = 1;
+    int threads = 1, split = 0;
     if (mlp_chains(up, down, tokens)) {
         const size_t tok = up->w.tv_tokens;
         const size_t chunk = up->plan.tv_shape.chunk > down->plan.tv_shape.chunk
                                  ? up->plan.tv_shape.chunk : down->plan.tv_shape.chunk;
         const double fmas = (double)tokens * (double)up->out * (double)up->w.groups * (double)up->w.n;
         threads = threads_for(2.0 * fmas, up->w.panels < down->w.panels ? up->w.panels : down->w.panels);
-        xt1 = nmf_spmm_tv_xt_floats(up->in, tokens, tok);
-        xt2 = nmf_spmm_tv_xt_floats(up->out, tokens, tok);
+        /* by tokens when both layers' rules say so: then each thread chains its own tokens
+         * through both, with no barrier */
+        split = tv_split_tokens(&up->plan, &up->w, tokens, threads) &&
+                tv_split_tokens(&down->plan, &down->w, tokens, threads);
+        xt1 = nmf_round_up(tv_xt_floats(up->in, tokens, tok, tv->lanes, threads, split), 16);
+        xt2 = nmf_round_up(tv_xt_floats(up->out, tokens, tok, tv->lanes, threads, split), 16);
         yt = nmf_round_up(nmf_spmm_tv_yt_floats(chunk, tok), 16);
-        const size_t floats = nmf_round_up(xt1 + xt2 + yt * (size_t)threads, 16);
-        if (xt1 && xt2 && floats < SIZE_MAX / sizeof(float))
-            xT = nmf_scratch_take(floats * sizeof(float));
+        const size_t xts = split ? (size_t)threads : 1; /* xT pairs: one per thread, or shared */
+        size_t pair, xt_all;
+        if (xt1 && xt2 && !nmf_add_overflow(xt1, xt2, &pair) &&
+            !nmf_mul_overflow(pair, xts, &xt_all) && xt_all <= SIZE_MAX / sizeof(float) / 2) {
+            const size_t floats = nmf_round_up(xt_all + yt * (size_t)threads, 16);
+            if (floats < SIZE_MAX / sizeof(float)) xT = nmf_scratch_take(floats * sizeof(float));
+        }
     }
     if (!xT) { /* apart, through hidden (also when the scratch cannot be had) */
         st = nmf_linear_forward(hidden, x, up, up_bias, tokens, act);
         return st ? st : nmf_linear_forward(y, hidden, down, down_bias, tokens, NMF_ACT_NONE);
     }
-    float *xT2 = xT + xt1, *yT = xT2 + xt2;
+    const size_t xts = split ? (size_t)threads : 1;
+    float *yT = xT + (xt1 + xt2) * xts;
     const size_t tok = up->w.tv_tokens, in16 = nmf_round_up(up->out, NMF_TV_IN_ALIGN);
-    const size_t vecs = (tokens + tv->lanes - 1) / tv->lanes, tiles = (tokens + tok - 1) / tok;
+    const size_t vecs = (tokens + tv->lanes - 1) / tv->lanes;
     /* up's output lands in xT2 as down's transpose would have put it there; every float down
      * reads is written before (rows past up->out: zeros, as a transpose pads them) */
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        tv->transpose(xT, x, up->in, up->in, tokens, tok, vecs * id / nt, vecs * (id + 1) / nt);
-        for (size_t t = id; t < tiles; t += nt)
-            memset(xT2 + t * in16 * tok + up->out * tok, 0, (in16 - up->out) * tok * sizeof(float));
+        const token_share sh = share_of(vecs, tv->lanes, tokens, id, nt);
+        float *yTi = yT + id * yt;
+        if (split) { /* this thread's tokens [t0, t1) through both layers */
+            float *x1 = xT + id * (xt1 + xt2), *x2 = x1 + xt1;
+            const size_t n = sh.t1 - sh.t0;
+            if (n) {
+                tv->transpose(x1, x + sh.t0 * up->in, up->in, up->in, n, tok, 0, sh.v1 - sh.v0);
+                for (size_t t = 0; t < (n + tok - 1) / tok; t++)
+                    memset(x2 + t * in16 * tok + up->out * tok, 0, (in16 - up->out) * tok * sizeof(float));
+                tv->forward_xt_xt(x2, x1, &up->w, up_bias, n, act, 0, up->w.panels,
+                                  up->plan.tv_shape.chunk, yTi);
+                tv->forward_xt(y + sh.t0 * down->out, x2, &down->w, down_bias, n, NMF_ACT_NONE, 0,
+                               down->w.panels, down->plan.tv_shape.chunk, yTi);
+            }
+        } else { /* panels of shared xT1 and xT2, a barrier after each */
+            float *x1 = xT, *x2 = xT + xt1;
+            const size_t tiles = (tokens + tok - 1) / tok;
+            tv->transpose(x1, x, up->in, up->in, tokens, tok, sh.v0, sh.v1);
+            for (size_t t = id; t < tiles; t += nt)
+                memset(x2 + t * in16 * tok + up->out * tok, 0, (in16 - up->out) * tok * sizeof(float));
 #pragma omp barrier
-        const size_t p0 = up->w.panels * id / nt, p1 = up->w.panels * (id + 1) / nt;
-        if (p1 > p0)
-            tv->forward_xt_xt(xT2, xT, &up->w, up_bias, tokens, act, p0, p1,
-                              up->plan.tv_shape.chunk, yT + id * yt);
+            const size_t p0 = up->w.panels * id / nt, p1 = up->w.panels * (id + 1) / nt;
+            if (p1 > p0)
+                tv->forward_xt_xt(x2, x1, &up->w, up_bias, tokens, act, p0, p1,
+                                  up->plan.tv_shape.chunk, yTi);
 #pragma omp barrier
-        const size_t q0 = down->w.panels * id / nt, q1 = down->w.panels * (id + 1) / nt;
-        if (q1 > q0)
-            tv->forward_xt(y, xT2, &down->w, down_bias, tokens, NMF_ACT_NONE, q0, q1,
-                           down->plan.tv_shape.chunk, yT + id * yt);
+            const size_t q0 = down->w.panels * id / nt, q1 = down->w.panels * (id + 1) / nt;
+            if (q1 > q0)
+                tv->forward_xt(y, x2, &down->w, down_bias, tokens, NMF_ACT_NONE, q0, q1,
+                               down->plan.tv_shape.chunk, yTi);
+        }
     }
     nmf_scratch_give(xT);
     return NMF_OK;

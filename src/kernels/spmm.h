@@ -247,6 +247,20 @@ static inline size_t nmf_spmm_tv_xt_floats(size_t in, size_t tokens, size_t tok)
 #define NMF_SPMM_TOKEN_SPLIT_BYTES_DEFAULT ((size_t)2 << 20)
 #define NMF_SPMM_SPLIT_TOKENS 12 /* a multiple of every kernel's token block (12, 4) */
 
+/* Threads of a token-vectorised forward (linear.c) split the TOKENS, by token vectors (each
+ * thread transposes its own tokens and runs every panel on them: no shared xT, no barrier;
+ * an MLP chains its two layers per thread), when every thread gets at least the plan's
+ * min_tokens and the layer's tv layout is at most NMF_SPMM_TV_SPLIT_BYTES or every thread gets
+ * at least NMF_SPMM_TV_SPLIT_TOKENS; otherwise they split the output panels of one shared xT.
+ * Measured on the Xeon (model 207, 2 threads, 2026-12-01; docs/PERFORMANCE.md): DeiT's layers
+ * at 197 tokens 2:8 ran 1.1-1.4x faster split by tokens (384x384 0.117 -> 0.088 ms, 384x1536
+ * 0.475 -> 0.344); BERT's 768x768 at 128 and 512 tokens 1.1-1.5x, 1:8 on 3072-wide ones
+ * (2.4 MB of layout) 1.1-1.35x, 3072x768 2:8 / 2:4 at 128 tokens (4.7 / 9.4 MB) 5-8 % slower
+ * than by panels, and faster again at 512 tokens. (A core reads all of the weights when split by
+ * tokens, half of them by panels, but then reads the xT half written by the other core.) */
+#define NMF_SPMM_TV_SPLIT_BYTES ((size_t)4 << 20)
+#define NMF_SPMM_TV_SPLIT_TOKENS 256
+
 /* ---- The layer's plan (linear.c) ---------------------------------------------------------
  * Decided when the layer is created (nmf_linear_create_nm), for the ISA active then: which
  * kernel runs a product of a given token count, the layouts it needs (built then, not on
@@ -266,6 +280,8 @@ typedef struct {
                                * NMF_SPMM_WIDE_MIN_TOKENS, ON whenever tokens > 1, OFF never */
     size_t panel_block;       /* AVX-512 panel: bytes of weights per block (0: 2 MiB) */
     size_t token_split_bytes; /* panel kernels: threads split tokens up to this layout size */
+    nmf_spmm_choice tv_split; /* tv kernel's threads: AUTO (the rule above), ON tokens (when
+                               * every thread gets a token vector), OFF output panels */
     /* The tv kernel's shape (0: the plan's rule; rows x tokens must be supported by the ISA's
      * tv kernels): rows per block, floats per xT row, input columns per block, rows per
      * chunk */

@@ -35,26 +35,30 @@ static nmf_linear *make_layer(size_t out, size_t in, nmf_pattern p) {
 }
 
 /* tv: the tuning of both layers (NMF_SPMM_ON / OFF / AUTO); tok_down: a tv tile width forced
- * on down alone (0: its plan's), to make the tiles differ. */
+ * on down alone (0: its plan's), to make the tiles differ; split: both layers' tv_split (how
+ * two threads share the work: tokens ON, panels OFF, AUTO the rule). */
 typedef struct {
     size_t D, H, T;
     nmf_pattern p;
     int gelu, bias, threads;
     nmf_spmm_choice tv;
     size_t tok_down;
+    nmf_spmm_choice split;
 } mlp_case;
 
 static void run_case(const mlp_case *c, nmf_isa isa) {
     char label[160];
-    snprintf(label, sizeof label, "%s D=%zu H=%zu T=%zu %d:%d%s%s threads=%d tv=%d tok_down=%zu",
+    snprintf(label, sizeof label,
+             "%s D=%zu H=%zu T=%zu %d:%d%s%s threads=%d tv=%d tok_down=%zu split=%d",
              nmf_isa_name(isa), c->D, c->H, c->T, c->p.n, c->p.m, c->gelu ? " gelu" : "",
-             c->bias ? " bias" : "", c->threads, (int)c->tv, c->tok_down);
+             c->bias ? " bias" : "", c->threads, (int)c->tv, c->tok_down, (int)c->split);
     nmf_set_isa(isa);
     nmf_set_threads(c->threads);
     nmf_linear *up = make_layer(c->H, c->D, c->p), *down = make_layer(c->D, c->H, c->p);
     if (!up || !down) goto done;
     nmf_spmm_tuning tu = nmf_spmm_tuning_default(), td;
     tu.tv = c->tv;
+    tu.tv_split = c->split;
     td = tu;
     td.tv_tokens = c->tok_down;
     if (c->tok_down) td.tv_rows = 2; /* 2 x 16 (AVX2), 2 x 32 (AVX-512): supported shapes */
@@ -99,7 +103,7 @@ done:
 /* DeiT-small's MLP (384 -> 1536 -> 384) at 197 tokens, 2:8, default plans: both layers on the
  * tv kernel of a SIMD ISA, so chained (run_case), and equal to the two products. */
 static void check_deit(nmf_isa isa) {
-    const mlp_case c = {384, 1536, 197, {2, 8}, 1, 1, 2, NMF_SPMM_AUTO, 0};
+    const mlp_case c = {384, 1536, 197, {2, 8}, 1, 1, 2, NMF_SPMM_AUTO, 0, NMF_SPMM_AUTO};
     nmf_set_isa(isa);
     nmf_linear *up = make_layer(c.H, c.D, c.p), *down = make_layer(c.D, c.H, c.p);
     if (up && down)
@@ -120,16 +124,22 @@ int main(void) {
     for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++)
         for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++)
             for (size_t hi = 0; hi < sizeof hs / sizeof *hs; hi++, k++) {
-                const mlp_case c = {40 + 24 * (k % 2), hs[hi], toks[ti], pats[k % 3], k % 2,
-                                    (k / 2) % 2, 1 + (k / 3) % 2, NMF_SPMM_ON, 0};
+                mlp_case c = {40 + 24 * (k % 2), hs[hi], toks[ti], pats[k % 3], k % 2,
+                              (k / 2) % 2, 1 + (k / 3) % 2, NMF_SPMM_ON, 0, NMF_SPMM_AUTO};
                 run_case(&c, (nmf_isa)isa);
+                if (c.threads == 2) { /* two threads on tokens, then on panels */
+                    c.split = NMF_SPMM_ON;
+                    run_case(&c, (nmf_isa)isa);
+                    c.split = NMF_SPMM_OFF;
+                    run_case(&c, (nmf_isa)isa);
+                }
             }
     for (int isa = 1; isa <= (int)nmf_cpu_best_isa(); isa++) {
         /* the panel kernel (tv off), and tv tiles that differ: apart, through hidden */
-        const mlp_case off = {64, 100, 50, {2, 8}, 1, 1, 2, NMF_SPMM_OFF, 0};
+        const mlp_case off = {64, 100, 50, {2, 8}, 1, 1, 2, NMF_SPMM_OFF, 0, NMF_SPMM_AUTO};
         run_case(&off, (nmf_isa)isa);
-        const mlp_case mismatch = {64, 100, 50, {2, 8}, 1, 1, 1, NMF_SPMM_ON,
-                                   isa == NMF_ISA_AVX512 ? 32 : 16};
+        const mlp_case mismatch = {64, 100, 50, {2, 8}, 1, 1, 2, NMF_SPMM_ON,
+                                   isa == NMF_ISA_AVX512 ? 32 : 16, NMF_SPMM_ON};
         run_case(&mismatch, (nmf_isa)isa);
     }
     for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) check_deit((nmf_isa)isa);

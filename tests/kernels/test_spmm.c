@@ -206,7 +206,8 @@ static void run_case(const test_case *c) {
         }
         if (isa >= NMF_ISA_AVX2 && !c->tune) {
             /* the token-vectorised kernel, whatever the plan's rule would pick: through the
-             * API (forced on the layer), one thread and two sharing one transposed x */
+             * API (forced on the layer), one thread, two sharing one transposed x (split by
+             * panels) and two with one each (split by tokens) */
             nmf_spmm_tuning on = nmf_spmm_tuning_default();
             on.tv = NMF_SPMM_ON;
             CHECK_OK(nmf_linear_set_tuning(lin, &on));
@@ -215,12 +216,15 @@ static void run_case(const test_case *c) {
             CHECK(!strcmp(nmf_linear_kernel_name(lin, 2), tv_name));
             CHECK(!strcmp(nmf_linear_kernel_name(lin, 1), isa_name)); /* 1 token: GEMV */
             const int threads = nmf_get_threads();
-            for (int nt = 1; nt <= 2; nt++) {
-                nmf_set_threads(nt);
+            for (int nt = 1; nt <= 3; nt++) {
+                nmf_set_threads(nt < 2 ? 1 : 2);
+                on.tv_split = nt == 2 ? NMF_SPMM_OFF : NMF_SPMM_ON;
+                CHECK_OK(nmf_linear_set_tuning(lin, &on));
                 for (size_t i = 0; i < T * out; i++) y[i] = NAN;
                 CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
                 CHECK_MSG(close_all(y, yref, scale, T * out, 1e-5, "tv forward"),
-                          "%s isa=%s threads=%d", label, isa_name, nt);
+                          "%s isa=%s threads=%d split=%d", label, isa_name, nt < 2 ? 1 : 2,
+                          (int)on.tv_split);
             }
             nmf_set_threads(threads);
             const nmf_spmm_weights *tw = nmf_linear_spmm_weights(lin);
