@@ -510,6 +510,53 @@ static void test_api(void) {
     nmf_nm_free(&a);
 }
 
+/* Two threads give the bits of one: layers whose threads split the tokens (each quantises its
+ * own: few rows, small weights) and layers that split the row blocks of one shared quantised x
+ * (more than 1536 rows), N:M and dense, token counts below, at and around the ranges of 16. */
+static void test_threads(void) {
+    static const size_t shapes[][2] = {{100, 64}, {40, 200}, {1600, 32}};
+    static const size_t toks[] = {1, 5, 16, 31, 33, 64, 197};
+    const int threads = nmf_get_threads();
+    for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (int dense = 0; dense <= 1; dense++) {
+                const size_t out = shapes[si][0], in = shapes[si][1], T = 197;
+                float *w = malloc(out * in * sizeof *w), *x = malloc(T * in * sizeof *x);
+                float *b = malloc(out * sizeof *b), *y1 = malloc(T * out * sizeof *y1);
+                float *y2 = malloc(T * out * sizeof *y2);
+                for (size_t i = 0; i < out * in; i++) w[i] = test_rand_float(&rng);
+                for (size_t i = 0; i < T * in; i++) x[i] = 2.0f * test_rand_float(&rng);
+                for (size_t i = 0; i < out; i++) b[i] = test_rand_float(&rng);
+                nmf_linear *lin = NULL;
+                nmf_nm_matrix a;
+                if (dense) {
+                    CHECK_OK(nmf_linear_create_dense(&lin, w, out, in));
+                } else if (nmf_nm_pack(&a, w, out, in, (nmf_pattern){2, 8}, 1) == NMF_OK) {
+                    CHECK_OK(nmf_linear_create_nm(&lin, &a));
+                    nmf_nm_free(&a);
+                }
+                if (lin) CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
+                for (size_t ti = 0; lin && ti < sizeof toks / sizeof toks[0]; ti++) {
+                    const size_t n = toks[ti];
+                    char label[96];
+                    snprintf(label, sizeof label, "%s int8 %s out=%zu in=%zu T=%zu 2 threads",
+                             nmf_isa_name((nmf_isa)isa), dense ? "dense" : "2:8", out, in, n);
+                    nmf_set_threads(1);
+                    CHECK_OK(nmf_linear_forward(y1, x, lin, b, n, NMF_ACT_GELU));
+                    for (size_t i = 0; i < n * out; i++) y2[i] = NAN;
+                    nmf_set_threads(2);
+                    CHECK_OK(nmf_linear_forward(y2, x, lin, b, n, NMF_ACT_GELU));
+                    CHECK_MSG(test_same_bits(y2, y1, n * out, label), "%s", label);
+                }
+                nmf_linear_free(lin);
+                free(w), free(x), free(b), free(y1), free(y2);
+            }
+    }
+    nmf_set_threads(threads);
+    nmf_set_isa(nmf_cpu_best_isa());
+}
+
 int main(void) {
     const int san = getenv("NMF_SANITIZED") != NULL;
     static const int pats[][2] = {{2, 4}, {1, 4}, {4, 8}, {2, 8}, {1, 8}, {1, 16}, {3, 32},
@@ -524,6 +571,7 @@ int main(void) {
     test_saturation();
     test_dense();
     test_dense_saturation();
+    test_threads();
     int cnum = 0;
     for (size_t pi = 0; pi < sizeof pats / sizeof pats[0]; pi++) {
         const int n = pats[pi][0], m = pats[pi][1];
