@@ -399,7 +399,7 @@ static nmf_status forward_q8(float *y, const float *x, const nmf_linear *lin, co
 #pragma omp atomic
             bad += b;
         }
-        if (split) { /* this thread's tokens, every row block (a bad token: none of them) */
+        if (split && nt == (size_t)threads) { /* this thread's tokens, every row block (a bad token: none of them) */
             if (b == 0 && t1 > t0)
                 forward(y + t0 * lin->out, xq + t0 * ldq, ldq, sx + t0, t1 - t0, q, bias, act, 0,
                         q->rowblocks);
@@ -441,19 +441,35 @@ static token_share share_of(size_t vecs, size_t lanes, size_t tokens, size_t id,
 }
 
 /* Floats of one thread's transposed x when `threads` threads split the tokens (a share of at
- * most ceil(vecs / threads) vectors), and of the one shared xT otherwise. */
+ * most ceil(vecs / threads) vectors), and of the one shared xT otherwise; 0 on overflow. Both
+ * rounded to 16 floats. */
 static size_t tv_xt_floats(size_t in, size_t tokens, size_t tok, size_t lanes, int threads,
                            int split) {
-    if (!split) return nmf_spmm_tv_xt_floats(in, tokens, tok);
     const size_t vecs = (tokens + lanes - 1) / lanes;
     const size_t most = (vecs + (size_t)threads - 1) / (size_t)threads * lanes;
-    return nmf_spmm_tv_xt_floats(in, most < tokens ? most : tokens, tok);
+    const size_t n = split && most < tokens ? most : tokens;
+    return nmf_round_up(nmf_spmm_tv_xt_floats(in, n, tok), 16);
+}
+
+/* Floats of the xT scratch: `per` floats for each of `threads` threads when split, and at
+ * least the `shared` ones of one xT for all tokens (what a smaller team falls back to; it is
+ * never more than the shares, except by rounding); 0 on overflow. */
+static size_t tv_scratch_floats(size_t shared, size_t per, int threads, int split) {
+    size_t all = shared;
+    if (split) {
+        size_t shares;
+        if (nmf_mul_overflow(per, (size_t)threads, &shares)) return 0;
+        if (shares > all) all = shares;
+    }
+    return all <= SIZE_MAX / sizeof(float) / 2 ? all : 0;
 }
 
 /* The token-vectorised products. Split by panels: x is transposed once into xT, shared by the
  * threads (each transposes an even share of the token vectors), then each thread computes its
  * panels from it with its own partial sums yT. Split by tokens: each thread transposes its own
- * tokens into its own xT (xt_floats apart) and computes every panel for them. */
+ * tokens into its own xT (xt_floats apart, sized for `threads` shares) and computes every panel
+ * for them; a team smaller than asked for (OMP_DYNAMIC, a thread limit) shares one xT instead,
+ * which fits in the same scratch (tv_scratch_floats). */
 static void forward_tv_threads(float *y, float *xT, size_t xt_floats, const float *x,
                                const nmf_spmm_weights *w, const nmf_spmm_tv_kernels *tv,
                                const float *bias, size_t tokens, nmf_activation act,
@@ -463,7 +479,7 @@ static void forward_tv_threads(float *y, float *xT, size_t xt_floats, const floa
     {
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
         const token_share sh = share_of(vecs, tv->lanes, tokens, id, nt);
-        if (split) {
+        if (split && nt == (size_t)threads) {
             float *mine = xT + id * xt_floats;
             if (sh.t1 > sh.t0) {
                 tv->transpose(mine, x + sh.t0 * w->in, w->in, w->in, sh.t1 - sh.t0, tok, 0,
@@ -604,20 +620,19 @@ nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, c
      * memory, the panel kernel runs instead: it needs none) */
     if (step.kind == NMF_SPMM_STEP_TV) {
         const int split = tv_split_tokens(plan, w, tokens, threads);
-        const size_t xt = nmf_round_up(
-            tv_xt_floats(in, tokens, w->tv_tokens, plan->k->tv->lanes, threads, split), 16);
-        const size_t yt = nmf_round_up(nmf_spmm_tv_yt_floats(plan->tv_shape.chunk, w->tv_tokens), 16);
+        const size_t lanes = plan->k->tv->lanes, tok = w->tv_tokens;
+        const size_t xt = tv_xt_floats(in, tokens, tok, lanes, threads, split); /* a thread's */
+        const size_t xt_all = tv_scratch_floats(tv_xt_floats(in, tokens, tok, lanes, threads, 0),
+                                                xt, threads, split);
+        const size_t yt = nmf_round_up(nmf_spmm_tv_yt_floats(plan->tv_shape.chunk, tok), 16);
         /* the thread's scratch (allocated once, grown when a product needs more): every
          * float is written before it is read */
-        const size_t xts = split ? (size_t)threads : 1; /* xT: one per thread, or shared */
-        size_t xt_all, floats = 0;
-        if (xt && !nmf_mul_overflow(xt, xts, &xt_all) && xt_all <= SIZE_MAX / sizeof(float) / 2)
-            floats = nmf_round_up(xt_all + yt * (size_t)threads, 16);
+        const size_t floats = xt && xt_all ? xt_all + yt * (size_t)threads : 0;
         float *xT = floats && floats < SIZE_MAX / sizeof(float)
                         ? nmf_scratch_take(floats * sizeof(float)) : NULL;
         if (xT) {
             forward_tv_threads(y, xT, xt, x, w, plan->k->tv, bias, tokens, act,
-                               plan->tv_shape.chunk, xT + xt * xts, yt, threads, split);
+                               plan->tv_shape.chunk, xT + xt_all, yt, threads, split);
             nmf_scratch_give(xT);
             return NMF_OK;
         }
@@ -676,7 +691,7 @@ nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const
     if (tokens == 0) return NMF_OK;
     const nmf_spmm_tv_kernels *tv = up->plan.k ? up->plan.k->tv : NULL;
     float *xT = NULL;
-    size_t xt1 = 0, xt2 = 0, yt = 0;
+    size_t xt1 = 0, xt2 = 0, xs1 = 0, xs2 = 0, xt_all = 0, yt = 0;
     int threads = 1, split = 0;
     if (mlp_chains(up, down, tokens)) {
         const size_t tok = up->w.tv_tokens;
@@ -688,14 +703,17 @@ nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const
          * through both, with no barrier */
         split = tv_split_tokens(&up->plan, &up->w, tokens, threads) &&
                 tv_split_tokens(&down->plan, &down->w, tokens, threads);
-        xt1 = nmf_round_up(tv_xt_floats(up->in, tokens, tok, tv->lanes, threads, split), 16);
-        xt2 = nmf_round_up(tv_xt_floats(up->out, tokens, tok, tv->lanes, threads, split), 16);
+        /* a thread's xT pair (split), and the shared pair (a team smaller than asked for) */
+        xt1 = tv_xt_floats(up->in, tokens, tok, tv->lanes, threads, split);
+        xt2 = tv_xt_floats(up->out, tokens, tok, tv->lanes, threads, split);
+        xs1 = tv_xt_floats(up->in, tokens, tok, tv->lanes, threads, 0);
+        xs2 = tv_xt_floats(up->out, tokens, tok, tv->lanes, threads, 0);
         yt = nmf_round_up(nmf_spmm_tv_yt_floats(chunk, tok), 16);
-        const size_t xts = split ? (size_t)threads : 1; /* xT pairs: one per thread, or shared */
-        size_t pair, xt_all;
-        if (xt1 && xt2 && !nmf_add_overflow(xt1, xt2, &pair) &&
-            !nmf_mul_overflow(pair, xts, &xt_all) && xt_all <= SIZE_MAX / sizeof(float) / 2) {
-            const size_t floats = nmf_round_up(xt_all + yt * (size_t)threads, 16);
+        size_t pair, shared;
+        if (xt1 && xt2 && xs1 && xs2 && !nmf_add_overflow(xt1, xt2, &pair) &&
+            !nmf_add_overflow(xs1, xs2, &shared) &&
+            (xt_all = tv_scratch_floats(shared, pair, threads, split)) != 0) {
+            const size_t floats = xt_all + yt * (size_t)threads;
             if (floats < SIZE_MAX / sizeof(float)) xT = nmf_scratch_take(floats * sizeof(float));
         }
     }
@@ -703,8 +721,7 @@ nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const
         st = nmf_linear_forward(hidden, x, up, up_bias, tokens, act);
         return st ? st : nmf_linear_forward(y, hidden, down, down_bias, tokens, NMF_ACT_NONE);
     }
-    const size_t xts = split ? (size_t)threads : 1;
-    float *yT = xT + (xt1 + xt2) * xts;
+    float *yT = xT + xt_all;
     const size_t tok = up->w.tv_tokens, in16 = nmf_round_up(up->out, NMF_TV_IN_ALIGN);
     const size_t vecs = (tokens + tv->lanes - 1) / tv->lanes;
     /* up's output lands in xT2 as down's transpose would have put it there; every float down
@@ -714,7 +731,7 @@ nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const
         const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
         const token_share sh = share_of(vecs, tv->lanes, tokens, id, nt);
         float *yTi = yT + id * yt;
-        if (split) { /* this thread's tokens [t0, t1) through both layers */
+        if (split && nt == (size_t)threads) { /* this thread's tokens through both layers */
             float *x1 = xT + id * (xt1 + xt2), *x2 = x1 + xt1;
             const size_t n = sh.t1 - sh.t0;
             if (n) {
@@ -727,7 +744,7 @@ nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const
                                down->w.panels, down->plan.tv_shape.chunk, yTi);
             }
         } else { /* panels of shared xT1 and xT2, a barrier after each */
-            float *x1 = xT, *x2 = xT + xt1;
+            float *x1 = xT, *x2 = xT + xs1;
             const size_t tiles = (tokens + tok - 1) / tok;
             tv->transpose(x1, x, up->in, up->in, tokens, tok, sh.v0, sh.v1);
             for (size_t t = id; t < tiles; t += nt)

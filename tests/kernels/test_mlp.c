@@ -142,6 +142,12 @@ int main(void) {
                                    isa == NMF_ISA_AVX512 ? 32 : 16, NMF_SPMM_ON};
         run_case(&mismatch, (nmf_isa)isa);
     }
+    for (int isa = 1; isa <= (int)nmf_cpu_best_isa(); isa++) {
+        /* three threads with their own transposed x each (test_team_limit.sh runs this under
+         * a team limit of two: the shares planned for three must not be used then) */
+        const mlp_case three = {64, 100, 130, {2, 8}, 1, 1, 3, NMF_SPMM_ON, 0, NMF_SPMM_ON};
+        run_case(&three, (nmf_isa)isa);
+    }
     for (int isa = 0; isa <= (int)nmf_cpu_best_isa(); isa++) check_deit((nmf_isa)isa);
 
     /* refusals */
