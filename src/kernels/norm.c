@@ -38,22 +38,25 @@ static nmf_layernorm_row_fn row_for_isa(void) {
  * 1:8 15.0 -> 14.0 with 2^15 instead of 2^17 (2^13 the same as 2^15). */
 #define NORM_PAR_MIN ((size_t)1 << 14)
 
-void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,
-                           size_t tokens, size_t C, float eps) {
+/* y[t] = LayerNorm(x[t] (+ r[t], stored to sum[t] first, when r is given)) for every token */
+static void norm_rows(float *y, float *sum, const float *x, const float *r, const float *w,
+                      const float *b, size_t tokens, size_t C, float eps) {
     if (tokens == 0 || C == 0) return;
     const nmf_layernorm_row_fn row = row_for_isa();
 #pragma omp parallel for schedule(static) if (tokens * C >= NORM_PAR_MIN)
-    for (size_t t = 0; t < tokens; t++) row(y + t * C, NULL, x + t * C, NULL, w, b, C, eps); // (C) each
+    for (size_t t = 0; t < tokens; t++) // (C) each
+        row(y + t * C, r ? sum + t * C : NULL, x + t * C, r ? r + t * C : NULL, w, b, C, eps);
+}
+
+void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,
+                           size_t tokens, size_t C, float eps) {
+    norm_rows(y, NULL, x, NULL, w, b, tokens, C, eps);
 }
 
 void nmf_add_layernorm_forward(float *y, float *sum, const float *x, const float *r,
                                const float *w, const float *b, size_t tokens, size_t C,
                                float eps) {
-    if (tokens == 0 || C == 0) return;
-    const nmf_layernorm_row_fn row = row_for_isa();
-#pragma omp parallel for schedule(static) if (tokens * C >= NORM_PAR_MIN)
-    for (size_t t = 0; t < tokens; t++)
-        row(y + t * C, sum + t * C, x + t * C, r + t * C, w, b, C, eps); // (C) each
+    norm_rows(y, sum, x, r, w, b, tokens, C, eps);
 }
 
 void nmf_add_forward(float *y, const float *a, const float *b, size_t n) {
