@@ -94,7 +94,8 @@ NMF_API nmf_status nmf_linear_compact(nmf_linear *lin);
 NMF_API nmf_status nmf_linear_create_nm_bf16(nmf_linear **lin, const nmf_nm_matrix *a);
 
 /* y[t][o] = act( sum_i x[t][i] * W[o][i] + bias[o] )      bias may be NULL
- * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). */
+ * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). An int8 layer given a
+ * non-finite input returns NMF_ERR_NUMERIC; y is then unspecified (some rows may be written). */
 NMF_API nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
                               size_t tokens, nmf_activation act);
 /* An MLP: y = down( act(up(x) + up_bias) ) + down_bias, i.e. nmf_linear_forward of up into
