@@ -4,9 +4,7 @@
  * gives the same logits; a corrupt payload is reported, naming the tensor, by the loads that touch
  * it and only by those; a file cut short after it was opened is an error, not a SIGBUS; and a
  * family larger than an RLIMIT_AS budget still runs one of its candidates within that budget. */
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io/io_test_util.h"
@@ -285,9 +283,19 @@ static void random_candidate(const nmf_model_desc *d, int k, nmf_tensor_set *s) 
 /* The child: the budget set, the whole family must not fit (nmf_family_read runs out of memory),
  * and candidate `name` must load and run; its logits go to fd. Exit status: 0 or the step that
  * failed. */
-static int budget_child(const char *p, const char *name, size_t budget, const float *image, int fd) {
+typedef struct {
+    const char *p, *name;
+    size_t budget;
+    const float *image;
+    int fd;
+} budget_job;
+static int budget_child(void *ctx) {
+    const budget_job *j = ctx;
+    const char *p = j->p, *name = j->name;
+    const float *image = j->image;
+    const int fd = j->fd;
     nmf_set_threads(1);
-    if (test_limit_address_space(budget) != 0) return 2;
+    if (test_limit_address_space(j->budget) != 0) return 2;
     nmf_family f;
     nmf_status st = nmf_family_read(p, &f);
     if (st == NMF_OK) nmf_family_free(&f);
@@ -355,19 +363,13 @@ static void runs_within_address_budget(void) {
 
     int fds[2];
     CHECK(pipe(fds) == 0);
-    fflush(NULL);
-    pid_t pid = fork(); /* before this process runs any OpenMP region */
-    if (pid == 0) {
-        close(fds[0]);
-        _exit(budget_child(p, "c5", budget, image, fds[1]));
-    }
+    budget_job j = {p, "c5", budget, image, fds[1]}; /* (10 logits: within the pipe's buffer) */
+    const int status = test_in_child(budget_child, &j);
     close(fds[1]);
     float got[10];
     ssize_t n = read(fds[0], got, sizeof got);
     close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    CHECK_MSG(status == 0, "child status %d", status);
     CHECK(n == (ssize_t)sizeof got);
     /* the same candidate without a budget gives the same logits */
     const int threads = nmf_get_threads();

@@ -11,9 +11,7 @@
  *   clashing name or another model's config is refused, the file untouched;
  * - a source larger than an RLIMIT_AS budget is pruned, and the family extended, within that
  *   budget (a child process), where loading it whole fails. */
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io/io_test_util.h"
@@ -263,29 +261,31 @@ static void corrupt_sources(void) {
 
 /* ---- a source larger than the address-space budget, pruned within it ---- */
 
+/* What the child prunes under the budget: src to the family out */
+typedef struct {
+    const char *src, *out;
+    size_t budget;
+} budget_job;
+
 /* Exit status: 0, or the step that failed. */
-static int budget_child(const char *src, const char *out, size_t budget) {
+static int budget_child(void *ctx) {
+    const budget_job *j = ctx;
     nmf_set_threads(1);
-    if (test_limit_address_space(budget) != 0) return 2;
-    nmf_status st = nmf_family_prune_file(src, NULL, NULL, out, pats, 3, 1, NMF_DTYPE_COUNT, NULL, NULL);
+    if (test_limit_address_space(j->budget) != 0) return 2;
+    nmf_status st = nmf_family_prune_file(j->src, NULL, NULL, j->out, pats, 3, 1, NMF_DTYPE_COUNT,
+                                          NULL, NULL);
     if (st) fprintf(stderr, "streamed prune under the budget: %s\n", nmf_last_error());
-    if (getenv("NMF_TEST_VERBOSE")) {
-        FILE *f = fopen("/proc/self/status", "r");
-        char line[256];
-        while (f && fgets(line, sizeof line, f))
-            if (!strncmp(line, "VmPeak", 6) || !strncmp(line, "VmSize", 6)) fputs(line, stderr);
-        if (f) fclose(f);
-    }
+    test_report_vm("streamed prune");
     if (st) return 4;
     /* the family extended with one more pattern (prune --add): streamed as well */
     const nmf_pattern more = {1, 4};
-    st = nmf_family_extend_file(src, NULL, NULL, out, &more, 1, NMF_DTYPE_COUNT, NULL, NULL);
+    st = nmf_family_extend_file(j->src, NULL, NULL, j->out, &more, 1, NMF_DTYPE_COUNT, NULL, NULL);
     if (st) {
         fprintf(stderr, "streamed extend under the budget: %s\n", nmf_last_error());
         return 5;
     }
     /* after it (a failed load leaves the heap grown): the model whole does not fit */
-    return test_whole_model_refused(src) ? 0 : 3;
+    return test_whole_model_refused(j->src) ? 0 : 3;
 }
 
 static void prunes_within_address_budget(void) {
@@ -293,23 +293,17 @@ static void prunes_within_address_budget(void) {
     nmf_tensor_set s;
     size_t bytes = 0, largest = 0;
     test_random_model(&s, &c, 99, &bytes, &largest);
-    char dir[] = "/tmp/nmf_stream_budget_XXXXXX"; /* not tmpfs: the files must not sit in memory */
-    CHECK(mkdtemp(dir) != NULL);
-    char src[64], out[64], whole[64];
-    snprintf(src, sizeof src, "%s/big.safetensors", dir);
-    snprintf(out, sizeof out, "%s/streamed.nmf", dir);
-    snprintf(whole, sizeof whole, "%s/whole.nmf", dir);
-    CHECK_OK(nmf_safetensors_write(src, &s, NMF_DTYPE_F32));
+    test_budget_files f;
+    test_budget_files_make(&f, "stream_budget", &s);
+    char out[128], whole[128];
+    test_budget_path(out, sizeof out, &f, "streamed.nmf");
+    test_budget_path(whole, sizeof whole, &f, "whole.nmf");
     /* a few tensors (f32, their N:M forms, a payload and its read-back, a 1 MB mapping) and
      * slack for the allocator; the source is ~50 MB */
-    const size_t budget = 16 * largest + ((size_t)8 << 20);
-    CHECK_MSG(bytes > budget, "source %zu bytes, budget %zu", bytes, budget);
-    fflush(NULL);
-    pid_t pid = fork(); /* before this process runs any OpenMP region */
-    if (pid == 0) _exit(budget_child(src, out, budget));
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    budget_job j = {f.src, out, 16 * largest + ((size_t)8 << 20)};
+    CHECK_MSG(bytes > j.budget, "source %zu bytes, budget %zu", bytes, j.budget);
+    const int status = test_in_child(budget_child, &j);
+    CHECK_MSG(status == 0, "child status %d", status);
     /* the same family as the whole-model path (the extension's candidate last) */
     nmf_family fam;
     nmf_family_init(&fam);
@@ -320,10 +314,9 @@ static void prunes_within_address_budget(void) {
     nmf_family_free(&fam);
     same_families(whole, out, "budget");
     nmf_tensors_free(&s);
-    unlink(src);
     unlink(out);
     unlink(whole);
-    rmdir(dir);
+    test_budget_files_remove(&f);
 }
 
 int main(void) {

@@ -13,9 +13,7 @@
  *   and leaves no output and no temporary file or folder (an existing OUT untouched);
  * - a source larger than an RLIMIT_AS budget is converted and pruned to safetensors within it
  *   (a child process), where loading it whole fails. */
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io/io_test_util.h"
@@ -341,30 +339,31 @@ static void corrupt_sources(void) {
 
 /* ---- a source larger than the address-space budget, converted within it ---- */
 
+/* What the child converts under the budget: src to bf16, and pruned (2:8) */
+typedef struct {
+    const char *src, *bf16, *pruned;
+    size_t budget;
+} budget_job;
+
 /* Exit status: 0, or the step that failed. */
-static int budget_child(const char *src, const char *bf16, const char *pruned, size_t budget) {
+static int budget_child(void *ctx) {
+    const budget_job *j = ctx;
     nmf_set_threads(1);
-    if (test_limit_address_space(budget) != 0) return 2;
+    if (test_limit_address_space(j->budget) != 0) return 2;
     const nmf_dense_write_options to16 = {NMF_DTYPE_BF16, {0, 0}, 0, 0, 0};
-    nmf_status st = nmf_dense_convert_file(src, NULL, NULL, bf16, &to16, NULL);
+    nmf_status st = nmf_dense_convert_file(j->src, NULL, NULL, j->bf16, &to16, NULL);
     if (st) {
         fprintf(stderr, "streamed convert under the budget: %s\n", nmf_last_error());
         return 4;
     }
     const nmf_dense_write_options prune = {NMF_DTYPE_COUNT, {2, 8}, 0, 0, 0};
-    st = nmf_dense_convert_file(src, NULL, NULL, pruned, &prune, NULL);
+    st = nmf_dense_convert_file(j->src, NULL, NULL, j->pruned, &prune, NULL);
     if (st) {
         fprintf(stderr, "streamed prune under the budget: %s\n", nmf_last_error());
         return 5;
     }
-    if (getenv("NMF_TEST_VERBOSE")) {
-        FILE *f = fopen("/proc/self/status", "r");
-        char line[256];
-        while (f && fgets(line, sizeof line, f))
-            if (!strncmp(line, "VmPeak", 6) || !strncmp(line, "VmSize", 6)) fputs(line, stderr);
-        if (f) fclose(f);
-    }
-    return test_whole_model_refused(src) ? 0 : 3; /* the model whole does not fit */
+    test_report_vm("streamed convert and prune");
+    return test_whole_model_refused(j->src) ? 0 : 3; /* the model whole does not fit */
 }
 
 static void converts_within_address_budget(void) {
@@ -372,24 +371,18 @@ static void converts_within_address_budget(void) {
     nmf_tensor_set s;
     size_t bytes = 0, largest = 0;
     test_random_model(&s, &c, 7, &bytes, &largest);
-    char dir[] = "/tmp/nmf_dense_budget_XXXXXX"; /* not tmpfs: the files must not sit in memory */
-    CHECK(mkdtemp(dir) != NULL);
-    char src[64], bf16[64], pruned[64], whole[64];
-    snprintf(src, sizeof src, "%s/big.safetensors", dir);
-    snprintf(bf16, sizeof bf16, "%s/bf16.safetensors", dir);
-    snprintf(pruned, sizeof pruned, "%s/pruned.safetensors", dir);
-    snprintf(whole, sizeof whole, "%s/whole.safetensors", dir);
-    CHECK_OK(nmf_safetensors_write(src, &s, NMF_DTYPE_F32));
+    test_budget_files f;
+    test_budget_files_make(&f, "dense_budget", &s);
+    char bf16[128], pruned[128], whole[128];
+    test_budget_path(bf16, sizeof bf16, &f, "bf16.safetensors");
+    test_budget_path(pruned, sizeof pruned, &f, "pruned.safetensors");
+    test_budget_path(whole, sizeof whole, &f, "whole.safetensors");
     /* a few tensors (f32, the N:M form, its unpacked copy), the encode buffer, a 1 MB mapping
      * and slack for the allocator; the source is ~50 MB */
-    const size_t budget = 16 * largest + ((size_t)8 << 20);
-    CHECK_MSG(bytes > budget, "source %zu bytes, budget %zu", bytes, budget);
-    fflush(NULL);
-    pid_t pid = fork(); /* before this process runs any OpenMP region */
-    if (pid == 0) _exit(budget_child(src, bf16, pruned, budget));
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    budget_job j = {f.src, bf16, pruned, 16 * largest + ((size_t)8 << 20)};
+    CHECK_MSG(bytes > j.budget, "source %zu bytes, budget %zu", bytes, j.budget);
+    const int status = test_in_child(budget_child, &j);
+    CHECK_MSG(status == 0, "child status %d", status);
     /* the bytes of the whole-model path */
     CHECK_OK(nmf_safetensors_write(whole, &s, NMF_DTYPE_BF16));
     CHECK_MSG(same_bytes(whole, bf16), "budget: bf16 differs");
@@ -399,8 +392,8 @@ static void converts_within_address_budget(void) {
     CHECK_MSG(same_bytes(whole, pruned), "budget: pruned differs");
     nmf_tensors_free(&p);
     nmf_tensors_free(&s);
-    unlink(src), unlink(bf16), unlink(pruned), unlink(whole);
-    rmdir(dir);
+    unlink(bf16), unlink(pruned), unlink(whole);
+    test_budget_files_remove(&f);
 }
 
 int main(void) {

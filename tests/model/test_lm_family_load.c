@@ -280,6 +280,11 @@ static void in_place_memory(const char *fam, size_t stored) {
     CHECK_MSG(copy[0] > stored * 9 / 10, "copied: %zu anonymous bytes for %zu stored", copy[0], stored);
 }
 
+static int write_big_child(void *path) {
+    write_big(path);
+    return test_failures ? 1 : 0;
+}
+
 static void run_peak_memory(void) {
     char dir[] = "/tmp/nmf_lm_peak_XXXXXX"; /* not tmpfs: the file must not sit in memory */
     CHECK(mkdtemp(dir) != NULL);
@@ -287,14 +292,8 @@ static void run_peak_memory(void) {
     snprintf(fam, sizeof fam, "%s/big.nmf", dir);
     snprintf(ids_path, sizeof ids_path, "%s/ids.npy", dir);
     snprintf(out, sizeof out, "%s/out.npy", dir);
-    fflush(NULL);
-    pid_t pid = fork(); /* the model is built in a child, so that this process stays small */
-    if (pid == 0) {
-        write_big(fam);
-        _exit(test_failures ? 1 : 0);
-    }
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the model is built in a child, so that this process stays small */
+    CHECK(test_in_child(write_big_child, fam) == 0);
     const size_t stored = candidate_bytes(fam, 1);
     int64_t ids[8];
     for (size_t i = 0; i < 8; i++) ids[i] = (int64_t)(i * 331 % 4096);

@@ -12,7 +12,6 @@
  *   memory growing by less than the budget. */
 #include <cblas.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io/io_test_util.h"
@@ -241,18 +240,27 @@ static void failures(void) {
 
 /* ---- a model larger than the address-space budget, pruned within it ---- */
 
+/* What a child prunes under the budget: src to out with method m and the calibration cal */
+typedef struct {
+    const char *src, *out;
+    const nmf_calib *cal;
+    nmf_prune_method m;
+    size_t budget;
+} budget_job;
+
 /* Exit status: 0, or the step that failed. Wanda runs under RLIMIT_AS = what the process maps +
  * budget; SparseGPT's X^T X goes through OpenBLAS, which maps its work buffer (128 MB of address
  * space) at a first call of its own choosing and retries forever when that fails, so there the
  * budget bounds the peak resident memory instead (VmHWM reset, then measured). */
-static int budget_child(const char *src, const char *out, const nmf_calib *cal, nmf_prune_method m,
-                        size_t budget) {
+static int budget_child(void *ctx) {
+    const budget_job *j = ctx;
+    const nmf_prune_method m = j->m;
     nmf_set_threads(1);
     openblas_set_num_threads(1);
     alarm(600); /* a hang is a failure */
     size_t rss0 = 0;
     if (m == NMF_PRUNE_WANDA) {
-        if (test_limit_address_space(budget) != 0) return 2;
+        if (test_limit_address_space(j->budget) != 0) return 2;
     } else {
         FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5": reset the peak RSS */
         if (!f || fputs("5", f) < 0 || fclose(f) != 0) return 2;
@@ -261,23 +269,22 @@ static int budget_child(const char *src, const char *out, const nmf_calib *cal, 
     nmf_prune_options o;
     nmf_prune_options_default(&o);
     o.method = m;
-    nmf_status st = nmf_family_prune_file_oneshot(src, NULL, NULL, out, pats, 3, 1, 0, &o, copy_calib,
-                                                  (void *)cal, NMF_DTYPE_COUNT, NULL, NULL, NULL);
+    nmf_status st = nmf_family_prune_file_oneshot(j->src, NULL, NULL, j->out, pats, 3, 1, 0, &o,
+                                                  copy_calib, (void *)j->cal, NMF_DTYPE_COUNT,
+                                                  NULL, NULL, NULL);
     if (st) fprintf(stderr, "streamed %s under the budget: %s\n", nmf_prune_method_name(m), nmf_last_error());
-    if (getenv("NMF_TEST_VERBOSE"))
-        fprintf(stderr, "%s: VmPeak %zu kB, VmHWM %zu kB (from %zu)\n", nmf_prune_method_name(m),
-                test_status_kb("VmPeak"), test_status_kb("VmHWM"), rss0);
+    test_report_vm(nmf_prune_method_name(m));
     if (st) return 4;
     if (m != NMF_PRUNE_WANDA) {
         const size_t grown = (test_status_kb("VmHWM") - rss0) * 1024;
-        if (grown > budget) {
+        if (grown > j->budget) {
             fprintf(stderr, "streamed %s: peak RSS grew by %zu bytes, budget %zu\n",
-                    nmf_prune_method_name(m), grown, budget);
+                    nmf_prune_method_name(m), grown, j->budget);
             return 5;
         }
         return 0;
     }
-    return test_whole_model_refused(src) ? 0 : 3; /* after it: the model whole does not fit */
+    return test_whole_model_refused(j->src) ? 0 : 3; /* after it: the model whole does not fit */
 }
 
 static void prunes_within_address_budget(void) {
@@ -285,27 +292,22 @@ static void prunes_within_address_budget(void) {
     nmf_tensor_set s;
     size_t bytes = 0;
     test_random_model(&s, &c, 99, &bytes, NULL);
-    char dir[] = "/tmp/nmf_calib_budget_XXXXXX"; /* not tmpfs: the files must not sit in memory */
-    CHECK(mkdtemp(dir) != NULL);
-    char src[64], out[64], whole[64];
-    snprintf(src, sizeof src, "%s/big.safetensors", dir);
-    snprintf(out, sizeof out, "%s/streamed.nmf", dir);
-    snprintf(whole, sizeof whole, "%s/whole.nmf", dir);
-    CHECK_OK(nmf_safetensors_write(src, &s, NMF_DTYPE_F32));
+    test_budget_files f;
+    test_budget_files_make(&f, "calib_budget", &s);
+    char out[128], whole[128];
+    test_budget_path(out, sizeof out, &f, "streamed.nmf");
+    test_budget_path(whole, sizeof whole, &f, "whole.nmf");
     nmf_calib cal = vit_images(8);
     /* half the model: one block's weights (2 MB) with their forms and built layers, SparseGPT's
      * Hessians (512 columns: 2 MB each) and factors, the activations, the allocator's slack
      * (measured: Wanda ~21 MB of address space, SparseGPT ~42 MB of resident memory) */
-    const size_t budget = bytes / 2;
-    for (int m = NMF_PRUNE_WANDA; m <= NMF_PRUNE_SPARSEGPT; m++) { /* the children first: they */
-        fflush(NULL);                                                  /* fork before any OpenMP */
-        pid_t pid = fork();
-        if (pid == 0) _exit(budget_child(src, m == NMF_PRUNE_WANDA ? out : whole, &cal, (nmf_prune_method)m,
-                                         budget));
-        int status = 0;
-        waitpid(pid, &status, 0);
-        CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child status %d",
-                  nmf_prune_method_name((nmf_prune_method)m), status);
+    for (int m = NMF_PRUNE_WANDA; m <= NMF_PRUNE_SPARSEGPT; m++) { /* the children first: they
+                                                                    * fork before any OpenMP */
+        budget_job j = {f.src, m == NMF_PRUNE_WANDA ? out : whole, &cal, (nmf_prune_method)m,
+                        bytes / 2};
+        const int status = test_in_child(budget_child, &j);
+        CHECK_MSG(status == 0, "%s: child status %d", nmf_prune_method_name((nmf_prune_method)m),
+                  status);
     }
     unlink(whole);
     nmf_prune_options o; /* Wanda's family is the whole-model path's */
@@ -321,9 +323,8 @@ static void prunes_within_address_budget(void) {
     unlink(out);
     nmf_calib_free(&cal);
     nmf_tensors_free(&s);
-    unlink(src);
     unlink(whole);
-    rmdir(dir);
+    test_budget_files_remove(&f);
 }
 
 int main(void) {
