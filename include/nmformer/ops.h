@@ -81,14 +81,34 @@ NMF_API nmf_status nmf_attention_forward_ref(float *out, const float *q, const f
 NMF_API nmf_status nmf_attention_naive(float *out, const float *q, const float *k, const float *v,
                                const nmf_attention_shape *s);
 
+/* One attention head in int8 (the --precision int8 models' attention): Q and K quantised per
+ * row and V per channel to int8, the scores' and P V's sums exact in int32 (vpdpbusd), the
+ * online softmax in f32 with its probabilities rounded to 8 bits (255 = the running max). The
+ * numbers are the same bits on every ISA (numerics: src/kernels/attention_q8.h); they differ from
+ * the f32 attention's by the quantisation (about 1e-2 relative on a ViT's heads). Non-finite
+ * inputs give unspecified (but defined) outputs. Shapes as nmf_attention_forward; d <= 4096.
+ * work: nmf_attention_q8_work_floats(Tq, Tk, d) floats, 64-byte aligned, or NULL. */
+NMF_API size_t nmf_attention_q8_work_floats(size_t Tq, size_t Tk, size_t d);
+NMF_API nmf_status nmf_attention_forward_q8(float *out, const float *q, const float *k,
+                                            const float *v, const nmf_attention_shape *s,
+                                            float *work);
+/* The portable reference of the same numbers (what NMF_ISA=scalar runs). */
+NMF_API nmf_status nmf_attention_forward_q8_ref(float *out, const float *q, const float *k,
+                                                const float *v, const nmf_attention_shape *s,
+                                                float *work);
+
 /* Multi-head self-attention over a batch, timm layout: qkv (B, T, 3, heads, head_dim) as produced
  * by the fused qkv linear, out (B, T, heads*head_dim). scale = 1/sqrt(head_dim). Threaded over
  * (batch, head) pairs with up to nmf_get_threads() threads, fewer if work (work_floats floats,
  * 64-byte aligned) holds scratch for fewer; work NULL: allocated inside.
- * nmf_mhsa_work_floats gives the size for nmf_get_threads() threads. */
+ * nmf_mhsa_work_floats gives the size for nmf_get_threads() threads (f32 or int8 heads). */
 NMF_API size_t nmf_mhsa_work_floats(size_t T, size_t head_dim);
 NMF_API nmf_status nmf_mhsa_forward(float *out, const float *qkv, size_t B, size_t T, size_t heads,
                             size_t head_dim, int causal, float *work, size_t work_floats);
+/* The same with every head in int8 (nmf_attention_forward_q8); nmf_mhsa_work_floats covers it. */
+NMF_API nmf_status nmf_mhsa_forward_q8(float *out, const float *qkv, size_t B, size_t T,
+                                       size_t heads, size_t head_dim, int causal, float *work,
+                                       size_t work_floats);
 
 #ifdef __cplusplus
 }

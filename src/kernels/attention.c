@@ -11,9 +11,9 @@
 #include <omp.h>
 #include <stdlib.h>
 
-#include "kernels/ops_internal.h"
+#include "kernels/attention_q8.h"
 
-static nmf_status check_shape(const nmf_attention_shape *s) {
+nmf_status nmf_attention_check_shape(const nmf_attention_shape *s) {
     if (!s) return nmf_error(NMF_ERR_INVALID_ARG, "attention: shape is NULL");
     if (s->Tq == 0 || s->Tk == 0 || s->d == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "attention: empty shape Tq=%zu Tk=%zu d=%zu", s->Tq,
@@ -44,7 +44,7 @@ size_t nmf_attention_work_floats(size_t Tk, size_t d) {
 
 nmf_status nmf_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
                                      const nmf_attention_shape *s, float *work) {
-    nmf_status st = check_shape(s);
+    nmf_status st = nmf_attention_check_shape(s);
     if (st) return st;
     const size_t d = s->d;
     float *own = NULL;
@@ -94,7 +94,7 @@ nmf_status nmf_attention_forward_ref(float *out, const float *q, const float *k,
 
 nmf_status nmf_attention_naive(float *out, const float *q, const float *k, const float *v,
                                const nmf_attention_shape *s) {
-    nmf_status st = check_shape(s);
+    nmf_status st = nmf_attention_check_shape(s);
     if (st) return st;
     size_t n;
     if (nmf_mul_overflow(s->Tq, s->Tk, &n))
@@ -132,7 +132,7 @@ nmf_status nmf_attention_forward(float *out, const float *q, const float *k, con
                                  const nmf_attention_shape *s, float *work) {
     const nmf_isa isa = nmf_active_isa();
     if (isa == NMF_ISA_SCALAR) return nmf_attention_forward_ref(out, q, k, v, s, work);
-    nmf_status st = check_shape(s);
+    nmf_status st = nmf_attention_check_shape(s);
     if (st) return st;
     float *own = NULL;
     if (!work) {
@@ -146,18 +146,35 @@ nmf_status nmf_attention_forward(float *out, const float *q, const float *k, con
     return NMF_OK;
 }
 
-size_t nmf_mhsa_work_floats(size_t T, size_t head_dim) {
-    int threads = nmf_get_threads();
-    return (size_t)threads * nmf_round_up(nmf_attention_work_floats(T, head_dim), 16);
+/* Scratch of one head, either precision (a model switches precision without a new arena). */
+static size_t head_work_floats(size_t T, size_t head_dim) {
+    const size_t f32 = nmf_attention_work_floats(T, head_dim);
+    const size_t q8 = head_dim <= NMF_ATT_Q8_MAX_D ? nmf_attention_q8_work_floats(T, T, head_dim) : 0;
+    return nmf_round_up(f32 > q8 ? f32 : q8, 16);
 }
 
-nmf_status nmf_mhsa_forward(float *out, const float *qkv, size_t B, size_t T, size_t heads,
-                            size_t head_dim, int causal, float *work, size_t work_floats) {
+size_t nmf_mhsa_work_floats(size_t T, size_t head_dim) {
+    return (size_t)nmf_get_threads() * head_work_floats(T, head_dim);
+}
+
+typedef nmf_status (*head_fn)(float *out, const float *q, const float *k, const float *v,
+                              const nmf_attention_shape *s, float *work);
+
+static nmf_status mhsa(head_fn head, float *out, const float *qkv, size_t B, size_t T,
+                       size_t heads, size_t head_dim, int causal, float *work, size_t work_floats) {
     if (B == 0 || T == 0 || heads == 0 || head_dim == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "mhsa: empty shape B=%zu T=%zu heads=%zu hd=%zu", B,
                          T, heads, head_dim);
     const size_t C = heads * head_dim;
-    const size_t per = nmf_round_up(nmf_attention_work_floats(T, head_dim), 16);
+    nmf_attention_shape s = {.Tq = T, .Tk = T, .d = head_dim, .ldq = 3 * C, .ldk = 3 * C,
+                             .ldv = 3 * C, .ldo = C, .scale = 1.0f / sqrtf((float)head_dim),
+                             .causal = causal};
+    nmf_status status = nmf_attention_check_shape(&s);
+    if (status) return status;
+    if (head == nmf_attention_forward_q8 && head_dim > NMF_ATT_Q8_MAX_D)
+        return nmf_error(NMF_ERR_INVALID_ARG, "mhsa: int8 heads of width %zu above %d", head_dim,
+                         NMF_ATT_Q8_MAX_D);
+    const size_t per = head_work_floats(T, head_dim);
     float *own = NULL;
     int threads = nmf_get_threads();
     if ((size_t)threads > B * heads) threads = (int)(B * heads);
@@ -169,14 +186,6 @@ nmf_status nmf_mhsa_forward(float *out, const float *qkv, size_t B, size_t T, si
         if (!own) return nmf_error(NMF_ERR_NOMEM, "mhsa: scratch for %d threads", threads);
         work = own;
     }
-    nmf_attention_shape s = {.Tq = T, .Tk = T, .d = head_dim, .ldq = 3 * C, .ldk = 3 * C,
-                             .ldv = 3 * C, .ldo = C, .scale = 1.0f / sqrtf((float)head_dim),
-                             .causal = causal};
-    nmf_status status = check_shape(&s);
-    if (status) {
-        nmf_free(own);
-        return status;
-    }
     const long pairs = (long)(B * heads);
     /* a parallel region costs a barrier: only worth it above ~0.25 MFLOP per call */
     const double flops = 4.0 * (double)pairs * (double)T * (double)T * (double)head_dim;
@@ -187,9 +196,20 @@ nmf_status nmf_mhsa_forward(float *out, const float *qkv, size_t B, size_t T, si
         const float *base = qkv + b * T * 3 * C; // (T, 3, heads, head_dim)
         float *w = work + (size_t)omp_get_thread_num() * per;
         /* cannot fail: the shape is checked above and the scratch is given */
-        (void)nmf_attention_forward(out + b * T * C + h * head_dim, base + h * head_dim,
-                                    base + C + h * head_dim, base + 2 * C + h * head_dim, &s, w);
+        (void)head(out + b * T * C + h * head_dim, base + h * head_dim, base + C + h * head_dim,
+                   base + 2 * C + h * head_dim, &s, w);
     }
     nmf_free(own);
-    return status;
+    return NMF_OK;
+}
+
+nmf_status nmf_mhsa_forward(float *out, const float *qkv, size_t B, size_t T, size_t heads,
+                            size_t head_dim, int causal, float *work, size_t work_floats) {
+    return mhsa(nmf_attention_forward, out, qkv, B, T, heads, head_dim, causal, work, work_floats);
+}
+
+nmf_status nmf_mhsa_forward_q8(float *out, const float *qkv, size_t B, size_t T, size_t heads,
+                               size_t head_dim, int causal, float *work, size_t work_floats) {
+    return mhsa(nmf_attention_forward_q8, out, qkv, B, T, heads, head_dim, causal, work,
+                work_floats);
 }

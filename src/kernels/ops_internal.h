@@ -35,6 +35,8 @@ void nmf_layernorm_row_avx512(float *y, float *sum, const float *x, const float 
 void nmf_layernorm_row_avx2(float *y, float *sum, const float *x, const float *r, const float *w,
                             const float *b, size_t C, float eps);
 
+/* NMF_OK, or why an attention shape is unusable (attention.c). */
+nmf_status nmf_attention_check_shape(const nmf_attention_shape *s);
 /* One head; s checked and work sized (nmf_attention_work_floats) by the caller. */
 void nmf_attention_avx512(float *out, const float *q, const float *k, const float *v,
                           const nmf_attention_shape *s, float *work);

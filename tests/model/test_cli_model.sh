@@ -50,20 +50,21 @@ expect_error "missing input file" "nope.npy" -- \
 expect_error "missing --output" "need MODEL" -- $CLI run "$FIX/vit_2to8.safetensors" --input x.npy
 expect_error "bad --batch" "--batch" -- $CLI run m --input a --output b --batch 0
 
-# --precision: the 2:8 model packed (a family), run in bf16 and int8: every logit within 2 %
-# of the largest f32 logit (int8: per-token / per-channel quantisation; bf16 weights), not
-# bit-identical to f32 for int8; a dense model runs int8 too (dense int8 products), as close to
-# its f32 logits; a bad value is a usage error
+# --precision: the 2:8 model packed (a family), run in bf16 and int8: every logit within 3 %
+# of the largest f32 logit (int8: per-token / per-channel quantisation of the products and of
+# attention's Q, K, V and probabilities; this random-weight model's logits move by up to 2.2 %;
+# bf16 weights), not bit-identical to f32 for int8; a dense model runs int8 too (dense int8
+# products), as close to its f32 logits; a bad value is a usage error
 $CLI prune "$FIX/vit_2to8.safetensors" "$TMP/p28.nmf" --pattern 2:8 >/dev/null || fail "prune to 2:8"
 for p in f32 bf16 int8; do
     $CLI run "$TMP/p28.nmf" --model 2:8 --precision $p --input "$FIX/vit_2to8.input.npy" \
         --output "$TMP/y_$p.npy" --threads 1 || fail "run --precision $p"
 done
-close_logits() { # max |a - b| <= 0.02 max |b| over the float32 payloads
+close_logits() { # max |a - b| <= 0.03 max |b| over the float32 payloads
     paste <(od -An -v -f -j128 -w4 "$1") <(od -An -v -f -j128 -w4 "$2") | awk '
         { d = $1 - $2; d = d < 0 ? -d : d; b = $2 < 0 ? -$2 : $2
           if (d > dmax) dmax = d; if (b > bmax) bmax = b; n++ }
-        END { exit !(n == 21 && dmax <= 0.02 * bmax) }'
+        END { exit !(n == 21 && dmax <= 0.03 * bmax) }'
 }
 close_logits "$TMP/y_bf16.npy" "$TMP/y_f32.npy" || fail "run --precision bf16: logits off"
 close_logits "$TMP/y_int8.npy" "$TMP/y_f32.npy" || fail "run --precision int8: logits off"

@@ -1,0 +1,195 @@
+/* int8 attention (nmf_attention_forward_q8; numerics in src/kernels/attention_q8.h):
+ * - every ISA's kernel gives the reference's bits, on T below, at and above the 6-query block,
+ *   the 64-key tile and the 512-key chunk, head widths that are not multiples of 4 or 16, causal
+ *   and cross-attention shapes, strided rows;
+ * - the reference is within 2.5e-2 of the f32 attention (naive, double) on random data, |v| <= 1;
+ * - cases whose answer is known: one key (the output is V's row, quantised: exact but for the
+ *   division by the sum of weights), a dominant key, equal scores (the mean of V);
+ * - a NaN in a V channel zeroes that channel, a NaN in a query row gives that row equal weights;
+ * - multi-head over a batch = the heads one by one, on 1 and 2 threads; bad shapes refused. */
+#include "nmformer/ops.h"
+#include "test.h"
+
+static unsigned long long seed = 0x51ed2701f00dull;
+
+static void fill(float *x, size_t n, float amp) {
+    for (size_t i = 0; i < n; i++) x[i] = amp * test_rand_float(&seed);
+}
+
+static nmf_attention_shape shape(size_t Tq, size_t Tk, size_t d, size_t ld, int causal) {
+    return (nmf_attention_shape){.Tq = Tq, .Tk = Tk, .d = d, .ldq = ld, .ldk = ld, .ldv = ld,
+                                 .ldo = ld, .scale = 1.0f / sqrtf((float)d), .causal = causal};
+}
+
+/* out (Tq, ldo) of the q8 attention on the active ISA, or of the reference */
+static float *run(int ref, const float *q, const float *k, const float *v, const nmf_attention_shape *s,
+                  int own_work) {
+    float *out = calloc(s->Tq * s->ldo, sizeof(float));
+    float *work = own_work ? NULL : nmf_alloc(nmf_attention_q8_work_floats(s->Tq, s->Tk, s->d), sizeof(float));
+    CHECK_OK((ref ? nmf_attention_forward_q8_ref : nmf_attention_forward_q8)(out, q, k, v, s, work));
+    nmf_free(work);
+    return out;
+}
+
+/* max |a - b| over the outputs (NaN: infinite) */
+static double max_diff(const float *a, const float *b, const nmf_attention_shape *s) {
+    double diff = 0;
+    for (size_t i = 0; i < s->Tq; i++)
+        for (size_t c = 0; c < s->d; c++) {
+            const double x = a[i * s->ldo + c], y = b[i * s->ldo + c];
+            diff = x != x ? INFINITY : fabs(x - y) > diff ? fabs(x - y) : diff;
+        }
+    return diff;
+}
+
+/* The kernel of every ISA against the reference (bits), the reference against f32 (2 %). */
+static void run_case(size_t Tq, size_t Tk, size_t d, size_t pad, int causal, int against_f32) {
+    const size_t ld = d + pad;
+    float *q = calloc(Tq * ld, sizeof(float)), *k = calloc(Tk * ld, sizeof(float));
+    float *v = calloc(Tk * ld, sizeof(float));
+    fill(q, Tq * ld, 2.0f);
+    fill(k, Tk * ld, 2.0f);
+    fill(v, Tk * ld, 1.0f);
+    const nmf_attention_shape s = shape(Tq, Tk, d, ld, causal);
+    float *ref = run(1, q, k, v, &s, 0);
+    const nmf_isa best = nmf_cpu_best_isa();
+    for (int isa = NMF_ISA_SCALAR; isa <= (int)best; isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        float *out = run(0, q, k, v, &s, isa == (int)best);
+        int same = 1;
+        for (size_t i = 0; i < Tq && same; i++)
+            same = test_same_bits(out + i * ld, ref + i * ld, d, nmf_isa_name((nmf_isa)isa));
+        CHECK_MSG(same, "Tq=%zu Tk=%zu d=%zu causal=%d: %s differs from the reference", Tq, Tk, d,
+                  causal, nmf_isa_name((nmf_isa)isa));
+        free(out);
+    }
+    nmf_set_isa(best);
+    if (against_f32) {
+        float *f32 = calloc(Tq * ld, sizeof(float));
+        CHECK_OK(nmf_attention_naive(f32, q, k, v, &s));
+        /* mostly the scores' error: Q and K steps of 1/127 of a row's range move a score of
+         * spread ~1.3 by ~1e-2 (measured: up to 1.5e-2); V's and P's steps add less */
+        const double e = max_diff(ref, f32, &s);
+        CHECK_MSG(e <= 2.5e-2, "Tq=%zu Tk=%zu d=%zu causal=%d: int8 vs f32 differ by %.3g (|v| <= 1)",
+                  Tq, Tk, d, causal, e);
+        free(f32);
+    }
+    free(ref);
+    free(q);
+    free(k);
+    free(v);
+}
+
+/* Outputs known: V rows of integers with each channel's largest magnitude 127 quantise
+ * to themselves with scale 1. */
+static void exact_cases(void) {
+    const size_t d = 20, T = 9;
+    float q[9 * 20], k[9 * 20], v[9 * 20], out[9 * 20];
+    for (size_t j = 0; j < T; j++)
+        for (size_t c = 0; c < d; c++) v[j * d + c] = (float)((int)((j * 37 + c * 11) % 255) - 127);
+    for (size_t c = 0; c < d; c++) v[c] = 127.0f; /* channel maxima 127 */
+    /* one key: every query sees just v[0] */
+    nmf_attention_shape s = shape(T, 1, d, d, 0);
+    fill(q, T * d, 1.0f);
+    fill(k, d, 1.0f);
+    CHECK_OK(nmf_attention_forward_q8(out, q, k, v, &s, NULL));
+    for (size_t x = 0; x < T * d; x++) CHECK_NEAR(out[x], v[x % d], 127 * 2e-7);
+    /* a dominant key: key 3 matches every query by a score margin of ~100 (p8 of the rest: 0) */
+    s = shape(T, T, d, d, 0);
+    for (size_t x = 0; x < T * d; x++) q[x] = k[x] = 0.0f;
+    for (size_t i = 0; i < T; i++) q[i * d] = 1.0f;
+    for (size_t c = 0; c < d; c++) k[3 * d + c] = 100.0f; /* score 100 * 100 / sqrt(20) */
+    k[0] = 1.0f;                                         /* the rest: 0, other keys small */
+    CHECK_OK(nmf_attention_forward_q8(out, q, k, v, &s, NULL));
+    for (size_t x = 0; x < T * d; x++) CHECK_NEAR(out[x], v[3 * d + x % d], 127 * 2e-7);
+    /* equal scores (q = 0): the mean of V */
+    for (size_t x = 0; x < T * d; x++) q[x] = 0.0f;
+    CHECK_OK(nmf_attention_forward_q8(out, q, k, v, &s, NULL));
+    for (size_t c = 0; c < d; c++) {
+        double mean = 0;
+        for (size_t j = 0; j < T; j++) mean += v[j * d + c] / (double)T;
+        for (size_t i = 0; i < T; i++) CHECK_NEAR(out[i * d + c], mean, 1e-4 * 127);
+    }
+    /* NaN in V channel 5: that channel 0 everywhere; NaN in query row 2: equal weights */
+    fill(q, T * d, 1.0f);
+    fill(k, T * d, 1.0f);
+    v[4 * d + 5] = NAN;
+    q[2 * d + 7] = NAN;
+    float uni[9 * 20];
+    float q0[20] = {0};
+    nmf_attention_shape one = shape(1, T, d, d, 0);
+    CHECK_OK(nmf_attention_forward_q8(uni, q0, k, v, &one, NULL)); /* a zero query's row */
+    const nmf_isa best = nmf_cpu_best_isa();
+    for (int isa = NMF_ISA_SCALAR; isa <= (int)best; isa++) {
+        nmf_set_isa((nmf_isa)isa);
+        CHECK_OK(nmf_attention_forward_q8(out, q, k, v, &s, NULL));
+        for (size_t i = 0; i < T; i++) {
+            CHECK_MSG(out[i * d + 5] == 0.0f, "%s: NaN channel gives %g", nmf_isa_name((nmf_isa)isa),
+                      out[i * d + 5]);
+            for (size_t c = 0; c < d; c++) CHECK(isfinite(out[i * d + c]));
+        }
+        CHECK(test_same_bits(out + 2 * d, uni, d, "NaN query row"));
+    }
+    nmf_set_isa(best);
+    v[4 * d + 5] = INFINITY; /* an infinity the same */
+    CHECK_OK(nmf_attention_forward_q8(out, q, k, v, &s, NULL));
+    for (size_t i = 0; i < T; i++) CHECK(out[i * d + 5] == 0.0f);
+}
+
+/* Multi-head over a batch (B, T, 3, heads, hd) = nmf_attention_forward_q8 per head, 1 and 2
+ * threads, with and without work. */
+static void run_mhsa(size_t B, size_t T, size_t H, size_t hd, int causal) {
+    const size_t C = H * hd;
+    float *qkv = malloc(B * T * 3 * C * sizeof(float)), *want = calloc(B * T * C, sizeof(float));
+    float *got = calloc(B * T * C, sizeof(float));
+    fill(qkv, B * T * 3 * C, 1.5f);
+    nmf_attention_shape s = {.Tq = T, .Tk = T, .d = hd, .ldq = 3 * C, .ldk = 3 * C, .ldv = 3 * C,
+                             .ldo = C, .scale = 1.0f / sqrtf((float)hd), .causal = causal};
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < H; h++) {
+            const float *base = qkv + b * T * 3 * C + h * hd;
+            CHECK_OK(nmf_attention_forward_q8(want + b * T * C + h * hd, base, base + C, base + 2 * C, &s, NULL));
+        }
+    const int threads = nmf_get_threads();
+    for (int t = 1; t <= 2; t++) {
+        nmf_set_threads(t);
+        const size_t wf = nmf_mhsa_work_floats(T, hd);
+        float *work = nmf_alloc(wf, sizeof(float));
+        CHECK_OK(nmf_mhsa_forward_q8(got, qkv, B, T, H, hd, causal, work, wf));
+        CHECK_MSG(test_same_bits(got, want, B * T * C, "mhsa"), "mhsa B=%zu T=%zu threads=%d", B, T, t);
+        CHECK_OK(nmf_mhsa_forward_q8(got, qkv, B, T, H, hd, causal, NULL, 0));
+        CHECK(test_same_bits(got, want, B * T * C, "mhsa (own work)"));
+        nmf_free(work);
+    }
+    nmf_set_threads(threads);
+    free(qkv);
+    free(want);
+    free(got);
+}
+
+int main(void) {
+    const int san = getenv("NMF_SANITIZED") != NULL;
+    static const size_t Ts[] = {1, 5, 6, 7, 63, 64, 65, 197};
+    static const size_t ds[] = {1, 3, 16, 20, 64, 100};
+    for (size_t a = 0; a < sizeof Ts / sizeof Ts[0]; a++)
+        for (size_t b = 0; b < sizeof ds / sizeof ds[0]; b++)
+            for (int causal = 0; causal <= 1; causal++)
+                if (!san || Ts[a] * ds[b] <= 64 * 65)
+                    run_case(Ts[a], Ts[a], ds[b], ds[b] % 3, causal, ds[b] >= 16 && Ts[a] >= 5);
+    /* across 512-key chunks, cross-attention (Tq < Tk), a head of 128 */
+    run_case(513, 513, 16, 0, 1, 1);
+    run_case(7, 1100, 64, 4, 0, 1);
+    run_case(7, 1100, 64, 4, 1, 1);
+    if (!san) run_case(600, 600, 128, 0, 0, 1);
+    exact_cases();
+    run_mhsa(2, 17, 3, 16, 0);
+    run_mhsa(1, 50, 6, 64, 1);
+    /* bad shapes */
+    float x[64] = {0};
+    nmf_attention_shape bad = shape(2, 2, 4097, 4097, 0);
+    CHECK_STATUS(nmf_attention_forward_q8(x, x, x, x, &bad, NULL), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_mhsa_forward_q8(x, x, 1, 2, 1, 4097, 0, NULL, 0), NMF_ERR_INVALID_ARG);
+    bad = shape(4, 2, 4, 4, 1); /* causal with fewer keys than queries */
+    CHECK_STATUS(nmf_attention_forward_q8_ref(x, x, x, x, &bad, NULL), NMF_ERR_INVALID_ARG);
+    return test_finish("test_attention_q8");
+}
