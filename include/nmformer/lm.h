@@ -60,7 +60,9 @@ NMF_API size_t nmf_lm_weight_bytes(const nmf_lm *m);
  * f32, bf16 (weights rounded to bf16, f32 sums) or int8 (N:M block linears only: a model with a
  * dense block linear is NMF_ERR_UNSUPPORTED). Set once, on a model built in f32 (nmf_load_model
  * + nmf_lm_create_from); one loaded keeping 16-bit weights (nmf_lm_load) is bf16 already and
- * cannot change. Embeddings, head and norms keep theirs. */
+ * cannot change. Embeddings, head and norms keep theirs. An int8 model's attention runs in int8
+ * too (nmf_attention_forward_q8) in calls of 16 queries or more (prefill, BERT, evaluation
+ * windows); one-token decode steps keep the f32 kernel, which is faster there. */
 NMF_API nmf_status nmf_lm_set_precision(nmf_lm *m, nmf_precision p);
 
 /* Optional inputs of a forward (NULL members: defaults). */

@@ -62,8 +62,9 @@ NMF_API void nmf_vit_free(nmf_vit *m);
 /* Sets the precision of every block linear (nmf_linear_set_precision, kernels.h: bf16 / int8,
  * dense and N:M layers alike). Call
  * once, after loading and before the first forward; on failure the model is unchanged only
- * for NMF_PREC_F32, so free it. The rest of the model (embeddings, attention, norms, head)
- * stays f32. */
+ * for NMF_PREC_F32, so free it. int8 blocks run their attention in int8 too
+ * (nmf_mhsa_forward_q8, ops.h); the rest of the model (embeddings, norms, head, bf16 blocks'
+ * attention) stays f32. */
 NMF_API nmf_status nmf_vit_set_precision(nmf_vit *m, nmf_precision p);
 
 /* logits (B, num_classes) from images (B, in_chans, img_size, img_size), float32 NCHW, already

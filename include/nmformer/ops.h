@@ -86,8 +86,10 @@ NMF_API nmf_status nmf_attention_naive(float *out, const float *q, const float *
  * online softmax in f32 with its probabilities rounded to 8 bits (255 = the running max). The
  * numbers are the same bits on every ISA (numerics: src/kernels/attention_q8.h); they differ from
  * the f32 attention's by the quantisation (about 1e-2 relative on a ViT's heads). Non-finite
- * inputs give unspecified (but defined) outputs. Shapes as nmf_attention_forward; d <= 4096.
+ * inputs give unspecified (but defined) outputs. Shapes as nmf_attention_forward;
+ * d <= NMF_ATTENTION_Q8_MAX_D.
  * work: nmf_attention_q8_work_floats(Tq, Tk, d) floats, 64-byte aligned, or NULL. */
+#define NMF_ATTENTION_Q8_MAX_D 4096 /* head width: every integer sum stays far below 2^31 */
 NMF_API size_t nmf_attention_q8_work_floats(size_t Tq, size_t Tk, size_t d);
 NMF_API nmf_status nmf_attention_forward_q8(float *out, const float *q, const float *k,
                                             const float *v, const nmf_attention_shape *s,

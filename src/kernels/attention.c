@@ -149,7 +149,7 @@ nmf_status nmf_attention_forward(float *out, const float *q, const float *k, con
 /* Scratch of one head, either precision (a model switches precision without a new arena). */
 static size_t head_work_floats(size_t T, size_t head_dim) {
     const size_t f32 = nmf_attention_work_floats(T, head_dim);
-    const size_t q8 = head_dim <= NMF_ATT_Q8_MAX_D ? nmf_attention_q8_work_floats(T, T, head_dim) : 0;
+    const size_t q8 = head_dim <= NMF_ATTENTION_Q8_MAX_D ? nmf_attention_q8_work_floats(T, T, head_dim) : 0;
     return nmf_round_up(f32 > q8 ? f32 : q8, 16);
 }
 
@@ -171,9 +171,9 @@ static nmf_status mhsa(head_fn head, float *out, const float *qkv, size_t B, siz
                              .causal = causal};
     nmf_status status = nmf_attention_check_shape(&s);
     if (status) return status;
-    if (head == nmf_attention_forward_q8 && head_dim > NMF_ATT_Q8_MAX_D)
+    if (head == nmf_attention_forward_q8 && head_dim > NMF_ATTENTION_Q8_MAX_D)
         return nmf_error(NMF_ERR_INVALID_ARG, "mhsa: int8 heads of width %zu above %d", head_dim,
-                         NMF_ATT_Q8_MAX_D);
+                         NMF_ATTENTION_Q8_MAX_D);
     const size_t per = head_work_floats(T, head_dim);
     float *own = NULL;
     int threads = nmf_get_threads();

@@ -168,9 +168,9 @@ static void attention_q8_ref(float *out, const nmf_q8_head *h, const nmf_attenti
 static nmf_status check_q8(const nmf_attention_shape *s) {
     nmf_status st = nmf_attention_check_shape(s);
     if (st) return st;
-    if (s->d > NMF_ATT_Q8_MAX_D)
+    if (s->d > NMF_ATTENTION_Q8_MAX_D)
         return nmf_error(NMF_ERR_INVALID_ARG, "int8 attention: head width %zu above %d", s->d,
-                         NMF_ATT_Q8_MAX_D);
+                         NMF_ATTENTION_Q8_MAX_D);
     return NMF_OK;
 }
 

@@ -34,7 +34,6 @@
 
 #include "kernels/ops_internal.h"
 
-#define NMF_ATT_Q8_MAX_D 4096 /* head width: every integer sum stays far below 2^31 */
 
 /* 2^x for x <= 0, as nmf_exp2_512_nonpos (simd_exp.h) computes it lane by lane: n = rne(x),
  * f = x - n, a degree-6 polynomial in f by fmaf, times 2^n (always a normal number: p >= 2^-1/2,

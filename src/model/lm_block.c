@@ -142,6 +142,23 @@ static void kv_store(const nmf_lm *m, const nmf_lm_kv *kv, int l, size_t B, size
     }
 }
 
+/* Whether block l's linears compute in int8 (a model's linears agree: nmf_lm_set_precision) */
+static int int8_block(const nmf_lm *m, int l) {
+    const size_t kinds = (size_t)m->desc.kind_count;
+    for (size_t k = 0; k < kinds; k++) {
+        const nmf_linear *lin = m->lin[(size_t)l * kinds + k];
+        if (lin) return nmf_linear_precision(lin) == NMF_PREC_INT8;
+    }
+    return 0;
+}
+
+/* int8 models attend in int8 (nmf_attention_forward_q8) from this many queries per call: the
+ * prefill, BERT, evaluation windows. Below, the f32 kernel: a head's int8 packing (K and V
+ * quantised afresh, since V's scales span the keys) costs more than it saves on a few queries
+ * (one head of 64, 256 keys, one thread, this Xeon: 1 query 7.4 us int8 vs 5.9 f32, 8 queries
+ * 8.7 vs 8.7, 16 queries 10.2 vs 11.8, 64 queries 19.3 vs 32.1). */
+#define LM_Q8_MIN_QUERIES 16
+
 /* att (BT, Q) = softmax(q k^T / sqrt(hd)) v per (sequence, head) over layer l's keys: query
  * head h reads kv head h / (heads / kv_heads); causal for decoders (the T queries are the last
  * of past + T keys), over the valid keys for BERT. Threads over (sequence, head) pairs. */
@@ -153,6 +170,7 @@ static nmf_status attend(const nmf_lm *m, float *att, const float *q, size_t ldq
     const nmf_lm_arena *a = &m->arena;
     const long pairs = (long)(B * H);
     const size_t tk = kv->past + T;
+    const int q8 = T >= LM_Q8_MIN_QUERIES && hd <= NMF_ATTENTION_Q8_MAX_D && int8_block(m, l);
     int threads = a->threads < (int)pairs ? a->threads : (int)pairs;
     if (4.0 * (double)pairs * (double)T * (double)tk * (double)hd < 262144.0) threads = 1;
     if (tk > a->tk || kv->past + T > cap)
@@ -167,8 +185,9 @@ static nmf_status attend(const nmf_lm *m, float *att, const float *q, size_t ldq
             .scale = valid ? 1.0f / sqrtf((float)hd) : 0.0f, /* all masked: equal scores */
             .causal = causal};
         const size_t kvo = (b * KV + g) * cap * hd;
-        failed |= nmf_attention_forward(att + b * T * m->Q + h * hd, q + b * T * ldq + h * hd, K + kvo,
-                                        V + kvo, &s, a->work + (size_t)omp_get_thread_num() * a->work_per) != NMF_OK;
+        failed |= (q8 ? nmf_attention_forward_q8 : nmf_attention_forward)(
+                      att + b * T * m->Q + h * hd, q + b * T * ldq + h * hd, K + kvo, V + kvo, &s,
+                      a->work + (size_t)omp_get_thread_num() * a->work_per) != NMF_OK;
     }
     return failed ? nmf_error(NMF_ERR_INVALID_ARG, "attention failed (internal): %s", nmf_last_error()) : NMF_OK;
 }

@@ -25,7 +25,10 @@ nmf_status nmf_lm_arena_ensure(nmf_lm *m, size_t B, size_t T, size_t tk) {
     }
     if (tk < T) tk = T;
     const size_t qw = m->k.qkv_w >= 0 ? 3 * m->D : m->Q;
-    const size_t work_per = up16(nmf_attention_work_floats(tk, m->hd));
+    /* attention scratch of either precision (int8: at most tk queries) */
+    const size_t f32_work = nmf_attention_work_floats(tk, m->hd);
+    const size_t q8_work = m->hd <= NMF_ATTENTION_Q8_MAX_D ? nmf_attention_q8_work_floats(tk, tk, m->hd) : 0;
+    const size_t work_per = up16(f32_work > q8_work ? f32_work : q8_work);
     size_t sizes[14];
     int bad = nmf_mul_overflow(BT, m->D, &sizes[0]) | nmf_mul_overflow(BT, qw, &sizes[2]) |
               nmf_mul_overflow(BT, m->KVW, &sizes[3]) | nmf_mul_overflow(BT, m->Q, &sizes[5]) |

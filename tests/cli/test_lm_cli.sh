@@ -146,6 +146,11 @@ $PY -c "import json, sys; r = json.load(open('$TMP/bench.json'))[0]
 sys.exit(0 if r['tokens'] == 16 and r['new_tokens'] == 4 and r['prefill_ms'] > 0 and r['decode_tokens_per_s'] > 0 else 1)" \
     || fail "bench model JSON of a decoder: tokens, new_tokens, prefill and decode figures"
 expect_error "bench: too many positions" "positions" -- "$CLI" bench model "$HF/gpt2_lm" --quick --tokens 30
+"$CLI" bench model "$HF/llama_gqa6x2_2to8" --quick --json --precision int8 >"$TMP/bench8.json" ||
+    fail "bench model --precision int8 on an N:M decoder"
+$PY -c "import json, sys; r = json.load(open('$TMP/bench8.json'))[0]
+sys.exit(0 if r['candidate'].endswith('@int8') and r['prefill_ms'] > 0 else 1)" \
+    || fail "bench model: a token model's row names its precision (CANDIDATE@int8)"
 
 # ---- help ------------------------------------------------------------------------------------
 "$CLI" run --help | grep -q "token ids" || fail "run --help does not describe token ids"
