@@ -30,9 +30,6 @@ size_t nmf_attention_q8_work_floats(size_t Tq, size_t Tk, size_t d) {
            z.vinv + z.ktmp;
 }
 
-typedef size_t (*quantize_fn)(uint8_t *xq, size_t ldq, float *sx, const float *x, size_t ldx,
-                              size_t in, size_t t0, size_t t1);
-
 /* V per channel over the Tk keys into groups of 4 keys (attention_q8.h), portable. */
 static void pack_v(uint32_t *vg, float *vscale, const float *v, size_t ldv, size_t Tk, size_t d,
                    size_t dp, size_t tkp, float *inv) {
@@ -101,9 +98,8 @@ void nmf_q8_attention_pack(nmf_q8_head *h, const float *q, const float *k, const
     TAKE(vinv, float *, vinv);
 #undef TAKE
     uint8_t *ktmp = (uint8_t *)(void *)p;
-    const quantize_fn quantize = isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512() ? nmf_q8_quantize_tokens_avx512
-                                 : isa >= NMF_ISA_AVX2 ? nmf_q8_quantize_tokens_avx2
-                                                       : nmf_q8_quantize_tokens;
+    /* the int8 products' quantiser for this ISA (the same bytes on every ISA) */
+    const nmf_q8_quantize_fn quantize = nmf_q8_kernel_for(isa, 0)->quantize;
     const size_t d4 = h->d4;
     quantize((uint8_t *)h->q8, d4, h->qscale, q, s->ldq, s->d, 0, Tq); /* u8 rows for now */
     quantize(ktmp, d4, h->kscale, k, s->ldk, s->d, 0, Tk);

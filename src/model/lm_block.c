@@ -155,8 +155,9 @@ static int int8_block(const nmf_lm *m, int l) {
 /* int8 models attend in int8 (nmf_attention_forward_q8) from this many queries per call: the
  * prefill, BERT, evaluation windows. Below, the f32 kernel: a head's int8 packing (K and V
  * quantised afresh, since V's scales span the keys) costs more than it saves on a few queries
- * (one head of 64, 256 keys, one thread, this Xeon: 1 query 7.4 us int8 vs 5.9 f32, 8 queries
- * 8.7 vs 8.7, 16 queries 10.2 vs 11.8, 64 queries 19.3 vs 32.1). */
+ * (`NMF_THREADS=1 build/attention_sweep`, one head of 64 over 256 keys, Xeon model 207: 1 query
+ * 7.4 us int8 vs 5.9 f32, 8 queries 8.7 vs 8.7, 16 queries 10.2 vs 11.8, 64 queries 19.3 vs
+ * 32.1; docs/PERFORMANCE.md). */
 #define LM_Q8_MIN_QUERIES 16
 
 /* att (BT, Q) = softmax(q k^T / sqrt(hd)) v per (sequence, head) over layer l's keys: query
