@@ -167,6 +167,8 @@ static nmf_status check_q8(const nmf_attention_shape *s) {
     if (s->d > NMF_ATTENTION_Q8_MAX_D)
         return nmf_error(NMF_ERR_INVALID_ARG, "int8 attention: head width %zu above %d", s->d,
                          NMF_ATTENTION_Q8_MAX_D);
+    if (s->Tq > ((size_t)1 << 26)) /* the packed queries' size must not overflow */
+        return nmf_error(NMF_ERR_INVALID_ARG, "int8 attention: %zu queries, at most 2^26", s->Tq);
     return NMF_OK;
 }
 

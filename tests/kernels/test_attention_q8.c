@@ -189,6 +189,8 @@ int main(void) {
     nmf_attention_shape bad = shape(2, 2, 4097, 4097, 0);
     CHECK_STATUS(nmf_attention_forward_q8(x, x, x, x, &bad, NULL), NMF_ERR_INVALID_ARG);
     CHECK_STATUS(nmf_mhsa_forward_q8(x, x, 1, 2, 1, 4097, 0, NULL, 0), NMF_ERR_INVALID_ARG);
+    bad = shape((size_t)1 << 27, 2, 4, 4, 0); /* more queries than the packing can size */
+    CHECK_STATUS(nmf_attention_forward_q8(x, x, x, x, &bad, NULL), NMF_ERR_INVALID_ARG);
     bad = shape(4, 2, 4, 4, 1); /* causal with fewer keys than queries */
     CHECK_STATUS(nmf_attention_forward_q8_ref(x, x, x, x, &bad, NULL), NMF_ERR_INVALID_ARG);
     return test_finish("test_attention_q8");
