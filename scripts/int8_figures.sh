@@ -5,7 +5,8 @@
 #   useful multiply-adds per second to the f32 FMA peak (the median of the runs' measured peaks)
 #   -- the ratio issue 12 states its ceilings in (vpdpbusd alone 4.3x, vpermb + vpdpbusd 1.96x);
 # - `bench model --shape deit-small`, batch 1: latency per pattern x precision, ROUNDS rounds
-#   (f32, bf16 and int8 interleaved), median of the rounds' medians.
+#   (f32, bf16 and int8 interleaved), median of the rounds' medians;
+# - `build/attention_sweep --mhsa 197 6 64`: DeiT-small's attention, f32 against int8.
 # The load average is printed before and after every run (the machine may be shared).
 #   bash scripts/int8_figures.sh [BUILD_DIR]        (default: build)
 #   env: ROUNDS (default 5), TIME (seconds per gemm cell, default 0.2), REPS (bench model, 5),
@@ -35,6 +36,15 @@ for r in $(seq "$R"); do
     echo "model round $r $p: load $b before, $(load) after"
   done
 done
+# DeiT-small's attention alone (one image, 6 heads of 197 x 197 x 64), f32 against int8
+ATT="$BUILD/attention_sweep --mhsa 197 6 64"
+if [ -x "$BUILD/attention_sweep" ]; then
+  echo "attention: NMF_THREADS=1 $ATT   (x $R)"
+  for r in $(seq "$R"); do
+    b=$(load); NMF_THREADS=1 $ATT | tail -1 >> "$OUT/attention.txt" || { echo "attention_sweep failed"; exit 1; }
+    echo "attention round $r: load $b before, $(load) after"
+  done
+fi
 # PyTorch f32 dense in the same run (issue 12's aim: 1:8 int8 >= 10x it), when torch is there
 PEERS="/usr/bin/python3 $(dirname "$0")/../bench/model_vs_peers.py --nmformer $BIN --shape deit-small"
 PEERS="$PEERS --pattern 1:8 --threads 1 --batch 1 --reps $REPS --rounds $R --peers torch --json"
@@ -85,6 +95,14 @@ for c in ("dense", "2:8", "1:8"):
     if f and h and i:
         fm, hm, im = (st.median(x[0] for x in v) for v in (f, h, i))
         print(f"| {c} | {fm:.1f} | {hm:.1f} | {im:.1f} | {fm / im:.2f}x | {f[0][1]:.1f} / {h[0][1]:.1f} / {i[0][1]:.1f} |")
+try:
+    rows = [l.split() for l in open(f"{out}/attention.txt")]
+    f32 = st.median(float(r[r.index("f32") + 1]) for r in rows)
+    i8 = st.median(float(r[r.index("int8") + 1]) for r in rows)
+    print(f"\nDeiT-small attention, one image, 1 thread (attention_sweep, median of {len(rows)} rounds' fastest): "
+          f"f32 {f32:.0f} us, int8 {i8:.0f} us per layer ({f32 / i8:.2f}x)")
+except (OSError, ValueError):
+    pass
 try:
     peers = json.load(open(f"{out}/peers.json"))
     torch = [e for e in peers["rows"] if e["engine"] == "torch"]
