@@ -102,7 +102,9 @@ NMF_API nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear
  * hidden (tokens, up.out) and of down from it (down.in == up.out; biases may be NULL). Where
  * both layers run the token-vectorised kernel on the same token tiles, the hidden activations
  * stay in its transposed layout (no transpose out of up, none into down, one parallel region)
- * and hidden is not written; else it holds act(up(x) + up_bias). The same values either way. */
+ * and hidden is not written; int8 layers over many tokens pass tiles of tokens through hidden's
+ * first rows (which stay in cache); else it holds act(up(x) + up_bias). The same values either
+ * way; hidden is scratch. */
 NMF_API nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x,
                                           const nmf_linear *up, const float *up_bias,
                                           nmf_activation act, const nmf_linear *down,

@@ -677,6 +677,20 @@ static int mlp_chains(const nmf_linear *up, const nmf_linear *down, size_t token
            up->plan.k->tv == down->plan.k->tv && up->w.tv_tokens == down->w.tv_tokens;
 }
 
+/* Tokens per pass of an MLP whose layers run apart: all of them, but for int8 layers whose
+ * hidden activations outgrow L2: tiles whose hidden rows (f32, up to MLP_Q8_TILE_BYTES) stay in
+ * L2 from up's epilogue to down's quantiser. (DeiT-small int8 at batch 32: 39 MB of GELU output
+ * a layer went to memory and back; int8 products are per token, so the tiles give the same
+ * bits.) */
+#define MLP_Q8_TILE_BYTES ((size_t)1 << 20)
+static size_t mlp_tile_tokens(const nmf_linear *up, const nmf_linear *down, size_t tokens) {
+    const size_t row = up->out * sizeof(float);
+    if (up->prec != NMF_PREC_INT8 || down->prec != NMF_PREC_INT8 || tokens <= 2 * MLP_Q8_TILE_BYTES / row)
+        return tokens;
+    const size_t tile = MLP_Q8_TILE_BYTES / row / Q8_SPLIT_TOKENS * Q8_SPLIT_TOKENS;
+    return tile > 2 * Q8_SPLIT_TOKENS ? tile : 2 * Q8_SPLIT_TOKENS; /* two threads' token shares */
+}
+
 nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const nmf_linear *up,
                                   const float *up_bias, nmf_activation act, const nmf_linear *down,
                                   const float *down_bias, size_t tokens) {
@@ -718,8 +732,14 @@ nmf_status nmf_linear_forward_mlp(float *y, float *hidden, const float *x, const
         }
     }
     if (!xT) { /* apart, through hidden (also when the scratch cannot be had) */
-        st = nmf_linear_forward(hidden, x, up, up_bias, tokens, act);
-        return st ? st : nmf_linear_forward(y, hidden, down, down_bias, tokens, NMF_ACT_NONE);
+        const size_t tile = mlp_tile_tokens(up, down, tokens);
+        for (size_t t0 = 0; t0 < tokens && st == NMF_OK; t0 += tile) {
+            const size_t n = tokens - t0 < tile ? tokens - t0 : tile;
+            st = nmf_linear_forward(hidden, x + t0 * up->in, up, up_bias, n, act);
+            if (st == NMF_OK)
+                st = nmf_linear_forward(y + t0 * down->out, hidden, down, down_bias, n, NMF_ACT_NONE);
+        }
+        return st;
     }
     float *yT = xT + xt_all;
     const size_t tok = up->w.tv_tokens, in16 = nmf_round_up(up->out, NMF_TV_IN_ALIGN);

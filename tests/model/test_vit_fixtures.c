@@ -220,9 +220,45 @@ static void random_models(void) {
     nmf_vit_free(s);
 }
 
+static void no_op(const nmf_op_event *e, void *ctx) { (void)e, (void)ctx; }
+
+/* Inference runs each block over groups of images whose MLP activations fit 1 MiB: 257 tokens x
+ * 384 hidden floats is 395 KB an image, so 5 images run as 2 + 2 + 1: the same bits as the whole
+ * batch at once (an observer makes one group), f32 and int8. (Not those of each image alone:
+ * the stem's and head's dense products may round differently at another row count.) */
+static void batch_groups(void) {
+    nmf_model_config c;
+    nmf_model_config_default(&c);
+    c.img_size = 64;
+    c.patch = 4;
+    c.dim = 32;
+    c.depth = 2;
+    c.heads = 2;
+    c.mlp_ratio = 12.0f;
+    const size_t B = 5, per = (size_t)c.in_chans * 64 * 64, K = (size_t)c.num_classes;
+    float *x = malloc(B * per * sizeof(float)), *whole = malloc(B * K * sizeof(float));
+    float *grouped = malloc(B * K * sizeof(float));
+    unsigned long long seed = 11;
+    for (size_t i = 0; i < B * per; i++) x[i] = test_rand_float(&seed);
+    for (int int8 = 0; int8 <= 1; int8++) {
+        nmf_vit *m = NULL;
+        CHECK_OK(nmf_vit_create_random(&m, &c, (nmf_pattern){int8 ? 1 : 2, 8}, 5));
+        if (!m) continue;
+        if (int8) CHECK_OK(nmf_vit_set_precision(m, NMF_PREC_INT8));
+        CHECK_OK(nmf_vit_forward(m, grouped, x, B));
+        CHECK_OK(nmf_vit_forward_observed(m, whole, x, B, no_op, NULL));
+        CHECK_MSG(test_same_bits(grouped, whole, B * K, "groups vs whole batch"), "%s", int8 ? "int8" : "f32");
+        nmf_vit_free(m);
+    }
+    free(x);
+    free(whole);
+    free(grouped);
+}
+
 int main(void) {
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) run_fixture(&fixtures[i]);
     bad_inputs();
     random_models();
+    batch_groups();
     return test_finish("test_vit_fixtures");
 }
