@@ -8,24 +8,40 @@
 #include "model/vit_internal.h"
 #include "nmformer/ops.h"
 
-/* Carves the arena for `batch` images; reallocates only when the batch or the thread count
- * (attention scratch is per thread) grows. */
-static nmf_status arena_ensure(nmf_vit *m, size_t batch) {
+/* Images a block runs at once in inference: as many as keep the largest activation (the MLP's
+ * hidden rows, or qkv: T x max(H, 3D) floats an image) within BLOCK_GROUP_BYTES, at least one,
+ * so that a block's activations stay in L2 from one op to the next while its weights are shared
+ * by the groups. Grouping changes no value (every op is per token, attention per image).
+ * DeiT-small (1.2 MB an image: groups of one), batch 32, one thread, Xeon model 207, ms an
+ * image, the whole batch a block -> groups: f32 dense 75.4 -> 66.6, 1:8 29.2 -> 25.0; int8
+ * dense 37.5 -> 25.2, 1:8 20.6 -> 12.1 (batch 1: 11.7) (`bench model --shape deit-small
+ * --batch 32 --threads 1`; docs/PERFORMANCE.md). */
+#define BLOCK_GROUP_BYTES ((size_t)1 << 20)
+static size_t images_per_group(const nmf_vit *m) {
+    const size_t per_image = m->T * (m->H > 3 * m->D ? m->H : 3 * m->D) * sizeof(float);
+    return per_image < BLOCK_GROUP_BYTES ? BLOCK_GROUP_BYTES / per_image : 1;
+}
+
+/* Carves the arena for `batch` images whose blocks run `group` at a time (images_per_group):
+ * the residual stream x and the class tokens hold the batch, every other buffer a group.
+ * Reallocates only when the batch, the group or the thread count (attention scratch is per
+ * thread) grows. */
+static nmf_status arena_ensure(nmf_vit *m, size_t batch, size_t group) {
     nmf_vit_arena *a = &m->arena;
     int threads = nmf_get_threads();
-    if (a->storage && batch <= a->batch && threads <= a->threads) return NMF_OK;
-    size_t bt, sizes[5], total = 0;
-    if (nmf_mul_overflow(batch, m->T, &bt))
+    if (a->storage && batch <= a->batch && group <= a->group && threads <= a->threads) return NMF_OK;
+    size_t bt, gt, sizes[6], total = 0;
+    if (nmf_mul_overflow(batch, m->T, &bt) || nmf_mul_overflow(group, m->T, &gt))
         return nmf_error(NMF_ERR_NOMEM, "batch %zu: activation size overflows", batch);
     size_t work = nmf_mhsa_work_floats(m->T, m->head_dim);
-    int bad = nmf_mul_overflow(batch * m->P, m->K, &sizes[0]) | nmf_mul_overflow(bt, m->D, &sizes[1]) |
-              nmf_mul_overflow(bt, 3 * m->D, &sizes[2]) | nmf_mul_overflow(bt, m->H, &sizes[3]) |
-              nmf_mul_overflow(batch, m->D, &sizes[4]);
+    int bad = nmf_mul_overflow(group * m->P, m->K, &sizes[0]) | nmf_mul_overflow(gt, m->D, &sizes[1]) |
+              nmf_mul_overflow(gt, 3 * m->D, &sizes[2]) | nmf_mul_overflow(gt, m->H, &sizes[3]) |
+              nmf_mul_overflow(batch, m->D, &sizes[4]) | nmf_mul_overflow(bt, m->D, &sizes[5]);
     /* Buffers whose lifetimes do not overlap share memory:
      *   patches (only before block 0) with hid (MLP hidden);
      *   ln (read by qkv) with att (written after qkv has consumed ln). */
     size_t hid = sizes[0] > sizes[3] ? sizes[0] : sizes[3];
-    size_t parts[] = {sizes[1] /* x */, sizes[1] /* ln, att */, sizes[2] /* qkv */,
+    size_t parts[] = {sizes[5] /* x */, sizes[1] /* ln, att */, sizes[2] /* qkv */,
                       hid /* hid, patches */, sizes[1] /* tmp */, sizes[4] /* cls */, work};
     /* every buffer rounded to 16 floats so that each starts 64-byte aligned */
     for (size_t i = 0; !bad && i < sizeof parts / sizeof parts[0]; i++)
@@ -39,6 +55,7 @@ static nmf_status arena_ensure(nmf_vit *m, size_t batch) {
     a->storage = storage;
     a->floats = total;
     a->batch = batch;
+    a->group = group;
     a->threads = threads;
     float *p = storage;
     float **dst[] = {&a->x, &a->ln, &a->qkv, &a->hid, &a->tmp, &a->cls, &a->work};
@@ -58,20 +75,6 @@ static nmf_vit_block_io block_io(const nmf_vit_arena *a) {
                               a->hid, a->hid, a->tmp, a->work, a->work_floats};
 }
 
-/* Images a block runs at once in inference: as many as keep the largest activation (the MLP's
- * hidden rows, or qkv: T x max(H, 3D) floats an image) within BLOCK_GROUP_BYTES, at least one,
- * so that a block's activations stay in L2 from one op to the next while its weights are shared
- * by the groups. Grouping changes no value (every op is per token, attention per image).
- * DeiT-small (1.2 MB an image: groups of one), batch 32, one thread, Xeon model 207, ms an
- * image, the whole batch a block -> groups: f32 dense 75.4 -> 66.6, 1:8 29.2 -> 25.0; int8
- * dense 37.5 -> 25.2, 1:8 20.6 -> 12.1 (batch 1: 11.7) (`bench model --shape deit-small
- * --batch 32 --threads 1`; docs/PERFORMANCE.md). */
-#define BLOCK_GROUP_BYTES ((size_t)1 << 20)
-static size_t images_per_group(const nmf_vit *m) {
-    const size_t per_image = m->T * (m->H > 3 * m->D ? m->H : 3 * m->D) * sizeof(float);
-    return per_image < BLOCK_GROUP_BYTES ? BLOCK_GROUP_BYTES / per_image : 1;
-}
-
 /* B images of the model's shape, every value finite */
 static nmf_status check_images(const nmf_vit *m, const float *images, size_t B) {
     const nmf_model_config *c = &m->config;
@@ -88,16 +91,22 @@ static nmf_status check_images(const nmf_vit *m, const float *images, size_t B) 
     return NMF_OK;
 }
 
-/* arena x (B*T, D) = the stem of B checked images, on an arena sized for them */
-static nmf_status stem(nmf_vit *m, const float *images, size_t B, const nmf_vit_observer *o) {
+/* arena x (B*T, D) = the stem of B checked images, on an arena sized for them whose blocks
+ * run `group` images at a time (so does the stem: its buffers hold a group) */
+static nmf_status stem(nmf_vit *m, const float *images, size_t B, size_t group,
+                       const nmf_vit_observer *o) {
     const nmf_model_config *c = &m->config;
     nmf_status st = check_images(m, images, B);
-    if (!st) st = arena_ensure(m, B);
+    if (!st) st = arena_ensure(m, B, group);
     if (st) return st;
     nmf_vit_arena *a = &m->arena;
-    nmf_vit_observe(o, NMF_OP_INPUT, -1, images, B,
-                    (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size);
-    nmf_vit_embed_forward(c, &m->p, images, B, a->patches, a->tmp, a->x); // (B*T, D)
+    const size_t per_image = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
+    nmf_vit_observe(o, NMF_OP_INPUT, -1, images, B, per_image);
+    for (size_t b0 = 0; b0 < B; b0 += group) {
+        const size_t n = B - b0 < group ? B - b0 : group;
+        nmf_vit_embed_forward(c, &m->p, images + b0 * per_image, n, a->patches, a->tmp,
+                              a->x + b0 * m->T * m->D); // (n*T, D)
+    }
     nmf_vit_observe(o, NMF_OP_EMBED, -1, a->x, B * m->T, m->D);
     return NMF_OK;
 }
@@ -112,14 +121,14 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
     if (!m || !logits || !images || B == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "vit forward: NULL argument or empty batch");
     const nmf_model_config *c = &m->config;
-    nmf_status st = stem(m, images, B, &o);
+    /* each block over groups of images whose activations stay in L2 (an observer sees whole
+     * batches: one group) */
+    const size_t fit = images_per_group(m), group = obs || fit > B ? B : fit;
+    nmf_status st = stem(m, images, B, group, &o);
     if (st) return st;
     nmf_vit_arena *a = &m->arena;
     const size_t D = m->D;
     const nmf_block_shape shape = nmf_vit_block_shape(c);
-    /* each block over groups of images whose activations stay in L2 (an observer sees whole
-     * batches: one group) */
-    const size_t group = obs ? B : images_per_group(m);
     for (int i = 0; i < c->depth; i++)
         for (size_t b0 = 0; b0 < B; b0 += group) {
             nmf_vit_block_io io = block_io(a);
@@ -147,7 +156,7 @@ nmf_status nmf_vit_forward_observed(nmf_vit *m, float *logits, const float *imag
 nmf_status nmf_vit_stage_embed(nmf_vit *m, const float *images, size_t B, float *x, nmf_observer obs,
                                void *ctx) {
     const nmf_vit_observer o = {obs, ctx};
-    nmf_status st = stem(m, images, B, &o);
+    nmf_status st = stem(m, images, B, B, &o);
     if (!st) memcpy(x, m->arena.x, B * m->T * m->D * sizeof(float));
     return st;
 }
@@ -155,7 +164,7 @@ nmf_status nmf_vit_stage_embed(nmf_vit *m, const float *images, size_t B, float 
 nmf_status nmf_vit_stage_block(nmf_vit *m, int l, size_t B, const float *x, float *y, nmf_observer obs,
                                void *ctx) {
     const nmf_vit_observer o = {obs, ctx};
-    nmf_status st = arena_ensure(m, B);
+    nmf_status st = arena_ensure(m, B, B);
     if (st) return st;
     nmf_vit_arena *a = &m->arena;
     const size_t n = B * m->T * m->D;

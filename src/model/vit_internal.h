@@ -9,19 +9,21 @@
 #include "nmformer/kernels.h"
 #include "nmformer/model.h"
 
-/* Activations for up to `batch` images; every buffer is (rows, cols) row-major. */
+/* Activations for up to `batch` images, whose blocks run up to `group` images at a time: x and
+ * cls hold the batch, the rest a group; every buffer is (rows, cols) row-major. */
 typedef struct {
     size_t batch;      /* capacity in images */
+    size_t group;      /* capacity of the scratch buffers in images */
     int threads;       /* attention scratch is sized for this many threads */
     float *storage;
     size_t floats;
-    float *patches;    // (B*P, K)   shares memory with hid (used only before block 0)
+    float *patches;    // (G*P, K)   shares memory with hid (used only before block 0)
     float *x;          // (B*T, D) residual stream
-    float *ln;         // (B*T, D)
-    float *qkv;        // (B*T, 3D)
-    float *att;        // (B*T, D)   shares memory with ln (qkv has consumed ln by then)
-    float *hid;        // (B*T, H)
-    float *tmp;        // (B*T, D) linear outputs before the residual add
+    float *ln;         // (G*T, D)
+    float *qkv;        // (G*T, 3D)
+    float *att;        // (G*T, D)   shares memory with ln (qkv has consumed ln by then)
+    float *hid;        // (G*T, H)
+    float *tmp;        // (G*T, D) linear outputs before the residual add
     float *cls;        // (B, D)
     float *work;       // attention scratch
     size_t work_floats;

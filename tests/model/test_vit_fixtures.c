@@ -224,8 +224,9 @@ static void no_op(const nmf_op_event *e, void *ctx) { (void)e, (void)ctx; }
 
 /* Inference runs each block over groups of images whose MLP activations fit 1 MiB: 257 tokens x
  * 384 hidden floats is 395 KB an image, so 5 images run as 2 + 2 + 1: the same bits as the whole
- * batch at once (an observer makes one group), f32 and int8. (Not those of each image alone:
- * the stem's and head's dense products may round differently at another row count.) */
+ * batch at once (an observer makes one group), f32 and int8, in an arena whose scratch holds a
+ * group (the residual stream the batch). (Not the bits of each image alone: the stem's and
+ * head's dense products may round differently at another row count.) */
 static void batch_groups(void) {
     nmf_model_config c;
     nmf_model_config_default(&c);
@@ -246,7 +247,11 @@ static void batch_groups(void) {
         if (!m) continue;
         if (int8) CHECK_OK(nmf_vit_set_precision(m, NMF_PREC_INT8));
         CHECK_OK(nmf_vit_forward(m, grouped, x, B));
+        const size_t grouped_bytes = nmf_vit_arena_bytes(m);
         CHECK_OK(nmf_vit_forward_observed(m, whole, x, B, no_op, NULL));
+        /* the scratch holds 2 images, not 5: 140 K of the 148 K floats an image are scratch */
+        CHECK_MSG(grouped_bytes < nmf_vit_arena_bytes(m) * 6 / 10, "arena %zu bytes in groups, %zu whole",
+                  grouped_bytes, nmf_vit_arena_bytes(m));
         CHECK_MSG(test_same_bits(grouped, whole, B * K, "groups vs whole batch"), "%s", int8 ? "int8" : "f32");
         nmf_vit_free(m);
     }
