@@ -69,6 +69,9 @@ typedef struct {
     uint8_t *p8;      /* (NMF_ATT_QB, NMF_ATT_CHUNK) its probabilities */
     float *acc;       /* (NMF_ATT_QB, dp) */
     float *vinv;      /* (dp) 127 / amax_c, 0 for a zero channel (packing only) */
+    /* the AVX2 kernel's operands of vpmaddwd (int16 pairs, attention_q8_avx2.c): */
+    int32_t *qw;      /* (NMF_ATT_QB, G, 2) a query block's words: (q 4g, 4g+2), (4g+1, 4g+3) */
+    int32_t *pw;      /* (NMF_ATT_QB, NMF_ATT_CHUNK / 2) a chunk's p8 per 4 keys: (0, 2), (1, 3) */
 } nmf_q8_head;
 
 /* Quantises and packs q, k, v of shape s into work (nmf_attention_q8_work_floats) with the
@@ -79,6 +82,9 @@ void nmf_q8_attention_pack(nmf_q8_head *h, const float *q, const float *k, const
  * u8 rows (in h->q8) to s8 and qoff, K's u8 rows (ktmp, d4 apart) into kg, V into vg. */
 void nmf_q8_attention_layout_avx512(nmf_q8_head *h, const uint8_t *ktmp, const float *v,
                                     const nmf_attention_shape *s);
+/* The same, AVX2 (attention_q8_avx2.c). */
+void nmf_q8_attention_layout_avx2(nmf_q8_head *h, const uint8_t *ktmp, const float *v,
+                                  const nmf_attention_shape *s);
 /* The online softmax's step into a chunk whose largest score is cmax (the numerics above):
  * stores m' in *m and the exponent offset -m' (0 while no key is visible) in *neg_m; returns
  * alpha, the rescale of the row's sums so far. */
@@ -90,7 +96,9 @@ static inline int32_t nmf_q8_prob(float s, float neg_m) {
     return (int32_t)((e + 12582912.0f) - 12582912.0f);
 }
 
-/* One packed head, AVX-512 VNNI (attention_q8_avx512.c); the reference is attention_q8.c. */
+/* One packed head, AVX-512 VNNI (attention_q8_avx512.c) and AVX2 (attention_q8_avx2.c, no VNNI
+ * needed); the reference is attention_q8.c. */
 void nmf_attention_q8_avx512(float *out, const nmf_q8_head *h, const nmf_attention_shape *s);
+void nmf_attention_q8_avx2(float *out, const nmf_q8_head *h, const nmf_attention_shape *s);
 
 #endif
