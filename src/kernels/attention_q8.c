@@ -10,7 +10,7 @@
 
 /* The pieces of the work buffer in order, each rounded to 16 floats (64-byte aligned). */
 typedef struct {
-    size_t q8, qscale, qoff, kg, kscale, vg, vscale, scores, p8, acc, vinv, qw, pw, ktmp;
+    size_t q8, qscale, qoff, kg, kscale, vg, vscale, scores, p8, acc, vinv, k16, v16, qw, pw, ktmp;
 } q8_sizes; /* in floats */
 
 static size_t floats_of_bytes(size_t bytes) { return nmf_round_up(bytes, 64) / sizeof(float); }
@@ -21,14 +21,15 @@ static q8_sizes sizes_of(size_t Tq, size_t Tk, size_t d) {
     return (q8_sizes){floats_of_bytes(Tq * d4),  nmf_round_up(Tq, 16), nmf_round_up(Tq, 16),
                       floats_of_bytes(tkp * d4), tkp,                  floats_of_bytes(tkp * dp),
                       dp,                        rows,                 floats_of_bytes(rows),
-                      NMF_ATT_QB * dp,           dp,                   nmf_round_up(NMF_ATT_QB * 2 * (d4 / 4), 16),
+                      NMF_ATT_QB * dp,           dp,                   2 * (d4 / 4) * tkp,
+                      2 * (tkp / 4) * dp,        nmf_round_up(NMF_ATT_QB * 2 * (d4 / 4), 16),
                       rows / 2,                  floats_of_bytes(tkp * d4)};
 }
 
 size_t nmf_attention_q8_work_floats(size_t Tq, size_t Tk, size_t d) {
     const q8_sizes z = sizes_of(Tq, Tk, d);
     return z.q8 + z.qscale + z.qoff + z.kg + z.kscale + z.vg + z.vscale + z.scores + z.p8 + z.acc +
-           z.vinv + z.qw + z.pw + z.ktmp;
+           z.vinv + z.k16 + z.v16 + z.qw + z.pw + z.ktmp;
 }
 
 typedef size_t (*quantize_fn)(uint8_t *xq, size_t ldq, float *sx, const float *x, size_t ldx,
@@ -100,6 +101,8 @@ void nmf_q8_attention_pack(nmf_q8_head *h, const float *q, const float *k, const
     TAKE(p8, uint8_t *, p8);
     TAKE(acc, float *, acc);
     TAKE(vinv, float *, vinv);
+    TAKE(k16, int32_t *, k16);
+    TAKE(v16, int32_t *, v16);
     TAKE(qw, int32_t *, qw);
     TAKE(pw, int32_t *, pw);
 #undef TAKE

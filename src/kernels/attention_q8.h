@@ -25,7 +25,8 @@
  * u8 = k8 + 128 in groups of 4 channels, key-major within a group (kg[g][j] = the word of key j,
  * channels 4g..4g+3: 16 keys per vector), V as s8 in groups of 4 keys, channel-major (vg[jg][c] =
  * the word of channel c, keys 4jg..4jg+3). vpdpbusd sums 4 u8 x s8 products exactly into a lane;
- * the K offset of 128 is taken back as 128 sum_c q8[i][c] (qoff). */
+ * the K offset of 128 is taken back as 128 sum_c q8[i][c] (qoff). The AVX2 packing also splits
+ * kg and vg into int16 pairs (k16, v16: operands of vpmaddwd, for the kernel without VNNI). */
 #ifndef NMF_KERNELS_ATTENTION_Q8_H
 #define NMF_KERNELS_ATTENTION_Q8_H
 
@@ -69,9 +70,12 @@ typedef struct {
     uint8_t *p8;      /* (NMF_ATT_QB, NMF_ATT_CHUNK) its probabilities */
     float *acc;       /* (NMF_ATT_QB, dp) */
     float *vinv;      /* (dp) 127 / amax_c, 0 for a zero channel (packing only) */
-    /* the AVX2 kernel's operands of vpmaddwd (int16 pairs, attention_q8_avx2.c): */
-    int32_t *qw;      /* (NMF_ATT_QB, G, 2) a query block's words: (q 4g, 4g+2), (4g+1, 4g+3) */
-    int32_t *pw;      /* (NMF_ATT_QB, NMF_ATT_CHUNK / 2) a chunk's p8 per 4 keys: (0, 2), (1, 3) */
+    /* the AVX2 kernel's operands of vpmaddwd, each word as int16 pairs of its even bytes (0, 2)
+     * and of its odd bytes (1, 3) (attention_q8_avx2.c; filled by the AVX2 packing only): */
+    int32_t *k16;     /* (2 G, tkp) kg split: row 2g the even pairs, 2g + 1 the odd (u8 values) */
+    int32_t *v16;     /* (2 tkp / 4, dp) vg split: row 2jg the even pairs, 2jg + 1 the odd */
+    int32_t *qw;      /* (NMF_ATT_QB, G, 2) a query block's words split: even, odd */
+    int32_t *pw;      /* (NMF_ATT_QB, NMF_ATT_CHUNK / 2) a chunk's p8 per 4 keys split: even, odd */
 } nmf_q8_head;
 
 /* Quantises and packs q, k, v of shape s into work (nmf_attention_q8_work_floats) with the
@@ -82,7 +86,7 @@ void nmf_q8_attention_pack(nmf_q8_head *h, const float *q, const float *k, const
  * u8 rows (in h->q8) to s8 and qoff, K's u8 rows (ktmp, d4 apart) into kg, V into vg. */
 void nmf_q8_attention_layout_avx512(nmf_q8_head *h, const uint8_t *ktmp, const float *v,
                                     const nmf_attention_shape *s);
-/* The same, AVX2 (attention_q8_avx2.c). */
+/* The same, AVX2 (attention_q8_avx2.c), and K and V split into k16, v16 for its kernel. */
 void nmf_q8_attention_layout_avx2(nmf_q8_head *h, const uint8_t *ktmp, const float *v,
                                   const nmf_attention_shape *s);
 /* The online softmax's step into a chunk whose largest score is cmax (the numerics above):

@@ -10,12 +10,14 @@
  * other operand is broadcast as the matching pairs, and 2 vpmaddwd + 2 vpaddd add the word's 4
  * products into a lane: 32 multiply-adds per 4 instructions where FMA does 8 per 1, but spread
  * over three ports (the adds go where FMA cannot).
- * - QK^T: per group of 4 channels, one load of 8 keys' u8 words (kg), split by and/shift (the
- *   K offset of 128 stays in: taken back by qoff as in the AVX-512 kernel), then per row the
+ * - QK^T: per group of 4 channels, two loads of 8 keys' split words (k16, split once per head
+ *   by the packing below: splitting kg in the loop cost 5 % of DeiT's int8 attention; the K
+ *   offset of 128 stays in, taken back by qoff as in the AVX-512 kernel), then per row the
  *   query's two pair words broadcast from qw (the block's q8 split once per block).
- * - P V: per group of 4 keys, one load of 8 channels' s8 words (vg), sign-extended by shifts,
- *   then per row the probabilities' two pair words broadcast from pw (written by the softmax
- *   as int16 pairs); the chunk's int32 sums are scaled into the f32 accumulators once. */
+ * - P V: per group of 4 keys, two loads of 8 channels' split words (v16, sign-extended once
+ *   per head), then per row the probabilities' two pair words broadcast from pw (written by
+ *   the softmax as int16 pairs); the chunk's int32 sums are scaled into the f32 accumulators
+ *   once. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -84,13 +86,12 @@ static void split_queries(int32_t *qw, const int8_t *const qr[QB], size_t G) {
     }
 }
 
-/* The chunk's scores, 8 keys at a time over nvec vectors (kg, kscale, p at the chunk's first
+/* The chunk's scores, 8 keys at a time over nvec vectors (k16, kscale, p at the chunk's first
  * key): ((float)dot * qscale) * kscale, -inf past a row's last key (limit[r], relative to the
  * chunk), into p (row r at p + r * CHUNK), and the rows' running max vectors mx (QB, 8). */
 NOINLINE void scores_chunk(float *p, float *mx, size_t nvec, const int32_t *qw, const int32_t qoff[QB],
-                           const float qscale[QB], const uint32_t *kg, size_t tkp, size_t G,
+                           const float qscale[QB], const int32_t *k16, size_t tkp, size_t G,
                            const float *kscale, const long limit[QB]) {
-    const __m256i low_bytes = _mm256_set1_epi32(0x00FF00FF);
     const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), neg_inf = _mm256_set1_ps(-INFINITY);
     long minlim = limit[0];
     for (int r = 1; r < QB; r++) minlim = limit[r] < minlim ? limit[r] : minlim;
@@ -98,11 +99,11 @@ NOINLINE void scores_chunk(float *p, float *mx, size_t nvec, const int32_t *qw, 
         __m256i s[QB];
 #pragma GCC unroll 6
         for (int r = 0; r < QB; r++) s[r] = _mm256_setzero_si256();
-        const uint32_t *kv = kg + 8 * v;
+        const int32_t *kv = k16 + 8 * v;
         for (size_t g = 0; g < G; g++) {
-            /* 8 keys' u8 words (k8 + 128): even and odd bytes, zero-extended */
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(kv + g * tkp));
-            const __m256i ke = _mm256_and_si256(w, low_bytes), ko = _mm256_srli_epi16(w, 8);
+            /* 8 keys' u8 words (k8 + 128), their even and odd bytes */
+            const __m256i ke = _mm256_loadu_si256((const __m256i *)(const void *)(kv + 2 * g * tkp));
+            const __m256i ko = _mm256_loadu_si256((const __m256i *)(const void *)(kv + (2 * g + 1) * tkp));
             const int32_t *qg = qw + 2 * g;
 #pragma GCC unroll 6
             for (int r = 0; r < QB; r++)
@@ -154,16 +155,16 @@ NOINLINE void softmax_chunk(int32_t *pw, const float *p, size_t nvec, const floa
 }
 
 /* acc[r][c .. c + 8) = fmaf(sum_j p8[r][j] v8[j][..], vscale, acc * alpha[r]) for every 8
- * channels c < dp, over ng groups of 4 keys (vg, pw at the chunk's first group). */
+ * channels c < dp, over ng groups of 4 keys (v16, pw at the chunk's first group). */
 NOINLINE void pv_chunk(float *acc, size_t dp, const float *alpha, const int32_t *pw,
-                       const uint32_t *vg, const float *vscale, size_t ng) {
+                       const int32_t *v16, const float *vscale, size_t ng) {
     for (size_t c = 0; c < dp; c += 8) {
         __m256i ia[QB];
 #pragma GCC unroll 6
         for (int r = 0; r < QB; r++) ia[r] = _mm256_setzero_si256();
         for (size_t jg = 0; jg < ng; jg++) {
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(vg + jg * dp + c));
-            const __m256i ve = even_s16(w), vo = odd_s16(w);
+            const __m256i ve = _mm256_loadu_si256((const __m256i *)(const void *)(v16 + 2 * jg * dp + c));
+            const __m256i vo = _mm256_loadu_si256((const __m256i *)(const void *)(v16 + (2 * jg + 1) * dp + c));
             const int32_t *pg = pw + 2 * jg;
 #pragma GCC unroll 6
             for (int r = 0; r < QB; r++)
@@ -189,7 +190,8 @@ static inline __m256i lanes8(size_t n) {
 /* V per channel over the Tk keys into groups of 4 keys: the channels' largest magnitudes row by
  * row (V's rows are ldv apart: row order reads whole lines), the portable scale channel by
  * channel, then 4 keys x 8 channels per step, rounded as nmf_q8_round (clamp, then vcvtps2dq's
- * nearest even) and packed into 8 words by packs and one byte shuffle. */
+ * nearest even) and packed into 8 words by packs and one byte shuffle: into vg, and split into
+ * v16. */
 static void pack_v(nmf_q8_head *h, const float *v, size_t ldv, size_t Tk, size_t d) {
     const size_t dp = h->dp, tkp = h->tkp;
     float *amax = h->vscale, *inv = h->vinv; /* amax, then the scale; NaN flags, then 127/amax */
@@ -231,7 +233,10 @@ static void pack_v(nmf_q8_head *h, const float *v, size_t ldv, size_t Tk, size_t
                 q[b] = _mm256_and_si256(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(x, lo), hi)), good);
             }
             const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-            _mm256_storeu_si256((__m256i *)(void *)(h->vg + (j0 / 4) * dp + c), _mm256_shuffle_epi8(bytes, words));
+            const __m256i w = _mm256_shuffle_epi8(bytes, words);
+            _mm256_storeu_si256((__m256i *)(void *)(h->vg + (j0 / 4) * dp + c), w);
+            _mm256_storeu_si256((__m256i *)(void *)(h->v16 + (j0 / 2) * dp + c), even_s16(w));
+            _mm256_storeu_si256((__m256i *)(void *)(h->v16 + (j0 / 2 + 1) * dp + c), odd_s16(w));
         }
 }
 
@@ -259,15 +264,18 @@ void nmf_q8_attention_layout_avx2(nmf_q8_head *h, const uint8_t *ktmp, const flo
         total += lanes[0] + lanes[1] + lanes[2] + lanes[3];
         h->qoff[i] = 128 * (int32_t)(total - 128 * (int64_t)d4);
     }
-    /* K: 8 keys x one 4-byte group per gather (padding keys k8 = 0) */
+    /* K: 8 keys x one 4-byte group per gather (padding keys k8 = 0), into kg and split into k16 */
     const __m256i rows8 = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)d4));
-    const __m256i pad = _mm256_set1_epi32((int)0x80808080u);
+    const __m256i pad = _mm256_set1_epi32((int)0x80808080u), low_bytes = _mm256_set1_epi32(0x00FF00FF);
     for (size_t j0 = 0; j0 < tkp; j0 += 8) {
         const __m256i mk = lanes8(j0 < Tk ? Tk - j0 : 0);
         const int *base = (const int *)(const void *)(ktmp + j0 * d4);
-        for (size_t g = 0; g < G; g++)
-            _mm256_storeu_si256((__m256i *)(void *)(h->kg + g * tkp + j0),
-                                _mm256_mask_i32gather_epi32(pad, base + g, rows8, mk, 1));
+        for (size_t g = 0; g < G; g++) {
+            const __m256i w = _mm256_mask_i32gather_epi32(pad, base + g, rows8, mk, 1);
+            _mm256_storeu_si256((__m256i *)(void *)(h->kg + g * tkp + j0), w);
+            _mm256_storeu_si256((__m256i *)(void *)(h->k16 + 2 * g * tkp + j0), _mm256_and_si256(w, low_bytes));
+            _mm256_storeu_si256((__m256i *)(void *)(h->k16 + (2 * g + 1) * tkp + j0), _mm256_srli_epi16(w, 8));
+        }
     }
     pack_v(h, v, s->ldv, Tk, s->d);
 }
@@ -302,10 +310,10 @@ void nmf_attention_q8_avx2(float *out, const nmf_q8_head *h, const nmf_attention
                 _mm256_store_ps(mx + 8 * r, _mm256_set1_ps(-INFINITY));
                 limit[r] = (long)last[r] - (long)c0;
             }
-            scores_chunk(h->scores, mx, nvec, h->qw, qoff, qscale, h->kg + c0, tkp, G, h->kscale + c0, limit);
+            scores_chunk(h->scores, mx, nvec, h->qw, qoff, qscale, h->k16 + c0, tkp, G, h->kscale + c0, limit);
             softmax_chunk(h->pw, h->scores, nvec, mx, m, l, alpha);
             /* masked keys have p8 = 0, so P V runs over whole groups of 4 */
-            pv_chunk(h->acc, dp, alpha, h->pw, h->vg + (c0 / 4) * dp, h->vscale, (cend - c0 + 3) / 4);
+            pv_chunk(h->acc, dp, alpha, h->pw, h->v16 + 2 * (c0 / 4) * dp, h->vscale, (cend - c0 + 3) / 4);
         }
         for (size_t r = 0; r < nq; r++) {
             const __m256 inv = _mm256_set1_ps(1.0f / l[r]);
