@@ -96,9 +96,9 @@ NOINLINE void scores_chunk(float *p, float *mx, size_t nvec, const int32_t *qw, 
     long minlim = limit[0];
     for (int r = 1; r < QB; r++) minlim = limit[r] < minlim ? limit[r] : minlim;
     for (size_t v = 0; v < nvec; v++) {
-        __m256i s[QB];
+        __m256i s[QB]; /* dot = sum q8 (k8 + 128) - qoff: the offset taken back up front */
 #pragma GCC unroll 6
-        for (int r = 0; r < QB; r++) s[r] = _mm256_setzero_si256();
+        for (int r = 0; r < QB; r++) s[r] = _mm256_set1_epi32(-qoff[r]);
         const int32_t *kv = k16 + 8 * v;
         for (size_t g = 0; g < G; g++) {
             /* 8 keys' u8 words (k8 + 128), their even and odd bytes */
@@ -113,7 +113,7 @@ NOINLINE void scores_chunk(float *p, float *mx, size_t nvec, const int32_t *qw, 
         const int full = minlim >= (long)(8 * v + 7);
 #pragma GCC unroll 6
         for (int r = 0; r < QB; r++) {
-            __m256 x = _mm256_cvtepi32_ps(_mm256_sub_epi32(s[r], _mm256_set1_epi32(qoff[r])));
+            __m256 x = _mm256_cvtepi32_ps(s[r]);
             x = _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(qscale[r])), ks);
             if (!full) {
                 const __m256 idx = _mm256_add_ps(iota, _mm256_set1_ps(8.0f * (float)v));
