@@ -10,7 +10,7 @@
 
 /* The pieces of the work buffer in order, each rounded to 16 floats (64-byte aligned). */
 typedef struct {
-    size_t q8, qscale, qoff, kg, kscale, vg, vscale, scores, p8, acc, vinv, ktmp;
+    size_t q8, qscale, qoff, kg, kscale, vg, vscale, scores, p8, acc, vinv, k16, v16, qw, pw, ktmp;
 } q8_sizes; /* in floats */
 
 static size_t floats_of_bytes(size_t bytes) { return nmf_round_up(bytes, 64) / sizeof(float); }
@@ -21,13 +21,15 @@ static q8_sizes sizes_of(size_t Tq, size_t Tk, size_t d) {
     return (q8_sizes){floats_of_bytes(Tq * d4),  nmf_round_up(Tq, 16), nmf_round_up(Tq, 16),
                       floats_of_bytes(tkp * d4), tkp,                  floats_of_bytes(tkp * dp),
                       dp,                        rows,                 floats_of_bytes(rows),
-                      NMF_ATT_QB * dp,           dp,                   floats_of_bytes(tkp * d4)};
+                      NMF_ATT_QB * dp,           dp,                   2 * (d4 / 4) * tkp,
+                      2 * (tkp / 4) * dp,        nmf_round_up(NMF_ATT_QB * 2 * (d4 / 4), 16),
+                      rows / 2,                  floats_of_bytes(tkp * d4)};
 }
 
 size_t nmf_attention_q8_work_floats(size_t Tq, size_t Tk, size_t d) {
     const q8_sizes z = sizes_of(Tq, Tk, d);
     return z.q8 + z.qscale + z.qoff + z.kg + z.kscale + z.vg + z.vscale + z.scores + z.p8 + z.acc +
-           z.vinv + z.ktmp;
+           z.vinv + z.k16 + z.v16 + z.qw + z.pw + z.ktmp;
 }
 
 /* V per channel over the Tk keys into groups of 4 keys (attention_q8.h), portable. */
@@ -96,6 +98,10 @@ void nmf_q8_attention_pack(nmf_q8_head *h, const float *q, const float *k, const
     TAKE(p8, uint8_t *, p8);
     TAKE(acc, float *, acc);
     TAKE(vinv, float *, vinv);
+    TAKE(k16, int32_t *, k16);
+    TAKE(v16, int32_t *, v16);
+    TAKE(qw, int32_t *, qw);
+    TAKE(pw, int32_t *, pw);
 #undef TAKE
     uint8_t *ktmp = (uint8_t *)(void *)p;
     /* the int8 products' quantiser for this ISA (the same bytes on every ISA) */
@@ -106,6 +112,7 @@ void nmf_q8_attention_pack(nmf_q8_head *h, const float *q, const float *k, const
     for (size_t i = 0; i < Tq; i++) h->qscale[i] *= s->scale;
     for (size_t j = Tk; j < h->tkp; j++) h->kscale[j] = 0.0f;
     if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) nmf_q8_attention_layout_avx512(h, ktmp, v, s);
+    else if (isa >= NMF_ISA_AVX2) nmf_q8_attention_layout_avx2(h, ktmp, v, s);
     else layout(h, ktmp, v, s);
 }
 
@@ -187,6 +194,7 @@ static nmf_status run(float *out, const float *q, const float *k, const float *v
     nmf_q8_head h;
     nmf_q8_attention_pack(&h, q, k, v, s, work, isa);
     if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) nmf_attention_q8_avx512(out, &h, s);
+    else if (isa >= NMF_ISA_AVX2) nmf_attention_q8_avx2(out, &h, s); /* AVX2 or AVX-512 sans VNNI */
     else attention_q8_ref(out, &h, s);
     nmf_free(own);
     return NMF_OK;

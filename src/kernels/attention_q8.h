@@ -25,7 +25,8 @@
  * u8 = k8 + 128 in groups of 4 channels, key-major within a group (kg[g][j] = the word of key j,
  * channels 4g..4g+3: 16 keys per vector), V as s8 in groups of 4 keys, channel-major (vg[jg][c] =
  * the word of channel c, keys 4jg..4jg+3). vpdpbusd sums 4 u8 x s8 products exactly into a lane;
- * the K offset of 128 is taken back as 128 sum_c q8[i][c] (qoff). */
+ * the K offset of 128 is taken back as 128 sum_c q8[i][c] (qoff). The AVX2 packing also splits
+ * kg and vg into int16 pairs (k16, v16: operands of vpmaddwd, for the kernel without VNNI). */
 #ifndef NMF_KERNELS_ATTENTION_Q8_H
 #define NMF_KERNELS_ATTENTION_Q8_H
 
@@ -68,6 +69,12 @@ typedef struct {
     uint8_t *p8;      /* (NMF_ATT_QB, NMF_ATT_CHUNK) its probabilities */
     float *acc;       /* (NMF_ATT_QB, dp) */
     float *vinv;      /* (dp) 127 / amax_c, 0 for a zero channel (packing only) */
+    /* the AVX2 kernel's operands of vpmaddwd, each word as int16 pairs of its even bytes (0, 2)
+     * and of its odd bytes (1, 3) (attention_q8_avx2.c; filled by the AVX2 packing only): */
+    int32_t *k16;     /* (2 G, tkp) kg split: row 2g the even pairs, 2g + 1 the odd (u8 values) */
+    int32_t *v16;     /* (2 tkp / 4, dp) vg split: row 2jg the even pairs, 2jg + 1 the odd */
+    int32_t *qw;      /* (NMF_ATT_QB, G, 2) a query block's words split: even, odd */
+    int32_t *pw;      /* (NMF_ATT_QB, NMF_ATT_CHUNK / 2) a chunk's p8 per 4 keys split: even, odd */
 } nmf_q8_head;
 
 /* Quantises and packs q, k, v of shape s into work (nmf_attention_q8_work_floats) with the
@@ -78,6 +85,9 @@ void nmf_q8_attention_pack(nmf_q8_head *h, const float *q, const float *k, const
  * u8 rows (in h->q8) to s8 and qoff, K's u8 rows (ktmp, d4 apart) into kg, V into vg. */
 void nmf_q8_attention_layout_avx512(nmf_q8_head *h, const uint8_t *ktmp, const float *v,
                                     const nmf_attention_shape *s);
+/* The same, AVX2 (attention_q8_avx2.c), and K and V split into k16, v16 for its kernel. */
+void nmf_q8_attention_layout_avx2(nmf_q8_head *h, const uint8_t *ktmp, const float *v,
+                                  const nmf_attention_shape *s);
 /* The online softmax's step into a chunk whose largest score is cmax (the numerics above):
  * stores m' in *m and the exponent offset -m' (0 while no key is visible) in *neg_m; returns
  * alpha, the rescale of the row's sums so far. */
@@ -89,7 +99,9 @@ static inline int32_t nmf_q8_prob(float s, float neg_m) {
     return (int32_t)((e + 12582912.0f) - 12582912.0f);
 }
 
-/* One packed head, AVX-512 VNNI (attention_q8_avx512.c); the reference is attention_q8.c. */
+/* One packed head, AVX-512 VNNI (attention_q8_avx512.c) and AVX2 (attention_q8_avx2.c, no VNNI
+ * needed); the reference is attention_q8.c. */
 void nmf_attention_q8_avx512(float *out, const nmf_q8_head *h, const nmf_attention_shape *s);
+void nmf_attention_q8_avx2(float *out, const nmf_q8_head *h, const nmf_attention_shape *s);
 
 #endif
