@@ -129,7 +129,8 @@ nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w,
 size_t nmf_q8_layout_bytes(const nmf_q8_weights *q);
 
 /* Forward on row blocks [rb0, rb1) for all tokens, from quantised inputs (xq rows ldq bytes
- * apart, ldq a multiple of V >= V W): y[t][o] as above, y (tokens, out). Single-threaded. */
+ * apart, ldq a multiple of V >= V W activations of the kernel's xbytes each, as its quantiser
+ * wrote them): y[t][o] as above, y (tokens, out). Single-threaded. */
 typedef void (*nmf_q8_forward_fn)(float *y, const uint8_t *xq, size_t ldq, const float *sx,
                                   size_t tokens, const nmf_q8_weights *w, const float *bias,
                                   nmf_activation act, size_t rb0, size_t rb1);
