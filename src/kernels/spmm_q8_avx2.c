@@ -25,8 +25,9 @@
 #include "kernels/spmm_q8.h"
 
 #define AI __attribute__((always_inline)) inline
-#define Q8_DENSE_NT 4 /* dense: tokens per block (8 sums, 2 weight vectors, a broadcast) */
+#define Q8_DENSE_NT 6 /* dense: tokens per block (12 sums + 2 weight vectors + 2: all 16 ymm) */
 #define Q8_DENSE_CHUNK_BYTES (256 * 1024) /* dense: weights of the row blocks run together */
+#define STEP_RUN 64 /* dense: steps per inner loop (a nested loop keeps GCC 12 from copying sums) */
 
 static __m256i lane_mask(size_t count) { /* lanes [0, count) set, count <= 8 */
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
@@ -131,17 +132,21 @@ static AI void block_dense(float *y, size_t out, const int16_t *x, size_t ldx, c
                            const int RB) {
     __m256i acc[12]; /* NT RB */
     for (int i = 0; i < NT * RB; i++) acc[i] = _mm256_setzero_si256();
-    for (size_t c = 0; c < steps; c++) {
-        __m256i wv[2];
-        for (int b = 0; b < RB; b++)
-            wv[b] = _mm256_cvtepi8_epi16(
-                _mm_loadu_si128((const __m128i *)(q + (size_t)b * per_block + 16 * c)));
-        for (int u = 0; u < NT; u++) {
-            int32_t pair; /* token u's columns 2c, 2c + 1 */
-            __builtin_memcpy(&pair, x + (size_t)u * ldx + 2 * c, 4);
-            const __m256i xb = _mm256_set1_epi32(pair);
+    for (size_t c0 = 0; c0 < steps; c0 += STEP_RUN) {
+        const size_t c1 = c0 + STEP_RUN < steps ? c0 + STEP_RUN : steps;
+        for (size_t c = c0; c < c1; c++) {
+            __m256i wv[2];
             for (int b = 0; b < RB; b++)
-                acc[u * RB + b] = _mm256_add_epi32(acc[u * RB + b], _mm256_madd_epi16(wv[b], xb));
+                wv[b] = _mm256_cvtepi8_epi16(
+                    _mm_loadu_si128((const __m128i *)(q + (size_t)b * per_block + 16 * c)));
+            for (int u = 0; u < NT; u++) {
+                int32_t pair; /* token u's columns 2c, 2c + 1 */
+                __builtin_memcpy(&pair, x + (size_t)u * ldx + 2 * c, 4);
+                const __m256i xb = _mm256_set1_epi32(pair);
+                for (int b = 0; b < RB; b++)
+                    acc[u * RB + b] =
+                        _mm256_add_epi32(acc[u * RB + b], _mm256_madd_epi16(wv[b], xb));
+            }
         }
     }
     for (int b = 0; b < RB; b++) {
@@ -172,7 +177,11 @@ static const dense_fn dense_blocks[2][7] = {
 /* Row blocks [rb0, rb1) in pairs, tokens in blocks of Q8_DENSE_NT: as the AVX-512 kernels, row
  * blocks in chunks whose weights stay in L2 (Q8_DENSE_CHUNK_BYTES) and within a chunk token
  * blocks outer, row pairs inner, so that a token block's activations stay in L1 while the
- * chunk's weights stream past them. */
+ * chunk's weights stream past them. Measured (Xeon model 207 at NMF_ISA=avx2, one thread,
+ * 768x768 ... 768x3072 at 128 and 197 tokens): chunks of 256 KB, 1 MB and rows outer the same
+ * within noise (the kernel is bound by its vector ports, not by L2); 6 tokens per block 1-2 %
+ * faster than 5 and 3-4 % than 4; the nested step loop (STEP_RUN) 1-2 % at 128 tokens, 8 % at
+ * one (GCC 12 otherwise copies the 8-12 sums between registers every step). */
 void nmf_q8_forward_dense_avx2(float *y, const uint8_t *xq, size_t ldq, const float *sx,
                                size_t tokens, const nmf_q8_weights *w, const float *bias,
                                nmf_activation act, size_t rb0, size_t rb1) {

@@ -390,7 +390,7 @@ static void test_dense(void) {
  * bias and GELU included), and without activation the scalar kernel's and dense_q8_ref's; its
  * quantiser the portable one's values. Through the layer (NMF_ISA=avx2) and directly on row
  * ranges that split the pairs (an odd first block) and the chunks. Rows around 8 and 16, in
- * ragged (not a multiple of 2 or 16), tokens 1, 3-5, 8-9 around the blocks of 4 and 131; two
+ * ragged (not a multiple of 2 or 16), tokens 1, 3-6, 8-9 around the block of 6 and 131; two
  * shapes of several chunks (odd block counts: a single block at a chunk's end). */
 static void test_dense_avx2(void) {
     if (nmf_cpu_best_isa() < NMF_ISA_AVX2) {
