@@ -54,7 +54,7 @@ NMF_API size_t nmf_linear_weight_bytes(const nmf_linear *lin);
  * ("onednn", "openblas") for dense f32; for dense 16-bit "avx2-bf16"/"scalar-bf16" (or -f16)
  * for the in-register kernel, "widen-bf16+<backend>" when a block is widened for the backend;
  * int8 layers (dense or N:M) "avx512-int8", "avx512-dense-int8" (AVX-512 VNNI + VBMI),
- * "avx2-int8", "scalar-int8"; else the N:M
+ * "avx2-int8", "avx2-dense-int8", "scalar-int8"; else the N:M
  * kernel of the active ISA ("avx512", "avx512-tv" for the token-vectorised one, "avx2",
  * "scalar"). */
 NMF_API const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens);

@@ -366,7 +366,7 @@ static int threads_for(double fmas, size_t units) {
 static nmf_status forward_q8(float *y, const float *x, const nmf_linear *lin, const float *bias,
                              size_t tokens, nmf_activation act) {
     const nmf_q8_weights *q = &lin->q8;
-    const size_t in = lin->in, ldq = q->windows * q->g.win;
+    const size_t in = lin->in, ldq = q->windows * q->g.win * lin->q8k->xbytes; /* bytes */
     size_t bytes;
     if (nmf_mul_overflow(tokens, ldq + sizeof(float), &bytes) || bytes > SIZE_MAX - 128)
         return nmf_error(NMF_ERR_NOMEM, "linear int8: %zu tokens too many", tokens);

@@ -23,6 +23,9 @@
  *   int16, no saturation, unlike vpmaddubsw's int16 pair sums) and one add: 16 multiply-adds.
  *   Patterns with M dividing 16 fill every slot (1:4, 2:4: 4 resp. 8 kept per window; 1:8,
  *   2:8, 4:8: 2, 4, 8); 1:16 uses half the slots, 3:32 about 3/8.
+ * - AVX2 dense, the same layout {8, 16, 2} (step c of a block: columns 2c, 2c + 1 of its 8
+ *   rows): activations stored int16 q_x, so a token's 2 columns are one broadcast int32 and a
+ *   step of 8 rows is one vpmaddwd and one add per token (no shuffle).
  * - AVX-512 VNNI + VBMI {16, 64, 4} (N:M): step s of 16 rows is one vpermb (picks each row's 4
  *   activation bytes from the token's 64-byte window; the control is the positions, the same
  *   for every token) and one vpdpbusd (u8 x s8, 4 products summed exactly into the row's int32
@@ -33,7 +36,8 @@
  * 2 bytes per slot (1 for dense layers).
  * Activations are stored u8 = q_x + 128 (vpshufb zero-extends bytes; vpdpbusd takes u8), so
  * the kernels sum (q_x + 128) q_w and subtract 128 sum_j q_w[o][j] (off[o]) before the
- * epilogue. */
+ * epilogue; the AVX2 dense kernel's are int16 q_x (nmf_q8_kernel.xbytes = 2), whose sums need
+ * no offset (the same integer: acc - off). */
 #ifndef NMF_KERNELS_SPMM_Q8_H
 #define NMF_KERNELS_SPMM_Q8_H
 
@@ -107,6 +111,10 @@ size_t nmf_q8_quantize_tokens(uint8_t *xq, size_t ldq, float *sx, const float *x
 /* The same, AVX2 (spmm_q8_avx2.c; the same bytes). */
 size_t nmf_q8_quantize_tokens_avx2(uint8_t *xq, size_t ldq, float *sx, const float *x,
                                    size_t ldx, size_t in, size_t t0, size_t t1);
+/* The same values as int16 q_x, no + 128 (rows ldq bytes apart, ldq / 2 values; padding 0, a
+ * bad token's row 0): the AVX2 dense kernel's activations (spmm_q8_avx2.c). */
+size_t nmf_q8_quantize_tokens16_avx2(uint8_t *xq, size_t ldq, float *sx, const float *x,
+                                     size_t ldx, size_t in, size_t t0, size_t t1);
 /* The same, AVX-512 (spmm_q8_avx512.c; the same bytes). */
 size_t nmf_q8_quantize_tokens_avx512(uint8_t *xq, size_t ldq, float *sx, const float *x,
                                      size_t ldx, size_t in, size_t t0, size_t t1);
@@ -121,7 +129,8 @@ nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w,
 size_t nmf_q8_layout_bytes(const nmf_q8_weights *q);
 
 /* Forward on row blocks [rb0, rb1) for all tokens, from quantised inputs (xq rows ldq bytes
- * apart, ldq a multiple of V >= V W): y[t][o] as above, y (tokens, out). Single-threaded. */
+ * apart, ldq a multiple of V >= V W activations of the kernel's xbytes each, as its quantiser
+ * wrote them): y[t][o] as above, y (tokens, out). Single-threaded. */
 typedef void (*nmf_q8_forward_fn)(float *y, const uint8_t *xq, size_t ldq, const float *sx,
                                   size_t tokens, const nmf_q8_weights *w, const float *bias,
                                   nmf_activation act, size_t rb0, size_t rb1);
@@ -136,6 +145,11 @@ void nmf_q8_forward_avx2(float *y, const uint8_t *xq, size_t ldq, const float *s
                          size_t tokens, const nmf_q8_weights *w, const float *bias,
                          nmf_activation act, size_t rb0, size_t rb1);
 #define NMF_Q8_TOKENS 6 /* AVX2: tokens per block (6 sums + 6 windows + 3 in 16 ymm) */
+/* spmm_q8_avx2.c, dense layers on geometry NMF_Q8_GEOM_AVX2 (positions implied), activations
+ * from nmf_q8_quantize_tokens16_avx2 (xq: int16 q_x, ldq in bytes). */
+void nmf_q8_forward_dense_avx2(float *y, const uint8_t *xq, size_t ldq, const float *sx,
+                               size_t tokens, const nmf_q8_weights *w, const float *bias,
+                               nmf_activation act, size_t rb0, size_t rb1);
 /* spmm_q8_avx512.c, geometries NMF_Q8_GEOM_AVX512 (N:M) and NMF_Q8_GEOM_DENSE512: call only
  * when nmf_cpu_has_vnni512() (AVX-512 F/BW/VL + VNNI + VBMI). */
 void nmf_q8_forward_avx512(float *y, const uint8_t *xq, size_t ldq, const float *sx,
@@ -152,8 +166,11 @@ void nmf_q8_forward_dense_avx512(float *y, const uint8_t *xq, size_t ldq, const 
  * layout, the quantiser and the kernel, for the active ISA (AVX-512 only where the CPU has VNNI
  * and VBMI; else AVX2; NMF_ISA=avx2|scalar forces those). */
 typedef struct {
-    const char *name; /* "avx512-int8", "avx512-dense-int8", "avx2-int8", "scalar-int8" */
+    const char *name; /* "avx512-int8", "avx512-dense-int8", "avx2-int8", "avx2-dense-int8",
+                       * "scalar-int8" */
     nmf_q8_geometry g;
+    size_t xbytes; /* bytes per quantised activation: 1 (u8 q + 128), 2 (int16 q); a row of xq
+                    * holds windows * g.win of them */
     nmf_q8_quantize_fn quantize;
     nmf_q8_forward_fn forward;
 } nmf_q8_kernel;

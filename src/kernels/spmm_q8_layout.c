@@ -129,17 +129,22 @@ nmf_status nmf_q8_build_dense(nmf_q8_weights *q, void **storage, const float *w,
     return build(q, storage, &src, g);
 }
 
-/* The plan: AVX-512 kernels need VNNI (vpdpbusd) and VBMI (vpermb) beside AVX-512 F/BW/VL. */
+/* The plan: AVX-512 kernels need VNNI (vpdpbusd) and VBMI (vpermb) beside AVX-512 F/BW/VL; the
+ * AVX2 ones run elsewhere (AVX-512 without them too), dense layers on the dense AVX2 kernel
+ * (the same layout, int16 activations). */
 static const nmf_q8_kernel kernels[] = {
-    {"scalar-int8", NMF_Q8_GEOM_AVX2, nmf_q8_quantize_tokens, nmf_q8_forward_scalar},
-    {"avx2-int8", NMF_Q8_GEOM_AVX2, nmf_q8_quantize_tokens_avx2, nmf_q8_forward_avx2},
-    {"avx512-int8", NMF_Q8_GEOM_AVX512, nmf_q8_quantize_tokens_avx512, nmf_q8_forward_avx512},
-    {"avx512-dense-int8", NMF_Q8_GEOM_DENSE512, nmf_q8_quantize_tokens_avx512,
+    {"scalar-int8", NMF_Q8_GEOM_AVX2, 1, nmf_q8_quantize_tokens, nmf_q8_forward_scalar},
+    {"avx2-int8", NMF_Q8_GEOM_AVX2, 1, nmf_q8_quantize_tokens_avx2, nmf_q8_forward_avx2},
+    {"avx2-dense-int8", NMF_Q8_GEOM_AVX2, 2, nmf_q8_quantize_tokens16_avx2,
+     nmf_q8_forward_dense_avx2},
+    {"avx512-int8", NMF_Q8_GEOM_AVX512, 1, nmf_q8_quantize_tokens_avx512, nmf_q8_forward_avx512},
+    {"avx512-dense-int8", NMF_Q8_GEOM_DENSE512, 1, nmf_q8_quantize_tokens_avx512,
      nmf_q8_forward_dense_avx512},
 };
 
 const nmf_q8_kernel *nmf_q8_kernel_for(nmf_isa isa, int dense) {
     if (isa > nmf_cpu_best_isa()) isa = nmf_cpu_best_isa(); /* never run what the CPU lacks */
-    if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) return &kernels[dense ? 3 : 2];
-    return &kernels[isa >= NMF_ISA_AVX2 ? 1 : 0];
+    if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) return &kernels[dense ? 4 : 3];
+    if (isa >= NMF_ISA_AVX2) return &kernels[dense ? 2 : 1];
+    return &kernels[0];
 }

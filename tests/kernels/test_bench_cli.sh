@@ -33,8 +33,13 @@ if grep -E '"ms":[[:space:]]*(0[,}]|-|0\.0+[,}]|null)' "$tmp/out.json"; then fai
 [ "$(grep -c '"pattern":' "$tmp/prec.json")" -eq 4 ] || fail "--precision: expected 4 rows"
 [ "$(grep -c '"precision":[[:space:]]*"int8"' "$tmp/prec.json")" -eq 2 ] || fail "no int8 rows"
 grep -Eq '"kernel":[[:space:]]*"(avx512|avx2|scalar)-int8"' "$tmp/prec.json" || fail "int8 kernel name"
-grep -Eq '"kernel":[[:space:]]*"(avx512-dense|avx2|scalar)-int8"' "$tmp/prec.json" ||
+grep -Eq '"kernel":[[:space:]]*"(avx512-dense|avx2-dense|scalar)-int8"' "$tmp/prec.json" ||
     fail "dense int8 kernel name"
+# at NMF_ISA=avx2 a dense int8 layer runs the dense AVX2 kernel (scalar on CPUs without AVX2)
+NMF_ISA=avx2 "$cli" bench gemm --json --reps 3 --threads 1 --shapes 32x64 --tokens 3 \
+    --patterns dense --precision int8 > "$tmp/prec2.json" || fail "NMF_ISA=avx2 int8 failed"
+grep -Eq '"kernel":[[:space:]]*"(avx2-dense|scalar)-int8"' "$tmp/prec2.json" ||
+    fail "dense int8 kernel name at NMF_ISA=avx2"
 "$cli" bench gemm --precision f16 > /dev/null 2> "$tmp/err" && fail "--precision f16 accepted"
 grep -q "bad list" "$tmp/err" || fail "--precision f16: no clear error"
 

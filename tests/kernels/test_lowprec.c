@@ -10,7 +10,9 @@
  *   windows (16, 64 columns), ragged tokens, padded last groups, every pattern of test_spmm;
  * - dense int8 (every ISA, the AVX-512 VNNI dense kernel where present) bit-exact against a
  *   plain dense reference of the same arithmetic; rows around 16, columns around 4 and 64,
- *   tokens around 16; the int32 limit for a dense row;
+ *   tokens around 16; the int32 limit for a dense row; the AVX2 dense kernel (int16
+ *   activations) bit for bit the AVX2 shuffle kernel on the same layout, GELU included, around
+ *   its row pairs, token blocks and chunks (test_dense_avx2);
  *   the largest sums that fit int32 (a row of NMF_Q8_MAX_KEPT kept weights at +-127 x 127) and
  *   the first row that does not; zero and non-finite inputs; the scalar dispatch (NMF_ISA).
  * - bf16: every ISA's layer at 1 token (the bf16 panel kernel) and at many (the f32 kernels on
@@ -75,22 +77,29 @@ static void dense_ref(float *y, const float *x, const float *w, const float *bia
 }
 
 /* Kernel k on layout q (built for it) from x (T tokens): its quantiser gives the portable
- * quantiser's bytes and scales (tokens in two calls); the kernel (row blocks in two calls) and
- * the scalar kernel on the same layout give yref's bits (y2: scratch of T * out floats). */
+ * quantiser's values and scales (tokens in two calls; u8 q + 128 byte for byte, or int16 q
+ * with padding 0); the kernel on them (row blocks in two calls) and the scalar kernel on the
+ * portable bytes give yref's bits (y2: scratch of T * out floats). */
 static void check_kernel(const nmf_q8_kernel *k, const nmf_q8_weights *q, const float *x, size_t T,
                          const float *b, const float *yref, float *y2, const char *label) {
-    const size_t in = q->in, out = q->out, ldq = q->windows * q->g.win;
-    uint8_t *xq = malloc(T * ldq), *xq2 = malloc(T * ldq);
+    const size_t in = q->in, out = q->out, ldq = q->windows * q->g.win, ldq2 = ldq * k->xbytes;
+    uint8_t *xq = malloc(T * ldq), *xq2 = malloc(T * ldq2);
     float *sx = malloc(T * sizeof(float)), *sx2 = malloc(T * sizeof(float));
     CHECK(nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, 0, T) == 0);
-    CHECK(k->quantize(xq2, ldq, sx2, x, in, in, T / 2, T) == 0);
-    CHECK(k->quantize(xq2, ldq, sx2, x, in, in, 0, T / 2) == 0);
-    CHECK_MSG(!memcmp(xq, xq2, T * ldq) && !memcmp(sx, sx2, T * sizeof(float)), "%s: %s quantiser",
-              label, k->name);
+    memset(xq2, 0xAB, T * ldq2);
+    CHECK(k->quantize(xq2, ldq2, sx2, x, in, in, T / 2, T) == 0);
+    CHECK(k->quantize(xq2, ldq2, sx2, x, in, in, 0, T / 2) == 0);
+    int same = !memcmp(sx, sx2, T * sizeof(float));
+    for (size_t i = 0; i < T * ldq; i++) {
+        int16_t v = (int16_t)xq2[i];
+        if (k->xbytes == 2) memcpy(&v, xq2 + 2 * i, 2);
+        same &= v == (k->xbytes == 2 ? (int16_t)(xq[i] - 128) : (int16_t)xq[i]);
+    }
+    CHECK_MSG(same, "%s: %s quantiser", label, k->name);
     const size_t half = q->rowblocks / 2;
     memset(y2, 0xFF, T * out * sizeof(float));
-    k->forward(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, half, q->rowblocks);
-    k->forward(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, 0, half);
+    k->forward(y2, xq2, ldq2, sx2, T, q, b, NMF_ACT_NONE, half, q->rowblocks);
+    k->forward(y2, xq2, ldq2, sx2, T, q, b, NMF_ACT_NONE, 0, half);
     CHECK_MSG(test_same_bits(y2, yref, T * out, label), "%s: int8 kernel %s", label, k->name);
     memset(y2, 0xFF, T * out * sizeof(float));
     nmf_q8_forward_scalar(y2, xq, ldq, sx, T, q, b, NMF_ACT_NONE, 0, q->rowblocks);
@@ -375,6 +384,91 @@ static void test_dense(void) {
         }
 }
 
+/* The AVX2 dense kernel (avx2-dense-int8: int16 activations, row blocks of 8 in pairs, token
+ * blocks, row blocks in chunks of 256 KB of weights) on the layout it shares with the AVX2
+ * shuffle kernel: bit for bit the shuffle kernel's output (the same integer sums and epilogue,
+ * bias and GELU included), and without activation the scalar kernel's and dense_q8_ref's; its
+ * quantiser the portable one's values. Through the layer (NMF_ISA=avx2) and directly on row
+ * ranges that split the pairs (an odd first block) and the chunks. Rows around 8 and 16, in
+ * ragged (not a multiple of 2 or 16), tokens 1, 3-6, 8-9 around the block of 6 and 131; two
+ * shapes of several chunks (odd block counts: a single block at a chunk's end). */
+static void test_dense_avx2(void) {
+    if (nmf_cpu_best_isa() < NMF_ISA_AVX2) {
+        printf("test_lowprec: no AVX2 here: the AVX2 dense int8 kernel is not run\n");
+        return;
+    }
+    const int san = getenv("NMF_SANITIZED") != NULL;
+    const nmf_q8_kernel *k = nmf_q8_kernel_for(NMF_ISA_AVX2, 1);
+    CHECK(!strcmp(k->name, "avx2-dense-int8") && k->xbytes == 2);
+    static const size_t shapes[][3] = {
+        {1, 1, 1},     {7, 2, 5},     {8, 16, 4},     {9, 17, 5},    {15, 31, 3},
+        {16, 32, 8},   {17, 33, 9},   {24, 15, 131},  {25, 100, 131}, {40, 768, 6},
+        {139, 2048, 5}, {173, 3000, 131}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int variant = 0; variant < 2; variant++) { /* 0: no bias, none; 1: bias, GELU */
+            const size_t out = shapes[si][0], in = shapes[si][1];
+            const size_t T = san && out * in > 10000 && shapes[si][2] > 9 ? 9 : shapes[si][2];
+            const nmf_activation act = variant ? NMF_ACT_GELU : NMF_ACT_NONE;
+            char label[96];
+            snprintf(label, sizeof label, "avx2 dense out=%zu in=%zu T=%zu%s", out, in, T,
+                     variant ? " bias gelu" : "");
+            float *w = malloc(out * in * sizeof(float)), *x = malloc(T * in * sizeof(float));
+            float *bias = malloc(out * sizeof(float)), *yref = malloc(T * out * sizeof(float));
+            float *y = malloc(T * out * sizeof(float)), *y2 = malloc(T * out * sizeof(float));
+            for (size_t i = 0; i < out * in; i++) w[i] = test_rand_float(&rng);
+            for (size_t i = 0; i < T * in; i++) x[i] = 3.0f * test_rand_float(&rng);
+            for (size_t i = 0; i < out; i++) bias[i] = test_rand_float(&rng);
+            if (T > 2) memset(x + in, 0, in * sizeof(float)); /* a zero token: y = act(bias) */
+            const float *b = variant ? bias : NULL;
+            nmf_q8_weights q;
+            void *storage = NULL;
+            CHECK_OK(nmf_q8_build_dense(&q, &storage, w, 0, out, in, k->g));
+            const size_t ldq = q.windows * q.g.win, ldq2 = ldq * k->xbytes, RB = q.rowblocks;
+            uint8_t *xq = malloc(T * ldq), *xq2 = malloc(T * ldq2);
+            float *sx = malloc(T * sizeof(float)), *sx2 = malloc(T * sizeof(float));
+            CHECK(nmf_q8_quantize_tokens(xq, ldq, sx, x, in, in, 0, T) == 0);
+            CHECK(k->quantize(xq2, ldq2, sx2, x, in, in, 0, T) == 0);
+            int same = !memcmp(sx, sx2, T * sizeof(float));
+            for (size_t i = 0; i < T * ldq; i++) {
+                int16_t v;
+                memcpy(&v, xq2 + 2 * i, 2);
+                same &= v == xq[i] - 128;
+            }
+            CHECK_MSG(same, "%s: quantiser", label);
+            /* the reference: the shuffle kernel on the same layout and bytes */
+            nmf_q8_forward_avx2(yref, xq, ldq, sx, T, &q, b, act, 0, RB);
+            if (act == NMF_ACT_NONE) {
+                dense_q8_ref(y, x, w, b, T, out, in, act);
+                CHECK_MSG(test_same_bits(yref, y, T * out, label), "%s: shuffle kernel", label);
+                nmf_q8_forward_scalar(y, xq, ldq, sx, T, &q, b, act, 0, RB);
+                CHECK_MSG(test_same_bits(yref, y, T * out, label), "%s: scalar kernel", label);
+            }
+            /* directly: row ranges [0, 1), [1, RB / 2), [RB / 2, RB) */
+            const size_t cut[4] = {0, RB > 1 ? 1 : RB, RB / 2 > 1 ? RB / 2 : RB > 1 ? 1 : RB, RB};
+            for (size_t i = 0; i < T * out; i++) y[i] = NAN;
+            for (int part = 2; part >= 0; part--)
+                k->forward(y, xq2, ldq2, sx2, T, &q, b, act, cut[part], cut[part + 1]);
+            CHECK_MSG(test_same_bits(y, yref, T * out, label), "%s: kernel", label);
+            /* through the layer */
+            nmf_set_isa(NMF_ISA_AVX2);
+            nmf_linear *lin = NULL;
+            CHECK_OK(nmf_linear_create_dense(&lin, w, out, in));
+            if (lin) {
+                CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
+                CHECK(!strcmp(nmf_linear_kernel_name(lin, T), k->name));
+                CHECK(nmf_linear_weight_bytes(lin) == nmf_q8_layout_bytes(&q));
+                for (size_t i = 0; i < T * out; i++) y2[i] = NAN;
+                CHECK_OK(nmf_linear_forward(y2, x, lin, b, T, act));
+                CHECK_MSG(test_same_bits(y2, yref, T * out, label), "%s: layer", label);
+                nmf_linear_free(lin);
+            }
+            nmf_set_isa(nmf_cpu_best_isa());
+            nmf_free(storage);
+            free(w), free(x), free(bias), free(yref), free(y), free(y2);
+            free(xq), free(xq2), free(sx), free(sx2);
+        }
+}
+
 /* A dense row at the int32 limit (NMF_Q8_MAX_KEPT columns, q_w = +-127 against stored 255 / 1),
  * every ISA; one more column is refused. */
 static void test_dense_saturation(void) {
@@ -570,6 +664,7 @@ int main(void) {
     test_quantisers();
     test_saturation();
     test_dense();
+    test_dense_avx2();
     test_dense_saturation();
     test_threads();
     int cnum = 0;
