@@ -13,8 +13,8 @@
  * so that a block's activations stay in L2 from one op to the next while its weights are shared
  * by the groups. Grouping changes no value (every op is per token, attention per image).
  * DeiT-small (1.2 MB an image: groups of one), batch 32, one thread, Xeon model 207, ms an
- * image, the whole batch a block -> groups: f32 dense 75.4 -> 66.6, 1:8 29.2 -> 25.0; int8
- * dense 37.5 -> 25.2, 1:8 20.6 -> 12.1 (batch 1: 11.7) (`bench model --shape deit-small
+ * image, the whole batch a block -> groups: f32 dense 70.6 -> 64.7, 1:8 29.3 -> 24.9; int8
+ * dense 31.9 -> 24.2, 1:8 20.6 -> 11.8 (batch 1: 11.7) (`bench model --shape deit-small
  * --batch 32 --threads 1`; docs/PERFORMANCE.md). */
 #define BLOCK_GROUP_BYTES ((size_t)1 << 20)
 static size_t images_per_group(const nmf_vit *m) {
