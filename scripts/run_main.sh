@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Body of `make run`, the main job: Fashion-MNIST -> a family of N:M ViTs, measured.
 #   1. nmformer train --config demo --patterns 4:8,2:8,1:8   (IDP: dense -> 4:8 -> 2:8 -> 1:8)
-#   2. nmformer eval of every candidate (test split, 10k images)
-#   3. nmformer bench model of every candidate (latency of one image)
-#   4. one table + out/summary.json (model, accuracy, bytes, latency_ms, speedup per candidate)
+#   2. nmformer eval of every candidate (test split, 10k images), in f32 and in int8
+#   3. nmformer bench model of every candidate (latency of one image), f32 and int8
+#   4. one table + out/summary.json (model, accuracy, bytes, latency_ms, speedup per candidate;
+#      accuracy_int8, latency_ms_int8: the same candidate with --precision int8)
 #   5. nmformer sim of every candidate on the mid-size accelerator design (out/sim_*.json, with
 #      its timeline in out/sim_*.trace.json)
 #   6. nmformer report: out/report.html (docs/REPORT.md)
@@ -30,16 +31,21 @@ echo "== train --config demo --patterns 4:8,2:8,1:8 ($threads threads) -> $famil
 t_train=$(date +%s)
 
 models=(dense 4:8 2:8 1:8)
-declare -A acc bytes lat
-echo "== eval (test split) + bench model (batch 1, 1 thread, median of 50)"
+declare -A acc bytes lat acc8 lat8
+echo "== eval (test split) + bench model (batch 1, 1 thread, median of 50), f32 and int8"
+top1() { grep -o '"top1": *[0-9.]*' | grep -o '[0-9.]*$'; }
 for m in "${models[@]}"; do
-  line=$("$cli" eval "$family" --model "$m" --threads "$threads" --json)
-  acc[$m]=$(grep -o '"top1": *[0-9.]*' <<<"$line" | grep -o '[0-9.]*$')
+  acc[$m]=$("$cli" eval "$family" --model "$m" --threads "$threads" --json | top1)
+  acc8[$m]=$("$cli" eval "$family" --model "$m" --threads "$threads" --precision int8 --json | top1)
 done
+latency() { # candidate label -> its latency_ms in the bench JSON on stdin
+  grep "\"candidate\": *\"$1\"" | grep -o '"latency_ms": *[0-9.]*' | head -1 | grep -o '[0-9.]*$'
+}
 bench=$("$cli" bench model "$family" --threads 1 --batch 1 --reps 50 --json)
+bench8=$("$cli" bench model "$family" --threads 1 --batch 1 --reps 50 --precision int8 --json)
 for m in "${models[@]}"; do
-  lat[$m]=$(grep "\"candidate\": *\"$m\"" <<<"$bench" | grep -o '"latency_ms": *[0-9.]*' | head -1 |
-            grep -o '[0-9.]*$')
+  lat[$m]=$(latency "$m" <<<"$bench")
+  lat8[$m]=$(latency "$m@int8" <<<"$bench8")
 done
 # bytes each candidate stores (its tensors in the family file), from `info --json`
 while read -r name b; do bytes[$name]=$b; done < <("$cli" info "$family" --json | awk '
@@ -47,17 +53,19 @@ while read -r name b; do bytes[$name]=$b; done < <("$cli" info "$family" --json 
   /^\t\t\t"stored_bytes":/ { gsub(/,/, "", $2); print name, $2 }')
 file_bytes=$(stat -c %s "$family")
 
-printf '\n%-8s %10s %12s %12s %9s\n' candidate "test acc" bytes "latency ms" speedup
+printf '\n%-8s %10s %12s %12s %9s %10s %12s\n' candidate "test acc" bytes "latency ms" speedup \
+  "int8 acc" "int8 ms"
 json="["
 sep=""
+pct() { awk -v a="$1" 'BEGIN { print 100 * a }'; }
 for m in "${models[@]}"; do
-  for v in "${acc[$m]:-}" "${lat[$m]:-}" "${bytes[$m]:-}"; do
+  for v in "${acc[$m]:-}" "${lat[$m]:-}" "${bytes[$m]:-}" "${acc8[$m]:-}" "${lat8[$m]:-}"; do
     [[ -n $v ]] || { echo "run_main: missing a measurement for $m" >&2; exit 1; }
   done
   speed=$(awk -v d="${lat[dense]}" -v x="${lat[$m]}" 'BEGIN { printf "%.2f", (x > 0 ? d / x : 0) }')
-  printf '%-8s %9.2f%% %12d %12.4f %8sx\n' "$m" "$(awk -v a="${acc[$m]}" 'BEGIN{print 100*a}')" \
-    "${bytes[$m]}" "${lat[$m]}" "$speed"
-  json+="$sep{\"model\": \"$m\", \"accuracy\": ${acc[$m]}, \"bytes\": ${bytes[$m]}, \"latency_ms\": ${lat[$m]}, \"speedup\": $speed}"
+  printf '%-8s %9.2f%% %12d %12.4f %8sx %9.2f%% %12.4f\n' "$m" "$(pct "${acc[$m]}")" \
+    "${bytes[$m]}" "${lat[$m]}" "$speed" "$(pct "${acc8[$m]}")" "${lat8[$m]}"
+  json+="$sep{\"model\": \"$m\", \"accuracy\": ${acc[$m]}, \"bytes\": ${bytes[$m]}, \"latency_ms\": ${lat[$m]}, \"speedup\": $speed, \"accuracy_int8\": ${acc8[$m]}, \"latency_ms_int8\": ${lat8[$m]}}"
   sep=", "
 done
 json+="]"

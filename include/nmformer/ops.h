@@ -94,6 +94,11 @@ NMF_API size_t nmf_attention_q8_work_floats(size_t Tq, size_t Tk, size_t d);
 NMF_API nmf_status nmf_attention_forward_q8(float *out, const float *q, const float *k,
                                             const float *v, const nmf_attention_shape *s,
                                             float *work);
+/* Whether int8 attention beats f32 on heads of width d with Tq queries a call: the rule the
+ * int8 models use (their attention is int8 where it pays, else f32). A head's int8 packing
+ * (Q, K quantised, V per channel over the keys) costs more than it saves on a few queries or
+ * on narrow heads. */
+NMF_API int nmf_attention_q8_pays(size_t Tq, size_t d);
 /* The portable reference of the same numbers (what NMF_ISA=scalar runs). */
 NMF_API nmf_status nmf_attention_forward_q8_ref(float *out, const float *q, const float *k,
                                                 const float *v, const nmf_attention_shape *s,

@@ -152,14 +152,6 @@ static int int8_block(const nmf_lm *m, int l) {
     return 0;
 }
 
-/* int8 models attend in int8 (nmf_attention_forward_q8) from this many queries per call: the
- * prefill, BERT, evaluation windows. Below, the f32 kernel: a head's int8 packing (K and V
- * quantised afresh, since V's scales span the keys) costs more than it saves on a few queries
- * (`NMF_THREADS=1 build/attention_sweep`, one head of 64 over 256 keys, Xeon model 207: 1 query
- * 7.4 us int8 vs 5.9 f32, 8 queries 8.7 vs 8.7, 16 queries 10.2 vs 11.8, 64 queries 19.3 vs
- * 32.1; docs/PERFORMANCE.md). */
-#define LM_Q8_MIN_QUERIES 16
-
 /* att (BT, Q) = softmax(q k^T / sqrt(hd)) v per (sequence, head) over layer l's keys: query
  * head h reads kv head h / (heads / kv_heads); causal for decoders (the T queries are the last
  * of past + T keys), over the valid keys for BERT. Threads over (sequence, head) pairs. */
@@ -171,7 +163,9 @@ static nmf_status attend(const nmf_lm *m, float *att, const float *q, size_t ldq
     const nmf_lm_arena *a = &m->arena;
     const long pairs = (long)(B * H);
     const size_t tk = kv->past + T;
-    const int q8 = T >= LM_Q8_MIN_QUERIES && hd <= NMF_ATTENTION_Q8_MAX_D && int8_block(m, l);
+    /* int8 models attend in int8 where it pays: the prefill, BERT, evaluation windows; decode
+     * steps (a query a call) keep f32 */
+    const int q8 = int8_block(m, l) && nmf_attention_q8_pays(T, hd);
     int threads = a->threads < (int)pairs ? a->threads : (int)pairs;
     if (4.0 * (double)pairs * (double)T * (double)tk * (double)hd < 262144.0) threads = 1;
     if (tk > a->tk || kv->past + T > cap)

@@ -46,9 +46,11 @@ static void norm(float *y, const float *x, const float *w, const float *b, size_
     else nmf_layernorm_forward(y, x, w, b, N, D, eps);
 }
 
-/* An int8 block runs its attention in int8 too (nmf_vit_set_precision) */
-static int int8_attention(const nmf_vit_block *lin) {
-    return lin->qkv && nmf_linear_precision(lin->qkv) == NMF_PREC_INT8;
+/* An int8 block runs its attention in int8 too where that pays (nmf_attention_q8_pays: heads
+ * of 32 channels or more) */
+static int int8_attention(const nmf_vit_block *lin, size_t T, size_t head_dim) {
+    return lin->qkv && nmf_linear_precision(lin->qkv) == NMF_PREC_INT8 &&
+           nmf_attention_q8_pays(T, head_dim);
 }
 
 nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params *p,
@@ -69,7 +71,7 @@ nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params 
     if (tape)
         attention_forward(io->atty, tape->att, io->qkv, (int)B, (int)T, (int)D, (int)NH,
                           s->causal, tape->scratch, tape->nscratch);
-    else if ((st = (int8_attention(lin) ? nmf_mhsa_forward_q8 : nmf_mhsa_forward)(
+    else if ((st = (int8_attention(lin, T, D / NH) ? nmf_mhsa_forward_q8 : nmf_mhsa_forward)(
                   io->atty, io->qkv, B, T, NH, D / NH, s->causal, io->work, io->work_floats)))
         return st;
     nmf_vit_observe(o, NMF_OP_ATTN, l, io->atty, BT, D);

@@ -251,6 +251,10 @@ int main(void) {
             pack_case(7, 13, pd[b], 2, bad);
             pack_case(197, 197, pd[b], pd[b] % 3, bad);
         }
+    /* where the int8 models use it: 16 queries or more, heads of 32 to 4096 channels */
+    CHECK(nmf_attention_q8_pays(197, 64) && nmf_attention_q8_pays(16, 32) && nmf_attention_q8_pays(16, 4096));
+    CHECK(!nmf_attention_q8_pays(15, 64) && !nmf_attention_q8_pays(1, 64) && !nmf_attention_q8_pays(197, 16) &&
+          !nmf_attention_q8_pays(197, 31) && !nmf_attention_q8_pays(197, 4097));
     /* bad shapes */
     float x[64] = {0};
     nmf_attention_shape bad = shape(2, 2, 4097, 4097, 0);

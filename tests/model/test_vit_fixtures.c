@@ -234,7 +234,7 @@ static void batch_groups(void) {
     c.patch = 4;
     c.dim = 32;
     c.depth = 2;
-    c.heads = 2;
+    c.heads = 1; /* heads of 32: int8 blocks attend in int8 (nmf_attention_q8_pays) */
     c.mlp_ratio = 12.0f;
     const size_t B = 5, per = (size_t)c.in_chans * 64 * 64, K = (size_t)c.num_classes;
     float *x = malloc(B * per * sizeof(float)), *whole = malloc(B * K * sizeof(float));
