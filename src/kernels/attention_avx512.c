@@ -8,7 +8,6 @@
  * the output accumulators and one pass of exponentials per chunk, and P V over the whole chunk
  * (for a ViT's 197 keys: the whole row at once). The exponentials are 2^x (softmax_chunk). */
 #include <immintrin.h>
-#include <limits.h>
 #include <math.h>
 
 #include "kernels/ops_internal.h"
@@ -297,21 +296,16 @@ void nmf_attention_avx512(float *out, const float *q, const float *k, const floa
         size_t kend = last[QB - 1] + 1; /* rows are in order, so the last row sees the most */
         for (size_t c0 = 0; c0 < kend; c0 += CHUNK) {
             const size_t cend = kend - c0 < CHUNK ? kend : c0 + CHUNK;
-            /* the chunk's key vectors dealt out evenly over the fewest tiles of at most KV:
-             * 197 keys (13 vectors) run as 4 + 3 + 3 + 3, not 4 + 4 + 4 + 1, whose one-vector
-             * tile has 6 FMA chains for the FMA latency */
+            /* the chunk's key vectors dealt out evenly over the fewest tiles of at most KV
+             * (nmf_att_tile_of) */
             const size_t kvecs = (cend - c0 + 15) / 16, tiles = (kvecs + KV - 1) / KV;
             _Alignas(64) float mx[QB * 16];
             for (int r = 0; r < QB; r++) _mm512_store_ps(mx + 16 * r, _mm512_set1_ps(-INFINITY));
             for (size_t t = 0; t < tiles; t++) {
-                const size_t v0 = kvecs * t / tiles, j0 = c0 + 16 * v0;
-                const int nv = (int)(kvecs * (t + 1) / tiles - v0);
-                long limit[QB], minlim = LONG_MAX;
-                for (int r = 0; r < QB; r++) {
-                    limit[r] = (long)last[r] - (long)j0;
-                    minlim = limit[r] < minlim ? limit[r] : minlim;
-                }
-                const int full = minlim >= 16 * nv - 1; /* no key of the tile is masked for any row */
+                long limit[QB];
+                const nmf_att_tile tl = nmf_att_tile_of(kvecs, tiles, t, c0, last, limit);
+                const size_t v0 = tl.v0, j0 = c0 + 16 * v0;
+                const int nv = tl.nv, full = tl.full;
                 float *pt = p + 16 * v0;
                 tiles_by_shape[nv - 1][full](qr, kt + j0, Tkp, d, limit, vscale, pt, CHUNK, mx);
             }

@@ -9,7 +9,6 @@
  *   broadcast of the row's 4 probabilities (u8), one vpdpbusd per (row, vector); the chunk's
  *   int32 sums are scaled into the f32 accumulators once per chunk. */
 #include <immintrin.h>
-#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -289,21 +288,16 @@ void nmf_attention_q8_avx512(float *out, const nmf_q8_head *h, const nmf_attenti
         const size_t kend = last[QB - 1] + 1; /* rows are in order: the last sees the most */
         for (size_t c0 = 0; c0 < kend; c0 += CHUNK) {
             const size_t cend = kend - c0 < CHUNK ? kend : c0 + CHUNK;
-            /* key vectors dealt evenly over the fewest tiles of at most KV (attention_avx512.c) */
+            /* key vectors dealt evenly over the fewest tiles of at most KV (nmf_att_tile_of) */
             const size_t kvecs = (cend - c0 + 15) / 16, tiles = (kvecs + KV - 1) / KV;
             _Alignas(64) float mx[QB * 16];
             for (int r = 0; r < QB; r++) _mm512_store_ps(mx + 16 * r, _mm512_set1_ps(-INFINITY));
             for (size_t t = 0; t < tiles; t++) {
-                const size_t v0 = kvecs * t / tiles, j0 = c0 + 16 * v0;
-                const int nv = (int)(kvecs * (t + 1) / tiles - v0);
-                long limit[QB], minlim = LONG_MAX;
-                for (int r = 0; r < QB; r++) {
-                    limit[r] = (long)last[r] - (long)j0;
-                    minlim = limit[r] < minlim ? limit[r] : minlim;
-                }
-                const int full = minlim >= 16 * nv - 1;
-                tiles_by_shape[nv - 1][full](qr, qoff, qscale, h->kg + j0, tkp, G, h->kscale + j0,
-                                             limit, h->scores + 16 * v0, mx);
+                long limit[QB];
+                const nmf_att_tile tl = nmf_att_tile_of(kvecs, tiles, t, c0, last, limit);
+                const size_t j0 = c0 + 16 * tl.v0;
+                tiles_by_shape[tl.nv - 1][tl.full](qr, qoff, qscale, h->kg + j0, tkp, G,
+                                                   h->kscale + j0, limit, h->scores + 16 * tl.v0, mx);
             }
             softmax_chunk(h->scores, h->p8, kvecs, mx, m, l, alpha);
             /* masked keys have p8 = 0, so P V runs over whole groups of 4 */

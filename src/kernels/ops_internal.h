@@ -12,6 +12,30 @@
 /* AVX-512: keys per softmax chunk (one max, one rescale per chunk; its QK tiles stay KT) */
 #define NMF_ATT_CHUNK 512
 
+/* Tile t of a chunk of kvecs key vectors (16 keys each, the first at key c0) dealt evenly over
+ * `tiles` tiles: 197 keys (13 vectors) run as 4 + 3 + 3 + 3, not 4 + 4 + 4 + 1, whose
+ * one-vector tile leaves too few independent sums for the multiply-add latency. Fills limit[r]
+ * (row r's last visible key - the tile's first key: larger keys are masked) and says whether no
+ * key of the tile is masked for any row (the AVX-512 kernels, f32 and int8). */
+typedef struct {
+    size_t v0; /* the tile's first vector in the chunk */
+    int nv;    /* its vectors */
+    int full;  /* no key masked */
+} nmf_att_tile;
+static inline nmf_att_tile nmf_att_tile_of(size_t kvecs, size_t tiles, size_t t, size_t c0,
+                                           const size_t last[NMF_ATT_QB], long limit[NMF_ATT_QB]) {
+    nmf_att_tile tile;
+    tile.v0 = kvecs * t / tiles;
+    tile.nv = (int)(kvecs * (t + 1) / tiles - tile.v0);
+    long minlim = limit[0] = (long)last[0] - (long)(c0 + 16 * tile.v0);
+    for (int r = 1; r < NMF_ATT_QB; r++) {
+        limit[r] = (long)last[r] - (long)(c0 + 16 * tile.v0);
+        minlim = limit[r] < minlim ? limit[r] : minlim;
+    }
+    tile.full = minlim >= 16 * tile.nv - 1;
+    return tile;
+}
+
 /* Whether the CPU (and OS) run AVX-512 with VNNI and VBMI: the int8 kernels of spmm_q8_avx512.c
  * (src/core/cpu.c; a feature beyond the nmf_isa levels, asked where those kernels are planned). */
 int nmf_cpu_has_vnni512(void);
