@@ -13,22 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "nmformer/core.h"
 #include "nmformer/ops.h"
-
-#define RUNS 21
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-static int by_value(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "sweep_runs.h" /* RUNS, sweep_sort */
 
 typedef struct {
     size_t Tq, Tk, d, heads; /* heads > 0: multi-head over T = Tq = Tk */
@@ -53,12 +41,12 @@ static int time_kernel(int q8, const shape *s, float *out, const float *x, float
     double t[RUNS];
     if (call(q8, s, out, x, work, wf)) return 1; /* warm-up */
     for (int r = 0; r < RUNS; r++) {
-        const double t0 = now();
+        const double t0 = nmf_now();
         for (int i = 0; i < reps; i++)
             if (call(q8, s, out, x, work, wf)) return 1;
-        t[r] = (now() - t0) / reps;
+        t[r] = (nmf_now() - t0) / reps;
     }
-    qsort(t, RUNS, sizeof t[0], by_value);
+    sweep_sort(t);
     *best = t[0];
     *median = t[RUNS / 2];
     return 0;

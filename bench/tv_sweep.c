@@ -10,34 +10,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernels/spmm.h"
 #include "nmformer/core.h"
 #include "nmformer/kernels.h"
-
-#define RUNS 21
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-static int by_value(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "sweep_runs.h" /* RUNS, sweep_sort */
 
 /* Times the layer as tuned; prints one row. */
 static void row(nmf_linear *lin, const float *x, float *y, size_t T, double useful_flop,
                 double peak, const char *label) {
     double t[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        const double t0 = now();
+        const double t0 = nmf_now();
         for (int k = 0; k < 5; k++) (void)nmf_linear_forward(y, x, lin, NULL, T, NMF_ACT_NONE);
-        t[r] = (now() - t0) / 5;
+        t[r] = (nmf_now() - t0) / 5;
     }
-    qsort(t, RUNS, sizeof t[0], by_value);
+    sweep_sort(t);
     const double gf = useful_flop / t[0] / 1e9;
     printf("%-12s %-20s %10.4f %10.4f %10.1f %7.0f%%\n", nmf_linear_kernel_name(lin, T), label,
            t[0] * 1e3, t[RUNS / 2] * 1e3, gf, 100 * gf / peak);
