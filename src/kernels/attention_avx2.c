@@ -13,6 +13,7 @@
 
 #include "kernels/ops_internal.h"
 #include "kernels/simd_exp.h"
+#include "kernels/simd_reduce_avx2.h"
 
 #define QB NMF_ATT_QB
 #define CHUNK NMF_ATT_CHUNK
@@ -22,20 +23,6 @@
 #endif
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-static inline float hmax8(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* s[r][0..16) = sum_c qr[r][c] kt[c*ldkt + 0..16), stored to out[r*CHUNK + 0..16). */
 static void qk16(float *out, const float *const qr[QB], const float *kt, size_t ldkt, size_t d) {
@@ -143,7 +130,7 @@ static void softmax_tile(float *p, size_t nv8, const long limit[QB], float scale
             _mm256_storeu_ps(pr + 8 * v, s);
             mx = _mm256_max_ps(mx, s);
         }
-        float tmax = hmax8(mx);
+        float tmax = nmf_hmax8(mx);
         float mnew = tmax > m[r] ? tmax : m[r];
         if (mnew == -INFINITY) { /* nothing visible yet for this row */
             alpha[r] = 1.0f;
@@ -160,7 +147,7 @@ static void softmax_tile(float *p, size_t nv8, const long limit[QB], float scale
             sum = _mm256_add_ps(sum, e);
             _mm256_storeu_ps(pr + 8 * v, e);
         }
-        l[r] = l[r] * alpha[r] + hsum8(sum);
+        l[r] = l[r] * alpha[r] + nmf_hsum8(sum);
         m[r] = mnew;
     }
 }

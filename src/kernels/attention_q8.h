@@ -99,6 +99,30 @@ static inline int32_t nmf_q8_prob(float s, float neg_m) {
     return (int32_t)((e + 12582912.0f) - 12582912.0f);
 }
 
+/* A block of NMF_ATT_QB queries from query i0 (nq of them real, the spare rows repeating the
+ * last): each row's packed query, K-offset correction, scale and last visible key, and its
+ * online-softmax state at the start (m = -inf, l = 0). The kernels' block loops start here. */
+typedef struct {
+    size_t nq;
+    const int8_t *qr[NMF_ATT_QB];
+    int32_t qoff[NMF_ATT_QB];
+    float qscale[NMF_ATT_QB], m[NMF_ATT_QB], l[NMF_ATT_QB];
+    size_t last[NMF_ATT_QB];
+} nmf_q8_block;
+static inline void nmf_q8_block_start(nmf_q8_block *b, const nmf_q8_head *h,
+                                      const nmf_attention_shape *s, size_t i0) {
+    b->nq = s->Tq - i0 < NMF_ATT_QB ? s->Tq - i0 : NMF_ATT_QB;
+    for (int r = 0; r < NMF_ATT_QB; r++) {
+        const size_t i = i0 + ((size_t)r < b->nq ? (size_t)r : b->nq - 1);
+        b->qr[r] = h->q8 + i * h->d4;
+        b->qoff[r] = h->qoff[i];
+        b->qscale[r] = h->qscale[i];
+        b->last[r] = s->causal ? i + (s->Tk - s->Tq) : s->Tk - 1;
+        b->m[r] = -INFINITY;
+        b->l[r] = 0.0f;
+    }
+}
+
 /* One packed head, AVX-512 VNNI (attention_q8_avx512.c) and AVX2 (attention_q8_avx2.c, no VNNI
  * needed); the reference is attention_q8.c. */
 void nmf_attention_q8_avx512(float *out, const nmf_q8_head *h, const nmf_attention_shape *s);

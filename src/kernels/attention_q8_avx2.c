@@ -25,6 +25,7 @@
 #include "kernels/attention_q8.h"
 #include "kernels/simd_exp.h"
 #include "kernels/spmm_q8.h"
+#include "kernels/simd_reduce_avx2.h"
 
 #define QB NMF_ATT_QB
 #define CHUNK NMF_ATT_CHUNK
@@ -36,20 +37,6 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define NOINLINE static __attribute__((noinline))
-
-static inline float hmax8(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static inline int32_t hsum8_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
 
 /* s8 words (4 bytes) as int16 pairs: bytes 0, 2 sign-extended (even) and bytes 1, 3 (odd) */
 static inline __m256i even_s16(__m256i w) { return _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8); }
@@ -136,7 +123,7 @@ NOINLINE void softmax_chunk(int32_t *pw, const float *p, size_t nvec, const floa
                                            0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
     for (int r = 0; r < QB; r++) {
         float neg_m;
-        alpha[r] = nmf_q8_chunk_step(hmax8(_mm256_load_ps(mx + 8 * r)), &m[r], &neg_m);
+        alpha[r] = nmf_q8_chunk_step(nmf_hmax8(_mm256_load_ps(mx + 8 * r)), &m[r], &neg_m);
         const __m256 vm = _mm256_set1_ps(neg_m);
         const float *pr = p + (size_t)r * CHUNK;
         int32_t *wr = pw + (size_t)r * PW_ROW;
@@ -150,7 +137,7 @@ NOINLINE void softmax_chunk(int32_t *pw, const float *p, size_t nvec, const floa
             _mm_storeu_si128((__m128i *)(void *)(wr + 4 * v),
                              _mm256_castsi256_si128(_mm256_permute4x64_epi64(t, _MM_SHUFFLE(3, 1, 2, 0))));
         }
-        l[r] = fmaf(l[r], alpha[r], (float)hsum8_epi32(sum));
+        l[r] = fmaf(l[r], alpha[r], (float)nmf_hsum8_epi32(sum));
     }
 }
 
@@ -281,23 +268,15 @@ void nmf_q8_attention_layout_avx2(nmf_q8_head *h, const uint8_t *ktmp, const flo
 }
 
 void nmf_attention_q8_avx2(float *out, const nmf_q8_head *h, const nmf_attention_shape *sh) {
-    const size_t Tq = sh->Tq, Tk = sh->Tk, d = sh->d, G = h->d4 / 4, tkp = h->tkp, dp = h->dp;
-    const size_t off = sh->causal ? Tk - Tq : 0;
+    const size_t Tq = sh->Tq, d = sh->d, G = h->d4 / 4, tkp = h->tkp, dp = h->dp;
     for (size_t i0 = 0; i0 < Tq; i0 += QB) {
-        const size_t nq = Tq - i0 < QB ? Tq - i0 : QB;
-        const int8_t *qr[QB];
-        int32_t qoff[QB];
-        float qscale[QB], m[QB], alpha[QB], l[QB];
-        size_t last[QB]; /* last visible key of each row */
-        for (int r = 0; r < QB; r++) {
-            const size_t i = i0 + ((size_t)r < nq ? (size_t)r : nq - 1); /* spare rows repeat the last */
-            qr[r] = h->q8 + i * h->d4;
-            qoff[r] = h->qoff[i];
-            qscale[r] = h->qscale[i];
-            last[r] = sh->causal ? i + off : Tk - 1;
-            m[r] = -INFINITY;
-            l[r] = 0.0f;
-        }
+        nmf_q8_block b;
+        nmf_q8_block_start(&b, h, sh, i0);
+        const size_t nq = b.nq, *const last = b.last;
+        const int8_t *const *qr = b.qr;
+        const int32_t *qoff = b.qoff;
+        const float *qscale = b.qscale;
+        float *m = b.m, *l = b.l, alpha[QB];
         split_queries(h->qw, qr, G);
         memset(h->acc, 0, QB * dp * sizeof(float));
         const size_t kend = last[QB - 1] + 1; /* rows are in order: the last sees the most */

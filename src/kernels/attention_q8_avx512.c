@@ -267,23 +267,15 @@ void nmf_q8_attention_layout_avx512(nmf_q8_head *h, const uint8_t *ktmp, const f
 }
 
 void nmf_attention_q8_avx512(float *out, const nmf_q8_head *h, const nmf_attention_shape *sh) {
-    const size_t Tq = sh->Tq, Tk = sh->Tk, G = h->d4 / 4, tkp = h->tkp, dp = h->dp;
-    const size_t off = sh->causal ? Tk - Tq : 0;
+    const size_t Tq = sh->Tq, G = h->d4 / 4, tkp = h->tkp, dp = h->dp;
     for (size_t i0 = 0; i0 < Tq; i0 += QB) {
-        const size_t nq = Tq - i0 < QB ? Tq - i0 : QB;
-        const int8_t *qr[QB];
-        int32_t qoff[QB];
-        float qscale[QB], m[QB], alpha[QB], l[QB];
-        size_t last[QB]; /* last visible key of each row */
-        for (int r = 0; r < QB; r++) {
-            const size_t i = i0 + ((size_t)r < nq ? (size_t)r : nq - 1); /* spare rows repeat the last */
-            qr[r] = h->q8 + i * h->d4;
-            qoff[r] = h->qoff[i];
-            qscale[r] = h->qscale[i];
-            last[r] = sh->causal ? i + off : Tk - 1;
-            m[r] = -INFINITY;
-            l[r] = 0.0f;
-        }
+        nmf_q8_block b;
+        nmf_q8_block_start(&b, h, sh, i0);
+        const size_t nq = b.nq, *const last = b.last;
+        const int8_t *const *qr = b.qr;
+        const int32_t *qoff = b.qoff;
+        const float *qscale = b.qscale;
+        float *m = b.m, *l = b.l, alpha[QB];
         memset(h->acc, 0, QB * dp * sizeof(float));
         const size_t kend = last[QB - 1] + 1; /* rows are in order: the last sees the most */
         for (size_t c0 = 0; c0 < kend; c0 += CHUNK) {

@@ -4,13 +4,7 @@
 #include <math.h>
 
 #include "kernels/ops_internal.h"
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "kernels/simd_reduce_avx2.h"
 
 void nmf_layernorm_row_avx2(float *y, float *sum, const float *x, const float *r, const float *w,
                             const float *b, size_t C, float eps) {
@@ -24,7 +18,7 @@ void nmf_layernorm_row_avx2(float *y, float *sum, const float *x, const float *r
     }
     __m256 s = _mm256_setzero_ps();
     for (c = 0; c < main; c += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + c));
-    float total = hsum8(s);
+    float total = nmf_hsum8(s);
     for (; c < C; c++) total += x[c];
     const float mean = total / (float)C;
     const __m256 vm = _mm256_set1_ps(mean);
@@ -33,7 +27,7 @@ void nmf_layernorm_row_avx2(float *y, float *sum, const float *x, const float *r
         __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + c), vm);
         v = _mm256_fmadd_ps(d, d, v);
     }
-    float var = hsum8(v);
+    float var = nmf_hsum8(v);
     for (; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
     const float inv = 1.0f / sqrtf(var / (float)C + eps);
     const __m256 rstd = _mm256_set1_ps(inv);
