@@ -95,9 +95,16 @@ NMF_API nmf_status nmf_linear_create_nm_bf16(nmf_linear **lin, const nmf_nm_matr
 
 /* y[t][o] = act( sum_i x[t][i] * W[o][i] + bias[o] )      bias may be NULL
  * y (tokens, out), x (tokens, in). Threaded with nmf_get_threads(). An int8 layer given a
- * non-finite input returns NMF_ERR_NUMERIC; y is then unspecified (some rows may be written). */
+ * non-finite input returns NMF_ERR_NUMERIC; y is then unspecified (some rows may be written).
+ * An int8 layer's GELU is a polynomial within 2.5e-5 max(1, |x|) of the erf GELU (its output
+ * feeds the next int8 product's 8-bit rounding; src/kernels/gelu_q8.h), the others' the erf
+ * GELU of nmf_gelu_forward. */
 NMF_API nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,
                               size_t tokens, nmf_activation act);
+/* y = act(x) (n values, y may be x) as lin's forward applies it (above): for a caller that runs
+ * a product and its activation apart (to observe both) and wants the bits of the fused call. */
+NMF_API void nmf_linear_activation(float *y, const float *x, size_t n, const nmf_linear *lin,
+                                   nmf_activation act);
 /* An MLP: y = down( act(up(x) + up_bias) ) + down_bias, i.e. nmf_linear_forward of up into
  * hidden (tokens, up.out) and of down from it (down.in == up.out; biases may be NULL). Where
  * both layers run the token-vectorised kernel on the same token tiles, the hidden activations

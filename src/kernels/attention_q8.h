@@ -9,7 +9,7 @@
  *          (-inf for a masked key)
  *   softmax in base 2, online over chunks of NMF_ATT_CHUNK keys (j in [c0, c0 + CHUNK)):
  *          m' = max(m, fl(log2(e) * max_j s)), alpha = e2(m - m'),
- *          p8[j] = rne(255 * e2(fmaf(s[j], log2(e), -m')))  in [0, 255]
+ *          p8[j] = rne(p255(fmaf(s[j], log2(e), -m')))  in [0, 255]
  *          l' = fmaf(l, alpha, sum_j p8[j])
  *          (m' = -inf, no key visible yet: m' is taken as 0 and alpha as 1)
  *   V      per channel c over the head's Tk keys: s_v[c] = amax_c / 127, v8 = rne(v * 127 / amax_c)
@@ -17,7 +17,9 @@
  *          the integer sum exact (at most CHUNK * 255 * 127 < 2^31)
  *   out    acc[c] * (1 / l)
  * e2 is nmf_exp2_nonpos below: the same polynomial and operations as the AVX-512 kernels'
- * nmf_exp2_512_nonpos, so its bits are the same in every lane. A row or channel with a NaN or an
+ * nmf_exp2_512_nonpos, so its bits are the same in every lane. p255 (nmf_q8_p255 below) is
+ * 255 2^x of degree 4 (to within 7e-4: the rounding to 8 bits needs no more), written out
+ * operation for operation in each kernel. A row or channel with a NaN or an
  * infinity quantises to zeros with scale 0 (the output is then unspecified, but defined).
  *
  * Packed operands (nmf_q8_attention_pack, in the work buffer, attention_q8.c): q8 as s8 rows of
@@ -92,10 +94,29 @@ void nmf_q8_attention_layout_avx2(nmf_q8_head *h, const uint8_t *ktmp, const flo
  * stores m' in *m and the exponent offset -m' (0 while no key is visible) in *neg_m; returns
  * alpha, the rescale of the row's sums so far. */
 float nmf_q8_chunk_step(float cmax, float *m, float *neg_m);
-/* p8 of a score: rne(255 e2(fmaf(s, log2(e), neg_m))), capped at 255 */
+/* 255 2^x for the probabilities: x clamped to [-16, 0] (NaN: -16; 255 2^-16 rounds to 0), n =
+ * rne(x), f = x - n in [-1/2, 1/2], a degree-4 polynomial for 255 2^f (minimax for relative
+ * error, 2.8e-6; constant term 255 exactly, so x = 0 gives 255), times 2^n (exact). 11
+ * operations against 255 e2's 15, on every key of every row: within 7e-4 of 255 2^x. */
+#define NMF_Q8_P255_C1 1.767466736e+02f
+#define NMF_Q8_P255_C2 6.126145172e+01f
+#define NMF_Q8_P255_C3 1.425614929e+01f
+#define NMF_Q8_P255_C4 2.443628311e+00f
+static inline float nmf_q8_p255(float x) {
+    x = x >= -16.0f ? x : -16.0f; /* as vmaxps(x, -16): NaN gives -16 */
+    x = x <= 0.0f ? x : 0.0f;
+    const float n = (x + 12582912.0f) - 12582912.0f; /* rne */
+    const float f = x - n;
+    float p = NMF_Q8_P255_C4;
+    p = fmaf(p, f, NMF_Q8_P255_C3);
+    p = fmaf(p, f, NMF_Q8_P255_C2);
+    p = fmaf(p, f, NMF_Q8_P255_C1);
+    p = fmaf(p, f, 255.0f);
+    return ldexpf(p, (int)n);
+}
+/* p8 of a score: rne(p255(fmaf(s, log2(e), neg_m))) (at most 255.0007: no cap needed) */
 static inline int32_t nmf_q8_prob(float s, float neg_m) {
-    float e = 255.0f * nmf_exp2_nonpos(fmaf(s, 1.44269504088896341f, neg_m));
-    e = e < 255.0f ? e : 255.0f;
+    const float e = nmf_q8_p255(fmaf(s, 1.44269504088896341f, neg_m));
     return (int32_t)((e + 12582912.0f) - 12582912.0f);
 }
 

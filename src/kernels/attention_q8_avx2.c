@@ -115,9 +115,24 @@ NOINLINE void scores_chunk(float *p, float *mx, size_t nvec, const int32_t *qw, 
 /* The chunk's softmax step per row (nmf_q8_chunk_step: m, alpha), then its nvec vectors of
  * scores to probabilities p8 (attention_q8.h), their sum into l, and p8 as the pair words of
  * pw: per group of 4 keys (p0, p2), (p1, p3) as int16. */
+/* nmf_q8_p255 (attention_q8.h) in 8 lanes, operation for operation (2^n built in the exponent
+ * field: n in [-16, 0]) */
+ALWAYS_INLINE __m256 p255(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-16.0f)), _mm256_setzero_ps());
+    const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 f = _mm256_sub_ps(x, n);
+    __m256 p = _mm256_set1_ps(NMF_Q8_P255_C4);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(NMF_Q8_P255_C3));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(NMF_Q8_P255_C2));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(NMF_Q8_P255_C1));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(255.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
 NOINLINE void softmax_chunk(int32_t *pw, const float *p, size_t nvec, const float *mx, float *m,
                             float *l, float *alpha) {
-    const __m256 log2e = _mm256_set1_ps(1.44269504088896341f), top = _mm256_set1_ps(255.0f);
+    const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
     /* int16 p0 p1 p2 p3 (per 128-bit half, after packus) -> p0 p2 p1 p3 */
     const __m256i pairs = _mm256_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15,
                                            0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
@@ -129,8 +144,7 @@ NOINLINE void softmax_chunk(int32_t *pw, const float *p, size_t nvec, const floa
         int32_t *wr = pw + (size_t)r * PW_ROW;
         __m256i sum = _mm256_setzero_si256();
         for (size_t v = 0; v < nvec; v++) {
-            const __m256 e = nmf_exp2_256_nonpos(_mm256_fmadd_ps(_mm256_loadu_ps(pr + 8 * v), log2e, vm));
-            const __m256i q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(top, e), top));
+            const __m256i q = _mm256_cvtps_epi32(p255(_mm256_fmadd_ps(_mm256_loadu_ps(pr + 8 * v), log2e, vm)));
             sum = _mm256_add_epi32(sum, q);
             /* keys 8v..8v+7 = groups 2v, 2v+1: words (p0,p2) (p1,p3) (p4,p6) (p5,p7) */
             const __m256i t = _mm256_shuffle_epi8(_mm256_packus_epi32(q, q), pairs);

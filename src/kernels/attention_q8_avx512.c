@@ -111,9 +111,22 @@ static const tile_fn tiles_by_shape[KV][2] = { /* [nv - 1][full] */
 /* The chunk's softmax step for every row (attention_q8.h; nmf_q8_chunk_step's numbers, the six
  * rows' m and alpha in one vector), then nvec vectors of scores to u8 probabilities and their
  * sum into l. */
+/* nmf_q8_p255 (attention_q8.h) in 16 lanes, operation for operation */
+ALWAYS_INLINE __m512 p255(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-16.0f)), _mm512_setzero_ps());
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(NMF_Q8_P255_C4);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(NMF_Q8_P255_C3));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(NMF_Q8_P255_C2));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(NMF_Q8_P255_C1));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(255.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
 NOINLINE void softmax_chunk(const float *p, uint8_t *p8, size_t nvec, const float *mx, float *m,
                             float *l, float *alpha) {
-    const __m512 log2e = _mm512_set1_ps(1.44269504088896341f), top = _mm512_set1_ps(255.0f);
+    const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
     const __mmask16 rows = (__mmask16)((1u << QB) - 1);
     _Alignas(64) float cmax[16] = {0}, neg_m[16];
     for (int r = 0; r < QB; r++) cmax[r] = _mm512_reduce_max_ps(_mm512_load_ps(mx + 16 * r));
@@ -131,8 +144,7 @@ NOINLINE void softmax_chunk(const float *p, uint8_t *p8, size_t nvec, const floa
         uint8_t *qr = p8 + (size_t)r * CHUNK;
         __m512i sum = _mm512_setzero_si512();
         for (size_t v = 0; v < nvec; v++) {
-            const __m512 e = nmf_exp2_512_nonpos(_mm512_fmadd_ps(_mm512_loadu_ps(pr + 16 * v), log2e, vm));
-            const __m512i q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(top, e), top));
+            const __m512i q = _mm512_cvtps_epi32(p255(_mm512_fmadd_ps(_mm512_loadu_ps(pr + 16 * v), log2e, vm)));
             sum = _mm512_add_epi32(sum, q);
             _mm_storeu_si128((__m128i *)(void *)(qr + 16 * v), _mm512_cvtepi32_epi8(q));
         }

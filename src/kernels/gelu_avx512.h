@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include "kernels/erf_poly.h"
+#include "kernels/gelu_q8.h"
 
 static inline __m512 nmf_gelu16_avx512(__m512 x) {
     __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
@@ -31,6 +32,24 @@ static inline __m512 nmf_gelu16_avx512(__m512 x) {
     __m512 erf = _mm512_div_ps(p, q);
     __m512 hx = _mm512_mul_ps(_mm512_set1_ps(0.5f), x);
     return _mm512_fmadd_ps(hx, erf, hx); /* 0.5 x (1 + erf) */
+}
+
+/* The int8 layers' GELU (gelu_q8.h: the same operations, the same bits); the clamp is one
+ * vrangeps (smaller magnitude of x and the bound, x's sign). */
+static inline __m512 nmf_gelu16_q8_avx512(__m512 x) {
+    const __m512 c = _mm512_range_ps(x, _mm512_set1_ps(NMF_GELU_Q8_CLAMP), 0x02);
+    const __m512 u = _mm512_mul_ps(c, c);
+    __m512 p = _mm512_set1_ps(NMF_GELU_Q8_P8);
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P7));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P6));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P5));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P4));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P3));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P2));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P1));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P0));
+    const __m512 phi = _mm512_fmadd_ps(c, p, _mm512_set1_ps(0.5f));
+    return _mm512_mul_ps(x, _mm512_max_ps(phi, _mm512_setzero_ps())); /* NaN phi: 0 */
 }
 
 #endif

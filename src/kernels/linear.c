@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "kernels/dense16.h"
+#include "kernels/gelu_q8.h"
 #include "kernels/ops_internal.h"
 #include "core/scratch.h"
 #include "kernels/spmm.h"
@@ -588,6 +589,17 @@ static void add_bias_act(float *y, const float *bias, size_t tokens, size_t out,
             for (size_t o = 0; o < out; o++) y[t * out + o] += bias[o];
     }
     if (act == NMF_ACT_GELU) nmf_gelu_forward(y, y, tokens * out); /* picks ISA and threads */
+}
+
+void nmf_linear_activation(float *y, const float *x, size_t n, const nmf_linear *lin,
+                           nmf_activation act) {
+    if (act != NMF_ACT_GELU) {
+        if (y != x) memmove(y, x, n * sizeof(float));
+    } else if (lin && lin->prec == NMF_PREC_INT8) {
+        for (size_t i = 0; i < n; i++) y[i] = nmf_gelu_q8(x[i]); /* the kernels' bits */
+    } else {
+        nmf_gelu_forward(y, x, n);
+    }
 }
 
 nmf_status nmf_linear_forward(float *y, const float *x, const nmf_linear *lin, const float *bias,

@@ -66,26 +66,6 @@ static inline __m256 nmf_exp256(__m256 x) {
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(r, _mm256_castsi256_ps(e));
 }
-
-/* nmf_exp2_512_nonpos in 8 lanes, operation for operation (the int8 attention's bits,
- * attention_q8.h): n = rne(x), f = x - n, the same fmadd chain, then p * 2^n with 2^n built in
- * the exponent field (where scalef scales): exact, since n >= -125 and p >= 2^-1/2 keep the
- * product a normal number. Below -125, -inf and NaN give exactly 0 by a mask. */
-static inline __m256 nmf_exp2_256_nonpos(__m256 x) {
-    const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-125.0f), _CMP_GE_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-125.0f)); /* NaN -> -125 (the second operand) */
-    const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 f = _mm256_sub_ps(x, n);
-    __m256 p = _mm256_set1_ps(1.5353408526e-04f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3398873853e-03f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.6184369177e-03f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5503323674e-02f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022647738e-01f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9314718246e-01f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), live);
-}
 #endif
 
 #endif

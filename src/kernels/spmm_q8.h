@@ -5,6 +5,8 @@
  *   inputs    per token t (dynamic): s_x[t] = amax_t / 127, q_x likewise, in [-127, 127]
  *   product   acc[t][o] = sum_j q_x[t][col_j] * q_w[o][j]          exact, int32
  *   output    y[t][o] = act(fmaf((float)acc, s_x[t] * s_w[o], bias[o]))
+ *   act       GELU: gelu_q8.h's polynomial (|error| <= 2.5e-5 max(1, |x|), no division), the
+ *             same bits in every kernel; the reference nmf_q8_ref_forward uses erf
  * (rne: round to nearest even; an amax of 0, or so small that 127 / amax overflows, quantises
  * the row to zeros with scale 0). The int32 sums cannot overflow: |q_x + 128| <= 255, |q_w| <=
  * 127, and a row has at most NMF_Q8_MAX_KEPT kept weights (checked when the layer is made).
@@ -136,7 +138,7 @@ typedef void (*nmf_q8_forward_fn)(float *y, const uint8_t *xq, size_t ldq, const
                                   nmf_activation act, size_t rb0, size_t rb1);
 typedef size_t (*nmf_q8_quantize_fn)(uint8_t *xq, size_t ldq, float *sx, const float *x,
                                      size_t ldx, size_t in, size_t t0, size_t t1);
-/* Any geometry (the reference of the kernels below: the same integers, GELU by erff). */
+/* Any geometry (the reference of the kernels below: the same integers and GELU). */
 void nmf_q8_forward_scalar(float *y, const uint8_t *xq, size_t ldq, const float *sx,
                            size_t tokens, const nmf_q8_weights *w, const float *bias,
                            nmf_activation act, size_t rb0, size_t rb1);

@@ -46,7 +46,7 @@ static AI void epilogue(float *y, size_t out, const __m256i *sum, int stride, co
     for (int u = 0; u < NT; u++) {
         const __m256 f = _mm256_cvtepi32_ps(sum[u * stride]);
         __m256 r = _mm256_fmadd_ps(f, _mm256_mul_ps(_mm256_set1_ps(sx[u]), sw), b);
-        if (act == NMF_ACT_GELU) r = nmf_gelu8_avx2(r);
+        if (act == NMF_ACT_GELU) r = nmf_gelu8_q8_avx2(r);
         if (rows == 8) _mm256_storeu_ps(y + (size_t)u * out, r);
         else _mm256_maskstore_ps(y + (size_t)u * out, rm, r);
     }

@@ -22,23 +22,23 @@
 #define Q8_DENSE_NT 16 /* dense: tokens per block (16 sums; windows are broadcast from memory) */
 #define Q8_CHUNK_BYTES (512 * 1024) /* weights of the row blocks run together: a share of L2 */
 
-/* The epilogue of one token: y[0..rows) = act(fmaf(float(acc - off), sx * sw, bias)), with sw,
- * off (padded to 16 rows: 0) and the bias (masked) loaded once per block by EPILOGUE. */
-static AI void epilogue(float *y, __m512i acc, float sx, __m512 sw, __m512i off, __m512 b,
-                        __mmask16 rm, nmf_activation act) {
-    const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, off));
+/* The epilogue of one token: y[0..rows) = act(fmaf(float(acc), sx * sw, bias)), acc the sums
+ * less off (they start at -off: int32 sums are exact in any order), with sw and the bias
+ * (masked) loaded once per block by EPILOGUE. */
+static AI void epilogue(float *y, __m512i acc, float sx, __m512 sw, __m512 b, __mmask16 rm,
+                        nmf_activation act) {
+    const __m512 f = _mm512_cvtepi32_ps(acc);
     __m512 r = _mm512_fmadd_ps(f, _mm512_mul_ps(_mm512_set1_ps(sx), sw), b);
-    if (act == NMF_ACT_GELU) r = nmf_gelu16_avx512(r);
+    if (act == NMF_ACT_GELU) r = nmf_gelu16_q8_avx512(r);
     _mm512_mask_storeu_ps(y, rm, r);
 }
 #define EPILOGUE(NT)                                                                            \
     do {                                                                                        \
         const __mmask16 rm = (__mmask16)((1u << rows) - 1); /* rows <= 16 */                   \
         const __m512 sw = _mm512_loadu_ps(scale);                                               \
-        const __m512i o = _mm512_loadu_si512(off);                                              \
         const __m512 b = bias ? _mm512_maskz_loadu_ps(rm, bias) : _mm512_setzero_ps();         \
         for (int u = 0; u < (NT); u++)                                                          \
-            epilogue(y + (size_t)u * out, acc[u], sx[u], sw, o, b, rm, act);                    \
+            epilogue(y + (size_t)u * out, acc[u], sx[u], sw, b, rm, act);                       \
     } while (0)
 
 /* Independent sums per token: vpdpbusd's latency (~5 cycles) bounds a single chain of them, so
@@ -54,7 +54,8 @@ static AI void block_nm(float *y, size_t out, const uint8_t *xq, size_t ldq, con
                         nmf_activation act, const int NT) {
     const int P = CH(NT);
     __m512i acc[Q8_NT]; /* NT * P <= Q8_NT */
-    for (int u = 0; u < NT * P; u++) acc[u] = _mm512_setzero_si512();
+    const __m512i neg_off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(off));
+    for (int u = 0; u < NT * P; u++) acc[u] = u % P ? _mm512_setzero_si512() : neg_off;
     for (size_t v0 = 0; v0 < W; v0 += WINDOW_RUN) {
         const size_t v1 = v0 + WINDOW_RUN < W ? v0 + WINDOW_RUN : W;
         for (size_t v = v0; v < v1; v += (size_t)P)
@@ -84,7 +85,8 @@ static AI void block_dense(float *y, size_t out, const uint8_t *xq, size_t ldq, 
     (void)pos, (void)S; /* S = 1, positions implied */
     const int P = CH(NT);
     __m512i acc[Q8_DENSE_NT];
-    for (int u = 0; u < NT * P; u++) acc[u] = _mm512_setzero_si512();
+    const __m512i neg_off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(off));
+    for (int u = 0; u < NT * P; u++) acc[u] = u % P ? _mm512_setzero_si512() : neg_off;
     /* token u's bytes at x[u / 4] + {0, 1, 2, 3}[u % 4] * ldq: 4 pointers, ldq and 3 ldq in
      * registers, so that every broadcast is one addressing mode (16 pointers do not fit) */
     const uint8_t *x[4] = {xq, xq, xq, xq};

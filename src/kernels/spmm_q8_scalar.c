@@ -1,6 +1,7 @@
 /* int8 forward in portable C on a window layout of any geometry (NMF_ISA=scalar, CPUs without
  * AVX2, and the reference of the SIMD kernels): their loops, one row and one token at a time, on
  * the same integers. */
+#include "kernels/gelu_q8.h"
 #include "kernels/ops_internal.h"
 #include "kernels/spmm_q8.h"
 
@@ -22,10 +23,11 @@ void nmf_q8_forward_scalar(float *y, const uint8_t *xq, size_t ldq, const float 
                     acc[(s % step) / K] +=
                         (int32_t)xt[v * V + (pos ? pos[s] : s / step * K + s % K)] * q[s];
             float *yt = y + t * out + o0;
-            for (size_t r = 0; r < rows; r++)
+            for (size_t r = 0; r < rows; r++) {
                 yt[r] = nmf_q8_out(acc[r] - w->off[o0 + r], sx[t], w->scale[o0 + r],
                                    bias ? bias[o0 + r] : 0.0f);
-            if (act == NMF_ACT_GELU) nmf_gelu_forward_ref(yt, yt, rows);
+                if (act == NMF_ACT_GELU) yt[r] = nmf_gelu_q8(yt[r]);
+            }
         }
     }
 }

@@ -106,7 +106,7 @@ nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params 
         if (tape && s->gelu_tanh) gelu_tanh_forward(io->gelu, tape->gelu_cdf, io->fc1, BT * H);
         else if (tape) gelu_forward(io->gelu, tape->gelu_cdf, io->fc1, BT * H);
         else if (s->gelu_tanh) nmf_gelu_tanh_forward(io->gelu, io->fc1, BT * H);
-        else nmf_gelu_forward(io->gelu, io->fc1, BT * H);
+        else nmf_linear_activation(io->gelu, io->fc1, BT * H, lin->fc1, NMF_ACT_GELU);
         nmf_vit_observe(o, NMF_OP_GELU, l, io->gelu, BT, H);
     } else if ((st = linear(io->gelu, io->ln2, lin->fc1, fc1_w, p->fc1_b + L * H, BT, D, H,
                             NMF_ACT_GELU))) {

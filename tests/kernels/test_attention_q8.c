@@ -3,6 +3,7 @@
  *   the 64-key tile (AVX-512), the 8-key vector (AVX2) and the 512-key chunk, head widths that
  *   are not multiples of 4, 8, 16 or 32, causal and cross-attention shapes, strided rows;
  * - the reference is within 1e-2 RMS of the f32 attention (naive, double) on random data, |v| <= 1;
+ * - the probabilities' 255 2^x (nmf_q8_p255) within 7e-4 of 255 2^x, its clamps and p8 values;
  * - cases whose answer is known: one key (the output is V's row, quantised: exact but for the
  *   division by the sum of weights), a dominant key, equal scores (the mean of V);
  * - a NaN in a V channel zeroes that channel, a NaN in a query row gives that row equal weights;
@@ -183,6 +184,31 @@ static void exact_cases(void) {
 
 /* Multi-head over a batch (B, T, 3, heads, hd) = nmf_attention_forward_q8 per head, 1 and 2
  * threads, with and without work. */
+/* The probabilities' 255 2^x (nmf_q8_p255, what every kernel computes operation for operation):
+ * within 7e-4 of 255 2^x on [-16, 0] (so p8 is rne(255 2^x) but within 7e-4 of a half), 255
+ * exactly at 0, clamped above 0 and below -16, NaN and -inf to 255 2^-16 (p8 0); p8 of a score
+ * equal to the running maximum is 255, of one 10 below (in base 2) 0. */
+static void p255_cases(void) {
+    double worst = 0.0;
+    size_t rounded_off = 0;
+    for (int i = -1600000; i <= 0; i++) {
+        const float x = (float)i * 1e-5f;
+        const double want = 255.0 * exp2((double)x), got = nmf_q8_p255(x);
+        worst = fabs(got - want) > worst ? fabs(got - want) : worst;
+        const double frac = want - floor(want);
+        if (fabs(frac - 0.5) > 7e-4 && nearbyint(got) != nearbyint(want)) rounded_off++;
+    }
+    CHECK_MSG(worst <= 7e-4, "p255: worst error %.3g", worst);
+    CHECK_MSG(rounded_off == 0, "p255: %zu values rounded to another p8", rounded_off);
+    CHECK(nmf_q8_p255(0.0f) == 255.0f);
+    CHECK(nmf_q8_p255(3.0f) == 255.0f && nmf_q8_p255(INFINITY) == 255.0f);
+    CHECK(nmf_q8_p255(-40.0f) == nmf_q8_p255(-16.0f) && nmf_q8_p255(-16.0f) < 0.5f);
+    CHECK(nmf_q8_p255(NAN) == nmf_q8_p255(-16.0f) && nmf_q8_p255(-INFINITY) == nmf_q8_p255(-16.0f));
+    CHECK(nmf_q8_prob(2.0f, -2.0f * 1.44269504088896341f) == 255);
+    CHECK(nmf_q8_prob(-10.0f / 1.44269504088896341f, 0.0f) == 0);
+    CHECK(nmf_q8_prob(-2.0f / 1.44269504088896341f, 0.0f) == 64); /* 255 / 4 = 63.75 */
+}
+
 static void run_mhsa(size_t B, size_t T, size_t H, size_t hd, int causal) {
     const size_t C = H * hd;
     float *qkv = malloc(B * T * 3 * C * sizeof(float)), *want = calloc(B * T * C, sizeof(float));
@@ -216,6 +242,7 @@ int main(void) {
     const int san = getenv("NMF_SANITIZED") != NULL;
     static const size_t Ts[] = {1, 5, 6, 7, 63, 64, 65, 197};
     static const size_t ds[] = {1, 3, 16, 20, 64, 100};
+    p255_cases();
     for (size_t a = 0; a < sizeof Ts / sizeof Ts[0]; a++)
         for (size_t b = 0; b < sizeof ds / sizeof ds[0]; b++)
             for (int causal = 0; causal <= 1; causal++)
