@@ -63,10 +63,11 @@ void nmf_lm_dense(float *y, const float *x, const float *W, const float *b, size
             for (size_t c = 0; c < out; c++) y[r * out + c] += b[c];
 }
 
-/* the config's activation, in place on x (n) */
-static void activation(const nmf_lm *m, float *x, size_t n) {
+/* the config's activation, in place on x (n), the output of fc1 (exact GELU: as fc1's forward
+ * would apply it, so that running them apart gives the fused call's bits) */
+static void activation(const nmf_lm *m, float *x, size_t n, const nmf_linear *fc1) {
     switch (m->config.hf.hidden_act) {
-    case NMF_HF_ACT_GELU: nmf_gelu_forward(x, x, n); break;
+    case NMF_HF_ACT_GELU: nmf_linear_activation(x, x, n, fc1, NMF_ACT_GELU); break;
     case NMF_HF_ACT_GELU_TANH: nmf_gelu_tanh_forward(x, x, n); break;
     case NMF_HF_ACT_SILU: nmf_silu_forward(x, x, n); break;
     default:
@@ -248,7 +249,7 @@ static nmf_status mlp(const nmf_lm *m, const float *h, int l, size_t BT, const n
         if ((st = linear(m, a->up, h, k->up_w, k->up_b, l, BT, NMF_ACT_NONE))) return st;
         nmf_lm_observe(m, o, NMF_LOP_UP, l, a->up, BT, I);
     }
-    activation(m, a->hid, BT * I);
+    activation(m, a->hid, BT * I, nmf_lm_linear(m, k->fc1_w, l));
     nmf_lm_observe(m, o, NMF_LOP_ACT, l, a->hid, BT, I);
     if (k->gated) {
         float *g = a->hid;

@@ -1,5 +1,6 @@
 /* Token-model API: the observer sees exactly the family's op list (stem, every block, tail) in
- * order, with the family's names, and observing changes nothing; BERT's padding mask makes padded
+ * order, with the family's names, and observing changes nothing (f32, and int8: the fused MLP's
+ * GELU is the layers' own when run apart); BERT's padding mask makes padded
  * tokens irrelevant; bad input is a clear error (ids out of range, too many positions, a cache
  * without room, options a family does not take). */
 #include "model/lm_test_util.h"
@@ -27,7 +28,7 @@ static void record(const nmf_op_event *e, void *ctx) {
     t->n++;
 }
 
-static void test_observer(const char *fixture, int act) {
+static void test_observer(const char *fixture, int act, int int8) {
     nmf_model_config c;
     nmf_tensor_set s;
     CHECK_OK(nmf_load_model(fixture_path(fixture, NULL), NULL, NULL, &c, &s));
@@ -36,6 +37,7 @@ static void test_observer(const char *fixture, int act) {
     CHECK_OK(nmf_lm_create(&m, &c, &s));
     nmf_tensors_free(&s);
     if (!m) return;
+    if (int8) CHECK_OK(nmf_lm_set_precision(m, NMF_PREC_INT8)); /* (its GELU: the layers') */
     nmf_id_array ids = fixture_ids(fixture, "input_ids.npy");
     const size_t B = (size_t)ids.shape[0], T = (size_t)ids.shape[1], n_out = nmf_lm_output_floats(m, B, T);
     float *y0 = malloc(n_out * sizeof(float)), *y1 = malloc(n_out * sizeof(float));
@@ -202,11 +204,13 @@ static void test_errors(void) {
 int main(void) {
     const char *fx[] = {"bert_cls_pad", "bert_long_f16", "gpt2_lm", "gpt2_model_t1", "llama_gqa6x2",
                         "llama_gqa4x1_tied_bf16"};
-    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_observer(fx[i], -1);
+    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) test_observer(fx[i], -1, 0);
     for (int a = 0; a < NMF_HF_ACT_COUNT; a++) {
-        test_observer("bert_cls_pad", a);
-        test_observer("llama_gqa6x2", a);
+        test_observer("bert_cls_pad", a, 0);
+        test_observer("llama_gqa6x2", a, 0);
     }
+    test_observer("bert_cls_pad", -1, 1); /* int8: the fused MLP's bits observed apart too */
+    test_observer("gpt2_lm", -1, 1);
     test_vit_lists();
     test_bert_mask();
     test_errors();
