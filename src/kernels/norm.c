@@ -3,11 +3,12 @@
  * then centred variance) rather than E[x^2]-E[x]^2, which cancels badly when |mean| >> std.
  * The scalar reference is also what NMF_ISA=scalar runs. */
 #include <math.h>
+#include <omp.h>
 
 #include "kernels/ops_internal.h"
 
-void nmf_layernorm_row_ref(float *y, float *sum, const float *x, const float *r, const float *w,
-                           const float *b, size_t C, float eps) {
+static void row_ref(float *y, float *sum, const float *x, const float *r, const float *w,
+                    const float *b, size_t C, float eps) {
     if (r) {
         for (size_t c = 0; c < C; c++) sum[c] = x[c] + r[c];
         x = sum;
@@ -24,11 +25,17 @@ void nmf_layernorm_row_ref(float *y, float *sum, const float *x, const float *r,
     for (size_t c = 0; c < C; c++) y[c] = (x[c] - mean) * rstd * w[c] + b[c];
 }
 
-static nmf_layernorm_row_fn row_for_isa(void) {
+void nmf_layernorm_rows_ref(float *y, float *sum, const float *x, const float *r, const float *w,
+                            const float *b, size_t rows, size_t C, float eps) {
+    for (size_t t = 0; t < rows; t++)
+        row_ref(y + t * C, r ? sum + t * C : NULL, x + t * C, r ? r + t * C : NULL, w, b, C, eps);
+}
+
+static nmf_layernorm_rows_fn rows_for_isa(void) {
     switch (nmf_active_isa()) {
-    case NMF_ISA_AVX512: return nmf_layernorm_row_avx512;
-    case NMF_ISA_AVX2: return nmf_layernorm_row_avx2;
-    default: return nmf_layernorm_row_ref;
+    case NMF_ISA_AVX512: return nmf_layernorm_rows_avx512;
+    case NMF_ISA_AVX2: return nmf_layernorm_rows_avx2;
+    default: return nmf_layernorm_rows_ref;
     }
 }
 
@@ -42,10 +49,16 @@ static nmf_layernorm_row_fn row_for_isa(void) {
 static void norm_rows(float *y, float *sum, const float *x, const float *r, const float *w,
                       const float *b, size_t tokens, size_t C, float eps) {
     if (tokens == 0 || C == 0) return;
-    const nmf_layernorm_row_fn row = row_for_isa();
-#pragma omp parallel for schedule(static) if (tokens * C >= NORM_PAR_MIN)
-    for (size_t t = 0; t < tokens; t++) // (C) each
-        row(y + t * C, r ? sum + t * C : NULL, x + t * C, r ? r + t * C : NULL, w, b, C, eps);
+    const nmf_layernorm_rows_fn rows = rows_for_isa();
+    const int threads = tokens * C >= NORM_PAR_MIN ? nmf_get_threads() : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    { /* each thread its contiguous share of the tokens, in one call */
+        const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        const size_t t0 = tokens * id / nt, t1 = tokens * (id + 1) / nt;
+        if (t1 > t0)
+            rows(y + t0 * C, r ? sum + t0 * C : NULL, x + t0 * C, r ? r + t0 * C : NULL, w, b,
+                 t1 - t0, C, eps);
+    }
 }
 
 void nmf_layernorm_forward(float *y, const float *x, const float *w, const float *b,

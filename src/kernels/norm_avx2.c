@@ -1,4 +1,4 @@
-/* LayerNorm of one row, AVX2 + FMA: the two passes of norm.c (after the residual add when there
+/* LayerNorm of rows, AVX2 + FMA (one at a time): the two passes of norm.c (after the residual add when there
  * is one), 8 lanes at a time. */
 #include <immintrin.h>
 #include <math.h>
@@ -6,8 +6,8 @@
 #include "kernels/ops_internal.h"
 #include "kernels/simd_reduce_avx2.h"
 
-void nmf_layernorm_row_avx2(float *y, float *sum, const float *x, const float *r, const float *w,
-                            const float *b, size_t C, float eps) {
+static void row(float *y, float *sum, const float *x, const float *r, const float *w,
+                const float *b, size_t C, float eps) {
     const size_t main = C / 8 * 8;
     size_t c = 0;
     if (r) { /* sum = x + r first */
@@ -36,4 +36,10 @@ void nmf_layernorm_row_avx2(float *y, float *sum, const float *x, const float *r
         _mm256_storeu_ps(y + c, _mm256_fmadd_ps(n, _mm256_loadu_ps(w + c), _mm256_loadu_ps(b + c)));
     }
     for (; c < C; c++) y[c] = (x[c] - mean) * inv * w[c] + b[c];
+}
+
+void nmf_layernorm_rows_avx2(float *y, float *sum, const float *x, const float *r, const float *w,
+                             const float *b, size_t rows, size_t C, float eps) {
+    for (size_t t = 0; t < rows; t++)
+        row(y + t * C, r ? sum + t * C : NULL, x + t * C, r ? r + t * C : NULL, w, b, C, eps);
 }

@@ -47,17 +47,18 @@ void nmf_gelu_tanh_avx2(float *y, const float *x, size_t n);
 void nmf_silu_avx512(float *y, const float *x, size_t n);
 void nmf_silu_avx2(float *y, const float *x, size_t n);
 
-/* LayerNorm of one row (C) -> (C); y may == x. With a residual r (else NULL): sum = x + r is
- * stored first and normalised (the residual stream's add fused into the norm that follows it;
- * sum may == x). */
-typedef void (*nmf_layernorm_row_fn)(float *y, float *sum, const float *x, const float *r,
-                                     const float *w, const float *b, size_t C, float eps);
-void nmf_layernorm_row_ref(float *y, float *sum, const float *x, const float *r, const float *w,
-                           const float *b, size_t C, float eps);
-void nmf_layernorm_row_avx512(float *y, float *sum, const float *x, const float *r,
-                              const float *w, const float *b, size_t C, float eps);
-void nmf_layernorm_row_avx2(float *y, float *sum, const float *x, const float *r, const float *w,
-                            const float *b, size_t C, float eps);
+/* LayerNorm of `rows` rows (rows, C) -> (rows, C), each row on its own; y may == x. With a
+ * residual r (else NULL): sum = x + r is stored first and normalised (the residual stream's add
+ * fused into the norm that follows it; sum may == x). */
+typedef void (*nmf_layernorm_rows_fn)(float *y, float *sum, const float *x, const float *r,
+                                      const float *w, const float *b, size_t rows, size_t C,
+                                      float eps);
+void nmf_layernorm_rows_ref(float *y, float *sum, const float *x, const float *r, const float *w,
+                            const float *b, size_t rows, size_t C, float eps);
+void nmf_layernorm_rows_avx512(float *y, float *sum, const float *x, const float *r,
+                               const float *w, const float *b, size_t rows, size_t C, float eps);
+void nmf_layernorm_rows_avx2(float *y, float *sum, const float *x, const float *r, const float *w,
+                             const float *b, size_t rows, size_t C, float eps);
 
 /* NMF_OK, or why an attention shape is unusable (attention.c). */
 nmf_status nmf_attention_check_shape(const nmf_attention_shape *s);
