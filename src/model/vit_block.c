@@ -121,18 +121,25 @@ nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params 
     return NMF_OK;
 }
 
-void nmf_vit_embed_forward(const nmf_model_config *c, const nmf_vit_params *p, const float *images,
-                           size_t B, float *patches, float *pe, float *x) {
+nmf_status nmf_vit_embed_forward(const nmf_model_config *c, const nmf_vit_params *p,
+                                 const nmf_linear *stem, const float *images, size_t B,
+                                 float *patches, float *pe, float *x) {
     const size_t T = (size_t)nmf_vit_tokens(c), P = T - 1, D = (size_t)c->dim;
     const size_t K = (size_t)c->in_chans * (size_t)c->patch * (size_t)c->patch;
     nmf_patchify(patches, images, sizeof(float), B, c->in_chans, c->img_size, c->patch); // (B*P, K)
-    matmul_forward(pe, patches, p->patch_w, p->patch_b, B * P, K, D);                    // (B*P, D)
+    if (stem) {
+        const nmf_status st = nmf_linear_forward(pe, patches, stem, p->patch_b, B * P, NMF_ACT_NONE);
+        if (st) return st;
+    } else {
+        matmul_forward(pe, patches, p->patch_w, p->patch_b, B * P, K, D); // (B*P, D)
+    }
     for (size_t b = 0; b < B; b++)
         for (size_t t = 0; t < T; t++) {
             const float *src = t == 0 ? p->cls : pe + (b * P + t - 1) * D, *pos = p->pos + t * D;
             float *dst = x + (b * T + t) * D;
             for (size_t d = 0; d < D; d++) dst[d] = src[d] + pos[d];
         }
+    return NMF_OK;
 }
 
 void nmf_vit_head_forward(const nmf_model_config *c, const nmf_vit_params *p, const float *x,

@@ -68,9 +68,11 @@ nmf_status nmf_vit_block_forward(const nmf_block_shape *s, const nmf_vit_params 
 
 /* The stem: x (B*T, D) = [cls; patches W_pe^T + b_pe] + pos, with patches (B*P, C*p*p) and
  * pe (B*P, D) as the buffers of the im2col and of the embedding product (training keeps them
- * for backward). */
-void nmf_vit_embed_forward(const nmf_model_config *c, const nmf_vit_params *p, const float *images,
-                           size_t B, float *patches, float *pe, float *x);
+ * for backward). The product runs in stem when it is given (an int8 model's W_pe as a dense
+ * int8 layer; its errors returned: out of memory), else in f32 on p's W_pe. */
+nmf_status nmf_vit_embed_forward(const nmf_model_config *c, const nmf_vit_params *p,
+                                 const nmf_linear *stem, const float *images, size_t B,
+                                 float *patches, float *pe, float *x);
 /* The tail: logits (B, classes) = head(LN(x[:, 0])). cls (B, D) receives the class tokens, lnf
  * (B, D) their norm (may be cls itself); with mean and rstd (B) the norm saves them for
  * backward (training), without them it runs the inference kernel. */

@@ -104,8 +104,9 @@ static nmf_status stem(nmf_vit *m, const float *images, size_t B, size_t group,
     nmf_vit_observe(o, NMF_OP_INPUT, -1, images, B, per_image);
     for (size_t b0 = 0; b0 < B; b0 += group) {
         const size_t n = B - b0 < group ? B - b0 : group;
-        nmf_vit_embed_forward(c, &m->p, images + b0 * per_image, n, a->patches, a->tmp,
-                              a->x + b0 * m->T * m->D); // (n*T, D)
+        if ((st = nmf_vit_embed_forward(c, &m->p, m->stem, images + b0 * per_image, n, a->patches,
+                                        a->tmp, a->x + b0 * m->T * m->D))) // (n*T, D)
+            return st;
     }
     nmf_vit_observe(o, NMF_OP_EMBED, -1, a->x, B * m->T, m->D);
     return NMF_OK;

@@ -36,6 +36,8 @@ struct nmf_vit {
     float *param_buf; /* every parameter but the block linears' weights */
     nmf_vit_params p; /* pointers into param_buf (the linear weights' are NULL) */
     nmf_vit_block *blocks; /* [depth] */
+    nmf_linear *stem;      /* int8 models: the patch embedding as a dense int8 layer (vit.c
+                            * set_stem_precision), else NULL: the f32 product on p.patch_w */
     nmf_block_maps maps;   /* the file mappings 16-bit weights used in place point into */
     nmf_vit_arena arena;
 };

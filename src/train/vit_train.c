@@ -429,7 +429,7 @@ nmf_status nmf_vit_train_forward(nmf_vit_train *m, const float *x, const int *la
     sync_masked(m);
 
     float *enc = a[ACT_ENCODED]; // (B, T, D): [cls; patches] + pos
-    nmf_vit_embed_forward(c, w, x, (size_t)B, a[ACT_PATCHES], a[ACT_PE], enc);
+    (void)nmf_vit_embed_forward(c, w, NULL, x, (size_t)B, a[ACT_PATCHES], a[ACT_PE], enc); /* f32: no error */
     const float *residual;
     nmf_status st = nmf_train_blocks_forward(m, B, enc, &residual);
     if (st != NMF_OK) return st;

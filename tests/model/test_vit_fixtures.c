@@ -4,7 +4,10 @@
  * linears (zeros kept) and packed N:M (the sparse kernels), with the active ISA and scalar. */
 #include <string.h>
 
+#include "model/patchify.h"
+#include "model/vit_internal.h"
 #include "nmformer/io.h"
+#include "nmformer/kernels.h"
 #include "nmformer/model.h"
 #include "test.h"
 
@@ -260,8 +263,78 @@ static void batch_groups(void) {
     free(grouped);
 }
 
+/* keeps a copy of the stem's output (NMF_OP_EMBED) */
+static void keep_embed(const nmf_op_event *e, void *ctx) {
+    float **dst = ctx;
+    if (e->op != NMF_OP_EMBED) return;
+    *dst = malloc(e->rows * e->cols * sizeof(float));
+    memcpy(*dst, e->data, e->rows * e->cols * sizeof(float));
+}
+
+/* An int8 model's patch embedding runs in int8 (a dense int8 layer of W_pe): its stem output
+ * differs from the f32 model's by the quantisation (nonzero, within 2^-6 of the largest value)
+ * and is the bits of that layer's product plus cls / pos, which the test rebuilds; the int8 copy
+ * counts in the weight bytes. */
+static void int8_stem(void) {
+    nmf_model_config c;
+    nmf_model_config_default(&c);
+    c.img_size = 32;
+    c.patch = 8;
+    c.dim = 32;
+    c.depth = 1;
+    c.heads = 2;
+    const size_t B = 2, per = (size_t)c.in_chans * 32 * 32, K = (size_t)c.in_chans * 64;
+    const size_t T = 17, P = 16, D = 32, n = B * T * D;
+    float *x = malloc(B * per * sizeof(float)), *logits = malloc(B * (size_t)c.num_classes * sizeof(float));
+    unsigned long long s = 5;
+    for (size_t i = 0; i < B * per; i++) x[i] = test_rand_float(&s);
+    nmf_vit *f = NULL, *q = NULL;
+    CHECK_OK(nmf_vit_create_random(&f, &c, (nmf_pattern){2, 4}, 3));
+    CHECK_OK(nmf_vit_create_random(&q, &c, (nmf_pattern){2, 4}, 3));
+    float *ef = NULL, *eq = NULL;
+    if (f && q) {
+        const size_t f32_bytes = nmf_vit_weight_bytes(q);
+        CHECK_OK(nmf_vit_set_precision(q, NMF_PREC_INT8));
+        CHECK(nmf_vit_weight_bytes(q) > f32_bytes - 4 * D * D * 4); /* blocks shrank, stem copy added */
+        CHECK_OK(nmf_vit_forward_observed(f, logits, x, B, keep_embed, &ef));
+        CHECK_OK(nmf_vit_forward_observed(q, logits, x, B, keep_embed, &eq));
+    }
+    if (ef && eq) {
+        double worst = 0, top = 0;
+        for (size_t i = 0; i < n; i++) {
+            worst = fabs((double)eq[i] - ef[i]) > worst ? fabs((double)eq[i] - ef[i]) : worst;
+            top = fabs((double)ef[i]) > top ? fabs((double)ef[i]) : top;
+        }
+        CHECK_MSG(worst > 0 && worst <= top / 64, "int8 stem: %.3g from f32 (largest %.3g)", worst, top);
+        /* the same bits from a dense int8 layer of W_pe on the patches, then + cls / pos */
+        const nmf_vit_params *pp = &q->p; /* (vit_internal.h) */
+        float *patches = malloc(B * P * K * sizeof(float)), *pe = malloc(B * P * D * sizeof(float));
+        nmf_patchify(patches, x, sizeof(float), B, c.in_chans, c.img_size, c.patch);
+        nmf_linear *stem = NULL;
+        CHECK_OK(nmf_linear_create_dense(&stem, pp->patch_w, D, K));
+        CHECK_OK(nmf_linear_set_precision(stem, NMF_PREC_INT8));
+        CHECK_OK(nmf_linear_forward(pe, patches, stem, pp->patch_b, B * P, NMF_ACT_NONE));
+        int same = 1;
+        for (size_t b = 0; b < B; b++)
+            for (size_t t = 1; t < T; t++)
+                for (size_t d = 0; d < D; d++)
+                    same &= eq[(b * T + t) * D + d] == pe[(b * P + t - 1) * D + d] + pp->pos[t * D + d];
+        CHECK_MSG(same, "int8 stem: not the dense int8 layer's bits");
+        nmf_linear_free(stem);
+        free(patches);
+        free(pe);
+    }
+    free(ef);
+    free(eq);
+    nmf_vit_free(f);
+    nmf_vit_free(q);
+    free(x);
+    free(logits);
+}
+
 int main(void) {
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) run_fixture(&fixtures[i]);
+    int8_stem();
     bad_inputs();
     random_models();
     batch_groups();
