@@ -463,7 +463,7 @@ int bench_model(int argc, char **argv) {
                 "(default 128; 0: prefill only)"),
         CLI_INT("reps", 0, &reps, 1, 100000, "N", "timed runs per setting, median reported\n(default 5)"),
         CLI_FN("precision", 0, cli_parse_precision, &o.prec, "P", "f32, bf16 or int8 for the block linears, dense\n"
-               "or N:M (int8: a ViT's attention too; named\nCANDIDATE@P; default: the candidate's default\nprecision, else f32)"),
+               "or N:M (int8: a ViT's attention and patch\nembedding too; named CANDIDATE@P; default: the\ncandidate's default precision, else f32)"),
         CLI_FLAG("quick", 0, &quick, "smoke test: --reps 1 --batch 1,2 --threads 1\n(token models: "
                  "--batch 1 --tokens 16\n--new-tokens 4) unless given"),
         CLI_FLAG("json", 0, &json, "JSON array, one object per (candidate, threads,\nbatch) with model, "

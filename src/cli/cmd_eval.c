@@ -109,8 +109,8 @@ int cmd_eval(int argc, char **argv) {
                 "models: windows, default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "f32, bf16 or int8 arithmetic for the block linears\n(int8: a ViT's attention too; default: the\n"
-               "candidate's default precision, else BF16/F16\nweights kept as stored, f32 ones f32; a language\n"
+               "f32, bf16 or int8 arithmetic for the block linears\n(int8: a ViT's attention and patch embedding\n"
+               "too; default: the candidate's default precision,\nelse BF16/F16 weights kept as stored, f32 ones\nf32; a language "
                "model: the trainer's f32 evaluation)"),
         CLI_STR("sta", 0, &sta, "HW.ini", "with --precision int8: the STA accelerator's\nfixed-point "
                 "numbers, bit for bit (docs/STA.md)"),

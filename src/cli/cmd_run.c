@@ -117,7 +117,7 @@ int cmd_run(int argc, char **argv) {
         CLI_INT("batch", 'b', &batch, 1, 1 << 20, "B", "images (sequences) per forward pass (default 32)"),
         CLI_INT("threads", 'j', &threads, 1, 4096, "T", "threads (default: NMF_THREADS or all cores)"),
         CLI_FN("precision", 0, cli_parse_precision, &prec, "P",
-               "f32, bf16 or int8 arithmetic for the block\nlinears (int8: N:M only). Without it the weights\n"
+               "f32, bf16 or int8 arithmetic for the block\nlinears (int8: a ViT's attention and patch\nembedding too). Without it the weights\n"
                "stay as stored (BF16/F16 16-bit, F32 f32)"),
         CLI_STR("sta", 0, &sta, "HW.ini", "ViT with --precision int8: the STA accelerator's\n"
                 "fixed-point numbers, bit for bit (docs/STA.md)"),
