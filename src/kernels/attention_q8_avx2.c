@@ -156,9 +156,10 @@ NOINLINE void softmax_chunk(int32_t *pw, const float *p, size_t nvec, const floa
 }
 
 /* acc[r][c .. c + 8) = fmaf(sum_j p8[r][j] v8[j][..], vscale, acc * alpha[r]) for every 8
- * channels c < dp, over ng groups of 4 keys (v16, pw at the chunk's first group). */
+ * channels c < dp, over ng groups of 4 keys (v16, pw at the chunk's first group); on the first
+ * chunk acc * alpha is +0 (the reference's 0 * alpha) and acc is not read: it need not be zeroed. */
 NOINLINE void pv_chunk(float *acc, size_t dp, const float *alpha, const int32_t *pw,
-                       const int32_t *v16, const float *vscale, size_t ng) {
+                       const int32_t *v16, const float *vscale, size_t ng, int first) {
     for (size_t c = 0; c < dp; c += 8) {
         __m256i ia[QB];
 #pragma GCC unroll 6
@@ -175,8 +176,9 @@ NOINLINE void pv_chunk(float *acc, size_t dp, const float *alpha, const int32_t 
 #pragma GCC unroll 6
         for (int r = 0; r < QB; r++) {
             float *ar = acc + (size_t)r * dp + c;
-            _mm256_storeu_ps(ar, _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r]), vs,
-                                                 _mm256_mul_ps(_mm256_loadu_ps(ar), _mm256_set1_ps(alpha[r]))));
+            const __m256 prev = first ? _mm256_setzero_ps()
+                                      : _mm256_mul_ps(_mm256_loadu_ps(ar), _mm256_set1_ps(alpha[r]));
+            _mm256_storeu_ps(ar, _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r]), vs, prev));
         }
     }
 }
@@ -292,7 +294,6 @@ void nmf_attention_q8_avx2(float *out, const nmf_q8_head *h, const nmf_attention
         const float *qscale = b.qscale;
         float *m = b.m, *l = b.l, alpha[QB];
         split_queries(h->qw, qr, G);
-        memset(h->acc, 0, QB * dp * sizeof(float));
         const size_t kend = last[QB - 1] + 1; /* rows are in order: the last sees the most */
         for (size_t c0 = 0; c0 < kend; c0 += CHUNK) {
             const size_t cend = kend - c0 < CHUNK ? kend : c0 + CHUNK;
@@ -306,7 +307,8 @@ void nmf_attention_q8_avx2(float *out, const nmf_q8_head *h, const nmf_attention
             scores_chunk(h->scores, mx, nvec, h->qw, qoff, qscale, h->k16 + c0, tkp, G, h->kscale + c0, limit);
             softmax_chunk(h->pw, h->scores, nvec, mx, m, l, alpha);
             /* masked keys have p8 = 0, so P V runs over whole groups of 4 */
-            pv_chunk(h->acc, dp, alpha, h->pw, h->v16 + 2 * (c0 / 4) * dp, h->vscale, (cend - c0 + 3) / 4);
+            pv_chunk(h->acc, dp, alpha, h->pw, h->v16 + 2 * (c0 / 4) * dp, h->vscale, (cend - c0 + 3) / 4,
+                     c0 == 0);
         }
         for (size_t r = 0; r < nq; r++) {
             const __m256 inv = _mm256_set1_ps(1.0f / l[r]);

@@ -153,9 +153,10 @@ NOINLINE void softmax_chunk(const float *p, uint8_t *p8, size_t nvec, const floa
 }
 
 /* acc[r][cc .. cc + 16 nc) = fmaf(sum_j p8[r][j] v8[j][..], vscale, acc * alpha[r]) over ng
- * groups of 4 keys (vg at the chunk's first group). */
+ * groups of 4 keys (vg at the chunk's first group); on the first chunk acc * alpha is +0 (the
+ * reference's 0 * alpha) and acc is not read: it need not be zeroed. */
 ALWAYS_INLINE void pv_step(int nc, float *acc, size_t dp, const float *alpha, const uint8_t *p8,
-                           const uint32_t *vg, const float *vscale, size_t ng, size_t cc) {
+                           const uint32_t *vg, const float *vscale, size_t ng, size_t cc, int first) {
     __m512i ia[QB][NCMAX];
 #pragma GCC unroll 8
     for (int r = 0; r < QB; r++)
@@ -182,19 +183,20 @@ ALWAYS_INLINE void pv_step(int nc, float *acc, size_t dp, const float *alpha, co
         for (int u = 0; u < NCMAX; u++) {
             if (u >= nc) break;
             float *ar = acc + (size_t)r * dp + cc + 16 * u;
+            const __m512 prev = first ? _mm512_setzero_ps() : _mm512_mul_ps(_mm512_loadu_ps(ar), a);
             _mm512_storeu_ps(ar, _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][u]),
-                                                 _mm512_loadu_ps(vscale + cc + 16 * u),
-                                                 _mm512_mul_ps(_mm512_loadu_ps(ar), a)));
+                                                 _mm512_loadu_ps(vscale + cc + 16 * u), prev));
         }
     }
 }
 
 typedef void (*pv_fn)(float *acc, size_t dp, const float *alpha, const uint8_t *p8,
-                      const uint32_t *vg, const float *vscale, size_t ng, size_t cc);
+                      const uint32_t *vg, const float *vscale, size_t ng, size_t cc, int first);
 #define PV(NC)                                                                                   \
     NOINLINE void pv_##NC(float *acc, size_t dp, const float *alpha, const uint8_t *p8,           \
-                          const uint32_t *vg, const float *vscale, size_t ng, size_t cc) {       \
-        pv_step(NC, acc, dp, alpha, p8, vg, vscale, ng, cc);                                     \
+                          const uint32_t *vg, const float *vscale, size_t ng, size_t cc,         \
+                          int first) {                                                           \
+        pv_step(NC, acc, dp, alpha, p8, vg, vscale, ng, cc, first);                              \
     }
 PV(1) PV(2) PV(3) PV(4)
 #undef PV
@@ -288,7 +290,6 @@ void nmf_attention_q8_avx512(float *out, const nmf_q8_head *h, const nmf_attenti
         const int32_t *qoff = b.qoff;
         const float *qscale = b.qscale;
         float *m = b.m, *l = b.l, alpha[QB];
-        memset(h->acc, 0, QB * dp * sizeof(float));
         const size_t kend = last[QB - 1] + 1; /* rows are in order: the last sees the most */
         for (size_t c0 = 0; c0 < kend; c0 += CHUNK) {
             const size_t cend = kend - c0 < CHUNK ? kend : c0 + CHUNK;
@@ -308,7 +309,8 @@ void nmf_attention_q8_avx512(float *out, const nmf_q8_head *h, const nmf_attenti
             const size_t ng = (cend - c0 + 3) / 4;
             for (size_t cc = 0; cc < dp; cc += 16 * NCMAX) {
                 const size_t nc = (dp - cc) / 16 < NCMAX ? (dp - cc) / 16 : NCMAX;
-                pv_by_width[nc - 1](h->acc, dp, alpha, h->p8, h->vg + (c0 / 4) * dp, h->vscale, ng, cc);
+                pv_by_width[nc - 1](h->acc, dp, alpha, h->p8, h->vg + (c0 / 4) * dp, h->vscale, ng, cc,
+                                    c0 == 0);
             }
         }
         for (size_t r = 0; r < nq; r++) {
