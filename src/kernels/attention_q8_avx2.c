@@ -112,9 +112,6 @@ NOINLINE void scores_chunk(float *p, float *mx, size_t nvec, const int32_t *qw, 
     }
 }
 
-/* The chunk's softmax step per row (nmf_q8_chunk_step: m, alpha), then its nvec vectors of
- * scores to probabilities p8 (attention_q8.h), their sum into l, and p8 as the pair words of
- * pw: per group of 4 keys (p0, p2), (p1, p3) as int16. */
 /* nmf_q8_p255 (attention_q8.h) in 8 lanes, operation for operation (2^n built in the exponent
  * field: n in [-16, 0]) */
 ALWAYS_INLINE __m256 p255(__m256 x) {
@@ -130,6 +127,9 @@ ALWAYS_INLINE __m256 p255(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* The chunk's softmax step per row (nmf_q8_chunk_step: m, alpha), then its nvec vectors of
+ * scores to probabilities p8 (attention_q8.h), their sum into l, and p8 as the pair words of
+ * pw: per group of 4 keys (p0, p2), (p1, p3) as int16. */
 NOINLINE void softmax_chunk(int32_t *pw, const float *p, size_t nvec, const float *mx, float *m,
                             float *l, float *alpha) {
     const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);

@@ -108,9 +108,6 @@ TILE(1, 0) TILE(1, 1) TILE(2, 0) TILE(2, 1) TILE(3, 0) TILE(3, 1) TILE(4, 0) TIL
 static const tile_fn tiles_by_shape[KV][2] = { /* [nv - 1][full] */
     {tile_1_0, tile_1_1}, {tile_2_0, tile_2_1}, {tile_3_0, tile_3_1}, {tile_4_0, tile_4_1}};
 
-/* The chunk's softmax step for every row (attention_q8.h; nmf_q8_chunk_step's numbers, the six
- * rows' m and alpha in one vector), then nvec vectors of scores to u8 probabilities and their
- * sum into l. */
 /* nmf_q8_p255 (attention_q8.h) in 16 lanes, operation for operation */
 ALWAYS_INLINE __m512 p255(__m512 x) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-16.0f)), _mm512_setzero_ps());
@@ -124,6 +121,9 @@ ALWAYS_INLINE __m512 p255(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* The chunk's softmax step for every row (attention_q8.h; nmf_q8_chunk_step's numbers, the six
+ * rows' m and alpha in one vector), then nvec vectors of scores to u8 probabilities and their
+ * sum into l. */
 NOINLINE void softmax_chunk(const float *p, uint8_t *p8, size_t nvec, const float *mx, float *m,
                             float *l, float *alpha) {
     const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);

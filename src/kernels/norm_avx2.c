@@ -1,5 +1,5 @@
-/* LayerNorm of rows, AVX2 + FMA (one at a time): the two passes of norm.c (after the residual add when there
- * is one), 8 lanes at a time. */
+/* LayerNorm of rows, AVX2 + FMA, one row at a time: the two passes of norm.c (after the residual
+ * add when there is one), 8 lanes at a time. */
 #include <immintrin.h>
 #include <math.h>
 

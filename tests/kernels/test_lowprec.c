@@ -322,8 +322,8 @@ static void dense_q8_ref(float *y, const float *x, const float *w, const float *
 }
 
 /* Dense layers at int8, every ISA: bit-exact against dense_q8_ref (without activation also
- * the kernel directly, on the layout), GELU included; rows 1..33 around the block of 16, columns around 4 (the dense AVX-512
- * window) and 64, tokens around 16 (its token block). */
+ * the kernel directly, on the layout), GELU included; rows 1..33 around the block of 16,
+ * columns around 4 (the dense AVX-512 window) and 64, tokens around 16 (its token block). */
 static void test_dense(void) {
     const int san = getenv("NMF_SANITIZED") != NULL;
     static const size_t shapes[][3] = {{1, 1, 1},   {15, 3, 2},   {16, 4, 16},  {17, 5, 17},
