@@ -20,6 +20,11 @@ typedef struct nmf_linear nmf_linear; /* opaque */
 
 /* Dense W [out][in] (copied). */
 NMF_API nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out, size_t in);
+/* A dense layer in int8 (nmf_linear_set_precision's numbers) made straight from W (out, in),
+ * which is only read: peak memory is the int8 layout, not an f32 copy as well (a model's large
+ * heads: GPT-2's tied 50257 x 768 is 154 MB of f32). Errors as nmf_linear_set_precision's. */
+NMF_API nmf_status nmf_linear_create_dense_int8(nmf_linear **lin, const float *w, size_t out,
+                                                size_t in);
 /* Dense W [out][in] kept in its 16-bit storage dtype (NMF_DTYPE_BF16 or NMF_DTYPE_F16; the
  * values are copied as they are, never rounded): products widen them to f32 inside the kernels
  * (one token: in registers; many: a block of rows at a time into a scratch planned here, then

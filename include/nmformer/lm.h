@@ -57,12 +57,14 @@ NMF_API size_t nmf_lm_output_floats(const nmf_lm *m, size_t B, size_t T);
 /* Bytes of parameters a forward reads (dense buffer + every linear's weight bytes). */
 NMF_API size_t nmf_lm_weight_bytes(const nmf_lm *m);
 /* The arithmetic of every block linear (nmf_linear_set_precision, as nmf_vit_set_precision):
- * f32, bf16 (weights rounded to bf16, f32 sums) or int8 (N:M block linears only: a model with a
- * dense block linear is NMF_ERR_UNSUPPORTED). Set once, on a model built in f32 (nmf_load_model
- * + nmf_lm_create_from); one loaded keeping 16-bit weights (nmf_lm_load) is bf16 already and
- * cannot change. Embeddings, head and norms keep theirs. An int8 model's attention runs in int8
- * too (nmf_attention_forward_q8) in calls of 16 queries or more (prefill, BERT, evaluation
- * windows); one-token decode steps keep the f32 kernel, which is faster there. */
+ * f32, bf16 (weights rounded to bf16, f32 sums) or int8 (dense or N:M block linears). Set once,
+ * on a model built in f32 (nmf_load_model + nmf_lm_create_from); one loaded keeping 16-bit
+ * weights (nmf_lm_load) is bf16 already and cannot change. Embeddings and norms keep theirs; an
+ * int8 decoder's f32 LM head (or tied embedding) computes the logits in int8 too, as a dense
+ * int8 layer beside the f32 weight (GPT-2: a quarter of the 154 MB a token's logits read). An int8
+ * model's attention runs in int8 too (nmf_attention_forward_q8) in calls of 16 queries or more
+ * (prefill, BERT, evaluation windows); one-token decode steps keep the f32 kernel, which is
+ * faster there. */
 NMF_API nmf_status nmf_lm_set_precision(nmf_lm *m, nmf_precision p);
 
 /* Optional inputs of a forward (NULL members: defaults). */

@@ -1024,6 +1024,20 @@ nmf_status nmf_linear_compact(nmf_linear *lin) {
     return NMF_OK;
 }
 
+/* lin becomes int8 on the layout of the kernel planned for the active ISA (spmm_q8.h): a dense
+ * layer's from w (out, in), or w^T (in, out) when transposed; an N:M layer's (w NULL) from its
+ * panels. */
+static nmf_status plan_int8(nmf_linear *lin, const float *w, int transposed) {
+    const nmf_q8_kernel *k = nmf_q8_kernel_for(nmf_active_isa(), w != NULL);
+    const nmf_status st = w ? nmf_q8_build_dense(&lin->q8, &lin->lowprec_storage, w, transposed,
+                                                 lin->out, lin->in, k->g)
+                            : nmf_q8_build_nm(&lin->q8, &lin->lowprec_storage, &lin->w, k->g);
+    if (st != NMF_OK) return st;
+    lin->q8k = k;
+    lin->prec = NMF_PREC_INT8;
+    return NMF_OK;
+}
+
 nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
     if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear precision: NULL layer");
     if ((unsigned)p >= NMF_PREC_COUNT)
@@ -1034,15 +1048,30 @@ nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
                          nmf_precision_name(lin->prec), nmf_precision_name(p));
     if (lin->dense && p == NMF_PREC_BF16) return dense_to_bf16(lin);
     if (p == NMF_PREC_BF16) return to_bf16(lin);
-    /* int8: the layout of the kernel planned for the active ISA (spmm_q8.h); a dense layer's
-     * f32 weights are then dropped, as bf16 drops them */
-    const nmf_q8_kernel *k = nmf_q8_kernel_for(nmf_active_isa(), lin->dense != NULL);
-    nmf_status st = lin->dense ? nmf_q8_build_dense(&lin->q8, &lin->lowprec_storage, lin->dense,
-                                                    lin->dense_t, lin->out, lin->in, k->g)
-                               : nmf_q8_build_nm(&lin->q8, &lin->lowprec_storage, &lin->w, k->g);
-    if (st != NMF_OK) return st;
-    if (lin->dense) drop_dense_f32(lin, NULL);
-    lin->q8k = k;
-    lin->prec = NMF_PREC_INT8;
+    /* int8: a dense layer's f32 weights are dropped once converted, as bf16 drops them */
+    if (lin->dense) {
+        const nmf_status st = plan_int8(lin, lin->dense, lin->dense_t);
+        if (st == NMF_OK) drop_dense_f32(lin, NULL);
+        return st;
+    }
+    return plan_int8(lin, NULL, 0);
+}
+
+nmf_status nmf_linear_create_dense_int8(nmf_linear **lin, const float *w, size_t out, size_t in) {
+    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
+    *lin = NULL;
+    if (!w || out == 0 || in == 0)
+        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    if (!l) return nmf_error(NMF_ERR_NOMEM, "linear: out of memory");
+    pthread_mutex_init(&l->cache_lock, NULL);
+    l->out = out;
+    l->in = in;
+    const nmf_status st = plan_int8(l, w, 0);
+    if (st != NMF_OK) {
+        nmf_linear_free(l);
+        return st;
+    }
+    *lin = l;
     return NMF_OK;
 }

@@ -373,8 +373,9 @@ nmf_status nmf_lm_tail(const nmf_lm *m, float *out, size_t B, size_t T, int last
     norm(m, h, src, k->nf_w, k->nf_b, -1, rows);
     nmf_lm_observe(m, o, NMF_LOP_NORM, -1, h, rows, D);
     if (head != NMF_HF_HEAD_LM) return NMF_OK;
-    if (m->head16) { /* kept 16-bit (the embedding's layer when tied) */
-        nmf_status st = nmf_linear_forward(out, h, m->head16, NULL, rows, NMF_ACT_NONE); // (rows, V)
+    if (m->head16 || m->head8) { /* kept 16-bit (the embedding's layer when tied), or int8 */
+        nmf_status st = nmf_linear_forward(out, h, m->head16 ? m->head16 : m->head8, NULL, rows,
+                                           NMF_ACT_NONE); // (rows, V)
         if (st) return st;
     } else {
         const float *W = nmf_lm_param(m, k->head_w, -1);

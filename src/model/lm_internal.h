@@ -57,6 +57,8 @@ struct nmf_lm {
      * param_buf): the word embedding (V, D), whose looked-up rows are widened, and the LM head
      * (V, D); a tied head is the embedding's layer itself (freed once). */
     nmf_linear *embed16, *head16;
+    nmf_linear *head8;     /* int8 decoders whose head is f32: it as a dense int8 layer (lm.c
+                            * set_head_precision), else NULL */
     nmf_block_maps maps;   /* the file mappings 16-bit weights used in place point into */
     nmf_lm_arena arena;
 };

@@ -103,16 +103,8 @@ static nmf_status fill_linear(const nmf_param *spec, const nmf_param_kind *k, fl
  * product on param_buf's W_pe, which stays (training and the f32 path read it). */
 static nmf_status set_stem_precision(nmf_vit *m, nmf_precision p) {
     if (p != NMF_PREC_INT8 || m->stem) return NMF_OK;
-    nmf_status st = nmf_linear_create_dense(&m->stem, m->p.patch_w, m->D, m->K);
-    if (st == NMF_OK) st = nmf_linear_set_precision(m->stem, NMF_PREC_INT8);
-    if (st) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", nmf_last_error());
-        nmf_linear_free(m->stem);
-        m->stem = NULL;
-        return nmf_error(st, "model: int8 patch embedding: %s", why);
-    }
-    return NMF_OK;
+    const nmf_status st = nmf_linear_create_dense_int8(&m->stem, m->p.patch_w, m->D, m->K);
+    return st ? nmf_error_context(st, "int8 patch embedding") : NMF_OK;
 }
 
 /* nmf_vit_create; owned (NULL, or tensors itself): each tensor removed from it once the model

@@ -358,6 +358,18 @@ static void test_dense(void) {
                 CHECK_STATUS(nmf_linear_backward_input(y2, y, lin, 1), NMF_ERR_UNSUPPORTED);
                 CHECK_OK(nmf_linear_forward(y, x, lin, b, T, act));
                 CHECK_MSG(test_same_bits(y, yref, T * out, label), "%s: %s", label, k->name);
+                /* made straight from W (no f32 copy kept or made): the same layer */
+                nmf_linear *direct = NULL;
+                CHECK_OK(nmf_linear_create_dense_int8(&direct, w, out, in));
+                if (direct) {
+                    CHECK(nmf_linear_precision(direct) == NMF_PREC_INT8);
+                    CHECK(nmf_linear_weight_bytes(direct) == nmf_linear_weight_bytes(lin));
+                    CHECK(!strcmp(nmf_linear_kernel_name(direct, T), k->name));
+                    CHECK_OK(nmf_linear_forward(y2, x, direct, b, T, act));
+                    CHECK_MSG(test_same_bits(y2, yref, T * out, label), "%s: %s made from W", label, k->name);
+                    CHECK_STATUS(nmf_linear_set_precision(direct, NMF_PREC_BF16), NMF_ERR_INVALID_ARG);
+                    nmf_linear_free(direct);
+                }
                 if (act == NMF_ACT_NONE) {
                     nmf_q8_weights q;
                     void *storage = NULL;
@@ -488,8 +500,11 @@ static void test_dense_saturation(void) {
             nmf_linear *lin = NULL;
             CHECK_OK(nmf_linear_create_dense(&lin, w, 1, in));
             if (!lin) continue;
+            nmf_linear *direct = NULL; /* made straight from W: refused alike */
             if (extra) {
                 CHECK_STATUS(nmf_linear_set_precision(lin, NMF_PREC_INT8), NMF_ERR_UNSUPPORTED);
+                CHECK_STATUS(nmf_linear_create_dense_int8(&direct, w, 1, in), NMF_ERR_UNSUPPORTED);
+                CHECK(direct == NULL);
             } else {
                 float y = 0.0f;
                 CHECK_OK(nmf_linear_set_precision(lin, NMF_PREC_INT8));
@@ -575,6 +590,25 @@ static void test_gelu_q8(void) {
     CHECK(nmf_gelu_q8(INFINITY) == INFINITY);
     CHECK(isnan(nmf_gelu_q8(NAN)));
     CHECK(isnan(nmf_gelu_q8(-INFINITY))); /* -inf * 0, as the erf GELU */
+}
+
+/* nmf_linear_create_dense_int8's errors: no output, no or empty weight, a non-finite weight
+ * (nothing made, *lin NULL); the row limit is test_dense_saturation's. */
+static void test_dense_int8_errors(void) {
+    float w[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    nmf_linear *lin = (nmf_linear *)w; /* garbage in: NULL out on failure */
+    CHECK_STATUS(nmf_linear_create_dense_int8(NULL, w, 3, 4), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_linear_create_dense_int8(&lin, NULL, 3, 4), NMF_ERR_INVALID_ARG);
+    CHECK(lin == NULL);
+    CHECK_STATUS(nmf_linear_create_dense_int8(&lin, w, 0, 4), NMF_ERR_INVALID_ARG);
+    CHECK_STATUS(nmf_linear_create_dense_int8(&lin, w, 3, 0), NMF_ERR_INVALID_ARG);
+    w[5] = NAN;
+    CHECK_STATUS(nmf_linear_create_dense_int8(&lin, w, 3, 4), NMF_ERR_NUMERIC);
+    CHECK(lin == NULL);
+    w[5] = 6;
+    CHECK_OK(nmf_linear_create_dense_int8(&lin, w, 3, 4));
+    CHECK(lin && nmf_linear_out(lin) == 3 && nmf_linear_in(lin) == 4);
+    nmf_linear_free(lin);
 }
 
 static void test_api(void) {
@@ -689,6 +723,7 @@ int main(void) {
     else if (nmf_cpu_best_isa() < NMF_ISA_AVX512)
         printf("test_lowprec: no AVX-512 here: the AVX-512 VNNI int8 kernels are not run\n");
     test_api();
+    test_dense_int8_errors();
     test_gelu_q8();
     test_quantisers();
     test_saturation();

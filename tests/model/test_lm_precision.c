@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "lm_test_util.h"
+#include "model/lm_internal.h"
 #include "nmformer/kernels.h"
 
 static void one(const char *fixture, nmf_pattern p) {
@@ -82,9 +83,67 @@ done:
     nmf_family_free(&fam);
 }
 
+/* keeps a copy of the final norm's output (the head's input) */
+static void keep_norm(const nmf_op_event *e, void *ctx) {
+    float **dst = ctx;
+    if (e->op != NMF_LOP_NORM || e->block != -1) return;
+    free(*dst);
+    *dst = malloc(e->rows * e->cols * sizeof(float));
+    memcpy(*dst, e->data, e->rows * e->cols * sizeof(float));
+}
+
+/* An int8 decoder's head (lm_head, or the tied embedding, f32 in param_buf) runs in int8: its
+ * logits are the bits of a dense int8 layer of that weight on the final norm's output, and the
+ * layer counts in the weight bytes; a bf16 model keeps the f32 head. (A head kept 16-bit from
+ * the file belongs to a model that is bf16 already, which cannot become int8.) */
+static void int8_head(const char *fixture) {
+    nmf_model_config c;
+    nmf_tensor_set s;
+    CHECK_OK(nmf_load_model(fixture_path(fixture, NULL), NULL, NULL, &c, &s));
+    nmf_lm *m = NULL, *mb = NULL;
+    CHECK_OK(nmf_lm_create(&m, &c, &s));
+    CHECK_OK(nmf_lm_create(&mb, &c, &s));
+    nmf_tensors_free(&s);
+    nmf_id_array ids = fixture_ids(fixture, "input_ids.npy");
+    if (!m || !mb || !ids.data) goto done;
+    const size_t B = (size_t)ids.shape[0], T = (size_t)ids.shape[1], n = nmf_lm_output_floats(m, B, T);
+    CHECK_OK(nmf_lm_set_precision(mb, NMF_PREC_BF16));
+    CHECK(mb->head8 == NULL && mb->head16 == NULL);
+    CHECK_OK(nmf_lm_set_precision(m, NMF_PREC_INT8));
+    CHECK_MSG(m->head8 != NULL, "%s: no int8 head", fixture);
+    if (!m->head8) goto done;
+    nmf_linear *made = m->head8; /* it counts in the weight bytes */
+    const size_t with = nmf_lm_weight_bytes(m), hb = nmf_linear_weight_bytes(made), vd = m->V * m->D;
+    m->head8 = NULL;
+    CHECK(with - nmf_lm_weight_bytes(m) == hb);
+    CHECK_MSG(hb >= vd && hb < 2 * vd, "%s: int8 head %zu bytes", fixture, hb); /* 1 a weight + scales */
+    m->head8 = made;
+    float *y = malloc(n * sizeof(float)), *h = NULL, *want = malloc(n * sizeof(float));
+    CHECK_OK(nmf_lm_forward_observed(m, y, ids.data, B, T, NULL, keep_norm, &h));
+    const float *W = nmf_lm_param(m, m->k.head_w, -1);
+    if (!W) W = nmf_lm_param(m, m->k.word, -1);
+    nmf_linear *head = NULL;
+    CHECK_OK(nmf_linear_create_dense_int8(&head, W, m->V, m->D));
+    if (h && head) {
+        CHECK_OK(nmf_linear_forward(want, h, head, NULL, B * T, NMF_ACT_NONE));
+        CHECK_MSG(!memcmp(want, y, n * sizeof(float)), "%s: int8 logits are not the int8 head's", fixture);
+    }
+    nmf_linear_free(head);
+    free(y);
+    free(h);
+    free(want);
+done:
+    nmf_id_array_free(&ids);
+    nmf_lm_free(m);
+    nmf_lm_free(mb);
+}
+
 int main(void) {
     CHECK_STATUS(nmf_lm_set_precision(NULL, NMF_PREC_BF16), NMF_ERR_INVALID_ARG);
     one("gpt2_lm", (nmf_pattern){2, 4});
     one("llama_gqa6x2", (nmf_pattern){2, 8});
+    int8_head("gpt2_lm");                /* tied */
+    int8_head("llama_gqa6x2");           /* lm_head */
+    int8_head("llama_gqa4x1_tied_bf16"); /* tied, widened to f32 by nmf_lm_create */
     return test_finish("test_lm_precision");
 }
