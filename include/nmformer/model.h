@@ -63,8 +63,9 @@ NMF_API void nmf_vit_free(nmf_vit *m);
  * dense and N:M layers alike). Call
  * once, after loading and before the first forward; on failure the model is unchanged only
  * for NMF_PREC_F32, so free it. int8 blocks run their attention in int8 too
- * (nmf_mhsa_forward_q8, ops.h); the rest of the model (embeddings, norms, head, bf16 blocks'
- * attention) stays f32. */
+ * (nmf_mhsa_forward_q8, ops.h), and an int8 model's patch embedding is a dense int8 layer
+ * (nmf_linear_create_dense_int8); the rest of the model (position and class embeddings, norms,
+ * head, bf16 blocks' attention) stays f32. */
 NMF_API nmf_status nmf_vit_set_precision(nmf_vit *m, nmf_precision p);
 
 /* logits (B, num_classes) from images (B, in_chans, img_size, img_size), float32 NCHW, already
