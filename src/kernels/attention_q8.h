@@ -102,16 +102,22 @@ float nmf_q8_chunk_step(float cmax, float *m, float *neg_m);
 #define NMF_Q8_P255_C2 6.126145172e+01f
 #define NMF_Q8_P255_C3 1.425614929e+01f
 #define NMF_Q8_P255_C4 2.443628311e+00f
+/* p = 255 2^f by Horner, the one chain every form runs (gelu_q8.h's NMF_GELU_Q8_POLY alike) */
+#define NMF_Q8_P255_POLY(p, f, SET1, FMADD)                                                     \
+    do {                                                                                        \
+        p = SET1(NMF_Q8_P255_C4);                                                               \
+        p = FMADD(p, f, SET1(NMF_Q8_P255_C3));                                                  \
+        p = FMADD(p, f, SET1(NMF_Q8_P255_C2));                                                  \
+        p = FMADD(p, f, SET1(NMF_Q8_P255_C1));                                                  \
+        p = FMADD(p, f, SET1(255.0f));                                                          \
+    } while (0)
 static inline float nmf_q8_p255(float x) {
     x = x >= -16.0f ? x : -16.0f; /* as vmaxps(x, -16): NaN gives -16 */
     x = x <= 0.0f ? x : 0.0f;
     const float n = (x + 12582912.0f) - 12582912.0f; /* rne */
     const float f = x - n;
-    float p = NMF_Q8_P255_C4;
-    p = fmaf(p, f, NMF_Q8_P255_C3);
-    p = fmaf(p, f, NMF_Q8_P255_C2);
-    p = fmaf(p, f, NMF_Q8_P255_C1);
-    p = fmaf(p, f, 255.0f);
+    float p;
+    NMF_Q8_P255_POLY(p, f, NMF_SCALAR_SET1, fmaf);
     return ldexpf(p, (int)n);
 }
 /* p8 of a score: rne(p255(fmaf(s, log2(e), neg_m))) (at most 255.0007: no cap needed) */

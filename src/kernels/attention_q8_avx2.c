@@ -118,11 +118,8 @@ ALWAYS_INLINE __m256 p255(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-16.0f)), _mm256_setzero_ps());
     const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 f = _mm256_sub_ps(x, n);
-    __m256 p = _mm256_set1_ps(NMF_Q8_P255_C4);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(NMF_Q8_P255_C3));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(NMF_Q8_P255_C2));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(NMF_Q8_P255_C1));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(255.0f));
+    __m256 p;
+    NMF_Q8_P255_POLY(p, f, _mm256_set1_ps, _mm256_fmadd_ps);
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }

@@ -113,11 +113,8 @@ ALWAYS_INLINE __m512 p255(__m512 x) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-16.0f)), _mm512_setzero_ps());
     const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(x, n);
-    __m512 p = _mm512_set1_ps(NMF_Q8_P255_C4);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(NMF_Q8_P255_C3));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(NMF_Q8_P255_C2));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(NMF_Q8_P255_C1));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(255.0f));
+    __m512 p;
+    NMF_Q8_P255_POLY(p, f, _mm512_set1_ps, _mm512_fmadd_ps);
     return _mm512_scalef_ps(p, n);
 }
 

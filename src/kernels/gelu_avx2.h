@@ -36,15 +36,8 @@ static inline __m256 nmf_gelu8_q8_avx2(__m256 x) {
     const __m256 bound = _mm256_set1_ps(NMF_GELU_Q8_CLAMP);
     const __m256 c = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), bound)), bound);
     const __m256 u = _mm256_mul_ps(c, c);
-    __m256 p = _mm256_set1_ps(NMF_GELU_Q8_P8);
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(NMF_GELU_Q8_P7));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(NMF_GELU_Q8_P6));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(NMF_GELU_Q8_P5));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(NMF_GELU_Q8_P4));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(NMF_GELU_Q8_P3));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(NMF_GELU_Q8_P2));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(NMF_GELU_Q8_P1));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(NMF_GELU_Q8_P0));
+    __m256 p;
+    NMF_GELU_Q8_POLY(p, u, _mm256_set1_ps, _mm256_fmadd_ps);
     const __m256 phi = _mm256_fmadd_ps(c, p, _mm256_set1_ps(0.5f));
     return _mm256_mul_ps(x, _mm256_max_ps(phi, _mm256_setzero_ps())); /* NaN phi: 0 */
 }

@@ -39,15 +39,8 @@ static inline __m512 nmf_gelu16_avx512(__m512 x) {
 static inline __m512 nmf_gelu16_q8_avx512(__m512 x) {
     const __m512 c = _mm512_range_ps(x, _mm512_set1_ps(NMF_GELU_Q8_CLAMP), 0x02);
     const __m512 u = _mm512_mul_ps(c, c);
-    __m512 p = _mm512_set1_ps(NMF_GELU_Q8_P8);
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P7));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P6));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P5));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P4));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P3));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P2));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P1));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(NMF_GELU_Q8_P0));
+    __m512 p;
+    NMF_GELU_Q8_POLY(p, u, _mm512_set1_ps, _mm512_fmadd_ps);
     const __m512 phi = _mm512_fmadd_ps(c, p, _mm512_set1_ps(0.5f));
     return _mm512_mul_ps(x, _mm512_max_ps(phi, _mm512_setzero_ps())); /* NaN phi: 0 */
 }

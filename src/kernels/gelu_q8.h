@@ -15,6 +15,8 @@
 
 #include <math.h>
 
+#include "kernels/ops_internal.h" /* NMF_SCALAR_SET1 */
+
 #define NMF_GELU_Q8_CLAMP 4.4f
 #define NMF_GELU_Q8_P0 (3.988249600e-01f)
 #define NMF_GELU_Q8_P1 (-6.615928560e-02f)
@@ -26,19 +28,27 @@
 #define NMF_GELU_Q8_P7 (-3.902604462e-09f)
 #define NMF_GELU_Q8_P8 (3.734126550e-11f)
 
+/* p = P(u) by Horner, the one chain of operations every form runs (its bits), for any lane
+ * type: SET1 makes a constant, FMADD(a, b, c) = a b + c rounded once. */
+#define NMF_GELU_Q8_POLY(p, u, SET1, FMADD)                                                     \
+    do {                                                                                        \
+        p = SET1(NMF_GELU_Q8_P8);                                                               \
+        p = FMADD(p, u, SET1(NMF_GELU_Q8_P7));                                                  \
+        p = FMADD(p, u, SET1(NMF_GELU_Q8_P6));                                                  \
+        p = FMADD(p, u, SET1(NMF_GELU_Q8_P5));                                                  \
+        p = FMADD(p, u, SET1(NMF_GELU_Q8_P4));                                                  \
+        p = FMADD(p, u, SET1(NMF_GELU_Q8_P3));                                                  \
+        p = FMADD(p, u, SET1(NMF_GELU_Q8_P2));                                                  \
+        p = FMADD(p, u, SET1(NMF_GELU_Q8_P1));                                                  \
+        p = FMADD(p, u, SET1(NMF_GELU_Q8_P0));                                                  \
+    } while (0)
+
 static inline float nmf_gelu_q8(float x) {
     const float c = x > NMF_GELU_Q8_CLAMP ? NMF_GELU_Q8_CLAMP
                   : x < -NMF_GELU_Q8_CLAMP ? -NMF_GELU_Q8_CLAMP : x; /* NaN: x */
     const float u = c * c;
-    float p = NMF_GELU_Q8_P8;
-    p = fmaf(p, u, NMF_GELU_Q8_P7);
-    p = fmaf(p, u, NMF_GELU_Q8_P6);
-    p = fmaf(p, u, NMF_GELU_Q8_P5);
-    p = fmaf(p, u, NMF_GELU_Q8_P4);
-    p = fmaf(p, u, NMF_GELU_Q8_P3);
-    p = fmaf(p, u, NMF_GELU_Q8_P2);
-    p = fmaf(p, u, NMF_GELU_Q8_P1);
-    p = fmaf(p, u, NMF_GELU_Q8_P0);
+    float p;
+    NMF_GELU_Q8_POLY(p, u, NMF_SCALAR_SET1, fmaf);
     const float phi = fmaf(c, p, 0.5f);
     return x * (phi > 0.0f ? phi : 0.0f); /* NaN: x * NaN */
 }

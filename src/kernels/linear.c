@@ -76,17 +76,35 @@ static void transpose_f32(float *dst, const float *src, size_t rows, size_t cols
         }
 }
 
-nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out, size_t in) {
+/* A layer of out x in with nothing in it yet (every constructor starts here; nmf_linear_free
+ * takes it back as it is), or NULL when out of memory. */
+static nmf_linear *linear_new(size_t out, size_t in) {
+    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    if (!l) return NULL;
+    pthread_mutex_init(&l->cache_lock, NULL);
+    l->out = out;
+    l->in = in;
+    return l;
+}
+
+/* The arguments of a dense constructor: an output, a nonempty weight. */
+static nmf_status dense_args(nmf_linear **lin, const void *w, size_t out, size_t in) {
     if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
     *lin = NULL;
     if (!w || out == 0 || in == 0)
         return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    return NMF_OK;
+}
+
+nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out, size_t in) {
+    nmf_status st = dense_args(lin, w, out, in);
+    if (st) return st;
     if (out > INT32_MAX || in > INT32_MAX)
         return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu exceeds BLAS int range", out, in);
-    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    nmf_linear *l = linear_new(out, in);
     float *d = nmf_alloc(out * in, sizeof(float)); /* nmf_alloc checks the product */
     if (!l || !d) {
-        nmf_free(l);
+        nmf_linear_free(l);
         nmf_free(d);
         return nmf_error(NMF_ERR_NOMEM, "linear: dense %zu x %zu: out of memory", out, in);
     }
@@ -95,9 +113,6 @@ nmf_status nmf_linear_create_dense(nmf_linear **lin, const float *w, size_t out,
         transpose_f32(d, w, out, in);
     else
         memcpy(d, w, out * in * sizeof(float));
-    pthread_mutex_init(&l->cache_lock, NULL);
-    l->out = out;
-    l->in = in;
     l->dense = d;
     l->storage = d;
     *lin = l;
@@ -149,11 +164,8 @@ static nmf_status create_dense16(nmf_linear **lin, uint16_t *d, nmf_dtype dtype,
                          nmf_dtype_name(dtype));
     if (out > INT32_MAX || in > INT32_MAX)
         return nmf_error(NMF_ERR_UNSUPPORTED, "linear: %zu x %zu exceeds BLAS int range", out, in);
-    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    nmf_linear *l = linear_new(out, in);
     if (!l) return nmf_error(NMF_ERR_NOMEM, "linear: out of memory");
-    pthread_mutex_init(&l->cache_lock, NULL);
-    l->out = out;
-    l->in = in;
     nmf_status st = plan_dense16(l, d, dtype);
     if (st != NMF_OK) {
         nmf_linear_free(l);
@@ -166,36 +178,29 @@ static nmf_status create_dense16(nmf_linear **lin, uint16_t *d, nmf_dtype dtype,
 
 nmf_status nmf_linear_create_dense16(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
                                      size_t out, size_t in) {
-    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
-    *lin = NULL;
-    if (!w || out == 0 || in == 0)
-        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
+    nmf_status st = dense_args(lin, w, out, in);
+    if (st) return st;
     uint16_t *d = nmf_alloc(out * in, sizeof(uint16_t)); /* nmf_alloc checks the product */
     if (!d) return nmf_error(NMF_ERR_NOMEM, "linear: dense %zu x %zu: out of memory", out, in);
     memcpy(d, w, out * in * sizeof(uint16_t));
-    nmf_status st = create_dense16(lin, d, dtype, out, in, 1);
+    st = create_dense16(lin, d, dtype, out, in, 1);
     if (st != NMF_OK) nmf_free(d);
     return st;
 }
 
 nmf_status nmf_linear_create_dense16_take(nmf_linear **lin, uint16_t **w, nmf_dtype dtype,
                                           size_t out, size_t in) {
-    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
-    *lin = NULL;
-    if (!w || !*w || out == 0 || in == 0)
-        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
-    nmf_status st = create_dense16(lin, *w, dtype, out, in, 1);
+    nmf_status st = dense_args(lin, w ? *w : NULL, out, in);
+    if (st) return st;
+    st = create_dense16(lin, *w, dtype, out, in, 1);
     if (st == NMF_OK) *w = NULL;
     return st;
 }
 
 nmf_status nmf_linear_create_dense16_borrow(nmf_linear **lin, const uint16_t *w, nmf_dtype dtype,
                                             size_t out, size_t in) {
-    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
-    *lin = NULL;
-    if (!w || out == 0 || in == 0)
-        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
-    return create_dense16(lin, (uint16_t *)w, dtype, out, in, 0); /* only ever read */
+    const nmf_status st = dense_args(lin, w, out, in);
+    return st ? st : create_dense16(lin, (uint16_t *)w, dtype, out, in, 0); /* only ever read */
 }
 
 const uint16_t *nmf_linear_weights16(const nmf_linear *lin, nmf_dtype *dtype) {
@@ -221,10 +226,10 @@ static nmf_status create_nm(nmf_linear **lin, const nmf_nm_matrix *a, const nmf_
     if (nmf_mul_overflow(panels * NMF_SPMM_ROWS, G, &slots) || nmf_mul_overflow(slots, n, &slots) ||
         nmf_mul_overflow(slots, sizeof(float), &val_bytes) || slots + val_bytes < slots)
         return nmf_error(NMF_ERR_NOMEM, "linear: N:M %zu x %zu too large", out, in);
-    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    nmf_linear *l = linear_new(out, in);
     uint8_t *mem = nmf_alloc(val_bytes + slots, 1); /* values first: 64-byte aligned */
     if (!l || !mem) {
-        nmf_free(l);
+        nmf_linear_free(l);
         nmf_free(mem);
         return nmf_error(NMF_ERR_NOMEM, "linear: N:M %zu x %zu: out of memory", out, in);
     }
@@ -246,9 +251,6 @@ static nmf_status create_nm(nmf_linear **lin, const nmf_nm_matrix *a, const nmf_
                 }
             }
     }
-    pthread_mutex_init(&l->cache_lock, NULL);
-    l->out = out;
-    l->in = in;
     l->pattern = a->pattern;
     l->w = (nmf_spmm_weights){.out = out, .in = in, .groups = G, .n = (int)n, .m = (int)m,
                               .panels = panels, .val = val, .idx = idx};
@@ -1058,16 +1060,11 @@ nmf_status nmf_linear_set_precision(nmf_linear *lin, nmf_precision p) {
 }
 
 nmf_status nmf_linear_create_dense_int8(nmf_linear **lin, const float *w, size_t out, size_t in) {
-    if (!lin) return nmf_error(NMF_ERR_INVALID_ARG, "linear: NULL output");
-    *lin = NULL;
-    if (!w || out == 0 || in == 0)
-        return nmf_error(NMF_ERR_INVALID_ARG, "linear: dense weight %zu x %zu is empty", out, in);
-    nmf_linear *l = nmf_alloc(1, sizeof *l);
+    nmf_status st = dense_args(lin, w, out, in);
+    if (st) return st;
+    nmf_linear *l = linear_new(out, in);
     if (!l) return nmf_error(NMF_ERR_NOMEM, "linear: out of memory");
-    pthread_mutex_init(&l->cache_lock, NULL);
-    l->out = out;
-    l->in = in;
-    const nmf_status st = plan_int8(l, w, 0);
+    st = plan_int8(l, w, 0);
     if (st != NMF_OK) {
         nmf_linear_free(l);
         return st;

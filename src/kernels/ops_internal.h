@@ -6,6 +6,10 @@
 
 #include "nmformer/ops.h"
 
+/* The scalar form's "broadcast" for polynomial chains written once for every lane type
+ * (gelu_q8.h NMF_GELU_Q8_POLY, attention_q8.h NMF_Q8_P255_POLY). */
+#define NMF_SCALAR_SET1(x) (x)
+
 /* Tiling of the fused attention kernels; the work size formula (attention.c) covers all ISAs. */
 #define NMF_ATT_QB 6  /* queries per block: 6 rows x 4 vectors of scores fit in 24 zmm */
 #define NMF_ATT_KT 64 /* keys per tile */

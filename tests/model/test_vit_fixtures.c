@@ -283,8 +283,9 @@ static void int8_stem(void) {
     c.dim = 32;
     c.depth = 1;
     c.heads = 2;
-    const size_t B = 2, per = (size_t)c.in_chans * 32 * 32, K = (size_t)c.in_chans * 64;
-    const size_t T = 17, P = 16, D = 32, n = B * T * D;
+    const size_t B = 2, per = (size_t)c.in_chans * (size_t)c.img_size * (size_t)c.img_size;
+    const size_t K = (size_t)c.in_chans * (size_t)c.patch * (size_t)c.patch;
+    const size_t T = (size_t)nmf_vit_tokens(&c), P = T - 1, D = (size_t)c.dim, n = B * T * D;
     float *x = malloc(B * per * sizeof(float)), *logits = malloc(B * (size_t)c.num_classes * sizeof(float));
     unsigned long long s = 5;
     for (size_t i = 0; i < B * per; i++) x[i] = test_rand_float(&s);
