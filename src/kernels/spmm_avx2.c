@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/gelu_avx2.h"
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
 #include "kernels/spmm_backward.h"
@@ -20,6 +21,17 @@ static __m256i lane_mask(size_t count) { /* lanes [0, count) set; count may exce
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     int c = count > 8 ? 8 : (int)count;
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), iota);
+}
+
+/* GELU on a panel's first `rows` rows of tr tokens of y, in place, inlined (as in
+ * spmm_avx512.c: a call of the elementwise kernel per token and panel cost more than the GELU). */
+static inline __attribute__((always_inline)) void gelu_panel(float *y, size_t ldy, size_t tr,
+                                                             size_t rows) {
+    const __m256i lo = lane_mask(rows), hi = lane_mask(rows > 8 ? rows - 8 : 0);
+    for (size_t u = 0; u < tr; u++, y += ldy) {
+        _mm256_maskstore_ps(y, lo, nmf_gelu8_avx2(_mm256_maskload_ps(y, lo)));
+        _mm256_maskstore_ps(y + 8, hi, nmf_gelu8_avx2(_mm256_maskload_ps(y + 8, hi)));
+    }
 }
 
 /* The 8 operands for positions id (0..M-1) of one group: lo/hi hold its inputs 0..7/8..15
@@ -196,9 +208,7 @@ void nmf_spmm_forward_avx2(float *y, const float *x, size_t ldx, size_t x_slack,
                         t += len;
                     }
                 }
-                if (c1 == G && act == NMF_ACT_GELU)
-                    for (size_t u = 0; u < tr; u++)
-                        nmf_gelu_avx2(y + (t0 + u) * out + r0, y + (t0 + u) * out + r0, rows);
+                if (c1 == G && act == NMF_ACT_GELU) gelu_panel(y + t0 * out + r0, out, tr, rows);
             }
         }
     }

@@ -23,6 +23,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/gelu_avx512.h"
 #include "kernels/ops_internal.h"
 #include "kernels/spmm.h"
 #include "kernels/spmm_backward.h"
@@ -288,6 +289,15 @@ static void pack_x(float *tile, const float *x, size_t ldx, size_t tr, size_t c0
     }
 }
 
+/* GELU on a panel's rows (mask rm) of tr tokens of y, in place, inlined: a call of the
+ * elementwise kernel per token and panel (16 floats) cost more than the GELU itself (7 % of
+ * DeiT-small's 1:8 forward went to nmf_gelu_avx512). */
+static inline __attribute__((always_inline)) void gelu_panel(float *y, size_t ldy, size_t tr,
+                                                             __mmask16 rm) {
+    for (size_t u = 0; u < tr; u++, y += ldy)
+        _mm512_mask_storeu_ps(y, rm, nmf_gelu16_avx512(_mm512_maskz_loadu_ps(rm, y)));
+}
+
 static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
 void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
@@ -368,9 +378,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                         }
                     }
                     if (c1 == G && act == NMF_ACT_GELU)
-                        for (size_t u = 0; u < tr; u++)
-                            nmf_gelu_avx512(y + (t0 + u) * out + r0, y + (t0 + u) * out + r0,
-                                            rows);
+                        gelu_panel(y + t0 * out + r0, out, tr, rm);
                 }
             }
         }
