@@ -28,9 +28,12 @@
 #include "kernels/spmm.h"
 #include "kernels/spmm_backward.h"
 
-#define TB 12              /* tokens per block (FOR_T covers 12 = 8 + 4) */
+/* Tokens per block: 16 for patterns with n >= 2, 12 for n = 1 (tile below: at 1:8 the 16-token
+ * tile ran 3-8 % slower than 12 + 4 at 16-197 tokens, at 2:4 25-31 % faster at 13-16 tokens;
+ * in-process A/B on the Xeon, docs/PERFORMANCE.md). FOR_T covers 16 = 8 + 4 + 4. */
+#define TB_MAX 16
 #define X_TILE_FLOATS 5120 /* TB tokens x chunk columns kept in L1 (20 KiB) */
-_Static_assert(X_TILE_FLOATS / TB >= NMF_NM_MAX_M, "a chunk holds at least one group");
+_Static_assert(X_TILE_FLOATS / TB_MAX >= NMF_NM_MAX_M, "a chunk holds at least one group");
 /* Weights of a block of panels. Each block sees every token block (and repacks x for it):
  * 2 MiB keeps the weights in the outer caches across token blocks, so a large W is read from
  * DRAM about once per product, while x is repacked only a few times for ViT-sized layers. */
@@ -105,15 +108,22 @@ static inline __mmask16 mask_hi(size_t valid) {
         if (TR > 2) { OP(2); OP(3); }                                                          \
         if (TR > 4) { OP(4); OP(5); OP(6); OP(7); }                                            \
         if (TR > 8) { OP(8); OP(9); OP(10); OP(11); }                                          \
+        if (TR > 12) { OP(12); OP(13); OP(14); OP(15); }                                       \
     } while (0)
 
 /* TR tokens x 16 rows over the ng groups of a packed x tile (see pack_x): group g of token t
- * is at x[g*TB*LW + t*LW], LW floats (two registers for LW = 32), so every load is an aligned
+ * is at x[g*gs + t*LW] (gs = TB*LW floats a group), LW floats (two registers for LW = 32), so every load is an aligned
  * load at a constant displacement from one pointer. NC: n when the pattern's n is specialised,
- * else 0 (then n is read at run time). */
+ * else 0 (then n is read at run time).
+ *
+ * Up to 12 tokens each group's inputs are loaded once into registers (TR accumulators + TR
+ * tables). 16 tokens do not fit 32 registers that way: their tables are loaded again for every
+ * slot, next to its permute (MEM). The permute port bounds both (one vpermps per FMA), and the
+ * loads (2 + 16 a slot) stay under it; what 16 buys is a 16-token product in one pass over the
+ * weights, where 12 + 4 passed twice and the 4-token tile paid a slot's two loads per 4 FMAs. */
 static inline __attribute__((always_inline)) void
-tile(float *y, size_t ldy, const float *x, const void *valp, const void *idxp, size_t ng,
-     size_t n_rt, __mmask16 rowmask, const float *bias, int first, const int TR, const int NC,
+tile(float *y, size_t ldy, const float *x, size_t gs, const void *valp, const void *idxp,
+     size_t ng, size_t n_rt, __mmask16 rowmask, const float *bias, int first, const int TR, const int NC,
      const int LW, const int WIDE, const int BF) {
     /* positions: u8 (widened here per slot), u32 stored by the layer (WIDE), or nibbles (BF 2) */
     const size_t n = NC ? (size_t)NC : n_rt;
@@ -121,39 +131,52 @@ tile(float *y, size_t ldy, const float *x, const void *valp, const void *idxp, s
     const int TWO = LW == 32;
     const __m512 z = _mm512_setzero_ps();
     __m512 a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z, a8 = z, a9 = z;
-    __m512 a10 = z, a11 = z;
+    const int MEM = TR > 12;
+    __m512 a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z;
     __m512 l0 = z, l1 = z, l2 = z, l3 = z, l4 = z, l5 = z, l6 = z, l7 = z, l8 = z, l9 = z;
-    __m512 l10 = z, l11 = z;
+    __m512 l10 = z, l11 = z, l12 = z, l13 = z, l14 = z, l15 = z;
     __m512 h0 = z, h1 = z, h2 = z, h3 = z, h4 = z, h5 = z, h6 = z, h7 = z, h8 = z, h9 = z;
-    __m512 h10 = z, h11 = z;
+    __m512 h10 = z, h11 = z, h12 = z, h13 = z, h14 = z, h15 = z;
 #define INIT(t)                                                                                \
     a##t = first ? (bias ? _mm512_maskz_loadu_ps(rowmask, bias) : z)                           \
                  : _mm512_maskz_loadu_ps(rowmask, y + (size_t)(t) * ldy)
     FOR_T(INIT);
 #undef INIT
 #define FMA(t)                                                                                 \
-    a##t = _mm512_fmadd_ps(wv, TWO ? _mm512_permutex2var_ps(l##t, id, h##t)                    \
-                                   : _mm512_permutexvar_ps(id, l##t), a##t)
+    do {                                                                                       \
+        if (MEM) LOADX_AT(xk, t);                                                              \
+        a##t = _mm512_fmadd_ps(wv, TWO ? _mm512_permutex2var_ps(l##t, id, h##t)                \
+                                       : _mm512_permutexvar_ps(id, l##t), a##t);               \
+    } while (0)
+#define LOADX_AT(p, t)                                                                         \
+    do {                                                                                       \
+        l##t = load_lo((p) + (t) * LW, LW);                                                    \
+        if (TWO) h##t = _mm512_load_ps((p) + (t) * LW + 16);                                   \
+    } while (0)
 #define LOADX(t)                                                                               \
     do {                                                                                       \
-        l##t = load_lo(x + (t) * LW, LW);                                                      \
-        if (TWO) h##t = _mm512_load_ps(x + (t) * LW + 16);                                     \
+        if (!MEM) LOADX_AT(x, t);                                                              \
     } while (0)
-    for (const float *xe = x + ng * TB * LW; x != xe; x += TB * LW) {
+    for (const float *xe = x + ng * gs; x != xe; x += gs) {
         FOR_T(LOADX);
         for (size_t k = 0; k < n; k++, slot++) {
+            /* MEM: the tables loaded again for each slot (an opaque copy of the pointer keeps GCC
+             * from merging the slots' loads into 16 live registers, which it then spills) */
+            const float *xk = x;
+            if (MEM) __asm__ volatile("" : "+r"(xk));
             const __m512 wv = slot_values(valp, slot, BF);
             const __m512i id = slot_positions(idxp, slot, BF, WIDE);
             FOR_T(FMA);
         }
     }
 #undef LOADX
+#undef LOADX_AT
 #undef FMA
 #define STORE(t) _mm512_mask_storeu_ps(y + (size_t)(t) * ldy, rowmask, a##t)
     FOR_T(STORE);
 #undef STORE
     (void)h0; (void)h1; (void)h2; (void)h3; (void)h4; (void)h5; (void)h6; (void)h7; (void)h8;
-    (void)h9; (void)h10; (void)h11;
+    (void)h9; (void)h10; (void)h11; (void)h12; (void)h13; (void)h14; (void)h15;
 }
 
 /* One token (GEMV): four independent FMA chains (one per group of a 4-group step) to stream
@@ -203,23 +226,24 @@ gemv(float *y, const float *x, const void *valp, const void *idxp, size_t G, siz
     _mm512_mask_storeu_ps(y, rowmask, s);
 }
 
-typedef void (*tile_fn)(float *, size_t, const float *, const void *, const void *, size_t,
-                        size_t, __mmask16, const float *, int);
+typedef void (*tile_fn)(float *, size_t, const float *, size_t, const void *, const void *,
+                        size_t, size_t, __mmask16, const float *, int);
 typedef void (*gemv_fn)(float *, const float *, const void *, const void *, size_t, size_t,
                         size_t, size_t, size_t, __mmask16, const float *);
 
 /* W: 0 u8 positions, 1 u32 positions (f32 values); 2 bf16 values + u8 positions; 3 bf16 values
  * + nibble positions (a variant's BF = max(W - 1, 0), WIDE = W == 1). */
 #define DEF_TILE_W(TR, NC, LW, W)                                                              \
-    static void tile_##TR##_##NC##_##LW##_##W(float *y, size_t ldy, const float *x,            \
+    static void tile_##TR##_##NC##_##LW##_##W(float *y, size_t ldy, const float *x, size_t gs, \
                                               const void *val, const void *idx, size_t ng,     \
                                               size_t n, __mmask16 rm, const float *b,          \
                                               int first) {                                     \
-        tile(y, ldy, x, val, idx, ng, n, rm, b, first, TR, NC, LW, W == 1, W > 1 ? W - 1 : 0);  \
+        tile(y, ldy, x, gs, val, idx, ng, n, rm, b, first, TR, NC, LW, W == 1,                 \
+             W > 1 ? W - 1 : 0);                                                               \
     }
 #define DEF_TILES_TR(NC, LW, W)                                                                \
-    DEF_TILE_W(12, NC, LW, W) DEF_TILE_W(8, NC, LW, W) DEF_TILE_W(4, NC, LW, W)                \
-    DEF_TILE_W(2, NC, LW, W) DEF_TILE_W(1, NC, LW, W)
+    DEF_TILE_W(16, NC, LW, W) DEF_TILE_W(12, NC, LW, W) DEF_TILE_W(8, NC, LW, W)               \
+    DEF_TILE_W(4, NC, LW, W) DEF_TILE_W(2, NC, LW, W) DEF_TILE_W(1, NC, LW, W)
 #define DEF_GEMV(NC, LW, BF)                                                                   \
     static void gemv_##NC##_##LW##_##BF(float *y, const float *x, const void *val,             \
                                         const void *idx, size_t G, size_t gsafe, size_t in,    \
@@ -240,14 +264,14 @@ DEF_LW_GEMV(4, 1) DEF_LW_GEMV(8, 1) DEF_LW_GEMV(16, 1) DEF_LW_GEMV(32, 1)
 DEF_LW_GEMV(4, 2) DEF_LW_GEMV(8, 2) DEF_LW_GEMV(16, 2)
 
 #define ROW_TILES(NC, LW, W)                                                                   \
-    { tile_12_##NC##_##LW##_##W, tile_8_##NC##_##LW##_##W, tile_4_##NC##_##LW##_##W,           \
+    { tile_16_##NC##_##LW##_##W, tile_12_##NC##_##LW##_##W, tile_8_##NC##_##LW##_##W, tile_4_##NC##_##LW##_##W,           \
       tile_2_##NC##_##LW##_##W, tile_1_##NC##_##LW##_##W }
 #define LW_TILES(LW, W)                                                                        \
     {ROW_TILES(1, LW, W), ROW_TILES(2, LW, W), ROW_TILES(4, LW, W), ROW_TILES(0, LW, W)}
 #define W_TILES(W) {LW_TILES(4, W), LW_TILES(8, W), LW_TILES(16, W), LW_TILES(32, W)}
 /* [positions and values: W above][load width][slot count][token block]; nibble positions have
  * no 32-wide groups (NULL) */
-static const tile_fn tiles[4][4][4][5] = {
+static const tile_fn tiles[4][4][4][6] = {
     W_TILES(0), W_TILES(1), W_TILES(2), {LW_TILES(4, 3), LW_TILES(8, 3), LW_TILES(16, 3), {{0}}}};
 #define LW_GEMVS(LW, BF) {gemv_1_##LW##_##BF, gemv_2_##LW##_##BF, gemv_4_##LW##_##BF, gemv_0_##LW##_##BF}
 /* [bf: 0 f32, 1 bf16 + u8 positions, 2 bf16 + nibbles][load width][slot count] */
@@ -257,10 +281,10 @@ static const gemv_fn gemvs[3][4][4] = {
     {LW_GEMVS(4, 2), LW_GEMVS(8, 2), LW_GEMVS(16, 2), {0}}};
 
 /* Packs groups [c0, c1) of tr token rows of x (row u at x + u*ldx) group-major:
- * tile[(g - c0)*TB*lw + u*lw + j] = x[u][g*m + j] for j < m, 0 for m <= j < lw and for columns
+ * tile[(g - c0)*tb*lw + u*lw + j] = x[u][g*m + j] for j < m, 0 for m <= j < lw and for columns
  * past in-1 (read with masks, never touched). lw: 4, 8, 16 or 32 floats per group. */
 static void pack_x(float *tile, const float *x, size_t ldx, size_t tr, size_t c0, size_t c1,
-                   size_t in, size_t m, size_t lw) {
+                   size_t in, size_t m, size_t lw, size_t tb) {
     const __mmask16 store_lo = (__mmask16)(lw >= 16 ? 0xFFFFu : (1u << lw) - 1u);
     /* groups before `whole` lie inside the row; with m == lw (4, 8, 16, 32: the common
      * patterns) they are plain copies of lw floats, one load and one store each (the masked
@@ -272,15 +296,15 @@ static void pack_x(float *tile, const float *x, size_t ldx, size_t tr, size_t c0
         float *d = tile + u * lw;
         size_t g = c0;
         if (lw == 4)
-            for (; g < whole; g++, xr += 4, d += TB * 4) _mm_store_ps(d, _mm_loadu_ps(xr));
+            for (; g < whole; g++, xr += 4, d += tb * 4) _mm_store_ps(d, _mm_loadu_ps(xr));
         else if (lw == 8)
-            for (; g < whole; g++, xr += 8, d += TB * 8) _mm256_store_ps(d, _mm256_loadu_ps(xr));
+            for (; g < whole; g++, xr += 8, d += tb * 8) _mm256_store_ps(d, _mm256_loadu_ps(xr));
         else
-            for (; g < whole; g++, xr += lw, d += TB * lw) {
+            for (; g < whole; g++, xr += lw, d += tb * lw) {
                 _mm512_store_ps(d, _mm512_loadu_ps(xr));
                 if (lw == 32) _mm512_store_ps(d + 16, _mm512_loadu_ps(xr + 16));
             }
-        for (; g < c1; g++, xr += m, d += TB * lw) {
+        for (; g < c1; g++, xr += m, d += tb * lw) {
             const size_t valid = in - g * m < m ? in - g * m : m;
             _mm512_mask_storeu_ps(d, store_lo, _mm512_maskz_loadu_ps(mask_lo(valid), xr));
             if (lw == 32)
@@ -331,6 +355,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
         return;
     }
     const size_t lw = (size_t)4 << lw_slot; /* floats per group in the packed tile */
+    const size_t TB = n == 1 ? 12 : TB_MAX; /* tokens per block (see TB_MAX) */
     size_t chunk = X_TILE_FLOATS / (TB * lw); /* groups per chunk */
     if (chunk < 1) chunk = 1;
     /* Panels are taken in blocks (PANEL_BLOCK_BYTES of weights) and each block sees every
@@ -347,9 +372,9 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     if (pblock < 1) pblock = 1;
     /* Each TB-token x chunk block of x is packed group-major (pack_x) into an L1 tile and
      * reused by every panel of the block. */
-    float tilebuf[X_TILE_FLOATS + TB * NMF_NM_MAX_M] __attribute__((aligned(64)));
-    static const size_t lens[5] = {12, 8, 4, 2, 1}; /* tr <= 12 as 12, or 8a + 4b + 2c + d */
-    const tile_fn(*tl)[5] = tiles[bf ? bf + 1 : wide != NULL][lw_slot];
+    float tilebuf[X_TILE_FLOATS + TB_MAX * NMF_NM_MAX_M] __attribute__((aligned(64)));
+    static const size_t lens[6] = {16, 12, 8, 4, 2, 1}; /* tr <= 16: 16, or 12 + ..., 8a + ... */
+    const tile_fn(*tl)[6] = tiles[bf ? bf + 1 : wide != NULL][lw_slot];
     const void *positions = wide ? (const void *)wide : bf == 2 ? (const void *)w->idx4
                                                                 : (const void *)w->idx;
     for (size_t pb0 = p0; pb0 < p1; pb0 += pblock) {
@@ -358,7 +383,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
             const size_t tr = tokens - t0 < TB ? tokens - t0 : TB;
             for (size_t c0 = 0; c0 < G; c0 += chunk) {
                 const size_t c1 = G - c0 < chunk ? G : c0 + chunk;
-                pack_x(tilebuf, x + t0 * ldx, ldx, tr, c0, c1, in, m, lw);
+                pack_x(tilebuf, x + t0 * ldx, ldx, tr, c0, c1, in, m, lw, TB);
                 for (size_t b = pb0; b < pb1; b++) {
                     const size_t r0 = b * NMF_SPMM_ROWS;
                     const size_t rows = out - r0 < NMF_SPMM_ROWS ? out - r0 : NMF_SPMM_ROWS;
@@ -368,11 +393,11 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                     const void *vp = (const char *)vals + slot0 * val_bytes;
                     const void *ip = (const char *)positions + slot0 * (wide ? 4 * NMF_SPMM_ROWS : idx_bytes);
                     size_t t = 0;
-                    for (int s = 0; s < 5; s++) {
+                    for (int s = 0; s < 6; s++) {
                         const size_t len = lens[s];
                         if (tr - t >= len) {
                             /* groups numbered from the chunk start */
-                            tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw,
+                            tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw, TB * lw,
                                       vp, ip, c1 - c0, n, rm, bb, c0 == 0);
                             t += len;
                         }
