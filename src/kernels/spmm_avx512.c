@@ -1,8 +1,9 @@
 /* N:M x dense kernels, AVX-512 (F, BW, DQ, VL). Layout and method: spmm.h.
  *
- * Microkernel: one 16-row panel x TR tokens (TR = 12, 8, 4, 2, 1) x a chunk of groups. For
+ * Microkernel: one 16-row panel x TR tokens (TR = 16, 12, 8, 4, 2, 1) x a chunk of groups. For
  * each group the M inputs of each token are loaded once into a register (from a packed copy
- * of the x block, see the driver; the 1-token path reads x directly, masked near the row end).
+ * of the x block, see the driver; the 1-token path reads x directly, masked near the row end;
+ * 16 tokens reload them per slot: see tile).
  * Each slot k then costs one load of 16 values, one load of 16 positions (u32 from the
  * layer's stored w->idx32 when the params say `wide`; else u8 widened to u32 in the tile, itself
  * a 512-bit shuffle that competes with the permutes), and per token
