@@ -1,0 +1,102 @@
+/* Developer benchmark: the AVX-512 N:M kernels of this tree against those of an earlier revision,
+ * in one process, on the same layer, inputs and scratch, alternating call by call, best of many
+ * (on a shared host the same binary varies by 30 % from minute to minute; alternating calls see
+ * the same noise). Built by bench/ab_spmm.sh, which compiles the revision's kernel files with
+ * their entry points renamed to old_* (nothing here is part of the library).
+ *
+ *   ab_spmm tv|panel OUTxIN N:M TOKENS [R TOK INBLOCK]
+ *
+ * tv: nmf_spmm_forward_tv_xt_avx512 on a transposed x (the product without the x transpose),
+ * the layer's plan shape or R x TOK / INBLOCK. panel: nmf_spmm_forward_avx512 with the layer's
+ * u32 positions. Prints both times, their ratio (old / new: > 1 is faster now) and whether the
+ * outputs have the same bits. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/spmm.h"
+#include "nmformer/core.h"
+#include "nmformer/kernels.h"
+
+void old_tv_forward(float *y, const float *xT, const nmf_spmm_weights *w, const float *bias,
+                    size_t tokens, nmf_activation act, size_t p0, size_t p1, size_t chunk,
+                    float *yT);
+void old_panel_forward(float *y, const float *x, size_t ldx, size_t x_slack,
+                       const nmf_spmm_weights *w, const float *bias, size_t tokens,
+                       nmf_activation act, size_t p0, size_t p1, const nmf_spmm_params *prm);
+
+#define CHUNK 512 /* rows per tv chunk (the plan's) */
+
+static int usage(void) {
+    fprintf(stderr, "usage: ab_spmm tv|panel OUTxIN N:M TOKENS [R TOK INBLOCK]\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    size_t out, in, T;
+    int n, m;
+    if (argc < 5 || (strcmp(argv[1], "tv") && strcmp(argv[1], "panel")) ||
+        sscanf(argv[2], "%zux%zu", &out, &in) != 2 || sscanf(argv[3], "%d:%d", &n, &m) != 2 ||
+        sscanf(argv[4], "%zu", &T) != 1 || !out || !in || !T || n < 1 || m <= n)
+        return usage();
+    const int tv = !strcmp(argv[1], "tv");
+    if (nmf_active_isa() != NMF_ISA_AVX512) {
+        fprintf(stderr, "ab_spmm: needs AVX-512\n");
+        return 1;
+    }
+    nmf_set_threads(1);
+    float *w = nmf_alloc(out * in, sizeof(float)), *x = nmf_alloc(T * in + 64, sizeof(float));
+    float *y0 = nmf_alloc(T * out, sizeof(float)), *y1 = nmf_alloc(T * out, sizeof(float));
+    if (!w || !x || !y0 || !y1) return 1;
+    uint64_t s = 42;
+    for (size_t i = 0; i < out * in; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        w[i] = (float)((s >> 40) * (1.0 / 8388608.0)) - 1.0f;
+    }
+    for (size_t i = 0; i < T * in; i++) x[i] = w[(i * 7919) % (out * in)];
+    nmf_nm_matrix a;
+    nmf_linear *lin = NULL;
+    nmf_spmm_tuning t = nmf_spmm_tuning_default();
+    t.tv = tv ? NMF_SPMM_ON : NMF_SPMM_OFF;
+    t.wide = NMF_SPMM_ON;
+    if (tv && argc > 7) {
+        t.tv_rows = (size_t)atoi(argv[5]);
+        t.tv_tokens = (size_t)atoi(argv[6]);
+        t.tv_in_block = (size_t)atoi(argv[7]);
+    }
+    if (nmf_nm_pack(&a, w, out, in, (nmf_pattern){n, m}, 1) != NMF_OK ||
+        nmf_linear_create_nm(&lin, &a) != NMF_OK || nmf_linear_set_tuning(lin, &t) != NMF_OK) {
+        fprintf(stderr, "ab_spmm: %s\n", nmf_last_error());
+        return 1;
+    }
+    const nmf_spmm_weights *pw = nmf_linear_spmm_weights(lin);
+    const size_t tok = pw->tv_tokens;
+    float *xT = tv ? nmf_alloc(nmf_spmm_tv_xt_floats(in, T, tok), sizeof(float)) : NULL;
+    float *yT = tv ? nmf_alloc(nmf_spmm_tv_yt_floats(CHUNK, tok), sizeof(float)) : NULL;
+    if (tv && (!xT || !yT || !pw->tv_pairs)) return 1;
+    if (tv) nmf_spmm_tv_transpose_avx512(xT, x, in, in, T, tok, 0, (T + 15) / 16);
+    const nmf_spmm_params prm = {0, pw->idx32 != NULL, 0};
+    double best[2] = {1e30, 1e30};
+    const int reps = T * out * in < ((size_t)1 << 24) ? 3000 : 400;
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < 2; k++) { /* 0: the revision's kernel, 1: this tree's */
+            float *y = k ? y1 : y0;
+            const double t0 = nmf_now();
+            if (tv)
+                (k ? nmf_spmm_forward_tv_xt_avx512 : old_tv_forward)(
+                    y, xT, pw, NULL, T, NMF_ACT_NONE, 0, pw->panels, CHUNK, yT);
+            else
+                (k ? nmf_spmm_forward_avx512 : old_panel_forward)(
+                    y, x, in, 0, pw, NULL, T, NMF_ACT_NONE, 0, pw->panels, &prm);
+            const double dt = nmf_now() - t0;
+            if (dt < best[k]) best[k] = dt;
+        }
+    const double useful = 2.0 * (double)T * (double)out * (double)((in + m - 1) / m) * n;
+    char shape[32] = "";
+    if (tv) snprintf(shape, sizeof shape, " %zux%zu/%zu", pw->tv_rows, tok, pw->tv_kblock * m / n);
+    printf("%-6s %5zux%-5zu %5s %4zu tokens%s: old %.4f ms (%.1f GF/s), new %.4f ms (%.1f GF/s): "
+           "%.3fx, %s\n", argv[1], out, in, argv[3], T, shape, best[0] * 1e3, useful / best[0] * 1e-9,
+           best[1] * 1e3, useful / best[1] * 1e-9, best[0] / best[1],
+           memcmp(y0, y1, T * out * sizeof(float)) ? "OUTPUTS DIFFER" : "same bits");
+    return 0;
+}
