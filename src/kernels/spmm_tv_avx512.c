@@ -32,13 +32,15 @@ static AI void kept_fmas(__m512 *acc, __m512 wv, const char *xb, uint32_t off, c
  * rows' partial sums [R][TOK]; init: start from the rows' bias (b, R floats, 0 past `out`)
  * instead of yt.
  *
- * Loads bound it (two a cycle): per kept weight V of x, its offset and its value. Where the
- * registers allow (R x V <= 16), the values of 8 pairs come from one 64-byte load and each is
- * broadcast by a vpermps (the permute port is an FMA port, but it has a free slot in every V + 1
- * FMA-port cycles while the loads have none): V + 1 + 1/8 loads a weight instead of V + 2
- * (microbenchmark on the Xeon, 1 x 8 vectors: 0.52-0.63 -> 0.55-0.68 of the FMA peak). */
+ * Loads bound it (two a cycle): per kept weight V of x, its offset and its value. PERM (where the
+ * registers allow, R x V <= 16): the values of 8 pairs come from one 64-byte load and each is
+ * broadcast by a vpermps, V + 1 + 1/8 loads a weight instead of V + 2. The permute port is an FMA
+ * port, so this pays only where the loads bind and the FMA ports have slots to spare: below
+ * density 1/2 (in-process A/B on the Xeon, bench/ab_spmm.sh: 2:8 and 1:8 1-5 % faster, 2:4 and
+ * 4:8, which run nearer the FMA bound, 1-4 % slower; the plan's choice is in the callers). */
 static AI void rows_kernel(float *yt, size_t tok, const float *xT, const nmf_tv_pair *wp,
-                           size_t len, int init, const float *b, const int R, const int V) {
+                           size_t len, int init, const float *b, const int R, const int V,
+                           const int PERM) {
     __m512 acc[4][8];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -47,7 +49,7 @@ static AI void rows_kernel(float *yt, size_t tok, const float *xT, const nmf_tv_
             acc[r][v] = init ? _mm512_set1_ps(b[r]) : _mm512_load_ps(yt + r * tok + v * 16);
     const char *xb = (const char *)xT;
     const nmf_tv_pair *end = wp + len * R;
-    if (R * V <= 16) {
+    if (PERM && R * V <= 16) {
         /* pair q of 8 (value in float lane 2q): row q % R; R divides 8 */
         const nmf_tv_pair *end8 = wp + len * R / 8 * 8;
         for (; wp != end8; wp += 8) {
@@ -71,15 +73,20 @@ static AI void rows_kernel(float *yt, size_t tok, const float *xT, const nmf_tv_
  * block of len kept indices (wp: that input block's weights, all row blocks). */
 static AI void rows_blocks(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,
                            size_t len, size_t rb0, size_t rb1, int init, const float *b,
-                           const int R, const int V) {
+                           const int R, const int V, const int PERM) {
     for (size_t rb = rb0; rb < rb1; rb++, yT += R * tok, b += R)
-        rows_kernel(yT, tok, xT, wp + rb * len * R, len, init, b, R, V);
+        rows_kernel(yT, tok, xT, wp + rb * len * R, len, init, b, R, V, PERM);
 }
 
 #define DEF_ROWS(R, V)                                                                         \
     static void rows_##R##_##V(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp,  \
                                size_t len, size_t rb0, size_t rb1, int init, const float *b) {  \
-        rows_blocks(yT, tok, xT, wp, len, rb0, rb1, init, b, R, V);                             \
+        rows_blocks(yT, tok, xT, wp, len, rb0, rb1, init, b, R, V, 0);                          \
+    }
+#define DEF_ROWS_PERM(R, V)                                                                    \
+    static void rowsp_##R##_##V(float *yT, size_t tok, const float *xT, const nmf_tv_pair *wp, \
+                                size_t len, size_t rb0, size_t rb1, int init, const float *b) { \
+        rows_blocks(yT, tok, xT, wp, len, rb0, rb1, init, b, R, V, 1);                          \
     }
 /* every R x V up to 4 x 7 (R*V <= 28 accumulators of 32 zmm); 1..3 rows up to 8 vectors */
 DEF_ROWS(1, 1) DEF_ROWS(1, 2) DEF_ROWS(1, 3) DEF_ROWS(1, 4)
@@ -93,6 +100,24 @@ static const nmf_spmm_tv_rows_fn rows_fns[5][9] = {
     [2] = {NULL, rows_2_1, rows_2_2, rows_2_3, rows_2_4, rows_2_5, rows_2_6, rows_2_7, rows_2_8},
     [4] = {NULL, rows_4_1, rows_4_2, rows_4_3, rows_4_4, rows_4_5, rows_4_6, rows_4_7, NULL},
 };
+/* the PERM variants where R x V <= 16 (the others have no registers for the 8 lane selectors) */
+DEF_ROWS_PERM(1, 1) DEF_ROWS_PERM(1, 2) DEF_ROWS_PERM(1, 3) DEF_ROWS_PERM(1, 4)
+DEF_ROWS_PERM(1, 5) DEF_ROWS_PERM(1, 6) DEF_ROWS_PERM(1, 7) DEF_ROWS_PERM(1, 8)
+DEF_ROWS_PERM(2, 1) DEF_ROWS_PERM(2, 2) DEF_ROWS_PERM(2, 3) DEF_ROWS_PERM(2, 4)
+DEF_ROWS_PERM(2, 5) DEF_ROWS_PERM(2, 6) DEF_ROWS_PERM(2, 7) DEF_ROWS_PERM(2, 8)
+DEF_ROWS_PERM(4, 1) DEF_ROWS_PERM(4, 2) DEF_ROWS_PERM(4, 3) DEF_ROWS_PERM(4, 4)
+static const nmf_spmm_tv_rows_fn rows_fns_perm[5][9] = {
+    [1] = {NULL, rowsp_1_1, rowsp_1_2, rowsp_1_3, rowsp_1_4, rowsp_1_5, rowsp_1_6, rowsp_1_7,
+           rowsp_1_8},
+    [2] = {NULL, rowsp_2_1, rowsp_2_2, rowsp_2_3, rowsp_2_4, rowsp_2_5, rowsp_2_6, rowsp_2_7,
+           rowsp_2_8},
+    [4] = {NULL, rowsp_4_1, rowsp_4_2, rowsp_4_3, rowsp_4_4, rows_4_5, rows_4_6, rows_4_7, NULL},
+};
+
+/* A layer's microkernels: the PERM ones below density 1/2 (rows_kernel) */
+static const nmf_spmm_tv_rows_fn *rows_for(const nmf_spmm_weights *w) {
+    return (2 * w->n < w->m ? rows_fns_perm : rows_fns)[w->tv_rows];
+}
 
 /* Every tile height up to TOK must have a kernel: a ragged last tile runs fewer vectors. */
 int nmf_spmm_tv_avx512_supports(size_t rows, size_t tokens) {
@@ -201,13 +226,13 @@ static void store_chunk_xt(float *xTn, size_t out, const float *yT, size_t tok, 
 void nmf_spmm_forward_tv_xt_avx512(float *y, const float *xT, const nmf_spmm_weights *w,
                                    const float *bias, size_t tokens, nmf_activation act,
                                    size_t p0, size_t p1, size_t chunk, float *yT) {
-    nmf_spmm_tv_drive(y, xT, w, bias, tokens, act, p0, p1, chunk, yT, 16, rows_fns[w->tv_rows],
+    nmf_spmm_tv_drive(y, xT, w, bias, tokens, act, p0, p1, chunk, yT, 16, rows_for(w),
                       store_chunk);
 }
 
 void nmf_spmm_forward_tv_xt_xt_avx512(float *xTn, const float *xT, const nmf_spmm_weights *w,
                                       const float *bias, size_t tokens, nmf_activation act,
                                       size_t p0, size_t p1, size_t chunk, float *yT) {
-    nmf_spmm_tv_drive(xTn, xT, w, bias, tokens, act, p0, p1, chunk, yT, 16, rows_fns[w->tv_rows],
+    nmf_spmm_tv_drive(xTn, xT, w, bias, tokens, act, p0, p1, chunk, yT, 16, rows_for(w),
                       store_chunk_xt);
 }
