@@ -33,7 +33,7 @@ gcc $cflags "$root/bench/ab_spmm.c" "$work/old_tv.o" "$work/old_panel.o" -o "$wo
 
 default="tv 768x768 2:8 128;tv 768x768 1:8 128;tv 3072x768 2:8 128;tv 3072x768 1:8 128;\
 tv 768x3072 2:8 128;tv 768x3072 1:8 128;tv 384x384 2:8 128;tv 1536x384 2:8 128;\
-tv 384x1536 1:8 128;panel 768x768 2:4 16;panel 768x768 4:8 16;panel 768x768 2:8 16;\
+tv 384x1536 1:8 128;tv 768x768 2:4 128;tv 1536x384 2:4 197;panel 768x768 2:4 16;panel 768x768 4:8 16;panel 768x768 2:8 16;\
 panel 768x768 1:8 16;panel 768x768 3:7 16;panel 768x768 2:4 32;panel 768x768 2:4 64;\
 panel 768x768 2:4 197;panel 768x768 1:8 197"
 echo "# ab_spmm: $rev (old) vs the working tree (new), $(date -u '+%Y-%m-%d %H:%M UTC'),\
