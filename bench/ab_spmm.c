@@ -17,6 +17,7 @@
 #include "kernels/spmm.h"
 #include "nmformer/core.h"
 #include "nmformer/kernels.h"
+#include "sweep_runs.h" /* sweep_operands */
 
 void old_tv_forward(float *y, const float *xT, const nmf_spmm_weights *w, const float *bias,
                     size_t tokens, nmf_activation act, size_t p0, size_t p1, size_t chunk,
@@ -48,12 +49,7 @@ int main(int argc, char **argv) {
     float *w = nmf_alloc(out * in, sizeof(float)), *x = nmf_alloc(T * in + 64, sizeof(float));
     float *y0 = nmf_alloc(T * out, sizeof(float)), *y1 = nmf_alloc(T * out, sizeof(float));
     if (!w || !x || !y0 || !y1) return 1;
-    uint64_t s = 42;
-    for (size_t i = 0; i < out * in; i++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        w[i] = (float)((s >> 40) * (1.0 / 8388608.0)) - 1.0f;
-    }
-    for (size_t i = 0; i < T * in; i++) x[i] = w[(i * 7919) % (out * in)];
+    sweep_operands(w, x, out, in, T);
     nmf_nm_matrix a;
     nmf_linear *lin = NULL;
     nmf_spmm_tuning t = nmf_spmm_tuning_default();

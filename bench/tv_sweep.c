@@ -14,7 +14,7 @@
 #include "kernels/spmm.h"
 #include "nmformer/core.h"
 #include "nmformer/kernels.h"
-#include "sweep_runs.h" /* RUNS, sweep_sort */
+#include "sweep_runs.h" /* RUNS, sweep_sort, sweep_operands */
 
 /* Times the layer as tuned; prints one row. */
 static void row(nmf_linear *lin, const float *x, float *y, size_t T, double useful_flop,
@@ -43,12 +43,7 @@ int main(int argc, char **argv) {
     float *w = nmf_alloc(out * in, sizeof(float)), *x = nmf_alloc(T * in, sizeof(float));
     float *y = nmf_alloc(T * out, sizeof(float));
     if (!w || !x || !y) return 1;
-    uint64_t s = 42;
-    for (size_t i = 0; i < out * in; i++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        w[i] = (float)((s >> 40) * (1.0 / 8388608.0)) - 1.0f;
-    }
-    for (size_t i = 0; i < T * in; i++) x[i] = w[(i * 7919) % (out * in)];
+    sweep_operands(w, x, out, in, T);
     nmf_nm_matrix a;
     nmf_linear *lin = NULL;
     if (nmf_nm_pack(&a, w, out, in, (nmf_pattern){n, m}, 1) != NMF_OK ||
