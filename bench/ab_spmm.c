@@ -91,7 +91,8 @@ int main(int argc, char **argv) {
     char shape[32] = "";
     if (tv) snprintf(shape, sizeof shape, " %zux%zu/%zu", pw->tv_rows, tok, pw->tv_kblock * m / n);
     printf("%-6s %5zux%-5zu %5s %4zu tokens%s: old %.4f ms (%.1f GF/s), new %.4f ms (%.1f GF/s): "
-           "%.3fx, %s\n", argv[1], out, in, argv[3], T, shape, best[0] * 1e3, useful / best[0] * 1e-9,
+           "%.3fx, %s\n",
+           argv[1], out, in, argv[3], T, shape, best[0] * 1e3, useful / best[0] * 1e-9,
            best[1] * 1e3, useful / best[1] * 1e-9, best[0] / best[1],
            memcmp(y0, y1, T * out * sizeof(float)) ? "OUTPUTS DIFFER" : "same bits");
     return 0;

@@ -10,7 +10,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rev=${1:?usage: bash bench/ab_spmm.sh REV [BUILD_DIR]}
 build=${2:-$root/build}
-[ -f "$build/libnmformer.a" ] || { echo "ab_spmm: no $build/libnmformer.a (build first)" >&2; exit 1; }
+[ -f "$build/libnmformer.a" ] ||
+  { echo "ab_spmm: no $build/libnmformer.a (build first)" >&2; exit 1; }
 grep -qw avx512vbmi /proc/cpuinfo || { echo "ab_spmm: needs an AVX-512 CPU" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -27,15 +28,17 @@ gcc $cflags $isa -c "$work/old_tv.c" -o "$work/old_tv.o" \
 gcc $cflags $isa -c "$work/old_panel.c" -o "$work/old_panel.o" \
   -Dnmf_spmm_forward_avx512=old_panel_forward -Dnmf_spmm_backward_avx512=old_panel_backward
 # the libraries the CLI links (CMake's own link line)
-libs=$(sed -e 's/.*-o tv_sweep//' -e 's/ libnmformer\.a//' "$build/CMakeFiles/tv_sweep.dir/link.txt")
+libs=$(sed -e 's/.*-o tv_sweep//' -e 's/ libnmformer\.a//' \
+  "$build/CMakeFiles/tv_sweep.dir/link.txt")
 gcc $cflags "$root/bench/ab_spmm.c" "$work/old_tv.o" "$work/old_panel.o" -o "$work/ab_spmm" \
   "$build/libnmformer.a" $libs
 
 default="tv 768x768 2:8 128;tv 768x768 1:8 128;tv 3072x768 2:8 128;tv 3072x768 1:8 128;\
 tv 768x3072 2:8 128;tv 768x3072 1:8 128;tv 384x384 2:8 128;tv 1536x384 2:8 128;\
-tv 384x1536 1:8 128;tv 768x768 2:4 128;tv 1536x384 2:4 197;panel 768x768 2:4 16;panel 768x768 4:8 16;panel 768x768 2:8 16;\
-panel 768x768 1:8 16;panel 768x768 3:7 16;panel 768x768 2:4 32;panel 768x768 2:4 64;\
-panel 768x768 2:4 197;panel 768x768 1:8 197"
+tv 384x1536 1:8 128;tv 768x768 2:4 128;tv 1536x384 2:4 197;\
+panel 768x768 2:4 16;panel 768x768 4:8 16;panel 768x768 2:8 16;panel 768x768 1:8 16;\
+panel 768x768 3:7 16;panel 768x768 2:4 32;panel 768x768 2:4 64;panel 768x768 2:4 197;\
+panel 768x768 1:8 197"
 echo "# ab_spmm: $rev (old) vs the working tree (new), $(date -u '+%Y-%m-%d %H:%M UTC'),\
  load $(cut -d' ' -f1 /proc/loadavg); cpu:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 IFS=';' read -ra cells <<< "${CELLS:-$default}"

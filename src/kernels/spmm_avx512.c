@@ -35,7 +35,7 @@
  * n is (n_slot), so a tile knows its block from NC. FOR_T covers 16 = 8 + 4 + 4. */
 #define TB_MAX 16
 #define TB_OF(n) ((n) == 1 ? 12 : TB_MAX)
-#define X_TILE_FLOATS 5120 /* TB tokens x chunk columns kept in L1 (20 KiB) */
+#define X_TILE_FLOATS 5120 /* a token block x chunk columns kept in L1 (20 KiB) */
 _Static_assert(X_TILE_FLOATS / TB_MAX >= NMF_NM_MAX_M, "a chunk holds at least one group");
 /* Weights of a block of panels. Each block sees every token block (and repacks x for it):
  * 2 MiB keeps the weights in the outer caches across token blocks, so a large W is read from
@@ -115,9 +115,9 @@ static inline __mmask16 mask_hi(size_t valid) {
     } while (0)
 
 /* TR tokens x 16 rows over the ng groups of a packed x tile (see pack_x): group g of token t
- * is at x[g*TB*LW + t*LW] (TB = TB_OF(NC)), LW floats (two registers for LW = 32), so every load is an aligned
- * load at a constant displacement from one pointer. NC: n when the pattern's n is specialised,
- * else 0 (then n is read at run time).
+ * is at x[g*TB*LW + t*LW] (TB = TB_OF(NC)), LW floats (two registers for LW = 32), so every
+ * load is an aligned load at a constant displacement from one pointer. NC: n when the pattern's
+ * n is specialised, else 0 (then n is read at run time).
  *
  * Up to 12 tokens each group's inputs are loaded once into registers (TR accumulators + TR
  * tables). 16 tokens do not fit 32 registers that way: their tables are loaded again for every
@@ -267,8 +267,8 @@ DEF_LW_GEMV(4, 1) DEF_LW_GEMV(8, 1) DEF_LW_GEMV(16, 1) DEF_LW_GEMV(32, 1)
 DEF_LW_GEMV(4, 2) DEF_LW_GEMV(8, 2) DEF_LW_GEMV(16, 2)
 
 #define ROW_TILES(NC, LW, W)                                                                   \
-    { tile_16_##NC##_##LW##_##W, tile_12_##NC##_##LW##_##W, tile_8_##NC##_##LW##_##W, tile_4_##NC##_##LW##_##W,           \
-      tile_2_##NC##_##LW##_##W, tile_1_##NC##_##LW##_##W }
+    { tile_16_##NC##_##LW##_##W, tile_12_##NC##_##LW##_##W, tile_8_##NC##_##LW##_##W,          \
+      tile_4_##NC##_##LW##_##W, tile_2_##NC##_##LW##_##W, tile_1_##NC##_##LW##_##W }
 #define LW_TILES(LW, W)                                                                        \
     {ROW_TILES(1, LW, W), ROW_TILES(2, LW, W), ROW_TILES(4, LW, W), ROW_TILES(0, LW, W)}
 #define W_TILES(W) {LW_TILES(4, W), LW_TILES(8, W), LW_TILES(16, W), LW_TILES(32, W)}
@@ -358,8 +358,8 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
         return;
     }
     const size_t lw = (size_t)4 << lw_slot; /* floats per group in the packed tile */
-    const size_t TB = TB_OF(n); /* tokens per block (see TB_MAX) */
-    size_t chunk = X_TILE_FLOATS / (TB * lw); /* groups per chunk */
+    const size_t tb = TB_OF(n); /* tokens per block (see TB_MAX) */
+    size_t chunk = X_TILE_FLOATS / (tb * lw); /* groups per chunk */
     if (chunk < 1) chunk = 1;
     /* Panels are taken in blocks (PANEL_BLOCK_BYTES of weights) and each block sees every
      * token block: the weights are read from memory once per product, not once per token
@@ -373,7 +373,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
     size_t pblock = (prm && prm->panel_block ? prm->panel_block : PANEL_BLOCK_BYTES) /
                     (panel_slots / NMF_SPMM_ROWS * (val_bytes + idx_bytes));
     if (pblock < 1) pblock = 1;
-    /* Each TB-token x chunk block of x is packed group-major (pack_x) into an L1 tile and
+    /* Each tb-token x chunk block of x is packed group-major (pack_x) into an L1 tile and
      * reused by every panel of the block. */
     float tilebuf[X_TILE_FLOATS + TB_MAX * NMF_NM_MAX_M] __attribute__((aligned(64)));
     static const size_t lens[6] = {16, 12, 8, 4, 2, 1}; /* tr <= 16: 16, or 12 + ..., 8a + ... */
@@ -382,11 +382,11 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                                                                 : (const void *)w->idx;
     for (size_t pb0 = p0; pb0 < p1; pb0 += pblock) {
         const size_t pb1 = p1 - pb0 < pblock ? p1 : pb0 + pblock;
-        for (size_t t0 = 0; t0 < tokens; t0 += TB) {
-            const size_t tr = tokens - t0 < TB ? tokens - t0 : TB;
+        for (size_t t0 = 0; t0 < tokens; t0 += tb) {
+            const size_t tr = tokens - t0 < tb ? tokens - t0 : tb;
             for (size_t c0 = 0; c0 < G; c0 += chunk) {
                 const size_t c1 = G - c0 < chunk ? G : c0 + chunk;
-                pack_x(tilebuf, x + t0 * ldx, ldx, tr, c0, c1, in, m, lw, TB);
+                pack_x(tilebuf, x + t0 * ldx, ldx, tr, c0, c1, in, m, lw, tb);
                 for (size_t b = pb0; b < pb1; b++) {
                     const size_t r0 = b * NMF_SPMM_ROWS;
                     const size_t rows = out - r0 < NMF_SPMM_ROWS ? out - r0 : NMF_SPMM_ROWS;
@@ -400,7 +400,8 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                         const size_t len = lens[s];
                         if (tr - t >= len) {
                             /* groups numbered from the chunk start */
-                            tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw, vp, ip, c1 - c0, n, rm, bb, c0 == 0);
+                            tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw, vp, ip,
+                                      c1 - c0, n, rm, bb, c0 == 0);
                             t += len;
                         }
                     }

@@ -37,7 +37,7 @@ static AI void kept_fmas(__m512 *acc, __m512 wv, const char *xb, uint32_t off, c
  * broadcast by a vpermps, V + 1 + 1/8 loads a weight instead of V + 2. The permute port is an FMA
  * port, so this pays only where the loads bind and the FMA ports have slots to spare: below
  * density 1/2 (in-process A/B on the Xeon, bench/ab_spmm.sh: 2:8 and 1:8 1-5 % faster, 2:4 and
- * 4:8, which run nearer the FMA bound, 1-4 % slower; the plan's choice is in the callers). */
+ * 4:8, which run nearer the FMA bound, 1-4 % slower; rows_for picks). */
 static AI void rows_kernel(float *yt, size_t tok, const float *xT, const nmf_tv_pair *wp,
                            size_t len, int init, const float *b, const int R, const int V,
                            const int PERM) {
