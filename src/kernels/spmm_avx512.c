@@ -245,8 +245,8 @@ typedef void (*gemv_fn)(float *, const float *, const void *, const void *, size
         tile(y, ldy, x, val, idx, ng, n, rm, b, first, TR, NC, LW, W == 1, W > 1 ? W - 1 : 0);  \
     }
 #define DEF_TILES_TR(NC, LW, W)                                                                \
-    DEF_TILE_W(16, NC, LW, W) DEF_TILE_W(12, NC, LW, W) DEF_TILE_W(8, NC, LW, W)               \
-    DEF_TILE_W(4, NC, LW, W) DEF_TILE_W(2, NC, LW, W) DEF_TILE_W(1, NC, LW, W)
+    DEF_TILE_W(12, NC, LW, W) DEF_TILE_W(8, NC, LW, W) DEF_TILE_W(4, NC, LW, W)                \
+    DEF_TILE_W(2, NC, LW, W) DEF_TILE_W(1, NC, LW, W)
 #define DEF_GEMV(NC, LW, BF)                                                                   \
     static void gemv_##NC##_##LW##_##BF(float *y, const float *x, const void *val,             \
                                         const void *idx, size_t G, size_t gsafe, size_t in,    \
@@ -254,9 +254,11 @@ typedef void (*gemv_fn)(float *, const float *, const void *, const void *, size
         gemv(y, x, val, idx, G, gsafe, in, m, n, rm, b, NC, LW, BF);                           \
     }
 /* Specialised slot counts: the common patterns have n = 1, 2, 4 (1:4 1:8 1:16, 2:4 2:8 2:16,
- * 4:8); any other n runs the same code with n read at run time (NC = 0). */
+ * 4:8); any other n runs the same code with n read at run time (NC = 0). n = 1 runs 12-token
+ * blocks (TB_OF): no 16-token tile (its compile time is not small: 16 accumulators). */
 #define DEF_LW(LW, W) DEF_TILES_TR(1, LW, W) DEF_TILES_TR(2, LW, W) DEF_TILES_TR(4, LW, W)     \
-    DEF_TILES_TR(0, LW, W)
+    DEF_TILES_TR(0, LW, W) DEF_TILE_W(16, 2, LW, W) DEF_TILE_W(16, 4, LW, W)                   \
+    DEF_TILE_W(16, 0, LW, W)
 #define DEF_LW_GEMV(LW, BF) DEF_GEMV(1, LW, BF) DEF_GEMV(2, LW, BF) DEF_GEMV(4, LW, BF)        \
     DEF_GEMV(0, LW, BF)
 #define DEF_ALL_LW(W) DEF_LW(4, W) DEF_LW(8, W) DEF_LW(16, W) DEF_LW(32, W)
@@ -266,11 +268,13 @@ DEF_LW_GEMV(4, 0) DEF_LW_GEMV(8, 0) DEF_LW_GEMV(16, 0) DEF_LW_GEMV(32, 0)
 DEF_LW_GEMV(4, 1) DEF_LW_GEMV(8, 1) DEF_LW_GEMV(16, 1) DEF_LW_GEMV(32, 1)
 DEF_LW_GEMV(4, 2) DEF_LW_GEMV(8, 2) DEF_LW_GEMV(16, 2)
 
-#define ROW_TILES(NC, LW, W)                                                                   \
-    { tile_16_##NC##_##LW##_##W, tile_12_##NC##_##LW##_##W, tile_8_##NC##_##LW##_##W,          \
-      tile_4_##NC##_##LW##_##W, tile_2_##NC##_##LW##_##W, tile_1_##NC##_##LW##_##W }
+#define ROW_TILES_FROM(T16, NC, LW, W)                                                         \
+    { T16, tile_12_##NC##_##LW##_##W, tile_8_##NC##_##LW##_##W, tile_4_##NC##_##LW##_##W,      \
+      tile_2_##NC##_##LW##_##W, tile_1_##NC##_##LW##_##W }
+#define ROW_TILES(NC, LW, W) ROW_TILES_FROM(tile_16_##NC##_##LW##_##W, NC, LW, W)
 #define LW_TILES(LW, W)                                                                        \
-    {ROW_TILES(1, LW, W), ROW_TILES(2, LW, W), ROW_TILES(4, LW, W), ROW_TILES(0, LW, W)}
+    {ROW_TILES_FROM(NULL, 1, LW, W), ROW_TILES(2, LW, W), ROW_TILES(4, LW, W),                 \
+     ROW_TILES(0, LW, W)}
 #define W_TILES(W) {LW_TILES(4, W), LW_TILES(8, W), LW_TILES(16, W), LW_TILES(32, W)}
 /* [positions and values: W above][load width][slot count][token block]; nibble positions have
  * no 32-wide groups (NULL) */
@@ -398,7 +402,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                     size_t t = 0;
                     for (int s = 0; s < 6; s++) {
                         const size_t len = lens[s];
-                        if (tr - t >= len) {
+                        if (tr - t >= len && tl[ns][s]) { /* n = 1 has no 16-token tile */
                             /* groups numbered from the chunk start */
                             tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw, vp, ip,
                                       c1 - c0, n, rm, bb, c0 == 0);
