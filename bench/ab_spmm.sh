@@ -5,6 +5,8 @@
 # them with bench/ab_spmm.c and BUILD/libnmformer.a (this tree, built first), and runs the cells,
 # each alternating old and new call by call (a shared host's noise hits both alike).
 #   bash bench/ab_spmm.sh REV [BUILD_DIR]
+# The revision's files are compiled against this tree's headers: a REV whose kernels read a
+# different layout fails to compile, or shows "OUTPUTS DIFFER" (each cell checks the bits).
 # Environment: CELLS, ';'-separated ab_spmm arguments (default: the cells of docs/PERFORMANCE.md).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
