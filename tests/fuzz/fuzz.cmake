@@ -1,4 +1,5 @@
-# NMF_FUZZ=ON: the whole build instrumented for libFuzzer + ASan + UBSan (clang only). Included
+# NMF_FUZZ=ON: the whole build instrumented for libFuzzer + ASan + UBSan (clang only; the f32 N:M
+# kernel files without ASan: CMakeLists.txt says why). Included
 # from the top-level CMakeLists.txt before any target so the library is instrumented too; the
 # harnesses themselves are in tests/fuzz/CMakeLists.txt. Driven by `make fuzz` / `make test`.
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
