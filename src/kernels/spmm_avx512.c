@@ -29,12 +29,15 @@
 #include "kernels/spmm.h"
 #include "kernels/spmm_backward.h"
 
-/* Tokens per block: 16 for patterns with n >= 2, 12 for n = 1 (tile below: at 1:8 the 16-token
- * tile ran 3-8 % slower than 12 + 4 at 16-197 tokens, at 2:4 22-26 % faster at 16 tokens;
- * in-process A/B on the Xeon, bench/ab_spmm.sh). The slot count NC of a tile is 1 exactly when
- * n is (n_slot), so a tile knows its block from NC. FOR_T covers 16 = 8 + 4 + 4. */
+/* Tokens per block: 16 for patterns with n >= 2 in layers of at least 32 groups, else 12
+ * (tb_for; the tile below says what 16 tokens cost). In-process A/B on the Xeon
+ * (bench/ab_spmm.sh): 2:4 / 4:8 on 768x768 at 16 tokens 1.22-1.25x faster, at 32-197 tokens
+ * 1.03-1.08x; 1:8 3-8 % slower at 16-197 tokens (n = 1 uses each table once a group anyway); and
+ * on the 64-wide layers of the demo ViT (8-16 groups, 2176 tokens a training product) 2-4 %
+ * slower: a 16-token call's setup (16 row pointers, 16 accumulators in and out) over 8 groups.
+ * FOR_T covers 16 = 8 + 4 + 4. */
 #define TB_MAX 16
-#define TB_OF(n) ((n) == 1 ? 12 : TB_MAX)
+#define TB_MIN_GROUPS 32
 #define X_TILE_FLOATS 5120 /* a token block x chunk columns kept in L1 (20 KiB) */
 _Static_assert(X_TILE_FLOATS / TB_MAX >= NMF_NM_MAX_M, "a chunk holds at least one group");
 /* Weights of a block of panels. Each block sees every token block (and repacks x for it):
@@ -115,9 +118,9 @@ static inline __mmask16 mask_hi(size_t valid) {
     } while (0)
 
 /* TR tokens x 16 rows over the ng groups of a packed x tile (see pack_x): group g of token t
- * is at x[g*TB*LW + t*LW] (TB = TB_OF(NC)), LW floats (two registers for LW = 32), so every
- * load is an aligned load at a constant displacement from one pointer. NC: n when the pattern's
- * n is specialised, else 0 (then n is read at run time).
+ * is at x[g*gs + t*LW] (gs = TB*LW floats a group), LW floats (two registers for LW = 32), so
+ * every load is an aligned load at a constant displacement from one pointer. NC: n when the
+ * pattern's n is specialised, else 0 (then n is read at run time).
  *
  * Up to 12 tokens each group's inputs are loaded once into registers (TR accumulators + TR
  * tables). 16 tokens do not fit 32 registers that way: their tables are loaded again for every
@@ -125,9 +128,9 @@ static inline __mmask16 mask_hi(size_t valid) {
  * loads (2 + 16 a slot) stay under it; what 16 buys is a 16-token product in one pass over the
  * weights, where 12 + 4 passed twice and the 4-token tile paid a slot's two loads per 4 FMAs. */
 static inline __attribute__((always_inline)) void
-tile(float *y, size_t ldy, const float *x, const void *valp, const void *idxp, size_t ng,
-     size_t n_rt, __mmask16 rowmask, const float *bias, int first, const int TR, const int NC,
-     const int LW, const int WIDE, const int BF) {
+tile(float *y, size_t ldy, const float *x, size_t gs, const void *valp, const void *idxp,
+     size_t ng, size_t n_rt, __mmask16 rowmask, const float *bias, int first, const int TR,
+     const int NC, const int LW, const int WIDE, const int BF) {
     /* positions: u8 (widened here per slot), u32 stored by the layer (WIDE), or nibbles (BF 2) */
     const size_t n = NC ? (size_t)NC : n_rt;
     size_t slot = 0;
@@ -160,7 +163,6 @@ tile(float *y, size_t ldy, const float *x, const void *valp, const void *idxp, s
     do {                                                                                       \
         if (!MEM) LOADX_AT(x, t);                                                              \
     } while (0)
-    const size_t gs = (size_t)TB_OF(NC) * LW; /* floats a group of the packed tile */
     for (const float *xe = x + ng * gs; x != xe; x += gs) {
         FOR_T(LOADX);
         for (size_t k = 0; k < n; k++, slot++) {
@@ -230,19 +232,20 @@ gemv(float *y, const float *x, const void *valp, const void *idxp, size_t G, siz
     _mm512_mask_storeu_ps(y, rowmask, s);
 }
 
-typedef void (*tile_fn)(float *, size_t, const float *, const void *, const void *, size_t,
-                        size_t, __mmask16, const float *, int);
+typedef void (*tile_fn)(float *, size_t, const float *, size_t, const void *, const void *,
+                        size_t, size_t, __mmask16, const float *, int);
 typedef void (*gemv_fn)(float *, const float *, const void *, const void *, size_t, size_t,
                         size_t, size_t, size_t, __mmask16, const float *);
 
 /* W: 0 u8 positions, 1 u32 positions (f32 values); 2 bf16 values + u8 positions; 3 bf16 values
  * + nibble positions (a variant's BF = max(W - 1, 0), WIDE = W == 1). */
 #define DEF_TILE_W(TR, NC, LW, W)                                                              \
-    static void tile_##TR##_##NC##_##LW##_##W(float *y, size_t ldy, const float *x,            \
+    static void tile_##TR##_##NC##_##LW##_##W(float *y, size_t ldy, const float *x, size_t gs, \
                                               const void *val, const void *idx, size_t ng,     \
                                               size_t n, __mmask16 rm, const float *b,          \
                                               int first) {                                     \
-        tile(y, ldy, x, val, idx, ng, n, rm, b, first, TR, NC, LW, W == 1, W > 1 ? W - 1 : 0);  \
+        tile(y, ldy, x, gs, val, idx, ng, n, rm, b, first, TR, NC, LW, W == 1,                 \
+             W > 1 ? W - 1 : 0);                                                               \
     }
 #define DEF_TILES_TR(NC, LW, W)                                                                \
     DEF_TILE_W(12, NC, LW, W) DEF_TILE_W(8, NC, LW, W) DEF_TILE_W(4, NC, LW, W)                \
@@ -255,7 +258,7 @@ typedef void (*gemv_fn)(float *, const float *, const void *, const void *, size
     }
 /* Specialised slot counts: the common patterns have n = 1, 2, 4 (1:4 1:8 1:16, 2:4 2:8 2:16,
  * 4:8); any other n runs the same code with n read at run time (NC = 0). n = 1 runs 12-token
- * blocks (TB_OF): no 16-token tile (its compile time is not small: 16 accumulators). */
+ * blocks (tb_for): no 16-token tile (its compile time is not small: 16 accumulators). */
 #define DEF_LW(LW, W) DEF_TILES_TR(1, LW, W) DEF_TILES_TR(2, LW, W) DEF_TILES_TR(4, LW, W)     \
     DEF_TILES_TR(0, LW, W) DEF_TILE_W(16, 2, LW, W) DEF_TILE_W(16, 4, LW, W)                   \
     DEF_TILE_W(16, 0, LW, W)
@@ -331,6 +334,9 @@ static inline __attribute__((always_inline)) void gelu_panel(float *y, size_t ld
 
 static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
+/* tokens per block of a layer of G groups, n kept a group (TB_MAX) */
+static size_t tb_for(size_t n, size_t G) { return n >= 2 && G >= TB_MIN_GROUPS ? TB_MAX : 12; }
+
 void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                              const nmf_spmm_weights *w, const float *bias, size_t tokens,
                              nmf_activation act, size_t p0, size_t p1,
@@ -362,7 +368,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
         return;
     }
     const size_t lw = (size_t)4 << lw_slot; /* floats per group in the packed tile */
-    const size_t tb = TB_OF(n); /* tokens per block (see TB_MAX) */
+    const size_t tb = tb_for(n, G);
     size_t chunk = X_TILE_FLOATS / (tb * lw); /* groups per chunk */
     if (chunk < 1) chunk = 1;
     /* Panels are taken in blocks (PANEL_BLOCK_BYTES of weights) and each block sees every
@@ -402,10 +408,10 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
                     size_t t = 0;
                     for (int s = 0; s < 6; s++) {
                         const size_t len = lens[s];
-                        if (tr - t >= len && tl[ns][s]) { /* n = 1 has no 16-token tile */
+                        if (tr - t >= len && tl[ns][s]) { /* n = 1: no 16-token tile */
                             /* groups numbered from the chunk start */
-                            tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw, vp, ip,
-                                      c1 - c0, n, rm, bb, c0 == 0);
+                            tl[ns][s](y + (t0 + t) * out + r0, out, tilebuf + t * lw, tb * lw,
+                                      vp, ip, c1 - c0, n, rm, bb, c0 == 0);
                             t += len;
                         }
                     }
