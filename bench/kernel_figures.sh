@@ -3,11 +3,12 @@
 # kernels every library runs, then (1) `bench gemm` on BERT shapes at 1 and 2 threads (% of the
 # measured FMA peak, speed-up over the best dense backend of the same run), (2) the tv kernel's
 # shapes against the panel kernel on BERT and DeiT layers (build/tv_sweep), (3) DeiT-small
-# batch 1 against the dense peers (bench/model_vs_peers.py; its venv: bench/setup_peers.sh).
+# batch 1 against the dense peers (bench/model_vs_peers.py; its venv: bench/setup_peers.sh), f32
+# and int8 (ours int8 against ONNX Runtime's and OpenVINO's own int8 quantization).
 # Prints markdown-ready blocks; run it when nothing else does (load averages are printed).
 #   bash bench/kernel_figures.sh [BUILD_DIR] [REPS] [ROUNDS]        (defaults: build, 5, 2)
 # Environment: PATTERNS (default dense,2:4,4:8,2:8,1:8,1:16), TOKENS (1,16,128,512),
-# SKIP_PEERS=1 skips (3).
+# PRECISION (of (3), default f32,int8), SKIP_PEERS=1 skips (3).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$root/build}
@@ -45,7 +46,8 @@ if [ -z "${SKIP_PEERS:-}" ]; then
   echo "## DeiT-small against the dense peers: $(date -u '+%H:%M UTC'), load $(cut -d' ' -f1 /proc/loadavg)"
   echo '```'
   /usr/bin/python3 "$root/bench/model_vs_peers.py" --nmformer "$cli" --shape deit-small \
-    --pattern dense,2:4,2:8,1:8 --threads 1,2 --batch 1 --reps "$reps" --rounds "$rounds"
+    --pattern dense,2:4,2:8,1:8 --threads 1,2 --batch 1 --reps "$reps" --rounds "$rounds" \
+    --precision "${PRECISION:-f32,int8}"
   echo '```'
 fi
 echo "# done $(date -u '+%H:%M UTC'); load average $(cut -d' ' -f1-3 /proc/loadavg)"

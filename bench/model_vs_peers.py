@@ -6,7 +6,7 @@ one table with ms/image, images/s and each row's speed-up over the FASTEST dense
 
   /usr/bin/python3 bench/model_vs_peers.py --nmformer build/nmformer --shape deit-small \\
       --pattern dense,2:4,2:8,1:8 --threads 1,2 --batch 1,32 --reps 5 [--rounds 2] [--json] \\
-      [--peers torch,torch-onednn,ort,openvino]
+      [--precision f32,int8] [--peers torch,torch-onednn,ort,openvino,ort-int8,openvino-int8]
 
 Peers (each in its own interpreter, one per thread count, so thread settings precede the load):
   torch         PyTorch eager from Debian (fp32 linears in OpenBLAS), the timm-style ViT of
@@ -18,10 +18,23 @@ Peers (each in its own interpreter, one per thread count, so thread settings pre
   ort           ONNX Runtime, CPU execution provider, on an ONNX export of the same model
   openvino      OpenVINO CPU plugin on the same ONNX file, f32 inference precision forced (it
                 would otherwise pick bf16 on CPUs that have it), latency hint, one stream
+  ort-int8      ONNX Runtime on the same ONNX file quantized by its own quantize_dynamic (weights
+                s8 per output channel, activations u8 per tensor at run time: MatMulInteger,
+                VNNI kernels where the CPU has them): ORT's int8 path
+  openvino-int8 OpenVINO on the same ONNX file quantized by NNCF post-training quantization
+                (nncf.quantize, TRANSFORMER preset, 8 random calibration images; weights and
+                activations int8: the brgemm *_i8 kernels): OpenVINO's int8 path
   none          no peer: ours only (needs neither torch nor ONNX Runtime)
-ONNX Runtime and OpenVINO come from the optional venv made by bench/setup_peers.sh (.venv-peers/,
-it also sees Debian's torch); the peers run under its python when it exists (--python overrides).
-A peer that is not installed is skipped with a one-line note.
+ONNX Runtime, OpenVINO and NNCF come from the optional venv made by bench/setup_peers.sh
+(.venv-peers/, it also sees Debian's torch); the peers run under its python when it exists
+(--python overrides). A peer that is not installed is skipped with a one-line note.
+
+Precisions: --precision f32,int8 runs ours at each (`bench model --precision P`: int8 block
+linears, attention and patch embedding; N:M or dense) and the peers of that precision (f32: torch,
+torch-onednn, ort, openvino; int8: ort-int8, openvino-int8). Each row's speed-up is over the
+fastest peer of ITS precision at the same threads and batch (marked "*"); a precision without a
+peer (bf16: none here) is compared with the fastest f32 peer (shown as "(f32)"). The JSON rows
+also carry speedup_vs_fastest_f32_peer.
 
 Threads: every engine gets the same count. torch: torch.set_num_threads(t), one inter-op thread,
 OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = t (Debian's OpenBLAS pool ignores set_num_threads) and
@@ -40,7 +53,7 @@ Parity: our engine runs random weights from its own --shape preset (its own RNG)
 cannot be compared with the peers'. What is checked, before any timing, is that the peers run the
 same function: the ONNX export is run by ONNX Runtime (and OpenVINO) on the input PyTorch gets, and
 the largest absolute difference of the logits is printed; above --parity-tol times the largest
-logit the run stops.
+logit the run stops (the int8 peers: --parity-tol-int8, quantization error being expected).
 
 OpenBLAS: with --openblas-core auto (default) the peers keep the core OpenBLAS picks unless it is
 a generic one that the CPU's features beat (old OpenBLAS falls back to "Prescott" on CPUs it does
@@ -69,8 +82,13 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import pytorch_vit  # noqa: E402  (stdlib only at import; torch loads inside its functions)
 
-PEERS = ("torch", "torch-onednn", "ort", "openvino")
-PEER_MODULE = {"torch": "torch", "torch-onednn": "torch", "ort": "onnxruntime", "openvino": "openvino"}
+PEERS = ("torch", "torch-onednn", "ort", "openvino", "ort-int8", "openvino-int8")
+PEER_MODULES = {"torch": ("torch",), "torch-onednn": ("torch",), "ort": ("onnxruntime",),
+                "openvino": ("openvino",), "ort-int8": ("onnxruntime",),
+                "openvino-int8": ("openvino", "nncf")}
+PEER_PRECISION = {"ort-int8": "int8", "openvino-int8": "int8"}  # the others: f32
+PRECISIONS = ("f32", "bf16", "int8")
+CALIBRATION_IMAGES = 8  # NNCF's post-training quantization of the openvino-int8 peer
 ROWS_MARK = "@@model_vs_peers "  # a child's result line; oneDNN verbose lines share its stdout
 
 
@@ -125,7 +143,7 @@ def child_torch(a, onednn):
     child_result({"rows": rows, "info": {"engine": engine}, "peak_rss_mb": peak_rss_mb()})
 
 
-def child_ort(a):
+def child_ort(a, int8):
     import onnxruntime as ort
 
     sess = ort_session(a.onnx, a.threads)
@@ -134,8 +152,10 @@ def child_ort(a):
     for b in a.batches:
         x = input_batch(b)
         rows.append(row_of(pytorch_vit.median_seconds(lambda: sess.run(None, {name: x}), a.reps), b))
-    info = {"engine": f"onnxruntime {ort.__version__} ({', '.join(sess.get_providers())}; MLAS "
-                      "kernels, ISA chosen by cpuid, which ORT does not report)"}
+    what = ("int8 by quantize_dynamic: s8 weights per channel, u8 activations, MatMulInteger"
+            if int8 else "f32")
+    info = {"engine": f"onnxruntime {ort.__version__} ({', '.join(sess.get_providers())}; {what}; "
+                      "MLAS kernels, ISA chosen by cpuid, which ORT does not report)"}
     child_result({"rows": rows, "info": info, "peak_rss_mb": peak_rss_mb()})
 
 
@@ -173,7 +193,7 @@ def openvino_primitives(compiled):
     return ", ".join(f"{k}: {'/'.join(sorted(v))}" for k, v in sorted(seen.items()))
 
 
-def child_openvino(a):
+def child_openvino(a, int8):
     import openvino as ov
 
     rows, prims, device = [], "", ""
@@ -184,8 +204,66 @@ def child_openvino(a):
         rows.append(row_of(pytorch_vit.median_seconds(lambda: request.infer({0: x}), a.reps), b))
         prims = prims or openvino_primitives(compiled)
         device = device or core.get_property("CPU", "FULL_DEVICE_NAME")
-    info = {"engine": f"openvino {ov.__version__} (CPU plugin, {device}; {prims})"}
+    what = f"int8 by NNCF {nncf_version()} post-training quantization; " if int8 else ""
+    info = {"engine": f"openvino {ov.__version__} (CPU plugin, {device}; {what}{prims})"}
     child_result({"rows": rows, "info": info, "peak_rss_mb": peak_rss_mb()})
+
+
+def nncf_version():
+    from importlib import metadata
+
+    try:
+        return metadata.version("nncf")
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def block_torch():
+    """NNCF 3.x loads its PyTorch backend whenever torch is importable, and Debian's torch 1.13 is
+    older than it supports (AttributeError at import): the NNCF child runs without torch."""
+    sys.modules["torch"] = None
+
+
+def parity_of(y, ref):
+    import numpy as np
+
+    return {"max_abs_diff": float(np.abs(np.asarray(y) - ref).max()),
+            "max_abs_ref": float(np.abs(ref).max())}
+
+
+def child_quantize_ort(a):
+    """ONNX Runtime's dynamic int8 quantization of the exported model (a.onnx -> a.out), and its
+    logits against PyTorch's f32 ones on the export's input (a.ref)."""
+    import numpy as np
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(a.onnx, a.out, weight_type=QuantType.QInt8, per_channel=True)
+    ref = np.load(a.ref)
+    sess = ort_session(a.out, a.threads)
+    y = sess.run(None, {sess.get_inputs()[0].name: ref["x"]})[0]
+    child_result({"parity": parity_of(y, ref["logits"])})
+
+
+def child_quantize_openvino(a):
+    """NNCF's post-training int8 quantization of the exported model for OpenVINO (a.onnx -> the
+    IR a.out), calibrated on random images (the weights are random too), and its logits against
+    PyTorch's f32 ones on the export's input (a.ref)."""
+    block_torch()
+    import nncf
+    import numpy as np
+    import openvino as ov
+
+    model = ov.Core().read_model(a.onnx)
+    rng = np.random.default_rng(7)  # not the timed input's seed
+    calibration = [rng.standard_normal((1, *pytorch_vit.IMAGE), dtype=np.float32)
+                   for _ in range(CALIBRATION_IMAGES)]
+    quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration),
+                              model_type=nncf.ModelType.TRANSFORMER)
+    ov.save_model(quantized, a.out)
+    ref = np.load(a.ref)
+    _, compiled = openvino_compiled(a.out, a.threads, ref["x"].shape[0])
+    y = compiled.create_infer_request().infer({0: ref["x"]})[0]
+    child_result({"parity": parity_of(y, ref["logits"])})
 
 
 def input_batch(b):
@@ -201,9 +279,16 @@ def row_of(seconds, batch):
 def child_probe(_a):
     """What this interpreter can run, and which kernels torch's libraries pick here. Runs with
     ONEDNN_VERBOSE=1 so that one oneDNN linear prints the ISA and the implementation it chose."""
+    import importlib.util
+
     info = {"modules": {}}
-    for module in sorted(set(PEER_MODULE.values())):
+    for module in sorted({m for ms in PEER_MODULES.values() for m in ms}):
         try:
+            if module == "nncf":  # found, not imported: it cannot load beside torch (block_torch)
+                if importlib.util.find_spec("nncf") is None:
+                    raise ImportError("No module named 'nncf'")
+                info["modules"][module] = nncf_version()
+                continue
             m = __import__(module)
             info["modules"][module] = getattr(m, "__version__", "?")
         except Exception as e:  # not installed, or broken: the peer is skipped with this note
@@ -247,6 +332,7 @@ def child_export(a):
         pass  # onnx is only the checker; the export itself is torch's
     with torch.inference_mode():
         ref = model(torch.from_numpy(x)).numpy()
+    np.savez(a.ref, x=x, logits=ref)  # for the int8 peers' quantization children
     parity = {}
     for peer in a.peer_list:
         if peer == "ort":
@@ -257,8 +343,7 @@ def child_export(a):
             y = compiled.create_infer_request().infer({0: x})[0]
         else:
             continue
-        parity[peer] = {"max_abs_diff": float(np.abs(np.asarray(y) - ref).max()),
-                        "max_abs_ref": float(np.abs(ref).max())}
+        parity[peer] = parity_of(y, ref)
     child_result({"parity": parity})
 
 
@@ -334,27 +419,36 @@ def onednn_lines(verbose_stdout):
 
 
 def ours_rows(a, threads):
-    cmd = [a.nmformer, "bench", "model", "--shape", a.shape, "--pattern", a.pattern, "--threads",
-           str(threads), "--batch", a.batch, "--reps", str(a.reps), "--json"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=thread_env(threads))
-    if p.returncode != 0:
-        sys.exit(f"model_vs_peers: {' '.join(cmd)} failed (exit {p.returncode}): {p.stderr.strip()}")
-    return [dict(engine="nmformer", model=r["model"], pattern=r["candidate"], threads=r["threads"],
-                 batch=r["batch"], latency_ms=r["latency_ms"], peak_rss_mb=r["peak_rss_mb"])
-            for r in json.loads(p.stdout)]
+    rows = []
+    for precision in a.precisions:
+        cmd = [a.nmformer, "bench", "model", "--shape", a.shape, "--pattern", a.pattern, "--threads",
+               str(threads), "--batch", a.batch, "--reps", str(a.reps), "--json"]
+        if precision != "f32":  # f32 is the shapes' own precision (and keeps their row names)
+            cmd += ["--precision", precision]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=thread_env(threads))
+        if p.returncode != 0:
+            sys.exit(f"model_vs_peers: {' '.join(cmd)} failed (exit {p.returncode}): {p.stderr.strip()}")
+        rows += [dict(engine="nmformer", model=r["model"], pattern=r["candidate"],
+                      precision=precision, threads=r["threads"], batch=r["batch"],
+                      latency_ms=r["latency_ms"], peak_rss_mb=r["peak_rss_mb"])
+                 for r in json.loads(p.stdout)]
+    return rows
 
 
 def peer_rows(a, peer, threads, ctx):
     args = ["--child", peer, "--shape", a.shape, "--threads", str(threads), "--batch", a.batch,
-            "--reps", str(a.reps), "--onnx", ctx["onnx"] or ""]
+            "--reps", str(a.reps), "--onnx", ctx["models"].get(peer, ctx["onnx"]) or ""]
     env = dict(ctx["peer_env"])
     if peer.startswith("torch"):
         env.setdefault("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     res, _ = run_child(ctx["python"], args, thread_env(threads, env),
                        f"{peer} ({threads} threads)")
     ctx["engines"][peer] = res["info"]["engine"]
-    return [dict(engine=peer, model=f"{a.shape}/dense", pattern="dense", threads=threads,
-                 batch=r["batch"], latency_ms=r["latency_ms"], peak_rss_mb=res["peak_rss_mb"])
+    precision = PEER_PRECISION.get(peer, "f32")
+    suffix = "" if precision == "f32" else "@" + precision
+    return [dict(engine=peer, model=f"{a.shape}/dense{suffix}", pattern="dense" + suffix,
+                 precision=precision, threads=threads, batch=r["batch"],
+                 latency_ms=r["latency_ms"], peak_rss_mb=res["peak_rss_mb"])
             for r in res["rows"]]
 
 
@@ -387,28 +481,46 @@ def main():
                     ".venv-peers/bin/python if bench/setup_peers.sh made it, else this one)")
     ap.add_argument("--openblas-core", default="auto", help="auto, keep, or an OPENBLAS_CORETYPE "
                     "for the peers (see above)")
+    ap.add_argument("--precision", default="f32", help="ours and the peers at each of f32, bf16, "
+                    "int8 (comma list; see above)")
     ap.add_argument("--parity-tol", type=float, default=1e-4,
                     help="largest ONNX-peer vs torch logit difference, relative to the largest logit")
+    ap.add_argument("--parity-tol-int8", type=float, default=0.05,
+                    help="the same for the int8 peers against torch's f32 logits")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--child", choices=PEERS + ("probe", "export"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=PEERS + ("probe", "export", "quantize-ort",
+                                                 "quantize-openvino"), help=argparse.SUPPRESS)
     ap.add_argument("--onnx", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--ref", default="", help=argparse.SUPPRESS)
     ap.add_argument("--peer-list", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
     threads = parse_list(ap, a.threads, "threads")
     a.batches = parse_list(ap, a.batch, "batch")
     if a.reps < 1 or a.rounds < 1:
         ap.error("--reps and --rounds must be >= 1")
+    a.precisions = parse_list(ap, a.precision, "precision", str)
+    for p in a.precisions:
+        if p not in PRECISIONS:
+            ap.error(f"--precision: unknown precision {p!r} ({', '.join(PRECISIONS)})")
     if a.child:
         a.threads = threads[0]
         a.peer_list = a.peer_list.split(",")
         {"torch": lambda: child_torch(a, False), "torch-onednn": lambda: child_torch(a, True),
-         "ort": lambda: child_ort(a), "openvino": lambda: child_openvino(a),
-         "probe": lambda: child_probe(a), "export": lambda: child_export(a)}[a.child]()
+         "ort": lambda: child_ort(a, False), "openvino": lambda: child_openvino(a, False),
+         "ort-int8": lambda: child_ort(a, True), "openvino-int8": lambda: child_openvino(a, True),
+         "probe": lambda: child_probe(a), "export": lambda: child_export(a),
+         "quantize-ort": lambda: child_quantize_ort(a),
+         "quantize-openvino": lambda: child_quantize_openvino(a)}[a.child]()
         return
     peers = [] if a.peers == "none" else parse_list(ap, a.peers, "peers", str)
     for p in peers:
         if p not in PEERS:
             ap.error(f"--peers: unknown peer {p!r} ({', '.join(PEERS)} or none)")
+    # a peer runs when its precision is asked for (the default list holds every peer); bf16 has
+    # no peer here and is compared with the f32 ones
+    wanted = {"f32" if p == "bf16" else p for p in a.precisions}
+    peers = [p for p in peers if PEER_PRECISION.get(p, "f32") in wanted]
     if not os.access(a.nmformer, os.X_OK):
         ap.error(f"--nmformer: {a.nmformer} is not an executable (build it: make build)")
 
@@ -422,7 +534,8 @@ def main():
     header.append(f"ours: {version}; OpenBLAS {openblas_core(ours_blas) if ours_blas else '?'} "
                   f"({ours_blas or 'not linked'})" + (f", OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}"
                                                       if "OPENBLAS_CORETYPE" in os.environ else ""))
-    ctx = {"python": a.python or default_python(), "peer_env": {}, "onnx": None, "engines": {}}
+    ctx = {"python": a.python or default_python(), "peer_env": {}, "onnx": None, "engines": {},
+           "models": {}}
     parity = {}
     tmp = tempfile.TemporaryDirectory(prefix="model_vs_peers.")
     if peers:
@@ -430,12 +543,13 @@ def main():
                                    thread_env(1, {"ONEDNN_VERBOSE": "1", "DNNL_VERBOSE": "1"}),
                                    f"probe of {ctx['python']}")
         for p in list(peers):
-            module = PEER_MODULE[p]
-            if not probe["modules"].get(module):
-                why = probe.get("why", {}).get(module, "")
-                notes.append(f"skipped {p}: {module} not importable by {ctx['python']} ({why}); "
-                             f"bench/setup_peers.sh installs the optional peers")
-                peers.remove(p)
+            for module in PEER_MODULES[p]:
+                if not probe["modules"].get(module):
+                    why = probe.get("why", {}).get(module, "")
+                    notes.append(f"skipped {p}: {module} not importable by {ctx['python']} ({why}); "
+                                 f"bench/setup_peers.sh installs the optional peers")
+                    peers.remove(p)
+                    break
         if any(p in ("torch", "torch-onednn") for p in peers) or probe["modules"].get("torch"):
             header.append(f"torch: {probe['modules']['torch']}, cpu capability "
                           f"{probe.get('torch_cpu_capability', '?')}; OpenBLAS {probe.get('torch_openblas')}")
@@ -446,23 +560,38 @@ def main():
                 why = ("OpenBLAS picked a generic core here" if a.openblas_core == "auto"
                        else "--openblas-core")
                 header.append(f"peers: OPENBLAS_CORETYPE={forced} ({why})")
-        if any(p in ("ort", "openvino") for p in peers):
+        onnx_peers = [p for p in peers if not p.startswith("torch")]
+        if onnx_peers:
             if not probe["modules"].get("torch"):
-                notes.append("skipped ort, openvino: the ONNX export needs torch")
-                peers = [p for p in peers if p not in ("ort", "openvino")]
+                notes.append(f"skipped {', '.join(onnx_peers)}: the ONNX export needs torch")
+                peers = [p for p in peers if p not in onnx_peers]
             else:
                 ctx["onnx"] = os.path.join(tmp.name, f"{a.shape}.onnx")
-                onnx_peers = ",".join(p for p in peers if p in ("ort", "openvino"))
+                ref = os.path.join(tmp.name, "reference.npz")
                 res, _ = run_child(ctx["python"], ["--child", "export", "--shape", a.shape,
-                                                   "--onnx", ctx["onnx"], "--peer-list", onnx_peers],
+                                                   "--onnx", ctx["onnx"], "--ref", ref,
+                                                   "--peer-list", ",".join(onnx_peers)],
                                    thread_env(1, ctx["peer_env"]), "ONNX export and parity check")
                 parity = res["parity"]
+                # the int8 peers' models: each runtime's own quantizer on the same ONNX file
+                for p, out in (("ort-int8", f"{a.shape}.int8.onnx"),
+                               ("openvino-int8", f"{a.shape}.int8.xml")):
+                    if p in peers:
+                        ctx["models"][p] = os.path.join(tmp.name, out)
+                        res, _ = run_child(ctx["python"], ["--child", "quantize-" + p[:-5],
+                                                           "--shape", a.shape, "--onnx", ctx["onnx"],
+                                                           "--out", ctx["models"][p], "--ref", ref],
+                                           thread_env(1), f"{p}: quantization")
+                        parity[p] = res["parity"]
                 for p, d in parity.items():
-                    header.append(f"parity: {p} vs torch on the same input, max |diff| "
+                    int8 = PEER_PRECISION.get(p) == "int8"
+                    tol = a.parity_tol_int8 if int8 else a.parity_tol
+                    header.append(f"parity: {p} vs torch (f32) on the same input, max |diff| "
                                   f"{d['max_abs_diff']:.2e} (max |logit| {d['max_abs_ref']:.2f})")
-                    if not d["max_abs_diff"] <= a.parity_tol * d["max_abs_ref"]:
+                    if not d["max_abs_diff"] <= tol * d["max_abs_ref"]:
                         sys.exit(f"model_vs_peers: {p} does not compute PyTorch's model: max |diff| "
-                                 f"{d['max_abs_diff']:.3g} > --parity-tol {a.parity_tol} x max |logit|")
+                                 f"{d['max_abs_diff']:.3g} > {tol} x max |logit| (--parity-tol"
+                                 f"{'-int8' if int8 else ''})")
     else:
         notes.append("no peers (--peers none): ours only, no speed-ups")
 
@@ -483,19 +612,24 @@ def main():
     tmp.cleanup()
 
     rows = list(best.values())
-    base = {}
+    base = {}  # the fastest peer of each (threads, batch, precision)
     for r in rows:
         r["ms_per_image"] = r["latency_ms"] / r["batch"]
         r["images_per_s"] = 1e3 * r["batch"] / r["latency_ms"]
         if r["engine"] != "nmformer":
-            k = (r["threads"], r["batch"])
+            k = (r["threads"], r["batch"], r["precision"])
             if k not in base or r["latency_ms"] < base[k]["latency_ms"]:
                 base[k] = r
     for r in rows:
-        b = base.get((r["threads"], r["batch"]))
+        f32 = base.get((r["threads"], r["batch"], "f32"))
+        b = base.get((r["threads"], r["batch"], r["precision"])) or f32
         r["baseline"] = b["engine"] if b else None
+        r["baseline_precision"] = b["precision"] if b else None
         r["speedup_vs_fastest_peer"] = b["latency_ms"] / r["latency_ms"] if b else None
-    rows.sort(key=lambda r: (r["threads"], r["batch"], r["engine"] == "nmformer",
+        r["speedup_vs_fastest_f32_peer"] = f32["latency_ms"] / r["latency_ms"] if f32 else None
+    order = {p: i for i, p in enumerate(PRECISIONS)}
+    rows.sort(key=lambda r: (r["threads"], r["batch"], order[r["precision"]],
+                             r["engine"] == "nmformer",
                              r["latency_ms"] if r["engine"] != "nmformer" else 0, r["model"]))
     if a.json:
         print(json.dumps({"header": header, "notes": notes, "parity": parity, "rows": rows}, indent=2))
@@ -504,12 +638,14 @@ def main():
         print(f"# {line}")
     for line in notes:
         print(f"# note: {line}")
-    print(f"{'engine':<13} {'model':<18} {'threads':>7} {'batch':>5} {'ms/image':>10} {'images/s':>9} "
+    print(f"{'engine':<13} {'model':<22} {'threads':>7} {'batch':>5} {'ms/image':>10} {'images/s':>9} "
           f"{'rss_mb':>7} {'vs fastest peer':>15}")
     for r in rows:
         sp = r["speedup_vs_fastest_peer"]
-        mark = "*" if base.get((r["threads"], r["batch"])) is r else " "
-        print(f"{r['engine']:<13} {r['model']:<18} {r['threads']:>7} {r['batch']:>5} "
+        mark = "*" if base.get((r["threads"], r["batch"], r["precision"])) is r else " "
+        if sp and r["baseline_precision"] != r["precision"]:
+            mark = " (f32)"  # no peer of the row's precision
+        print(f"{r['engine']:<13} {r['model']:<22} {r['threads']:>7} {r['batch']:>5} "
               f"{r['ms_per_image']:>10.2f} {r['images_per_s']:>9.2f} {r['peak_rss_mb']:>7.0f} "
               f"{(('%.2fx' % sp) + mark) if sp else '-':>15}".rstrip())
 

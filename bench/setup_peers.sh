@@ -4,8 +4,9 @@
 #   bench/setup_peers.sh            -> .venv-peers/ in the repository root
 #   NMF_PEERS_VENV=DIR bench/setup_peers.sh
 # The venv sees Debian's torch and numpy (--system-site-packages) and adds, from PyPI:
-#   onnxruntime (required by the "ort" peer), onnx (the ONNX exporter's checker), and
-#   openvino (optional: if it does not install here, the "openvino" peer is skipped).
+#   onnxruntime (required by the "ort" and "ort-int8" peers), onnx (the ONNX exporter's checker),
+#   openvino (optional: if it does not install here, the "openvino" peers are skipped), and nncf
+#   (optional: OpenVINO's quantizer, for the "openvino-int8" peer).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +26,9 @@ constraints="$venv/constraints.txt"
 echo "numpy==$numpy_version" > "$constraints"
 
 have() { "$py" -c "import $1" 2>/dev/null; }
+# found, not imported: NNCF cannot be imported beside Debian's torch 1.13 (model_vs_peers.py runs
+# it in a process without torch)
+found() { "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)"; }
 install() { "$py" -m pip install --quiet --disable-pip-version-check -c "$constraints" "$@"; }
 
 for module in onnxruntime onnx; do
@@ -37,6 +41,10 @@ if ! have openvino; then
   echo "setup_peers: installing openvino (optional)" >&2
   install openvino || echo "setup_peers: openvino did not install; model_vs_peers.py will skip it" >&2
 fi
+if have openvino && ! found nncf; then
+  echo "setup_peers: installing nncf (optional)" >&2
+  install nncf || echo "setup_peers: nncf did not install; model_vs_peers.py will skip openvino-int8" >&2
+fi
 
 "$py" - <<'PY'
 import importlib
@@ -46,5 +54,10 @@ for name in ("torch", "numpy", "onnxruntime", "onnx", "openvino"):
         print(f"setup_peers: {name} {getattr(m, '__version__', '?')}")
     except Exception as e:  # a missing optional peer is reported, not fatal
         print(f"setup_peers: {name} not available ({type(e).__name__})")
+from importlib import metadata
+try:
+    print(f"setup_peers: nncf {metadata.version('nncf')} (imported by model_vs_peers.py without torch)")
+except metadata.PackageNotFoundError:
+    print("setup_peers: nncf not available")
 PY
 echo "setup_peers: /usr/bin/python3 bench/model_vs_peers.py runs its peers under $py" >&2

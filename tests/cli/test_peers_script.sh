@@ -44,9 +44,19 @@ for r in rows:
 assert any(h.startswith("cpu: ") for h in d["header"]), d["header"]
 PY
 
+# --precision: ours at each precision, the rows named and tagged by it (int8: "@int8")
+run --pattern dense --precision f32,int8 --json > "$tmp/prec.json" || fail "--precision run failed"
+"$py" - "$tmp/prec.json" <<'PY' || fail "--precision content"
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+got = sorted((r["precision"], r["model"]) for r in rows)
+assert got == [("f32", "deit-tiny/dense"), ("int8", "deit-tiny/dense@int8")], got
+assert all(r["latency_ms"] > 0 and r["speedup_vs_fastest_peer"] is None for r in rows), rows
+PY
+
 # bad input: a message on stderr and a non-zero status, never a traceback
 for args in "--peers bogus" "--threads 0" "--batch x" "--reps 0" "--shape deit-huge" \
-            "--nmformer $tmp/missing"; do
+            "--precision fp8" "--nmformer $tmp/missing"; do
     if "$py" "$script" --nmformer "$cli" --peers none $args > /dev/null 2> "$tmp/err"; then
         fail "accepted: $args"
     fi
