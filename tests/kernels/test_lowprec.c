@@ -10,8 +10,8 @@
  *   product; sizes below/at/above the row blocks (8, 16), the token blocks (6, 8) and the
  *   windows (16, 64 columns), ragged tokens, padded last groups, every pattern of test_spmm;
  * - dense int8 (every ISA, the AVX-512 VNNI dense kernel where present) bit-exact against a
- *   plain dense reference of the same arithmetic; rows around 16, columns around 4 and 64,
- *   tokens around 16; the int32 limit for a dense row; the AVX2 dense kernel (int16
+ *   plain dense reference of the same arithmetic; rows around 16 and 32, columns around 4 and
+ *   64, tokens around 12 and 16; the int32 limit for a dense row; the AVX2 dense kernel (int16
  *   activations) bit for bit the AVX2 shuffle kernel on the same layout, GELU included, around
  *   its row pairs, token blocks and chunks (test_dense_avx2);
  *   the largest sums that fit int32 (a row of NMF_Q8_MAX_KEPT kept weights at +-127 x 127) and
@@ -323,12 +323,13 @@ static void dense_q8_ref(float *y, const float *x, const float *w, const float *
 
 /* Dense layers at int8, every ISA: bit-exact against dense_q8_ref (without activation also
  * the kernel directly, on the layout), GELU included; rows 1..33 around the block of 16,
- * columns around 4 (the dense AVX-512 window) and 64, tokens around 16 (its token block). */
+ * columns around 4 (the dense AVX-512 window) and 64, tokens around 12 and 16 (the AVX-512
+ * token block, whole blocks running two row blocks at a time: 32 rows, ragged or whole). */
 static void test_dense(void) {
     const int san = getenv("NMF_SANITIZED") != NULL;
-    static const size_t shapes[][3] = {{1, 1, 1},   {15, 3, 2},   {16, 4, 16},  {17, 5, 17},
-                                       {16, 63, 7}, {33, 64, 15}, {31, 65, 33}, {48, 130, 9},
-                                       {7, 768, 3}};
+    static const size_t shapes[][3] = {{1, 1, 1},    {15, 3, 2},   {16, 4, 16},  {17, 5, 17},
+                                       {16, 63, 7},  {33, 64, 15}, {31, 65, 33}, {48, 130, 9},
+                                       {7, 768, 3},  {32, 8, 12},  {64, 20, 25}, {47, 9, 11}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (int variant = 0; variant < 2; variant++) { /* 0: no bias, none; 1: bias, GELU */
             const size_t out = shapes[si][0], in = shapes[si][1];
