@@ -1,8 +1,9 @@
-/* Developer benchmark: the AVX-512 N:M and int8 kernels of this tree against those of an earlier revision,
- * in one process, on the same layer, inputs and scratch, alternating call by call, best of many
- * (on a shared host the same binary varies by 30 % from minute to minute; alternating calls see
- * the same noise). Built by bench/ab_spmm.sh, which compiles the revision's kernel files with
- * their entry points renamed to old_* (nothing here is part of the library).
+/* Developer benchmark: the AVX-512 N:M and int8 kernels of this tree against those of an earlier
+ * revision, in one process, on the same layer, inputs and scratch, alternating call by call,
+ * best of many (on a shared host the same binary varies by 30 % from minute to minute;
+ * alternating calls see the same noise). Built by bench/ab_spmm.sh, which compiles the
+ * revision's kernel files with their entry points renamed to old_* (nothing here is part of the
+ * library).
  *
  *   ab_spmm tv|panel|q8 OUTxIN N:M|dense TOKENS [R TOK INBLOCK]
  *
@@ -44,10 +45,11 @@ static int usage(void) {
     return 2;
 }
 
-/* Times fn old (k = 0) and new (k = 1) call by call; best of reps each. */
+/* Times CALL with k = 0 (the revision's kernel) and k = 1 (this tree's), alternating call by
+ * call; the fastest of reps each into best[k]. */
 #define AB(best, reps, CALL)                                                                    \
     for (int r = 0; r < (reps); r++)                                                            \
-        for (int k = 0; k < 2; k++) { /* 0: the revision's kernel, 1: this tree's */          \
+        for (int k = 0; k < 2; k++) {                                                           \
             const double t0 = nmf_now();                                                        \
             CALL;                                                                               \
             const double dt = nmf_now() - t0;                                                   \

@@ -145,7 +145,8 @@ static AI void block_dense(float *y, size_t out, const uint8_t *xq, size_t ldq, 
     for (int b = 0; b < B; b++) {
         const __m512i neg_off =
             _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(off + 16 * b));
-        for (int u = 0; u < NT * P; u++) acc[b * NT * P + u] = u % P ? _mm512_setzero_si512() : neg_off;
+        for (int u = 0; u < NT * P; u++)
+            acc[b * NT * P + u] = u % P ? _mm512_setzero_si512() : neg_off;
     }
     const int8_t *q1 = q + 64 * W; /* the second block's windows */
     /* token u's bytes at x[u / 4] + {0, 1, 2, 3}[u % 4] * ldq: 4 pointers, ldq and 3 ldq in
@@ -220,7 +221,8 @@ static const block_fn dense_pairs[Q8_DENSE_NT + 1] = {
     dense_2_7, dense_2_8, dense_2_9, dense_2_10, dense_2_11, dense_2_12};
 static const block_fn nm_pairs[Q8_NT + 1] = {[Q8_NT] = nm_pair};
 
-/* Row blocks [rb0, rb1), tokens in blocks of nt_max (the last one ragged): row blocks in chunks
+/* Row blocks [rb0, rb1), tokens in blocks of nt_max, the last nt_one or fewer as one block (the
+ * blocks of nt tokens that pairs[nt] has run two row blocks at a time): row blocks in chunks
  * whose weights stay in L2 (Q8_CHUNK_BYTES), and within a chunk, token blocks outer and row
  * blocks inner, so that a token block's activations stay in L1 while the chunk's weights
  * stream past them from L2. (Rows outer, as the AVX2 kernel, streams the activations from L2
@@ -244,9 +246,9 @@ static void forward(const block_fn *blocks, const block_fn *pairs, size_t nt_max
             const size_t rows = out - o0 < span ? out - o0 : span;
             const int8_t *q = w->q + rb * per_block;
             const uint8_t *pos = w->pos ? w->pos + rb * per_block : NULL;
-            (two ? pairs[nt] : blocks[nt])(y + t0 * out + o0, out, xq + t0 * ldq, ldq, sx + t0, q, pos,
-                                      W, S, w->scale + o0, w->off + o0, bias ? bias + o0 : NULL,
-                                      rows, act);
+            (two ? pairs[nt] : blocks[nt])(y + t0 * out + o0, out, xq + t0 * ldq, ldq, sx + t0,
+                                           q, pos, W, S, w->scale + o0, w->off + o0,
+                                           bias ? bias + o0 : NULL, rows, act);
             rb += two ? 2 : 1;
         }
     }
