@@ -130,6 +130,11 @@ NMF_API nmf_status nmf_linear_backward_input(float *dx, const float *dy, const n
  * measured once per process and ISA by a ~20-40 ms register-resident loop of independent FMAs
  * (the first call pays for it; thread-safe). Benchmarks report useful GFLOP/s against it. */
 NMF_API double nmf_cpu_fma_peak_gflops(void);
+/* The int8 multiply-add peak of ONE core in GOP/s (2 operations per multiply-add) for the
+ * instruction the int8 layers run on at the active ISA: vpdpbusd (AVX-512 VNNI), vpmaddwd +
+ * vpaddd (AVX2), plain int32 (scalar); measured as nmf_cpu_fma_peak_gflops is. Benchmarks report
+ * int8 products' useful GOP/s against it. */
+NMF_API double nmf_cpu_int8_peak_gops(void);
 
 /* Dense products run on one of these libraries ("backends"), chosen once per process:
  * NMF_GEMM=openblas|onednn forces one; otherwise oneDNN when built in (it picks its kernels by CPU

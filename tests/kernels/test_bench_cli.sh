@@ -1,5 +1,6 @@
 #!/bin/bash
-# nmformer bench gemm: --help, --quick --json (keys present for every row), bad options.
+# nmformer bench gemm: --help, --quick --json (keys present for every row), the peak of each
+# precision, bad options.
 set -u
 cli="${NMF_CLI:?NMF_CLI not set}"
 fail() { echo "test_bench_cli: $*" >&2; exit 1; }
@@ -40,6 +41,23 @@ NMF_ISA=avx2 "$cli" bench gemm --json --reps 3 --threads 1 --shapes 32x64 --toke
     --patterns dense --precision int8 > "$tmp/prec2.json" || fail "NMF_ISA=avx2 int8 failed"
 grep -Eq '"kernel":[[:space:]]*"(avx2-dense|scalar)-int8"' "$tmp/prec2.json" ||
     fail "dense int8 kernel name at NMF_ISA=avx2"
+# int8 rows are reported against the int8 multiply-add peak, f32 rows against the FMA peak: one
+# peak per precision, and every row's fraction is its useful rate over its own peak
+python3 - "$tmp/prec.json" <<'PY' || fail "--precision f32,int8: peaks per precision"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+peak = {}
+for r in rows:
+    assert r["peak_gflops"] > 0 and r["frac_peak"] > 0, r
+    assert abs(r["frac_peak"] * r["peak_gflops"] - r["gflops_useful"]) <= 1e-6 * r["gflops_useful"], r
+    peak.setdefault(r["precision"], set()).add(r["peak_gflops"])
+assert len(peak["f32"]) == 1 and len(peak["int8"]) == 1, peak
+assert peak["f32"] != peak["int8"], peak
+PY
+"$cli" bench gemm --reps 3 --threads 1 --shapes 32x64 --tokens 3 --patterns 2:4 --precision int8 \
+    > "$tmp/prec_table" || fail "int8 table run failed"
+grep -Eq 'measured int8 multiply-add peak [0-9]+\.[0-9] GOP/s' "$tmp/prec_table" ||
+    fail "int8 table: no int8 peak in the header"
 "$cli" bench gemm --precision f16 > /dev/null 2> "$tmp/err" && fail "--precision f16 accepted"
 grep -q "bad list" "$tmp/err" || fail "--precision f16: no clear error"
 
@@ -48,6 +66,7 @@ grep -q "bad list" "$tmp/err" || fail "--precision f16: no clear error"
     || fail "table run failed"
 [ "$(grep -c '1:4' "$tmp/table")" -eq 2 ] || fail "table rows"
 grep -Eq 'measured FMA peak [0-9]+\.[0-9] GFLOP/s' "$tmp/table" || fail "header lacks the peak"
+if grep -q 'int8 multiply-add peak' "$tmp/table"; then fail "an f32 run measured the int8 peak"; fi
 grep -q '% peak' "$tmp/table" || fail "no % peak column"
 # the peak is a positive figure and every fraction of it is positive
 if grep -E '"(peak_gflops|frac_peak)":[[:space:]]*(0[,}]|-|null)' "$tmp/out.json"; then
