@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The figures of the performance issue in one go, on whatever CPU this is: the CPU and the
 # kernels every library runs, then (1) `bench gemm` on BERT shapes at 1 and 2 threads (% of the
-# measured FMA peak, speed-up over the best dense backend of the same run), (2) the tv kernel's
+# measured FMA peak, speed-up over the best dense backend of the same run), and in int8 on BERT
+# and DeiT shapes at one thread (% of the measured int8 multiply-add peak), (2) the tv kernel's
 # shapes against the panel kernel on BERT and DeiT layers (build/tv_sweep), (3) DeiT-small
 # batch 1 against the dense peers (bench/model_vs_peers.py; its venv: bench/setup_peers.sh), f32
 # and int8 (ours int8 against ONNX Runtime's and OpenVINO's own int8 quantization).
@@ -34,6 +35,12 @@ for t in 1 2; do
     --threads "$t"
   echo '```'
 done
+
+echo "## bench gemm, int8, 1 thread: $(date -u '+%H:%M UTC'), load $(cut -d' ' -f1 /proc/loadavg)"
+echo '```'
+"$cli" bench gemm --shapes 768x768,3072x768,768x3072,1152x384,384x384,1536x384,384x1536 \
+  --tokens 128,197 --patterns dense,2:4,2:8,1:8 --precision int8 --threads 1
+echo '```'
 
 echo "## tv kernel shapes (build/tv_sweep), one thread: $(date -u '+%H:%M UTC'), load $(cut -d' ' -f1 /proc/loadavg)"
 echo '```'
