@@ -111,8 +111,9 @@ void nmf_q8_attention_pack(nmf_q8_head *h, const float *q, const float *k, const
     quantize(ktmp, d4, h->kscale, k, s->ldk, s->d, 0, Tk);
     for (size_t i = 0; i < Tq; i++) h->qscale[i] *= s->scale;
     for (size_t j = Tk; j < h->tkp; j++) h->kscale[j] = 0.0f;
-    if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) nmf_q8_attention_layout_avx512(h, ktmp, v, s);
-    else if (isa >= NMF_ISA_AVX2) nmf_q8_attention_layout_avx2(h, ktmp, v, s);
+    const nmf_q8_kind kind = nmf_q8_kind_for(isa);
+    if (kind == NMF_Q8_VNNI512) nmf_q8_attention_layout_avx512(h, ktmp, v, s);
+    else if (kind == NMF_Q8_AVX2) nmf_q8_attention_layout_avx2(h, ktmp, v, s);
     else layout(h, ktmp, v, s);
 }
 
@@ -193,8 +194,9 @@ static nmf_status run(float *out, const float *q, const float *k, const float *v
     }
     nmf_q8_head h;
     nmf_q8_attention_pack(&h, q, k, v, s, work, isa);
-    if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) nmf_attention_q8_avx512(out, &h, s);
-    else if (isa >= NMF_ISA_AVX2) nmf_attention_q8_avx2(out, &h, s); /* AVX2 or AVX-512 sans VNNI */
+    const nmf_q8_kind kind = nmf_q8_kind_for(isa);
+    if (kind == NMF_Q8_VNNI512) nmf_attention_q8_avx512(out, &h, s);
+    else if (kind == NMF_Q8_AVX2) nmf_attention_q8_avx2(out, &h, s); /* AVX2 or AVX-512 sans VNNI */
     else attention_q8_ref(out, &h, s);
     nmf_free(own);
     return NMF_OK;

@@ -13,8 +13,8 @@
 
 #include <stdint.h>
 
-#include "kernels/ops_internal.h" /* nmf_cpu_has_vnni512 */
 #include "kernels/peak.h"
+#include "kernels/spmm_q8.h" /* nmf_q8_kind_for */
 #include "nmformer/kernels.h"
 
 /* Portable: 8 independent float chains of mul + add (what the scalar kernels have). */
@@ -83,25 +83,25 @@ double nmf_cpu_fma_peak_gflops(void) {
     return peak[isa];
 }
 
-/* The int8 kernels' instruction for an ISA, as nmf_q8_kernel_for picks them (spmm_q8_layout.c):
- * VNNI only on AVX-512 CPUs that have it (with VBMI), AVX2 elsewhere from AVX2 up. */
-enum { Q8_SCALAR, Q8_AVX2, Q8_VNNI512, Q8_KINDS };
-static double (*const q8_loops[Q8_KINDS])(size_t) = {
-    nmf_peak_loop_q8_scalar, nmf_peak_loop_q8_avx2, nmf_peak_loop_q8_avx512};
-static double q8_peak[Q8_KINDS];
-static pthread_once_t q8_once[Q8_KINDS] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
-                                           PTHREAD_ONCE_INIT};
-static void measure_q8_scalar(void) { q8_peak[Q8_SCALAR] = measure(q8_loops[Q8_SCALAR]); }
-static void measure_q8_avx2(void) { q8_peak[Q8_AVX2] = measure(q8_loops[Q8_AVX2]); }
-static void measure_q8_vnni(void) { q8_peak[Q8_VNNI512] = measure(q8_loops[Q8_VNNI512]); }
-static void (*const q8_measures[Q8_KINDS])(void) = {measure_q8_scalar, measure_q8_avx2,
-                                                    measure_q8_vnni};
+/* One loop per kind of int8 kernel (nmf_q8_kind_for: the instructions they run on). */
+static double (*const q8_loops[NMF_Q8_KINDS])(size_t) = {
+    [NMF_Q8_SCALAR] = nmf_peak_loop_q8_scalar,
+    [NMF_Q8_AVX2] = nmf_peak_loop_q8_avx2,
+    [NMF_Q8_VNNI512] = nmf_peak_loop_q8_avx512,
+};
+_Static_assert(NMF_Q8_KINDS == 3, "one pthread_once per nmf_q8_kind");
+static double q8_peak[NMF_Q8_KINDS];
+static pthread_once_t q8_once[NMF_Q8_KINDS] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+                                               PTHREAD_ONCE_INIT};
+static void measure_q8_scalar(void) { q8_peak[NMF_Q8_SCALAR] = measure(q8_loops[NMF_Q8_SCALAR]); }
+static void measure_q8_avx2(void) { q8_peak[NMF_Q8_AVX2] = measure(q8_loops[NMF_Q8_AVX2]); }
+static void measure_q8_vnni(void) { q8_peak[NMF_Q8_VNNI512] = measure(q8_loops[NMF_Q8_VNNI512]); }
+static void (*const q8_measures[NMF_Q8_KINDS])(void) = {
+    [NMF_Q8_SCALAR] = measure_q8_scalar, [NMF_Q8_AVX2] = measure_q8_avx2,
+    [NMF_Q8_VNNI512] = measure_q8_vnni};
 
 double nmf_cpu_int8_peak_gops(void) {
-    const nmf_isa isa = nmf_active_isa();
-    const int kind = isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512() ? Q8_VNNI512
-                     : isa >= NMF_ISA_AVX2                          ? Q8_AVX2
-                                                                    : Q8_SCALAR;
+    const nmf_q8_kind kind = nmf_q8_kind_for(nmf_active_isa());
     pthread_once(&q8_once[kind], q8_measures[kind]);
     return q8_peak[kind];
 }

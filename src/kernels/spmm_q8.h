@@ -177,6 +177,11 @@ typedef struct {
     nmf_q8_forward_fn forward;
 } nmf_q8_kernel;
 const nmf_q8_kernel *nmf_q8_kernel_for(nmf_isa isa, int dense);
+/* The instructions int8 layers and attention run on at an ISA (the choice behind
+ * nmf_q8_kernel_for, the int8 attention and the int8 peak probe): AVX-512 VNNI + VBMI where the
+ * CPU has them, else AVX2 from AVX2 up (an AVX-512 CPU without them too), else portable C. */
+typedef enum { NMF_Q8_SCALAR, NMF_Q8_AVX2, NMF_Q8_VNNI512, NMF_Q8_KINDS } nmf_q8_kind;
+nmf_q8_kind nmf_q8_kind_for(nmf_isa isa);
 
 /* Reference on the canonical matrix (spmm_ref.c): quantises w's rows and x's tokens with the
  * functions above and sums in int64 in the plain order; GELU with erf from libm. */

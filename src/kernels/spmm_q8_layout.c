@@ -142,9 +142,16 @@ static const nmf_q8_kernel kernels[] = {
      nmf_q8_forward_dense_avx512},
 };
 
-const nmf_q8_kernel *nmf_q8_kernel_for(nmf_isa isa, int dense) {
+nmf_q8_kind nmf_q8_kind_for(nmf_isa isa) {
     if (isa > nmf_cpu_best_isa()) isa = nmf_cpu_best_isa(); /* never run what the CPU lacks */
-    if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) return &kernels[dense ? 4 : 3];
-    if (isa >= NMF_ISA_AVX2) return &kernels[dense ? 2 : 1];
-    return &kernels[0];
+    if (isa == NMF_ISA_AVX512 && nmf_cpu_has_vnni512()) return NMF_Q8_VNNI512;
+    return isa >= NMF_ISA_AVX2 ? NMF_Q8_AVX2 : NMF_Q8_SCALAR;
+}
+
+const nmf_q8_kernel *nmf_q8_kernel_for(nmf_isa isa, int dense) {
+    switch (nmf_q8_kind_for(isa)) {
+    case NMF_Q8_VNNI512: return &kernels[dense ? 4 : 3];
+    case NMF_Q8_AVX2: return &kernels[dense ? 2 : 1];
+    default: return &kernels[0];
+    }
 }
