@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
     float *yT = tv ? nmf_alloc(nmf_spmm_tv_yt_floats(CHUNK, tok), sizeof(float)) : NULL;
     if (tv && (!xT || !yT || !pw->tv_pairs)) return 1;
     if (tv) nmf_spmm_tv_transpose_avx512(xT, x, in, in, T, tok, 0, (T + 15) / 16);
-    const nmf_spmm_params prm = {0, pw->idx32 != NULL, 0};
+    const nmf_spmm_params prm = nmf_linear_spmm_step(lin, T).prm; /* the plan's (wide: tuned on) */
     double best[2] = {1e30, 1e30};
     AB(best, T * out * in < ((size_t)1 << 24) ? 3000 : 400,
        if (tv) (k ? nmf_spmm_forward_tv_xt_avx512 : old_tv_forward)(

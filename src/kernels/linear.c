@@ -325,6 +325,10 @@ const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin) {
     return lin && lin->pattern.n ? &lin->w : NULL;
 }
 
+nmf_spmm_step nmf_linear_spmm_step(const nmf_linear *lin, size_t tokens) {
+    return nmf_spmm_plan_step(&lin->plan, &lin->w, tokens);
+}
+
 const char *nmf_linear_kernel_name(const nmf_linear *lin, size_t tokens) {
     if (!lin) return "none";
     if (lin->dense) return nmf_gemm_backend_name(nmf_gemm_backend_active());

@@ -63,6 +63,8 @@ typedef struct {
      * ran 1.3x faster (Zen 3, 768 rows, 2:8 and 1:8). */
     const nmf_tv_pair *tv_pairs;
     size_t tv_rows, tv_tokens, tv_kblock;
+    int tv_perm; /* AVX-512 tv kernel: a kept weight's value broadcast by a vpermps from a load
+                  * of 8 pairs (the layer's plan says: spmm_plan.c); the AVX2 kernel ignores it */
     /* The panel layout's positions widened to u32 (idx32[i] = idx[i]), for the AVX-512 panel
      * kernel when its params say `wide`: it loads them with a plain zmm load instead of
      * widening u8 -> u32 (a 512-bit shuffle) per slot and token block. Built when the layer is
@@ -106,6 +108,7 @@ static inline unsigned nmf_idx4_get(const uint8_t *slot, unsigned r) {
  * read no process-wide tuning state. Zero fields mean "the kernel's default". */
 typedef struct {
     size_t panel_block; /* AVX-512 panel kernel: bytes of weights per block of panels */
+    size_t token_block; /* AVX-512 panel kernel: tokens per block, 16 or 12 (0: 12) */
     int wide;           /* AVX-512 panel kernel: read the layer's u32 positions (w->idx32) */
     int bf16;           /* the panel kernels: read the bf16 values w->val16 */
 } nmf_spmm_params;
@@ -298,6 +301,7 @@ typedef struct {
     size_t kblock;       /* kept indices per row per input block */
     size_t chunk;        /* rows per chunk */
     size_t min_tokens;   /* the tv kernel runs from this many tokens (unless forced) */
+    int perm;            /* w->tv_perm */
 } nmf_spmm_tv_shape;
 
 /* What runs one product: the kernel, its name (nmf_linear_kernel_name) and its settings. */
@@ -338,6 +342,9 @@ void nmf_spmm_ref_backward_input(float *dx, const float *dy, const nmf_nm_matrix
 /* The layouts of an N:M linear (NULL for a dense one): the panel layout and those its plan
  * built; for tests of the kernels. */
 const nmf_spmm_weights *nmf_linear_spmm_weights(const nmf_linear *lin);
+/* What an N:M linear's plan runs for a product of `tokens` tokens (the kernel and its params);
+ * for tests and benchmarks that call the kernels themselves. lin must be N:M. */
+nmf_spmm_step nmf_linear_spmm_step(const nmf_linear *lin, size_t tokens);
 
 /* The panel layout's bytes for a pattern/shape (what nmf_linear_weight_bytes reports): 5 per
  * kept weight, what a 1-token product reads. The plan's layouts (idx32, the tv layout) and the

@@ -29,15 +29,10 @@
 #include "kernels/spmm.h"
 #include "kernels/spmm_backward.h"
 
-/* Tokens per block: 16 for patterns with n >= 2 in layers of at least 32 groups, else 12
- * (tb_for; the tile below says what 16 tokens cost). In-process A/B on the Xeon
- * (bench/ab_spmm.sh): 2:4 / 4:8 on 768x768 at 16 tokens 1.22-1.25x faster, at 32-197 tokens
- * 1.03-1.08x; 1:8 3-8 % slower at 16-197 tokens (n = 1 uses each table once a group anyway); and
- * on the 64-wide layers of the demo ViT (8-16 groups, 2176 tokens a training product) 2-4 %
- * slower: a 16-token call's setup (16 row pointers, 16 accumulators in and out) over 8 groups.
- * FOR_T covers 16 = 8 + 4 + 4. */
+/* Tokens per block: TB_MAX or 12, as the layer's plan says (params.token_block; spmm_plan.c
+ * has the rule and its measurements; the tile below says what 16 tokens cost). FOR_T covers
+ * 16 = 8 + 4 + 4. */
 #define TB_MAX 16
-#define TB_MIN_GROUPS 32
 #define X_TILE_FLOATS 5120 /* a token block x chunk columns kept in L1 (20 KiB) */
 _Static_assert(X_TILE_FLOATS / TB_MAX >= NMF_NM_MAX_M, "a chunk holds at least one group");
 /* Weights of a block of panels. Each block sees every token block (and repacks x for it):
@@ -258,7 +253,8 @@ typedef void (*gemv_fn)(float *, const float *, const void *, const void *, size
     }
 /* Specialised slot counts: the common patterns have n = 1, 2, 4 (1:4 1:8 1:16, 2:4 2:8 2:16,
  * 4:8); any other n runs the same code with n read at run time (NC = 0). n = 1 runs 12-token
- * blocks (tb_for): no 16-token tile (its compile time is not small: 16 accumulators). */
+ * blocks (the plan's rule): no 16-token tile (its compile time is not small: 16 accumulators);
+ * the driver runs a 16-token block of it as 12 + 4. */
 #define DEF_LW(LW, W) DEF_TILES_TR(1, LW, W) DEF_TILES_TR(2, LW, W) DEF_TILES_TR(4, LW, W)     \
     DEF_TILES_TR(0, LW, W) DEF_TILE_W(16, 2, LW, W) DEF_TILE_W(16, 4, LW, W)                   \
     DEF_TILE_W(16, 0, LW, W)
@@ -334,9 +330,6 @@ static inline __attribute__((always_inline)) void gelu_panel(float *y, size_t ld
 
 static int n_slot(int n) { return n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3; }
 
-/* tokens per block of a layer of G groups, n kept a group (TB_MAX) */
-static size_t tb_for(size_t n, size_t G) { return n >= 2 && G >= TB_MIN_GROUPS ? TB_MAX : 12; }
-
 void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slack,
                              const nmf_spmm_weights *w, const float *bias, size_t tokens,
                              nmf_activation act, size_t p0, size_t p1,
@@ -368,7 +361,7 @@ void nmf_spmm_forward_avx512(float *y, const float *x, size_t ldx, size_t x_slac
         return;
     }
     const size_t lw = (size_t)4 << lw_slot; /* floats per group in the packed tile */
-    const size_t tb = tb_for(n, G);
+    const size_t tb = prm && prm->token_block == TB_MAX ? TB_MAX : 12; /* tokens per block */
     size_t chunk = X_TILE_FLOATS / (tb * lw); /* groups per chunk */
     if (chunk < 1) chunk = 1;
     /* Panels are taken in blocks (PANEL_BLOCK_BYTES of weights) and each block sees every

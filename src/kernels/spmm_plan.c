@@ -24,7 +24,16 @@
  *   whole tiles and an xT block that fills L1: measured (best of 21, 2026-12-01) over R x TOK
  *   in {1x128, 2x64, 4x64, 2x96, 4x48, 4x32, 2x128}, input blocks 32-768 columns, chunks
  *   64-768 rows; an xT block of 32 KiB was best throughout (64 columns at TOK 128, 128 at 64)
- *   and the chunk did not matter (512 kept). Density >= 1/4 (2:8, 1:4, 2:4, 4:8): 1 x 128,
+ *   and the chunk did not matter (512 kept). Below density 1/2 the AVX-512 tv kernel takes a
+ *   kept weight's value from a load of 8 pairs by a vpermps (w->tv_perm): in-process A/B on the
+ *   Xeon (bench/ab_spmm.sh), 2:8 and 1:8 1-5 % faster; at 2:4 and 4:8, nearer the FMA bound,
+ *   1-4 % slower (the permute port is an FMA port).
+ * - AVX-512 panel kernel, tokens per block (params.token_block): 16 for patterns with n >= 2 in
+ *   layers of at least 32 groups, else 12. In-process A/B on the Xeon: 2:4 / 4:8 on 768x768 at
+ *   16 tokens 1.22-1.25x faster, at 32-197 tokens 1.03-1.08x; 1:8 3-8 % slower at 16-197 tokens
+ *   (n = 1 uses each table once a group anyway); the demo ViT's 64-wide layers (8-16 groups,
+ *   2176 tokens a training product) 2-4 % slower: a 16-token call's setup (16 row pointers, 16
+ *   accumulators in and out) over 8 groups. Density >= 1/4 (2:8, 1:4, 2:4, 4:8): 1 x 128,
  *   from 48 tokens (768x768 128 tokens: 2:8 0.61 of the peak vs the panel's 0.44, 2:4/4:8
  *   0.66; at 32 tokens the panel kernel still won). Density < 1/4 (1:8, 1:16): 2 x 64 from
  *   64 tokens, and only for layers at least 768 wide both ways: 1:8 on 768x768 / 3072x768 at
@@ -106,6 +115,7 @@ static nmf_spmm_tv_shape tv_shape_for(const nmf_spmm_weights *w, nmf_isa isa,
     if (t->tv_in_block) in_block = t->tv_in_block;
     if (t->tv_chunk) s.chunk = t->tv_chunk;
     s.kblock = (in_block / m ? in_block / m : 1) * n; /* whole groups */
+    s.perm = isa == NMF_ISA_AVX512 && 2 * n < m;      /* below density 1/2 (the rules above) */
     if (s.chunk > w->panels * NMF_SPMM_ROWS) s.chunk = w->panels * NMF_SPMM_ROWS; /* scratch */
     return s;
 }
@@ -117,6 +127,7 @@ void nmf_spmm_plan_free(nmf_spmm_plan *p, nmf_spmm_weights *w) {
     p->idx32_storage = NULL;
     p->tv = 0;
     w->tv_pairs = NULL;
+    w->tv_perm = 0;
     w->idx32 = NULL;
 }
 
@@ -155,6 +166,7 @@ nmf_status nmf_spmm_plan_make(nmf_spmm_plan *p, nmf_spmm_weights *w, const nmf_s
             const nmf_status st = nmf_spmm_tv_layout(w, p->tv_shape.rows, p->tv_shape.tokens,
                                                      p->tv_shape.kblock, &p->tv_storage);
             if (st != NMF_OK) return st;
+            w->tv_perm = p->tv_shape.perm;
             p->tv = 1;
         }
     }
@@ -169,9 +181,16 @@ nmf_status nmf_spmm_plan_make(nmf_spmm_plan *p, nmf_spmm_weights *w, const nmf_s
     return NMF_OK;
 }
 
+/* The AVX-512 panel kernel's tokens per block (the rule above). */
+#define PANEL_TB_MIN_GROUPS 32
+static size_t panel_token_block(const nmf_spmm_weights *w) {
+    return w->n >= 2 && w->groups >= PANEL_TB_MIN_GROUPS ? 16 : 12;
+}
+
 nmf_spmm_step nmf_spmm_plan_step(const nmf_spmm_plan *p, const nmf_spmm_weights *w,
                                  size_t tokens) {
     nmf_spmm_step s = {.kind = NMF_SPMM_STEP_PANEL, .name = p->k->name};
+    if (p->isa == NMF_ISA_AVX512) s.prm.token_block = panel_token_block(w);
     if (tokens >= 2 && p->tv &&
         (p->tuning.tv == NMF_SPMM_ON || tokens >= p->tv_shape.min_tokens)) {
         s.kind = NMF_SPMM_STEP_TV;

@@ -35,9 +35,8 @@ static AI void kept_fmas(__m512 *acc, __m512 wv, const char *xb, uint32_t off, c
  * Loads bound it (two a cycle): per kept weight V of x, its offset and its value. PERM (where the
  * registers allow, R x V <= 16): the values of 8 pairs come from one 64-byte load and each is
  * broadcast by a vpermps, V + 1 + 1/8 loads a weight instead of V + 2. The permute port is an FMA
- * port, so this pays only where the loads bind and the FMA ports have slots to spare: below
- * density 1/2 (in-process A/B on the Xeon, bench/ab_spmm.sh: 2:8 and 1:8 1-5 % faster, 2:4 and
- * 4:8, which run nearer the FMA bound, 1-4 % slower; rows_for picks). */
+ * port, so this pays only where the loads bind and the FMA ports have slots to spare: the layer's
+ * plan says where (w->tv_perm, spmm_plan.c). */
 static AI void rows_kernel(float *yt, size_t tok, const float *xT, const nmf_tv_pair *wp,
                            size_t len, int init, const float *b, const int R, const int V,
                            const int PERM) {
@@ -114,9 +113,9 @@ static const nmf_spmm_tv_rows_fn rows_fns_perm[5][9] = {
     [4] = {NULL, rowsp_4_1, rowsp_4_2, rowsp_4_3, rowsp_4_4, rows_4_5, rows_4_6, rows_4_7, NULL},
 };
 
-/* A layer's microkernels: the PERM ones below density 1/2 (rows_kernel) */
+/* A layer's microkernels: the PERM ones where its plan says (rows_kernel) */
 static const nmf_spmm_tv_rows_fn *rows_for(const nmf_spmm_weights *w) {
-    return (2 * w->n < w->m ? rows_fns_perm : rows_fns)[w->tv_rows];
+    return (w->tv_perm ? rows_fns_perm : rows_fns)[w->tv_rows];
 }
 
 /* Every tile height up to TOK must have a kernel: a ragged last tile runs fewer vectors. */

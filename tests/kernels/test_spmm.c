@@ -195,7 +195,10 @@ static void run_case(const test_case *c) {
             for (size_t t = 0; t < T; t++)
                 for (size_t i = 0; i < ldx; i++) xs[t * ldx + i] = i < in ? x[t * in + i] : NAN;
             for (int wide = 0; wide <= (pw->idx32 != NULL); wide++) {
-                const nmf_spmm_params prm = {.wide = wide, .panel_block = tune.panel_block};
+                /* 16-token blocks whatever the plan's rule (through the layer above it ran
+                 * the rule's): n = 1 has no 16-token tile and runs them as 12 + 4 */
+                const nmf_spmm_params prm = {.wide = wide, .panel_block = tune.panel_block,
+                                             .token_block = 16};
                 for (size_t i = 0; i < T * out; i++) y[i] = NAN;
                 nmf_spmm_kernels_for((nmf_isa)isa)->forward(y, xs, ldx, 40, pw, b, T, act, 0,
                                                             pw->panels, &prm);
